@@ -1,0 +1,46 @@
+import js from '@eslint/js';
+import nx from '@nx/eslint-plugin';
+import tseslint from 'typescript-eslint';
+
+// Who may import whom. Libraries stand alone; tools (local infrastructure) may use
+// libraries and other tools; apps use libraries only; test suites may use anything but apps.
+const depConstraints = [
+  { sourceTag: 'type:lib', onlyDependOnLibsWithTags: ['type:lib'] },
+  { sourceTag: 'type:tool', onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] },
+  { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:lib'] },
+  { sourceTag: 'type:test', onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] },
+  { sourceTag: 'scope:api', notDependOnLibsWithTags: ['scope:partner'] },
+  { sourceTag: 'scope:partner', notDependOnLibsWithTags: ['scope:api'] },
+];
+
+export default [
+  { ignores: ['**/dist', '**/node_modules', '**/test-results', '**/playwright-report', '.certflow', '.nx', 'load/results'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    plugins: { '@nx': nx },
+    files: ['**/*.ts', '**/*.mts', '**/*.js', '**/*.mjs'],
+    rules: {
+      '@nx/enforce-module-boundaries': ['error', { enforceBuildableLibDependency: false, allow: [], depConstraints }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // Tests of an app may start real local infrastructure (the emulator, the gateway).
+    files: ['apps/**/*.spec.ts', 'apps/**/test/**/*.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: false,
+          allow: [],
+          depConstraints: depConstraints.map((c) =>
+            c.sourceTag === 'type:app' ? { ...c, onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] } : c,
+          ),
+        },
+      ],
+    },
+  },
+  { files: ['**/vitest.config.mts', '**/playwright.config.ts'], rules: { '@nx/enforce-module-boundaries': 'off' } },
+  { files: ['load/k6/**/*.js'], languageOptions: { globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly' } } },
+];
