@@ -1,2 +1,5 @@
-import forge from 'node-forge';
-export const x = (): string => forge.md.sha1.create().digest().toHex();
+export * from './errors';
+export * from './files';
+export * from './certificate';
+export * from './generate';
+export * from './development-ca';
