@@ -1,1 +1,5 @@
-export {};
+export * from './errors';
+export * from './guid';
+export * from './app-principal';
+export * from './access-token-claims';
+export * from './parse-access-token-claims';

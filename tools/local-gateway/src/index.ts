@@ -1,1 +1,11 @@
-export {};
+export { startGateway, HEALTH_PATH, DEFAULT_MAX_REQUEST_BODY_BYTES } from './gateway';
+export type { GatewayOptions, RunningGateway } from './gateway';
+export { ApimError, apimErrorBody } from './apim-errors';
+export type { ApimErrorBody } from './apim-errors';
+export { PolicyLoadError } from './policy-xml';
+export { loadPolicyDocument, compilePolicyDocument } from './policy-document';
+export type { PolicyDocument, PolicyLoadOptions } from './policy-document';
+export { OpenIdMetadataCache, APIM_METADATA_TIMINGS } from './openid-metadata-cache';
+export type { MetadataCacheTimings, OpenIdMetadata } from './openid-metadata-cache';
+export type { AccessLogEntry, AccessLogSink, PolicyOutcome } from './access-log';
+export { runCli, parseGatewayArgs, UsageError } from './cli';

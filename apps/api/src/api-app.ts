@@ -1,0 +1,56 @@
+/**
+ * Creating and starting the API in code (tests, tools/stack) and from `main.ts`.
+ *
+ * @example
+ *   const api = await startApi(loadApiConfig({ ENTRA_TENANT_ID: tid, API_AUDIENCES: appId, PORT: '0' }));
+ *   await fetch(`${api.url}/health`);
+ *   await api.close();
+ */
+import 'reflect-metadata';
+import type { AddressInfo } from 'node:net';
+import type { LoggerService } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
+import { AppModule } from './app.module';
+import { ApiConfig, validateApiConfig } from './config/api-config';
+import { JsonLogger } from './logging/json-logger';
+
+export interface ApiAppOptions {
+  /** Defaults to JSON lines on stderr; `false` silences Nest's logs. */
+  logger?: LoggerService | false;
+}
+
+export interface RunningApi {
+  /** `http://HOST:PORT`, with the port actually bound. */
+  readonly url: string;
+  readonly app: NestFastifyApplication;
+  close(): Promise<void>;
+}
+
+/** Builds the Nest application (not yet listening); the configuration is validated first. */
+export async function createApiApp(config: ApiConfig, options: ApiAppOptions = {}): Promise<NestFastifyApplication> {
+  const valid = validateApiConfig(config);
+  return NestFactory.create<NestFastifyApplication>(AppModule.forRoot(valid), new FastifyAdapter(), {
+    logger: options.logger ?? new JsonLogger(),
+    abortOnError: false, // a failure during start-up must reach the caller, not exit the process
+  });
+}
+
+/** Creates the application and listens on `config.host:config.port` (port 0: any free port). */
+export async function startApi(config: ApiConfig, options: ApiAppOptions = {}): Promise<RunningApi> {
+  const app = await createApiApp(config, options);
+  try {
+    await app.listen(config.port, config.host);
+  } catch (err) {
+    await app.close();
+    throw err;
+  }
+  const address = app.getHttpServer().address() as AddressInfo;
+  return { url: listeningUrl(address), app, close: () => app.close() };
+}
+
+function listeningUrl(address: AddressInfo): string {
+  // A wildcard address is reached locally through the loopback address.
+  const host = address.address === '0.0.0.0' || address.address === '::' ? '127.0.0.1' : address.address;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${address.port}`;
+}

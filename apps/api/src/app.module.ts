@@ -1,0 +1,13 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { ApiConfig } from './config/api-config';
+import { ApiConfigModule } from './config/api-config.module';
+import { AuthModule } from './auth/auth.module';
+import { HealthModule } from './health/health.module';
+import { OrdersModule } from './orders/orders.module';
+
+@Module({})
+export class AppModule {
+  static forRoot(config: ApiConfig): DynamicModule {
+    return { module: AppModule, imports: [ApiConfigModule.forRoot(config), AuthModule.forRoot(), HealthModule, OrdersModule] };
+  }
+}

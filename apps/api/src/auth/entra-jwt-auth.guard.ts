@@ -1,0 +1,48 @@
+/**
+ * Global guard: every route needs a valid Entra access token unless marked `@Public()`.
+ * It authenticates with this application's strategy, the `defaultStrategy` set by AuthModule.forRoot.
+ */
+import { ExecutionContext, Inject, Injectable, Logger } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { AuthGuard, AuthModuleOptions } from '@nestjs/passport';
+import type { FastifyReply } from 'fastify';
+import { AuthFailure } from './auth-failure';
+import { PUBLIC_ROUTE } from './auth-decorators';
+
+@Injectable()
+export class EntraJwtAuthGuard extends AuthGuard() {
+  private readonly logger = new Logger(EntraJwtAuthGuard.name);
+
+  constructor(
+    @Inject(Reflector) private readonly reflector: Reflector,
+    @Inject(AuthModuleOptions) options: AuthModuleOptions,
+  ) {
+    super(options);
+  }
+
+  override canActivate(context: ExecutionContext) {
+    const isPublic = this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [context.getHandler(), context.getClass()]);
+    return isPublic ? true : super.canActivate(context);
+  }
+
+  override handleRequest<TUser>(err: unknown, user: unknown, info: unknown, context: ExecutionContext): TUser {
+    if (!err && user) return user as TUser;
+    const failure = AuthFailure.fromPassport(err ?? info);
+    rejectRequest(this.logger, context, failure, err ?? info);
+  }
+}
+
+/** Logs the refusal (never the token) and throws the JSON error response. */
+export function rejectRequest(logger: Logger, context: ExecutionContext, failure: AuthFailure, cause?: unknown): never {
+  const request = context.switchToHttp().getRequest<{ method: string; url: string }>();
+  logger.warn({
+    event: 'auth_rejected',
+    status: failure.status,
+    code: failure.code,
+    method: request.method,
+    path: request.url.split('?')[0],
+    ...(cause instanceof Error ? { cause: cause.message } : {}),
+  });
+  if (failure.wwwAuthenticate) context.switchToHttp().getResponse<FastifyReply>().header('WWW-Authenticate', failure.wwwAuthenticate);
+  throw failure.toException();
+}

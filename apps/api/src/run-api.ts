@@ -1,0 +1,34 @@
+/**
+ * What `main.ts` does, with the environment and output streams passed in so tests can run it:
+ * start from the environment and print `{"event":"listening","url":…}` as the only stdout line,
+ * or report a bad configuration (naming the variable) on stderr and give exit status 1.
+ */
+import { JsonLogger } from './logging/json-logger';
+import { loadApiConfig } from './config/api-config';
+import { ConfigError } from './config/config-error';
+import { RunningApi, startApi } from './api-app';
+
+export interface ProcessOutput {
+  stdout: (line: string) => void;
+  stderr: (line: string) => void;
+}
+
+const PROCESS_OUTPUT: ProcessOutput = {
+  stdout: (line) => process.stdout.write(line),
+  stderr: (line) => process.stderr.write(line),
+};
+
+export type RunApiResult = { exitCode: 0; api: RunningApi } | { exitCode: 1; error: Error };
+
+export async function runApi(env: NodeJS.ProcessEnv = process.env, output: ProcessOutput = PROCESS_OUTPUT): Promise<RunApiResult> {
+  try {
+    const api = await startApi(loadApiConfig(env), { logger: new JsonLogger(output.stderr) });
+    output.stdout(`${JSON.stringify({ event: 'listening', url: api.url })}\n`);
+    return { exitCode: 0, api };
+  } catch (err) {
+    const error = err instanceof Error ? err : new Error(String(err));
+    const variable = error instanceof ConfigError ? { variable: error.variable } : {};
+    output.stderr(`${JSON.stringify({ event: 'startup_failed', ...variable, message: error.message })}\n`);
+    return { exitCode: 1, error };
+  }
+}

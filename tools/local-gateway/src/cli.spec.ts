@@ -1,0 +1,74 @@
+import { join, resolve } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { parseGatewayArgs, runCli } from './cli';
+import { httpsCall, startEchoUpstream, startTestIssuer, tempStateDir } from './test-servers.test-helpers';
+
+const REQUIRED = ['--state-dir', '/tmp/s', '--policy', 'p.xml', '--backend', 'http://127.0.0.1:3000'];
+
+async function usage(argv: string[]): Promise<{ exitCode: number; stderr: string }> {
+  const err: string[] = [];
+  const { exitCode } = await runCli(argv, { stdout: () => undefined, stderr: (l) => err.push(l) });
+  return { exitCode, stderr: err.join('\n') };
+}
+
+describe('gateway CLI', () => {
+  const state = tempStateDir();
+  afterAll(() => state.remove());
+
+  it('parses flags, repeated named values included', () => {
+    const { options } = parseGatewayArgs([...REQUIRED, '--named-value', 'tenant-id=abc', '--named-value', 'x=a=b', '--port', '8443', '--host', '0.0.0.0']);
+    expect(options).toMatchObject({ stateDir: '/tmp/s', policyFile: 'p.xml', backendUrl: 'http://127.0.0.1:3000', port: 8443, host: '0.0.0.0', namedValues: { 'tenant-id': 'abc', x: 'a=b' } });
+  });
+
+  it.each([
+    [['--state-dir', 'd', '--policy', 'p'], /--backend is required/],
+    [[...REQUIRED, '--port', 'http'], /--port must be a port number/],
+    [[...REQUIRED, '--port', '70000'], /--port must be a port number/],
+    [[...REQUIRED, '--named-value', 'novalue'], /--named-value must be NAME=VALUE/],
+    [[...REQUIRED, '--colour', 'blue'], /--colour/],
+    [['--state-dir', 'd', '--policy', 'p', '--backend', 'https://api'], /--backend must be an http:\/\/ URL/],
+    [[...REQUIRED, '--ca-file', '/nonexistent.pem'], /--ca-file: cannot read/],
+  ])('exits 2 naming the flag: %j', async (argv, message) => {
+    const { exitCode, stderr } = await usage(argv);
+    expect(exitCode).toBe(2);
+    expect(stderr).toMatch(message);
+  });
+
+  it('starts the gateway and prints the listening line', async () => {
+    const issuer = await startTestIssuer(state.dir);
+    const upstream = await startEchoUpstream();
+    const caFile = join(state.dir, 'ca', 'ca.crt.pem');
+    const out: string[] = [];
+    const { exitCode, gateway } = await runCli(
+      [
+        '--state-dir', state.dir,
+        '--policy', resolve(__dirname, '../../../apps/api/apim/policy.xml'),
+        '--backend', upstream.url,
+        '--named-value', `entra-instance=${issuer.url}`,
+        '--named-value', `tenant-id=${issuer.tenantId}`,
+        '--named-value', 'api-app-id=app',
+        '--named-value', 'api-app-id-uri=api://orders',
+        '--ca-file', caFile,
+      ],
+      { stdout: (l) => out.push(l), stderr: (l) => out.push(l) },
+    );
+    try {
+      expect(exitCode).toBe(0);
+      expect(JSON.parse(out[0]!)).toEqual({ event: 'listening', url: gateway!.url });
+      const token = await issuer.sign({ aud: 'app', iss: issuer.issuer, exp: Math.floor(Date.now() / 1000) + 600 });
+      const res = await httpsCall(`${gateway!.url}/orders`, { caPem: issuer.caPem, headers: { authorization: `Bearer ${token}` } });
+      expect(res.status).toBe(200);
+      expect(JSON.parse(out[1]!)).toMatchObject({ event: 'request', path: '/orders', status: 200 });
+    } finally {
+      await gateway?.close();
+      await upstream.close();
+      await issuer.close();
+    }
+  });
+
+  it('exits 1 with the policy error when the policy does not load', async () => {
+    const { exitCode, stderr } = await usage(['--state-dir', state.dir, '--policy', resolve(__dirname, '../../../apps/api/apim/policy.xml'), '--backend', 'http://127.0.0.1:1']);
+    expect(exitCode).toBe(1);
+    expect(stderr).toMatch(/policy\.xml:\d+: <openid-config>: attribute url: unknown named value 'entra-instance'/);
+  });
+});

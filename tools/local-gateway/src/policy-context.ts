@@ -1,0 +1,47 @@
+/**
+ * What policies see and change while a request goes through the gateway: APIM's `context`
+ * reduced to what the supported policies need.
+ */
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { ApimError } from './apim-errors';
+
+export type PolicySection = 'inbound' | 'backend' | 'outbound' | 'on-error';
+
+export interface GatewayRequest {
+  readonly method: string;
+  /** Path and query as received, e.g. `/orders?x=1`. */
+  readonly url: string;
+  readonly query: URLSearchParams;
+  /** Headers towards the backend (lower-case names); `set-header` in `inbound` changes them. */
+  readonly headers: OutgoingHttpHeaders;
+  readonly clientIp: string;
+}
+
+export interface GatewayResponse {
+  statusCode: number;
+  reason?: string;
+  /** Lower-case names; `set-header` in `outbound`/`on-error` changes them. */
+  headers: OutgoingHttpHeaders;
+  /** A body set by a policy; when undefined the backend's body (if any) is streamed. */
+  body?: string;
+}
+
+export interface PolicyContext {
+  section: PolicySection;
+  readonly request: GatewayRequest;
+  response: GatewayResponse | undefined;
+  readonly variables: Map<string, unknown>;
+  lastError: ApimError | undefined;
+  /** Set by `return-response`: stop the pipeline and answer with `response`. */
+  returned: boolean;
+  /** Current time in ms (injectable for tests). */
+  readonly now: () => number;
+}
+
+/** One compiled policy statement (`validate-jwt`, `set-header`, …). */
+export interface PolicyStatement {
+  readonly name: string;
+  readonly line: number;
+  /** Runs the statement; failures throw `ApimError`, which sends the pipeline to `on-error`. */
+  execute(ctx: PolicyContext): Promise<void> | void;
+}

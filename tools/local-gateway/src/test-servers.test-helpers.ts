@@ -1,0 +1,204 @@
+/**
+ * Real servers for the gateway's tests: a tiny HTTPS OpenID Connect issuer (discovery + JWKS,
+ * Entra-shaped URLs, keys from real RSA key pairs) that signs tokens with jose, a plain HTTP
+ * upstream that echoes what it received, and an HTTPS client that trusts the development CA.
+ */
+import { createSelfSignedCertificate, DevelopmentCa } from '@certflow/certs';
+import { importPKCS8, JWK, JWTPayload, SignJWT } from 'jose';
+import { createHash, createPublicKey, randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export function tempStateDir(): { dir: string; remove(): void } {
+  const dir = mkdtempSync(join(tmpdir(), 'local-gateway-'));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export interface SigningKey {
+  kid: string;
+  privateKeyPem: string;
+  publicJwk: JWK;
+}
+
+export function newSigningKey(kid = randomUUID()): SigningKey {
+  const { privateKeyPem, certificatePem } = createSelfSignedCertificate({ commonName: `test signing key ${kid}` });
+  const der = Buffer.from(certificatePem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  const jwk = createPublicKey(privateKeyPem).export({ format: 'jwk' }) as JWK;
+  const x5t = createHash('sha1').update(der).digest('base64url');
+  return { kid, privateKeyPem, publicJwk: { ...jwk, kid, use: 'sig', x5t, x5c: [der.toString('base64')] } };
+}
+
+export interface TestIssuer {
+  url: string;
+  tenantId: string;
+  /** `https://localhost:P/<tid>/v2.0` */
+  issuer: string;
+  openIdConfigurationUrl: string;
+  caPem: string;
+  keys: SigningKey[];
+  counts: { metadata: number; jwks: number };
+  /** Publishes a new key (rotation) and returns it. */
+  addKey(): SigningKey;
+  removeKey(kid: string): void;
+  sign(claims: JWTPayload, opts?: { key?: SigningKey; alg?: string; header?: Record<string, unknown> }): Promise<string>;
+  close(): Promise<void>;
+}
+
+export async function startTestIssuer(stateDir: string): Promise<TestIssuer> {
+  const ca = DevelopmentCa.loadOrCreate(stateDir);
+  const tls = ca.issueServerCertificate();
+  const tenantId = randomUUID();
+  const keys: SigningKey[] = [newSigningKey()];
+  const counts = { metadata: 0, jwks: 0 };
+  let base = '';
+  const server = createHttpsServer({ cert: tls.certificatePem, key: tls.privateKeyPem }, (req, res) => {
+    const send = (body: unknown): void => {
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=86400, private' });
+      res.end(JSON.stringify(body));
+    };
+    if (req.url === `/${tenantId}/v2.0/.well-known/openid-configuration`) {
+      counts.metadata++;
+      send({
+        issuer: `${base}/${tenantId}/v2.0`,
+        jwks_uri: `${base}/${tenantId}/discovery/v2.0/keys`,
+        token_endpoint: `${base}/${tenantId}/oauth2/v2.0/token`,
+        id_token_signing_alg_values_supported: ['RS256'],
+      });
+    } else if (req.url === `/${tenantId}/discovery/v2.0/keys`) {
+      counts.jwks++;
+      send({ keys: keys.map((k) => ({ ...k.publicJwk, issuer: `${base}/${tenantId}/v2.0` })) });
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  base = `https://localhost:${port}`;
+  const issuer = `${base}/${tenantId}/v2.0`;
+  return {
+    url: base,
+    tenantId,
+    issuer,
+    openIdConfigurationUrl: `${issuer}/.well-known/openid-configuration`,
+    caPem: ca.certificatePem,
+    keys,
+    counts,
+    addKey() {
+      const key = newSigningKey();
+      keys.push(key);
+      return key;
+    },
+    removeKey(kid) {
+      const i = keys.findIndex((k) => k.kid === kid);
+      if (i >= 0) keys.splice(i, 1);
+    },
+    async sign(claims, opts = {}) {
+      const key = opts.key ?? keys[0]!;
+      const alg = opts.alg ?? 'RS256';
+      return new SignJWT(claims)
+        .setProtectedHeader({ typ: 'JWT', alg, kid: key.kid, ...opts.header })
+        .sign(await importPKCS8(key.privateKeyPem, alg));
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** Claims of a v2 Entra app-only access token for `aud`, valid for an hour from now. */
+export function accessTokenClaims(issuer: TestIssuer, aud: string, overrides: JWTPayload = {}): JWTPayload {
+  const now = Math.floor(Date.now() / 1000);
+  const partner = randomUUID();
+  return {
+    aud,
+    iss: issuer.issuer,
+    iat: now,
+    nbf: now,
+    exp: now + 3600,
+    azp: randomUUID(),
+    azpacr: '2',
+    idtyp: 'app',
+    oid: partner,
+    sub: partner,
+    tid: issuer.tenantId,
+    roles: ['Orders.Read'],
+    uti: randomUUID(),
+    ver: '2.0',
+    ...overrides,
+  };
+}
+
+export interface EchoedRequest {
+  method: string;
+  url: string;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export interface EchoUpstream {
+  url: string;
+  received: EchoedRequest[];
+  close(): Promise<void>;
+}
+
+/** A plain HTTP backend answering 200 with JSON describing the request it got. */
+export async function startEchoUpstream(): Promise<EchoUpstream> {
+  const received: EchoedRequest[] = [];
+  const server = createHttpServer((req, res) => {
+    req.on('error', () => undefined); // the gateway may abort a forwarded request
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const echoed = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      received.push(echoed);
+      const body = JSON.stringify(echoed);
+      res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'echo', connection: 'keep-alive' });
+      res.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+export interface TestResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  text: string;
+  json(): unknown;
+}
+
+/** An HTTPS request that trusts only `caPem`; `body` may be a string or an array of chunks (sent chunked). */
+export function httpsCall(
+  url: string,
+  opts: { caPem: string; method?: string; headers?: OutgoingHttpHeaders; body?: string | string[] },
+): Promise<TestResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, ca: opts.caPem, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
+      });
+    });
+    req.on('error', reject);
+    if (Array.isArray(opts.body)) for (const chunk of opts.body) req.write(chunk);
+    else if (opts.body !== undefined) req.write(opts.body);
+    req.end();
+  });
+}
