@@ -1,1 +1,7 @@
-export {};
+/** @certflow/partner-worker: the partner's side of the certificate client-credentials flow. */
+export * from './config';
+export * from './certificate-store';
+export * from './https-network-client';
+export * from './certificate-token-client';
+export * from './api-client';
+export { runCli, USAGE, UsageError, type CliIo } from './cli';

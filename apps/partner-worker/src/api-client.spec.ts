@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DevelopmentCa } from '@certflow/certs';
+import { ApiCallError, ApiClient } from './api-client';
+import type { AcquiredToken, GetTokenOptions, TokenProvider } from './certificate-token-client';
+import {
+  json,
+  startHttpServer,
+  startHttpsServer,
+  tempDir,
+  type TestServer,
+} from './test-servers.test-helpers';
+
+/** Hands out token-1, token-2, … ; a forced refresh always makes a new one. */
+class CountingTokens implements TokenProvider {
+  calls: GetTokenOptions[] = [];
+  private n = 1;
+  async getToken(options: GetTokenOptions = {}): Promise<AcquiredToken> {
+    this.calls.push(options);
+    if (options.forceRefresh) this.n += 1;
+    return {
+      accessToken: `token-${this.n}`,
+      expiresOn: new Date(Date.now() + 3600_000),
+      source: options.forceRefresh ? 'network' : 'cache',
+    };
+  }
+}
+
+describe('ApiClient', () => {
+  const dir = tempDir();
+  let ca: DevelopmentCa;
+  let api: TestServer;
+  let gateway: TestServer;
+  const seen: { url: string; auth: string | undefined; remotePort: number | undefined }[] = [];
+
+  beforeAll(async () => {
+    ca = DevelopmentCa.loadOrCreate(dir.path);
+    const handler = (
+      req: import('node:http').IncomingMessage,
+      body: string,
+      res: import('node:http').ServerResponse,
+    ) => {
+      seen.push({ url: req.url ?? '', auth: req.headers.authorization, remotePort: req.socket.remotePort });
+      if (req.url === '/v1/orders') return json(res, 200, [{ id: 1 }]);
+      if (req.url === '/v1/echo')
+        return json(res, 200, { method: req.method, body: JSON.parse(body) as unknown });
+      if (req.url === '/v1/revoked')
+        return req.headers.authorization === 'Bearer token-2'
+          ? json(res, 200, { ok: true })
+          : json(res, 401, { statusCode: 401, message: 'Unauthorized' });
+      if (req.url === '/v1/always-401') return json(res, 401, { statusCode: 401, message: 'Invalid JWT.' });
+      if (req.url === '/v1/forbidden') return json(res, 403, { statusCode: 403, message: 'missing role' });
+      if (req.url === '/v1/text')
+        return void res.writeHead(200, { 'content-type': 'text/plain' }).end('hello');
+      if (req.url === '/v1/slow') return void setTimeout(() => json(res, 200, {}), 1000);
+      json(res, 404, { statusCode: 404 });
+    };
+    api = await startHttpServer(handler);
+    gateway = await startHttpsServer(ca, handler);
+  });
+  afterAll(async () => {
+    await api.close();
+    await gateway.close();
+    dir.remove();
+  });
+
+  it('sends the bearer token over HTTPS trusting the CA and parses JSON, reusing the connection', async () => {
+    const tokens = new CountingTokens();
+    const client = new ApiClient({ baseUrl: `${gateway.url}/v1`, tokens, ca: ca.certificatePem });
+    seen.length = 0;
+    const first = await client.get('/orders');
+    const second = await client.get('/orders');
+    expect(first).toMatchObject({ status: 200, body: [{ id: 1 }], retriedWithFreshToken: false });
+    expect(second.status).toBe(200);
+    expect(seen.map((s) => s.auth)).toEqual(['Bearer token-1', 'Bearer token-1']);
+    expect(seen[0]?.remotePort).toBe(seen[1]?.remotePort); // keep-alive
+    expect(tokens.calls).toEqual([{ forceRefresh: false }, { forceRefresh: false }]);
+    client.close();
+  });
+
+  it('retries once with a fresh token after a 401', async () => {
+    const tokens = new CountingTokens();
+    const client = new ApiClient({ baseUrl: api.url + '/v1/', tokens });
+    seen.length = 0;
+    const res = await client.get('/revoked');
+    expect(res).toMatchObject({ status: 200, retriedWithFreshToken: true });
+    expect(seen.map((s) => s.auth)).toEqual(['Bearer token-1', 'Bearer token-2']);
+    expect(tokens.calls).toEqual([{ forceRefresh: false }, { forceRefresh: true }]);
+    client.close();
+  });
+
+  it('gives up after the one retry, and does not retry a 403', async () => {
+    const tokens = new CountingTokens();
+    const client = new ApiClient({ baseUrl: `${api.url}/v1`, tokens });
+    seen.length = 0;
+    expect(await client.get('/always-401')).toMatchObject({
+      status: 401,
+      retriedWithFreshToken: true,
+      body: { message: 'Invalid JWT.' },
+    });
+    expect(seen).toHaveLength(2);
+    seen.length = 0;
+    expect(await client.get('/forbidden')).toMatchObject({ status: 403, retriedWithFreshToken: false });
+    expect(seen).toHaveLength(1);
+    client.close();
+  });
+
+  it('sends JSON bodies and keeps non-JSON responses as text', async () => {
+    const client = new ApiClient({ baseUrl: `${api.url}/v1`, tokens: new CountingTokens() });
+    expect((await client.request('/echo', { method: 'POST', body: { a: 1 } })).body).toEqual({
+      method: 'POST',
+      body: { a: 1 },
+    });
+    expect((await client.get('/text')).body).toBe('hello');
+    client.close();
+  });
+
+  it('refuses paths that would send the token elsewhere', async () => {
+    const client = new ApiClient({ baseUrl: `${api.url}/v1`, tokens: new CountingTokens() });
+    for (const path of ['https://evil.example/x', '//evil.example/x', 'orders', '/../admin']) {
+      await expect(client.get(path)).rejects.toMatchObject({ code: 'ERR_INVALID_PATH' });
+    }
+    expect(client.urlFor('/orders?x=1').href).toBe(`${api.url}/v1/orders?x=1`);
+    client.close();
+  });
+
+  it('times out, and names TLS failures', async () => {
+    const slow = new ApiClient({ baseUrl: `${api.url}/v1`, tokens: new CountingTokens(), timeoutMs: 100 });
+    await expect(slow.get('/slow')).rejects.toMatchObject({ code: 'ETIMEDOUT' });
+    slow.close();
+    const untrusted = new ApiClient({ baseUrl: gateway.url + '/v1', tokens: new CountingTokens() });
+    const err = (await untrusted.get('/orders').catch((e: unknown) => e)) as ApiCallError;
+    expect(err).toBeInstanceOf(ApiCallError);
+    expect(err.message).toMatch(/UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER.*PARTNER_CA_FILE/);
+    untrusted.close();
+  });
+});

@@ -1,0 +1,229 @@
+/**
+ * Steps 5 and 6: MSAL's ConfidentialClientApplication signs a client assertion with the
+ * partner's private key (PS256, `x5t#S256`) and exchanges it for an access token.
+ *
+ * What this wrapper adds to MSAL (all measured, see /work/shared/reference/msal-node-measured.md):
+ * - an offline-capable configuration: `knownAuthorities` = host WITH port, `authorityMetadata`
+ *   so that no discovery request is made, a network client that trusts the configured CA;
+ * - one MSAL instance per client (each instance has its own cache);
+ * - single-flight: concurrent callers share one in-flight acquisition (MSAL alone sends one
+ *   token request per caller when the cache is cold);
+ * - an empty `access_token` is an error (MSAL reports it as a success);
+ * - errors carry the AADSTS code and the real transport cause.
+ */
+import {
+  AuthError,
+  ConfidentialClientApplication,
+  LogLevel,
+  type AuthenticationResult,
+  type INetworkModule,
+  type NetworkRequestOptions,
+  type NetworkResponse,
+} from '@azure/msal-node';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { ParsedCertificate } from '@certflow/certs';
+
+export interface TokenClientCredential {
+  privateKeyPem: string;
+  certificate: ParsedCertificate;
+}
+
+export interface CertificateTokenClientOptions {
+  /** e.g. `https://login.microsoftonline.com` or `https://localhost:PORT` (no trailing slash, no path). */
+  entraInstance: string;
+  tenantId: string;
+  clientId: string;
+  /** One scope ending in `/.default`. */
+  scope: string;
+  credential: TokenClientCredential;
+  networkClient: INetworkModule;
+}
+
+export interface AcquiredToken {
+  accessToken: string;
+  expiresOn: Date;
+  /** `cache` when MSAL answered from its cache without a request to the authority. */
+  source: 'network' | 'cache';
+}
+
+export interface GetTokenOptions {
+  /** Ask the authority for a new token even if a cached one is still valid (e.g. after a 401). */
+  forceRefresh?: boolean;
+}
+
+export interface TokenProvider {
+  getToken(options?: GetTokenOptions): Promise<AcquiredToken>;
+}
+
+export class TokenAcquisitionError extends Error {
+  override readonly name = 'TokenAcquisitionError';
+  constructor(
+    /** MSAL's error code (`invalid_client`, `network_error`, …) or ERR_EMPTY_TOKEN. */
+    readonly code: string,
+    message: string,
+    /** The Entra error number, e.g. `700027` for a certificate that is not registered. */
+    readonly aadsts?: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/**
+ * The thumbprint as MSAL needs it: plain hex. MSAL silently mangles colon-separated hex and
+ * base64 (the server then rejects the assertion), so anything else is refused here.
+ */
+export function toThumbprintHex(value: string, bytes: 20 | 32 = 32): string {
+  const hex = value.replace(/:/g, '').trim().toUpperCase();
+  if (!new RegExp(`^[0-9A-F]{${bytes * 2}}$`).test(hex)) {
+    throw new TypeError(
+      `expected a ${bytes * 8 === 160 ? 'SHA-1' : 'SHA-256'} thumbprint as ${bytes * 2} hex digits, got "${value}"`,
+    );
+  }
+  return hex;
+}
+
+export function authorityFor(entraInstance: string, tenantId: string): string {
+  return `${entraInstance.replace(/\/+$/, '')}/${tenantId}`;
+}
+
+/** What happened during one acquisition, below MSAL. */
+interface AttemptContext {
+  transportError?: Error;
+}
+
+/**
+ * Passes requests to the real network client and remembers what it threw: MSAL turns any
+ * such error into a bare `network_error` ("See https://aka.ms/…"), losing the cause.
+ */
+class CauseRecordingNetworkClient implements INetworkModule {
+  constructor(
+    private readonly inner: INetworkModule,
+    private readonly attempts: AsyncLocalStorage<AttemptContext>,
+  ) {}
+
+  sendGetRequestAsync<T>(
+    url: string,
+    options?: NetworkRequestOptions,
+    timeout?: number,
+  ): Promise<NetworkResponse<T>> {
+    return this.record(this.inner.sendGetRequestAsync<T>(url, options, timeout));
+  }
+
+  sendPostRequestAsync<T>(url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> {
+    return this.record(this.inner.sendPostRequestAsync<T>(url, options));
+  }
+
+  private async record<T>(pending: Promise<T>): Promise<T> {
+    try {
+      return await pending;
+    } catch (err) {
+      const attempt = this.attempts.getStore();
+      if (attempt) attempt.transportError = err as Error;
+      throw err;
+    }
+  }
+}
+
+function errorFrom(err: unknown, scope: string, attempt: AttemptContext): TokenAcquisitionError {
+  if (err instanceof TokenAcquisitionError) return err;
+  if (attempt.transportError) {
+    return new TokenAcquisitionError(
+      'network_error',
+      `token request for ${scope} failed: ${attempt.transportError.message}`,
+      undefined,
+      {
+        cause: attempt.transportError,
+      },
+    );
+  }
+  if (err instanceof AuthError) {
+    const aadsts = /AADSTS(\d+)/.exec(err.errorMessage)?.[1];
+    const detail = err.errorMessage ? `${err.errorCode}: ${err.errorMessage}` : err.errorCode;
+    return new TokenAcquisitionError(err.errorCode, `token request for ${scope} failed: ${detail}`, aadsts, {
+      cause: err,
+    });
+  }
+  return new TokenAcquisitionError(
+    'ERR_UNEXPECTED',
+    `token request for ${scope} failed: ${(err as Error).message ?? String(err)}`,
+    undefined,
+    {
+      cause: err,
+    },
+  );
+}
+
+export class CertificateTokenClient implements TokenProvider {
+  readonly authority: string;
+  readonly scope: string;
+  private readonly cca: ConfidentialClientApplication;
+  private readonly inFlight = new Map<'cached' | 'refresh', Promise<AcquiredToken>>();
+  private readonly attempts = new AsyncLocalStorage<AttemptContext>();
+
+  constructor(opts: CertificateTokenClientOptions) {
+    this.authority = authorityFor(opts.entraInstance, opts.tenantId);
+    this.scope = opts.scope;
+    const host = new URL(opts.entraInstance).host; // includes a non-default port, as MSAL requires
+    this.cca = new ConfidentialClientApplication({
+      auth: {
+        clientId: opts.clientId,
+        authority: this.authority,
+        knownAuthorities: [host],
+        authorityMetadata: JSON.stringify({
+          token_endpoint: `${this.authority}/oauth2/v2.0/token`,
+          authorization_endpoint: `${this.authority}/oauth2/v2.0/authorize`,
+          issuer: `${this.authority}/v2.0`,
+          jwks_uri: `${this.authority}/discovery/v2.0/keys`,
+        }),
+        clientCertificate: {
+          thumbprintSha256: toThumbprintHex(opts.credential.certificate.thumbprints.sha256Hex),
+          privateKey: opts.credential.privateKeyPem,
+        },
+      },
+      system: {
+        networkClient: new CauseRecordingNetworkClient(opts.networkClient, this.attempts),
+        loggerOptions: { logLevel: LogLevel.Error, piiLoggingEnabled: false, loggerCallback: () => {} },
+      },
+    });
+  }
+
+  /** A token for the configured scope; concurrent callers share one acquisition. */
+  getToken(options: GetTokenOptions = {}): Promise<AcquiredToken> {
+    const key = options.forceRefresh ? 'refresh' : 'cached';
+    const pending = this.inFlight.get(key);
+    if (pending) return pending;
+    const attempt = this.acquire(options.forceRefresh === true).finally(() => this.inFlight.delete(key));
+    this.inFlight.set(key, attempt);
+    return attempt;
+  }
+
+  private async acquire(skipCache: boolean): Promise<AcquiredToken> {
+    const attempt: AttemptContext = {};
+    let result: AuthenticationResult | null;
+    try {
+      result = await this.attempts.run(attempt, () =>
+        this.cca.acquireTokenByClientCredential({ scopes: [this.scope], skipCache }),
+      );
+    } catch (err) {
+      throw errorFrom(err, this.scope, attempt);
+    }
+    if (!result || !result.accessToken) {
+      throw new TokenAcquisitionError(
+        'ERR_EMPTY_TOKEN',
+        `the authority answered without an access_token for ${this.scope}`,
+      );
+    }
+    if (!result.expiresOn) {
+      throw new TokenAcquisitionError(
+        'ERR_EMPTY_TOKEN',
+        `the authority answered without expires_in for ${this.scope}`,
+      );
+    }
+    return {
+      accessToken: result.accessToken,
+      expiresOn: result.expiresOn,
+      source: result.fromCache ? 'cache' : 'network',
+    };
+  }
+}
