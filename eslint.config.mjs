@@ -42,5 +42,13 @@ export default [
     },
   },
   { files: ['**/vitest.config.mts', '**/playwright.config.ts'], rules: { '@nx/enforce-module-boundaries': 'off' } },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly', console: 'readonly' },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   { files: ['load/k6/**/*.js'], languageOptions: { globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly' } } },
 ];

@@ -1,0 +1,55 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createServer as createHttpsServer, Server as HttpsServer } from 'node:https';
+import { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DevelopmentCa, createCertificateAuthority } from '@certflow/certs';
+import { runLoad } from './http-load';
+import { brokenThresholds } from './thresholds';
+
+let server: HttpsServer;
+let url: string;
+let ca: DevelopmentCa;
+const stateDir = mkdtempSync(join(tmpdir(), 'certflow-load-test-'));
+
+beforeAll(async () => {
+  ca = DevelopmentCa.loadOrCreate(stateDir);
+  const tls = ca.issueServerCertificate();
+  server = createHttpsServer({ cert: tls.certificatePem, key: tls.privateKeyPem }, (req, res) => {
+    res.statusCode = req.headers.authorization === 'Bearer good' ? 200 : 401;
+    res.end('{}');
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  url = `https://localhost:${(server.address() as AddressInfo).port}/orders`;
+});
+
+afterAll(async () => {
+  await new Promise((r) => server.close(r));
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe('runLoad', () => {
+  it('counts statuses and latencies over verified TLS, and stops at the request cap', async () => {
+    const result = await runLoad({ url, ca: ca.certificatePem, headers: { authorization: 'Bearer good' }, connections: 4, durationMs: 10_000, maxRequests: 200 });
+    expect(result.requests).toBe(200);
+    expect(result.statuses).toEqual({ '200': 200 });
+    expect(result.errors).toEqual({});
+    expect(result.latencyMs.p50).toBeGreaterThan(0);
+    expect(result.latencyMs.p99).toBeGreaterThanOrEqual(result.latencyMs.p50);
+    expect(brokenThresholds(result, { maxFailureRate: 0, maxP99Ms: 60_000, expectedStatus: 200 })).toEqual([]);
+  });
+
+  it('reports unexpected statuses as broken thresholds', async () => {
+    const result = await runLoad({ url, ca: ca.certificatePem, connections: 2, durationMs: 10_000, maxRequests: 20 });
+    expect(result.statuses).toEqual({ '401': 20 });
+    expect(brokenThresholds(result, { maxFailureRate: 0, maxP99Ms: 60_000, expectedStatus: 200 })[0]).toMatch(/failure rate 100\.00%/);
+  });
+
+  it('refuses a server whose certificate does not chain to the given CA', async () => {
+    const otherCa = createCertificateAuthority({ commonName: 'someone else' });
+    const result = await runLoad({ url, ca: otherCa.certificatePem, connections: 1, durationMs: 10_000, maxRequests: 3 });
+    expect(result.statuses).toEqual({});
+    expect(Object.keys(result.errors)).toEqual(['UNABLE_TO_VERIFY_LEAF_SIGNATURE']);
+  });
+});

@@ -1,0 +1,102 @@
+/**
+ * A closed-loop HTTP load generator: `connections` clients on keep-alive sockets, each sending
+ * its next request when the previous answer arrives, for a bounded time and request count.
+ * Unlike most load tools it verifies TLS against the given CA: a load test of an
+ * authentication path should not switch certificate checks off.
+ */
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+
+export interface LoadOptions {
+  url: string;
+  headers?: Record<string, string>;
+  ca?: string | Buffer;
+  connections: number;
+  durationMs: number;
+  /** Hard cap on requests, so a run always ends. */
+  maxRequests: number;
+  /** Per-request timeout. */
+  timeoutMs?: number;
+}
+
+export interface LoadResult {
+  url: string;
+  connections: number;
+  durationMs: number;
+  requests: number;
+  requestsPerSecond: number;
+  statuses: Record<string, number>;
+  errors: Record<string, number>;
+  latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+const round = (n: number): number => Math.round(n * 1000) / 1000;
+
+export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
+  const target = new URL(opts.url);
+  const isHttps = target.protocol === 'https:';
+  const agentOptions = { keepAlive: true, maxSockets: opts.connections };
+  const agent = isHttps ? new HttpsAgent({ ...agentOptions, ca: opts.ca }) : new HttpAgent(agentOptions);
+  const send = isHttps ? httpsRequest : httpRequest;
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  const errors: Record<string, number> = {};
+  const started = performance.now();
+  const deadline = started + opts.durationMs;
+  let issued = 0;
+
+  const once = (): Promise<void> =>
+    new Promise((resolve) => {
+      const t0 = performance.now();
+      const req = send(target, { agent, headers: opts.headers, timeout: opts.timeoutMs ?? 10_000 }, (res) => {
+        res.resume();
+        res.on('end', () => {
+          latencies.push(performance.now() - t0);
+          const key = String(res.statusCode);
+          statuses[key] = (statuses[key] ?? 0) + 1;
+          resolve();
+        });
+      });
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        const key = err.code ?? err.message;
+        errors[key] = (errors[key] ?? 0) + 1;
+        resolve();
+      });
+      req.end();
+    });
+
+  const client = async (): Promise<void> => {
+    while (performance.now() < deadline && issued < opts.maxRequests) {
+      issued += 1;
+      await once();
+    }
+  };
+  await Promise.all(Array.from({ length: opts.connections }, client));
+  const elapsed = performance.now() - started;
+  agent.destroy();
+
+  const sorted = latencies.sort((a, b) => a - b);
+  const mean = sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1);
+  return {
+    url: opts.url,
+    connections: opts.connections,
+    durationMs: Math.round(elapsed),
+    requests: issued,
+    requestsPerSecond: Math.round((latencies.length / elapsed) * 1000),
+    statuses,
+    errors,
+    latencyMs: {
+      p50: round(percentile(sorted, 50)),
+      p90: round(percentile(sorted, 90)),
+      p99: round(percentile(sorted, 99)),
+      max: round(sorted.at(-1) ?? 0),
+      mean: round(mean),
+    },
+  };
+}

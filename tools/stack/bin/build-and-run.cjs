@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// Builds what a command needs (quietly, through Nx's cache), then runs its entry point in this
+// process with the remaining arguments: `build-and-run.cjs <nx projects,comma,separated> <script> [args…]`.
+'use strict';
+const { spawnSync } = require('node:child_process');
+const { resolve } = require('node:path');
+
+const [projects, script, ...args] = process.argv.slice(2);
+const root = resolve(__dirname, '..', '..', '..');
+const started = Date.now();
+const build = spawnSync(
+  process.execPath,
+  [require.resolve('nx/bin/nx', { paths: [root] }), 'run-many', '-t', 'build', '-p', projects, '--output-style=static'],
+  { cwd: root, encoding: 'utf8', env: { NX_DAEMON: 'false', NX_NO_CLOUD: 'true', ...process.env } },
+);
+if (build.status !== 0) {
+  process.stderr.write(build.stdout + build.stderr);
+  process.stderr.write(`\nbuild failed (nx run-many -t build -p ${projects})\n`);
+  process.exit(build.status ?? 1);
+}
+if (process.env.CERTFLOW_SHOW_BUILD_TIME) process.stderr.write(`built in ${Date.now() - started} ms\n`);
+process.argv = [process.argv[0], resolve(root, script), ...args];
+require(resolve(root, script));

@@ -1,0 +1,118 @@
+/**
+ * Runs one certflow program as a child process: services until they print their
+ * `{"event":"listening","url":…}` line, commands until they exit. Child output is kept
+ * (bounded) so that a failure can be shown with its cause.
+ */
+import { ChildProcess, spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+const KEEP_LINES = 200;
+
+export interface ChildService {
+  url: string;
+  process: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export class ChildProcessError extends Error {
+  override readonly name = 'ChildProcessError';
+  constructor(
+    message: string,
+    readonly output: string,
+  ) {
+    super(output ? `${message}\n--- its output ---\n${output}` : message);
+  }
+}
+
+function tail(lines: string[]): string {
+  return lines.slice(-KEEP_LINES).join('\n');
+}
+
+export function startService(
+  label: string,
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 20_000,
+): Promise<ChildService> {
+  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  createInterface({ input: child.stderr! }).on('line', (l) => output.push(l));
+  const stdout = createInterface({ input: child.stdout! });
+
+  const stop = (): Promise<void> =>
+    new Promise((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      child.once('exit', () => {
+        clearTimeout(killer);
+        resolve();
+      });
+      child.kill('SIGTERM');
+    });
+
+  return new Promise((resolve, reject) => {
+    const fail = (why: string): void => {
+      clearTimeout(timer);
+      void stop().then(() => reject(new ChildProcessError(`${label} ${why}`, tail(output))));
+    };
+    const timer = setTimeout(() => fail(`did not report listening within ${timeoutMs} ms`), timeoutMs);
+    child.once('exit', (code, signal) => fail(`exited before listening (code ${code}, signal ${signal})`));
+    child.once('error', (err) => fail(`could not be started: ${err.message}`));
+    stdout.on('line', (line) => {
+      output.push(line);
+      const event = parseJsonLine(line);
+      if (event?.event === 'listening' && typeof event.url === 'string') {
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve({ url: event.url, process: child, stop });
+      }
+    });
+  });
+}
+
+export interface CommandResult {
+  code: number | null;
+  events: Record<string, unknown>[];
+  output: string;
+}
+
+/** Runs a command that prints JSON lines, calling `onEvent` as each arrives. */
+export function runJsonCommand(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  onEvent: (event: Record<string, unknown>) => void = () => {},
+  timeoutMs = 60_000,
+): Promise<CommandResult> {
+  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const output: string[] = [];
+  const events: Record<string, unknown>[] = [];
+  createInterface({ input: child.stderr! }).on('line', (l) => output.push(l));
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    output.push(line);
+    const event = parseJsonLine(line);
+    if (event) {
+      events.push(event);
+      onEvent(event);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.once('error', (err) => reject(new ChildProcessError(`could not run ${script}: ${err.message}`, '')));
+    child.once('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, events, output: tail(output) });
+    });
+  });
+}
+
+function parseJsonLine(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const value: unknown = JSON.parse(line);
+    return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}

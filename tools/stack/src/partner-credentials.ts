@@ -1,0 +1,70 @@
+/**
+ * Steps 5 and 6 with nothing but HTTP, for suites that act as the partner without MSAL
+ * (e2e, load): a client assertion as MSAL builds it with `thumbprintSha256` (PS256 with
+ * `x5t#S256`), exchanged at the token endpoint.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join } from 'node:path';
+import { importPKCS8, SignJWT } from 'jose';
+import { parseCertificate, type CertificateAndKey } from '@certflow/certs';
+import type { StackFile } from './stack-file';
+
+export function partnerCertificate(file: StackFile): CertificateAndKey {
+  return {
+    certificatePem: readFileSync(join(file.partner.certificateDirectory, 'partner.crt.pem'), 'utf8'),
+    privateKeyPem: readFileSync(join(file.partner.certificateDirectory, 'partner.key.pem'), 'utf8'),
+  };
+}
+
+export async function clientAssertion(tokenEndpoint: string, clientId: string, cert: CertificateAndKey): Promise<string> {
+  const { thumbprints } = parseCertificate(cert.certificatePem);
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ jti: randomUUID() })
+    .setProtectedHeader({ alg: 'PS256', typ: 'JWT', 'x5t#S256': thumbprints.sha256Base64Url })
+    .setIssuer(clientId)
+    .setSubject(clientId)
+    .setAudience(tokenEndpoint)
+    .setNotBefore(now)
+    .setIssuedAt(now)
+    .setExpirationTime(now + 600)
+    .sign(await importPKCS8(cert.privateKeyPem, 'PS256'));
+}
+
+export async function tokenRequestForm(
+  file: StackFile,
+  clientId: string,
+  cert: CertificateAndKey,
+): Promise<Record<string, string>> {
+  return {
+    grant_type: 'client_credentials',
+    client_id: clientId,
+    scope: file.api.scope,
+    client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+    client_assertion: await clientAssertion(file.emulator.tokenEndpoint, clientId, cert),
+  };
+}
+
+/** The registered partner's access token for the API, fetched over HTTPS trusting the development CA. */
+export async function requestPartnerToken(file: StackFile): Promise<string> {
+  const body = new URLSearchParams(await tokenRequestForm(file, file.partner.appId, partnerCertificate(file))).toString();
+  const ca = readFileSync(file.caCertificatePath);
+  const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+    const req = request(
+      file.emulator.tokenEndpoint,
+      { method: 'POST', ca, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+  if (status !== 200) throw new Error(`token request failed with HTTP ${status}: ${text}`);
+  const token = (JSON.parse(text) as { access_token?: unknown }).access_token;
+  if (typeof token !== 'string' || token === '') throw new Error('token response has no access_token');
+  return token;
+}

@@ -1,0 +1,43 @@
+/**
+ * Runs `npm start`'s stack as a child process in a given state directory and waits until its
+ * stack.json appears, for suites (e2e, load) that need the whole stack but not in their process.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readStackFile, stackFilePath, type StackFile } from './stack-file';
+
+export interface StackProcess {
+  file: StackFile;
+  stop(): Promise<void>;
+}
+
+export async function launchStackProcess(stateDir: string, timeoutMs = 60_000): Promise<StackProcess> {
+  const main = join(__dirname, 'main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: build the stack first (npx nx run stack:build)`);
+  const child = spawn(process.execPath, [main, '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d) => (output += d));
+  child.stderr.on('data', (d) => (output += d));
+  const stop = (): Promise<void> =>
+    new Promise((done) => {
+      if (child.exitCode !== null || child.signalCode !== null) return done();
+      const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+      child.once('exit', () => {
+        clearTimeout(killer);
+        done();
+      });
+      child.kill('SIGTERM');
+    });
+
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(stackFilePath(stateDir))) {
+    if (child.exitCode !== null) throw new Error(`the stack exited with code ${child.exitCode}:\n${output}`);
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`the stack did not start within ${timeoutMs} ms:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { file: readStackFile(stateDir), stop };
+}

@@ -1,0 +1,144 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { RunningStack, StepReport, startStack } from './stack';
+import { readStackFile, stackFilePath } from './stack-file';
+import { requestPartnerToken } from './partner-credentials';
+
+const stateDir = mkdtempSync(join(tmpdir(), 'certflow-stack-'));
+const steps: StepReport[] = [];
+let stack: RunningStack;
+
+function get(url: string, token?: string): Promise<number> {
+  const ca = readFileSync(stack.file.caCertificatePath);
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ca, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
+      res.resume().on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject).end();
+  });
+}
+const getHttp = async (url: string, token?: string): Promise<number> =>
+  (await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} })).status;
+
+/** A v2 access token as the emulator issues it to the partner, signed with the emulator's real key. */
+function partnerClaims(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    aud: stack.file.api.appId,
+    iss: stack.file.emulator.issuer,
+    iat: now,
+    nbf: now,
+    exp: now + 3600,
+    azp: stack.file.partner.appId,
+    azpacr: '2',
+    idtyp: 'app',
+    oid: stack.file.partner.servicePrincipalId,
+    sub: stack.file.partner.servicePrincipalId,
+    tid: stack.file.tenantId,
+    roles: ['Orders.Read'],
+    uti: randomUUID(),
+    ver: '2.0',
+    ...overrides,
+  };
+}
+
+beforeAll(async () => {
+  stack = await startStack({ stateDir, onStep: (s) => steps.push(s) });
+}, 90_000);
+
+afterAll(async () => {
+  await stack?.close();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+describe('npm start: the whole flow', () => {
+  it('narrates the eight steps in order, then a second call served from the token cache', () => {
+    expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, undefined, undefined]);
+    expect(steps[7]!.details).toContainEqual(['status', '200']);
+    expect(steps[7]!.details.find(([k]) => k === 'API saw')?.[1]).toContain('"clientAuthentication":"certificate"');
+    expect(steps[8]!.details).toContainEqual(['source', 'cache']);
+    expect(steps[9]!.details).toContainEqual(['status', '200']);
+    expect(steps[4]!.details.find(([k]) => k === 'header')?.[1]).toContain('x5t#S256');
+    expect(JSON.stringify(steps)).not.toMatch(/eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+/); // no token or assertion printed whole
+    expect(stack.firstCallMs).toBeGreaterThan(0);
+  });
+
+  it('describes itself in stack.json, readable by its owner only', () => {
+    const path = stackFilePath(stateDir);
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    const file = readStackFile(stateDir);
+    expect(file).toEqual(stack.file);
+    expect(file.gateway.url).toMatch(/^https:\/\/localhost:\d+$/);
+    expect(file.api.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(existsSync(file.caCertificatePath)).toBe(true);
+    expect(statSync(join(file.partner.certificateDirectory, 'partner.key.pem')).mode & 0o777).toBe(0o600);
+  });
+
+  it('serves a partner token through the gateway and directly', async () => {
+    const token = await requestPartnerToken(stack.file);
+    expect(await get(`${stack.file.gateway.url}/orders`, token)).toBe(200);
+    expect(await getHttp(`${stack.file.api.url}/orders`, token)).toBe(200);
+  });
+});
+
+describe('negative paths, at the gateway and at the API directly', () => {
+  const cases: [string, () => Promise<string | undefined>, number, number][] = [
+    ['no token', async () => undefined, 401, 401],
+    ['an expired token', () => stack.emulator.signAccessToken(partnerClaims({ exp: Math.floor(Date.now() / 1000) - 60, nbf: Math.floor(Date.now() / 1000) - 3700, iat: Math.floor(Date.now() / 1000) - 3700 })), 401, 401],
+    ['a token for another audience', () => stack.emulator.signAccessToken(partnerClaims({ aud: randomUUID() })), 401, 401],
+    ['a token without the Orders.Read role', () => stack.emulator.signAccessToken(partnerClaims({ roles: [] })), 403, 403],
+  ];
+  for (const [name, token, atGateway, atApi] of cases) {
+    it(`${name}: ${atGateway} at the gateway, ${atApi} at the API`, async () => {
+      const t = await token();
+      expect(await get(`${stack.file.gateway.url}/orders`, t)).toBe(atGateway);
+      expect(await getHttp(`${stack.file.api.url}/orders`, t)).toBe(atApi);
+    });
+  }
+});
+
+describe('npm start -- --once', () => {
+  const main = join(__dirname, '..', 'dist', 'main.js');
+
+  it('reuses the registrations and the certificate of an earlier run, and exits 0', () => {
+    const again = mkdtempSync(join(tmpdir(), 'certflow-once-'));
+    try {
+      const first = spawnSync(process.execPath, [main, '--once', '--state-dir', again], { encoding: 'utf8', timeout: 60_000 });
+      expect(first.status, first.stdout + first.stderr).toBe(0);
+      expect(first.stdout).toContain('The flow works.');
+      const second = spawnSync(process.execPath, [main, '--once', '--state-dir', again], { encoding: 'utf8', timeout: 60_000 });
+      expect(second.status, second.stdout + second.stderr).toBe(0);
+      expect(second.stdout).toContain('earlier (reused from the state directory)');
+      expect(second.stdout).toContain('already registered');
+      expect(existsSync(join(again, 'stack.json'))).toBe(false); // removed when the stack stops
+    } finally {
+      rmSync(again, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('names the failing step and exits 1 when the emulator state is damaged', () => {
+    const damaged = mkdtempSync(join(tmpdir(), 'certflow-damaged-'));
+    try {
+      writeFileSync(join(damaged, 'emulator-state.json'), '{"half": ');
+      const run = spawnSync(process.execPath, [main, '--once', '--state-dir', damaged], { encoding: 'utf8', timeout: 60_000 });
+      expect(run.status).toBe(1);
+      expect(run.stderr).toContain('FAILED at starting the Entra ID emulator');
+      expect(run.stderr).toContain('emulator-state.json');
+      expect(readFileSync(join(damaged, 'emulator-state.json'), 'utf8')).toBe('{"half": ');
+    } finally {
+      rmSync(damaged, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('refuses unknown flags with a usage message', () => {
+    const run = spawnSync(process.execPath, [main, '--onec'], { encoding: 'utf8' });
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/--onec/);
+    expect(run.stderr).toContain('usage:');
+  });
+});

@@ -1,0 +1,391 @@
+/**
+ * Starts the whole certificate flow on one machine and narrates the article's eight steps:
+ * Entra ID emulator and gateway in this process, the API and the partner worker as the
+ * separate programs they are in production.
+ */
+import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { startEmulator, GraphClient, provisionApiAndPartner, type RunningEmulator } from '@certflow/entra-emulator';
+import { startGateway } from '@certflow/local-gateway';
+import { parseCertificate } from '@certflow/certs';
+import { ChildProcessError, runJsonCommand, startService } from './child-service';
+import { appEntryPoint, workspaceRoot } from './workspace';
+import { StackFile, partnerEnvironment, removeStackFile, stackFilePath, writeStackFile } from './stack-file';
+
+export const API_DISPLAY_NAME = 'certflow orders API';
+export const API_IDENTIFIER_URI = 'api://certflow-orders';
+export const API_ROLES = ['Orders.Read'];
+export const PARTNER_DISPLAY_NAME = 'contoso-partner';
+
+export interface StackOptions {
+  stateDir: string;
+  emulatorPort?: number;
+  gatewayPort?: number;
+  apiPort?: number;
+  /** Passed to the emulator; tests shorten it. */
+  tokenLifetimeSeconds?: number;
+  /** Called as each of the eight steps happens. */
+  onStep?: (step: StepReport) => void;
+}
+
+export interface StepReport {
+  /** The article's step (1–8), or undefined for what follows them (the cached second call). */
+  step: number | undefined;
+  title: string;
+  where: string;
+  details: [string, string][];
+}
+
+export interface RunningStack {
+  file: StackFile;
+  emulator: RunningEmulator;
+  /** Time from the start of `startStack` to the first successful API response. */
+  firstCallMs: number;
+  /** Environment for running the partner worker against this stack. */
+  partnerEnv: NodeJS.ProcessEnv;
+  close(): Promise<void>;
+}
+
+/** A step of the flow that failed, named so that `npm start -- --once` can say which. */
+export class StepFailedError extends Error {
+  override readonly name = 'StepFailedError';
+  constructor(
+    readonly step: string,
+    cause: unknown,
+  ) {
+    super(`${step} failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
+
+async function step<T>(name: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw err instanceof StepFailedError ? err : new StepFailedError(name, err);
+  }
+}
+
+export async function startStack(opts: StackOptions): Promise<RunningStack> {
+  const began = performance.now();
+  const stateDir = resolve(opts.stateDir);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const report = opts.onStep ?? (() => {});
+  const cleanups: (() => Promise<void>)[] = [];
+  const close = async (): Promise<void> => {
+    removeStackFile(stateDir);
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
+    cleanups.length = 0;
+  };
+
+  try {
+    const emulator = await step('starting the Entra ID emulator', () =>
+      startEmulator({
+        stateDir,
+        port: opts.emulatorPort ?? 0,
+        ...(opts.tokenLifetimeSeconds ? { tokenLifetimeSeconds: opts.tokenLifetimeSeconds } : {}),
+      }),
+    );
+    cleanups.push(() => emulator.close());
+
+    const graph = await step('connecting to the emulator Graph API', () => GraphClient.connect(emulator));
+    const registrations = await step('step 1 (app registrations)', () => findOrProvision(graph));
+    report({
+      step: 1,
+      title: 'App registrations for the API and the partner',
+      where: 'tools/entra-emulator, Graph POST /applications',
+      details: [
+        ['API', `${API_DISPLAY_NAME}  appId ${registrations.api.appId}  ${API_IDENTIFIER_URI}`],
+        ['app role', `${API_ROLES.join(', ')} (allowed member type: Application)`],
+        ['partner', `${PARTNER_DISPLAY_NAME}  appId ${registrations.partner.appId}`],
+        ['granted', `${API_ROLES.join(', ')} to the partner's service principal`],
+      ],
+    });
+
+    const api = await step('starting the API', () =>
+      startService(
+        'the API',
+        appEntryPoint('api'),
+        [],
+        {
+          ...process.env,
+          HOST: '127.0.0.1',
+          PORT: String(opts.apiPort ?? 0),
+          ENTRA_INSTANCE: emulator.url,
+          ENTRA_TENANT_ID: emulator.tenantId,
+          API_AUDIENCES: `${registrations.api.appId},${API_IDENTIFIER_URI}`,
+          ENTRA_CA_FILE: emulator.caCertificatePath,
+        },
+      ),
+    );
+    cleanups.push(() => api.stop());
+
+    const policyFile = join(workspaceRoot(), 'apps', 'api', 'apim', 'policy.xml');
+    const accessLog = createWriteStream(join(stateDir, 'gateway-access.log'), { flags: 'a', mode: 0o600 });
+    cleanups.push(() => new Promise<void>((done) => accessLog.end(done)));
+    const gateway = await step('starting the gateway', () =>
+      startGateway({
+        stateDir,
+        port: opts.gatewayPort ?? 0,
+        policyFile,
+        backendUrl: api.url,
+        // One JSON line per request (never a token), kept out of the narration.
+        accessLog: (entry) => accessLog.write(JSON.stringify(entry) + '\n'),
+        trustedCaPem: readFileSync(emulator.caCertificatePath, 'utf8'),
+        namedValues: {
+          'entra-instance': emulator.url,
+          'tenant-id': emulator.tenantId,
+          'api-app-id': registrations.api.appId,
+          'api-app-id-uri': API_IDENTIFIER_URI,
+        },
+      }),
+    );
+    cleanups.push(() => gateway.close());
+
+    const certificateDirectory = join(stateDir, 'partner');
+    const partnerEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...partnerEnvironment({
+        entraInstance: emulator.url,
+        tenantId: emulator.tenantId,
+        clientId: registrations.partner.appId,
+        scope: `${API_IDENTIFIER_URI}/.default`,
+        apiBaseUrl: gateway.url,
+        certificateDirectory,
+        caCertificatePath: emulator.caCertificatePath,
+      }),
+    };
+
+    const certificate = await step('step 2 (partner certificate)', () => ensurePartnerCertificate(partnerEnv));
+    report({
+      step: 2,
+      title: 'The partner generates its key pair and certificate',
+      where: 'apps/partner-worker (cert create), libs/certs',
+      details: [
+        ['private key', `${certificate.privateKeyPath} (mode 0600, never leaves the partner)`],
+        ['certificate', `${certificate.subject}, valid until ${certificate.notAfter}`],
+        ['SHA-256', certificate.sha256Hex],
+        ['created', certificate.created ? 'now' : 'earlier (reused from the state directory)'],
+      ],
+    });
+
+    const cer = readFileSync(certificate.cerPath);
+    const parsedCer = parseCertificate(cer);
+    report({
+      step: 3,
+      title: 'The partner sends only the public certificate (.cer)',
+      where: 'libs/certs (DER export)',
+      details: [
+        ['file', `${certificate.cerPath} (${cer.length} bytes, DER, public key only)`],
+        ['SHA-1 (x5t)', parsedCer.thumbprints.sha1Hex],
+      ],
+    });
+
+    const uploaded = await step('step 4 (certificate upload)', () =>
+      uploadIfMissing(graph, registrations.partner.objectId, cer, parsedCer.thumbprints.sha1Hex),
+    );
+    report({
+      step: 4,
+      title: 'You upload it under Certificates & secrets',
+      where: 'tools/entra-emulator, Graph PATCH /applications/{id} keyCredentials',
+      details: [
+        ['application', `${PARTNER_DISPLAY_NAME} (${registrations.partner.objectId})`],
+        ['keyCredential', uploaded ? 'added' : 'already registered'],
+      ],
+    });
+
+    let firstCallMs = 0;
+    const narrate = partnerCallNarrator(gateway.url, report, () => {
+      firstCallMs ||= performance.now() - began;
+    });
+    const result = await runJsonCommand(
+      appEntryPoint('partner-worker'),
+      ['call', '/orders', '--times', '2', '--json'],
+      partnerEnv,
+      narrate,
+    );
+    if (result.code !== 0) {
+      throw new StepFailedError('steps 5–8 (token and API call)', new ChildProcessError('the partner worker failed', result.output));
+    }
+
+    const file: StackFile = {
+      version: 1,
+      startedAt: new Date().toISOString(),
+      pid: process.pid,
+      stateDir,
+      caCertificatePath: emulator.caCertificatePath,
+      tenantId: emulator.tenantId,
+      emulator: {
+        url: emulator.url,
+        authority: emulator.authority,
+        issuer: emulator.issuer,
+        openIdConfigurationUrl: emulator.openIdConfigurationUrl,
+        tokenEndpoint: emulator.tokenEndpoint,
+        jwksUri: emulator.jwksUri,
+        graphUrl: emulator.graphUrl,
+        metadataFile: join(stateDir, 'emulator.json'),
+      },
+      gateway: { url: gateway.url, healthUrl: `${gateway.url}/status-0123456789abcdef`, policyFile },
+      api: {
+        url: api.url,
+        appId: registrations.api.appId,
+        objectId: registrations.api.objectId,
+        identifierUri: API_IDENTIFIER_URI,
+        scope: `${API_IDENTIFIER_URI}/.default`,
+        roles: API_ROLES,
+      },
+      partner: {
+        appId: registrations.partner.appId,
+        objectId: registrations.partner.objectId,
+        servicePrincipalId: registrations.partner.servicePrincipalId,
+        certificateDirectory,
+        thumbprintSha256: parsedCer.thumbprints.sha256Hex,
+        roles: API_ROLES,
+      },
+    };
+    writeStackFile(stateDir, file);
+    return { file, emulator, firstCallMs, partnerEnv, close };
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** Turns the partner worker's JSON events (`call --json`) into steps 5 to 8 and the cached second call. */
+function partnerCallNarrator(
+  gatewayUrl: string,
+  report: (step: StepReport) => void,
+  onFirstResponse: () => void,
+): (event: Record<string, unknown>) => void {
+  let responses = 0;
+  return (event) => {
+    if (event.event === 'assertion') {
+      report({
+        step: 5,
+        title: 'The partner signs a JWT client assertion with its private key',
+        where: 'apps/partner-worker through @azure/msal-node',
+        details: [
+          ['header', JSON.stringify(event.header)],
+          ['claims', JSON.stringify(event.claims)],
+          ['signature', '(not shown)'],
+        ],
+      });
+    } else if (event.event === 'token' && event.source !== 'cache') {
+      report({
+        step: 6,
+        title: 'It exchanges the assertion for a short-lived access token',
+        where: 'tools/entra-emulator POST /{tenant}/oauth2/v2.0/token',
+        details: [
+          ['expires', String(event.expiresOn)],
+          ['claims', JSON.stringify(event.claims)],
+          ['token', '(not shown)'],
+        ],
+      });
+    } else if (event.event === 'token') {
+      report({
+        step: undefined,
+        title: 'Second call: the token comes from the partner\'s cache, no request to Entra ID',
+        where: 'apps/partner-worker (CertificateTokenClient over MSAL\'s cache)',
+        details: [
+          ['source', 'cache'],
+          ['expires', String(event.expiresOn)],
+        ],
+      });
+    } else if (event.event === 'response') {
+      responses += 1;
+      const status = String(event.status);
+      if (responses > 1) {
+        report({ step: undefined, title: 'Second call answered', where: 'tools/local-gateway → apps/api', details: [['status', status]] });
+        return;
+      }
+      onFirstResponse();
+      const body = (event.body ?? {}) as { orders?: unknown[]; caller?: Record<string, unknown> };
+      report({
+        step: 7,
+        title: 'It calls the API with Authorization: Bearer …',
+        where: 'apps/partner-worker → tools/local-gateway',
+        details: [['request', `GET ${gatewayUrl}/orders`]],
+      });
+      report({
+        step: 8,
+        title: 'The gateway validates the token (APIM validate-jwt); the API validates it again and checks the role',
+        where: 'apps/api/apim/policy.xml in tools/local-gateway, then apps/api',
+        details: [
+          ['status', status],
+          ['API saw', JSON.stringify(body.caller)],
+          ['answer', Array.isArray(body.orders) ? `${body.orders.length} orders` : JSON.stringify(event.body)],
+        ],
+      });
+    }
+  };
+}
+
+interface Registrations {
+  api: { appId: string; objectId: string };
+  partner: { appId: string; objectId: string; servicePrincipalId: string };
+}
+
+/** Reuses the registrations of an earlier run (the emulator's state persists), or creates them. */
+async function findOrProvision(graph: GraphClient): Promise<Registrations> {
+  const apps = await graph.listApplications();
+  const api = apps.find((a) => a.identifierUris?.includes(API_IDENTIFIER_URI));
+  const partner = apps.find((a) => a.displayName === PARTNER_DISPLAY_NAME);
+  if (api && partner) {
+    const sp = await graph.findServicePrincipalByAppId(partner.appId);
+    if (sp) {
+      return {
+        api: { appId: api.appId, objectId: api.id },
+        partner: { appId: partner.appId, objectId: partner.id, servicePrincipalId: sp.id },
+      };
+    }
+  }
+  const provisioned = await provisionApiAndPartner(graph, {
+    apiDisplayName: API_DISPLAY_NAME,
+    apiIdentifierUri: API_IDENTIFIER_URI,
+    roles: API_ROLES,
+    partnerDisplayName: PARTNER_DISPLAY_NAME,
+    grantRoles: API_ROLES,
+  });
+  return {
+    api: { appId: provisioned.api.appId, objectId: provisioned.api.objectId },
+    partner: provisioned.partner,
+  };
+}
+
+interface PartnerCertificate {
+  privateKeyPath: string;
+  cerPath: string;
+  subject: string;
+  notAfter: string;
+  sha256Hex: string;
+  created: boolean;
+}
+
+async function ensurePartnerCertificate(env: NodeJS.ProcessEnv): Promise<PartnerCertificate> {
+  const worker = appEntryPoint('partner-worker');
+  let created = false;
+  let result = await runJsonCommand(worker, ['cert', 'show', '--json'], env);
+  if (result.code !== 0) {
+    result = await runJsonCommand(worker, ['cert', 'create', '--common-name', PARTNER_DISPLAY_NAME, '--json'], env);
+    created = true;
+  }
+  const info = result.events[0];
+  if (result.code !== 0 || !info) throw new ChildProcessError('the partner worker could not create its certificate', result.output);
+  const thumbprints = info.thumbprints as { sha256Hex: string };
+  return {
+    privateKeyPath: String(info.privateKeyPath),
+    cerPath: String(info.cerPath),
+    subject: String(info.subject),
+    notAfter: String(info.notAfter),
+    sha256Hex: thumbprints.sha256Hex,
+    created,
+  };
+}
+
+async function uploadIfMissing(graph: GraphClient, objectId: string, cer: Buffer, sha1Hex: string): Promise<boolean> {
+  const app = await graph.getApplication(objectId);
+  if (app.keyCredentials.some((k) => k.customKeyIdentifier?.toUpperCase() === sha1Hex)) return false;
+  await graph.addCertificate(objectId, cer, `${PARTNER_DISPLAY_NAME} ${new Date().toISOString().slice(0, 10)}`);
+  return true;
+}
+
+export { stackFilePath };
