@@ -1,1 +1,20 @@
-export {};
+export { startEmulator, DEFAULT_CLOCK_SKEW_SECONDS, type EmulatorOptions, type RunningEmulator } from './emulator';
+export { readEmulatorInfo, emulatorInfoPath, type EmulatorInfo } from './emulator-info';
+export { EmulatorError, type EmulatorErrorCode } from './errors';
+export { DEFAULT_TOKEN_LIFETIME, type TokenLifetime } from './access-tokens';
+export { ASSERTION_TYPE } from './client-assertion-verifier';
+export { GRAPH_APP_ID, GRAPH_RESOURCE, GRAPH_ROLE_IDS } from './directory';
+export { statePath, STATE_FILE } from './state-store';
+export { entraTimestamp, type EntraErrorBody, type OAuthErrorName } from './entra-errors';
+export {
+  GraphClient,
+  GraphRequestError,
+  type ApplicationInput,
+  type GraphApplication,
+  type GraphAppRole,
+  type GraphAppRoleAssignment,
+  type GraphKeyCredential,
+  type GraphPasswordCredential,
+  type GraphServicePrincipal,
+} from './graph-client';
+export { provisionApiAndPartner, type ProvisionOptions, type ProvisionedApiAndPartner } from './provision';

@@ -24,6 +24,19 @@ export class ChildProcessError extends Error {
   }
 }
 
+/** SIGTERM, then SIGKILL if the child has not exited within five seconds. */
+export function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
 function tail(lines: string[]): string {
   return lines.slice(-KEEP_LINES).join('\n');
 }
@@ -40,16 +53,7 @@ export function startService(
   createInterface({ input: child.stderr! }).on('line', (l) => output.push(l));
   const stdout = createInterface({ input: child.stdout! });
 
-  const stop = (): Promise<void> =>
-    new Promise((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      child.once('exit', () => {
-        clearTimeout(killer);
-        resolve();
-      });
-      child.kill('SIGTERM');
-    });
+  const stop = (): Promise<void> => stopChild(child);
 
   return new Promise((resolve, reject) => {
     const fail = (why: string): void => {

@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { stopChild } from './child-service';
 import { readStackFile, stackFilePath, type StackFile } from './stack-file';
 
 export interface StackProcess {
@@ -19,16 +20,7 @@ export async function launchStackProcess(stateDir: string, timeoutMs = 60_000): 
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
-  const stop = (): Promise<void> =>
-    new Promise((done) => {
-      if (child.exitCode !== null || child.signalCode !== null) return done();
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-      child.once('exit', () => {
-        clearTimeout(killer);
-        done();
-      });
-      child.kill('SIGTERM');
-    });
+  const stop = (): Promise<void> => stopChild(child);
 
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(stackFilePath(stateDir))) {

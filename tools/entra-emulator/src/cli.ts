@@ -1,0 +1,113 @@
+/**
+ * The emulator as a program: `node tools/entra-emulator/dist/main.js --port P --state-dir D [--host H]`.
+ * Prints one JSON line `{"event":"listening","url":…}` and runs until SIGINT/SIGTERM.
+ */
+import { startEmulator, type RunningEmulator } from './emulator';
+
+export const USAGE = `usage: entra-emulator [--port P] [--state-dir D] [--host H] [--token-lifetime SECONDS]
+  --port P              port to listen on (default 0: any free port)
+  --state-dir D         state directory (default .certflow)
+  --host H              address to listen on (default 127.0.0.1)
+  --token-lifetime S    fixed access-token lifetime in seconds (default: random 3600–5400)`;
+
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface CliOptions {
+  port: number;
+  stateDir: string;
+  host: string;
+  tokenLifetimeSeconds?: number;
+  help: boolean;
+}
+
+export function parseCliArgs(argv: string[]): CliOptions {
+  const options: CliOptions = { port: 0, stateDir: '.certflow', host: '127.0.0.1', help: false };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') {
+      options.help = true;
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 && arg.startsWith('--') ? arg.slice(0, eq) : arg;
+    const takeValue = (): string => {
+      if (eq > 0 && arg.startsWith('--')) return arg.slice(eq + 1);
+      const value = argv[++i];
+      if (value === undefined || value.startsWith('--')) throw new UsageError(`${flag} needs a value`);
+      return value;
+    };
+    switch (flag) {
+      case '--port':
+        options.port = integer(flag, takeValue(), 0, 65535);
+        break;
+      case '--state-dir': {
+        const value = takeValue();
+        if (value === '') throw new UsageError('--state-dir must not be empty');
+        options.stateDir = value;
+        break;
+      }
+      case '--host': {
+        const value = takeValue();
+        if (value === '') throw new UsageError('--host must not be empty');
+        options.host = value;
+        break;
+      }
+      case '--token-lifetime':
+        options.tokenLifetimeSeconds = integer(flag, takeValue(), 1, 86_400);
+        break;
+      default:
+        throw new UsageError(flag.startsWith('-') ? `unknown flag ${flag}` : `unexpected argument ${flag}`);
+    }
+  }
+  return options;
+}
+
+function integer(flag: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got '${value}'`);
+  }
+  return Number(value);
+}
+
+export interface CliIo {
+  stdout: (line: string) => void;
+  stderr: (line: string) => void;
+  /** Registers the shutdown trigger (SIGINT/SIGTERM in the real program). */
+  onShutdown: (stop: () => void) => void;
+}
+
+/** Runs the CLI; resolves with the exit code once the emulator has stopped (or failed to start). */
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  let options: CliOptions;
+  try {
+    options = parseCliArgs(argv);
+  } catch (err) {
+    if (!(err instanceof UsageError)) throw err;
+    io.stderr(`entra-emulator: ${err.message}\n${USAGE}`);
+    return 2;
+  }
+  if (options.help) {
+    io.stdout(USAGE);
+    return 0;
+  }
+  // Listen for the shutdown signal before starting, so a signal during start-up still stops cleanly.
+  const shutdown = new Promise<void>((resolve) => io.onShutdown(resolve));
+  let emulator: RunningEmulator;
+  try {
+    emulator = await startEmulator({
+      stateDir: options.stateDir,
+      host: options.host,
+      port: options.port,
+      ...(options.tokenLifetimeSeconds ? { tokenLifetimeSeconds: options.tokenLifetimeSeconds } : {}),
+    });
+  } catch (err) {
+    io.stderr(`entra-emulator: could not start: ${(err as Error).message}`);
+    return 1;
+  }
+  io.stdout(JSON.stringify({ event: 'listening', url: emulator.url }));
+  await shutdown;
+  await emulator.close();
+  return 0;
+}

@@ -1,0 +1,265 @@
+/**
+ * The tenant's directory: applications, service principals and app role assignments, with
+ * the rules Entra applies to them. Every change is made on a copy, saved atomically, and
+ * only then becomes visible, so a failed request (or a failed write) changes nothing.
+ */
+import type { ApplicationChanges } from './application-input';
+import { generateClientSecret, hashClientSecret } from './client-secrets';
+import { graphErrors, GraphError } from './graph-errors';
+import { isGuid, newGuid, opaqueId } from './ids';
+import {
+  saveState,
+  type AppRole,
+  type EmulatorState,
+  type StoredApplication,
+  type StoredAppRoleAssignment,
+  type StoredPasswordCredential,
+  type StoredServicePrincipal,
+} from './state-store';
+
+export const GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000';
+export const GRAPH_RESOURCE = 'https://graph.microsoft.com';
+/** Microsoft Graph's real app role ids, so assignments look the same as in a real tenant. */
+export const GRAPH_ROLE_IDS = {
+  'Application.ReadWrite.All': '1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9',
+  'Application.Read.All': '9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30',
+} as const;
+export const ADMIN_DISPLAY_NAME = 'certflow emulator admin';
+
+export interface ResolvedResource {
+  servicePrincipal: StoredServicePrincipal;
+  appId: string;
+  /** The identifier exactly as the client wrote it in the scope (v1 tokens use it as `aud`). */
+  requestedIdentifier: string;
+  tokenVersion: 1 | 2;
+}
+
+export interface NewPassword {
+  credential: StoredPasswordCredential;
+  secretText: string;
+}
+
+export class Directory {
+  constructor(
+    private readonly stateDir: string,
+    private current: EmulatorState,
+    private readonly clock: () => Date,
+  ) {}
+
+  get state(): Readonly<EmulatorState> {
+    return this.current;
+  }
+
+  get tenant(): EmulatorState['tenant'] {
+    return this.current.tenant;
+  }
+
+  application(id: string): StoredApplication | undefined {
+    return this.current.applications.find((a) => a.id === id.toLowerCase());
+  }
+
+  applicationByAppId(appId: string): StoredApplication | undefined {
+    return this.current.applications.find((a) => a.appId === appId.toLowerCase());
+  }
+
+  applications(): readonly StoredApplication[] {
+    return this.current.applications;
+  }
+
+  servicePrincipal(id: string): StoredServicePrincipal | undefined {
+    return this.current.servicePrincipals.find((s) => s.id === id.toLowerCase());
+  }
+
+  servicePrincipalByAppId(appId: string): StoredServicePrincipal | undefined {
+    return this.current.servicePrincipals.find((s) => s.appId === appId.toLowerCase());
+  }
+
+  servicePrincipals(): readonly StoredServicePrincipal[] {
+    return this.current.servicePrincipals;
+  }
+
+  servicePrincipalNames(sp: StoredServicePrincipal): string[] {
+    if (sp.builtIn) return sp.builtIn.servicePrincipalNames;
+    const app = this.applicationByAppId(sp.appId);
+    return [sp.appId, ...(app?.identifierUris ?? [])];
+  }
+
+  appRolesOf(sp: StoredServicePrincipal): AppRole[] {
+    return sp.builtIn?.appRoles ?? this.applicationByAppId(sp.appId)?.appRoles ?? [];
+  }
+
+  assignmentsTo(resourceId: string): StoredAppRoleAssignment[] {
+    return this.current.appRoleAssignments.filter((a) => a.resourceId === resourceId);
+  }
+
+  createApplication(changes: ApplicationChanges): StoredApplication {
+    return this.mutate((draft) => {
+      this.assertIdentifierUrisFree(draft, changes.identifierUris ?? [], undefined);
+      const app: StoredApplication = {
+        id: newGuid(),
+        appId: newGuid(),
+        displayName: changes.displayName ?? '',
+        description: changes.description ?? null,
+        signInAudience: changes.signInAudience ?? 'AzureADMyOrg',
+        createdDateTime: this.now(),
+        identifierUris: changes.identifierUris ?? [],
+        appRoles: changes.appRoles ?? [],
+        keyCredentials: changes.keyCredentials ?? [],
+        passwordCredentials: [],
+        api: { requestedAccessTokenVersion: changes.requestedAccessTokenVersion ?? null },
+        tags: changes.tags ?? [],
+      };
+      draft.applications.push(app);
+      return app;
+    });
+  }
+
+  updateApplication(id: string, changes: ApplicationChanges): void {
+    this.mutate((draft) => {
+      const app = draft.applications.find((a) => a.id === id.toLowerCase());
+      if (!app) throw graphErrors.notFound(id);
+      if (changes.identifierUris) this.assertIdentifierUrisFree(draft, changes.identifierUris, app.id);
+      if (changes.displayName !== undefined) app.displayName = changes.displayName;
+      if (changes.description !== undefined) app.description = changes.description;
+      if (changes.signInAudience !== undefined) app.signInAudience = changes.signInAudience;
+      if (changes.identifierUris) app.identifierUris = changes.identifierUris;
+      if (changes.appRoles) app.appRoles = changes.appRoles;
+      if (changes.keyCredentials) app.keyCredentials = changes.keyCredentials;
+      if (changes.keepPasswordKeyIds) app.passwordCredentials = app.passwordCredentials.filter((p) => changes.keepPasswordKeyIds!.includes(p.keyId));
+      if (changes.requestedAccessTokenVersion !== undefined) app.api.requestedAccessTokenVersion = changes.requestedAccessTokenVersion;
+      if (changes.tags) app.tags = changes.tags;
+      const sp = draft.servicePrincipals.find((s) => s.appId === app.appId);
+      if (sp) sp.displayName = app.displayName;
+    });
+  }
+
+  /** Graph's addPassword: the only way a secret comes into being; its text is returned once. */
+  addPassword(id: string, input: { displayName?: string | null; endDateTime?: string }): NewPassword {
+    return this.mutate((draft) => {
+      const app = draft.applications.find((a) => a.id === id.toLowerCase());
+      if (!app) throw graphErrors.notFound(id);
+      const secretText = generateClientSecret();
+      const now = this.clock();
+      const end = input.endDateTime ? new Date(input.endDateTime) : new Date(now.getTime() + 2 * 365 * 86_400_000);
+      if (Number.isNaN(end.getTime())) throw graphErrors.badRequest("Invalid value for 'endDateTime'.");
+      const credential: StoredPasswordCredential = {
+        keyId: newGuid(),
+        displayName: input.displayName ?? null,
+        hint: secretText.slice(0, 3),
+        startDateTime: now.toISOString(),
+        endDateTime: end.toISOString(),
+        ...hashClientSecret(secretText),
+      };
+      app.passwordCredentials.push(credential);
+      return { credential, secretText };
+    });
+  }
+
+  /** Gives the admin application a new secret, replacing the old ones (whose text is lost). */
+  replaceAdminSecret(): string {
+    const admin = this.applicationByAppId(this.current.adminAppId);
+    if (!admin) throw new Error('admin application missing');
+    this.mutate((draft) => {
+      const app = draft.applications.find((a) => a.appId === draft.adminAppId)!;
+      app.passwordCredentials = [];
+    });
+    return this.addPassword(admin.id, { displayName: 'emulator.json', endDateTime: new Date(this.clock().getTime() + 10 * 365 * 86_400_000).toISOString() })
+      .secretText;
+  }
+
+  createServicePrincipal(appId: unknown): StoredServicePrincipal {
+    if (!isGuid(appId)) throw graphErrors.badRequest("Property 'appId' is required and must be a GUID.");
+    return this.mutate((draft) => {
+      const app = draft.applications.find((a) => a.appId === appId.toLowerCase());
+      if (!app) throw graphErrors.badRequest(`The appId '${appId}' of the service principal does not reference a valid application object.`);
+      if (draft.servicePrincipals.some((s) => s.appId === app.appId)) {
+        throw new GraphError(
+          409,
+          'Request_MultipleObjectsWithSameKeyValue',
+          `The service principal cannot be created, updated, or restored because the service principal name ${app.appId} is already in use.`,
+        );
+      }
+      const sp: StoredServicePrincipal = { id: newGuid(), appId: app.appId, displayName: app.displayName, createdDateTime: this.now() };
+      draft.servicePrincipals.push(sp);
+      return sp;
+    });
+  }
+
+  assignAppRole(resourceId: string, body: unknown): StoredAppRoleAssignment {
+    const resource = this.servicePrincipal(resourceId);
+    if (!resource) throw graphErrors.notFound(resourceId);
+    if (typeof body !== 'object' || body === null) throw graphErrors.badRequest('The request body must be a JSON object.');
+    const { principalId, resourceId: bodyResourceId, appRoleId } = body as Record<string, unknown>;
+    if (!isGuid(principalId)) throw graphErrors.badRequest("Property 'principalId' is required and must be a GUID.");
+    if (!isGuid(appRoleId)) throw graphErrors.badRequest("Property 'appRoleId' is required and must be a GUID.");
+    if (bodyResourceId !== undefined && String(bodyResourceId).toLowerCase() !== resource.id) {
+      throw graphErrors.badRequest("Property 'resourceId' must be the id of the service principal in the request URL.");
+    }
+    const principal = this.servicePrincipal(principalId);
+    if (!principal) throw graphErrors.badRequest(`The principal '${principalId}' does not exist.`);
+    const role = this.appRolesOf(resource).find((r) => r.id === appRoleId.toLowerCase());
+    if (!role || !role.isEnabled || !role.allowedMemberTypes.includes('Application')) {
+      throw graphErrors.badRequest(`Permission being assigned was not found on application '${resource.appId}'.`);
+    }
+    return this.mutate((draft) => {
+      if (draft.appRoleAssignments.some((a) => a.principalId === principal.id && a.resourceId === resource.id && a.appRoleId === role.id)) {
+        throw graphErrors.badRequest('Permission being assigned already exists on the object.');
+      }
+      const assignment: StoredAppRoleAssignment = {
+        id: opaqueId(32),
+        appRoleId: role.id,
+        principalId: principal.id,
+        resourceId: resource.id,
+        createdDateTime: this.now(),
+      };
+      draft.appRoleAssignments.push(assignment);
+      return assignment;
+    });
+  }
+
+  /** The service principal a `<identifier>/.default` scope refers to (App ID URI or appId). */
+  resolveResource(identifier: string): ResolvedResource | undefined {
+    const wanted = normalize(identifier);
+    for (const sp of this.current.servicePrincipals) {
+      if (!this.servicePrincipalNames(sp).some((name) => normalize(name) === wanted)) continue;
+      const version = sp.builtIn ? null : this.applicationByAppId(sp.appId)?.api.requestedAccessTokenVersion;
+      return { servicePrincipal: sp, appId: sp.appId, requestedIdentifier: identifier, tokenVersion: version === 2 ? 2 : 1 };
+    }
+    return undefined;
+  }
+
+  /** Values of the enabled app roles assigned to `principalId` on the resource. */
+  rolesOf(principalId: string, resource: StoredServicePrincipal): string[] {
+    const roles = this.appRolesOf(resource);
+    const values = this.current.appRoleAssignments
+      .filter((a) => a.principalId === principalId && a.resourceId === resource.id)
+      .map((a) => roles.find((r) => r.id === a.appRoleId && r.isEnabled)?.value)
+      .filter((v): v is string => v !== undefined);
+    return [...new Set(values)];
+  }
+
+  private assertIdentifierUrisFree(draft: EmulatorState, uris: string[], ownId: string | undefined): void {
+    for (const uri of uris) {
+      const taken =
+        draft.applications.some((a) => a.id !== ownId && a.identifierUris.some((u) => normalize(u) === normalize(uri))) ||
+        draft.servicePrincipals.some((s) => s.builtIn?.servicePrincipalNames.some((n) => normalize(n) === normalize(uri)));
+      if (taken) throw graphErrors.duplicateValue('identifierUris');
+    }
+  }
+
+  private mutate<T>(change: (draft: EmulatorState) => T): T {
+    const draft = structuredClone(this.current);
+    const result = change(draft);
+    saveState(this.stateDir, draft);
+    this.current = draft;
+    return result;
+  }
+
+  private now(): string {
+    return this.clock().toISOString();
+  }
+}
+
+function normalize(identifier: string): string {
+  return identifier.toLowerCase().replace(/\/+$/, '');
+}

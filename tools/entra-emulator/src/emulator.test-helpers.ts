@@ -1,0 +1,130 @@
+/** Shared set-up for the emulator's tests: real HTTPS calls trusting the development CA, real certificates. */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { importPKCS8, SignJWT, type JWTPayload } from 'jose';
+import { createSelfSignedCertificate, parseCertificate, pemToDer, type CertificateAndKey } from '@certflow/certs';
+import { startEmulator, type EmulatorOptions, type RunningEmulator } from './emulator';
+import type { EmulatorInfo } from './emulator-info';
+import { GraphClient } from './graph-client';
+import { provisionApiAndPartner, type ProvisionedApiAndPartner } from './provision';
+import { ASSERTION_TYPE } from './client-assertion-verifier';
+
+export const API_URI = 'api://certflow-orders';
+
+export function tempStateDir(): string {
+  return mkdtempSync(join(tmpdir(), 'entra-emulator-'));
+}
+
+export function removeDir(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+}
+
+export interface HttpResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+  json: () => Record<string, unknown>;
+}
+
+export function https(
+  info: Pick<EmulatorInfo, 'caCertificatePath'>,
+  url: string,
+  options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<HttpResult> {
+  const ca = readFileSync(info.caCertificatePath);
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: options.method ?? 'GET', ca, headers: options.headers ?? {} }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> });
+      });
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+export function postForm(info: EmulatorInfo, form: Record<string, string>, options: { url?: string; headers?: Record<string, string> } = {}) {
+  return https(info, options.url ?? info.tokenEndpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded;charset=utf-8', ...options.headers },
+    body: new URLSearchParams(form).toString(),
+  });
+}
+
+export interface AssertionOptions {
+  alg?: 'RS256' | 'PS256';
+  /** Certificate named in the header (defaults to the signing one). */
+  headerCert?: CertificateAndKey;
+  header?: Record<string, unknown>;
+  claims?: JWTPayload;
+  nowSeconds?: number;
+}
+
+/** A client assertion as MSAL builds it: PS256 + x5t#S256, or RS256 + x5t; no kid. */
+export async function clientAssertion(aud: string, clientId: string, cert: CertificateAndKey, options: AssertionOptions = {}): Promise<string> {
+  const alg = options.alg ?? 'PS256';
+  const { thumbprints } = parseCertificate((options.headerCert ?? cert).certificatePem);
+  const thumbprint = alg === 'PS256' ? { 'x5t#S256': thumbprints.sha256Base64Url } : { x5t: thumbprints.sha1Base64Url };
+  const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
+  return new SignJWT({ aud, iss: clientId, sub: clientId, jti: randomUUID(), nbf: now, iat: now, exp: now + 600, ...options.claims })
+    .setProtectedHeader({ alg, typ: 'JWT', ...thumbprint, ...options.header })
+    .sign(await importPKCS8(cert.privateKeyPem, alg));
+}
+
+export function assertionForm(clientId: string, assertion: string, scope = `${API_URI}/.default`): Record<string, string> {
+  return { grant_type: 'client_credentials', client_id: clientId, scope, client_assertion_type: ASSERTION_TYPE, client_assertion: assertion };
+}
+
+export interface Fixture {
+  stateDir: string;
+  emulator: RunningEmulator;
+  graph: GraphClient;
+  provisioned: ProvisionedApiAndPartner;
+  partnerCert: CertificateAndKey;
+  /** Moves the emulator's clock (milliseconds added to real time). */
+  setClockOffset(ms: number): void;
+  close(): Promise<void>;
+}
+
+/** An emulator with an API (`Orders.Read`, `Orders.Write`) and a partner granted `Orders.Read`, whose certificate is registered. */
+export async function startFixture(options: Partial<EmulatorOptions> = {}): Promise<Fixture> {
+  const stateDir = tempStateDir();
+  let offset = 0;
+  const emulator = await startEmulator({ stateDir, now: () => new Date(Date.now() + offset), ...options });
+  const graph = await GraphClient.connect(emulator);
+  const provisioned = await provisionApiAndPartner(graph, {
+    apiDisplayName: 'orders API',
+    apiIdentifierUri: API_URI,
+    roles: ['Orders.Read', 'Orders.Write'],
+    partnerDisplayName: 'contoso-partner',
+    grantRoles: ['Orders.Read'],
+  });
+  const partnerCert = createSelfSignedCertificate({ commonName: 'contoso-partner' });
+  await graph.addCertificate(provisioned.partner.objectId, pemToDer(partnerCert.certificatePem), 'contoso');
+  return {
+    stateDir,
+    emulator,
+    graph,
+    provisioned,
+    partnerCert,
+    setClockOffset: (ms) => {
+      offset = ms;
+    },
+    close: async () => {
+      graph.close();
+      await emulator.close();
+      removeDir(stateDir);
+    },
+  };
+}
+
+export function decodeJwt(token: string): { header: Record<string, unknown>; payload: Record<string, unknown> } {
+  const [h, p] = token.split('.');
+  return { header: JSON.parse(Buffer.from(h!, 'base64url').toString()), payload: JSON.parse(Buffer.from(p!, 'base64url').toString()) };
+}

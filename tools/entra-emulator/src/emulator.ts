@@ -1,0 +1,292 @@
+/**
+ * `startEmulator`: the local Entra ID token service over HTTPS (server certificate from the
+ * development CA), with its state in `<stateDir>/emulator-state.json` and its address and
+ * admin credentials in `<stateDir>/emulator.json`.
+ */
+import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { DevelopmentCa } from '@certflow/certs';
+import { DEFAULT_TOKEN_LIFETIME, type TokenLifetime } from './access-tokens';
+import { createInitialState } from './bootstrap';
+import { ReplayGuard } from './client-assertion-verifier';
+import { clientSecretMatches } from './client-secrets';
+import { Directory } from './directory';
+import { DISCOVERY_CACHE_CONTROL, jwks, openIdConfiguration } from './discovery';
+import { describeEmulator, readEmulatorInfoIfPresent, writeEmulatorInfo, type EmulatorInfo } from './emulator-info';
+import { entraErrorBody, entraErrors, EntraError } from './entra-errors';
+import { EmulatorError } from './errors';
+import { TokenForm } from './form-body';
+import { GRAPH_PREFIX, handleGraphRequest } from './graph-api';
+import { BodyTooLargeError, mediaType, readBody, sendJson } from './http-io';
+import { isGuid, newGuid } from './ids';
+import { loadSigningKey, signCompactJwt, type SigningKey } from './signing-keys';
+import { damaged, loadState, saveState, statePath, type EmulatorState } from './state-store';
+import { handleTokenRequest } from './token-endpoint';
+
+export interface EmulatorOptions {
+  stateDir: string;
+  host?: string;
+  port?: number;
+  /** Access-token lifetime: fixed seconds, or a range to pick from at random (default 3600–5400). */
+  tokenLifetimeSeconds?: TokenLifetime;
+  /** Tolerance for client assertions' `nbf`/`exp` and Graph tokens (default 60 s). */
+  clockSkewSeconds?: number;
+  /** Strict mode: refuse a client assertion whose `jti` was already used (MSAL reuses them, so off by default). */
+  rejectReplayedAssertions?: boolean;
+  /** The emulator's clock (tests move it to exercise expiry). */
+  now?: () => Date;
+}
+
+export interface RunningEmulator extends EmulatorInfo {
+  close(): Promise<void>;
+  /** Signs any payload with the current token-signing key (default header `typ JWT, alg RS256, kid`), for hostile-token tests. */
+  signAccessToken(payload: Record<string, unknown>, header?: Record<string, unknown>): Promise<string>;
+}
+
+export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
+const TOKEN_BODY_LIMIT = 64 * 1024;
+const COMMON_TENANTS = new Set(['common', 'organizations', 'consumers']);
+
+export async function startEmulator(options: EmulatorOptions): Promise<RunningEmulator> {
+  const settings = validateOptions(options);
+  const stateDir = resolve(options.stateDir);
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const clock = options.now ?? (() => new Date());
+
+  // Read everything that exists before creating anything, so a damaged file stops start-up untouched.
+  const stored = loadState(stateDir);
+  const previousInfo = readEmulatorInfoIfPresent(stateDir);
+  const ca = DevelopmentCa.loadOrCreate(stateDir);
+
+  let state: EmulatorState;
+  let adminSecret: string | undefined;
+  if (stored) {
+    state = stored;
+  } else {
+    ({ state, adminSecret } = createInitialState(clock()));
+    saveState(stateDir, state);
+  }
+  const signingKeys = loadSigningKeys(stateDir, state);
+  const directory = new Directory(stateDir, state, clock);
+  if (adminSecret === undefined) adminSecret = reusableAdminSecret(directory, previousInfo, clock()) ?? directory.replaceAdminSecret();
+
+  const tls = ca.issueServerCertificate();
+  const replayGuard = settings.rejectReplayedAssertions ? new ReplayGuard() : undefined;
+  // Filled in once listening: the URLs depend on the port the system picked.
+  const started: { info?: EmulatorInfo } = {};
+
+  const server = createServer({ key: tls.privateKeyPem, cert: tls.certificatePem }, (req, res) => {
+    const { info } = started;
+    if (!info) {
+      sendJson(res, 503, { error: 'starting' });
+      return;
+    }
+    handleRequest(req, res, {
+      info,
+      directory,
+      signingKeys,
+      now: clock(),
+      clockSkewSeconds: settings.clockSkewSeconds,
+      lifetime: settings.lifetime,
+      port: (server.address() as AddressInfo).port,
+      ...(replayGuard ? { replayGuard } : {}),
+    }).catch((err: unknown) => {
+      console.error(`entra-emulator: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
+      if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
+    });
+  });
+  await listen(server, settings.port, settings.host);
+
+  const port = (server.address() as AddressInfo).port;
+  const info = describeEmulator(`https://localhost:${port}`, state.tenant, ca.certificatePath, { clientId: state.adminAppId, clientSecret: adminSecret });
+  writeEmulatorInfo(stateDir, info);
+  started.info = info;
+
+  let closing: Promise<void> | undefined;
+  const running: RunningEmulator = {
+    ...info,
+    close: () =>
+      (closing ??= new Promise<void>((done) => {
+        server.close(() => done());
+        server.closeAllConnections();
+      })),
+    signAccessToken: async (payload, header = {}) => {
+      const key = signingKeys[0]!;
+      return signCompactJwt(key, { typ: 'JWT', alg: 'RS256', kid: key.kid, ...header }, payload);
+    },
+  };
+  return running;
+}
+
+interface RequestContext {
+  info: EmulatorInfo;
+  directory: Directory;
+  signingKeys: SigningKey[];
+  now: Date;
+  clockSkewSeconds: number;
+  lifetime: TokenLifetime;
+  port: number;
+  replayGuard?: ReplayGuard;
+}
+
+async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: RequestContext): Promise<void> {
+  let url: URL;
+  try {
+    // Concatenated rather than resolved against a base, so `//host/...` cannot change the host.
+    url = new URL(`https://localhost${req.url ?? '/'}`);
+  } catch {
+    sendJson(res, 400, { error: 'invalid_request', error_description: 'The request target is not a valid path.' });
+    return;
+  }
+  if (url.pathname === GRAPH_PREFIX || url.pathname.startsWith(`${GRAPH_PREFIX}/`)) {
+    await handleGraphRequest(req, res, url, {
+      directory: ctx.directory,
+      signingKeys: ctx.signingKeys,
+      baseUrl: ctx.info.url,
+      tenantId: ctx.info.tenantId,
+      now: ctx.now,
+      clockSkewSeconds: ctx.clockSkewSeconds,
+    });
+    return;
+  }
+
+  const match = /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|discovery\/v2\.0\/keys|oauth2\/v2\.0\/token)$/.exec(url.pathname);
+  if (!match) {
+    sendJson(res, 404, { error: 'not_found', error_description: `No such endpoint: ${url.pathname.slice(0, 200)}` });
+    return;
+  }
+  const [, tenantSegment, endpoint] = match as unknown as [string, string, string];
+  const correlationId = correlationIdOf(req, url);
+  const traceId = newGuid();
+  const idHeaders = { 'x-ms-request-id': traceId, 'client-request-id': correlationId };
+  try {
+    const tenant = resolveTenant(tenantSegment, ctx.directory, endpoint.startsWith('oauth2'));
+    const issuer = `${ctx.info.url}/${ctx.info.tenantId}/v2.0`;
+    if (endpoint.startsWith('oauth2')) {
+      if (req.method !== 'POST') throw entraErrors.postOnly(req.method ?? 'GET');
+      let body: Buffer;
+      try {
+        body = await readBody(req, TOKEN_BODY_LIMIT);
+      } catch (err) {
+        if (err instanceof BodyTooLargeError) throw entraErrors.bodyTooLarge(err.limit);
+        throw err;
+      }
+      const response = await handleTokenRequest(TokenForm.parse(mediaType(req), body), headerValue(req, 'authorization'), {
+        directory: ctx.directory,
+        signingKey: ctx.signingKeys[0]!,
+        baseUrl: ctx.info.url,
+        audiences: assertionAudiences(ctx, req, tenant),
+        now: ctx.now,
+        clockSkewSeconds: ctx.clockSkewSeconds,
+        lifetime: ctx.lifetime,
+        ...(ctx.replayGuard ? { replayGuard: ctx.replayGuard } : {}),
+      });
+      sendJson(res, 200, response, idHeaders);
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { error: 'invalid_request', error_description: 'Only GET is supported here.' }, { allow: 'GET' });
+      return;
+    }
+    const document = endpoint.startsWith('discovery') ? jwks(ctx.signingKeys, issuer) : openIdConfiguration(ctx.info.url, ctx.info.tenantId);
+    sendJson(res, 200, document, { ...idHeaders, 'cache-control': DISCOVERY_CACHE_CONTROL, pragma: undefined });
+  } catch (err) {
+    if (!(err instanceof EntraError)) throw err;
+    sendJson(res, err.status, entraErrorBody(err, { traceId, correlationId }, ctx.now), {
+      ...idHeaders,
+      ...(err.status === 413 ? { connection: 'close' } : {}),
+    });
+  }
+}
+
+function resolveTenant(segment: string, directory: Directory, isTokenEndpoint: boolean): EmulatorState['tenant'] {
+  let name: string;
+  try {
+    name = decodeURIComponent(segment);
+  } catch {
+    name = segment;
+  }
+  const lower = name.toLowerCase();
+  const { tenant } = directory;
+  if (lower === tenant.id || lower === tenant.domain) return tenant;
+  if (isTokenEndpoint && COMMON_TENANTS.has(lower)) throw entraErrors.commonEndpoint();
+  throw entraErrors.tenantNotFound(name.slice(0, 100));
+}
+
+/**
+ * The URLs a client assertion may carry as `aud`: this tenant's token endpoint by GUID or
+ * domain, under the advertised origin or the local origin the client actually connected to.
+ */
+function assertionAudiences(ctx: RequestContext, req: IncomingMessage, tenant: EmulatorState['tenant']): string[] {
+  const origins = new Set([ctx.info.url]);
+  const host = headerValue(req, 'host')?.toLowerCase();
+  if (host && new RegExp(`^(localhost|127\\.0\\.0\\.1|\\[::1\\]):${ctx.port}$`).test(host)) origins.add(`https://${host}`);
+  return [...origins].flatMap((origin) => [tenant.id, tenant.domain].map((t) => `${origin}/${t}/oauth2/v2.0/token`));
+}
+
+/** Entra echoes a GUID `client-request-id` as the correlation id, and makes one up otherwise. */
+function correlationIdOf(req: IncomingMessage, url: URL): string {
+  const candidate = url.searchParams.get('client-request-id') ?? headerValue(req, 'client-request-id');
+  return isGuid(candidate) ? candidate.toLowerCase() : newGuid();
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function loadSigningKeys(stateDir: string, state: EmulatorState): SigningKey[] {
+  return state.signingKeys.map((stored, i) => {
+    try {
+      return loadSigningKey(stored);
+    } catch (err) {
+      throw damaged(statePath(stateDir), `signingKeys[${i}] is unusable (${(err as Error).message})`, err);
+    }
+  });
+}
+
+/** The admin secret from the previous emulator.json, if it still matches a valid admin credential. */
+function reusableAdminSecret(directory: Directory, previous: EmulatorInfo | undefined, now: Date): string | undefined {
+  const admin = directory.applicationByAppId(directory.state.adminAppId);
+  if (!admin || !previous || previous.admin.clientId !== admin.appId) return undefined;
+  const valid = admin.passwordCredentials.some(
+    (p) => clientSecretMatches(previous.admin.clientSecret, p) && now < new Date(p.endDateTime) && now >= new Date(p.startDateTime),
+  );
+  return valid ? previous.admin.clientSecret : undefined;
+}
+
+function validateOptions(options: EmulatorOptions): {
+  host: string;
+  port: number;
+  lifetime: TokenLifetime;
+  clockSkewSeconds: number;
+  rejectReplayedAssertions: boolean;
+} {
+  const invalid = (what: string) => new EmulatorError('ERR_INVALID_OPTIONS', `startEmulator: ${what}`);
+  if (typeof options?.stateDir !== 'string' || options.stateDir === '') throw invalid('stateDir is required');
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid(`port must be an integer 0–65535, got ${port}`);
+  const lifetime = options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME;
+  const range = typeof lifetime === 'number' ? { min: lifetime, max: lifetime } : lifetime;
+  if (!Number.isInteger(range?.min) || !Number.isInteger(range?.max) || range.min < 1 || range.max < range.min) {
+    throw invalid('tokenLifetimeSeconds must be a positive integer or { min, max } with 1 <= min <= max');
+  }
+  const clockSkewSeconds = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
+  if (!Number.isFinite(clockSkewSeconds) || clockSkewSeconds < 0) throw invalid('clockSkewSeconds must be a non-negative number');
+  return { host: options.host ?? '127.0.0.1', port, lifetime, clockSkewSeconds, rejectReplayedAssertions: options.rejectReplayedAssertions ?? false };
+}
+
+function listen(server: Server, port: number, host: string): Promise<void> {
+  return new Promise((resolveListen, reject) => {
+    const onError = (err: NodeJS.ErrnoException) =>
+      reject(new EmulatorError('ERR_LISTEN_FAILED', `cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }));
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolveListen();
+    });
+  });
+}

@@ -1,0 +1,216 @@
+/**
+ * The Microsoft Graph subset served at `/graph/v1.0`: applications, service principals and
+ * app role assignments, enough to register an API and a partner and to upload the
+ * partner's certificate (steps 1 and 4 of the flow).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { parseApplicationBody } from './application-input';
+import { GRAPH_APP_ID, type Directory } from './directory';
+import { authorizeGraphRequest, type GraphAuthContext, type GraphPermission } from './graph-auth';
+import { GraphError, graphErrors } from './graph-errors';
+import { applicationView, appRoleAssignmentView, passwordCredentialView, project, servicePrincipalView } from './graph-shapes';
+import { BodyTooLargeError, mediaType, readBody, sendEmpty, sendJson } from './http-io';
+import { isGuid, newGuid } from './ids';
+
+export const GRAPH_PREFIX = '/graph/v1.0';
+const BODY_LIMIT = 1024 * 1024;
+
+export interface GraphContext extends GraphAuthContext {
+  directory: Directory;
+}
+
+interface GraphRequest {
+  method: string;
+  segments: string[];
+  query: URLSearchParams;
+  graphUrl: string;
+  body: () => Promise<unknown>;
+  ctx: GraphContext;
+}
+
+type Reply = { status: number; body?: Record<string, unknown> };
+
+export async function handleGraphRequest(req: IncomingMessage, res: ServerResponse, url: URL, ctx: GraphContext): Promise<void> {
+  const requestId = newGuid();
+  const clientRequestId = headerValue(req, 'client-request-id') ?? requestId;
+  const headers = { 'request-id': requestId, 'client-request-id': clientRequestId };
+  try {
+    const method = req.method ?? 'GET';
+    const permission: GraphPermission = method === 'GET' ? 'read' : 'write';
+    await authorizeGraphRequest(headerValue(req, 'authorization'), permission, ctx);
+    const rest = url.pathname.slice(GRAPH_PREFIX.length).split('/').filter((s) => s !== '');
+    const reply = await route({
+      method,
+      segments: rest.map((s) => safeDecode(s)),
+      query: url.searchParams,
+      graphUrl: `${ctx.baseUrl}${GRAPH_PREFIX}`,
+      body: () => readJson(req),
+      ctx,
+    });
+    if (reply.body === undefined) sendEmpty(res, reply.status, headers);
+    else sendJson(res, reply.status, reply.body, headers);
+  } catch (err) {
+    const graphError = err instanceof GraphError ? err : new GraphError(500, 'InternalServerError', 'The emulator failed to process the request.');
+    if (!(err instanceof GraphError)) console.error(`graph: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
+    sendJson(
+      res,
+      graphError.status,
+      {
+        error: {
+          code: graphError.code,
+          message: graphError.message,
+          innerError: { date: ctx.now.toISOString().slice(0, 19), 'request-id': requestId, 'client-request-id': clientRequestId },
+        },
+      },
+      graphError.status === 401
+        ? { ...headers, 'www-authenticate': `Bearer realm="", authorization_uri="${ctx.baseUrl}/${ctx.tenantId}/oauth2/authorize", client_id="${GRAPH_APP_ID}"` }
+        : headers,
+    );
+  }
+}
+
+async function route(r: GraphRequest): Promise<Reply> {
+  const [collection, id, action, ...extra] = r.segments;
+  if (collection === undefined) throw graphErrors.unknownSegment('v1.0');
+  if (extra.length > 0) throw graphErrors.unknownSegment(extra[0]!);
+  const byAppId = /^applications\(appId='([^']*)'\)$/.exec(collection);
+  if (byAppId) {
+    if (id !== undefined) throw graphErrors.unknownSegment(id);
+    const app = r.ctx.directory.applicationByAppId(byAppId[1]!);
+    if (!app) throw graphErrors.notFound(byAppId[1]!);
+    return applications(r, app.id, undefined);
+  }
+  if (collection === 'applications') return applications(r, id, action);
+  if (collection === 'servicePrincipals') return servicePrincipals(r, id, action);
+  throw graphErrors.unknownSegment(collection);
+}
+
+async function applications(r: GraphRequest, id: string | undefined, action: string | undefined): Promise<Reply> {
+  const { directory } = r.ctx;
+  const select = selectOf(r.query);
+  if (id === undefined) {
+    if (r.method === 'GET') {
+      const filtered = filterBy(r.query, directory.applications(), ['appId', 'displayName']);
+      return list(`${r.graphUrl}/$metadata#applications`, filtered.map((a) => project(applicationView(a, false), select)));
+    }
+    if (r.method === 'POST') {
+      const app = directory.createApplication(parseApplicationBody(await r.body(), undefined));
+      return { status: 201, body: { '@odata.context': `${r.graphUrl}/$metadata#applications/$entity`, ...applicationView(app, false) } };
+    }
+    throw graphErrors.methodNotAllowed();
+  }
+  const app = directory.application(id);
+  if (!app) throw graphErrors.notFound(id);
+  if (action === 'addPassword') {
+    if (r.method !== 'POST') throw graphErrors.methodNotAllowed();
+    const body = (await r.body()) as { passwordCredential?: { displayName?: unknown; endDateTime?: unknown } } | null;
+    const input = body?.passwordCredential ?? {};
+    if (input.displayName !== undefined && input.displayName !== null && typeof input.displayName !== 'string') {
+      throw graphErrors.badRequest("Property 'displayName' must be a string.");
+    }
+    if (input.endDateTime !== undefined && typeof input.endDateTime !== 'string') throw graphErrors.badRequest("Property 'endDateTime' must be a date.");
+    const created = directory.addPassword(app.id, {
+      displayName: (input.displayName as string | null | undefined) ?? null,
+      ...(input.endDateTime ? { endDateTime: input.endDateTime } : {}),
+    });
+    return {
+      status: 200,
+      body: { '@odata.context': `${r.graphUrl}/$metadata#microsoft.graph.passwordCredential`, ...passwordCredentialView(created.credential, created.secretText) },
+    };
+  }
+  if (action !== undefined) throw graphErrors.unknownSegment(action);
+  if (r.method === 'GET') {
+    const includeKeys = select?.includes('keyCredentials') ?? false;
+    return { status: 200, body: { '@odata.context': `${r.graphUrl}/$metadata#applications/$entity`, ...project(applicationView(app, includeKeys), select) } };
+  }
+  if (r.method === 'PATCH') {
+    directory.updateApplication(app.id, parseApplicationBody(await r.body(), app));
+    return { status: 204 };
+  }
+  throw graphErrors.methodNotAllowed();
+}
+
+async function servicePrincipals(r: GraphRequest, id: string | undefined, action: string | undefined): Promise<Reply> {
+  const { directory } = r.ctx;
+  const select = selectOf(r.query);
+  if (id === undefined) {
+    if (r.method === 'GET') {
+      const filtered = filterBy(r.query, directory.servicePrincipals(), ['appId', 'displayName']);
+      return list(`${r.graphUrl}/$metadata#servicePrincipals`, filtered.map((sp) => project(servicePrincipalView(sp, directory), select)));
+    }
+    if (r.method === 'POST') {
+      const body = await r.body();
+      if (typeof body !== 'object' || body === null) throw graphErrors.badRequest('The request body must be a JSON object.');
+      const sp = directory.createServicePrincipal((body as Record<string, unknown>).appId);
+      return { status: 201, body: { '@odata.context': `${r.graphUrl}/$metadata#servicePrincipals/$entity`, ...servicePrincipalView(sp, directory) } };
+    }
+    throw graphErrors.methodNotAllowed();
+  }
+  const sp = directory.servicePrincipal(id);
+  if (!sp) throw graphErrors.notFound(id);
+  if (action === undefined) {
+    if (r.method !== 'GET') throw graphErrors.methodNotAllowed();
+    return { status: 200, body: { '@odata.context': `${r.graphUrl}/$metadata#servicePrincipals/$entity`, ...project(servicePrincipalView(sp, directory), select) } };
+  }
+  if (action !== 'appRoleAssignedTo') throw graphErrors.unknownSegment(action);
+  const context = `${r.graphUrl}/$metadata#servicePrincipals('${sp.id}')/appRoleAssignedTo`;
+  if (r.method === 'GET') return list(context, directory.assignmentsTo(sp.id).map((a) => appRoleAssignmentView(a, directory)));
+  if (r.method === 'POST') {
+    const assignment = directory.assignAppRole(sp.id, await r.body());
+    return { status: 201, body: { '@odata.context': `${context}/$entity`, ...appRoleAssignmentView(assignment, directory) } };
+  }
+  throw graphErrors.methodNotAllowed();
+}
+
+function list(context: string, value: unknown[]): Reply {
+  return { status: 200, body: { '@odata.context': context, value } };
+}
+
+function selectOf(query: URLSearchParams): string[] | undefined {
+  const select = query.get('$select');
+  return select ? select.split(',').map((s) => s.trim()) : undefined;
+}
+
+/** `$filter=<property> eq '<value>'`, the only filter form this emulator understands. */
+function filterBy<T extends object>(query: URLSearchParams, items: readonly T[], properties: (keyof T & string)[]): T[] {
+  const filter = query.get('$filter');
+  if (filter === null) return [...items];
+  const match = /^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$/.exec(filter);
+  const property = match?.[1] as (keyof T & string) | undefined;
+  if (!match || !property || !properties.includes(property)) throw graphErrors.unsupportedFilter(filter.slice(0, 200));
+  const value = match[2]!.replace(/''/g, "'");
+  const ignoreCase = property === 'appId' && isGuid(value);
+  return items.filter((item) => {
+    const actual = String(item[property]);
+    return ignoreCase ? actual.toLowerCase() === value.toLowerCase() : actual === value;
+  });
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let raw: Buffer;
+  try {
+    raw = await readBody(req, BODY_LIMIT);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) throw graphErrors.payloadTooLarge(err.limit);
+    throw err;
+  }
+  if (mediaType(req) !== 'application/json') throw graphErrors.unreadableJson();
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw graphErrors.unreadableJson();
+  }
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+function safeDecode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * Bearer tokens for the Graph-shaped API: only tokens this emulator issued for Microsoft
+ * Graph, carrying the Application.* app role the operation needs, are accepted.
+ */
+import { jwtVerify, errors as joseErrors } from 'jose';
+import { v1Issuer, v2Issuer } from './access-tokens';
+import { GRAPH_APP_ID, GRAPH_RESOURCE } from './directory';
+import { graphErrors } from './graph-errors';
+import type { SigningKey } from './signing-keys';
+
+export type GraphPermission = 'read' | 'write';
+
+export interface GraphAuthContext {
+  signingKeys: SigningKey[];
+  baseUrl: string;
+  tenantId: string;
+  now: Date;
+  clockSkewSeconds: number;
+}
+
+const ROLES_FOR: Record<GraphPermission, string[]> = {
+  read: ['Application.Read.All', 'Application.ReadWrite.All'],
+  write: ['Application.ReadWrite.All'],
+};
+
+export async function authorizeGraphRequest(authorization: string | undefined, permission: GraphPermission, ctx: GraphAuthContext): Promise<void> {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+  if (!match) throw graphErrors.noToken();
+  let roles: unknown;
+  try {
+    const { payload } = await jwtVerify(
+      match[1]!,
+      (header) => {
+        const key = ctx.signingKeys.find((k) => k.kid === header.kid);
+        if (!key) throw new joseErrors.JWKSNoMatchingKey();
+        return key.publicKey;
+      },
+      {
+        algorithms: ['RS256'],
+        issuer: [v1Issuer(ctx.tenantId), v2Issuer(ctx.baseUrl, ctx.tenantId)],
+        audience: [GRAPH_RESOURCE, `${GRAPH_RESOURCE}/`, GRAPH_APP_ID],
+        currentDate: ctx.now,
+        clockTolerance: ctx.clockSkewSeconds,
+        requiredClaims: ['exp', 'tid'],
+      },
+    );
+    if (payload.tid !== ctx.tenantId) throw graphErrors.badToken('Invalid tenant.');
+    roles = payload.roles;
+  } catch (err) {
+    if (err instanceof joseErrors.JWTExpired) throw graphErrors.badToken('Lifetime validation failed, the token is expired.');
+    if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'aud') throw graphErrors.badToken('Invalid audience.');
+    if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'iss') throw graphErrors.badToken('Invalid issuer.');
+    if (err instanceof Error && err.name === 'GraphError') throw err;
+    throw graphErrors.badToken('Invalid signature.');
+  }
+  const granted = Array.isArray(roles) ? roles : [];
+  if (!ROLES_FOR[permission].some((role) => granted.includes(role))) throw graphErrors.forbidden();
+}

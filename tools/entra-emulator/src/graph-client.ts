@@ -1,0 +1,257 @@
+/**
+ * A client for the emulator's Graph-shaped API. It obtains an admin token with the client
+ * secret from emulator.json and trusts the development CA explicitly (an `ca` option on its
+ * own agent), never through process-wide settings.
+ *
+ * @example
+ *   const graph = await GraphClient.connect(readEmulatorInfo('.certflow'));
+ *   const app = await graph.createApplication({ displayName: 'contoso-partner' });
+ *   await graph.addCertificate(app.id, readFileSync('partner.cer'), 'contoso 2025');
+ */
+import { readFileSync } from 'node:fs';
+import { Agent, request } from 'node:https';
+import { parseCertificate } from '@certflow/certs';
+import { GRAPH_RESOURCE } from './directory';
+import type { EmulatorInfo } from './emulator-info';
+
+export interface GraphAppRole {
+  id: string;
+  value: string;
+  displayName: string;
+  description: string;
+  allowedMemberTypes: string[];
+  isEnabled: boolean;
+  origin?: string;
+}
+
+export interface GraphKeyCredential {
+  keyId: string;
+  type: string;
+  usage: string;
+  displayName: string | null;
+  customKeyIdentifier: string | null;
+  startDateTime: string;
+  endDateTime: string;
+  /** base64 DER; Graph returns it only with `$select=keyCredentials` on a single application. */
+  key: string | null;
+}
+
+export interface GraphPasswordCredential {
+  keyId: string;
+  displayName: string | null;
+  hint: string;
+  startDateTime: string;
+  endDateTime: string;
+  /** Present only in the response to addPassword. */
+  secretText: string | null;
+}
+
+export interface GraphApplication {
+  id: string;
+  appId: string;
+  displayName: string;
+  description: string | null;
+  signInAudience: string;
+  identifierUris: string[];
+  appRoles: GraphAppRole[];
+  keyCredentials: GraphKeyCredential[];
+  passwordCredentials: GraphPasswordCredential[];
+  api: { requestedAccessTokenVersion: number | null };
+  tags: string[];
+  createdDateTime: string;
+}
+
+export interface ApplicationInput {
+  displayName?: string;
+  description?: string | null;
+  signInAudience?: string;
+  identifierUris?: string[];
+  appRoles?: Omit<GraphAppRole, 'origin'>[];
+  keyCredentials?: Partial<GraphKeyCredential>[];
+  passwordCredentials?: { keyId: string }[];
+  api?: { requestedAccessTokenVersion?: number | null };
+  tags?: string[];
+}
+
+export interface GraphServicePrincipal {
+  id: string;
+  appId: string;
+  displayName: string;
+  servicePrincipalNames: string[];
+  appRoles: GraphAppRole[];
+}
+
+export interface GraphAppRoleAssignment {
+  id: string;
+  appRoleId: string;
+  principalId: string;
+  principalDisplayName: string | null;
+  resourceId: string;
+  resourceDisplayName: string | null;
+  createdDateTime: string;
+}
+
+/** A Graph call that failed; `code` is Graph's error code (e.g. `Request_BadRequest`). */
+export class GraphRequestError extends Error {
+  override readonly name = 'GraphRequestError';
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+interface HttpResult {
+  status: number;
+  text: string;
+}
+
+/** Renew the admin token this long before it expires. */
+const RENEW_BEFORE_MS = 5 * 60_000;
+
+export class GraphClient {
+  private token: { value: string; expiresAt: number } | undefined;
+
+  private constructor(
+    readonly info: EmulatorInfo,
+    private readonly agent: Agent,
+  ) {}
+
+  static async connect(info: EmulatorInfo): Promise<GraphClient> {
+    const agent = new Agent({ ca: readFileSync(info.caCertificatePath), keepAlive: true });
+    const client = new GraphClient(info, agent);
+    await client.accessToken();
+    return client;
+  }
+
+  /** The admin's Graph access token (cached; renewed when it nears expiry). */
+  async accessToken(): Promise<string> {
+    if (this.token && this.token.expiresAt - Date.now() > RENEW_BEFORE_MS) return this.token.value;
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: this.info.admin.clientId,
+      client_secret: this.info.admin.clientSecret,
+      scope: `${GRAPH_RESOURCE}/.default`,
+    }).toString();
+    const res = await this.send('POST', this.info.tokenEndpoint, { 'content-type': 'application/x-www-form-urlencoded' }, form);
+    const body = parseJson(res.text) as { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
+    if (res.status !== 200 || typeof body?.access_token !== 'string' || body.access_token === '') {
+      const why = typeof body?.error_description === 'string' ? body.error_description.split('\r\n')[0] : `HTTP ${res.status}`;
+      throw new GraphRequestError(res.status, String(body?.error ?? 'token_request_failed'), `could not get an admin token from the emulator: ${why}`);
+    }
+    const lifetime = typeof body.expires_in === 'number' ? body.expires_in : 3600;
+    this.token = { value: body.access_token, expiresAt: Date.now() + lifetime * 1000 };
+    return this.token.value;
+  }
+
+  async createApplication(input: ApplicationInput): Promise<GraphApplication> {
+    return (await this.call('POST', '/applications', input)) as GraphApplication;
+  }
+
+  async getApplication(objectId: string, options: { select?: string[] } = {}): Promise<GraphApplication> {
+    const query = options.select ? `?$select=${options.select.map(encodeURIComponent).join(',')}` : '';
+    return (await this.call('GET', `/applications/${encodeURIComponent(objectId)}${query}`)) as GraphApplication;
+  }
+
+  async updateApplication(objectId: string, patch: ApplicationInput): Promise<void> {
+    await this.call('PATCH', `/applications/${encodeURIComponent(objectId)}`, patch);
+  }
+
+  async listApplications(): Promise<GraphApplication[]> {
+    return ((await this.call('GET', '/applications')) as { value: GraphApplication[] }).value;
+  }
+
+  async addPassword(objectId: string, displayName?: string): Promise<GraphPasswordCredential> {
+    const body = { passwordCredential: displayName === undefined ? {} : { displayName } };
+    return (await this.call('POST', `/applications/${encodeURIComponent(objectId)}/addPassword`, body)) as GraphPasswordCredential;
+  }
+
+  async createServicePrincipal(appId: string): Promise<GraphServicePrincipal> {
+    return (await this.call('POST', '/servicePrincipals', { appId })) as GraphServicePrincipal;
+  }
+
+  async findServicePrincipalByAppId(appId: string): Promise<GraphServicePrincipal | undefined> {
+    const filter = encodeURIComponent(`appId eq '${appId.replace(/'/g, "''")}'`);
+    const found = (await this.call('GET', `/servicePrincipals?$filter=${filter}`)) as { value: GraphServicePrincipal[] };
+    return found.value[0];
+  }
+
+  async assignAppRole(assignment: { principalId: string; resourceId: string; appRoleId: string }): Promise<GraphAppRoleAssignment> {
+    return (await this.call('POST', `/servicePrincipals/${encodeURIComponent(assignment.resourceId)}/appRoleAssignedTo`, assignment)) as GraphAppRoleAssignment;
+  }
+
+  /**
+   * Registers a certificate (DER `.cer` or PEM) on an application, keeping the ones already
+   * there: PATCH replaces the whole `keyCredentials` collection, so the existing items are
+   * read (with their keys) and sent back together with the new one.
+   */
+  async addCertificate(applicationObjectId: string, cerDerOrPem: Uint8Array | string, displayName?: string): Promise<GraphKeyCredential> {
+    const certificate = parseCertificate(cerDerOrPem);
+    const current = await this.getApplication(applicationObjectId, { select: ['id', 'keyCredentials'] });
+    const existing = current.keyCredentials.map((k) => ({
+      keyId: k.keyId,
+      type: k.type,
+      usage: k.usage,
+      key: k.key,
+      displayName: k.displayName,
+      customKeyIdentifier: k.customKeyIdentifier,
+    }));
+    const added = {
+      type: 'AsymmetricX509Cert',
+      usage: 'Verify',
+      key: certificate.der.toString('base64'),
+      displayName: displayName ?? certificate.subject,
+    };
+    await this.updateApplication(applicationObjectId, { keyCredentials: [...existing, added] });
+    const after = await this.getApplication(applicationObjectId);
+    const registered = after.keyCredentials.find((k) => k.customKeyIdentifier === certificate.thumbprints.sha1Hex && !existing.some((e) => e.keyId === k.keyId));
+    if (!registered) throw new GraphRequestError(500, 'Unexpected', 'the certificate was not found on the application after the update');
+    return registered;
+  }
+
+  /** Closes kept-alive connections. */
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private async call(method: string, path: string, body?: unknown): Promise<unknown> {
+    const token = await this.accessToken();
+    const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    if (payload !== undefined) headers['content-type'] = 'application/json';
+    const res = await this.send(method, `${this.info.graphUrl}${path}`, headers, payload);
+    const parsed = res.text === '' ? undefined : parseJson(res.text);
+    if (res.status >= 200 && res.status < 300) return parsed;
+    const error = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+    throw new GraphRequestError(
+      res.status,
+      typeof error?.code === 'string' ? error.code : `HTTP_${res.status}`,
+      `${method} ${path.split('?')[0]} failed with HTTP ${res.status}: ${typeof error?.message === 'string' ? error.message : res.text.slice(0, 200)}`,
+    );
+  }
+
+  private send(method: string, url: string, headers: Record<string, string>, body?: string): Promise<HttpResult> {
+    return new Promise((resolve, reject) => {
+      const req = request(url, { method, agent: this.agent, headers, timeout: 30_000 }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', reject);
+      });
+      req.on('timeout', () => req.destroy(new Error(`${method} ${url} timed out`)));
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
