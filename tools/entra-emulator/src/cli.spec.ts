@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseCliArgs, runCli, UsageError } from './cli';
 import { emulatorInfoPath } from './emulator-info';
 import { removeDir, tempStateDir } from './emulator.test-helpers';
@@ -64,7 +64,6 @@ describe('runCli', () => {
   it('exits 1 with the reason when the state is damaged', async () => {
     const dir = tempStateDir();
     try {
-      const { writeFileSync } = await import('node:fs');
       writeFileSync(`${dir}/emulator-state.json`, 'nope');
       const err: string[] = [];
       expect(await runCli(['--state-dir', dir], { stdout: () => {}, stderr: (l) => err.push(l), onShutdown: () => {} })).toBe(1);

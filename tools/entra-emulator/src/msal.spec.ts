@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { ConfidentialClientApplication, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node';
-import { parseCertificate } from '@certflow/certs';
+import { createSelfSignedCertificate, parseCertificate } from '@certflow/certs';
 import { API_URI, decodeJwt, startFixture, type Fixture } from './emulator.test-helpers';
 
 let f: Fixture;
@@ -77,7 +77,6 @@ describe('@azure/msal-node ConfidentialClientApplication', () => {
   }
 
   it('surfaces AADSTS700027 through MSAL for an unregistered certificate', async () => {
-    const { createSelfSignedCertificate } = await import('@certflow/certs');
     const stranger = createSelfSignedCertificate({ commonName: 'stranger' });
     const cca = new ConfidentialClientApplication({
       auth: {

@@ -7,6 +7,7 @@ import { EmulatorError } from './errors';
 import { GraphClient } from './graph-client';
 import { statePath } from './state-store';
 import { https, removeDir, tempStateDir } from './emulator.test-helpers';
+import { createSelfSignedCertificate } from '@certflow/certs';
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -102,7 +103,6 @@ describe('state directory', () => {
     await (await startEmulator({ stateDir: dir })).close();
     const state = JSON.parse(readFileSync(statePath(dir), 'utf8'));
     const other = JSON.parse(readFileSync(statePath(dir), 'utf8'));
-    const { createSelfSignedCertificate } = await import('@certflow/certs');
     state.signingKeys[0].privateKeyPem = createSelfSignedCertificate({ commonName: 'x' }).privateKeyPem;
     writeFileSync(statePath(dir), JSON.stringify(state));
     await expect(startEmulator({ stateDir: dir })).rejects.toMatchObject({ code: 'ERR_STATE_DAMAGED', message: expect.stringContaining('signingKeys[0]') });

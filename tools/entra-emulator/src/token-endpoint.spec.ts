@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { createSelfSignedCertificate, pemToDer } from '@certflow/certs';
+import { SignJWT, createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { createSelfSignedCertificate, parseCertificate, pemToDer } from '@certflow/certs';
 import {
   API_URI,
   assertionForm,
@@ -167,12 +167,11 @@ describe('refusals, shaped like Entra ID', () => {
     const stranger = createSelfSignedCertificate({ commonName: 'stranger' });
     const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), stranger);
     const body = expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), assertion)), 401, 'invalid_client', 700027);
-    const { thumbprints } = await import('@certflow/certs').then((m) => m.parseCertificate(stranger.certificatePem));
+    const { thumbprints } = parseCertificate(stranger.certificatePem);
     expect(body.error_description).toContain(thumbprints.sha256Hex);
   });
 
   it('700027 for a base64 (not base64url) x5t#S256', async () => {
-    const { parseCertificate } = await import('@certflow/certs');
     const sha256 = Buffer.from(parseCertificate(f.partnerCert.certificatePem).thumbprints.sha256Hex, 'hex').toString('base64');
     const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, { header: { 'x5t#S256': sha256 } });
     // Only meaningful if the standard base64 differs from base64url for this thumbprint.
@@ -219,7 +218,6 @@ describe('refusals, shaped like Entra ID', () => {
   });
 
   it('50027 for an unsupported algorithm, a missing thumbprint, or garbage', async () => {
-    const { SignJWT } = await import('jose');
     const hs = await new SignJWT({ iss: partnerId(), sub: partnerId(), aud: f.emulator.tokenEndpoint })
       .setProtectedHeader({ alg: 'HS256', x5t: 'abc' })
       .setExpirationTime('5m')
