@@ -8,7 +8,7 @@ const smoke = (__ENV.PROFILE || 'smoke') === 'smoke';
 
 export const options = {
   vus: smoke ? 8 : 32,
-  duration: smoke ? '4s' : '30s',
+  duration: smoke ? '3s' : '30s',
   thresholds: {
     http_req_failed: ['rate==0'],
     http_req_duration: [smoke ? 'p(99)<1000' : 'p(99)<500'],

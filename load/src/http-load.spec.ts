@@ -53,3 +53,35 @@ describe('runLoad', () => {
     expect(Object.keys(result.errors)).toEqual(['UNABLE_TO_VERIFY_LEAF_SIGNATURE']);
   });
 });
+
+describe('runLoad with a request body', () => {
+  it('sends the same body with every POST', async () => {
+    const bodies = new Set<string>();
+    const tls = ca.issueServerCertificate();
+    const echo = createHttpsServer({ cert: tls.certificatePem, key: tls.privateKeyPem }, (req, res) => {
+      let body = '';
+      req.setEncoding('utf8').on('data', (d) => (body += d));
+      req.on('end', () => {
+        bodies.add(`${req.method} ${req.headers['content-type']} ${body}`);
+        res.end();
+      });
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    try {
+      const result = await runLoad({
+        url: `https://localhost:${(echo.address() as AddressInfo).port}/token`,
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: 'grant_type=client_credentials&scope=api%3A%2F%2Fx%2F.default',
+        ca: ca.certificatePem,
+        connections: 3,
+        durationMs: 10_000,
+        maxRequests: 30,
+      });
+      expect(result.statuses).toEqual({ '200': 30 });
+      expect([...bodies]).toEqual(['POST application/x-www-form-urlencoded grant_type=client_credentials&scope=api%3A%2F%2Fx%2F.default']);
+    } finally {
+      await new Promise((r) => echo.close(r));
+    }
+  });
+});

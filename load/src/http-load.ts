@@ -9,7 +9,10 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 
 export interface LoadOptions {
   url: string;
+  method?: 'GET' | 'POST';
   headers?: Record<string, string>;
+  /** Sent with every request (e.g. a form body). */
+  body?: string;
   ca?: string | Buffer;
   connections: number;
   durationMs: number;
@@ -43,6 +46,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const agentOptions = { keepAlive: true, maxSockets: opts.connections };
   const agent = isHttps ? new HttpsAgent({ ...agentOptions, ca: opts.ca }) : new HttpAgent(agentOptions);
   const send = isHttps ? httpsRequest : httpRequest;
+  const headers = opts.body === undefined ? opts.headers : { ...opts.headers, 'content-length': String(Buffer.byteLength(opts.body)) };
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const errors: Record<string, number> = {};
@@ -53,7 +57,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const once = (): Promise<void> =>
     new Promise((resolve) => {
       const t0 = performance.now();
-      const req = send(target, { agent, headers: opts.headers, timeout: opts.timeoutMs ?? 10_000 }, (res) => {
+      const req = send(target, { method: opts.method ?? 'GET', agent, headers, timeout: opts.timeoutMs ?? 10_000 }, (res) => {
         res.resume();
         res.on('end', () => {
           latencies.push(performance.now() - t0);
@@ -68,7 +72,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         errors[key] = (errors[key] ?? 0) + 1;
         resolve();
       });
-      req.end();
+      req.end(opts.body);
     });
 
   const client = async (): Promise<void> => {

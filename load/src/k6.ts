@@ -17,11 +17,11 @@ export function runK6(script: string, env: Record<string, string>, summaryFile: 
   return result.status === 0;
 }
 
-export function reportK6Missing(script: string): void {
+export function reportK6Missing(scripts: string[]): void {
   const line = '!'.repeat(78);
   console.warn(
-    `\n${line}\n!! k6 is not installed: the k6 smoke (load/k6/${script}) did NOT run.\n` +
-      `!! certflow's own load runner ran the same suite above. To run the k6 script too,\n` +
-      `!! install k6 and run npm run load.\n${line}\n`,
+    `\n${line}\n!! k6 is not installed: these k6 scripts did NOT run: ${scripts.join(', ')}.\n` +
+      `!! certflow's own load runner ran the same suites above. To run the k6 scripts\n` +
+      `!! too, put a k6 binary on the PATH and run npm run load.\n${line}\n`,
   );
 }

@@ -1,0 +1,108 @@
+/**
+ * The load suites. Each gets the running stack and the partner's token, runs bounded load,
+ * and returns its measurements and the thresholds they break.
+ */
+import { tokenRequestForm, partnerCertificate, type StackFile } from '@certflow/stack';
+import { runLoad, type LoadResult } from './http-load';
+import { brokenThresholds } from './thresholds';
+import type { Profile } from './profiles';
+import { k6Available, runK6 } from './k6';
+
+export interface SuiteContext {
+  file: StackFile;
+  token: string;
+  ca: Buffer;
+  profile: Profile;
+  resultsDir: string;
+  /** k6 scripts that could not run because k6 is not installed. */
+  k6NotRun: string[];
+}
+
+export interface Measurement {
+  name: string;
+  result: LoadResult;
+}
+
+export interface SuiteResult {
+  suite: string;
+  description: string;
+  measurements: Measurement[];
+  /** Derived figures, e.g. a throughput ratio against a baseline. */
+  ratios: Record<string, number>;
+  broken: string[];
+}
+
+function common(ctx: SuiteContext) {
+  const { connections, durationMs, maxRequests } = ctx.profile;
+  return { ca: ctx.ca, connections, durationMs, maxRequests };
+}
+
+/** Runs the suite's k6 script too when k6 is installed; says loudly when it is not. */
+function withK6(ctx: SuiteContext, script: string, env: Record<string, string>, broken: string[]): void {
+  if (!k6Available()) {
+    ctx.k6NotRun.push(script);
+    return;
+  }
+  const summary = `${ctx.resultsDir}/k6-${script.replace(/\.js$/, '')}.${ctx.profile.name}.json`;
+  const ok = runK6(script, { ...env, PROFILE: ctx.profile.name, SSL_CERT_FILE: ctx.file.caCertificatePath }, summary);
+  if (!ok) broken.push(`k6 ${script}: thresholds failed`);
+}
+
+function check(ctx: SuiteContext, measurements: Measurement[]): string[] {
+  return measurements.flatMap(({ name, result }) =>
+    brokenThresholds(result, ctx.profile.thresholds).map((b) => `${name}: ${b}`),
+  );
+}
+
+/** Client-assertion token requests against the emulator's token endpoint (one assertion, reused as MSAL does). */
+async function tokenEndpoint(ctx: SuiteContext): Promise<SuiteResult> {
+  const form = new URLSearchParams(
+    await tokenRequestForm(ctx.file, ctx.file.partner.appId, partnerCertificate(ctx.file)),
+  ).toString();
+  const measurements = [
+    {
+      name: 'token endpoint (certificate)',
+      result: await runLoad({
+        ...common(ctx),
+        url: ctx.file.emulator.tokenEndpoint,
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form,
+      }),
+    },
+  ];
+  const broken = check(ctx, measurements);
+  withK6(ctx, 'token-endpoint.js', { TOKEN_ENDPOINT: ctx.file.emulator.tokenEndpoint, TOKEN_FORM: form }, broken);
+  return {
+    suite: 'token-endpoint',
+    description: 'client_credentials with a certificate client assertion, straight at the emulator',
+    measurements,
+    ratios: {},
+    broken,
+  };
+}
+
+/** Authenticated requests through the gateway, and the same straight at the API as the baseline. */
+async function gatewayThroughput(ctx: SuiteContext): Promise<SuiteResult> {
+  const headers = { authorization: `Bearer ${ctx.token}` };
+  const direct = await runLoad({ ...common(ctx), headers, url: `${ctx.file.api.url}/orders` });
+  const gateway = await runLoad({ ...common(ctx), headers, url: `${ctx.file.gateway.url}/orders` });
+  const measurements = [
+    { name: 'API direct (baseline)', result: direct },
+    { name: 'through the gateway', result: gateway },
+  ];
+  const broken = check(ctx, measurements);
+  withK6(ctx, 'gateway-throughput.js', { GATEWAY_URL: ctx.file.gateway.url, ACCESS_TOKEN: ctx.token }, broken);
+  return {
+    suite: 'gateway-throughput',
+    description: 'GET /orders with a bearer token through the gateway (validate-jwt) vs straight at the API',
+    measurements,
+    ratios: { 'gateway / direct': gateway.requestsPerSecond / Math.max(1, direct.requestsPerSecond) },
+    broken,
+  };
+}
+
+export const SUITES: Record<string, (ctx: SuiteContext) => Promise<SuiteResult>> = {
+  'token-endpoint': tokenEndpoint,
+  'gateway-throughput': gatewayThroughput,
+};
