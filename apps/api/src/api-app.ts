@@ -12,7 +12,7 @@ import type { LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
-import { ApiConfig, validateApiConfig } from './config/api-config';
+import { ApiConfigInput, validateApiConfig } from './config/api-config';
 import { JsonLogger } from './logging/json-logger';
 
 export interface ApiAppOptions {
@@ -28,7 +28,7 @@ export interface RunningApi {
 }
 
 /** Builds the Nest application (not yet listening); the configuration is validated first. */
-export async function createApiApp(config: ApiConfig, options: ApiAppOptions = {}): Promise<NestFastifyApplication> {
+export async function createApiApp(config: ApiConfigInput, options: ApiAppOptions = {}): Promise<NestFastifyApplication> {
   const valid = validateApiConfig(config);
   return NestFactory.create<NestFastifyApplication>(AppModule.forRoot(valid), new FastifyAdapter(), {
     logger: options.logger ?? new JsonLogger(),
@@ -37,7 +37,7 @@ export async function createApiApp(config: ApiConfig, options: ApiAppOptions = {
 }
 
 /** Creates the application and listens on `config.host:config.port` (port 0: any free port). */
-export async function startApi(config: ApiConfig, options: ApiAppOptions = {}): Promise<RunningApi> {
+export async function startApi(config: ApiConfigInput, options: ApiAppOptions = {}): Promise<RunningApi> {
   const app = await createApiApp(config, options);
   try {
     await app.listen(config.port, config.host);

@@ -84,7 +84,7 @@ describe('ApiClient', () => {
     const res = await client.get('/revoked');
     expect(res).toMatchObject({ status: 200, retriedWithFreshToken: true });
     expect(seen.map((s) => s.auth)).toEqual(['Bearer token-1', 'Bearer token-2']);
-    expect(tokens.calls).toEqual([{ forceRefresh: false }, { forceRefresh: true }]);
+    expect(tokens.calls).toEqual([{ forceRefresh: false }, { forceRefresh: true, rejectedToken: 'token-1' }]);
     client.close();
   });
 

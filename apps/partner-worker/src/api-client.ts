@@ -90,7 +90,7 @@ export class ApiClient {
     const first = await this.tokens(false);
     const response = await this.send(url, req, first);
     if (response.status !== 401) return { ...response, retriedWithFreshToken: false };
-    const fresh = await this.tokens(true);
+    const fresh = await this.tokens(true, first);
     return { ...(await this.send(url, req, fresh)), retriedWithFreshToken: true };
   }
 
@@ -103,8 +103,12 @@ export class ApiClient {
     this.httpAgent.destroy();
   }
 
-  private async tokens(forceRefresh: boolean): Promise<string> {
-    return (await this.opts.tokens.getToken({ forceRefresh })).accessToken;
+  private async tokens(forceRefresh: boolean, rejectedToken?: string): Promise<string> {
+    return (
+      await this.opts.tokens.getToken(
+        rejectedToken ? { forceRefresh, rejectedToken } : { forceRefresh },
+      )
+    ).accessToken;
   }
 
   private send(

@@ -42,13 +42,21 @@ export interface CertificateTokenClientOptions {
 export interface AcquiredToken {
   accessToken: string;
   expiresOn: Date;
-  /** `cache` when MSAL answered from its cache without a request to the authority. */
-  source: 'network' | 'cache';
+  /**
+   * `cache` when answered from a cache without a request to the authority; `shared` when another
+   * replica's token was taken from the shared (Redis) cache.
+   */
+  source: 'network' | 'cache' | 'shared';
 }
 
 export interface GetTokenOptions {
   /** Ask the authority for a new token even if a cached one is still valid (e.g. after a 401). */
   forceRefresh?: boolean;
+  /**
+   * The token the API just refused (401). With forceRefresh, a cache that already holds a
+   * different token returns it instead of asking again (many callers, one refresh).
+   */
+  rejectedToken?: string;
 }
 
 export interface TokenProvider {
@@ -198,26 +206,35 @@ export class CertificateTokenClient implements TokenProvider {
     return attempt;
   }
 
-  private async acquire(skipCache: boolean): Promise<AcquiredToken> {
+  /**
+   * One acquisition through MSAL, without certflow's single-flight: `skipCache` always asks the
+   * authority (MSAL treats a token with under 300 s left as expired, so certflow's TokenCache
+   * refreshes with skipCache and keeps its own copy). `scope` defaults to the configured one.
+   */
+  fetchToken(options: { scope?: string; skipCache?: boolean } = {}): Promise<AcquiredToken> {
+    return this.acquire(options.skipCache === true, options.scope ?? this.scope);
+  }
+
+  private async acquire(skipCache: boolean, scope: string = this.scope): Promise<AcquiredToken> {
     const attempt: AttemptContext = {};
     let result: AuthenticationResult | null;
     try {
       result = await this.attempts.run(attempt, () =>
-        this.cca.acquireTokenByClientCredential({ scopes: [this.scope], skipCache }),
+        this.cca.acquireTokenByClientCredential({ scopes: [scope], skipCache }),
       );
     } catch (err) {
-      throw errorFrom(err, this.scope, attempt);
+      throw errorFrom(err, scope, attempt);
     }
     if (!result || !result.accessToken) {
       throw new TokenAcquisitionError(
         'ERR_EMPTY_TOKEN',
-        `the authority answered without an access_token for ${this.scope}`,
+        `the authority answered without an access_token for ${scope}`,
       );
     }
     if (!result.expiresOn) {
       throw new TokenAcquisitionError(
         'ERR_EMPTY_TOKEN',
-        `the authority answered without expires_in for ${this.scope}`,
+        `the authority answered without expires_in for ${scope}`,
       );
     }
     return {

@@ -36,6 +36,7 @@ import {
   type TokenConfig,
 } from './config';
 import { HttpsNetworkClient, type DecodedAssertion } from './https-network-client';
+import { CachedTokenProvider, TokenCache } from './token-cache';
 
 export const USAGE = `Usage: partner-worker <command> [options]
 
@@ -274,9 +275,18 @@ function openSession(io: CliIo, config: TokenConfig, json: boolean, emit: Emit):
     },
   });
   const client = new CertificateTokenClient({ ...config, credential, networkClient: network });
+  // certflow's cache decides when to ask; MSAL is always asked with skipCache (see token-cache.ts).
+  const cache = new TokenCache({
+    fetcher: (ctx) => client.fetchToken({ scope: ctx.key.scope, skipCache: true }),
+  });
+  const cached = new CachedTokenProvider(cache, {
+    authority: client.authority,
+    clientId: config.clientId,
+    scope: config.scope,
+  });
   const tokens: TokenProvider = {
     async getToken(options?: GetTokenOptions): Promise<AcquiredToken> {
-      const token = await client.getToken(options);
+      const token = await cached.getToken(options);
       const claims = decodeClaims(token.accessToken);
       if (json)
         emit({ event: 'token', source: token.source, claims, expiresOn: token.expiresOn.toISOString() });
@@ -284,7 +294,13 @@ function openSession(io: CliIo, config: TokenConfig, json: boolean, emit: Emit):
       return token;
     },
   };
-  return { tokens, close: () => network.close() };
+  return {
+    tokens,
+    close: () => {
+      cache.close();
+      network.close();
+    },
+  };
 }
 
 async function tokenGet(io: CliIo, json: boolean, emit: Emit): Promise<number> {

@@ -4,4 +4,5 @@ export * from './certificate-store';
 export * from './https-network-client';
 export * from './certificate-token-client';
 export * from './api-client';
+export * from './token-cache';
 export { runCli, USAGE, UsageError, type CliIo } from './cli';

@@ -63,7 +63,10 @@ export function createInitialState(now: Date): { state: EmulatorState; adminSecr
   const state: EmulatorState = {
     version: STATE_VERSION,
     tenant: { id: newGuid(), domain: TENANT_DOMAIN, displayName: 'certflow' },
-    signingKeys: [createSigningKey(now)],
+    signingKeys: [
+      { ...createSigningKey(now), use: 'active' },
+      { ...createSigningKey(now), use: 'next' },
+    ],
     adminAppId: admin.appId,
     applications: [admin],
     servicePrincipals: [graph, adminSp],

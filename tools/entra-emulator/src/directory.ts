@@ -15,6 +15,8 @@ import {
   type StoredAppRoleAssignment,
   type StoredPasswordCredential,
   type StoredServicePrincipal,
+  type StoredKeyCredential,
+  type StoredSigningKey,
 } from './state-store';
 
 export const GRAPH_APP_ID = '00000003-0000-0000-c000-000000000000';
@@ -214,6 +216,36 @@ export class Directory {
       };
       draft.appRoleAssignments.push(assignment);
       return assignment;
+    });
+  }
+
+  /** Graph's addKey: one more certificate on the application (the proof was checked by the caller). */
+  addKeyCredential(id: string, credential: StoredKeyCredential): StoredKeyCredential {
+    return this.mutate((draft) => {
+      const app = draft.applications.find((a) => a.id === id.toLowerCase());
+      if (!app) throw graphErrors.notFound(id);
+      if (app.keyCredentials.some((k) => k.key === credential.key)) throw graphErrors.invalidProperty('keyCredential', 'This certificate is already registered on the application.');
+      if (app.keyCredentials.some((k) => k.keyId === credential.keyId)) throw graphErrors.invalidProperty('keyCredential', `keyId ${credential.keyId} is already in use.`);
+      app.keyCredentials.push(credential);
+      return credential;
+    });
+  }
+
+  /** Graph's removeKey: the certificate stops authenticating at once. */
+  removeKeyCredential(id: string, keyId: string): void {
+    this.mutate((draft) => {
+      const app = draft.applications.find((a) => a.id === id.toLowerCase());
+      if (!app) throw graphErrors.notFound(id);
+      const index = app.keyCredentials.findIndex((k) => k.keyId === keyId.toLowerCase());
+      if (index < 0) throw graphErrors.badRequest(`No key credential with keyId '${keyId.slice(0, 60)}' exists on the application.`);
+      app.keyCredentials.splice(index, 1);
+    });
+  }
+
+  /** Replaces the token-signing keys (rotation), saved with the rest of the state. */
+  replaceSigningKeys(keys: StoredSigningKey[]): void {
+    this.mutate((draft) => {
+      draft.signingKeys = keys;
     });
   }
 

@@ -19,10 +19,12 @@ import { describeEmulator, readEmulatorInfoIfPresent, writeEmulatorInfo, type Em
 import { entraErrorBody, entraErrors, EntraError } from './entra-errors';
 import { EmulatorError } from './errors';
 import { TokenForm } from './form-body';
+import { ADMIN_PREFIX, handleAdminRequest } from './admin-api';
 import { GRAPH_PREFIX, handleGraphRequest } from './graph-api';
 import { BodyTooLargeError, mediaType, readBody, sendJson } from './http-io';
 import { isGuid, newGuid } from './ids';
-import { loadSigningKey, signCompactJwt, type SigningKey } from './signing-keys';
+import { completeSigningKeys, rotatedSigningKeys, SigningKeyCache, type KeyRing } from './signing-key-ring';
+import { signCompactJwt } from './signing-keys';
 import { damaged, loadState, saveState, statePath, type EmulatorState } from './state-store';
 import { handleTokenRequest } from './token-endpoint';
 
@@ -44,6 +46,12 @@ export interface RunningEmulator extends EmulatorInfo {
   close(): Promise<void>;
   /** Signs any payload with the current token-signing key (default header `typ JWT, alg RS256, kid`), for hostile-token tests. */
   signAccessToken(payload: Record<string, unknown>, header?: Record<string, unknown>): Promise<string>;
+  /**
+   * Rotates the token-signing key: the key already published in JWKS as the next one starts
+   * signing, a new next key is published, and the old key stays in JWKS until the tokens it
+   * signed have expired. Persisted in the state. Resolves with the new signing key's `kid`.
+   */
+  rotateSigningKey(): Promise<{ kid: string }>;
 }
 
 export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
@@ -69,8 +77,14 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     ({ state, adminSecret } = createInitialState(clock()));
     saveState(stateDir, state);
   }
-  const signingKeys = loadSigningKeys(stateDir, state);
+  const keyCache = new SigningKeyCache();
+  loadSigningKeys(stateDir, state, keyCache);
   const directory = new Directory(stateDir, state, clock);
+  // Tokens signed by a key that is rotated out stay valid this long: the longest lifetime plus the skew validators allow.
+  const retirementGraceMs = (maxLifetime(settings.lifetime) + settings.clockSkewSeconds) * 1000;
+  const completed = completeSigningKeys(directory.state.signingKeys, clock(), new Date(clock().getTime() + retirementGraceMs));
+  if (completed) directory.replaceSigningKeys(completed);
+  const keyRing = () => keyCache.ring(directory.state.signingKeys, clock());
   if (adminSecret === undefined) adminSecret = reusableAdminSecret(directory, previousInfo, clock()) ?? directory.replaceAdminSecret();
 
   const tls = ca.issueServerCertificate();
@@ -87,8 +101,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     handleRequest(req, res, {
       info,
       directory,
-      signingKeys,
+      keyRing: keyRing(),
       now: clock(),
+      rotateSigningKey: () => rotate(),
       clockSkewSeconds: settings.clockSkewSeconds,
       lifetime: settings.lifetime,
       port: (server.address() as AddressInfo).port,
@@ -105,6 +120,13 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   writeEmulatorInfo(stateDir, info);
   started.info = info;
 
+  const rotate = async (): Promise<{ kid: string }> => {
+    const now = clock();
+    const { keys, activeKid } = rotatedSigningKeys(directory.state.signingKeys, now, new Date(now.getTime() + retirementGraceMs));
+    directory.replaceSigningKeys(keys);
+    return { kid: activeKid };
+  };
+
   let closing: Promise<void> | undefined;
   const running: RunningEmulator = {
     ...info,
@@ -113,8 +135,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
         server.close(() => done());
         server.closeAllConnections();
       })),
+    rotateSigningKey: () => rotate(),
     signAccessToken: async (payload, header = {}) => {
-      const key = signingKeys[0]!;
+      const key = keyRing().active;
       return signCompactJwt(key, { typ: 'JWT', alg: 'RS256', kid: key.kid, ...header }, payload);
     },
   };
@@ -124,7 +147,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
 interface RequestContext {
   info: EmulatorInfo;
   directory: Directory;
-  signingKeys: SigningKey[];
+  keyRing: KeyRing;
+  rotateSigningKey: () => Promise<{ kid: string }>;
   now: Date;
   clockSkewSeconds: number;
   lifetime: TokenLifetime;
@@ -141,10 +165,22 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
     sendJson(res, 400, { error: 'invalid_request', error_description: 'The request target is not a valid path.' });
     return;
   }
+  if (url.pathname === ADMIN_PREFIX || url.pathname.startsWith(`${ADMIN_PREFIX}/`)) {
+    await handleAdminRequest(req, res, url, {
+      signingKeys: ctx.keyRing.published,
+      baseUrl: ctx.info.url,
+      tenantId: ctx.info.tenantId,
+      now: ctx.now,
+      clockSkewSeconds: ctx.clockSkewSeconds,
+      storedSigningKeys: () => ctx.directory.state.signingKeys,
+      rotateSigningKey: ctx.rotateSigningKey,
+    });
+    return;
+  }
   if (url.pathname === GRAPH_PREFIX || url.pathname.startsWith(`${GRAPH_PREFIX}/`)) {
     await handleGraphRequest(req, res, url, {
       directory: ctx.directory,
-      signingKeys: ctx.signingKeys,
+      signingKeys: ctx.keyRing.published,
       baseUrl: ctx.info.url,
       tenantId: ctx.info.tenantId,
       now: ctx.now,
@@ -176,7 +212,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       }
       const response = await handleTokenRequest(TokenForm.parse(mediaType(req), body), headerValue(req, 'authorization'), {
         directory: ctx.directory,
-        signingKey: ctx.signingKeys[0]!,
+        signingKey: ctx.keyRing.active,
         baseUrl: ctx.info.url,
         audiences: assertionAudiences(ctx, req, tenant),
         now: ctx.now,
@@ -191,7 +227,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       sendJson(res, 405, { error: 'invalid_request', error_description: 'Only GET is supported here.' }, { allow: 'GET' });
       return;
     }
-    const document = endpoint.startsWith('discovery') ? jwks(ctx.signingKeys, issuer) : openIdConfiguration(ctx.info.url, ctx.info.tenantId);
+    const document = endpoint.startsWith('discovery') ? jwks(ctx.keyRing.published, issuer) : openIdConfiguration(ctx.info.url, ctx.info.tenantId);
     sendJson(res, 200, document, { ...idHeaders, 'cache-control': DISCOVERY_CACHE_CONTROL, pragma: undefined });
   } catch (err) {
     if (!(err instanceof EntraError)) throw err;
@@ -238,14 +274,19 @@ function headerValue(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-function loadSigningKeys(stateDir: string, state: EmulatorState): SigningKey[] {
-  return state.signingKeys.map((stored, i) => {
+/** Loads every stored key once at start, so a damaged one stops start-up naming the file. */
+function loadSigningKeys(stateDir: string, state: EmulatorState, cache: SigningKeyCache): void {
+  state.signingKeys.forEach((stored, i) => {
     try {
-      return loadSigningKey(stored);
+      cache.get(stored);
     } catch (err) {
       throw damaged(statePath(stateDir), `signingKeys[${i}] is unusable (${(err as Error).message})`, err);
     }
   });
+}
+
+function maxLifetime(lifetime: TokenLifetime): number {
+  return typeof lifetime === 'number' ? lifetime : lifetime.max;
 }
 
 /** The admin secret from the previous emulator.json, if it still matches a valid admin credential. */

@@ -6,11 +6,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseApplicationBody } from './application-input';
 import { GRAPH_APP_ID, type Directory } from './directory';
-import { authorizeGraphRequest, type GraphAuthContext, type GraphPermission } from './graph-auth';
+import { authenticateGraphRequest, authorizeGraphRequest, hasPermission, type GraphAuthContext, type GraphCaller, type GraphPermission } from './graph-auth';
+import { parseKeyCredentials } from './key-credentials';
+import { verifyProofOfPossession } from './proof-of-possession';
 import { GraphError, graphErrors } from './graph-errors';
-import { applicationView, appRoleAssignmentView, passwordCredentialView, project, servicePrincipalView } from './graph-shapes';
+import { applicationView, appRoleAssignmentView, keyCredentialView, passwordCredentialView, project, servicePrincipalView } from './graph-shapes';
 import { BodyTooLargeError, mediaType, readBody, sendEmpty, sendJson } from './http-io';
 import { isGuid, newGuid } from './ids';
+import type { StoredApplication } from './state-store';
 
 export const GRAPH_PREFIX = '/graph/v1.0';
 const BODY_LIMIT = 1024 * 1024;
@@ -20,6 +23,7 @@ export interface GraphContext extends GraphAuthContext {
 }
 
 interface GraphRequest {
+  caller: GraphCaller;
   method: string;
   segments: string[];
   query: URLSearchParams;
@@ -37,9 +41,14 @@ export async function handleGraphRequest(req: IncomingMessage, res: ServerRespon
   try {
     const method = req.method ?? 'GET';
     const permission: GraphPermission = method === 'GET' ? 'read' : 'write';
-    await authorizeGraphRequest(headerValue(req, 'authorization'), permission, ctx);
     const rest = url.pathname.slice(GRAPH_PREFIX.length).split('/').filter((s) => s !== '');
+    // addKey/removeKey need no permission when an application rolls its own keys (the proof protects them).
+    const selfService = rest.length === 3 && rest[0] === 'applications' && (rest[2] === 'addKey' || rest[2] === 'removeKey');
+    const caller = selfService
+      ? await authenticateGraphRequest(headerValue(req, 'authorization'), ctx)
+      : await authorizeGraphRequest(headerValue(req, 'authorization'), permission, ctx);
     const reply = await route({
+      caller,
       method,
       segments: rest.map((s) => safeDecode(s)),
       query: url.searchParams,
@@ -118,6 +127,7 @@ async function applications(r: GraphRequest, id: string | undefined, action: str
       body: { '@odata.context': `${r.graphUrl}/$metadata#microsoft.graph.passwordCredential`, ...passwordCredentialView(created.credential, created.secretText) },
     };
   }
+  if (action === 'addKey' || action === 'removeKey') return rollKey(r, app, action);
   if (action !== undefined) throw graphErrors.unknownSegment(action);
   if (r.method === 'GET') {
     const includeKeys = select?.includes('keyCredentials') ?? false;
@@ -128,6 +138,38 @@ async function applications(r: GraphRequest, id: string | undefined, action: str
     return { status: 204 };
   }
   throw graphErrors.methodNotAllowed();
+}
+
+/**
+ * `addKey` / `removeKey`: as in Microsoft Graph, an application may roll its own certificates
+ * with a token it obtained itself and no permission at all; anyone else needs
+ * Application.ReadWrite.All. Either way the proof must be signed by a valid registered certificate.
+ */
+async function rollKey(r: GraphRequest, app: StoredApplication, action: 'addKey' | 'removeKey'): Promise<Reply> {
+  if (r.method !== 'POST') throw graphErrors.methodNotAllowed();
+  if (r.caller.appId !== app.appId && !hasPermission(r.caller, 'write')) throw graphErrors.forbidden();
+  const body = await r.body();
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw graphErrors.badRequest('The request body must be a JSON object.');
+  const input = body as Record<string, unknown>;
+  const allowed = action === 'addKey' ? ['keyCredential', 'passwordCredential', 'proof'] : ['keyId', 'proof'];
+  const unknown = Object.keys(input).find((k) => !allowed.includes(k));
+  if (unknown !== undefined) throw graphErrors.badRequest(`Property '${unknown.slice(0, 60)}' does not exist as a declared property or extension property.`);
+  const { directory } = r.ctx;
+  if (action === 'addKey') {
+    if (input.passwordCredential !== undefined && input.passwordCredential !== null) {
+      throw graphErrors.badRequest('This emulator supports addKey for certificates only; passwordCredential must be null.');
+    }
+    if (typeof input.keyCredential !== 'object' || input.keyCredential === null) throw graphErrors.badRequest("Property 'keyCredential' is required.");
+    // Validated before the proof so that a bad certificate is reported as such.
+    const [credential] = parseKeyCredentials([input.keyCredential], []);
+    await verifyProofOfPossession(input.proof, app, r.ctx.now, r.ctx.clockSkewSeconds);
+    const added = directory.addKeyCredential(app.id, credential!);
+    return { status: 200, body: { '@odata.context': `${r.graphUrl}/$metadata#microsoft.graph.keyCredential`, ...keyCredentialView(added, false) } };
+  }
+  if (!isGuid(input.keyId)) throw graphErrors.badRequest("Property 'keyId' is required and must be a GUID.");
+  await verifyProofOfPossession(input.proof, app, r.ctx.now, r.ctx.clockSkewSeconds);
+  directory.removeKeyCredential(app.id, input.keyId);
+  return { status: 204 };
 }
 
 async function servicePrincipals(r: GraphRequest, id: string | undefined, action: string | undefined): Promise<Reply> {

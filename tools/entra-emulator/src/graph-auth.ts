@@ -23,10 +23,28 @@ const ROLES_FOR: Record<GraphPermission, string[]> = {
   write: ['Application.ReadWrite.All'],
 };
 
-export async function authorizeGraphRequest(authorization: string | undefined, permission: GraphPermission, ctx: GraphAuthContext): Promise<void> {
+export interface GraphCaller {
+  /** The client application that obtained the token (`azp` in v2, `appid` in v1). */
+  appId: string | undefined;
+  roles: string[];
+}
+
+export async function authorizeGraphRequest(authorization: string | undefined, permission: GraphPermission, ctx: GraphAuthContext): Promise<GraphCaller> {
+  const caller = await authenticateGraphRequest(authorization, ctx);
+  if (!hasPermission(caller, permission)) throw graphErrors.forbidden();
+  return caller;
+}
+
+export function hasPermission(caller: GraphCaller, permission: GraphPermission): boolean {
+  return ROLES_FOR[permission].some((role) => caller.roles.includes(role));
+}
+
+/** A valid Graph token issued by this emulator, whatever roles it carries. */
+export async function authenticateGraphRequest(authorization: string | undefined, ctx: GraphAuthContext): Promise<GraphCaller> {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
   if (!match) throw graphErrors.noToken();
   let roles: unknown;
+  let appId: unknown;
   try {
     const { payload } = await jwtVerify(
       match[1]!,
@@ -46,6 +64,7 @@ export async function authorizeGraphRequest(authorization: string | undefined, p
     );
     if (payload.tid !== ctx.tenantId) throw graphErrors.badToken('Invalid tenant.');
     roles = payload.roles;
+    appId = payload.azp ?? payload.appid;
   } catch (err) {
     if (err instanceof joseErrors.JWTExpired) throw graphErrors.badToken('Lifetime validation failed, the token is expired.');
     if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'aud') throw graphErrors.badToken('Invalid audience.');
@@ -53,6 +72,8 @@ export async function authorizeGraphRequest(authorization: string | undefined, p
     if (err instanceof Error && err.name === 'GraphError') throw err;
     throw graphErrors.badToken('Invalid signature.');
   }
-  const granted = Array.isArray(roles) ? roles : [];
-  if (!ROLES_FOR[permission].some((role) => granted.includes(role))) throw graphErrors.forbidden();
+  return {
+    appId: typeof appId === 'string' ? appId.toLowerCase() : undefined,
+    roles: Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [],
+  };
 }

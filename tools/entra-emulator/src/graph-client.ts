@@ -211,17 +211,30 @@ export class GraphClient {
     return registered;
   }
 
+  /**
+   * Rotates the emulator's token-signing key through the admin API (`POST /admin/signingKeys/rotate`):
+   * the published next key starts signing; resolves with its `kid`.
+   */
+  async rotateSigningKey(): Promise<{ kid: string }> {
+    const body = (await this.call('POST', '/signingKeys/rotate', undefined, this.adminUrl())) as { kid: string };
+    return { kid: body.kid };
+  }
+
+  private adminUrl(): string {
+    return `${this.info.url}/admin`;
+  }
+
   /** Closes kept-alive connections. */
   close(): void {
     this.agent.destroy();
   }
 
-  private async call(method: string, path: string, body?: unknown): Promise<unknown> {
+  private async call(method: string, path: string, body?: unknown, baseUrl = this.info.graphUrl): Promise<unknown> {
     const token = await this.accessToken();
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
     const payload = body === undefined ? undefined : JSON.stringify(body);
     if (payload !== undefined) headers['content-type'] = 'application/json';
-    const res = await this.send(method, `${this.info.graphUrl}${path}`, headers, payload);
+    const res = await this.send(method, `${baseUrl}${path}`, headers, payload);
     const parsed = res.text === '' ? undefined : parseJson(res.text);
     if (res.status >= 200 && res.status < 300) return parsed;
     const error = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;

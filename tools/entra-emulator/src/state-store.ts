@@ -84,6 +84,14 @@ export interface StoredSigningKey {
   privateKeyPem: string;
   certificatePem: string;
   createdDateTime: string;
+  /**
+   * `active` signs tokens; `next` is published in JWKS but signs nothing until a rotation
+   * promotes it; `retired` signed tokens before the last rotation and stays published until
+   * `retireAfter`, when every token it signed has expired. Missing in older state files:
+   * the first key is then the active one.
+   */
+  use?: 'active' | 'next' | 'retired';
+  retireAfter?: string;
 }
 
 export interface EmulatorState {
@@ -168,7 +176,16 @@ const stateShape = shape({
   signingKeys: (v) =>
     Array.isArray(v) && v.length === 0
       ? 'must hold at least one key'
-      : arrayOf(shape({ kid: str, privateKeyPem: str, certificatePem: str, createdDateTime: date }))(v),
+      : arrayOf(
+          shape({
+            kid: str,
+            privateKeyPem: str,
+            certificatePem: str,
+            createdDateTime: date,
+            use: optional((u) => (u === 'active' || u === 'next' || u === 'retired' ? undefined : "must be 'active', 'next' or 'retired'")),
+            retireAfter: optional(date),
+          }),
+        )(v),
   adminAppId: guid,
   applications: arrayOf(
     shape({
@@ -218,5 +235,9 @@ function describeProblem(value: unknown): string | undefined {
   if (problem) return `state${problem}`;
   const state = value as EmulatorState;
   if (!state.applications.some((a) => a.appId === state.adminAppId)) return 'the admin application is missing';
+  const uses = state.signingKeys.map((k) => k.use);
+  if (uses.filter((u) => u === 'active').length > 1) return 'state.signingKeys holds more than one active key';
+  if (uses.filter((u) => u === 'next').length > 1) return 'state.signingKeys holds more than one next key';
+  if (new Set(state.signingKeys.map((k) => k.kid)).size !== state.signingKeys.length) return 'state.signingKeys holds the same kid twice';
   return undefined;
 }

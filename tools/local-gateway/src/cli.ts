@@ -9,6 +9,7 @@
  *   --host H               default 127.0.0.1
  *   --ca-file PEM          extra CA trusted for openid-config / JWKS
  *   --max-body-bytes N     request body limit, default 2 MiB
+ *   --redis-url URL        redis:// URL for rate-limit-by-key counters shared by several gateways
  *
  * Prints `{"event":"listening","url":"https://localhost:P"}` on stdout once listening, then one
  * access-log line per request. A bad flag is a usage error naming the flag: exit code 2.
@@ -18,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_REQUEST_BODY_BYTES, GatewayOptions, RunningGateway, startGateway } from './gateway';
 
 export const USAGE =
-  'usage: node tools/local-gateway/dist/main.js --state-dir DIR --policy FILE --backend URL [--named-value NAME=VALUE ...] [--port P] [--host H] [--ca-file PEM] [--max-body-bytes N]';
+  'usage: node tools/local-gateway/dist/main.js --state-dir DIR --policy FILE --backend URL [--named-value NAME=VALUE ...] [--port P] [--host H] [--ca-file PEM] [--max-body-bytes N] [--redis-url redis://HOST:PORT]';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -51,6 +52,7 @@ export function parseGatewayArgs(argv: readonly string[]): ParsedArgs {
         host: { type: 'string' },
         'ca-file': { type: 'string' },
         'max-body-bytes': { type: 'string' },
+        'redis-url': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -79,6 +81,8 @@ export function parseGatewayArgs(argv: readonly string[]): ParsedArgs {
   const backendUrl = required('backend', values.backend);
   if (!/^http:\/\/[^/]/.test(backendUrl)) throw new UsageError(`--backend must be an http:// URL, got '${backendUrl}'`);
   if (values.host !== undefined && values.host.trim() === '') throw new UsageError('--host must not be empty');
+  const redisUrl = values['redis-url'];
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^/]/.test(redisUrl)) throw new UsageError('--redis-url must be a redis:// or rediss:// URL');
 
   return {
     help: false,
@@ -90,6 +94,7 @@ export function parseGatewayArgs(argv: readonly string[]): ParsedArgs {
       port,
       maxRequestBodyBytes: maxBody,
       ...(values.host === undefined ? {} : { host: values.host }),
+      ...(redisUrl === undefined ? {} : { redisUrl }),
       ...(values['ca-file'] === undefined ? {} : { caFile: required('ca-file', values['ca-file']) }),
     },
   };

@@ -19,6 +19,7 @@ import { ApimError, apimErrorBody, sendApimError } from './apim-errors';
 import { MetadataCacheTimings, OpenIdMetadataCache } from './openid-metadata-cache';
 import type { GatewayResponse, PolicyContext, PolicyStatement } from './policy-context';
 import { loadPolicyDocument, PolicyDocument } from './policy-document';
+import { MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore } from './rate-limit-store';
 import { backendRequestHeaders, clientIpOf, clientResponseHeaders, forwardRequest, ProxyFailure } from './proxy';
 
 export const HEALTH_PATH = '/status-0123456789abcdef';
@@ -46,6 +47,12 @@ export interface GatewayOptions {
   now?: () => number;
   /** Metadata cache intervals, for tests; defaults to APIM's 1 hour / 5 minutes. */
   metadataTimings?: MetadataCacheTimings;
+  /**
+   * Redis for rate-limit-by-key counters (e.g. `redis://127.0.0.1:6379`), shared by every
+   * gateway using it; default: in-process memory. Unreachable at start → startGateway rejects;
+   * unreachable later → fail-open (requests pass, a warning on stderr), see rate-limit-store.ts.
+   */
+  redisUrl?: string;
 }
 
 export interface RunningGateway {
@@ -62,7 +69,17 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0) throw new TypeError(`maxRequestBodyBytes must be a non-negative integer, got ${maxBodyBytes}`);
   const now = opts.now ?? Date.now;
   const caches = new Map<string, OpenIdMetadataCache>();
-  const policy = loadPolicyDocument(opts.policyFile, {
+  const rateLimitStore: RateLimitStore = opts.redisUrl ? await RedisRateLimitStore.connect(opts.redisUrl) : new MemoryRateLimitStore();
+  let lastStoreWarning = -Infinity;
+  let policy: PolicyDocument;
+  try {
+    policy = loadPolicyDocument(opts.policyFile, {
+    rateLimitStore,
+    onRateLimitStoreUnavailable: (err) => {
+      if (performance.now() - lastStoreWarning < 30_000) return;
+      lastStoreWarning = performance.now();
+      process.stderr.write(`local-gateway: rate-limit-by-key lets requests through (fail-open): ${err.message}\n`);
+    },
     namedValues: opts.namedValues ?? {},
     metadataCache: (url) => {
       let cache = caches.get(url);
@@ -76,7 +93,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       }
       return cache;
     },
-  });
+    });
+  } catch (err) {
+    await rateLimitStore.close();
+    throw err;
+  }
 
   const ca = DevelopmentCa.loadOrCreate(opts.stateDir);
   const tls = ca.issueServerCertificate();
@@ -112,7 +133,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         server.close(() => resolve());
         server.closeAllConnections();
         agent.destroy();
-      })),
+      }).then(() => rateLimitStore.close())),
   };
 }
 
@@ -208,13 +229,17 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     lastError: undefined,
     returned: false,
     now: deps.now,
+    responseHeaders: {},
+    afterResponse: [],
   };
 
   try {
     await runSection(deps.policy.inbound, ctx);
     if (ctx.returned) {
       outcome = 'returned';
-      sendResponse(res, ctx.response ?? { statusCode: 200, headers: {} });
+      ctx.response ??= { statusCode: 200, headers: {} };
+      await finishResponse(ctx);
+      sendResponse(res, ctx.response);
       return;
     }
     if (res.destroyed) return; // the client left while the policy ran
@@ -242,6 +267,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     ctx.response = { statusCode: upstream.statusCode ?? 502, headers: clientResponseHeaders(upstream) };
     if (upstream.statusMessage) ctx.response.reason = upstream.statusMessage;
     await runSection(deps.policy.outbound, ctx);
+    await finishResponse(ctx);
     if (ctx.returned) {
       outcome = 'returned';
       upstream.resume();
@@ -260,7 +286,21 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     error = err;
     await runOnError(err, ctx, deps.policy.onError);
     if (ctx.returned) outcome = 'returned';
+    try {
+      await finishResponse(ctx);
+    } catch (inner) {
+      process.stderr.write(`local-gateway: error after on-error: ${(inner as Error).message}\n`);
+    }
     sendResponse(res, ctx.response!);
+  }
+}
+
+/** Runs the deferred work that needs the response (rate-limit increment-condition), then adds policy response headers. */
+async function finishResponse(ctx: PolicyContext): Promise<void> {
+  const pending = ctx.afterResponse?.splice(0) ?? [];
+  for (const work of pending) await work(ctx);
+  if (ctx.response && ctx.responseHeaders) {
+    for (const [name, value] of Object.entries(ctx.responseHeaders)) ctx.response.headers[name] ??= value;
   }
 }
 

@@ -15,6 +15,15 @@ export interface GatewayRequest {
   /** Headers towards the backend (lower-case names); `set-header` in `inbound` changes them. */
   readonly headers: OutgoingHttpHeaders;
   readonly clientIp: string;
+  /** The client certificate the TLS connection presented (mTLS), if any. */
+  readonly clientCertificate?: ClientCertificateInfo;
+}
+
+export interface ClientCertificateInfo {
+  /** SHA-1 thumbprint, upper-case hex without separators (as .NET's X509Certificate2.Thumbprint). */
+  readonly thumbprint: string;
+  readonly subject: string;
+  readonly issuer: string;
 }
 
 export interface GatewayResponse {
@@ -32,6 +41,12 @@ export interface PolicyContext {
   response: GatewayResponse | undefined;
   readonly variables: Map<string, unknown>;
   lastError: ApimError | undefined;
+  /** The APIM subscription the request was made with, if any. */
+  subscription?: { readonly id: string };
+  /** Headers policies add to whatever response the caller gets (e.g. rate-limit-by-key's remaining-calls header). */
+  readonly responseHeaders?: Record<string, string>;
+  /** Work to do once the response status is known (e.g. a rate-limit increment-condition on context.Response). */
+  readonly afterResponse?: Array<(ctx: PolicyContext) => Promise<void> | void>;
   /** Set by `return-response`: stop the pipeline and answer with `response`. */
   returned: boolean;
   /** Current time in ms (injectable for tests). */

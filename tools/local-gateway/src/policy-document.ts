@@ -17,6 +17,8 @@ import { readFileSync } from 'node:fs';
 import type { OpenIdMetadataCache } from './openid-metadata-cache';
 import type { PolicySection, PolicyStatement } from './policy-context';
 import { ElementReader, parsePolicyXml, PolicyElement, PolicyLoadError } from './policy-xml';
+import { compileRateLimitByKey } from './rate-limit-policy';
+import { MemoryRateLimitStore, RateLimitStore, RateLimitStoreUnavailable } from './rate-limit-store';
 import { compileReturnResponse } from './return-response-policy';
 import { compileSetHeader } from './set-header-policy';
 import { compileValidateJwt } from './validate-jwt-policy';
@@ -38,6 +40,10 @@ export interface PolicyLoadOptions {
   namedValues: Readonly<Record<string, string>>;
   /** The shared metadata cache for an openid-config URL. */
   metadataCache(url: string): OpenIdMetadataCache;
+  /** Counters for rate-limit-by-key; default: a new in-memory store for this document. */
+  rateLimitStore?: RateLimitStore;
+  /** Told when the counter store fails and a request is let through (fail-open). */
+  onRateLimitStoreUnavailable?(err: RateLimitStoreUnavailable): void;
 }
 
 type Compiler = (file: string, element: PolicyElement, section: PolicySection, opts: PolicyLoadOptions) => PolicyStatement;
@@ -45,6 +51,11 @@ type Compiler = (file: string, element: PolicyElement, section: PolicySection, o
 const COMPILERS: Record<string, { sections: PolicySection[]; compile: Compiler }> = {
   'validate-jwt': { sections: ['inbound'], compile: (file, el, _s, opts) => compileValidateJwt(el, { file, metadataCache: opts.metadataCache }) },
   'set-header': { sections: ['inbound', 'outbound', 'on-error'], compile: (file, el, section) => compileSetHeader(file, el, section) },
+  'rate-limit-by-key': {
+    sections: ['inbound'],
+    compile: (file, el, _s, opts) =>
+      compileRateLimitByKey(el, { file, store: opts.rateLimitStore!, onStoreUnavailable: opts.onRateLimitStoreUnavailable ?? (() => undefined) }),
+  },
   'return-response': { sections: ['inbound', 'outbound', 'on-error'], compile: (file, el) => compileReturnResponse(file, el) },
 };
 
@@ -52,7 +63,6 @@ const COMPILERS: Record<string, { sections: PolicySection[]; compile: Compiler }
 const NOT_YET = new Set([
   'validate-azure-ad-token',
   'rate-limit',
-  'rate-limit-by-key',
   'quota',
   'quota-by-key',
   'check-header',
@@ -83,7 +93,8 @@ export function loadPolicyDocument(file: string, opts: PolicyLoadOptions): Polic
   return compilePolicyDocument(xml, file, opts);
 }
 
-export function compilePolicyDocument(xml: string, file: string, opts: PolicyLoadOptions): PolicyDocument {
+export function compilePolicyDocument(xml: string, file: string, loadOpts: PolicyLoadOptions): PolicyDocument {
+  const opts: PolicyLoadOptions = { ...loadOpts, rateLimitStore: loadOpts.rateLimitStore ?? new MemoryRateLimitStore() };
   const root = parsePolicyXml(xml, { file, namedValues: opts.namedValues });
   const r = new ElementReader(file, root);
   if (root.name !== 'policies') throw r.error('the root element must be <policies>');

@@ -5,9 +5,12 @@
  * Named values are substituted after parsing, inside attribute values and text, so line
  * numbers always point into the file as written. An unknown name is a load error.
  * Policy expressions (`@(…)`, `@{…}`: a value that starts with them, which is how APIM
- * recognises one) are not supported by this gateway and are refused, never evaluated as text.
+ * recognises one) are kept only where a policy of this gateway evaluates them
+ * (`EXPRESSION_ATTRIBUTES`, `EXPRESSION_TEXT`); anywhere else they are refused at load time,
+ * never used as literal text. The policy's compiler then parses them (policy-expression.ts).
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { CompiledExpression, compileExpression, ExpressionError, ExpressionType, isExpression } from './policy-expression';
 
 /** A policy file could not be loaded; the message names the file, the line and the element. */
 export class PolicyLoadError extends Error {
@@ -37,6 +40,13 @@ export interface ParseOptions {
   file: string;
   namedValues: Readonly<Record<string, string>>;
 }
+
+/** Attributes (per element) whose value may be a policy expression. */
+export const EXPRESSION_ATTRIBUTES: Readonly<Record<string, readonly string[]>> = {
+  'rate-limit-by-key': ['counter-key', 'increment-condition'],
+};
+/** Elements (as `parent/element`) whose text may be a policy expression. */
+export const EXPRESSION_TEXT: ReadonlySet<string> = new Set(['set-header/value']);
 
 const NAMED_VALUE = /\{\{([^{}]*)\}\}/g;
 const VALID_NAMED_VALUE_NAME = /^[A-Za-z0-9._-]+$/;
@@ -69,10 +79,10 @@ export function parsePolicyXml(xml: string, opts: ParseOptions): PolicyElement {
   const lineStarts = lineStartsOf(xml);
   const top = (parser.parse(xml) as OrderedNode[]).filter((n) => !('#text' in n));
   if (top.length !== 1) throw new PolicyLoadError(opts.file, 1, undefined, `expected exactly one root element, found ${top.length}`);
-  return toElement(top[0]!, opts, lineStarts);
+  return toElement(top[0]!, opts, lineStarts, '');
 }
 
-function toElement(node: OrderedNode, opts: ParseOptions, lineStarts: number[]): PolicyElement {
+function toElement(node: OrderedNode, opts: ParseOptions, lineStarts: number[], parent: string): PolicyElement {
   const name = Object.keys(node).find((k) => k !== ':@');
   if (name === undefined) throw new PolicyLoadError(opts.file, undefined, undefined, 'internal: element without a name');
   const meta = (node as Record<symbol, { startIndex?: number } | undefined>)[META];
@@ -82,16 +92,16 @@ function toElement(node: OrderedNode, opts: ParseOptions, lineStarts: number[]):
   const rawAttributes = (node[':@'] ?? {}) as Record<string, unknown>;
   const attributes: Record<string, string> = {};
   for (const [attr, value] of Object.entries(rawAttributes)) {
-    attributes[attr] = substitute(String(value), opts.namedValues, where, `attribute ${attr}`);
+    attributes[attr] = substitute(String(value), opts.namedValues, where, `attribute ${attr}`, EXPRESSION_ATTRIBUTES[name]?.includes(attr) ?? false);
   }
 
   const children: PolicyElement[] = [];
   const texts: string[] = [];
   for (const child of (node[name] ?? []) as OrderedNode[]) {
     if ('#text' in child) texts.push(String(child['#text']));
-    else children.push(toElement(child, opts, lineStarts));
+    else children.push(toElement(child, opts, lineStarts, name));
   }
-  const text = substitute(texts.join('').trim(), opts.namedValues, where, 'text');
+  const text = substitute(texts.join('').trim(), opts.namedValues, where, 'text', EXPRESSION_TEXT.has(`${parent}/${name}`));
   return { name, line, attributes, children, text };
 }
 
@@ -100,6 +110,7 @@ function substitute(
   namedValues: Readonly<Record<string, string>>,
   where: { file: string; line: number; element: string },
   what: string,
+  expressionAllowed: boolean,
 ): string {
   const result = value.replace(NAMED_VALUE, (_match, rawName: string) => {
     const name = rawName.trim();
@@ -112,8 +123,8 @@ function substitute(
     return namedValues[name]!;
   });
   const trimmed = result.trimStart();
-  if (trimmed.startsWith('@(') || trimmed.startsWith('@{')) {
-    throw new PolicyLoadError(where.file, where.line, where.element, `${what}: policy expressions (@(…), @{…}) are not supported by this gateway`);
+  if (!expressionAllowed && (trimmed.startsWith('@(') || trimmed.startsWith('@{'))) {
+    throw new PolicyLoadError(where.file, where.line, where.element, `${what}: policy expressions (@(…), @{…}) are not supported here by this gateway (supported: rate-limit-by-key counter-key and increment-condition, set-header <value>)`);
   }
   return result;
 }
@@ -188,6 +199,20 @@ export class ElementReader {
       throw this.error(`attribute ${attr} must be an integer ${min}-${max}, got '${value}'`);
     }
     return n;
+  }
+
+  /** Compiles `value` (an attribute or text of this element) when it is a policy expression of type `types`; literal text → undefined. */
+  expression(value: string | undefined, what: string, types: readonly ExpressionType[]): CompiledExpression | undefined {
+    if (value === undefined || !isExpression(value)) return undefined;
+    let compiled: CompiledExpression;
+    try {
+      compiled = compileExpression(value);
+    } catch (err) {
+      if (err instanceof ExpressionError) throw this.error(`${what}: policy expression not supported by this gateway: ${err.message}`);
+      throw err;
+    }
+    if (!types.includes(compiled.type)) throw this.error(`${what}: the expression is a ${compiled.type}, expected ${types.join(' or ')}`);
+    return compiled;
   }
 
   /** No text content allowed (an element configured only by attributes and children). */

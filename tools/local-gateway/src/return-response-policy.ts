@@ -38,7 +38,7 @@ export function compileReturnResponse(file: string, element: PolicyElement): Pol
     line: element.line,
     execute(ctx: PolicyContext): void {
       const headers = {};
-      for (const change of headerChanges) applyHeaderChange(headers, change);
+      for (const change of headerChanges) applyHeaderChange(headers, change, ctx, 'return-response');
       ctx.response = { statusCode, ...(reason === undefined ? {} : { reason }), headers, ...(body === undefined ? {} : { body }) };
       ctx.returned = true;
     },

@@ -2,10 +2,13 @@
  * `<set-header name exists-action="override|skip|append|delete"><value>…</value></set-header>`.
  * In `inbound` it changes the request sent to the backend; in `outbound` and `on-error` (and
  * inside `return-response`) the response sent to the caller. Values are literal text (named
- * values allowed; policy expressions are refused when the file is loaded).
+ * values allowed) or a policy expression `@(…)` from the supported subset (policy-expression.ts),
+ * evaluated per request; an expression that fails at run time raises an APIM error (500).
  */
 import type { OutgoingHttpHeaders } from 'node:http';
+import { ApimError } from './apim-errors';
 import type { PolicyContext, PolicySection, PolicyStatement } from './policy-context';
+import { CompiledExpression, ExpressionError, expressionString } from './policy-expression';
 import { ElementReader, PolicyElement } from './policy-xml';
 
 export type ExistsAction = 'override' | 'skip' | 'append' | 'delete';
@@ -17,7 +20,7 @@ const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 export interface HeaderChange {
   name: string;
   action: ExistsAction;
-  values: string[];
+  values: Array<string | CompiledExpression>;
 }
 
 export function compileHeaderChange(file: string, element: PolicyElement): HeaderChange {
@@ -36,6 +39,8 @@ export function compileHeaderChange(file: string, element: PolicyElement): Heade
     const vr = new ElementReader(file, v);
     vr.allowAttributes([]);
     vr.noChildren();
+    const expression = vr.expression(v.text, 'text', ['string', 'int', 'bool', 'null', 'object']);
+    if (expression) return expression;
     if (/[\r\n]/.test(v.text)) throw vr.error('a header value must not contain line breaks');
     return v.text;
   });
@@ -44,21 +49,37 @@ export function compileHeaderChange(file: string, element: PolicyElement): Heade
   return { name, action, values };
 }
 
-export function applyHeaderChange(headers: OutgoingHttpHeaders, change: HeaderChange): void {
+/** Evaluates expression values; a failure or a value with a line break is an APIM error (500). */
+export function resolveValues(values: ReadonlyArray<string | CompiledExpression>, ctx: PolicyContext, source: string): string[] {
+  return values.map((v) => {
+    if (typeof v === 'string') return v;
+    let value: string;
+    try {
+      value = expressionString(v.evaluate(ctx));
+    } catch (err) {
+      if (err instanceof ExpressionError) throw new ApimError(500, 'Expression evaluation failed.', source, 'ExpressionValueEvaluationFailure');
+      throw err;
+    }
+    if (/[\r\n\0]/.test(value)) throw new ApimError(500, 'Expression evaluation failed.', source, 'ExpressionValueEvaluationFailure');
+    return value;
+  });
+}
+
+export function applyHeaderChange(headers: OutgoingHttpHeaders, change: HeaderChange, ctx: PolicyContext, source = 'set-header'): void {
   const existing = headers[change.name];
   switch (change.action) {
     case 'delete':
       delete headers[change.name];
       return;
     case 'skip':
-      if (existing === undefined) headers[change.name] = valueOf(change.values);
+      if (existing === undefined) headers[change.name] = valueOf(resolveValues(change.values, ctx, source));
       return;
     case 'override':
-      headers[change.name] = valueOf(change.values);
+      headers[change.name] = valueOf(resolveValues(change.values, ctx, source));
       return;
     case 'append': {
       const before = existing === undefined ? [] : Array.isArray(existing) ? existing : [String(existing)];
-      headers[change.name] = valueOf([...before, ...change.values]);
+      headers[change.name] = valueOf([...before, ...resolveValues(change.values, ctx, source)]);
       return;
     }
   }
@@ -75,8 +96,8 @@ export function compileSetHeader(file: string, element: PolicyElement, section: 
     name: 'set-header',
     line: element.line,
     execute(ctx: PolicyContext): void {
-      if (ctx.section === 'inbound') applyHeaderChange(ctx.request.headers, change);
-      else if (ctx.response) applyHeaderChange(ctx.response.headers, change);
+      if (ctx.section === 'inbound') applyHeaderChange(ctx.request.headers, change, ctx);
+      else if (ctx.response) applyHeaderChange(ctx.response.headers, change, ctx);
     },
   };
 }

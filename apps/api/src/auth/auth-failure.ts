@@ -8,6 +8,9 @@ import { ClaimsError } from '@certflow/claims';
 export type AuthFailureCode =
   | 'ERR_TOKEN_MISSING'
   | 'ERR_TOKEN_MALFORMED'
+  | 'ERR_TOKEN_TOO_LARGE'
+  | 'ERR_TOKEN_HEADER'
+  | 'ERR_TOKEN_VERSION'
   | 'ERR_TOKEN_EXPIRED'
   | 'ERR_TOKEN_NOT_YET_VALID'
   | 'ERR_TOKEN_ALGORITHM'
@@ -19,7 +22,9 @@ export type AuthFailureCode =
   | 'ERR_TOKEN_CLAIMS'
   | 'ERR_TOKEN_INVALID'
   | 'ERR_SIGNING_KEYS_UNAVAILABLE'
-  | 'ERR_APP_ROLE_MISSING';
+  | 'ERR_APP_ROLE_MISSING'
+  | 'ERR_CLIENT_NOT_ALLOWED'
+  | 'ERR_CLIENT_CERTIFICATE_REQUIRED';
 
 /** jwks-rsa found no key with the token's `kid` (or refused to look again, rate limited). */
 export class UnknownSigningKeyError extends Error {
@@ -52,7 +57,16 @@ export class AuthFailure extends Error {
   }
 
   static missingRoles(required: readonly string[]): AuthFailure {
-    return new AuthFailure(403, 'ERR_APP_ROLE_MISSING', `requires app role ${required.join(', ')}`, 'Bearer error="insufficient_scope"');
+    return AuthFailure.forbidden('ERR_APP_ROLE_MISSING', `requires app role ${required.join(', ')}`);
+  }
+
+  /** Authenticated, but this caller may not do this (RFC 6750 insufficient_scope). */
+  static forbidden(code: 'ERR_APP_ROLE_MISSING' | 'ERR_CLIENT_NOT_ALLOWED' | 'ERR_CLIENT_CERTIFICATE_REQUIRED', message: string): AuthFailure {
+    return new AuthFailure(403, code, message, 'Bearer error="insufficient_scope"');
+  }
+
+  static signingKeysUnavailable(): AuthFailure {
+    return new AuthFailure(503, 'ERR_SIGNING_KEYS_UNAVAILABLE', 'signing keys are unavailable, try again later', undefined);
   }
 
   /** What passport reported (an error from the strategy, or the `info` of a failed check). */
@@ -61,7 +75,7 @@ export class AuthFailure extends Error {
     if (reason instanceof AuthFailure) return reason;
     if (reason instanceof UnknownSigningKeyError) return AuthFailure.unauthorized('ERR_TOKEN_SIGNING_KEY_UNKNOWN', reason.message);
     if (reason instanceof SigningKeysUnavailableError) {
-      return new AuthFailure(503, 'ERR_SIGNING_KEYS_UNAVAILABLE', 'signing keys are unavailable, try again later', undefined);
+      return AuthFailure.signingKeysUnavailable();
     }
     const error = reason instanceof Error ? reason : new Error(String(reason ?? 'unknown'));
     const message = error.message;

@@ -1,20 +1,28 @@
 /**
- * Step 8 of the flow, in the API: validate the Entra ID access token (RS256 signature with a
- * key from the tenant's JWKS, issuer, audience, lifetime), then map its claims to an
- * {@link AppPrincipal}. Runs behind the gateway's validate-jwt too: the API trusts no one.
+ * Step 8 of the flow, in the API: validate the Entra ID access token, then map its claims to
+ * an {@link AppPrincipal}. Runs behind the gateway's validate-jwt too: the API trusts no one.
+ *
+ * In order, cheapest first:
+ * 1. {@link inspectCompactJws}: size, compact form, header (RS256, typ JWT, kid, no key
+ *    injection, no crit), JSON without duplicate members; the unverified `tid` must be a
+ *    configured tenant (it picks whose JWKS to use) and `ver` an accepted version;
+ * 2. a token verified before and not expired is taken from the {@link VerifiedTokenCache};
+ * 3. otherwise passport-jwt (jsonwebtoken) verifies the RS256 signature with the tenant's key
+ *    for `kid`, the issuer, audience, exp and nbf; then the claims are parsed by
+ *    `@certflow/claims`, and the issuer must be the one of the token's own version and tenant.
  */
-import { Agent } from 'node:https';
-import { rootCertificates } from 'node:tls';
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import passport from 'passport';
 import { ExtractJwt, Strategy } from 'passport-jwt';
-import { passportJwtSecret } from 'jwks-rsa';
 import { AppPrincipal, parseAccessTokenClaims } from '@certflow/claims';
 import type { ApiConfig } from '../config/api-config';
-import { entraIssuers, entraJwksUri, readCaFile } from '../config/api-config';
+import { entraIssuer, entraIssuers } from '../config/api-config';
 import { API_CONFIG } from '../config/api-config.token';
-import { AuthFailure, SigningKeysUnavailableError, UnknownSigningKeyError } from './auth-failure';
+import { AuthFailure } from './auth-failure';
+import { inspectCompactJws, type InspectedJws } from './compact-jws';
+import { SigningKeys } from './signing-keys';
+import { VerifiedTokenCache } from './verified-token-cache';
 
 export const ENTRA_JWT = 'entra-jwt';
 
@@ -24,37 +32,41 @@ export const ENTRA_JWT_STRATEGY_NAME = Symbol('ENTRA_JWT_STRATEGY_NAME');
 /** Seconds of clock difference tolerated on exp/nbf between Entra ID and this host. */
 const CLOCK_TOLERANCE_SECONDS = 30;
 
+const bearerToken = ExtractJwt.fromAuthHeaderAsBearerToken();
+
+interface PendingVerification extends InspectedJws {
+  token: string;
+  tenantId: string;
+}
+
 @Injectable()
 export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) implements OnModuleDestroy {
-  private readonly tenantId: string;
+  /** What step 1 found, for the key lookup and validate() of the same request. */
+  private readonly pending = new WeakMap<object, PendingVerification>();
 
   constructor(
-    @Inject(API_CONFIG) config: ApiConfig,
+    @Inject(API_CONFIG) private readonly config: ApiConfig,
     @Inject(ENTRA_JWT_STRATEGY_NAME) private readonly strategyName: string,
+    @Inject(SigningKeys) private readonly signingKeys: SigningKeys,
+    @Inject(VerifiedTokenCache) private readonly verifiedTokens: VerifiedTokenCache,
   ) {
-    const ca = readCaFile(config);
     super({
-      jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
-      secretOrKeyProvider: passportJwtSecret({
-        jwksUri: entraJwksUri(config),
-        cache: true, // keys by kid; an unknown kid triggers a re-fetch (key rotation)
-        rateLimit: true, // …but at most a few re-fetches a minute, so random kids cannot flood Entra
-        timeout: 10_000,
-        // The extra CA is added to the system roots, so real Entra ID stays trusted too.
-        ...(ca ? { requestAgent: new Agent({ ca: [...rootCertificates, ca] }) } : {}),
-        handleSigningKeyError: (err, cb) => {
-          if (!err) return cb(null);
-          const unknownKey = err.name === 'SigningKeyNotFoundError' || err.name === 'JwksRateLimitError';
-          return cb(unknownKey ? new UnknownSigningKeyError(err.message) : new SigningKeysUnavailableError(err.message));
-        },
-      }),
+      jwtFromRequest: bearerToken,
+      secretOrKeyProvider: (request: object, _token: string, done: (err: unknown, key?: string) => void) => {
+        const pending = this.pending.get(request);
+        if (!pending) return done(AuthFailure.unauthorized('ERR_TOKEN_INVALID', 'invalid token'));
+        this.signingKeys.keyFor(pending.tenantId, pending.header.kid).then(
+          (key) => done(null, key),
+          (err: unknown) => done(err),
+        );
+      },
+      passReqToCallback: true,
       algorithms: ['RS256'],
       issuer: entraIssuers(config),
       audience: config.audiences,
       ignoreExpiration: false,
       jsonWebTokenOptions: { clockTolerance: CLOCK_TOLERANCE_SECONDS },
     });
-    this.tenantId = config.tenantId;
     // passport's registry is process-wide: the mixin registered us under the shared name, where a
     // second app in the same process (tests, an in-process stack) would replace us with its own
     // tenant and audiences. Each app authenticates through its own name instead.
@@ -66,13 +78,53 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
     passport.unuse(this.strategyName);
   }
 
-  /** Called with the verified payload; what it returns becomes `request.user`. */
-  validate(payload: unknown): AppPrincipal {
+  override authenticate(request: object, options?: object): void {
+    const token = bearerToken(request as Parameters<typeof bearerToken>[0]);
+    if (!token) return super.authenticate(request as never, options); // reports the missing token
+    let inspected: InspectedJws;
+    let tenantId: string;
+    try {
+      inspected = inspectCompactJws(token);
+      tenantId = this.acceptedTenantAndVersion(inspected.claims);
+    } catch (err) {
+      return this.fail(err, 401);
+    }
+    const verified = this.verifiedTokens.lookup(token);
+    if (verified) return this.success(verified.principal);
+    this.pending.set(request, { ...inspected, token, tenantId });
+    super.authenticate(request as never, options);
+  }
+
+  /** Called by passport-jwt with the verified payload; what it returns becomes `request.user`. */
+  validate(request: object, payload: unknown): AppPrincipal {
+    const pending = this.pending.get(request);
+    if (!pending) throw AuthFailure.unauthorized('ERR_TOKEN_INVALID', 'invalid token');
     const principal = parseAccessTokenClaims(payload);
-    // The issuer already names the tenant; a tid that disagrees is a forged or confused token.
-    if (principal.tenantId.toLowerCase() !== this.tenantId) {
+    // The unverified tid chose the tenant's keys; the verified one must agree, and so must the issuer.
+    if (principal.tenantId.toLowerCase() !== pending.tenantId) throw AuthFailure.unauthorized('ERR_TOKEN_TENANT', 'token issued for another tenant');
+    if ((payload as { iss: string }).iss !== entraIssuer(this.config, pending.tenantId, principal.tokenVersion)) {
+      throw AuthFailure.unauthorized('ERR_TOKEN_ISSUER', `issuer not accepted for a v${principal.tokenVersion} token of this tenant`);
+    }
+    this.verifiedTokens.remember(pending.token, {
+      principal,
+      tenantId: pending.tenantId,
+      kid: pending.header.kid,
+      expiresAtSeconds: (payload as { exp: number }).exp,
+    });
+    return principal;
+  }
+
+  /** Unverified claims may only refuse a token early, never accept one. */
+  private acceptedTenantAndVersion(claims: Record<string, unknown>): string {
+    const tid = claims['tid'];
+    const tenantId = typeof tid === 'string' ? tid.toLowerCase() : undefined;
+    if (tenantId === undefined || !this.config.tenantIds.includes(tenantId)) {
       throw AuthFailure.unauthorized('ERR_TOKEN_TENANT', 'token issued for another tenant');
     }
-    return principal;
+    const ver = claims['ver'];
+    if (!(this.config.acceptedTokenVersions as unknown[]).includes(ver)) {
+      throw AuthFailure.unauthorized('ERR_TOKEN_VERSION', `token version not accepted (accepted: ${this.config.acceptedTokenVersions.join(', ')})`);
+    }
+    return tenantId;
   }
 }

@@ -2,11 +2,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ApiConfig, entraIssuers, entraJwksUri, loadApiConfig, validateApiConfig } from './api-config';
+import { ApiConfigInput, entraIssuers, entraJwksUri, loadApiConfig, validateApiConfig } from './api-config';
 import { ConfigError } from './config-error';
 
 const TENANT = 'A1B2C3D4-0000-4000-8000-0123456789AB';
 const REQUIRED = { ENTRA_TENANT_ID: TENANT, API_AUDIENCES: 'api-app-id' };
+const CLIENT_A = '0b7c6d5e-4f3a-4b2c-9d1e-2f3a4b5c6d7e';
+const CLIENT_B = '1c8d7e6f-5a4b-4c3d-8e2f-3a4b5c6d7e8f';
 const dir = mkdtempSync(join(tmpdir(), 'certflow-api-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -26,8 +28,12 @@ describe('loadApiConfig', () => {
       host: '127.0.0.1',
       port: 3000,
       entraInstance: 'https://login.microsoftonline.com',
-      tenantId: TENANT.toLowerCase(),
+      tenantIds: [TENANT.toLowerCase()],
       audiences: ['api-app-id'],
+      allowedClientIds: [],
+      requireCertificateClients: false,
+      acceptedTokenVersions: ['1.0', '2.0'],
+      tokenCacheSize: 10_000,
     });
   });
 
@@ -42,15 +48,37 @@ describe('loadApiConfig', () => {
         ENTRA_TENANT_ID: TENANT,
         API_AUDIENCES: ' 6e1f9a0c-3b2d-4c5e-8f70-91a2b3c4d5e6 , api://certflow-orders ',
         ENTRA_CA_FILE: ca,
+        API_ALLOWED_CLIENT_IDS: ` ${CLIENT_A.toUpperCase()} ,${CLIENT_B}`,
+        API_REQUIRE_CERTIFICATE_CLIENTS: 'true',
+        API_ACCEPTED_TOKEN_VERSIONS: '2.0',
+        API_TOKEN_CACHE_SIZE: '0',
       }),
     ).toEqual({
       host: '0.0.0.0',
       port: 0,
       entraInstance: 'https://localhost:8443',
-      tenantId: TENANT.toLowerCase(),
+      tenantIds: [TENANT.toLowerCase()],
       audiences: ['6e1f9a0c-3b2d-4c5e-8f70-91a2b3c4d5e6', 'api://certflow-orders'],
       caFile: ca,
+      allowedClientIds: [CLIENT_A, CLIENT_B],
+      requireCertificateClients: true,
+      acceptedTokenVersions: ['2.0'],
+      tokenCacheSize: 0,
     });
+  });
+
+  it('accepts several tenants, comma-separated', () => {
+    const other = '0f0e0d0c-0000-4000-8000-000000000001';
+    expect(loadApiConfig({ ...REQUIRED, ENTRA_TENANT_ID: `${TENANT}, ${other}` }).tenantIds).toEqual([TENANT.toLowerCase(), other]);
+  });
+
+  it.each([
+    ['false', false],
+    ['0', false],
+    ['TRUE', true],
+    ['1', true],
+  ])('reads API_REQUIRE_CERTIFICATE_CLIENTS=%s as %s', (value, expected) => {
+    expect(loadApiConfig({ ...REQUIRED, API_REQUIRE_CERTIFICATE_CLIENTS: value }).requireCertificateClients).toBe(expected);
   });
 
   it.each([
@@ -68,6 +96,13 @@ describe('loadApiConfig', () => {
     [{ ...REQUIRED, ENTRA_INSTANCE: 'http://localhost:8443' }, 'ENTRA_INSTANCE', /https/],
     [{ ...REQUIRED, ENTRA_INSTANCE: 'https://localhost:8443/?tenant=x' }, 'ENTRA_INSTANCE', /query/],
     [{ ...REQUIRED, ENTRA_CA_FILE: '/nonexistent/ca.pem' }, 'ENTRA_CA_FILE', /readable/],
+    [{ ...REQUIRED, ENTRA_TENANT_ID: `${TENANT},contoso` }, 'ENTRA_TENANT_ID', /GUID/],
+    [{ ...REQUIRED, API_ALLOWED_CLIENT_IDS: 'partner-app' }, 'API_ALLOWED_CLIENT_IDS', /GUID/],
+    [{ ...REQUIRED, API_ALLOWED_CLIENT_IDS: `${CLIENT_A},,${CLIENT_B}` }, 'API_ALLOWED_CLIENT_IDS', /GUID/],
+    [{ ...REQUIRED, API_REQUIRE_CERTIFICATE_CLIENTS: 'certificate' }, 'API_REQUIRE_CERTIFICATE_CLIENTS', /true or false/],
+    [{ ...REQUIRED, API_ACCEPTED_TOKEN_VERSIONS: '3.0' }, 'API_ACCEPTED_TOKEN_VERSIONS', /1\.0 and\/or 2\.0/],
+    [{ ...REQUIRED, API_TOKEN_CACHE_SIZE: '-5' }, 'API_TOKEN_CACHE_SIZE', /integer/],
+    [{ ...REQUIRED, API_TOKEN_CACHE_SIZE: '2000000' }, 'API_TOKEN_CACHE_SIZE', /1000000/],
   ])('refuses %j naming %s', (env, variable, problem) => {
     const err = configError(() => loadApiConfig(env));
     expect(err.variable).toBe(variable);
@@ -84,11 +119,17 @@ describe('loadApiConfig', () => {
 });
 
 describe('validateApiConfig', () => {
-  const valid: ApiConfig = { host: '127.0.0.1', port: 0, entraInstance: 'https://login.microsoftonline.com', tenantId: TENANT, audiences: ['x'] };
+  const valid: ApiConfigInput = { host: '127.0.0.1', port: 0, entraInstance: 'https://login.microsoftonline.com', tenantIds: [TENANT], audiences: ['x'] };
 
   it('names the variable for a bad value built in code', () => {
     expect(configError(() => validateApiConfig({ ...valid, port: 70000 })).variable).toBe('PORT');
     expect(configError(() => validateApiConfig({ ...valid, audiences: [] })).variable).toBe('API_AUDIENCES');
+    expect(configError(() => validateApiConfig({ ...valid, tenantIds: [] })).variable).toBe('ENTRA_TENANT_ID');
+    expect(configError(() => validateApiConfig({ ...valid, acceptedTokenVersions: [] })).variable).toBe('API_ACCEPTED_TOKEN_VERSIONS');
+  });
+
+  it('applies the defaults of the authorization options left out', () => {
+    expect(validateApiConfig(valid)).toMatchObject({ allowedClientIds: [], requireCertificateClients: false, acceptedTokenVersions: ['1.0', '2.0'], tokenCacheSize: 10_000 });
   });
 });
 
@@ -96,7 +137,13 @@ describe('Entra endpoints for the tenant', () => {
   it('accepts the v2 issuer of the instance and the v1 sts.windows.net issuer', () => {
     const config = loadApiConfig({ ...REQUIRED, ENTRA_INSTANCE: 'https://localhost:8443' });
     const tid = TENANT.toLowerCase();
-    expect(entraIssuers(config)).toEqual([`https://localhost:8443/${tid}/v2.0`, `https://sts.windows.net/${tid}/`]);
-    expect(entraJwksUri(config)).toBe(`https://localhost:8443/${tid}/discovery/v2.0/keys`);
+    expect(entraIssuers(config)).toEqual([`https://sts.windows.net/${tid}/`, `https://localhost:8443/${tid}/v2.0`]);
+    expect(entraJwksUri(config, tid)).toBe(`https://localhost:8443/${tid}/discovery/v2.0/keys`);
+  });
+
+  it('accepts only the v2 issuer of each tenant when only v2 tokens are accepted', () => {
+    const other = '0f0e0d0c-0000-4000-8000-000000000001';
+    const config = loadApiConfig({ ...REQUIRED, ENTRA_TENANT_ID: `${TENANT},${other}`, API_ACCEPTED_TOKEN_VERSIONS: '2' });
+    expect(entraIssuers(config)).toEqual([`https://login.microsoftonline.com/${TENANT.toLowerCase()}/v2.0`, `https://login.microsoftonline.com/${other}/v2.0`]);
   });
 });

@@ -6,7 +6,7 @@
  *   const config = loadApiConfig(process.env); // throws ConfigError('ENTRA_TENANT_ID', 'is required')
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
-import { isGuid } from '@certflow/claims';
+import { isGuid, type AccessTokenVersion } from '@certflow/claims';
 import { ConfigError } from './config-error';
 
 export interface ApiConfig {
@@ -16,12 +16,20 @@ export interface ApiConfig {
   port: number;
   /** `ENTRA_INSTANCE`: Entra ID (or emulator) base URL, without a trailing slash. */
   entraInstance: string;
-  /** `ENTRA_TENANT_ID`: the tenant GUID whose tokens are accepted. */
-  tenantId: string;
+  /** `ENTRA_TENANT_ID`: the tenant GUIDs whose tokens are accepted (comma-separated), lower case. */
+  tenantIds: string[];
   /** `API_AUDIENCES`: accepted `aud` values (app id, App ID URI). */
   audiences: string[];
   /** `ENTRA_CA_FILE`: extra CA (PEM) trusted, besides the system roots, when fetching signing keys. */
   caFile?: string;
+  /** `API_ALLOWED_CLIENT_IDS`: partner client app ids allowed to call (lower case); empty = any client of the tenants. */
+  allowedClientIds: string[];
+  /** `API_REQUIRE_CERTIFICATE_CLIENTS`: only tokens whose client authenticated with a certificate (`azpacr`/`appidacr` = "2"). */
+  requireCertificateClients: boolean;
+  /** `API_ACCEPTED_TOKEN_VERSIONS`: access-token versions accepted (`1.0`, `2.0`). */
+  acceptedTokenVersions: AccessTokenVersion[];
+  /** `API_TOKEN_CACHE_SIZE`: verified tokens remembered (LRU) so that a repeated token skips the RSA check; 0 disables it. */
+  tokenCacheSize: number;
 }
 
 /** Environment variable ↔ option, so that programmatic callers get the same messages. */
@@ -29,16 +37,31 @@ const VARIABLE: Record<keyof ApiConfig, string> = {
   host: 'HOST',
   port: 'PORT',
   entraInstance: 'ENTRA_INSTANCE',
-  tenantId: 'ENTRA_TENANT_ID',
+  tenantIds: 'ENTRA_TENANT_ID',
   audiences: 'API_AUDIENCES',
   caFile: 'ENTRA_CA_FILE',
+  allowedClientIds: 'API_ALLOWED_CLIENT_IDS',
+  requireCertificateClients: 'API_REQUIRE_CERTIFICATE_CLIENTS',
+  acceptedTokenVersions: 'API_ACCEPTED_TOKEN_VERSIONS',
+  tokenCacheSize: 'API_TOKEN_CACHE_SIZE',
 };
 
 export const API_CONFIG_DEFAULTS = {
   host: '127.0.0.1',
   port: 3000,
   entraInstance: 'https://login.microsoftonline.com',
+  allowedClientIds: [] as readonly string[],
+  requireCertificateClients: false,
+  acceptedTokenVersions: ['1.0', '2.0'] as readonly AccessTokenVersion[],
+  tokenCacheSize: 10_000,
 } as const;
+
+type AuthorizationOption = 'allowedClientIds' | 'requireCertificateClients' | 'acceptedTokenVersions' | 'tokenCacheSize';
+
+/** A configuration built in code: the authorization options may be left out (their defaults apply). */
+export type ApiConfigInput = Omit<ApiConfig, AuthorizationOption> & Partial<Pick<ApiConfig, AuthorizationOption>>;
+
+const MAX_TOKEN_CACHE_SIZE = 1_000_000;
 
 /** Reads and validates the configuration from environment variables. */
 export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
@@ -48,58 +71,120 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   };
   const port = value('port');
   if (port !== undefined && !/^\d+$/.test(port)) throw new ConfigError('PORT', `must be an integer from 0 to 65535, got ${quote(port)}`);
-  const tenantId = value('tenantId');
-  if (tenantId === undefined) throw new ConfigError('ENTRA_TENANT_ID', 'is required (the tenant GUID)');
+  const tenantIds = value('tenantIds');
+  if (tenantIds === undefined) throw new ConfigError('ENTRA_TENANT_ID', 'is required (the tenant GUID, or several separated by commas)');
   const audiences = value('audiences');
   if (audiences === undefined) throw new ConfigError('API_AUDIENCES', 'is required (comma-separated accepted aud values)');
   const caFile = value('caFile');
+  const allowed = value('allowedClientIds');
+  const versions = value('acceptedTokenVersions');
+  const cacheSize = value('tokenCacheSize');
+  if (cacheSize !== undefined && !/^\d+$/.test(cacheSize)) {
+    throw new ConfigError(VARIABLE.tokenCacheSize, `must be an integer from 0 to ${MAX_TOKEN_CACHE_SIZE}, got ${quote(cacheSize)}`);
+  }
   return validateApiConfig({
     host: value('host') ?? API_CONFIG_DEFAULTS.host,
     port: port === undefined ? API_CONFIG_DEFAULTS.port : Number(port),
     entraInstance: value('entraInstance') ?? API_CONFIG_DEFAULTS.entraInstance,
-    tenantId,
-    audiences: audiences.split(',').map((a) => a.trim()),
+    tenantIds: list(tenantIds),
+    audiences: list(audiences),
     ...(caFile === undefined ? {} : { caFile }),
+    allowedClientIds: allowed === undefined ? [] : list(allowed),
+    requireCertificateClients: parseBoolean(VARIABLE.requireCertificateClients, value('requireCertificateClients')),
+    acceptedTokenVersions: versions === undefined ? [...API_CONFIG_DEFAULTS.acceptedTokenVersions] : parseVersions(versions),
+    tokenCacheSize: cacheSize === undefined ? API_CONFIG_DEFAULTS.tokenCacheSize : Number(cacheSize),
   });
 }
 
-/** Checks a configuration (from the environment or built in code) and returns it normalised. */
-export function validateApiConfig(config: ApiConfig): ApiConfig {
-  const { host, port, entraInstance, tenantId, audiences, caFile } = config;
+/** Checks a configuration (from the environment or built in code), fills in defaults and returns it normalised. */
+export function validateApiConfig(config: ApiConfigInput): ApiConfig {
+  const { host, port, entraInstance, tenantIds, audiences, caFile } = config;
+  const {
+    allowedClientIds = API_CONFIG_DEFAULTS.allowedClientIds,
+    requireCertificateClients = API_CONFIG_DEFAULTS.requireCertificateClients,
+    acceptedTokenVersions = API_CONFIG_DEFAULTS.acceptedTokenVersions,
+    tokenCacheSize = API_CONFIG_DEFAULTS.tokenCacheSize,
+  } = config;
   if (typeof host !== 'string' || host.length === 0 || /\s/.test(host)) {
     throw new ConfigError(VARIABLE.host, `must be a host name or IP address, got ${quote(host)}`);
   }
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new ConfigError(VARIABLE.port, `must be an integer from 0 to 65535, got ${quote(port)}`);
   }
-  if (!isGuid(tenantId)) throw new ConfigError(VARIABLE.tenantId, `must be a tenant GUID, got ${quote(tenantId)}`);
+  if (!Array.isArray(tenantIds) || tenantIds.length === 0 || !tenantIds.every(isGuid)) {
+    throw new ConfigError(VARIABLE.tenantIds, `must be a tenant GUID, or several separated by commas, got ${quote(tenantIds)}`);
+  }
   if (!Array.isArray(audiences) || audiences.length === 0 || audiences.some((a) => typeof a !== 'string' || a.length === 0)) {
     throw new ConfigError(VARIABLE.audiences, `must be a comma-separated list of non-empty values, got ${quote(audiences)}`);
   }
   if (caFile !== undefined) assertReadableCaFile(caFile);
+  if (!Array.isArray(allowedClientIds) || !allowedClientIds.every(isGuid)) {
+    throw new ConfigError(VARIABLE.allowedClientIds, `must be a comma-separated list of client app id GUIDs (or empty for any), got ${quote(allowedClientIds)}`);
+  }
+  if (typeof requireCertificateClients !== 'boolean') {
+    throw new ConfigError(VARIABLE.requireCertificateClients, `must be true or false, got ${quote(requireCertificateClients)}`);
+  }
+  if (!Array.isArray(acceptedTokenVersions) || acceptedTokenVersions.length === 0 || !acceptedTokenVersions.every((v) => v === '1.0' || v === '2.0')) {
+    throw new ConfigError(VARIABLE.acceptedTokenVersions, `must list 1.0 and/or 2.0, got ${quote(acceptedTokenVersions)}`);
+  }
+  if (!Number.isInteger(tokenCacheSize) || tokenCacheSize < 0 || tokenCacheSize > MAX_TOKEN_CACHE_SIZE) {
+    throw new ConfigError(VARIABLE.tokenCacheSize, `must be an integer from 0 to ${MAX_TOKEN_CACHE_SIZE}, got ${quote(tokenCacheSize)}`);
+  }
   return {
     host,
     port,
     entraInstance: normaliseInstance(entraInstance),
-    tenantId: tenantId.toLowerCase(),
+    tenantIds: unique(tenantIds.map((t) => t.toLowerCase())),
     audiences: [...audiences],
     ...(caFile === undefined ? {} : { caFile }),
+    allowedClientIds: unique(allowedClientIds.map((c) => c.toLowerCase())),
+    requireCertificateClients,
+    acceptedTokenVersions: unique([...acceptedTokenVersions]),
+    tokenCacheSize,
   };
 }
 
-/** The issuers Entra ID uses for the tenant: v2 tokens `{instance}/{tid}/v2.0`, v1 tokens `https://sts.windows.net/{tid}/`. */
-export function entraIssuers(config: ApiConfig): string[] {
-  return [`${config.entraInstance}/${config.tenantId}/v2.0`, `https://sts.windows.net/${config.tenantId}/`];
+/** The issuer Entra ID uses for a tenant and token version: v2 `{instance}/{tid}/v2.0`, v1 `https://sts.windows.net/{tid}/`. */
+export function entraIssuer(config: Pick<ApiConfig, 'entraInstance'>, tenantId: string, version: AccessTokenVersion): string {
+  return version === '2.0' ? `${config.entraInstance}/${tenantId}/v2.0` : `https://sts.windows.net/${tenantId}/`;
 }
 
-/** Where the tenant publishes its token-signing keys. */
-export function entraJwksUri(config: ApiConfig): string {
-  return `${config.entraInstance}/${config.tenantId}/discovery/v2.0/keys`;
+/** Every issuer accepted: each configured tenant in each accepted token version. */
+export function entraIssuers(config: ApiConfig): string[] {
+  return config.tenantIds.flatMap((tid) => config.acceptedTokenVersions.map((version) => entraIssuer(config, tid, version)));
+}
+
+/** Where a tenant publishes its token-signing keys. */
+export function entraJwksUri(config: Pick<ApiConfig, 'entraInstance'>, tenantId: string): string {
+  return `${config.entraInstance}/${tenantId}/discovery/v2.0/keys`;
 }
 
 /** The PEM of the extra CA, read when the app is created. */
 export function readCaFile(config: ApiConfig): string | undefined {
   return config.caFile === undefined ? undefined : readFileSync(config.caFile, 'utf8');
+}
+
+function list(value: string): string[] {
+  return value.split(',').map((a) => a.trim());
+}
+
+function unique<T>(values: T[]): T[] {
+  return [...new Set(values)];
+}
+
+function parseBoolean(variable: string, value: string | undefined): boolean {
+  if (value === undefined) return false;
+  if (/^(true|1|yes)$/i.test(value)) return true;
+  if (/^(false|0|no)$/i.test(value)) return false;
+  throw new ConfigError(variable, `must be true or false, got ${quote(value)}`);
+}
+
+function parseVersions(value: string): AccessTokenVersion[] {
+  return list(value).map((v) => {
+    if (v === '1' || v === '1.0') return '1.0';
+    if (v === '2' || v === '2.0') return '2.0';
+    throw new ConfigError(VARIABLE.acceptedTokenVersions, `must list 1.0 and/or 2.0 (comma-separated), got ${quote(value)}`);
+  });
 }
 
 function normaliseInstance(value: unknown): string {
