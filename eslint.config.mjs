@@ -50,5 +50,16 @@ export default [
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // The emulator's admin page: plain browser JavaScript, no modules.
+    files: ['tools/entra-emulator/portal/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: {
+        window: 'readonly', document: 'readonly', location: 'readonly', fetch: 'readonly', crypto: 'readonly',
+        atob: 'readonly', btoa: 'readonly', TextDecoder: 'readonly', URLSearchParams: 'readonly', console: 'readonly',
+      },
+    },
+  },
   { files: ['load/k6/**/*.js'], languageOptions: { globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly' } } },
 ];

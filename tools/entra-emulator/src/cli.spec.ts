@@ -6,13 +6,26 @@ import { removeDir, tempStateDir } from './emulator.test-helpers';
 
 describe('parseCliArgs', () => {
   it('reads flags in both --flag value and --flag=value forms, with defaults', () => {
-    expect(parseCliArgs([])).toEqual({ port: 0, stateDir: '.certflow', host: '127.0.0.1', help: false });
+    expect(parseCliArgs([])).toEqual({ port: 0, stateDir: '.certflow', host: '127.0.0.1', faults: {}, help: false });
     expect(parseCliArgs(['--port', '8443', '--state-dir=/tmp/x', '--host', '::1', '--token-lifetime', '600'])).toEqual({
       port: 8443,
       stateDir: '/tmp/x',
       host: '::1',
       tokenLifetimeSeconds: 600,
+      faults: {},
       help: false,
+    });
+  });
+
+  it('reads the fault-injection flags', () => {
+    const argv = ['--fault-latency', '25', '--fault-throttle=0.5', '--fault-server-error', '1', '--fault-server-error-status', '503', '--fault-retry-after', '7', '--fault-outage', 'drop'];
+    expect(parseCliArgs(argv).faults).toEqual({
+      latencyMs: 25,
+      throttleShare: 0.5,
+      serverErrorShare: 1,
+      serverErrorStatus: 503,
+      retryAfterSeconds: 7,
+      outage: 'drop',
     });
   });
 
@@ -24,6 +37,10 @@ describe('parseCliArgs', () => {
     [['--bogus'], '--bogus'],
     [['stray'], 'stray'],
     [['--token-lifetime', '0'], '--token-lifetime'],
+    [['--fault-throttle', '1.5'], '--fault-throttle'],
+    [['--fault-server-error', '-0.1'], '--fault-server-error'],
+    [['--fault-server-error-status', '501'], '--fault-server-error-status'],
+    [['--fault-outage', 'sometimes'], '--fault-outage'],
   ])('%j is a usage error naming %s', (argv, flag) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);
     expect(() => parseCliArgs(argv)).toThrow(flag);

@@ -3,12 +3,20 @@
  * Prints one JSON line `{"event":"listening","url":…}` and runs until SIGINT/SIGTERM.
  */
 import { startEmulator, type RunningEmulator } from './emulator';
+import type { FaultSettings } from './faults';
 
 export const USAGE = `usage: entra-emulator [--port P] [--state-dir D] [--host H] [--token-lifetime SECONDS]
   --port P              port to listen on (default 0: any free port)
   --state-dir D         state directory (default .certflow)
   --host H              address to listen on (default 127.0.0.1)
-  --token-lifetime S    fixed access-token lifetime in seconds (default: random 3600–5400)`;
+  --token-lifetime S    fixed access-token lifetime in seconds (default: random 3600–5400)
+fault injection (token endpoints only; change at run time with PATCH /admin/faults):
+  --fault-latency MS            add MS milliseconds to every token request
+  --fault-throttle SHARE        answer this share (0–1) of token requests 429 with Retry-After
+  --fault-server-error SHARE    answer this share (0–1) of token requests with a 5xx
+  --fault-server-error-status N the 5xx to send: 500, 502, 503 or 504 (default 500)
+  --fault-retry-after S         Retry-After seconds on 429 and outage 503 (default 5)
+  --fault-outage MODE           none, 503 (every token request) or drop (connections cut)`;
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -19,11 +27,12 @@ export interface CliOptions {
   stateDir: string;
   host: string;
   tokenLifetimeSeconds?: number;
+  faults: Partial<FaultSettings>;
   help: boolean;
 }
 
 export function parseCliArgs(argv: string[]): CliOptions {
-  const options: CliOptions = { port: 0, stateDir: '.certflow', host: '127.0.0.1', help: false };
+  const options: CliOptions = { port: 0, stateDir: '.certflow', host: '127.0.0.1', faults: {}, help: false };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') {
@@ -57,11 +66,41 @@ export function parseCliArgs(argv: string[]): CliOptions {
       case '--token-lifetime':
         options.tokenLifetimeSeconds = integer(flag, takeValue(), 1, 86_400);
         break;
+      case '--fault-latency':
+        options.faults.latencyMs = integer(flag, takeValue(), 0, 60_000);
+        break;
+      case '--fault-throttle':
+        options.faults.throttleShare = share(flag, takeValue());
+        break;
+      case '--fault-server-error':
+        options.faults.serverErrorShare = share(flag, takeValue());
+        break;
+      case '--fault-server-error-status': {
+        const status = integer(flag, takeValue(), 500, 504);
+        if (status === 501) throw new UsageError(`${flag} must be 500, 502, 503 or 504`);
+        options.faults.serverErrorStatus = status as FaultSettings['serverErrorStatus'];
+        break;
+      }
+      case '--fault-retry-after':
+        options.faults.retryAfterSeconds = integer(flag, takeValue(), 0, 86_400);
+        break;
+      case '--fault-outage': {
+        const mode = takeValue();
+        if (mode !== 'none' && mode !== '503' && mode !== 'drop') throw new UsageError(`${flag} must be none, 503 or drop, got '${mode}'`);
+        options.faults.outage = mode;
+        break;
+      }
       default:
         throw new UsageError(flag.startsWith('-') ? `unknown flag ${flag}` : `unexpected argument ${flag}`);
     }
   }
   return options;
+}
+
+function share(flag: string, value: string): number {
+  const n = Number(value);
+  if (!/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(value) || !(n >= 0 && n <= 1)) throw new UsageError(`${flag} must be a share from 0 to 1, got '${value}'`);
+  return n;
 }
 
 function integer(flag: string, value: string, min: number, max: number): number {
@@ -101,6 +140,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       host: options.host,
       port: options.port,
       ...(options.tokenLifetimeSeconds ? { tokenLifetimeSeconds: options.tokenLifetimeSeconds } : {}),
+      faults: options.faults,
     });
   } catch (err) {
     io.stderr(`entra-emulator: could not start: ${(err as Error).message}`);

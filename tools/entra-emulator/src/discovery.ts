@@ -57,6 +57,25 @@ export function openIdConfiguration(baseUrl: string, tenantId: string): Record<s
   };
 }
 
+/**
+ * The v1 document (`/{tenant}/.well-known/openid-configuration`): v1 token endpoint and the
+ * v1 issuer `https://sts.windows.net/{tid}/`, as in v1 access tokens.
+ */
+export function openIdConfigurationV1(baseUrl: string, tenantId: string): Record<string, unknown> {
+  const authority = `${baseUrl}/${tenantId}`;
+  const v2 = openIdConfiguration(baseUrl, tenantId);
+  return {
+    ...v2,
+    token_endpoint: `${authority}/oauth2/token`,
+    jwks_uri: `${authority}/discovery/keys`,
+    issuer: `https://sts.windows.net/${tenantId}/`,
+    authorization_endpoint: `${authority}/oauth2/authorize`,
+    device_authorization_endpoint: `${authority}/oauth2/devicecode`,
+    end_session_endpoint: `${authority}/oauth2/logout`,
+    microsoft_multi_refresh_token: true,
+  };
+}
+
 export function jwks(keys: SigningKey[], issuer: string): { keys: Jwk[] } {
   return { keys: keys.map((key) => jwkOf(key, issuer)) };
 }

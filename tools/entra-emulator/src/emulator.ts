@@ -9,18 +9,22 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { DevelopmentCa } from '@certflow/certs';
-import { DEFAULT_TOKEN_LIFETIME, type TokenLifetime } from './access-tokens';
+import { DEFAULT_TOKEN_LIFETIME, v1Issuer, type TokenLifetime } from './access-tokens';
 import { createInitialState } from './bootstrap';
 import { ReplayGuard } from './client-assertion-verifier';
 import { clientSecretMatches } from './client-secrets';
 import { Directory } from './directory';
-import { DISCOVERY_CACHE_CONTROL, jwks, openIdConfiguration } from './discovery';
+import { DISCOVERY_CACHE_CONTROL, jwks, openIdConfiguration, openIdConfigurationV1 } from './discovery';
+import { FaultInjector, mergeFaults, NO_FAULTS, type FaultSettings } from './faults';
+import { graphErrors } from './graph-errors';
+import { Metrics, METRICS_CONTENT_TYPE, type TokenOutcome } from './metrics';
 import { describeEmulator, readEmulatorInfoIfPresent, writeEmulatorInfo, type EmulatorInfo } from './emulator-info';
 import { entraErrorBody, entraErrors, EntraError } from './entra-errors';
 import { EmulatorError } from './errors';
 import { TokenForm } from './form-body';
 import { ADMIN_PREFIX, handleAdminRequest } from './admin-api';
 import { GRAPH_PREFIX, handleGraphRequest } from './graph-api';
+import { isCrossOrigin, isPortalPath, servePortal } from './portal';
 import { BodyTooLargeError, mediaType, readBody, sendJson } from './http-io';
 import { isGuid, newGuid } from './ids';
 import { completeSigningKeys, rotatedSigningKeys, SigningKeyCache, type KeyRing } from './signing-key-ring';
@@ -40,6 +44,8 @@ export interface EmulatorOptions {
   rejectReplayedAssertions?: boolean;
   /** The emulator's clock (tests move it to exercise expiry). */
   now?: () => Date;
+  /** Faults injected into the token endpoints from the start (see faults.ts; changeable later with `setFaults`). */
+  faults?: Partial<FaultSettings>;
 }
 
 export interface RunningEmulator extends EmulatorInfo {
@@ -52,6 +58,11 @@ export interface RunningEmulator extends EmulatorInfo {
    * signed have expired. Persisted in the state. Resolves with the new signing key's `kid`.
    */
   rotateSigningKey(): Promise<{ kid: string }>;
+  /**
+   * Changes the faults injected into the token endpoints: the given fields are merged into the
+   * current settings (`NO_FAULTS` turns everything off). Returns the settings now in force.
+   */
+  setFaults(faults: Partial<FaultSettings>): FaultSettings;
 }
 
 export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
@@ -89,6 +100,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
 
   const tls = ca.issueServerCertificate();
   const replayGuard = settings.rejectReplayedAssertions ? new ReplayGuard() : undefined;
+  const faults = new FaultInjector(options.faults ?? {});
+  const metrics = new Metrics();
   // Filled in once listening: the URLs depend on the port the system picked.
   const started: { info?: EmulatorInfo } = {};
 
@@ -104,6 +117,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       keyRing: keyRing(),
       now: clock(),
       rotateSigningKey: () => rotate(),
+      faults,
+      metrics,
       clockSkewSeconds: settings.clockSkewSeconds,
       lifetime: settings.lifetime,
       port: (server.address() as AddressInfo).port,
@@ -124,6 +139,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     const now = clock();
     const { keys, activeKid } = rotatedSigningKeys(directory.state.signingKeys, now, new Date(now.getTime() + retirementGraceMs));
     directory.replaceSigningKeys(keys);
+    metrics.signingKeyRotated();
     return { kid: activeKid };
   };
 
@@ -136,6 +152,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
         server.closeAllConnections();
       })),
     rotateSigningKey: () => rotate(),
+    setFaults: (patch) => faults.update(patch),
     signAccessToken: async (payload, header = {}) => {
       const key = keyRing().active;
       return signCompactJwt(key, { typ: 'JWT', alg: 'RS256', kid: key.kid, ...header }, payload);
@@ -149,6 +166,8 @@ interface RequestContext {
   directory: Directory;
   keyRing: KeyRing;
   rotateSigningKey: () => Promise<{ kid: string }>;
+  faults: FaultInjector;
+  metrics: Metrics;
   now: Date;
   clockSkewSeconds: number;
   lifetime: TokenLifetime;
@@ -165,7 +184,27 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
     sendJson(res, 400, { error: 'invalid_request', error_description: 'The request target is not a valid path.' });
     return;
   }
-  if (url.pathname === ADMIN_PREFIX || url.pathname.startsWith(`${ADMIN_PREFIX}/`)) {
+  if (url.pathname === '/metrics') {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { error: 'invalid_request', error_description: 'Only GET is supported here.' }, { allow: 'GET' });
+      return;
+    }
+    const text = ctx.metrics.render();
+    res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.end(req.method === 'HEAD' ? undefined : text);
+    return;
+  }
+  if (isPortalPath(url.pathname)) {
+    servePortal(req, res, url.pathname, ctx.info.tenantId);
+    return;
+  }
+  const isAdmin = url.pathname === ADMIN_PREFIX || url.pathname.startsWith(`${ADMIN_PREFIX}/`);
+  const isGraph = url.pathname === GRAPH_PREFIX || url.pathname.startsWith(`${GRAPH_PREFIX}/`);
+  if ((isAdmin || isGraph) && isCrossOrigin(req)) {
+    sendJson(res, 403, { error: { code: 'Authorization_RequestDenied', message: 'Requests from another origin are refused.' } });
+    return;
+  }
+  if (isAdmin) {
     await handleAdminRequest(req, res, url, {
       signingKeys: ctx.keyRing.published,
       baseUrl: ctx.info.url,
@@ -174,10 +213,11 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       clockSkewSeconds: ctx.clockSkewSeconds,
       storedSigningKeys: () => ctx.directory.state.signingKeys,
       rotateSigningKey: ctx.rotateSigningKey,
+      routes: { faults: (method, body) => faultsRoute(ctx.faults, method, body) },
     });
     return;
   }
-  if (url.pathname === GRAPH_PREFIX || url.pathname.startsWith(`${GRAPH_PREFIX}/`)) {
+  if (isGraph) {
     await handleGraphRequest(req, res, url, {
       directory: ctx.directory,
       signingKeys: ctx.keyRing.published,
@@ -189,7 +229,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
     return;
   }
 
-  const match = /^\/([^/]+)\/(v2\.0\/\.well-known\/openid-configuration|discovery\/v2\.0\/keys|oauth2\/v2\.0\/token)$/.exec(url.pathname);
+  const match = /^\/([^/]+)\/((?:v2\.0\/)?\.well-known\/openid-configuration|discovery\/(?:v2\.0\/)?keys|oauth2\/(?:v2\.0\/)?token)$/.exec(url.pathname);
   if (!match) {
     sendJson(res, 404, { error: 'not_found', error_description: `No such endpoint: ${url.pathname.slice(0, 200)}` });
     return;
@@ -198,10 +238,34 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
   const correlationId = correlationIdOf(req, url);
   const traceId = newGuid();
   const idHeaders = { 'x-ms-request-id': traceId, 'client-request-id': correlationId };
+  const isToken = endpoint.startsWith('oauth2');
+  const started = process.hrtime.bigint();
+  let clientId: string | undefined;
+  const record = (outcome: TokenOutcome, code?: number) => {
+    if (isToken) ctx.metrics.tokenRequest(clientId, outcome, code, Number(process.hrtime.bigint() - started) / 1e9);
+  };
   try {
-    const tenant = resolveTenant(tenantSegment, ctx.directory, endpoint.startsWith('oauth2'));
-    const issuer = `${ctx.info.url}/${ctx.info.tenantId}/v2.0`;
-    if (endpoint.startsWith('oauth2')) {
+    if (isToken) {
+      const fault = await ctx.faults.decide();
+      if (fault.kind === 'drop') {
+        record('fault');
+        req.socket.destroy();
+        return;
+      }
+      if (fault.kind !== 'none') {
+        const retryAfter = String(ctx.faults.current.retryAfterSeconds);
+        const status = ctx.faults.current.serverErrorStatus;
+        const err =
+          fault.kind === 'throttle' ? entraErrors.throttled() : fault.kind === 'outage' ? entraErrors.unavailable(503) : status === 500 ? entraErrors.serverError() : entraErrors.unavailable(status);
+        record('fault', err.aadsts);
+        const withRetryAfter = fault.kind === 'throttle' || fault.kind === 'outage' || err.status === 503;
+        sendJson(res, err.status, entraErrorBody(err, { traceId, correlationId }, ctx.now), { ...idHeaders, ...(withRetryAfter ? { 'retry-after': retryAfter } : {}) });
+        return;
+      }
+    }
+    const tenant = resolveTenant(tenantSegment, ctx.directory, isToken);
+    const v1 = !endpoint.includes('v2.0');
+    if (isToken) {
       if (req.method !== 'POST') throw entraErrors.postOnly(req.method ?? 'GET');
       let body: Buffer;
       try {
@@ -214,12 +278,19 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
         directory: ctx.directory,
         signingKey: ctx.keyRing.active,
         baseUrl: ctx.info.url,
-        audiences: assertionAudiences(ctx, req, tenant),
+        // The v1 endpoint also takes assertions addressed to the v2.0 one.
+        audiences: assertionAudiences(ctx, req, tenant, v1 ? ['oauth2/token', 'oauth2/v2.0/token'] : ['oauth2/v2.0/token']),
         now: ctx.now,
         clockSkewSeconds: ctx.clockSkewSeconds,
         lifetime: ctx.lifetime,
+        protocol: v1 ? 1 : 2,
+        onClient: (appId) => {
+          clientId = appId;
+        },
+        onIssued: (issued) => ctx.metrics.tokenIssued(issued.clientAppId, issued.credential, issued.tokenVersion),
         ...(ctx.replayGuard ? { replayGuard: ctx.replayGuard } : {}),
       });
+      record('success');
       sendJson(res, 200, response, idHeaders);
       return;
     }
@@ -227,15 +298,44 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       sendJson(res, 405, { error: 'invalid_request', error_description: 'Only GET is supported here.' }, { allow: 'GET' });
       return;
     }
-    const document = endpoint.startsWith('discovery') ? jwks(ctx.keyRing.published, issuer) : openIdConfiguration(ctx.info.url, ctx.info.tenantId);
+    const issuer = v1 ? v1Issuer(ctx.info.tenantId) : `${ctx.info.url}/${ctx.info.tenantId}/v2.0`;
+    const document = endpoint.startsWith('discovery')
+      ? jwks(ctx.keyRing.published, issuer)
+      : v1
+        ? openIdConfigurationV1(ctx.info.url, ctx.info.tenantId)
+        : openIdConfiguration(ctx.info.url, ctx.info.tenantId);
     sendJson(res, 200, document, { ...idHeaders, 'cache-control': DISCOVERY_CACHE_CONTROL, pragma: undefined });
   } catch (err) {
-    if (!(err instanceof EntraError)) throw err;
+    if (!(err instanceof EntraError)) {
+      record('error', entraErrors.serverError().aadsts);
+      throw err;
+    }
+    record('error', err.aadsts);
     sendJson(res, err.status, entraErrorBody(err, { traceId, correlationId }, ctx.now), {
       ...idHeaders,
       ...(err.status === 413 ? { connection: 'close' } : {}),
     });
   }
+}
+
+/** `GET/PUT/PATCH/DELETE /admin/faults`: read, replace, merge into or clear the injected faults. */
+async function faultsRoute(faults: FaultInjector, method: string, body: () => Promise<unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
+  try {
+    if (method === 'GET') return { status: 200, body: { ...faults.current } };
+    if (method === 'DELETE') return { status: 200, body: { ...faults.reset() } };
+    if (method === 'PATCH') return { status: 200, body: { ...faults.update(await body()) } };
+    if (method === 'PUT') return { status: 200, body: { ...faults.update({ ...NO_FAULTS, ...(await putBody(body)) }) } };
+  } catch (err) {
+    if (err instanceof EmulatorError) throw graphErrors.badRequest(err.message);
+    throw err;
+  }
+  throw graphErrors.methodNotAllowed();
+}
+
+async function putBody(body: () => Promise<unknown>): Promise<Record<string, unknown>> {
+  const value = await body();
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw graphErrors.badRequest('faults: must be an object');
+  return value as Record<string, unknown>;
 }
 
 function resolveTenant(segment: string, directory: Directory, isTokenEndpoint: boolean): EmulatorState['tenant'] {
@@ -256,11 +356,11 @@ function resolveTenant(segment: string, directory: Directory, isTokenEndpoint: b
  * The URLs a client assertion may carry as `aud`: this tenant's token endpoint by GUID or
  * domain, under the advertised origin or the local origin the client actually connected to.
  */
-function assertionAudiences(ctx: RequestContext, req: IncomingMessage, tenant: EmulatorState['tenant']): string[] {
+function assertionAudiences(ctx: RequestContext, req: IncomingMessage, tenant: EmulatorState['tenant'], paths: string[]): string[] {
   const origins = new Set([ctx.info.url]);
   const host = headerValue(req, 'host')?.toLowerCase();
   if (host && new RegExp(`^(localhost|127\\.0\\.0\\.1|\\[::1\\]):${ctx.port}$`).test(host)) origins.add(`https://${host}`);
-  return [...origins].flatMap((origin) => [tenant.id, tenant.domain].map((t) => `${origin}/${t}/oauth2/v2.0/token`));
+  return [...origins].flatMap((origin) => [tenant.id, tenant.domain].flatMap((t) => paths.map((path) => `${origin}/${t}/${path}`)));
 }
 
 /** Entra echoes a GUID `client-request-id` as the correlation id, and makes one up otherwise. */
@@ -315,6 +415,7 @@ function validateOptions(options: EmulatorOptions): {
   if (!Number.isInteger(range?.min) || !Number.isInteger(range?.max) || range.min < 1 || range.max < range.min) {
     throw invalid('tokenLifetimeSeconds must be a positive integer or { min, max } with 1 <= min <= max');
   }
+  mergeFaults(NO_FAULTS, options.faults ?? {});
   const clockSkewSeconds = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
   if (!Number.isFinite(clockSkewSeconds) || clockSkewSeconds < 0) throw invalid('clockSkewSeconds must be a non-negative number');
   return { host: options.host ?? '127.0.0.1', port, lifetime, clockSkewSeconds, rejectReplayedAssertions: options.rejectReplayedAssertions ?? false };

@@ -10,6 +10,7 @@ export type OAuthErrorName =
   | 'invalid_resource'
   | 'invalid_tenant'
   | 'unsupported_grant_type'
+  | 'temporarily_unavailable'
   | 'server_error';
 
 export class EntraError extends Error {
@@ -150,4 +151,8 @@ export const entraErrors = {
       `The resource principal named ${resource} was not found in the tenant named ${tenantName}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.`,
     ),
   serverError: () => new EntraError(500, 'server_error', 90100, 'An unexpected error occurred while processing the request.'),
+  /** Injected faults (see faults.ts). */
+  throttled: () => new EntraError(429, 'temporarily_unavailable', 90055, 'TenantThrottlingError: There are too many incoming requests. Retry after the interval in the Retry-After header.'),
+  unavailable: (status: 502 | 503 | 504) =>
+    new EntraError(status, 'temporarily_unavailable', 90033, 'A transient error has occurred. The service is temporarily unavailable; please try again.'),
 } as const;

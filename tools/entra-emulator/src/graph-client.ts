@@ -10,9 +10,12 @@
  */
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
-import { parseCertificate } from '@certflow/certs';
+import { randomUUID } from 'node:crypto';
+import { importPKCS8, SignJWT } from 'jose';
+import { parseCertificate, type CertificateAndKey } from '@certflow/certs';
 import { GRAPH_RESOURCE } from './directory';
 import type { EmulatorInfo } from './emulator-info';
+import type { FaultSettings } from './faults';
 
 export interface GraphAppRole {
   id: string;
@@ -111,35 +114,67 @@ interface HttpResult {
 /** Renew the admin token this long before it expires. */
 const RENEW_BEFORE_MS = 5 * 60_000;
 
+/** Where a GraphClient gets its bearer token from. */
+export type GraphCredentials =
+  | { kind: 'admin' }
+  | { kind: 'certificate'; clientId: string; certificate: CertificateAndKey }
+  | { kind: 'token'; getToken: () => string | Promise<string> };
+
 export class GraphClient {
   private token: { value: string; expiresAt: number } | undefined;
 
   private constructor(
     readonly info: EmulatorInfo,
     private readonly agent: Agent,
+    private readonly credentials: GraphCredentials = { kind: 'admin' },
   ) {}
 
+  /** As the emulator's admin (client secret from emulator.json, Application.ReadWrite.All). */
   static async connect(info: EmulatorInfo): Promise<GraphClient> {
-    const agent = new Agent({ ca: readFileSync(info.caCertificatePath), keepAlive: true });
-    const client = new GraphClient(info, agent);
+    const client = new GraphClient(info, GraphClient.agentFor(info));
     await client.accessToken();
     return client;
   }
 
-  /** The admin's Graph access token (cached; renewed when it nears expiry). */
+  /**
+   * As an application itself, with a Graph token it gets by client credentials with its own
+   * certificate (PS256 + x5t#S256 assertion). Such a token carries no Graph permission, which is
+   * all `addKey`/`removeKey` on the application's own registration need.
+   */
+  static async connectWithCertificate(info: EmulatorInfo, clientId: string, certificate: CertificateAndKey): Promise<GraphClient> {
+    const client = new GraphClient(info, GraphClient.agentFor(info), { kind: 'certificate', clientId, certificate });
+    await client.accessToken();
+    return client;
+  }
+
+  /** With bearer tokens from elsewhere (e.g. MSAL with scope `https://graph.microsoft.com/.default`); called before each request. */
+  static withAccessToken(info: EmulatorInfo, getToken: () => string | Promise<string>): GraphClient {
+    return new GraphClient(info, GraphClient.agentFor(info), { kind: 'token', getToken });
+  }
+
+  private static agentFor(info: EmulatorInfo): Agent {
+    return new Agent({ ca: readFileSync(info.caCertificatePath), keepAlive: true });
+  }
+
+  /** The Graph access token this client sends (cached; renewed when it nears expiry). */
   async accessToken(): Promise<string> {
+    if (this.credentials.kind === 'token') return this.credentials.getToken();
     if (this.token && this.token.expiresAt - Date.now() > RENEW_BEFORE_MS) return this.token.value;
-    const form = new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_id: this.info.admin.clientId,
-      client_secret: this.info.admin.clientSecret,
-      scope: `${GRAPH_RESOURCE}/.default`,
-    }).toString();
+    const fields: Record<string, string> =
+      this.credentials.kind === 'admin'
+        ? { client_id: this.info.admin.clientId, client_secret: this.info.admin.clientSecret }
+        : {
+            client_id: this.credentials.clientId,
+            client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+            client_assertion: await clientAssertionFor(this.info.tokenEndpoint, this.credentials.clientId, this.credentials.certificate),
+          };
+    const form = new URLSearchParams({ grant_type: 'client_credentials', ...fields, scope: `${GRAPH_RESOURCE}/.default` }).toString();
     const res = await this.send('POST', this.info.tokenEndpoint, { 'content-type': 'application/x-www-form-urlencoded' }, form);
     const body = parseJson(res.text) as { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
     if (res.status !== 200 || typeof body?.access_token !== 'string' || body.access_token === '') {
       const why = typeof body?.error_description === 'string' ? body.error_description.split('\r\n')[0] : `HTTP ${res.status}`;
-      throw new GraphRequestError(res.status, String(body?.error ?? 'token_request_failed'), `could not get an admin token from the emulator: ${why}`);
+      const who = this.credentials.kind === 'admin' ? 'an admin token' : 'a Graph token';
+      throw new GraphRequestError(res.status, String(body?.error ?? 'token_request_failed'), `could not get ${who} from the emulator: ${why}`);
     }
     const lifetime = typeof body.expires_in === 'number' ? body.expires_in : 3600;
     this.token = { value: body.access_token, expiresAt: Date.now() + lifetime * 1000 };
@@ -220,8 +255,40 @@ export class GraphClient {
     return { kid: body.kid };
   }
 
+  /**
+   * Changes the faults injected into the emulator's token endpoints (`PATCH /admin/faults`):
+   * the given fields are merged into the current settings; `NO_FAULTS` turns everything off.
+   * For an emulator in another process; in-process, `RunningEmulator.setFaults` does the same.
+   */
+  async setFaults(faults: Partial<FaultSettings>): Promise<FaultSettings> {
+    return (await this.call('PATCH', '/faults', faults, this.adminUrl())) as FaultSettings;
+  }
+
   private adminUrl(): string {
     return `${this.info.url}/admin`;
+  }
+
+  /**
+   * Graph's `addKey`: registers one more certificate (DER `.cer` or PEM) on an application,
+   * authorized by `proof` (see `createProofOfPossession`), signed with a certificate already
+   * registered and valid. Works with the application's own token; answers the new keyCredential.
+   */
+  async addKey(applicationObjectId: string, cerDerOrPem: Uint8Array | string, proof: string, displayName?: string): Promise<GraphKeyCredential> {
+    const certificate = parseCertificate(cerDerOrPem);
+    const body = {
+      keyCredential: { type: 'AsymmetricX509Cert', usage: 'Verify', key: certificate.der.toString('base64'), displayName: displayName ?? certificate.subject },
+      passwordCredential: null,
+      proof,
+    };
+    const { '@odata.context': _context, ...credential } = (await this.call('POST', `/applications/${encodeURIComponent(applicationObjectId)}/addKey`, body)) as GraphKeyCredential & {
+      '@odata.context'?: string;
+    };
+    return credential;
+  }
+
+  /** Graph's `removeKey`: the certificate with this `keyId` stops authenticating at once. */
+  async removeKey(applicationObjectId: string, keyId: string, proof: string): Promise<void> {
+    await this.call('POST', `/applications/${encodeURIComponent(applicationObjectId)}/removeKey`, { keyId, proof });
   }
 
   /** Closes kept-alive connections. */
@@ -267,4 +334,12 @@ function parseJson(text: string): unknown {
   } catch {
     return undefined;
   }
+}
+
+/** A client assertion as MSAL builds it with `thumbprintSha256`: PS256, `x5t#S256`, 10 minutes. */
+async function clientAssertionFor(tokenEndpoint: string, clientId: string, certificate: CertificateAndKey): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ aud: tokenEndpoint, iss: clientId, sub: clientId, jti: randomUUID(), nbf: now, iat: now, exp: now + 600 })
+    .setProtectedHeader({ alg: 'PS256', typ: 'JWT', 'x5t#S256': parseCertificate(certificate.certificatePem).thumbprints.sha256Base64Url })
+    .sign(await importPKCS8(certificate.privateKeyPem, 'PS256'));
 }

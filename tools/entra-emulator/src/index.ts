@@ -9,6 +9,7 @@ export { entraTimestamp, type EntraErrorBody, type OAuthErrorName } from './entr
 export {
   GraphClient,
   GraphRequestError,
+  type GraphCredentials,
   type ApplicationInput,
   type GraphApplication,
   type GraphAppRole,
@@ -18,3 +19,5 @@ export {
   type GraphServicePrincipal,
 } from './graph-client';
 export { provisionApiAndPartner, type ProvisionOptions, type ProvisionedApiAndPartner } from './provision';
+export { createProofOfPossession, PROOF_AUDIENCE, type ProofOptions } from './proof-of-possession';
+export { NO_FAULTS, type FaultSettings, type OutageMode } from './faults';

@@ -5,6 +5,8 @@ import { request } from 'node:https';
 import { ConfidentialClientApplication, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node';
 import { createSelfSignedCertificate, parseCertificate } from '@certflow/certs';
 import { API_URI, decodeJwt, startFixture, type Fixture } from './emulator.test-helpers';
+import { GraphClient } from './graph-client';
+import { createProofOfPossession } from './proof-of-possession';
 
 let f: Fixture;
 beforeAll(async () => {
@@ -91,5 +93,40 @@ describe('@azure/msal-node ConfidentialClientApplication', () => {
       errorCode: 'invalid_client',
       errorMessage: expect.stringContaining("Description: AADSTS700027: Client assertion contains an invalid signature"),
     });
+  });
+
+  it('a partner rotates its own certificate with an MSAL-obtained Graph token, addKey and removeKey', async () => {
+    const host = new URL(f.emulator.url).host;
+    const ccaFor = (cert: { certificatePem: string; privateKeyPem: string }) =>
+      new ConfidentialClientApplication({
+        auth: {
+          clientId: f.provisioned.partner.appId,
+          authority: f.emulator.authority,
+          knownAuthorities: [host],
+          clientCertificate: { thumbprintSha256: parseCertificate(cert.certificatePem).thumbprints.sha256Hex, privateKey: cert.privateKeyPem },
+        },
+        system: { networkClient: networkClient(f.emulator.caCertificatePath, []) },
+      });
+    const oldCert = f.partnerCert;
+    const newCert = createSelfSignedCertificate({ commonName: 'contoso-partner next' });
+    const oldCca = ccaFor(oldCert);
+    const graphToken = await oldCca.acquireTokenByClientCredential({ scopes: ['https://graph.microsoft.com/.default'] });
+    const graph = GraphClient.withAccessToken(f.emulator, () => graphToken!.accessToken);
+    const objectId = f.provisioned.partner.objectId;
+    try {
+      const added = await graph.addKey(objectId, newCert.certificatePem, await createProofOfPossession(objectId, oldCert));
+      const fresh = await ccaFor(newCert).acquireTokenByClientCredential({ scopes: [`${API_URI}/.default`] });
+      expect(decodeJwt(fresh!.accessToken).payload).toMatchObject({ azp: f.provisioned.partner.appId, azpacr: '2' });
+
+      const oldKeyId = (await f.graph.getApplication(objectId)).keyCredentials.find((k) => k.keyId !== added.keyId)!.keyId;
+      await graph.removeKey(objectId, oldKeyId, await createProofOfPossession(objectId, newCert));
+      await expect(oldCca.acquireTokenByClientCredential({ scopes: [`${API_URI}/.default`], skipCache: true })).rejects.toMatchObject({
+        errorCode: 'invalid_client',
+        errorMessage: expect.stringContaining('AADSTS700027'),
+      });
+    } finally {
+      graph.close();
+      f.partnerCert = newCert;
+    }
   });
 });

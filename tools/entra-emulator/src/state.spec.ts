@@ -32,7 +32,7 @@ describe('state directory', () => {
     const emulator = await start(dir);
     for (const file of [statePath(dir), emulatorInfoPath(dir)]) expect(statSync(file).mode & 0o777).toBe(0o600);
     const info = readEmulatorInfo(dir);
-    const { close: _c, signAccessToken: _s, rotateSigningKey: _r, ...fields } = emulator;
+    const { close: _c, signAccessToken: _s, rotateSigningKey: _r, setFaults: _f, ...fields } = emulator;
     expect(info).toEqual(fields);
     expect(info.url).toMatch(/^https:\/\/localhost:\d+$/);
     expect(info.tenantDomain).toBe('certflow.onmicrosoft.com');

@@ -24,6 +24,23 @@ export interface TokenEndpointContext {
   clockSkewSeconds: number;
   lifetime: TokenLifetime;
   replayGuard?: ReplayGuard;
+  /** 2 for `/oauth2/v2.0/token` (`scope`), 1 for the v1 `/oauth2/token` (`resource`). */
+  protocol?: 1 | 2;
+  /** Told the registered client's app id as soon as it is known (metrics). */
+  onClient?: (appId: string) => void;
+  /** Told about every token issued (metrics). */
+  onIssued?: (issued: { clientAppId: string; credential: 'certificate' | 'secret'; tokenVersion: 1 | 2 }) => void;
+}
+
+/** The v1 endpoint's answer: Entra sends the numbers as strings there. */
+export interface V1TokenResponse {
+  token_type: 'Bearer';
+  expires_in: string;
+  ext_expires_in: string;
+  expires_on: string;
+  not_before: string;
+  resource: string;
+  access_token: string;
 }
 
 export interface TokenResponse {
@@ -35,7 +52,8 @@ export interface TokenResponse {
 
 const DEFAULT_SUFFIX = '/.default';
 
-export async function handleTokenRequest(form: TokenForm, authorization: string | undefined, ctx: TokenEndpointContext): Promise<TokenResponse> {
+export async function handleTokenRequest(form: TokenForm, authorization: string | undefined, ctx: TokenEndpointContext): Promise<TokenResponse | V1TokenResponse> {
+  const v1 = ctx.protocol === 1;
   const grantType = form.require('grant_type');
   if (grantType !== 'client_credentials') throw entraErrors.unsupportedGrantType(grantType.slice(0, 100));
 
@@ -46,15 +64,16 @@ export async function handleTokenRequest(form: TokenForm, authorization: string 
   }
   const clientId = formClientId ?? basic?.clientId;
   if (clientId === undefined) throw entraErrors.missingParameter('client_id');
-  const scope = form.require('scope');
+  const scopeOrResource = form.require(v1 ? 'resource' : 'scope');
 
   const { directory } = ctx;
   const app = isGuid(clientId) ? directory.applicationByAppId(clientId) : undefined;
   const clientSp = app ? directory.servicePrincipalByAppId(app.appId) : undefined;
   if (!app || !clientSp) throw entraErrors.applicationNotFound(clientId.slice(0, 100), directory.tenant.displayName);
+  ctx.onClient?.(app.appId);
 
   const clientAuthentication = await authenticateClient(form, basic, app, ctx);
-  const resource = resolveScope(scope, directory);
+  const resource = v1 ? resolveV1Resource(scopeOrResource, directory) : resolveScope(scopeOrResource, directory);
 
   const lifetimeSeconds = pickLifetime(ctx.lifetime);
   const claims = accessTokenClaims({
@@ -69,12 +88,27 @@ export async function handleTokenRequest(form: TokenForm, authorization: string 
     now: ctx.now,
     lifetimeSeconds,
   });
-  return {
-    token_type: 'Bearer',
-    expires_in: lifetimeSeconds,
-    ext_expires_in: lifetimeSeconds,
-    access_token: signAccessToken(ctx.signingKey, resource.tokenVersion, claims),
-  };
+  const accessToken = signAccessToken(ctx.signingKey, resource.tokenVersion, claims);
+  ctx.onIssued?.({ clientAppId: app.appId, credential: clientAuthentication === '2' ? 'certificate' : 'secret', tokenVersion: resource.tokenVersion });
+  if (v1) {
+    return {
+      token_type: 'Bearer',
+      expires_in: String(lifetimeSeconds),
+      ext_expires_in: String(lifetimeSeconds),
+      expires_on: String(claims.exp),
+      not_before: String(claims.nbf),
+      resource: scopeOrResource,
+      access_token: accessToken,
+    };
+  }
+  return { token_type: 'Bearer', expires_in: lifetimeSeconds, ext_expires_in: lifetimeSeconds, access_token: accessToken };
+}
+
+/** v1: `resource` is the App ID URI or app id itself, without `/.default`. */
+function resolveV1Resource(resource: string, directory: Directory) {
+  const found = directory.resolveResource(resource);
+  if (!found) throw entraErrors.resourceNotFound(resource.slice(0, 200), directory.tenant.displayName);
+  return found;
 }
 
 async function authenticateClient(

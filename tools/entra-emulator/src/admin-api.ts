@@ -1,0 +1,87 @@
+/**
+ * The emulator's own admin API at `/admin` (not part of Microsoft Graph): signing-key
+ * rotation and, later, fault injection. Authenticated like the Graph API: a bearer token this
+ * emulator issued for `https://graph.microsoft.com` with `Application.ReadWrite.All`
+ * (`Application.Read.All` is enough for GETs), i.e. the admin client in emulator.json.
+ * Errors use Graph's shape.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { authorizeGraphRequest, type GraphAuthContext } from './graph-auth';
+import { GraphError, graphErrors } from './graph-errors';
+import { BodyTooLargeError, mediaType, readBody, sendJson } from './http-io';
+import { newGuid } from './ids';
+import type { StoredSigningKey } from './state-store';
+
+export const ADMIN_PREFIX = '/admin';
+const BODY_LIMIT = 64 * 1024;
+
+export interface AdminContext extends GraphAuthContext {
+  storedSigningKeys: () => readonly StoredSigningKey[];
+  rotateSigningKey: () => Promise<{ kid: string }>;
+  /** Extra routes (`faults`), keyed by the first path segment after /admin. */
+  routes?: Record<string, AdminRoute>;
+}
+
+export type AdminRoute = (method: string, body: () => Promise<unknown>) => Promise<{ status: number; body: Record<string, unknown> }>;
+
+export async function handleAdminRequest(req: IncomingMessage, res: ServerResponse, url: URL, ctx: AdminContext): Promise<void> {
+  const requestId = newGuid();
+  const headers = { 'request-id': requestId };
+  try {
+    const method = req.method ?? 'GET';
+    await authorizeGraphRequest(headerValue(req, 'authorization'), method === 'GET' ? 'read' : 'write', ctx);
+    const segments = url.pathname.slice(ADMIN_PREFIX.length).split('/').filter((s) => s !== '');
+    const reply = await route(method, segments, () => readJson(req), ctx);
+    sendJson(res, reply.status, reply.body, headers);
+  } catch (err) {
+    const error = err instanceof GraphError ? err : new GraphError(500, 'InternalServerError', 'The emulator failed to process the request.');
+    if (!(err instanceof GraphError)) console.error(`admin: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
+    sendJson(res, error.status, { error: { code: error.code, message: error.message, innerError: { 'request-id': requestId } } }, headers);
+  }
+}
+
+async function route(method: string, segments: string[], body: () => Promise<unknown>, ctx: AdminContext): Promise<{ status: number; body: Record<string, unknown> }> {
+  const [first, second, ...rest] = segments;
+  if (first === 'signingKeys' && rest.length === 0) {
+    if (second === undefined) {
+      if (method !== 'GET') throw graphErrors.methodNotAllowed();
+      return { status: 200, body: { value: signingKeysView(ctx.storedSigningKeys(), ctx.now) } };
+    }
+    if (second === 'rotate') {
+      if (method !== 'POST') throw graphErrors.methodNotAllowed();
+      const { kid } = await ctx.rotateSigningKey();
+      return { status: 200, body: { kid, value: signingKeysView(ctx.storedSigningKeys(), ctx.now) } };
+    }
+  }
+  const extra = first === undefined ? undefined : ctx.routes?.[first];
+  if (extra && second === undefined) return extra(method, body);
+  throw graphErrors.unknownSegment(segments.join('/').slice(0, 100) || 'admin');
+}
+
+/** The keys and their roles; the private keys never leave the state file. */
+function signingKeysView(keys: readonly StoredSigningKey[], now: Date): Record<string, unknown>[] {
+  return keys
+    .filter((k) => k.use !== 'retired' || (k.retireAfter !== undefined && new Date(k.retireAfter) > now))
+    .map((k) => ({ kid: k.kid, use: k.use ?? null, createdDateTime: k.createdDateTime, retireAfter: k.retireAfter ?? null }));
+}
+
+async function readJson(req: IncomingMessage): Promise<unknown> {
+  let raw: Buffer;
+  try {
+    raw = await readBody(req, BODY_LIMIT);
+  } catch (err) {
+    if (err instanceof BodyTooLargeError) throw graphErrors.payloadTooLarge(err.limit);
+    throw err;
+  }
+  if (mediaType(req) !== 'application/json') throw graphErrors.unreadableJson();
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    throw graphErrors.unreadableJson();
+  }
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}
