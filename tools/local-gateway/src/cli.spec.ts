@@ -20,6 +20,28 @@ describe('gateway CLI', () => {
     expect(options).toMatchObject({ stateDir: '/tmp/s', policyFile: 'p.xml', backendUrl: 'http://127.0.0.1:3000', port: 8443, host: '0.0.0.0', namedValues: { 'tenant-id': 'abc', x: 'a=b' } });
   });
 
+  it('takes scopes, subscription keys and the metrics path', () => {
+    const { options } = parseGatewayArgs([
+      ...REQUIRED,
+      '--global-policy', 'global.xml',
+      '--operation', 'GET /orders/{id}=op.xml',
+      '--subscription-key', 'contoso=key-1-aaaaaaaa',
+      '--subscription-key', 'contoso=key-2-bbbbbbbb',
+      '--subscription-required',
+      '--metrics-path', 'off',
+    ]);
+    expect(options).toMatchObject({
+      globalPolicyFile: 'global.xml',
+      operations: [{ method: 'GET', urlTemplate: '/orders/{id}', policyFile: 'op.xml' }],
+      subscriptionKeys: { required: true, subscriptions: [{ id: 'contoso', keys: ['key-1-aaaaaaaa', 'key-2-bbbbbbbb'] }] },
+      metricsPath: false,
+    });
+  });
+
+  it('takes --redis-url for shared rate-limit counters', () => {
+    expect(parseGatewayArgs([...REQUIRED, '--redis-url', 'redis://127.0.0.1:6379/0']).options.redisUrl).toBe('redis://127.0.0.1:6379/0');
+  });
+
   it.each([
     [['--state-dir', 'd', '--policy', 'p'], /--backend is required/],
     [[...REQUIRED, '--port', 'http'], /--port must be a port number/],
@@ -28,6 +50,14 @@ describe('gateway CLI', () => {
     [[...REQUIRED, '--colour', 'blue'], /--colour/],
     [['--state-dir', 'd', '--policy', 'p', '--backend', 'https://api'], /--backend must be an http:\/\/ URL/],
     [[...REQUIRED, '--ca-file', '/nonexistent.pem'], /--ca-file: cannot read/],
+    [[...REQUIRED, '--client-cert-mode', 'lenient', '--client-ca-file', 'x.pem'], /--client-cert-mode must be strict or passthrough/],
+    [[...REQUIRED, '--client-cert-mode', 'strict'], /--client-cert-mode needs --client-ca-file/],
+    [[...REQUIRED, '--client-ca-file', '/nonexistent.pem'], /--client-ca-file: cannot read/],
+    [[...REQUIRED, '--operation', 'GET orders=x.xml'], /--operation must be "METHOD \/template=FILE"/],
+    [[...REQUIRED, '--subscription-required'], /--subscription-required needs at least one --subscription-key/],
+    [[...REQUIRED, '--metrics-path', 'metrics'], /--metrics-path must start with \//],
+    [[...REQUIRED, '--entra-instance', 'http://login.example'], /--entra-instance must be an https:\/\/ URL/],
+    [[...REQUIRED, '--redis-url', 'http://127.0.0.1:6379'], /--redis-url must be a redis:\/\/ or rediss:\/\/ URL/],
   ])('exits 2 naming the flag: %j', async (argv, message) => {
     const { exitCode, stderr } = await usage(argv);
     expect(exitCode).toBe(2);

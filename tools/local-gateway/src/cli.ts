@@ -10,6 +10,14 @@
  *   --ca-file PEM          extra CA trusted for openid-config / JWKS
  *   --max-body-bytes N     request body limit, default 2 MiB
  *   --redis-url URL        redis:// URL for rate-limit-by-key counters shared by several gateways
+ *   --entra-instance URL   Entra ID instance for validate-azure-ad-token (default https://login.microsoftonline.com)
+ *   --global-policy FILE   global-scope policy XML (the API policy's <base /> inherits from it)
+ *   --operation "METHOD /template=FILE"  operation-scope policy XML; repeatable, first match wins
+ *   --subscription-key ID=KEY  an APIM subscription key (repeatable; several keys per ID allowed)
+ *   --subscription-required    every request needs a valid subscription key
+ *   --metrics-path PATH|off    Prometheus endpoint, default /metrics
+ *   --client-ca-file PEM   turn on mTLS: trusted client CAs (Application Gateway SSL profile)
+ *   --client-cert-mode M   strict (default: 400 without a trusted certificate) or passthrough
  *
  * Prints `{"event":"listening","url":"https://localhost:P"}` on stdout once listening, then one
  * access-log line per request. A bad flag is a usage error naming the flag: exit code 2.
@@ -19,7 +27,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_MAX_REQUEST_BODY_BYTES, GatewayOptions, RunningGateway, startGateway } from './gateway';
 
 export const USAGE =
-  'usage: node tools/local-gateway/dist/main.js --state-dir DIR --policy FILE --backend URL [--named-value NAME=VALUE ...] [--port P] [--host H] [--ca-file PEM] [--max-body-bytes N] [--redis-url redis://HOST:PORT]';
+  'usage: node tools/local-gateway/dist/main.js --state-dir DIR --policy FILE --backend URL [--named-value NAME=VALUE ...] [--port P] [--host H] [--ca-file PEM] [--max-body-bytes N] [--redis-url redis://HOST:PORT] [--entra-instance URL] [--global-policy FILE] [--operation "METHOD /template=FILE" ...] [--subscription-key ID=KEY ... [--subscription-required]] [--metrics-path PATH|off] [--client-ca-file PEM [--client-cert-mode strict|passthrough]]';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -30,7 +38,7 @@ export class UsageError extends Error {
 
 export interface ParsedArgs {
   help: boolean;
-  options: Omit<GatewayOptions, 'trustedCaPem'> & { caFile?: string };
+  options: Omit<GatewayOptions, 'trustedCaPem' | 'clientCertificates'> & { caFile?: string; clientCaFile?: string; clientCertMode?: 'strict' | 'passthrough' };
 }
 
 function required(name: string, value: string | undefined): string {
@@ -53,6 +61,14 @@ export function parseGatewayArgs(argv: readonly string[]): ParsedArgs {
         'ca-file': { type: 'string' },
         'max-body-bytes': { type: 'string' },
         'redis-url': { type: 'string' },
+        'client-ca-file': { type: 'string' },
+        'entra-instance': { type: 'string' },
+        'global-policy': { type: 'string' },
+        operation: { type: 'string', multiple: true },
+        'subscription-key': { type: 'string', multiple: true },
+        'subscription-required': { type: 'boolean', default: false },
+        'metrics-path': { type: 'string' },
+        'client-cert-mode': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -84,6 +100,27 @@ export function parseGatewayArgs(argv: readonly string[]): ParsedArgs {
   const redisUrl = values['redis-url'];
   if (redisUrl !== undefined && !/^rediss?:\/\/[^/]/.test(redisUrl)) throw new UsageError('--redis-url must be a redis:// or rediss:// URL');
 
+  const entraInstance = values['entra-instance'];
+  if (entraInstance !== undefined && !/^https:\/\/[^/]/.test(entraInstance)) throw new UsageError('--entra-instance must be an https:// URL');
+  const operations = (values.operation ?? []).map((spec) => {
+    const m = /^([A-Za-z*]+) (\/\S*)=(.+)$/.exec(spec);
+    if (!m) throw new UsageError(`--operation must be "METHOD /template=FILE", got '${spec}'`);
+    return { method: m[1]!, urlTemplate: m[2]!, policyFile: m[3]! };
+  });
+  const subscriptions = new Map<string, string[]>();
+  for (const pair of values['subscription-key'] ?? []) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0 || eq === pair.length - 1) throw new UsageError('--subscription-key must be ID=KEY');
+    const id = pair.slice(0, eq);
+    subscriptions.set(id, [...(subscriptions.get(id) ?? []), pair.slice(eq + 1)]);
+  }
+  if (values['subscription-required'] && subscriptions.size === 0) throw new UsageError('--subscription-required needs at least one --subscription-key');
+  const metricsPath = values['metrics-path'];
+  if (metricsPath !== undefined && metricsPath !== 'off' && !metricsPath.startsWith('/')) throw new UsageError(`--metrics-path must start with / (or be off), got '${metricsPath}'`);
+  const clientCertMode = values['client-cert-mode'];
+  if (clientCertMode !== undefined && clientCertMode !== 'strict' && clientCertMode !== 'passthrough') throw new UsageError(`--client-cert-mode must be strict or passthrough, got '${clientCertMode}'`);
+  if (clientCertMode !== undefined && values['client-ca-file'] === undefined) throw new UsageError('--client-cert-mode needs --client-ca-file');
+
   return {
     help: false,
     options: {
@@ -95,6 +132,15 @@ export function parseGatewayArgs(argv: readonly string[]): ParsedArgs {
       maxRequestBodyBytes: maxBody,
       ...(values.host === undefined ? {} : { host: values.host }),
       ...(redisUrl === undefined ? {} : { redisUrl }),
+      ...(entraInstance === undefined ? {} : { entraInstance }),
+      ...(values['global-policy'] === undefined ? {} : { globalPolicyFile: required('global-policy', values['global-policy']) }),
+      ...(operations.length ? { operations } : {}),
+      ...(subscriptions.size
+        ? { subscriptionKeys: { required: values['subscription-required'] === true, subscriptions: [...subscriptions].map(([id, keys]) => ({ id, keys })) } }
+        : {}),
+      ...(metricsPath === undefined ? {} : { metricsPath: metricsPath === 'off' ? (false as const) : metricsPath }),
+      ...(values['client-ca-file'] === undefined ? {} : { clientCaFile: required('client-ca-file', values['client-ca-file']) }),
+      ...(clientCertMode === undefined ? {} : { clientCertMode }),
       ...(values['ca-file'] === undefined ? {} : { caFile: required('ca-file', values['ca-file']) }),
     },
   };
@@ -118,7 +164,20 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<{ exit
     io.stdout(USAGE);
     return { exitCode: 0 };
   }
-  const { caFile, ...options } = parsed.options;
+  const { caFile, clientCaFile, clientCertMode, ...options } = parsed.options;
+  let clientCaPem: string | undefined;
+  if (clientCaFile !== undefined) {
+    try {
+      clientCaPem = readFileSync(clientCaFile, 'utf8');
+    } catch (err) {
+      io.stderr(`--client-ca-file: cannot read ${clientCaFile}: ${(err as Error).message}`);
+      return { exitCode: 2 };
+    }
+    if (!clientCaPem.includes('-----BEGIN CERTIFICATE-----')) {
+      io.stderr(`--client-ca-file: ${clientCaFile} does not contain a PEM certificate`);
+      return { exitCode: 2 };
+    }
+  }
   let trustedCaPem: string | undefined;
   if (caFile !== undefined) {
     try {
@@ -136,6 +195,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<{ exit
     const gateway = await startGateway({
       ...options,
       ...(trustedCaPem ? { trustedCaPem } : {}),
+      ...(clientCaPem ? { clientCertificates: { trustedCaPem: clientCaPem, ...(clientCertMode ? { mode: clientCertMode } : {}) } } : {}),
       accessLog: (entry) => io.stdout(JSON.stringify(entry)),
     });
     io.stdout(JSON.stringify({ event: 'listening', url: gateway.url }));

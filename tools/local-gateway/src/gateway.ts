@@ -18,7 +18,10 @@ import { AccessLogEntry, AccessLogSink, pathOnly, PolicyOutcome, stdoutAccessLog
 import { ApimError, apimErrorBody, sendApimError } from './apim-errors';
 import { MetadataCacheTimings, OpenIdMetadataCache } from './openid-metadata-cache';
 import type { GatewayResponse, PolicyContext, PolicyStatement } from './policy-context';
-import { loadPolicyDocument, PolicyDocument } from './policy-document';
+import { loadPolicyDocument, PolicyDocument, PolicyLoadOptions } from './policy-document';
+import { ClientCertificateOptions, clientCertificateHeaders, PeerCertificate, peerCertificateOf } from './client-certificate';
+import { SubscriptionKeyOptions, SubscriptionKeys } from './subscription-keys';
+import { GatewayMetrics } from './metrics';
 import { MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore } from './rate-limit-store';
 import { backendRequestHeaders, clientIpOf, clientResponseHeaders, forwardRequest, ProxyFailure } from './proxy';
 
@@ -31,8 +34,12 @@ export interface GatewayOptions {
   host?: string;
   /** 0 (default) picks a free port. */
   port?: number;
-  /** APIM policy XML, e.g. apps/api/apim/policy.xml. */
+  /** APIM policy XML at API scope, e.g. apps/api/apim/policy.xml. */
   policyFile: string;
+  /** Global-scope policy XML (APIM's "All APIs"); the API file's `<base />` inherits from it. */
+  globalPolicyFile?: string;
+  /** Operation-scope policy files; their `<base />` inherits from the API file. First match wins. */
+  operations?: readonly OperationPolicy[];
   /** `{{name}}` substitutions for the policy file. */
   namedValues?: Readonly<Record<string, string>>;
   /** The API, e.g. http://127.0.0.1:3000 (plain HTTP: TLS ends at the gateway). */
@@ -53,6 +60,38 @@ export interface GatewayOptions {
    * unreachable later → fail-open (requests pass, a warning on stderr), see rate-limit-store.ts.
    */
   redisUrl?: string;
+  /**
+   * Application Gateway mTLS: ask for a client certificate, verify it against these CAs and
+   * forward it as X-Client-Cert-* headers (see client-certificate.ts). Default: no mTLS.
+   */
+  clientCertificates?: ClientCertificateOptions;
+  /** Entra ID instance for validate-azure-ad-token (its openid-config); default https://login.microsoftonline.com. */
+  entraInstance?: string;
+  /** Path of the Prometheus endpoint (default `/metrics`, answered without policies); `false` to turn it off. */
+  metricsPath?: string | false;
+  /** APIM subscription keys for this API (opt-in): `Ocp-Apim-Subscription-Key` / `subscription-key`. */
+  subscriptionKeys?: SubscriptionKeyOptions;
+}
+
+export interface OperationPolicy {
+  /** HTTP method, or `*` for any. */
+  method: string;
+  /** APIM URL template, e.g. `/orders/{id}` (matched against the request path, query ignored). */
+  urlTemplate: string;
+  policyFile: string;
+}
+
+interface CompiledOperation {
+  route: string;
+  method: string;
+  pattern: RegExp;
+  policy: PolicyDocument;
+}
+
+function templatePattern(template: string): RegExp {
+  if (!template.startsWith('/')) throw new TypeError(`operation urlTemplate '${template}' must start with /`);
+  const parts = template.split(/(\{[^{}/]+\})/).map((part) => (/^\{[^{}/]+\}$/.test(part) ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  return new RegExp(`^${parts.join('')}/?$`);
 }
 
 export interface RunningGateway {
@@ -68,45 +107,71 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const maxBodyBytes = opts.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES;
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0) throw new TypeError(`maxRequestBodyBytes must be a non-negative integer, got ${maxBodyBytes}`);
   const now = opts.now ?? Date.now;
+  const mtls = opts.clientCertificates;
+  if (mtls && !mtls.trustedCaPem.includes('-----BEGIN CERTIFICATE-----')) throw new TypeError('clientCertificates.trustedCaPem must contain PEM certificates');
+  if (mtls?.mode !== undefined && mtls.mode !== 'strict' && mtls.mode !== 'passthrough') throw new TypeError(`clientCertificates.mode must be strict or passthrough, got '${String(mtls.mode)}'`);
+  const subscriptionKeys = opts.subscriptionKeys ? new SubscriptionKeys(opts.subscriptionKeys) : undefined;
   const caches = new Map<string, OpenIdMetadataCache>();
   const rateLimitStore: RateLimitStore = opts.redisUrl ? await RedisRateLimitStore.connect(opts.redisUrl) : new MemoryRateLimitStore();
   let lastStoreWarning = -Infinity;
+  const metrics = new GatewayMetrics();
+  const metricsPath = opts.metricsPath === undefined ? '/metrics' : opts.metricsPath;
+  if (metricsPath !== false && !metricsPath.startsWith('/')) throw new TypeError(`metricsPath must start with /, got '${metricsPath}'`);
   let policy: PolicyDocument;
+  let operations: CompiledOperation[];
+  let tls: { certificatePem: string; privateKeyPem: string };
   try {
-    policy = loadPolicyDocument(opts.policyFile, {
-    rateLimitStore,
-    onRateLimitStoreUnavailable: (err) => {
-      if (performance.now() - lastStoreWarning < 30_000) return;
-      lastStoreWarning = performance.now();
-      process.stderr.write(`local-gateway: rate-limit-by-key lets requests through (fail-open): ${err.message}\n`);
-    },
-    namedValues: opts.namedValues ?? {},
-    metadataCache: (url) => {
-      let cache = caches.get(url);
-      if (!cache) {
-        cache = new OpenIdMetadataCache(url, {
-          now,
-          ...(opts.trustedCaPem ? { trustedCaPem: opts.trustedCaPem } : {}),
-          ...(opts.metadataTimings ? { timings: opts.metadataTimings } : {}),
-        });
-        caches.set(url, cache);
-      }
-      return cache;
-    },
-    });
+    const loadOpts: PolicyLoadOptions = {
+      rateLimitStore,
+      ...(opts.entraInstance ? { entraInstance: opts.entraInstance } : {}),
+      onRateLimitStoreUnavailable: (err) => {
+        metrics.rateLimitStoreFailure();
+        if (performance.now() - lastStoreWarning < 30_000) return;
+        lastStoreWarning = performance.now();
+        process.stderr.write(`local-gateway: rate-limit-by-key lets requests through (fail-open): ${err.message}\n`);
+      },
+      namedValues: opts.namedValues ?? {},
+      metadataCache: (url) => {
+        let cache = caches.get(url);
+        if (!cache) {
+          cache = new OpenIdMetadataCache(url, {
+            now,
+            ...(opts.trustedCaPem ? { trustedCaPem: opts.trustedCaPem } : {}),
+            ...(opts.metadataTimings ? { timings: opts.metadataTimings } : {}),
+          });
+          caches.set(url, cache);
+        }
+        return cache;
+      },
+    };
+    const global = opts.globalPolicyFile ? loadPolicyDocument(opts.globalPolicyFile, loadOpts) : undefined;
+    policy = loadPolicyDocument(opts.policyFile, loadOpts, global);
+    operations = (opts.operations ?? []).map((op) => ({
+      route: `${op.method.toUpperCase()} ${op.urlTemplate}`,
+      method: op.method.toUpperCase(),
+      pattern: templatePattern(op.urlTemplate),
+      policy: loadPolicyDocument(op.policyFile, loadOpts, policy),
+    }));
+    // After the policy: a policy that does not load fails fast, before a key pair is generated.
+    tls = DevelopmentCa.loadOrCreate(opts.stateDir).issueServerCertificate();
   } catch (err) {
     await rateLimitStore.close();
     throw err;
   }
 
-  const ca = DevelopmentCa.loadOrCreate(opts.stateDir);
-  const tls = ca.issueServerCertificate();
   const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' });
   const log = opts.accessLog === false ? undefined : (opts.accessLog ?? stdoutAccessLog);
 
   let port = 0;
-  const server: Server = createServer({ cert: tls.certificatePem, key: tls.privateKeyPem, minVersion: 'TLSv1.2' }, (req, res) => {
-    handleRequest(req, res, { policy, backend, agent, maxBodyBytes, now, port, log }).catch((err: unknown) => {
+  const tlsOptions = {
+    cert: tls.certificatePem,
+    key: tls.privateKeyPem,
+    minVersion: 'TLSv1.2' as const,
+    ...(mtls ? { requestCert: true, rejectUnauthorized: false, ca: mtls.trustedCaPem } : {}),
+  };
+  const clientCertMode = mtls ? (mtls.mode ?? 'strict') : undefined;
+  const server: Server = createServer(tlsOptions, (req, res) => {
+    handleRequest(req, res, { policy, operations, backend, agent, maxBodyBytes, now, port, log, clientCertMode, subscriptionKeys, metrics, metricsPath }).catch((err: unknown) => {
       process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
       sendApimError(res, 500, 'Internal server error.');
     });
@@ -114,13 +179,19 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   server.keepAliveTimeout = 30_000;
   server.on('clientError', (_err, socket) => socket.destroy());
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
-      server.off('error', reject);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    agent.destroy();
+    await rateLimitStore.close();
+    throw err;
+  }
   port = (server.address() as AddressInfo).port;
 
   let closing: Promise<void> | undefined;
@@ -151,12 +222,17 @@ function parseBackendUrl(value: string): URL {
 
 interface HandlerDeps {
   policy: PolicyDocument;
+  operations: readonly CompiledOperation[];
+  metrics: GatewayMetrics;
+  metricsPath: string | false;
   backend: URL;
   agent: Agent;
   maxBodyBytes: number;
   now: () => number;
   port: number;
   log: AccessLogSink | undefined;
+  clientCertMode: 'strict' | 'passthrough' | undefined;
+  subscriptionKeys: SubscriptionKeys | undefined;
 }
 
 async function runSection(statements: readonly PolicyStatement[], ctx: PolicyContext): Promise<void> {
@@ -181,7 +257,10 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
   let error: ApimError | undefined;
   req.on('error', () => undefined); // a client reset must not become an uncaught error
   res.on('error', () => undefined);
+  let route = 'api';
   res.on('close', () => {
+    deps.metrics.request(route, req.method ?? '', res.statusCode, outcome);
+    if (error) deps.metrics.policyError(error.source, error.reason);
     if (!deps.log) return;
     const entry: AccessLogEntry = {
       event: 'request',
@@ -199,8 +278,17 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
 
   if ((req.method === 'GET' || req.method === 'HEAD') && pathOnly(req.url) === HEALTH_PATH) {
     outcome = 'none';
+    route = 'health';
     res.writeHead(200, { 'content-length': 0 });
     res.end();
+    return;
+  }
+  if (deps.metricsPath !== false && req.method === 'GET' && pathOnly(req.url) === deps.metricsPath) {
+    outcome = 'none';
+    route = 'metrics';
+    const body = deps.metrics.render();
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
     return;
   }
 
@@ -214,15 +302,50 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     return;
   }
 
+  let peer: PeerCertificate | undefined;
+  if (deps.clientCertMode) {
+    peer = peerCertificateOf(req);
+    if (deps.clientCertMode === 'strict' && (!peer || !peer.trusted)) {
+      outcome = 'gateway-error';
+      const message = peer ? 'The SSL certificate error.' : 'No required SSL certificate was sent.';
+      error = new ApimError(400, message, 'application-gateway', peer ? 'ClientCertificateInvalid' : 'ClientCertificateNotPresent');
+      sendApimError(res, 400, message);
+      req.resume();
+      return;
+    }
+  }
+
   const url = req.url ?? '/';
+  const headers = backendRequestHeaders(req, deps.port);
+  if (deps.clientCertMode) Object.assign(headers, clientCertificateHeaders(peer));
+  const query = new URL(url, 'https://gateway.invalid').searchParams;
+  let subscriptionId: string | undefined;
+  if (deps.subscriptionKeys) {
+    delete headers[deps.subscriptionKeys.headerName]; // the backend never needs the key
+    const check = deps.subscriptionKeys.check(req.headers, query);
+    if (!check.ok) {
+      outcome = 'rejected';
+      error = new ApimError(401, check.message, 'subscription', check.reason);
+      sendApimError(res, 401, check.message);
+      req.resume();
+      return;
+    }
+    subscriptionId = check.subscriptionId;
+  }
+  const path = pathOnly(url);
+  const method = (req.method ?? 'GET').toUpperCase();
+  const operation = deps.operations.find((op) => (op.method === '*' || op.method === method) && op.pattern.test(path));
+  const policy = operation?.policy ?? deps.policy;
+  if (operation) route = operation.route;
   const ctx: PolicyContext = {
     section: 'inbound',
     request: {
       method: req.method ?? 'GET',
       url,
-      query: new URL(url, 'https://gateway.invalid').searchParams,
-      headers: backendRequestHeaders(req, deps.port),
+      query,
+      headers,
       clientIp: clientIpOf(req),
+      ...(peer ? { clientCertificate: peer } : {}),
     },
     response: undefined,
     variables: new Map(),
@@ -231,10 +354,11 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     now: deps.now,
     responseHeaders: {},
     afterResponse: [],
+    ...(subscriptionId === undefined ? {} : { subscription: { id: subscriptionId } }),
   };
 
   try {
-    await runSection(deps.policy.inbound, ctx);
+    await runSection(policy.inbound, ctx);
     if (ctx.returned) {
       outcome = 'returned';
       ctx.response ??= { statusCode: 200, headers: {} };
@@ -247,7 +371,9 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     ctx.section = 'backend';
     let upstream: IncomingMessage;
     try {
-      upstream = await forwardRequest({ req, backend: deps.backend, agent: deps.agent, headers: ctx.request.headers, maxBodyBytes: deps.maxBodyBytes, timeoutMs: deps.policy.backend.timeoutMs });
+      const sent = performance.now();
+      upstream = await forwardRequest({ req, backend: ctx.backendUrl ?? deps.backend, agent: deps.agent, headers: ctx.request.headers, maxBodyBytes: deps.maxBodyBytes, timeoutMs: policy.backend.timeoutMs });
+      deps.metrics.upstreamDuration(route, (performance.now() - sent) / 1000);
     } catch (err) {
       if (!(err instanceof ProxyFailure)) throw err;
       outcome = 'gateway-error';
@@ -266,8 +392,13 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     ctx.section = 'outbound';
     ctx.response = { statusCode: upstream.statusCode ?? 502, headers: clientResponseHeaders(upstream) };
     if (upstream.statusMessage) ctx.response.reason = upstream.statusMessage;
-    await runSection(deps.policy.outbound, ctx);
-    await finishResponse(ctx);
+    try {
+      await runSection(policy.outbound, ctx);
+      await finishResponse(ctx);
+    } catch (err) {
+      upstream.resume(); // the backend's body is not used: free its connection
+      throw err;
+    }
     if (ctx.returned) {
       outcome = 'returned';
       upstream.resume();
@@ -284,7 +415,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     if (!(err instanceof ApimError)) throw err;
     if (outcome === 'forwarded') outcome = 'rejected';
     error = err;
-    await runOnError(err, ctx, deps.policy.onError);
+    await runOnError(err, ctx, policy.onError);
     if (ctx.returned) outcome = 'returned';
     try {
       await finishResponse(ctx);

@@ -1,5 +1,5 @@
 export { startGateway, HEALTH_PATH, DEFAULT_MAX_REQUEST_BODY_BYTES } from './gateway';
-export type { GatewayOptions, RunningGateway } from './gateway';
+export type { GatewayOptions, RunningGateway, OperationPolicy } from './gateway';
 export { ApimError, apimErrorBody } from './apim-errors';
 export type { ApimErrorBody } from './apim-errors';
 export { PolicyLoadError } from './policy-xml';
@@ -9,3 +9,11 @@ export { OpenIdMetadataCache, APIM_METADATA_TIMINGS } from './openid-metadata-ca
 export type { MetadataCacheTimings, OpenIdMetadata } from './openid-metadata-cache';
 export type { AccessLogEntry, AccessLogSink, PolicyOutcome } from './access-log';
 export { runCli, parseGatewayArgs, UsageError } from './cli';
+export { compileExpression, ExpressionError } from './policy-expression';
+export type { CompiledExpression, ExpressionType } from './policy-expression';
+export { MemoryRateLimitStore, RedisRateLimitStore, RateLimitStoreUnavailable } from './rate-limit-store';
+export type { RateLimitStore, RateLimitDecision } from './rate-limit-store';
+export { CLIENT_CERT_HEADERS } from './client-certificate';
+export type { ClientCertificateOptions } from './client-certificate';
+export { MISSING_KEY_MESSAGE, INVALID_KEY_MESSAGE } from './subscription-keys';
+export type { SubscriptionKeyOptions } from './subscription-keys';

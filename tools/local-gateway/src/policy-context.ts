@@ -22,8 +22,19 @@ export interface GatewayRequest {
 export interface ClientCertificateInfo {
   /** SHA-1 thumbprint, upper-case hex without separators (as .NET's X509Certificate2.Thumbprint). */
   readonly thumbprint: string;
+  /** .NET-style distinguished names, most specific first: `CN=partner, O=Contoso`. */
   readonly subject: string;
   readonly issuer: string;
+  /** Upper-case hex. */
+  readonly serialNumber: string;
+  readonly notBefore: Date;
+  readonly notAfter: Date;
+  /** The chain verified against the gateway's trusted client CAs. */
+  readonly trusted: boolean;
+  /** Upper-case hex SHA-1 of the issuing certificate, when the chain was verified. */
+  readonly issuerThumbprint: string | undefined;
+  /** DNS names of the subjectAltName extension. */
+  readonly dnsNames: readonly string[];
 }
 
 export interface GatewayResponse {
@@ -41,6 +52,8 @@ export interface PolicyContext {
   response: GatewayResponse | undefined;
   readonly variables: Map<string, unknown>;
   lastError: ApimError | undefined;
+  /** Set by `set-backend-service`: where the request is forwarded instead of the gateway's backendUrl. */
+  backendUrl?: URL;
   /** The APIM subscription the request was made with, if any. */
   subscription?: { readonly id: string };
   /** Headers policies add to whatever response the caller gets (e.g. rate-limit-by-key's remaining-calls header). */

@@ -53,8 +53,8 @@ describe('policy document', () => {
   });
 
   it('refuses an unsupported policy element with file, line and element', () => {
-    const err = loadError('<policies>\n<inbound>\n<base />\n<rate-limit-by-key calls="10" renewal-period="60" counter-key="x" />\n</inbound>\n</policies>');
-    expect(err.message).toMatch(/^test\/policy\.xml:4: <rate-limit-by-key>: is not supported by this gateway yet/);
+    const err = loadError('<policies>\n<inbound>\n<base />\n<quota-by-key calls="10" renewal-period="60" counter-key="x" />\n</inbound>\n</policies>');
+    expect(err.message).toMatch(/^test\/policy\.xml:4: <quota-by-key>: is not supported by this gateway yet/);
     expect(loadError('<policies><inbound><frobnicate /></inbound></policies>').message).toMatch(/<frobnicate>: is not a policy this gateway knows/);
   });
 
@@ -77,7 +77,7 @@ describe('policy document', () => {
 
   it('refuses policy expressions, also when they arrive through a named value', () => {
     expect(loadError(jwtPolicy('<audiences><audience>@(context.Request.OriginalUrl.Host)</audience></audiences>')).message).toMatch(
-      /:6: <audience>: text: policy expressions .* are not supported/,
+      /:6: <audience>: text: policy expressions .* are not supported here/,
     );
     expect(loadError(jwtPolicy('', 'header-name="@{return &quot;Authorization&quot;;}"')).message).toMatch(/:4: <validate-jwt>: attribute header-name: policy expressions/);
     const sneaky = compilePolicyDocument.bind(null, jwtPolicy('<audiences><audience>{{api-app-id}}</audience></audiences>'), FILE, {

@@ -1,5 +1,5 @@
 /**
- * An APIM policy document at API scope:
+ * An APIM policy document (global, API or operation scope):
  *
  *   <policies>
  *     <inbound> <base /> … </inbound>
@@ -8,8 +8,9 @@
  *     <on-error> <base /> … </on-error>
  *   </policies>
  *
- * There is no product or global scope above it here, so `<base />` inherits nothing: it is a
- * no-op in inbound, outbound and on-error, and in backend it stands for the global default,
+ * Scopes nest global → API → operation (no product scope). `<base />` inserts the parent
+ * scope's statements of the same section where it stands; at the outermost scope it inherits
+ * nothing, and in backend it stands for the parent's backend or the global default,
  * `<forward-request />`. Every element and attribute is checked when the file is loaded;
  * anything this gateway does not implement is a load error naming file, line and element.
  */
@@ -17,10 +18,13 @@ import { readFileSync } from 'node:fs';
 import type { OpenIdMetadataCache } from './openid-metadata-cache';
 import type { PolicySection, PolicyStatement } from './policy-context';
 import { ElementReader, parsePolicyXml, PolicyElement, PolicyLoadError } from './policy-xml';
+import { compileCheckHeader, compileIpFilter, compileSetBackendService } from './access-policies';
 import { compileRateLimitByKey } from './rate-limit-policy';
 import { MemoryRateLimitStore, RateLimitStore, RateLimitStoreUnavailable } from './rate-limit-store';
 import { compileReturnResponse } from './return-response-policy';
 import { compileSetHeader } from './set-header-policy';
+import { compileValidateAzureAdToken } from './validate-azure-ad-token-policy';
+import { compileValidateClientCertificate } from './validate-client-certificate-policy';
 import { compileValidateJwt } from './validate-jwt-policy';
 
 export interface BackendSettings {
@@ -40,6 +44,8 @@ export interface PolicyLoadOptions {
   namedValues: Readonly<Record<string, string>>;
   /** The shared metadata cache for an openid-config URL. */
   metadataCache(url: string): OpenIdMetadataCache;
+  /** Entra ID instance for validate-azure-ad-token; default https://login.microsoftonline.com. */
+  entraInstance?: string;
   /** Counters for rate-limit-by-key; default: a new in-memory store for this document. */
   rateLimitStore?: RateLimitStore;
   /** Told when the counter store fails and a request is let through (fail-open). */
@@ -56,19 +62,22 @@ const COMPILERS: Record<string, { sections: PolicySection[]; compile: Compiler }
     compile: (file, el, _s, opts) =>
       compileRateLimitByKey(el, { file, store: opts.rateLimitStore!, onStoreUnavailable: opts.onRateLimitStoreUnavailable ?? (() => undefined) }),
   },
+  'validate-client-certificate': { sections: ['inbound'], compile: (file, el) => compileValidateClientCertificate(file, el) },
+  'validate-azure-ad-token': {
+    sections: ['inbound'],
+    compile: (file, el, _s, opts) => compileValidateAzureAdToken(el, { file, metadataCache: opts.metadataCache, entraInstance: opts.entraInstance ?? 'https://login.microsoftonline.com' }),
+  },
+  'check-header': { sections: ['inbound'], compile: (file, el) => compileCheckHeader(file, el) },
+  'ip-filter': { sections: ['inbound'], compile: (file, el) => compileIpFilter(file, el) },
+  'set-backend-service': { sections: ['inbound'], compile: (file, el) => compileSetBackendService(file, el) },
   'return-response': { sections: ['inbound', 'outbound', 'on-error'], compile: (file, el) => compileReturnResponse(file, el) },
 };
 
 /** APIM policies a later version of this gateway is expected to support: refused with a clearer message. */
 const NOT_YET = new Set([
-  'validate-azure-ad-token',
   'rate-limit',
   'quota',
   'quota-by-key',
-  'check-header',
-  'ip-filter',
-  'set-backend-service',
-  'validate-client-certificate',
   'choose',
   'set-variable',
   'send-request',
@@ -83,17 +92,22 @@ const NOT_YET = new Set([
 const SECTIONS: Record<string, PolicySection> = { inbound: 'inbound', backend: 'backend', outbound: 'outbound', 'on-error': 'on-error' };
 const DEFAULT_BACKEND_TIMEOUT_MS = 300_000;
 
-export function loadPolicyDocument(file: string, opts: PolicyLoadOptions): PolicyDocument {
+export function loadPolicyDocument(file: string, opts: PolicyLoadOptions, parent?: PolicyDocument): PolicyDocument {
   let xml: string;
   try {
     xml = readFileSync(file, 'utf8');
   } catch (err) {
     throw new PolicyLoadError(file, undefined, undefined, `cannot read policy file: ${(err as Error).message}`);
   }
-  return compilePolicyDocument(xml, file, opts);
+  return compilePolicyDocument(xml, file, opts, parent);
 }
 
-export function compilePolicyDocument(xml: string, file: string, loadOpts: PolicyLoadOptions): PolicyDocument {
+/**
+ * Compiles one scope's policy file. `parent` is the enclosing scope (global for an API, the API
+ * for an operation): `<base />` in a section inserts the parent's statements of that section at
+ * that point; a section without `<base />` (or a missing section) does not inherit.
+ */
+export function compilePolicyDocument(xml: string, file: string, loadOpts: PolicyLoadOptions, parent?: PolicyDocument): PolicyDocument {
   const opts: PolicyLoadOptions = { ...loadOpts, rateLimitStore: loadOpts.rateLimitStore ?? new MemoryRateLimitStore() };
   const root = parsePolicyXml(xml, { file, namedValues: opts.namedValues });
   const r = new ElementReader(file, root);
@@ -104,19 +118,20 @@ export function compilePolicyDocument(xml: string, file: string, loadOpts: Polic
 
   const statements = (name: string): PolicyStatement[] => {
     const section = r.children(name)[0];
-    return section ? compileSection(file, section, SECTIONS[name]!, opts) : [];
+    const inherited = parent ? (name === 'inbound' ? parent.inbound : name === 'outbound' ? parent.outbound : parent.onError) : [];
+    return section ? compileSection(file, section, SECTIONS[name]!, opts, inherited) : [];
   };
   const backendElement = r.children('backend')[0];
   return {
     file,
     inbound: statements('inbound'),
-    backend: backendElement ? compileBackend(file, backendElement) : { timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS },
+    backend: backendElement ? compileBackend(file, backendElement, parent?.backend) : { timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS },
     outbound: statements('outbound'),
     onError: statements('on-error'),
   };
 }
 
-function compileSection(file: string, element: PolicyElement, section: PolicySection, opts: PolicyLoadOptions): PolicyStatement[] {
+function compileSection(file: string, element: PolicyElement, section: PolicySection, opts: PolicyLoadOptions, inherited: readonly PolicyStatement[]): PolicyStatement[] {
   const r = new ElementReader(file, element);
   r.allowAttributes([]);
   r.noText();
@@ -126,7 +141,8 @@ function compileSection(file: string, element: PolicyElement, section: PolicySec
     if (child.name === 'base') {
       compileBase(file, child, sawBase);
       sawBase = true;
-      continue; // API scope with no parent scope: nothing to inherit
+      result.push(...inherited); // the parent scope's statements, here
+      continue;
     }
     const compiler = COMPILERS[child.name];
     if (!compiler) {
@@ -156,7 +172,7 @@ function compileBase(file: string, element: PolicyElement, seenBefore: boolean):
   if (seenBefore) throw r.error('<base /> may appear only once in a section');
 }
 
-function compileBackend(file: string, element: PolicyElement): BackendSettings {
+function compileBackend(file: string, element: PolicyElement, inherited: BackendSettings | undefined): BackendSettings {
   const r = new ElementReader(file, element);
   r.allowAttributes([]);
   r.noText();
@@ -172,7 +188,7 @@ function compileBackend(file: string, element: PolicyElement): BackendSettings {
   const only = children[0]!;
   if (only.name === 'base') {
     compileBase(file, only, false);
-    return { timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS };
+    return inherited ?? { timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS };
   }
   const f = new ElementReader(file, only);
   f.allowAttributes(['id', 'timeout'], ['timeout-ms', 'follow-redirects', 'buffer-request-body', 'buffer-response', 'fail-on-error-status-code', 'http-version']);

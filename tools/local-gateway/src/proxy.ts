@@ -4,7 +4,9 @@
  * the client sent are dropped, never trusted), the request body streamed with a size limit,
  * the response streamed back, connections to the backend kept alive in a pool.
  */
+import { randomBytes } from 'node:crypto';
 import { Agent, IncomingMessage, OutgoingHttpHeaders, request } from 'node:http';
+import { GATEWAY_ONLY_HEADERS } from './client-certificate';
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the non-standard ones proxies also drop. */
 export const HOP_BY_HOP_HEADERS = new Set([
@@ -55,13 +57,15 @@ export function backendRequestHeaders(req: IncomingMessage, gatewayPort: number)
   const drop = connectionTokens(req.headers);
   const headers: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || name === 'host' || HOP_BY_HOP_HEADERS.has(name) || FORWARDING_HEADERS.has(name) || drop.has(name)) continue;
+    if (value === undefined || name === 'host' || HOP_BY_HOP_HEADERS.has(name) || FORWARDING_HEADERS.has(name) || GATEWAY_ONLY_HEADERS.has(name) || drop.has(name)) continue;
     headers[name] = value;
   }
   headers['x-forwarded-for'] = clientIpOf(req);
   headers['x-forwarded-proto'] = 'https';
   headers['x-forwarded-port'] = String(gatewayPort);
   if (req.headers.host) headers['x-original-host'] = req.headers.host;
+  headers['x-original-url'] = req.url ?? '/';
+  headers['x-appgw-trace-id'] = randomBytes(16).toString('hex');
   return headers;
 }
 
