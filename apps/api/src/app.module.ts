@@ -1,4 +1,4 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, Type } from '@nestjs/common';
 import { ApiConfig } from './config/api-config';
 import { ApiConfigModule } from './config/api-config.module';
 import { AuthModule } from './auth/auth.module';
@@ -7,7 +7,7 @@ import { OrdersModule } from './orders/orders.module';
 
 @Module({})
 export class AppModule {
-  static forRoot(config: ApiConfig): DynamicModule {
-    return { module: AppModule, imports: [ApiConfigModule.forRoot(config), AuthModule.forRoot(), HealthModule, OrdersModule] };
+  static forRoot(config: ApiConfig, extraModules: Type[] = []): DynamicModule {
+    return { module: AppModule, imports: [ApiConfigModule.forRoot(config), AuthModule.forRoot(), HealthModule, OrdersModule, ...extraModules] };
   }
 }

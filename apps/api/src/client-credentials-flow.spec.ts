@@ -99,9 +99,39 @@ async function requestToken(form: Record<string, string>): Promise<string> {
   return (JSON.parse(text) as { access_token: string }).access_token;
 }
 
-async function getOrders(token: string) {
-  const response = await fetch(`${api.url}/orders`, { headers: { authorization: `Bearer ${token}` } });
+async function getOrders(token: string, target: RunningApi = api) {
+  const response = await fetch(`${target.url}/orders`, { headers: { authorization: `Bearer ${token}` } });
   return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** Another API on the same emulator, with authorization options from the environment. */
+async function startApiWith(env: Record<string, string>): Promise<RunningApi> {
+  return startApi(
+    loadApiConfig({
+      PORT: '0',
+      ENTRA_INSTANCE: emulator.url,
+      ENTRA_TENANT_ID: emulator.tenantId,
+      API_AUDIENCES: `${apiAppId},${API_URI}`,
+      ENTRA_CA_FILE: emulator.caCertificatePath,
+      ...env,
+    }),
+    { logger: false },
+  );
+}
+
+/** Steps 5–6 for a partner: a token obtained with its certificate. */
+async function certificateToken(partner: { appId: string; credentials: CertificateAndKey }): Promise<string> {
+  return requestToken({
+    client_id: partner.appId,
+    client_assertion_type: ASSERTION_TYPE,
+    client_assertion: await clientAssertion(partner.appId, partner.credentials),
+  });
+}
+
+/** A token for the same partner obtained with a client secret added through Graph. */
+async function secretToken(partner: { appId: string; objectId: string }): Promise<string> {
+  const secret = await graph.addPassword(partner.objectId, 'comparison');
+  return requestToken({ client_id: partner.appId, client_secret: secret.secretText! });
 }
 
 describe('a partner with a registered certificate', () => {
@@ -141,5 +171,67 @@ describe('a partner with a registered certificate', () => {
     const { status, body } = await getOrders(token);
     expect(status).toBe(403);
     expect(body).toMatchObject({ code: 'ERR_APP_ROLE_MISSING' });
+  });
+});
+
+describe('API_REQUIRE_CERTIFICATE_CLIENTS=true', () => {
+  let certificateOnly: RunningApi;
+  beforeAll(async () => {
+    certificateOnly = await startApiWith({ API_REQUIRE_CERTIFICATE_CLIENTS: 'true' });
+  });
+  afterAll(async () => certificateOnly?.close());
+
+  it('serves a partner whose token was obtained with its certificate', async () => {
+    const partner = await registerPartner(['Orders.Read']);
+    expect((await getOrders(await certificateToken(partner), certificateOnly)).status).toBe(200);
+  });
+
+  it('refuses with 403 ERR_CLIENT_CERTIFICATE_REQUIRED the same partner using a client secret', async () => {
+    const partner = await registerPartner(['Orders.Read']);
+    const { status, body } = await getOrders(await secretToken(partner), certificateOnly);
+    expect({ status, code: body['code'] }).toEqual({ status: 403, code: 'ERR_CLIENT_CERTIFICATE_REQUIRED' });
+    expect(body['message']).toContain('certificate');
+  });
+});
+
+describe('API_ALLOWED_CLIENT_IDS', () => {
+  let allowed: Awaited<ReturnType<typeof registerPartner>>;
+  let allowListed: RunningApi;
+  beforeAll(async () => {
+    allowed = await registerPartner(['Orders.Read']);
+    allowListed = await startApiWith({ API_ALLOWED_CLIENT_IDS: `${randomUUID()},${allowed.appId.toUpperCase()}` });
+  });
+  afterAll(async () => allowListed?.close());
+
+  it('serves a listed partner (ids compared case-insensitively)', async () => {
+    expect((await getOrders(await certificateToken(allowed), allowListed)).status).toBe(200);
+  });
+
+  it('refuses with 403 ERR_CLIENT_NOT_ALLOWED a partner of the same tenant that is not listed, even with the role', async () => {
+    const other = await registerPartner(['Orders.Read']);
+    const token = await certificateToken(other);
+    expect((await getOrders(token)).status).toBe(200); // the API without an allow-list serves it
+    const { status, body } = await getOrders(token, allowListed);
+    expect({ status, code: body['code'] }).toEqual({ status: 403, code: 'ERR_CLIENT_NOT_ALLOWED' });
+  });
+
+  it('checks the allow-list before the app roles', async () => {
+    const other = await registerPartner([]);
+    const { body } = await getOrders(await certificateToken(other), allowListed);
+    expect(body['code']).toBe('ERR_CLIENT_NOT_ALLOWED');
+  });
+});
+
+describe('several tenants (ENTRA_TENANT_ID comma-separated)', () => {
+  it('serves the tokens of a configured tenant when another tenant is configured too', async () => {
+    const multi = await startApiWith({ ENTRA_TENANT_ID: `${randomUUID()},${emulator.tenantId}` });
+    try {
+      const partner = await registerPartner(['Orders.Read']);
+      const { status, body } = await getOrders(await certificateToken(partner), multi);
+      expect(status).toBe(200);
+      expect(body['caller']).toMatchObject({ tenantId: emulator.tenantId });
+    } finally {
+      await multi.close();
+    }
   });
 });

@@ -1,8 +1,14 @@
 /**
  * Step 7: calls the API (through the gateway) with `Authorization: Bearer <token>`.
- * Keep-alive connections, the configured CA trusted, a timeout per attempt, and one retry
- * with a fresh token when the API answers 401 (the cached token may have been revoked or
- * signed with a key the API no longer trusts).
+ * - keep-alive connections, the configured CA trusted;
+ * - a timeout per attempt and a bound on the total time of a call (all attempts and waits);
+ * - one retry with a fresh token when the API answers 401 (the cached token may have been
+ *   revoked or signed with a key the API no longer trusts);
+ * - 429 and 503: waits as long as `Retry-After` says (seconds or an HTTP date), when that fits
+ *   in the remaining time, otherwise the answer is returned as it is;
+ * - other 5xx (500, 502, 504) and network errors (reset, refused, timeout): exponential
+ *   backoff with full jitter; only for idempotent methods, since the request may have been
+ *   processed. TLS failures are never retried (they do not heal by themselves).
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
@@ -10,6 +16,27 @@ import type { TokenProvider } from './certificate-token-client';
 import { withSystemRoots } from './https-network-client';
 
 export const DEFAULT_API_TIMEOUT_MS = 15_000;
+export const DEFAULT_API_TOTAL_TIMEOUT_MS = 60_000;
+export const DEFAULT_API_MAX_ATTEMPTS = 4;
+
+export interface RetryPolicy {
+  /** Attempts per call for 429/5xx/network errors (default 4; the 401 retry comes on top). */
+  maxAttempts?: number;
+  /** Backoff: the n-th wait is random(0, min(maxDelayMs, baseDelayMs × 2^(n-1))). Defaults 200 ms, 5 s. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  /** A Retry-After longer than this is not waited for (default 30 s); the answer is returned. */
+  maxRetryAfterMs?: number;
+}
+
+/** Why the client waits before the next attempt (for logs and tests). */
+export interface RetryEvent {
+  attempt: number;
+  reason: 'retry-after' | 'status' | 'network';
+  status?: number;
+  code?: string;
+  delayMs: number;
+}
 
 export interface ApiClientOptions {
   /** e.g. `https://127.0.0.1:8443` or `https://gateway.example.com/orders-api` */
@@ -17,7 +44,13 @@ export interface ApiClientOptions {
   tokens: TokenProvider;
   /** Extra trusted CA (PEM). */
   ca?: string;
+  /** Per attempt (default 15 s). */
   timeoutMs?: number;
+  /** For the whole call, all attempts and waits included (default 60 s). */
+  totalTimeoutMs?: number;
+  retry?: RetryPolicy;
+  onRetry?(event: RetryEvent): void;
+  random?: () => number;
 }
 
 export interface ApiRequest {
@@ -34,6 +67,31 @@ export interface ApiResponse {
   body: unknown;
   /** True when the first attempt got 401 and the call was retried with a fresh token. */
   retriedWithFreshToken: boolean;
+  /** HTTP requests sent for this call (1 when the first one was answered and kept). */
+  attempts: number;
+}
+
+const RETRYABLE_NETWORK_CODES = new Set([
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'ECONNABORTED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ERR_NETWORK',
+]);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+
+/** `Retry-After` in ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const date = Date.parse(v);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - now);
 }
 
 export class ApiCallError extends Error {
@@ -45,6 +103,8 @@ export class ApiCallError extends Error {
     super(message);
   }
 }
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 function flatten(headers: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
@@ -58,6 +118,12 @@ export class ApiClient {
   private readonly httpsAgent: HttpsAgent;
   private readonly httpAgent: HttpAgent;
   private readonly timeoutMs: number;
+  private readonly totalTimeoutMs: number;
+  private readonly maxAttempts: number;
+  private readonly baseDelayMs: number;
+  private readonly maxDelayMs: number;
+  private readonly maxRetryAfterMs: number;
+  private readonly random: () => number;
 
   constructor(private readonly opts: ApiClientOptions) {
     this.base = new URL(opts.baseUrl.endsWith('/') ? opts.baseUrl : `${opts.baseUrl}/`);
@@ -67,6 +133,12 @@ export class ApiClient {
     });
     this.httpAgent = new HttpAgent({ keepAlive: true });
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_API_TIMEOUT_MS;
+    this.totalTimeoutMs = opts.totalTimeoutMs ?? DEFAULT_API_TOTAL_TIMEOUT_MS;
+    this.maxAttempts = Math.max(1, opts.retry?.maxAttempts ?? DEFAULT_API_MAX_ATTEMPTS);
+    this.baseDelayMs = opts.retry?.baseDelayMs ?? 200;
+    this.maxDelayMs = opts.retry?.maxDelayMs ?? 5_000;
+    this.maxRetryAfterMs = opts.retry?.maxRetryAfterMs ?? 30_000;
+    this.random = opts.random ?? Math.random;
   }
 
   /**
@@ -87,11 +159,70 @@ export class ApiClient {
 
   async request(path: string, req: ApiRequest = {}): Promise<ApiResponse> {
     const url = this.urlFor(path);
-    const first = await this.tokens(false);
-    const response = await this.send(url, req, first);
-    if (response.status !== 401) return { ...response, retriedWithFreshToken: false };
-    const fresh = await this.tokens(true, first);
-    return { ...(await this.send(url, req, fresh)), retriedWithFreshToken: true };
+    const deadline = Date.now() + this.totalTimeoutMs;
+    const method = (req.method ?? 'GET').toUpperCase();
+    const idempotent = IDEMPOTENT.has(method);
+    let attempts = 0;
+    let retriedWithFreshToken = false;
+    let token = await this.tokens(false);
+    for (let attempt = 1; ; attempt++) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0)
+        throw new ApiCallError(
+          'ERR_DEADLINE',
+          `${method} ${url.href}: no answer within ${this.totalTimeoutMs} ms (${attempts} attempts)`,
+        );
+      let response: Omit<ApiResponse, 'retriedWithFreshToken' | 'attempts'>;
+      attempts++;
+      try {
+        response = await this.send(url, req, token, Math.min(this.timeoutMs, remaining));
+      } catch (err) {
+        const code = (err as ApiCallError).code;
+        const delay = this.backoff(attempt);
+        if (!idempotent || !RETRYABLE_NETWORK_CODES.has(code) || !this.canWait(attempt, delay, deadline))
+          throw err;
+        this.opts.onRetry?.({ attempt, reason: 'network', code, delayMs: delay });
+        await sleep(delay);
+        continue;
+      }
+      if (response.status === 401 && !retriedWithFreshToken) {
+        retriedWithFreshToken = true;
+        token = await this.tokens(true, token);
+        attempt--; // the 401 retry does not count against maxAttempts
+        continue;
+      }
+      const done = { ...response, retriedWithFreshToken, attempts };
+      const status = response.status;
+      if (status === 429 || status === 503) {
+        const retryAfter = parseRetryAfter(response.headers['retry-after']);
+        if (retryAfter !== undefined) {
+          if (retryAfter > this.maxRetryAfterMs || !this.canWait(attempt, retryAfter, deadline)) return done;
+          this.opts.onRetry?.({ attempt, reason: 'retry-after', status, delayMs: retryAfter });
+          await sleep(retryAfter);
+          continue;
+        }
+      }
+      if (
+        status === 429 ||
+        (status >= 500 && status !== 501 && status !== 505 && (idempotent || status === 503))
+      ) {
+        const delay = this.backoff(attempt);
+        if (!this.canWait(attempt, delay, deadline)) return done;
+        this.opts.onRetry?.({ attempt, reason: 'status', status, delayMs: delay });
+        await sleep(delay);
+        continue;
+      }
+      return done;
+    }
+  }
+
+  /** Full jitter: random(0, min(max, base × 2^(attempt-1))). */
+  private backoff(attempt: number): number {
+    return Math.round(this.random() * Math.min(this.maxDelayMs, this.baseDelayMs * 2 ** (attempt - 1)));
+  }
+
+  private canWait(attempt: number, delay: number, deadline: number): boolean {
+    return attempt < this.maxAttempts && Date.now() + delay < deadline;
   }
 
   get(path: string): Promise<ApiResponse> {
@@ -105,9 +236,7 @@ export class ApiClient {
 
   private async tokens(forceRefresh: boolean, rejectedToken?: string): Promise<string> {
     return (
-      await this.opts.tokens.getToken(
-        rejectedToken ? { forceRefresh, rejectedToken } : { forceRefresh },
-      )
+      await this.opts.tokens.getToken(rejectedToken ? { forceRefresh, rejectedToken } : { forceRefresh })
     ).accessToken;
   }
 
@@ -115,7 +244,8 @@ export class ApiClient {
     url: URL,
     req: ApiRequest,
     accessToken: string,
-  ): Promise<Omit<ApiResponse, 'retriedWithFreshToken'>> {
+    timeoutMs: number = this.timeoutMs,
+  ): Promise<Omit<ApiResponse, 'retriedWithFreshToken' | 'attempts'>> {
     const method = (req.method ?? 'GET').toUpperCase();
     const headers: Record<string, string | number> = { accept: 'application/json', ...(req.headers ?? {}) };
     headers['authorization'] = `Bearer ${accessToken}`;
@@ -156,8 +286,8 @@ export class ApiClient {
           resolve({ status: res.statusCode ?? 0, headers: flatten(res.headers), body: parsed });
         });
       });
-      r.setTimeout(this.timeoutMs, () => {
-        r.destroy(Object.assign(new Error(`no response within ${this.timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+      r.setTimeout(timeoutMs, () => {
+        r.destroy(Object.assign(new Error(`no response within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
       });
       r.on('error', (err: Error & { code?: string }) => {
         const code = err.code ?? 'ERR_NETWORK';

@@ -1,7 +1,16 @@
-import { chmodSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createSelfSignedCertificate, parseCertificate } from '@certflow/certs';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  createCertificateAuthority,
+  createSelfSignedCertificate,
+  encryptPrivateKey,
+  exportPkcs12,
+  parseCertificate,
+  readPrivateKey,
+  signCsr,
+} from '@certflow/certs';
 import { CertificateStore, CertificateStoreError, summarize } from './certificate-store';
 import { tempDir } from './test-servers.test-helpers';
 
@@ -146,12 +155,94 @@ describe('CertificateStore', () => {
     expect(err.message).toContain(file);
   });
 
-  it('refuses an encrypted key with a clear message', () => {
+  it('refuses an encrypted key without a passphrase, naming the variable', () => {
     store.create();
     writeFileSync(
       store.paths.privateKeyPath,
       '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n',
     );
-    expect(storeError(() => store.load()).message).toMatch(/encrypted key, which is not supported/);
+    const err = storeError(() => store.load());
+    expect(err.code).toBe('ERR_KEY_ENCRYPTED');
+    expect(err.message).toMatch(/PARTNER_KEY_PASSPHRASE/);
+  });
+
+  it('keeps the key encrypted at rest with a passphrase, and names a wrong one', () => {
+    const created = store.create({ force: true, passphrase: 'at-rest-passphrase' });
+    expect(readFileSync(store.paths.privateKeyPath, 'utf8')).toMatch(/BEGIN ENCRYPTED PRIVATE KEY/);
+    expect(statSync(store.paths.privateKeyPath).mode & 0o777).toBe(0o600);
+    const loaded = store.load(new Date(), 'at-rest-passphrase');
+    expect(loaded.privateKeyPem).toBe(readPrivateKey(created.privateKeyPem));
+    expect(loaded.privateKeyPem).toMatch(/BEGIN PRIVATE KEY/);
+    expect(storeError(() => store.load(new Date(), 'wrong-passphrase')).code).toBe('ERR_WRONG_PASSWORD');
   });
 });
+
+describe('CertificateStore import and CSR', () => {
+  const dir = tempDir();
+  afterAll(() => dir.remove());
+  const other = createSelfSignedCertificate({ commonName: 'someone-else' });
+
+  it('imports a PFX with its password; a wrong password is a clear error and writes nothing', () => {
+    const pair = createSelfSignedCertificate({ commonName: 'from-pfx' });
+    const pfx = exportPkcs12({ ...pair, password: 'pfx-pass' });
+    const store = new CertificateStore(join(dir.path, 'pfx'));
+    expect(storeErrorOf(() => store.import({ pfx, pfxPassword: 'nope' })).code).toBe('ERR_WRONG_PASSWORD');
+    expect(store.exists()).toBe(false);
+    const imported = store.import({ pfx, pfxPassword: 'pfx-pass' });
+    expect(imported.certificate.subject).toBe('CN=from-pfx');
+    expect(store.load().certificate.thumbprints).toEqual(parseCertificate(pair.certificatePem).thumbprints);
+  });
+
+  it('imports PEM certificate + PKCS#1 or encrypted PKCS#8 key; refuses a mismatched key and an expired certificate', () => {
+    const pair = createSelfSignedCertificate({ commonName: 'from-pem' });
+    const store = new CertificateStore(join(dir.path, 'pem'));
+    const pkcs1 = createPrivateKey(pair.privateKeyPem).export({ type: 'pkcs1', format: 'pem' }).toString();
+    expect(
+      storeErrorOf(() =>
+        store.import({ certificate: pair.certificatePem, privateKeyPem: other.privateKeyPem }),
+      ).code,
+    ).toBe('ERR_CERT_KEY_MISMATCH');
+    const expired = createSelfSignedCertificate({ commonName: 'old', days: 1, now: new Date('2020-01-01') });
+    expect(
+      storeErrorOf(() =>
+        store.import({ certificate: expired.certificatePem, privateKeyPem: expired.privateKeyPem }),
+      ).code,
+    ).toBe('ERR_CERT_EXPIRED');
+    expect(store.exists()).toBe(false);
+    store.import({ certificate: pair.certificatePem, privateKeyPem: pkcs1 });
+    const encrypted = encryptPrivateKey(pair.privateKeyPem, 'key-passphrase');
+    expect(
+      storeErrorOf(() =>
+        store.import({ certificate: pair.certificatePem, privateKeyPem: encrypted, force: true }),
+      ).code,
+    ).toBe('ERR_KEY_ENCRYPTED');
+    store.import({
+      certificate: parseCertificate(pair.certificatePem).der,
+      privateKeyPem: encrypted,
+      keyPassphrase: 'key-passphrase',
+      force: true,
+    });
+    expect(store.load().privateKeyPem).toBe(readPrivateKey(pair.privateKeyPem));
+  });
+
+  it('cert csr then import of the CA-issued certificate uses the pending key', () => {
+    const store = new CertificateStore(join(dir.path, 'csr'));
+    const { csrPem, pendingKeyPath } = store.createCsr({ commonName: 'ca-issued-partner' });
+    expect(statSync(pendingKeyPath).mode & 0o777).toBe(0o600);
+    // The "CA": signs the CSR's public key.
+    const ca = createCertificateAuthority({ commonName: 'Partner CA' });
+    const imported = store.import({ certificate: signCsr(ca, csrPem, { days: 30 }) });
+    expect(imported.certificate.issuer).toBe('CN=Partner CA');
+    expect(existsSync(pendingKeyPath)).toBe(false);
+    expect(store.load().certificate.subject).toBe('CN=ca-issued-partner');
+  });
+});
+
+function storeErrorOf(fn: () => unknown): { code: string; message: string } {
+  try {
+    fn();
+  } catch (err) {
+    return err as { code: string; message: string };
+  }
+  throw new Error('expected an error');
+}

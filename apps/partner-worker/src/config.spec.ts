@@ -47,7 +47,42 @@ describe('config', () => {
       scope: 'api://certflow-orders/.default',
       apiBaseUrl: 'https://127.0.0.1:8443',
       certDir: '/work/x/.certflow/partner',
+      expiryWarningDays: 30,
     });
+  });
+
+  it('reads PARTNER_REDIS_URL with a validated PARTNER_CACHE_KEY', () => {
+    const key = Buffer.alloc(32, 7);
+    key[0] = 1;
+    const config = readTokenConfig({
+      ...base,
+      PARTNER_REDIS_URL: 'redis://127.0.0.1:6379/0',
+      PARTNER_CACHE_KEY: key.toString('base64'),
+    });
+    expect(config.sharedCache?.redisUrl).toBe('redis://127.0.0.1:6379/0');
+    expect(config.sharedCache?.cacheKey.equals(key)).toBe(true);
+    expect(() => readTokenConfig({ ...base, PARTNER_REDIS_URL: 'redis://h:1' })).toThrow(
+      /^PARTNER_CACHE_KEY: is required/,
+    );
+    expect(() =>
+      readTokenConfig({ ...base, PARTNER_REDIS_URL: 'redis://h:1', PARTNER_CACHE_KEY: 'password' }),
+    ).toThrow(/^PARTNER_CACHE_KEY: must be 32 random bytes/);
+    expect(() => readTokenConfig({ ...base, PARTNER_REDIS_URL: 'http://h:1' })).toThrow(/^PARTNER_REDIS_URL/);
+  });
+
+  it('reads the key passphrase and the expiry warning, naming bad values', () => {
+    expect(
+      readCertificateDirectoryConfig(
+        { PARTNER_KEY_PASSPHRASE: ' long enough ', PARTNER_CERT_EXPIRY_WARNING_DAYS: '60' },
+        '/srv',
+      ),
+    ).toMatchObject({ keyPassphrase: ' long enough ', expiryWarningDays: 60 });
+    expect(() => readCertificateDirectoryConfig({ PARTNER_KEY_PASSPHRASE: 'short' })).toThrow(
+      /^PARTNER_KEY_PASSPHRASE: must have at least 8/,
+    );
+    expect(() => readCertificateDirectoryConfig({ PARTNER_CERT_EXPIRY_WARNING_DAYS: '-1' })).toThrow(
+      /^PARTNER_CERT_EXPIRY_WARNING_DAYS/,
+    );
   });
 
   it('takes ENTRA_INSTANCE with a port, dropping the trailing slash', () => {

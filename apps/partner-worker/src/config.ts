@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parseCertificate } from '@certflow/certs';
+import { parseCacheKey } from './shared-token-cache';
 
 export const DEFAULT_ENTRA_INSTANCE = 'https://login.microsoftonline.com';
 export const DEFAULT_CERT_DIR = '.certflow/partner';
@@ -26,7 +27,13 @@ export class ConfigError extends Error {
 export interface CertificateDirectoryConfig {
   /** Absolute path of the directory holding partner.key.pem, partner.crt.pem and partner.cer. */
   certDir: string;
+  /** PARTNER_KEY_PASSPHRASE: the private key is (to be) stored encrypted with it. */
+  keyPassphrase?: string;
+  /** PARTNER_CERT_EXPIRY_WARNING_DAYS (default 30): warn when fewer days are left. */
+  expiryWarningDays: number;
 }
+
+export const DEFAULT_EXPIRY_WARNING_DAYS = 30;
 
 export interface TrustConfig {
   /** Extra CA certificates (PEM) trusted for the authority and the API, from PARTNER_CA_FILE. */
@@ -34,7 +41,15 @@ export interface TrustConfig {
   caPem?: string;
 }
 
+export interface SharedCacheConfig {
+  /** PARTNER_REDIS_URL: replicas share their tokens through this Redis. */
+  redisUrl: string;
+  /** PARTNER_CACHE_KEY decoded: 32 bytes, AES-256-GCM key for the tokens in Redis. */
+  cacheKey: Buffer;
+}
+
 export interface TokenConfig extends CertificateDirectoryConfig, TrustConfig {
+  sharedCache?: SharedCacheConfig;
   /** `https://host[:port]` without a trailing slash. */
   entraInstance: string;
   tenantId: string;
@@ -94,7 +109,25 @@ function withoutTrailingSlash(u: URL): string {
 
 export function readCertificateDirectoryConfig(env: Env, cwd = process.cwd()): CertificateDirectoryConfig {
   const dir = value(env, 'PARTNER_CERT_DIR') ?? DEFAULT_CERT_DIR;
-  return { certDir: isAbsolute(dir) ? dir : resolve(cwd, dir) };
+  // Not trimmed: a passphrase may contain any character.
+  const keyPassphrase = env['PARTNER_KEY_PASSPHRASE'] || undefined;
+  if (keyPassphrase !== undefined && keyPassphrase.length < 8)
+    throw new ConfigError('PARTNER_KEY_PASSPHRASE', 'must have at least 8 characters');
+  const rawDays = value(env, 'PARTNER_CERT_EXPIRY_WARNING_DAYS');
+  let expiryWarningDays = DEFAULT_EXPIRY_WARNING_DAYS;
+  if (rawDays !== undefined) {
+    if (!/^\d+$/.test(rawDays) || Number(rawDays) > 3650)
+      throw new ConfigError(
+        'PARTNER_CERT_EXPIRY_WARNING_DAYS',
+        `must be a whole number from 0 to 3650, got "${rawDays}"`,
+      );
+    expiryWarningDays = Number(rawDays);
+  }
+  return {
+    certDir: isAbsolute(dir) ? dir : resolve(cwd, dir),
+    ...(keyPassphrase !== undefined ? { keyPassphrase } : {}),
+    expiryWarningDays,
+  };
 }
 
 export function readTrustConfig(env: Env, cwd = process.cwd()): TrustConfig {
@@ -145,7 +178,26 @@ export function readTokenConfig(env: Env, cwd = process.cwd()): TokenConfig {
       `must be the resource followed by /.default for client credentials, got "${scope}"`,
     );
   }
+  const redisUrl = value(env, 'PARTNER_REDIS_URL');
+  let sharedCache: SharedCacheConfig | undefined;
+  if (redisUrl !== undefined) {
+    const parsed = url('PARTNER_REDIS_URL', redisUrl, ['redis:', 'rediss:']);
+    const rawKey = value(env, 'PARTNER_CACHE_KEY');
+    if (rawKey === undefined)
+      throw new ConfigError(
+        'PARTNER_CACHE_KEY',
+        'is required with PARTNER_REDIS_URL (tokens are stored encrypted)',
+      );
+    let cacheKey: Buffer;
+    try {
+      cacheKey = parseCacheKey(rawKey);
+    } catch (err) {
+      throw new ConfigError('PARTNER_CACHE_KEY', (err as Error).message);
+    }
+    sharedCache = { redisUrl: parsed.href, cacheKey };
+  }
   return {
+    ...(sharedCache ? { sharedCache } : {}),
     entraInstance: withoutTrailingSlash(instance),
     tenantId,
     clientId,
@@ -162,4 +214,28 @@ export function readPartnerConfig(env: Env, cwd = process.cwd()): PartnerConfig 
     'http:',
   ]);
   return { ...tokenConfig, apiBaseUrl: withoutTrailingSlash(api) };
+}
+
+export const DEFAULT_GRAPH_URL = 'https://graph.microsoft.com/v1.0';
+
+export interface RotationConfig extends TokenConfig {
+  /** PARTNER_APP_OBJECT_ID: the partner application's object id (not its client id). */
+  applicationObjectId: string;
+  /** PARTNER_GRAPH_URL (default https://graph.microsoft.com/v1.0). */
+  graphUrl: string;
+  /** The scope for the partner's own Graph token: `<graph origin>/.default`. */
+  graphScope: string;
+}
+
+export function readRotationConfig(env: Env, cwd = process.cwd()): RotationConfig {
+  const tokenConfig = readTokenConfig(env, cwd);
+  const applicationObjectId = guid(env, 'PARTNER_APP_OBJECT_ID');
+  const graph = url('PARTNER_GRAPH_URL', value(env, 'PARTNER_GRAPH_URL') ?? DEFAULT_GRAPH_URL, ['https:']);
+  return {
+    ...tokenConfig,
+    applicationObjectId,
+    graphUrl: withoutTrailingSlash(graph),
+    // Real Graph tokens are for https://graph.microsoft.com; the emulator's Graph accepts the same.
+    graphScope: 'https://graph.microsoft.com/.default',
+  };
 }

@@ -19,6 +19,8 @@ import { CertificateTokenClient, TokenAcquisitionError } from './certificate-tok
 import { HttpsNetworkClient } from './https-network-client';
 import { json, rejectionOf, startHttpsServer, tempDir, type TestServer } from './test-servers.test-helpers';
 import { DevelopmentCa } from '@certflow/certs';
+import { startRedisServer } from '@certflow/testing';
+import { randomBytes } from 'node:crypto';
 
 const API_URI = 'api://certflow-orders-test';
 const SCOPE = `${API_URI}/.default`;
@@ -189,6 +191,41 @@ describe('partner worker against the Entra ID emulator', () => {
     expect(untrusted.stderr).toMatch(
       /UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT_LOCALLY|SELF_SIGNED_CERT_IN_CHAIN/,
     );
+  }, 60_000);
+
+  it('four built worker processes sharing a real Redis: one token request between them', async () => {
+    const redis = await startRedisServer();
+    try {
+      const env = {
+        ENTRA_INSTANCE: emulator.url,
+        PARTNER_TENANT_ID: emulator.tenantId,
+        PARTNER_CLIENT_ID: partner.appId,
+        PARTNER_SCOPE: SCOPE,
+        PARTNER_CERT_DIR: credential.directory,
+        PARTNER_CA_FILE: emulator.caCertificatePath,
+        PARTNER_REDIS_URL: redis.url,
+        PARTNER_CACHE_KEY: randomBytes(32).toString('base64'),
+      };
+      const runs = await Promise.all(
+        [1, 2, 3, 4].map(() => runBuiltCli(['token', 'get', '--json'], env, dir.path)),
+      );
+      expect(runs.map((r) => r.code)).toEqual([0, 0, 0, 0]);
+      const events = runs.flatMap((r) =>
+        r.stdout
+          .trim()
+          .split('\n')
+          .map((l) => JSON.parse(l) as Record<string, unknown>),
+      );
+      expect(events.filter((e) => e.event === 'assertion')).toHaveLength(1);
+      expect(
+        events
+          .filter((e) => e.event === 'token')
+          .map((e) => e.source)
+          .sort(),
+      ).toEqual(['network', 'shared', 'shared', 'shared']);
+    } finally {
+      await redis.stop();
+    }
   }, 60_000);
 
   describe('call through a token-validating API', () => {

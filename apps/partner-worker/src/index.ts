@@ -5,4 +5,6 @@ export * from './https-network-client';
 export * from './certificate-token-client';
 export * from './api-client';
 export * from './token-cache';
+export * from './shared-token-cache';
+export * from './rotation';
 export { runCli, USAGE, UsageError, type CliIo } from './cli';

@@ -6,6 +6,9 @@ export type CertificateErrorCode =
   | 'ERR_CERT_EXPIRED'
   | 'ERR_CERT_NOT_YET_VALID'
   | 'ERR_KEY_MALFORMED'
+  | 'ERR_KEY_ENCRYPTED'
+  | 'ERR_WRONG_PASSWORD'
+  | 'ERR_PKCS12_MALFORMED'
   | 'ERR_STATE_DAMAGED';
 
 export class CertificateError extends Error {

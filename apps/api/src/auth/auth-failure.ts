@@ -102,6 +102,8 @@ export class AuthFailure extends Error {
     if (message === 'secret or public key must be provided') {
       return AuthFailure.unauthorized('ERR_TOKEN_ALGORITHM', 'algorithm not accepted (RS256 only)');
     }
+    // A registered claim of the wrong type (exp or nbf not a number).
+    if (/^invalid (exp|nbf|iat) value/.test(message)) return AuthFailure.unauthorized('ERR_TOKEN_CLAIMS', message.replace(/ value$/, ' claim'));
     if (message.startsWith('jwt malformed') || message === 'invalid token') return AuthFailure.unauthorized('ERR_TOKEN_MALFORMED', 'malformed token');
     return AuthFailure.unauthorized('ERR_TOKEN_INVALID', 'invalid token');
   }

@@ -1,6 +1,8 @@
 /**
  * Global guard: every route needs a valid Entra access token unless marked `@Public()`.
- * It authenticates with this application's strategy, the `defaultStrategy` set by AuthModule.forRoot.
+ * A token that passed every check before and has not expired is taken from the
+ * {@link VerifiedTokenCache} at once; any other goes through this application's strategy
+ * (the `defaultStrategy` set by AuthModule.forRoot), which verifies it and fills the cache.
  */
 import { ExecutionContext, Inject, Injectable, Logger } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
@@ -8,6 +10,8 @@ import { AuthGuard, AuthModuleOptions } from '@nestjs/passport';
 import type { FastifyReply } from 'fastify';
 import { AuthFailure } from './auth-failure';
 import { PUBLIC_ROUTE } from './auth-decorators';
+import { bearerToken } from './entra-jwt.strategy';
+import { VerifiedTokenCache } from './verified-token-cache';
 
 @Injectable()
 export class EntraJwtAuthGuard extends AuthGuard() {
@@ -16,13 +20,23 @@ export class EntraJwtAuthGuard extends AuthGuard() {
   constructor(
     @Inject(Reflector) private readonly reflector: Reflector,
     @Inject(AuthModuleOptions) options: AuthModuleOptions,
+    @Inject(VerifiedTokenCache) private readonly verifiedTokens: VerifiedTokenCache,
   ) {
     super(options);
   }
 
   override canActivate(context: ExecutionContext) {
     const isPublic = this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [context.getHandler(), context.getClass()]);
-    return isPublic ? true : super.canActivate(context);
+    if (isPublic) return true;
+    const request = context.switchToHttp().getRequest<{ headers: Record<string, unknown>; user?: unknown }>();
+    // The same token string passed every check before (inspection, signature, issuer, audience, claims).
+    const token = bearerToken(request as never);
+    const verified = token ? this.verifiedTokens.lookup(token) : undefined;
+    if (verified) {
+      request.user = verified.principal;
+      return true;
+    }
+    return super.canActivate(context);
   }
 
   override handleRequest<TUser>(err: unknown, user: unknown, info: unknown, context: ExecutionContext): TUser {

@@ -6,8 +6,9 @@
  * 1. {@link inspectCompactJws}: size, compact form, header (RS256, typ JWT, kid, no key
  *    injection, no crit), JSON without duplicate members; the unverified `tid` must be a
  *    configured tenant (it picks whose JWKS to use) and `ver` an accepted version;
- * 2. a token verified before and not expired is taken from the {@link VerifiedTokenCache};
- * 3. otherwise passport-jwt (jsonwebtoken) verifies the RS256 signature with the tenant's key
+ * 2. (a token verified before and not expired never gets here: EntraJwtAuthGuard takes it
+ *    from the {@link VerifiedTokenCache});
+ * 3. passport-jwt (jsonwebtoken) verifies the RS256 signature with the tenant's key
  *    for `kid`, the issuer, audience, exp and nbf; then the claims are parsed by
  *    `@certflow/claims`, and the issuer must be the one of the token's own version and tenant.
  */
@@ -32,7 +33,7 @@ export const ENTRA_JWT_STRATEGY_NAME = Symbol('ENTRA_JWT_STRATEGY_NAME');
 /** Seconds of clock difference tolerated on exp/nbf between Entra ID and this host. */
 const CLOCK_TOLERANCE_SECONDS = 30;
 
-const bearerToken = ExtractJwt.fromAuthHeaderAsBearerToken();
+export const bearerToken = ExtractJwt.fromAuthHeaderAsBearerToken();
 
 interface PendingVerification extends InspectedJws {
   token: string;
@@ -56,7 +57,8 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
         const pending = this.pending.get(request);
         if (!pending) return done(AuthFailure.unauthorized('ERR_TOKEN_INVALID', 'invalid token'));
         this.signingKeys.keyFor(pending.tenantId, pending.header.kid).then(
-          (key) => done(null, key),
+          // jsonwebtoken takes a KeyObject as it is; passport-jwt's types only name strings and Buffers.
+          (key) => done(null, key as unknown as string),
           (err: unknown) => done(err),
         );
       },
@@ -89,8 +91,6 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
     } catch (err) {
       return this.fail(err, 401);
     }
-    const verified = this.verifiedTokens.lookup(token);
-    if (verified) return this.success(verified.principal);
     this.pending.set(request, { ...inspected, token, tenantId });
     super.authenticate(request as never, options);
   }

@@ -1,12 +1,28 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
+import { ApiOkResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { Public } from '../auth/auth-decorators';
+import { SigningKeys } from '../auth/signing-keys';
 
-@Controller('health')
+@ApiTags('health')
+@Controller()
 export class HealthController {
+  constructor(@Inject(SigningKeys) private readonly signingKeys: SigningKeys) {}
+
   /** Liveness, no token needed. */
   @Public()
-  @Get()
+  @ApiOkResponse({ description: 'the process is up' })
+  @Get('health')
   health(): { status: 'ok' } {
     return { status: 'ok' };
+  }
+
+  /** Readiness: the signing keys of every tenant are loaded (fetched now if they are not yet). */
+  @Public()
+  @ApiOkResponse({ description: 'signing keys loaded' })
+  @ApiServiceUnavailableResponse({ description: 'signing keys not loaded (JWKS unreachable)' })
+  @Get('ready')
+  async ready(): Promise<{ status: 'ready'; signingKeys: 'loaded' }> {
+    if (await this.signingKeys.ensureLoaded()) return { status: 'ready', signingKeys: 'loaded' };
+    throw new ServiceUnavailableException({ statusCode: 503, error: 'Service Unavailable', code: 'ERR_NOT_READY', status: 'not_ready', signingKeys: 'unavailable', message: 'signing keys are not loaded' });
   }
 }
