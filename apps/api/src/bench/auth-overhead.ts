@@ -1,0 +1,173 @@
+/**
+ * `npx nx run api:bench`: what token validation costs. In one process and one run it starts
+ * the Entra ID emulator (child process) and the API, then measures the throughput of the same
+ * orders listing behind authentication (a real access token, app role Orders.Read) and public,
+ * in alternating rounds of a fixed number of requests over keep-alive connections. Prints
+ * req/s of both and their ratio; the goal is a ratio of at least 0.9.
+ *
+ * The load generator shares the process (and the CPU) with the API, so it is kept as cheap as
+ * wrk: each connection writes a prebuilt request and reads the response by its Content-Length.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { startApi } from '../api-app';
+import { loadApiConfig } from '../config/api-config';
+import { BenchTwinModule } from './bench-twin.module';
+import { startBenchAuthority } from './emulator-process';
+
+const ROUNDS = 10;
+const REQUESTS_PER_ROUND = 3_000;
+const CONCURRENCY = 32;
+const WARM_UP_REQUESTS = 1_000;
+
+async function main(): Promise<void> {
+  const stateDir = mkdtempSync(join(tmpdir(), 'certflow-bench-'));
+  const emulatorMain = resolve(__dirname, '../../../../tools/entra-emulator/dist/main.js');
+  const authority = await startBenchAuthority(emulatorMain, stateDir);
+  const startBenchApi = (env: Record<string, string> = {}) =>
+    startApi(
+      loadApiConfig({
+        PORT: '0',
+        ENTRA_INSTANCE: authority.instance,
+        ENTRA_TENANT_ID: authority.tenantId,
+        API_AUDIENCES: authority.apiAppId,
+        ENTRA_CA_FILE: authority.caFile,
+        ...env,
+      }),
+      { logger: false, modules: [BenchTwinModule] },
+    );
+  const api = await startBenchApi();
+  // For reference only: the same API verifying the RSA signature on every request.
+  const uncachedApi = await startBenchApi({ API_TOKEN_CACHE_SIZE: '0' });
+  const open = (url: string) => Promise.all(Array.from({ length: CONCURRENCY }, () => KeepAliveConnection.open(new URL(url))));
+  const connections = await open(api.url);
+  const uncachedConnections = await open(uncachedApi.url);
+  try {
+    const targets = {
+      public: { path: '/bench/orders/public', headers: {} },
+      authenticated: { path: '/bench/orders/authenticated', headers: { authorization: `Bearer ${authority.accessToken}` } },
+    };
+    for (const target of Object.values(targets)) await run(connections, target, WARM_UP_REQUESTS);
+    const totals = { public: { requests: 0, ms: 0 }, authenticated: { requests: 0, ms: 0 } };
+    const roundRatios: number[] = [];
+    for (let round = 1; round <= ROUNDS; round++) {
+      // Alternate which goes first, so neither always runs on a warmer process.
+      const order = round % 2 === 1 ? (['public', 'authenticated'] as const) : (['authenticated', 'public'] as const);
+      const line: Record<string, number> = { round };
+      for (const name of order) {
+        const ms = await run(connections, targets[name], REQUESTS_PER_ROUND);
+        totals[name].requests += REQUESTS_PER_ROUND;
+        totals[name].ms += ms;
+        line[name] = Math.round((REQUESTS_PER_ROUND / ms) * 1000);
+      }
+      roundRatios.push(line['authenticated']! / line['public']!);
+      console.log(JSON.stringify({ event: 'round', ...line }));
+    }
+    const rate = (t: { requests: number; ms: number }) => (t.requests / t.ms) * 1000;
+    await run(uncachedConnections, targets.authenticated, WARM_UP_REQUESTS);
+    const uncachedMs = await run(uncachedConnections, targets.authenticated, REQUESTS_PER_ROUND);
+    const result = {
+      event: 'result',
+      publicReqPerSec: Math.round(rate(totals.public)),
+      authenticatedReqPerSec: Math.round(rate(totals.authenticated)),
+      ratio: Number((rate(totals.authenticated) / rate(totals.public)).toFixed(3)),
+      // Each round measures both back to back: the median of their ratios resists noise from other processes.
+      medianRoundRatio: Number(median(roundRatios).toFixed(3)),
+      uncachedAuthenticatedReqPerSec: Math.round((REQUESTS_PER_ROUND / uncachedMs) * 1000),
+      goal: 0.9,
+      rounds: ROUNDS,
+      requestsPerRound: REQUESTS_PER_ROUND,
+      concurrency: CONCURRENCY,
+    };
+    console.log(JSON.stringify(result));
+    console.log(
+      `public ${result.publicReqPerSec} req/s, authenticated ${result.authenticatedReqPerSec} req/s, ratio ${result.ratio}, median round ratio ${result.medianRoundRatio} (goal ≥ ${result.goal}); ` +
+        `without the verified-token cache ${result.uncachedAuthenticatedReqPerSec} req/s`,
+    );
+  } finally {
+    for (const connection of [...connections, ...uncachedConnections]) connection.close();
+    await api.close();
+    await uncachedApi.close();
+    await authority.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+/** Sends `total` GETs, one in flight per connection; every answer must be 200. Returns the elapsed ms. */
+async function run(connections: KeepAliveConnection[], target: { path: string; headers: Record<string, string> }, total: number): Promise<number> {
+  const head = Object.entries(target.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  const bytes = Buffer.from(`GET ${target.path} HTTP/1.1\r\nhost: bench\r\n${head}\r\n`, 'latin1');
+  let sent = 0;
+  const started = process.hrtime.bigint();
+  const lane = async (connection: KeepAliveConnection) => {
+    while (sent < total) {
+      sent++;
+      const status = await connection.send(bytes);
+      if (status !== 200) throw new Error(`${target.path} answered ${status}`);
+    }
+  };
+  await Promise.all(connections.map(lane));
+  return Number(process.hrtime.bigint() - started) / 1e6;
+}
+
+/** One keep-alive HTTP/1.1 connection; responses must carry Content-Length (Fastify's JSON replies do). */
+class KeepAliveConnection {
+  private buffered: Buffer = Buffer.alloc(0);
+  private pending: { resolve: (status: number) => void; reject: (err: Error) => void } | undefined;
+
+  private constructor(private readonly socket: Socket) {
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
+    socket.on('error', (err) => this.pending?.reject(err));
+    socket.on('close', () => this.pending?.reject(new Error('connection closed')));
+  }
+
+  static open(url: URL): Promise<KeepAliveConnection> {
+    return new Promise((resolve, reject) => {
+      const socket = connect(Number(url.port), url.hostname, () => resolve(new KeepAliveConnection(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  send(request: Buffer): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.pending = { resolve, reject };
+      this.socket.write(request);
+    });
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private receive(chunk: Buffer): void {
+    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
+    const headerEnd = this.buffered.indexOf('\r\n\r\n');
+    if (headerEnd < 0) return;
+    const head = this.buffered.toString('latin1', 0, headerEnd);
+    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
+    if (!length) {
+      this.pending?.reject(new Error('response without content-length'));
+      return;
+    }
+    const end = headerEnd + 4 + Number(length[1]);
+    if (this.buffered.length < end) return;
+    this.buffered = this.buffered.subarray(end);
+    const pending = this.pending;
+    this.pending = undefined;
+    pending?.resolve(Number(head.slice(9, 12)));
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`bench failed: ${(err as Error)?.stack ?? String(err)}`);
+  process.exitCode = 1;
+});
