@@ -2,7 +2,9 @@
  * The load suites. Each gets the running stack and the partner's token, runs bounded load,
  * and returns its measurements and the thresholds they break.
  */
-import { tokenRequestForm, partnerCertificate, type StackFile } from '@certflow/stack';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { GraphClient, NO_FAULTS, readEmulatorInfo } from '@certflow/entra-emulator';
+import { requestPartnerToken, tokenRequestForm, partnerCertificate, type StackFile } from '@certflow/stack';
 import { runLoad, type LoadResult } from './http-load';
 import { brokenThresholds } from './thresholds';
 import type { Profile } from './profiles';
@@ -102,7 +104,41 @@ async function gatewayThroughput(ctx: SuiteContext): Promise<SuiteResult> {
   };
 }
 
+/**
+ * The token endpoint goes down (every token request answered 503) in the middle of the load:
+ * calls with a token already held must not fail. The suite checks that the outage was real.
+ */
+async function idpOutage(ctx: SuiteContext): Promise<SuiteResult> {
+  const graph = await GraphClient.connect(readEmulatorInfo(ctx.file.stateDir));
+  const headers = { authorization: `Bearer ${ctx.token}` };
+  const third = ctx.profile.durationMs / 3;
+  const load = runLoad({ ...common(ctx), headers, url: `${ctx.file.gateway.url}/orders` });
+  let probe = 'no token request was made during the outage';
+  try {
+    await sleep(third);
+    await graph.setFaults({ outage: '503' });
+    probe = await requestPartnerToken(ctx.file).then(
+      () => 'a token request succeeded during the outage',
+      (err: Error) => (/HTTP 503/.test(err.message) ? 'ok' : `unexpected token error: ${err.message}`),
+    );
+    await sleep(third);
+  } finally {
+    await graph.setFaults(NO_FAULTS);
+  }
+  const measurements = [{ name: 'through the gateway, IdP down for the middle third', result: await load }];
+  const broken = check(ctx, measurements);
+  if (probe !== 'ok') broken.push(`the outage was not in effect: ${probe}`);
+  return {
+    suite: 'idp-outage',
+    description: 'authenticated calls through the gateway while the token endpoint answers 503 for the middle third',
+    measurements,
+    ratios: {},
+    broken,
+  };
+}
+
 export const SUITES: Record<string, (ctx: SuiteContext) => Promise<SuiteResult>> = {
   'token-endpoint': tokenEndpoint,
   'gateway-throughput': gatewayThroughput,
+  'idp-outage': idpOutage,
 };
