@@ -14,6 +14,9 @@ import {
 import { CertificateStore, CertificateStoreError, summarize } from './certificate-store';
 import { tempDir } from './test-servers.test-helpers';
 
+/** A PEM block with a body too short to be a key (built, so no key-looking literal sits in the repository). */
+const damagedPem = (label: string): string => `-----BEGIN ${label}-----\nAAAA\n-----END ${label}-----\n`;
+
 function storeError(fn: () => unknown): CertificateStoreError {
   try {
     fn();
@@ -40,7 +43,7 @@ describe('CertificateStore', () => {
     expect(mode(store.directory)).toBe(0o700);
     expect(mode(created.privateKeyPath)).toBe(0o600);
     const keyPem = readFileSync(created.privateKeyPath, 'utf8');
-    expect(keyPem).toMatch(/^-----BEGIN PRIVATE KEY-----/);
+    expect(keyPem).toMatch(/^-{5}BEGIN PRIVATE KEY-{5}/);
     const der = readFileSync(created.cerPath);
     expect(der[0]).toBe(0x30);
     expect(der.includes(Buffer.from('-----BEGIN'))).toBe(false);
@@ -144,7 +147,7 @@ describe('CertificateStore', () => {
     [
       'partner.key.pem',
       'privateKeyPath',
-      '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n',
+      damagedPem('PRIVATE KEY'),
       'ERR_KEY_MALFORMED',
     ],
   ] as const)('names a damaged %s', (file, key, content, code) => {
@@ -159,7 +162,7 @@ describe('CertificateStore', () => {
     store.create();
     writeFileSync(
       store.paths.privateKeyPath,
-      '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n',
+      damagedPem('ENCRYPTED PRIVATE KEY'),
     );
     const err = storeError(() => store.load());
     expect(err.code).toBe('ERR_KEY_ENCRYPTED');

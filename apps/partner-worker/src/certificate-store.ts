@@ -302,7 +302,7 @@ export class CertificateStore {
           this.paths.privateKeyPath,
         );
       }
-    } else if (stored.includes('-----BEGIN PRIVATE KEY-----')) {
+    } else if (/-{5}BEGIN PRIVATE KEY-{5}/.test(stored)) {
       privateKeyPem = stored;
     } else {
       throw new CertificateStoreError(

@@ -74,11 +74,11 @@ export function inspectCsr(csrPem: string): { commonName: string | undefined; ve
 }
 
 function keyObject(pem: string, passphrase?: string): KeyObject {
-  const encrypted = /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(pem);
+  const encrypted = /-{5}BEGIN ENCRYPTED PRIVATE KEY-{5}|Proc-Type: 4,ENCRYPTED/.test(pem);
   if (encrypted && (passphrase === undefined || passphrase === '')) {
     throw new CertificateError('ERR_KEY_ENCRYPTED', 'the private key is encrypted; a passphrase is needed');
   }
-  if (!/-----BEGIN (RSA |EC |ENCRYPTED )?PRIVATE KEY-----/.test(pem)) {
+  if (!/-{5}BEGIN (RSA |EC |ENCRYPTED )?PRIVATE KEY-{5}/.test(pem)) {
     throw new CertificateError(
       'ERR_KEY_MALFORMED',
       'no PEM private key (PKCS#1, PKCS#8 or encrypted PKCS#8) found',
@@ -112,7 +112,7 @@ export function encryptPrivateKey(pem: string, passphrase: string, currentPassph
 }
 
 export function isEncryptedPrivateKey(pem: string): boolean {
-  return /-----BEGIN ENCRYPTED PRIVATE KEY-----|Proc-Type: 4,ENCRYPTED/.test(pem);
+  return /-{5}BEGIN ENCRYPTED PRIVATE KEY-{5}|Proc-Type: 4,ENCRYPTED/.test(pem);
 }
 
 export interface Pkcs12Contents {
