@@ -8,7 +8,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authorizeGraphRequest, type GraphAuthContext } from './graph-auth';
 import { GraphError, graphErrors } from './graph-errors';
-import { BodyTooLargeError, mediaType, readBody, sendJson } from './http-io';
+import { headerValue, sendJson } from './http-io';
+import { readGraphJson } from './graph-body';
 import { newGuid } from './ids';
 import type { StoredSigningKey } from './state-store';
 
@@ -31,7 +32,7 @@ export async function handleAdminRequest(req: IncomingMessage, res: ServerRespon
     const method = req.method ?? 'GET';
     await authorizeGraphRequest(headerValue(req, 'authorization'), method === 'GET' ? 'read' : 'write', ctx);
     const segments = url.pathname.slice(ADMIN_PREFIX.length).split('/').filter((s) => s !== '');
-    const reply = await route(method, segments, () => readJson(req), ctx);
+    const reply = await route(method, segments, () => readGraphJson(req, BODY_LIMIT), ctx);
     sendJson(res, reply.status, reply.body, headers);
   } catch (err) {
     const error = err instanceof GraphError ? err : new GraphError(500, 'InternalServerError', 'The emulator failed to process the request.');
@@ -65,23 +66,4 @@ function signingKeysView(keys: readonly StoredSigningKey[], now: Date): Record<s
     .map((k) => ({ kid: k.kid, use: k.use ?? null, createdDateTime: k.createdDateTime, retireAfter: k.retireAfter ?? null }));
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  let raw: Buffer;
-  try {
-    raw = await readBody(req, BODY_LIMIT);
-  } catch (err) {
-    if (err instanceof BodyTooLargeError) throw graphErrors.payloadTooLarge(err.limit);
-    throw err;
-  }
-  if (mediaType(req) !== 'application/json') throw graphErrors.unreadableJson();
-  try {
-    return JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw graphErrors.unreadableJson();
-  }
-}
 
-function headerValue(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}

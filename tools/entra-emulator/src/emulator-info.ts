@@ -2,12 +2,11 @@
  * `<stateDir>/emulator.json`: how to reach and administer a running emulator. Rewritten on
  * every start (the port may change); mode 0600 because it holds the admin client secret.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@certflow/certs';
 import { EmulatorError } from './errors';
 import { isGuid } from './ids';
-import { damaged } from './state-store';
+import { readCheckedJson } from './state-store';
 
 export const INFO_FILE = 'emulator.json';
 
@@ -57,17 +56,7 @@ export function writeEmulatorInfo(stateDir: string, info: EmulatorInfo): void {
 
 /** The emulator.json of `stateDir`, if there is one; throws if it exists but is damaged. */
 export function readEmulatorInfoIfPresent(stateDir: string): EmulatorInfo | undefined {
-  const path = emulatorInfoPath(stateDir);
-  if (!existsSync(path)) return undefined;
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (err) {
-    throw damaged(path, `not valid JSON (${(err as Error).message})`, err);
-  }
-  const problem = describeProblem(parsed);
-  if (problem) throw damaged(path, problem);
-  return parsed as EmulatorInfo;
+  return readCheckedJson<EmulatorInfo>(emulatorInfoPath(stateDir), describeProblem);
 }
 
 /** Reads `<stateDir>/emulator.json`, written by a running (or earlier) emulator. */

@@ -25,7 +25,7 @@ import { TokenForm } from './form-body';
 import { ADMIN_PREFIX, handleAdminRequest } from './admin-api';
 import { GRAPH_PREFIX, handleGraphRequest } from './graph-api';
 import { isCrossOrigin, isPortalPath, servePortal } from './portal';
-import { BodyTooLargeError, mediaType, readBody, sendJson } from './http-io';
+import { BodyTooLargeError, headerValue, mediaType, readBody, sendJson } from './http-io';
 import { isGuid, newGuid } from './ids';
 import { completeSigningKeys, rotatedSigningKeys, SigningKeyCache, type KeyRing } from './signing-key-ring';
 import { signCompactJwt } from './signing-keys';
@@ -369,10 +369,6 @@ function correlationIdOf(req: IncomingMessage, url: URL): string {
   return isGuid(candidate) ? candidate.toLowerCase() : newGuid();
 }
 
-function headerValue(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
 
 /** Loads every stored key once at start, so a damaged one stops start-up naming the file. */
 function loadSigningKeys(stateDir: string, state: EmulatorState, cache: SigningKeyCache): void {

@@ -11,7 +11,8 @@ import { parseKeyCredentials } from './key-credentials';
 import { verifyProofOfPossession } from './proof-of-possession';
 import { GraphError, graphErrors } from './graph-errors';
 import { applicationView, appRoleAssignmentView, keyCredentialView, passwordCredentialView, project, servicePrincipalView } from './graph-shapes';
-import { BodyTooLargeError, mediaType, readBody, sendEmpty, sendJson } from './http-io';
+import { headerValue, sendEmpty, sendJson } from './http-io';
+import { readGraphJson } from './graph-body';
 import { isGuid, newGuid } from './ids';
 import type { StoredApplication } from './state-store';
 
@@ -53,7 +54,7 @@ export async function handleGraphRequest(req: IncomingMessage, res: ServerRespon
       segments: rest.map((s) => safeDecode(s)),
       query: url.searchParams,
       graphUrl: `${ctx.baseUrl}${GRAPH_PREFIX}`,
-      body: () => readJson(req),
+      body: () => readGraphJson(req, BODY_LIMIT),
       ctx,
     });
     if (reply.body === undefined) sendEmpty(res, reply.status, headers);
@@ -228,26 +229,7 @@ function filterBy<T extends object>(query: URLSearchParams, items: readonly T[],
   });
 }
 
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  let raw: Buffer;
-  try {
-    raw = await readBody(req, BODY_LIMIT);
-  } catch (err) {
-    if (err instanceof BodyTooLargeError) throw graphErrors.payloadTooLarge(err.limit);
-    throw err;
-  }
-  if (mediaType(req) !== 'application/json') throw graphErrors.unreadableJson();
-  try {
-    return JSON.parse(raw.toString('utf8'));
-  } catch {
-    throw graphErrors.unreadableJson();
-  }
-}
 
-function headerValue(req: IncomingMessage, name: string): string | undefined {
-  const value = req.headers[name];
-  return Array.isArray(value) ? value[0] : value;
-}
 
 function safeDecode(segment: string): string {
   try {

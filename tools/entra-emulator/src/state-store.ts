@@ -110,7 +110,18 @@ export function statePath(stateDir: string): string {
 
 /** The stored state, or `undefined` when the emulator has never run with this state directory. */
 export function loadState(stateDir: string): EmulatorState | undefined {
-  const path = statePath(stateDir);
+  return readCheckedJson<EmulatorState>(statePath(stateDir), describeProblem);
+}
+
+export function saveState(stateDir: string, state: EmulatorState): void {
+  writeFileAtomic(statePath(stateDir), `${JSON.stringify(state, null, 2)}\n`, 0o600);
+}
+
+/**
+ * A JSON file of the state directory, or `undefined` when it does not exist. A file that is not
+ * JSON, or that `describeProblem` finds fault with, is an error naming it; nothing is reset.
+ */
+export function readCheckedJson<T>(path: string, describeProblem: (parsed: unknown) => string | undefined): T | undefined {
   if (!existsSync(path)) return undefined;
   let parsed: unknown;
   try {
@@ -120,11 +131,7 @@ export function loadState(stateDir: string): EmulatorState | undefined {
   }
   const problem = describeProblem(parsed);
   if (problem) throw damaged(path, problem);
-  return parsed as EmulatorState;
-}
-
-export function saveState(stateDir: string, state: EmulatorState): void {
-  writeFileAtomic(statePath(stateDir), `${JSON.stringify(state, null, 2)}\n`, 0o600);
+  return parsed as T;
 }
 
 export function damaged(path: string, why: string, cause?: unknown): EmulatorError {
