@@ -27,7 +27,7 @@ export default [
   },
   {
     // Tests of an app may start real local infrastructure (the emulator, the gateway).
-    files: ['apps/**/*.spec.ts', 'apps/**/test/**/*.ts'],
+    files: ['apps/**/*.spec.ts', 'apps/**/*.test-helpers.ts', 'apps/**/test/**/*.ts'],
     rules: {
       '@nx/enforce-module-boundaries': [
         'error',

@@ -1,32 +1,24 @@
 /** Health, readiness (signing keys loaded) and the OpenAPI description, over real HTTP. */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
+import type { RunningEmulator } from '@certflow/entra-emulator';
 import { startApi, type RunningApi } from '../api-app';
 import { loadApiConfig } from '../config/api-config';
+import { startApiWithEmulator, type ApiWithEmulator } from '../testing/api-with-emulator.test-helpers';
 import { API_APP_ID } from '../testing/access-tokens.test-helpers';
 import { callApi } from '../testing/http.test-helpers';
 
-let stateDir: string;
 let emulator: RunningEmulator;
 let api: RunningApi;
+let stack: ApiWithEmulator | undefined;
 
 beforeAll(async () => {
-  stateDir = mkdtempSync(join(tmpdir(), 'certflow-api-health-'));
-  emulator = await startEmulator({ stateDir, port: 0 });
-  api = await startApi(
-    loadApiConfig({ PORT: '0', ENTRA_INSTANCE: emulator.url, ENTRA_TENANT_ID: emulator.tenantId, API_AUDIENCES: API_APP_ID, ENTRA_CA_FILE: emulator.caCertificatePath }),
-    { logger: false },
-  );
+  stack = await startApiWithEmulator('health');
+  ({ emulator, api } = stack);
 });
 
 afterAll(async () => {
-  await api?.close();
-  await emulator?.close();
-  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+  await stack?.close();
 });
 
 describe('GET /ready', () => {
