@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
 import {
   GraphClient,
@@ -86,21 +86,26 @@ describe('replicas sharing a real Redis', () => {
     await graph.addCertificate(provisioned.partner.objectId, readFileSync(credential.cerPath), 'test');
   }, 120_000);
 
+  // Replicas refresh ahead in the background and publish to the shared slot: stop each test's
+  // replicas before the next test counts token requests.
+  afterEach(async () => {
+    for (const c of closers.splice(0)) await c();
+  });
+
   afterAll(async () => {
-    for (const c of closers) await c();
     await emulator?.close();
     await redis?.stop();
     dir.remove();
   });
 
   /** One worker replica: its own MSAL, network client, local TokenCache, and the shared Redis tier. */
-  function replica(name: string, scope = SCOPE) {
+  function replica(name: string) {
     const network = new HttpsNetworkClient({ ca: caPem });
     const msal = new CertificateTokenClient({
       entraInstance: emulator.url,
       tenantId: emulator.tenantId,
       clientId: partnerAppId,
-      scope,
+      scope: SCOPE,
       credential,
       networkClient: network,
     });
@@ -118,7 +123,7 @@ describe('replicas sharing a real Redis', () => {
       shared.close();
       network.close();
     });
-    const key: TokenKey = { authority: msal.authority, clientId: partnerAppId, scope };
+    const key: TokenKey = { authority: msal.authority, clientId: partnerAppId, scope: SCOPE };
     return {
       cache,
       shared,
@@ -151,8 +156,7 @@ describe('replicas sharing a real Redis', () => {
   });
 
   it('four replicas over two refresh cycles: every token request is shared by all', async () => {
-    const scope = `${API_URI}/.default`;
-    const replicas = ['r1', 'r2', 'r3', 'r4'].map((n) => replica(n, scope));
+    const replicas = ['r1', 'r2', 'r3', 'r4'].map((n) => replica(n));
     // Start cold from a clean slot so that this test counts only its own requests.
     const client = new Redis(redis.url);
     await client.flushall();
@@ -170,8 +174,10 @@ describe('replicas sharing a real Redis', () => {
     }
     const posts = replicas.reduce((n, r) => n + r.posts, 0);
     const all = new Set(seen.flatMap((s) => [...s]));
-    // One token request per generation of tokens, however many replicas.
-    expect(posts).toBe(all.size);
+    // One token request per generation of tokens, however many replicas; a background refresh
+    // may have gone out just before the loop stopped, its token not yet seen.
+    expect(posts).toBeGreaterThanOrEqual(all.size);
+    expect(posts).toBeLessThanOrEqual(all.size + 1);
     expect(posts).toBeLessThan(replicas.length * 3);
     expect(replicas.reduce((n, r) => n + r.shared.stats.sharedHits, 0)).toBeGreaterThan(0);
     expect(firstExpiry).toBeGreaterThan(0);
