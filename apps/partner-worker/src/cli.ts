@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exportPkcs12, keyCredentialFor, writeFileAtomic } from '@certflow/certs';
-import { decodeJwt } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { ApiClient } from './api-client';
 import {
   CertificateStore,
@@ -37,12 +37,15 @@ import {
   readRotationConfig,
   readTokenConfig,
   type Env,
+  type RotationConfig,
   type TokenConfig,
 } from './config';
 import { HttpsNetworkClient, type DecodedAssertion } from './https-network-client';
-import { rotateCertificate } from './rotation';
+import { redact, startFacade } from './facade';
+import { rotateCertificate, type RotationResult } from './rotation';
 import { SharedTokenCache } from './shared-token-cache';
 import { CachedTokenProvider, TokenCache, type TokenFetcher } from './token-cache';
+import { PartnerWorker } from './worker';
 
 export const USAGE = `Usage: partner-worker <command> [options]
 
@@ -70,33 +73,47 @@ Commands:
                       a new key (kept as partner.pending.key.pem) and a CSR to send to your CA;
                       then "cert import --cert issued.crt"
   token get [--json]  get an access token and print its decoded claims (never the token)
+  token decode [TOKEN] [--json]
+                      decode a JWT given as argument or on stdin: header and claims, NOT verified
   call <path> [--times N] [--json]
                       call the API at PARTNER_API_BASE_URL + path with a bearer token, N times
-  help                show this text
+  serve [--port N] [--host H]
+                      HTTP facade for load tests: GET /call/<path>, /metrics, /health, POST /rotate;
+                      prints {"event":"serving","url":"http://H:PORT"} once listening
+  run --path P [--interval-ms N] [--times N] [--metrics-port N]
+                      the long-running worker: calls the API path every N ms, JSON lines on stdout
+  help [command]      show this text, or one command's (also: <command> --help)
 
 Options:
   --common-name CN    certificate subject CN (default ${DEFAULT_COMMON_NAME})
   --days N            validity in days, 1 to ${MAX_VALIDITY_DAYS} (default ${DEFAULT_VALIDITY_DAYS})
   --force             replace an existing key pair
-  --times N           number of calls (default 1)
+  --times N           number of calls (call: default 1; run: default until stopped)
   --json              one JSON object per line on stdout
+  --port N, --host H  where serve listens (default 127.0.0.1, port 0 = any free port)
+  --path P            the API path run calls, e.g. /orders
+  --interval-ms N     pause between run's calls (default 10000)
+  --metrics-port N    run also serves /metrics and /health on 127.0.0.1:N (0 = any free port)
 
 Environment:
   ENTRA_INSTANCE        authority host (default https://login.microsoftonline.com)
   PARTNER_TENANT_ID     tenant GUID                     (token get, call)
   PARTNER_CLIENT_ID     the partner app's client id     (token get, call)
   PARTNER_SCOPE         e.g. api://certflow-orders/.default (token get, call)
-  PARTNER_API_BASE_URL  the API through the gateway     (call)
+  PARTNER_API_BASE_URL  the API through the gateway     (call, serve, run)
   PARTNER_CERT_DIR      key and certificate directory (default .certflow/partner)
   PARTNER_CA_FILE       extra CA (PEM) trusted for the authority and the API
   PARTNER_KEY_PASSPHRASE  keep the private key encrypted at rest with it (8+ characters)
   PARTNER_CERT_EXPIRY_WARNING_DAYS  warn when fewer days are left (default 30)
   PARTNER_PFX_PASSWORD  password for cert export --format pfx and cert import --pfx
   PARTNER_IMPORT_KEY_PASSPHRASE  passphrase of an encrypted key given to cert import --key
-  PARTNER_APP_OBJECT_ID the partner application's object id (cert rotate)
+  PARTNER_APP_OBJECT_ID the partner application's object id (cert rotate; serve's POST /rotate)
   PARTNER_GRAPH_URL     Graph base URL (default https://graph.microsoft.com/v1.0)
   PARTNER_REDIS_URL     redis://… : replicas share one token (optional)
   PARTNER_CACHE_KEY     32 random bytes (base64 or hex): encrypts tokens in Redis (with PARTNER_REDIS_URL)
+
+serve and run pick up a certificate rotated by another process (files in PARTNER_CERT_DIR)
+without a restart; SIGTERM or SIGINT stops them gracefully.
 
 Exit status: 0 success, 1 failure, 2 usage error.`;
 
@@ -105,6 +122,10 @@ export interface CliIo {
   cwd: string;
   stdout(line: string): void;
   stderr(line: string): void;
+  /** Reads all of stdin (token decode without an argument). */
+  readStdin?(): Promise<string>;
+  /** Aborted on SIGTERM/SIGINT: serve and run stop gracefully. Without it they run until killed. */
+  stop?: AbortSignal;
 }
 
 export class UsageError extends Error {
@@ -125,6 +146,11 @@ interface Flags {
   cert?: string;
   key?: string;
   'old-key-id'?: string;
+  port?: string;
+  host?: string;
+  path?: string;
+  'interval-ms'?: string;
+  'metrics-port'?: string;
   help: boolean;
 }
 
@@ -140,6 +166,11 @@ const OPTIONS = {
   cert: { type: 'string' },
   key: { type: 'string' },
   'old-key-id': { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  path: { type: 'string' },
+  'interval-ms': { type: 'string' },
+  'metrics-port': { type: 'string' },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -152,7 +183,10 @@ const ALLOWED: Record<string, (keyof Flags)[]> = {
   'cert csr': ['common-name', 'out', 'json'],
   'cert rotate': ['days', 'common-name', 'old-key-id', 'json'],
   'token get': ['json'],
+  'token decode': ['json'],
   call: ['json', 'times'],
+  serve: ['port', 'host'],
+  run: ['path', 'interval-ms', 'times', 'metrics-port'],
 };
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, max: number): number {
@@ -189,13 +223,15 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return 2;
   }
   if (values.help || positionals[0] === 'help') {
-    io.stdout(USAGE);
+    const words = positionals[0] === 'help' ? positionals.slice(1) : positionals;
+    io.stdout(commandHelp(words) ?? USAGE);
     return 0;
   }
 
   try {
     const [group, sub, ...rest] = positionals;
-    const command = group === 'call' ? 'call' : `${group ?? ''} ${sub ?? ''}`.trim();
+    const single = group === 'call' || group === 'serve' || group === 'run';
+    const command = single ? group : `${group ?? ''} ${sub ?? ''}`.trim();
     const allowed = ALLOWED[command];
     if (!allowed)
       throw new UsageError(
@@ -206,7 +242,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       if (given && flag !== 'help' && !allowed.includes(flag as keyof Flags))
         throw new UsageError(`${command} does not take --${flag}`);
     }
-    const extra = command === 'call' ? positionals.slice(2) : rest;
+    const extra =
+      command === 'call'
+        ? positionals.slice(2)
+        : command === 'serve' || command === 'run'
+          ? positionals.slice(1)
+          : command === 'token decode'
+            ? rest.slice(1)
+            : rest;
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
 
     const emit: Emit = (event) => io.stdout(JSON.stringify(event));
@@ -225,6 +268,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return await certRotate(io, values, emit);
       case 'token get':
         return await tokenGet(io, values.json, emit);
+      case 'token decode':
+        return await tokenDecode(io, rest[0], values.json, emit);
+      case 'serve':
+        return await serve(io, values);
+      case 'run':
+        return await runWorker(io, values, emit);
       default: {
         const path = sub;
         if (path === undefined) throw new UsageError('call needs a path, e.g. call /orders');
@@ -419,6 +468,44 @@ async function certRotate(io: CliIo, values: Flags, emit: Emit): Promise<number>
   const config = readRotationConfig(io.env, io.cwd);
   const store = new CertificateStore(config.certDir);
   const current = store.load(new Date(), config.keyPassphrase);
+  const result = await rotateWithGraph(config, store, current, {
+    days,
+    ...(values['common-name'] ? { commonName: values['common-name'] } : {}),
+    ...(oldKeyId ? { oldKeyId } : {}),
+    log: (m) => io.stderr(`partner-worker: ${m}`),
+  });
+  if (values.json)
+    emit({
+      event: 'rotation',
+      ...result,
+      ...(result.status === 'rotated'
+        ? { credential: undefined, certificate: summarize(result.credential) }
+        : {}),
+    });
+  else io.stdout(result.message);
+  if (result.status === 'refused') {
+    io.stderr(`partner-worker: error: ${result.message}`);
+    return 1;
+  }
+  return 0;
+}
+
+/**
+ * Rotation through Graph addKey/removeKey with the partner's own Graph token (client credentials
+ * with its current certificate): `cert rotate`, and serve's POST /rotate (which switches in process).
+ */
+async function rotateWithGraph(
+  config: RotationConfig,
+  store: CertificateStore,
+  current: PartnerCredential,
+  options: {
+    days?: number;
+    commonName?: string;
+    oldKeyId?: string;
+    onSwitch?: (next: PartnerCredential) => void;
+    log: (message: string) => void;
+  },
+): Promise<RotationResult> {
   const network = new HttpsNetworkClient(config.caPem ? { ca: config.caPem } : {});
   const graphTokens = new CertificateTokenClient({
     ...config,
@@ -432,31 +519,18 @@ async function certRotate(io: CliIo, values: Flags, emit: Emit): Promise<number>
     ...(config.caPem ? { ca: config.caPem } : {}),
   });
   try {
-    const result = await rotateCertificate({
+    return await rotateCertificate({
       store,
       current,
       applicationObjectId: config.applicationObjectId,
       graph,
-      days,
-      ...(values['common-name'] ? { commonName: values['common-name'] } : {}),
-      ...(oldKeyId ? { oldKeyId } : {}),
+      ...(options.days ? { days: options.days } : {}),
+      ...(options.commonName ? { commonName: options.commonName } : {}),
+      ...(options.oldKeyId ? { oldKeyId: options.oldKeyId } : {}),
       ...(config.keyPassphrase ? { passphrase: config.keyPassphrase } : {}),
-      log: (m) => io.stderr(`partner-worker: ${m}`),
+      ...(options.onSwitch ? { onSwitch: options.onSwitch } : {}),
+      log: options.log,
     });
-    if (values.json)
-      emit({
-        event: 'rotation',
-        ...result,
-        ...(result.status === 'rotated'
-          ? { credential: undefined, certificate: summarize(result.credential) }
-          : {}),
-      });
-    else io.stdout(result.message);
-    if (result.status === 'refused') {
-      io.stderr(`partner-worker: error: ${result.message}`);
-      return 1;
-    }
-    return 0;
   } finally {
     graph.close();
     network.close();
@@ -563,5 +637,258 @@ async function call(io: CliIo, path: string, times: number, json: boolean, emit:
   } finally {
     api.close();
     session.close();
+  }
+}
+
+const COMMAND_HELP: Record<string, string> = {
+  serve: `Usage: partner-worker serve [--port N] [--host H]
+
+A small HTTP facade for load tests. Once listening it prints exactly one line on stdout:
+  {"event":"serving","url":"http://127.0.0.1:PORT"}
+Logs go to stderr. Routes:
+  GET  /call/<api path and query>  a token from certflow's cache (and the shared Redis tier with
+                                    PARTNER_REDIS_URL), then GET PARTNER_API_BASE_URL + path;
+                                    answers with the upstream status and body. No answer:
+                                    502 {"error":"token_unavailable"|"upstream_failed","reason":…},
+                                    504 {"error":"upstream_timeout","reason":…}; 400 invalid_path
+  GET  /metrics                    Prometheus text: token cache hits/misses, token requests,
+                                    refreshes, shared hits/fallbacks, calls by outcome and status,
+                                    call latency, certificate days until expiry and expiring gauge
+  GET  /health                     {"status":"ok","certificate":{…}}
+  POST /rotate                     loopback clients only: rotate the certificate in process
+                                    (needs PARTNER_APP_OBJECT_ID), switch without a restart
+  anything else                    404 {"error":"not_found"}
+A certificate rotated by another process (cert rotate) is picked up from PARTNER_CERT_DIR without
+a restart; damaged or half-written files are ignored with a log line. SIGTERM/SIGINT: graceful stop.
+
+Options:
+  --port N   0 to 65535 (default 0: any free port)
+  --host H   address to listen on (default 127.0.0.1)
+Needs PARTNER_TENANT_ID, PARTNER_CLIENT_ID, PARTNER_SCOPE, PARTNER_API_BASE_URL (see help).`,
+  run: `Usage: partner-worker run --path P [--interval-ms N] [--times N] [--metrics-port N]
+
+The long-running worker: GET PARTNER_API_BASE_URL + P every N ms (default 10000) until stopped
+(SIGTERM/SIGINT) or --times calls were made. One JSON object per line on stdout:
+  {"event":"started","path":…,"intervalMs":…,"certificate":{…}}
+  {"event":"warning","reason":"certificate-expiring","daysUntilExpiry":…,"notAfter":…}
+  {"event":"response","n":1,"status":200,"ms":12.3}
+  {"event":"call-failed","n":2,"reason":…}
+  {"event":"certificate-switched","certificate":{…}}
+  {"event":"stopped","calls":…,"failed":…}
+It refuses to start with an expired certificate, and warns (stderr, event, metric) when fewer than
+PARTNER_CERT_EXPIRY_WARNING_DAYS (default 30) days are left. A certificate rotated by another
+process is picked up without a restart. With --metrics-port it also serves GET /metrics and
+GET /health on 127.0.0.1. Exit status 0 when every call answered 2xx, 1 otherwise.`,
+  'token decode': `Usage: partner-worker token decode [TOKEN] [--json]
+
+Decodes a JWT given as the argument or on stdin and prints its header and claims (times shown as
+dates too). Nothing is verified: neither the signature nor the issuer, audience or lifetime, so the
+output must not be trusted as proof of anything. The signature is never printed.
+With --json: {"event":"decoded","verified":false,"header":{…},"claims":{…},"expired":bool}.`,
+};
+
+function commandHelp(words: string[]): string | undefined {
+  const [group, sub] = words;
+  if (group === undefined) return undefined;
+  return COMMAND_HELP[group] ?? (sub !== undefined ? COMMAND_HELP[`${group} ${sub}`] : undefined);
+}
+
+function portNumber(name: string, raw: string | undefined): number {
+  if (raw === undefined) return 0;
+  if (!/^\d+$/.test(raw) || Number(raw) > 65_535)
+    throw new UsageError(`--${name} must be a port number from 0 to 65535, got "${raw}"`);
+  return Number(raw);
+}
+
+/** Resolves when `signal` aborts (never without a signal). */
+function stopped(signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    if (!signal) return;
+    if (signal.aborted) return resolve();
+    signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+}
+
+async function tokenDecode(
+  io: CliIo,
+  argument: string | undefined,
+  json: boolean,
+  emit: Emit,
+): Promise<number> {
+  let token = argument;
+  if (token === undefined) {
+    if (!io.readStdin) throw new UsageError('token decode needs a token as argument or on stdin');
+    token = await io.readStdin();
+  }
+  token = token.trim().replace(/^Bearer\s+/i, '');
+  if (token === '') throw new UsageError('token decode needs a token as argument or on stdin');
+  const parts = token.split('.');
+  if (parts.length === 5)
+    throw new Error('this is an encrypted token (JWE): it cannot be decoded without the key');
+  if (parts.length !== 3)
+    throw new Error(`not a JWT: expected three dot-separated parts, got ${parts.length}`);
+  let header: Record<string, unknown>;
+  let claims: Record<string, unknown>;
+  try {
+    header = decodeProtectedHeader(token) as Record<string, unknown>;
+    claims = decodeJwt(token) as Record<string, unknown>;
+  } catch (err) {
+    throw new Error(`not a JWT: ${(err as Error).message}`);
+  }
+  const exp = typeof claims.exp === 'number' ? claims.exp : undefined;
+  const expired = exp !== undefined ? exp * 1000 <= Date.now() : undefined;
+  if (json) {
+    emit({
+      event: 'decoded',
+      verified: false,
+      header,
+      claims,
+      ...(expired !== undefined ? { expired } : {}),
+    });
+    return 0;
+  }
+  const times = ['iat', 'nbf', 'exp']
+    .filter((c) => typeof claims[c] === 'number')
+    .map((c) => `  ${c.padEnd(4)} ${new Date((claims[c] as number) * 1000).toISOString()}`);
+  io.stdout(
+    [
+      'NOT VERIFIED: decoded only; the signature, issuer, audience and lifetime were not checked.',
+      `header:\n${JSON.stringify(header, null, 2)}`,
+      `claims:\n${JSON.stringify(claims, null, 2)}`,
+      ...(times.length ? ['times (UTC):', ...times] : []),
+      ...(expired ? ['this token has expired'] : []),
+    ].join('\n'),
+  );
+  return 0;
+}
+
+function certificateEvent(status: ReturnType<PartnerWorker['certificateStatus']>): Record<string, unknown> {
+  return { ...status };
+}
+
+async function serve(io: CliIo, values: Flags): Promise<number> {
+  const port = portNumber('port', values.port);
+  const host = values.host ?? '127.0.0.1';
+  if (host.trim() === '' || /\s/.test(host)) throw new UsageError(`--host must be an address, got "${host}"`);
+  const config = readPartnerConfig(io.env, io.cwd);
+  // Checked at start-up too: POST /rotate is on only when PARTNER_APP_OBJECT_ID is set (and valid).
+  const rotationConfig = io.env['PARTNER_APP_OBJECT_ID']?.trim()
+    ? readRotationConfig(io.env, io.cwd)
+    : undefined;
+  const log = (m: string) => io.stderr(`partner-worker: ${m}`);
+  const worker = new PartnerWorker({ config, log });
+  try {
+    warnIfExpiring(worker, log);
+    const facade = await startFacade({
+      worker,
+      host,
+      port,
+      log,
+      ...(rotationConfig
+        ? {
+            rotate: () =>
+              rotateWithGraph(rotationConfig, worker.store, worker.credential, {
+                onSwitch: (next) => worker.switchCredential(next),
+                log,
+              }),
+          }
+        : {
+            rotateUnavailableReason: 'set PARTNER_APP_OBJECT_ID (and PARTNER_GRAPH_URL) to rotate in process',
+          }),
+    });
+    io.stdout(JSON.stringify({ event: 'serving', url: facade.url }));
+    await stopped(io.stop);
+    log('stopping: finishing the requests in progress');
+    await facade.close(5_000);
+    log('stopped');
+    return 0;
+  } finally {
+    worker.close();
+  }
+}
+
+function warnIfExpiring(worker: PartnerWorker, log: (m: string) => void): boolean {
+  const status = worker.certificateStatus();
+  if (status.expiring)
+    log(
+      `warning: the certificate expires in ${status.daysUntilExpiry} days (${status.notAfter}); rotate it soon (warning threshold PARTNER_CERT_EXPIRY_WARNING_DAYS)`,
+    );
+  return status.expiring;
+}
+
+async function runWorker(io: CliIo, values: Flags, emit: Emit): Promise<number> {
+  const path = values.path;
+  if (path === undefined) throw new UsageError('run needs --path, e.g. run --path /orders');
+  if (!path.startsWith('/')) throw new UsageError(`--path must start with "/", got "${path}"`);
+  const intervalMs =
+    values['interval-ms'] === undefined
+      ? 10_000
+      : positiveInt('interval-ms', values['interval-ms'], 10_000, 86_400_000);
+  const times = values.times === undefined ? Infinity : positiveInt('times', values.times, 1, 1_000_000_000);
+  const metricsPort =
+    values['metrics-port'] === undefined ? undefined : portNumber('metrics-port', values['metrics-port']);
+  const config = readPartnerConfig(io.env, io.cwd);
+  const log = (m: string) => io.stderr(`partner-worker: ${m}`);
+  const worker = new PartnerWorker({
+    config,
+    log,
+    onCertificateSwitched: () =>
+      emit({ event: 'certificate-switched', certificate: certificateEvent(worker.certificateStatus()) }),
+  });
+  let facade: Awaited<ReturnType<typeof startFacade>> | undefined;
+  let calls = 0;
+  let failed = 0;
+  try {
+    worker.api.urlFor(path); // a path that leaves the API base URL is refused before any call
+    emit({
+      event: 'started',
+      path,
+      intervalMs,
+      ...(Number.isFinite(times) ? { times } : {}),
+      certificate: certificateEvent(worker.certificateStatus()),
+    });
+    if (metricsPort !== undefined) {
+      facade = await startFacade({ worker, port: metricsPort, routes: 'observability', log });
+      emit({ event: 'metrics', url: facade.url });
+    }
+    let warned = false;
+    const stop = stopped(io.stop);
+    let stopping = false;
+    void stop.then(() => (stopping = true));
+    while (!stopping && calls < times) {
+      if (!warned && warnIfExpiring(worker, log)) {
+        const status = worker.certificateStatus();
+        emit({
+          event: 'warning',
+          reason: 'certificate-expiring',
+          daysUntilExpiry: status.daysUntilExpiry,
+          notAfter: status.notAfter,
+        });
+        warned = true;
+      }
+      calls++;
+      try {
+        const answer = await worker.call(path);
+        emit({
+          event: 'response',
+          n: calls,
+          status: answer.status,
+          ms: Math.round(answer.seconds * 10_000) / 10,
+        });
+        if (answer.status < 200 || answer.status >= 300) failed++;
+      } catch (err) {
+        failed++;
+        emit({ event: 'call-failed', n: calls, reason: redact((err as Error).message) });
+      }
+      if (calls >= times || stopping) break;
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([stop, new Promise<void>((r) => (timer = setTimeout(r, intervalMs)))]);
+      clearTimeout(timer);
+    }
+    emit({ event: 'stopped', calls, failed });
+    return failed === 0 ? 0 : 1;
+  } finally {
+    await facade?.close(1_000);
+    worker.close();
   }
 }

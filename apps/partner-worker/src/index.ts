@@ -8,3 +8,7 @@ export * from './token-cache';
 export * from './shared-token-cache';
 export * from './rotation';
 export { runCli, USAGE, UsageError, type CliIo } from './cli';
+export * from './metrics';
+export * from './credential-watcher';
+export * from './worker';
+export * from './facade';

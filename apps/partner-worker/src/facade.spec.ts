@@ -1,0 +1,526 @@
+/**
+ * `serve` and `run` against the real Entra ID emulator (real MSAL, real TLS, certificates made
+ * here) and a real HTTP API that verifies every bearer token's signature against the emulator's
+ * JWKS. The built CLI runs as separate processes, as a partner runs it; `cert rotate` runs in yet
+ * another process while `serve` takes continuous calls.
+ */
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { get as httpsGet } from 'node:https';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import {
+  GraphClient,
+  provisionApiAndPartner,
+  startEmulator,
+  type RunningEmulator,
+} from '@certflow/entra-emulator';
+import { CertificateStore, type PartnerCredential } from './certificate-store';
+import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
+import { readPartnerConfig } from './config';
+import { startFacade, type RunningFacade } from './facade';
+import { HttpsNetworkClient } from './https-network-client';
+import { json, rejectionOf, startHttpServer, tempDir, type TestServer } from './test-servers.test-helpers';
+import { PartnerWorker } from './worker';
+
+const API_URI = 'api://certflow-facade-test';
+const SCOPE = `${API_URI}/.default`;
+const LIFETIME_S = 8;
+const PROJECT = resolve(__dirname, '..');
+const WORKSPACE = resolve(PROJECT, '../..');
+const MAIN = join(PROJECT, 'dist', 'main.js');
+
+function fetchJson(url: string, ca: string): Promise<unknown> {
+  return new Promise((done, reject) => {
+    httpsGet(url, { ca }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => done(JSON.parse(text)));
+    }).on('error', reject);
+  });
+}
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  text: string;
+}
+
+function http(method: string, url: string, headers: Record<string, string> = {}): Promise<Answer> {
+  return new Promise((done, reject) => {
+    const req = httpRequest(url, { method, headers }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => done({ status: res.statusCode ?? 0, headers: res.headers, text }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Sum of a metric's samples whose label text contains `labels` (all samples without it). */
+function metric(text: string, name: string, labels = ''): number {
+  let total = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (m && m[1] === name && (m[2] ?? '').includes(labels)) total += Number(m[3]);
+  }
+  return total;
+}
+
+async function until(what: string, check: () => boolean | Promise<boolean>, limitMs = 20_000): Promise<void> {
+  const deadline = Date.now() + limitMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** A child process of the built CLI, with its stdout lines and stderr lines collected. */
+interface CliProcess {
+  child: ChildProcessWithoutNullStreams;
+  stdout: string[];
+  stderr: string[];
+  exited: Promise<number | null>;
+}
+
+function startCli(args: string[], env: NodeJS.ProcessEnv, cwd: string): CliProcess {
+  // A clean environment: nothing inherited may make it pass (e.g. NODE_EXTRA_CA_CERTS).
+  const child = spawn(process.execPath, [MAIN, ...args], { cwd, env: { PATH: process.env.PATH, ...env } });
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  createInterface({ input: child.stdout }).on('line', (l) => stdout.push(l));
+  createInterface({ input: child.stderr }).on('line', (l) => stderr.push(l));
+  const exited = new Promise<number | null>((done) => child.once('close', (code) => done(code)));
+  return { child, stdout, stderr, exited };
+}
+
+describe('serve and run against the emulator and a verifying API', () => {
+  const dir = tempDir();
+  let emulator: RunningEmulator;
+  let admin: GraphClient;
+  let partner: { appId: string; objectId: string };
+  let apiAppId: string;
+  let caPem: string;
+  let api: TestServer;
+  /** Every bearer token the API accepted, and how many it refused. */
+  const seenTokens = new Set<string>();
+  let refused = 0;
+  let apiUp = true;
+  const closers: (() => void | Promise<void>)[] = [];
+
+  beforeAll(async () => {
+    execFileSync(
+      process.execPath,
+      [join(WORKSPACE, 'node_modules/typescript/bin/tsc'), '-b', join(PROJECT, 'tsconfig.build.json')],
+      { cwd: WORKSPACE, stdio: 'pipe' },
+    );
+    emulator = await startEmulator({ stateDir: join(dir.path, 'state'), tokenLifetimeSeconds: LIFETIME_S });
+    caPem = readFileSync(emulator.caCertificatePath, 'utf8');
+    admin = await GraphClient.connect(emulator);
+    const provisioned = await provisionApiAndPartner(admin, {
+      apiDisplayName: 'facade test API',
+      apiIdentifierUri: API_URI,
+      roles: ['Orders.Read'],
+      partnerDisplayName: 'facade test partner',
+      grantRoles: ['Orders.Read'],
+    });
+    partner = provisioned.partner;
+    apiAppId = provisioned.api.appId;
+    const jwks = createLocalJWKSet((await fetchJson(emulator.jwksUri, caPem)) as JSONWebKeySet);
+    api = await startHttpServer(async (req, _body, res) => {
+      if (!apiUp) return void req.socket.destroy();
+      const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+      let azp: unknown;
+      try {
+        ({
+          payload: { azp },
+        } = await jwtVerify(token ?? '', jwks, { issuer: emulator.issuer, audience: apiAppId }));
+      } catch {
+        refused++;
+        return json(res, 401, { error: 'invalid_token' });
+      }
+      seenTokens.add(token!);
+      const teapot = /^\/status\/(\d{3})$/.exec(req.url ?? '');
+      if (teapot) return json(res, Number(teapot[1]), { status: Number(teapot[1]) });
+      if (req.url?.startsWith('/text'))
+        return void res.writeHead(200, { 'content-type': 'text/plain' }).end('plain words');
+      json(res, 200, { orders: [{ id: 1 }], caller: azp, url: req.url });
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    for (const close of closers.reverse()) await close();
+    await api?.close();
+    admin?.close();
+    await emulator?.close();
+    dir.remove();
+  });
+
+  /** A fresh certificate directory with a certificate registered for the partner. */
+  async function registeredCertificate(name: string, opts: { days?: number } = {}) {
+    const store = new CertificateStore(join(dir.path, name));
+    const credential = store.create({ commonName: `facade-${name}`, ...opts });
+    const uploaded = await admin.addCertificate(partner.objectId, readFileSync(credential.cerPath), name);
+    return { store, credential, keyId: uploaded.keyId };
+  }
+
+  function env(certDir: string, extra: Record<string, string> = {}): Record<string, string> {
+    return {
+      ENTRA_INSTANCE: emulator.url,
+      PARTNER_TENANT_ID: emulator.tenantId,
+      PARTNER_CLIENT_ID: partner.appId,
+      PARTNER_SCOPE: SCOPE,
+      PARTNER_API_BASE_URL: api.url,
+      PARTNER_CERT_DIR: certDir,
+      PARTNER_CA_FILE: emulator.caCertificatePath,
+      ...extra,
+    };
+  }
+
+  function tokenClient(credential: PartnerCredential) {
+    const network = new HttpsNetworkClient({ ca: caPem });
+    closers.push(() => network.close());
+    return new CertificateTokenClient({
+      entraInstance: emulator.url,
+      tenantId: emulator.tenantId,
+      clientId: partner.appId,
+      scope: SCOPE,
+      credential,
+      networkClient: network,
+    });
+  }
+
+  async function inProcess(certDir: string) {
+    const logs: string[] = [];
+    const assertions: Record<string, unknown>[] = [];
+    const worker = new PartnerWorker({
+      config: readPartnerConfig(env(certDir), dir.path),
+      log: (m) => logs.push(m),
+      onAssertion: (a) => assertions.push(a.header),
+      watchPollMs: 200,
+    });
+    const facade: RunningFacade = await startFacade({ worker, log: (m) => logs.push(m) });
+    closers.push(async () => {
+      await facade.close(100);
+      worker.close();
+    });
+    return { worker, facade, logs, assertions };
+  }
+
+  it('GET /call/<path>: upstream status and body, one token request for 200 concurrent calls, never a token in a response', async () => {
+    const { store } = await registeredCertificate('facade-basic');
+    const { facade } = await inProcess(store.directory);
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, () => http('GET', `${facade.url}/call/orders?page=2`)),
+    );
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+    expect(JSON.parse(answers[0]!.text)).toEqual({
+      orders: [{ id: 1 }],
+      caller: partner.appId,
+      url: '/orders?page=2',
+    });
+
+    const teapot = await http('GET', `${facade.url}/call/status/418`);
+    expect(teapot.status).toBe(418);
+    expect(JSON.parse(teapot.text)).toEqual({ status: 418 });
+    const text = await http('GET', `${facade.url}/call/text`);
+    expect(text).toMatchObject({ status: 200, text: 'plain words' });
+    expect(text.headers['content-type']).toBe('text/plain');
+
+    const metrics = await http('GET', `${facade.url}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(metric(metrics.text, 'partner_token_requests_total', 'outcome="success"')).toBe(1);
+    expect(
+      metric(metrics.text, 'partner_token_cache_misses_total') +
+        metric(metrics.text, 'partner_token_cache_hits_total'),
+    ).toBe(202);
+    expect(metric(metrics.text, 'partner_calls_total', 'outcome="ok",status="200"')).toBe(201);
+    expect(metric(metrics.text, 'partner_calls_total', 'outcome="upstream",status="418"')).toBe(1);
+    expect(metric(metrics.text, 'partner_call_duration_seconds_count', 'outcome="ok"')).toBe(201);
+    expect(metric(metrics.text, 'partner_certificate_days_until_expiry')).toBeGreaterThan(360);
+    expect(metric(metrics.text, 'partner_certificate_expiring')).toBe(0);
+    for (const name of [
+      'partner_token_refreshes_total',
+      'partner_shared_cache_hits_total',
+      'partner_shared_cache_fallbacks_total',
+    ])
+      expect(metrics.text).toContain(`\n${name} `);
+
+    const health = await http('GET', `${facade.url}/health`);
+    expect(JSON.parse(health.text)).toMatchObject({
+      status: 'ok',
+      certificate: { daysUntilExpiry: expect.any(Number) },
+    });
+    expect(await http('GET', `${facade.url}/nope`)).toMatchObject({ status: 404 });
+    expect(JSON.parse((await http('GET', `${facade.url}/nope`)).text)).toEqual({
+      error: 'not_found',
+      path: '/nope',
+    });
+    expect((await http('POST', `${facade.url}/call/orders`)).status).toBe(405);
+    const escape = await http('GET', `${facade.url}/call//evil.example/steal`);
+    expect(escape.status).toBe(400);
+    expect(JSON.parse(escape.text)).toMatchObject({ error: 'invalid_path' });
+    const rotate = await http('POST', `${facade.url}/rotate`);
+    expect(rotate.status).toBe(409);
+    expect(JSON.parse(rotate.text)).toMatchObject({ error: 'rotation_not_configured' });
+
+    for (const answer of [...answers, teapot, metrics, health])
+      for (const token of seenTokens) expect(answer.text).not.toContain(token);
+  }, 60_000);
+
+  it('no answer from the API: 502 with a reason, counted as failed; the authority refusing: 502 token_unavailable', async () => {
+    const { store } = await registeredCertificate('facade-down');
+    const { facade, logs } = await inProcess(store.directory);
+    apiUp = false;
+    try {
+      const down = await http('GET', `${facade.url}/call/orders`);
+      expect(down.status).toBe(502);
+      expect(JSON.parse(down.text)).toMatchObject({
+        error: 'upstream_failed',
+        reason: expect.stringMatching(/ECONNRESET|socket hang up/),
+      });
+    } finally {
+      apiUp = true;
+    }
+    const metrics = (await http('GET', `${facade.url}/metrics`)).text;
+    expect(metric(metrics, 'partner_calls_total', 'outcome="failed"')).toBe(1);
+    expect(logs.join('\n')).toMatch(/GET \/orders: failed/);
+
+    // A certificate the tenant does not know: no token, 502 naming the AADSTS error.
+    const stranger = new CertificateStore(join(dir.path, 'facade-stranger'));
+    stranger.create({ commonName: 'stranger' });
+    const { facade: strangerFacade } = await inProcess(stranger.directory);
+    const noToken = await http('GET', `${strangerFacade.url}/call/orders`);
+    expect(noToken.status).toBe(502);
+    expect(JSON.parse(noToken.text)).toMatchObject({
+      error: 'token_unavailable',
+      reason: expect.stringContaining('700027'),
+    });
+  }, 60_000);
+
+  it('damaged or half-written certificate files are ignored with a log line; a valid new pair is switched to without a restart', async () => {
+    const { store, credential } = await registeredCertificate('facade-watch');
+    const { worker, facade, logs, assertions } = await inProcess(store.directory);
+    expect((await http('GET', `${facade.url}/call/orders`)).status).toBe(200);
+    expect(assertions.at(-1)?.['x5t#S256']).toBe(credential.certificate.thumbprints.sha256Base64Url);
+
+    // Half-written: a truncated certificate.
+    const pem = readFileSync(store.paths.certificatePath, 'utf8');
+    writeFileSync(store.paths.certificatePath, pem.slice(0, pem.length / 2));
+    await until('the ignored-files log line', () => logs.some((l) => l.includes('do not load')));
+    expect(worker.credential.certificate.thumbprints.sha256Hex).toBe(
+      credential.certificate.thumbprints.sha256Hex,
+    );
+    expect((await http('GET', `${facade.url}/call/orders`)).status).toBe(200);
+    expect(
+      metric((await http('GET', `${facade.url}/metrics`)).text, 'partner_certificate_reload_failures_total'),
+    ).toBe(1);
+
+    // A complete, registered new pair dropped in by another tool.
+    const next = await registeredCertificate('facade-watch-next');
+    for (const file of ['partner.key.pem', 'partner.crt.pem', 'partner.cer'])
+      copyFileSync(join(next.store.directory, file), join(store.directory, file));
+    await until(
+      'the switch',
+      () =>
+        worker.credential.certificate.thumbprints.sha256Hex ===
+        next.credential.certificate.thumbprints.sha256Hex,
+    );
+    expect(logs.join('\n')).toContain(
+      `switched to the certificate ${next.credential.certificate.thumbprints.sha256Hex}`,
+    );
+    expect(
+      metric((await http('GET', `${facade.url}/metrics`)).text, 'partner_certificate_switches_total'),
+    ).toBe(1);
+    // The next token request signs with the new key.
+    expect((await worker.tokens.getToken({ forceRefresh: true })).source).toBe('network');
+    expect(assertions.at(-1)?.['x5t#S256']).toBe(next.credential.certificate.thumbprints.sha256Base64Url);
+  }, 60_000);
+
+  it('serve (built CLI): one "serving" line; cert rotate in another process under continuous calls: zero failed calls, the old certificate refused afterwards; SIGTERM stops it', async () => {
+    const { store, credential, keyId } = await registeredCertificate('facade-serve');
+    const serve = startCli(['serve', '--port', '0'], env(store.directory), dir.path);
+    closers.push(() => void serve.child.kill('SIGKILL'));
+    await until('the serving line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
+    expect(serve.stdout).toHaveLength(1);
+    const serving = JSON.parse(serve.stdout[0]!) as { event: string; url: string };
+    expect(serving).toEqual({ event: 'serving', url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) });
+
+    let calls = 0;
+    const failures: string[] = [];
+    let running = true;
+    const load = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (running) {
+          const answer = await http('GET', `${serving.url}/call/orders`).catch((err: Error) => ({
+            status: 0,
+            text: err.message,
+          }));
+          calls++;
+          if (answer.status !== 200) failures.push(`${answer.status} ${answer.text}`);
+        }
+      }),
+    );
+    await until('first calls', () => calls > 20);
+    const rotate = startCli(
+      ['cert', 'rotate', '--old-key-id', keyId, '--json'],
+      env(store.directory, { PARTNER_APP_OBJECT_ID: partner.objectId, PARTNER_GRAPH_URL: emulator.graphUrl }),
+      dir.path,
+    );
+    expect(await rotate.exited).toBe(0);
+    const rotated = store.load();
+    expect(rotated.certificate.thumbprints.sha256Hex).not.toBe(credential.certificate.thumbprints.sha256Hex);
+    await until('the switch in serve', () =>
+      serve.stderr.some((l) =>
+        l.includes(`switched to the certificate ${rotated.certificate.thumbprints.sha256Hex}`),
+      ),
+    );
+    const before = (await http('GET', `${serving.url}/metrics`)).text;
+    // Keep calling for more than a token lifetime: the tokens now come from the new certificate.
+    const until2 = Date.now() + (LIFETIME_S + 2) * 1000;
+    await until('a token lifetime of calls', () => Date.now() > until2, (LIFETIME_S + 10) * 1000);
+    running = false;
+    await load;
+    const after = (await http('GET', `${serving.url}/metrics`)).text;
+
+    expect(failures).toEqual([]);
+    expect(calls).toBeGreaterThan(100);
+    expect(metric(after, 'partner_certificate_switches_total')).toBe(1);
+    expect(metric(after, 'partner_token_requests_total', 'outcome="success"')).toBeGreaterThan(
+      metric(before, 'partner_token_requests_total', 'outcome="success"'),
+    );
+    // (A refresh that started in the instant between the file switch and removeKey may have been
+    // refused and retried in the background; calls never saw it.)
+    expect(refused).toBe(0);
+    // The old certificate was removed from the registration: it gets no token any more.
+    const old = await rejectionOf<TokenAcquisitionError>(
+      tokenClient(credential).fetchToken({ skipCache: true }),
+    );
+    expect(old.aadsts).toBe('700027');
+
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
+    expect(serve.stdout).toHaveLength(1);
+    expect(serve.stderr.join('\n')).toContain('stopped');
+    expect(serve.stderr.join('\n')).not.toMatch(/eyJ[\w-]+\.[\w-]+\./);
+  }, 90_000);
+
+  it('serve: POST /rotate rotates in process (loopback only, no Origin), then calls use the new certificate', async () => {
+    const { store, credential, keyId } = await registeredCertificate('facade-post-rotate');
+    writeFileSync(join(store.directory, 'partner.key-id'), `${keyId}\n`);
+    const serve = startCli(
+      ['serve'],
+      env(store.directory, { PARTNER_APP_OBJECT_ID: partner.objectId, PARTNER_GRAPH_URL: emulator.graphUrl }),
+      dir.path,
+    );
+    closers.push(() => void serve.child.kill('SIGKILL'));
+    await until('the serving line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
+    const { url } = JSON.parse(serve.stdout[0]!) as { url: string };
+    expect((await http('GET', `${url}/call/orders`)).status).toBe(200);
+    expect((await http('POST', `${url}/rotate`, { origin: 'https://evil.example' })).status).toBe(403);
+    const answer = await http('POST', `${url}/rotate`);
+    expect(answer.status).toBe(200);
+    const body = JSON.parse(answer.text) as {
+      status: string;
+      removedKeyId: string;
+      certificate: { thumbprintSha256: string };
+    };
+    expect(body).toMatchObject({ status: 'rotated', removedKeyId: keyId });
+    expect(body.certificate.thumbprintSha256).toBe(store.load().certificate.thumbprints.sha256Hex);
+    expect(body.certificate.thumbprintSha256).not.toBe(credential.certificate.thumbprints.sha256Hex);
+    // A token lifetime later every call still succeeds: the refreshes signed with the new key.
+    const end = Date.now() + (LIFETIME_S + 2) * 1000;
+    while (Date.now() < end) {
+      expect((await http('GET', `${url}/call/orders`)).status).toBe(200);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const metrics = (await http('GET', `${url}/metrics`)).text;
+    expect(metric(metrics, 'partner_certificate_switches_total')).toBe(1);
+    expect(metric(metrics, 'partner_token_requests_total', 'outcome="error"')).toBe(0);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
+  }, 90_000);
+
+  it('run (built CLI): calls on an interval with JSON-line events; SIGTERM stops it gracefully', async () => {
+    const { store } = await registeredCertificate('facade-run');
+    const counted = startCli(
+      ['run', '--path', '/orders', '--interval-ms', '20', '--times', '3'],
+      env(store.directory),
+      dir.path,
+    );
+    expect(await counted.exited).toBe(0);
+    const events = counted.stdout.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(events.map((e) => e.event)).toEqual(['started', 'response', 'response', 'response', 'stopped']);
+    expect(events[1]).toMatchObject({ n: 1, status: 200 });
+    expect(events[4]).toEqual({ event: 'stopped', calls: 3, failed: 0 });
+
+    const endless = startCli(
+      ['run', '--path', '/orders', '--interval-ms', '50', '--metrics-port', '0'],
+      env(store.directory),
+      dir.path,
+    );
+    closers.push(() => void endless.child.kill('SIGKILL'));
+    await until('two responses', () => endless.stdout.filter((l) => l.includes('"response"')).length >= 2);
+    const metricsUrl = endless.stdout
+      .map((l) => JSON.parse(l) as { event: string; url?: string })
+      .find((e) => e.event === 'metrics')!.url!;
+    expect(
+      metric((await http('GET', `${metricsUrl}/metrics`)).text, 'partner_calls_total', 'outcome="ok"'),
+    ).toBeGreaterThanOrEqual(2);
+    expect((await http('GET', `${metricsUrl}/call/orders`)).status).toBe(404); // run serves no facade
+    endless.child.kill('SIGTERM');
+    expect(await endless.exited).toBe(0);
+    const last = JSON.parse(endless.stdout.at(-1)!) as Record<string, unknown>;
+    expect(last).toMatchObject({ event: 'stopped', failed: 0 });
+  }, 60_000);
+
+  it('run: refuses an expired certificate before any token request; warns (event, log, metric) when it expires soon', async () => {
+    const expired = new CertificateStore(join(dir.path, 'facade-expired'));
+    expired.create({ commonName: 'expired', days: 1, now: new Date(Date.now() - 3 * 86_400_000) });
+    const refusedRun = startCli(
+      ['run', '--path', '/orders', '--times', '1'],
+      env(expired.directory),
+      dir.path,
+    );
+    expect(await refusedRun.exited).toBe(1);
+    expect(refusedRun.stdout).toEqual([]);
+    expect(refusedRun.stderr.join('\n')).toMatch(/expired/);
+
+    const { store } = await registeredCertificate('facade-expiring', { days: 10 });
+    const warned = startCli(
+      ['run', '--path', '/orders', '--times', '1', '--metrics-port', '0'],
+      env(store.directory),
+      dir.path,
+    );
+    expect(await warned.exited).toBe(0);
+    const events = warned.stdout.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const warning = events.find((e) => e.event === 'warning');
+    expect(warning).toMatchObject({ reason: 'certificate-expiring', daysUntilExpiry: expect.any(Number) });
+    expect(warning!.daysUntilExpiry).toBeLessThanOrEqual(10);
+    expect(warned.stderr.join('\n')).toMatch(/warning: the certificate expires in \d+ days/);
+    const { worker } = await inProcess(store.directory);
+    expect(metric(worker.metrics.render(), 'partner_certificate_expiring')).toBe(1);
+
+    const quiet = startCli(
+      ['run', '--path', '/orders', '--times', '1'],
+      env(store.directory, { PARTNER_CERT_EXPIRY_WARNING_DAYS: '5' }),
+      dir.path,
+    );
+    expect(await quiet.exited).toBe(0);
+    expect(quiet.stdout.join('\n')).not.toContain('"warning"');
+
+    const bad = startCli(
+      ['run', '--path', '/orders'],
+      env(store.directory, { PARTNER_CERT_EXPIRY_WARNING_DAYS: 'soon' }),
+      dir.path,
+    );
+    expect(await bad.exited).toBe(1);
+    expect(bad.stderr.join('\n')).toMatch(/PARTNER_CERT_EXPIRY_WARNING_DAYS: must be a whole number/);
+  }, 60_000);
+});
