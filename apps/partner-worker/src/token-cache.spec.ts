@@ -52,6 +52,26 @@ describe('TokenCache (controlled clock and fetcher)', () => {
     expect(cache.snapshot()).toMatchObject({ fetches: 2, hits: 1, entries: 2 });
   });
 
+  it('a hit cannot be altered by a caller, and an equal key in a new object finds the same token', async () => {
+    const { cache, calls, at } = setup();
+    const cold = cache.getToken(KEY);
+    await flush();
+    calls[0]!.resolve(token(1, at() + 3_600_000));
+    await cold;
+    const hit = await cache.getToken(KEY);
+    expect(() => {
+      (hit as { accessToken: string }).accessToken = 'tampered';
+    }).toThrow(TypeError);
+    expect(await cache.getToken({ ...KEY })).toMatchObject({ accessToken: 'token-1', source: 'cache' });
+    expect(calls).toHaveLength(1);
+    cache.clear();
+    const afterClear = cache.getToken(KEY);
+    await flush();
+    expect(calls).toHaveLength(2);
+    calls[1]!.resolve(token(2, at() + 3_600_000));
+    expect(await afterClear).toMatchObject({ accessToken: 'token-2' });
+  });
+
   it('refreshes ahead of expiry in the background while callers get the current token', async () => {
     const { cache, calls, advance, at } = setup();
     const first = cache.getToken(KEY);

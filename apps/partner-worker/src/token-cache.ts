@@ -97,6 +97,8 @@ export interface TokenCacheStats {
 interface Entry {
   key: TokenKey;
   token?: CachedToken;
+  /** What every hit returns for `token`: one resolved promise of a frozen result. */
+  hit?: Promise<AcquiredToken>;
   /** Serve `token` only before this instant. */
   usableUntil: number;
   /** Start a background refresh from this instant. */
@@ -111,6 +113,8 @@ interface Entry {
 
 export class TokenCache {
   private readonly entries = new Map<string, Entry>();
+  /** Each key object's id string, so that a hit neither builds nor hashes a new string. */
+  private readonly ids = new WeakMap<TokenKey, string>();
   private readonly fetcher: TokenFetcher;
   private readonly refreshAheadMs: number;
   private readonly refreshJitter: number;
@@ -149,7 +153,7 @@ export class TokenCache {
    * Also starts a background refresh when the token is due.
    */
   peek(key: TokenKey): CachedToken | undefined {
-    const entry = this.entries.get(tokenKeyString(key));
+    const entry = this.entries.get(this.idOf(key));
     if (!entry?.token) return undefined;
     const now = this.now();
     if (now >= entry.usableUntil) return undefined;
@@ -157,44 +161,70 @@ export class TokenCache {
     return entry.token;
   }
 
-  /** A usable token for `key`: the cached one, or the result of the one fetch in flight. */
-  async getToken(
+  /**
+   * A usable token for `key`: the cached one, or the result of the one fetch in flight.
+   *
+   * The hit path allocates nothing: the key object's id is remembered (key objects are treated as
+   * immutable), and each stored token carries one already-resolved promise of a frozen result
+   * that every hit returns (bench: `npx nx run partner-worker:bench`).
+   */
+  getToken(
     key: TokenKey,
     options: { forceRefresh?: boolean; rejectedToken?: string } = {},
   ): Promise<AcquiredToken> {
-    if (this.closed) throw new Error('the token cache is closed');
-    const id = tokenKeyString(key);
+    if (this.closed) return Promise.reject(new Error('the token cache is closed'));
+    const id = this.idOf(key);
     let entry = this.entries.get(id);
+    if (entry?.hit && options.forceRefresh !== true) {
+      const now = this.now();
+      if (now < entry.usableUntil) {
+        this.stats.hits++;
+        if (now >= entry.refreshAt && now >= entry.retryAt && !entry.inFlight) this.refresh(entry, 'refresh');
+        return entry.hit;
+      }
+    }
     if (!entry) {
       entry = { key, usableUntil: 0, refreshAt: 0, failures: 0, retryAt: 0 };
       this.entries.set(id, entry);
     }
+    return this.slowPath(entry, options);
+  }
+
+  private async slowPath(
+    entry: Entry,
+    options: { forceRefresh?: boolean; rejectedToken?: string },
+  ): Promise<AcquiredToken> {
     const now = this.now();
     const token = entry.token;
     if (options.forceRefresh) {
       // Someone else already replaced the refused token: use the new one.
       if (
         token &&
+        entry.hit &&
         options.rejectedToken !== undefined &&
         token.accessToken !== options.rejectedToken &&
         now < entry.usableUntil
       ) {
         this.stats.hits++;
-        return { accessToken: token.accessToken, expiresOn: token.expiresOn, source: 'cache' };
+        return entry.hit;
       }
       this.stats.forced++;
       // Joins a refresh in flight, if any: it will produce a token newer than the refused one.
       const fresh = await (entry.inFlight ?? this.refresh(entry, 'forced'));
       return { accessToken: fresh.accessToken, expiresOn: fresh.expiresOn, source: fresh.origin };
     }
-    if (token && now < entry.usableUntil) {
-      this.stats.hits++;
-      if (now >= entry.refreshAt && now >= entry.retryAt && !entry.inFlight) this.refresh(entry, 'refresh');
-      return { accessToken: token.accessToken, expiresOn: token.expiresOn, source: 'cache' };
-    }
     this.stats.misses++;
     const fresh = await (entry.inFlight ?? this.refresh(entry, 'cold'));
     return { accessToken: fresh.accessToken, expiresOn: fresh.expiresOn, source: fresh.origin };
+  }
+
+  private idOf(key: TokenKey): string {
+    let id = this.ids.get(key);
+    if (id === undefined) {
+      id = tokenKeyString(key);
+      this.ids.set(key, id);
+    }
+    return id;
   }
 
   /** Forget every token and stop the timers (in-flight fetches still settle). */
@@ -209,6 +239,7 @@ export class TokenCache {
     for (const entry of this.entries.values()) {
       if (entry.timer) clearTimeout(entry.timer);
       entry.token = undefined;
+      entry.hit = undefined;
       entry.usableUntil = 0;
       entry.refreshAt = 0;
       entry.failures = 0;
@@ -281,6 +312,9 @@ export class TokenCache {
     const margin = Math.min(this.minValidityMs, lifetime / 10);
     const lead = Math.min(this.refreshAheadMs, lifetime / 2);
     entry.token = token;
+    entry.hit = Promise.resolve(
+      Object.freeze({ accessToken: token.accessToken, expiresOn: token.expiresOn, source: 'cache' as const }),
+    );
     entry.usableUntil = expiresOn - margin;
     // Jitter moves the refresh earlier by up to refreshJitter × lead, differently per replica.
     entry.refreshAt = expiresOn - lead - this.random() * this.refreshJitter * lead;
