@@ -25,6 +25,8 @@ import { startFacade, type RunningFacade } from './facade';
 import { HttpsNetworkClient } from './https-network-client';
 import { json, rejectionOf, startHttpServer, tempDir, type TestServer } from './test-servers.test-helpers';
 import { PartnerWorker } from './worker';
+import { randomBytes } from 'node:crypto';
+import { startRedisServer } from '@certflow/testing';
 
 const API_URI = 'api://certflow-facade-test';
 const SCOPE = `${API_URI}/.default`;
@@ -147,6 +149,7 @@ describe('serve and run against the emulator and a verifying API', () => {
       seenTokens.add(token!);
       const teapot = /^\/status\/(\d{3})$/.exec(req.url ?? '');
       if (teapot) return json(res, Number(teapot[1]), { status: Number(teapot[1]) });
+      if (req.url === '/slow') await new Promise((r) => setTimeout(r, 700));
       if (req.url?.startsWith('/text'))
         return void res.writeHead(200, { 'content-type': 'text/plain' }).end('plain words');
       json(res, 200, { orders: [{ id: 1 }], caller: azp, url: req.url });
@@ -410,6 +413,44 @@ describe('serve and run against the emulator and a verifying API', () => {
     expect(serve.stderr.join('\n')).toContain('stopped');
     expect(serve.stderr.join('\n')).not.toMatch(/eyJ[\w-]+\.[\w-]+\./);
   }, 90_000);
+
+  it('serve: SIGTERM lets a call in progress finish, then exits 0', async () => {
+    const { store } = await registeredCertificate('facade-graceful');
+    const serve = startCli(['serve'], env(store.directory), dir.path);
+    closers.push(() => void serve.child.kill('SIGKILL'));
+    await until('the serving line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
+    const { url } = JSON.parse(serve.stdout[0]!) as { url: string };
+    expect((await http('GET', `${url}/call/orders`)).status).toBe(200);
+    const slow = http('GET', `${url}/call/slow`);
+    await new Promise((r) => setTimeout(r, 200));
+    serve.child.kill('SIGTERM');
+    expect((await slow).status).toBe(200);
+    expect(await serve.exited).toBe(0);
+  }, 30_000);
+
+  it('two serve replicas sharing a real Redis: one token request between them', async () => {
+    const { store } = await registeredCertificate('facade-replicas');
+    const redis = await startRedisServer();
+    closers.push(() => redis.stop());
+    const shared = { PARTNER_REDIS_URL: redis.url, PARTNER_CACHE_KEY: randomBytes(32).toString('hex') };
+    const replicas = [0, 1].map(() => startCli(['serve'], env(store.directory, shared), dir.path));
+    for (const r of replicas) closers.push(() => void r.child.kill('SIGKILL'));
+    await until('both serving', () =>
+      replicas.every((r) => r.stdout.length > 0 || r.child.exitCode !== null),
+    );
+    const urls = replicas.map((r) => (JSON.parse(r.stdout[0]!) as { url: string }).url);
+    const answers = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => http('GET', `${urls[i % 2]}/call/orders`)),
+    );
+    expect(answers.every((a) => a.status === 200)).toBe(true);
+    const metrics = await Promise.all(urls.map(async (u) => (await http('GET', `${u}/metrics`)).text));
+    const requests = metrics.map((m) => metric(m, 'partner_token_requests_total', 'outcome="success"'));
+    const sharedHits = metrics.map((m) => metric(m, 'partner_shared_cache_hits_total'));
+    expect(requests.reduce((a, b) => a + b)).toBe(1);
+    expect(sharedHits.reduce((a, b) => a + b)).toBe(1);
+    for (const r of replicas) r.child.kill('SIGTERM');
+    expect(await Promise.all(replicas.map((r) => r.exited))).toEqual([0, 0]);
+  }, 60_000);
 
   it('serve: POST /rotate rotates in process (loopback only, no Origin), then calls use the new certificate', async () => {
     const { store, credential, keyId } = await registeredCertificate('facade-post-rotate');

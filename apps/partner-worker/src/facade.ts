@@ -197,9 +197,12 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
     close: (graceMs = 10_000) =>
       new Promise<void>((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), graceMs);
+        // Connections become idle as their requests finish: close each as soon as it does.
+        const idle = setInterval(() => server.closeIdleConnections(), 50);
         force.unref();
         server.close(() => {
           clearTimeout(force);
+          clearInterval(idle);
           resolve();
         });
         server.closeIdleConnections();
