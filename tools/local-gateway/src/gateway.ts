@@ -55,6 +55,12 @@ export interface GatewayOptions {
   /** Metadata cache intervals, for tests; defaults to APIM's 1 hour / 5 minutes. */
   metadataTimings?: MetadataCacheTimings;
   /**
+   * Verified tokens remembered per validate-jwt / validate-azure-ad-token instance, so a token
+   * seen before skips the signature check (lifetime is still checked each request; a change of
+   * signing keys forgets them). Default 10,000; 0 turns the cache off.
+   */
+  verifiedTokenCacheSize?: number;
+  /**
    * Redis for rate-limit-by-key counters (e.g. `redis://127.0.0.1:6379`), shared by every
    * gateway using it; default: in-process memory. Unreachable at start → startGateway rejects;
    * unreachable later → fail-open (requests pass, a warning on stderr), see rate-limit-store.ts.
@@ -124,6 +130,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const loadOpts: PolicyLoadOptions = {
       rateLimitStore,
       ...(opts.entraInstance ? { entraInstance: opts.entraInstance } : {}),
+      ...(opts.verifiedTokenCacheSize !== undefined ? { verifiedTokenCacheSize: opts.verifiedTokenCacheSize } : {}),
       onRateLimitStoreUnavailable: (err) => {
         metrics.rateLimitStoreFailure();
         if (performance.now() - lastStoreWarning < 30_000) return;

@@ -10,8 +10,13 @@
  */
 import { decodeProtectedHeader, errors as joseErrors, importJWK, JWK, JWTPayload, jwtVerify, ProtectedHeaderParameters } from 'jose';
 import type { OpenIdMetadata } from './openid-metadata-cache';
+import { VerifiedTokenCache } from './verified-token-cache';
 
 export const ALLOWED_ALGORITHMS = ['RS256', 'PS256', 'RS512'] as const;
+/** Accepted only when the policy has symmetric `<issuer-signing-keys>`, and verified only with those keys. */
+export const SYMMETRIC_ALGORITHMS = ['HS256', 'HS384', 'HS512'] as const;
+/** The `issuer` of the fixed key set made from `<issuer-signing-keys>` (it names no issuer). */
+export const STATIC_KEYS_ISSUER = '';
 
 export type JwtFailureReason =
   | 'TokenNotPresent'
@@ -44,6 +49,8 @@ export interface RequiredClaim {
 export interface JwtRules {
   requireExpirationTime: boolean;
   clockSkewSeconds: number;
+  /** The policy has symmetric `<issuer-signing-keys>`: HS256/384/512 tokens are accepted, checked with those keys only. */
+  symmetricKeys: boolean;
   /** Explicit `<issuers>`; when undefined the issuers of the OpenID metadata are required. */
   issuers: string[] | undefined;
   /** `<audiences>`; when undefined `aud` is not checked here (use required-claims). */
@@ -79,21 +86,45 @@ async function importKey(jwk: JWK, alg: string): Promise<VerificationKey> {
 
 function candidateKeys(metadata: OpenIdMetadata[], header: ProtectedHeaderParameters): JWK[] {
   const alg = header.alg!;
+  // The key type follows from the algorithm, never the other way round (no HS256 keyed with an RSA key).
+  // A key without a kid (an issuer-signing-keys <key> without id) is tried for any kid, as .NET does.
+  const kty = alg.startsWith('HS') ? 'oct' : 'RSA';
   return metadata
     .flatMap((m) => m.jwks.keys)
     .filter(
       (k) =>
-        k.kty === 'RSA' &&
+        k.kty === kty &&
         (k.use === undefined || k.use === 'sig') &&
         (k.alg === undefined || k.alg === alg) &&
-        (header.kid === undefined || k.kid === header.kid),
+        (header.kid === undefined || k.kid === undefined || k.kid === header.kid),
     );
 }
 
 const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
 
-export async function validateJwt(token: string, keys: SigningKeySource, rules: JwtRules, nowMs: number): Promise<ValidatedJwt> {
+/**
+ * Validates `token`. With a `cache` (one per policy instance, see verified-token-cache.ts) a
+ * token this instance verified before against the same key sets skips the signature check;
+ * its lifetime is still checked against `nowMs` with the clock skew, as below.
+ */
+export async function validateJwt(token: string, keys: SigningKeySource, rules: JwtRules, nowMs: number, cache?: VerifiedTokenCache): Promise<ValidatedJwt> {
   if (token.split('.').length !== 3) throw new JwtValidationFailure('JwtInvalid', 'Invalid JWT.');
+  const cacheKey = cache && cache.maxEntries > 0 ? VerifiedTokenCache.keyOf(token) : undefined;
+  let metadata: OpenIdMetadata[] | undefined;
+  if (cacheKey !== undefined) {
+    metadata = await currentKeys(keys);
+    const hit = cache!.lookup(cacheKey, metadata);
+    if (hit) {
+      // Same checks, same order and same arithmetic as jose's jwtVerify (exp <= now - skew is expired).
+      const now = Math.floor(nowMs / 1000);
+      if (hit.exp <= now - rules.clockSkewSeconds) {
+        cache!.delete(cacheKey);
+        throw expired(hit.exp, nowMs);
+      }
+      if (hit.nbf !== undefined && hit.nbf > now + rules.clockSkewSeconds) throw notYetValid(hit.nbf, nowMs);
+      return hit.validated;
+    }
+  }
   let header: ProtectedHeaderParameters;
   try {
     header = decodeProtectedHeader(token);
@@ -101,19 +132,15 @@ export async function validateJwt(token: string, keys: SigningKeySource, rules: 
     throw new JwtValidationFailure('JwtInvalid', 'Invalid JWT.');
   }
   const alg = header.alg;
-  if (typeof alg !== 'string' || !(ALLOWED_ALGORITHMS as readonly string[]).includes(alg)) {
+  const allowed: readonly string[] = rules.symmetricKeys ? [...ALLOWED_ALGORITHMS, ...SYMMETRIC_ALGORITHMS] : ALLOWED_ALGORITHMS;
+  if (typeof alg !== 'string' || !allowed.includes(alg)) {
     throw new JwtValidationFailure(
       'TokenSignatureInvalid',
-      `Signature validation failed. Algorithm '${String(alg)}' is not supported; expected one of ${ALLOWED_ALGORITHMS.join(', ')}. Access denied.`,
+      `Signature validation failed. Algorithm '${String(alg)}' is not supported; expected one of ${allowed.join(', ')}. Access denied.`,
     );
   }
 
-  let metadata: OpenIdMetadata[];
-  try {
-    metadata = await keys.current();
-  } catch (err) {
-    throw new JwtValidationFailure('TokenSignatureKeyNotFound', `Signature validation failed. Unable to obtain signing keys: ${(err as Error).message}. Access denied.`);
-  }
+  metadata ??= await currentKeys(keys);
   let candidates = candidateKeys(metadata, header);
   if (candidates.length === 0) {
     const refreshed = await keys.refresh();
@@ -147,8 +174,11 @@ export async function validateJwt(token: string, keys: SigningKeySource, rules: 
   if (!claims) throw mapJoseError(lastError, nowMs);
 
   const tokenIssuer = claims.iss;
-  const validIssuers = rules.issuers ?? metadata.map((m) => m.issuer);
-  if (typeof tokenIssuer !== 'string' || !validIssuers.includes(tokenIssuer)) {
+  // Without <issuers>, the issuers of the openid-config documents; a policy with only
+  // <issuer-signing-keys> and no <issuers> does not check `iss` (as APIM: the key is the trust).
+  const validIssuers = rules.issuers ?? metadata.filter((m) => m.issuer !== STATIC_KEYS_ISSUER).map((m) => m.issuer);
+  const checkIssuer = rules.issuers !== undefined || validIssuers.length > 0;
+  if (checkIssuer && (typeof tokenIssuer !== 'string' || !validIssuers.includes(tokenIssuer))) {
     throw new JwtValidationFailure(
       'TokenIssuerNotAllowed',
       `Issuer validation failed. Issuer: '${String(tokenIssuer ?? '')}'. Did not match: validIssuers: '${validIssuers.join(', ')}'. Access denied.`,
@@ -164,22 +194,40 @@ export async function validateJwt(token: string, keys: SigningKeySource, rules: 
     }
   }
   checkRequiredClaims(claims, rules.requiredClaims);
-  return { header, claims };
+  const validated: ValidatedJwt = { header, claims };
+  if (cacheKey !== undefined) cache!.store(cacheKey, validated, metadata);
+  return validated;
+}
+
+async function currentKeys(keys: SigningKeySource): Promise<OpenIdMetadata[]> {
+  try {
+    return await keys.current();
+  } catch (err) {
+    throw new JwtValidationFailure('TokenSignatureKeyNotFound', `Signature validation failed. Unable to obtain signing keys: ${(err as Error).message}. Access denied.`);
+  }
+}
+
+function expired(exp: number, nowMs: number): JwtValidationFailure {
+  return new JwtValidationFailure(
+    'TokenExpired',
+    `Lifetime validation failed. The token is expired. ValidTo: '${iso(exp)}', Current time: '${new Date(nowMs).toISOString()}'. Access denied.`,
+  );
+}
+
+function notYetValid(nbf: number, nowMs: number): JwtValidationFailure {
+  return new JwtValidationFailure('JwtInvalid', `Lifetime validation failed. The token is not yet valid. ValidFrom: '${iso(nbf)}', Current time: '${new Date(nowMs).toISOString()}'.`);
 }
 
 function mapJoseError(err: unknown, nowMs: number): JwtValidationFailure {
   if (err instanceof joseErrors.JWTExpired) {
-    const exp = typeof err.payload.exp === 'number' ? iso(err.payload.exp) : '?';
-    return new JwtValidationFailure(
-      'TokenExpired',
-      `Lifetime validation failed. The token is expired. ValidTo: '${exp}', Current time: '${new Date(nowMs).toISOString()}'. Access denied.`,
-    );
+    if (typeof err.payload.exp === 'number') return expired(err.payload.exp, nowMs);
+    return new JwtValidationFailure('TokenExpired', `Lifetime validation failed. The token is expired. ValidTo: '?', Current time: '${new Date(nowMs).toISOString()}'. Access denied.`);
   }
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
     if (err.claim === 'exp') return new JwtValidationFailure('JwtInvalid', 'Lifetime validation failed. The token is missing an Expiration Time.');
     if (err.claim === 'nbf') {
-      const nbf = typeof err.payload.nbf === 'number' ? iso(err.payload.nbf) : '?';
-      return new JwtValidationFailure('JwtInvalid', `Lifetime validation failed. The token is not yet valid. ValidFrom: '${nbf}', Current time: '${new Date(nowMs).toISOString()}'.`);
+      if (typeof err.payload.nbf === 'number') return notYetValid(err.payload.nbf, nowMs);
+      return new JwtValidationFailure('JwtInvalid', `Lifetime validation failed. The token is not yet valid. ValidFrom: '?', Current time: '${new Date(nowMs).toISOString()}'.`);
     }
     return new JwtValidationFailure('JwtInvalid', `Invalid JWT: claim '${err.claim}' ${err.reason}.`);
   }

@@ -59,13 +59,13 @@ describe('policy document', () => {
   });
 
   it('refuses unsupported validate-jwt children and attributes', () => {
-    expect(loadError(jwtPolicy('<issuer-signing-keys><key>abc</key></issuer-signing-keys>')).message).toMatch(
-      /^test\/policy\.xml:6: <issuer-signing-keys>: <issuer-signing-keys> is not supported by this gateway yet/,
+    expect(loadError(jwtPolicy('<issuer-signing-keys><key certificate-id="partner-cert" /></issuer-signing-keys>')).message).toBe(
+      'test/policy.xml:6: <key>: attribute certificate-id is not supported by this gateway yet',
     );
     expect(loadError(jwtPolicy('<decryption-keys />')).message).toMatch(/:6: <decryption-keys>:/);
     expect(loadError(jwtPolicy('<whatever />')).message).toMatch(/:6: <whatever>: unknown or unsupported element in <validate-jwt>/);
     expect(loadError(jwtPolicy('', 'header-name="Authorization" colour="blue"')).message).toBe('test/policy.xml:4: <validate-jwt>: unknown or unsupported attribute colour');
-    expect(loadError(jwtPolicy('', 'token-value="abc"')).message).toMatch(/:4: <validate-jwt>: attribute token-value is not supported/);
+    expect(loadError(jwtPolicy('', 'header-name="Authorization" token-value="abc"')).message).toMatch(/:4: <validate-jwt>: exactly one of header-name, query-parameter-name or token-value/);
     expect(loadError(jwtPolicy('', 'header-name="Authorization" require-signed-tokens="false"')).message).toMatch(/only signed tokens/);
     expect(loadError(jwtPolicy('', 'header-name="X-Token" require-scheme="Bearer"')).message).toMatch(/require-scheme applies only to the Authorization header/);
     expect(loadError(jwtPolicy('', 'failed-validation-httpcode="401"')).message).toMatch(/exactly one of header-name, query-parameter-name or token-value/);

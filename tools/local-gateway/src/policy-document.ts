@@ -46,16 +46,21 @@ export interface PolicyLoadOptions {
   metadataCache(url: string): OpenIdMetadataCache;
   /** Entra ID instance for validate-azure-ad-token; default https://login.microsoftonline.com. */
   entraInstance?: string;
+  /** Verified tokens remembered per validate-jwt / validate-azure-ad-token instance (default 10,000; 0 = off). */
+  verifiedTokenCacheSize?: number;
   /** Counters for rate-limit-by-key; default: a new in-memory store for this document. */
   rateLimitStore?: RateLimitStore;
   /** Told when the counter store fails and a request is let through (fail-open). */
   onRateLimitStoreUnavailable?(err: RateLimitStoreUnavailable): void;
 }
 
+const cacheSize = (opts: PolicyLoadOptions): { verifiedTokenCacheSize?: number } =>
+  opts.verifiedTokenCacheSize === undefined ? {} : { verifiedTokenCacheSize: opts.verifiedTokenCacheSize };
+
 type Compiler = (file: string, element: PolicyElement, section: PolicySection, opts: PolicyLoadOptions) => PolicyStatement;
 
 const COMPILERS: Record<string, { sections: PolicySection[]; compile: Compiler }> = {
-  'validate-jwt': { sections: ['inbound'], compile: (file, el, _s, opts) => compileValidateJwt(el, { file, metadataCache: opts.metadataCache }) },
+  'validate-jwt': { sections: ['inbound'], compile: (file, el, _s, opts) => compileValidateJwt(el, { file, metadataCache: opts.metadataCache, ...cacheSize(opts) }) },
   'set-header': { sections: ['inbound', 'outbound', 'on-error'], compile: (file, el, section) => compileSetHeader(file, el, section) },
   'rate-limit-by-key': {
     sections: ['inbound'],
@@ -65,7 +70,7 @@ const COMPILERS: Record<string, { sections: PolicySection[]; compile: Compiler }
   'validate-client-certificate': { sections: ['inbound'], compile: (file, el) => compileValidateClientCertificate(file, el) },
   'validate-azure-ad-token': {
     sections: ['inbound'],
-    compile: (file, el, _s, opts) => compileValidateAzureAdToken(el, { file, metadataCache: opts.metadataCache, entraInstance: opts.entraInstance ?? 'https://login.microsoftonline.com' }),
+    compile: (file, el, _s, opts) => compileValidateAzureAdToken(el, { file, metadataCache: opts.metadataCache, ...cacheSize(opts), entraInstance: opts.entraInstance ?? 'https://login.microsoftonline.com' }),
   },
   'check-header': { sections: ['inbound'], compile: (file, el) => compileCheckHeader(file, el) },
   'ip-filter': { sections: ['inbound'], compile: (file, el) => compileIpFilter(file, el) },

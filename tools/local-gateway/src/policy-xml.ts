@@ -44,6 +44,8 @@ export interface ParseOptions {
 /** Attributes (per element) whose value may be a policy expression. */
 export const EXPRESSION_ATTRIBUTES: Readonly<Record<string, readonly string[]>> = {
   'rate-limit-by-key': ['counter-key', 'increment-condition'],
+  'validate-jwt': ['token-value'],
+  'validate-azure-ad-token': ['token-value'],
 };
 /** Elements (as `parent/element`) whose text may be a policy expression. */
 export const EXPRESSION_TEXT: ReadonlySet<string> = new Set(['set-header/value']);

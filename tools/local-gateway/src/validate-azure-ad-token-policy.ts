@@ -9,7 +9,7 @@
  * - issuers: `<entra instance>/<tenant-id>/v2.0` (v2 tokens) and `https://sts.windows.net/<tenant-id>/` (v1);
  * - audiences: `<audiences>` plus `<backend-application-ids>` (either form accepted), when any is given;
  * - client-application-ids: the token's `azp` (v2) or `appid` (v1) must be one of them.
- * header-name defaults to Authorization (scheme Bearer). token-value is refused.
+ * header-name defaults to Authorization (scheme Bearer); token-value is an expression giving the token.
  */
 import { ApimError } from './apim-errors';
 import type { ValidatedJwt } from './jwt-validation';
@@ -26,12 +26,14 @@ const GUIDISH = /^[0-9A-Za-z.-]+$/;
 
 export function compileValidateAzureAdToken(element: PolicyElement, deps: ValidateAzureAdTokenDeps): PolicyStatement {
   const r = new ElementReader(deps.file, element);
-  r.allowAttributes(['id', 'tenant-id', 'header-name', 'query-parameter-name', 'failed-validation-httpcode', 'failed-validation-error-message', 'output-token-variable-name'], ['token-value']);
+  r.allowAttributes(['id', 'tenant-id', 'header-name', 'query-parameter-name', 'failed-validation-httpcode', 'failed-validation-error-message', 'output-token-variable-name', 'token-value']);
   r.noText();
   r.allowChildren(['client-application-ids', 'backend-application-ids', 'audiences', 'required-claims'], ['decryption-keys'], ['client-application-ids', 'backend-application-ids', 'audiences', 'required-claims']);
   const tenantId = r.required('tenant-id').trim();
   if (!GUIDISH.test(tenantId)) throw r.error(`tenant-id '${tenantId}' is not a tenant id or domain`);
-  if (r.optional('header-name') !== undefined && r.optional('query-parameter-name') !== undefined) throw r.error('header-name and query-parameter-name are mutually exclusive');
+  if (['header-name', 'query-parameter-name', 'token-value'].filter((a) => r.optional(a) !== undefined).length > 1) {
+    throw r.error('header-name, query-parameter-name and token-value are mutually exclusive');
+  }
 
   const ids = (name: string): string[] => {
     const el = r.children(name)[0];
@@ -59,11 +61,11 @@ export function compileValidateAzureAdToken(element: PolicyElement, deps: Valida
   const at = (name: string, attributes: Record<string, string> = {}, children: PolicyElement[] = [], text = ''): PolicyElement => ({ name, line: element.line, attributes, children, text });
   const audiences = [...(r.children('audiences')[0]?.children.map((c) => c.text) ?? []), ...backendIds, ...backendIds.map((id) => `api://${id}`)];
   const attributes: Record<string, string> = { 'output-token-variable-name': variable };
-  for (const name of ['failed-validation-httpcode', 'failed-validation-error-message', 'query-parameter-name']) {
+  for (const name of ['failed-validation-httpcode', 'failed-validation-error-message', 'query-parameter-name', 'token-value']) {
     const v = r.optional(name);
     if (v !== undefined) attributes[name] = v;
   }
-  if (attributes['query-parameter-name'] === undefined) attributes['header-name'] = r.optional('header-name') ?? 'Authorization';
+  if (attributes['query-parameter-name'] === undefined && attributes['token-value'] === undefined) attributes['header-name'] = r.optional('header-name') ?? 'Authorization';
   const audiencesElement = r.children('audiences')[0];
   if (audiencesElement) {
     const a = new ElementReader(deps.file, audiencesElement);

@@ -72,11 +72,13 @@ describe('validate-azure-ad-token', () => {
     expect((await call(gateway, await sign({ roles: ['Orders.Write'] }))).status).toBe(401);
   });
 
-  it('uses failed-validation-httpcode and -error-message; refuses token-value and a missing tenant-id', async () => {
+  it('uses failed-validation-httpcode and -error-message; refuses two token sources and a missing tenant-id', async () => {
     const g = await gatewayFor('<validate-azure-ad-token tenant-id="{{tenant-id}}" failed-validation-httpcode="403" failed-validation-error-message="Nope"><client-application-ids><application-id>{{partner}}</application-id></client-application-ids></validate-azure-ad-token>');
     expect((await call(g, await sign({ azp: randomUUID() }))).json()).toEqual({ statusCode: 403, message: 'Nope' });
     expect((await call(g)).json()).toEqual({ statusCode: 403, message: 'Nope' });
-    await expect(gatewayFor('<validate-azure-ad-token tenant-id="x" token-value="abc" />')).rejects.toThrow(/<validate-azure-ad-token>: attribute token-value is not supported/);
+    await expect(gatewayFor('<validate-azure-ad-token tenant-id="x" header-name="X-Token" token-value="abc" />')).rejects.toThrow(
+      /:4: <validate-azure-ad-token>: header-name, query-parameter-name and token-value are mutually exclusive/,
+    );
     await expect(gatewayFor('<validate-azure-ad-token />')).rejects.toThrow(/:4: <validate-azure-ad-token>: attribute tenant-id is required/);
   });
 });

@@ -3,24 +3,36 @@
  * element checked, unsupported ones refused), then run per request.
  *
  * Supported: header-name (with the Authorization scheme check, see below), query-parameter-name,
- * failed-validation-httpcode (401), failed-validation-error-message, require-expiration-time
- * (true), require-scheme, require-signed-tokens (only true), clock-skew (0 s),
- * output-token-variable-name, id; children openid-config (one or more), audiences, issuers,
- * required-claims. Refused for now: token-value, issuer-signing-keys, decryption-keys.
+ * token-value (a policy expression giving the token, or a literal), failed-validation-httpcode
+ * (401), failed-validation-error-message, require-expiration-time (true), require-scheme,
+ * require-signed-tokens (only true), clock-skew (0 s), output-token-variable-name, id; children
+ * openid-config (zero or more), issuer-signing-keys (`<key>` with base64 symmetric key text, or
+ * `n` + `e` RSA attributes; optional `id` = the token's `kid`), audiences, issuers,
+ * required-claims. Refused: decryption-keys, and `<key certificate-id>` (the gateway has no
+ * APIM certificate store; give the key as `n`/`e`).
  *
  * Token source: APIM requires exactly one of header-name, query-parameter-name, token-value
  * (there is no default header). When the header is `Authorization` the value must be
  * `<scheme> <token>` with the scheme `require-scheme` names, `Bearer` when it is not set.
  * APIM ignores `require-scheme` on any other header; this gateway refuses that combination
  * instead of ignoring an attribute.
+ *
+ * Verified tokens are remembered per policy instance (verified-token-cache.ts); lifetime is
+ * still checked on every request and a change of signing keys drops the entries.
  */
 import { ApimError } from './apim-errors';
-import { JwtRules, JwtValidationFailure, RequiredClaim, SigningKeySource, validateJwt } from './jwt-validation';
+import type { JWK } from 'jose';
+import { JwtRules, JwtValidationFailure, RequiredClaim, SigningKeySource, STATIC_KEYS_ISSUER, validateJwt } from './jwt-validation';
 import { OpenIdMetadata, OpenIdMetadataCache } from './openid-metadata-cache';
 import type { PolicyContext, PolicyStatement } from './policy-context';
+import { CompiledExpression, ExpressionError, expressionString } from './policy-expression';
 import { ElementReader, PolicyElement } from './policy-xml';
+import { DEFAULT_VERIFIED_TOKEN_CACHE_SIZE, VerifiedTokenCache } from './verified-token-cache';
 
-export type TokenSource = { kind: 'header'; name: string; scheme: string | undefined } | { kind: 'query'; name: string };
+export type TokenSource =
+  | { kind: 'header'; name: string; scheme: string | undefined }
+  | { kind: 'query'; name: string }
+  | { kind: 'value'; value: string | CompiledExpression };
 
 export interface ValidateJwtConfig {
   tokenSource: TokenSource;
@@ -28,6 +40,8 @@ export interface ValidateJwtConfig {
   failedMessage: string | undefined;
   outputTokenVariableName: string | undefined;
   openIdConfigs: OpenIdMetadataCache[];
+  /** `<issuer-signing-keys>`, as one fixed key set (undefined when there are none). */
+  staticKeys: OpenIdMetadata | undefined;
   rules: JwtRules;
 }
 
@@ -35,6 +49,8 @@ export interface ValidateJwtDeps {
   file: string;
   /** The shared metadata cache for an openid-config URL. */
   metadataCache(url: string): OpenIdMetadataCache;
+  /** Verified tokens remembered per policy instance (default 10,000; 0 = off). */
+  verifiedTokenCacheSize?: number;
 }
 
 const ATTRIBUTES = [
@@ -48,17 +64,19 @@ const ATTRIBUTES = [
   'require-signed-tokens',
   'clock-skew',
   'output-token-variable-name',
+  'token-value',
 ];
 
 export function compileValidateJwt(element: PolicyElement, deps: ValidateJwtDeps): PolicyStatement {
   const r = new ElementReader(deps.file, element);
-  r.allowAttributes(ATTRIBUTES, ['token-value']);
+  r.allowAttributes(ATTRIBUTES);
   r.noText();
-  r.allowChildren(['openid-config', 'audiences', 'issuers', 'required-claims'], ['issuer-signing-keys', 'decryption-keys'], ['audiences', 'issuers', 'required-claims']);
+  r.allowChildren(['openid-config', 'issuer-signing-keys', 'audiences', 'issuers', 'required-claims'], ['decryption-keys'], ['issuer-signing-keys', 'audiences', 'issuers', 'required-claims']);
 
   const headerName = r.optional('header-name');
   const queryName = r.optional('query-parameter-name');
-  if ((headerName === undefined) === (queryName === undefined)) {
+  const tokenValue = r.optional('token-value');
+  if ([headerName, queryName, tokenValue].filter((v) => v !== undefined).length !== 1) {
     throw r.error('exactly one of header-name, query-parameter-name or token-value must be specified');
   }
   const scheme = r.optional('require-scheme');
@@ -70,10 +88,15 @@ export function compileValidateJwt(element: PolicyElement, deps: ValidateJwtDeps
       throw r.error('require-scheme applies only to the Authorization header (APIM ignores it with a custom header-name); remove it');
     }
     tokenSource = { kind: 'header', name: headerName.trim().toLowerCase(), scheme: isAuthorization ? (scheme?.trim() || 'Bearer') : undefined };
+  } else if (queryName !== undefined) {
+    if (scheme !== undefined) throw r.error('require-scheme applies only to the Authorization header; remove it');
+    if (queryName.trim() === '') throw r.error('attribute query-parameter-name must not be empty');
+    tokenSource = { kind: 'query', name: queryName.trim() };
   } else {
     if (scheme !== undefined) throw r.error('require-scheme applies only to the Authorization header; remove it');
-    if (queryName!.trim() === '') throw r.error('attribute query-parameter-name must not be empty');
-    tokenSource = { kind: 'query', name: queryName!.trim() };
+    if (tokenValue!.trim() === '') throw r.error('attribute token-value must not be empty');
+    const expression = r.expression(tokenValue, 'attribute token-value', ['string', 'null', 'object']);
+    tokenSource = { kind: 'value', value: expression ?? tokenValue!.trim() };
   }
   if (!r.boolean('require-signed-tokens', true)) {
     throw r.error('require-signed-tokens="false" is not supported: this gateway accepts only signed tokens (RS256, PS256, RS512)');
@@ -94,9 +117,11 @@ export function compileValidateJwt(element: PolicyElement, deps: ValidateJwtDeps
     if (parsed.protocol !== 'https:') throw c.error(`url '${url}' must be an https:// URL`);
     return deps.metadataCache(url);
   });
-  if (openIdConfigs.length === 0) {
-    throw r.error('an <openid-config url> is required (issuer-signing-keys is not supported by this gateway yet)');
+  const staticKeys = issuerSigningKeys(deps.file, r.children('issuer-signing-keys')[0]);
+  if (openIdConfigs.length === 0 && !staticKeys) {
+    throw r.error('an <openid-config url> or <issuer-signing-keys> is required: without keys no token can be validated');
   }
+  const symmetricKeys = staticKeys?.jwks.keys.some((k) => k.kty === 'oct') ?? false;
 
   const failedStatusCode = r.integer('failed-validation-httpcode', 401, 100, 599);
   const outputTokenVariableName = r.optional('output-token-variable-name');
@@ -108,7 +133,9 @@ export function compileValidateJwt(element: PolicyElement, deps: ValidateJwtDeps
     failedMessage: r.optional('failed-validation-error-message'),
     outputTokenVariableName: outputTokenVariableName?.trim(),
     openIdConfigs,
+    staticKeys,
     rules: {
+      symmetricKeys,
       requireExpirationTime: r.boolean('require-expiration-time', true),
       clockSkewSeconds: r.integer('clock-skew', 0, 0, 86_400),
       audiences: listOf(deps.file, r.children('audiences')[0], 'audience'),
@@ -116,7 +143,56 @@ export function compileValidateJwt(element: PolicyElement, deps: ValidateJwtDeps
       requiredClaims: requiredClaims(deps.file, r.children('required-claims')[0]),
     },
   };
-  return new ValidateJwtStatement(element.line, config);
+  return new ValidateJwtStatement(element.line, config, new VerifiedTokenCache(deps.verifiedTokenCacheSize ?? DEFAULT_VERIFIED_TOKEN_CACHE_SIZE));
+}
+
+const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
+
+/** base64 or base64url text → base64url, or undefined when it is neither. */
+function toBase64Url(text: string): string | undefined {
+  const compact = text.replace(/\s+/g, '');
+  if (compact === '' || !BASE64.test(compact)) return undefined;
+  return Buffer.from(compact.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('base64url');
+}
+
+/**
+ * `<issuer-signing-keys>`: each `<key>` is a base64 symmetric key (its text; HS256/384/512, at
+ * least 128 bits as .NET requires) or an RSA public key as `n` and `e` (base64 or base64url; at
+ * least 2048 bits); `id` is matched against the token's `kid`. `certificate-id` names a
+ * certificate uploaded to API Management, which this gateway does not have: refused.
+ */
+function issuerSigningKeys(file: string, element: PolicyElement | undefined): OpenIdMetadata | undefined {
+  if (!element) return undefined;
+  const r = new ElementReader(file, element);
+  r.allowAttributes([]);
+  r.noText();
+  r.allowChildren(['key']);
+  const keys: JWK[] = element.children.map((child) => {
+    const c = new ElementReader(file, child);
+    c.allowAttributes(['id', 'n', 'e'], ['certificate-id']);
+    c.noChildren();
+    const id = c.optional('id')?.trim();
+    if (id === '') throw c.error('attribute id must not be empty');
+    const kid = id === undefined ? {} : { kid: id };
+    const n = c.optional('n');
+    const e = c.optional('e');
+    if (n !== undefined || e !== undefined) {
+      if (child.text !== '') throw c.error('a <key> is either a base64 symmetric key (text) or an RSA key (n and e), not both');
+      if (n === undefined || e === undefined) throw c.error('an RSA <key> needs both n and e');
+      const nUrl = toBase64Url(n);
+      const eUrl = toBase64Url(e);
+      if (!nUrl) throw c.error('attribute n is not base64');
+      if (!eUrl) throw c.error('attribute e is not base64');
+      if (Buffer.from(nUrl, 'base64url').length < 256) throw c.error('the RSA modulus n is shorter than 2048 bits');
+      return { kty: 'RSA', n: nUrl, e: eUrl, ...kid };
+    }
+    const k = toBase64Url(child.text);
+    if (!k) throw c.error('a <key> needs a base64 symmetric key as its text, or n and e attributes');
+    if (Buffer.from(k, 'base64url').length < 16) throw c.error('the symmetric key is shorter than 128 bits');
+    return { kty: 'oct', k, ...kid };
+  });
+  if (keys.length === 0) throw r.error('at least one <key> is required');
+  return { issuer: STATIC_KEYS_ISSUER, jwksUri: '', jwks: { keys } };
 }
 
 function listOf(file: string, element: PolicyElement | undefined, itemName: string): string[] | undefined {
@@ -164,34 +240,41 @@ function requiredClaims(file: string, element: PolicyElement | undefined): Requi
 class ValidateJwtStatement implements PolicyStatement {
   readonly name = 'validate-jwt';
 
+  private readonly keys: SigningKeySource;
+
   constructor(
     readonly line: number,
     readonly config: ValidateJwtConfig,
-  ) {}
+    private readonly cache: VerifiedTokenCache,
+  ) {
+    this.keys = keySourceOf(config);
+  }
 
   async execute(ctx: PolicyContext): Promise<void> {
     const { config } = this;
     try {
       const token = extractToken(ctx, config.tokenSource);
-      const validated = await validateJwt(token, this.keySource(), config.rules, ctx.now());
+      const validated = await validateJwt(token, this.keys, config.rules, ctx.now(), this.cache);
       if (config.outputTokenVariableName) ctx.variables.set(config.outputTokenVariableName, validated);
     } catch (err) {
       if (!(err instanceof JwtValidationFailure)) throw err;
       throw new ApimError(config.failedStatusCode, config.failedMessage ?? err.message, this.name, err.reason);
     }
   }
+}
 
-  private keySource(): SigningKeySource {
-    const caches = this.config.openIdConfigs;
-    return {
-      current: () => Promise.all(caches.map((c) => c.get())),
-      refresh: async () => {
-        const refreshed = await Promise.all(caches.map((c) => c.refreshForUnknownKey()));
-        if (refreshed.every((m) => m === undefined)) return undefined;
-        return Promise.all(caches.map((c, i) => refreshed[i] ?? c.get())) as Promise<OpenIdMetadata[]>;
-      },
-    };
-  }
+/** The openid-config key sets (cached objects: a new pull makes new ones), then the fixed issuer-signing-keys. */
+function keySourceOf(config: ValidateJwtConfig): SigningKeySource {
+  const caches = config.openIdConfigs;
+  const fixed = config.staticKeys ? [config.staticKeys] : [];
+  return {
+    current: async () => [...(await Promise.all(caches.map((c) => c.get()))), ...fixed],
+    refresh: async () => {
+      const refreshed = await Promise.all(caches.map((c) => c.refreshForUnknownKey()));
+      if (refreshed.every((m) => m === undefined)) return undefined;
+      return [...(await Promise.all(caches.map((c, i) => refreshed[i] ?? c.get()))), ...fixed];
+    },
+  };
 }
 
 function notPresent(): JwtValidationFailure {
@@ -199,6 +282,18 @@ function notPresent(): JwtValidationFailure {
 }
 
 function extractToken(ctx: PolicyContext, source: TokenSource): string {
+  if (source.kind === 'value') {
+    if (typeof source.value === 'string') return source.value;
+    let value: string;
+    try {
+      value = expressionString(source.value.evaluate(ctx)).trim();
+    } catch (err) {
+      if (err instanceof ExpressionError) throw new ApimError(500, 'Expression evaluation failed.', 'validate-jwt', 'ExpressionValueEvaluationFailure');
+      throw err;
+    }
+    if (!value) throw notPresent();
+    return value;
+  }
   if (source.kind === 'query') {
     const value = ctx.request.query.get(source.name)?.trim();
     if (!value) throw notPresent();
