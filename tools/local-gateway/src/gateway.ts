@@ -12,7 +12,6 @@ import { Agent, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { pipeline } from 'node:stream';
 import { DevelopmentCa } from '@certflow/certs';
 import { AccessLogEntry, AccessLogSink, pathOnly, PolicyOutcome, stdoutAccessLog } from './access-log';
 import { ApimError, apimErrorBody, sendApimError } from './apim-errors';
@@ -325,11 +324,12 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
   const url = req.url ?? '/';
   const headers = backendRequestHeaders(req, deps.port);
   if (deps.clientCertMode) Object.assign(headers, clientCertificateHeaders(peer));
-  const query = new URL(url, 'https://gateway.invalid').searchParams;
+  let parsedQuery: URLSearchParams | undefined;
+  const queryOf = (): URLSearchParams => (parsedQuery ??= new URL(url, 'https://gateway.invalid').searchParams);
   let subscriptionId: string | undefined;
   if (deps.subscriptionKeys) {
     delete headers[deps.subscriptionKeys.headerName]; // the backend never needs the key
-    const check = deps.subscriptionKeys.check(req.headers, query);
+    const check = deps.subscriptionKeys.check(req.headers, queryOf());
     if (!check.ok) {
       outcome = 'rejected';
       error = new ApimError(401, check.message, 'subscription', check.reason);
@@ -349,7 +349,10 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     request: {
       method: req.method ?? 'GET',
       url,
-      query,
+      // Parsed only when a policy reads it (most requests never do).
+      get query() {
+        return queryOf();
+      },
       headers,
       clientIp: clientIpOf(req),
       ...(peer ? { clientCertificate: peer } : {}),
@@ -417,7 +420,13 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
       return;
     }
     res.writeHead(ctx.response.statusCode, ctx.response.headers);
-    pipeline(upstream, res, () => undefined); // errors on either side end both streams
+    // Errors on either side end both streams. Plain pipe(): stream.pipeline() costs an
+    // AbortController and a DOMException per request (about 6 % of the gateway's CPU at load).
+    upstream.on('error', () => res.destroy());
+    res.on('close', () => {
+      if (!upstream.complete) upstream.destroy();
+    });
+    upstream.pipe(res);
   } catch (err) {
     if (!(err instanceof ApimError)) throw err;
     if (outcome === 'forwarded') outcome = 'rejected';
