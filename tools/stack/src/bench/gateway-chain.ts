@@ -34,7 +34,7 @@ const NGINX_WORKERS = Number(process.env['BENCH_NGINX_WORKERS'] ?? '1');
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? '6');
 const REQUESTS_PER_ROUND = Number(process.env['BENCH_REQUESTS'] ?? '3000');
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? '32');
-const WARM_UP_REQUESTS = 1_000;
+const WARM_UP_REQUESTS = 3_000;
 const GOAL_GATEWAY_VS_NGINX = 0.7;
 const PATH = '/orders';
 
