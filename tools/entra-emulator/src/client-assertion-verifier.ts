@@ -35,7 +35,9 @@ export async function verifyClientAssertion(assertion: string, check: AssertionC
     throw entraErrors.malformedAssertion(`The algorithm '${String(alg)}' is not supported for client assertions; use RS256 or PS256.`);
   }
   const x5tS256 = header['x5t#S256'];
-  const x5t = header.x5t;
+  // MSAL for Python (1.x) sends the SHA-1 `x5t` as URL-safe base64 *with* `=` padding, and
+  // Entra ID accepts it; so padding is dropped from `x5t`. `x5t#S256` stays strict base64url.
+  const x5t = typeof header.x5t === 'string' && /^[A-Za-z0-9_-]+=?$/.test(header.x5t) ? header.x5t.replace(/=$/, '') : header.x5t;
   if (typeof x5tS256 !== 'string' && typeof x5t !== 'string') {
     throw entraErrors.malformedAssertion('No certificate thumbprint specified in token header.');
   }
