@@ -13,7 +13,7 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { TokenProvider } from './certificate-token-client';
-import { withSystemRoots } from './https-network-client';
+import { trustingAlso } from './https-network-client';
 
 export const DEFAULT_API_TIMEOUT_MS = 15_000;
 export const DEFAULT_API_TOTAL_TIMEOUT_MS = 60_000;
@@ -129,7 +129,7 @@ export class ApiClient {
     this.base = new URL(opts.baseUrl.endsWith('/') ? opts.baseUrl : `${opts.baseUrl}/`);
     this.httpsAgent = new HttpsAgent({
       keepAlive: true,
-      ...(opts.ca ? { ca: withSystemRoots(opts.ca) } : {}),
+      ...(opts.ca ? { secureContext: trustingAlso(opts.ca) } : {}),
     });
     this.httpAgent = new HttpAgent({ keepAlive: true });
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_API_TIMEOUT_MS;

