@@ -106,7 +106,7 @@ describe('help', () => {
   });
 
   it.each([
-    [['serve', '--help'], /"event":"serving","url":"http:\/\/127\.0\.0\.1:PORT"/],
+    [['serve', '--help'], /"event":"listening","url":"http:\/\/127\.0\.0\.1:PORT"/],
     [['help', 'serve'], /GET +\/call\/<api path and query>/],
     [['run', '--help'], /\{"event":"stopped","calls":…,"failed":…\}/],
     [['token', 'decode', '--help'], /Nothing is verified/],

@@ -79,7 +79,7 @@ Commands:
                       call the API at PARTNER_API_BASE_URL + path with a bearer token, N times
   serve [--port N] [--host H]
                       HTTP facade for load tests: GET /call/<path>, /metrics, /health, POST /rotate;
-                      prints {"event":"serving","url":"http://H:PORT"} once listening
+                      prints {"event":"listening","url":"http://H:PORT"} once listening
   run --path P [--interval-ms N] [--times N] [--metrics-port N]
                       the long-running worker: calls the API path every N ms, JSON lines on stdout
   help [command]      show this text, or one command's (also: <command> --help)
@@ -644,7 +644,7 @@ const COMMAND_HELP: Record<string, string> = {
   serve: `Usage: partner-worker serve [--port N] [--host H]
 
 A small HTTP facade for load tests. Once listening it prints exactly one line on stdout:
-  {"event":"serving","url":"http://127.0.0.1:PORT"}
+  {"event":"listening","url":"http://127.0.0.1:PORT"}
 Logs go to stderr. Routes:
   GET  /call/<api path and query>  a token from certflow's cache (and the shared Redis tier with
                                     PARTNER_REDIS_URL), then GET PARTNER_API_BASE_URL + path;
@@ -796,7 +796,7 @@ async function serve(io: CliIo, values: Flags): Promise<number> {
             rotateUnavailableReason: 'set PARTNER_APP_OBJECT_ID (and PARTNER_GRAPH_URL) to rotate in process',
           }),
     });
-    io.stdout(JSON.stringify({ event: 'serving', url: facade.url }));
+    io.stdout(JSON.stringify({ event: 'listening', url: facade.url }));
     await stopped(io.stop);
     log('stopping: finishing the requests in progress');
     await facade.close(5_000);

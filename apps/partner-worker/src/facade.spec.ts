@@ -350,14 +350,14 @@ describe('serve and run against the emulator and a verifying API', () => {
     expect(assertions.at(-1)?.['x5t#S256']).toBe(next.credential.certificate.thumbprints.sha256Base64Url);
   }, 60_000);
 
-  it('serve (built CLI): one "serving" line; cert rotate in another process under continuous calls: zero failed calls, the old certificate refused afterwards; SIGTERM stops it', async () => {
+  it('serve (built CLI): one "listening" line; cert rotate in another process under continuous calls: zero failed calls, the old certificate refused afterwards; SIGTERM stops it', async () => {
     const { store, credential, keyId } = await registeredCertificate('facade-serve');
     const serve = startCli(['serve', '--port', '0'], env(store.directory), dir.path);
     closers.push(() => void serve.child.kill('SIGKILL'));
-    await until('the serving line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
+    await until('the listening line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
     expect(serve.stdout).toHaveLength(1);
-    const serving = JSON.parse(serve.stdout[0]!) as { event: string; url: string };
-    expect(serving).toEqual({ event: 'serving', url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) });
+    const listening = JSON.parse(serve.stdout[0]!) as { event: string; url: string };
+    expect(listening).toEqual({ event: 'listening', url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) });
 
     let calls = 0;
     const failures: string[] = [];
@@ -365,7 +365,7 @@ describe('serve and run against the emulator and a verifying API', () => {
     const load = Promise.all(
       Array.from({ length: 4 }, async () => {
         while (running) {
-          const answer = await http('GET', `${serving.url}/call/orders`).catch((err: Error) => ({
+          const answer = await http('GET', `${listening.url}/call/orders`).catch((err: Error) => ({
             status: 0,
             text: err.message,
           }));
@@ -388,13 +388,13 @@ describe('serve and run against the emulator and a verifying API', () => {
         l.includes(`switched to the certificate ${rotated.certificate.thumbprints.sha256Hex}`),
       ),
     );
-    const before = (await http('GET', `${serving.url}/metrics`)).text;
+    const before = (await http('GET', `${listening.url}/metrics`)).text;
     // Keep calling for more than a token lifetime: the tokens now come from the new certificate.
     const until2 = Date.now() + (LIFETIME_S + 2) * 1000;
     await until('a token lifetime of calls', () => Date.now() > until2, (LIFETIME_S + 10) * 1000);
     running = false;
     await load;
-    const after = (await http('GET', `${serving.url}/metrics`)).text;
+    const after = (await http('GET', `${listening.url}/metrics`)).text;
 
     expect(failures).toEqual([]);
     expect(calls).toBeGreaterThan(100);
@@ -422,7 +422,7 @@ describe('serve and run against the emulator and a verifying API', () => {
     const { store } = await registeredCertificate('facade-graceful');
     const serve = startCli(['serve'], env(store.directory), dir.path);
     closers.push(() => void serve.child.kill('SIGKILL'));
-    await until('the serving line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
+    await until('the listening line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
     const { url } = JSON.parse(serve.stdout[0]!) as { url: string };
     expect((await http('GET', `${url}/call/orders`)).status).toBe(200);
     const slow = http('GET', `${url}/call/slow`);
@@ -439,7 +439,7 @@ describe('serve and run against the emulator and a verifying API', () => {
     const shared = { PARTNER_REDIS_URL: redis.url, PARTNER_CACHE_KEY: randomBytes(32).toString('hex') };
     const replicas = [0, 1].map(() => startCli(['serve'], env(store.directory, shared), dir.path));
     for (const r of replicas) closers.push(() => void r.child.kill('SIGKILL'));
-    await until('both serving', () =>
+    await until('both listening', () =>
       replicas.every((r) => r.stdout.length > 0 || r.child.exitCode !== null),
     );
     const urls = replicas.map((r) => (JSON.parse(r.stdout[0]!) as { url: string }).url);
@@ -468,7 +468,7 @@ describe('serve and run against the emulator and a verifying API', () => {
       dir.path,
     );
     closers.push(() => void serve.child.kill('SIGKILL'));
-    await until('the serving line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
+    await until('the listening line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
     const { url } = JSON.parse(serve.stdout[0]!) as { url: string };
     expect((await http('GET', `${url}/call/orders`)).status).toBe(200);
     expect((await http('POST', `${url}/rotate`, { origin: 'https://evil.example' })).status).toBe(403);
