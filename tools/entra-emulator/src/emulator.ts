@@ -287,7 +287,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
         onClient: (appId) => {
           clientId = appId;
         },
-        onIssued: (issued) => ctx.metrics.tokenIssued(issued.clientAppId, issued.credential, issued.tokenVersion),
+        onIssued: (issued) => ctx.metrics.tokenIssued(issued),
         ...(ctx.replayGuard ? { replayGuard: ctx.replayGuard } : {}),
       });
       record('success');

@@ -5,7 +5,7 @@
  *   `outcome` is `success`, `error` (an Entra error, `error_code` = its AADSTS number) or
  *   `fault` (injected); `client_id` is the app id of a registered client, else `unknown`
  *   (so that junk client ids cannot grow the label set).
- * - `entra_emulator_tokens_issued_total{client_id,credential,token_version}`: tokens issued,
+ * - `entra_emulator_tokens_issued_total{client_id,resource,credential,token_version}`: tokens issued,
  *   by credential (`certificate` or `secret`) and access-token version.
  * - `entra_emulator_token_request_duration_seconds{outcome}`: latency histogram, including
  *   injected latency.
@@ -42,8 +42,13 @@ export class Metrics {
     histogram.count += 1;
   }
 
-  tokenIssued(clientId: string, credential: 'certificate' | 'secret', tokenVersion: 1 | 2): void {
-    const key = labels({ client_id: clientId, credential, token_version: String(tokenVersion) });
+  tokenIssued(issued: { clientAppId: string; resourceAppId: string; credential: 'certificate' | 'secret'; tokenVersion: 1 | 2 }): void {
+    const key = labels({
+      client_id: issued.clientAppId,
+      resource: issued.resourceAppId,
+      credential: issued.credential,
+      token_version: String(issued.tokenVersion),
+    });
     this.issued.set(key, (this.issued.get(key) ?? 0) + 1);
   }
 
@@ -56,7 +61,7 @@ export class Metrics {
     lines.push('# HELP entra_emulator_token_requests_total Token endpoint requests by client, outcome and AADSTS error code.');
     lines.push('# TYPE entra_emulator_token_requests_total counter');
     for (const [key, value] of this.requests) lines.push(`entra_emulator_token_requests_total{${key}} ${value}`);
-    lines.push('# HELP entra_emulator_tokens_issued_total Access tokens issued, by client, credential type and token version.');
+    lines.push('# HELP entra_emulator_tokens_issued_total Access tokens issued, by client, resource app id, credential type and token version.');
     lines.push('# TYPE entra_emulator_tokens_issued_total counter');
     for (const [key, value] of this.issued) lines.push(`entra_emulator_tokens_issued_total{${key}} ${value}`);
     lines.push('# HELP entra_emulator_token_request_duration_seconds Token endpoint latency, from request to response.');

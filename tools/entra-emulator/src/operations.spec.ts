@@ -50,8 +50,8 @@ describe('/metrics', () => {
     expect(requests(partnerId(), 'success', '')).toBe(2);
     expect(requests(partnerId(), 'error', '7000215')).toBe(1);
     expect(requests('unknown', 'error', '700016')).toBe(1);
-    expect(delta(before, after, `entra_emulator_tokens_issued_total{client_id="${partnerId()}",credential="certificate",token_version="2"}`)).toBe(1);
-    expect(delta(before, after, `entra_emulator_tokens_issued_total{client_id="${partnerId()}",credential="secret",token_version="2"}`)).toBe(1);
+    expect(delta(before, after, `entra_emulator_tokens_issued_total{client_id="${partnerId()}",resource="${f.provisioned.api.appId}",credential="certificate",token_version="2"}`)).toBe(1);
+    expect(delta(before, after, `entra_emulator_tokens_issued_total{client_id="${partnerId()}",resource="${f.provisioned.api.appId}",credential="secret",token_version="2"}`)).toBe(1);
 
     expect(delta(before, after, 'entra_emulator_token_request_duration_seconds_count{outcome="success"}')).toBe(2);
     expect(delta(before, after, 'entra_emulator_token_request_duration_seconds_count{outcome="error"}')).toBe(2);

@@ -29,7 +29,7 @@ export interface TokenEndpointContext {
   /** Told the registered client's app id as soon as it is known (metrics). */
   onClient?: (appId: string) => void;
   /** Told about every token issued (metrics). */
-  onIssued?: (issued: { clientAppId: string; credential: 'certificate' | 'secret'; tokenVersion: 1 | 2 }) => void;
+  onIssued?: (issued: { clientAppId: string; resourceAppId: string; credential: 'certificate' | 'secret'; tokenVersion: 1 | 2 }) => void;
 }
 
 /** The v1 endpoint's answer: Entra sends the numbers as strings there. */
@@ -89,7 +89,7 @@ export async function handleTokenRequest(form: TokenForm, authorization: string 
     lifetimeSeconds,
   });
   const accessToken = signAccessToken(ctx.signingKey, resource.tokenVersion, claims);
-  ctx.onIssued?.({ clientAppId: app.appId, credential: clientAuthentication === '2' ? 'certificate' : 'secret', tokenVersion: resource.tokenVersion });
+  ctx.onIssued?.({ clientAppId: app.appId, resourceAppId: resource.appId, credential: clientAuthentication === '2' ? 'certificate' : 'secret', tokenVersion: resource.tokenVersion });
   if (v1) {
     return {
       token_type: 'Bearer',
