@@ -46,6 +46,17 @@ describe('runLoad', () => {
     expect(brokenThresholds(result, { maxFailureRate: 0, maxP99Ms: 60_000, expectedStatus: 200 })[0]).toMatch(/failure rate 100\.00%/);
   });
 
+  it('ends early when its signal is aborted, finishing the requests in flight', async () => {
+    const stop = new AbortController();
+    const running = runLoad({ url, ca: ca.certificatePem, headers: { authorization: 'Bearer good' }, connections: 2, durationMs: 60_000, maxRequests: 10_000_000, signal: stop.signal });
+    await new Promise((r) => setTimeout(r, 300));
+    stop.abort();
+    const result = await running;
+    expect(result.durationMs).toBeLessThan(30_000);
+    expect(result.requests).toBeGreaterThan(0);
+    expect(result.statuses).toEqual({ '200': result.requests });
+  });
+
   it('refuses a server whose certificate does not chain to the given CA', async () => {
     const otherCa = createCertificateAuthority({ commonName: 'someone else' });
     const result = await runLoad({ url, ca: otherCa.certificatePem, connections: 1, durationMs: 10_000, maxRequests: 3 });

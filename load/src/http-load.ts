@@ -20,6 +20,8 @@ export interface LoadOptions {
   maxRequests: number;
   /** Per-request timeout. */
   timeoutMs?: number;
+  /** Ends the run early (durationMs stays the upper bound). */
+  signal?: AbortSignal;
 }
 
 export interface LoadResult {
@@ -76,7 +78,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     });
 
   const client = async (): Promise<void> => {
-    while (performance.now() < deadline && issued < opts.maxRequests) {
+    while (performance.now() < deadline && issued < opts.maxRequests && !opts.signal?.aborted) {
       issued += 1;
       await once();
     }

@@ -1,6 +1,6 @@
 /**
  * certflow load suites: `--profile smoke` (seconds, part of npm test) or `--profile full`
- * (npm run load); `--suite NAME` (repeatable) to run some. Starts the whole stack in a
+ * (npm run load); `--suite NAME` (repeatable) to run some (always in SUITES order). Starts the whole stack in a
  * temporary state directory, gets the partner's token once (as a cached client would), runs
  * each suite, writes JSON summaries and an HTML report to load/results/, and exits 1 when a
  * threshold breaks.
@@ -39,8 +39,9 @@ async function main(): Promise<number> {
     return 2;
   }
   const profile: Profile | undefined = PROFILES[values.profile as Profile['name']];
-  const suites = values.suite ?? Object.keys(SUITES);
-  const unknown = suites.filter((s) => !(s in SUITES));
+  const requested = values.suite ?? Object.keys(SUITES);
+  const unknown = requested.filter((s) => !(s in SUITES));
+  const suites = Object.keys(SUITES).filter((s) => requested.includes(s));
   if (!profile || unknown.length) {
     console.error(`${profile ? `unknown suite ${unknown.join(', ')}` : `unknown profile '${values.profile}'`}\n${USAGE}`);
     return 2;
@@ -66,7 +67,7 @@ async function main(): Promise<number> {
       results.push(result);
       console.log(`${name}: ${result.description}`);
       for (const m of result.measurements) console.log(line(m.name, m.result));
-      for (const [k, v] of Object.entries(result.ratios)) console.log(`  ${k}: ${v.toFixed(2)}`);
+      for (const [k, v] of Object.entries(result.figures)) console.log(`  ${k}: ${Number.isInteger(v) ? v : v.toFixed(2)}`);
       writeJsonSummary(resultsDir, profile, result);
     }
     if (ctx.k6NotRun.length) reportK6Missing(ctx.k6NotRun);

@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Profile } from './profiles';
 import type { SuiteResult } from './suites';
+import { barChartSvg } from './svg-chart';
 
 const escape = (s: string): string =>
   s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
@@ -12,27 +13,6 @@ export function writeJsonSummary(resultsDir: string, profile: Profile, result: S
   const summary = { ...result, profile: profile.name, thresholds: profile.thresholds, at: new Date().toISOString() };
   writeFileSync(path, JSON.stringify(summary, null, 2) + '\n');
   return path;
-}
-
-/** A bar per measurement (requests per second), drawn as inline SVG: no scripts, no network. */
-function chart(results: SuiteResult[]): string {
-  const bars = results.flatMap((r) => r.measurements.map((m) => ({ label: `${r.suite}: ${m.name}`, value: m.result.requestsPerSecond })));
-  const max = Math.max(1, ...bars.map((b) => b.value));
-  const rowHeight = 28;
-  const width = 760;
-  const labelWidth = 340;
-  const rows = bars
-    .map((b, i) => {
-      const w = Math.round(((width - labelWidth - 90) * b.value) / max);
-      const y = i * rowHeight;
-      return (
-        `<text x="0" y="${y + 18}" font-size="13">${escape(b.label)}</text>` +
-        `<rect x="${labelWidth}" y="${y + 5}" width="${w}" height="18" fill="#2f6fb0"/>` +
-        `<text x="${labelWidth + w + 6}" y="${y + 18}" font-size="13">${b.value} req/s</text>`
-      );
-    })
-    .join('');
-  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${bars.length * rowHeight}" role="img" aria-label="requests per second">${rows}</svg>`;
 }
 
 export function writeHtmlReport(resultsDir: string, profile: Profile, results: SuiteResult[]): string {
@@ -48,7 +28,7 @@ export function writeHtmlReport(resultsDir: string, profile: Profile, results: S
     .join('\n');
   const verdicts = results
     .map((r) => `<li><b>${escape(r.suite)}</b>: ${r.broken.length ? `<span class="bad">FAILED</span> ${escape(r.broken.join('; '))}` : '<span class="ok">thresholds hold</span>'}` +
-      Object.entries(r.ratios).map(([k, v]) => ` — ${escape(k)} ${v.toFixed(2)}`).join('') + '</li>')
+      Object.entries(r.figures).map(([k, v]) => ` — ${escape(k)} ${Number.isInteger(v) ? v : v.toFixed(2)}`).join('') + '</li>')
     .join('\n');
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>certflow load report (${profile.name})</title>
@@ -57,7 +37,7 @@ export function writeHtmlReport(resultsDir: string, profile: Profile, results: S
 <h1>certflow load report: ${profile.name} profile</h1>
 <p>${new Date().toISOString()} · ${profile.connections} connections · ${profile.durationMs / 1000} s per measurement · thresholds: failures ≤ ${profile.thresholds.maxFailureRate * 100}%, p99 ≤ ${profile.thresholds.maxP99Ms} ms</p>
 <ul>${verdicts}</ul>
-${chart(results)}
+${barChartSvg('requests per second', results.flatMap((r) => r.measurements.map((m) => ({ label: `${r.suite}: ${m.name}`, value: m.result.requestsPerSecond }))), 'req/s')}
 <table><thead><tr><th>suite</th><th>measurement</th><th>req/s</th><th>p50 ms</th><th>p99 ms</th><th>requests</th><th>statuses</th><th>errors</th></tr></thead>
 <tbody>
 ${rows}

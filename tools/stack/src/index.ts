@@ -2,3 +2,5 @@ export * from './stack';
 export * from './stack-file';
 export * from './partner-credentials';
 export * from './stack-process';
+export { runJsonCommand, startService, type ChildService, type CommandResult } from './child-service';
+export { appEntryPoint } from './workspace';

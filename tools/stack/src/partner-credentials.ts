@@ -46,11 +46,14 @@ export async function tokenRequestForm(
   };
 }
 
-/** The registered partner's access token for the API, fetched over HTTPS trusting the development CA. */
-export async function requestPartnerToken(file: StackFile): Promise<string> {
-  const body = new URLSearchParams(await tokenRequestForm(file, file.partner.appId, partnerCertificate(file))).toString();
+/** Answer of the token endpoint to a client-assertion request signed with `cert` (the stack's partner certificate by default). */
+export async function partnerTokenResponse(
+  file: StackFile,
+  cert: CertificateAndKey = partnerCertificate(file),
+): Promise<{ status: number; text: string }> {
+  const body = new URLSearchParams(await tokenRequestForm(file, file.partner.appId, cert)).toString();
   const ca = readFileSync(file.caCertificatePath);
-  const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const req = request(
       file.emulator.tokenEndpoint,
       { method: 'POST', ca, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
@@ -63,6 +66,11 @@ export async function requestPartnerToken(file: StackFile): Promise<string> {
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** The registered partner's access token for the API, fetched over HTTPS trusting the development CA. */
+export async function requestPartnerToken(file: StackFile): Promise<string> {
+  const { status, text } = await partnerTokenResponse(file);
   if (status !== 200) throw new Error(`token request failed with HTTP ${status}: ${text}`);
   const token = (JSON.parse(text) as { access_token?: unknown }).access_token;
   if (typeof token !== 'string' || token === '') throw new Error('token response has no access_token');
