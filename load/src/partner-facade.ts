@@ -5,22 +5,10 @@
  * claims about itself.
  */
 import { request } from 'node:https';
-import { appEntryPoint, partnerEnvironment, startService, type ChildService, type StackFile } from '@certflow/stack';
+import { appEntryPoint, stackPartnerEnvironment, startService, type ChildService, type StackFile } from '@certflow/stack';
 
 export function partnerWorkerEnvironment(file: StackFile, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  return {
-    ...process.env,
-    ...partnerEnvironment({
-      entraInstance: file.emulator.url,
-      tenantId: file.tenantId,
-      clientId: file.partner.appId,
-      scope: file.api.scope,
-      apiBaseUrl: file.gateway.url,
-      certificateDirectory: file.partner.certificateDirectory,
-      caCertificatePath: file.caCertificatePath,
-    }),
-    ...extra,
-  };
+  return { ...process.env, ...stackPartnerEnvironment(file), ...extra };
 }
 
 /** Starts `partner-worker serve` on a free loopback port; resolves once it listens. */

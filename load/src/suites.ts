@@ -256,14 +256,10 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
     try {
       await sleep(ctx.profile.durationMs / 3);
       const started = performance.now();
-      const env = partnerWorkerEnvironment(ctx.file, {
-        PARTNER_APP_OBJECT_ID: ctx.file.partner.objectId,
-        PARTNER_GRAPH_URL: ctx.file.emulator.graphUrl,
-      });
       const run = await runJsonCommand(
         appEntryPoint('partner-worker'),
         ['cert', 'rotate', '--old-key-id', oldKey.keyId, '--json'],
-        env,
+        partnerWorkerEnvironment(ctx.file),
         undefined,
         90_000,
       );

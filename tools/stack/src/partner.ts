@@ -5,7 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { partnerEnvironment, readStackFile } from './stack-file';
+import { readStackFile, stackPartnerEnvironment } from './stack-file';
 import { appEntryPoint, workspaceRoot } from './workspace';
 
 function main(): number {
@@ -26,18 +26,7 @@ function main(): number {
     console.error((err as Error).message);
     return 1;
   }
-  const env = {
-    ...process.env,
-    ...partnerEnvironment({
-      entraInstance: file.emulator.url,
-      tenantId: file.tenantId,
-      clientId: file.partner.appId,
-      scope: file.api.scope,
-      apiBaseUrl: file.gateway.url,
-      certificateDirectory: file.partner.certificateDirectory,
-      caCertificatePath: file.caCertificatePath,
-    }),
-  };
+  const env = { ...process.env, ...stackPartnerEnvironment(file) };
   return spawnSync(process.execPath, [appEntryPoint('partner-worker'), ...args], { env, stdio: 'inherit' }).status ?? 1;
 }
 

@@ -76,6 +76,8 @@ export interface PartnerSettings {
   apiBaseUrl: string;
   certificateDirectory: string;
   caCertificatePath: string;
+  /** For `cert rotate` and serve's POST /rotate: the partner application's object id and Graph. */
+  rotation?: { applicationObjectId: string; graphUrl: string };
 }
 
 /** The partner worker's environment (its configuration contract) for a local stack. */
@@ -88,5 +90,22 @@ export function partnerEnvironment(s: PartnerSettings): Record<string, string> {
     PARTNER_API_BASE_URL: s.apiBaseUrl,
     PARTNER_CERT_DIR: s.certificateDirectory,
     PARTNER_CA_FILE: s.caCertificatePath,
+    ...(s.rotation
+      ? { PARTNER_APP_OBJECT_ID: s.rotation.applicationObjectId, PARTNER_GRAPH_URL: s.rotation.graphUrl }
+      : {}),
   };
+}
+
+/** The partner worker's environment for the running stack described by `file`, rotation included. */
+export function stackPartnerEnvironment(file: StackFile): Record<string, string> {
+  return partnerEnvironment({
+    entraInstance: file.emulator.url,
+    tenantId: file.tenantId,
+    clientId: file.partner.appId,
+    scope: file.api.scope,
+    apiBaseUrl: file.gateway.url,
+    certificateDirectory: file.partner.certificateDirectory,
+    caCertificatePath: file.caCertificatePath,
+    rotation: { applicationObjectId: file.partner.objectId, graphUrl: file.emulator.graphUrl },
+  });
 }

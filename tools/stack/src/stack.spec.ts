@@ -115,6 +115,11 @@ describe('npm start -- --once', () => {
       expect(second.status, second.stdout + second.stderr).toBe(0);
       expect(second.stdout).toContain('earlier (reused from the state directory)');
       expect(second.stdout).toContain('already registered');
+      // The registered certificate's keyId, for the partner's first cert rotate (removeKey).
+      const keyId = readFileSync(join(again, 'partner', 'partner.key-id'), 'utf8').trim();
+      expect(keyId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      expect(first.stdout).toContain(`keyCredential ${keyId} (added)`);
+      expect(second.stdout).toContain(`keyCredential ${keyId} (already registered)`);
       expect(existsSync(join(again, 'stack.json'))).toBe(false); // removed when the stack stops
     } finally {
       rmSync(again, { recursive: true, force: true });

@@ -7,7 +7,7 @@ import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { startEmulator, GraphClient, provisionApiAndPartner, type RunningEmulator } from '@certflow/entra-emulator';
 import { startGateway } from '@certflow/local-gateway';
-import { parseCertificate } from '@certflow/certs';
+import { parseCertificate, writeFileAtomic } from '@certflow/certs';
 import { ChildProcessError, runJsonCommand, startService } from './child-service';
 import { appEntryPoint, workspaceRoot } from './workspace';
 import { StackFile, partnerEnvironment, removeStackFile, stackFilePath, writeStackFile } from './stack-file';
@@ -180,16 +180,19 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       ],
     });
 
-    const uploaded = await step('step 4 (certificate upload)', () =>
+    const { keyId, uploaded } = await step('step 4 (certificate upload)', () =>
       uploadIfMissing(graph, registrations.partner.objectId, cer, parsedCer.thumbprints.sha1Hex),
     );
+    // What the API owner tells the partner: the keyId of its certificate, so that the partner's
+    // first `cert rotate` can remove it with removeKey (the partner cannot read the registration).
+    writeFileAtomic(join(certificateDirectory, PARTNER_KEY_ID_FILE), `${keyId}\n`, 0o644);
     report({
       step: 4,
       title: 'You upload it under Certificates & secrets',
       where: 'tools/entra-emulator, Graph PATCH /applications/{id} keyCredentials',
       details: [
         ['application', `${PARTNER_DISPLAY_NAME} (${registrations.partner.objectId})`],
-        ['keyCredential', uploaded ? 'added' : 'already registered'],
+        ['keyCredential', `${keyId} (${uploaded ? 'added' : 'already registered'})`],
       ],
     });
 
@@ -381,11 +384,20 @@ async function ensurePartnerCertificate(env: NodeJS.ProcessEnv): Promise<Partner
   };
 }
 
-async function uploadIfMissing(graph: GraphClient, objectId: string, cer: Buffer, sha1Hex: string): Promise<boolean> {
+/** The partner worker's file for the keyId of its registered certificate (apps/partner-worker rotation.ts). */
+const PARTNER_KEY_ID_FILE = 'partner.key-id';
+
+async function uploadIfMissing(
+  graph: GraphClient,
+  objectId: string,
+  cer: Buffer,
+  sha1Hex: string,
+): Promise<{ keyId: string; uploaded: boolean }> {
   const app = await graph.getApplication(objectId);
-  if (app.keyCredentials.some((k) => k.customKeyIdentifier?.toUpperCase() === sha1Hex)) return false;
-  await graph.addCertificate(objectId, cer, `${PARTNER_DISPLAY_NAME} ${new Date().toISOString().slice(0, 10)}`);
-  return true;
+  const registered = app.keyCredentials.find((k) => k.customKeyIdentifier?.toUpperCase() === sha1Hex);
+  if (registered) return { keyId: registered.keyId, uploaded: false };
+  const added = await graph.addCertificate(objectId, cer, `${PARTNER_DISPLAY_NAME} ${new Date().toISOString().slice(0, 10)}`);
+  return { keyId: added.keyId, uploaded: true };
 }
 
 export { stackFilePath };
