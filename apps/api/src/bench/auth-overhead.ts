@@ -8,7 +8,7 @@
  * The load generator shares the process (and the CPU) with the API, so it is kept as cheap as
  * wrk: each connection writes a prebuilt request and reads the response by its Content-Length.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -82,6 +82,9 @@ async function main(): Promise<void> {
       concurrency: CONCURRENCY,
     };
     console.log(JSON.stringify(result));
+    const resultsDir = resolve(__dirname, '../../../../load/results');
+    mkdirSync(resultsDir, { recursive: true });
+    writeFileSync(join(resultsDir, 'bench-auth-overhead.json'), `${JSON.stringify({ bench: 'auth-overhead', measuredAt: new Date().toISOString(), node: process.version, ...result }, null, 2)}\n`);
     console.log(
       `public ${result.publicReqPerSec} req/s, authenticated ${result.authenticatedReqPerSec} req/s, ratio ${result.ratio}, median round ratio ${result.medianRoundRatio} (goal ≥ ${result.goal}); ` +
         `without the verified-token cache ${result.uncachedAuthenticatedReqPerSec} req/s`,

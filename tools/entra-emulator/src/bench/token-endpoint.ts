@@ -12,10 +12,10 @@
  *   node tools/entra-emulator/dist/bench/token-endpoint.js [--requests N] [--concurrency C] [--seconds S]
  */
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { importPKCS8, SignJWT } from 'jose';
 import { createSelfSignedCertificate, parseCertificate, pemToDer } from '@certflow/certs';
 import { ASSERTION_TYPE } from '../client-assertion-verifier';
@@ -106,6 +106,28 @@ function table(results: Result[], options: BenchOptions): string {
   ].join('\n');
 }
 
+/** load/results/bench-token-endpoint.json, read by npm run load:publish. */
+function writeSummary(results: Result[], options: BenchOptions): string {
+  const clients = results.map((r) => {
+    const sorted = [...r.latenciesMs].sort((a, b) => a - b);
+    const round2 = (n: number) => Number(n.toFixed(2));
+    return { name: r.name, requests: r.requests, errors: r.errors, reqPerSec: Math.round(r.requests / r.seconds), p50Ms: round2(percentile(sorted, 50)), p99Ms: round2(percentile(sorted, 99)) };
+  });
+  const summary = {
+    bench: 'token-endpoint',
+    measuredAt: new Date().toISOString(),
+    node: process.version,
+    concurrency: options.concurrency,
+    clients,
+    certificateVsSecret: Number((clients[0]!.reqPerSec / Math.max(1, clients[1]!.reqPerSec)).toFixed(3)),
+  };
+  const dir = resolve(__dirname, '../../../../load/results');
+  mkdirSync(dir, { recursive: true });
+  const out = join(dir, 'bench-token-endpoint.json');
+  writeFileSync(out, `${JSON.stringify(summary, null, 2)}\n`);
+  return out;
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const stateDir = mkdtempSync(join(tmpdir(), 'entra-emulator-bench-'));
@@ -141,6 +163,7 @@ async function main(): Promise<void> {
       await run('secret', agent, emulator.tokenEndpoint, secretBody, options),
     ];
     console.log(table(results, options));
+    console.log(`wrote ${writeSummary(results, options)}`);
     if (results.some((r) => r.errors > 0)) process.exitCode = 1;
   } finally {
     agent.destroy();
