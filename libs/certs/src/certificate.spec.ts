@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { X509Certificate, createHash, createSign, createVerify } from 'node:crypto';
-import { mkdtempSync, readFileSync, statSync, writeFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -13,6 +13,7 @@ import {
   derToPem,
   parseCertificate,
   pemToDer,
+  writeFileAtomic,
   writePrivateKeyFile,
 } from './index';
 
@@ -113,6 +114,35 @@ describe('files', () => {
       expect(statSync(path).mode & 0o777).toBe(0o600);
       expect(statSync(join(dir, 'nested')).mode & 0o777).toBe(0o700);
       expect(readFileSync(path, 'utf8')).toBe(partner.privateKeyPem);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('writeFileAtomic', () => {
+  it('replaces a file whole, with its mode, and leaves no temporary file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certflow-atomic-'));
+    try {
+      const path = join(dir, 'state.json');
+      writeFileAtomic(path, 'old', 0o600);
+      writeFileAtomic(path, new Uint8Array([110, 101, 119]), 0o640);
+      expect(readFileSync(path, 'utf8')).toBe('new');
+      expect(statSync(path).mode & 0o777).toBe(0o640);
+      expect(readdirSync(dir)).toEqual(['state.json']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('when the rename fails, throws, leaves the target as it was and removes its temporary file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certflow-atomic-'));
+    try {
+      const target = join(dir, 'taken');
+      mkdirSync(join(target, 'inside'), { recursive: true }); // a non-empty directory cannot be renamed over
+      expect(() => writeFileAtomic(target, 'data', 0o600)).toThrow(/EISDIR|ENOTEMPTY|EEXIST/);
+      expect(readdirSync(dir)).toEqual(['taken']);
+      expect(readdirSync(target)).toEqual(['inside']);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,17 +1,40 @@
-import { mkdirSync, renameSync, writeFileSync, chmodSync } from 'node:fs';
+import { closeSync, fchmodSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 /**
- * Writes a file so that readers see either the old content or the new, never half of it:
- * the data goes to a temporary file in the same directory, which is then renamed over the target.
+ * Writes a file so that readers see either the old content or the new, never half of it, and
+ * so that it survives a crash: the data goes to a new temporary file in the same directory
+ * (created with `mode`, never wider), is flushed to disk, renamed over the target, and the
+ * directory is flushed too. A process killed at any moment leaves the old file or the new one;
+ * a failed write leaves the target untouched and no temporary file behind.
  */
 export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
-  writeFileSync(tmp, data, { mode });
-  chmodSync(tmp, mode); // the umask may have narrowed or widened nothing, but be explicit
-  renameSync(tmp, path);
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const bytes = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+  try {
+    const fd = openSync(tmp, 'wx', mode);
+    try {
+      fchmodSync(fd, mode); // explicit: the umask must neither widen nor narrow it
+      let written = 0;
+      while (written < bytes.length) written += writeSync(fd, bytes, written, bytes.length - written);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  const dirFd = openSync(dir, 'r');
+  try {
+    fsyncSync(dirFd);
+  } finally {
+    closeSync(dirFd);
+  }
 }
 
 /** Private keys are readable by their owner only. */

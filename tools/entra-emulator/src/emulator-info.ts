@@ -3,7 +3,7 @@
  * every start (the port may change); mode 0600 because it holds the admin client secret.
  */
 import { join } from 'node:path';
-import { writeFileDurably } from './durable-file';
+import { writeFileAtomic } from '@certflow/certs';
 import { EmulatorError } from './errors';
 import { isGuid } from './ids';
 import { readCheckedJson } from './state-store';
@@ -51,7 +51,7 @@ export function describeEmulator(
 }
 
 export function writeEmulatorInfo(stateDir: string, info: EmulatorInfo): void {
-  writeFileDurably(emulatorInfoPath(stateDir), `${JSON.stringify(info, null, 2)}\n`, 0o600);
+  writeFileAtomic(emulatorInfoPath(stateDir), `${JSON.stringify(info, null, 2)}\n`, 0o600);
 }
 
 /** The emulator.json of `stateDir`, if there is one; throws if it exists but is damaged. */

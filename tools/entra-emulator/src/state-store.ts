@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileDurably } from './durable-file';
+import { writeFileAtomic } from '@certflow/certs';
 import { EmulatorError } from './errors';
 import { isGuid } from './ids';
 
@@ -114,7 +114,7 @@ export function loadState(stateDir: string): EmulatorState | undefined {
 }
 
 export function saveState(stateDir: string, state: EmulatorState): void {
-  writeFileDurably(statePath(stateDir), `${JSON.stringify(state, null, 2)}\n`, 0o600);
+  writeFileAtomic(statePath(stateDir), `${JSON.stringify(state, null, 2)}\n`, 0o600);
 }
 
 /**
