@@ -14,14 +14,27 @@ const depConstraints = [
 ];
 
 export default [
-  { ignores: ['**/dist', '**/node_modules', '**/test-results', '**/playwright-report', '.certflow', '.nx', 'load/results'] },
+  {
+    ignores: [
+      '**/dist',
+      '**/node_modules',
+      '**/test-results',
+      '**/playwright-report',
+      '.certflow',
+      '.nx',
+      'load/results',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
     plugins: { '@nx': nx },
     files: ['**/*.ts', '**/*.mts', '**/*.js', '**/*.mjs'],
     rules: {
-      '@nx/enforce-module-boundaries': ['error', { enforceBuildableLibDependency: false, allow: [], depConstraints }],
+      '@nx/enforce-module-boundaries': [
+        'error',
+        { enforceBuildableLibDependency: false, allow: [], depConstraints },
+      ],
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
   },
@@ -41,12 +54,21 @@ export default [
       ],
     },
   },
-  { files: ['**/vitest.config.mts', '**/playwright.config.ts'], rules: { '@nx/enforce-module-boundaries': 'off' } },
+  {
+    files: ['**/vitest.config.mts', '**/playwright.config.ts'],
+    rules: { '@nx/enforce-module-boundaries': 'off' },
+  },
   {
     files: ['**/*.cjs'],
     languageOptions: {
       sourceType: 'commonjs',
-      globals: { require: 'readonly', module: 'writable', process: 'readonly', __dirname: 'readonly', console: 'readonly' },
+      globals: {
+        require: 'readonly',
+        module: 'writable',
+        process: 'readonly',
+        __dirname: 'readonly',
+        console: 'readonly',
+      },
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
@@ -56,10 +78,21 @@ export default [
     languageOptions: {
       sourceType: 'script',
       globals: {
-        window: 'readonly', document: 'readonly', location: 'readonly', fetch: 'readonly', crypto: 'readonly',
-        atob: 'readonly', btoa: 'readonly', TextDecoder: 'readonly', URLSearchParams: 'readonly', console: 'readonly',
+        window: 'readonly',
+        document: 'readonly',
+        location: 'readonly',
+        fetch: 'readonly',
+        crypto: 'readonly',
+        atob: 'readonly',
+        btoa: 'readonly',
+        TextDecoder: 'readonly',
+        URLSearchParams: 'readonly',
+        console: 'readonly',
       },
     },
   },
-  { files: ['load/k6/**/*.js'], languageOptions: { globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly' } } },
+  {
+    files: ['load/k6/**/*.js'],
+    languageOptions: { globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly' } },
+  },
 ];

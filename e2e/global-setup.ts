@@ -29,7 +29,10 @@ export default async function globalSetup(): Promise<() => Promise<void>> {
   const stack = await launchStackProcess(stateDir);
   process.env.CERTFLOW_STATE_DIR = stateDir;
   process.env.NODE_EXTRA_CA_CERTS = stack.file.caCertificatePath;
-  process.env.CERTFLOW_EMULATOR_SPKI = await verifiedSpkiHash(stack.file.emulator.url, readFileSync(stack.file.caCertificatePath));
+  process.env.CERTFLOW_EMULATOR_SPKI = await verifiedSpkiHash(
+    stack.file.emulator.url,
+    readFileSync(stack.file.caCertificatePath),
+  );
   return async () => {
     await stack.stop();
     rmSync(stateDir, { recursive: true, force: true });

@@ -12,7 +12,9 @@ const chromiumArgs = [
   '--disable-component-update',
   '--disable-sync',
   '--no-first-run',
-  ...(process.env.CERTFLOW_EMULATOR_SPKI ? [`--ignore-certificate-errors-spki-list=${process.env.CERTFLOW_EMULATOR_SPKI}`] : []),
+  ...(process.env.CERTFLOW_EMULATOR_SPKI
+    ? [`--ignore-certificate-errors-spki-list=${process.env.CERTFLOW_EMULATOR_SPKI}`]
+    : []),
 ];
 
 export default defineConfig({
@@ -31,7 +33,10 @@ export default defineConfig({
       testMatch: '**/portal.e2e.ts',
       use: {
         browserName: 'chromium',
-        launchOptions: { executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: chromiumArgs },
+        launchOptions: {
+          executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+          args: chromiumArgs,
+        },
         viewport: { width: 1280, height: 800 },
       },
     },

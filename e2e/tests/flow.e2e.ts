@@ -12,7 +12,9 @@ test.describe('the certificate flow through the running stack', () => {
     expect((await request.get(`${file.api.url}/health`)).status()).toBe(200);
   });
 
-  test('a partner token obtained with its certificate opens the API through the gateway', async ({ request }) => {
+  test('a partner token obtained with its certificate opens the API through the gateway', async ({
+    request,
+  }) => {
     const file = stack();
     const token = await partnerToken(request, file);
     const response = await request.get(`${file.gateway.url}/orders`, { headers: bearer(token) });
@@ -35,7 +37,9 @@ test.describe('the certificate flow through the running stack', () => {
 });
 
 test.describe('negative paths', () => {
-  test('an assertion signed with an unregistered certificate is refused with AADSTS700027', async ({ request }) => {
+  test('an assertion signed with an unregistered certificate is refused with AADSTS700027', async ({
+    request,
+  }) => {
     const file = stack();
     const stranger = createSelfSignedCertificate({ commonName: 'not-registered' });
     const response = await requestToken(request, file, file.partner.appId, stranger);
@@ -55,7 +59,9 @@ test.describe('negative paths', () => {
       expect(response.status()).toBe(401);
     });
 
-    test(`the ${where} answers 401 to a token for another audience (Microsoft Graph)`, async ({ request }) => {
+    test(`the ${where} answers 401 to a token for another audience (Microsoft Graph)`, async ({
+      request,
+    }) => {
       const file = stack();
       const graphToken = await (await GraphClient.connect(readEmulatorInfo(file.stateDir))).accessToken();
       const response = await request.get(url(file), { headers: bearer(graphToken) });

@@ -34,7 +34,10 @@ async function newPartner() {
       firstCer: write('partner.cer', pemToDer(first.certificatePem)),
       secondPem: write('partner-2.pem', second.certificatePem),
       privateKey: write('partner.key.pem', first.privateKeyPem + first.certificatePem),
-      garbageDer: write('damaged.cer', Buffer.concat([Buffer.from([0x30, 0x82, 0x03, 0x00]), Buffer.alloc(120, 7)])),
+      garbageDer: write(
+        'damaged.cer',
+        Buffer.concat([Buffer.from([0x30, 0x82, 0x03, 0x00]), Buffer.alloc(120, 7)]),
+      ),
       text: write('notes.crt', 'this is not a certificate\n'),
     },
   };
@@ -51,9 +54,13 @@ async function signIn(page: Page) {
 }
 
 const certificateRows = (page: Page) => page.locator('#certificate-rows tr[data-thumbprint]');
-const keyCount = async (graph: GraphClient, id: string) => (await graph.getApplication(id)).keyCredentials.length;
+const keyCount = async (graph: GraphClient, id: string) =>
+  (await graph.getApplication(id)).keyCredentials.length;
 
-test('upload a partner certificate, the partner gets a token; remove it, its next assertion fails with AADSTS700027', async ({ page, request }) => {
+test('upload a partner certificate, the partner gets a token; remove it, its next assertion fails with AADSTS700027', async ({
+  page,
+  request,
+}) => {
   const p = await newPartner();
   await signIn(page);
   await expect(page.getByRole('link', { name: p.app.displayName })).toBeVisible();
@@ -81,7 +88,9 @@ test('upload a partner certificate, the partner gets a token; remove it, its nex
   await page.evaluate((text) => {
     const transfer = new DataTransfer();
     transfer.items.add(new File([text], 'partner-2.pem', { type: 'application/x-pem-file' }));
-    document.getElementById('drop-zone')!.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    document
+      .getElementById('drop-zone')!
+      .dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
   }, pem);
   await expect(certificateRows(page)).toHaveCount(2);
   await page.screenshot({ path: join(SCREENSHOTS, 'portal-certificates.png'), fullPage: true });
@@ -126,7 +135,10 @@ test('every refused upload says why and changes nothing', async ({ page }) => {
   }
 });
 
-test('a new client secret is shown once and works; roles can be assigned to a partner', async ({ page, request }) => {
+test('a new client secret is shown once and works; roles can be assigned to a partner', async ({
+  page,
+  request,
+}) => {
   const p = await newPartner();
   await signIn(page);
   await page.goto(`${p.file.emulator.url}/portal/#/applications/${p.app.id}`);
@@ -136,7 +148,12 @@ test('a new client secret is shown once and works; roles can be assigned to a pa
   const secret = await page.locator('#new-secret-value').textContent();
   expect(secret?.length).toBeGreaterThan(20);
   const bySecret = await request.post(p.file.emulator.tokenEndpoint, {
-    form: { grant_type: 'client_credentials', client_id: p.app.appId, client_secret: secret!, scope: p.file.api.scope },
+    form: {
+      grant_type: 'client_credentials',
+      client_id: p.app.appId,
+      client_secret: secret!,
+      scope: p.file.api.scope,
+    },
   });
   expect(bySecret.status()).toBe(200);
   await page.goto(`${p.file.emulator.url}/portal/#/`);
@@ -148,13 +165,26 @@ test('a new client secret is shown once and works; roles can be assigned to a pa
   // The API's app role, assigned to the new partner from the API's page.
   await page.goto(`${p.file.emulator.url}/portal/#/applications/${p.file.api.objectId}`);
   await page.getByLabel('Role').selectOption({ label: 'Orders.Read' });
-  await page.getByLabel('to the service principal of').selectOption({ label: `${p.app.displayName} (${p.app.appId})` });
+  await page
+    .getByLabel('to the service principal of')
+    .selectOption({ label: `${p.app.displayName} (${p.app.appId})` });
   await page.getByRole('button', { name: 'Assign' }).click();
   await expect(page.locator('#role-rows')).toContainText(p.app.displayName);
-  const token = (await (await request.post(p.file.emulator.tokenEndpoint, {
-    form: { grant_type: 'client_credentials', client_id: p.app.appId, client_secret: secret!, scope: p.file.api.scope },
-  })).json()).access_token as string;
-  expect(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).roles).toEqual(['Orders.Read']);
+  const token = (
+    await (
+      await request.post(p.file.emulator.tokenEndpoint, {
+        form: {
+          grant_type: 'client_credentials',
+          client_id: p.app.appId,
+          client_secret: secret!,
+          scope: p.file.api.scope,
+        },
+      })
+    ).json()
+  ).access_token as string;
+  expect(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).roles).toEqual([
+    'Orders.Read',
+  ]);
 });
 
 test('readable at phone width', async ({ page }) => {
@@ -169,7 +199,9 @@ test('readable at phone width', async ({ page }) => {
       .map((e) => `${e.tagName}#${e.id}.${e.className}`),
   );
   expect(wide).toEqual([]);
-  expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+  expect(
+    await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth),
+  ).toBeLessThanOrEqual(0);
 });
 
 test('the admin API refuses requests from other origins', async ({ request }) => {
@@ -177,6 +209,8 @@ test('the admin API refuses requests from other origins', async ({ request }) =>
   const graph = await GraphClient.connect(readEmulatorInfo(file.stateDir));
   const headers = { authorization: `Bearer ${await graph.accessToken()}` };
   expect((await request.get(`${file.emulator.graphUrl}/applications`, { headers })).status()).toBe(200);
-  const foreign = await request.get(`${file.emulator.graphUrl}/applications`, { headers: { ...headers, origin: 'https://attacker.example' } });
+  const foreign = await request.get(`${file.emulator.graphUrl}/applications`, {
+    headers: { ...headers, origin: 'https://attacker.example' },
+  });
   expect(foreign.status()).toBe(403);
 });

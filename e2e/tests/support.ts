@@ -7,11 +7,17 @@ export { partnerCertificate };
 
 export function stack(): StackFile {
   const stateDir = process.env.CERTFLOW_STATE_DIR;
-  if (!stateDir) throw new Error('CERTFLOW_STATE_DIR is not set: run through playwright.config.ts (global setup)');
+  if (!stateDir)
+    throw new Error('CERTFLOW_STATE_DIR is not set: run through playwright.config.ts (global setup)');
   return readStackFile(stateDir);
 }
 
-export async function requestToken(request: APIRequestContext, file: StackFile, clientId: string, cert: CertificateAndKey) {
+export async function requestToken(
+  request: APIRequestContext,
+  file: StackFile,
+  clientId: string,
+  cert: CertificateAndKey,
+) {
   return request.post(file.emulator.tokenEndpoint, { form: await tokenRequestForm(file, clientId, cert) });
 }
 

@@ -31,24 +31,49 @@ afterAll(async () => {
 
 describe('runLoad', () => {
   it('counts statuses and latencies over verified TLS, and stops at the request cap', async () => {
-    const result = await runLoad({ url, ca: ca.certificatePem, headers: { authorization: 'Bearer good' }, connections: 4, durationMs: 10_000, maxRequests: 200 });
+    const result = await runLoad({
+      url,
+      ca: ca.certificatePem,
+      headers: { authorization: 'Bearer good' },
+      connections: 4,
+      durationMs: 10_000,
+      maxRequests: 200,
+    });
     expect(result.requests).toBe(200);
     expect(result.statuses).toEqual({ '200': 200 });
     expect(result.errors).toEqual({});
     expect(result.latencyMs.p50).toBeGreaterThan(0);
     expect(result.latencyMs.p99).toBeGreaterThanOrEqual(result.latencyMs.p50);
-    expect(brokenThresholds(result, { maxFailureRate: 0, maxP99Ms: 60_000, expectedStatus: 200 })).toEqual([]);
+    expect(brokenThresholds(result, { maxFailureRate: 0, maxP99Ms: 60_000, expectedStatus: 200 })).toEqual(
+      [],
+    );
   });
 
   it('reports unexpected statuses as broken thresholds', async () => {
-    const result = await runLoad({ url, ca: ca.certificatePem, connections: 2, durationMs: 10_000, maxRequests: 20 });
+    const result = await runLoad({
+      url,
+      ca: ca.certificatePem,
+      connections: 2,
+      durationMs: 10_000,
+      maxRequests: 20,
+    });
     expect(result.statuses).toEqual({ '401': 20 });
-    expect(brokenThresholds(result, { maxFailureRate: 0, maxP99Ms: 60_000, expectedStatus: 200 })[0]).toMatch(/failure rate 100\.00%/);
+    expect(brokenThresholds(result, { maxFailureRate: 0, maxP99Ms: 60_000, expectedStatus: 200 })[0]).toMatch(
+      /failure rate 100\.00%/,
+    );
   });
 
   it('ends early when its signal is aborted, finishing the requests in flight', async () => {
     const stop = new AbortController();
-    const running = runLoad({ url, ca: ca.certificatePem, headers: { authorization: 'Bearer good' }, connections: 2, durationMs: 60_000, maxRequests: 10_000_000, signal: stop.signal });
+    const running = runLoad({
+      url,
+      ca: ca.certificatePem,
+      headers: { authorization: 'Bearer good' },
+      connections: 2,
+      durationMs: 60_000,
+      maxRequests: 10_000_000,
+      signal: stop.signal,
+    });
     await new Promise((r) => setTimeout(r, 300));
     stop.abort();
     const result = await running;
@@ -59,7 +84,13 @@ describe('runLoad', () => {
 
   it('refuses a server whose certificate does not chain to the given CA', async () => {
     const otherCa = createCertificateAuthority({ commonName: 'someone else' });
-    const result = await runLoad({ url, ca: otherCa.certificatePem, connections: 1, durationMs: 10_000, maxRequests: 3 });
+    const result = await runLoad({
+      url,
+      ca: otherCa.certificatePem,
+      connections: 1,
+      durationMs: 10_000,
+      maxRequests: 3,
+    });
     expect(result.statuses).toEqual({});
     expect(Object.keys(result.errors)).toEqual(['UNABLE_TO_VERIFY_LEAF_SIGNATURE']);
   });
@@ -90,7 +121,9 @@ describe('runLoad with a request body', () => {
         maxRequests: 30,
       });
       expect(result.statuses).toEqual({ '200': 30 });
-      expect([...bodies]).toEqual(['POST application/x-www-form-urlencoded grant_type=client_credentials&scope=api%3A%2F%2Fx%2F.default']);
+      expect([...bodies]).toEqual([
+        'POST application/x-www-form-urlencoded grant_type=client_credentials&scope=api%3A%2F%2Fx%2F.default',
+      ]);
     } finally {
       await new Promise((r) => echo.close(r));
     }

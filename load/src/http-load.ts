@@ -48,7 +48,10 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const agentOptions = { keepAlive: true, maxSockets: opts.connections };
   const agent = isHttps ? new HttpsAgent({ ...agentOptions, ca: opts.ca }) : new HttpAgent(agentOptions);
   const send = isHttps ? httpsRequest : httpRequest;
-  const headers = opts.body === undefined ? opts.headers : { ...opts.headers, 'content-length': String(Buffer.byteLength(opts.body)) };
+  const headers =
+    opts.body === undefined
+      ? opts.headers
+      : { ...opts.headers, 'content-length': String(Buffer.byteLength(opts.body)) };
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const errors: Record<string, number> = {};
@@ -59,15 +62,19 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const once = (): Promise<void> =>
     new Promise((resolve) => {
       const t0 = performance.now();
-      const req = send(target, { method: opts.method ?? 'GET', agent, headers, timeout: opts.timeoutMs ?? 10_000 }, (res) => {
-        res.resume();
-        res.on('end', () => {
-          latencies.push(performance.now() - t0);
-          const key = String(res.statusCode);
-          statuses[key] = (statuses[key] ?? 0) + 1;
-          resolve();
-        });
-      });
+      const req = send(
+        target,
+        { method: opts.method ?? 'GET', agent, headers, timeout: opts.timeoutMs ?? 10_000 },
+        (res) => {
+          res.resume();
+          res.on('end', () => {
+            latencies.push(performance.now() - t0);
+            const key = String(res.statusCode);
+            statuses[key] = (statuses[key] ?? 0) + 1;
+            resolve();
+          });
+        },
+      );
       req.on('timeout', () => req.destroy(new Error('timeout')));
       req.on('error', (err: NodeJS.ErrnoException) => {
         const key = err.code ?? err.message;

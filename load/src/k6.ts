@@ -10,10 +10,14 @@ export function k6Available(): boolean {
 }
 
 export function runK6(script: string, env: Record<string, string>, summaryFile: string): boolean {
-  const result = spawnSync('k6', ['run', '--quiet', '--summary-export', summaryFile, join(__dirname, '..', 'k6', script)], {
-    stdio: 'inherit',
-    env: { ...process.env, ...env },
-  });
+  const result = spawnSync(
+    'k6',
+    ['run', '--quiet', '--summary-export', summaryFile, join(__dirname, '..', 'k6', script)],
+    {
+      stdio: 'inherit',
+      env: { ...process.env, ...env },
+    },
+  );
   return result.status === 0;
 }
 

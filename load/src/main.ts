@@ -43,7 +43,9 @@ async function main(): Promise<number> {
   const unknown = requested.filter((s) => !(s in SUITES));
   const suites = Object.keys(SUITES).filter((s) => requested.includes(s));
   if (!profile || unknown.length) {
-    console.error(`${profile ? `unknown suite ${unknown.join(', ')}` : `unknown profile '${values.profile}'`}\n${USAGE}`);
+    console.error(
+      `${profile ? `unknown suite ${unknown.join(', ')}` : `unknown profile '${values.profile}'`}\n${USAGE}`,
+    );
     return 2;
   }
   const resultsDir = resolve(__dirname, '..', 'results');
@@ -61,13 +63,16 @@ async function main(): Promise<number> {
       resultsDir,
       k6NotRun: [] as string[],
     };
-    console.log(`load (${profile.name}): ${profile.connections} connections, ${profile.durationMs / 1000} s per measurement`);
+    console.log(
+      `load (${profile.name}): ${profile.connections} connections, ${profile.durationMs / 1000} s per measurement`,
+    );
     for (const name of suites) {
       const result = await SUITES[name]!(ctx);
       results.push(result);
       console.log(`${name}: ${result.description}`);
       for (const m of result.measurements) console.log(line(m.name, m.result));
-      for (const [k, v] of Object.entries(result.figures)) console.log(`  ${k}: ${Number.isInteger(v) ? v : v.toFixed(2)}`);
+      for (const [k, v] of Object.entries(result.figures))
+        console.log(`  ${k}: ${Number.isInteger(v) ? v : v.toFixed(2)}`);
       writeJsonSummary(resultsDir, profile, result);
     }
     if (ctx.k6NotRun.length) reportK6Missing(ctx.k6NotRun);

@@ -5,15 +5,33 @@
  * claims about itself.
  */
 import { request } from 'node:https';
-import { appEntryPoint, stackPartnerEnvironment, startService, type ChildService, type StackFile } from '@certflow/stack';
+import {
+  appEntryPoint,
+  stackPartnerEnvironment,
+  startService,
+  type ChildService,
+  type StackFile,
+} from '@certflow/stack';
 
-export function partnerWorkerEnvironment(file: StackFile, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+export function partnerWorkerEnvironment(
+  file: StackFile,
+  extra: Record<string, string> = {},
+): NodeJS.ProcessEnv {
   return { ...process.env, ...stackPartnerEnvironment(file), ...extra };
 }
 
 /** Starts `partner-worker serve` on a free loopback port; resolves once it listens. */
-export function startPartnerFacade(file: StackFile, label: string, extra: Record<string, string> = {}): Promise<ChildService> {
-  return startService(`partner facade ${label}`, appEntryPoint('partner-worker'), ['serve', '--port', '0'], partnerWorkerEnvironment(file, extra));
+export function startPartnerFacade(
+  file: StackFile,
+  label: string,
+  extra: Record<string, string> = {},
+): Promise<ChildService> {
+  return startService(
+    `partner facade ${label}`,
+    appEntryPoint('partner-worker'),
+    ['serve', '--port', '0'],
+    partnerWorkerEnvironment(file, extra),
+  );
 }
 
 function getText(url: string, ca: Buffer): Promise<string> {
@@ -22,7 +40,9 @@ function getText(url: string, ca: Buffer): Promise<string> {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
-      res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${url}: HTTP ${res.statusCode}`))));
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(body) : reject(new Error(`GET ${url}: HTTP ${res.statusCode}`)),
+      );
     });
     req.on('timeout', () => req.destroy(new Error(`GET ${url}: timed out`)));
     req.on('error', reject);
@@ -46,5 +66,8 @@ export function counterSum(metricsText: string, metric: string, match: Record<st
 /** Access tokens for the API the emulator has issued to the stack's partner since it started (Graph tokens not counted). */
 export async function tokensIssuedToPartner(file: StackFile, ca: Buffer): Promise<number> {
   const text = await getText(`${file.emulator.url}/metrics`, ca);
-  return counterSum(text, 'entra_emulator_tokens_issued_total', { client_id: file.partner.appId, resource: file.api.appId });
+  return counterSum(text, 'entra_emulator_tokens_issued_total', {
+    client_id: file.partner.appId,
+    resource: file.api.appId,
+  });
 }

@@ -67,7 +67,8 @@ function readSuite(suite: string): Summary {
   if (summary.suite !== suite || summary.profile !== 'full' || !Array.isArray(summary.measurements)) {
     throw new Error(`load/results/${suite}.full.json is not a full-profile summary of ${suite}`);
   }
-  if (summary.broken.length) throw new Error(`${suite}: thresholds broke (${summary.broken.join('; ')}); not publishing`);
+  if (summary.broken.length)
+    throw new Error(`${suite}: thresholds broke (${summary.broken.join('; ')}); not publishing`);
   return summary;
 }
 
@@ -93,7 +94,10 @@ function readBenches(): Benches {
 export function benchTable(b: Benches): string {
   const [certificate, secret] = b.tokenEndpoint.clients;
   const cache = b.tokenCache.sizes
-    .map((s) => `${fmt(s.cachedTokens)} cached token(s): certflow p50 ${s.certflow.p50Us} µs, MSAL ${fmt(s.msal.p50Us)} µs, **${fmt(s.ratioP50)}×**`)
+    .map(
+      (s) =>
+        `${fmt(s.cachedTokens)} cached token(s): certflow p50 ${s.certflow.p50Us} µs, MSAL ${fmt(s.msal.p50Us)} µs, **${fmt(s.ratioP50)}×**`,
+    )
     .join('; ');
   const { direct, gateway, nginx } = b.gatewayChain.chains;
   const nginxCell = nginx
@@ -117,7 +121,9 @@ export function loadTable(summaries: Summary[]): string {
         `| ${s.suite} | ${name} | ${fmt(r.requestsPerSecond)} | ${r.latencyMs.p50.toFixed(1)} | ${r.latencyMs.p99.toFixed(1)} | ${fmt(r.requests)} |`,
     ),
   );
-  const figures = summaries.flatMap((s) => Object.entries(s.figures).map(([k, v]) => `| ${s.suite} | ${k} | ${fmt(v)} |`));
+  const figures = summaries.flatMap((s) =>
+    Object.entries(s.figures).map(([k, v]) => `| ${s.suite} | ${k} | ${fmt(v)} |`),
+  );
   return [
     '| suite | measurement | req/s | p50 ms | p99 ms | requests |',
     '|---|---|---|---|---|---|',
@@ -135,7 +141,10 @@ function benchBars(b: Benches): Bar[] {
     ...b.tokenEndpoint.clients.map((c) => ({ label: `token endpoint: ${c.name}`, value: c.reqPerSec })),
     { label: 'api:bench: public route', value: b.authOverhead.publicReqPerSec },
     { label: 'api:bench: authenticated', value: b.authOverhead.authenticatedReqPerSec },
-    { label: 'api:bench: authenticated, no verified-token cache', value: b.authOverhead.uncachedAuthenticatedReqPerSec },
+    {
+      label: 'api:bench: authenticated, no verified-token cache',
+      value: b.authOverhead.uncachedAuthenticatedReqPerSec,
+    },
     { label: 'stack:bench: API direct', value: direct.reqPerSec },
     ...(nginx ? [{ label: 'stack:bench: nginx → API', value: nginx.reqPerSec }] : []),
     { label: 'stack:bench: certflow gateway → API', value: gateway.reqPerSec },
@@ -155,8 +164,13 @@ function main(): void {
     load: join(root, 'docs', 'images', 'load-full.svg'),
   };
   writeFileSync(charts.bench, barChartSvg('npm run bench: requests per second', benchBars(benches), 'req/s'));
-  const loadBars = summaries.flatMap((s) => s.measurements.map((m) => ({ label: `${s.suite}: ${m.name}`, value: m.result.requestsPerSecond })));
-  writeFileSync(charts.load, barChartSvg('npm run load (full profile): requests per second', loadBars, 'req/s'));
+  const loadBars = summaries.flatMap((s) =>
+    s.measurements.map((m) => ({ label: `${s.suite}: ${m.name}`, value: m.result.requestsPerSecond })),
+  );
+  writeFileSync(
+    charts.load,
+    barChartSvg('npm run load (full profile): requests per second', loadBars, 'req/s'),
+  );
 
   const loadRunAt = summaries.map((s) => s.at).sort()[0];
   const section = [

@@ -10,7 +10,12 @@ const escape = (s: string): string =>
 
 export function writeJsonSummary(resultsDir: string, profile: Profile, result: SuiteResult): string {
   const path = join(resultsDir, `${result.suite}.${profile.name}.json`);
-  const summary = { ...result, profile: profile.name, thresholds: profile.thresholds, at: new Date().toISOString() };
+  const summary = {
+    ...result,
+    profile: profile.name,
+    thresholds: profile.thresholds,
+    at: new Date().toISOString(),
+  };
   writeFileSync(path, JSON.stringify(summary, null, 2) + '\n');
   return path;
 }
@@ -27,8 +32,14 @@ export function writeHtmlReport(resultsDir: string, profile: Profile, results: S
     )
     .join('\n');
   const verdicts = results
-    .map((r) => `<li><b>${escape(r.suite)}</b>: ${r.broken.length ? `<span class="bad">FAILED</span> ${escape(r.broken.join('; '))}` : '<span class="ok">thresholds hold</span>'}` +
-      Object.entries(r.figures).map(([k, v]) => ` — ${escape(k)} ${Number.isInteger(v) ? v : v.toFixed(2)}`).join('') + '</li>')
+    .map(
+      (r) =>
+        `<li><b>${escape(r.suite)}</b>: ${r.broken.length ? `<span class="bad">FAILED</span> ${escape(r.broken.join('; '))}` : '<span class="ok">thresholds hold</span>'}` +
+        Object.entries(r.figures)
+          .map(([k, v]) => ` — ${escape(k)} ${Number.isInteger(v) ? v : v.toFixed(2)}`)
+          .join('') +
+        '</li>',
+    )
     .join('\n');
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>certflow load report (${profile.name})</title>
@@ -37,7 +48,13 @@ export function writeHtmlReport(resultsDir: string, profile: Profile, results: S
 <h1>certflow load report: ${profile.name} profile</h1>
 <p>${new Date().toISOString()} · ${profile.connections} connections · ${profile.durationMs / 1000} s per measurement · thresholds: failures ≤ ${profile.thresholds.maxFailureRate * 100}%, p99 ≤ ${profile.thresholds.maxP99Ms} ms</p>
 <ul>${verdicts}</ul>
-${barChartSvg('requests per second', results.flatMap((r) => r.measurements.map((m) => ({ label: `${r.suite}: ${m.name}`, value: m.result.requestsPerSecond }))), 'req/s')}
+${barChartSvg(
+  'requests per second',
+  results.flatMap((r) =>
+    r.measurements.map((m) => ({ label: `${r.suite}: ${m.name}`, value: m.result.requestsPerSecond })),
+  ),
+  'req/s',
+)}
 <table><thead><tr><th>suite</th><th>measurement</th><th>req/s</th><th>p50 ms</th><th>p99 ms</th><th>requests</th><th>statuses</th><th>errors</th></tr></thead>
 <tbody>
 ${rows}

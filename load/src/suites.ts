@@ -58,7 +58,11 @@ function withK6(ctx: SuiteContext, script: string, env: Record<string, string>, 
     return;
   }
   const summary = `${ctx.resultsDir}/k6-${script.replace(/\.js$/, '')}.${ctx.profile.name}.json`;
-  const ok = runK6(script, { ...env, PROFILE: ctx.profile.name, SSL_CERT_FILE: ctx.file.caCertificatePath }, summary);
+  const ok = runK6(
+    script,
+    { ...env, PROFILE: ctx.profile.name, SSL_CERT_FILE: ctx.file.caCertificatePath },
+    summary,
+  );
   if (!ok) broken.push(`k6 ${script}: thresholds failed`);
 }
 
@@ -86,7 +90,12 @@ async function tokenEndpoint(ctx: SuiteContext): Promise<SuiteResult> {
     },
   ];
   const broken = check(ctx, measurements);
-  withK6(ctx, 'token-endpoint.js', { TOKEN_ENDPOINT: ctx.file.emulator.tokenEndpoint, TOKEN_FORM: form }, broken);
+  withK6(
+    ctx,
+    'token-endpoint.js',
+    { TOKEN_ENDPOINT: ctx.file.emulator.tokenEndpoint, TOKEN_FORM: form },
+    broken,
+  );
   return {
     suite: 'token-endpoint',
     description: 'client_credentials with a certificate client assertion, straight at the emulator',
@@ -106,7 +115,12 @@ async function gatewayThroughput(ctx: SuiteContext): Promise<SuiteResult> {
     { name: 'through the gateway', result: gateway },
   ];
   const broken = check(ctx, measurements);
-  withK6(ctx, 'gateway-throughput.js', { GATEWAY_URL: ctx.file.gateway.url, ACCESS_TOKEN: ctx.token }, broken);
+  withK6(
+    ctx,
+    'gateway-throughput.js',
+    { GATEWAY_URL: ctx.file.gateway.url, ACCESS_TOKEN: ctx.token },
+    broken,
+  );
   return {
     suite: 'gateway-throughput',
     description: 'GET /orders with a bearer token through the gateway (validate-jwt) vs straight at the API',
@@ -142,7 +156,8 @@ async function idpOutage(ctx: SuiteContext): Promise<SuiteResult> {
   if (probe !== 'ok') broken.push(`the outage was not in effect: ${probe}`);
   return {
     suite: 'idp-outage',
-    description: 'authenticated calls through the gateway while the token endpoint answers 503 for the middle third',
+    description:
+      'authenticated calls through the gateway while the token endpoint answers 503 for the middle third',
     measurements,
     figures: {},
     broken,
@@ -169,7 +184,9 @@ async function cachedCalls(ctx: SuiteContext): Promise<SuiteResult> {
 
   const beforeStandalone = await issued();
   const worker = await startPartnerFacade(ctx.file, 'standalone');
-  const standalone = await runLoad({ ...common(ctx), url: `${worker.url}/call/orders` }).finally(() => worker.stop());
+  const standalone = await runLoad({ ...common(ctx), url: `${worker.url}/call/orders` }).finally(() =>
+    worker.stop(),
+  );
   const standaloneTokens = (await issued()) - beforeStandalone;
 
   const redis = await startRedisServer();
@@ -177,7 +194,9 @@ async function cachedCalls(ctx: SuiteContext): Promise<SuiteResult> {
   const beforeShared = await issued();
   let replicas: LoadResult[];
   try {
-    const facades = await Promise.all(['replica 1', 'replica 2'].map((n) => startPartnerFacade(ctx.file, n, shared)));
+    const facades = await Promise.all(
+      ['replica 1', 'replica 2'].map((n) => startPartnerFacade(ctx.file, n, shared)),
+    );
     const connections = Math.max(1, Math.floor(ctx.profile.connections / facades.length));
     replicas = await Promise.all(
       facades.map((f) => runLoad({ ...common(ctx), connections, url: `${f.url}/call/orders` })),
@@ -193,15 +212,20 @@ async function cachedCalls(ctx: SuiteContext): Promise<SuiteResult> {
   ];
   broken.push(...check(ctx, measurements));
   if (standaloneTokens < 1 || standaloneTokens > budget) {
-    broken.push(`one worker made ${standaloneTokens} token requests for ${standalone.requests} calls (expected 1 to ${budget})`);
+    broken.push(
+      `one worker made ${standaloneTokens} token requests for ${standalone.requests} calls (expected 1 to ${budget})`,
+    );
   }
   const sharedCalls = replicas.reduce((n, r) => n + r.requests, 0);
   if (sharedTokens < 1 || sharedTokens > budget) {
-    broken.push(`two replicas sharing Redis made ${sharedTokens} token requests for ${sharedCalls} calls (expected 1 to ${budget})`);
+    broken.push(
+      `two replicas sharing Redis made ${sharedTokens} token requests for ${sharedCalls} calls (expected 1 to ${budget})`,
+    );
   }
   return {
     suite: 'cached-calls',
-    description: "GET /orders through the partner worker's facade (token cache → gateway → API), alone and as two replicas on Redis",
+    description:
+      "GET /orders through the partner worker's facade (token cache → gateway → API), alone and as two replicas on Redis",
     measurements,
     figures: {
       'token requests, one worker': standaloneTokens,
@@ -236,7 +260,10 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
   const graph = await GraphClient.connect(readEmulatorInfo(ctx.file.stateDir));
   const registered = await graph.getApplication(ctx.file.partner.objectId, { select: ['keyCredentials'] });
   const oldKey = registered.keyCredentials.find((k) => k.customKeyIdentifier === oldThumbprints.sha1Hex);
-  if (!oldKey) throw new Error(`the stack's partner certificate ${oldThumbprints.sha1Hex} is not registered on its application`);
+  if (!oldKey)
+    throw new Error(
+      `the stack's partner certificate ${oldThumbprints.sha1Hex} is not registered on its application`,
+    );
 
   const issuedBefore = await tokensIssuedToPartner(ctx.file, ctx.ca);
   const facade = await startPartnerFacade(ctx.file, 'rotating');
@@ -284,19 +311,30 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
   const nowThumbprint = parseCertificate(now.certificatePem).thumbprints.sha256Hex;
   if (nowThumbprint === oldThumbprints.sha256Hex) broken.push('the certificate files did not change');
   if (facadeHealth.certificate?.thumbprintSha256 !== nowThumbprint)
-    broken.push(`the facade reports the certificate ${facadeHealth.certificate?.thumbprintSha256}, not the new ${nowThumbprint}`);
+    broken.push(
+      `the facade reports the certificate ${facadeHealth.certificate?.thumbprintSha256}, not the new ${nowThumbprint}`,
+    );
   const switches = metricValue(facadeMetrics, 'partner_certificate_switches_total');
   if (switches !== 1) broken.push(`the facade switched certificates ${switches} times (expected 1)`);
   // The facade's one token stays valid across the switch (the rotation's Graph token is not counted).
-  if (issued !== 1) broken.push(`${issued} API tokens were issued to the partner (expected 1: the rotation must not cost a token)`);
+  if (issued !== 1)
+    broken.push(
+      `${issued} API tokens were issued to the partner (expected 1: the rotation must not cost a token)`,
+    );
   const oldAnswer = await partnerTokenResponse(ctx.file, old);
   if (oldAnswer.status !== 401 || !oldAnswer.text.includes('AADSTS700027'))
-    broken.push(`the old certificate was not refused: HTTP ${oldAnswer.status} ${oldAnswer.text.slice(0, 200)}`);
+    broken.push(
+      `the old certificate was not refused: HTTP ${oldAnswer.status} ${oldAnswer.text.slice(0, 200)}`,
+    );
   const newAnswer = await partnerTokenResponse(ctx.file, now);
-  if (newAnswer.status !== 200) broken.push(`the new certificate gets no token: HTTP ${newAnswer.status} ${newAnswer.text.slice(0, 200)}`);
+  if (newAnswer.status !== 200)
+    broken.push(
+      `the new certificate gets no token: HTTP ${newAnswer.status} ${newAnswer.text.slice(0, 200)}`,
+    );
   return {
     suite: 'rotation-under-load',
-    description: 'calls through the partner facade while cert rotate (addKey, switch, removeKey) runs in another process',
+    description:
+      'calls through the partner facade while cert rotate (addKey, switch, removeKey) runs in another process',
     measurements,
     figures: {
       'rotation took (ms)': Math.round(rotation?.ms ?? 0),

@@ -34,12 +34,19 @@ export interface RunningApi {
 }
 
 /** Builds the Nest application (not yet listening); the configuration is validated first. */
-export async function createApiApp(config: ApiConfigInput, options: ApiAppOptions = {}): Promise<NestFastifyApplication> {
+export async function createApiApp(
+  config: ApiConfigInput,
+  options: ApiAppOptions = {},
+): Promise<NestFastifyApplication> {
   const valid = validateApiConfig(config);
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(valid, options.modules ?? []), new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES }), {
-    logger: options.logger ?? new JsonLogger(),
-    abortOnError: false, // a failure during start-up must reach the caller, not exit the process
-  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(valid, options.modules ?? []),
+    new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES }),
+    {
+      logger: options.logger ?? new JsonLogger(),
+      abortOnError: false, // a failure during start-up must reach the caller, not exit the process
+    },
+  );
   setUpOpenApi(app);
   return app;
 }

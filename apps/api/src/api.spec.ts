@@ -13,7 +13,14 @@ import { startApi, type RunningApi } from './api-app';
 import { loadApiConfig } from './config/api-config';
 import { JsonLogger } from './logging/json-logger';
 import { startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
-import { API_APP_ID, API_APP_ID_URI, PARTNER_APP_ID, appTokenClaims, kidOf, signWithUntrustedKey } from './testing/access-tokens.test-helpers';
+import {
+  API_APP_ID,
+  API_APP_ID_URI,
+  PARTNER_APP_ID,
+  appTokenClaims,
+  kidOf,
+  signWithUntrustedKey,
+} from './testing/access-tokens.test-helpers';
 
 let stateDir: string;
 let authority: RunningEmulator;
@@ -48,8 +55,15 @@ async function tokenFor(overrides: Record<string, unknown> = {}): Promise<string
 }
 
 async function call(path: string, token?: string) {
-  const response = await fetch(`${api.url}${path}`, token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown>, challenge: response.headers.get('www-authenticate') };
+  const response = await fetch(
+    `${api.url}${path}`,
+    token === undefined ? {} : { headers: { authorization: `Bearer ${token}` } },
+  );
+  return {
+    status: response.status,
+    body: (await response.json()) as Record<string, unknown>,
+    challenge: response.headers.get('www-authenticate'),
+  };
 }
 
 async function expectRefused(token: string | undefined, status: 401 | 403, code: string) {
@@ -77,11 +91,21 @@ describe('GET /orders', () => {
       roles: ['Orders.Read'],
       clientAuthentication: 'certificate',
     });
-    expect(body['orders']).toEqual(expect.arrayContaining([expect.objectContaining({ id: expect.any(String), status: expect.any(String) })]));
+    expect(body['orders']).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: expect.any(String), status: expect.any(String) }),
+      ]),
+    );
   });
 
   it('accepts a v1 token (sts.windows.net issuer, App ID URI audience, appid/appidacr)', async () => {
-    const v1 = appTokenClaims(authority, { ver: '1.0', iss: `https://sts.windows.net/${authority.tenantId}/`, aud: API_APP_ID_URI, appid: PARTNER_APP_ID, appidacr: '1' });
+    const v1 = appTokenClaims(authority, {
+      ver: '1.0',
+      iss: `https://sts.windows.net/${authority.tenantId}/`,
+      aud: API_APP_ID_URI,
+      appid: PARTNER_APP_ID,
+      appidacr: '1',
+    });
     delete v1['azp'];
     delete v1['azpacr'];
     const { status, body } = await call('/orders', await authority.signAccessToken(v1));
@@ -102,7 +126,11 @@ describe('GET /orders', () => {
 
   it('refuses an expired token', async () => {
     const now = Math.floor(Date.now() / 1000);
-    await expectRefused(await tokenFor({ iat: now - 7200, nbf: now - 7200, exp: now - 600 }), 401, 'ERR_TOKEN_EXPIRED');
+    await expectRefused(
+      await tokenFor({ iat: now - 7200, nbf: now - 7200, exp: now - 600 }),
+      401,
+      'ERR_TOKEN_EXPIRED',
+    );
   });
 
   it('refuses a token that is not valid yet', async () => {
@@ -111,7 +139,11 @@ describe('GET /orders', () => {
   });
 
   it('refuses a token from another issuer, even signed with the trusted key', async () => {
-    await expectRefused(await tokenFor({ iss: `https://login.microsoftonline.com/${randomUUID()}/v2.0` }), 401, 'ERR_TOKEN_ISSUER');
+    await expectRefused(
+      await tokenFor({ iss: `https://login.microsoftonline.com/${randomUUID()}/v2.0` }),
+      401,
+      'ERR_TOKEN_ISSUER',
+    );
   });
 
   it('refuses a token whose tid disagrees with the configured tenant', async () => {
@@ -119,12 +151,20 @@ describe('GET /orders', () => {
   });
 
   it('refuses a token signed by a key the JWKS does not publish', async () => {
-    await expectRefused(await signWithUntrustedKey(appTokenClaims(authority), randomUUID()), 401, 'ERR_TOKEN_SIGNING_KEY_UNKNOWN');
+    await expectRefused(
+      await signWithUntrustedKey(appTokenClaims(authority), randomUUID()),
+      401,
+      'ERR_TOKEN_SIGNING_KEY_UNKNOWN',
+    );
   });
 
   it('refuses a token signed by another key under the kid of a trusted one', async () => {
     const trustedKid = kidOf(await tokenFor());
-    await expectRefused(await signWithUntrustedKey(appTokenClaims(authority), trustedKid), 401, 'ERR_TOKEN_SIGNATURE');
+    await expectRefused(
+      await signWithUntrustedKey(appTokenClaims(authority), trustedKid),
+      401,
+      'ERR_TOKEN_SIGNATURE',
+    );
   });
 
   it('refuses an unsigned token (alg none)', async () => {
@@ -134,11 +174,19 @@ describe('GET /orders', () => {
   });
 
   it('refuses HS256 keyed with the published public key (algorithm confusion)', async () => {
-    await expectRefused(await authority.signAccessToken(appTokenClaims(authority), { alg: 'HS256' }), 401, 'ERR_TOKEN_ALGORITHM');
+    await expectRefused(
+      await authority.signAccessToken(appTokenClaims(authority), { alg: 'HS256' }),
+      401,
+      'ERR_TOKEN_ALGORITHM',
+    );
   });
 
   it('refuses RS384, which Entra does not use for access tokens', async () => {
-    await expectRefused(await authority.signAccessToken(appTokenClaims(authority), { alg: 'RS384' }), 401, 'ERR_TOKEN_ALGORITHM');
+    await expectRefused(
+      await authority.signAccessToken(appTokenClaims(authority), { alg: 'RS384' }),
+      401,
+      'ERR_TOKEN_ALGORITHM',
+    );
   });
 
   it('refuses a garbage bearer value', async () => {
@@ -146,7 +194,11 @@ describe('GET /orders', () => {
   });
 
   it('refuses with 403 a valid token without the Orders.Read app role', async () => {
-    const body = await expectRefused(await tokenFor({ roles: ['Orders.Write'] }), 403, 'ERR_APP_ROLE_MISSING');
+    const body = await expectRefused(
+      await tokenFor({ roles: ['Orders.Write'] }),
+      403,
+      'ERR_APP_ROLE_MISSING',
+    );
     expect(body['message']).toContain('Orders.Read');
     await expectRefused(await tokenFor({ roles: undefined }), 403, 'ERR_APP_ROLE_MISSING');
   });
@@ -163,7 +215,9 @@ describe('GET /orders', () => {
   it('logs refusals as JSON without ever writing a token', async () => {
     expect(issuedTokens.length).toBeGreaterThan(5);
     const entries = logLines.map((line) => JSON.parse(line) as Record<string, unknown>);
-    expect(entries).toContainEqual(expect.objectContaining({ event: 'auth_rejected', code: 'ERR_TOKEN_AUDIENCE', status: 401 }));
+    expect(entries).toContainEqual(
+      expect.objectContaining({ event: 'auth_rejected', code: 'ERR_TOKEN_AUDIENCE', status: 401 }),
+    );
     for (const token of issuedTokens) {
       const signature = token.split('.')[2]!;
       expect(logLines.join('\n')).not.toContain(signature);
@@ -178,13 +232,25 @@ describe('when the signing keys cannot be fetched', () => {
     const deadInstance = `https://localhost:${(closed.address() as AddressInfo).port}`;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
     const unreachable = await startApi(
-      loadApiConfig({ PORT: '0', ENTRA_INSTANCE: deadInstance, ENTRA_TENANT_ID: authority.tenantId, API_AUDIENCES: API_APP_ID }),
+      loadApiConfig({
+        PORT: '0',
+        ENTRA_INSTANCE: deadInstance,
+        ENTRA_TENANT_ID: authority.tenantId,
+        API_AUDIENCES: API_APP_ID,
+      }),
       // Nest's Logger is process-wide: keep writing to the same capture.
       { logger: new JsonLogger((line) => logLines.push(line)) },
     );
     try {
-      const token = await authority.signAccessToken(appTokenClaims({ tenantId: authority.tenantId, issuer: `${deadInstance}/${authority.tenantId}/v2.0` }));
-      const response = await fetch(`${unreachable.url}/orders`, { headers: { authorization: `Bearer ${token}` } });
+      const token = await authority.signAccessToken(
+        appTokenClaims({
+          tenantId: authority.tenantId,
+          issuer: `${deadInstance}/${authority.tenantId}/v2.0`,
+        }),
+      );
+      const response = await fetch(`${unreachable.url}/orders`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(response.status).toBe(503);
       expect(await response.json()).toMatchObject({ statusCode: 503, code: 'ERR_SIGNING_KEYS_UNAVAILABLE' });
       // Two apps in one process keep their own strategy (passport's registry is global).

@@ -8,6 +8,15 @@ import { OrdersModule } from './orders/orders.module';
 @Module({})
 export class AppModule {
   static forRoot(config: ApiConfig, extraModules: Type[] = []): DynamicModule {
-    return { module: AppModule, imports: [ApiConfigModule.forRoot(config), AuthModule.forRoot(), HealthModule, OrdersModule, ...extraModules] };
+    return {
+      module: AppModule,
+      imports: [
+        ApiConfigModule.forRoot(config),
+        AuthModule.forRoot(),
+        HealthModule,
+        OrdersModule,
+        ...extraModules,
+      ],
+    };
   }
 }

@@ -11,7 +11,13 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SignJWT, importPKCS8 } from 'jose';
 import { createSelfSignedCertificate, parseCertificate, type CertificateAndKey } from '@certflow/certs';
-import { ASSERTION_TYPE, GraphClient, provisionApiAndPartner, startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
+import {
+  ASSERTION_TYPE,
+  GraphClient,
+  provisionApiAndPartner,
+  startEmulator,
+  type RunningEmulator,
+} from '@certflow/entra-emulator';
 import { startApi, type RunningApi } from './api-app';
 import { loadApiConfig } from './config/api-config';
 
@@ -54,7 +60,9 @@ afterAll(async () => {
 });
 
 /** A partner registration with a certificate (and optionally roles on the API). */
-async function registerPartner(grantRoles: string[]): Promise<{ appId: string; objectId: string; credentials: CertificateAndKey }> {
+async function registerPartner(
+  grantRoles: string[],
+): Promise<{ appId: string; objectId: string; credentials: CertificateAndKey }> {
   const partner = await graph.createApplication({ displayName: `partner ${randomUUID()}` });
   const sp = await graph.createServicePrincipal(partner.appId);
   const apiSp = await graph.findServicePrincipalByAppId(apiAppId);
@@ -85,14 +93,22 @@ async function clientAssertion(clientId: string, credentials: CertificateAndKey)
 
 /** Step 6: POST /{tenant}/oauth2/v2.0/token over HTTPS trusting the development CA. */
 async function requestToken(form: Record<string, string>): Promise<string> {
-  const body = new URLSearchParams({ grant_type: 'client_credentials', scope: `${API_URI}/.default`, ...form }).toString();
+  const body = new URLSearchParams({
+    grant_type: 'client_credentials',
+    scope: `${API_URI}/.default`,
+    ...form,
+  }).toString();
   const ca = readFileSync(emulator.caCertificatePath);
   const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = request(emulator.tokenEndpoint, { method: 'POST', ca, headers: { 'content-type': 'application/x-www-form-urlencoded' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-    });
+    const req = request(
+      emulator.tokenEndpoint,
+      { method: 'POST', ca, headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+      },
+    );
     req.on('error', reject).end(body);
   });
   if (status !== 200) throw new Error(`token endpoint answered ${status}: ${text}`);
@@ -199,7 +215,9 @@ describe('API_ALLOWED_CLIENT_IDS', () => {
   let allowListed: RunningApi;
   beforeAll(async () => {
     allowed = await registerPartner(['Orders.Read']);
-    allowListed = await startApiWith({ API_ALLOWED_CLIENT_IDS: `${randomUUID()},${allowed.appId.toUpperCase()}` });
+    allowListed = await startApiWith({
+      API_ALLOWED_CLIENT_IDS: `${randomUUID()},${allowed.appId.toUpperCase()}`,
+    });
   });
   afterAll(async () => allowListed?.close());
 

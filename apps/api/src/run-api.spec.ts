@@ -3,13 +3,22 @@ import { runApi } from './run-api';
 
 function capture() {
   const out = { stdout: [] as string[], stderr: [] as string[] };
-  return { out, output: { stdout: (l: string) => void out.stdout.push(l), stderr: (l: string) => void out.stderr.push(l) } };
+  return {
+    out,
+    output: {
+      stdout: (l: string) => void out.stdout.push(l),
+      stderr: (l: string) => void out.stderr.push(l),
+    },
+  };
 }
 
 describe('runApi (what main.ts runs)', () => {
   it('prints exactly one stdout line, the listening event with the bound port', async () => {
     const { out, output } = capture();
-    const result = await runApi({ PORT: '0', ENTRA_TENANT_ID: '8f2b1c1e-5a4d-4c3b-9e8f-0a1b2c3d4e5f', API_AUDIENCES: 'api://x' }, output);
+    const result = await runApi(
+      { PORT: '0', ENTRA_TENANT_ID: '8f2b1c1e-5a4d-4c3b-9e8f-0a1b2c3d4e5f', API_AUDIENCES: 'api://x' },
+      output,
+    );
     if (result.exitCode !== 0) throw result.error;
     try {
       expect(out.stdout).toHaveLength(1);
@@ -41,12 +50,18 @@ describe('runApi (what main.ts runs)', () => {
   });
 
   it('reports a port already in use without printing the listening line', async () => {
-    const first = await runApi({ PORT: '0', ENTRA_TENANT_ID: '8f2b1c1e-5a4d-4c3b-9e8f-0a1b2c3d4e5f', API_AUDIENCES: 'a' }, capture().output);
+    const first = await runApi(
+      { PORT: '0', ENTRA_TENANT_ID: '8f2b1c1e-5a4d-4c3b-9e8f-0a1b2c3d4e5f', API_AUDIENCES: 'a' },
+      capture().output,
+    );
     if (first.exitCode !== 0) throw first.error;
     try {
       const port = new URL(first.api.url).port;
       const { out, output } = capture();
-      const second = await runApi({ PORT: port, ENTRA_TENANT_ID: '8f2b1c1e-5a4d-4c3b-9e8f-0a1b2c3d4e5f', API_AUDIENCES: 'a' }, output);
+      const second = await runApi(
+        { PORT: port, ENTRA_TENANT_ID: '8f2b1c1e-5a4d-4c3b-9e8f-0a1b2c3d4e5f', API_AUDIENCES: 'a' },
+        output,
+      );
       expect(second.exitCode).toBe(1);
       expect(out.stdout).toEqual([]);
       expect(out.stderr.at(-1)).toMatch(/"event":"startup_failed".*EADDRINUSE/);

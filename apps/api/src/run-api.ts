@@ -20,7 +20,10 @@ const PROCESS_OUTPUT: ProcessOutput = {
 
 export type RunApiResult = { exitCode: 0; api: RunningApi } | { exitCode: 1; error: Error };
 
-export async function runApi(env: NodeJS.ProcessEnv = process.env, output: ProcessOutput = PROCESS_OUTPUT): Promise<RunApiResult> {
+export async function runApi(
+  env: NodeJS.ProcessEnv = process.env,
+  output: ProcessOutput = PROCESS_OUTPUT,
+): Promise<RunApiResult> {
   try {
     const api = await startApi(loadApiConfig(env), { logger: new JsonLogger(output.stderr) });
     output.stdout(`${JSON.stringify({ event: 'listening', url: api.url })}\n`);

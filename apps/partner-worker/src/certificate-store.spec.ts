@@ -144,12 +144,7 @@ describe('CertificateStore', () => {
     ['partner.crt.pem', 'certificatePath', 'garbage', 'ERR_CERT_MALFORMED'],
     ['partner.cer', 'cerPath', '\x30\x03\x01\x02\x03', 'ERR_CERT_MALFORMED'],
     ['partner.key.pem', 'privateKeyPath', 'not a key', 'ERR_KEY_MALFORMED'],
-    [
-      'partner.key.pem',
-      'privateKeyPath',
-      damagedPem('PRIVATE KEY'),
-      'ERR_KEY_MALFORMED',
-    ],
+    ['partner.key.pem', 'privateKeyPath', damagedPem('PRIVATE KEY'), 'ERR_KEY_MALFORMED'],
   ] as const)('names a damaged %s', (file, key, content, code) => {
     store.create();
     writeFileSync(store.paths[key], content);
@@ -160,10 +155,7 @@ describe('CertificateStore', () => {
 
   it('refuses an encrypted key without a passphrase, naming the variable', () => {
     store.create();
-    writeFileSync(
-      store.paths.privateKeyPath,
-      damagedPem('ENCRYPTED PRIVATE KEY'),
-    );
+    writeFileSync(store.paths.privateKeyPath, damagedPem('ENCRYPTED PRIVATE KEY'));
     const err = storeError(() => store.load());
     expect(err.code).toBe('ERR_KEY_ENCRYPTED');
     expect(err.message).toMatch(/PARTNER_KEY_PASSPHRASE/);

@@ -357,7 +357,10 @@ describe('serve and run against the emulator and a verifying API', () => {
     await until('the listening line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
     expect(serve.stdout).toHaveLength(1);
     const listening = JSON.parse(serve.stdout[0]!) as { event: string; url: string };
-    expect(listening).toEqual({ event: 'listening', url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) });
+    expect(listening).toEqual({
+      event: 'listening',
+      url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
+    });
 
     let calls = 0;
     const failures: string[] = [];

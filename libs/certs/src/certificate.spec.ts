@@ -89,18 +89,22 @@ describe('refusing what must not be trusted', () => {
   });
 
   it('refuses malformed input', () => {
-    expect(errorCode(() => parseCertificate(Buffer.from([0x30, 0x03, 0x01, 0x02])))).toBe('ERR_CERT_MALFORMED');
-    expect(errorCode(() => parseCertificate('hello, world!'))).toBe('ERR_CERT_MALFORMED');
-    expect(errorCode(() => parseCertificate('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----'))).toBe(
+    expect(errorCode(() => parseCertificate(Buffer.from([0x30, 0x03, 0x01, 0x02])))).toBe(
       'ERR_CERT_MALFORMED',
     );
+    expect(errorCode(() => parseCertificate('hello, world!'))).toBe('ERR_CERT_MALFORMED');
+    expect(
+      errorCode(() => parseCertificate('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----')),
+    ).toBe('ERR_CERT_MALFORMED');
   });
 
   it('detects a private key that does not belong to the certificate', () => {
     const other = createSelfSignedCertificate({ commonName: 'someone-else' });
     const cert = parseCertificate(partner.certificatePem);
     expect(() => assertKeyMatchesCertificate(partner.privateKeyPem, cert)).not.toThrow();
-    expect(errorCode(() => assertKeyMatchesCertificate(other.privateKeyPem, cert))).toBe('ERR_CERT_KEY_MISMATCH');
+    expect(errorCode(() => assertKeyMatchesCertificate(other.privateKeyPem, cert))).toBe(
+      'ERR_CERT_KEY_MISMATCH',
+    );
     expect(errorCode(() => assertKeyMatchesCertificate('not a key', cert))).toBe('ERR_KEY_MALFORMED');
   });
 });

@@ -81,7 +81,10 @@ export function parseCertificate(input: Uint8Array | string): ParsedCertificate 
   try {
     x509 = new X509Certificate(der);
   } catch (err) {
-    throw new CertificateError('ERR_CERT_MALFORMED', `not a valid X.509 certificate: ${(err as Error).message}`);
+    throw new CertificateError(
+      'ERR_CERT_MALFORMED',
+      `not a valid X.509 certificate: ${(err as Error).message}`,
+    );
   }
   const canonicalDer = x509.raw;
   return {
@@ -101,7 +104,10 @@ export function parseCertificate(input: Uint8Array | string): ParsedCertificate 
 /** Throws unless `now` lies inside the certificate's validity period. */
 export function assertCertificateValidAt(cert: ParsedCertificate, now = new Date()): void {
   if (now < cert.notBefore) {
-    throw new CertificateError('ERR_CERT_NOT_YET_VALID', `certificate is not valid before ${cert.notBefore.toISOString()}`);
+    throw new CertificateError(
+      'ERR_CERT_NOT_YET_VALID',
+      `certificate is not valid before ${cert.notBefore.toISOString()}`,
+    );
   }
   if (now > cert.notAfter) {
     throw new CertificateError('ERR_CERT_EXPIRED', `certificate expired at ${cert.notAfter.toISOString()}`);
@@ -109,7 +115,11 @@ export function assertCertificateValidAt(cert: ParsedCertificate, now = new Date
 }
 
 /** Throws unless the private key is the other half of the certificate's public key. */
-export function assertKeyMatchesCertificate(privateKeyPem: string, cert: ParsedCertificate, passphrase?: string): void {
+export function assertKeyMatchesCertificate(
+  privateKeyPem: string,
+  cert: ParsedCertificate,
+  passphrase?: string,
+): void {
   let key: KeyObject;
   try {
     key = createPrivateKey(passphrase === undefined ? privateKeyPem : { key: privateKeyPem, passphrase });

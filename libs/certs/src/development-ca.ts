@@ -32,7 +32,10 @@ export class DevelopmentCa {
     const haveCert = existsSync(certPath);
     const haveKey = existsSync(keyPath);
     if (!haveCert && !haveKey) {
-      const pair = createCertificateAuthority({ commonName: 'certflow development CA', organization: 'certflow' });
+      const pair = createCertificateAuthority({
+        commonName: 'certflow development CA',
+        organization: 'certflow',
+      });
       writePrivateKeyFile(keyPath, pair.privateKeyPem);
       writeFileAtomic(certPath, pair.certificatePem);
       return new DevelopmentCa(certPath, pair, parseCertificate(pair.certificatePem));
@@ -43,20 +46,31 @@ export class DevelopmentCa {
         `development CA in ${dir} is incomplete (${haveCert ? 'ca.key.pem' : 'ca.crt.pem'} missing); remove the directory to create a new CA`,
       );
     }
-    const pair = { certificatePem: readFileSync(certPath, 'utf8'), privateKeyPem: readFileSync(keyPath, 'utf8') };
+    const pair = {
+      certificatePem: readFileSync(certPath, 'utf8'),
+      privateKeyPem: readFileSync(keyPath, 'utf8'),
+    };
     let certificate: ParsedCertificate;
     try {
       certificate = parseCertificate(pair.certificatePem);
       assertKeyMatchesCertificate(pair.privateKeyPem, certificate);
     } catch (err) {
-      throw new CertificateError('ERR_STATE_DAMAGED', `development CA in ${dir} is damaged: ${(err as Error).message}`);
+      throw new CertificateError(
+        'ERR_STATE_DAMAGED',
+        `development CA in ${dir} is damaged: ${(err as Error).message}`,
+      );
     }
     return new DevelopmentCa(certPath, pair, certificate);
   }
 
   /** A TLS server certificate for the local services (valid for localhost, 127.0.0.1 and ::1 by default). */
   issueServerCertificate(dnsNames = LOCAL_HOSTNAMES, ipAddresses = LOCAL_IPS): CertificateAndKey {
-    return issueCertificate(this.pair, { commonName: dnsNames[0] ?? 'localhost', dnsNames, ipAddresses, days: 30 });
+    return issueCertificate(this.pair, {
+      commonName: dnsNames[0] ?? 'localhost',
+      dnsNames,
+      ipAddresses,
+      days: 30,
+    });
   }
 
   /** A client certificate signed by this CA (for mTLS tests). */

@@ -33,7 +33,8 @@ export interface IssuedCertificateOptions extends SelfSignedOptions {
 }
 
 function newKeyPair(keySize: RsaKeySize): forge.pki.rsa.KeyPair {
-  if (![2048, 3072, 4096].includes(keySize)) throw new TypeError(`keySize must be 2048, 3072 or 4096, got ${keySize}`);
+  if (![2048, 3072, 4096].includes(keySize))
+    throw new TypeError(`keySize must be 2048, 3072 or 4096, got ${keySize}`);
   return forge.pki.rsa.generateKeyPair({ bits: keySize, e: 0x10001 });
 }
 
@@ -60,7 +61,10 @@ function subjectOf(opts: SelfSignedOptions): forge.pki.CertificateField[] {
 
 function toPem(cert: forge.pki.Certificate, privateKey: forge.pki.PrivateKey): CertificateAndKey {
   const pkcs8 = forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(privateKey));
-  return { certificatePem: forge.pki.certificateToPem(cert), privateKeyPem: forge.pki.privateKeyInfoToPem(pkcs8) };
+  return {
+    certificatePem: forge.pki.certificateToPem(cert),
+    privateKeyPem: forge.pki.privateKeyInfoToPem(pkcs8),
+  };
 }
 
 /** A self-signed client certificate: what a partner makes in step 2 of the flow. */
@@ -95,7 +99,10 @@ export function createCertificateAuthority(opts: SelfSignedOptions): Certificate
 }
 
 /** A certificate signed by `issuer`: a TLS server certificate when DNS names or IPs are given, else a client one. */
-export function issueCertificate(issuer: CertificateAndKey, opts: IssuedCertificateOptions): CertificateAndKey {
+export function issueCertificate(
+  issuer: CertificateAndKey,
+  opts: IssuedCertificateOptions,
+): CertificateAndKey {
   const issuerCert = forge.pki.certificateFromPem(issuer.certificatePem);
   const issuerKey = forge.pki.privateKeyFromPem(issuer.privateKeyPem);
   const keys = newKeyPair(opts.keySize ?? 2048);

@@ -30,7 +30,11 @@ export class ClaimsError extends Error {
   }
 
   static notObject(actual: unknown): ClaimsError {
-    return new ClaimsError('ERR_CLAIMS_NOT_OBJECT', undefined, `access-token payload must be a JSON object, got ${describe(actual)}`);
+    return new ClaimsError(
+      'ERR_CLAIMS_NOT_OBJECT',
+      undefined,
+      `access-token payload must be a JSON object, got ${describe(actual)}`,
+    );
   }
 
   static missing(claim: string, why = ''): ClaimsError {
@@ -38,15 +42,27 @@ export class ClaimsError extends Error {
   }
 
   static invalid(claim: string, expected: string, actual: unknown): ClaimsError {
-    return new ClaimsError('ERR_CLAIM_INVALID', claim, `claim "${claim}" must be ${expected}, got ${describe(actual)}`);
+    return new ClaimsError(
+      'ERR_CLAIM_INVALID',
+      claim,
+      `claim "${claim}" must be ${expected}, got ${describe(actual)}`,
+    );
   }
 
   static unsupportedVersion(actual: unknown): ClaimsError {
-    return new ClaimsError('ERR_TOKEN_VERSION_UNSUPPORTED', 'ver', `claim "ver" must be "1.0" or "2.0", got ${describe(actual)}`);
+    return new ClaimsError(
+      'ERR_TOKEN_VERSION_UNSUPPORTED',
+      'ver',
+      `claim "ver" must be "1.0" or "2.0", got ${describe(actual)}`,
+    );
   }
 
   static notAppToken(claim: string, actual: unknown): ClaimsError {
-    return new ClaimsError('ERR_NOT_APP_TOKEN', claim, `not an app-only token: claim "${claim}" is ${describe(actual)}`);
+    return new ClaimsError(
+      'ERR_NOT_APP_TOKEN',
+      claim,
+      `not an app-only token: claim "${claim}" is ${describe(actual)}`,
+    );
   }
 }
 

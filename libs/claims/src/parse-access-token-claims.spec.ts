@@ -118,9 +118,12 @@ describe('parseAccessTokenClaims', () => {
     expect(principal.roles).toEqual(['Orders.Read']);
   });
 
-  it.each([null, undefined, 'a.b.c', 42, ['ver']])('rejects a payload that is not an object (%j)', (payload) => {
-    expectClaimsError(payload, 'ERR_CLAIMS_NOT_OBJECT');
-  });
+  it.each([null, undefined, 'a.b.c', 42, ['ver']])(
+    'rejects a payload that is not an object (%j)',
+    (payload) => {
+      expectClaimsError(payload, 'ERR_CLAIMS_NOT_OBJECT');
+    },
+  );
 
   it('rejects a missing ver', () => {
     expectClaimsError(without(v2Claims(), 'ver'), 'ERR_CLAIM_MISSING', 'ver');
@@ -134,9 +137,16 @@ describe('parseAccessTokenClaims', () => {
     expectClaimsError(without(v2Claims(), claim), 'ERR_CLAIM_MISSING', claim);
   });
 
-  it.each(['appid', 'appidacr'])('rejects a v1 token without %s, even if it carries the v2 claim', (claim) => {
-    expectClaimsError(without(v1Claims({ azp: PARTNER_APP, azpacr: '2' }), claim), 'ERR_CLAIM_MISSING', claim);
-  });
+  it.each(['appid', 'appidacr'])(
+    'rejects a v1 token without %s, even if it carries the v2 claim',
+    (claim) => {
+      expectClaimsError(
+        without(v1Claims({ azp: PARTNER_APP, azpacr: '2' }), claim),
+        'ERR_CLAIM_MISSING',
+        claim,
+      );
+    },
+  );
 
   it.each([
     ['roles', 'Orders.Read'],

@@ -21,7 +21,8 @@ const CLIENT_AUTHENTICATION: Record<ClientAuthenticationClaim, ClientAuthenticat
 
 /** Checks a verified payload against the shape of an Entra app-only access token (v1 or v2). */
 export function readAccessTokenClaims(payload: unknown): AccessTokenClaims {
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) throw ClaimsError.notObject(payload);
+  if (typeof payload !== 'object' || payload === null || Array.isArray(payload))
+    throw ClaimsError.notObject(payload);
   const claims = payload as Record<string, unknown>;
 
   const ver = claims['ver'];
@@ -42,17 +43,23 @@ export function readAccessTokenClaims(payload: unknown): AccessTokenClaims {
   requireGuid(claims, 'oid');
   // jsonwebtoken checks exp only when present; a token without one would never expire.
   requireNumericDate(claims, 'exp');
-  for (const optional of ['iat', 'nbf']) if (claims[optional] !== undefined) requireNumericDate(claims, optional);
+  for (const optional of ['iat', 'nbf'])
+    if (claims[optional] !== undefined) requireNumericDate(claims, optional);
   const roles = claims['roles'];
-  if (roles !== undefined && !(Array.isArray(roles) && roles.every((r) => typeof r === 'string' && r.length > 0))) {
+  if (
+    roles !== undefined &&
+    !(Array.isArray(roles) && roles.every((r) => typeof r === 'string' && r.length > 0))
+  ) {
     throw ClaimsError.invalid('roles', 'an array of non-empty strings', roles);
   }
 
-  const [clientIdClaim, clientAuthClaim] = ver === '2.0' ? (['azp', 'azpacr'] as const) : (['appid', 'appidacr'] as const);
+  const [clientIdClaim, clientAuthClaim] =
+    ver === '2.0' ? (['azp', 'azpacr'] as const) : (['appid', 'appidacr'] as const);
   requireGuid(claims, clientIdClaim, `in a v${ver} token`);
   const acr = claims[clientAuthClaim];
   if (acr === undefined) throw ClaimsError.missing(clientAuthClaim, `in a v${ver} token`);
-  if (acr !== '0' && acr !== '1' && acr !== '2') throw ClaimsError.invalid(clientAuthClaim, '"0", "1" or "2"', acr);
+  if (acr !== '0' && acr !== '1' && acr !== '2')
+    throw ClaimsError.invalid(clientAuthClaim, '"0", "1" or "2"', acr);
 
   return claims as AccessTokenClaims;
 }
@@ -75,13 +82,15 @@ export function parseAccessTokenClaims(payload: unknown): AppPrincipal {
 function requireNonEmptyString(claims: Record<string, unknown>, claim: string): void {
   const value = claims[claim];
   if (value === undefined) throw ClaimsError.missing(claim);
-  if (typeof value !== 'string' || value.length === 0) throw ClaimsError.invalid(claim, 'a non-empty string', value);
+  if (typeof value !== 'string' || value.length === 0)
+    throw ClaimsError.invalid(claim, 'a non-empty string', value);
 }
 
 function requireNumericDate(claims: Record<string, unknown>, claim: string): void {
   const value = claims[claim];
   if (value === undefined) throw ClaimsError.missing(claim);
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw ClaimsError.invalid(claim, 'a NumericDate (seconds)', value);
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    throw ClaimsError.invalid(claim, 'a NumericDate (seconds)', value);
 }
 
 function requireGuid(claims: Record<string, unknown>, claim: string, context?: string): void {

@@ -38,7 +38,10 @@ class GraphError extends Error {}
 async function graph(method, path, body) {
   const response = await fetch(`${GRAPH}${path}`, {
     method,
-    headers: { authorization: `Bearer ${state.token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    headers: {
+      authorization: `Bearer ${state.token}`,
+      ...(body ? { 'content-type': 'application/json' } : {}),
+    },
     body: body ? JSON.stringify(body) : undefined,
   });
   if (response.status === 401) {
@@ -60,7 +63,9 @@ const PRIVATE_KEY = /-----BEGIN ((RSA|EC|ENCRYPTED) )?PRIVATE KEY-----/;
 function certificateDer(bytes) {
   const text = new TextDecoder('latin1').decode(bytes);
   if (PRIVATE_KEY.test(text)) {
-    throw new Error('This file contains a private key. Upload only the public certificate (.cer); the private key must stay with its owner.');
+    throw new Error(
+      'This file contains a private key. Upload only the public certificate (.cer); the private key must stay with its owner.',
+    );
   }
   const pem = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/.exec(text);
   if (pem) {
@@ -76,7 +81,11 @@ function certificateDer(bytes) {
 
 const toBase64 = (bytes) => btoa(String.fromCharCode(...bytes));
 const fromBase64 = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
-const hex = (buffer) => [...new Uint8Array(buffer)].map((b) => b.toString(16).padStart(2, '0')).join('').toUpperCase();
+const hex = (buffer) =>
+  [...new Uint8Array(buffer)]
+    .map((b) => b.toString(16).padStart(2, '0'))
+    .join('')
+    .toUpperCase();
 const sha = async (alg, bytes) => hex(await crypto.subtle.digest(alg, bytes));
 
 function validityState(start, end, now = Date.now()) {
@@ -84,7 +93,8 @@ function validityState(start, end, now = Date.now()) {
   const to = Date.parse(end);
   if (now < from) return ['not-yet-valid', 'Not yet valid'];
   if (now > to) return ['expired', 'Expired'];
-  if (to - now < EXPIRING_DAYS * 86_400_000) return ['expiring', `Expires in ${Math.ceil((to - now) / 86_400_000)} days`];
+  if (to - now < EXPIRING_DAYS * 86_400_000)
+    return ['expiring', `Expires in ${Math.ceil((to - now) / 86_400_000)} days`];
   return ['active', 'Active'];
 }
 
@@ -102,7 +112,14 @@ async function showApplications() {
       el(
         'tr',
         {},
-        el('td', {}, el('a', { href: `#/applications/${encodeURIComponent(app.id)}`, text: app.displayName || '(no name)' })),
+        el(
+          'td',
+          {},
+          el('a', {
+            href: `#/applications/${encodeURIComponent(app.id)}`,
+            text: app.displayName || '(no name)',
+          }),
+        ),
         el('td', { class: 'mono', text: app.appId }),
         el('td', { text: String(app.keyCredentials.length) }),
         el('td', { text: String(app.passwordCredentials.length) }),
@@ -119,7 +136,10 @@ async function showApplication(objectId) {
   say('Loading…');
   $('new-secret').hidden = true;
   $('new-secret-value').textContent = ''; // shown once: gone from the page when it is left
-  const app = await graph('GET', `/applications/${encodeURIComponent(objectId)}?$select=id,appId,displayName,identifierUris,keyCredentials,passwordCredentials,appRoles`);
+  const app = await graph(
+    'GET',
+    `/applications/${encodeURIComponent(objectId)}?$select=id,appId,displayName,identifierUris,keyCredentials,passwordCredentials,appRoles`,
+  );
   current = app;
   $('application-title').textContent = app.displayName || '(no name)';
   $('app-id').textContent = app.appId;
@@ -130,13 +150,23 @@ async function showApplication(objectId) {
     app.keyCredentials.map(async (cred) => {
       const sha256 = cred.key ? await sha('SHA-256', fromBase64(cred.key)) : '—';
       const [cls, label] = validityState(cred.startDateTime, cred.endDateTime);
-      const remove = el('button', { type: 'button', class: 'secondary', text: 'Remove', 'aria-label': `Remove certificate ${cred.customKeyIdentifier}` });
+      const remove = el('button', {
+        type: 'button',
+        class: 'secondary',
+        text: 'Remove',
+        'aria-label': `Remove certificate ${cred.customKeyIdentifier}`,
+      });
       remove.addEventListener('click', () => confirmRemoval(cred));
       return el(
         'tr',
         { 'data-thumbprint': cred.customKeyIdentifier },
         el('td', { text: cred.displayName || '—' }),
-        el('td', { class: 'mono' }, el('div', { text: `SHA-1 ${cred.customKeyIdentifier}` }), el('div', { text: `SHA-256 ${sha256}` })),
+        el(
+          'td',
+          { class: 'mono' },
+          el('div', { text: `SHA-1 ${cred.customKeyIdentifier}` }),
+          el('div', { text: `SHA-256 ${sha256}` }),
+        ),
         el('td', { class: 'mono', text: cred.keyId }),
         el('td', { text: day(cred.startDateTime) }),
         el('td', { text: day(cred.endDateTime) }),
@@ -145,18 +175,41 @@ async function showApplication(objectId) {
       );
     }),
   );
-  $('certificate-rows').replaceChildren(...(certRows.length ? certRows : [el('tr', {}, el('td', { colspan: '7', class: 'muted', text: 'No certificates.' }))]));
+  $('certificate-rows').replaceChildren(
+    ...(certRows.length
+      ? certRows
+      : [el('tr', {}, el('td', { colspan: '7', class: 'muted', text: 'No certificates.' }))]),
+  );
 
   const secretRows = app.passwordCredentials.map((p) => {
     const [cls, label] = validityState(p.startDateTime, p.endDateTime);
-    const remove = el('button', { type: 'button', class: 'secondary', text: 'Delete', 'aria-label': `Delete secret ${p.hint}…` });
+    const remove = el('button', {
+      type: 'button',
+      class: 'secondary',
+      text: 'Delete',
+      'aria-label': `Delete secret ${p.hint}…`,
+    });
     remove.addEventListener('click', () => removeSecret(p));
-    return el('tr', {}, el('td', { text: p.displayName || '—' }), el('td', { class: 'mono', text: `${p.hint}…` }), el('td', { text: day(p.endDateTime) }), el('td', { class: `state state-${cls}`, text: label }), el('td', {}, remove));
+    return el(
+      'tr',
+      {},
+      el('td', { text: p.displayName || '—' }),
+      el('td', { class: 'mono', text: `${p.hint}…` }),
+      el('td', { text: day(p.endDateTime) }),
+      el('td', { class: `state state-${cls}`, text: label }),
+      el('td', {}, remove),
+    );
   });
-  $('secret-rows').replaceChildren(...(secretRows.length ? secretRows : [el('tr', {}, el('td', { colspan: '5', class: 'muted', text: 'No client secrets.' }))]));
+  $('secret-rows').replaceChildren(
+    ...(secretRows.length
+      ? secretRows
+      : [el('tr', {}, el('td', { colspan: '5', class: 'muted', text: 'No client secrets.' }))]),
+  );
 
   await showRoles(app);
-  say(`${app.displayName}: ${app.keyCredentials.length} certificates, ${app.passwordCredentials.length} secrets`);
+  say(
+    `${app.displayName}: ${app.keyCredentials.length} certificates, ${app.passwordCredentials.length} secrets`,
+  );
 }
 
 async function showRoles(app) {
@@ -166,16 +219,25 @@ async function showRoles(app) {
   const { value: found } = await graph('GET', `/servicePrincipals?$filter=appId eq '${app.appId}'`);
   const resource = found[0];
   const { value: principals } = await graph('GET', '/servicePrincipals');
-  const assignments = resource ? (await graph('GET', `/servicePrincipals/${resource.id}/appRoleAssignedTo`)).value : [];
+  const assignments = resource
+    ? (await graph('GET', `/servicePrincipals/${resource.id}/appRoleAssignedTo`)).value
+    : [];
   $('role-rows').replaceChildren(
     ...roles.map((role) => {
       const holders = assignments.filter((a) => a.appRoleId === role.id).map((a) => a.principalDisplayName);
-      return el('tr', {}, el('td', { class: 'mono', text: role.value }), el('td', { text: holders.join(', ') || '—' }));
+      return el(
+        'tr',
+        {},
+        el('td', { class: 'mono', text: role.value }),
+        el('td', { text: holders.join(', ') || '—' }),
+      );
     }),
   );
   $('assign-role').replaceChildren(...roles.map((r) => el('option', { value: r.id, text: r.value })));
   $('assign-principal').replaceChildren(
-    ...principals.filter((p) => p.appId !== app.appId).map((p) => el('option', { value: p.id, text: `${p.displayName} (${p.appId})` })),
+    ...principals
+      .filter((p) => p.appId !== app.appId)
+      .map((p) => el('option', { value: p.id, text: `${p.displayName} (${p.appId})` })),
   );
   $('assign-form').dataset.resourceId = resource ? resource.id : '';
 }
@@ -203,7 +265,12 @@ async function upload(file) {
   await graph('PATCH', `/applications/${current.id}`, {
     keyCredentials: [
       ...kept(current.keyCredentials),
-      { type: 'AsymmetricX509Cert', usage: 'Verify', key: toBase64(der), ...(description ? { displayName: description } : {}) },
+      {
+        type: 'AsymmetricX509Cert',
+        usage: 'Verify',
+        key: toBase64(der),
+        ...(description ? { displayName: description } : {}),
+      },
     ],
   });
   $('upload-form').reset();
@@ -213,12 +280,15 @@ async function upload(file) {
 
 function confirmRemoval(cred) {
   const dialog = $('confirm-dialog');
-  $('confirm-text').textContent = `Remove the certificate with SHA-1 thumbprint ${cred.customKeyIdentifier} from ${current.displayName}? Client assertions signed with it will be refused at once.`;
+  $('confirm-text').textContent =
+    `Remove the certificate with SHA-1 thumbprint ${cred.customKeyIdentifier} from ${current.displayName}? Client assertions signed with it will be refused at once.`;
   dialog.returnValue = '';
   dialog.onclose = async () => {
     if (dialog.returnValue !== 'confirm') return;
     await run(async () => {
-      await graph('PATCH', `/applications/${current.id}`, { keyCredentials: kept(current.keyCredentials.filter((c) => c.keyId !== cred.keyId)) });
+      await graph('PATCH', `/applications/${current.id}`, {
+        keyCredentials: kept(current.keyCredentials.filter((c) => c.keyId !== cred.keyId)),
+      });
       await showApplication(current.id);
       say(`Certificate ${cred.customKeyIdentifier} removed.`);
     });
@@ -228,7 +298,9 @@ function confirmRemoval(cred) {
 
 async function addSecret() {
   const description = $('secret-description').value.trim();
-  const created = await graph('POST', `/applications/${current.id}/addPassword`, { passwordCredential: description ? { displayName: description } : {} });
+  const created = await graph('POST', `/applications/${current.id}/addPassword`, {
+    passwordCredential: description ? { displayName: description } : {},
+  });
   $('secret-form').reset();
   await showApplication(current.id);
   $('new-secret-value').textContent = created.secretText;
@@ -239,7 +311,11 @@ async function addSecret() {
 async function removeSecret(secret) {
   if (!window.confirm(`Delete the client secret ${secret.hint}… from ${current.displayName}?`)) return;
   await run(async () => {
-    await graph('PATCH', `/applications/${current.id}`, { passwordCredentials: current.passwordCredentials.filter((p) => p.keyId !== secret.keyId).map((p) => ({ keyId: p.keyId })) });
+    await graph('PATCH', `/applications/${current.id}`, {
+      passwordCredentials: current.passwordCredentials
+        .filter((p) => p.keyId !== secret.keyId)
+        .map((p) => ({ keyId: p.keyId })),
+    });
     await showApplication(current.id);
     say(`Client secret ${secret.hint}… deleted.`);
   });
@@ -247,7 +323,8 @@ async function removeSecret(secret) {
 
 async function assignRole() {
   const resourceId = $('assign-form').dataset.resourceId;
-  if (!resourceId) return fail(`${current.displayName} has no service principal yet, so its roles cannot be assigned.`);
+  if (!resourceId)
+    return fail(`${current.displayName} has no service principal yet, so its roles cannot be assigned.`);
   await graph('POST', `/servicePrincipals/${resourceId}/appRoleAssignedTo`, {
     principalId: $('assign-principal').value,
     resourceId,
@@ -261,7 +338,12 @@ async function signIn(clientId, clientSecret) {
   const response = await fetch(state.tokenPath, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: clientSecret, scope: 'https://graph.microsoft.com/.default' }),
+    body: new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      client_secret: clientSecret,
+      scope: 'https://graph.microsoft.com/.default',
+    }),
   });
   const json = await response.json();
   if (!response.ok) throw new GraphError((json.error_description ?? 'Sign-in failed.').split('\r\n')[0]);

@@ -78,6 +78,9 @@ export function accessTokenClaims(req: AccessTokenRequest): Record<string, unkno
 }
 
 export function signAccessToken(key: SigningKey, version: 1 | 2, claims: Record<string, unknown>): string {
-  const header = version === 2 ? { typ: 'JWT', alg: 'RS256', kid: key.kid } : { typ: 'JWT', alg: 'RS256', x5t: key.kid, kid: key.kid };
+  const header =
+    version === 2
+      ? { typ: 'JWT', alg: 'RS256', kid: key.kid }
+      : { typ: 'JWT', alg: 'RS256', x5t: key.kid, kid: key.kid };
   return signCompactJwt(key, header, claims);
 }

@@ -23,25 +23,50 @@ export interface AdminContext extends GraphAuthContext {
   routes?: Record<string, AdminRoute>;
 }
 
-export type AdminRoute = (method: string, body: () => Promise<unknown>) => Promise<{ status: number; body: Record<string, unknown> }>;
+export type AdminRoute = (
+  method: string,
+  body: () => Promise<unknown>,
+) => Promise<{ status: number; body: Record<string, unknown> }>;
 
-export async function handleAdminRequest(req: IncomingMessage, res: ServerResponse, url: URL, ctx: AdminContext): Promise<void> {
+export async function handleAdminRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  ctx: AdminContext,
+): Promise<void> {
   const requestId = newGuid();
   const headers = { 'request-id': requestId };
   try {
     const method = req.method ?? 'GET';
     await authorizeGraphRequest(headerValue(req, 'authorization'), method === 'GET' ? 'read' : 'write', ctx);
-    const segments = url.pathname.slice(ADMIN_PREFIX.length).split('/').filter((s) => s !== '');
+    const segments = url.pathname
+      .slice(ADMIN_PREFIX.length)
+      .split('/')
+      .filter((s) => s !== '');
     const reply = await route(method, segments, () => readGraphJson(req, BODY_LIMIT), ctx);
     sendJson(res, reply.status, reply.body, headers);
   } catch (err) {
-    const error = err instanceof GraphError ? err : new GraphError(500, 'InternalServerError', 'The emulator failed to process the request.');
-    if (!(err instanceof GraphError)) console.error(`admin: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
-    sendJson(res, error.status, { error: { code: error.code, message: error.message, innerError: { 'request-id': requestId } } }, headers);
+    const error =
+      err instanceof GraphError
+        ? err
+        : new GraphError(500, 'InternalServerError', 'The emulator failed to process the request.');
+    if (!(err instanceof GraphError))
+      console.error(`admin: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
+    sendJson(
+      res,
+      error.status,
+      { error: { code: error.code, message: error.message, innerError: { 'request-id': requestId } } },
+      headers,
+    );
   }
 }
 
-async function route(method: string, segments: string[], body: () => Promise<unknown>, ctx: AdminContext): Promise<{ status: number; body: Record<string, unknown> }> {
+async function route(
+  method: string,
+  segments: string[],
+  body: () => Promise<unknown>,
+  ctx: AdminContext,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   const [first, second, ...rest] = segments;
   if (first === 'signingKeys' && rest.length === 0) {
     if (second === undefined) {
@@ -63,7 +88,10 @@ async function route(method: string, segments: string[], body: () => Promise<unk
 function signingKeysView(keys: readonly StoredSigningKey[], now: Date): Record<string, unknown>[] {
   return keys
     .filter((k) => k.use !== 'retired' || (k.retireAfter !== undefined && new Date(k.retireAfter) > now))
-    .map((k) => ({ kid: k.kid, use: k.use ?? null, createdDateTime: k.createdDateTime, retireAfter: k.retireAfter ?? null }));
+    .map((k) => ({
+      kid: k.kid,
+      use: k.use ?? null,
+      createdDateTime: k.createdDateTime,
+      retireAfter: k.retireAfter ?? null,
+    }));
 }
-
-

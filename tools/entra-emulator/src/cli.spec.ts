@@ -6,8 +6,16 @@ import { removeDir, tempStateDir } from './emulator.test-helpers';
 
 describe('parseCliArgs', () => {
   it('reads flags in both --flag value and --flag=value forms, with defaults', () => {
-    expect(parseCliArgs([])).toEqual({ port: 0, stateDir: '.certflow', host: '127.0.0.1', faults: {}, help: false });
-    expect(parseCliArgs(['--port', '8443', '--state-dir=/tmp/x', '--host', '::1', '--token-lifetime', '600'])).toEqual({
+    expect(parseCliArgs([])).toEqual({
+      port: 0,
+      stateDir: '.certflow',
+      host: '127.0.0.1',
+      faults: {},
+      help: false,
+    });
+    expect(
+      parseCliArgs(['--port', '8443', '--state-dir=/tmp/x', '--host', '::1', '--token-lifetime', '600']),
+    ).toEqual({
       port: 8443,
       stateDir: '/tmp/x',
       host: '::1',
@@ -18,7 +26,19 @@ describe('parseCliArgs', () => {
   });
 
   it('reads the fault-injection flags', () => {
-    const argv = ['--fault-latency', '25', '--fault-throttle=0.5', '--fault-server-error', '1', '--fault-server-error-status', '503', '--fault-retry-after', '7', '--fault-outage', 'drop'];
+    const argv = [
+      '--fault-latency',
+      '25',
+      '--fault-throttle=0.5',
+      '--fault-server-error',
+      '1',
+      '--fault-server-error-status',
+      '503',
+      '--fault-retry-after',
+      '7',
+      '--fault-outage',
+      'drop',
+    ];
     expect(parseCliArgs(argv).faults).toEqual({
       latencyMs: 25,
       throttleShare: 0.5,
@@ -50,7 +70,11 @@ describe('parseCliArgs', () => {
 describe('runCli', () => {
   it('exits 2 with usage on a bad flag', async () => {
     const err: string[] = [];
-    const code = await runCli(['--port', 'x'], { stdout: () => {}, stderr: (l) => err.push(l), onShutdown: () => {} });
+    const code = await runCli(['--port', 'x'], {
+      stdout: () => {},
+      stderr: (l) => err.push(l),
+      onShutdown: () => {},
+    });
     expect(code).toBe(2);
     expect(err.join('\n')).toContain('--port');
     expect(err.join('\n')).toContain('usage:');
@@ -83,7 +107,13 @@ describe('runCli', () => {
     try {
       writeFileSync(`${dir}/emulator-state.json`, 'nope');
       const err: string[] = [];
-      expect(await runCli(['--state-dir', dir], { stdout: () => {}, stderr: (l) => err.push(l), onShutdown: () => {} })).toBe(1);
+      expect(
+        await runCli(['--state-dir', dir], {
+          stdout: () => {},
+          stderr: (l) => err.push(l),
+          onShutdown: () => {},
+        }),
+      ).toBe(1);
       expect(err.join('\n')).toContain('emulator-state.json');
     } finally {
       removeDir(dir);

@@ -86,7 +86,8 @@ export function parseCliArgs(argv: string[]): CliOptions {
         break;
       case '--fault-outage': {
         const mode = takeValue();
-        if (mode !== 'none' && mode !== '503' && mode !== 'drop') throw new UsageError(`${flag} must be none, 503 or drop, got '${mode}'`);
+        if (mode !== 'none' && mode !== '503' && mode !== 'drop')
+          throw new UsageError(`${flag} must be none, 503 or drop, got '${mode}'`);
         options.faults.outage = mode;
         break;
       }
@@ -99,7 +100,8 @@ export function parseCliArgs(argv: string[]): CliOptions {
 
 function share(flag: string, value: string): number {
   const n = Number(value);
-  if (!/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(value) || !(n >= 0 && n <= 1)) throw new UsageError(`${flag} must be a share from 0 to 1, got '${value}'`);
+  if (!/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(value) || !(n >= 0 && n <= 1))
+    throw new UsageError(`${flag} must be a share from 0 to 1, got '${value}'`);
   return n;
 }
 

@@ -28,25 +28,38 @@ export interface VerifiedAssertion {
   claims: Record<string, unknown>;
 }
 
-export async function verifyClientAssertion(assertion: string, check: AssertionCheck): Promise<VerifiedAssertion> {
+export async function verifyClientAssertion(
+  assertion: string,
+  check: AssertionCheck,
+): Promise<VerifiedAssertion> {
   const { header, claims } = decodeUnverified(assertion);
   const alg = header.alg;
   if (typeof alg !== 'string' || !ALGORITHMS.includes(alg)) {
-    throw entraErrors.malformedAssertion(`The algorithm '${String(alg)}' is not supported for client assertions; use RS256 or PS256.`);
+    throw entraErrors.malformedAssertion(
+      `The algorithm '${String(alg)}' is not supported for client assertions; use RS256 or PS256.`,
+    );
   }
   const x5tS256 = header['x5t#S256'];
   // MSAL for Python (1.x) sends the SHA-1 `x5t` as URL-safe base64 *with* `=` padding, and
   // Entra ID accepts it; so padding is dropped from `x5t`. `x5t#S256` stays strict base64url.
-  const x5t = typeof header.x5t === 'string' && /^[A-Za-z0-9_-]+=?$/.test(header.x5t) ? header.x5t.replace(/=$/, '') : header.x5t;
+  const x5t =
+    typeof header.x5t === 'string' && /^[A-Za-z0-9_-]+=?$/.test(header.x5t)
+      ? header.x5t.replace(/=$/, '')
+      : header.x5t;
   if (typeof x5tS256 !== 'string' && typeof x5t !== 'string') {
     throw entraErrors.malformedAssertion('No certificate thumbprint specified in token header.');
   }
 
-  const match = findKey(check.app, typeof x5t === 'string' ? x5t : undefined, typeof x5tS256 === 'string' ? x5tS256 : undefined);
+  const match = findKey(
+    check.app,
+    typeof x5t === 'string' ? x5t : undefined,
+    typeof x5tS256 === 'string' ? x5tS256 : undefined,
+  );
   const usedThumbprint = thumbprintHex(typeof x5tS256 === 'string' ? x5tS256 : (x5t as string));
   if (!match) throw entraErrors.keyNotFound(usedThumbprint, check.app.appId);
   const window = keyWindow(match.credential);
-  if (!keyCredentialValidAt(match.credential, check.now)) throw entraErrors.keyExpired(usedThumbprint, window);
+  if (!keyCredentialValidAt(match.credential, check.now))
+    throw entraErrors.keyExpired(usedThumbprint, window);
 
   try {
     await compactVerify(assertion, match.certificate.publicKey, { algorithms: [alg] });
@@ -59,35 +72,54 @@ export async function verifyClientAssertion(assertion: string, check: AssertionC
     throw entraErrors.subjectMismatch(clientId);
   }
   const audiences = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
-  if (!audiences.some((aud) => typeof aud === 'string' && check.audiences.includes(aud))) throw entraErrors.wrongAudience();
+  if (!audiences.some((aud) => typeof aud === 'string' && check.audiences.includes(aud)))
+    throw entraErrors.wrongAudience();
 
   const nowSeconds = check.now.getTime() / 1000;
   const nbf = typeof claims.nbf === 'number' ? claims.nbf : 0;
   const exp = typeof claims.exp === 'number' ? claims.exp : undefined;
-  if (exp === undefined || nowSeconds > exp + check.clockSkewSeconds || nowSeconds < nbf - check.clockSkewSeconds) {
-    throw entraErrors.assertionTimeRange(check.now, new Date(nbf * 1000), exp === undefined ? undefined : new Date(exp * 1000));
+  if (
+    exp === undefined ||
+    nowSeconds > exp + check.clockSkewSeconds ||
+    nowSeconds < nbf - check.clockSkewSeconds
+  ) {
+    throw entraErrors.assertionTimeRange(
+      check.now,
+      new Date(nbf * 1000),
+      exp === undefined ? undefined : new Date(exp * 1000),
+    );
   }
-  if (check.replayGuard && typeof claims.jti === 'string' && !check.replayGuard.firstUse(`${clientId}/${claims.jti}`, exp, nowSeconds)) {
+  if (
+    check.replayGuard &&
+    typeof claims.jti === 'string' &&
+    !check.replayGuard.firstUse(`${clientId}/${claims.jti}`, exp, nowSeconds)
+  ) {
     throw entraErrors.malformedAssertion(`The assertion with jti '${claims.jti}' has already been used.`);
   }
   return { keyCredential: match.credential, claims };
 }
 
-function decodeUnverified(assertion: string): { header: Record<string, unknown>; claims: Record<string, unknown> } {
+function decodeUnverified(assertion: string): {
+  header: Record<string, unknown>;
+  claims: Record<string, unknown>;
+} {
   const parts = assertion.split('.');
   if (parts.length !== 3 || parts.some((p) => !/^[A-Za-z0-9_-]*$/.test(p)) || parts[2] === '') {
     throw entraErrors.malformedAssertion('The client assertion is not a signed compact JWT.');
   }
   const header = parseJsonObject(parts[0]!);
   const claims = parseJsonObject(parts[1]!);
-  if (!header || !claims) throw entraErrors.malformedAssertion('The client assertion header or payload is not a JSON object.');
+  if (!header || !claims)
+    throw entraErrors.malformedAssertion('The client assertion header or payload is not a JSON object.');
   return { header, claims };
 }
 
 function parseJsonObject(segment: string): Record<string, unknown> | undefined {
   try {
     const value: unknown = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
-    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    return typeof value === 'object' && value !== null && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
@@ -121,7 +153,9 @@ function cachedCertificate(key: string): ParsedCertificate {
 
 /** Entra shows the thumbprint the client used in hex; anything undecodable is echoed as sent. */
 function thumbprintHex(value: string): string {
-  return /^[A-Za-z0-9_-]+$/.test(value) ? Buffer.from(value, 'base64url').toString('hex').toUpperCase() : value.slice(0, 100);
+  return /^[A-Za-z0-9_-]+$/.test(value)
+    ? Buffer.from(value, 'base64url').toString('hex').toUpperCase()
+    : value.slice(0, 100);
 }
 
 function keyWindow(cred: StoredKeyCredential): string {

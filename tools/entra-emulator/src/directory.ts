@@ -127,8 +127,12 @@ export class Directory {
       if (changes.identifierUris) app.identifierUris = changes.identifierUris;
       if (changes.appRoles) app.appRoles = changes.appRoles;
       if (changes.keyCredentials) app.keyCredentials = changes.keyCredentials;
-      if (changes.keepPasswordKeyIds) app.passwordCredentials = app.passwordCredentials.filter((p) => changes.keepPasswordKeyIds!.includes(p.keyId));
-      if (changes.requestedAccessTokenVersion !== undefined) app.api.requestedAccessTokenVersion = changes.requestedAccessTokenVersion;
+      if (changes.keepPasswordKeyIds)
+        app.passwordCredentials = app.passwordCredentials.filter((p) =>
+          changes.keepPasswordKeyIds!.includes(p.keyId),
+        );
+      if (changes.requestedAccessTokenVersion !== undefined)
+        app.api.requestedAccessTokenVersion = changes.requestedAccessTokenVersion;
       if (changes.tags) app.tags = changes.tags;
       const sp = draft.servicePrincipals.find((s) => s.appId === app.appId);
       if (sp) sp.displayName = app.displayName;
@@ -142,7 +146,9 @@ export class Directory {
       if (!app) throw graphErrors.notFound(id);
       const secretText = generateClientSecret();
       const now = this.clock();
-      const end = input.endDateTime ? new Date(input.endDateTime) : new Date(now.getTime() + 2 * 365 * 86_400_000);
+      const end = input.endDateTime
+        ? new Date(input.endDateTime)
+        : new Date(now.getTime() + 2 * 365 * 86_400_000);
       if (Number.isNaN(end.getTime())) throw graphErrors.badRequest("Invalid value for 'endDateTime'.");
       const credential: StoredPasswordCredential = {
         keyId: newGuid(),
@@ -165,15 +171,20 @@ export class Directory {
       const app = draft.applications.find((a) => a.appId === draft.adminAppId)!;
       app.passwordCredentials = [];
     });
-    return this.addPassword(admin.id, { displayName: 'emulator.json', endDateTime: new Date(this.clock().getTime() + 10 * 365 * 86_400_000).toISOString() })
-      .secretText;
+    return this.addPassword(admin.id, {
+      displayName: 'emulator.json',
+      endDateTime: new Date(this.clock().getTime() + 10 * 365 * 86_400_000).toISOString(),
+    }).secretText;
   }
 
   createServicePrincipal(appId: unknown): StoredServicePrincipal {
     if (!isGuid(appId)) throw graphErrors.badRequest("Property 'appId' is required and must be a GUID.");
     return this.mutate((draft) => {
       const app = draft.applications.find((a) => a.appId === appId.toLowerCase());
-      if (!app) throw graphErrors.badRequest(`The appId '${appId}' of the service principal does not reference a valid application object.`);
+      if (!app)
+        throw graphErrors.badRequest(
+          `The appId '${appId}' of the service principal does not reference a valid application object.`,
+        );
       if (draft.servicePrincipals.some((s) => s.appId === app.appId)) {
         throw new GraphError(
           409,
@@ -181,7 +192,12 @@ export class Directory {
           `The service principal cannot be created, updated, or restored because the service principal name ${app.appId} is already in use.`,
         );
       }
-      const sp: StoredServicePrincipal = { id: newGuid(), appId: app.appId, displayName: app.displayName, createdDateTime: this.now() };
+      const sp: StoredServicePrincipal = {
+        id: newGuid(),
+        appId: app.appId,
+        displayName: app.displayName,
+        createdDateTime: this.now(),
+      };
       draft.servicePrincipals.push(sp);
       return sp;
     });
@@ -190,21 +206,32 @@ export class Directory {
   assignAppRole(resourceId: string, body: unknown): StoredAppRoleAssignment {
     const resource = this.servicePrincipal(resourceId);
     if (!resource) throw graphErrors.notFound(resourceId);
-    if (typeof body !== 'object' || body === null) throw graphErrors.badRequest('The request body must be a JSON object.');
+    if (typeof body !== 'object' || body === null)
+      throw graphErrors.badRequest('The request body must be a JSON object.');
     const { principalId, resourceId: bodyResourceId, appRoleId } = body as Record<string, unknown>;
-    if (!isGuid(principalId)) throw graphErrors.badRequest("Property 'principalId' is required and must be a GUID.");
-    if (!isGuid(appRoleId)) throw graphErrors.badRequest("Property 'appRoleId' is required and must be a GUID.");
+    if (!isGuid(principalId))
+      throw graphErrors.badRequest("Property 'principalId' is required and must be a GUID.");
+    if (!isGuid(appRoleId))
+      throw graphErrors.badRequest("Property 'appRoleId' is required and must be a GUID.");
     if (bodyResourceId !== undefined && String(bodyResourceId).toLowerCase() !== resource.id) {
-      throw graphErrors.badRequest("Property 'resourceId' must be the id of the service principal in the request URL.");
+      throw graphErrors.badRequest(
+        "Property 'resourceId' must be the id of the service principal in the request URL.",
+      );
     }
     const principal = this.servicePrincipal(principalId);
     if (!principal) throw graphErrors.badRequest(`The principal '${principalId}' does not exist.`);
     const role = this.appRolesOf(resource).find((r) => r.id === appRoleId.toLowerCase());
     if (!role || !role.isEnabled || !role.allowedMemberTypes.includes('Application')) {
-      throw graphErrors.badRequest(`Permission being assigned was not found on application '${resource.appId}'.`);
+      throw graphErrors.badRequest(
+        `Permission being assigned was not found on application '${resource.appId}'.`,
+      );
     }
     return this.mutate((draft) => {
-      if (draft.appRoleAssignments.some((a) => a.principalId === principal.id && a.resourceId === resource.id && a.appRoleId === role.id)) {
+      if (
+        draft.appRoleAssignments.some(
+          (a) => a.principalId === principal.id && a.resourceId === resource.id && a.appRoleId === role.id,
+        )
+      ) {
         throw graphErrors.badRequest('Permission being assigned already exists on the object.');
       }
       const assignment: StoredAppRoleAssignment = {
@@ -224,8 +251,13 @@ export class Directory {
     return this.mutate((draft) => {
       const app = draft.applications.find((a) => a.id === id.toLowerCase());
       if (!app) throw graphErrors.notFound(id);
-      if (app.keyCredentials.some((k) => k.key === credential.key)) throw graphErrors.invalidProperty('keyCredential', 'This certificate is already registered on the application.');
-      if (app.keyCredentials.some((k) => k.keyId === credential.keyId)) throw graphErrors.invalidProperty('keyCredential', `keyId ${credential.keyId} is already in use.`);
+      if (app.keyCredentials.some((k) => k.key === credential.key))
+        throw graphErrors.invalidProperty(
+          'keyCredential',
+          'This certificate is already registered on the application.',
+        );
+      if (app.keyCredentials.some((k) => k.keyId === credential.keyId))
+        throw graphErrors.invalidProperty('keyCredential', `keyId ${credential.keyId} is already in use.`);
       app.keyCredentials.push(credential);
       return credential;
     });
@@ -237,7 +269,10 @@ export class Directory {
       const app = draft.applications.find((a) => a.id === id.toLowerCase());
       if (!app) throw graphErrors.notFound(id);
       const index = app.keyCredentials.findIndex((k) => k.keyId === keyId.toLowerCase());
-      if (index < 0) throw graphErrors.badRequest(`No key credential with keyId '${keyId.slice(0, 60)}' exists on the application.`);
+      if (index < 0)
+        throw graphErrors.badRequest(
+          `No key credential with keyId '${keyId.slice(0, 60)}' exists on the application.`,
+        );
       app.keyCredentials.splice(index, 1);
     });
   }
@@ -255,7 +290,12 @@ export class Directory {
     for (const sp of this.current.servicePrincipals) {
       if (!this.servicePrincipalNames(sp).some((name) => normalize(name) === wanted)) continue;
       const version = sp.builtIn ? null : this.applicationByAppId(sp.appId)?.api.requestedAccessTokenVersion;
-      return { servicePrincipal: sp, appId: sp.appId, requestedIdentifier: identifier, tokenVersion: version === 2 ? 2 : 1 };
+      return {
+        servicePrincipal: sp,
+        appId: sp.appId,
+        requestedIdentifier: identifier,
+        tokenVersion: version === 2 ? 2 : 1,
+      };
     }
     return undefined;
   }
@@ -273,8 +313,12 @@ export class Directory {
   private assertIdentifierUrisFree(draft: EmulatorState, uris: string[], ownId: string | undefined): void {
     for (const uri of uris) {
       const taken =
-        draft.applications.some((a) => a.id !== ownId && a.identifierUris.some((u) => normalize(u) === normalize(uri))) ||
-        draft.servicePrincipals.some((s) => s.builtIn?.servicePrincipalNames.some((n) => normalize(n) === normalize(uri)));
+        draft.applications.some(
+          (a) => a.id !== ownId && a.identifierUris.some((u) => normalize(u) === normalize(uri)),
+        ) ||
+        draft.servicePrincipals.some((s) =>
+          s.builtIn?.servicePrincipalNames.some((n) => normalize(n) === normalize(uri)),
+        );
       if (taken) throw graphErrors.duplicateValue('identifierUris');
     }
   }

@@ -63,7 +63,10 @@ export function readEmulatorInfoIfPresent(stateDir: string): EmulatorInfo | unde
 export function readEmulatorInfo(stateDir: string): EmulatorInfo {
   const info = readEmulatorInfoIfPresent(stateDir);
   if (!info) {
-    throw new EmulatorError('ERR_INFO_MISSING', `${emulatorInfoPath(stateDir)} does not exist: start the emulator with this state directory first`);
+    throw new EmulatorError(
+      'ERR_INFO_MISSING',
+      `${emulatorInfoPath(stateDir)} does not exist: start the emulator with this state directory first`,
+    );
   }
   return info;
 }
@@ -71,14 +74,28 @@ export function readEmulatorInfo(stateDir: string): EmulatorInfo {
 function describeProblem(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'must be a JSON object';
   const v = value as Record<string, unknown>;
-  for (const name of ['url', 'authority', 'issuer', 'openIdConfigurationUrl', 'tokenEndpoint', 'jwksUri', 'graphUrl'] as const) {
-    if (typeof v[name] !== 'string' || !String(v[name]).startsWith('https://')) return `${name} must be an https URL`;
+  for (const name of [
+    'url',
+    'authority',
+    'issuer',
+    'openIdConfigurationUrl',
+    'tokenEndpoint',
+    'jwksUri',
+    'graphUrl',
+  ] as const) {
+    if (typeof v[name] !== 'string' || !String(v[name]).startsWith('https://'))
+      return `${name} must be an https URL`;
   }
   if (!isGuid(v.tenantId)) return 'tenantId must be a GUID';
   if (typeof v.tenantDomain !== 'string') return 'tenantDomain must be a string';
   if (typeof v.caCertificatePath !== 'string') return 'caCertificatePath must be a string';
   const admin = v.admin as Record<string, unknown> | undefined;
-  if (typeof admin !== 'object' || admin === null || !isGuid(admin.clientId) || typeof admin.clientSecret !== 'string') {
+  if (
+    typeof admin !== 'object' ||
+    admin === null ||
+    !isGuid(admin.clientId) ||
+    typeof admin.clientSecret !== 'string'
+  ) {
     return 'admin must hold clientId (GUID) and clientSecret';
   }
   return undefined;

@@ -5,7 +5,12 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { importPKCS8, SignJWT, type JWTPayload } from 'jose';
-import { createSelfSignedCertificate, parseCertificate, pemToDer, type CertificateAndKey } from '@certflow/certs';
+import {
+  createSelfSignedCertificate,
+  parseCertificate,
+  pemToDer,
+  type CertificateAndKey,
+} from '@certflow/certs';
 import { startEmulator, type EmulatorOptions, type RunningEmulator } from './emulator';
 import type { EmulatorInfo } from './emulator-info';
 import { GraphClient } from './graph-client';
@@ -36,20 +41,33 @@ export function https(
 ): Promise<HttpResult> {
   const ca = readFileSync(info.caCertificatePath);
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: options.method ?? 'GET', ca, headers: options.headers ?? {} }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) as Record<string, unknown> });
-      });
-    });
+    const req = request(
+      url,
+      { method: options.method ?? 'GET', ca, headers: options.headers ?? {} },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text,
+            json: () => JSON.parse(text) as Record<string, unknown>,
+          });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(options.body);
   });
 }
 
-export function postForm(info: EmulatorInfo, form: Record<string, string>, options: { url?: string; headers?: Record<string, string> } = {}) {
+export function postForm(
+  info: EmulatorInfo,
+  form: Record<string, string>,
+  options: { url?: string; headers?: Record<string, string> } = {},
+) {
   return https(info, options.url ?? info.tokenEndpoint, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded;charset=utf-8', ...options.headers },
@@ -67,18 +85,43 @@ export interface AssertionOptions {
 }
 
 /** A client assertion as MSAL builds it: PS256 + x5t#S256, or RS256 + x5t; no kid. */
-export async function clientAssertion(aud: string, clientId: string, cert: CertificateAndKey, options: AssertionOptions = {}): Promise<string> {
+export async function clientAssertion(
+  aud: string,
+  clientId: string,
+  cert: CertificateAndKey,
+  options: AssertionOptions = {},
+): Promise<string> {
   const alg = options.alg ?? 'PS256';
   const { thumbprints } = parseCertificate((options.headerCert ?? cert).certificatePem);
-  const thumbprint = alg === 'PS256' ? { 'x5t#S256': thumbprints.sha256Base64Url } : { x5t: thumbprints.sha1Base64Url };
+  const thumbprint =
+    alg === 'PS256' ? { 'x5t#S256': thumbprints.sha256Base64Url } : { x5t: thumbprints.sha1Base64Url };
   const now = options.nowSeconds ?? Math.floor(Date.now() / 1000);
-  return new SignJWT({ aud, iss: clientId, sub: clientId, jti: randomUUID(), nbf: now, iat: now, exp: now + 600, ...options.claims })
+  return new SignJWT({
+    aud,
+    iss: clientId,
+    sub: clientId,
+    jti: randomUUID(),
+    nbf: now,
+    iat: now,
+    exp: now + 600,
+    ...options.claims,
+  })
     .setProtectedHeader({ alg, typ: 'JWT', ...thumbprint, ...options.header })
     .sign(await importPKCS8(cert.privateKeyPem, alg));
 }
 
-export function assertionForm(clientId: string, assertion: string, scope = `${API_URI}/.default`): Record<string, string> {
-  return { grant_type: 'client_credentials', client_id: clientId, scope, client_assertion_type: ASSERTION_TYPE, client_assertion: assertion };
+export function assertionForm(
+  clientId: string,
+  assertion: string,
+  scope = `${API_URI}/.default`,
+): Record<string, string> {
+  return {
+    grant_type: 'client_credentials',
+    client_id: clientId,
+    scope,
+    client_assertion_type: ASSERTION_TYPE,
+    client_assertion: assertion,
+  };
 }
 
 export interface Fixture {
@@ -124,7 +167,13 @@ export async function startFixture(options: Partial<EmulatorOptions> = {}): Prom
   };
 }
 
-export function decodeJwt(token: string): { header: Record<string, unknown>; payload: Record<string, unknown> } {
+export function decodeJwt(token: string): {
+  header: Record<string, unknown>;
+  payload: Record<string, unknown>;
+} {
   const [h, p] = token.split('.');
-  return { header: JSON.parse(Buffer.from(h!, 'base64url').toString()), payload: JSON.parse(Buffer.from(p!, 'base64url').toString()) };
+  return {
+    header: JSON.parse(Buffer.from(h!, 'base64url').toString()),
+    payload: JSON.parse(Buffer.from(p!, 'base64url').toString()),
+  };
 }

@@ -18,7 +18,12 @@ import { DISCOVERY_CACHE_CONTROL, jwks, openIdConfiguration, openIdConfiguration
 import { FaultInjector, mergeFaults, NO_FAULTS, type FaultSettings } from './faults';
 import { graphErrors } from './graph-errors';
 import { Metrics, METRICS_CONTENT_TYPE, type TokenOutcome } from './metrics';
-import { describeEmulator, readEmulatorInfoIfPresent, writeEmulatorInfo, type EmulatorInfo } from './emulator-info';
+import {
+  describeEmulator,
+  readEmulatorInfoIfPresent,
+  writeEmulatorInfo,
+  type EmulatorInfo,
+} from './emulator-info';
 import { entraErrorBody, entraErrors, EntraError } from './entra-errors';
 import { EmulatorError } from './errors';
 import { TokenForm } from './form-body';
@@ -93,10 +98,15 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   const directory = new Directory(stateDir, state, clock);
   // Tokens signed by a key that is rotated out stay valid this long: the longest lifetime plus the skew validators allow.
   const retirementGraceMs = (maxLifetime(settings.lifetime) + settings.clockSkewSeconds) * 1000;
-  const completed = completeSigningKeys(directory.state.signingKeys, clock(), new Date(clock().getTime() + retirementGraceMs));
+  const completed = completeSigningKeys(
+    directory.state.signingKeys,
+    clock(),
+    new Date(clock().getTime() + retirementGraceMs),
+  );
   if (completed) directory.replaceSigningKeys(completed);
   const keyRing = () => keyCache.ring(directory.state.signingKeys, clock());
-  if (adminSecret === undefined) adminSecret = reusableAdminSecret(directory, previousInfo, clock()) ?? directory.replaceAdminSecret();
+  if (adminSecret === undefined)
+    adminSecret = reusableAdminSecret(directory, previousInfo, clock()) ?? directory.replaceAdminSecret();
 
   const tls = ca.issueServerCertificate();
   const replayGuard = settings.rejectReplayedAssertions ? new ReplayGuard() : undefined;
@@ -131,13 +141,20 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   await listen(server, settings.port, settings.host);
 
   const port = (server.address() as AddressInfo).port;
-  const info = describeEmulator(`https://localhost:${port}`, state.tenant, ca.certificatePath, { clientId: state.adminAppId, clientSecret: adminSecret });
+  const info = describeEmulator(`https://localhost:${port}`, state.tenant, ca.certificatePath, {
+    clientId: state.adminAppId,
+    clientSecret: adminSecret,
+  });
   writeEmulatorInfo(stateDir, info);
   started.info = info;
 
   const rotate = async (): Promise<{ kid: string }> => {
     const now = clock();
-    const { keys, activeKid } = rotatedSigningKeys(directory.state.signingKeys, now, new Date(now.getTime() + retirementGraceMs));
+    const { keys, activeKid } = rotatedSigningKeys(
+      directory.state.signingKeys,
+      now,
+      new Date(now.getTime() + retirementGraceMs),
+    );
     directory.replaceSigningKeys(keys);
     metrics.signingKeyRotated();
     return { kid: activeKid };
@@ -181,16 +198,28 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
     // Concatenated rather than resolved against a base, so `//host/...` cannot change the host.
     url = new URL(`https://localhost${req.url ?? '/'}`);
   } catch {
-    sendJson(res, 400, { error: 'invalid_request', error_description: 'The request target is not a valid path.' });
+    sendJson(res, 400, {
+      error: 'invalid_request',
+      error_description: 'The request target is not a valid path.',
+    });
     return;
   }
   if (url.pathname === '/metrics') {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendJson(res, 405, { error: 'invalid_request', error_description: 'Only GET is supported here.' }, { allow: 'GET' });
+      sendJson(
+        res,
+        405,
+        { error: 'invalid_request', error_description: 'Only GET is supported here.' },
+        { allow: 'GET' },
+      );
       return;
     }
     const text = ctx.metrics.render();
-    res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+    res.writeHead(200, {
+      'content-type': METRICS_CONTENT_TYPE,
+      'content-length': Buffer.byteLength(text),
+      'cache-control': 'no-store',
+    });
     res.end(req.method === 'HEAD' ? undefined : text);
     return;
   }
@@ -201,7 +230,9 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
   const isAdmin = url.pathname === ADMIN_PREFIX || url.pathname.startsWith(`${ADMIN_PREFIX}/`);
   const isGraph = url.pathname === GRAPH_PREFIX || url.pathname.startsWith(`${GRAPH_PREFIX}/`);
   if ((isAdmin || isGraph) && isCrossOrigin(req)) {
-    sendJson(res, 403, { error: { code: 'Authorization_RequestDenied', message: 'Requests from another origin are refused.' } });
+    sendJson(res, 403, {
+      error: { code: 'Authorization_RequestDenied', message: 'Requests from another origin are refused.' },
+    });
     return;
   }
   if (isAdmin) {
@@ -229,9 +260,15 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
     return;
   }
 
-  const match = /^\/([^/]+)\/((?:v2\.0\/)?\.well-known\/openid-configuration|discovery\/(?:v2\.0\/)?keys|oauth2\/(?:v2\.0\/)?token)$/.exec(url.pathname);
+  const match =
+    /^\/([^/]+)\/((?:v2\.0\/)?\.well-known\/openid-configuration|discovery\/(?:v2\.0\/)?keys|oauth2\/(?:v2\.0\/)?token)$/.exec(
+      url.pathname,
+    );
   if (!match) {
-    sendJson(res, 404, { error: 'not_found', error_description: `No such endpoint: ${url.pathname.slice(0, 200)}` });
+    sendJson(res, 404, {
+      error: 'not_found',
+      error_description: `No such endpoint: ${url.pathname.slice(0, 200)}`,
+    });
     return;
   }
   const [, tenantSegment, endpoint] = match as unknown as [string, string, string];
@@ -242,7 +279,8 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
   const started = process.hrtime.bigint();
   let clientId: string | undefined;
   const record = (outcome: TokenOutcome, code?: number) => {
-    if (isToken) ctx.metrics.tokenRequest(clientId, outcome, code, Number(process.hrtime.bigint() - started) / 1e9);
+    if (isToken)
+      ctx.metrics.tokenRequest(clientId, outcome, code, Number(process.hrtime.bigint() - started) / 1e9);
   };
   try {
     if (isToken) {
@@ -256,10 +294,19 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
         const retryAfter = String(ctx.faults.current.retryAfterSeconds);
         const status = ctx.faults.current.serverErrorStatus;
         const err =
-          fault.kind === 'throttle' ? entraErrors.throttled() : fault.kind === 'outage' ? entraErrors.unavailable(503) : status === 500 ? entraErrors.serverError() : entraErrors.unavailable(status);
+          fault.kind === 'throttle'
+            ? entraErrors.throttled()
+            : fault.kind === 'outage'
+              ? entraErrors.unavailable(503)
+              : status === 500
+                ? entraErrors.serverError()
+                : entraErrors.unavailable(status);
         record('fault', err.aadsts);
         const withRetryAfter = fault.kind === 'throttle' || fault.kind === 'outage' || err.status === 503;
-        sendJson(res, err.status, entraErrorBody(err, { traceId, correlationId }, ctx.now), { ...idHeaders, ...(withRetryAfter ? { 'retry-after': retryAfter } : {}) });
+        sendJson(res, err.status, entraErrorBody(err, { traceId, correlationId }, ctx.now), {
+          ...idHeaders,
+          ...(withRetryAfter ? { 'retry-after': retryAfter } : {}),
+        });
         return;
       }
     }
@@ -274,28 +321,42 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
         if (err instanceof BodyTooLargeError) throw entraErrors.bodyTooLarge(err.limit);
         throw err;
       }
-      const response = await handleTokenRequest(TokenForm.parse(mediaType(req), body), headerValue(req, 'authorization'), {
-        directory: ctx.directory,
-        signingKey: ctx.keyRing.active,
-        baseUrl: ctx.info.url,
-        // The v1 endpoint also takes assertions addressed to the v2.0 one.
-        audiences: assertionAudiences(ctx, req, tenant, v1 ? ['oauth2/token', 'oauth2/v2.0/token'] : ['oauth2/v2.0/token']),
-        now: ctx.now,
-        clockSkewSeconds: ctx.clockSkewSeconds,
-        lifetime: ctx.lifetime,
-        protocol: v1 ? 1 : 2,
-        onClient: (appId) => {
-          clientId = appId;
+      const response = await handleTokenRequest(
+        TokenForm.parse(mediaType(req), body),
+        headerValue(req, 'authorization'),
+        {
+          directory: ctx.directory,
+          signingKey: ctx.keyRing.active,
+          baseUrl: ctx.info.url,
+          // The v1 endpoint also takes assertions addressed to the v2.0 one.
+          audiences: assertionAudiences(
+            ctx,
+            req,
+            tenant,
+            v1 ? ['oauth2/token', 'oauth2/v2.0/token'] : ['oauth2/v2.0/token'],
+          ),
+          now: ctx.now,
+          clockSkewSeconds: ctx.clockSkewSeconds,
+          lifetime: ctx.lifetime,
+          protocol: v1 ? 1 : 2,
+          onClient: (appId) => {
+            clientId = appId;
+          },
+          onIssued: (issued) => ctx.metrics.tokenIssued(issued),
+          ...(ctx.replayGuard ? { replayGuard: ctx.replayGuard } : {}),
         },
-        onIssued: (issued) => ctx.metrics.tokenIssued(issued),
-        ...(ctx.replayGuard ? { replayGuard: ctx.replayGuard } : {}),
-      });
+      );
       record('success');
       sendJson(res, 200, response, idHeaders);
       return;
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      sendJson(res, 405, { error: 'invalid_request', error_description: 'Only GET is supported here.' }, { allow: 'GET' });
+      sendJson(
+        res,
+        405,
+        { error: 'invalid_request', error_description: 'Only GET is supported here.' },
+        { allow: 'GET' },
+      );
       return;
     }
     const issuer = v1 ? v1Issuer(ctx.info.tenantId) : `${ctx.info.url}/${ctx.info.tenantId}/v2.0`;
@@ -304,7 +365,11 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       : v1
         ? openIdConfigurationV1(ctx.info.url, ctx.info.tenantId)
         : openIdConfiguration(ctx.info.url, ctx.info.tenantId);
-    sendJson(res, 200, document, { ...idHeaders, 'cache-control': DISCOVERY_CACHE_CONTROL, pragma: undefined });
+    sendJson(res, 200, document, {
+      ...idHeaders,
+      'cache-control': DISCOVERY_CACHE_CONTROL,
+      pragma: undefined,
+    });
   } catch (err) {
     if (!(err instanceof EntraError)) {
       record('error', entraErrors.serverError().aadsts);
@@ -319,12 +384,17 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
 }
 
 /** `GET/PUT/PATCH/DELETE /admin/faults`: read, replace, merge into or clear the injected faults. */
-async function faultsRoute(faults: FaultInjector, method: string, body: () => Promise<unknown>): Promise<{ status: number; body: Record<string, unknown> }> {
+async function faultsRoute(
+  faults: FaultInjector,
+  method: string,
+  body: () => Promise<unknown>,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   try {
     if (method === 'GET') return { status: 200, body: { ...faults.current } };
     if (method === 'DELETE') return { status: 200, body: { ...faults.reset() } };
     if (method === 'PATCH') return { status: 200, body: { ...faults.update(await body()) } };
-    if (method === 'PUT') return { status: 200, body: { ...faults.update({ ...NO_FAULTS, ...(await putBody(body)) }) } };
+    if (method === 'PUT')
+      return { status: 200, body: { ...faults.update({ ...NO_FAULTS, ...(await putBody(body)) }) } };
   } catch (err) {
     if (err instanceof EmulatorError) throw graphErrors.badRequest(err.message);
     throw err;
@@ -334,11 +404,16 @@ async function faultsRoute(faults: FaultInjector, method: string, body: () => Pr
 
 async function putBody(body: () => Promise<unknown>): Promise<Record<string, unknown>> {
   const value = await body();
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw graphErrors.badRequest('faults: must be an object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw graphErrors.badRequest('faults: must be an object');
   return value as Record<string, unknown>;
 }
 
-function resolveTenant(segment: string, directory: Directory, isTokenEndpoint: boolean): EmulatorState['tenant'] {
+function resolveTenant(
+  segment: string,
+  directory: Directory,
+  isTokenEndpoint: boolean,
+): EmulatorState['tenant'] {
   let name: string;
   try {
     name = decodeURIComponent(segment);
@@ -356,11 +431,19 @@ function resolveTenant(segment: string, directory: Directory, isTokenEndpoint: b
  * The URLs a client assertion may carry as `aud`: this tenant's token endpoint by GUID or
  * domain, under the advertised origin or the local origin the client actually connected to.
  */
-function assertionAudiences(ctx: RequestContext, req: IncomingMessage, tenant: EmulatorState['tenant'], paths: string[]): string[] {
+function assertionAudiences(
+  ctx: RequestContext,
+  req: IncomingMessage,
+  tenant: EmulatorState['tenant'],
+  paths: string[],
+): string[] {
   const origins = new Set([ctx.info.url]);
   const host = headerValue(req, 'host')?.toLowerCase();
-  if (host && new RegExp(`^(localhost|127\\.0\\.0\\.1|\\[::1\\]):${ctx.port}$`).test(host)) origins.add(`https://${host}`);
-  return [...origins].flatMap((origin) => [tenant.id, tenant.domain].flatMap((t) => paths.map((path) => `${origin}/${t}/${path}`)));
+  if (host && new RegExp(`^(localhost|127\\.0\\.0\\.1|\\[::1\\]):${ctx.port}$`).test(host))
+    origins.add(`https://${host}`);
+  return [...origins].flatMap((origin) =>
+    [tenant.id, tenant.domain].flatMap((t) => paths.map((path) => `${origin}/${t}/${path}`)),
+  );
 }
 
 /** Entra echoes a GUID `client-request-id` as the correlation id, and makes one up otherwise. */
@@ -368,7 +451,6 @@ function correlationIdOf(req: IncomingMessage, url: URL): string {
   const candidate = url.searchParams.get('client-request-id') ?? headerValue(req, 'client-request-id');
   return isGuid(candidate) ? candidate.toLowerCase() : newGuid();
 }
-
 
 /** Loads every stored key once at start, so a damaged one stops start-up naming the file. */
 function loadSigningKeys(stateDir: string, state: EmulatorState, cache: SigningKeyCache): void {
@@ -386,11 +468,18 @@ function maxLifetime(lifetime: TokenLifetime): number {
 }
 
 /** The admin secret from the previous emulator.json, if it still matches a valid admin credential. */
-function reusableAdminSecret(directory: Directory, previous: EmulatorInfo | undefined, now: Date): string | undefined {
+function reusableAdminSecret(
+  directory: Directory,
+  previous: EmulatorInfo | undefined,
+  now: Date,
+): string | undefined {
   const admin = directory.applicationByAppId(directory.state.adminAppId);
   if (!admin || !previous || previous.admin.clientId !== admin.appId) return undefined;
   const valid = admin.passwordCredentials.some(
-    (p) => clientSecretMatches(previous.admin.clientSecret, p) && now < new Date(p.endDateTime) && now >= new Date(p.startDateTime),
+    (p) =>
+      clientSecretMatches(previous.admin.clientSecret, p) &&
+      now < new Date(p.endDateTime) &&
+      now >= new Date(p.startDateTime),
   );
   return valid ? previous.admin.clientSecret : undefined;
 }
@@ -405,22 +494,41 @@ function validateOptions(options: EmulatorOptions): {
   const invalid = (what: string) => new EmulatorError('ERR_INVALID_OPTIONS', `startEmulator: ${what}`);
   if (typeof options?.stateDir !== 'string' || options.stateDir === '') throw invalid('stateDir is required');
   const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw invalid(`port must be an integer 0–65535, got ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw invalid(`port must be an integer 0–65535, got ${port}`);
   const lifetime = options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME;
   const range = typeof lifetime === 'number' ? { min: lifetime, max: lifetime } : lifetime;
-  if (!Number.isInteger(range?.min) || !Number.isInteger(range?.max) || range.min < 1 || range.max < range.min) {
+  if (
+    !Number.isInteger(range?.min) ||
+    !Number.isInteger(range?.max) ||
+    range.min < 1 ||
+    range.max < range.min
+  ) {
     throw invalid('tokenLifetimeSeconds must be a positive integer or { min, max } with 1 <= min <= max');
   }
   mergeFaults(NO_FAULTS, options.faults ?? {});
   const clockSkewSeconds = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
-  if (!Number.isFinite(clockSkewSeconds) || clockSkewSeconds < 0) throw invalid('clockSkewSeconds must be a non-negative number');
-  return { host: options.host ?? '127.0.0.1', port, lifetime, clockSkewSeconds, rejectReplayedAssertions: options.rejectReplayedAssertions ?? false };
+  if (!Number.isFinite(clockSkewSeconds) || clockSkewSeconds < 0)
+    throw invalid('clockSkewSeconds must be a non-negative number');
+  return {
+    host: options.host ?? '127.0.0.1',
+    port,
+    lifetime,
+    clockSkewSeconds,
+    rejectReplayedAssertions: options.rejectReplayedAssertions ?? false,
+  };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise((resolveListen, reject) => {
     const onError = (err: NodeJS.ErrnoException) =>
-      reject(new EmulatorError('ERR_LISTEN_FAILED', `cannot listen on ${host}:${port}: ${err.code ?? err.message}`, { cause: err }));
+      reject(
+        new EmulatorError(
+          'ERR_LISTEN_FAILED',
+          `cannot listen on ${host}:${port}: ${err.code ?? err.message}`,
+          { cause: err },
+        ),
+      );
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);

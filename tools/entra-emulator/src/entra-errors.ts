@@ -40,7 +40,11 @@ export function entraTimestamp(at: Date): string {
   return `${at.toISOString().slice(0, 19).replace('T', ' ')}Z`;
 }
 
-export function entraErrorBody(err: EntraError, ids: { traceId: string; correlationId: string }, at: Date): EntraErrorBody {
+export function entraErrorBody(
+  err: EntraError,
+  ids: { traceId: string; correlationId: string },
+  at: Date,
+): EntraErrorBody {
   const timestamp = entraTimestamp(at);
   return {
     error: err.error,
@@ -54,20 +58,46 @@ export function entraErrorBody(err: EntraError, ids: { traceId: string; correlat
   };
 }
 
-const CERT_DOC = 'Review the documentation at https://docs.microsoft.com/en-us/azure/active-directory/develop/active-directory-certificate-credentials .';
+const CERT_DOC =
+  'Review the documentation at https://docs.microsoft.com/en-us/azure/active-directory/develop/active-directory-certificate-credentials .';
 
 /** One constructor per situation, with Entra's wording, so the codes live in one place. */
 export const entraErrors = {
   missingParameter: (name: string) =>
-    new EntraError(400, 'invalid_request', 900144, `The request body must contain the following parameter: '${name}'.`),
+    new EntraError(
+      400,
+      'invalid_request',
+      900144,
+      `The request body must contain the following parameter: '${name}'.`,
+    ),
   malformedRequest: (detail: string) =>
-    new EntraError(400, 'invalid_request', 9002313, `Invalid request. Request is malformed or invalid. ${detail}`),
+    new EntraError(
+      400,
+      'invalid_request',
+      9002313,
+      `Invalid request. Request is malformed or invalid. ${detail}`,
+    ),
   bodyTooLarge: (limit: number) =>
-    new EntraError(413, 'invalid_request', 9002313, `Invalid request. Request is malformed or invalid. The request body exceeds ${limit} bytes.`),
+    new EntraError(
+      413,
+      'invalid_request',
+      9002313,
+      `Invalid request. Request is malformed or invalid. The request body exceeds ${limit} bytes.`,
+    ),
   postOnly: (method: string) =>
-    new EntraError(400, 'invalid_request', 900561, `The endpoint only accepts POST, OPTIONS requests. Received a ${method} request.`),
+    new EntraError(
+      400,
+      'invalid_request',
+      900561,
+      `The endpoint only accepts POST, OPTIONS requests. Received a ${method} request.`,
+    ),
   unsupportedGrantType: (grantType: string) =>
-    new EntraError(400, 'unsupported_grant_type', 70003, `The app requested an unsupported grant type '${grantType}'.`),
+    new EntraError(
+      400,
+      'unsupported_grant_type',
+      70003,
+      `The app requested an unsupported grant type '${grantType}'.`,
+    ),
   tenantNotFound: (tenant: string) =>
     new EntraError(
       400,
@@ -76,7 +106,12 @@ export const entraErrors = {
       `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.`,
     ),
   commonEndpoint: () =>
-    new EntraError(400, 'invalid_request', 9001023, "The grant type isn't supported over the /common or /consumers endpoints."),
+    new EntraError(
+      400,
+      'invalid_request',
+      9001023,
+      "The grant type isn't supported over the /common or /consumers endpoints.",
+    ),
   applicationNotFound: (clientId: string, tenantName: string) =>
     new EntraError(
       400,
@@ -85,7 +120,12 @@ export const entraErrors = {
       `Application with identifier '${clientId}' was not found in the directory '${tenantName}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
     ),
   noCredential: () =>
-    new EntraError(401, 'invalid_client', 7000218, "The request body must contain the following parameter: 'client_assertion' or 'client_secret'."),
+    new EntraError(
+      401,
+      'invalid_client',
+      7000218,
+      "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+    ),
   invalidSecret: (appId: string) =>
     new EntraError(
       401,
@@ -124,9 +164,19 @@ export const entraErrors = {
       `Assertion failed signature validation. [Reason - Key was found, but use of the key to verify the signature failed., Thumbprint of key used by client: '${thumbprintHex}', Found key '${window}']`,
     ),
   subjectMismatch: (appId: string) =>
-    new EntraError(401, 'invalid_client', 50048, `Subject mismatches Issuer claim in the client assertion for application '${appId}'.`),
+    new EntraError(
+      401,
+      'invalid_client',
+      50048,
+      `Subject mismatches Issuer claim in the client assertion for application '${appId}'.`,
+    ),
   wrongAudience: () =>
-    new EntraError(401, 'invalid_client', 700023, `Client assertion audience claim does not match Realm issuer. ${CERT_DOC}`),
+    new EntraError(
+      401,
+      'invalid_client',
+      700023,
+      `Client assertion audience claim does not match Realm issuer. ${CERT_DOC}`,
+    ),
   assertionTimeRange: (now: Date, from: Date, expiry: Date | undefined) =>
     new EntraError(
       401,
@@ -142,7 +192,12 @@ export const entraErrors = {
       `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`,
     ),
   invalidScope: (scope: string) =>
-    new EntraError(400, 'invalid_scope', 70011, `The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. Scope ${scope} is not valid.`),
+    new EntraError(
+      400,
+      'invalid_scope',
+      70011,
+      `The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. Scope ${scope} is not valid.`,
+    ),
   resourceNotFound: (resource: string, tenantName: string) =>
     new EntraError(
       400,
@@ -150,9 +205,21 @@ export const entraErrors = {
       500011,
       `The resource principal named ${resource} was not found in the tenant named ${tenantName}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.`,
     ),
-  serverError: () => new EntraError(500, 'server_error', 90100, 'An unexpected error occurred while processing the request.'),
+  serverError: () =>
+    new EntraError(500, 'server_error', 90100, 'An unexpected error occurred while processing the request.'),
   /** Injected faults (see faults.ts). */
-  throttled: () => new EntraError(429, 'temporarily_unavailable', 90055, 'TenantThrottlingError: There are too many incoming requests. Retry after the interval in the Retry-After header.'),
+  throttled: () =>
+    new EntraError(
+      429,
+      'temporarily_unavailable',
+      90055,
+      'TenantThrottlingError: There are too many incoming requests. Retry after the interval in the Retry-After header.',
+    ),
   unavailable: (status: 502 | 503 | 504) =>
-    new EntraError(status, 'temporarily_unavailable', 90033, 'A transient error has occurred. The service is temporarily unavailable; please try again.'),
+    new EntraError(
+      status,
+      'temporarily_unavailable',
+      90033,
+      'A transient error has occurred. The service is temporarily unavailable; please try again.',
+    ),
 } as const;

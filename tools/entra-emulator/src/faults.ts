@@ -35,7 +35,8 @@ export const NO_FAULTS: Readonly<FaultSettings> = Object.freeze({
   outage: 'none',
 });
 
-export type FaultDecision = { kind: 'none' } | { kind: 'drop' } | { kind: 'outage' } | { kind: 'throttle' } | { kind: 'serverError' };
+export type FaultDecision =
+  { kind: 'none' } | { kind: 'drop' } | { kind: 'outage' } | { kind: 'throttle' } | { kind: 'serverError' };
 
 export class FaultInjector {
   private settings: FaultSettings;
@@ -81,12 +82,19 @@ export function mergeFaults(base: Readonly<FaultSettings>, patch: unknown): Faul
   const invalid = (what: string) => new EmulatorError('ERR_INVALID_OPTIONS', `faults: ${what}`);
   if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw invalid('must be an object');
   const input = patch as Record<string, unknown>;
-  for (const key of Object.keys(input)) if (!FIELDS.has(key)) throw invalid(`unknown field '${key.slice(0, 40)}'`);
+  for (const key of Object.keys(input))
+    if (!FIELDS.has(key)) throw invalid(`unknown field '${key.slice(0, 40)}'`);
   const result = { ...base };
   const num = (key: keyof FaultSettings, min: number, max: number, integer: boolean) => {
     const v = input[key];
     if (v === undefined) return;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
+    if (
+      typeof v !== 'number' ||
+      !Number.isFinite(v) ||
+      v < min ||
+      v > max ||
+      (integer && !Number.isInteger(v))
+    ) {
       throw invalid(`${key} must be ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
     }
     (result as Record<string, unknown>)[key] = v;
@@ -96,11 +104,13 @@ export function mergeFaults(base: Readonly<FaultSettings>, patch: unknown): Faul
   num('retryAfterSeconds', 0, 86_400, true);
   num('serverErrorShare', 0, 1, false);
   if (input.serverErrorStatus !== undefined) {
-    if (![500, 502, 503, 504].includes(input.serverErrorStatus as number)) throw invalid('serverErrorStatus must be 500, 502, 503 or 504');
+    if (![500, 502, 503, 504].includes(input.serverErrorStatus as number))
+      throw invalid('serverErrorStatus must be 500, 502, 503 or 504');
     result.serverErrorStatus = input.serverErrorStatus as FaultSettings['serverErrorStatus'];
   }
   if (input.outage !== undefined) {
-    if (input.outage !== 'none' && input.outage !== '503' && input.outage !== 'drop') throw invalid("outage must be 'none', '503' or 'drop'");
+    if (input.outage !== 'none' && input.outage !== '503' && input.outage !== 'drop')
+      throw invalid("outage must be 'none', '503' or 'drop'");
     result.outage = input.outage;
   }
   return result;

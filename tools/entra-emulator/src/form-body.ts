@@ -17,7 +17,8 @@ export class TokenForm {
   /** The single value of a parameter; empty values count as absent, repeated ones are refused. */
   get(name: string): string | undefined {
     const values = this.params.getAll(name);
-    if (values.length > 1) throw entraErrors.malformedRequest(`The parameter '${name}' appears more than once.`);
+    if (values.length > 1)
+      throw entraErrors.malformedRequest(`The parameter '${name}' appears more than once.`);
     const value = values[0];
     return value === undefined || value === '' ? undefined : value;
   }

@@ -5,7 +5,15 @@ import forge from 'node-forge';
 import { createSelfSignedCertificate, pemToDer, parseCertificate } from '@certflow/certs';
 import { GraphRequestError } from './graph-client';
 import { statePath } from './state-store';
-import { API_URI, assertionForm, clientAssertion, https, postForm, startFixture, type Fixture } from './emulator.test-helpers';
+import {
+  API_URI,
+  assertionForm,
+  clientAssertion,
+  https,
+  postForm,
+  startFixture,
+  type Fixture,
+} from './emulator.test-helpers';
 
 let f: Fixture;
 let adminToken: string;
@@ -29,7 +37,9 @@ const graph = (method: string, path: string, body?: unknown, token: string | nul
 
 function expectGraphError(res: Awaited<ReturnType<typeof graph>>, status: number, code: string) {
   expect(res.status, res.text).toBe(status);
-  const { error } = res.json() as { error: { code: string; message: string; innerError: Record<string, string> } };
+  const { error } = res.json() as {
+    error: { code: string; message: string; innerError: Record<string, string> };
+  };
   expect(error.code).toBe(code);
   expect(typeof error.message).toBe('string');
   expect(error.innerError['request-id']).toMatch(/^[0-9a-f-]{36}$/);
@@ -38,22 +48,47 @@ function expectGraphError(res: Awaited<ReturnType<typeof graph>>, status: number
 
 describe('authentication of Graph calls', () => {
   it('401 InvalidAuthenticationToken without a token', async () => {
-    const error = expectGraphError(await graph('GET', '/applications', undefined, null), 401, 'InvalidAuthenticationToken');
+    const error = expectGraphError(
+      await graph('GET', '/applications', undefined, null),
+      401,
+      'InvalidAuthenticationToken',
+    );
     expect(error.message).toBe('Access token is empty.');
   });
 
   it('401 for a token for another audience, a tampered one and an expired one', async () => {
-    const assertion = await clientAssertion(f.emulator.tokenEndpoint, f.provisioned.partner.appId, f.partnerCert);
-    const apiToken = String((await postForm(f.emulator, assertionForm(f.provisioned.partner.appId, assertion))).json().access_token);
-    expectGraphError(await graph('GET', '/applications', undefined, apiToken), 401, 'InvalidAuthenticationToken');
+    const assertion = await clientAssertion(
+      f.emulator.tokenEndpoint,
+      f.provisioned.partner.appId,
+      f.partnerCert,
+    );
+    const apiToken = String(
+      (await postForm(f.emulator, assertionForm(f.provisioned.partner.appId, assertion))).json().access_token,
+    );
+    expectGraphError(
+      await graph('GET', '/applications', undefined, apiToken),
+      401,
+      'InvalidAuthenticationToken',
+    );
 
     const [h, p, s] = adminToken.split('.');
     const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
     const tampered = `${h}.${Buffer.from(JSON.stringify({ ...claims, roles: ['Application.ReadWrite.All', 'x'] })).toString('base64url')}.${s}`;
-    expectGraphError(await graph('GET', '/applications', undefined, tampered), 401, 'InvalidAuthenticationToken');
+    expectGraphError(
+      await graph('GET', '/applications', undefined, tampered),
+      401,
+      'InvalidAuthenticationToken',
+    );
 
-    const expired = await f.emulator.signAccessToken({ ...claims, exp: Math.floor(Date.now() / 1000) - 3600 }, { x5t: 'ignored' });
-    const error = expectGraphError(await graph('GET', '/applications', undefined, expired), 401, 'InvalidAuthenticationToken');
+    const expired = await f.emulator.signAccessToken(
+      { ...claims, exp: Math.floor(Date.now() / 1000) - 3600 },
+      { x5t: 'ignored' },
+    );
+    const error = expectGraphError(
+      await graph('GET', '/applications', undefined, expired),
+      401,
+      'InvalidAuthenticationToken',
+    );
     expect(error.message).toContain('expired');
 
     const none = await f.emulator.signAccessToken(claims, { alg: 'none' });
@@ -69,13 +104,20 @@ describe('authentication of Graph calls', () => {
       scope: 'https://graph.microsoft.com/.default',
     });
     expect(res.status, res.text).toBe(200);
-    expectGraphError(await graph('GET', '/applications', undefined, String(res.json().access_token)), 403, 'Authorization_RequestDenied');
+    expectGraphError(
+      await graph('GET', '/applications', undefined, String(res.json().access_token)),
+      403,
+      'Authorization_RequestDenied',
+    );
   });
 });
 
 describe('applications', () => {
   it('POST creates (201, Graph shape), GET lists and reads by id and by appId', async () => {
-    const res = await graph('POST', '/applications', { displayName: 'created', identifierUris: ['api://created'] });
+    const res = await graph('POST', '/applications', {
+      displayName: 'created',
+      identifierUris: ['api://created'],
+    });
     expect(res.status, res.text).toBe(201);
     const app = res.json();
     expect(app).toMatchObject({
@@ -92,17 +134,31 @@ describe('applications', () => {
     expect(listed.map((a) => a.id)).toContain(app.id);
     expect((await graph('GET', `/applications/${app.id}`)).json().appId).toBe(app.appId);
     expect((await graph('GET', `/applications(appId='${app.appId}')`)).json().id).toBe(app.id);
-    const filtered = (await graph('GET', `/applications?$filter=${encodeURIComponent(`appId eq '${app.appId}'`)}`)).json().value as unknown[];
+    const filtered = (
+      await graph('GET', `/applications?$filter=${encodeURIComponent(`appId eq '${app.appId}'`)}`)
+    ).json().value as unknown[];
     expect(filtered).toHaveLength(1);
     expectGraphError(await graph('GET', `/applications/${randomUUID()}`), 404, 'Request_ResourceNotFound');
   });
 
   it('refuses unknown properties, bad JSON, duplicate identifier URIs and bad filters with 400', async () => {
-    expectGraphError(await graph('POST', '/applications', { displayName: 'x', web: {} }), 400, 'Request_BadRequest');
+    expectGraphError(
+      await graph('POST', '/applications', { displayName: 'x', web: {} }),
+      400,
+      'Request_BadRequest',
+    );
     expectGraphError(await graph('POST', '/applications', '{"displayName":'), 400, 'BadRequest');
     expectGraphError(await graph('POST', '/applications', {}), 400, 'Request_BadRequest');
-    expectGraphError(await graph('POST', '/applications', { displayName: 'dup', identifierUris: [API_URI] }), 400, 'Request_MultipleObjectsWithSameKeyValue');
-    expectGraphError(await graph('GET', `/applications?$filter=${encodeURIComponent('startswith(displayName,"x")')}`), 400, 'Request_UnsupportedQuery');
+    expectGraphError(
+      await graph('POST', '/applications', { displayName: 'dup', identifierUris: [API_URI] }),
+      400,
+      'Request_MultipleObjectsWithSameKeyValue',
+    );
+    expectGraphError(
+      await graph('GET', `/applications?$filter=${encodeURIComponent('startswith(displayName,"x")')}`),
+      400,
+      'Request_UnsupportedQuery',
+    );
     expectGraphError(await graph('GET', '/nothing'), 400, 'BadRequest');
   });
 
@@ -111,7 +167,14 @@ describe('applications', () => {
     const a = createSelfSignedCertificate({ commonName: 'a' });
     const b = createSelfSignedCertificate({ commonName: 'b' });
     const patch = await graph('PATCH', `/applications/${app.id}`, {
-      keyCredentials: [{ type: 'AsymmetricX509Cert', usage: 'Verify', key: pemToDer(a.certificatePem).toString('base64'), displayName: 'a' }],
+      keyCredentials: [
+        {
+          type: 'AsymmetricX509Cert',
+          usage: 'Verify',
+          key: pemToDer(a.certificatePem).toString('base64'),
+          displayName: 'a',
+        },
+      ],
     });
     expect(patch.status, patch.text).toBe(204);
     expect(patch.text).toBe('');
@@ -148,9 +211,14 @@ describe('applications', () => {
     const pkcs1Der = createPrivateKey(pair.privateKeyPem).export({ type: 'pkcs1', format: 'der' });
     const p12 = forge.asn1
       .toDer(
-        forge.pkcs12.toPkcs12Asn1(forge.pki.privateKeyFromPem(pair.privateKeyPem), [forge.pki.certificateFromPem(pair.certificatePem)], null, {
-          algorithm: '3des',
-        }),
+        forge.pkcs12.toPkcs12Asn1(
+          forge.pki.privateKeyFromPem(pair.privateKeyPem),
+          [forge.pki.certificateFromPem(pair.certificatePem)],
+          null,
+          {
+            algorithm: '3des',
+          },
+        ),
       )
       .getBytes();
     const keys = [
@@ -171,12 +239,16 @@ describe('applications', () => {
     }
     expectGraphError(
       await graph('PATCH', `/applications/${app.objectId}`, {
-        keyCredentials: [{ type: 'Symmetric', usage: 'Verify', key: pemToDer(pair.certificatePem).toString('base64') }],
+        keyCredentials: [
+          { type: 'Symmetric', usage: 'Verify', key: pemToDer(pair.certificatePem).toString('base64') },
+        ],
       }),
       400,
       'Request_BadRequest',
     );
-    await expect(f.graph.addCertificate(app.objectId, pair.privateKeyPem + pair.certificatePem)).rejects.toThrow(/private key/);
+    await expect(
+      f.graph.addCertificate(app.objectId, pair.privateKeyPem + pair.certificatePem),
+    ).rejects.toThrow(/private key/);
     expect((await graph('GET', `/applications/${app.objectId}?$select=keyCredentials`)).text).toBe(before);
     expect(readFileSync(statePath(f.stateDir), 'utf8')).toBe(stateBefore);
   });
@@ -187,7 +259,9 @@ describe('applications', () => {
     const created = await f.graph.addPassword(app.id, 'ci');
     expect(created.secretText).toMatch(/^.{3}8Q~.{34}$/);
     const read = await f.graph.getApplication(app.id);
-    expect(read.passwordCredentials).toEqual([expect.objectContaining({ hint: created.secretText!.slice(0, 3), secretText: null, displayName: 'ci' })]);
+    expect(read.passwordCredentials).toEqual([
+      expect.objectContaining({ hint: created.secretText!.slice(0, 3), secretText: null, displayName: 'ci' }),
+    ]);
     expect(readFileSync(statePath(f.stateDir), 'utf8')).not.toContain(created.secretText!);
     const token = await postForm(f.emulator, {
       grant_type: 'client_credentials',
@@ -200,7 +274,9 @@ describe('applications', () => {
 
   it('an enabled app role must be disabled before it is removed', async () => {
     const app = await f.graph.getApplication(f.provisioned.api.objectId);
-    await expect(f.graph.updateApplication(app.id, { appRoles: [] })).rejects.toBeInstanceOf(GraphRequestError);
+    await expect(f.graph.updateApplication(app.id, { appRoles: [] })).rejects.toBeInstanceOf(
+      GraphRequestError,
+    );
   });
 });
 
@@ -208,23 +284,57 @@ describe('service principals and app role assignments', () => {
   it('creates, filters by appId, refuses duplicates (409), and assigns roles once', async () => {
     const app = await f.graph.createApplication({ displayName: 'sp-test' });
     const sp = await f.graph.createServicePrincipal(app.appId);
-    expect(sp).toMatchObject({ appId: app.appId, displayName: 'sp-test', servicePrincipalNames: [app.appId] });
+    expect(sp).toMatchObject({
+      appId: app.appId,
+      displayName: 'sp-test',
+      servicePrincipalNames: [app.appId],
+    });
     expect((await f.graph.findServicePrincipalByAppId(app.appId))?.id).toBe(sp.id);
     expect(await f.graph.findServicePrincipalByAppId(randomUUID())).toBeUndefined();
-    expectGraphError(await graph('POST', '/servicePrincipals', { appId: app.appId }), 409, 'Request_MultipleObjectsWithSameKeyValue');
-    expectGraphError(await graph('POST', '/servicePrincipals', { appId: randomUUID() }), 400, 'Request_BadRequest');
-
-    const assignment = { principalId: sp.id, resourceId: f.provisioned.api.servicePrincipalId, appRoleId: f.provisioned.api.roleIds['Orders.Write']! };
-    const created = await graph('POST', `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`, assignment);
-    expect(created.status, created.text).toBe(201);
-    expect(created.json()).toMatchObject({ ...assignment, principalType: 'ServicePrincipal', principalDisplayName: 'sp-test', resourceDisplayName: 'orders API' });
-    expectGraphError(await graph('POST', `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`, assignment), 400, 'Request_BadRequest');
     expectGraphError(
-      await graph('POST', `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`, { ...assignment, appRoleId: randomUUID() }),
+      await graph('POST', '/servicePrincipals', { appId: app.appId }),
+      409,
+      'Request_MultipleObjectsWithSameKeyValue',
+    );
+    expectGraphError(
+      await graph('POST', '/servicePrincipals', { appId: randomUUID() }),
       400,
       'Request_BadRequest',
     );
-    const listed = (await graph('GET', `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`)).json().value as unknown[];
+
+    const assignment = {
+      principalId: sp.id,
+      resourceId: f.provisioned.api.servicePrincipalId,
+      appRoleId: f.provisioned.api.roleIds['Orders.Write']!,
+    };
+    const created = await graph(
+      'POST',
+      `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`,
+      assignment,
+    );
+    expect(created.status, created.text).toBe(201);
+    expect(created.json()).toMatchObject({
+      ...assignment,
+      principalType: 'ServicePrincipal',
+      principalDisplayName: 'sp-test',
+      resourceDisplayName: 'orders API',
+    });
+    expectGraphError(
+      await graph('POST', `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`, assignment),
+      400,
+      'Request_BadRequest',
+    );
+    expectGraphError(
+      await graph('POST', `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`, {
+        ...assignment,
+        appRoleId: randomUUID(),
+      }),
+      400,
+      'Request_BadRequest',
+    );
+    const listed = (
+      await graph('GET', `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`)
+    ).json().value as unknown[];
     expect(listed.length).toBeGreaterThanOrEqual(2);
   });
 
@@ -234,11 +344,17 @@ describe('service principals and app role assignments', () => {
     const sp = await f.graph.createServicePrincipal(app.appId);
     await f.graph.addCertificate(app.id, cert.certificatePem);
     for (const role of ['Orders.Read', 'Orders.Write']) {
-      await f.graph.assignAppRole({ principalId: sp.id, resourceId: f.provisioned.api.servicePrincipalId, appRoleId: f.provisioned.api.roleIds[role]! });
+      await f.graph.assignAppRole({
+        principalId: sp.id,
+        resourceId: f.provisioned.api.servicePrincipalId,
+        appRoleId: f.provisioned.api.roleIds[role]!,
+      });
     }
     const assertion = await clientAssertion(f.emulator.tokenEndpoint, app.appId, cert);
     const res = await postForm(f.emulator, assertionForm(app.appId, assertion));
-    const claims = JSON.parse(Buffer.from(String(res.json().access_token).split('.')[1]!, 'base64url').toString());
+    const claims = JSON.parse(
+      Buffer.from(String(res.json().access_token).split('.')[1]!, 'base64url').toString(),
+    );
     expect(claims.roles).toEqual(['Orders.Read', 'Orders.Write']);
   });
 });

@@ -6,11 +6,25 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseApplicationBody } from './application-input';
 import { GRAPH_APP_ID, type Directory } from './directory';
-import { authenticateGraphRequest, authorizeGraphRequest, hasPermission, type GraphAuthContext, type GraphCaller, type GraphPermission } from './graph-auth';
+import {
+  authenticateGraphRequest,
+  authorizeGraphRequest,
+  hasPermission,
+  type GraphAuthContext,
+  type GraphCaller,
+  type GraphPermission,
+} from './graph-auth';
 import { parseKeyCredentials } from './key-credentials';
 import { verifyProofOfPossession } from './proof-of-possession';
 import { GraphError, graphErrors } from './graph-errors';
-import { applicationView, appRoleAssignmentView, keyCredentialView, passwordCredentialView, project, servicePrincipalView } from './graph-shapes';
+import {
+  applicationView,
+  appRoleAssignmentView,
+  keyCredentialView,
+  passwordCredentialView,
+  project,
+  servicePrincipalView,
+} from './graph-shapes';
 import { headerValue, sendEmpty, sendJson } from './http-io';
 import { readGraphJson } from './graph-body';
 import { isGuid, newGuid } from './ids';
@@ -35,16 +49,25 @@ interface GraphRequest {
 
 type Reply = { status: number; body?: Record<string, unknown> };
 
-export async function handleGraphRequest(req: IncomingMessage, res: ServerResponse, url: URL, ctx: GraphContext): Promise<void> {
+export async function handleGraphRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  ctx: GraphContext,
+): Promise<void> {
   const requestId = newGuid();
   const clientRequestId = headerValue(req, 'client-request-id') ?? requestId;
   const headers = { 'request-id': requestId, 'client-request-id': clientRequestId };
   try {
     const method = req.method ?? 'GET';
     const permission: GraphPermission = method === 'GET' ? 'read' : 'write';
-    const rest = url.pathname.slice(GRAPH_PREFIX.length).split('/').filter((s) => s !== '');
+    const rest = url.pathname
+      .slice(GRAPH_PREFIX.length)
+      .split('/')
+      .filter((s) => s !== '');
     // addKey/removeKey need no permission when an application rolls its own keys (the proof protects them).
-    const selfService = rest.length === 3 && rest[0] === 'applications' && (rest[2] === 'addKey' || rest[2] === 'removeKey');
+    const selfService =
+      rest.length === 3 && rest[0] === 'applications' && (rest[2] === 'addKey' || rest[2] === 'removeKey');
     const caller = selfService
       ? await authenticateGraphRequest(headerValue(req, 'authorization'), ctx)
       : await authorizeGraphRequest(headerValue(req, 'authorization'), permission, ctx);
@@ -60,8 +83,12 @@ export async function handleGraphRequest(req: IncomingMessage, res: ServerRespon
     if (reply.body === undefined) sendEmpty(res, reply.status, headers);
     else sendJson(res, reply.status, reply.body, headers);
   } catch (err) {
-    const graphError = err instanceof GraphError ? err : new GraphError(500, 'InternalServerError', 'The emulator failed to process the request.');
-    if (!(err instanceof GraphError)) console.error(`graph: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
+    const graphError =
+      err instanceof GraphError
+        ? err
+        : new GraphError(500, 'InternalServerError', 'The emulator failed to process the request.');
+    if (!(err instanceof GraphError))
+      console.error(`graph: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
     sendJson(
       res,
       graphError.status,
@@ -69,11 +96,18 @@ export async function handleGraphRequest(req: IncomingMessage, res: ServerRespon
         error: {
           code: graphError.code,
           message: graphError.message,
-          innerError: { date: ctx.now.toISOString().slice(0, 19), 'request-id': requestId, 'client-request-id': clientRequestId },
+          innerError: {
+            date: ctx.now.toISOString().slice(0, 19),
+            'request-id': requestId,
+            'client-request-id': clientRequestId,
+          },
         },
       },
       graphError.status === 401
-        ? { ...headers, 'www-authenticate': `Bearer realm="", authorization_uri="${ctx.baseUrl}/${ctx.tenantId}/oauth2/authorize", client_id="${GRAPH_APP_ID}"` }
+        ? {
+            ...headers,
+            'www-authenticate': `Bearer realm="", authorization_uri="${ctx.baseUrl}/${ctx.tenantId}/oauth2/authorize", client_id="${GRAPH_APP_ID}"`,
+          }
         : headers,
     );
   }
@@ -95,17 +129,30 @@ async function route(r: GraphRequest): Promise<Reply> {
   throw graphErrors.unknownSegment(collection);
 }
 
-async function applications(r: GraphRequest, id: string | undefined, action: string | undefined): Promise<Reply> {
+async function applications(
+  r: GraphRequest,
+  id: string | undefined,
+  action: string | undefined,
+): Promise<Reply> {
   const { directory } = r.ctx;
   const select = selectOf(r.query);
   if (id === undefined) {
     if (r.method === 'GET') {
       const filtered = filterBy(r.query, directory.applications(), ['appId', 'displayName']);
-      return list(`${r.graphUrl}/$metadata#applications`, filtered.map((a) => project(applicationView(a, false), select)));
+      return list(
+        `${r.graphUrl}/$metadata#applications`,
+        filtered.map((a) => project(applicationView(a, false), select)),
+      );
     }
     if (r.method === 'POST') {
       const app = directory.createApplication(parseApplicationBody(await r.body(), undefined));
-      return { status: 201, body: { '@odata.context': `${r.graphUrl}/$metadata#applications/$entity`, ...applicationView(app, false) } };
+      return {
+        status: 201,
+        body: {
+          '@odata.context': `${r.graphUrl}/$metadata#applications/$entity`,
+          ...applicationView(app, false),
+        },
+      };
     }
     throw graphErrors.methodNotAllowed();
   }
@@ -113,26 +160,42 @@ async function applications(r: GraphRequest, id: string | undefined, action: str
   if (!app) throw graphErrors.notFound(id);
   if (action === 'addPassword') {
     if (r.method !== 'POST') throw graphErrors.methodNotAllowed();
-    const body = (await r.body()) as { passwordCredential?: { displayName?: unknown; endDateTime?: unknown } } | null;
+    const body = (await r.body()) as {
+      passwordCredential?: { displayName?: unknown; endDateTime?: unknown };
+    } | null;
     const input = body?.passwordCredential ?? {};
-    if (input.displayName !== undefined && input.displayName !== null && typeof input.displayName !== 'string') {
+    if (
+      input.displayName !== undefined &&
+      input.displayName !== null &&
+      typeof input.displayName !== 'string'
+    ) {
       throw graphErrors.badRequest("Property 'displayName' must be a string.");
     }
-    if (input.endDateTime !== undefined && typeof input.endDateTime !== 'string') throw graphErrors.badRequest("Property 'endDateTime' must be a date.");
+    if (input.endDateTime !== undefined && typeof input.endDateTime !== 'string')
+      throw graphErrors.badRequest("Property 'endDateTime' must be a date.");
     const created = directory.addPassword(app.id, {
       displayName: (input.displayName as string | null | undefined) ?? null,
       ...(input.endDateTime ? { endDateTime: input.endDateTime } : {}),
     });
     return {
       status: 200,
-      body: { '@odata.context': `${r.graphUrl}/$metadata#microsoft.graph.passwordCredential`, ...passwordCredentialView(created.credential, created.secretText) },
+      body: {
+        '@odata.context': `${r.graphUrl}/$metadata#microsoft.graph.passwordCredential`,
+        ...passwordCredentialView(created.credential, created.secretText),
+      },
     };
   }
   if (action === 'addKey' || action === 'removeKey') return rollKey(r, app, action);
   if (action !== undefined) throw graphErrors.unknownSegment(action);
   if (r.method === 'GET') {
     const includeKeys = select?.includes('keyCredentials') ?? false;
-    return { status: 200, body: { '@odata.context': `${r.graphUrl}/$metadata#applications/$entity`, ...project(applicationView(app, includeKeys), select) } };
+    return {
+      status: 200,
+      body: {
+        '@odata.context': `${r.graphUrl}/$metadata#applications/$entity`,
+        ...project(applicationView(app, includeKeys), select),
+      },
+    };
   }
   if (r.method === 'PATCH') {
     directory.updateApplication(app.id, parseApplicationBody(await r.body(), app));
@@ -146,26 +209,43 @@ async function applications(r: GraphRequest, id: string | undefined, action: str
  * with a token it obtained itself and no permission at all; anyone else needs
  * Application.ReadWrite.All. Either way the proof must be signed by a valid registered certificate.
  */
-async function rollKey(r: GraphRequest, app: StoredApplication, action: 'addKey' | 'removeKey'): Promise<Reply> {
+async function rollKey(
+  r: GraphRequest,
+  app: StoredApplication,
+  action: 'addKey' | 'removeKey',
+): Promise<Reply> {
   if (r.method !== 'POST') throw graphErrors.methodNotAllowed();
   if (r.caller.appId !== app.appId && !hasPermission(r.caller, 'write')) throw graphErrors.forbidden();
   const body = await r.body();
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw graphErrors.badRequest('The request body must be a JSON object.');
+  if (typeof body !== 'object' || body === null || Array.isArray(body))
+    throw graphErrors.badRequest('The request body must be a JSON object.');
   const input = body as Record<string, unknown>;
   const allowed = action === 'addKey' ? ['keyCredential', 'passwordCredential', 'proof'] : ['keyId', 'proof'];
   const unknown = Object.keys(input).find((k) => !allowed.includes(k));
-  if (unknown !== undefined) throw graphErrors.badRequest(`Property '${unknown.slice(0, 60)}' does not exist as a declared property or extension property.`);
+  if (unknown !== undefined)
+    throw graphErrors.badRequest(
+      `Property '${unknown.slice(0, 60)}' does not exist as a declared property or extension property.`,
+    );
   const { directory } = r.ctx;
   if (action === 'addKey') {
     if (input.passwordCredential !== undefined && input.passwordCredential !== null) {
-      throw graphErrors.badRequest('This emulator supports addKey for certificates only; passwordCredential must be null.');
+      throw graphErrors.badRequest(
+        'This emulator supports addKey for certificates only; passwordCredential must be null.',
+      );
     }
-    if (typeof input.keyCredential !== 'object' || input.keyCredential === null) throw graphErrors.badRequest("Property 'keyCredential' is required.");
+    if (typeof input.keyCredential !== 'object' || input.keyCredential === null)
+      throw graphErrors.badRequest("Property 'keyCredential' is required.");
     // Validated before the proof so that a bad certificate is reported as such.
     const [credential] = parseKeyCredentials([input.keyCredential], []);
     await verifyProofOfPossession(input.proof, app, r.ctx.now, r.ctx.clockSkewSeconds);
     const added = directory.addKeyCredential(app.id, credential!);
-    return { status: 200, body: { '@odata.context': `${r.graphUrl}/$metadata#microsoft.graph.keyCredential`, ...keyCredentialView(added, false) } };
+    return {
+      status: 200,
+      body: {
+        '@odata.context': `${r.graphUrl}/$metadata#microsoft.graph.keyCredential`,
+        ...keyCredentialView(added, false),
+      },
+    };
   }
   if (!isGuid(input.keyId)) throw graphErrors.badRequest("Property 'keyId' is required and must be a GUID.");
   await verifyProofOfPossession(input.proof, app, r.ctx.now, r.ctx.clockSkewSeconds);
@@ -173,19 +253,33 @@ async function rollKey(r: GraphRequest, app: StoredApplication, action: 'addKey'
   return { status: 204 };
 }
 
-async function servicePrincipals(r: GraphRequest, id: string | undefined, action: string | undefined): Promise<Reply> {
+async function servicePrincipals(
+  r: GraphRequest,
+  id: string | undefined,
+  action: string | undefined,
+): Promise<Reply> {
   const { directory } = r.ctx;
   const select = selectOf(r.query);
   if (id === undefined) {
     if (r.method === 'GET') {
       const filtered = filterBy(r.query, directory.servicePrincipals(), ['appId', 'displayName']);
-      return list(`${r.graphUrl}/$metadata#servicePrincipals`, filtered.map((sp) => project(servicePrincipalView(sp, directory), select)));
+      return list(
+        `${r.graphUrl}/$metadata#servicePrincipals`,
+        filtered.map((sp) => project(servicePrincipalView(sp, directory), select)),
+      );
     }
     if (r.method === 'POST') {
       const body = await r.body();
-      if (typeof body !== 'object' || body === null) throw graphErrors.badRequest('The request body must be a JSON object.');
+      if (typeof body !== 'object' || body === null)
+        throw graphErrors.badRequest('The request body must be a JSON object.');
       const sp = directory.createServicePrincipal((body as Record<string, unknown>).appId);
-      return { status: 201, body: { '@odata.context': `${r.graphUrl}/$metadata#servicePrincipals/$entity`, ...servicePrincipalView(sp, directory) } };
+      return {
+        status: 201,
+        body: {
+          '@odata.context': `${r.graphUrl}/$metadata#servicePrincipals/$entity`,
+          ...servicePrincipalView(sp, directory),
+        },
+      };
     }
     throw graphErrors.methodNotAllowed();
   }
@@ -193,14 +287,27 @@ async function servicePrincipals(r: GraphRequest, id: string | undefined, action
   if (!sp) throw graphErrors.notFound(id);
   if (action === undefined) {
     if (r.method !== 'GET') throw graphErrors.methodNotAllowed();
-    return { status: 200, body: { '@odata.context': `${r.graphUrl}/$metadata#servicePrincipals/$entity`, ...project(servicePrincipalView(sp, directory), select) } };
+    return {
+      status: 200,
+      body: {
+        '@odata.context': `${r.graphUrl}/$metadata#servicePrincipals/$entity`,
+        ...project(servicePrincipalView(sp, directory), select),
+      },
+    };
   }
   if (action !== 'appRoleAssignedTo') throw graphErrors.unknownSegment(action);
   const context = `${r.graphUrl}/$metadata#servicePrincipals('${sp.id}')/appRoleAssignedTo`;
-  if (r.method === 'GET') return list(context, directory.assignmentsTo(sp.id).map((a) => appRoleAssignmentView(a, directory)));
+  if (r.method === 'GET')
+    return list(
+      context,
+      directory.assignmentsTo(sp.id).map((a) => appRoleAssignmentView(a, directory)),
+    );
   if (r.method === 'POST') {
     const assignment = directory.assignAppRole(sp.id, await r.body());
-    return { status: 201, body: { '@odata.context': `${context}/$entity`, ...appRoleAssignmentView(assignment, directory) } };
+    return {
+      status: 201,
+      body: { '@odata.context': `${context}/$entity`, ...appRoleAssignmentView(assignment, directory) },
+    };
   }
   throw graphErrors.methodNotAllowed();
 }
@@ -215,12 +322,17 @@ function selectOf(query: URLSearchParams): string[] | undefined {
 }
 
 /** `$filter=<property> eq '<value>'`, the only filter form this emulator understands. */
-function filterBy<T extends object>(query: URLSearchParams, items: readonly T[], properties: (keyof T & string)[]): T[] {
+function filterBy<T extends object>(
+  query: URLSearchParams,
+  items: readonly T[],
+  properties: (keyof T & string)[],
+): T[] {
   const filter = query.get('$filter');
   if (filter === null) return [...items];
   const match = /^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$/.exec(filter);
   const property = match?.[1] as (keyof T & string) | undefined;
-  if (!match || !property || !properties.includes(property)) throw graphErrors.unsupportedFilter(filter.slice(0, 200));
+  if (!match || !property || !properties.includes(property))
+    throw graphErrors.unsupportedFilter(filter.slice(0, 200));
   const value = match[2]!.replace(/''/g, "'");
   const ignoreCase = property === 'appId' && isGuid(value);
   return items.filter((item) => {
@@ -228,8 +340,6 @@ function filterBy<T extends object>(query: URLSearchParams, items: readonly T[],
     return ignoreCase ? actual.toLowerCase() === value.toLowerCase() : actual === value;
   });
 }
-
-
 
 function safeDecode(segment: string): string {
   try {

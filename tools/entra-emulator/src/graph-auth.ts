@@ -29,7 +29,11 @@ export interface GraphCaller {
   roles: string[];
 }
 
-export async function authorizeGraphRequest(authorization: string | undefined, permission: GraphPermission, ctx: GraphAuthContext): Promise<GraphCaller> {
+export async function authorizeGraphRequest(
+  authorization: string | undefined,
+  permission: GraphPermission,
+  ctx: GraphAuthContext,
+): Promise<GraphCaller> {
   const caller = await authenticateGraphRequest(authorization, ctx);
   if (!hasPermission(caller, permission)) throw graphErrors.forbidden();
   return caller;
@@ -40,7 +44,10 @@ export function hasPermission(caller: GraphCaller, permission: GraphPermission):
 }
 
 /** A valid Graph token issued by this emulator, whatever roles it carries. */
-export async function authenticateGraphRequest(authorization: string | undefined, ctx: GraphAuthContext): Promise<GraphCaller> {
+export async function authenticateGraphRequest(
+  authorization: string | undefined,
+  ctx: GraphAuthContext,
+): Promise<GraphCaller> {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
   if (!match) throw graphErrors.noToken();
   let roles: unknown;
@@ -66,9 +73,12 @@ export async function authenticateGraphRequest(authorization: string | undefined
     roles = payload.roles;
     appId = payload.azp ?? payload.appid;
   } catch (err) {
-    if (err instanceof joseErrors.JWTExpired) throw graphErrors.badToken('Lifetime validation failed, the token is expired.');
-    if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'aud') throw graphErrors.badToken('Invalid audience.');
-    if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'iss') throw graphErrors.badToken('Invalid issuer.');
+    if (err instanceof joseErrors.JWTExpired)
+      throw graphErrors.badToken('Lifetime validation failed, the token is expired.');
+    if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'aud')
+      throw graphErrors.badToken('Invalid audience.');
+    if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'iss')
+      throw graphErrors.badToken('Invalid issuer.');
     if (err instanceof Error && err.name === 'GraphError') throw err;
     throw graphErrors.badToken('Invalid signature.');
   }

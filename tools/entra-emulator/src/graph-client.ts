@@ -141,8 +141,16 @@ export class GraphClient {
    * certificate (PS256 + x5t#S256 assertion). Such a token carries no Graph permission, which is
    * all `addKey`/`removeKey` on the application's own registration need.
    */
-  static async connectWithCertificate(info: EmulatorInfo, clientId: string, certificate: CertificateAndKey): Promise<GraphClient> {
-    const client = new GraphClient(info, GraphClient.agentFor(info), { kind: 'certificate', clientId, certificate });
+  static async connectWithCertificate(
+    info: EmulatorInfo,
+    clientId: string,
+    certificate: CertificateAndKey,
+  ): Promise<GraphClient> {
+    const client = new GraphClient(info, GraphClient.agentFor(info), {
+      kind: 'certificate',
+      clientId,
+      certificate,
+    });
     await client.accessToken();
     return client;
   }
@@ -166,15 +174,37 @@ export class GraphClient {
         : {
             client_id: this.credentials.clientId,
             client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-            client_assertion: await clientAssertionFor(this.info.tokenEndpoint, this.credentials.clientId, this.credentials.certificate),
+            client_assertion: await clientAssertionFor(
+              this.info.tokenEndpoint,
+              this.credentials.clientId,
+              this.credentials.certificate,
+            ),
           };
-    const form = new URLSearchParams({ grant_type: 'client_credentials', ...fields, scope: `${GRAPH_RESOURCE}/.default` }).toString();
-    const res = await this.send('POST', this.info.tokenEndpoint, { 'content-type': 'application/x-www-form-urlencoded' }, form);
-    const body = parseJson(res.text) as { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown } | undefined;
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      ...fields,
+      scope: `${GRAPH_RESOURCE}/.default`,
+    }).toString();
+    const res = await this.send(
+      'POST',
+      this.info.tokenEndpoint,
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      form,
+    );
+    const body = parseJson(res.text) as
+      | { access_token?: unknown; expires_in?: unknown; error?: unknown; error_description?: unknown }
+      | undefined;
     if (res.status !== 200 || typeof body?.access_token !== 'string' || body.access_token === '') {
-      const why = typeof body?.error_description === 'string' ? body.error_description.split('\r\n')[0] : `HTTP ${res.status}`;
+      const why =
+        typeof body?.error_description === 'string'
+          ? body.error_description.split('\r\n')[0]
+          : `HTTP ${res.status}`;
       const who = this.credentials.kind === 'admin' ? 'an admin token' : 'a Graph token';
-      throw new GraphRequestError(res.status, String(body?.error ?? 'token_request_failed'), `could not get ${who} from the emulator: ${why}`);
+      throw new GraphRequestError(
+        res.status,
+        String(body?.error ?? 'token_request_failed'),
+        `could not get ${who} from the emulator: ${why}`,
+      );
     }
     const lifetime = typeof body.expires_in === 'number' ? body.expires_in : 3600;
     this.token = { value: body.access_token, expiresAt: Date.now() + lifetime * 1000 };
@@ -187,7 +217,10 @@ export class GraphClient {
 
   async getApplication(objectId: string, options: { select?: string[] } = {}): Promise<GraphApplication> {
     const query = options.select ? `?$select=${options.select.map(encodeURIComponent).join(',')}` : '';
-    return (await this.call('GET', `/applications/${encodeURIComponent(objectId)}${query}`)) as GraphApplication;
+    return (await this.call(
+      'GET',
+      `/applications/${encodeURIComponent(objectId)}${query}`,
+    )) as GraphApplication;
   }
 
   async updateApplication(objectId: string, patch: ApplicationInput): Promise<void> {
@@ -200,7 +233,11 @@ export class GraphClient {
 
   async addPassword(objectId: string, displayName?: string): Promise<GraphPasswordCredential> {
     const body = { passwordCredential: displayName === undefined ? {} : { displayName } };
-    return (await this.call('POST', `/applications/${encodeURIComponent(objectId)}/addPassword`, body)) as GraphPasswordCredential;
+    return (await this.call(
+      'POST',
+      `/applications/${encodeURIComponent(objectId)}/addPassword`,
+      body,
+    )) as GraphPasswordCredential;
   }
 
   async createServicePrincipal(appId: string): Promise<GraphServicePrincipal> {
@@ -209,12 +246,22 @@ export class GraphClient {
 
   async findServicePrincipalByAppId(appId: string): Promise<GraphServicePrincipal | undefined> {
     const filter = encodeURIComponent(`appId eq '${appId.replace(/'/g, "''")}'`);
-    const found = (await this.call('GET', `/servicePrincipals?$filter=${filter}`)) as { value: GraphServicePrincipal[] };
+    const found = (await this.call('GET', `/servicePrincipals?$filter=${filter}`)) as {
+      value: GraphServicePrincipal[];
+    };
     return found.value[0];
   }
 
-  async assignAppRole(assignment: { principalId: string; resourceId: string; appRoleId: string }): Promise<GraphAppRoleAssignment> {
-    return (await this.call('POST', `/servicePrincipals/${encodeURIComponent(assignment.resourceId)}/appRoleAssignedTo`, assignment)) as GraphAppRoleAssignment;
+  async assignAppRole(assignment: {
+    principalId: string;
+    resourceId: string;
+    appRoleId: string;
+  }): Promise<GraphAppRoleAssignment> {
+    return (await this.call(
+      'POST',
+      `/servicePrincipals/${encodeURIComponent(assignment.resourceId)}/appRoleAssignedTo`,
+      assignment,
+    )) as GraphAppRoleAssignment;
   }
 
   /**
@@ -222,7 +269,11 @@ export class GraphClient {
    * there: PATCH replaces the whole `keyCredentials` collection, so the existing items are
    * read (with their keys) and sent back together with the new one.
    */
-  async addCertificate(applicationObjectId: string, cerDerOrPem: Uint8Array | string, displayName?: string): Promise<GraphKeyCredential> {
+  async addCertificate(
+    applicationObjectId: string,
+    cerDerOrPem: Uint8Array | string,
+    displayName?: string,
+  ): Promise<GraphKeyCredential> {
     const certificate = parseCertificate(cerDerOrPem);
     const current = await this.getApplication(applicationObjectId, { select: ['id', 'keyCredentials'] });
     const existing = current.keyCredentials.map((k) => ({
@@ -241,8 +292,17 @@ export class GraphClient {
     };
     await this.updateApplication(applicationObjectId, { keyCredentials: [...existing, added] });
     const after = await this.getApplication(applicationObjectId);
-    const registered = after.keyCredentials.find((k) => k.customKeyIdentifier === certificate.thumbprints.sha1Hex && !existing.some((e) => e.keyId === k.keyId));
-    if (!registered) throw new GraphRequestError(500, 'Unexpected', 'the certificate was not found on the application after the update');
+    const registered = after.keyCredentials.find(
+      (k) =>
+        k.customKeyIdentifier === certificate.thumbprints.sha1Hex &&
+        !existing.some((e) => e.keyId === k.keyId),
+    );
+    if (!registered)
+      throw new GraphRequestError(
+        500,
+        'Unexpected',
+        'the certificate was not found on the application after the update',
+      );
     return registered;
   }
 
@@ -251,7 +311,9 @@ export class GraphClient {
    * the published next key starts signing; resolves with its `kid`.
    */
   async rotateSigningKey(): Promise<{ kid: string }> {
-    const body = (await this.call('POST', '/signingKeys/rotate', undefined, this.adminUrl())) as { kid: string };
+    const body = (await this.call('POST', '/signingKeys/rotate', undefined, this.adminUrl())) as {
+      kid: string;
+    };
     return { kid: body.kid };
   }
 
@@ -273,14 +335,28 @@ export class GraphClient {
    * authorized by `proof` (see `createProofOfPossession`), signed with a certificate already
    * registered and valid. Works with the application's own token; answers the new keyCredential.
    */
-  async addKey(applicationObjectId: string, cerDerOrPem: Uint8Array | string, proof: string, displayName?: string): Promise<GraphKeyCredential> {
+  async addKey(
+    applicationObjectId: string,
+    cerDerOrPem: Uint8Array | string,
+    proof: string,
+    displayName?: string,
+  ): Promise<GraphKeyCredential> {
     const certificate = parseCertificate(cerDerOrPem);
     const body = {
-      keyCredential: { type: 'AsymmetricX509Cert', usage: 'Verify', key: certificate.der.toString('base64'), displayName: displayName ?? certificate.subject },
+      keyCredential: {
+        type: 'AsymmetricX509Cert',
+        usage: 'Verify',
+        key: certificate.der.toString('base64'),
+        displayName: displayName ?? certificate.subject,
+      },
       passwordCredential: null,
       proof,
     };
-    const { '@odata.context': _context, ...credential } = (await this.call('POST', `/applications/${encodeURIComponent(applicationObjectId)}/addKey`, body)) as GraphKeyCredential & {
+    const { '@odata.context': _context, ...credential } = (await this.call(
+      'POST',
+      `/applications/${encodeURIComponent(applicationObjectId)}/addKey`,
+      body,
+    )) as GraphKeyCredential & {
       '@odata.context'?: string;
     };
     return credential;
@@ -288,7 +364,10 @@ export class GraphClient {
 
   /** Graph's `removeKey`: the certificate with this `keyId` stops authenticating at once. */
   async removeKey(applicationObjectId: string, keyId: string, proof: string): Promise<void> {
-    await this.call('POST', `/applications/${encodeURIComponent(applicationObjectId)}/removeKey`, { keyId, proof });
+    await this.call('POST', `/applications/${encodeURIComponent(applicationObjectId)}/removeKey`, {
+      keyId,
+      proof,
+    });
   }
 
   /** Closes kept-alive connections. */
@@ -296,7 +375,12 @@ export class GraphClient {
     this.agent.destroy();
   }
 
-  private async call(method: string, path: string, body?: unknown, baseUrl = this.info.graphUrl): Promise<unknown> {
+  private async call(
+    method: string,
+    path: string,
+    body?: unknown,
+    baseUrl = this.info.graphUrl,
+  ): Promise<unknown> {
     const token = await this.accessToken();
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -312,7 +396,12 @@ export class GraphClient {
     );
   }
 
-  private send(method: string, url: string, headers: Record<string, string>, body?: string): Promise<HttpResult> {
+  private send(
+    method: string,
+    url: string,
+    headers: Record<string, string>,
+    body?: string,
+  ): Promise<HttpResult> {
     return new Promise((resolve, reject) => {
       const req = request(url, { method, agent: this.agent, headers, timeout: 30_000 }, (res) => {
         let text = '';
@@ -337,9 +426,25 @@ function parseJson(text: string): unknown {
 }
 
 /** A client assertion as MSAL builds it with `thumbprintSha256`: PS256, `x5t#S256`, 10 minutes. */
-async function clientAssertionFor(tokenEndpoint: string, clientId: string, certificate: CertificateAndKey): Promise<string> {
+async function clientAssertionFor(
+  tokenEndpoint: string,
+  clientId: string,
+  certificate: CertificateAndKey,
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ aud: tokenEndpoint, iss: clientId, sub: clientId, jti: randomUUID(), nbf: now, iat: now, exp: now + 600 })
-    .setProtectedHeader({ alg: 'PS256', typ: 'JWT', 'x5t#S256': parseCertificate(certificate.certificatePem).thumbprints.sha256Base64Url })
+  return new SignJWT({
+    aud: tokenEndpoint,
+    iss: clientId,
+    sub: clientId,
+    jti: randomUUID(),
+    nbf: now,
+    iat: now,
+    exp: now + 600,
+  })
+    .setProtectedHeader({
+      alg: 'PS256',
+      typ: 'JWT',
+      'x5t#S256': parseCertificate(certificate.certificatePem).thumbprints.sha256Base64Url,
+    })
     .sign(await importPKCS8(certificate.privateKeyPem, 'PS256'));
 }

@@ -13,20 +13,50 @@ export class GraphError extends Error {
 export const graphErrors = {
   badRequest: (message: string) => new GraphError(400, 'Request_BadRequest', message),
   invalidProperty: (property: string, detail: string) =>
-    new GraphError(400, 'Request_BadRequest', `Invalid value specified for property '${property}' of resource 'Application'. ${detail}`),
+    new GraphError(
+      400,
+      'Request_BadRequest',
+      `Invalid value specified for property '${property}' of resource 'Application'. ${detail}`,
+    ),
   unsupportedProperty: (property: string, type: string) =>
-    new GraphError(400, 'Request_BadRequest', `Property '${property}' is not supported on type 'microsoft.graph.${type}' by this emulator.`),
+    new GraphError(
+      400,
+      'Request_BadRequest',
+      `Property '${property}' is not supported on type 'microsoft.graph.${type}' by this emulator.`,
+    ),
   duplicateValue: (property: string) =>
-    new GraphError(400, 'Request_MultipleObjectsWithSameKeyValue', `Another object with the same value for property ${property} already exists.`),
+    new GraphError(
+      400,
+      'Request_MultipleObjectsWithSameKeyValue',
+      `Another object with the same value for property ${property} already exists.`,
+    ),
   notFound: (id: string) =>
-    new GraphError(404, 'Request_ResourceNotFound', `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`),
-  unknownSegment: (segment: string) => new GraphError(400, 'BadRequest', `Resource not found for the segment '${segment}'.`),
-  methodNotAllowed: () => new GraphError(405, 'Request_BadRequest', 'Specified HTTP method is not allowed for the request uri.'),
+    new GraphError(
+      404,
+      'Request_ResourceNotFound',
+      `Resource '${id}' does not exist or one of its queried reference-property objects are not present.`,
+    ),
+  unknownSegment: (segment: string) =>
+    new GraphError(400, 'BadRequest', `Resource not found for the segment '${segment}'.`),
+  methodNotAllowed: () =>
+    new GraphError(405, 'Request_BadRequest', 'Specified HTTP method is not allowed for the request uri.'),
   unreadableJson: () =>
-    new GraphError(400, 'BadRequest', 'Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.'),
-  payloadTooLarge: (limit: number) => new GraphError(413, 'Request_EntityTooLarge', `The request body exceeds ${limit} bytes.`),
-  unsupportedFilter: (filter: string) => new GraphError(400, 'Request_UnsupportedQuery', `Unsupported or invalid query filter clause specified: ${filter}`),
+    new GraphError(
+      400,
+      'BadRequest',
+      'Unable to read JSON request payload. Please ensure Content-Type header is set and payload is of valid JSON format.',
+    ),
+  payloadTooLarge: (limit: number) =>
+    new GraphError(413, 'Request_EntityTooLarge', `The request body exceeds ${limit} bytes.`),
+  unsupportedFilter: (filter: string) =>
+    new GraphError(
+      400,
+      'Request_UnsupportedQuery',
+      `Unsupported or invalid query filter clause specified: ${filter}`,
+    ),
   noToken: () => new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty.'),
-  badToken: (why: string) => new GraphError(401, 'InvalidAuthenticationToken', `Access token validation failure. ${why}`),
-  forbidden: () => new GraphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.'),
+  badToken: (why: string) =>
+    new GraphError(401, 'InvalidAuthenticationToken', `Access token validation failure. ${why}`),
+  forbidden: () =>
+    new GraphError(403, 'Authorization_RequestDenied', 'Insufficient privileges to complete the operation.'),
 } as const;

@@ -1,6 +1,12 @@
 /** Directory objects rendered the way Microsoft Graph v1.0 returns them. */
 import type { Directory } from './directory';
-import type { StoredApplication, StoredAppRoleAssignment, StoredKeyCredential, StoredPasswordCredential, StoredServicePrincipal } from './state-store';
+import type {
+  StoredApplication,
+  StoredAppRoleAssignment,
+  StoredKeyCredential,
+  StoredPasswordCredential,
+  StoredServicePrincipal,
+} from './state-store';
 
 /** Microsoft's own tenant, owner of first-party service principals such as Microsoft Graph. */
 const MICROSOFT_TENANT_ID = 'f8cdef31-a31e-4b4a-93e4-5f571e91255a';
@@ -19,7 +25,10 @@ export function keyCredentialView(cred: StoredKeyCredential, includeKey: boolean
   };
 }
 
-export function passwordCredentialView(cred: StoredPasswordCredential, secretText: string | null = null): Record<string, unknown> {
+export function passwordCredentialView(
+  cred: StoredPasswordCredential,
+  secretText: string | null = null,
+): Record<string, unknown> {
   return {
     customKeyIdentifier: null,
     displayName: cred.displayName,
@@ -55,7 +64,10 @@ export function applicationView(app: StoredApplication, includeKeys: boolean): R
   };
 }
 
-export function servicePrincipalView(sp: StoredServicePrincipal, directory: Directory): Record<string, unknown> {
+export function servicePrincipalView(
+  sp: StoredServicePrincipal,
+  directory: Directory,
+): Record<string, unknown> {
   return {
     id: sp.id,
     deletedDateTime: null,
@@ -75,7 +87,10 @@ export function servicePrincipalView(sp: StoredServicePrincipal, directory: Dire
   };
 }
 
-export function appRoleAssignmentView(a: StoredAppRoleAssignment, directory: Directory): Record<string, unknown> {
+export function appRoleAssignmentView(
+  a: StoredAppRoleAssignment,
+  directory: Directory,
+): Record<string, unknown> {
   return {
     id: a.id,
     deletedDateTime: null,
@@ -90,7 +105,10 @@ export function appRoleAssignmentView(a: StoredAppRoleAssignment, directory: Dir
 }
 
 /** Graph's `$select`: `id` plus the named properties. */
-export function project(view: Record<string, unknown>, select: string[] | undefined): Record<string, unknown> {
+export function project(
+  view: Record<string, unknown>,
+  select: string[] | undefined,
+): Record<string, unknown> {
   if (!select) return view;
   return Object.fromEntries(Object.entries(view).filter(([name]) => name === 'id' || select.includes(name)));
 }

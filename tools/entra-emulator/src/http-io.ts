@@ -34,7 +34,9 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
       }
       if (size <= limit) chunks.push(chunk);
     });
-    req.on('end', () => (size > limit ? reject(new BodyTooLargeError(limit)) : resolve(Buffer.concat(chunks))));
+    req.on('end', () =>
+      size > limit ? reject(new BodyTooLargeError(limit)) : resolve(Buffer.concat(chunks)),
+    );
     req.on('error', reject);
     req.on('close', () => {
       if (!req.complete) reject(new Error('request aborted'));
@@ -43,7 +45,12 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 /** JSON response; uncacheable unless `headers` says otherwise (a header set to `undefined` is left out). */
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string | undefined> = {}): void {
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string | undefined> = {},
+): void {
   if (res.headersSent) return;
   const text = JSON.stringify(body);
   const all: Record<string, string | number | undefined> = {
@@ -53,7 +60,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
     pragma: 'no-cache',
     ...headers,
   };
-  res.writeHead(status, Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)) as Record<string, string | number>);
+  res.writeHead(
+    status,
+    Object.fromEntries(Object.entries(all).filter(([, v]) => v !== undefined)) as Record<
+      string,
+      string | number
+    >,
+  );
   res.end(text);
 }
 

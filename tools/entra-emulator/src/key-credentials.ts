@@ -10,7 +10,17 @@ import { graphErrors } from './graph-errors';
 import { isGuid, newGuid } from './ids';
 import type { StoredKeyCredential } from './state-store';
 
-const ALLOWED = new Set(['keyId', 'type', 'usage', 'key', 'displayName', 'customKeyIdentifier', 'startDateTime', 'endDateTime', '@odata.type']);
+const ALLOWED = new Set([
+  'keyId',
+  'type',
+  'usage',
+  'key',
+  'displayName',
+  'customKeyIdentifier',
+  'startDateTime',
+  'endDateTime',
+  '@odata.type',
+]);
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Decodes a stored or uploaded `key` into the certificate it holds (throws if it is anything else). */
@@ -29,9 +39,11 @@ export function parseKeyCredentials(input: unknown, existing: StoredKeyCredentia
   const seenKeyIds = new Set<string>();
   const seenCerts = new Set<string>();
   for (const cred of result) {
-    if (seenKeyIds.has(cred.keyId)) throw graphErrors.invalidProperty('keyCredentials', `keyId ${cred.keyId} appears twice.`);
+    if (seenKeyIds.has(cred.keyId))
+      throw graphErrors.invalidProperty('keyCredentials', `keyId ${cred.keyId} appears twice.`);
     seenKeyIds.add(cred.keyId);
-    if (seenCerts.has(cred.key)) throw graphErrors.invalidProperty('keyCredentials', 'The same certificate appears twice.');
+    if (seenCerts.has(cred.key))
+      throw graphErrors.invalidProperty('keyCredentials', 'The same certificate appears twice.');
     seenCerts.add(cred.key);
   }
   return result;
@@ -39,21 +51,41 @@ export function parseKeyCredentials(input: unknown, existing: StoredKeyCredentia
 
 function parseOne(item: unknown, index: number, existing: StoredKeyCredential[]): StoredKeyCredential {
   const where = `keyCredentials[${index}]`;
-  if (typeof item !== 'object' || item === null || Array.isArray(item)) throw graphErrors.invalidProperty('keyCredentials', `${where} must be an object.`);
+  if (typeof item !== 'object' || item === null || Array.isArray(item))
+    throw graphErrors.invalidProperty('keyCredentials', `${where} must be an object.`);
   const fields = item as Record<string, unknown>;
   for (const name of Object.keys(fields)) {
-    if (!ALLOWED.has(name)) throw graphErrors.invalidProperty('keyCredentials', `${where}.${name} is not a keyCredential property.`);
+    if (!ALLOWED.has(name))
+      throw graphErrors.invalidProperty(
+        'keyCredentials',
+        `${where}.${name} is not a keyCredential property.`,
+      );
   }
-  if (fields.keyId !== undefined && !isGuid(fields.keyId)) throw graphErrors.invalidProperty('keyCredentials', `${where}.keyId must be a GUID.`);
+  if (fields.keyId !== undefined && !isGuid(fields.keyId))
+    throw graphErrors.invalidProperty('keyCredentials', `${where}.keyId must be a GUID.`);
   const keep = existing.find((c) => c.keyId === fields.keyId);
-  if (keep && (fields.key === null || fields.key === undefined)) return { ...keep, ...(typeof fields.displayName === 'string' ? { displayName: fields.displayName } : {}) };
+  if (keep && (fields.key === null || fields.key === undefined))
+    return {
+      ...keep,
+      ...(typeof fields.displayName === 'string' ? { displayName: fields.displayName } : {}),
+    };
 
-  if (fields.type !== 'AsymmetricX509Cert') throw graphErrors.invalidProperty('keyCredentials', `${where}.type must be 'AsymmetricX509Cert'.`);
-  if (fields.usage !== 'Verify') throw graphErrors.invalidProperty('keyCredentials', `${where}.usage must be 'Verify'.`);
-  if (fields.displayName !== undefined && fields.displayName !== null && typeof fields.displayName !== 'string') {
+  if (fields.type !== 'AsymmetricX509Cert')
+    throw graphErrors.invalidProperty('keyCredentials', `${where}.type must be 'AsymmetricX509Cert'.`);
+  if (fields.usage !== 'Verify')
+    throw graphErrors.invalidProperty('keyCredentials', `${where}.usage must be 'Verify'.`);
+  if (
+    fields.displayName !== undefined &&
+    fields.displayName !== null &&
+    typeof fields.displayName !== 'string'
+  ) {
     throw graphErrors.invalidProperty('keyCredentials', `${where}.displayName must be a string.`);
   }
-  if (fields.customKeyIdentifier !== undefined && fields.customKeyIdentifier !== null && typeof fields.customKeyIdentifier !== 'string') {
+  if (
+    fields.customKeyIdentifier !== undefined &&
+    fields.customKeyIdentifier !== null &&
+    typeof fields.customKeyIdentifier !== 'string'
+  ) {
     throw graphErrors.invalidProperty('keyCredentials', `${where}.customKeyIdentifier must be a string.`);
   }
   const certificate = decodeCertificate(fields.key, where);
@@ -62,7 +94,10 @@ function parseOne(item: unknown, index: number, existing: StoredKeyCredential[])
     type: 'AsymmetricX509Cert',
     usage: 'Verify',
     displayName: typeof fields.displayName === 'string' ? fields.displayName : null,
-    customKeyIdentifier: typeof fields.customKeyIdentifier === 'string' ? fields.customKeyIdentifier : certificate.thumbprints.sha1Hex,
+    customKeyIdentifier:
+      typeof fields.customKeyIdentifier === 'string'
+        ? fields.customKeyIdentifier
+        : certificate.thumbprints.sha1Hex,
     // The validity period always comes from the certificate; dates sent by the client are ignored.
     startDateTime: certificate.notBefore.toISOString(),
     endDateTime: certificate.notAfter.toISOString(),
@@ -71,14 +106,23 @@ function parseOne(item: unknown, index: number, existing: StoredKeyCredential[])
 }
 
 function decodeCertificate(key: unknown, where: string): ParsedCertificate {
-  if (typeof key !== 'string' || key.trim() === '') throw graphErrors.invalidProperty('keyCredentials', `${where}.key must be the base64 DER certificate.`);
+  if (typeof key !== 'string' || key.trim() === '')
+    throw graphErrors.invalidProperty('keyCredentials', `${where}.key must be the base64 DER certificate.`);
   const compact = key.replace(/\s+/g, '');
-  if (!BASE64.test(compact)) throw graphErrors.invalidProperty('keyCredentials', `${where}.key is not valid base64.`);
+  if (!BASE64.test(compact))
+    throw graphErrors.invalidProperty('keyCredentials', `${where}.key is not valid base64.`);
   const bytes = Buffer.from(compact, 'base64');
   if (holdsPrivateKey(bytes)) {
-    throw graphErrors.invalidProperty('keyCredentials', `${where}.key holds a private key; upload only the public certificate (.cer).`);
+    throw graphErrors.invalidProperty(
+      'keyCredentials',
+      `${where}.key holds a private key; upload only the public certificate (.cer).`,
+    );
   }
-  if (bytes[0] !== 0x30) throw graphErrors.invalidProperty('keyCredentials', `${where}.key must be a DER X.509 certificate (base64 of the .cer file).`);
+  if (bytes[0] !== 0x30)
+    throw graphErrors.invalidProperty(
+      'keyCredentials',
+      `${where}.key must be a DER X.509 certificate (base64 of the .cer file).`,
+    );
   try {
     return parseCertificate(bytes);
   } catch (err) {

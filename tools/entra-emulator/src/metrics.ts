@@ -27,8 +27,17 @@ export class Metrics {
   private readonly latency = new Map<TokenOutcome, Histogram>();
   private rotations = 0;
 
-  tokenRequest(clientId: string | undefined, outcome: TokenOutcome, errorCode: number | undefined, seconds: number): void {
-    const key = labels({ client_id: clientId ?? 'unknown', outcome, error_code: errorCode === undefined ? '' : String(errorCode) });
+  tokenRequest(
+    clientId: string | undefined,
+    outcome: TokenOutcome,
+    errorCode: number | undefined,
+    seconds: number,
+  ): void {
+    const key = labels({
+      client_id: clientId ?? 'unknown',
+      outcome,
+      error_code: errorCode === undefined ? '' : String(errorCode),
+    });
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
     let histogram = this.latency.get(outcome);
     if (!histogram) {
@@ -42,7 +51,12 @@ export class Metrics {
     histogram.count += 1;
   }
 
-  tokenIssued(issued: { clientAppId: string; resourceAppId: string; credential: 'certificate' | 'secret'; tokenVersion: 1 | 2 }): void {
+  tokenIssued(issued: {
+    clientAppId: string;
+    resourceAppId: string;
+    credential: 'certificate' | 'secret';
+    tokenVersion: 1 | 2;
+  }): void {
     const key = labels({
       client_id: issued.clientAppId,
       resource: issued.resourceAppId,
@@ -58,17 +72,30 @@ export class Metrics {
 
   render(): string {
     const lines: string[] = [];
-    lines.push('# HELP entra_emulator_token_requests_total Token endpoint requests by client, outcome and AADSTS error code.');
+    lines.push(
+      '# HELP entra_emulator_token_requests_total Token endpoint requests by client, outcome and AADSTS error code.',
+    );
     lines.push('# TYPE entra_emulator_token_requests_total counter');
-    for (const [key, value] of this.requests) lines.push(`entra_emulator_token_requests_total{${key}} ${value}`);
-    lines.push('# HELP entra_emulator_tokens_issued_total Access tokens issued, by client, resource app id, credential type and token version.');
+    for (const [key, value] of this.requests)
+      lines.push(`entra_emulator_token_requests_total{${key}} ${value}`);
+    lines.push(
+      '# HELP entra_emulator_tokens_issued_total Access tokens issued, by client, resource app id, credential type and token version.',
+    );
     lines.push('# TYPE entra_emulator_tokens_issued_total counter');
     for (const [key, value] of this.issued) lines.push(`entra_emulator_tokens_issued_total{${key}} ${value}`);
-    lines.push('# HELP entra_emulator_token_request_duration_seconds Token endpoint latency, from request to response.');
+    lines.push(
+      '# HELP entra_emulator_token_request_duration_seconds Token endpoint latency, from request to response.',
+    );
     lines.push('# TYPE entra_emulator_token_request_duration_seconds histogram');
     for (const [outcome, h] of this.latency) {
-      LATENCY_BUCKETS.forEach((bound, i) => lines.push(`entra_emulator_token_request_duration_seconds_bucket{outcome="${outcome}",le="${bound}"} ${h.buckets[i]}`));
-      lines.push(`entra_emulator_token_request_duration_seconds_bucket{outcome="${outcome}",le="+Inf"} ${h.count}`);
+      LATENCY_BUCKETS.forEach((bound, i) =>
+        lines.push(
+          `entra_emulator_token_request_duration_seconds_bucket{outcome="${outcome}",le="${bound}"} ${h.buckets[i]}`,
+        ),
+      );
+      lines.push(
+        `entra_emulator_token_request_duration_seconds_bucket{outcome="${outcome}",le="+Inf"} ${h.count}`,
+      );
       lines.push(`entra_emulator_token_request_duration_seconds_sum{outcome="${outcome}"} ${h.sum}`);
       lines.push(`entra_emulator_token_request_duration_seconds_count{outcome="${outcome}"} ${h.count}`);
     }
@@ -83,6 +110,9 @@ export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 function labels(values: Record<string, string>): string {
   return Object.entries(values)
-    .map(([name, value]) => `${name}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`)
+    .map(
+      ([name, value]) =>
+        `${name}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`,
+    )
     .join(',');
 }

@@ -2,7 +2,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
-import { ConfidentialClientApplication, type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node';
+import {
+  ConfidentialClientApplication,
+  type INetworkModule,
+  type NetworkRequestOptions,
+  type NetworkResponse,
+} from '@azure/msal-node';
 import { createSelfSignedCertificate, parseCertificate } from '@certflow/certs';
 import { API_URI, decodeJwt, startFixture, type Fixture } from './emulator.test-helpers';
 import { GraphClient } from './graph-client';
@@ -17,9 +22,16 @@ afterAll(async () => {
 });
 
 /** MSAL's HTTP through node:https trusting only the development CA, recording what it sends. */
-function networkClient(caPath: string, seen: { method: string; url: string; body?: string }[]): INetworkModule {
+function networkClient(
+  caPath: string,
+  seen: { method: string; url: string; body?: string }[],
+): INetworkModule {
   const ca = readFileSync(caPath);
-  const send = <T>(method: string, url: string, options?: NetworkRequestOptions): Promise<NetworkResponse<T>> =>
+  const send = <T>(
+    method: string,
+    url: string,
+    options?: NetworkRequestOptions,
+  ): Promise<NetworkResponse<T>> =>
     new Promise((resolve, reject) => {
       seen.push({ method, url, ...(options?.body ? { body: options.body } : {}) });
       const req = request(url, { method, ca, headers: options?.headers ?? {} }, (res) => {
@@ -27,7 +39,8 @@ function networkClient(caPath: string, seen: { method: string; url: string; body
         res.setEncoding('utf8').on('data', (d: string) => (text += d));
         res.on('end', () => {
           const headers: Record<string, string> = {};
-          for (const [name, value] of Object.entries(res.headers)) if (value !== undefined) headers[name] = String(value);
+          for (const [name, value] of Object.entries(res.headers))
+            if (value !== undefined) headers[name] = String(value);
           resolve({ headers, body: JSON.parse(text) as T, status: res.statusCode ?? 0 });
         });
       });
@@ -63,7 +76,12 @@ describe('@azure/msal-node ConfidentialClientApplication', () => {
       expect(first?.accessToken).toBeTruthy();
       expect(first?.fromCache).toBe(false);
       const claims = decodeJwt(first!.accessToken).payload;
-      expect(claims).toMatchObject({ aud: f.provisioned.api.appId, azp: f.provisioned.partner.appId, azpacr: '2', roles: ['Orders.Read'] });
+      expect(claims).toMatchObject({
+        aud: f.provisioned.api.appId,
+        azp: f.provisioned.partner.appId,
+        azpacr: '2',
+        roles: ['Orders.Read'],
+      });
 
       const post = seen.find((r) => r.method === 'POST')!;
       expect(post.url).toMatch(new RegExp(`^${f.emulator.tokenEndpoint}\\?client-request-id=`));
@@ -85,13 +103,20 @@ describe('@azure/msal-node ConfidentialClientApplication', () => {
         clientId: f.provisioned.partner.appId,
         authority: f.emulator.authority,
         knownAuthorities: [new URL(f.emulator.url).host],
-        clientCertificate: { thumbprintSha256: parseCertificate(stranger.certificatePem).thumbprints.sha256Hex, privateKey: stranger.privateKeyPem },
+        clientCertificate: {
+          thumbprintSha256: parseCertificate(stranger.certificatePem).thumbprints.sha256Hex,
+          privateKey: stranger.privateKeyPem,
+        },
       },
       system: { networkClient: networkClient(f.emulator.caCertificatePath, []) },
     });
-    await expect(cca.acquireTokenByClientCredential({ scopes: [`${API_URI}/.default`] })).rejects.toMatchObject({
+    await expect(
+      cca.acquireTokenByClientCredential({ scopes: [`${API_URI}/.default`] }),
+    ).rejects.toMatchObject({
       errorCode: 'invalid_client',
-      errorMessage: expect.stringContaining("Description: AADSTS700027: Client assertion contains an invalid signature"),
+      errorMessage: expect.stringContaining(
+        'Description: AADSTS700027: Client assertion contains an invalid signature',
+      ),
     });
   });
 
@@ -103,24 +128,40 @@ describe('@azure/msal-node ConfidentialClientApplication', () => {
           clientId: f.provisioned.partner.appId,
           authority: f.emulator.authority,
           knownAuthorities: [host],
-          clientCertificate: { thumbprintSha256: parseCertificate(cert.certificatePem).thumbprints.sha256Hex, privateKey: cert.privateKeyPem },
+          clientCertificate: {
+            thumbprintSha256: parseCertificate(cert.certificatePem).thumbprints.sha256Hex,
+            privateKey: cert.privateKeyPem,
+          },
         },
         system: { networkClient: networkClient(f.emulator.caCertificatePath, []) },
       });
     const oldCert = f.partnerCert;
     const newCert = createSelfSignedCertificate({ commonName: 'contoso-partner next' });
     const oldCca = ccaFor(oldCert);
-    const graphToken = await oldCca.acquireTokenByClientCredential({ scopes: ['https://graph.microsoft.com/.default'] });
+    const graphToken = await oldCca.acquireTokenByClientCredential({
+      scopes: ['https://graph.microsoft.com/.default'],
+    });
     const graph = GraphClient.withAccessToken(f.emulator, () => graphToken!.accessToken);
     const objectId = f.provisioned.partner.objectId;
     try {
-      const added = await graph.addKey(objectId, newCert.certificatePem, await createProofOfPossession(objectId, oldCert));
+      const added = await graph.addKey(
+        objectId,
+        newCert.certificatePem,
+        await createProofOfPossession(objectId, oldCert),
+      );
       const fresh = await ccaFor(newCert).acquireTokenByClientCredential({ scopes: [`${API_URI}/.default`] });
-      expect(decodeJwt(fresh!.accessToken).payload).toMatchObject({ azp: f.provisioned.partner.appId, azpacr: '2' });
+      expect(decodeJwt(fresh!.accessToken).payload).toMatchObject({
+        azp: f.provisioned.partner.appId,
+        azpacr: '2',
+      });
 
-      const oldKeyId = (await f.graph.getApplication(objectId)).keyCredentials.find((k) => k.keyId !== added.keyId)!.keyId;
+      const oldKeyId = (await f.graph.getApplication(objectId)).keyCredentials.find(
+        (k) => k.keyId !== added.keyId,
+      )!.keyId;
       await graph.removeKey(objectId, oldKeyId, await createProofOfPossession(objectId, newCert));
-      await expect(oldCca.acquireTokenByClientCredential({ scopes: [`${API_URI}/.default`], skipCache: true })).rejects.toMatchObject({
+      await expect(
+        oldCca.acquireTokenByClientCredential({ scopes: [`${API_URI}/.default`], skipCache: true }),
+      ).rejects.toMatchObject({
         errorCode: 'invalid_client',
         errorMessage: expect.stringContaining('AADSTS700027'),
       });

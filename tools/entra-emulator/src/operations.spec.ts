@@ -2,7 +2,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator } from './emulator';
 import { EmulatorError } from './errors';
 import { NO_FAULTS } from './faults';
-import { API_URI, assertionForm, clientAssertion, decodeJwt, https, postForm, removeDir, startFixture, tempStateDir, type Fixture } from './emulator.test-helpers';
+import {
+  API_URI,
+  assertionForm,
+  clientAssertion,
+  decodeJwt,
+  https,
+  postForm,
+  removeDir,
+  startFixture,
+  tempStateDir,
+  type Fixture,
+} from './emulator.test-helpers';
 
 let f: Fixture;
 let partnerSecret: string;
@@ -15,9 +26,18 @@ afterAll(async () => {
 });
 
 const partnerId = () => f.provisioned.partner.appId;
-const certificateToken = async () => postForm(f.emulator, assertionForm(partnerId(), await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert)));
+const certificateToken = async () =>
+  postForm(
+    f.emulator,
+    assertionForm(partnerId(), await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert)),
+  );
 const secretToken = (secret = partnerSecret) =>
-  postForm(f.emulator, { grant_type: 'client_credentials', client_id: partnerId(), client_secret: secret, scope: `${API_URI}/.default` });
+  postForm(f.emulator, {
+    grant_type: 'client_credentials',
+    client_id: partnerId(),
+    client_secret: secret,
+    scope: `${API_URI}/.default`,
+  });
 
 /** Parses Prometheus text into `name{labels}` → value. */
 async function scrape(): Promise<Map<string, number>> {
@@ -33,7 +53,8 @@ async function scrape(): Promise<Map<string, number>> {
   }
   return samples;
 }
-const delta = (before: Map<string, number>, after: Map<string, number>, key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
+const delta = (before: Map<string, number>, after: Map<string, number>, key: string) =>
+  (after.get(key) ?? 0) - (before.get(key) ?? 0);
 
 describe('/metrics', () => {
   it('counts token requests by client, outcome and AADSTS code, tokens issued, and latency', async () => {
@@ -41,24 +62,53 @@ describe('/metrics', () => {
     expect((await certificateToken()).status).toBe(200);
     expect((await secretToken()).status).toBe(200);
     expect((await secretToken('wrong-secret')).status).toBe(401);
-    const unknown = await postForm(f.emulator, { grant_type: 'client_credentials', client_id: '11111111-2222-3333-4444-555555555555', client_secret: 'x', scope: `${API_URI}/.default` });
+    const unknown = await postForm(f.emulator, {
+      grant_type: 'client_credentials',
+      client_id: '11111111-2222-3333-4444-555555555555',
+      client_secret: 'x',
+      scope: `${API_URI}/.default`,
+    });
     expect(unknown.json().error_codes).toEqual([700016]);
     const after = await scrape();
 
     const requests = (client: string, outcome: string, code: string) =>
-      delta(before, after, `entra_emulator_token_requests_total{client_id="${client}",outcome="${outcome}",error_code="${code}"}`);
+      delta(
+        before,
+        after,
+        `entra_emulator_token_requests_total{client_id="${client}",outcome="${outcome}",error_code="${code}"}`,
+      );
     expect(requests(partnerId(), 'success', '')).toBe(2);
     expect(requests(partnerId(), 'error', '7000215')).toBe(1);
     expect(requests('unknown', 'error', '700016')).toBe(1);
-    expect(delta(before, after, `entra_emulator_tokens_issued_total{client_id="${partnerId()}",resource="${f.provisioned.api.appId}",credential="certificate",token_version="2"}`)).toBe(1);
-    expect(delta(before, after, `entra_emulator_tokens_issued_total{client_id="${partnerId()}",resource="${f.provisioned.api.appId}",credential="secret",token_version="2"}`)).toBe(1);
+    expect(
+      delta(
+        before,
+        after,
+        `entra_emulator_tokens_issued_total{client_id="${partnerId()}",resource="${f.provisioned.api.appId}",credential="certificate",token_version="2"}`,
+      ),
+    ).toBe(1);
+    expect(
+      delta(
+        before,
+        after,
+        `entra_emulator_tokens_issued_total{client_id="${partnerId()}",resource="${f.provisioned.api.appId}",credential="secret",token_version="2"}`,
+      ),
+    ).toBe(1);
 
-    expect(delta(before, after, 'entra_emulator_token_request_duration_seconds_count{outcome="success"}')).toBe(2);
-    expect(delta(before, after, 'entra_emulator_token_request_duration_seconds_count{outcome="error"}')).toBe(2);
-    const buckets = [...after.entries()].filter(([k]) => k.startsWith('entra_emulator_token_request_duration_seconds_bucket{outcome="success"'));
+    expect(
+      delta(before, after, 'entra_emulator_token_request_duration_seconds_count{outcome="success"}'),
+    ).toBe(2);
+    expect(delta(before, after, 'entra_emulator_token_request_duration_seconds_count{outcome="error"}')).toBe(
+      2,
+    );
+    const buckets = [...after.entries()].filter(([k]) =>
+      k.startsWith('entra_emulator_token_request_duration_seconds_bucket{outcome="success"'),
+    );
     const values = buckets.map(([, v]) => v);
     expect(values).toEqual([...values].sort((a, b) => a - b));
-    expect(after.get('entra_emulator_token_request_duration_seconds_bucket{outcome="success",le="+Inf"}')).toBe(after.get('entra_emulator_token_request_duration_seconds_count{outcome="success"}'));
+    expect(
+      after.get('entra_emulator_token_request_duration_seconds_bucket{outcome="success",le="+Inf"}'),
+    ).toBe(after.get('entra_emulator_token_request_duration_seconds_count{outcome="success"}'));
     expect(after.get('entra_emulator_signing_key_rotations_total')).toBe(0);
   });
 
@@ -72,7 +122,10 @@ describe('fault injection', () => {
 
   it('429 with Retry-After for the configured share; discovery and JWKS keep working', async () => {
     try {
-      expect(f.emulator.setFaults({ throttleShare: 1, retryAfterSeconds: 7 })).toMatchObject({ throttleShare: 1, retryAfterSeconds: 7 });
+      expect(f.emulator.setFaults({ throttleShare: 1, retryAfterSeconds: 7 })).toMatchObject({
+        throttleShare: 1,
+        retryAfterSeconds: 7,
+      });
       const before = await scrape();
       const res = await certificateToken();
       expect(res.status).toBe(429);
@@ -81,7 +134,13 @@ describe('fault injection', () => {
       expect((await https(f.emulator, f.emulator.jwksUri)).status).toBe(200);
       expect((await https(f.emulator, f.emulator.openIdConfigurationUrl)).status).toBe(200);
       const after = await scrape();
-      expect(delta(before, after, 'entra_emulator_token_requests_total{client_id="unknown",outcome="fault",error_code="90055"}')).toBe(1);
+      expect(
+        delta(
+          before,
+          after,
+          'entra_emulator_token_requests_total{client_id="unknown",outcome="fault",error_code="90055"}',
+        ),
+      ).toBe(1);
     } finally {
       reset();
     }
@@ -129,9 +188,21 @@ describe('fault injection', () => {
       reset();
     }
     const after = await scrape();
-    expect(delta(before, after, 'entra_emulator_token_request_duration_seconds_bucket{outcome="success",le="+Inf"}')).toBe(1);
+    expect(
+      delta(
+        before,
+        after,
+        'entra_emulator_token_request_duration_seconds_bucket{outcome="success",le="+Inf"}',
+      ),
+    ).toBe(1);
     // The request took at least the injected 120 ms, so it is not in the 50 ms bucket.
-    expect(delta(before, after, 'entra_emulator_token_request_duration_seconds_bucket{outcome="success",le="0.05"}')).toBe(0);
+    expect(
+      delta(
+        before,
+        after,
+        'entra_emulator_token_request_duration_seconds_bucket{outcome="success",le="0.05"}',
+      ),
+    ).toBe(0);
   });
 
   it('PATCH/GET/PUT/DELETE /admin/faults with the admin token; invalid settings are 400; others are refused', async () => {
@@ -139,7 +210,10 @@ describe('fault injection', () => {
     const admin = (method: string, body?: unknown, bearer: string | null = token) =>
       https(f.emulator, `${f.emulator.url}/admin/faults`, {
         method,
-        headers: { ...(bearer ? { authorization: `Bearer ${bearer}` } : {}), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          ...(bearer ? { authorization: `Bearer ${bearer}` } : {}),
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
     try {
@@ -150,7 +224,10 @@ describe('fault injection', () => {
       expect((await certificateToken()).status).toBe(429);
       expect((await admin('GET')).json()).toMatchObject({ throttleShare: 1 });
       // PUT replaces everything not given with the defaults.
-      expect((await admin('PUT', { serverErrorShare: 1 })).json()).toEqual({ ...NO_FAULTS, serverErrorShare: 1 });
+      expect((await admin('PUT', { serverErrorShare: 1 })).json()).toEqual({
+        ...NO_FAULTS,
+        serverErrorShare: 1,
+      });
       expect((await certificateToken()).status).toBe(500);
       for (const bad of [{ throttleShare: 2 }, { outage: 'sometimes' }, { nonsense: 1 }, [1]]) {
         const res = await admin('PATCH', bad);
@@ -179,12 +256,19 @@ describe('fault injection', () => {
     try {
       const emulator = await startEmulator({ stateDir: dir, faults: { outage: '503' } });
       try {
-        const res = await postForm(emulator, { grant_type: 'client_credentials', client_id: emulator.admin.clientId, client_secret: emulator.admin.clientSecret, scope: 'https://graph.microsoft.com/.default' });
+        const res = await postForm(emulator, {
+          grant_type: 'client_credentials',
+          client_id: emulator.admin.clientId,
+          client_secret: emulator.admin.clientSecret,
+          scope: 'https://graph.microsoft.com/.default',
+        });
         expect(res.status).toBe(503);
       } finally {
         await emulator.close();
       }
-      await expect(startEmulator({ stateDir: dir, faults: { throttleShare: 3 } })).rejects.toBeInstanceOf(EmulatorError);
+      await expect(startEmulator({ stateDir: dir, faults: { throttleShare: 3 } })).rejects.toBeInstanceOf(
+        EmulatorError,
+      );
     } finally {
       removeDir(dir);
     }
@@ -198,33 +282,88 @@ describe('v1 endpoints', () => {
     const assertion = await clientAssertion(v1TokenUrl(), partnerId(), f.partnerCert, { alg: 'RS256' });
     const res = await postForm(
       f.emulator,
-      { grant_type: 'client_credentials', client_id: partnerId(), resource: API_URI, client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer', client_assertion: assertion },
+      {
+        grant_type: 'client_credentials',
+        client_id: partnerId(),
+        resource: API_URI,
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: assertion,
+      },
       { url: v1TokenUrl() },
     );
     expect(res.status, res.text).toBe(200);
     const body = res.json();
-    expect(Object.keys(body).sort()).toEqual(['access_token', 'expires_in', 'expires_on', 'ext_expires_in', 'not_before', 'resource', 'token_type']);
-    expect(body).toMatchObject({ token_type: 'Bearer', resource: API_URI, expires_in: expect.stringMatching(/^\d+$/), expires_on: expect.stringMatching(/^\d+$/) });
+    expect(Object.keys(body).sort()).toEqual([
+      'access_token',
+      'expires_in',
+      'expires_on',
+      'ext_expires_in',
+      'not_before',
+      'resource',
+      'token_type',
+    ]);
+    expect(body).toMatchObject({
+      token_type: 'Bearer',
+      resource: API_URI,
+      expires_in: expect.stringMatching(/^\d+$/),
+      expires_on: expect.stringMatching(/^\d+$/),
+    });
     const { payload } = decodeJwt(String(body.access_token));
     // The version follows the resource (this API asks for v2 tokens).
-    expect(payload).toMatchObject({ aud: f.provisioned.api.appId, ver: '2.0', azpacr: '2', roles: ['Orders.Read'] });
+    expect(payload).toMatchObject({
+      aud: f.provisioned.api.appId,
+      ver: '2.0',
+      azpacr: '2',
+      roles: ['Orders.Read'],
+    });
     expect(String(payload.exp)).toBe(body.expires_on);
   });
 
   it('takes a secret and the resource by app id, and assertions addressed to the v2.0 endpoint', async () => {
-    const bySecret = await postForm(f.emulator, { grant_type: 'client_credentials', client_id: partnerId(), client_secret: partnerSecret, resource: f.provisioned.api.appId }, { url: v1TokenUrl() });
+    const bySecret = await postForm(
+      f.emulator,
+      {
+        grant_type: 'client_credentials',
+        client_id: partnerId(),
+        client_secret: partnerSecret,
+        resource: f.provisioned.api.appId,
+      },
+      { url: v1TokenUrl() },
+    );
     expect(bySecret.status, bySecret.text).toBe(200);
     const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert);
-    const byV2Aud = await postForm(f.emulator, { ...assertionForm(partnerId(), assertion), scope: '', resource: API_URI }, { url: v1TokenUrl() });
+    const byV2Aud = await postForm(
+      f.emulator,
+      { ...assertionForm(partnerId(), assertion), scope: '', resource: API_URI },
+      { url: v1TokenUrl() },
+    );
     expect(byV2Aud.status, byV2Aud.text).toBe(200);
   });
 
   it('refuses a missing or unknown resource', async () => {
-    const missing = await postForm(f.emulator, { grant_type: 'client_credentials', client_id: partnerId(), client_secret: partnerSecret, scope: `${API_URI}/.default` }, { url: v1TokenUrl() });
+    const missing = await postForm(
+      f.emulator,
+      {
+        grant_type: 'client_credentials',
+        client_id: partnerId(),
+        client_secret: partnerSecret,
+        scope: `${API_URI}/.default`,
+      },
+      { url: v1TokenUrl() },
+    );
     expect(missing.status).toBe(400);
     expect(missing.json().error_codes).toEqual([900144]);
     expect(String(missing.json().error_description)).toContain("'resource'");
-    const unknown = await postForm(f.emulator, { grant_type: 'client_credentials', client_id: partnerId(), client_secret: partnerSecret, resource: 'api://nobody' }, { url: v1TokenUrl() });
+    const unknown = await postForm(
+      f.emulator,
+      {
+        grant_type: 'client_credentials',
+        client_id: partnerId(),
+        client_secret: partnerSecret,
+        resource: 'api://nobody',
+      },
+      { url: v1TokenUrl() },
+    );
     expect(unknown.status).toBe(400);
     expect(unknown.json().error_codes).toEqual([500011]);
   });
@@ -239,8 +378,10 @@ describe('v1 endpoints', () => {
     const keys = (await https(f.emulator, String(doc.jwks_uri))).json().keys as { kid: string }[];
     const v2keys = (await https(f.emulator, f.emulator.jwksUri)).json().keys as { kid: string }[];
     expect(keys.map((k) => k.kid)).toEqual(v2keys.map((k) => k.kid));
-    const byDomain = await https(f.emulator, `${f.emulator.url}/${f.emulator.tenantDomain}/.well-known/openid-configuration`);
+    const byDomain = await https(
+      f.emulator,
+      `${f.emulator.url}/${f.emulator.tenantDomain}/.well-known/openid-configuration`,
+    );
     expect(byDomain.status).toBe(200);
   });
 });
-

@@ -38,7 +38,12 @@ export function isPortalPath(pathname: string): boolean {
   return pathname === PORTAL_PREFIX || pathname.startsWith(`${PORTAL_PREFIX}/`);
 }
 
-export function servePortal(req: IncomingMessage, res: ServerResponse, pathname: string, tenantId: string): void {
+export function servePortal(
+  req: IncomingMessage,
+  res: ServerResponse,
+  pathname: string,
+  tenantId: string,
+): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET', ...SECURITY_HEADERS }).end();
     return;
@@ -60,7 +65,9 @@ export function servePortal(req: IncomingMessage, res: ServerResponse, pathname:
     return;
   }
   const type = TYPES[name.slice(name.lastIndexOf('.') + 1)]!;
-  res.writeHead(200, { 'content-type': type, ...SECURITY_HEADERS }).end(req.method === 'HEAD' ? undefined : files.get(name));
+  res
+    .writeHead(200, { 'content-type': type, ...SECURITY_HEADERS })
+    .end(req.method === 'HEAD' ? undefined : files.get(name));
 }
 
 /**

@@ -16,13 +16,23 @@ export interface ProvisionOptions {
 }
 
 export interface ProvisionedApiAndPartner {
-  api: { objectId: string; appId: string; identifierUri: string; servicePrincipalId: string; roleIds: Record<string, string> };
+  api: {
+    objectId: string;
+    appId: string;
+    identifierUri: string;
+    servicePrincipalId: string;
+    roleIds: Record<string, string>;
+  };
   partner: { objectId: string; appId: string; servicePrincipalId: string };
 }
 
-export async function provisionApiAndPartner(graph: GraphClient, options: ProvisionOptions): Promise<ProvisionedApiAndPartner> {
+export async function provisionApiAndPartner(
+  graph: GraphClient,
+  options: ProvisionOptions,
+): Promise<ProvisionedApiAndPartner> {
   const unknown = options.grantRoles.filter((r) => !options.roles.includes(r));
-  if (unknown.length > 0) throw new TypeError(`grantRoles names roles the API does not define: ${unknown.join(', ')}`);
+  if (unknown.length > 0)
+    throw new TypeError(`grantRoles names roles the API does not define: ${unknown.join(', ')}`);
 
   const roleIds = Object.fromEntries(options.roles.map((value) => [value, randomUUID()]));
   const api = await graph.createApplication({
@@ -47,7 +57,13 @@ export async function provisionApiAndPartner(graph: GraphClient, options: Provis
     await graph.assignAppRole({ principalId: partnerSp.id, resourceId: apiSp.id, appRoleId: roleIds[role]! });
   }
   return {
-    api: { objectId: api.id, appId: api.appId, identifierUri: options.apiIdentifierUri, servicePrincipalId: apiSp.id, roleIds },
+    api: {
+      objectId: api.id,
+      appId: api.appId,
+      identifierUri: options.apiIdentifierUri,
+      servicePrincipalId: apiSp.id,
+      roleIds,
+    },
     partner: { objectId: partner.id, appId: partner.appId, servicePrincipalId: partnerSp.id },
   };
 }

@@ -1,10 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { importPKCS8, SignJWT, type JWTPayload } from 'jose';
-import { createSelfSignedCertificate, parseCertificate, pemToDer, type CertificateAndKey } from '@certflow/certs';
+import {
+  createSelfSignedCertificate,
+  parseCertificate,
+  pemToDer,
+  type CertificateAndKey,
+} from '@certflow/certs';
 import { GraphClient, GraphRequestError } from './graph-client';
 import { createProofOfPossession, PROOF_AUDIENCE } from './proof-of-possession';
-import { assertionForm, clientAssertion, https, postForm, startFixture, type Fixture } from './emulator.test-helpers';
+import {
+  assertionForm,
+  clientAssertion,
+  https,
+  postForm,
+  startFixture,
+  type Fixture,
+} from './emulator.test-helpers';
 
 let f: Fixture;
 beforeAll(async () => {
@@ -17,14 +29,30 @@ afterAll(async () => {
 const partner = () => f.provisioned.partner;
 
 async function tokenStatus(cert: CertificateAndKey): Promise<{ status: number; code?: number }> {
-  const res = await postForm(f.emulator, assertionForm(partner().appId, await clientAssertion(f.emulator.tokenEndpoint, partner().appId, cert)));
-  return { status: res.status, ...(res.status === 200 ? {} : { code: (res.json().error_codes as number[])[0] }) };
+  const res = await postForm(
+    f.emulator,
+    assertionForm(partner().appId, await clientAssertion(f.emulator.tokenEndpoint, partner().appId, cert)),
+  );
+  return {
+    status: res.status,
+    ...(res.status === 200 ? {} : { code: (res.json().error_codes as number[])[0] }),
+  };
 }
 
-async function proofWith(cert: CertificateAndKey, claims: JWTPayload = {}, header: Record<string, unknown> = {}, alg = 'RS256'): Promise<string> {
+async function proofWith(
+  cert: CertificateAndKey,
+  claims: JWTPayload = {},
+  header: Record<string, unknown> = {},
+  alg = 'RS256',
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ aud: PROOF_AUDIENCE, iss: partner().objectId, nbf: now, exp: now + 600, ...claims })
-    .setProtectedHeader({ alg, typ: 'JWT', x5t: parseCertificate(cert.certificatePem).thumbprints.sha1Base64Url, ...header })
+    .setProtectedHeader({
+      alg,
+      typ: 'JWT',
+      x5t: parseCertificate(cert.certificatePem).thumbprints.sha1Base64Url,
+      ...header,
+    })
     .sign(await importPKCS8(cert.privateKeyPem, alg));
 }
 
@@ -52,7 +80,12 @@ describe('addKey / removeKey: a partner rotates its own certificate', () => {
       // The partner's own Graph token carries no Graph permission at all.
       await expect(self.listApplications()).rejects.toMatchObject({ status: 403 });
 
-      const added = await self.addKey(partner().objectId, pemToDer(newCert.certificatePem), await createProofOfPossession(partner().objectId, oldCert), 'contoso 2');
+      const added = await self.addKey(
+        partner().objectId,
+        pemToDer(newCert.certificatePem),
+        await createProofOfPossession(partner().objectId, oldCert),
+        'contoso 2',
+      );
       expect(added).toMatchObject({
         type: 'AsymmetricX509Cert',
         usage: 'Verify',
@@ -65,12 +98,20 @@ describe('addKey / removeKey: a partner rotates its own certificate', () => {
       expect(await tokenStatus(oldCert)).toEqual({ status: 200 });
 
       const registered = await f.graph.getApplication(partner().objectId);
-      const oldKeyId = registered.keyCredentials.find((k) => k.customKeyIdentifier === parseCertificate(oldCert.certificatePem).thumbprints.sha1Hex)!.keyId;
+      const oldKeyId = registered.keyCredentials.find(
+        (k) => k.customKeyIdentifier === parseCertificate(oldCert.certificatePem).thumbprints.sha1Hex,
+      )!.keyId;
       // The proof for removing the old certificate is signed with the new one (PS256 works too).
-      await self.removeKey(partner().objectId, oldKeyId, await createProofOfPossession(partner().objectId, newCert, { alg: 'PS256' }));
+      await self.removeKey(
+        partner().objectId,
+        oldKeyId,
+        await createProofOfPossession(partner().objectId, newCert, { alg: 'PS256' }),
+      );
       expect(await tokenStatus(oldCert)).toEqual({ status: 401, code: 700027 });
       expect(await tokenStatus(newCert)).toEqual({ status: 200 });
-      expect((await f.graph.getApplication(partner().objectId)).keyCredentials.map((k) => k.keyId)).toEqual([added.keyId]);
+      expect((await f.graph.getApplication(partner().objectId)).keyCredentials.map((k) => k.keyId)).toEqual([
+        added.keyId,
+      ]);
     } finally {
       self.close();
       f.partnerCert = newCert;
@@ -79,7 +120,11 @@ describe('addKey / removeKey: a partner rotates its own certificate', () => {
 
   it('the admin (Application.ReadWrite.All) can call addKey too, still with a proof; another app cannot', async () => {
     const third = createSelfSignedCertificate({ commonName: 'contoso-partner 3' });
-    const added = await f.graph.addKey(partner().objectId, third.certificatePem, await createProofOfPossession(partner().objectId, f.partnerCert));
+    const added = await f.graph.addKey(
+      partner().objectId,
+      third.certificatePem,
+      await createProofOfPossession(partner().objectId, f.partnerCert),
+    );
     expect(await tokenStatus(third)).toEqual({ status: 200 });
 
     // Another application with its own certificate and Graph token.
@@ -89,30 +134,56 @@ describe('addKey / removeKey: a partner rotates its own certificate', () => {
     await f.graph.addCertificate(other.id, otherCert.certificatePem);
     const otherClient = await GraphClient.connectWithCertificate(f.emulator, other.appId, otherCert);
     try {
-      const err = await otherClient.removeKey(partner().objectId, added.keyId, await createProofOfPossession(partner().objectId, f.partnerCert)).catch((e: unknown) => e);
+      const err = await otherClient
+        .removeKey(
+          partner().objectId,
+          added.keyId,
+          await createProofOfPossession(partner().objectId, f.partnerCert),
+        )
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(GraphRequestError);
       expect(err).toMatchObject({ status: 403, code: 'Authorization_RequestDenied' });
       // Its own registration, though, it may roll.
       const otherNext = createSelfSignedCertificate({ commonName: 'someone else 2' });
-      await otherClient.addKey(other.id, otherNext.certificatePem, await createProofOfPossession(other.id, otherCert));
+      await otherClient.addKey(
+        other.id,
+        otherNext.certificatePem,
+        await createProofOfPossession(other.id, otherCert),
+      );
     } finally {
       otherClient.close();
     }
-    await f.graph.removeKey(partner().objectId, added.keyId, await createProofOfPossession(partner().objectId, f.partnerCert));
+    await f.graph.removeKey(
+      partner().objectId,
+      added.keyId,
+      await createProofOfPossession(partner().objectId, f.partnerCert),
+    );
     expect(await tokenStatus(third)).toEqual({ status: 401, code: 700027 });
   });
 
   it('works with a token from elsewhere (GraphClient.withAccessToken)', async () => {
     const res = await postForm(
       f.emulator,
-      assertionForm(partner().appId, await clientAssertion(f.emulator.tokenEndpoint, partner().appId, f.partnerCert), 'https://graph.microsoft.com/.default'),
+      assertionForm(
+        partner().appId,
+        await clientAssertion(f.emulator.tokenEndpoint, partner().appId, f.partnerCert),
+        'https://graph.microsoft.com/.default',
+      ),
     );
     const token = String(res.json().access_token);
     const client = GraphClient.withAccessToken(f.emulator, () => token);
     try {
       const extra = createSelfSignedCertificate({ commonName: 'extra' });
-      const added = await client.addKey(partner().objectId, extra.certificatePem, await createProofOfPossession(partner().objectId, f.partnerCert));
-      await client.removeKey(partner().objectId, added.keyId, await createProofOfPossession(partner().objectId, extra));
+      const added = await client.addKey(
+        partner().objectId,
+        extra.certificatePem,
+        await createProofOfPossession(partner().objectId, f.partnerCert),
+      );
+      await client.removeKey(
+        partner().objectId,
+        added.keyId,
+        await createProofOfPossession(partner().objectId, extra),
+      );
     } finally {
       client.close();
     }
@@ -130,22 +201,58 @@ describe('addKey / removeKey refuse bad proofs and bad input', () => {
   const cases: [string, () => Promise<unknown>, number, string][] = [
     ['no proof', async () => undefined, 403, 'Authorization_RequestDenied'],
     ['a proof that is not a JWT', async () => 'not-a-jwt', 401, 'Authentication_MissingOrMalformed'],
-    ['wrong aud (Microsoft Graph instead of 00000002-…)', () => proofWith(f.partnerCert, { aud: '00000003-0000-0000-c000-000000000000' }), 401, 'Authentication_MissingOrMalformed'],
-    ['iss = appId instead of the object id', () => proofWith(f.partnerCert, { iss: partner().appId }), 401, 'Authentication_MissingOrMalformed'],
-    ['exp more than 10 minutes after nbf', () => proofWith(f.partnerCert, { exp: now() + 601 }), 401, 'Authentication_MissingOrMalformed'],
-    ['expired', () => proofWith(f.partnerCert, { nbf: now() - 1200, exp: now() - 700 }), 401, 'Authentication_MissingOrMalformed'],
-    ['no nbf', () => proofWith(f.partnerCert, { nbf: undefined }), 401, 'Authentication_MissingOrMalformed'],
-    ['signed by an unregistered certificate', () => proofWith(unregistered()), 401, 'Authentication_MissingOrMalformed'],
     [
-      'names the registered certificate but is signed by another key',
-      () => proofWith(unregistered(), {}, { x5t: parseCertificate(f.partnerCert.certificatePem).thumbprints.sha1Base64Url }),
+      'wrong aud (Microsoft Graph instead of 00000002-…)',
+      () => proofWith(f.partnerCert, { aud: '00000003-0000-0000-c000-000000000000' }),
       401,
       'Authentication_MissingOrMalformed',
     ],
-    ['no thumbprint in the header', () => proofWith(f.partnerCert, {}, { x5t: undefined }), 401, 'Authentication_MissingOrMalformed'],
+    [
+      'iss = appId instead of the object id',
+      () => proofWith(f.partnerCert, { iss: partner().appId }),
+      401,
+      'Authentication_MissingOrMalformed',
+    ],
+    [
+      'exp more than 10 minutes after nbf',
+      () => proofWith(f.partnerCert, { exp: now() + 601 }),
+      401,
+      'Authentication_MissingOrMalformed',
+    ],
+    [
+      'expired',
+      () => proofWith(f.partnerCert, { nbf: now() - 1200, exp: now() - 700 }),
+      401,
+      'Authentication_MissingOrMalformed',
+    ],
+    ['no nbf', () => proofWith(f.partnerCert, { nbf: undefined }), 401, 'Authentication_MissingOrMalformed'],
+    [
+      'signed by an unregistered certificate',
+      () => proofWith(unregistered()),
+      401,
+      'Authentication_MissingOrMalformed',
+    ],
+    [
+      'names the registered certificate but is signed by another key',
+      () =>
+        proofWith(
+          unregistered(),
+          {},
+          { x5t: parseCertificate(f.partnerCert.certificatePem).thumbprints.sha1Base64Url },
+        ),
+      401,
+      'Authentication_MissingOrMalformed',
+    ],
+    [
+      'no thumbprint in the header',
+      () => proofWith(f.partnerCert, {}, { x5t: undefined }),
+      401,
+      'Authentication_MissingOrMalformed',
+    ],
     [
       'alg none',
-      async () => `${Buffer.from(JSON.stringify({ alg: 'none', x5t: parseCertificate(f.partnerCert.certificatePem).thumbprints.sha1Base64Url })).toString('base64url')}.${Buffer.from(JSON.stringify({ aud: PROOF_AUDIENCE, iss: partner().objectId, nbf: now(), exp: now() + 600 })).toString('base64url')}.`,
+      async () =>
+        `${Buffer.from(JSON.stringify({ alg: 'none', x5t: parseCertificate(f.partnerCert.certificatePem).thumbprints.sha1Base64Url })).toString('base64url')}.${Buffer.from(JSON.stringify({ aud: PROOF_AUDIENCE, iss: partner().objectId, nbf: now(), exp: now() + 600 })).toString('base64url')}.`,
       401,
       'Authentication_MissingOrMalformed',
     ],
@@ -153,7 +260,11 @@ describe('addKey / removeKey refuse bad proofs and bad input', () => {
   for (const [name, makeProof, status, code] of cases) {
     it(`addKey: ${name} → ${status} ${code}`, async () => {
       const proof = await makeProof();
-      const res = await rawAddKey(token, { keyCredential: keyCredentialOf(createSelfSignedCertificate({ commonName: 'candidate' })), passwordCredential: null, ...(proof === undefined ? {} : { proof }) });
+      const res = await rawAddKey(token, {
+        keyCredential: keyCredentialOf(createSelfSignedCertificate({ commonName: 'candidate' })),
+        passwordCredential: null,
+        ...(proof === undefined ? {} : { proof }),
+      });
       expect(res.status, res.text).toBe(status);
       expect((res.json().error as { code: string }).code).toBe(code);
     });
@@ -161,11 +272,26 @@ describe('addKey / removeKey refuse bad proofs and bad input', () => {
 
   it('a certificate with a private key, an unknown property, a bad keyId and an unknown keyId are 400', async () => {
     const proof = await createProofOfPossession(partner().objectId, f.partnerCert);
-    const withKey = await rawAddKey(token, { keyCredential: { ...keyCredentialOf(f.partnerCert), key: Buffer.from(f.partnerCert.privateKeyPem).toString('base64') }, passwordCredential: null, proof });
+    const withKey = await rawAddKey(token, {
+      keyCredential: {
+        ...keyCredentialOf(f.partnerCert),
+        key: Buffer.from(f.partnerCert.privateKeyPem).toString('base64'),
+      },
+      passwordCredential: null,
+      proof,
+    });
     expect(withKey.status, withKey.text).toBe(400);
-    const extraProperty = await rawAddKey(token, { keyCredential: keyCredentialOf(unregistered()), proof, extra: 1 });
+    const extraProperty = await rawAddKey(token, {
+      keyCredential: keyCredentialOf(unregistered()),
+      proof,
+      extra: 1,
+    });
     expect(extraProperty.status).toBe(400);
-    const duplicate = await rawAddKey(token, { keyCredential: keyCredentialOf(f.partnerCert), passwordCredential: null, proof });
+    const duplicate = await rawAddKey(token, {
+      keyCredential: keyCredentialOf(f.partnerCert),
+      passwordCredential: null,
+      proof,
+    });
     expect(duplicate.status, duplicate.text).toBe(400);
     const remove = (keyId: unknown) =>
       https(f.emulator, `${f.emulator.graphUrl}/applications/${partner().objectId}/removeKey`, {

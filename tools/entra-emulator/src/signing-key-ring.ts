@@ -22,11 +22,16 @@ export interface KeyRing {
  * Brings stored keys to the current form: exactly one active key (the first one, in state
  * files written before rotation existed) and one next key. Returns `undefined` when nothing changes.
  */
-export function completeSigningKeys(keys: StoredSigningKey[], now: Date, retireAfter: Date): StoredSigningKey[] | undefined {
+export function completeSigningKeys(
+  keys: StoredSigningKey[],
+  now: Date,
+  retireAfter: Date,
+): StoredSigningKey[] | undefined {
   let changed = false;
   let result = keys.map((k) => ({ ...k }));
   if (!result.some((k) => k.use === 'active')) {
-    const first = result.find((k) => k.use === undefined) ?? result.find((k) => k.use !== 'next') ?? result[0]!;
+    const first =
+      result.find((k) => k.use === undefined) ?? result.find((k) => k.use !== 'next') ?? result[0]!;
     first.use = 'active';
     delete first.retireAfter;
     changed = true;
@@ -46,12 +51,17 @@ export function completeSigningKeys(keys: StoredSigningKey[], now: Date, retireA
 }
 
 /** The stored keys after a rotation at `now`; retired keys past their grace period are dropped. */
-export function rotatedSigningKeys(keys: StoredSigningKey[], now: Date, retireAfter: Date): { keys: StoredSigningKey[]; activeKid: string } {
+export function rotatedSigningKeys(
+  keys: StoredSigningKey[],
+  now: Date,
+  retireAfter: Date,
+): { keys: StoredSigningKey[]; activeKid: string } {
   const next = keys.find((k) => k.use === 'next');
   if (!next) throw new Error('no next signing key to promote');
   const rotated: StoredSigningKey[] = [];
   for (const key of keys) {
-    if (key.use === 'active') rotated.push({ ...key, use: 'retired', retireAfter: retireAfter.toISOString() });
+    if (key.use === 'active')
+      rotated.push({ ...key, use: 'retired', retireAfter: retireAfter.toISOString() });
     else if (key.use === 'next') rotated.push({ ...key, use: 'active' });
     else if (key.retireAfter !== undefined && new Date(key.retireAfter) > now) rotated.push({ ...key });
   }
@@ -76,7 +86,9 @@ export class SigningKeyCache {
     const active = keys.find((k) => k.use === 'active');
     const next = keys.find((k) => k.use === 'next');
     if (!active || !next) throw new Error('signing keys are incomplete (no active or next key)');
-    const retired = keys.filter((k) => k.use === 'retired' && k.retireAfter !== undefined && new Date(k.retireAfter) > now);
+    const retired = keys.filter(
+      (k) => k.use === 'retired' && k.retireAfter !== undefined && new Date(k.retireAfter) > now,
+    );
     const published = [active, ...retired, next].map((k) => this.get(k));
     return { active: this.get(active), next: this.get(next), published };
   }

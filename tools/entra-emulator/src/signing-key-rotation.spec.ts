@@ -4,7 +4,17 @@ import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { startEmulator } from './emulator';
 import { GraphClient } from './graph-client';
 import { statePath, type EmulatorState } from './state-store';
-import { assertionForm, clientAssertion, decodeJwt, https, postForm, removeDir, startFixture, tempStateDir, type Fixture } from './emulator.test-helpers';
+import {
+  assertionForm,
+  clientAssertion,
+  decodeJwt,
+  https,
+  postForm,
+  removeDir,
+  startFixture,
+  tempStateDir,
+  type Fixture,
+} from './emulator.test-helpers';
 
 const LIFETIME = 3600;
 let f: Fixture;
@@ -20,13 +30,20 @@ const kids = (set: JSONWebKeySet) => set.keys.map((k) => k.kid);
 
 async function partnerToken(): Promise<string> {
   const partner = f.provisioned.partner.appId;
-  const res = await postForm(f.emulator, assertionForm(partner, await clientAssertion(f.emulator.tokenEndpoint, partner, f.partnerCert)));
+  const res = await postForm(
+    f.emulator,
+    assertionForm(partner, await clientAssertion(f.emulator.tokenEndpoint, partner, f.partnerCert)),
+  );
   expect(res.status, res.text).toBe(200);
   return String(res.json().access_token);
 }
 
 async function verify(token: string, set: JSONWebKeySet) {
-  return jwtVerify(token, createLocalJWKSet(set), { issuer: f.emulator.issuer, audience: f.provisioned.api.appId, algorithms: ['RS256'] });
+  return jwtVerify(token, createLocalJWKSet(set), {
+    issuer: f.emulator.issuer,
+    audience: f.provisioned.api.appId,
+    algorithms: ['RS256'],
+  });
 }
 
 describe('signing-key rotation', () => {
@@ -85,22 +102,40 @@ describe('signing-key rotation', () => {
     expect(denied.status).toBe(401);
     const partnerGraph = await postForm(
       f.emulator,
-      assertionForm(f.provisioned.partner.appId, await clientAssertion(f.emulator.tokenEndpoint, f.provisioned.partner.appId, f.partnerCert), 'https://graph.microsoft.com/.default'),
+      assertionForm(
+        f.provisioned.partner.appId,
+        await clientAssertion(f.emulator.tokenEndpoint, f.provisioned.partner.appId, f.partnerCert),
+        'https://graph.microsoft.com/.default',
+      ),
     );
     expect(partnerGraph.status, partnerGraph.text).toBe(200);
-    const forbidden = await https(f.emulator, url, { method: 'POST', headers: { authorization: `Bearer ${String(partnerGraph.json().access_token)}` } });
+    const forbidden = await https(f.emulator, url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${String(partnerGraph.json().access_token)}` },
+    });
     expect(forbidden.status).toBe(403);
 
-    const listed = await https(f.emulator, `${f.emulator.url}/admin/signingKeys`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const listed = await https(f.emulator, `${f.emulator.url}/admin/signingKeys`, {
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
     const next = (listed.json().value as { kid: string; use: string }[]).find((k) => k.use === 'next')!;
-    const res = await https(f.emulator, url, { method: 'POST', headers: { authorization: `Bearer ${adminToken}` } });
+    const res = await https(f.emulator, url, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
     expect(res.status, res.text).toBe(200);
     expect(res.json().kid).toBe(next.kid);
     const uses = (res.json().value as { use: string }[]).map((k) => k.use);
     expect(uses.filter((u) => u === 'active')).toHaveLength(1);
     expect(uses.filter((u) => u === 'next')).toHaveLength(1);
     // The admin token was signed before this rotation and still works.
-    expect((await https(f.emulator, `${f.emulator.graphUrl}/applications`, { headers: { authorization: `Bearer ${adminToken}` } })).status).toBe(200);
+    expect(
+      (
+        await https(f.emulator, `${f.emulator.graphUrl}/applications`, {
+          headers: { authorization: `Bearer ${adminToken}` },
+        })
+      ).status,
+    ).toBe(200);
     // GraphClient offers the same.
     const viaClient = await f.graph.rotateSigningKey();
     expect(kids(await jwksNow())).toContain(viaClient.kid);
@@ -118,7 +153,9 @@ describe('signing keys in the state file', () => {
 
       const second = await startEmulator({ stateDir: dir });
       // Same keys (the issuer inside each entry follows the new port).
-      expect(kids((await https(second, second.jwksUri)).json() as unknown as JSONWebKeySet)).toEqual(jwksBefore);
+      expect(kids((await https(second, second.jwksUri)).json() as unknown as JSONWebKeySet)).toEqual(
+        jwksBefore,
+      );
       const graph = await GraphClient.connect(second);
       expect(decodeJwt(await graph.accessToken()).header.kid).toBe(kid);
       graph.close();
@@ -147,7 +184,10 @@ describe('signing keys in the state file', () => {
       const first = await startEmulator({ stateDir: dir });
       await first.close();
       const state = JSON.parse(readFileSync(statePath(dir), 'utf8')) as EmulatorState;
-      writeFileSync(statePath(dir), JSON.stringify({ ...state, signingKeys: state.signingKeys.map((k) => ({ ...k, use: 'active' })) }));
+      writeFileSync(
+        statePath(dir),
+        JSON.stringify({ ...state, signingKeys: state.signingKeys.map((k) => ({ ...k, use: 'active' })) }),
+      );
       await expect(startEmulator({ stateDir: dir })).rejects.toThrow(statePath(dir));
     } finally {
       removeDir(dir);

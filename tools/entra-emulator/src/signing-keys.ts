@@ -4,7 +4,12 @@
  * which is why v1 tokens can carry `x5t` equal to `kid`.
  */
 import { KeyObject, createHmac, createPrivateKey, sign as cryptoSign, constants } from 'node:crypto';
-import { assertKeyMatchesCertificate, createSelfSignedCertificate, parseCertificate, type ParsedCertificate } from '@certflow/certs';
+import {
+  assertKeyMatchesCertificate,
+  createSelfSignedCertificate,
+  parseCertificate,
+  type ParsedCertificate,
+} from '@certflow/certs';
 import type { StoredSigningKey } from './state-store';
 
 export interface SigningKey {
@@ -26,7 +31,11 @@ export interface Jwk {
 }
 
 export function createSigningKey(now: Date): StoredSigningKey {
-  const pair = createSelfSignedCertificate({ commonName: 'certflow emulator token signing', days: 3650, now });
+  const pair = createSelfSignedCertificate({
+    commonName: 'certflow emulator token signing',
+    days: 3650,
+    now,
+  });
   const certificate = parseCertificate(pair.certificatePem);
   return {
     kid: certificate.thumbprints.sha1Base64Url,
@@ -40,8 +49,14 @@ export function createSigningKey(now: Date): StoredSigningKey {
 export function loadSigningKey(stored: StoredSigningKey): SigningKey {
   const certificate = parseCertificate(stored.certificatePem);
   assertKeyMatchesCertificate(stored.privateKeyPem, certificate);
-  if (certificate.thumbprints.sha1Base64Url !== stored.kid) throw new Error(`kid ${stored.kid} is not the certificate's thumbprint`);
-  return { kid: stored.kid, certificate, privateKey: createPrivateKey(stored.privateKeyPem), publicKey: certificate.publicKey };
+  if (certificate.thumbprints.sha1Base64Url !== stored.kid)
+    throw new Error(`kid ${stored.kid} is not the certificate's thumbprint`);
+  return {
+    kid: stored.kid,
+    certificate,
+    privateKey: createPrivateKey(stored.privateKeyPem),
+    publicKey: certificate.publicKey,
+  };
 }
 
 export function jwkOf(key: SigningKey, issuer: string): Jwk {
@@ -73,7 +88,11 @@ const RSA_ALGS: Record<string, { hash: string; pss: boolean }> = {
  * `none` and HS256/384/512 keyed with the public key's PEM: the classic algorithm-confusion
  * attacks, so that validators elsewhere can be tested against them.
  */
-export function signCompactJwt(key: SigningKey, header: Record<string, unknown>, payload: Record<string, unknown>): string {
+export function signCompactJwt(
+  key: SigningKey,
+  header: Record<string, unknown>,
+  payload: Record<string, unknown>,
+): string {
   const alg = String(header.alg);
   const signingInput = `${b64url(header)}.${b64url(payload)}`;
   let signature: Buffer;
@@ -81,13 +100,17 @@ export function signCompactJwt(key: SigningKey, header: Record<string, unknown>,
   if (rsa) {
     signature = cryptoSign(rsa.hash, Buffer.from(signingInput), {
       key: key.privateKey,
-      ...(rsa.pss ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST } : {}),
+      ...(rsa.pss
+        ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
+        : {}),
     });
   } else if (alg === 'none') {
     signature = Buffer.alloc(0);
   } else if (/^HS(256|384|512)$/.test(alg)) {
     const pem = key.publicKey.export({ type: 'spki', format: 'pem' });
-    signature = createHmac(`sha${alg.slice(2)}`, pem).update(signingInput).digest();
+    signature = createHmac(`sha${alg.slice(2)}`, pem)
+      .update(signingInput)
+      .digest();
   } else {
     throw new TypeError(`cannot sign with alg ${alg}`);
   }

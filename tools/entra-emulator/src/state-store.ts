@@ -121,7 +121,10 @@ export function saveState(stateDir: string, state: EmulatorState): void {
  * A JSON file of the state directory, or `undefined` when it does not exist. A file that is not
  * JSON, or that `describeProblem` finds fault with, is an error naming it; nothing is reset.
  */
-export function readCheckedJson<T>(path: string, describeProblem: (parsed: unknown) => string | undefined): T | undefined {
+export function readCheckedJson<T>(
+  path: string,
+  describeProblem: (parsed: unknown) => string | undefined,
+): T | undefined {
   if (!existsSync(path)) return undefined;
   let parsed: unknown;
   try {
@@ -144,12 +147,15 @@ export function damaged(path: string, why: string, cause?: unknown): EmulatorErr
 
 type Check = (value: unknown) => string | undefined;
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
 const str: Check = (v) => (typeof v === 'string' ? undefined : 'must be a string');
 const guid: Check = (v) => (isGuid(v) ? undefined : 'must be a GUID');
-const strOrNull: Check = (v) => (v === null || typeof v === 'string' ? undefined : 'must be a string or null');
+const strOrNull: Check = (v) =>
+  v === null || typeof v === 'string' ? undefined : 'must be a string or null';
 const bool: Check = (v) => (typeof v === 'boolean' ? undefined : 'must be a boolean');
-const date: Check = (v) => (typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? undefined : 'must be an ISO date');
+const date: Check = (v) =>
+  typeof v === 'string' && !Number.isNaN(Date.parse(v)) ? undefined : 'must be an ISO date';
 const arrayOf =
   (item: Check): Check =>
   (v) => {
@@ -175,7 +181,14 @@ const shape =
     return undefined;
   };
 
-const appRole = shape({ id: guid, value: str, displayName: str, description: str, allowedMemberTypes: arrayOf(str), isEnabled: bool });
+const appRole = shape({
+  id: guid,
+  value: str,
+  displayName: str,
+  description: str,
+  allowedMemberTypes: arrayOf(str),
+  isEnabled: bool,
+});
 
 const stateShape = shape({
   version: (v) => (v === STATE_VERSION ? undefined : `must be ${STATE_VERSION}`),
@@ -189,7 +202,11 @@ const stateShape = shape({
             privateKeyPem: str,
             certificatePem: str,
             createdDateTime: date,
-            use: optional((u) => (u === 'active' || u === 'next' || u === 'retired' ? undefined : "must be 'active', 'next' or 'retired'")),
+            use: optional((u) =>
+              u === 'active' || u === 'next' || u === 'retired'
+                ? undefined
+                : "must be 'active', 'next' or 'retired'",
+            ),
             retireAfter: optional(date),
           }),
         )(v),
@@ -217,10 +234,19 @@ const stateShape = shape({
         }),
       ),
       passwordCredentials: arrayOf(
-        shape({ keyId: guid, displayName: strOrNull, hint: str, startDateTime: date, endDateTime: date, secretSalt: str, secretHash: str }),
+        shape({
+          keyId: guid,
+          displayName: strOrNull,
+          hint: str,
+          startDateTime: date,
+          endDateTime: date,
+          secretSalt: str,
+          secretHash: str,
+        }),
       ),
       api: shape({
-        requestedAccessTokenVersion: (v) => (v === null || v === 1 || v === 2 ? undefined : 'must be 1, 2 or null'),
+        requestedAccessTokenVersion: (v) =>
+          v === null || v === 1 || v === 2 ? undefined : 'must be 1, 2 or null',
       }),
       tags: arrayOf(str),
     }),
@@ -234,17 +260,22 @@ const stateShape = shape({
       builtIn: optional(shape({ servicePrincipalNames: arrayOf(str), appRoles: arrayOf(appRole) })),
     }),
   ),
-  appRoleAssignments: arrayOf(shape({ id: str, appRoleId: guid, principalId: guid, resourceId: guid, createdDateTime: date })),
+  appRoleAssignments: arrayOf(
+    shape({ id: str, appRoleId: guid, principalId: guid, resourceId: guid, createdDateTime: date }),
+  ),
 });
 
 function describeProblem(value: unknown): string | undefined {
   const problem = stateShape(value);
   if (problem) return `state${problem}`;
   const state = value as EmulatorState;
-  if (!state.applications.some((a) => a.appId === state.adminAppId)) return 'the admin application is missing';
+  if (!state.applications.some((a) => a.appId === state.adminAppId))
+    return 'the admin application is missing';
   const uses = state.signingKeys.map((k) => k.use);
-  if (uses.filter((u) => u === 'active').length > 1) return 'state.signingKeys holds more than one active key';
+  if (uses.filter((u) => u === 'active').length > 1)
+    return 'state.signingKeys holds more than one active key';
   if (uses.filter((u) => u === 'next').length > 1) return 'state.signingKeys holds more than one next key';
-  if (new Set(state.signingKeys.map((k) => k.kid)).size !== state.signingKeys.length) return 'state.signingKeys holds the same kid twice';
+  if (new Set(state.signingKeys.map((k) => k.kid)).size !== state.signingKeys.length)
+    return 'state.signingKeys holds the same kid twice';
   return undefined;
 }

@@ -30,7 +30,8 @@ describe('state directory', () => {
   it('writes emulator.json and emulator-state.json with mode 0600, matching the contract', async () => {
     const dir = newDir();
     const emulator = await start(dir);
-    for (const file of [statePath(dir), emulatorInfoPath(dir)]) expect(statSync(file).mode & 0o777).toBe(0o600);
+    for (const file of [statePath(dir), emulatorInfoPath(dir)])
+      expect(statSync(file).mode & 0o777).toBe(0o600);
     const info = readEmulatorInfo(dir);
     const { close: _c, signAccessToken: _s, rotateSigningKey: _r, setFaults: _f, ...fields } = emulator;
     expect(info).toEqual(fields);
@@ -87,16 +88,19 @@ describe('state directory', () => {
     ['half-written JSON', '{"half": '],
     ['a different shape', '{"version":1,"tenant":{}}'],
     ['an empty file', ''],
-  ])('refuses to start on a damaged emulator-state.json (%s), naming the file and leaving it alone', async (_name, content) => {
-    const dir = newDir();
-    writeFileSync(statePath(dir), content);
-    const failure = await startEmulator({ stateDir: dir }).catch((err: unknown) => err);
-    expect(failure).toBeInstanceOf(EmulatorError);
-    expect((failure as EmulatorError).code).toBe('ERR_STATE_DAMAGED');
-    expect((failure as Error).message).toContain(statePath(dir));
-    expect(readFileSync(statePath(dir), 'utf8')).toBe(content);
-    expect(existsSync(emulatorInfoPath(dir))).toBe(false);
-  });
+  ])(
+    'refuses to start on a damaged emulator-state.json (%s), naming the file and leaving it alone',
+    async (_name, content) => {
+      const dir = newDir();
+      writeFileSync(statePath(dir), content);
+      const failure = await startEmulator({ stateDir: dir }).catch((err: unknown) => err);
+      expect(failure).toBeInstanceOf(EmulatorError);
+      expect((failure as EmulatorError).code).toBe('ERR_STATE_DAMAGED');
+      expect((failure as Error).message).toContain(statePath(dir));
+      expect(readFileSync(statePath(dir), 'utf8')).toBe(content);
+      expect(existsSync(emulatorInfoPath(dir))).toBe(false);
+    },
+  );
 
   it('refuses a state whose signing key no longer matches its certificate', async () => {
     const dir = newDir();
@@ -105,7 +109,10 @@ describe('state directory', () => {
     const other = JSON.parse(readFileSync(statePath(dir), 'utf8'));
     state.signingKeys[0].privateKeyPem = createSelfSignedCertificate({ commonName: 'x' }).privateKeyPem;
     writeFileSync(statePath(dir), JSON.stringify(state));
-    await expect(startEmulator({ stateDir: dir })).rejects.toMatchObject({ code: 'ERR_STATE_DAMAGED', message: expect.stringContaining('signingKeys[0]') });
+    await expect(startEmulator({ stateDir: dir })).rejects.toMatchObject({
+      code: 'ERR_STATE_DAMAGED',
+      message: expect.stringContaining('signingKeys[0]'),
+    });
     expect(other.signingKeys[0].privateKeyPem).not.toBe(state.signingKeys[0].privateKeyPem);
   });
 
@@ -114,21 +121,32 @@ describe('state directory', () => {
     expect(() => readEmulatorInfo(dir)).toThrow(expect.objectContaining({ code: 'ERR_INFO_MISSING' }));
     await (await startEmulator({ stateDir: dir })).close();
     writeFileSync(emulatorInfoPath(dir), '{"url": 1');
-    expect(() => readEmulatorInfo(dir)).toThrow(expect.objectContaining({ code: 'ERR_STATE_DAMAGED', message: expect.stringContaining('emulator.json') }));
+    expect(() => readEmulatorInfo(dir)).toThrow(
+      expect.objectContaining({
+        code: 'ERR_STATE_DAMAGED',
+        message: expect.stringContaining('emulator.json'),
+      }),
+    );
     await expect(startEmulator({ stateDir: dir })).rejects.toMatchObject({ code: 'ERR_STATE_DAMAGED' });
   });
 
   it('validates its options', async () => {
     await expect(startEmulator({ stateDir: '' })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTIONS' });
-    await expect(startEmulator({ stateDir: newDir(), port: 70000 })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTIONS' });
-    await expect(startEmulator({ stateDir: newDir(), tokenLifetimeSeconds: { min: 10, max: 5 } })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTIONS' });
+    await expect(startEmulator({ stateDir: newDir(), port: 70000 })).rejects.toMatchObject({
+      code: 'ERR_INVALID_OPTIONS',
+    });
+    await expect(
+      startEmulator({ stateDir: newDir(), tokenLifetimeSeconds: { min: 10, max: 5 } }),
+    ).rejects.toMatchObject({ code: 'ERR_INVALID_OPTIONS' });
   });
 
   it('reports a port in use as ERR_LISTEN_FAILED', async () => {
     const dir = newDir();
     const first = await start(dir);
     const port = Number(new URL(first.url).port);
-    await expect(startEmulator({ stateDir: newDir(), port })).rejects.toMatchObject({ code: 'ERR_LISTEN_FAILED' });
+    await expect(startEmulator({ stateDir: newDir(), port })).rejects.toMatchObject({
+      code: 'ERR_LISTEN_FAILED',
+    });
   });
 
   it('issues tokens with a configured fixed lifetime', async () => {

@@ -27,12 +27,21 @@ async function verifyWithJwks(token: string, issuer: string, audience: string) {
   return jwtVerify(token, createLocalJWKSet(keys), { issuer, audience, algorithms: ['RS256'] });
 }
 
-function expectEntraError(res: Awaited<ReturnType<typeof postForm>>, status: number, error: string, code: number) {
+function expectEntraError(
+  res: Awaited<ReturnType<typeof postForm>>,
+  status: number,
+  error: string,
+  code: number,
+) {
   expect(res.status, res.text).toBe(status);
   const body = res.json();
   expect(body.error).toBe(error);
   expect(body.error_codes).toEqual([code]);
-  expect(String(body.error_description)).toMatch(new RegExp(`^AADSTS${code}: .+\\r\\nTrace ID: [0-9a-f-]{36}\\r\\nCorrelation ID: [0-9a-f-]{36}\\r\\nTimestamp: \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ$`));
+  expect(String(body.error_description)).toMatch(
+    new RegExp(
+      `^AADSTS${code}: .+\\r\\nTrace ID: [0-9a-f-]{36}\\r\\nCorrelation ID: [0-9a-f-]{36}\\r\\nTimestamp: \\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ$`,
+    ),
+  );
   expect(body.timestamp).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/);
   expect(body.trace_id).toMatch(/^[0-9a-f-]{36}$/);
   expect(body.correlation_id).toMatch(/^[0-9a-f-]{36}$/);
@@ -47,17 +56,41 @@ describe('client credentials with a certificate', () => {
       const res = await postForm(f.emulator, assertionForm(partnerId(), assertion));
       expect(res.status, res.text).toBe(200);
       const body = res.json();
-      expect(Object.keys(body).sort()).toEqual(['access_token', 'expires_in', 'ext_expires_in', 'token_type']);
+      expect(Object.keys(body).sort()).toEqual([
+        'access_token',
+        'expires_in',
+        'ext_expires_in',
+        'token_type',
+      ]);
       expect(body.token_type).toBe('Bearer');
       expect(body.expires_in).toBeGreaterThanOrEqual(3600);
       expect(body.expires_in).toBeLessThanOrEqual(5400);
       expect(body.ext_expires_in).toBe(body.expires_in);
 
       const token = String(body.access_token);
-      const { payload, protectedHeader } = await verifyWithJwks(token, f.emulator.issuer, f.provisioned.api.appId);
+      const { payload, protectedHeader } = await verifyWithJwks(
+        token,
+        f.emulator.issuer,
+        f.provisioned.api.appId,
+      );
       expect(protectedHeader).toEqual({ typ: 'JWT', alg: 'RS256', kid: expect.any(String) });
       expect(Object.keys(payload).sort()).toEqual(
-        ['aud', 'azp', 'azpacr', 'exp', 'iat', 'idtyp', 'iss', 'nbf', 'oid', 'roles', 'sub', 'tid', 'uti', 'ver'].sort(),
+        [
+          'aud',
+          'azp',
+          'azpacr',
+          'exp',
+          'iat',
+          'idtyp',
+          'iss',
+          'nbf',
+          'oid',
+          'roles',
+          'sub',
+          'tid',
+          'uti',
+          'ver',
+        ].sort(),
       );
       expect(payload).toMatchObject({
         aud: f.provisioned.api.appId,
@@ -91,8 +124,11 @@ describe('client credentials with a certificate', () => {
 
   it('tolerates MSAL-style nbf one second after iat, and reuse of the same assertion (same jti)', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, { claims: { iat: now, nbf: now + 1 } });
-    for (let i = 0; i < 3; i++) expect((await postForm(f.emulator, assertionForm(partnerId(), assertion))).status).toBe(200);
+    const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, {
+      claims: { iat: now, nbf: now + 1 },
+    });
+    for (let i = 0; i < 3; i++)
+      expect((await postForm(f.emulator, assertionForm(partnerId(), assertion))).status).toBe(200);
   });
 
   it('matches any of several registered certificates (rotation)', async () => {
@@ -106,8 +142,14 @@ describe('client credentials with a certificate', () => {
 
   it('echoes a GUID client-request-id as the correlation id, and ignores telemetry fields', async () => {
     const requestId = '11111111-2222-4333-8444-555555555555';
-    const form = { ...assertionForm(partnerId(), 'x.y.z'), 'x-client-SKU': 'msal.js.node', 'client-request-id': requestId };
-    const res = await postForm(f.emulator, form, { url: `${f.emulator.tokenEndpoint}?client-request-id=${requestId}` });
+    const form = {
+      ...assertionForm(partnerId(), 'x.y.z'),
+      'x-client-SKU': 'msal.js.node',
+      'client-request-id': requestId,
+    };
+    const res = await postForm(f.emulator, form, {
+      url: `${f.emulator.tokenEndpoint}?client-request-id=${requestId}`,
+    });
     const body = expectEntraError(res, 401, 'invalid_client', 50027);
     expect(body.correlation_id).toBe(requestId);
     expect(res.headers['client-request-id']).toBe(requestId);
@@ -121,25 +163,46 @@ describe('client credentials with a secret', () => {
   });
 
   it('accepts client_secret in the body (azpacr 1)', async () => {
-    const res = await postForm(f.emulator, { grant_type: 'client_credentials', client_id: partnerId(), client_secret: secret, scope: `${API_URI}/.default` });
+    const res = await postForm(f.emulator, {
+      grant_type: 'client_credentials',
+      client_id: partnerId(),
+      client_secret: secret,
+      scope: `${API_URI}/.default`,
+    });
     expect(res.status, res.text).toBe(200);
     expect(decodeJwt(String(res.json().access_token)).payload.azpacr).toBe('1');
   });
 
   it('accepts HTTP Basic authentication', async () => {
-    const basic = Buffer.from(`${encodeURIComponent(partnerId())}:${encodeURIComponent(secret)}`).toString('base64');
-    const res = await postForm(f.emulator, { grant_type: 'client_credentials', scope: `${API_URI}/.default` }, { headers: { authorization: `Basic ${basic}` } });
+    const basic = Buffer.from(`${encodeURIComponent(partnerId())}:${encodeURIComponent(secret)}`).toString(
+      'base64',
+    );
+    const res = await postForm(
+      f.emulator,
+      { grant_type: 'client_credentials', scope: `${API_URI}/.default` },
+      { headers: { authorization: `Basic ${basic}` } },
+    );
     expect(res.status, res.text).toBe(200);
   });
 
   it('refuses a wrong secret with 7000215 and an expired one with 7000222', async () => {
     const form = { grant_type: 'client_credentials', client_id: partnerId(), scope: `${API_URI}/.default` };
-    expectEntraError(await postForm(f.emulator, { ...form, client_secret: `${secret}x` }), 401, 'invalid_client', 7000215);
+    expectEntraError(
+      await postForm(f.emulator, { ...form, client_secret: `${secret}x` }),
+      401,
+      'invalid_client',
+      7000215,
+    );
     const app = await f.graph.getApplication(f.provisioned.partner.objectId);
     const expired = await f.graph.addPassword(app.id, 'old');
     f.setClockOffset(3 * 365 * 86_400_000);
     try {
-      expectEntraError(await postForm(f.emulator, { ...form, client_secret: expired.secretText! }), 401, 'invalid_client', 7000222);
+      expectEntraError(
+        await postForm(f.emulator, { ...form, client_secret: expired.secretText! }),
+        401,
+        'invalid_client',
+        7000222,
+      );
     } finally {
       f.setClockOffset(0);
     }
@@ -148,15 +211,31 @@ describe('client credentials with a secret', () => {
 
 describe('v1 tokens for resources that do not ask for v2', () => {
   it('uses the sts.windows.net issuer, the App ID URI as aud, appid/appidacr and x5t', async () => {
-    const v1 = await f.graph.createApplication({ displayName: 'legacy API', identifierUris: ['https://legacy.certflow.test'] });
+    const v1 = await f.graph.createApplication({
+      displayName: 'legacy API',
+      identifierUris: ['https://legacy.certflow.test'],
+    });
     await f.graph.createServicePrincipal(v1.appId);
     const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert);
-    const res = await postForm(f.emulator, assertionForm(partnerId(), assertion, 'https://legacy.certflow.test/.default'));
+    const res = await postForm(
+      f.emulator,
+      assertionForm(partnerId(), assertion, 'https://legacy.certflow.test/.default'),
+    );
     expect(res.status, res.text).toBe(200);
     const token = String(res.json().access_token);
-    const { payload, protectedHeader } = await verifyWithJwks(token, `https://sts.windows.net/${f.emulator.tenantId}/`, 'https://legacy.certflow.test');
+    const { payload, protectedHeader } = await verifyWithJwks(
+      token,
+      `https://sts.windows.net/${f.emulator.tenantId}/`,
+      'https://legacy.certflow.test',
+    );
     expect(protectedHeader.x5t).toBe(protectedHeader.kid);
-    expect(payload).toMatchObject({ appid: partnerId(), appidacr: '2', ver: '1.0', idtyp: 'app', tid: f.emulator.tenantId });
+    expect(payload).toMatchObject({
+      appid: partnerId(),
+      appidacr: '2',
+      ver: '1.0',
+      idtyp: 'app',
+      tid: f.emulator.tenantId,
+    });
     expect(payload.roles).toBeUndefined(); // nothing assigned: Entra omits the claim
     expect(payload.azp).toBeUndefined();
   });
@@ -166,39 +245,89 @@ describe('refusals, shaped like Entra ID', () => {
   it('700027 for a certificate that is not registered, naming its thumbprint', async () => {
     const stranger = createSelfSignedCertificate({ commonName: 'stranger' });
     const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), stranger);
-    const body = expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), assertion)), 401, 'invalid_client', 700027);
+    const body = expectEntraError(
+      await postForm(f.emulator, assertionForm(partnerId(), assertion)),
+      401,
+      'invalid_client',
+      700027,
+    );
     const { thumbprints } = parseCertificate(stranger.certificatePem);
     expect(body.error_description).toContain(thumbprints.sha256Hex);
   });
 
   it('700027 for a base64 (not base64url) x5t#S256', async () => {
-    const sha256 = Buffer.from(parseCertificate(f.partnerCert.certificatePem).thumbprints.sha256Hex, 'hex').toString('base64');
-    const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, { header: { 'x5t#S256': sha256 } });
+    const sha256 = Buffer.from(
+      parseCertificate(f.partnerCert.certificatePem).thumbprints.sha256Hex,
+      'hex',
+    ).toString('base64');
+    const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, {
+      header: { 'x5t#S256': sha256 },
+    });
     // Only meaningful if the standard base64 differs from base64url for this thumbprint.
-    if (/[+/=]/.test(sha256)) expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), assertion)), 401, 'invalid_client', 700027);
+    if (/[+/=]/.test(sha256))
+      expectEntraError(
+        await postForm(f.emulator, assertionForm(partnerId(), assertion)),
+        401,
+        'invalid_client',
+        700027,
+      );
   });
 
   it('50013 when the registered certificate is named but another key signed', async () => {
     const other = createSelfSignedCertificate({ commonName: 'other' });
-    const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), other, { headerCert: f.partnerCert });
-    expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), assertion)), 401, 'invalid_client', 50013);
+    const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), other, {
+      headerCert: f.partnerCert,
+    });
+    expectEntraError(
+      await postForm(f.emulator, assertionForm(partnerId(), assertion)),
+      401,
+      'invalid_client',
+      50013,
+    );
   });
 
   it('700023 for the wrong audience', async () => {
-    const assertion = await clientAssertion('https://login.microsoftonline.com/x/oauth2/v2.0/token', partnerId(), f.partnerCert);
-    expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), assertion)), 401, 'invalid_client', 700023);
+    const assertion = await clientAssertion(
+      'https://login.microsoftonline.com/x/oauth2/v2.0/token',
+      partnerId(),
+      f.partnerCert,
+    );
+    expectEntraError(
+      await postForm(f.emulator, assertionForm(partnerId(), assertion)),
+      401,
+      'invalid_client',
+      700023,
+    );
   });
 
   it('50048 when iss and sub differ', async () => {
-    const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, { claims: { sub: f.provisioned.api.appId } });
-    expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), assertion)), 401, 'invalid_client', 50048);
+    const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, {
+      claims: { sub: f.provisioned.api.appId },
+    });
+    expectEntraError(
+      await postForm(f.emulator, assertionForm(partnerId(), assertion)),
+      401,
+      'invalid_client',
+      50048,
+    );
   });
 
   it('700024 for an expired assertion, one not yet valid, and one without exp', async () => {
     const now = Math.floor(Date.now() / 1000);
-    for (const claims of [{ nbf: now - 1300, iat: now - 1300, exp: now - 700 }, { nbf: now + 600, exp: now + 1200 }, { exp: undefined }]) {
-      const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, { claims });
-      expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), assertion)), 401, 'invalid_client', 700024);
+    for (const claims of [
+      { nbf: now - 1300, iat: now - 1300, exp: now - 700 },
+      { nbf: now + 600, exp: now + 1200 },
+      { exp: undefined },
+    ]) {
+      const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, {
+        claims,
+      });
+      expectEntraError(
+        await postForm(f.emulator, assertionForm(partnerId(), assertion)),
+        401,
+        'invalid_client',
+        700024,
+      );
     }
   });
 
@@ -209,8 +338,15 @@ describe('refusals, shaped like Entra ID', () => {
     f.setClockOffset(twoDays);
     try {
       const nowSeconds = Math.floor((Date.now() + twoDays) / 1000);
-      const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), shortLived, { nowSeconds });
-      const body = expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), assertion)), 401, 'invalid_client', 700027);
+      const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), shortLived, {
+        nowSeconds,
+      });
+      const body = expectEntraError(
+        await postForm(f.emulator, assertionForm(partnerId(), assertion)),
+        401,
+        'invalid_client',
+        700027,
+      );
       expect(body.error_description).toContain('The key used is expired');
     } finally {
       f.setClockOffset(0);
@@ -222,34 +358,63 @@ describe('refusals, shaped like Entra ID', () => {
       .setProtectedHeader({ alg: 'HS256', x5t: 'abc' })
       .setExpirationTime('5m')
       .sign(new Uint8Array(32));
-    const noThumbprint = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, { header: { 'x5t#S256': undefined } });
+    const noThumbprint = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, {
+      header: { 'x5t#S256': undefined },
+    });
     for (const assertion of [hs, noThumbprint, 'not-a-jwt', 'a.b.c', '%%%.%%%.%%%']) {
-      expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), assertion)), 401, 'invalid_client', 50027);
+      expectEntraError(
+        await postForm(f.emulator, assertionForm(partnerId(), assertion)),
+        401,
+        'invalid_client',
+        50027,
+      );
     }
   });
 
   it('400 unauthorized_client 700016 for an unknown client', async () => {
     const unknown = '00000000-1111-4222-8333-444444444444';
     const assertion = await clientAssertion(f.emulator.tokenEndpoint, unknown, f.partnerCert);
-    const body = expectEntraError(await postForm(f.emulator, assertionForm(unknown, assertion)), 400, 'unauthorized_client', 700016);
+    const body = expectEntraError(
+      await postForm(f.emulator, assertionForm(unknown, assertion)),
+      400,
+      'unauthorized_client',
+      700016,
+    );
     expect(body.error_description).toContain(unknown);
   });
 
   it('7000218 without any credential', async () => {
-    const res = await postForm(f.emulator, { grant_type: 'client_credentials', client_id: partnerId(), scope: `${API_URI}/.default` });
+    const res = await postForm(f.emulator, {
+      grant_type: 'client_credentials',
+      client_id: partnerId(),
+      scope: `${API_URI}/.default`,
+    });
     expectEntraError(res, 401, 'invalid_client', 7000218);
   });
 
   it('1002012 for a scope without /.default, 70011 for several, 500011 for an unknown resource', async () => {
     const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert);
-    expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), assertion, `${API_URI}/Orders.Read`)), 400, 'invalid_scope', 1002012);
     expectEntraError(
-      await postForm(f.emulator, assertionForm(partnerId(), assertion, `${API_URI}/.default https://graph.microsoft.com/.default`)),
+      await postForm(f.emulator, assertionForm(partnerId(), assertion, `${API_URI}/Orders.Read`)),
+      400,
+      'invalid_scope',
+      1002012,
+    );
+    expectEntraError(
+      await postForm(
+        f.emulator,
+        assertionForm(partnerId(), assertion, `${API_URI}/.default https://graph.microsoft.com/.default`),
+      ),
       400,
       'invalid_scope',
       70011,
     );
-    expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), assertion, 'api://nobody/.default')), 400, 'invalid_resource', 500011);
+    expectEntraError(
+      await postForm(f.emulator, assertionForm(partnerId(), assertion, 'api://nobody/.default')),
+      400,
+      'invalid_resource',
+      500011,
+    );
   });
 
   it('900144 for each missing parameter, including grant_type sent only in the query string', async () => {
@@ -261,26 +426,45 @@ describe('refusals, shaped like Entra ID', () => {
       expect(body.error_description).toContain(`'${name}'`);
     }
     const { grant_type: _grant, ...rest } = full;
-    const res = await postForm(f.emulator, rest, { url: `${f.emulator.tokenEndpoint}?grant_type=client_credentials` });
+    const res = await postForm(f.emulator, rest, {
+      url: `${f.emulator.tokenEndpoint}?grant_type=client_credentials`,
+    });
     expectEntraError(res, 400, 'invalid_request', 900144);
   });
 
   it('70003 for another grant type', async () => {
-    const res = await postForm(f.emulator, { grant_type: 'password', client_id: partnerId(), scope: `${API_URI}/.default` });
+    const res = await postForm(f.emulator, {
+      grant_type: 'password',
+      client_id: partnerId(),
+      scope: `${API_URI}/.default`,
+    });
     expectEntraError(res, 400, 'unsupported_grant_type', 70003);
   });
 
   it('90002 invalid_tenant for an unknown tenant, on every endpoint', async () => {
     const unknown = f.emulator.tokenEndpoint.replace(f.emulator.tenantId, 'contoso.onmicrosoft.com');
-    expectEntraError(await postForm(f.emulator, assertionForm(partnerId(), 'x.y.z'), { url: unknown }), 400, 'invalid_tenant', 90002);
-    const discovery = await https(f.emulator, f.emulator.openIdConfigurationUrl.replace(f.emulator.tenantId, '22222222-2222-4222-8222-222222222222'));
+    expectEntraError(
+      await postForm(f.emulator, assertionForm(partnerId(), 'x.y.z'), { url: unknown }),
+      400,
+      'invalid_tenant',
+      90002,
+    );
+    const discovery = await https(
+      f.emulator,
+      f.emulator.openIdConfigurationUrl.replace(f.emulator.tenantId, '22222222-2222-4222-8222-222222222222'),
+    );
     expect(discovery.status).toBe(400);
     expect(discovery.json().error_codes).toEqual([90002]);
   });
 
   it('refuses two credentials at once, and repeated parameters', async () => {
     const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert);
-    expectEntraError(await postForm(f.emulator, { ...assertionForm(partnerId(), assertion), client_secret: 'x' }), 400, 'invalid_request', 9002313);
+    expectEntraError(
+      await postForm(f.emulator, { ...assertionForm(partnerId(), assertion), client_secret: 'x' }),
+      400,
+      'invalid_request',
+      9002313,
+    );
     const body = `${new URLSearchParams(assertionForm(partnerId(), assertion)).toString()}&scope=x`;
     const res = await https(f.emulator, f.emulator.tokenEndpoint, {
       method: 'POST',
@@ -293,11 +477,18 @@ describe('refusals, shaped like Entra ID', () => {
 
 describe('malformed requests get 4xx, never 500', () => {
   const post = (body: string | Buffer, contentType = 'application/x-www-form-urlencoded') =>
-    https(f.emulator, f.emulator.tokenEndpoint, { method: 'POST', headers: { 'content-type': contentType }, body });
+    https(f.emulator, f.emulator.tokenEndpoint, {
+      method: 'POST',
+      headers: { 'content-type': contentType },
+      body,
+    });
 
   it.each([
     ['bad percent-encoding', 'grant_type=%zz&client_id=%E0%A4%A&scope=%'],
-    ['invalid UTF-8', Buffer.from([0x67, 0x72, 0x61, 0x6e, 0x74, 0x5f, 0x74, 0x79, 0x70, 0x65, 0x3d, 0xff, 0xfe, 0xc3])],
+    [
+      'invalid UTF-8',
+      Buffer.from([0x67, 0x72, 0x61, 0x6e, 0x74, 0x5f, 0x74, 0x79, 0x70, 0x65, 0x3d, 0xff, 0xfe, 0xc3]),
+    ],
     ['no body at all', ''],
     ['only separators', '&&&===&'],
     ['a JSON body', '{"grant_type":"client_credentials"}'],
@@ -324,14 +515,21 @@ describe('malformed requests get 4xx, never 500', () => {
   });
 
   it('a malformed Authorization: Basic header → 400', async () => {
-    const res = await postForm(f.emulator, { grant_type: 'client_credentials', scope: `${API_URI}/.default` }, { headers: { authorization: 'Basic %%%' } });
+    const res = await postForm(
+      f.emulator,
+      { grant_type: 'client_credentials', scope: `${API_URI}/.default` },
+      { headers: { authorization: 'Basic %%%' } },
+    );
     expect(res.status).toBe(400);
   });
 });
 
 describe('discovery', () => {
   it('serves the v2 openid-configuration with a day of caching, for the GUID and the domain', async () => {
-    for (const url of [f.emulator.openIdConfigurationUrl, f.emulator.openIdConfigurationUrl.replace(f.emulator.tenantId, f.emulator.tenantDomain)]) {
+    for (const url of [
+      f.emulator.openIdConfigurationUrl,
+      f.emulator.openIdConfigurationUrl.replace(f.emulator.tenantId, f.emulator.tenantDomain),
+    ]) {
       const res = await https(f.emulator, url);
       expect(res.status).toBe(200);
       expect(res.headers['cache-control']).toBe('max-age=86400, private');
@@ -339,7 +537,11 @@ describe('discovery', () => {
         issuer: f.emulator.issuer,
         token_endpoint: f.emulator.tokenEndpoint,
         jwks_uri: f.emulator.jwksUri,
-        token_endpoint_auth_methods_supported: ['client_secret_post', 'private_key_jwt', 'client_secret_basic'],
+        token_endpoint_auth_methods_supported: [
+          'client_secret_post',
+          'private_key_jwt',
+          'client_secret_basic',
+        ],
         id_token_signing_alg_values_supported: ['RS256'],
         subject_types_supported: ['pairwise'],
         request_uri_parameter_supported: false,
@@ -356,7 +558,11 @@ describe('discovery', () => {
   });
 
   it('signAccessToken signs with the published key', async () => {
-    const token = await f.emulator.signAccessToken({ iss: f.emulator.issuer, aud: 'x', exp: Math.floor(Date.now() / 1000) + 60 });
+    const token = await f.emulator.signAccessToken({
+      iss: f.emulator.issuer,
+      aud: 'x',
+      exp: Math.floor(Date.now() / 1000) + 60,
+    });
     await expect(verifyWithJwks(token, f.emulator.issuer, 'x')).resolves.toBeDefined();
   });
 });
@@ -365,7 +571,11 @@ describe('strict mode: single-use jti', () => {
   it('refuses a replayed assertion when enabled', async () => {
     const strict = await startFixture({ rejectReplayedAssertions: true });
     try {
-      const assertion = await clientAssertion(strict.emulator.tokenEndpoint, strict.provisioned.partner.appId, strict.partnerCert);
+      const assertion = await clientAssertion(
+        strict.emulator.tokenEndpoint,
+        strict.provisioned.partner.appId,
+        strict.partnerCert,
+      );
       const form = assertionForm(strict.provisioned.partner.appId, assertion);
       expect((await postForm(strict.emulator, form)).status).toBe(200);
       expect((await postForm(strict.emulator, form)).status).toBe(401);

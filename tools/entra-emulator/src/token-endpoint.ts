@@ -29,7 +29,12 @@ export interface TokenEndpointContext {
   /** Told the registered client's app id as soon as it is known (metrics). */
   onClient?: (appId: string) => void;
   /** Told about every token issued (metrics). */
-  onIssued?: (issued: { clientAppId: string; resourceAppId: string; credential: 'certificate' | 'secret'; tokenVersion: 1 | 2 }) => void;
+  onIssued?: (issued: {
+    clientAppId: string;
+    resourceAppId: string;
+    credential: 'certificate' | 'secret';
+    tokenVersion: 1 | 2;
+  }) => void;
 }
 
 /** The v1 endpoint's answer: Entra sends the numbers as strings there. */
@@ -52,7 +57,11 @@ export interface TokenResponse {
 
 const DEFAULT_SUFFIX = '/.default';
 
-export async function handleTokenRequest(form: TokenForm, authorization: string | undefined, ctx: TokenEndpointContext): Promise<TokenResponse | V1TokenResponse> {
+export async function handleTokenRequest(
+  form: TokenForm,
+  authorization: string | undefined,
+  ctx: TokenEndpointContext,
+): Promise<TokenResponse | V1TokenResponse> {
   const v1 = ctx.protocol === 1;
   const grantType = form.require('grant_type');
   if (grantType !== 'client_credentials') throw entraErrors.unsupportedGrantType(grantType.slice(0, 100));
@@ -60,7 +69,9 @@ export async function handleTokenRequest(form: TokenForm, authorization: string 
   const basic = parseBasic(authorization);
   const formClientId = form.get('client_id');
   if (basic && formClientId !== undefined && formClientId !== basic.clientId) {
-    throw entraErrors.malformedRequest('The client_id in the body differs from the one in the Authorization header.');
+    throw entraErrors.malformedRequest(
+      'The client_id in the body differs from the one in the Authorization header.',
+    );
   }
   const clientId = formClientId ?? basic?.clientId;
   if (clientId === undefined) throw entraErrors.missingParameter('client_id');
@@ -69,11 +80,14 @@ export async function handleTokenRequest(form: TokenForm, authorization: string 
   const { directory } = ctx;
   const app = isGuid(clientId) ? directory.applicationByAppId(clientId) : undefined;
   const clientSp = app ? directory.servicePrincipalByAppId(app.appId) : undefined;
-  if (!app || !clientSp) throw entraErrors.applicationNotFound(clientId.slice(0, 100), directory.tenant.displayName);
+  if (!app || !clientSp)
+    throw entraErrors.applicationNotFound(clientId.slice(0, 100), directory.tenant.displayName);
   ctx.onClient?.(app.appId);
 
   const clientAuthentication = await authenticateClient(form, basic, app, ctx);
-  const resource = v1 ? resolveV1Resource(scopeOrResource, directory) : resolveScope(scopeOrResource, directory);
+  const resource = v1
+    ? resolveV1Resource(scopeOrResource, directory)
+    : resolveScope(scopeOrResource, directory);
 
   const lifetimeSeconds = pickLifetime(ctx.lifetime);
   const claims = accessTokenClaims({
@@ -89,7 +103,12 @@ export async function handleTokenRequest(form: TokenForm, authorization: string 
     lifetimeSeconds,
   });
   const accessToken = signAccessToken(ctx.signingKey, resource.tokenVersion, claims);
-  ctx.onIssued?.({ clientAppId: app.appId, resourceAppId: resource.appId, credential: clientAuthentication === '2' ? 'certificate' : 'secret', tokenVersion: resource.tokenVersion });
+  ctx.onIssued?.({
+    clientAppId: app.appId,
+    resourceAppId: resource.appId,
+    credential: clientAuthentication === '2' ? 'certificate' : 'secret',
+    tokenVersion: resource.tokenVersion,
+  });
   if (v1) {
     return {
       token_type: 'Bearer',
@@ -101,7 +120,12 @@ export async function handleTokenRequest(form: TokenForm, authorization: string 
       access_token: accessToken,
     };
   }
-  return { token_type: 'Bearer', expires_in: lifetimeSeconds, ext_expires_in: lifetimeSeconds, access_token: accessToken };
+  return {
+    token_type: 'Bearer',
+    expires_in: lifetimeSeconds,
+    ext_expires_in: lifetimeSeconds,
+    access_token: accessToken,
+  };
 }
 
 /** v1: `resource` is the App ID URI or app id itself, without `/.default`. */
@@ -122,11 +146,15 @@ async function authenticateClient(
   const credentials = [assertion, formSecret, basic?.secret].filter((c) => c !== undefined);
   if (credentials.length === 0) throw entraErrors.noCredential();
   // RFC 6749 §2.3: a client MUST NOT use more than one authentication method per request.
-  if (credentials.length > 1) throw entraErrors.malformedRequest('Use exactly one of client_assertion, client_secret or HTTP Basic authentication.');
+  if (credentials.length > 1)
+    throw entraErrors.malformedRequest(
+      'Use exactly one of client_assertion, client_secret or HTTP Basic authentication.',
+    );
 
   if (assertion !== undefined) {
     const type = form.require('client_assertion_type');
-    if (type !== ASSERTION_TYPE) throw entraErrors.malformedRequest(`client_assertion_type must be '${ASSERTION_TYPE}'.`);
+    if (type !== ASSERTION_TYPE)
+      throw entraErrors.malformedRequest(`client_assertion_type must be '${ASSERTION_TYPE}'.`);
     await verifyClientAssertion(assertion, {
       app,
       audiences: ctx.audiences,
@@ -139,7 +167,8 @@ async function authenticateClient(
   const secret = (formSecret ?? basic?.secret) as string;
   const match = app.passwordCredentials.find((p) => clientSecretMatches(secret, p));
   if (!match) throw entraErrors.invalidSecret(app.appId);
-  if (ctx.now > new Date(match.endDateTime) || ctx.now < new Date(match.startDateTime)) throw entraErrors.expiredSecret(app.appId);
+  if (ctx.now > new Date(match.endDateTime) || ctx.now < new Date(match.startDateTime))
+    throw entraErrors.expiredSecret(app.appId);
   return '1';
 }
 
@@ -162,7 +191,8 @@ function parseBasic(header: string | undefined): { clientId: string; secret: str
   if (!header || !/^basic /i.test(header)) return undefined;
   const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
-  if (colon < 0) throw entraErrors.malformedRequest('The Authorization header is not valid HTTP Basic credentials.');
+  if (colon < 0)
+    throw entraErrors.malformedRequest('The Authorization header is not valid HTTP Basic credentials.');
   try {
     const clientId = decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' '));
     const secret = decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' '));

@@ -35,7 +35,10 @@ interface PythonRun {
 }
 
 /** Runs the script asynchronously: the emulator answers from this same process, so the event loop must stay free. */
-async function runMsalPython(cert: CertificateAndKey, options: { authority?: string; x5c?: boolean } = {}): Promise<PythonRun> {
+async function runMsalPython(
+  cert: CertificateAndKey,
+  options: { authority?: string; x5c?: boolean } = {},
+): Promise<PythonRun> {
   const input = {
     authority: options.authority ?? f.emulator.authority,
     clientId: f.provisioned.partner.appId,
@@ -46,7 +49,11 @@ async function runMsalPython(cert: CertificateAndKey, options: { authority?: str
     caFile: f.emulator.caCertificatePath,
   };
   // requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE override a session's `verify`, so the CA goes there too.
-  const env = { ...process.env, REQUESTS_CA_BUNDLE: f.emulator.caCertificatePath, CURL_CA_BUNDLE: f.emulator.caCertificatePath };
+  const env = {
+    ...process.env,
+    REQUESTS_CA_BUNDLE: f.emulator.caCertificatePath,
+    CURL_CA_BUNDLE: f.emulator.caCertificatePath,
+  };
   const child = spawn(PYTHON, [SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000, env });
   let stdout = '';
   let stderr = '';
@@ -62,8 +69,14 @@ async function runMsalPython(cert: CertificateAndKey, options: { authority?: str
 }
 
 async function verifyWithJwks(token: string) {
-  const keys = (await https(f.emulator, f.emulator.jwksUri)).json() as unknown as Parameters<typeof createLocalJWKSet>[0];
-  return jwtVerify(token, createLocalJWKSet(keys), { issuer: f.emulator.issuer, audience: f.provisioned.api.appId, algorithms: ['RS256'] });
+  const keys = (await https(f.emulator, f.emulator.jwksUri)).json() as unknown as Parameters<
+    typeof createLocalJWKSet
+  >[0];
+  return jwtVerify(token, createLocalJWKSet(keys), {
+    issuer: f.emulator.issuer,
+    audience: f.provisioned.api.appId,
+    algorithms: ['RS256'],
+  });
 }
 
 describe('MSAL for Python (python3-msal) against the emulator', () => {
@@ -88,7 +101,10 @@ describe('MSAL for Python (python3-msal) against the emulator', () => {
     // MSAL made only the calls we expect: the tenant's openid-configuration, then token requests;
     // nothing towards login.microsoftonline.com (instance discovery is off).
     expect(run.requests[0]).toBe(`GET ${f.emulator.openIdConfigurationUrl} 200`);
-    expect(run.requests.slice(1).every((r) => r === `POST ${f.emulator.tokenEndpoint} 200`), run.requests.join('\n')).toBe(true);
+    expect(
+      run.requests.slice(1).every((r) => r === `POST ${f.emulator.tokenEndpoint} 200`),
+      run.requests.join('\n'),
+    ).toBe(true);
   });
 
   it('sends x5c with public_certificate, and the emulator still matches the registered certificate', async () => {
@@ -99,7 +115,9 @@ describe('MSAL for Python (python3-msal) against the emulator', () => {
   });
 
   it('works with the tenant addressed by its domain', async () => {
-    const run = await runMsalPython(f.partnerCert, { authority: `${f.emulator.url}/${f.emulator.tenantDomain}` });
+    const run = await runMsalPython(f.partnerCert, {
+      authority: `${f.emulator.url}/${f.emulator.tenantDomain}`,
+    });
     expect(run.result.error, JSON.stringify(run.result)).toBeUndefined();
     expect(decodeJwt(run.result.access_token as string).payload.tid).toBe(f.emulator.tenantId);
   });
@@ -111,6 +129,8 @@ describe('MSAL for Python (python3-msal) against the emulator', () => {
     expect(run.result.error).toBe('invalid_client');
     expect(run.result.error_codes).toEqual([700027]);
     expect(run.result.error_description).toMatch(/^AADSTS700027:/);
-    expect(run.result.error_description).toContain(parseCertificate(stranger.certificatePem).thumbprints.sha1Hex);
+    expect(run.result.error_description).toContain(
+      parseCertificate(stranger.certificatePem).thumbprints.sha1Hex,
+    );
   });
 });

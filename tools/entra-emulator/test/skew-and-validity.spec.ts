@@ -2,7 +2,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSelfSignedCertificate, pemToDer } from '@certflow/certs';
 import { startEmulator } from '../src/emulator';
-import { assertionForm, clientAssertion, postForm, removeDir, startFixture, tempStateDir, type Fixture } from '../src/emulator.test-helpers';
+import {
+  assertionForm,
+  clientAssertion,
+  postForm,
+  removeDir,
+  startFixture,
+  tempStateDir,
+  type Fixture,
+} from '../src/emulator.test-helpers';
 
 let relaxed: Fixture; // default skew (60 s)
 let strict: Fixture; // clockSkewSeconds: 5
@@ -14,9 +22,17 @@ afterAll(async () => {
   await strict?.close();
 });
 
-async function tokenStatus(f: Fixture, claims: Record<string, number>, cert = f.partnerCert, nowSeconds?: number) {
+async function tokenStatus(
+  f: Fixture,
+  claims: Record<string, number>,
+  cert = f.partnerCert,
+  nowSeconds?: number,
+) {
   const clientId = f.provisioned.partner.appId;
-  const assertion = await clientAssertion(f.emulator.tokenEndpoint, clientId, cert, { claims, ...(nowSeconds ? { nowSeconds } : {}) });
+  const assertion = await clientAssertion(f.emulator.tokenEndpoint, clientId, cert, {
+    claims,
+    ...(nowSeconds ? { nowSeconds } : {}),
+  });
   const res = await postForm(f.emulator, assertionForm(clientId, assertion));
   return { status: res.status, body: res.json() };
 }
@@ -35,14 +51,18 @@ describe('clock skew on client assertions is configurable', () => {
   });
 
   it('a skew within the 5 s still passes (MSAL: nbf a second after iat)', async () => {
-    expect((await tokenStatus(strict, { iat: now() - 1, nbf: now() + 2, exp: now() + 600 })).status).toBe(200);
+    expect((await tokenStatus(strict, { iat: now() - 1, nbf: now() + 2, exp: now() + 600 })).status).toBe(
+      200,
+    );
   });
 
   it('a negative or non-numeric skew stops start-up with ERR_INVALID_OPTIONS', async () => {
     for (const clockSkewSeconds of [-1, Number.NaN]) {
       const dir = tempStateDir();
       try {
-        await expect(startEmulator({ stateDir: dir, clockSkewSeconds })).rejects.toMatchObject({ code: 'ERR_INVALID_OPTIONS' });
+        await expect(startEmulator({ stateDir: dir, clockSkewSeconds })).rejects.toMatchObject({
+          code: 'ERR_INVALID_OPTIONS',
+        });
       } finally {
         removeDir(dir);
       }

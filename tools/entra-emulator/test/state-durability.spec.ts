@@ -49,18 +49,25 @@ for (;;) {
 
 function killWriterAtRandomMoment(dir: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', WRITER, DIST_STATE_STORE, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['-e', WRITER, DIST_STATE_STORE, dir], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stderr = '';
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.stdout.once('data', () => setTimeout(() => child.kill('SIGKILL'), Math.random() * 150));
     child.on('error', reject);
-    child.on('exit', (_code, signal) => (signal === 'SIGKILL' ? resolve() : reject(new Error(`writer ended without SIGKILL: ${stderr}`))));
+    child.on('exit', (_code, signal) =>
+      signal === 'SIGKILL' ? resolve() : reject(new Error(`writer ended without SIGKILL: ${stderr}`)),
+    );
   });
 }
 
 describe('durable state', () => {
   it('emulator-state.json always parses and start-up works after kill -9 in the middle of writes', async () => {
-    expect(existsSync(DIST_STATE_STORE), `${DIST_STATE_STORE} is missing: run 'npx nx build entra-emulator' (nx test does)`).toBe(true);
+    expect(
+      existsSync(DIST_STATE_STORE),
+      `${DIST_STATE_STORE} is missing: run 'npx nx build entra-emulator' (nx test does)`,
+    ).toBe(true);
     const dir = newDir();
     const first = await startEmulator({ stateDir: dir });
     const tenantId = first.tenantId;
@@ -83,25 +90,36 @@ describe('durable state', () => {
   }, 120_000);
 
   it.each([
-    ['an unknown version', (valid: Record<string, unknown>) => JSON.stringify({ ...valid, version: 99 }, null, 2), 'state.version must be 1'],
-    ['a truncated file', (valid: Record<string, unknown>) => JSON.stringify(valid).slice(0, 500), 'not valid JSON'],
+    [
+      'an unknown version',
+      (valid: Record<string, unknown>) => JSON.stringify({ ...valid, version: 99 }, null, 2),
+      'state.version must be 1',
+    ],
+    [
+      'a truncated file',
+      (valid: Record<string, unknown>) => JSON.stringify(valid).slice(0, 500),
+      'not valid JSON',
+    ],
     ['bytes that are not UTF-8 JSON', () => '\u0000\u00ff garbage', 'not valid JSON'],
-  ])('stops start-up on %s, naming the file, and leaves it byte-for-byte untouched', async (_name, damage, why) => {
-    const dir = newDir();
-    await (await startEmulator({ stateDir: dir })).close();
-    const valid = JSON.parse(readFileSync(statePath(dir), 'utf8')) as Record<string, unknown>;
-    writeFileSync(statePath(dir), damage(valid));
-    const before = readFileSync(statePath(dir));
-    const mtimeBefore = statSync(statePath(dir)).mtimeMs;
-    const infoBefore = readFileSync(emulatorInfoPath(dir));
+  ])(
+    'stops start-up on %s, naming the file, and leaves it byte-for-byte untouched',
+    async (_name, damage, why) => {
+      const dir = newDir();
+      await (await startEmulator({ stateDir: dir })).close();
+      const valid = JSON.parse(readFileSync(statePath(dir), 'utf8')) as Record<string, unknown>;
+      writeFileSync(statePath(dir), damage(valid));
+      const before = readFileSync(statePath(dir));
+      const mtimeBefore = statSync(statePath(dir)).mtimeMs;
+      const infoBefore = readFileSync(emulatorInfoPath(dir));
 
-    const failure = await startEmulator({ stateDir: dir }).catch((err: unknown) => err);
-    expect(failure).toBeInstanceOf(EmulatorError);
-    expect((failure as EmulatorError).code).toBe('ERR_STATE_DAMAGED');
-    expect((failure as Error).message).toContain(statePath(dir));
-    expect((failure as Error).message).toContain(why);
-    expect(readFileSync(statePath(dir)).equals(before)).toBe(true);
-    expect(statSync(statePath(dir)).mtimeMs).toBe(mtimeBefore);
-    expect(readFileSync(emulatorInfoPath(dir)).equals(infoBefore)).toBe(true);
-  });
+      const failure = await startEmulator({ stateDir: dir }).catch((err: unknown) => err);
+      expect(failure).toBeInstanceOf(EmulatorError);
+      expect((failure as EmulatorError).code).toBe('ERR_STATE_DAMAGED');
+      expect((failure as Error).message).toContain(statePath(dir));
+      expect((failure as Error).message).toContain(why);
+      expect(readFileSync(statePath(dir)).equals(before)).toBe(true);
+      expect(statSync(statePath(dir)).mtimeMs).toBe(mtimeBefore);
+      expect(readFileSync(emulatorInfoPath(dir)).equals(infoBefore)).toBe(true);
+    },
+  );
 });

@@ -44,7 +44,8 @@ export function compileCheckHeader(file: string, element: PolicyElement): Policy
       if (raw === undefined) throw new ApimError(status, message, 'check-header', 'HeaderNotFound');
       if (values.length === 0) return;
       const actual = Array.isArray(raw) ? raw.join(',') : String(raw);
-      if (!values.includes(ignoreCase ? actual.toLowerCase() : actual)) throw new ApimError(status, message, 'check-header', 'HeaderValueNotAllowed');
+      if (!values.includes(ignoreCase ? actual.toLowerCase() : actual))
+        throw new ApimError(status, message, 'check-header', 'HeaderValueNotAllowed');
     },
   };
 }
@@ -55,7 +56,8 @@ export function compileIpFilter(file: string, element: PolicyElement): PolicySta
   r.noText();
   r.allowChildren(['address', 'address-range']);
   const action = r.required('action').trim();
-  if (action !== 'allow' && action !== 'forbid') throw r.error(`attribute action must be allow or forbid, got '${action}'`);
+  if (action !== 'allow' && action !== 'forbid')
+    throw r.error(`attribute action must be allow or forbid, got '${action}'`);
   if (element.children.length === 0) throw r.error('at least one <address> or <address-range> is required');
   const list = new BlockList();
   const family = (ip: string, at: ElementReader): 'ipv4' | 'ipv6' => {
@@ -92,14 +94,28 @@ export function compileIpFilter(file: string, element: PolicyElement): PolicySta
       const ip = ctx.request.clientIp;
       const v = isIP(ip);
       const listed = v !== 0 && list.check(ip, v === 4 ? 'ipv4' : 'ipv6');
-      if (listed !== (action === 'allow')) throw new ApimError(403, 'Forbidden', 'ip-filter', 'CallerIpNotAllowed');
+      if (listed !== (action === 'allow'))
+        throw new ApimError(403, 'Forbidden', 'ip-filter', 'CallerIpNotAllowed');
     },
   };
 }
 
 export function compileSetBackendService(file: string, element: PolicyElement): PolicyStatement {
   const r = new ElementReader(file, element);
-  r.allowAttributes(['id', 'base-url'], ['backend-id', 'sf-partition-key', 'sf-replica-type', 'sf-resolve-condition', 'sf-service-instance-name', 'sf-listener-name', 'dapr-app-id', 'dapr-method', 'dapr-namespace']);
+  r.allowAttributes(
+    ['id', 'base-url'],
+    [
+      'backend-id',
+      'sf-partition-key',
+      'sf-replica-type',
+      'sf-resolve-condition',
+      'sf-service-instance-name',
+      'sf-listener-name',
+      'dapr-app-id',
+      'dapr-method',
+      'dapr-namespace',
+    ],
+  );
   r.noChildren();
   r.noText();
   const value = r.required('base-url').trim();
@@ -109,7 +125,8 @@ export function compileSetBackendService(file: string, element: PolicyElement): 
   } catch {
     throw r.error(`base-url '${value}' is not a valid URL`);
   }
-  if (url.protocol !== 'http:') throw r.error(`base-url '${value}' must be an http:// URL (this gateway forwards over plain HTTP)`);
+  if (url.protocol !== 'http:')
+    throw r.error(`base-url '${value}' must be an http:// URL (this gateway forwards over plain HTTP)`);
   if (url.search || url.hash) throw r.error(`base-url '${value}' must not have a query string or fragment`);
   return {
     name: 'set-backend-service',

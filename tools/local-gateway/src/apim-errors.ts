@@ -32,7 +32,12 @@ export function apimErrorBody(statusCode: number, message: string): string {
 }
 
 /** Writes an APIM error response unless the response has already started or the client is gone. */
-export function sendApimError(res: ServerResponse, statusCode: number, message: string, extraHeaders: Record<string, string> = {}): void {
+export function sendApimError(
+  res: ServerResponse,
+  statusCode: number,
+  message: string,
+  extraHeaders: Record<string, string> = {},
+): void {
   if (res.headersSent || res.destroyed || res.writableEnded) return;
   const body = apimErrorBody(statusCode, message);
   res.writeHead(statusCode, {

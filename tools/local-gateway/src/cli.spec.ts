@@ -16,30 +16,57 @@ describe('gateway CLI', () => {
   afterAll(() => state.remove());
 
   it('parses flags, repeated named values included', () => {
-    const { options } = parseGatewayArgs([...REQUIRED, '--named-value', 'tenant-id=abc', '--named-value', 'x=a=b', '--port', '8443', '--host', '0.0.0.0']);
-    expect(options).toMatchObject({ stateDir: '/tmp/s', policyFile: 'p.xml', backendUrl: 'http://127.0.0.1:3000', port: 8443, host: '0.0.0.0', namedValues: { 'tenant-id': 'abc', x: 'a=b' } });
+    const { options } = parseGatewayArgs([
+      ...REQUIRED,
+      '--named-value',
+      'tenant-id=abc',
+      '--named-value',
+      'x=a=b',
+      '--port',
+      '8443',
+      '--host',
+      '0.0.0.0',
+    ]);
+    expect(options).toMatchObject({
+      stateDir: '/tmp/s',
+      policyFile: 'p.xml',
+      backendUrl: 'http://127.0.0.1:3000',
+      port: 8443,
+      host: '0.0.0.0',
+      namedValues: { 'tenant-id': 'abc', x: 'a=b' },
+    });
   });
 
   it('takes scopes, subscription keys and the metrics path', () => {
     const { options } = parseGatewayArgs([
       ...REQUIRED,
-      '--global-policy', 'global.xml',
-      '--operation', 'GET /orders/{id}=op.xml',
-      '--subscription-key', 'contoso=key-1-aaaaaaaa',
-      '--subscription-key', 'contoso=key-2-bbbbbbbb',
+      '--global-policy',
+      'global.xml',
+      '--operation',
+      'GET /orders/{id}=op.xml',
+      '--subscription-key',
+      'contoso=key-1-aaaaaaaa',
+      '--subscription-key',
+      'contoso=key-2-bbbbbbbb',
       '--subscription-required',
-      '--metrics-path', 'off',
+      '--metrics-path',
+      'off',
     ]);
     expect(options).toMatchObject({
       globalPolicyFile: 'global.xml',
       operations: [{ method: 'GET', urlTemplate: '/orders/{id}', policyFile: 'op.xml' }],
-      subscriptionKeys: { required: true, subscriptions: [{ id: 'contoso', keys: ['key-1-aaaaaaaa', 'key-2-bbbbbbbb'] }] },
+      subscriptionKeys: {
+        required: true,
+        subscriptions: [{ id: 'contoso', keys: ['key-1-aaaaaaaa', 'key-2-bbbbbbbb'] }],
+      },
       metricsPath: false,
     });
   });
 
   it('takes --redis-url for shared rate-limit counters', () => {
-    expect(parseGatewayArgs([...REQUIRED, '--redis-url', 'redis://127.0.0.1:6379/0']).options.redisUrl).toBe('redis://127.0.0.1:6379/0');
+    expect(parseGatewayArgs([...REQUIRED, '--redis-url', 'redis://127.0.0.1:6379/0']).options.redisUrl).toBe(
+      'redis://127.0.0.1:6379/0',
+    );
   });
 
   it.each([
@@ -50,14 +77,23 @@ describe('gateway CLI', () => {
     [[...REQUIRED, '--colour', 'blue'], /--colour/],
     [['--state-dir', 'd', '--policy', 'p', '--backend', 'https://api'], /--backend must be an http:\/\/ URL/],
     [[...REQUIRED, '--ca-file', '/nonexistent.pem'], /--ca-file: cannot read/],
-    [[...REQUIRED, '--client-cert-mode', 'lenient', '--client-ca-file', 'x.pem'], /--client-cert-mode must be strict or passthrough/],
+    [
+      [...REQUIRED, '--client-cert-mode', 'lenient', '--client-ca-file', 'x.pem'],
+      /--client-cert-mode must be strict or passthrough/,
+    ],
     [[...REQUIRED, '--client-cert-mode', 'strict'], /--client-cert-mode needs --client-ca-file/],
     [[...REQUIRED, '--client-ca-file', '/nonexistent.pem'], /--client-ca-file: cannot read/],
     [[...REQUIRED, '--operation', 'GET orders=x.xml'], /--operation must be "METHOD \/template=FILE"/],
-    [[...REQUIRED, '--subscription-required'], /--subscription-required needs at least one --subscription-key/],
+    [
+      [...REQUIRED, '--subscription-required'],
+      /--subscription-required needs at least one --subscription-key/,
+    ],
     [[...REQUIRED, '--metrics-path', 'metrics'], /--metrics-path must start with \//],
     [[...REQUIRED, '--entra-instance', 'http://login.example'], /--entra-instance must be an https:\/\/ URL/],
-    [[...REQUIRED, '--redis-url', 'http://127.0.0.1:6379'], /--redis-url must be a redis:\/\/ or rediss:\/\/ URL/],
+    [
+      [...REQUIRED, '--redis-url', 'http://127.0.0.1:6379'],
+      /--redis-url must be a redis:\/\/ or rediss:\/\/ URL/,
+    ],
   ])('exits 2 naming the flag: %j', async (argv, message) => {
     const { exitCode, stderr } = await usage(argv);
     expect(exitCode).toBe(2);
@@ -71,22 +107,37 @@ describe('gateway CLI', () => {
     const out: string[] = [];
     const { exitCode, gateway } = await runCli(
       [
-        '--state-dir', state.dir,
-        '--policy', resolve(__dirname, '../../../apps/api/apim/policy.xml'),
-        '--backend', upstream.url,
-        '--named-value', `entra-instance=${issuer.url}`,
-        '--named-value', `tenant-id=${issuer.tenantId}`,
-        '--named-value', 'api-app-id=app',
-        '--named-value', 'api-app-id-uri=api://orders',
-        '--ca-file', caFile,
+        '--state-dir',
+        state.dir,
+        '--policy',
+        resolve(__dirname, '../../../apps/api/apim/policy.xml'),
+        '--backend',
+        upstream.url,
+        '--named-value',
+        `entra-instance=${issuer.url}`,
+        '--named-value',
+        `tenant-id=${issuer.tenantId}`,
+        '--named-value',
+        'api-app-id=app',
+        '--named-value',
+        'api-app-id-uri=api://orders',
+        '--ca-file',
+        caFile,
       ],
       { stdout: (l) => out.push(l), stderr: (l) => out.push(l) },
     );
     try {
       expect(exitCode).toBe(0);
       expect(JSON.parse(out[0]!)).toEqual({ event: 'listening', url: gateway!.url });
-      const token = await issuer.sign({ aud: 'app', iss: issuer.issuer, exp: Math.floor(Date.now() / 1000) + 600 });
-      const res = await httpsCall(`${gateway!.url}/orders`, { caPem: issuer.caPem, headers: { authorization: `Bearer ${token}` } });
+      const token = await issuer.sign({
+        aud: 'app',
+        iss: issuer.issuer,
+        exp: Math.floor(Date.now() / 1000) + 600,
+      });
+      const res = await httpsCall(`${gateway!.url}/orders`, {
+        caPem: issuer.caPem,
+        headers: { authorization: `Bearer ${token}` },
+      });
       expect(res.status).toBe(200);
       expect(JSON.parse(out[1]!)).toMatchObject({ event: 'request', path: '/orders', status: 200 });
     } finally {
@@ -97,8 +148,17 @@ describe('gateway CLI', () => {
   });
 
   it('exits 1 with the policy error when the policy does not load', async () => {
-    const { exitCode, stderr } = await usage(['--state-dir', state.dir, '--policy', resolve(__dirname, '../../../apps/api/apim/policy.xml'), '--backend', 'http://127.0.0.1:1']);
+    const { exitCode, stderr } = await usage([
+      '--state-dir',
+      state.dir,
+      '--policy',
+      resolve(__dirname, '../../../apps/api/apim/policy.xml'),
+      '--backend',
+      'http://127.0.0.1:1',
+    ]);
     expect(exitCode).toBe(1);
-    expect(stderr).toMatch(/policy\.xml:\d+: <openid-config>: attribute url: unknown named value 'entra-instance'/);
+    expect(stderr).toMatch(
+      /policy\.xml:\d+: <openid-config>: attribute url: unknown named value 'entra-instance'/,
+    );
   });
 });

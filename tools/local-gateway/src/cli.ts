@@ -38,7 +38,11 @@ export class UsageError extends Error {
 
 export interface ParsedArgs {
   help: boolean;
-  options: Omit<GatewayOptions, 'trustedCaPem' | 'clientCertificates'> & { caFile?: string; clientCaFile?: string; clientCertMode?: 'strict' | 'passthrough' };
+  options: Omit<GatewayOptions, 'trustedCaPem' | 'clientCertificates'> & {
+    caFile?: string;
+    clientCaFile?: string;
+    clientCertMode?: 'strict' | 'passthrough';
+  };
 }
 
 function required(name: string, value: string | undefined): string {
@@ -84,24 +88,35 @@ export function parseGatewayArgs(argv: readonly string[]): ParsedArgs {
     const eq = pair.indexOf('=');
     if (eq <= 0) throw new UsageError(`--named-value must be NAME=VALUE, got '${pair}'`);
     const name = pair.slice(0, eq).trim();
-    if (!/^[A-Za-z0-9._-]+$/.test(name)) throw new UsageError(`--named-value name '${name}' may contain only letters, digits, '.', '_' and '-'`);
+    if (!/^[A-Za-z0-9._-]+$/.test(name))
+      throw new UsageError(`--named-value name '${name}' may contain only letters, digits, '.', '_' and '-'`);
     if (name in namedValues) throw new UsageError(`--named-value ${name} given twice`);
     namedValues[name] = pair.slice(eq + 1);
   }
   const port = values.port === undefined ? 0 : Number(values.port);
-  if (!/^\d+$/.test(values.port ?? '0') || port > 65535) throw new UsageError(`--port must be a port number 0-65535, got '${values.port}'`);
-  const maxBody = values['max-body-bytes'] === undefined ? DEFAULT_MAX_REQUEST_BODY_BYTES : Number(values['max-body-bytes']);
+  if (!/^\d+$/.test(values.port ?? '0') || port > 65535)
+    throw new UsageError(`--port must be a port number 0-65535, got '${values.port}'`);
+  const maxBody =
+    values['max-body-bytes'] === undefined
+      ? DEFAULT_MAX_REQUEST_BODY_BYTES
+      : Number(values['max-body-bytes']);
   if (!/^\d+$/.test(values['max-body-bytes'] ?? '0') || !Number.isSafeInteger(maxBody)) {
-    throw new UsageError(`--max-body-bytes must be a non-negative integer, got '${values['max-body-bytes']}'`);
+    throw new UsageError(
+      `--max-body-bytes must be a non-negative integer, got '${values['max-body-bytes']}'`,
+    );
   }
   const backendUrl = required('backend', values.backend);
-  if (!/^http:\/\/[^/]/.test(backendUrl)) throw new UsageError(`--backend must be an http:// URL, got '${backendUrl}'`);
-  if (values.host !== undefined && values.host.trim() === '') throw new UsageError('--host must not be empty');
+  if (!/^http:\/\/[^/]/.test(backendUrl))
+    throw new UsageError(`--backend must be an http:// URL, got '${backendUrl}'`);
+  if (values.host !== undefined && values.host.trim() === '')
+    throw new UsageError('--host must not be empty');
   const redisUrl = values['redis-url'];
-  if (redisUrl !== undefined && !/^rediss?:\/\/[^/]/.test(redisUrl)) throw new UsageError('--redis-url must be a redis:// or rediss:// URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^/]/.test(redisUrl))
+    throw new UsageError('--redis-url must be a redis:// or rediss:// URL');
 
   const entraInstance = values['entra-instance'];
-  if (entraInstance !== undefined && !/^https:\/\/[^/]/.test(entraInstance)) throw new UsageError('--entra-instance must be an https:// URL');
+  if (entraInstance !== undefined && !/^https:\/\/[^/]/.test(entraInstance))
+    throw new UsageError('--entra-instance must be an https:// URL');
   const operations = (values.operation ?? []).map((spec) => {
     const m = /^([A-Za-z*]+) (\/\S*)=(.+)$/.exec(spec);
     if (!m) throw new UsageError(`--operation must be "METHOD /template=FILE", got '${spec}'`);
@@ -114,12 +129,16 @@ export function parseGatewayArgs(argv: readonly string[]): ParsedArgs {
     const id = pair.slice(0, eq);
     subscriptions.set(id, [...(subscriptions.get(id) ?? []), pair.slice(eq + 1)]);
   }
-  if (values['subscription-required'] && subscriptions.size === 0) throw new UsageError('--subscription-required needs at least one --subscription-key');
+  if (values['subscription-required'] && subscriptions.size === 0)
+    throw new UsageError('--subscription-required needs at least one --subscription-key');
   const metricsPath = values['metrics-path'];
-  if (metricsPath !== undefined && metricsPath !== 'off' && !metricsPath.startsWith('/')) throw new UsageError(`--metrics-path must start with / (or be off), got '${metricsPath}'`);
+  if (metricsPath !== undefined && metricsPath !== 'off' && !metricsPath.startsWith('/'))
+    throw new UsageError(`--metrics-path must start with / (or be off), got '${metricsPath}'`);
   const clientCertMode = values['client-cert-mode'];
-  if (clientCertMode !== undefined && clientCertMode !== 'strict' && clientCertMode !== 'passthrough') throw new UsageError(`--client-cert-mode must be strict or passthrough, got '${clientCertMode}'`);
-  if (clientCertMode !== undefined && values['client-ca-file'] === undefined) throw new UsageError('--client-cert-mode needs --client-ca-file');
+  if (clientCertMode !== undefined && clientCertMode !== 'strict' && clientCertMode !== 'passthrough')
+    throw new UsageError(`--client-cert-mode must be strict or passthrough, got '${clientCertMode}'`);
+  if (clientCertMode !== undefined && values['client-ca-file'] === undefined)
+    throw new UsageError('--client-cert-mode needs --client-ca-file');
 
   return {
     help: false,
@@ -133,13 +152,24 @@ export function parseGatewayArgs(argv: readonly string[]): ParsedArgs {
       ...(values.host === undefined ? {} : { host: values.host }),
       ...(redisUrl === undefined ? {} : { redisUrl }),
       ...(entraInstance === undefined ? {} : { entraInstance }),
-      ...(values['global-policy'] === undefined ? {} : { globalPolicyFile: required('global-policy', values['global-policy']) }),
+      ...(values['global-policy'] === undefined
+        ? {}
+        : { globalPolicyFile: required('global-policy', values['global-policy']) }),
       ...(operations.length ? { operations } : {}),
       ...(subscriptions.size
-        ? { subscriptionKeys: { required: values['subscription-required'] === true, subscriptions: [...subscriptions].map(([id, keys]) => ({ id, keys })) } }
+        ? {
+            subscriptionKeys: {
+              required: values['subscription-required'] === true,
+              subscriptions: [...subscriptions].map(([id, keys]) => ({ id, keys })),
+            },
+          }
         : {}),
-      ...(metricsPath === undefined ? {} : { metricsPath: metricsPath === 'off' ? (false as const) : metricsPath }),
-      ...(values['client-ca-file'] === undefined ? {} : { clientCaFile: required('client-ca-file', values['client-ca-file']) }),
+      ...(metricsPath === undefined
+        ? {}
+        : { metricsPath: metricsPath === 'off' ? (false as const) : metricsPath }),
+      ...(values['client-ca-file'] === undefined
+        ? {}
+        : { clientCaFile: required('client-ca-file', values['client-ca-file']) }),
       ...(clientCertMode === undefined ? {} : { clientCertMode }),
       ...(values['ca-file'] === undefined ? {} : { caFile: required('ca-file', values['ca-file']) }),
     },
@@ -152,7 +182,10 @@ export interface CliIo {
 }
 
 /** Runs the CLI; resolves with an exit code (2 usage, 1 start-up failure) or the running gateway. */
-export async function runCli(argv: readonly string[], io: CliIo): Promise<{ exitCode: number; gateway?: RunningGateway }> {
+export async function runCli(
+  argv: readonly string[],
+  io: CliIo,
+): Promise<{ exitCode: number; gateway?: RunningGateway }> {
   let parsed: ParsedArgs;
   try {
     parsed = parseGatewayArgs(argv);
@@ -195,7 +228,14 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<{ exit
     const gateway = await startGateway({
       ...options,
       ...(trustedCaPem ? { trustedCaPem } : {}),
-      ...(clientCaPem ? { clientCertificates: { trustedCaPem: clientCaPem, ...(clientCertMode ? { mode: clientCertMode } : {}) } } : {}),
+      ...(clientCaPem
+        ? {
+            clientCertificates: {
+              trustedCaPem: clientCaPem,
+              ...(clientCertMode ? { mode: clientCertMode } : {}),
+            },
+          }
+        : {}),
       accessLog: (entry) => io.stdout(JSON.stringify(entry)),
     });
     io.stdout(JSON.stringify({ event: 'listening', url: gateway.url }));

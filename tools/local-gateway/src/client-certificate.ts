@@ -39,7 +39,11 @@ export const CLIENT_CERT_HEADERS = {
 } as const;
 
 /** Headers only the gateway sets; a client's own values are removed. */
-export const GATEWAY_ONLY_HEADERS = new Set<string>([...Object.values(CLIENT_CERT_HEADERS), 'x-appgw-trace-id', 'x-original-url']);
+export const GATEWAY_ONLY_HEADERS = new Set<string>([
+  ...Object.values(CLIENT_CERT_HEADERS),
+  'x-appgw-trace-id',
+  'x-original-url',
+]);
 
 export interface PeerCertificate extends ClientCertificateInfo {
   x509: X509Certificate;
@@ -54,7 +58,8 @@ export function peerCertificateOf(req: IncomingMessage): PeerCertificate | undef
   const peer = socket.getPeerCertificate(true) as DetailedPeerCertificate | Record<string, never>;
   if (!peer || !('raw' in peer) || !peer.raw) return undefined;
   const x509 = new X509Certificate(peer.raw);
-  const issuerCert = peer.issuerCertificate && peer.issuerCertificate !== peer ? peer.issuerCertificate : undefined;
+  const issuerCert =
+    peer.issuerCertificate && peer.issuerCertificate !== peer ? peer.issuerCertificate : undefined;
   const trusted = socket.authorized;
   const reason = socket.authorizationError ? String(socket.authorizationError) : 'UNKNOWN';
   return {
@@ -63,7 +68,9 @@ export function peerCertificateOf(req: IncomingMessage): PeerCertificate | undef
     thumbprint: x509.fingerprint.replace(/:/g, '').toUpperCase(),
     subject: dotNetName(x509.subject),
     issuer: dotNetName(x509.issuer),
-    issuerThumbprint: issuerCert?.raw ? createHash('sha1').update(issuerCert.raw).digest('hex').toUpperCase() : undefined,
+    issuerThumbprint: issuerCert?.raw
+      ? createHash('sha1').update(issuerCert.raw).digest('hex').toUpperCase()
+      : undefined,
     trusted,
     serialNumber: x509.serialNumber.toUpperCase(),
     notBefore: new Date(x509.validFrom),

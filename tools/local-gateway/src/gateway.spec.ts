@@ -52,7 +52,10 @@ describe('local gateway', () => {
     'api-app-id-uri': API_APP_ID_URI,
   });
 
-  async function gatewayFor(xml: string | { file: string }, extra: Partial<Parameters<typeof startGateway>[0]> = {}): Promise<RunningGateway> {
+  async function gatewayFor(
+    xml: string | { file: string },
+    extra: Partial<Parameters<typeof startGateway>[0]> = {},
+  ): Promise<RunningGateway> {
     let policyFile: string;
     if (typeof xml === 'string') {
       policyFile = join(state.dir, `policy-${randomUUID()}.xml`);
@@ -130,7 +133,11 @@ describe('local gateway', () => {
 
   it('streams a request body to the backend and the response back', async () => {
     const body = 'x'.repeat(200_000);
-    const res = await call(gateway, '/orders', { method: 'POST', headers: { ...bearer(await token()), 'content-type': 'text/plain' }, body: [body.slice(0, 1000), body.slice(1000)] });
+    const res = await call(gateway, '/orders', {
+      method: 'POST',
+      headers: { ...bearer(await token()), 'content-type': 'text/plain' },
+      body: [body.slice(0, 1000), body.slice(1000)],
+    });
     expect(res.status).toBe(200);
     expect((res.json() as EchoedRequest).body).toBe(body);
   });
@@ -146,9 +153,14 @@ describe('local gateway', () => {
 
   it('requires the Bearer scheme in the Authorization header', async () => {
     const jwt = await token();
-    expect((await call(gateway, '/orders', { headers: { authorization: jwt } })).json()).toEqual({ statusCode: 401, message: 'JWT not present.' });
+    expect((await call(gateway, '/orders', { headers: { authorization: jwt } })).json()).toEqual({
+      statusCode: 401,
+      message: 'JWT not present.',
+    });
     expect((await call(gateway, '/orders', { headers: { authorization: `Basic ${jwt}` } })).status).toBe(401);
-    expect((await call(gateway, '/orders', { headers: { authorization: `bearer ${jwt}` } })).status).toBe(200);
+    expect((await call(gateway, '/orders', { headers: { authorization: `bearer ${jwt}` } })).status).toBe(
+      200,
+    );
   });
 
   it('refuses a malformed token', async () => {
@@ -159,14 +171,20 @@ describe('local gateway', () => {
   it('refuses a token for another audience', async () => {
     const res = await call(gateway, '/orders', { headers: bearer(await token({ aud: randomUUID() })) });
     expect(res.status).toBe(401);
-    expect((res.json() as { message: string }).message).toMatch(/^Audience validation failed\..*Access denied\.$/);
+    expect((res.json() as { message: string }).message).toMatch(
+      /^Audience validation failed\..*Access denied\.$/,
+    );
   });
 
   it('refuses an expired token', async () => {
     const past = Math.floor(Date.now() / 1000) - 7200;
-    const res = await call(gateway, '/orders', { headers: bearer(await token({ iat: past, nbf: past, exp: past + 3600 })) });
+    const res = await call(gateway, '/orders', {
+      headers: bearer(await token({ iat: past, nbf: past, exp: past + 3600 })),
+    });
     expect(res.status).toBe(401);
-    expect((res.json() as { message: string }).message).toMatch(/^Lifetime validation failed\. The token is expired\./);
+    expect((res.json() as { message: string }).message).toMatch(
+      /^Lifetime validation failed\. The token is expired\./,
+    );
   });
 
   it('refuses a token without exp (require-expiration-time defaults to true)', async () => {
@@ -178,7 +196,9 @@ describe('local gateway', () => {
   });
 
   it('refuses a token from another issuer (the openid-config issuer is required when <issuers> is absent)', async () => {
-    const res = await call(gateway, '/orders', { headers: bearer(await token({ iss: `https://login.microsoftonline.com/${issuer.tenantId}/v2.0` })) });
+    const res = await call(gateway, '/orders', {
+      headers: bearer(await token({ iss: `https://login.microsoftonline.com/${issuer.tenantId}/v2.0` })),
+    });
     expect(res.status).toBe(401);
     expect((res.json() as { message: string }).message).toMatch(/^Issuer validation failed\./);
   });
@@ -192,7 +212,9 @@ describe('local gateway', () => {
     expect((none.json() as { message: string }).message).toMatch(/Algorithm 'none' is not supported/);
 
     const { createHmac, createPublicKey } = await import('node:crypto');
-    const publicPem = createPublicKey(issuer.keys[0]!.privateKeyPem).export({ type: 'spki', format: 'pem' }).toString();
+    const publicPem = createPublicKey(issuer.keys[0]!.privateKeyPem)
+      .export({ type: 'spki', format: 'pem' })
+      .toString();
     const input = `${b64({ alg: 'HS256', typ: 'JWT', kid: issuer.keys[0]!.kid })}.${b64(claims)}`;
     const forged = `${input}.${createHmac('sha256', publicPem).update(input).digest('base64url')}`;
     const hs = await call(gateway, '/orders', { headers: bearer(forged) });
@@ -211,7 +233,9 @@ describe('local gateway', () => {
 
   it('accepts PS256 and RS512 tokens', async () => {
     for (const alg of ['PS256', 'RS512']) {
-      const res = await call(gateway, '/orders', { headers: bearer(await issuer.sign(accessTokenClaims(issuer, API_APP_ID), { alg })) });
+      const res = await call(gateway, '/orders', {
+        headers: bearer(await issuer.sign(accessTokenClaims(issuer, API_APP_ID), { alg })),
+      });
       expect(res.status, alg).toBe(200);
     }
   });
@@ -222,9 +246,14 @@ describe('local gateway', () => {
     const pulls = issuer.counts.jwks;
 
     // an unknown kid right after the first pull: no new pull allowed yet
-    const unknown = await issuer.sign(accessTokenClaims(issuer, API_APP_ID), { header: { kid: 'no-such-key' } });
+    const unknown = await issuer.sign(accessTokenClaims(issuer, API_APP_ID), {
+      header: { kid: 'no-such-key' },
+    });
     const first = await call(g, '/orders', { headers: bearer(unknown) });
-    expect(first.json()).toEqual({ statusCode: 401, message: "Signature validation failed. Unable to match key: kid: 'no-such-key'. Access denied." });
+    expect(first.json()).toEqual({
+      statusCode: 401,
+      message: "Signature validation failed. Unable to match key: kid: 'no-such-key'. Access denied.",
+    });
     expect(issuer.counts.jwks).toBe(pulls);
 
     // 5 minutes later: pulled once more, still unknown → 401; and not again right after
@@ -252,19 +281,32 @@ describe('local gateway', () => {
   });
 
   it('uses failed-validation-httpcode and failed-validation-error-message', async () => {
-    const g = await gatewayFor(policyXml(' failed-validation-httpcode="403" failed-validation-error-message="Unauthorized. Access token is missing or invalid."'));
+    const g = await gatewayFor(
+      policyXml(
+        ' failed-validation-httpcode="403" failed-validation-error-message="Unauthorized. Access token is missing or invalid."',
+      ),
+    );
     const res = await call(g, '/orders');
     expect(res.status).toBe(403);
-    expect(res.json()).toEqual({ statusCode: 403, message: 'Unauthorized. Access token is missing or invalid.' });
+    expect(res.json()).toEqual({
+      statusCode: 403,
+      message: 'Unauthorized. Access token is missing or invalid.',
+    });
   });
 
   it('reads the token from a query parameter and honours clock-skew', async () => {
-    const xml = policyXml().replace('header-name="Authorization"', 'query-parameter-name="access_token" clock-skew="60"');
+    const xml = policyXml().replace(
+      'header-name="Authorization"',
+      'query-parameter-name="access_token" clock-skew="60"',
+    );
     const g = await gatewayFor(xml);
     const past = Math.floor((Date.now() + clockOffsetMs) / 1000) - 3630; // the gateway's clock
     const justExpired = await token({ iat: past, nbf: past, exp: past + 3600 }); // expired 30 s ago
     expect((await call(g, `/orders?access_token=${justExpired}`)).status).toBe(200);
-    expect((await call(g, '/orders', { headers: bearer(justExpired) })).json()).toEqual({ statusCode: 401, message: 'JWT not present.' });
+    expect((await call(g, '/orders', { headers: bearer(justExpired) })).json()).toEqual({
+      statusCode: 401,
+      message: 'JWT not present.',
+    });
     const longExpired = await token({ iat: past - 60, nbf: past - 60, exp: past + 3540 }); // 90 s ago
     expect((await call(g, `/orders?access_token=${longExpired}`)).status).toBe(401);
   });
@@ -298,12 +340,25 @@ describe('local gateway', () => {
   it('answers 413 for a body over the limit (declared or streamed)', async () => {
     const g = await gatewayFor(policyXml(), { maxRequestBodyBytes: 1024 });
     const jwt = await token();
-    const declared = await call(g, '/orders', { method: 'POST', headers: { ...bearer(jwt), 'content-type': 'text/plain' }, body: 'y'.repeat(4096) });
+    const declared = await call(g, '/orders', {
+      method: 'POST',
+      headers: { ...bearer(jwt), 'content-type': 'text/plain' },
+      body: 'y'.repeat(4096),
+    });
     expect(declared.status).toBe(413);
-    expect(declared.json()).toEqual({ statusCode: 413, message: 'The request body is larger than the limit of 1024 bytes.' });
-    const streamed = await call(g, '/orders', { method: 'POST', headers: { ...bearer(jwt), 'transfer-encoding': 'chunked' }, body: ['z'.repeat(800), 'z'.repeat(800)] });
+    expect(declared.json()).toEqual({
+      statusCode: 413,
+      message: 'The request body is larger than the limit of 1024 bytes.',
+    });
+    const streamed = await call(g, '/orders', {
+      method: 'POST',
+      headers: { ...bearer(jwt), 'transfer-encoding': 'chunked' },
+      body: ['z'.repeat(800), 'z'.repeat(800)],
+    });
     expect(streamed.status).toBe(413);
-    expect((await call(g, '/orders', { method: 'POST', headers: bearer(jwt), body: 'small' })).status).toBe(200);
+    expect((await call(g, '/orders', { method: 'POST', headers: bearer(jwt), body: 'small' })).status).toBe(
+      200,
+    );
   });
 
   it('answers 502 in APIM form when the backend is down', async () => {
@@ -321,7 +376,12 @@ describe('local gateway', () => {
   it('survives a client that aborts mid-request', async () => {
     const jwt = await token();
     await new Promise<void>((done) => {
-      const req = httpsRequest(`${gateway.url}/orders`, { method: 'POST', ca: issuer.caPem, agent: false, headers: { ...bearer(jwt), 'content-length': '100000' } });
+      const req = httpsRequest(`${gateway.url}/orders`, {
+        method: 'POST',
+        ca: issuer.caPem,
+        agent: false,
+        headers: { ...bearer(jwt), 'content-length': '100000' },
+      });
       req.on('error', () => done());
       req.write('partial');
       setTimeout(() => {
@@ -344,8 +404,19 @@ describe('local gateway', () => {
     expect(text).not.toContain(jwt.split('.')[1]!);
     expect(text).not.toContain(jwt.split('.')[2]!);
     expect(text.toLowerCase()).not.toContain('authorization');
-    expect(log[0]).toMatchObject({ event: 'request', method: 'GET', path: '/orders', status: 200, policy: 'forwarded' });
-    expect(log[1]).toMatchObject({ status: 401, policy: 'rejected', errorSource: 'validate-jwt', errorReason: 'TokenSignatureInvalid' });
+    expect(log[0]).toMatchObject({
+      event: 'request',
+      method: 'GET',
+      path: '/orders',
+      status: 200,
+      policy: 'forwarded',
+    });
+    expect(log[1]).toMatchObject({
+      status: 401,
+      policy: 'rejected',
+      errorSource: 'validate-jwt',
+      errorReason: 'TokenSignatureInvalid',
+    });
     expect(typeof log[0]!.durationMs).toBe('number');
   });
 
@@ -362,9 +433,14 @@ describe('local gateway', () => {
     });
 
     it('refuses any other aud, and a missing token', async () => {
-      const wrong = await call(real, '/orders', { headers: bearer(await issuer.sign(accessTokenClaims(issuer, 'api://someone-else'))) });
+      const wrong = await call(real, '/orders', {
+        headers: bearer(await issuer.sign(accessTokenClaims(issuer, 'api://someone-else'))),
+      });
       expect(wrong.status).toBe(401);
-      expect(wrong.json()).toEqual({ statusCode: 401, message: 'Claim aud value of api://someone-else is not allowed. Access denied.' });
+      expect(wrong.json()).toEqual({
+        statusCode: 401,
+        message: 'Claim aud value of api://someone-else is not allowed. Access denied.',
+      });
       expect((await call(real, '/orders')).json()).toEqual({ statusCode: 401, message: 'JWT not present.' });
     });
   });

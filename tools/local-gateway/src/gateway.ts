@@ -18,11 +18,22 @@ import { ApimError, apimErrorBody, sendApimError } from './apim-errors';
 import { MetadataCacheTimings, OpenIdMetadataCache } from './openid-metadata-cache';
 import type { GatewayResponse, PolicyContext, PolicyStatement } from './policy-context';
 import { loadPolicyDocument, PolicyDocument, PolicyLoadOptions } from './policy-document';
-import { ClientCertificateOptions, clientCertificateHeaders, PeerCertificate, peerCertificateOf } from './client-certificate';
+import {
+  ClientCertificateOptions,
+  clientCertificateHeaders,
+  PeerCertificate,
+  peerCertificateOf,
+} from './client-certificate';
 import { SubscriptionKeyOptions, SubscriptionKeys } from './subscription-keys';
 import { GatewayMetrics } from './metrics';
 import { MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore } from './rate-limit-store';
-import { backendRequestHeaders, clientIpOf, clientResponseHeaders, forwardRequest, ProxyFailure } from './proxy';
+import {
+  backendRequestHeaders,
+  clientIpOf,
+  clientResponseHeaders,
+  forwardRequest,
+  ProxyFailure,
+} from './proxy';
 
 export const HEALTH_PATH = '/status-0123456789abcdef';
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 2 * 1024 * 1024;
@@ -95,7 +106,9 @@ interface CompiledOperation {
 
 function templatePattern(template: string): RegExp {
   if (!template.startsWith('/')) throw new TypeError(`operation urlTemplate '${template}' must start with /`);
-  const parts = template.split(/(\{[^{}/]+\})/).map((part) => (/^\{[^{}/]+\}$/.test(part) ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+  const parts = template
+    .split(/(\{[^{}/]+\})/)
+    .map((part) => (/^\{[^{}/]+\}$/.test(part) ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
   return new RegExp(`^${parts.join('')}/?$`);
 }
 
@@ -110,18 +123,24 @@ export interface RunningGateway {
 export async function startGateway(opts: GatewayOptions): Promise<RunningGateway> {
   const backend = parseBackendUrl(opts.backendUrl);
   const maxBodyBytes = opts.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES;
-  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0) throw new TypeError(`maxRequestBodyBytes must be a non-negative integer, got ${maxBodyBytes}`);
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0)
+    throw new TypeError(`maxRequestBodyBytes must be a non-negative integer, got ${maxBodyBytes}`);
   const now = opts.now ?? Date.now;
   const mtls = opts.clientCertificates;
-  if (mtls && !mtls.trustedCaPem.includes('-----BEGIN CERTIFICATE-----')) throw new TypeError('clientCertificates.trustedCaPem must contain PEM certificates');
-  if (mtls?.mode !== undefined && mtls.mode !== 'strict' && mtls.mode !== 'passthrough') throw new TypeError(`clientCertificates.mode must be strict or passthrough, got '${String(mtls.mode)}'`);
+  if (mtls && !mtls.trustedCaPem.includes('-----BEGIN CERTIFICATE-----'))
+    throw new TypeError('clientCertificates.trustedCaPem must contain PEM certificates');
+  if (mtls?.mode !== undefined && mtls.mode !== 'strict' && mtls.mode !== 'passthrough')
+    throw new TypeError(`clientCertificates.mode must be strict or passthrough, got '${String(mtls.mode)}'`);
   const subscriptionKeys = opts.subscriptionKeys ? new SubscriptionKeys(opts.subscriptionKeys) : undefined;
   const caches = new Map<string, OpenIdMetadataCache>();
-  const rateLimitStore: RateLimitStore = opts.redisUrl ? await RedisRateLimitStore.connect(opts.redisUrl) : new MemoryRateLimitStore();
+  const rateLimitStore: RateLimitStore = opts.redisUrl
+    ? await RedisRateLimitStore.connect(opts.redisUrl)
+    : new MemoryRateLimitStore();
   let lastStoreWarning = -Infinity;
   const metrics = new GatewayMetrics();
   const metricsPath = opts.metricsPath === undefined ? '/metrics' : opts.metricsPath;
-  if (metricsPath !== false && !metricsPath.startsWith('/')) throw new TypeError(`metricsPath must start with /, got '${metricsPath}'`);
+  if (metricsPath !== false && !metricsPath.startsWith('/'))
+    throw new TypeError(`metricsPath must start with /, got '${metricsPath}'`);
   let policy: PolicyDocument;
   let operations: CompiledOperation[];
   let tls: { certificatePem: string; privateKeyPem: string };
@@ -129,12 +148,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     const loadOpts: PolicyLoadOptions = {
       rateLimitStore,
       ...(opts.entraInstance ? { entraInstance: opts.entraInstance } : {}),
-      ...(opts.verifiedTokenCacheSize !== undefined ? { verifiedTokenCacheSize: opts.verifiedTokenCacheSize } : {}),
+      ...(opts.verifiedTokenCacheSize !== undefined
+        ? { verifiedTokenCacheSize: opts.verifiedTokenCacheSize }
+        : {}),
       onRateLimitStoreUnavailable: (err) => {
         metrics.rateLimitStoreFailure();
         if (performance.now() - lastStoreWarning < 30_000) return;
         lastStoreWarning = performance.now();
-        process.stderr.write(`local-gateway: rate-limit-by-key lets requests through (fail-open): ${err.message}\n`);
+        process.stderr.write(
+          `local-gateway: rate-limit-by-key lets requests through (fail-open): ${err.message}\n`,
+        );
       },
       namedValues: opts.namedValues ?? {},
       metadataCache: (url) => {
@@ -177,7 +200,20 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   };
   const clientCertMode = mtls ? (mtls.mode ?? 'strict') : undefined;
   const server: Server = createServer(tlsOptions, (req, res) => {
-    handleRequest(req, res, { policy, operations, backend, agent, maxBodyBytes, now, port, log, clientCertMode, subscriptionKeys, metrics, metricsPath }).catch((err: unknown) => {
+    handleRequest(req, res, {
+      policy,
+      operations,
+      backend,
+      agent,
+      maxBodyBytes,
+      now,
+      port,
+      log,
+      clientCertMode,
+      subscriptionKeys,
+      metrics,
+      metricsPath,
+    }).catch((err: unknown) => {
       process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
       sendApimError(res, 500, 'Internal server error.');
     });
@@ -221,8 +257,10 @@ function parseBackendUrl(value: string): URL {
   } catch {
     throw new TypeError(`backendUrl '${value}' is not a valid URL`);
   }
-  if (url.protocol !== 'http:') throw new TypeError(`backendUrl '${value}' must be an http:// URL (TLS ends at the gateway)`);
-  if (url.search || url.hash) throw new TypeError(`backendUrl '${value}' must not have a query string or fragment`);
+  if (url.protocol !== 'http:')
+    throw new TypeError(`backendUrl '${value}' must be an http:// URL (TLS ends at the gateway)`);
+  if (url.search || url.hash)
+    throw new TypeError(`backendUrl '${value}' must not have a query string or fragment`);
   return url;
 }
 
@@ -293,7 +331,10 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     outcome = 'none';
     route = 'metrics';
     const body = deps.metrics.render();
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.writeHead(200, {
+      'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+      'content-length': Buffer.byteLength(body),
+    });
     res.end(body);
     return;
   }
@@ -301,7 +342,12 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
   const declaredLength = Number(req.headers['content-length'] ?? 0);
   if (declaredLength > deps.maxBodyBytes) {
     outcome = 'gateway-error';
-    error = new ApimError(413, `The request body is larger than the limit of ${deps.maxBodyBytes} bytes.`, 'gateway', 'RequestEntityTooLarge');
+    error = new ApimError(
+      413,
+      `The request body is larger than the limit of ${deps.maxBodyBytes} bytes.`,
+      'gateway',
+      'RequestEntityTooLarge',
+    );
     res.shouldKeepAlive = false;
     sendApimError(res, 413, error.message, { connection: 'close' });
     req.resume();
@@ -314,7 +360,12 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     if (deps.clientCertMode === 'strict' && (!peer || !peer.trusted)) {
       outcome = 'gateway-error';
       const message = peer ? 'The SSL certificate error.' : 'No required SSL certificate was sent.';
-      error = new ApimError(400, message, 'application-gateway', peer ? 'ClientCertificateInvalid' : 'ClientCertificateNotPresent');
+      error = new ApimError(
+        400,
+        message,
+        'application-gateway',
+        peer ? 'ClientCertificateInvalid' : 'ClientCertificateNotPresent',
+      );
       sendApimError(res, 400, message);
       req.resume();
       return;
@@ -325,7 +376,8 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
   const headers = backendRequestHeaders(req, deps.port);
   if (deps.clientCertMode) Object.assign(headers, clientCertificateHeaders(peer));
   let parsedQuery: URLSearchParams | undefined;
-  const queryOf = (): URLSearchParams => (parsedQuery ??= new URL(url, 'https://gateway.invalid').searchParams);
+  const queryOf = (): URLSearchParams =>
+    (parsedQuery ??= new URL(url, 'https://gateway.invalid').searchParams);
   let subscriptionId: string | undefined;
   if (deps.subscriptionKeys) {
     delete headers[deps.subscriptionKeys.headerName]; // the backend never needs the key
@@ -341,7 +393,9 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
   }
   const path = pathOnly(url);
   const method = (req.method ?? 'GET').toUpperCase();
-  const operation = deps.operations.find((op) => (op.method === '*' || op.method === method) && op.pattern.test(path));
+  const operation = deps.operations.find(
+    (op) => (op.method === '*' || op.method === method) && op.pattern.test(path),
+  );
   const policy = operation?.policy ?? deps.policy;
   if (operation) route = operation.route;
   const ctx: PolicyContext = {
@@ -382,7 +436,14 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     let upstream: IncomingMessage;
     try {
       const sent = performance.now();
-      upstream = await forwardRequest({ req, backend: ctx.backendUrl ?? deps.backend, agent: deps.agent, headers: ctx.request.headers, maxBodyBytes: deps.maxBodyBytes, timeoutMs: policy.backend.timeoutMs });
+      upstream = await forwardRequest({
+        req,
+        backend: ctx.backendUrl ?? deps.backend,
+        agent: deps.agent,
+        headers: ctx.request.headers,
+        maxBodyBytes: deps.maxBodyBytes,
+        timeoutMs: policy.backend.timeoutMs,
+      });
       deps.metrics.upstreamDuration(route, (performance.now() - sent) / 1000);
     } catch (err) {
       if (!(err instanceof ProxyFailure)) throw err;
@@ -451,7 +512,11 @@ async function finishResponse(ctx: PolicyContext): Promise<void> {
   }
 }
 
-async function runOnError(err: ApimError, ctx: PolicyContext, onError: readonly PolicyStatement[]): Promise<void> {
+async function runOnError(
+  err: ApimError,
+  ctx: PolicyContext,
+  onError: readonly PolicyStatement[],
+): Promise<void> {
   ctx.section = 'on-error';
   ctx.lastError = err;
   ctx.returned = false;

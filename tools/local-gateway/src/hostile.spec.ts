@@ -7,7 +7,16 @@ import { createHmac, createPublicKey, createSign, randomUUID } from 'node:crypto
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunningGateway, startGateway } from './gateway';
-import { accessTokenClaims, EchoUpstream, httpsCall, newSigningKey, startEchoUpstream, startTestIssuer, tempStateDir, TestIssuer } from './test-servers.test-helpers';
+import {
+  accessTokenClaims,
+  EchoUpstream,
+  httpsCall,
+  newSigningKey,
+  startEchoUpstream,
+  startTestIssuer,
+  tempStateDir,
+  TestIssuer,
+} from './test-servers.test-helpers';
 
 const API_APP_ID = randomUUID();
 const REAL_POLICY = resolve(__dirname, '../../../apps/api/apim/policy.xml');
@@ -26,7 +35,12 @@ describe('hostile tokens and headers (real policy.xml)', () => {
     gateway = await startGateway({
       stateDir: state.dir,
       policyFile: REAL_POLICY,
-      namedValues: { 'entra-instance': issuer.url, 'tenant-id': issuer.tenantId, 'api-app-id': API_APP_ID, 'api-app-id-uri': 'api://certflow-orders' },
+      namedValues: {
+        'entra-instance': issuer.url,
+        'tenant-id': issuer.tenantId,
+        'api-app-id': API_APP_ID,
+        'api-app-id-uri': 'api://certflow-orders',
+      },
       backendUrl: upstream.url,
       trustedCaPem: issuer.caPem,
       accessLog: false,
@@ -40,32 +54,47 @@ describe('hostile tokens and headers (real policy.xml)', () => {
     state.remove();
   });
 
-  const claims = (overrides: Record<string, unknown> = {}) => accessTokenClaims(issuer, API_APP_ID, overrides);
+  const claims = (overrides: Record<string, unknown> = {}) =>
+    accessTokenClaims(issuer, API_APP_ID, overrides);
   const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-  const signed = async (overrides: Record<string, unknown> = {}, opts: Parameters<TestIssuer['sign']>[1] = {}) => bearer(await issuer.sign(claims(overrides), opts));
+  const signed = async (
+    overrides: Record<string, unknown> = {},
+    opts: Parameters<TestIssuer['sign']>[1] = {},
+  ) => bearer(await issuer.sign(claims(overrides), opts));
   const now = () => Math.floor(Date.now() / 1000);
-  const add = (name: string, headers: () => Promise<Record<string, string>>, path?: string) => cases.push({ name, headers, ...(path ? { path } : {}) });
+  const add = (name: string, headers: () => Promise<Record<string, string>>, path?: string) =>
+    cases.push({ name, headers, ...(path ? { path } : {}) });
 
   add('no Authorization header', async () => ({}));
   add('Bearer without a token', async () => ({ authorization: 'Bearer' }));
   add('Bearer with only spaces', async () => ({ authorization: 'Bearer    ' }));
   add('Basic scheme', async () => ({ authorization: `Basic ${Buffer.from('a:b').toString('base64')}` }));
   add('token without a scheme', async () => ({ authorization: await issuer.sign(claims()) }));
-  add('scheme and token with trailing garbage', async () => ({ authorization: `Bearer ${await issuer.sign(claims())} extra` }));
+  add('scheme and token with trailing garbage', async () => ({
+    authorization: `Bearer ${await issuer.sign(claims())} extra`,
+  }));
   add('two-part token', async () => bearer(`${b64({ alg: 'RS256' })}.${b64(claims())}`));
   add('four-part token', async () => bearer(`${await issuer.sign(claims())}.abc`));
   add('not base64url at all', async () => bearer('!!!.###.$$$'));
-  add('header is not JSON', async () => bearer(`${Buffer.from('not json').toString('base64url')}.${b64(claims())}.c2ln`));
+  add('header is not JSON', async () =>
+    bearer(`${Buffer.from('not json').toString('base64url')}.${b64(claims())}.c2ln`),
+  );
   add('alg none, unsigned', async () => bearer(`${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims())}.`));
   add('alg "None" (case games)', async () => bearer(`${b64({ alg: 'None', typ: 'JWT' })}.${b64(claims())}.`));
   add('HS256 keyed with the issuer public key', async () => {
-    const publicPem = createPublicKey(issuer.keys[0]!.privateKeyPem).export({ type: 'spki', format: 'pem' }).toString();
+    const publicPem = createPublicKey(issuer.keys[0]!.privateKeyPem)
+      .export({ type: 'spki', format: 'pem' })
+      .toString();
     const input = `${b64({ alg: 'HS256', typ: 'JWT', kid: issuer.keys[0]!.kid })}.${b64(claims())}`;
     return bearer(`${input}.${createHmac('sha256', publicPem).update(input).digest('base64url')}`);
   });
   add('ES256 token (algorithm APIM does not list)', async () => {
     const { privateKey } = await generateKeyPair('ES256');
-    return bearer(await new SignJWT(claims()).setProtectedHeader({ alg: 'ES256', kid: issuer.keys[0]!.kid }).sign(privateKey));
+    return bearer(
+      await new SignJWT(claims())
+        .setProtectedHeader({ alg: 'ES256', kid: issuer.keys[0]!.kid })
+        .sign(privateKey),
+    );
   });
   add('signature stripped', async () => {
     const [h, p] = (await issuer.sign(claims())).split('.');
@@ -79,17 +108,31 @@ describe('hostile tokens and headers (real policy.xml)', () => {
     const [, p, s] = (await issuer.sign(claims())).split('.');
     return bearer(`${b64({ alg: 'PS256', typ: 'JWT', kid: issuer.keys[0]!.kid })}.${p}.${s}`);
   });
-  add('signed by an attacker key using the issuer kid', async () => signed({}, { key: { ...newSigningKey(), kid: issuer.keys[0]!.kid } }));
+  add('signed by an attacker key using the issuer kid', async () =>
+    signed({}, { key: { ...newSigningKey(), kid: issuer.keys[0]!.kid } }),
+  );
   add('signed by an attacker key with an unknown kid', async () => signed({}, { key: newSigningKey() }));
   add('attacker key embedded as jwk in the header', async () => {
     const attacker = newSigningKey();
     return signed({}, { key: attacker, header: { jwk: attacker.publicJwk } });
   });
-  add('attacker jku and x5u in the header', async () => signed({}, { key: newSigningKey(), header: { jku: 'https://attacker.example/keys', x5u: 'https://attacker.example/cert' } }));
-  add('kid with path traversal', async () => signed({}, { key: { ...newSigningKey(), kid: '../../../../etc/passwd' } }));
+  add('attacker jku and x5u in the header', async () =>
+    signed(
+      {},
+      {
+        key: newSigningKey(),
+        header: { jku: 'https://attacker.example/keys', x5u: 'https://attacker.example/cert' },
+      },
+    ),
+  );
+  add('kid with path traversal', async () =>
+    signed({}, { key: { ...newSigningKey(), kid: '../../../../etc/passwd' } }),
+  );
   add('unknown critical header extension (signed by the real key)', async () => {
     const input = `${b64({ alg: 'RS256', typ: 'JWT', kid: issuer.keys[0]!.kid, crit: ['exp-x'], 'exp-x': 1 })}.${b64(claims())}`;
-    return bearer(`${input}.${createSign('RSA-SHA256').update(input).sign(issuer.keys[0]!.privateKeyPem).toString('base64url')}`);
+    return bearer(
+      `${input}.${createSign('RSA-SHA256').update(input).sign(issuer.keys[0]!.privateKeyPem).toString('base64url')}`,
+    );
   });
   add('expired', async () => signed({ iat: now() - 7200, nbf: now() - 7200, exp: now() - 3600 }));
   add('not yet valid (nbf in an hour)', async () => signed({ nbf: now() + 3600 }));
@@ -101,21 +144,29 @@ describe('hostile tokens and headers (real policy.xml)', () => {
   add('no iss', async () => signed({ iss: undefined }));
   add('issuer with a trailing slash', async () => signed({ iss: `${issuer.issuer}/` }));
   add('token in the query string instead of the header', async () => ({}), `/orders?access_token=${'x'}`);
-  add('valid token in a custom header only', async () => ({ 'x-authorization': `Bearer ${await issuer.sign(claims())}` }));
+  add('valid token in a custom header only', async () => ({
+    'x-authorization': `Bearer ${await issuer.sign(claims())}`,
+  }));
 
   it(`rejects every hostile case with 401 in APIM form, without calling the API`, async () => {
     expect(cases.length).toBeGreaterThanOrEqual(30);
     const before = upstream.received.length;
     const failures: string[] = [];
     for (const c of cases) {
-      const res = await httpsCall(`${gateway.url}${c.path ?? '/orders'}`, { caPem: issuer.caPem, headers: await c.headers() });
+      const res = await httpsCall(`${gateway.url}${c.path ?? '/orders'}`, {
+        caPem: issuer.caPem,
+        headers: await c.headers(),
+      });
       const body = res.json() as { statusCode?: number; message?: string };
-      if (res.status !== 401 || body.statusCode !== 401 || typeof body.message !== 'string') failures.push(`${c.name}: ${res.status} ${res.text}`);
+      if (res.status !== 401 || body.statusCode !== 401 || typeof body.message !== 'string')
+        failures.push(`${c.name}: ${res.status} ${res.text}`);
     }
     expect(failures).toEqual([]);
     expect(upstream.received.length).toBe(before);
     // and the control: a well-formed token passes
-    expect((await httpsCall(`${gateway.url}/orders`, { caPem: issuer.caPem, headers: await signed() })).status).toBe(200);
+    expect(
+      (await httpsCall(`${gateway.url}/orders`, { caPem: issuer.caPem, headers: await signed() })).status,
+    ).toBe(200);
   });
 
   it('replaces spoofed forwarding and certificate headers (hostile headers)', async () => {

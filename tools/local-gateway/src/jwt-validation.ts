@@ -8,7 +8,15 @@
  * before a key is even looked up. Messages follow the shape APIM documents:
  * "<message from the JWT library>. Access denied." (see README.md).
  */
-import { decodeProtectedHeader, errors as joseErrors, importJWK, JWK, JWTPayload, jwtVerify, ProtectedHeaderParameters } from 'jose';
+import {
+  decodeProtectedHeader,
+  errors as joseErrors,
+  importJWK,
+  JWK,
+  JWTPayload,
+  jwtVerify,
+  ProtectedHeaderParameters,
+} from 'jose';
 import type { OpenIdMetadata } from './openid-metadata-cache';
 import { VerifiedTokenCache } from './verified-token-cache';
 
@@ -107,7 +115,13 @@ const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
  * token this instance verified before against the same key sets skips the signature check;
  * its lifetime is still checked against `nowMs` with the clock skew, as below.
  */
-export async function validateJwt(token: string, keys: SigningKeySource, rules: JwtRules, nowMs: number, cache?: VerifiedTokenCache): Promise<ValidatedJwt> {
+export async function validateJwt(
+  token: string,
+  keys: SigningKeySource,
+  rules: JwtRules,
+  nowMs: number,
+  cache?: VerifiedTokenCache,
+): Promise<ValidatedJwt> {
   if (token.split('.').length !== 3) throw new JwtValidationFailure('JwtInvalid', 'Invalid JWT.');
   const cacheKey = cache && cache.maxEntries > 0 ? VerifiedTokenCache.keyOf(token) : undefined;
   let metadata: OpenIdMetadata[] | undefined;
@@ -132,7 +146,9 @@ export async function validateJwt(token: string, keys: SigningKeySource, rules: 
     throw new JwtValidationFailure('JwtInvalid', 'Invalid JWT.');
   }
   const alg = header.alg;
-  const allowed: readonly string[] = rules.symmetricKeys ? [...ALLOWED_ALGORITHMS, ...SYMMETRIC_ALGORITHMS] : ALLOWED_ALGORITHMS;
+  const allowed: readonly string[] = rules.symmetricKeys
+    ? [...ALLOWED_ALGORITHMS, ...SYMMETRIC_ALGORITHMS]
+    : ALLOWED_ALGORITHMS;
   if (typeof alg !== 'string' || !allowed.includes(alg)) {
     throw new JwtValidationFailure(
       'TokenSignatureInvalid',
@@ -150,7 +166,10 @@ export async function validateJwt(token: string, keys: SigningKeySource, rules: 
     }
   }
   if (candidates.length === 0) {
-    throw new JwtValidationFailure('TokenSignatureKeyNotFound', `Signature validation failed. Unable to match key: kid: '${header.kid ?? ''}'. Access denied.`);
+    throw new JwtValidationFailure(
+      'TokenSignatureKeyNotFound',
+      `Signature validation failed. Unable to match key: kid: '${header.kid ?? ''}'. Access denied.`,
+    );
   }
 
   const options = {
@@ -176,7 +195,8 @@ export async function validateJwt(token: string, keys: SigningKeySource, rules: 
   const tokenIssuer = claims.iss;
   // Without <issuers>, the issuers of the openid-config documents; a policy with only
   // <issuer-signing-keys> and no <issuers> does not check `iss` (as APIM: the key is the trust).
-  const validIssuers = rules.issuers ?? metadata.filter((m) => m.issuer !== STATIC_KEYS_ISSUER).map((m) => m.issuer);
+  const validIssuers =
+    rules.issuers ?? metadata.filter((m) => m.issuer !== STATIC_KEYS_ISSUER).map((m) => m.issuer);
   const checkIssuer = rules.issuers !== undefined || validIssuers.length > 0;
   if (checkIssuer && (typeof tokenIssuer !== 'string' || !validIssuers.includes(tokenIssuer))) {
     throw new JwtValidationFailure(
@@ -185,7 +205,8 @@ export async function validateJwt(token: string, keys: SigningKeySource, rules: 
     );
   }
   if (rules.audiences) {
-    const tokenAudiences = claims.aud === undefined ? [] : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
+    const tokenAudiences =
+      claims.aud === undefined ? [] : Array.isArray(claims.aud) ? claims.aud : [claims.aud];
     if (!tokenAudiences.some((a) => rules.audiences!.includes(a))) {
       throw new JwtValidationFailure(
         'TokenAudienceNotAllowed',
@@ -203,7 +224,10 @@ async function currentKeys(keys: SigningKeySource): Promise<OpenIdMetadata[]> {
   try {
     return await keys.current();
   } catch (err) {
-    throw new JwtValidationFailure('TokenSignatureKeyNotFound', `Signature validation failed. Unable to obtain signing keys: ${(err as Error).message}. Access denied.`);
+    throw new JwtValidationFailure(
+      'TokenSignatureKeyNotFound',
+      `Signature validation failed. Unable to obtain signing keys: ${(err as Error).message}. Access denied.`,
+    );
   }
 }
 
@@ -215,27 +239,46 @@ function expired(exp: number, nowMs: number): JwtValidationFailure {
 }
 
 function notYetValid(nbf: number, nowMs: number): JwtValidationFailure {
-  return new JwtValidationFailure('JwtInvalid', `Lifetime validation failed. The token is not yet valid. ValidFrom: '${iso(nbf)}', Current time: '${new Date(nowMs).toISOString()}'.`);
+  return new JwtValidationFailure(
+    'JwtInvalid',
+    `Lifetime validation failed. The token is not yet valid. ValidFrom: '${iso(nbf)}', Current time: '${new Date(nowMs).toISOString()}'.`,
+  );
 }
 
 function mapJoseError(err: unknown, nowMs: number): JwtValidationFailure {
   if (err instanceof joseErrors.JWTExpired) {
     if (typeof err.payload.exp === 'number') return expired(err.payload.exp, nowMs);
-    return new JwtValidationFailure('TokenExpired', `Lifetime validation failed. The token is expired. ValidTo: '?', Current time: '${new Date(nowMs).toISOString()}'. Access denied.`);
+    return new JwtValidationFailure(
+      'TokenExpired',
+      `Lifetime validation failed. The token is expired. ValidTo: '?', Current time: '${new Date(nowMs).toISOString()}'. Access denied.`,
+    );
   }
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
-    if (err.claim === 'exp') return new JwtValidationFailure('JwtInvalid', 'Lifetime validation failed. The token is missing an Expiration Time.');
+    if (err.claim === 'exp')
+      return new JwtValidationFailure(
+        'JwtInvalid',
+        'Lifetime validation failed. The token is missing an Expiration Time.',
+      );
     if (err.claim === 'nbf') {
       if (typeof err.payload.nbf === 'number') return notYetValid(err.payload.nbf, nowMs);
-      return new JwtValidationFailure('JwtInvalid', `Lifetime validation failed. The token is not yet valid. ValidFrom: '?', Current time: '${new Date(nowMs).toISOString()}'.`);
+      return new JwtValidationFailure(
+        'JwtInvalid',
+        `Lifetime validation failed. The token is not yet valid. ValidFrom: '?', Current time: '${new Date(nowMs).toISOString()}'.`,
+      );
     }
     return new JwtValidationFailure('JwtInvalid', `Invalid JWT: claim '${err.claim}' ${err.reason}.`);
   }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
-    return new JwtValidationFailure('TokenSignatureInvalid', 'Signature validation failed. The signature does not match any of the issuer signing keys. Access denied.');
+    return new JwtValidationFailure(
+      'TokenSignatureInvalid',
+      'Signature validation failed. The signature does not match any of the issuer signing keys. Access denied.',
+    );
   }
   if (err instanceof joseErrors.JOSEAlgNotAllowed || err instanceof joseErrors.JOSENotSupported) {
-    return new JwtValidationFailure('TokenSignatureInvalid', `Signature validation failed. ${(err as Error).message}. Access denied.`);
+    return new JwtValidationFailure(
+      'TokenSignatureInvalid',
+      `Signature validation failed. ${(err as Error).message}. Access denied.`,
+    );
   }
   return new JwtValidationFailure('JwtInvalid', 'Invalid JWT.');
 }
@@ -249,14 +292,23 @@ function claimValues(value: unknown, separator: string | undefined): string[] {
 function checkRequiredClaims(claims: JWTPayload, required: RequiredClaim[]): void {
   const missing = required.filter((c) => claims[c.name] === undefined).map((c) => c.name);
   if (missing.length > 0) {
-    throw new JwtValidationFailure('TokenClaimNotFound', `JWT token is missing the following claims: ${missing.join(', ')}. Access denied.`);
+    throw new JwtValidationFailure(
+      'TokenClaimNotFound',
+      `JWT token is missing the following claims: ${missing.join(', ')}. Access denied.`,
+    );
   }
   for (const claim of required) {
     if (claim.values.length === 0) continue;
     const present = claimValues(claims[claim.name], claim.separator);
-    const ok = claim.match === 'all' ? claim.values.every((v) => present.includes(v)) : claim.values.some((v) => present.includes(v));
+    const ok =
+      claim.match === 'all'
+        ? claim.values.every((v) => present.includes(v))
+        : claim.values.some((v) => present.includes(v));
     if (!ok) {
-      throw new JwtValidationFailure('TokenClaimValueNotAllowed', `Claim ${claim.name} value of ${present.join(', ')} is not allowed. Access denied.`);
+      throw new JwtValidationFailure(
+        'TokenClaimValueNotAllowed',
+        `Claim ${claim.name} value of ${present.join(', ')} is not allowed. Access denied.`,
+      );
     }
   }
 }

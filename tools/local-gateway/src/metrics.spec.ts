@@ -3,7 +3,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunningGateway, startGateway } from './gateway';
-import { accessTokenClaims, EchoUpstream, httpsCall, startEchoUpstream, startTestIssuer, tempStateDir, TestIssuer } from './test-servers.test-helpers';
+import {
+  accessTokenClaims,
+  EchoUpstream,
+  httpsCall,
+  startEchoUpstream,
+  startTestIssuer,
+  tempStateDir,
+  TestIssuer,
+} from './test-servers.test-helpers';
 
 const API_APP_ID = randomUUID();
 
@@ -13,7 +21,9 @@ describe('/metrics', () => {
   let upstream: EchoUpstream;
   const gateways: RunningGateway[] = [];
 
-  async function gatewayFor(extra: Partial<Parameters<typeof startGateway>[0]> = {}): Promise<RunningGateway> {
+  async function gatewayFor(
+    extra: Partial<Parameters<typeof startGateway>[0]> = {},
+  ): Promise<RunningGateway> {
     const file = (xml: string) => {
       const f = join(state.dir, `policy-${randomUUID()}.xml`);
       writeFileSync(f, xml);
@@ -25,7 +35,13 @@ describe('/metrics', () => {
   <openid-config url="{{entra-instance}}/{{tenant-id}}/v2.0/.well-known/openid-configuration" />
   <audiences><audience>{{api-app-id}}</audience></audiences>
 </validate-jwt></inbound></policies>`),
-      operations: [{ method: 'GET', urlTemplate: '/orders/{id}', policyFile: file('<policies><inbound><base /></inbound></policies>') }],
+      operations: [
+        {
+          method: 'GET',
+          urlTemplate: '/orders/{id}',
+          policyFile: file('<policies><inbound><base /></inbound></policies>'),
+        },
+      ],
       namedValues: { 'entra-instance': issuer.url, 'tenant-id': issuer.tenantId, 'api-app-id': API_APP_ID },
       backendUrl: upstream.url,
       trustedCaPem: issuer.caPem,
@@ -35,7 +51,8 @@ describe('/metrics', () => {
     gateways.push(g);
     return g;
   }
-  const call = (g: RunningGateway, path: string, headers: Record<string, string> = {}) => httpsCall(`${g.url}${path}`, { caPem: issuer.caPem, headers });
+  const call = (g: RunningGateway, path: string, headers: Record<string, string> = {}) =>
+    httpsCall(`${g.url}${path}`, { caPem: issuer.caPem, headers });
 
   beforeAll(async () => {
     issuer = await startTestIssuer(state.dir);
@@ -52,7 +69,9 @@ describe('/metrics', () => {
   it('counts requests by route, method, status and outcome, policy errors by reason, and upstream latency; never tokens or paths', async () => {
     const g = await gatewayFor();
     const token = await issuer.sign(accessTokenClaims(issuer, API_APP_ID));
-    expect((await call(g, '/orders?secret=query-secret', { authorization: `Bearer ${token}` })).status).toBe(200);
+    expect((await call(g, '/orders?secret=query-secret', { authorization: `Bearer ${token}` })).status).toBe(
+      200,
+    );
     expect((await call(g, '/orders/123-private-id', { authorization: `Bearer ${token}` })).status).toBe(200);
     expect((await call(g, '/orders', { authorization: `Bearer ${token}x` })).status).toBe(401);
     expect((await call(g, '/orders')).status).toBe(401);
@@ -61,11 +80,21 @@ describe('/metrics', () => {
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = res.text;
-    expect(text).toContain('local_gateway_requests_total{route="api",method="GET",status="200",outcome="forwarded"} 1');
-    expect(text).toContain('local_gateway_requests_total{route="GET /orders/{id}",method="GET",status="200",outcome="forwarded"} 1');
-    expect(text).toContain('local_gateway_requests_total{route="api",method="GET",status="401",outcome="rejected"} 2');
-    expect(text).toContain('local_gateway_policy_errors_total{source="validate-jwt",reason="TokenNotPresent"} 1');
-    expect(text).toContain('local_gateway_policy_errors_total{source="validate-jwt",reason="TokenSignatureInvalid"} 1');
+    expect(text).toContain(
+      'local_gateway_requests_total{route="api",method="GET",status="200",outcome="forwarded"} 1',
+    );
+    expect(text).toContain(
+      'local_gateway_requests_total{route="GET /orders/{id}",method="GET",status="200",outcome="forwarded"} 1',
+    );
+    expect(text).toContain(
+      'local_gateway_requests_total{route="api",method="GET",status="401",outcome="rejected"} 2',
+    );
+    expect(text).toContain(
+      'local_gateway_policy_errors_total{source="validate-jwt",reason="TokenNotPresent"} 1',
+    );
+    expect(text).toContain(
+      'local_gateway_policy_errors_total{source="validate-jwt",reason="TokenSignatureInvalid"} 1',
+    );
     expect(text).toContain('local_gateway_upstream_duration_seconds_count{route="api"} 1');
     expect(text).toContain('local_gateway_upstream_duration_seconds_bucket{route="api",le="+Inf"} 1');
     expect(text).toMatch(/# TYPE local_gateway_upstream_duration_seconds histogram/);

@@ -30,7 +30,12 @@ export class GatewayMetrics {
   private storeFailures = 0;
 
   request(route: string, method: string, status: number, outcome: string): void {
-    const key = labels({ route, method: METHODS.has(method) ? method : 'OTHER', status: String(status), outcome });
+    const key = labels({
+      route,
+      method: METHODS.has(method) ? method : 'OTHER',
+      status: String(status),
+      outcome,
+    });
     this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
   }
 
@@ -56,18 +61,34 @@ export class GatewayMetrics {
 
   render(): string {
     const out: string[] = [];
-    out.push('# HELP local_gateway_requests_total Requests handled, by route, method, status and policy outcome.', '# TYPE local_gateway_requests_total counter');
+    out.push(
+      '# HELP local_gateway_requests_total Requests handled, by route, method, status and policy outcome.',
+      '# TYPE local_gateway_requests_total counter',
+    );
     for (const [k, v] of this.requests) out.push(`local_gateway_requests_total${k} ${v}`);
-    out.push('# HELP local_gateway_policy_errors_total Errors raised by policies and gateway steps (APIM LastError source and reason).', '# TYPE local_gateway_policy_errors_total counter');
+    out.push(
+      '# HELP local_gateway_policy_errors_total Errors raised by policies and gateway steps (APIM LastError source and reason).',
+      '# TYPE local_gateway_policy_errors_total counter',
+    );
     for (const [k, v] of this.errors) out.push(`local_gateway_policy_errors_total${k} ${v}`);
-    out.push('# HELP local_gateway_upstream_duration_seconds Time from forwarding a request to the backend until its response head.', '# TYPE local_gateway_upstream_duration_seconds histogram');
+    out.push(
+      '# HELP local_gateway_upstream_duration_seconds Time from forwarding a request to the backend until its response head.',
+      '# TYPE local_gateway_upstream_duration_seconds histogram',
+    );
     for (const [route, h] of this.upstream) {
-      BUCKETS.forEach((b, i) => out.push(`local_gateway_upstream_duration_seconds_bucket${labels({ route, le: String(b) })} ${h.counts[i]}`));
+      BUCKETS.forEach((b, i) =>
+        out.push(
+          `local_gateway_upstream_duration_seconds_bucket${labels({ route, le: String(b) })} ${h.counts[i]}`,
+        ),
+      );
       out.push(`local_gateway_upstream_duration_seconds_bucket${labels({ route, le: '+Inf' })} ${h.count}`);
       out.push(`local_gateway_upstream_duration_seconds_sum${labels({ route })} ${h.sum}`);
       out.push(`local_gateway_upstream_duration_seconds_count${labels({ route })} ${h.count}`);
     }
-    out.push('# HELP local_gateway_rate_limit_store_failures_total Rate-limit counter store failures (requests let through, fail-open).', '# TYPE local_gateway_rate_limit_store_failures_total counter');
+    out.push(
+      '# HELP local_gateway_rate_limit_store_failures_total Rate-limit counter store failures (requests let through, fail-open).',
+      '# TYPE local_gateway_rate_limit_store_failures_total counter',
+    );
     out.push(`local_gateway_rate_limit_store_failures_total ${this.storeFailures}`);
     return `${out.join('\n')}\n`;
   }

@@ -7,20 +7,40 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientCertificateOptions } from './client-certificate';
 import { RunningGateway, startGateway } from './gateway';
-import { EchoedRequest, EchoUpstream, startEchoUpstream, tempStateDir, TestResponse } from './test-servers.test-helpers';
+import {
+  EchoedRequest,
+  EchoUpstream,
+  startEchoUpstream,
+  tempStateDir,
+  TestResponse,
+} from './test-servers.test-helpers';
 
 /** An HTTPS call presenting `client` (certificate + key) when given. */
-function mtlsCall(url: string, caPem: string, client?: CertificateAndKey, headers: OutgoingHttpHeaders = {}): Promise<TestResponse> {
+function mtlsCall(
+  url: string,
+  caPem: string,
+  client?: CertificateAndKey,
+  headers: OutgoingHttpHeaders = {},
+): Promise<TestResponse> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { ca: caPem, agent: false, headers, ...(client ? { cert: client.certificatePem, key: client.privateKeyPem } : {}) }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
-      });
-    });
+    const req = httpsRequest(
+      url,
+      {
+        ca: caPem,
+        agent: false,
+        headers,
+        ...(client ? { cert: client.certificatePem, key: client.privateKeyPem } : {}),
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
+        });
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -38,7 +58,10 @@ describe('mTLS (Application Gateway) and validate-client-certificate', () => {
   const gateways: RunningGateway[] = [];
   let clockOffsetMs = 0;
 
-  async function gatewayFor(inbound: string, clientCertificates: ClientCertificateOptions | undefined): Promise<RunningGateway> {
+  async function gatewayFor(
+    inbound: string,
+    clientCertificates: ClientCertificateOptions | undefined,
+  ): Promise<RunningGateway> {
     const policyFile = join(state.dir, `policy-${randomUUID()}.xml`);
     writeFileSync(policyFile, `<policies>\n<inbound>\n<base />\n${inbound}\n</inbound>\n</policies>`);
     const g = await startGateway({
@@ -52,7 +75,12 @@ describe('mTLS (Application Gateway) and validate-client-certificate', () => {
     gateways.push(g);
     return g;
   }
-  const call = (g: RunningGateway, client?: CertificateAndKey, headers: OutgoingHttpHeaders = {}, path = '/orders') => mtlsCall(`${g.url}${path}`, ca.certificatePem, client, headers);
+  const call = (
+    g: RunningGateway,
+    client?: CertificateAndKey,
+    headers: OutgoingHttpHeaders = {},
+    path = '/orders',
+  ) => mtlsCall(`${g.url}${path}`, ca.certificatePem, client, headers);
   const echoed = (res: TestResponse) => (res.json() as EchoedRequest).headers;
 
   beforeAll(async () => {
@@ -100,9 +128,15 @@ describe('mTLS (Application Gateway) and validate-client-certificate', () => {
       expect(h['x-client-cert-verification']).toBe('SUCCESS');
       expect(h['x-client-cert-fingerprint']).toBe(sha1(partner.certificatePem));
       expect(h['x-client-cert-subject']).toMatch(/^CN=partner-contoso(,|$)/);
-      expect(h['x-client-cert-issuer']).toBe(new X509Certificate(ca.certificatePem).subject.split('\n').reverse().join(','));
-      expect(h['x-client-cert-serial']).toBe(new X509Certificate(partner.certificatePem).serialNumber.toUpperCase());
-      expect(new X509Certificate(decodeURIComponent(String(h['x-client-cert']))).fingerprint256).toBe(new X509Certificate(partner.certificatePem).fingerprint256);
+      expect(h['x-client-cert-issuer']).toBe(
+        new X509Certificate(ca.certificatePem).subject.split('\n').reverse().join(','),
+      );
+      expect(h['x-client-cert-serial']).toBe(
+        new X509Certificate(partner.certificatePem).serialNumber.toUpperCase(),
+      );
+      expect(new X509Certificate(decodeURIComponent(String(h['x-client-cert']))).fingerprint256).toBe(
+        new X509Certificate(partner.certificatePem).fingerprint256,
+      );
       expect(h['x-appgw-trace-id']).toMatch(/^[0-9a-f]{32}$/);
       expect(h['x-original-url']).toBe('/orders');
       expect(h['x-forwarded-proto']).toBe('https');
@@ -111,40 +145,73 @@ describe('mTLS (Application Gateway) and validate-client-certificate', () => {
 
   it('without mTLS, a client cannot inject the certificate headers', async () => {
     const g = await gatewayFor('', undefined);
-    const h = echoed(await call(g, undefined, { 'x-client-cert-verification': 'SUCCESS', 'x-client-cert': 'forged', 'x-appgw-trace-id': 'spoofed' }));
+    const h = echoed(
+      await call(g, undefined, {
+        'x-client-cert-verification': 'SUCCESS',
+        'x-client-cert': 'forged',
+        'x-appgw-trace-id': 'spoofed',
+      }),
+    );
     expect(h['x-client-cert-verification']).toBeUndefined();
     expect(h['x-client-cert']).toBeUndefined();
     expect(h['x-appgw-trace-id']).not.toBe('spoofed');
   });
 
   describe('passthrough mode + validate-client-certificate', () => {
-    const passthrough = (): ClientCertificateOptions => ({ trustedCaPem: ca.certificatePem, mode: 'passthrough' });
+    const passthrough = (): ClientCertificateOptions => ({
+      trustedCaPem: ca.certificatePem,
+      mode: 'passthrough',
+    });
 
     it('forwards NONE / FAILED:<reason> and lets the policy decide', async () => {
       const open = await gatewayFor('', passthrough());
       expect(echoed(await call(open))['x-client-cert-verification']).toBe('NONE');
       expect(echoed(await call(open, stranger))['x-client-cert-verification']).toMatch(/^FAILED:[A-Z_]+/);
 
-      const strictPolicy = await gatewayFor('<validate-client-certificate validate-revocation="false" />', passthrough());
+      const strictPolicy = await gatewayFor(
+        '<validate-client-certificate validate-revocation="false" />',
+        passthrough(),
+      );
       const none = await call(strictPolicy);
       expect(none.status).toBe(401);
-      expect(none.json()).toEqual({ statusCode: 401, message: 'Invalid client certificate: no client certificate was presented.' });
-      expect((await call(strictPolicy, stranger)).json()).toEqual({ statusCode: 401, message: 'Invalid client certificate: the certificate chain is not trusted.' });
+      expect(none.json()).toEqual({
+        statusCode: 401,
+        message: 'Invalid client certificate: no client certificate was presented.',
+      });
+      expect((await call(strictPolicy, stranger)).json()).toEqual({
+        statusCode: 401,
+        message: 'Invalid client certificate: the certificate chain is not trusted.',
+      });
       expect((await call(strictPolicy, partner)).status).toBe(200);
 
-      const noTrust = await gatewayFor('<validate-client-certificate validate-revocation="false" validate-trust="false" />', passthrough());
+      const noTrust = await gatewayFor(
+        '<validate-client-certificate validate-revocation="false" validate-trust="false" />',
+        passthrough(),
+      );
       expect((await call(noTrust, stranger)).status).toBe(200);
-      const ignoring = await gatewayFor('<validate-client-certificate validate-revocation="false" ignore-error="true" />', passthrough());
+      const ignoring = await gatewayFor(
+        '<validate-client-certificate validate-revocation="false" ignore-error="true" />',
+        passthrough(),
+      );
       expect((await call(ignoring)).status).toBe(200);
     });
 
     it('checks validity dates against the gateway clock', async () => {
-      const g = await gatewayFor('<validate-client-certificate validate-revocation="false" />', passthrough());
+      const g = await gatewayFor(
+        '<validate-client-certificate validate-revocation="false" />',
+        passthrough(),
+      );
       const notAfter = new X509Certificate(partner.certificatePem).validTo;
       clockOffsetMs = new Date(notAfter).getTime() - Date.now() + 86_400_000;
       try {
-        expect((await call(g, partner)).json()).toEqual({ statusCode: 401, message: 'Invalid client certificate: the certificate has expired.' });
-        const lenient = await gatewayFor('<validate-client-certificate validate-revocation="false" validate-not-after="false" />', passthrough());
+        expect((await call(g, partner)).json()).toEqual({
+          statusCode: 401,
+          message: 'Invalid client certificate: the certificate has expired.',
+        });
+        const lenient = await gatewayFor(
+          '<validate-client-certificate validate-revocation="false" validate-not-after="false" />',
+          passthrough(),
+        );
         expect((await call(lenient, partner)).status).toBe(200);
       } finally {
         clockOffsetMs = 0;
@@ -174,17 +241,28 @@ describe('mTLS (Application Gateway) and validate-client-certificate', () => {
         '<validate-client-certificate validate-revocation="false"><identities><identity common-name="someone-else" /></identities></validate-client-certificate>',
         passthrough(),
       );
-      expect((await call(other, partner)).json()).toEqual({ statusCode: 401, message: 'Invalid client certificate: the certificate matches none of the allowed identities.' });
+      expect((await call(other, partner)).json()).toEqual({
+        statusCode: 401,
+        message: 'Invalid client certificate: the certificate matches none of the allowed identities.',
+      });
     });
 
     it('refuses what it cannot check at load time', async () => {
-      await expect(gatewayFor('<validate-client-certificate />', passthrough())).rejects.toThrow(/:4: <validate-client-certificate>: validate-revocation is true .* set validate-revocation="false"/);
-      await expect(gatewayFor('<validate-client-certificate validate-revocation="false"><identities><identity issuer-certificate-id="x" /></identities></validate-client-certificate>', passthrough())).rejects.toThrow(
-        /<identity>: attribute issuer-certificate-id is not supported/,
+      await expect(gatewayFor('<validate-client-certificate />', passthrough())).rejects.toThrow(
+        /:4: <validate-client-certificate>: validate-revocation is true .* set validate-revocation="false"/,
       );
-      await expect(gatewayFor('<validate-client-certificate validate-revocation="false"><identities><identity /></identities></validate-client-certificate>', passthrough())).rejects.toThrow(
-        /an <identity> needs at least one attribute/,
-      );
+      await expect(
+        gatewayFor(
+          '<validate-client-certificate validate-revocation="false"><identities><identity issuer-certificate-id="x" /></identities></validate-client-certificate>',
+          passthrough(),
+        ),
+      ).rejects.toThrow(/<identity>: attribute issuer-certificate-id is not supported/);
+      await expect(
+        gatewayFor(
+          '<validate-client-certificate validate-revocation="false"><identities><identity /></identities></validate-client-certificate>',
+          passthrough(),
+        ),
+      ).rejects.toThrow(/an <identity> needs at least one attribute/);
     });
   });
 });

@@ -68,11 +68,15 @@ describe('OpenIdMetadataCache', () => {
     state.fail = true;
     await expect(cache.get()).rejects.toThrow(/ECONNREFUSED/);
     state.fail = false;
-    await expect(cache.get()).rejects.toThrow(/is unavailable \(connect ECONNREFUSED\); next attempt in at most 300 s/);
+    await expect(cache.get()).rejects.toThrow(
+      /is unavailable \(connect ECONNREFUSED\); next attempt in at most 300 s/,
+    );
   });
 
   it('rejects metadata without an https jwks_uri', async () => {
-    const cache = new OpenIdMetadataCache(URL_, { fetch: async () => ({ issuer: 'x', jwks_uri: 'http://insecure/keys' }) });
+    const cache = new OpenIdMetadataCache(URL_, {
+      fetch: async () => ({ issuer: 'x', jwks_uri: 'http://insecure/keys' }),
+    });
     await expect(cache.get()).rejects.toThrow(/"jwks_uri" must be an https:\/\/ URL/);
   });
 });

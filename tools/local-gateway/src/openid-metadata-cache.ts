@@ -23,7 +23,10 @@ export interface MetadataCacheTimings {
   minRefreshIntervalMs: number;
 }
 
-export const APIM_METADATA_TIMINGS: MetadataCacheTimings = { cacheTtlMs: 60 * 60_000, minRefreshIntervalMs: 5 * 60_000 };
+export const APIM_METADATA_TIMINGS: MetadataCacheTimings = {
+  cacheTtlMs: 60 * 60_000,
+  minRefreshIntervalMs: 5 * 60_000,
+};
 
 export interface MetadataCacheOptions {
   trustedCaPem?: string;
@@ -60,7 +63,9 @@ export class OpenIdMetadataCache {
     if (this.inflight) return this.inflight;
     if (!this.mayPull(now)) {
       if (this.current) return this.current;
-      throw new Error(`OpenID configuration ${this.url} is unavailable (${this.lastError?.message ?? 'not loaded'}); next attempt in at most ${Math.ceil(this.timings.minRefreshIntervalMs / 1000)} s`);
+      throw new Error(
+        `OpenID configuration ${this.url} is unavailable (${this.lastError?.message ?? 'not loaded'}); next attempt in at most ${Math.ceil(this.timings.minRefreshIntervalMs / 1000)} s`,
+      );
     }
     try {
       return await this.pull();
@@ -110,14 +115,18 @@ export class OpenIdMetadataCache {
   }
 
   private async load(): Promise<OpenIdMetadata> {
-    const fetchOpts: FetchJsonOptions = this.opts.trustedCaPem ? { trustedCaPem: this.opts.trustedCaPem } : {};
+    const fetchOpts: FetchJsonOptions = this.opts.trustedCaPem
+      ? { trustedCaPem: this.opts.trustedCaPem }
+      : {};
     const doc = (await this.fetch(this.url, fetchOpts)) as Record<string, unknown> | null;
     if (!doc || typeof doc !== 'object') throw new Error(`${this.url}: not a JSON object`);
     const { issuer, jwks_uri: jwksUri } = doc;
     if (typeof issuer !== 'string' || issuer === '') throw new Error(`${this.url}: missing "issuer"`);
-    if (typeof jwksUri !== 'string' || !jwksUri.startsWith('https://')) throw new Error(`${this.url}: "jwks_uri" must be an https:// URL`);
+    if (typeof jwksUri !== 'string' || !jwksUri.startsWith('https://'))
+      throw new Error(`${this.url}: "jwks_uri" must be an https:// URL`);
     const jwks = (await this.fetch(jwksUri, fetchOpts)) as Record<string, unknown> | null;
-    if (!jwks || typeof jwks !== 'object' || !Array.isArray(jwks.keys)) throw new Error(`${jwksUri}: not a JSON Web Key Set (no "keys" array)`);
+    if (!jwks || typeof jwks !== 'object' || !Array.isArray(jwks.keys))
+      throw new Error(`${jwksUri}: not a JSON Web Key Set (no "keys" array)`);
     return { issuer, jwksUri, jwks: jwks as unknown as JSONWebKeySet };
   }
 }

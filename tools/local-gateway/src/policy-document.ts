@@ -57,25 +57,53 @@ export interface PolicyLoadOptions {
 const cacheSize = (opts: PolicyLoadOptions): { verifiedTokenCacheSize?: number } =>
   opts.verifiedTokenCacheSize === undefined ? {} : { verifiedTokenCacheSize: opts.verifiedTokenCacheSize };
 
-type Compiler = (file: string, element: PolicyElement, section: PolicySection, opts: PolicyLoadOptions) => PolicyStatement;
+type Compiler = (
+  file: string,
+  element: PolicyElement,
+  section: PolicySection,
+  opts: PolicyLoadOptions,
+) => PolicyStatement;
 
 const COMPILERS: Record<string, { sections: PolicySection[]; compile: Compiler }> = {
-  'validate-jwt': { sections: ['inbound'], compile: (file, el, _s, opts) => compileValidateJwt(el, { file, metadataCache: opts.metadataCache, ...cacheSize(opts) }) },
-  'set-header': { sections: ['inbound', 'outbound', 'on-error'], compile: (file, el, section) => compileSetHeader(file, el, section) },
+  'validate-jwt': {
+    sections: ['inbound'],
+    compile: (file, el, _s, opts) =>
+      compileValidateJwt(el, { file, metadataCache: opts.metadataCache, ...cacheSize(opts) }),
+  },
+  'set-header': {
+    sections: ['inbound', 'outbound', 'on-error'],
+    compile: (file, el, section) => compileSetHeader(file, el, section),
+  },
   'rate-limit-by-key': {
     sections: ['inbound'],
     compile: (file, el, _s, opts) =>
-      compileRateLimitByKey(el, { file, store: opts.rateLimitStore!, onStoreUnavailable: opts.onRateLimitStoreUnavailable ?? (() => undefined) }),
+      compileRateLimitByKey(el, {
+        file,
+        store: opts.rateLimitStore!,
+        onStoreUnavailable: opts.onRateLimitStoreUnavailable ?? (() => undefined),
+      }),
   },
-  'validate-client-certificate': { sections: ['inbound'], compile: (file, el) => compileValidateClientCertificate(file, el) },
+  'validate-client-certificate': {
+    sections: ['inbound'],
+    compile: (file, el) => compileValidateClientCertificate(file, el),
+  },
   'validate-azure-ad-token': {
     sections: ['inbound'],
-    compile: (file, el, _s, opts) => compileValidateAzureAdToken(el, { file, metadataCache: opts.metadataCache, ...cacheSize(opts), entraInstance: opts.entraInstance ?? 'https://login.microsoftonline.com' }),
+    compile: (file, el, _s, opts) =>
+      compileValidateAzureAdToken(el, {
+        file,
+        metadataCache: opts.metadataCache,
+        ...cacheSize(opts),
+        entraInstance: opts.entraInstance ?? 'https://login.microsoftonline.com',
+      }),
   },
   'check-header': { sections: ['inbound'], compile: (file, el) => compileCheckHeader(file, el) },
   'ip-filter': { sections: ['inbound'], compile: (file, el) => compileIpFilter(file, el) },
   'set-backend-service': { sections: ['inbound'], compile: (file, el) => compileSetBackendService(file, el) },
-  'return-response': { sections: ['inbound', 'outbound', 'on-error'], compile: (file, el) => compileReturnResponse(file, el) },
+  'return-response': {
+    sections: ['inbound', 'outbound', 'on-error'],
+    compile: (file, el) => compileReturnResponse(file, el),
+  },
 };
 
 /** APIM policies a later version of this gateway is expected to support: refused with a clearer message. */
@@ -94,15 +122,29 @@ const NOT_YET = new Set([
   'set-status',
 ]);
 
-const SECTIONS: Record<string, PolicySection> = { inbound: 'inbound', backend: 'backend', outbound: 'outbound', 'on-error': 'on-error' };
+const SECTIONS: Record<string, PolicySection> = {
+  inbound: 'inbound',
+  backend: 'backend',
+  outbound: 'outbound',
+  'on-error': 'on-error',
+};
 const DEFAULT_BACKEND_TIMEOUT_MS = 300_000;
 
-export function loadPolicyDocument(file: string, opts: PolicyLoadOptions, parent?: PolicyDocument): PolicyDocument {
+export function loadPolicyDocument(
+  file: string,
+  opts: PolicyLoadOptions,
+  parent?: PolicyDocument,
+): PolicyDocument {
   let xml: string;
   try {
     xml = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new PolicyLoadError(file, undefined, undefined, `cannot read policy file: ${(err as Error).message}`);
+    throw new PolicyLoadError(
+      file,
+      undefined,
+      undefined,
+      `cannot read policy file: ${(err as Error).message}`,
+    );
   }
   return compilePolicyDocument(xml, file, opts, parent);
 }
@@ -112,8 +154,16 @@ export function loadPolicyDocument(file: string, opts: PolicyLoadOptions, parent
  * for an operation): `<base />` in a section inserts the parent's statements of that section at
  * that point; a section without `<base />` (or a missing section) does not inherit.
  */
-export function compilePolicyDocument(xml: string, file: string, loadOpts: PolicyLoadOptions, parent?: PolicyDocument): PolicyDocument {
-  const opts: PolicyLoadOptions = { ...loadOpts, rateLimitStore: loadOpts.rateLimitStore ?? new MemoryRateLimitStore() };
+export function compilePolicyDocument(
+  xml: string,
+  file: string,
+  loadOpts: PolicyLoadOptions,
+  parent?: PolicyDocument,
+): PolicyDocument {
+  const opts: PolicyLoadOptions = {
+    ...loadOpts,
+    rateLimitStore: loadOpts.rateLimitStore ?? new MemoryRateLimitStore(),
+  };
   const root = parsePolicyXml(xml, { file, namedValues: opts.namedValues });
   const r = new ElementReader(file, root);
   if (root.name !== 'policies') throw r.error('the root element must be <policies>');
@@ -123,20 +173,34 @@ export function compilePolicyDocument(xml: string, file: string, loadOpts: Polic
 
   const statements = (name: string): PolicyStatement[] => {
     const section = r.children(name)[0];
-    const inherited = parent ? (name === 'inbound' ? parent.inbound : name === 'outbound' ? parent.outbound : parent.onError) : [];
+    const inherited = parent
+      ? name === 'inbound'
+        ? parent.inbound
+        : name === 'outbound'
+          ? parent.outbound
+          : parent.onError
+      : [];
     return section ? compileSection(file, section, SECTIONS[name]!, opts, inherited) : [];
   };
   const backendElement = r.children('backend')[0];
   return {
     file,
     inbound: statements('inbound'),
-    backend: backendElement ? compileBackend(file, backendElement, parent?.backend) : { timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS },
+    backend: backendElement
+      ? compileBackend(file, backendElement, parent?.backend)
+      : { timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS },
     outbound: statements('outbound'),
     onError: statements('on-error'),
   };
 }
 
-function compileSection(file: string, element: PolicyElement, section: PolicySection, opts: PolicyLoadOptions, inherited: readonly PolicyStatement[]): PolicyStatement[] {
+function compileSection(
+  file: string,
+  element: PolicyElement,
+  section: PolicySection,
+  opts: PolicyLoadOptions,
+  inherited: readonly PolicyStatement[],
+): PolicyStatement[] {
   const r = new ElementReader(file, element);
   r.allowAttributes([]);
   r.noText();
@@ -151,11 +215,23 @@ function compileSection(file: string, element: PolicyElement, section: PolicySec
     }
     const compiler = COMPILERS[child.name];
     if (!compiler) {
-      const why = NOT_YET.has(child.name) ? 'is not supported by this gateway yet' : 'is not a policy this gateway knows';
-      throw new PolicyLoadError(file, child.line, child.name, `${why} (supported in ${section}: ${supportedIn(section)})`);
+      const why = NOT_YET.has(child.name)
+        ? 'is not supported by this gateway yet'
+        : 'is not a policy this gateway knows';
+      throw new PolicyLoadError(
+        file,
+        child.line,
+        child.name,
+        `${why} (supported in ${section}: ${supportedIn(section)})`,
+      );
     }
     if (!compiler.sections.includes(section)) {
-      throw new PolicyLoadError(file, child.line, child.name, `not allowed in the ${section} section (allowed in ${compiler.sections.join(', ')})`);
+      throw new PolicyLoadError(
+        file,
+        child.line,
+        child.name,
+        `not allowed in the ${section} section (allowed in ${compiler.sections.join(', ')})`,
+      );
     }
     result.push(compiler.compile(file, child, section, opts));
   }
@@ -177,18 +253,29 @@ function compileBase(file: string, element: PolicyElement, seenBefore: boolean):
   if (seenBefore) throw r.error('<base /> may appear only once in a section');
 }
 
-function compileBackend(file: string, element: PolicyElement, inherited: BackendSettings | undefined): BackendSettings {
+function compileBackend(
+  file: string,
+  element: PolicyElement,
+  inherited: BackendSettings | undefined,
+): BackendSettings {
   const r = new ElementReader(file, element);
   r.allowAttributes([]);
   r.noText();
   const children = element.children;
   for (const child of children) {
     if (child.name !== 'base' && child.name !== 'forward-request') {
-      throw new PolicyLoadError(file, child.line, child.name, 'not supported in the backend section (supported: base, forward-request)');
+      throw new PolicyLoadError(
+        file,
+        child.line,
+        child.name,
+        'not supported in the backend section (supported: base, forward-request)',
+      );
     }
   }
   if (children.length !== 1) {
-    throw r.error('the backend section must contain exactly one <base /> or <forward-request /> (a backend that does not forward is not supported)');
+    throw r.error(
+      'the backend section must contain exactly one <base /> or <forward-request /> (a backend that does not forward is not supported)',
+    );
   }
   const only = children[0]!;
   if (only.name === 'base') {
@@ -196,7 +283,17 @@ function compileBackend(file: string, element: PolicyElement, inherited: Backend
     return inherited ?? { timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS };
   }
   const f = new ElementReader(file, only);
-  f.allowAttributes(['id', 'timeout'], ['timeout-ms', 'follow-redirects', 'buffer-request-body', 'buffer-response', 'fail-on-error-status-code', 'http-version']);
+  f.allowAttributes(
+    ['id', 'timeout'],
+    [
+      'timeout-ms',
+      'follow-redirects',
+      'buffer-request-body',
+      'buffer-response',
+      'fail-on-error-status-code',
+      'http-version',
+    ],
+  );
   f.noChildren();
   f.noText();
   return { timeoutMs: f.integer('timeout', DEFAULT_BACKEND_TIMEOUT_MS / 1000, 1, 240 * 60) * 1000 };

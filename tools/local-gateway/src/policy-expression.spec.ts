@@ -67,13 +67,19 @@ describe('policy expressions (the supported subset)', () => {
   });
 
   it('concatenates with + and compares with == / != (and ints with < <= > >=)', () => {
-    expect(run('@(context.Request.IpAddress + ":" + context.Request.Headers.GetValueOrDefault("x-partner", ""))')).toBe('10.1.2.3:contoso');
+    expect(
+      run('@(context.Request.IpAddress + ":" + context.Request.Headers.GetValueOrDefault("x-partner", ""))'),
+    ).toBe('10.1.2.3:contoso');
     expect(run('@(context.Request.Headers.GetValueOrDefault("x-partner", "") == "contoso")')).toBe(true);
     expect(run('@(context.Request.Headers.GetValueOrDefault("x-partner", "") != "contoso")')).toBe(false);
     expect(run('@(context.Request.Headers.GetValueOrDefault("missing") == null)')).toBe(true);
     const withResponse = context({ section: 'outbound', response: { statusCode: 204, headers: {} } });
-    expect(run('@(context.Response.StatusCode >= 200 && context.Response.StatusCode < 300)', withResponse)).toBe(true);
-    expect(run('@(context.Response.StatusCode == 200 || context.Response.StatusCode == 204)', withResponse)).toBe(true);
+    expect(
+      run('@(context.Response.StatusCode >= 200 && context.Response.StatusCode < 300)', withResponse),
+    ).toBe(true);
+    expect(
+      run('@(context.Response.StatusCode == 200 || context.Response.StatusCode == 204)', withResponse),
+    ).toBe(true);
     expect(compileExpression('@(context.Response.StatusCode == 200)').usesResponse).toBe(true);
     expect(compileExpression('@(context.Request.IpAddress)').usesResponse).toBe(false);
     expect(run('@("a\\"b" + 1 + true)')).toBe('a"b1True');
@@ -115,23 +121,43 @@ describe('policy expressions (the supported subset)', () => {
 
   it('fails at run time on a missing variable and a wrong cast (APIM: ExpressionValueEvaluationFailure)', () => {
     expect(() => run('@((string)context.Variables["missing"])')).toThrow(/no such variable/);
-    expect(() => run('@(((Jwt)context.Variables["tier"]).Claims.GetValueOrDefault("azp", ""))')).toThrow(/cast/);
+    expect(() => run('@(((Jwt)context.Variables["tier"]).Claims.GetValueOrDefault("azp", ""))')).toThrow(
+      /cast/,
+    );
   });
 
   it('is refused at load time with file, line and element where a policy does not take expressions or the type is wrong', () => {
     const opts = { namedValues: {}, metadataCache: (url: string) => new OpenIdMetadataCache(url) };
     const load = (xml: string) => () => compilePolicyDocument(xml, 'p.xml', opts);
-    expect(load('<policies>\n<inbound>\n<rate-limit-by-key calls="1" renewal-period="1" counter-key="@(context.Request.Body)" />\n</inbound>\n</policies>')).toThrow(
-      PolicyLoadError,
-    );
-    expect(load('<policies>\n<inbound>\n<rate-limit-by-key calls="1" renewal-period="1" counter-key="@(context.Request.Body)" />\n</inbound>\n</policies>')).toThrow(
+    expect(
+      load(
+        '<policies>\n<inbound>\n<rate-limit-by-key calls="1" renewal-period="1" counter-key="@(context.Request.Body)" />\n</inbound>\n</policies>',
+      ),
+    ).toThrow(PolicyLoadError);
+    expect(
+      load(
+        '<policies>\n<inbound>\n<rate-limit-by-key calls="1" renewal-period="1" counter-key="@(context.Request.Body)" />\n</inbound>\n</policies>',
+      ),
+    ).toThrow(
       /^p\.xml:3: <rate-limit-by-key>: attribute counter-key: policy expression not supported by this gateway: unsupported member context\.Request\.Body/,
     );
-    expect(load('<policies>\n<inbound>\n<rate-limit-by-key calls="1" renewal-period="1" counter-key="k" increment-condition="@(context.Request.IpAddress)" />\n</inbound>\n</policies>')).toThrow(
+    expect(
+      load(
+        '<policies>\n<inbound>\n<rate-limit-by-key calls="1" renewal-period="1" counter-key="k" increment-condition="@(context.Request.IpAddress)" />\n</inbound>\n</policies>',
+      ),
+    ).toThrow(
       /^p\.xml:3: <rate-limit-by-key>: attribute increment-condition: the expression is a string, expected bool/,
     );
-    expect(load('<policies>\n<inbound>\n<set-header name="x">\n<value>@(context.Nope)</value>\n</set-header>\n</inbound>\n</policies>')).toThrow(/^p\.xml:4: <value>: text: policy expression not supported/);
-    expect(load('<policies>\n<inbound>\n<rate-limit-by-key calls="@(5)" renewal-period="1" counter-key="k" />\n</inbound>\n</policies>')).toThrow(
+    expect(
+      load(
+        '<policies>\n<inbound>\n<set-header name="x">\n<value>@(context.Nope)</value>\n</set-header>\n</inbound>\n</policies>',
+      ),
+    ).toThrow(/^p\.xml:4: <value>: text: policy expression not supported/);
+    expect(
+      load(
+        '<policies>\n<inbound>\n<rate-limit-by-key calls="@(5)" renewal-period="1" counter-key="k" />\n</inbound>\n</policies>',
+      ),
+    ).toThrow(
       /^p\.xml:3: <rate-limit-by-key>: attribute calls: policy expressions .* are not supported here/,
     );
   });

@@ -33,7 +33,24 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 import type { PolicyContext } from './policy-context';
 
-export type ExpressionType = 'string' | 'int' | 'bool' | 'null' | 'object' | 'context' | 'request' | 'response' | 'headers' | 'subscription' | 'variables' | 'jwt' | 'claims' | 'certificate' | 'url' | 'query' | 'lasterror';
+export type ExpressionType =
+  | 'string'
+  | 'int'
+  | 'bool'
+  | 'null'
+  | 'object'
+  | 'context'
+  | 'request'
+  | 'response'
+  | 'headers'
+  | 'subscription'
+  | 'variables'
+  | 'jwt'
+  | 'claims'
+  | 'certificate'
+  | 'url'
+  | 'query'
+  | 'lasterror';
 
 type Value = unknown;
 type Evaluator = (ctx: PolicyContext) => Value;
@@ -62,12 +79,17 @@ export function isExpression(value: string): boolean {
 /** Compiles `@(…)`; multi-statement `@{…}` blocks are refused. */
 export function compileExpression(value: string): CompiledExpression {
   const source = value.trim();
-  if (source.startsWith('@{')) throw new ExpressionError('multi-statement expressions @{…} are not supported (only single @(…) expressions)');
-  if (!source.startsWith('@(') || !source.endsWith(')')) throw new ExpressionError(`'${source}' is not an @(…) expression`);
+  if (source.startsWith('@{'))
+    throw new ExpressionError(
+      'multi-statement expressions @{…} are not supported (only single @(…) expressions)',
+    );
+  if (!source.startsWith('@(') || !source.endsWith(')'))
+    throw new ExpressionError(`'${source}' is not an @(…) expression`);
   const parser = new Parser(tokenize(source.slice(2, -1)));
   const node = parser.parseExpression();
   parser.expectEnd();
-  if (!['string', 'int', 'bool', 'null', 'object'].includes(node.type)) throw new ExpressionError(`${typeName(node.type)} is not a value (use one of its members)`);
+  if (!['string', 'int', 'bool', 'null', 'object'].includes(node.type))
+    throw new ExpressionError(`${typeName(node.type)} is not a value (use one of its members)`);
   return { source, type: node.type, usesResponse: parser.usesResponse, evaluate: node.evaluate };
 }
 
@@ -80,9 +102,31 @@ export function expressionString(value: Value): string {
 
 // ---------------------------------------------------------------- tokens
 
-type Token = { kind: 'string'; value: string } | { kind: 'int'; value: number } | { kind: 'name'; value: string } | { kind: 'punct'; value: string };
+type Token =
+  | { kind: 'string'; value: string }
+  | { kind: 'int'; value: number }
+  | { kind: 'name'; value: string }
+  | { kind: 'punct'; value: string };
 
-const PUNCTUATION = ['?.', '==', '!=', '<=', '>=', '&&', '||', '(', ')', '[', ']', '.', ',', '+', '<', '>', '!'];
+const PUNCTUATION = [
+  '?.',
+  '==',
+  '!=',
+  '<=',
+  '>=',
+  '&&',
+  '||',
+  '(',
+  ')',
+  '[',
+  ']',
+  '.',
+  ',',
+  '+',
+  '<',
+  '>',
+  '!',
+];
 
 function tokenize(text: string): Token[] {
   const tokens: Token[] = [];
@@ -102,8 +146,16 @@ function tokenize(text: string): Token[] {
         if (c === '"') break;
         if (c === '\\') {
           const next = text[i + 1];
-          const escapes: Record<string, string> = { '"': '"', '\\': '\\', n: '\n', t: '\t', r: '\r', '0': '\0' };
-          if (next === undefined || !(next in escapes)) throw new ExpressionError(`unsupported escape sequence \\${next ?? ''} in a string literal`);
+          const escapes: Record<string, string> = {
+            '"': '"',
+            '\\': '\\',
+            n: '\n',
+            t: '\t',
+            r: '\r',
+            '0': '\0',
+          };
+          if (next === undefined || !(next in escapes))
+            throw new ExpressionError(`unsupported escape sequence \\${next ?? ''} in a string literal`);
           value += escapes[next];
           i += 2;
           continue;
@@ -117,9 +169,13 @@ function tokenize(text: string): Token[] {
     }
     if (/[0-9]/.test(ch)) {
       const m = /^[0-9]+/.exec(text.slice(i))![0];
-      if (/^[0-9]+[A-Za-z_.]/.test(text.slice(i))) throw new ExpressionError(`unsupported number literal near '${text.slice(i, i + 10)}' (integers only)`);
+      if (/^[0-9]+[A-Za-z_.]/.test(text.slice(i)))
+        throw new ExpressionError(
+          `unsupported number literal near '${text.slice(i, i + 10)}' (integers only)`,
+        );
       const n = Number(m);
-      if (!Number.isSafeInteger(n) || n > 2147483647) throw new ExpressionError(`integer literal ${m} is too large`);
+      if (!Number.isSafeInteger(n) || n > 2147483647)
+        throw new ExpressionError(`integer literal ${m} is too large`);
       tokens.push({ kind: 'int', value: n });
       i += m.length;
       continue;
@@ -145,7 +201,8 @@ interface Node {
   evaluate: Evaluator;
 }
 
-const describe = (t: Token | undefined): string => (t === undefined ? 'end of expression' : t.kind === 'string' ? `"${t.value}"` : String(t.value));
+const describe = (t: Token | undefined): string =>
+  t === undefined ? 'end of expression' : t.kind === 'string' ? `"${t.value}"` : String(t.value);
 
 function headerValue(headers: OutgoingHttpHeaders | IncomingHttpHeaders, name: string): string | undefined {
   const v = headers[name.toLowerCase()];
@@ -180,7 +237,8 @@ const getValueOrDefault = (lookup: (target: unknown, name: string) => string | u
   returns: 'string',
   params: ['string', 'string'],
   optional: 1,
-  call: (target, args) => lookup(target, String(args[0])) ?? (args.length > 1 ? (args[1] as string | null) : null),
+  call: (target, args) =>
+    lookup(target, String(args[0])) ?? (args.length > 1 ? (args[1] as string | null) : null),
 });
 
 const MEMBERS: Partial<Record<ExpressionType, Record<string, Member>>> = {
@@ -222,10 +280,17 @@ const MEMBERS: Partial<Record<ExpressionType, Record<string, Member>>> = {
 
 const METHODS: Partial<Record<ExpressionType, Record<string, Method>>> = {
   headers: { GetValueOrDefault: getValueOrDefault((t, n) => headerValue(t as OutgoingHttpHeaders, n)) },
-  query: { GetValueOrDefault: getValueOrDefault((t, n) => (t as URLSearchParams).getAll(n).join(',') || undefined) },
+  query: {
+    GetValueOrDefault: getValueOrDefault((t, n) => (t as URLSearchParams).getAll(n).join(',') || undefined),
+  },
   claims: { GetValueOrDefault: getValueOrDefault((t, n) => claimValue(t as Record<string, unknown>, n)) },
   variables: {
-    ContainsKey: { returns: 'bool', params: ['string'], optional: 0, call: (t, args) => (t as Map<string, unknown>).has(String(args[0])) },
+    ContainsKey: {
+      returns: 'bool',
+      params: ['string'],
+      optional: 0,
+      call: (t, args) => (t as Map<string, unknown>).has(String(args[0])),
+    },
   },
 };
 
@@ -244,7 +309,8 @@ class Parser {
     return t?.kind === 'punct' && t.value === value;
   }
   private take(value: string): void {
-    if (!this.isPunct(value)) throw new ExpressionError(`expected '${value}' but found ${describe(this.peek())}`);
+    if (!this.isPunct(value))
+      throw new ExpressionError(`expected '${value}' but found ${describe(this.peek())}`);
     this.pos++;
   }
   expectEnd(): void {
@@ -284,13 +350,21 @@ class Parser {
     this.pos++;
     const right = this.parseRelational();
     const comparable = (a: ExpressionType, b: ExpressionType) => a === b || a === 'null' || b === 'null';
-    if (!comparable(left.type, right.type) || !['string', 'int', 'bool', 'null'].includes(left.type) || !['string', 'int', 'bool', 'null'].includes(right.type)) {
-      throw new ExpressionError(`cannot compare ${left.type} ${op} ${right.type} (cast context.Variables[…] with (string) first)`);
+    if (
+      !comparable(left.type, right.type) ||
+      !['string', 'int', 'bool', 'null'].includes(left.type) ||
+      !['string', 'int', 'bool', 'null'].includes(right.type)
+    ) {
+      throw new ExpressionError(
+        `cannot compare ${left.type} ${op} ${right.type} (cast context.Variables[…] with (string) first)`,
+      );
     }
     const l = left.evaluate;
     const r = right.evaluate;
     const norm = (v: Value) => (v === undefined ? null : v);
-    return op === '==' ? { type: 'bool', evaluate: (ctx) => norm(l(ctx)) === norm(r(ctx)) } : { type: 'bool', evaluate: (ctx) => norm(l(ctx)) !== norm(r(ctx)) };
+    return op === '=='
+      ? { type: 'bool', evaluate: (ctx) => norm(l(ctx)) === norm(r(ctx)) }
+      : { type: 'bool', evaluate: (ctx) => norm(l(ctx)) !== norm(r(ctx)) };
   }
 
   private parseRelational(): Node {
@@ -299,10 +373,16 @@ class Parser {
     if (!(t?.kind === 'punct' && ['<', '<=', '>', '>='].includes(t.value))) return left;
     this.pos++;
     const right = this.parseAdditive();
-    if (left.type !== 'int' || right.type !== 'int') throw new ExpressionError(`operator ${t.value} needs int operands, got ${left.type} and ${right.type}`);
+    if (left.type !== 'int' || right.type !== 'int')
+      throw new ExpressionError(`operator ${t.value} needs int operands, got ${left.type} and ${right.type}`);
     const l = left.evaluate;
     const r = right.evaluate;
-    const cmp: Record<string, (a: number, b: number) => boolean> = { '<': (a, b) => a < b, '<=': (a, b) => a <= b, '>': (a, b) => a > b, '>=': (a, b) => a >= b };
+    const cmp: Record<string, (a: number, b: number) => boolean> = {
+      '<': (a, b) => a < b,
+      '<=': (a, b) => a <= b,
+      '>': (a, b) => a > b,
+      '>=': (a, b) => a >= b,
+    };
     const f = cmp[t.value]!;
     return { type: 'bool', evaluate: (ctx) => f(l(ctx) as number, r(ctx) as number) };
   }
@@ -318,7 +398,8 @@ class Parser {
         left = { type: 'int', evaluate: (ctx) => ((l(ctx) as number) + (r(ctx) as number)) | 0 };
       } else if (left.type === 'string' || right.type === 'string') {
         for (const side of [left, right]) {
-          if (!['string', 'int', 'bool', 'null', 'object'].includes(side.type)) throw new ExpressionError(`cannot concatenate a ${side.type} to a string`);
+          if (!['string', 'int', 'bool', 'null', 'object'].includes(side.type))
+            throw new ExpressionError(`cannot concatenate a ${side.type} to a string`);
         }
         left = { type: 'string', evaluate: (ctx) => expressionString(l(ctx)) + expressionString(r(ctx)) };
       } else {
@@ -350,10 +431,13 @@ class Parser {
     }
     if (t.kind === 'name') {
       this.pos++;
-      if (t.value === 'true' || t.value === 'false') return { type: 'bool', evaluate: () => t.value === 'true' };
+      if (t.value === 'true' || t.value === 'false')
+        return { type: 'bool', evaluate: () => t.value === 'true' };
       if (t.value === 'null') return { type: 'null', evaluate: () => null };
       if (t.value === 'context') return { type: 'context', evaluate: () => null };
-      throw new ExpressionError(`unsupported name '${t.value}' (expressions start from context, or are literals)`);
+      throw new ExpressionError(
+        `unsupported name '${t.value}' (expressions start from context, or are literals)`,
+      );
     }
     if (t.value === '(') {
       const cast = this.peek(1);
@@ -361,19 +445,27 @@ class Parser {
         this.pos += 3;
         const target = CASTS[cast.value]!;
         const operand = this.parsePostfix(this.parsePrimary());
-        if (operand.type !== 'object' && operand.type !== target) throw new ExpressionError(`cannot cast ${operand.type} to ${cast.value}`);
+        if (operand.type !== 'object' && operand.type !== target)
+          throw new ExpressionError(`cannot cast ${operand.type} to ${cast.value}`);
         const inner = operand.evaluate;
-        const check = target === 'jwt' ? (v: Value) => v === null || v === undefined || (typeof v === 'object' && 'claims' in v) : (v: Value) => v === null || v === undefined || typeof v === 'string';
+        const check =
+          target === 'jwt'
+            ? (v: Value) => v === null || v === undefined || (typeof v === 'object' && 'claims' in v)
+            : (v: Value) => v === null || v === undefined || typeof v === 'string';
         return {
           type: target,
           evaluate: (ctx) => {
             const v = inner(ctx);
-            if (!check(v)) throw new ExpressionError(`(${cast.value}) cast of a value that is not a ${cast.value}`);
+            if (!check(v))
+              throw new ExpressionError(`(${cast.value}) cast of a value that is not a ${cast.value}`);
             return v ?? null;
           },
         };
       }
-      if (cast?.kind === 'name' && this.isPunct(')', 2) && cast.value !== 'context') throw new ExpressionError(`unsupported cast (${cast.value}) (supported: ${Object.keys(CASTS).join(', ')})`);
+      if (cast?.kind === 'name' && this.isPunct(')', 2) && cast.value !== 'context')
+        throw new ExpressionError(
+          `unsupported cast (${cast.value}) (supported: ${Object.keys(CASTS).join(', ')})`,
+        );
       this.pos++;
       const inner = this.parseExpression();
       this.take(')');
@@ -387,14 +479,18 @@ class Parser {
       if (this.isPunct('.') || this.isPunct('?.')) {
         this.pos++;
         const name = this.peek();
-        if (name?.kind !== 'name') throw new ExpressionError(`expected a member name after '.', found ${describe(name)}`);
+        if (name?.kind !== 'name')
+          throw new ExpressionError(`expected a member name after '.', found ${describe(name)}`);
         this.pos++;
         if (this.isPunct('(')) {
           node = this.parseCall(node, name.value);
           continue;
         }
         const member = MEMBERS[node.type]?.[name.value];
-        if (!member) throw new ExpressionError(`unsupported member ${typeName(node.type)}.${name.value}${supported(node.type)}`);
+        if (!member)
+          throw new ExpressionError(
+            `unsupported member ${typeName(node.type)}.${name.value}${supported(node.type)}`,
+          );
         if (node.type === 'context' && name.value === 'Response') this.usesResponse = true;
         const target = node.evaluate;
         const isContext = node.type === 'context' || node.type === 'request' || node.type === 'url';
@@ -411,7 +507,10 @@ class Parser {
       }
       if (this.isPunct('[')) {
         this.pos++;
-        if (node.type !== 'variables') throw new ExpressionError(`indexer [] is supported only on context.Variables, not on ${typeName(node.type)}`);
+        if (node.type !== 'variables')
+          throw new ExpressionError(
+            `indexer [] is supported only on context.Variables, not on ${typeName(node.type)}`,
+          );
         const key = this.parseExpression();
         if (key.type !== 'string') throw new ExpressionError('context.Variables[…] needs a string key');
         this.take(']');
@@ -420,7 +519,8 @@ class Parser {
           type: 'object',
           evaluate: (ctx) => {
             const name = String(k(ctx));
-            if (!ctx.variables.has(name)) throw new ExpressionError(`context.Variables["${name}"]: no such variable`);
+            if (!ctx.variables.has(name))
+              throw new ExpressionError(`context.Variables["${name}"]: no such variable`);
             return ctx.variables.get(name) ?? null;
           },
         };
@@ -433,7 +533,10 @@ class Parser {
 
   private parseCall(node: Node, name: string): Node {
     const method = METHODS[node.type]?.[name];
-    if (!method) throw new ExpressionError(`unsupported method ${typeName(node.type)}.${name}(…)${supported(node.type)}`);
+    if (!method)
+      throw new ExpressionError(
+        `unsupported method ${typeName(node.type)}.${name}(…)${supported(node.type)}`,
+      );
     this.take('(');
     const args: Node[] = [];
     if (!this.isPunct(')')) {
@@ -446,11 +549,16 @@ class Parser {
     this.take(')');
     const min = method.params.length - method.optional;
     if (args.length < min || args.length > method.params.length) {
-      throw new ExpressionError(`${typeName(node.type)}.${name} takes ${min === method.params.length ? min : `${min}-${method.params.length}`} argument(s), got ${args.length}`);
+      throw new ExpressionError(
+        `${typeName(node.type)}.${name} takes ${min === method.params.length ? min : `${min}-${method.params.length}`} argument(s), got ${args.length}`,
+      );
     }
     args.forEach((a, i) => {
       const want = method.params[i]!;
-      if (a.type !== want && !(a.type === 'null' && want === 'string')) throw new ExpressionError(`argument ${i + 1} of ${typeName(node.type)}.${name} must be a ${want}, got ${a.type}`);
+      if (a.type !== want && !(a.type === 'null' && want === 'string'))
+        throw new ExpressionError(
+          `argument ${i + 1} of ${typeName(node.type)}.${name} must be a ${want}, got ${a.type}`,
+        );
     });
     const target = node.evaluate;
     const argEvals = args.map((a) => a.evaluate);
@@ -459,7 +567,11 @@ class Parser {
       evaluate: (ctx) => {
         const t = target(ctx);
         if (t === null || t === undefined) return null;
-        return method.call(t, argEvals.map((e) => e(ctx)), ctx);
+        return method.call(
+          t,
+          argEvals.map((e) => e(ctx)),
+          ctx,
+        );
       },
     };
   }
@@ -490,6 +602,9 @@ function typeName(type: ExpressionType): string {
 }
 
 function supported(type: ExpressionType): string {
-  const names = [...Object.keys(MEMBERS[type] ?? {}), ...Object.keys(METHODS[type] ?? {}).map((m) => `${m}(…)`)];
+  const names = [
+    ...Object.keys(MEMBERS[type] ?? {}),
+    ...Object.keys(METHODS[type] ?? {}).map((m) => `${m}(…)`),
+  ];
   return names.length ? ` (supported: ${names.join(', ')})` : '';
 }

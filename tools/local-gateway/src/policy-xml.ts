@@ -10,7 +10,13 @@
  * never used as literal text. The policy's compiler then parses them (policy-expression.ts).
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
-import { CompiledExpression, compileExpression, ExpressionError, ExpressionType, isExpression } from './policy-expression';
+import {
+  CompiledExpression,
+  compileExpression,
+  ExpressionError,
+  ExpressionType,
+  isExpression,
+} from './policy-expression';
 
 /** A policy file could not be loaded; the message names the file, the line and the element. */
 export class PolicyLoadError extends Error {
@@ -20,7 +26,9 @@ export class PolicyLoadError extends Error {
     readonly element: string | undefined,
     readonly detail: string,
   ) {
-    super(`${file}${line === undefined ? '' : `:${line}`}: ${element === undefined ? '' : `<${element}>: `}${detail}`);
+    super(
+      `${file}${line === undefined ? '' : `:${line}`}: ${element === undefined ? '' : `<${element}>: `}${detail}`,
+    );
     this.name = 'PolicyLoadError';
   }
 }
@@ -72,7 +80,12 @@ const META = XMLParser.getMetaDataSymbol() as unknown as symbol;
 /** Parses the policy XML into a single root element. */
 export function parsePolicyXml(xml: string, opts: ParseOptions): PolicyElement {
   if (/<!DOCTYPE/i.test(xml)) {
-    throw new PolicyLoadError(opts.file, lineAt(xml, xml.search(/<!DOCTYPE/i)), undefined, 'a DOCTYPE is not allowed in a policy file');
+    throw new PolicyLoadError(
+      opts.file,
+      lineAt(xml, xml.search(/<!DOCTYPE/i)),
+      undefined,
+      'a DOCTYPE is not allowed in a policy file',
+    );
   }
   const valid = XMLValidator.validate(xml);
   if (valid !== true) {
@@ -80,13 +93,25 @@ export function parsePolicyXml(xml: string, opts: ParseOptions): PolicyElement {
   }
   const lineStarts = lineStartsOf(xml);
   const top = (parser.parse(xml) as OrderedNode[]).filter((n) => !('#text' in n));
-  if (top.length !== 1) throw new PolicyLoadError(opts.file, 1, undefined, `expected exactly one root element, found ${top.length}`);
+  if (top.length !== 1)
+    throw new PolicyLoadError(
+      opts.file,
+      1,
+      undefined,
+      `expected exactly one root element, found ${top.length}`,
+    );
   return toElement(top[0]!, opts, lineStarts, '');
 }
 
-function toElement(node: OrderedNode, opts: ParseOptions, lineStarts: number[], parent: string): PolicyElement {
+function toElement(
+  node: OrderedNode,
+  opts: ParseOptions,
+  lineStarts: number[],
+  parent: string,
+): PolicyElement {
   const name = Object.keys(node).find((k) => k !== ':@');
-  if (name === undefined) throw new PolicyLoadError(opts.file, undefined, undefined, 'internal: element without a name');
+  if (name === undefined)
+    throw new PolicyLoadError(opts.file, undefined, undefined, 'internal: element without a name');
   const meta = (node as Record<symbol, { startIndex?: number } | undefined>)[META];
   const line = meta?.startIndex === undefined ? 1 : lineOfIndex(lineStarts, meta.startIndex);
   const where = { file: opts.file, line, element: name };
@@ -94,7 +119,13 @@ function toElement(node: OrderedNode, opts: ParseOptions, lineStarts: number[], 
   const rawAttributes = (node[':@'] ?? {}) as Record<string, unknown>;
   const attributes: Record<string, string> = {};
   for (const [attr, value] of Object.entries(rawAttributes)) {
-    attributes[attr] = substitute(String(value), opts.namedValues, where, `attribute ${attr}`, EXPRESSION_ATTRIBUTES[name]?.includes(attr) ?? false);
+    attributes[attr] = substitute(
+      String(value),
+      opts.namedValues,
+      where,
+      `attribute ${attr}`,
+      EXPRESSION_ATTRIBUTES[name]?.includes(attr) ?? false,
+    );
   }
 
   const children: PolicyElement[] = [];
@@ -103,7 +134,13 @@ function toElement(node: OrderedNode, opts: ParseOptions, lineStarts: number[], 
     if ('#text' in child) texts.push(String(child['#text']));
     else children.push(toElement(child, opts, lineStarts, name));
   }
-  const text = substitute(texts.join('').trim(), opts.namedValues, where, 'text', EXPRESSION_TEXT.has(`${parent}/${name}`));
+  const text = substitute(
+    texts.join('').trim(),
+    opts.namedValues,
+    where,
+    'text',
+    EXPRESSION_TEXT.has(`${parent}/${name}`),
+  );
   return { name, line, attributes, children, text };
 }
 
@@ -117,16 +154,31 @@ function substitute(
   const result = value.replace(NAMED_VALUE, (_match, rawName: string) => {
     const name = rawName.trim();
     if (!VALID_NAMED_VALUE_NAME.test(name)) {
-      throw new PolicyLoadError(where.file, where.line, where.element, `${what}: '{{${rawName}}}' is not a valid named value reference`);
+      throw new PolicyLoadError(
+        where.file,
+        where.line,
+        where.element,
+        `${what}: '{{${rawName}}}' is not a valid named value reference`,
+      );
     }
     if (!Object.prototype.hasOwnProperty.call(namedValues, name)) {
-      throw new PolicyLoadError(where.file, where.line, where.element, `${what}: unknown named value '${name}'`);
+      throw new PolicyLoadError(
+        where.file,
+        where.line,
+        where.element,
+        `${what}: unknown named value '${name}'`,
+      );
     }
     return namedValues[name]!;
   });
   const trimmed = result.trimStart();
   if (!expressionAllowed && (trimmed.startsWith('@(') || trimmed.startsWith('@{'))) {
-    throw new PolicyLoadError(where.file, where.line, where.element, `${what}: policy expressions (@(…), @{…}) are not supported here by this gateway (supported: rate-limit-by-key counter-key and increment-condition, set-header <value>)`);
+    throw new PolicyLoadError(
+      where.file,
+      where.line,
+      where.element,
+      `${what}: policy expressions (@(…), @{…}) are not supported here by this gateway (supported: rate-limit-by-key counter-key and increment-condition, set-header <value>)`,
+    );
   }
   return result;
 }
@@ -204,16 +256,22 @@ export class ElementReader {
   }
 
   /** Compiles `value` (an attribute or text of this element) when it is a policy expression of type `types`; literal text → undefined. */
-  expression(value: string | undefined, what: string, types: readonly ExpressionType[]): CompiledExpression | undefined {
+  expression(
+    value: string | undefined,
+    what: string,
+    types: readonly ExpressionType[],
+  ): CompiledExpression | undefined {
     if (value === undefined || !isExpression(value)) return undefined;
     let compiled: CompiledExpression;
     try {
       compiled = compileExpression(value);
     } catch (err) {
-      if (err instanceof ExpressionError) throw this.error(`${what}: policy expression not supported by this gateway: ${err.message}`);
+      if (err instanceof ExpressionError)
+        throw this.error(`${what}: policy expression not supported by this gateway: ${err.message}`);
       throw err;
     }
-    if (!types.includes(compiled.type)) throw this.error(`${what}: the expression is a ${compiled.type}, expected ${types.join(' or ')}`);
+    if (!types.includes(compiled.type))
+      throw this.error(`${what}: the expression is a ${compiled.type}, expected ${types.join(' or ')}`);
     return compiled;
   }
 
@@ -228,12 +286,19 @@ export class ElementReader {
   }
 
   /** Fails on any child not in `supported`, and on a repeated child in `single`. */
-  allowChildren(supported: readonly string[], refused: readonly string[] = [], single: readonly string[] = []): void {
+  allowChildren(
+    supported: readonly string[],
+    refused: readonly string[] = [],
+    single: readonly string[] = [],
+  ): void {
     const seen = new Set<string>();
     for (const child of this.element.children) {
-      if (refused.includes(child.name)) throw this.error(`<${child.name}> is not supported by this gateway yet`, child);
-      if (!supported.includes(child.name)) throw this.error(`unknown or unsupported element in <${this.element.name}>`, child);
-      if (single.includes(child.name) && seen.has(child.name)) throw this.error(`<${child.name}> may appear only once`, child);
+      if (refused.includes(child.name))
+        throw this.error(`<${child.name}> is not supported by this gateway yet`, child);
+      if (!supported.includes(child.name))
+        throw this.error(`unknown or unsupported element in <${this.element.name}>`, child);
+      if (single.includes(child.name) && seen.has(child.name))
+        throw this.error(`<${child.name}> may appear only once`, child);
       seen.add(child.name);
     }
   }

@@ -22,7 +22,14 @@ export const HOP_BY_HOP_HEADERS = new Set([
 ]);
 
 /** Set only by the gateway; a client's own values are removed. */
-export const FORWARDING_HEADERS = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-port', 'x-forwarded-host', 'x-original-host', 'forwarded']);
+export const FORWARDING_HEADERS = new Set([
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-port',
+  'x-forwarded-host',
+  'x-original-host',
+  'forwarded',
+]);
 
 export type ProxyFailureKind = 'connection' | 'timeout' | 'body-too-large' | 'client-aborted';
 
@@ -70,7 +77,15 @@ export function backendRequestHeaders(req: IncomingMessage, gatewayPort: number)
   const drop = connectionTokens(req.headers);
   const headers: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) {
-    if (value === undefined || name === 'host' || HOP_BY_HOP_HEADERS.has(name) || FORWARDING_HEADERS.has(name) || GATEWAY_ONLY_HEADERS.has(name) || drop.has(name)) continue;
+    if (
+      value === undefined ||
+      name === 'host' ||
+      HOP_BY_HOP_HEADERS.has(name) ||
+      FORWARDING_HEADERS.has(name) ||
+      GATEWAY_ONLY_HEADERS.has(name) ||
+      drop.has(name)
+    )
+      continue;
     headers[name] = value;
   }
   headers['x-forwarded-for'] = clientIpOf(req);
@@ -130,9 +145,20 @@ export function forwardRequest(opts: ForwardOptions): Promise<IncomingMessage> {
       settled = true;
       resolve(res);
     });
-    upstream.on('error', (err) => fail(err instanceof ProxyFailure ? err : new ProxyFailure('connection', `The backend service is unavailable: ${err.message}`)));
+    upstream.on('error', (err) =>
+      fail(
+        err instanceof ProxyFailure
+          ? err
+          : new ProxyFailure('connection', `The backend service is unavailable: ${err.message}`),
+      ),
+    );
     upstream.setTimeout(opts.timeoutMs, () =>
-      upstream.destroy(new ProxyFailure('timeout', `The backend did not answer within ${Math.round(opts.timeoutMs / 1000)} s`)),
+      upstream.destroy(
+        new ProxyFailure(
+          'timeout',
+          `The backend did not answer within ${Math.round(opts.timeoutMs / 1000)} s`,
+        ),
+      ),
     );
 
     let received = 0;
@@ -140,7 +166,12 @@ export function forwardRequest(opts: ForwardOptions): Promise<IncomingMessage> {
       received += chunk.length;
       if (received > opts.maxBodyBytes) {
         req.off('data', onData);
-        upstream.destroy(new ProxyFailure('body-too-large', `The request body is larger than the limit of ${opts.maxBodyBytes} bytes.`));
+        upstream.destroy(
+          new ProxyFailure(
+            'body-too-large',
+            `The request body is larger than the limit of ${opts.maxBodyBytes} bytes.`,
+          ),
+        );
         return;
       }
       if (!upstream.write(chunk)) req.pause();
@@ -148,9 +179,12 @@ export function forwardRequest(opts: ForwardOptions): Promise<IncomingMessage> {
     req.on('data', onData);
     upstream.on('drain', () => req.resume());
     req.on('end', () => upstream.end());
-    req.on('error', () => upstream.destroy(new ProxyFailure('client-aborted', 'The client aborted the request')));
+    req.on('error', () =>
+      upstream.destroy(new ProxyFailure('client-aborted', 'The client aborted the request')),
+    );
     req.on('close', () => {
-      if (!req.complete) upstream.destroy(new ProxyFailure('client-aborted', 'The client aborted the request'));
+      if (!req.complete)
+        upstream.destroy(new ProxyFailure('client-aborted', 'The client aborted the request'));
     });
   });
 }

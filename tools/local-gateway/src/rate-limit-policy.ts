@@ -53,17 +53,28 @@ export function compileRateLimitByKey(element: PolicyElement, deps: RateLimitDep
   const periodMs = r.integer('renewal-period', 0, 1, 300) * 1000;
   const incrementCount = r.integer('increment-count', 1, 1, 2_147_483_647);
   const keySource = r.required('counter-key');
-  const keyExpression = r.expression(keySource, 'attribute counter-key', ['string', 'int', 'bool', 'null', 'object']);
+  const keyExpression = r.expression(keySource, 'attribute counter-key', [
+    'string',
+    'int',
+    'bool',
+    'null',
+    'object',
+  ]);
   const conditionSource = r.optional('increment-condition');
   const condition = r.expression(conditionSource, 'attribute increment-condition', ['bool']);
   if (conditionSource !== undefined && !condition) {
     const literal = conditionSource.trim().toLowerCase();
-    if (literal !== 'true' && literal !== 'false') throw r.error(`attribute increment-condition must be true, false or a boolean @(…) expression, got '${conditionSource}'`);
+    if (literal !== 'true' && literal !== 'false')
+      throw r.error(
+        `attribute increment-condition must be true, false or a boolean @(…) expression, got '${conditionSource}'`,
+      );
   }
-  const literalCondition = conditionSource === undefined || condition ? true : conditionSource.trim().toLowerCase() === 'true';
+  const literalCondition =
+    conditionSource === undefined || condition ? true : conditionSource.trim().toLowerCase() === 'true';
   const header = (attr: string, fallback?: string): string | undefined => {
     const v = r.optional(attr)?.trim() ?? fallback;
-    if (v !== undefined && !TOKEN.test(v)) throw r.error(`attribute ${attr}: '${v}' is not a valid header name`);
+    if (v !== undefined && !TOKEN.test(v))
+      throw r.error(`attribute ${attr}: '${v}' is not a valid header name`);
     return v?.toLowerCase();
   };
   const variable = (attr: string): string | undefined => {
@@ -113,7 +124,13 @@ class RateLimitByKey implements PolicyStatement {
     try {
       return expression.evaluate(ctx);
     } catch (err) {
-      if (err instanceof ExpressionError) throw new ApimError(500, 'Expression evaluation failed.', this.name, 'ExpressionValueEvaluationFailure');
+      if (err instanceof ExpressionError)
+        throw new ApimError(
+          500,
+          'Expression evaluation failed.',
+          this.name,
+          'ExpressionValueEvaluationFailure',
+        );
       throw err;
     }
   }
@@ -122,10 +139,20 @@ class RateLimitByKey implements PolicyStatement {
     const c = this.config;
     const key = typeof c.key === 'string' ? c.key : expressionString(this.evaluate(ctx, c.key));
     const deferred = c.condition?.usesResponse === true;
-    const countNow = deferred ? false : c.condition ? this.evaluate(ctx, c.condition) === true : c.literalCondition;
+    const countNow = deferred
+      ? false
+      : c.condition
+        ? this.evaluate(ctx, c.condition) === true
+        : c.literalCondition;
     let decision;
     try {
-      decision = await this.deps.store.hit(key, c.calls, c.periodMs, countNow ? c.incrementCount : 0, ctx.now());
+      decision = await this.deps.store.hit(
+        key,
+        c.calls,
+        c.periodMs,
+        countNow ? c.incrementCount : 0,
+        ctx.now(),
+      );
     } catch (err) {
       if (!(err instanceof RateLimitStoreUnavailable)) throw err;
       this.deps.onStoreUnavailable(err);
@@ -138,7 +165,12 @@ class RateLimitByKey implements PolicyStatement {
       if (c.retryAfterVariable) ctx.variables.set(c.retryAfterVariable, seconds);
       if (c.remainingHeader) setResponseHeader(ctx, c.remainingHeader, '0');
       if (c.remainingVariable) ctx.variables.set(c.remainingVariable, 0);
-      throw new ApimError(429, `Rate limit is exceeded. Try again in ${seconds} seconds.`, this.name, 'RateLimitExceeded');
+      throw new ApimError(
+        429,
+        `Rate limit is exceeded. Try again in ${seconds} seconds.`,
+        this.name,
+        'RateLimitExceeded',
+      );
     }
     this.remaining(ctx, decision.used);
     if (deferred) {

@@ -28,7 +28,13 @@ export interface RateLimitDecision {
 export interface RateLimitStore {
   readonly kind: 'memory' | 'redis';
   /** Refuses when `used >= limit`; otherwise records `increment` (0 = check only). */
-  hit(key: string, limit: number, periodMs: number, increment: number, now: number): Promise<RateLimitDecision>;
+  hit(
+    key: string,
+    limit: number,
+    periodMs: number,
+    increment: number,
+    now: number,
+  ): Promise<RateLimitDecision>;
   /** Records `increment` without a check (a deferred increment-condition). Returns the calls used after it. */
   add(key: string, periodMs: number, increment: number, now: number): Promise<number>;
   close(): Promise<void>;
@@ -72,10 +78,21 @@ export class MemoryRateLimitStore implements RateLimitStore {
     }
   }
 
-  hit(key: string, limit: number, periodMs: number, increment: number, now: number): Promise<RateLimitDecision> {
+  hit(
+    key: string,
+    limit: number,
+    periodMs: number,
+    increment: number,
+    now: number,
+  ): Promise<RateLimitDecision> {
     const entries = this.window(key, periodMs, now);
     const used = entries.reduce((sum, e) => sum + e.n, 0);
-    if (used >= limit) return Promise.resolve({ allowed: false, used, retryAfterMs: retryAfter(entries, used, limit, periodMs, now) });
+    if (used >= limit)
+      return Promise.resolve({
+        allowed: false,
+        used,
+        retryAfterMs: retryAfter(entries, used, limit, periodMs, now),
+      });
     if (increment > 0) entries.push({ t: now, n: increment });
     return Promise.resolve({ allowed: true, used: used + increment, retryAfterMs: 0 });
   }
@@ -92,7 +109,13 @@ export class MemoryRateLimitStore implements RateLimitStore {
   }
 }
 
-function retryAfter(entries: readonly Entry[], used: number, limit: number, periodMs: number, now: number): number {
+function retryAfter(
+  entries: readonly Entry[],
+  used: number,
+  limit: number,
+  periodMs: number,
+  now: number,
+): number {
   let freed = 0;
   for (const e of entries) {
     freed += e.n;
@@ -160,21 +183,44 @@ export class RedisRateLimitStore implements RateLimitStore {
       await redis.ping();
     } catch (err) {
       redis.disconnect();
-      throw new Error(`cannot connect to Redis at ${redactUrl(url)} for rate-limit counters: ${(err as Error).message}`);
+      throw new Error(
+        `cannot connect to Redis at ${redactUrl(url)} for rate-limit counters: ${(err as Error).message}`,
+      );
     }
     return new RedisRateLimitStore(redis, opts);
   }
 
-  private async run(key: string, now: number, periodMs: number, limit: number, increment: number): Promise<[number, number, number]> {
+  private async run(
+    key: string,
+    now: number,
+    periodMs: number,
+    limit: number,
+    increment: number,
+  ): Promise<[number, number, number]> {
     const member = `${now}:${randomBytes(8).toString('hex')}:${increment}`;
     try {
-      return (await this.redis.eval(SLIDING_WINDOW_LUA, 1, this.prefix + key, now, periodMs, limit, increment, member)) as [number, number, number];
+      return (await this.redis.eval(
+        SLIDING_WINDOW_LUA,
+        1,
+        this.prefix + key,
+        now,
+        periodMs,
+        limit,
+        increment,
+        member,
+      )) as [number, number, number];
     } catch (err) {
       throw new RateLimitStoreUnavailable(`Redis rate-limit store unavailable: ${(err as Error).message}`);
     }
   }
 
-  async hit(key: string, limit: number, periodMs: number, increment: number, now: number): Promise<RateLimitDecision> {
+  async hit(
+    key: string,
+    limit: number,
+    periodMs: number,
+    increment: number,
+    now: number,
+  ): Promise<RateLimitDecision> {
     const [allowed, used, retryAfterMs] = await this.run(key, now, periodMs, limit, increment);
     return { allowed: allowed === 1, used, retryAfterMs };
   }

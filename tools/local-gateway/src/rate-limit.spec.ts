@@ -4,7 +4,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunningGateway, startGateway } from './gateway';
-import { accessTokenClaims, EchoUpstream, httpsCall, startEchoUpstream, startTestIssuer, tempStateDir, TestIssuer } from './test-servers.test-helpers';
+import {
+  accessTokenClaims,
+  EchoUpstream,
+  httpsCall,
+  startEchoUpstream,
+  startTestIssuer,
+  tempStateDir,
+  TestIssuer,
+} from './test-servers.test-helpers';
 
 const API_APP_ID = randomUUID();
 
@@ -16,9 +24,15 @@ describe('rate-limit-by-key', () => {
   const gateways: RunningGateway[] = [];
   let clockMs = Date.now();
 
-  async function gatewayFor(inbound: string, extra: Partial<Parameters<typeof startGateway>[0]> = {}): Promise<RunningGateway> {
+  async function gatewayFor(
+    inbound: string,
+    extra: Partial<Parameters<typeof startGateway>[0]> = {},
+  ): Promise<RunningGateway> {
     const policyFile = join(state.dir, `policy-${randomUUID()}.xml`);
-    writeFileSync(policyFile, `<policies>\n<inbound>\n<base />\n${inbound}\n</inbound>\n<backend><base /></backend>\n<outbound><base /></outbound>\n</policies>`);
+    writeFileSync(
+      policyFile,
+      `<policies>\n<inbound>\n<base />\n${inbound}\n</inbound>\n<backend><base /></backend>\n<outbound><base /></outbound>\n</policies>`,
+    );
     const g = await startGateway({
       stateDir: state.dir,
       policyFile,
@@ -32,7 +46,8 @@ describe('rate-limit-by-key', () => {
     gateways.push(g);
     return g;
   }
-  const call = (g: RunningGateway, headers: Record<string, string> = {}, path = '/orders') => httpsCall(`${g.url}${path}`, { caPem: issuer.caPem, headers });
+  const call = (g: RunningGateway, headers: Record<string, string> = {}, path = '/orders') =>
+    httpsCall(`${g.url}${path}`, { caPem: issuer.caPem, headers });
   const statuses = async (g: RunningGateway, n: number, headers: Record<string, string> = {}) => {
     const result: number[] = [];
     for (let i = 0; i < n; i++) result.push((await call(g, headers)).status);
@@ -66,7 +81,10 @@ describe('rate-limit-by-key', () => {
     const before = upstream.received.length;
     const limited = await call(g, { 'x-partner': partner });
     expect(limited.status).toBe(429);
-    expect(limited.json()).toEqual({ statusCode: 429, message: `Rate limit is exceeded. Try again in ${limited.headers['retry-after']} seconds.` });
+    expect(limited.json()).toEqual({
+      statusCode: 429,
+      message: `Rate limit is exceeded. Try again in ${limited.headers['retry-after']} seconds.`,
+    });
     expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(Number(limited.headers['retry-after'])).toBeLessThanOrEqual(60);
     expect(limited.headers['x-ratelimit-remaining']).toBe('0');
@@ -76,7 +94,9 @@ describe('rate-limit-by-key', () => {
   });
 
   it('uses a sliding window, not a fixed one: calls leave the window renewal-period after they were made', async () => {
-    const g = await gatewayFor('<rate-limit-by-key calls="2" renewal-period="10" counter-key="sliding" retry-after-header-name="X-Retry-In" />');
+    const g = await gatewayFor(
+      '<rate-limit-by-key calls="2" renewal-period="10" counter-key="sliding" retry-after-header-name="X-Retry-In" />',
+    );
     const start = clockMs;
     try {
       expect((await call(g)).status).toBe(200); // t = 0
@@ -92,14 +112,19 @@ describe('rate-limit-by-key', () => {
       clockMs = start + 11_000;
       const again = await call(g);
       expect(again.status).toBe(429);
-      expect(again.json()).toEqual({ statusCode: 429, message: 'Rate limit is exceeded. Try again in 5 seconds.' }); // t=6 leaves at 16
+      expect(again.json()).toEqual({
+        statusCode: 429,
+        message: 'Rate limit is exceeded. Try again in 5 seconds.',
+      }); // t=6 leaves at 16
     } finally {
       clockMs = start + 20_000;
     }
   });
 
   it('counts only requests whose increment-condition is true, and increment-count per request', async () => {
-    const never = await gatewayFor('<rate-limit-by-key calls="1" renewal-period="60" counter-key="never" increment-condition="false" />');
+    const never = await gatewayFor(
+      '<rate-limit-by-key calls="1" renewal-period="60" counter-key="never" increment-condition="false" />',
+    );
     expect(await statuses(never, 3)).toEqual([200, 200, 200]);
 
     const key = randomUUID();
@@ -110,7 +135,9 @@ describe('rate-limit-by-key', () => {
     expect(await statuses(conditional, 3, { 'x-count': 'yes' })).toEqual([200, 200, 429]);
     expect((await call(conditional, { 'x-count': 'no' })).status).toBe(429); // not counted, but still limited
 
-    const weighted = await gatewayFor(`<rate-limit-by-key calls="5" renewal-period="60" counter-key="${randomUUID()}" increment-count="2" remaining-calls-header-name="remaining" />`);
+    const weighted = await gatewayFor(
+      `<rate-limit-by-key calls="5" renewal-period="60" counter-key="${randomUUID()}" increment-count="2" remaining-calls-header-name="remaining" />`,
+    );
     const r1 = await call(weighted);
     expect(r1.headers.remaining).toBe('3');
     expect(await statuses(weighted, 3)).toEqual([200, 200, 429]);
@@ -136,8 +163,12 @@ describe('rate-limit-by-key', () => {
 </validate-jwt>
 <rate-limit-by-key calls="1" renewal-period="300" counter-key="@(&quot;azp:&quot; + ((Jwt)context.Variables[&quot;jwt&quot;]).Claims.GetValueOrDefault(&quot;azp&quot;, &quot;&quot;))" remaining-calls-variable-name="remaining" />
 <set-header name="X-Remaining" exists-action="override"><value>@("" + context.Variables["remaining"])</value></set-header>`);
-    const a = { authorization: `Bearer ${await issuer.sign(accessTokenClaims(issuer, API_APP_ID, { azp: randomUUID() }))}` };
-    const b = { authorization: `Bearer ${await issuer.sign(accessTokenClaims(issuer, API_APP_ID, { azp: randomUUID() }))}` };
+    const a = {
+      authorization: `Bearer ${await issuer.sign(accessTokenClaims(issuer, API_APP_ID, { azp: randomUUID() }))}`,
+    };
+    const b = {
+      authorization: `Bearer ${await issuer.sign(accessTokenClaims(issuer, API_APP_ID, { azp: randomUUID() }))}`,
+    };
     const first = await call(g, a);
     expect(first.status).toBe(200);
     expect((first.json() as { headers: Record<string, string> }).headers['x-remaining']).toBe('0');
@@ -147,13 +178,28 @@ describe('rate-limit-by-key', () => {
 
   it('refuses bad attributes at load time', async () => {
     const bad: Array<[string, RegExp]> = [
-      ['<rate-limit-by-key calls="1" renewal-period="301" counter-key="k" />', /:4: <rate-limit-by-key>: attribute renewal-period must be an integer 1-300/],
+      [
+        '<rate-limit-by-key calls="1" renewal-period="301" counter-key="k" />',
+        /:4: <rate-limit-by-key>: attribute renewal-period must be an integer 1-300/,
+      ],
       ['<rate-limit-by-key renewal-period="10" counter-key="k" />', /attribute calls is required/],
       ['<rate-limit-by-key calls="1" renewal-period="10" />', /attribute counter-key is required/],
-      ['<rate-limit-by-key calls="0" renewal-period="10" counter-key="k" />', /attribute calls must be an integer 1-/],
-      ['<rate-limit-by-key calls="1" renewal-period="10" counter-key="k" increment-condition="maybe" />', /increment-condition must be true, false or a boolean/],
-      ['<rate-limit-by-key calls="1" renewal-period="10" counter-key="k" retry-after-header-name="bad header" />', /not a valid header name/],
-      ['<rate-limit-by-key calls="1" renewal-period="10" counter-key="k" flavour="x" />', /unknown or unsupported attribute flavour/],
+      [
+        '<rate-limit-by-key calls="0" renewal-period="10" counter-key="k" />',
+        /attribute calls must be an integer 1-/,
+      ],
+      [
+        '<rate-limit-by-key calls="1" renewal-period="10" counter-key="k" increment-condition="maybe" />',
+        /increment-condition must be true, false or a boolean/,
+      ],
+      [
+        '<rate-limit-by-key calls="1" renewal-period="10" counter-key="k" retry-after-header-name="bad header" />',
+        /not a valid header name/,
+      ],
+      [
+        '<rate-limit-by-key calls="1" renewal-period="10" counter-key="k" flavour="x" />',
+        /unknown or unsupported attribute flavour/,
+      ],
     ];
     for (const [xml, why] of bad) await expect(gatewayFor(xml), xml).rejects.toThrow(why);
   });
@@ -173,7 +219,9 @@ describe('rate-limit-by-key', () => {
 
     it('Redis sliding window honours the gateway clock like the memory store', async () => {
       const key = `redis-sliding-${randomUUID()}`;
-      const g = await gatewayFor(`<rate-limit-by-key calls="1" renewal-period="10" counter-key="${key}" />`, { redisUrl: redis.url });
+      const g = await gatewayFor(`<rate-limit-by-key calls="1" renewal-period="10" counter-key="${key}" />`, {
+        redisUrl: redis.url,
+      });
       const start = clockMs;
       try {
         expect((await call(g)).status).toBe(200);
@@ -190,7 +238,10 @@ describe('rate-limit-by-key', () => {
 
     it('fails open while Redis is down (documented), and enforces the limit again once it is back', async () => {
       const key = `outage-${randomUUID()}`;
-      const g = await gatewayFor(`<rate-limit-by-key calls="1" renewal-period="60" counter-key="${key}" remaining-calls-header-name="remaining" />`, { redisUrl: redis.url });
+      const g = await gatewayFor(
+        `<rate-limit-by-key calls="1" renewal-period="60" counter-key="${key}" remaining-calls-header-name="remaining" />`,
+        { redisUrl: redis.url },
+      );
       expect((await call(g)).status).toBe(200);
       expect((await call(g)).status).toBe(429);
       await redis.stop();
@@ -211,9 +262,11 @@ describe('rate-limit-by-key', () => {
     });
 
     it('refuses to start when Redis cannot be reached at start-up', async () => {
-      await expect(gatewayFor('<rate-limit-by-key calls="1" renewal-period="1" counter-key="k" />', { redisUrl: 'redis://127.0.0.1:1' })).rejects.toThrow(
-        /cannot connect to Redis at redis:\/\/127\.0\.0\.1:1/,
-      );
+      await expect(
+        gatewayFor('<rate-limit-by-key calls="1" renewal-period="1" counter-key="k" />', {
+          redisUrl: 'redis://127.0.0.1:1',
+        }),
+      ).rejects.toThrow(/cannot connect to Redis at redis:\/\/127\.0\.0\.1:1/);
     });
   });
 });

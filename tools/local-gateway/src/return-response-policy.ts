@@ -24,7 +24,8 @@ export function compileReturnResponse(file: string, element: PolicyElement): Pol
       c.noText();
       statusCode = c.integer('code', 200, 100, 599);
       reason = c.optional('reason');
-      if (reason !== undefined && /[\r\n]/.test(reason)) throw c.error('attribute reason must not contain line breaks');
+      if (reason !== undefined && /[\r\n]/.test(reason))
+        throw c.error('attribute reason must not contain line breaks');
     } else if (child.name === 'set-header') {
       headerChanges.push(compileHeaderChange(file, child));
     } else {
@@ -39,7 +40,12 @@ export function compileReturnResponse(file: string, element: PolicyElement): Pol
     execute(ctx: PolicyContext): void {
       const headers = {};
       for (const change of headerChanges) applyHeaderChange(headers, change, ctx, 'return-response');
-      ctx.response = { statusCode, ...(reason === undefined ? {} : { reason }), headers, ...(body === undefined ? {} : { body }) };
+      ctx.response = {
+        statusCode,
+        ...(reason === undefined ? {} : { reason }),
+        headers,
+        ...(body === undefined ? {} : { body }),
+      };
       ctx.returned = true;
     },
   };

@@ -14,7 +14,15 @@ import { ElementReader, PolicyElement } from './policy-xml';
 export type ExistsAction = 'override' | 'skip' | 'append' | 'delete';
 
 /** Headers whose value the gateway computes itself; a policy may not set them. */
-const MANAGED_HEADERS = new Set(['content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer']);
+const MANAGED_HEADERS = new Set([
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+]);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 export interface HeaderChange {
@@ -30,7 +38,8 @@ export function compileHeaderChange(file: string, element: PolicyElement): Heade
   r.allowChildren(['value']);
   const name = r.required('name').trim().toLowerCase();
   if (!TOKEN.test(name)) throw r.error(`'${name}' is not a valid header name`);
-  if (MANAGED_HEADERS.has(name)) throw r.error(`header ${name} is managed by the gateway and cannot be set by a policy`);
+  if (MANAGED_HEADERS.has(name))
+    throw r.error(`header ${name} is managed by the gateway and cannot be set by a policy`);
   const action = (r.optional('exists-action') ?? 'override').trim() as ExistsAction;
   if (!['override', 'skip', 'append', 'delete'].includes(action)) {
     throw r.error(`attribute exists-action must be override, skip, append or delete, got '${action}'`);
@@ -50,22 +59,33 @@ export function compileHeaderChange(file: string, element: PolicyElement): Heade
 }
 
 /** Evaluates expression values; a failure or a value with a line break is an APIM error (500). */
-export function resolveValues(values: ReadonlyArray<string | CompiledExpression>, ctx: PolicyContext, source: string): string[] {
+export function resolveValues(
+  values: ReadonlyArray<string | CompiledExpression>,
+  ctx: PolicyContext,
+  source: string,
+): string[] {
   return values.map((v) => {
     if (typeof v === 'string') return v;
     let value: string;
     try {
       value = expressionString(v.evaluate(ctx));
     } catch (err) {
-      if (err instanceof ExpressionError) throw new ApimError(500, 'Expression evaluation failed.', source, 'ExpressionValueEvaluationFailure');
+      if (err instanceof ExpressionError)
+        throw new ApimError(500, 'Expression evaluation failed.', source, 'ExpressionValueEvaluationFailure');
       throw err;
     }
-    if (/[\r\n\0]/.test(value)) throw new ApimError(500, 'Expression evaluation failed.', source, 'ExpressionValueEvaluationFailure');
+    if (/[\r\n\0]/.test(value))
+      throw new ApimError(500, 'Expression evaluation failed.', source, 'ExpressionValueEvaluationFailure');
     return value;
   });
 }
 
-export function applyHeaderChange(headers: OutgoingHttpHeaders, change: HeaderChange, ctx: PolicyContext, source = 'set-header'): void {
+export function applyHeaderChange(
+  headers: OutgoingHttpHeaders,
+  change: HeaderChange,
+  ctx: PolicyContext,
+  source = 'set-header',
+): void {
   const existing = headers[change.name];
   switch (change.action) {
     case 'delete':
@@ -89,8 +109,13 @@ function valueOf(values: string[]): string | string[] {
   return values.length === 1 ? values[0]! : values;
 }
 
-export function compileSetHeader(file: string, element: PolicyElement, section: PolicySection): PolicyStatement {
-  if (section === 'backend') throw new ElementReader(file, element).error('set-header is not supported in the backend section');
+export function compileSetHeader(
+  file: string,
+  element: PolicyElement,
+  section: PolicySection,
+): PolicyStatement {
+  if (section === 'backend')
+    throw new ElementReader(file, element).error('set-header is not supported in the backend section');
   const change = compileHeaderChange(file, element);
   return {
     name: 'set-header',

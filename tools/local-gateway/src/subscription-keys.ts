@@ -21,10 +21,14 @@ export interface SubscriptionKeyOptions {
   queryParameterName?: string;
 }
 
-export const MISSING_KEY_MESSAGE = 'Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.';
-export const INVALID_KEY_MESSAGE = 'Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.';
+export const MISSING_KEY_MESSAGE =
+  'Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API.';
+export const INVALID_KEY_MESSAGE =
+  'Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.';
 
-export type SubscriptionCheck = { ok: true; subscriptionId: string | undefined } | { ok: false; message: string; reason: 'SubscriptionKeyNotFound' | 'SubscriptionKeyInvalid' };
+export type SubscriptionCheck =
+  | { ok: true; subscriptionId: string | undefined }
+  | { ok: false; message: string; reason: 'SubscriptionKeyNotFound' | 'SubscriptionKeyInvalid' };
 
 const digest = (key: string) => createHash('sha256').update(key, 'utf8').digest('hex');
 
@@ -37,11 +41,16 @@ export class SubscriptionKeys {
     this.headerName = (opts.headerName ?? 'Ocp-Apim-Subscription-Key').toLowerCase();
     this.queryParameterName = opts.queryParameterName ?? 'subscription-key';
     for (const s of opts.subscriptions) {
-      if (!s.id || s.keys.length === 0) throw new TypeError('subscriptionKeys: every subscription needs an id and at least one key');
+      if (!s.id || s.keys.length === 0)
+        throw new TypeError('subscriptionKeys: every subscription needs an id and at least one key');
       for (const key of s.keys) {
-        if (key.length < 8) throw new TypeError(`subscriptionKeys: the keys of subscription '${s.id}' must be at least 8 characters`);
+        if (key.length < 8)
+          throw new TypeError(
+            `subscriptionKeys: the keys of subscription '${s.id}' must be at least 8 characters`,
+          );
         const d = digest(key);
-        if (this.byDigest.has(d)) throw new TypeError(`subscriptionKeys: a key of subscription '${s.id}' is used twice`);
+        if (this.byDigest.has(d))
+          throw new TypeError(`subscriptionKeys: a key of subscription '${s.id}' is used twice`);
         this.byDigest.set(d, s.id);
       }
     }
@@ -49,12 +58,16 @@ export class SubscriptionKeys {
 
   check(headers: IncomingHttpHeaders, query: URLSearchParams): SubscriptionCheck {
     const header = headers[this.headerName];
-    const key = (Array.isArray(header) ? header[0] : header) ?? query.get(this.queryParameterName) ?? undefined;
+    const key =
+      (Array.isArray(header) ? header[0] : header) ?? query.get(this.queryParameterName) ?? undefined;
     if (key === undefined || key === '') {
-      return this.opts.required ? { ok: false, message: MISSING_KEY_MESSAGE, reason: 'SubscriptionKeyNotFound' } : { ok: true, subscriptionId: undefined };
+      return this.opts.required
+        ? { ok: false, message: MISSING_KEY_MESSAGE, reason: 'SubscriptionKeyNotFound' }
+        : { ok: true, subscriptionId: undefined };
     }
     const id = this.byDigest.get(digest(key));
-    if (id === undefined) return { ok: false, message: INVALID_KEY_MESSAGE, reason: 'SubscriptionKeyInvalid' };
+    if (id === undefined)
+      return { ok: false, message: INVALID_KEY_MESSAGE, reason: 'SubscriptionKeyInvalid' };
     return { ok: true, subscriptionId: id };
   }
 }

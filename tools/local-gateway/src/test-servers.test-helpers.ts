@@ -25,7 +25,9 @@ export interface SigningKey {
 }
 
 export function newSigningKey(kid = randomUUID()): SigningKey {
-  const { privateKeyPem, certificatePem } = createSelfSignedCertificate({ commonName: `test signing key ${kid}` });
+  const { privateKeyPem, certificatePem } = createSelfSignedCertificate({
+    commonName: `test signing key ${kid}`,
+  });
   const der = Buffer.from(certificatePem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
   const jwk = createPublicKey(privateKeyPem).export({ format: 'jwk' }) as JWK;
   const x5t = createHash('sha1').update(der).digest('base64url');
@@ -44,7 +46,10 @@ export interface TestIssuer {
   /** Publishes a new key (rotation) and returns it. */
   addKey(): SigningKey;
   removeKey(kid: string): void;
-  sign(claims: JWTPayload, opts?: { key?: SigningKey; alg?: string; header?: Record<string, unknown> }): Promise<string>;
+  sign(
+    claims: JWTPayload,
+    opts?: { key?: SigningKey; alg?: string; header?: Record<string, unknown> },
+  ): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -155,10 +160,19 @@ export async function startEchoUpstream(): Promise<EchoUpstream> {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const echoed = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      const echoed = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       received.push(echoed);
       const body = JSON.stringify(echoed);
-      res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'echo', connection: 'keep-alive' });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'x-upstream': 'echo',
+        connection: 'keep-alive',
+      });
       res.end(body);
     });
   });
@@ -187,15 +201,19 @@ export function httpsCall(
   opts: { caPem: string; method?: string; headers?: OutgoingHttpHeaders; body?: string | string[] },
 ): Promise<TestResponse> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method: opts.method ?? 'GET', headers: opts.headers, ca: opts.caPem, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
-      });
-    });
+    const req = httpsRequest(
+      url,
+      { method: opts.method ?? 'GET', headers: opts.headers, ca: opts.caPem, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, json: () => JSON.parse(text) });
+        });
+      },
+    );
     req.on('error', reject);
     if (Array.isArray(opts.body)) for (const chunk of opts.body) req.write(chunk);
     else if (opts.body !== undefined) req.write(opts.body);

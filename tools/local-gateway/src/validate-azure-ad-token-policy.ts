@@ -24,14 +24,33 @@ export interface ValidateAzureAdTokenDeps extends ValidateJwtDeps {
 
 const GUIDISH = /^[0-9A-Za-z.-]+$/;
 
-export function compileValidateAzureAdToken(element: PolicyElement, deps: ValidateAzureAdTokenDeps): PolicyStatement {
+export function compileValidateAzureAdToken(
+  element: PolicyElement,
+  deps: ValidateAzureAdTokenDeps,
+): PolicyStatement {
   const r = new ElementReader(deps.file, element);
-  r.allowAttributes(['id', 'tenant-id', 'header-name', 'query-parameter-name', 'failed-validation-httpcode', 'failed-validation-error-message', 'output-token-variable-name', 'token-value']);
+  r.allowAttributes([
+    'id',
+    'tenant-id',
+    'header-name',
+    'query-parameter-name',
+    'failed-validation-httpcode',
+    'failed-validation-error-message',
+    'output-token-variable-name',
+    'token-value',
+  ]);
   r.noText();
-  r.allowChildren(['client-application-ids', 'backend-application-ids', 'audiences', 'required-claims'], ['decryption-keys'], ['client-application-ids', 'backend-application-ids', 'audiences', 'required-claims']);
+  r.allowChildren(
+    ['client-application-ids', 'backend-application-ids', 'audiences', 'required-claims'],
+    ['decryption-keys'],
+    ['client-application-ids', 'backend-application-ids', 'audiences', 'required-claims'],
+  );
   const tenantId = r.required('tenant-id').trim();
   if (!GUIDISH.test(tenantId)) throw r.error(`tenant-id '${tenantId}' is not a tenant id or domain`);
-  if (['header-name', 'query-parameter-name', 'token-value'].filter((a) => r.optional(a) !== undefined).length > 1) {
+  if (
+    ['header-name', 'query-parameter-name', 'token-value'].filter((a) => r.optional(a) !== undefined).length >
+    1
+  ) {
     throw r.error('header-name, query-parameter-name and token-value are mutually exclusive');
   }
 
@@ -58,14 +77,29 @@ export function compileValidateAzureAdToken(element: PolicyElement, deps: Valida
   const variable = `validate-azure-ad-token:${element.line}`;
 
   // The equivalent validate-jwt element (same line numbers, so run-time sources stay meaningful).
-  const at = (name: string, attributes: Record<string, string> = {}, children: PolicyElement[] = [], text = ''): PolicyElement => ({ name, line: element.line, attributes, children, text });
-  const audiences = [...(r.children('audiences')[0]?.children.map((c) => c.text) ?? []), ...backendIds, ...backendIds.map((id) => `api://${id}`)];
+  const at = (
+    name: string,
+    attributes: Record<string, string> = {},
+    children: PolicyElement[] = [],
+    text = '',
+  ): PolicyElement => ({ name, line: element.line, attributes, children, text });
+  const audiences = [
+    ...(r.children('audiences')[0]?.children.map((c) => c.text) ?? []),
+    ...backendIds,
+    ...backendIds.map((id) => `api://${id}`),
+  ];
   const attributes: Record<string, string> = { 'output-token-variable-name': variable };
-  for (const name of ['failed-validation-httpcode', 'failed-validation-error-message', 'query-parameter-name', 'token-value']) {
+  for (const name of [
+    'failed-validation-httpcode',
+    'failed-validation-error-message',
+    'query-parameter-name',
+    'token-value',
+  ]) {
     const v = r.optional(name);
     if (v !== undefined) attributes[name] = v;
   }
-  if (attributes['query-parameter-name'] === undefined && attributes['token-value'] === undefined) attributes['header-name'] = r.optional('header-name') ?? 'Authorization';
+  if (attributes['query-parameter-name'] === undefined && attributes['token-value'] === undefined)
+    attributes['header-name'] = r.optional('header-name') ?? 'Authorization';
   const audiencesElement = r.children('audiences')[0];
   if (audiencesElement) {
     const a = new ElementReader(deps.file, audiencesElement);
@@ -76,8 +110,19 @@ export function compileValidateAzureAdToken(element: PolicyElement, deps: Valida
   const jwt = compileValidateJwt(
     at('validate-jwt', attributes, [
       at('openid-config', { url: `${instance}/${tenantId}/v2.0/.well-known/openid-configuration` }),
-      at('issuers', {}, [at('issuer', {}, [], `${instance}/${tenantId}/v2.0`), at('issuer', {}, [], `https://sts.windows.net/${tenantId}/`)]),
-      ...(audiences.length ? [at('audiences', {}, audiences.map((a) => at('audience', {}, [], a)))] : []),
+      at('issuers', {}, [
+        at('issuer', {}, [], `${instance}/${tenantId}/v2.0`),
+        at('issuer', {}, [], `https://sts.windows.net/${tenantId}/`),
+      ]),
+      ...(audiences.length
+        ? [
+            at(
+              'audiences',
+              {},
+              audiences.map((a) => at('audience', {}, [], a)),
+            ),
+          ]
+        : []),
       ...r.children('required-claims'),
     ]),
     deps,
@@ -93,7 +138,8 @@ export function compileValidateAzureAdToken(element: PolicyElement, deps: Valida
       try {
         await jwt.execute(ctx);
       } catch (err) {
-        if (err instanceof ApimError) throw new ApimError(err.statusCode, err.message, 'validate-azure-ad-token', err.reason);
+        if (err instanceof ApimError)
+          throw new ApimError(err.statusCode, err.message, 'validate-azure-ad-token', err.reason);
         throw err;
       }
       const validated = ctx.variables.get(variable) as ValidatedJwt;
@@ -101,7 +147,12 @@ export function compileValidateAzureAdToken(element: PolicyElement, deps: Valida
       if (clientIds.length) {
         const client = validated.claims['azp'] ?? validated.claims['appid'];
         if (typeof client !== 'string' || !clientIds.includes(client)) {
-          throw new ApimError(status, customMessage ?? 'Client application is not allowed. Access denied.', 'validate-azure-ad-token', 'TokenClaimValueNotAllowed');
+          throw new ApimError(
+            status,
+            customMessage ?? 'Client application is not allowed. Access denied.',
+            'validate-azure-ad-token',
+            'TokenClaimValueNotAllowed',
+          );
         }
       }
       if (output) ctx.variables.set(output, validated);

@@ -3,7 +3,15 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunningGateway, startGateway } from './gateway';
-import { accessTokenClaims, EchoUpstream, httpsCall, startEchoUpstream, startTestIssuer, tempStateDir, TestIssuer } from './test-servers.test-helpers';
+import {
+  accessTokenClaims,
+  EchoUpstream,
+  httpsCall,
+  startEchoUpstream,
+  startTestIssuer,
+  tempStateDir,
+  TestIssuer,
+} from './test-servers.test-helpers';
 
 const API_APP_ID = randomUUID();
 const PARTNER = randomUUID();
@@ -30,8 +38,13 @@ describe('validate-azure-ad-token', () => {
     gateways.push(g);
     return g;
   }
-  const call = (g: RunningGateway, token?: string) => httpsCall(`${g.url}/orders`, { caPem: issuer.caPem, headers: token ? { authorization: `Bearer ${token}` } : {} });
-  const sign = (overrides = {}) => issuer.sign(accessTokenClaims(issuer, API_APP_ID, { azp: PARTNER, ...overrides }));
+  const call = (g: RunningGateway, token?: string) =>
+    httpsCall(`${g.url}/orders`, {
+      caPem: issuer.caPem,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+  const sign = (overrides = {}) =>
+    issuer.sign(accessTokenClaims(issuer, API_APP_ID, { azp: PARTNER, ...overrides }));
 
   beforeAll(async () => {
     issuer = await startTestIssuer(state.dir);
@@ -60,25 +73,44 @@ describe('validate-azure-ad-token', () => {
   });
 
   it('accepts the v1 form: appid, the sts.windows.net issuer and the api:// audience', async () => {
-    const v1 = await issuer.sign({ ...accessTokenClaims(issuer, `api://${API_APP_ID}`, { iss: `https://sts.windows.net/${issuer.tenantId}/`, appid: PARTNER, ver: '1.0' }), azp: undefined });
+    const v1 = await issuer.sign({
+      ...accessTokenClaims(issuer, `api://${API_APP_ID}`, {
+        iss: `https://sts.windows.net/${issuer.tenantId}/`,
+        appid: PARTNER,
+        ver: '1.0',
+      }),
+      azp: undefined,
+    });
     expect((await call(gateway, v1)).status).toBe(200);
   });
 
   it('rejects: no token, another client, another audience, another tenant issuer, a missing role', async () => {
     expect((await call(gateway)).json()).toEqual({ statusCode: 401, message: 'JWT not present.' });
-    expect((await call(gateway, await sign({ azp: randomUUID() }))).json()).toEqual({ statusCode: 401, message: 'Client application is not allowed. Access denied.' });
+    expect((await call(gateway, await sign({ azp: randomUUID() }))).json()).toEqual({
+      statusCode: 401,
+      message: 'Client application is not allowed. Access denied.',
+    });
     expect((await call(gateway, await sign({ aud: randomUUID() }))).status).toBe(401);
     expect((await call(gateway, await sign({ iss: `${issuer.url}/${randomUUID()}/v2.0` }))).status).toBe(401);
     expect((await call(gateway, await sign({ roles: ['Orders.Write'] }))).status).toBe(401);
   });
 
   it('uses failed-validation-httpcode and -error-message; refuses two token sources and a missing tenant-id', async () => {
-    const g = await gatewayFor('<validate-azure-ad-token tenant-id="{{tenant-id}}" failed-validation-httpcode="403" failed-validation-error-message="Nope"><client-application-ids><application-id>{{partner}}</application-id></client-application-ids></validate-azure-ad-token>');
-    expect((await call(g, await sign({ azp: randomUUID() }))).json()).toEqual({ statusCode: 403, message: 'Nope' });
+    const g = await gatewayFor(
+      '<validate-azure-ad-token tenant-id="{{tenant-id}}" failed-validation-httpcode="403" failed-validation-error-message="Nope"><client-application-ids><application-id>{{partner}}</application-id></client-application-ids></validate-azure-ad-token>',
+    );
+    expect((await call(g, await sign({ azp: randomUUID() }))).json()).toEqual({
+      statusCode: 403,
+      message: 'Nope',
+    });
     expect((await call(g)).json()).toEqual({ statusCode: 403, message: 'Nope' });
-    await expect(gatewayFor('<validate-azure-ad-token tenant-id="x" header-name="X-Token" token-value="abc" />')).rejects.toThrow(
+    await expect(
+      gatewayFor('<validate-azure-ad-token tenant-id="x" header-name="X-Token" token-value="abc" />'),
+    ).rejects.toThrow(
       /:4: <validate-azure-ad-token>: header-name, query-parameter-name and token-value are mutually exclusive/,
     );
-    await expect(gatewayFor('<validate-azure-ad-token />')).rejects.toThrow(/:4: <validate-azure-ad-token>: attribute tenant-id is required/);
+    await expect(gatewayFor('<validate-azure-ad-token />')).rejects.toThrow(
+      /:4: <validate-azure-ad-token>: attribute tenant-id is required/,
+    );
   });
 });

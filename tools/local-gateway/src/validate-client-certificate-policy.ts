@@ -20,8 +20,23 @@ import { ApimError } from './apim-errors';
 import type { ClientCertificateInfo, PolicyContext, PolicyStatement } from './policy-context';
 import { ElementReader, PolicyElement } from './policy-xml';
 
-type IdentityField = 'thumbprint' | 'serial-number' | 'common-name' | 'subject' | 'dns-name' | 'issuer-subject' | 'issuer-thumbprint';
-const IDENTITY_FIELDS: IdentityField[] = ['thumbprint', 'serial-number', 'common-name', 'subject', 'dns-name', 'issuer-subject', 'issuer-thumbprint'];
+type IdentityField =
+  | 'thumbprint'
+  | 'serial-number'
+  | 'common-name'
+  | 'subject'
+  | 'dns-name'
+  | 'issuer-subject'
+  | 'issuer-thumbprint';
+const IDENTITY_FIELDS: IdentityField[] = [
+  'thumbprint',
+  'serial-number',
+  'common-name',
+  'subject',
+  'dns-name',
+  'issuer-subject',
+  'issuer-thumbprint',
+];
 
 type Identity = Partial<Record<IdentityField, string>>;
 
@@ -61,7 +76,8 @@ function matches(cert: ClientCertificateInfo, identity: Identity): boolean {
         if (normalizeDn(expected) !== normalizeDn(cert.issuer)) return false;
         break;
       case 'issuer-thumbprint':
-        if (cert.issuerThumbprint === undefined || normalizeHex(expected) !== cert.issuerThumbprint) return false;
+        if (cert.issuerThumbprint === undefined || normalizeHex(expected) !== cert.issuerThumbprint)
+          return false;
         break;
     }
   }
@@ -70,11 +86,20 @@ function matches(cert: ClientCertificateInfo, identity: Identity): boolean {
 
 export function compileValidateClientCertificate(file: string, element: PolicyElement): PolicyStatement {
   const r = new ElementReader(file, element);
-  r.allowAttributes(['id', 'validate-revocation', 'validate-trust', 'validate-not-before', 'validate-not-after', 'ignore-error']);
+  r.allowAttributes([
+    'id',
+    'validate-revocation',
+    'validate-trust',
+    'validate-not-before',
+    'validate-not-after',
+    'ignore-error',
+  ]);
   r.noText();
   r.allowChildren(['identities'], [], ['identities']);
   if (r.boolean('validate-revocation', true)) {
-    throw r.error('validate-revocation is true (the APIM default) but this gateway cannot check revocation (no OCSP/CRL); set validate-revocation="false"');
+    throw r.error(
+      'validate-revocation is true (the APIM default) but this gateway cannot check revocation (no OCSP/CRL); set validate-revocation="false"',
+    );
   }
   const validateTrust = r.boolean('validate-trust', true);
   const validateNotBefore = r.boolean('validate-not-before', true);
@@ -111,15 +136,27 @@ export function compileValidateClientCertificate(file: string, element: PolicyEl
     execute(ctx: PolicyContext): void {
       const fail = (reason: string, message: string): void => {
         if (ignoreError) return;
-        throw new ApimError(401, `Invalid client certificate: ${message}.`, 'validate-client-certificate', reason);
+        throw new ApimError(
+          401,
+          `Invalid client certificate: ${message}.`,
+          'validate-client-certificate',
+          reason,
+        );
       };
       const cert = ctx.request.clientCertificate;
       if (!cert) return fail('ClientCertificateNotPresent', 'no client certificate was presented');
-      if (validateTrust && !cert.trusted) return fail('ClientCertificateNotTrusted', 'the certificate chain is not trusted');
+      if (validateTrust && !cert.trusted)
+        return fail('ClientCertificateNotTrusted', 'the certificate chain is not trusted');
       const now = ctx.now();
-      if (validateNotBefore && now < cert.notBefore.getTime()) return fail('ClientCertificateNotYetValid', 'the certificate is not yet valid');
-      if (validateNotAfter && now > cert.notAfter.getTime()) return fail('ClientCertificateExpired', 'the certificate has expired');
-      if (identities.length > 0 && !identities.some((id) => matches(cert, id))) return fail('ClientCertificateIdentityMismatch', 'the certificate matches none of the allowed identities');
+      if (validateNotBefore && now < cert.notBefore.getTime())
+        return fail('ClientCertificateNotYetValid', 'the certificate is not yet valid');
+      if (validateNotAfter && now > cert.notAfter.getTime())
+        return fail('ClientCertificateExpired', 'the certificate has expired');
+      if (identities.length > 0 && !identities.some((id) => matches(cert, id)))
+        return fail(
+          'ClientCertificateIdentityMismatch',
+          'the certificate matches none of the allowed identities',
+        );
     },
   };
 }

@@ -22,7 +22,14 @@
  */
 import { ApimError } from './apim-errors';
 import type { JWK } from 'jose';
-import { JwtRules, JwtValidationFailure, RequiredClaim, SigningKeySource, STATIC_KEYS_ISSUER, validateJwt } from './jwt-validation';
+import {
+  JwtRules,
+  JwtValidationFailure,
+  RequiredClaim,
+  SigningKeySource,
+  STATIC_KEYS_ISSUER,
+  validateJwt,
+} from './jwt-validation';
 import { OpenIdMetadata, OpenIdMetadataCache } from './openid-metadata-cache';
 import type { PolicyContext, PolicyStatement } from './policy-context';
 import { CompiledExpression, ExpressionError, expressionString } from './policy-expression';
@@ -71,7 +78,11 @@ export function compileValidateJwt(element: PolicyElement, deps: ValidateJwtDeps
   const r = new ElementReader(deps.file, element);
   r.allowAttributes(ATTRIBUTES);
   r.noText();
-  r.allowChildren(['openid-config', 'issuer-signing-keys', 'audiences', 'issuers', 'required-claims'], ['decryption-keys'], ['issuer-signing-keys', 'audiences', 'issuers', 'required-claims']);
+  r.allowChildren(
+    ['openid-config', 'issuer-signing-keys', 'audiences', 'issuers', 'required-claims'],
+    ['decryption-keys'],
+    ['issuer-signing-keys', 'audiences', 'issuers', 'required-claims'],
+  );
 
   const headerName = r.optional('header-name');
   const queryName = r.optional('query-parameter-name');
@@ -85,21 +96,31 @@ export function compileValidateJwt(element: PolicyElement, deps: ValidateJwtDeps
     if (headerName.trim() === '') throw r.error('attribute header-name must not be empty');
     const isAuthorization = headerName.trim().toLowerCase() === 'authorization';
     if (scheme !== undefined && !isAuthorization) {
-      throw r.error('require-scheme applies only to the Authorization header (APIM ignores it with a custom header-name); remove it');
+      throw r.error(
+        'require-scheme applies only to the Authorization header (APIM ignores it with a custom header-name); remove it',
+      );
     }
-    tokenSource = { kind: 'header', name: headerName.trim().toLowerCase(), scheme: isAuthorization ? (scheme?.trim() || 'Bearer') : undefined };
+    tokenSource = {
+      kind: 'header',
+      name: headerName.trim().toLowerCase(),
+      scheme: isAuthorization ? scheme?.trim() || 'Bearer' : undefined,
+    };
   } else if (queryName !== undefined) {
-    if (scheme !== undefined) throw r.error('require-scheme applies only to the Authorization header; remove it');
+    if (scheme !== undefined)
+      throw r.error('require-scheme applies only to the Authorization header; remove it');
     if (queryName.trim() === '') throw r.error('attribute query-parameter-name must not be empty');
     tokenSource = { kind: 'query', name: queryName.trim() };
   } else {
-    if (scheme !== undefined) throw r.error('require-scheme applies only to the Authorization header; remove it');
+    if (scheme !== undefined)
+      throw r.error('require-scheme applies only to the Authorization header; remove it');
     if (tokenValue!.trim() === '') throw r.error('attribute token-value must not be empty');
     const expression = r.expression(tokenValue, 'attribute token-value', ['string', 'null', 'object']);
     tokenSource = { kind: 'value', value: expression ?? tokenValue!.trim() };
   }
   if (!r.boolean('require-signed-tokens', true)) {
-    throw r.error('require-signed-tokens="false" is not supported: this gateway accepts only signed tokens (RS256, PS256, RS512)');
+    throw r.error(
+      'require-signed-tokens="false" is not supported: this gateway accepts only signed tokens (RS256, PS256, RS512)',
+    );
   }
 
   const openIdConfigs = r.children('openid-config').map((child) => {
@@ -119,13 +140,16 @@ export function compileValidateJwt(element: PolicyElement, deps: ValidateJwtDeps
   });
   const staticKeys = issuerSigningKeys(deps.file, r.children('issuer-signing-keys')[0]);
   if (openIdConfigs.length === 0 && !staticKeys) {
-    throw r.error('an <openid-config url> or <issuer-signing-keys> is required: without keys no token can be validated');
+    throw r.error(
+      'an <openid-config url> or <issuer-signing-keys> is required: without keys no token can be validated',
+    );
   }
   const symmetricKeys = staticKeys?.jwks.keys.some((k) => k.kty === 'oct') ?? false;
 
   const failedStatusCode = r.integer('failed-validation-httpcode', 401, 100, 599);
   const outputTokenVariableName = r.optional('output-token-variable-name');
-  if (outputTokenVariableName !== undefined && outputTokenVariableName.trim() === '') throw r.error('attribute output-token-variable-name must not be empty');
+  if (outputTokenVariableName !== undefined && outputTokenVariableName.trim() === '')
+    throw r.error('attribute output-token-variable-name must not be empty');
 
   const config: ValidateJwtConfig = {
     tokenSource,
@@ -143,7 +167,11 @@ export function compileValidateJwt(element: PolicyElement, deps: ValidateJwtDeps
       requiredClaims: requiredClaims(deps.file, r.children('required-claims')[0]),
     },
   };
-  return new ValidateJwtStatement(element.line, config, new VerifiedTokenCache(deps.verifiedTokenCacheSize ?? DEFAULT_VERIFIED_TOKEN_CACHE_SIZE));
+  return new ValidateJwtStatement(
+    element.line,
+    config,
+    new VerifiedTokenCache(deps.verifiedTokenCacheSize ?? DEFAULT_VERIFIED_TOKEN_CACHE_SIZE),
+  );
 }
 
 const BASE64 = /^[A-Za-z0-9+/_-]+={0,2}$/;
@@ -177,13 +205,15 @@ function issuerSigningKeys(file: string, element: PolicyElement | undefined): Op
     const n = c.optional('n');
     const e = c.optional('e');
     if (n !== undefined || e !== undefined) {
-      if (child.text !== '') throw c.error('a <key> is either a base64 symmetric key (text) or an RSA key (n and e), not both');
+      if (child.text !== '')
+        throw c.error('a <key> is either a base64 symmetric key (text) or an RSA key (n and e), not both');
       if (n === undefined || e === undefined) throw c.error('an RSA <key> needs both n and e');
       const nUrl = toBase64Url(n);
       const eUrl = toBase64Url(e);
       if (!nUrl) throw c.error('attribute n is not base64');
       if (!eUrl) throw c.error('attribute e is not base64');
-      if (Buffer.from(nUrl, 'base64url').length < 256) throw c.error('the RSA modulus n is shorter than 2048 bits');
+      if (Buffer.from(nUrl, 'base64url').length < 256)
+        throw c.error('the RSA modulus n is shorter than 2048 bits');
       return { kty: 'RSA', n: nUrl, e: eUrl, ...kid };
     }
     const k = toBase64Url(child.text);
@@ -224,7 +254,8 @@ function requiredClaims(file: string, element: PolicyElement | undefined): Requi
     c.noText();
     c.allowChildren(['value']);
     const match = c.optional('match') ?? 'all';
-    if (match !== 'all' && match !== 'any') throw c.error(`attribute match must be "all" or "any", got '${match}'`);
+    if (match !== 'all' && match !== 'any')
+      throw c.error(`attribute match must be "all" or "any", got '${match}'`);
     const separator = c.optional('separator');
     if (separator === '') throw c.error('attribute separator must not be empty');
     const values = child.children.map((v) => {
@@ -258,7 +289,12 @@ class ValidateJwtStatement implements PolicyStatement {
       if (config.outputTokenVariableName) ctx.variables.set(config.outputTokenVariableName, validated);
     } catch (err) {
       if (!(err instanceof JwtValidationFailure)) throw err;
-      throw new ApimError(config.failedStatusCode, config.failedMessage ?? err.message, this.name, err.reason);
+      throw new ApimError(
+        config.failedStatusCode,
+        config.failedMessage ?? err.message,
+        this.name,
+        err.reason,
+      );
     }
   }
 }
@@ -288,7 +324,13 @@ function extractToken(ctx: PolicyContext, source: TokenSource): string {
     try {
       value = expressionString(source.value.evaluate(ctx)).trim();
     } catch (err) {
-      if (err instanceof ExpressionError) throw new ApimError(500, 'Expression evaluation failed.', 'validate-jwt', 'ExpressionValueEvaluationFailure');
+      if (err instanceof ExpressionError)
+        throw new ApimError(
+          500,
+          'Expression evaluation failed.',
+          'validate-jwt',
+          'ExpressionValueEvaluationFailure',
+        );
       throw err;
     }
     if (!value) throw notPresent();

@@ -10,7 +10,15 @@ const root = resolve(__dirname, '..', '..', '..');
 const started = Date.now();
 const build = spawnSync(
   process.execPath,
-  [require.resolve('nx/bin/nx', { paths: [root] }), 'run-many', '-t', 'build', '-p', projects, '--output-style=static'],
+  [
+    require.resolve('nx/bin/nx', { paths: [root] }),
+    'run-many',
+    '-t',
+    'build',
+    '-p',
+    projects,
+    '--output-style=static',
+  ],
   { cwd: root, encoding: 'utf8', env: { NX_DAEMON: 'false', NX_NO_CLOUD: 'true', ...process.env } },
 );
 if (build.status !== 0) {

@@ -103,7 +103,9 @@ export function runJsonCommand(
   });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', (err) => reject(new ChildProcessError(`could not run ${script}: ${err.message}`, '')));
+    child.once('error', (err) =>
+      reject(new ChildProcessError(`could not run ${script}: ${err.message}`, '')),
+    );
     child.once('close', (code) => {
       clearTimeout(timer);
       resolve({ code, events, output: tail(output) });
@@ -115,7 +117,9 @@ function parseJsonLine(line: string): Record<string, unknown> | undefined {
   if (!line.startsWith('{')) return undefined;
   try {
     const value: unknown = JSON.parse(line);
-    return value && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : undefined;
+    return value && typeof value === 'object' && !Array.isArray(value)
+      ? (value as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }

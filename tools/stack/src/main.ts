@@ -15,7 +15,8 @@ const USAGE = `usage: npm start -- [--once] [--state-dir DIR] [--emulator-port N
 function port(name: string, value: string | undefined): number {
   if (value === undefined) return 0;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--${name} must be a port number 0-65535, got '${value}'`);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new Error(`--${name} must be a port number 0-65535, got '${value}'`);
   return n;
 }
 
@@ -77,7 +78,9 @@ async function main(): Promise<number> {
     return 1;
   }
   const { file } = stack;
-  console.log(`\n${bold('The flow works.')} First authenticated response ${(stack.firstCallMs / 1000).toFixed(2)} s after start.`);
+  console.log(
+    `\n${bold('The flow works.')} First authenticated response ${(stack.firstCallMs / 1000).toFixed(2)} s after start.`,
+  );
   console.log(`
   Entra ID emulator  ${file.emulator.url}  (tenant ${file.tenantId})
   gateway            ${file.gateway.url}   (policy ${file.gateway.policyFile})

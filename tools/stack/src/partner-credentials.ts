@@ -18,7 +18,11 @@ export function partnerCertificate(file: StackFile): CertificateAndKey {
   };
 }
 
-export async function clientAssertion(tokenEndpoint: string, clientId: string, cert: CertificateAndKey): Promise<string> {
+export async function clientAssertion(
+  tokenEndpoint: string,
+  clientId: string,
+  cert: CertificateAndKey,
+): Promise<string> {
   const { thumbprints } = parseCertificate(cert.certificatePem);
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ jti: randomUUID() })

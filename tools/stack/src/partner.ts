@@ -27,7 +27,10 @@ function main(): number {
     return 1;
   }
   const env = { ...process.env, ...stackPartnerEnvironment(file) };
-  return spawnSync(process.execPath, [appEntryPoint('partner-worker'), ...args], { env, stdio: 'inherit' }).status ?? 1;
+  return (
+    spawnSync(process.execPath, [appEntryPoint('partner-worker'), ...args], { env, stdio: 'inherit' })
+      .status ?? 1
+  );
 }
 
 process.exit(main());

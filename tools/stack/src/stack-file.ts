@@ -27,7 +27,14 @@ export interface StackFile {
     metadataFile: string;
   };
   gateway: { url: string; healthUrl: string; policyFile: string };
-  api: { url: string; appId: string; objectId: string; identifierUri: string; scope: string; roles: string[] };
+  api: {
+    url: string;
+    appId: string;
+    objectId: string;
+    identifierUri: string;
+    scope: string;
+    roles: string[];
+  };
   partner: {
     appId: string;
     objectId: string;

@@ -15,8 +15,11 @@ export interface StackProcess {
 
 export async function launchStackProcess(stateDir: string, timeoutMs = 60_000): Promise<StackProcess> {
   const main = join(__dirname, 'main.js');
-  if (!existsSync(main)) throw new Error(`${main} is missing: build the stack first (npx nx run stack:build)`);
-  const child = spawn(process.execPath, [main, '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  if (!existsSync(main))
+    throw new Error(`${main} is missing: build the stack first (npx nx run stack:build)`);
+  const child = spawn(process.execPath, [main, '--state-dir', stateDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));

@@ -60,7 +60,9 @@ describe('npm start: the whole flow', () => {
   it('narrates the eight steps in order, then a second call served from the token cache', () => {
     expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, undefined, undefined]);
     expect(steps[7]!.details).toContainEqual(['status', '200']);
-    expect(steps[7]!.details.find(([k]) => k === 'API saw')?.[1]).toContain('"clientAuthentication":"certificate"');
+    expect(steps[7]!.details.find(([k]) => k === 'API saw')?.[1]).toContain(
+      '"clientAuthentication":"certificate"',
+    );
     expect(steps[8]!.details).toContainEqual(['source', 'cache']);
     expect(steps[9]!.details).toContainEqual(['status', '200']);
     expect(steps[4]!.details.find(([k]) => k === 'header')?.[1]).toContain('x5t#S256');
@@ -89,9 +91,31 @@ describe('npm start: the whole flow', () => {
 describe('negative paths, at the gateway and at the API directly', () => {
   const cases: [string, () => Promise<string | undefined>, number, number][] = [
     ['no token', async () => undefined, 401, 401],
-    ['an expired token', () => stack.emulator.signAccessToken(partnerClaims({ exp: Math.floor(Date.now() / 1000) - 60, nbf: Math.floor(Date.now() / 1000) - 3700, iat: Math.floor(Date.now() / 1000) - 3700 })), 401, 401],
-    ['a token for another audience', () => stack.emulator.signAccessToken(partnerClaims({ aud: randomUUID() })), 401, 401],
-    ['a token without the Orders.Read role', () => stack.emulator.signAccessToken(partnerClaims({ roles: [] })), 403, 403],
+    [
+      'an expired token',
+      () =>
+        stack.emulator.signAccessToken(
+          partnerClaims({
+            exp: Math.floor(Date.now() / 1000) - 60,
+            nbf: Math.floor(Date.now() / 1000) - 3700,
+            iat: Math.floor(Date.now() / 1000) - 3700,
+          }),
+        ),
+      401,
+      401,
+    ],
+    [
+      'a token for another audience',
+      () => stack.emulator.signAccessToken(partnerClaims({ aud: randomUUID() })),
+      401,
+      401,
+    ],
+    [
+      'a token without the Orders.Read role',
+      () => stack.emulator.signAccessToken(partnerClaims({ roles: [] })),
+      403,
+      403,
+    ],
   ];
   for (const [name, token, atGateway, atApi] of cases) {
     it(`${name}: ${atGateway} at the gateway, ${atApi} at the API`, async () => {
@@ -108,10 +132,16 @@ describe('npm start -- --once', () => {
   it('reuses the registrations and the certificate of an earlier run, and exits 0', () => {
     const again = mkdtempSync(join(tmpdir(), 'certflow-once-'));
     try {
-      const first = spawnSync(process.execPath, [main, '--once', '--state-dir', again], { encoding: 'utf8', timeout: 60_000 });
+      const first = spawnSync(process.execPath, [main, '--once', '--state-dir', again], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(first.status, first.stdout + first.stderr).toBe(0);
       expect(first.stdout).toContain('The flow works.');
-      const second = spawnSync(process.execPath, [main, '--once', '--state-dir', again], { encoding: 'utf8', timeout: 60_000 });
+      const second = spawnSync(process.execPath, [main, '--once', '--state-dir', again], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(second.status, second.stdout + second.stderr).toBe(0);
       expect(second.stdout).toContain('earlier (reused from the state directory)');
       expect(second.stdout).toContain('already registered');
@@ -130,7 +160,10 @@ describe('npm start -- --once', () => {
     const damaged = mkdtempSync(join(tmpdir(), 'certflow-damaged-'));
     try {
       writeFileSync(join(damaged, 'emulator-state.json'), '{"half": ');
-      const run = spawnSync(process.execPath, [main, '--once', '--state-dir', damaged], { encoding: 'utf8', timeout: 60_000 });
+      const run = spawnSync(process.execPath, [main, '--once', '--state-dir', damaged], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
       expect(run.status).toBe(1);
       expect(run.stderr).toContain('FAILED at starting the Entra ID emulator');
       expect(run.stderr).toContain('emulator-state.json');

@@ -5,7 +5,12 @@
  */
 import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startEmulator, GraphClient, provisionApiAndPartner, type RunningEmulator } from '@certflow/entra-emulator';
+import {
+  startEmulator,
+  GraphClient,
+  provisionApiAndPartner,
+  type RunningEmulator,
+} from '@certflow/entra-emulator';
 import { startGateway } from '@certflow/local-gateway';
 import { parseCertificate, writeFileAtomic } from '@certflow/certs';
 import { ChildProcessError, runJsonCommand, startService } from './child-service';
@@ -102,20 +107,15 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     });
 
     const api = await step('starting the API', () =>
-      startService(
-        'the API',
-        appEntryPoint('api'),
-        [],
-        {
-          ...process.env,
-          HOST: '127.0.0.1',
-          PORT: String(opts.apiPort ?? 0),
-          ENTRA_INSTANCE: emulator.url,
-          ENTRA_TENANT_ID: emulator.tenantId,
-          API_AUDIENCES: `${registrations.api.appId},${API_IDENTIFIER_URI}`,
-          ENTRA_CA_FILE: emulator.caCertificatePath,
-        },
-      ),
+      startService('the API', appEntryPoint('api'), [], {
+        ...process.env,
+        HOST: '127.0.0.1',
+        PORT: String(opts.apiPort ?? 0),
+        ENTRA_INSTANCE: emulator.url,
+        ENTRA_TENANT_ID: emulator.tenantId,
+        API_AUDIENCES: `${registrations.api.appId},${API_IDENTIFIER_URI}`,
+        ENTRA_CA_FILE: emulator.caCertificatePath,
+      }),
     );
     cleanups.push(() => api.stop());
 
@@ -155,7 +155,9 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       }),
     };
 
-    const certificate = await step('step 2 (partner certificate)', () => ensurePartnerCertificate(partnerEnv));
+    const certificate = await step('step 2 (partner certificate)', () =>
+      ensurePartnerCertificate(partnerEnv),
+    );
     report({
       step: 2,
       title: 'The partner generates its key pair and certificate',
@@ -207,7 +209,10 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       narrate,
     );
     if (result.code !== 0) {
-      throw new StepFailedError('steps 5–8 (token and API call)', new ChildProcessError('the partner worker failed', result.output));
+      throw new StepFailedError(
+        'steps 5–8 (token and API call)',
+        new ChildProcessError('the partner worker failed', result.output),
+      );
     }
 
     const file: StackFile = {
@@ -286,8 +291,8 @@ function partnerCallNarrator(
     } else if (event.event === 'token') {
       report({
         step: undefined,
-        title: 'Second call: the token comes from the partner\'s cache, no request to Entra ID',
-        where: 'apps/partner-worker (CertificateTokenClient over MSAL\'s cache)',
+        title: "Second call: the token comes from the partner's cache, no request to Entra ID",
+        where: "apps/partner-worker (CertificateTokenClient over MSAL's cache)",
         details: [
           ['source', 'cache'],
           ['expires', String(event.expiresOn)],
@@ -297,7 +302,12 @@ function partnerCallNarrator(
       responses += 1;
       const status = String(event.status);
       if (responses > 1) {
-        report({ step: undefined, title: 'Second call answered', where: 'tools/local-gateway → apps/api', details: [['status', status]] });
+        report({
+          step: undefined,
+          title: 'Second call answered',
+          where: 'tools/local-gateway → apps/api',
+          details: [['status', status]],
+        });
         return;
       }
       onFirstResponse();
@@ -310,12 +320,16 @@ function partnerCallNarrator(
       });
       report({
         step: 8,
-        title: 'The gateway validates the token (APIM validate-jwt); the API validates it again and checks the role',
+        title:
+          'The gateway validates the token (APIM validate-jwt); the API validates it again and checks the role',
         where: 'apps/api/apim/policy.xml in tools/local-gateway, then apps/api',
         details: [
           ['status', status],
           ['API saw', JSON.stringify(body.caller)],
-          ['answer', Array.isArray(body.orders) ? `${body.orders.length} orders` : JSON.stringify(event.body)],
+          [
+            'answer',
+            Array.isArray(body.orders) ? `${body.orders.length} orders` : JSON.stringify(event.body),
+          ],
         ],
       });
     }
@@ -368,11 +382,16 @@ async function ensurePartnerCertificate(env: NodeJS.ProcessEnv): Promise<Partner
   let created = false;
   let result = await runJsonCommand(worker, ['cert', 'show', '--json'], env);
   if (result.code !== 0) {
-    result = await runJsonCommand(worker, ['cert', 'create', '--common-name', PARTNER_DISPLAY_NAME, '--json'], env);
+    result = await runJsonCommand(
+      worker,
+      ['cert', 'create', '--common-name', PARTNER_DISPLAY_NAME, '--json'],
+      env,
+    );
     created = true;
   }
   const info = result.events[0];
-  if (result.code !== 0 || !info) throw new ChildProcessError('the partner worker could not create its certificate', result.output);
+  if (result.code !== 0 || !info)
+    throw new ChildProcessError('the partner worker could not create its certificate', result.output);
   const thumbprints = info.thumbprints as { sha256Hex: string };
   return {
     privateKeyPath: String(info.privateKeyPath),
@@ -396,7 +415,11 @@ async function uploadIfMissing(
   const app = await graph.getApplication(objectId);
   const registered = app.keyCredentials.find((k) => k.customKeyIdentifier?.toUpperCase() === sha1Hex);
   if (registered) return { keyId: registered.keyId, uploaded: false };
-  const added = await graph.addCertificate(objectId, cer, `${PARTNER_DISPLAY_NAME} ${new Date().toISOString().slice(0, 10)}`);
+  const added = await graph.addCertificate(
+    objectId,
+    cer,
+    `${PARTNER_DISPLAY_NAME} ${new Date().toISOString().slice(0, 10)}`,
+  );
   return { keyId: added.keyId, uploaded: true };
 }
 

@@ -13,7 +13,9 @@ export function workspaceRoot(from = __dirname): string {
 export function appEntryPoint(app: 'api' | 'partner-worker'): string {
   const path = join(workspaceRoot(), 'apps', app, 'dist', 'main.js');
   if (!existsSync(path)) {
-    throw new Error(`${path} is missing: build first (npx nx run-many -t build), or use npm start, which builds`);
+    throw new Error(
+      `${path} is missing: build first (npx nx run-many -t build), or use npm start, which builds`,
+    );
   }
   return path;
 }

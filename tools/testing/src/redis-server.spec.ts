@@ -28,6 +28,8 @@ describe('startRedisServer', () => {
   });
 
   it('says clearly when redis-server is not installed', async () => {
-    await expect(startRedisServer('/nonexistent/redis-server')).rejects.toThrow(/install Debian's redis-server/);
+    await expect(startRedisServer('/nonexistent/redis-server')).rejects.toThrow(
+      /install Debian's redis-server/,
+    );
   });
 });

@@ -12,11 +12,19 @@ export class AppRolesGuard implements CanActivate {
   constructor(@Inject(Reflector) private readonly reflector: Reflector) {}
 
   canActivate(context: ExecutionContext): boolean {
-    const required = this.reflector.getAllAndOverride<string[] | undefined>(REQUIRED_APP_ROLES, [context.getHandler(), context.getClass()]);
+    const required = this.reflector.getAllAndOverride<string[] | undefined>(REQUIRED_APP_ROLES, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
     if (!required || required.length === 0) return true;
     const principal = principalOf(context.switchToHttp().getRequest());
     // A route that needs roles but was reached without a principal is marked @Public by mistake: refuse.
-    if (!principal) rejectRequest(this.logger, context, AuthFailure.unauthorized('ERR_TOKEN_MISSING', 'bearer token required'));
+    if (!principal)
+      rejectRequest(
+        this.logger,
+        context,
+        AuthFailure.unauthorized('ERR_TOKEN_MISSING', 'bearer token required'),
+      );
     const missing = required.filter((role) => !principal.roles.includes(role));
     if (missing.length > 0) rejectRequest(this.logger, context, AuthFailure.missingRoles(required));
     return true;

@@ -15,9 +15,11 @@ export const Public = () => SetMetadata(PUBLIC_ROUTE, true);
 export const RequireAppRoles = (...roles: [string, ...string[]]) => SetMetadata(REQUIRED_APP_ROLES, roles);
 
 /** The authenticated caller, as mapped from the token by `@certflow/claims`. */
-export const CurrentPrincipal = createParamDecorator((_data: unknown, context: ExecutionContext): AppPrincipal => {
-  return principalOf(context.switchToHttp().getRequest());
-});
+export const CurrentPrincipal = createParamDecorator(
+  (_data: unknown, context: ExecutionContext): AppPrincipal => {
+    return principalOf(context.switchToHttp().getRequest());
+  },
+);
 
 /** Where passport leaves the principal on the request. */
 export function principalOf(request: unknown): AppPrincipal {

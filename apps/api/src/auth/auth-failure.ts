@@ -2,7 +2,12 @@
  * Why a request was refused, as a stable code for the response body and the log. Built from
  * whatever passport-jwt, jsonwebtoken, jwks-rsa or the claims mapping reported.
  */
-import { ForbiddenException, HttpException, ServiceUnavailableException, UnauthorizedException } from '@nestjs/common';
+import {
+  ForbiddenException,
+  HttpException,
+  ServiceUnavailableException,
+  UnauthorizedException,
+} from '@nestjs/common';
 import { ClaimsError } from '@certflow/claims';
 
 export type AuthFailureCode =
@@ -52,7 +57,10 @@ export class AuthFailure extends Error {
 
   static unauthorized(code: AuthFailureCode, message: string): AuthFailure {
     // Without a token the challenge carries no error code (RFC 6750 §3.1).
-    const challenge = code === 'ERR_TOKEN_MISSING' ? 'Bearer' : `Bearer error="invalid_token", error_description="${message.replace(/["\\]/g, '')}"`;
+    const challenge =
+      code === 'ERR_TOKEN_MISSING'
+        ? 'Bearer'
+        : `Bearer error="invalid_token", error_description="${message.replace(/["\\]/g, '')}"`;
     return new AuthFailure(401, code, message, challenge);
   }
 
@@ -61,19 +69,28 @@ export class AuthFailure extends Error {
   }
 
   /** Authenticated, but this caller may not do this (RFC 6750 insufficient_scope). */
-  static forbidden(code: 'ERR_APP_ROLE_MISSING' | 'ERR_CLIENT_NOT_ALLOWED' | 'ERR_CLIENT_CERTIFICATE_REQUIRED', message: string): AuthFailure {
+  static forbidden(
+    code: 'ERR_APP_ROLE_MISSING' | 'ERR_CLIENT_NOT_ALLOWED' | 'ERR_CLIENT_CERTIFICATE_REQUIRED',
+    message: string,
+  ): AuthFailure {
     return new AuthFailure(403, code, message, 'Bearer error="insufficient_scope"');
   }
 
   static signingKeysUnavailable(): AuthFailure {
-    return new AuthFailure(503, 'ERR_SIGNING_KEYS_UNAVAILABLE', 'signing keys are unavailable, try again later', undefined);
+    return new AuthFailure(
+      503,
+      'ERR_SIGNING_KEYS_UNAVAILABLE',
+      'signing keys are unavailable, try again later',
+      undefined,
+    );
   }
 
   /** What passport reported (an error from the strategy, or the `info` of a failed check). */
   static fromPassport(reason: unknown): AuthFailure {
     if (reason instanceof ClaimsError) return AuthFailure.unauthorized('ERR_TOKEN_CLAIMS', reason.message);
     if (reason instanceof AuthFailure) return reason;
-    if (reason instanceof UnknownSigningKeyError) return AuthFailure.unauthorized('ERR_TOKEN_SIGNING_KEY_UNKNOWN', reason.message);
+    if (reason instanceof UnknownSigningKeyError)
+      return AuthFailure.unauthorized('ERR_TOKEN_SIGNING_KEY_UNKNOWN', reason.message);
     if (reason instanceof SigningKeysUnavailableError) {
       return AuthFailure.signingKeysUnavailable();
     }
@@ -87,14 +104,18 @@ export class AuthFailure extends Error {
       case 'JsonWebTokenError':
         return AuthFailure.fromJsonWebTokenError(message);
     }
-    if (message === 'No auth token') return AuthFailure.unauthorized('ERR_TOKEN_MISSING', 'bearer token required');
+    if (message === 'No auth token')
+      return AuthFailure.unauthorized('ERR_TOKEN_MISSING', 'bearer token required');
     return AuthFailure.unauthorized('ERR_TOKEN_INVALID', 'invalid token');
   }
 
   private static fromJsonWebTokenError(message: string): AuthFailure {
-    if (message.startsWith('jwt audience invalid')) return AuthFailure.unauthorized('ERR_TOKEN_AUDIENCE', 'audience not accepted');
-    if (message.startsWith('jwt issuer invalid')) return AuthFailure.unauthorized('ERR_TOKEN_ISSUER', 'issuer not accepted');
-    if (message === 'invalid signature') return AuthFailure.unauthorized('ERR_TOKEN_SIGNATURE', 'invalid signature');
+    if (message.startsWith('jwt audience invalid'))
+      return AuthFailure.unauthorized('ERR_TOKEN_AUDIENCE', 'audience not accepted');
+    if (message.startsWith('jwt issuer invalid'))
+      return AuthFailure.unauthorized('ERR_TOKEN_ISSUER', 'issuer not accepted');
+    if (message === 'invalid signature')
+      return AuthFailure.unauthorized('ERR_TOKEN_SIGNATURE', 'invalid signature');
     if (message === 'invalid algorithm' || message === 'jwt signature is required') {
       return AuthFailure.unauthorized('ERR_TOKEN_ALGORITHM', 'algorithm not accepted (RS256 only)');
     }
@@ -103,13 +124,20 @@ export class AuthFailure extends Error {
       return AuthFailure.unauthorized('ERR_TOKEN_ALGORITHM', 'algorithm not accepted (RS256 only)');
     }
     // A registered claim of the wrong type (exp or nbf not a number).
-    if (/^invalid (exp|nbf|iat) value/.test(message)) return AuthFailure.unauthorized('ERR_TOKEN_CLAIMS', message.replace(/ value$/, ' claim'));
-    if (message.startsWith('jwt malformed') || message === 'invalid token') return AuthFailure.unauthorized('ERR_TOKEN_MALFORMED', 'malformed token');
+    if (/^invalid (exp|nbf|iat) value/.test(message))
+      return AuthFailure.unauthorized('ERR_TOKEN_CLAIMS', message.replace(/ value$/, ' claim'));
+    if (message.startsWith('jwt malformed') || message === 'invalid token')
+      return AuthFailure.unauthorized('ERR_TOKEN_MALFORMED', 'malformed token');
     return AuthFailure.unauthorized('ERR_TOKEN_INVALID', 'invalid token');
   }
 
   toException(): HttpException {
-    const body = { statusCode: this.status, error: ERROR_NAME[this.status], code: this.code, message: this.message };
+    const body = {
+      statusCode: this.status,
+      error: ERROR_NAME[this.status],
+      code: this.code,
+      message: this.message,
+    };
     if (this.status === 403) return new ForbiddenException(body);
     if (this.status === 503) return new ServiceUnavailableException(body);
     return new UnauthorizedException(body);

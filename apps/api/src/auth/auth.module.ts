@@ -27,7 +27,11 @@ export class AuthModule {
       imports: [PassportModule.register({ session: false, defaultStrategy: strategyName })],
       providers: [
         { provide: ENTRA_JWT_STRATEGY_NAME, useValue: strategyName },
-        { provide: VerifiedTokenCache, useFactory: (config: ApiConfig) => new VerifiedTokenCache(config.tokenCacheSize), inject: [API_CONFIG] },
+        {
+          provide: VerifiedTokenCache,
+          useFactory: (config: ApiConfig) => new VerifiedTokenCache(config.tokenCacheSize),
+          inject: [API_CONFIG],
+        },
         SigningKeys,
         EntraJwtStrategy,
         { provide: APP_GUARD, useClass: EntraJwtAuthGuard },

@@ -25,13 +25,20 @@ export class ClientPolicyGuard implements CanActivate {
     const principal = principalOf(context.switchToHttp().getRequest());
     if (!principal) return true; // a @Public route
     if (this.allowedClientIds.size > 0 && !this.allowedClientIds.has(principal.clientAppId.toLowerCase())) {
-      rejectRequest(this.logger, context, AuthFailure.forbidden('ERR_CLIENT_NOT_ALLOWED', 'client application not allowed to call this API'));
+      rejectRequest(
+        this.logger,
+        context,
+        AuthFailure.forbidden('ERR_CLIENT_NOT_ALLOWED', 'client application not allowed to call this API'),
+      );
     }
     if (this.config.requireCertificateClients && principal.clientAuthentication !== 'certificate') {
       rejectRequest(
         this.logger,
         context,
-        AuthFailure.forbidden('ERR_CLIENT_CERTIFICATE_REQUIRED', `this API accepts only certificate-authenticated clients; the token was obtained with a ${principal.clientAuthentication} client`),
+        AuthFailure.forbidden(
+          'ERR_CLIENT_CERTIFICATE_REQUIRED',
+          `this API accepts only certificate-authenticated clients; the token was obtained with a ${principal.clientAuthentication} client`,
+        ),
       );
     }
     return true;

@@ -26,7 +26,10 @@ export class EntraJwtAuthGuard extends AuthGuard() {
   }
 
   override canActivate(context: ExecutionContext) {
-    const isPublic = this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [context.getHandler(), context.getClass()]);
+    const isPublic = this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [
+      context.getHandler(),
+      context.getClass(),
+    ]);
     if (isPublic) return true;
     const request = context.switchToHttp().getRequest<{ headers: Record<string, unknown>; user?: unknown }>();
     // The same token string passed every check before (inspection, signature, issuer, audience, claims).
@@ -39,7 +42,12 @@ export class EntraJwtAuthGuard extends AuthGuard() {
     return super.canActivate(context);
   }
 
-  override handleRequest<TUser>(err: unknown, user: unknown, info: unknown, context: ExecutionContext): TUser {
+  override handleRequest<TUser>(
+    err: unknown,
+    user: unknown,
+    info: unknown,
+    context: ExecutionContext,
+  ): TUser {
     if (!err && user) return user as TUser;
     const failure = AuthFailure.fromPassport(err ?? info);
     rejectRequest(this.logger, context, failure, err ?? info);
@@ -47,7 +55,12 @@ export class EntraJwtAuthGuard extends AuthGuard() {
 }
 
 /** Logs the refusal (never the token) and throws the JSON error response. */
-export function rejectRequest(logger: Logger, context: ExecutionContext, failure: AuthFailure, cause?: unknown): never {
+export function rejectRequest(
+  logger: Logger,
+  context: ExecutionContext,
+  failure: AuthFailure,
+  cause?: unknown,
+): never {
   const request = context.switchToHttp().getRequest<{ method: string; url: string }>();
   logger.warn({
     event: 'auth_rejected',
@@ -57,6 +70,7 @@ export function rejectRequest(logger: Logger, context: ExecutionContext, failure
     path: request.url.split('?')[0],
     ...(cause instanceof Error ? { cause: cause.message } : {}),
   });
-  if (failure.wwwAuthenticate) context.switchToHttp().getResponse<FastifyReply>().header('WWW-Authenticate', failure.wwwAuthenticate);
+  if (failure.wwwAuthenticate)
+    context.switchToHttp().getResponse<FastifyReply>().header('WWW-Authenticate', failure.wwwAuthenticate);
   throw failure.toException();
 }

@@ -101,9 +101,15 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
     if (!pending) throw AuthFailure.unauthorized('ERR_TOKEN_INVALID', 'invalid token');
     const principal = parseAccessTokenClaims(payload);
     // The unverified tid chose the tenant's keys; the verified one must agree, and so must the issuer.
-    if (principal.tenantId.toLowerCase() !== pending.tenantId) throw AuthFailure.unauthorized('ERR_TOKEN_TENANT', 'token issued for another tenant');
-    if ((payload as { iss: string }).iss !== entraIssuer(this.config, pending.tenantId, principal.tokenVersion)) {
-      throw AuthFailure.unauthorized('ERR_TOKEN_ISSUER', `issuer not accepted for a v${principal.tokenVersion} token of this tenant`);
+    if (principal.tenantId.toLowerCase() !== pending.tenantId)
+      throw AuthFailure.unauthorized('ERR_TOKEN_TENANT', 'token issued for another tenant');
+    if (
+      (payload as { iss: string }).iss !== entraIssuer(this.config, pending.tenantId, principal.tokenVersion)
+    ) {
+      throw AuthFailure.unauthorized(
+        'ERR_TOKEN_ISSUER',
+        `issuer not accepted for a v${principal.tokenVersion} token of this tenant`,
+      );
     }
     this.verifiedTokens.remember(pending.token, {
       principal,
@@ -123,7 +129,10 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
     }
     const ver = claims['ver'];
     if (!(this.config.acceptedTokenVersions as unknown[]).includes(ver)) {
-      throw AuthFailure.unauthorized('ERR_TOKEN_VERSION', `token version not accepted (accepted: ${this.config.acceptedTokenVersions.join(', ')})`);
+      throw AuthFailure.unauthorized(
+        'ERR_TOKEN_VERSION',
+        `token version not accepted (accepted: ${this.config.acceptedTokenVersions.join(', ')})`,
+      );
     }
     return tenantId;
   }

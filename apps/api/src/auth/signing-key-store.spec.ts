@@ -34,8 +34,18 @@ afterAll(async () => {
 
 /** A JWKS client whose target can be switched to a dead address, and which counts its fetches. */
 function switchableClient() {
-  const real = new JwksClient({ jwksUri: emulator.jwksUri, cache: false, requestAgent: agent, timeout: 5_000 });
-  const dead = new JwksClient({ jwksUri: 'https://127.0.0.1:1/keys', cache: false, requestAgent: agent, timeout: 5_000 });
+  const real = new JwksClient({
+    jwksUri: emulator.jwksUri,
+    cache: false,
+    requestAgent: agent,
+    timeout: 5_000,
+  });
+  const dead = new JwksClient({
+    jwksUri: 'https://127.0.0.1:1/keys',
+    cache: false,
+    requestAgent: agent,
+    timeout: 5_000,
+  });
   const state = { reachable: true, fetches: 0 };
   return {
     state,
@@ -77,7 +87,11 @@ describe('SigningKeyStore', () => {
   it('serves the keys it knows while the JWKS is unreachable, and answers unavailable for a kid never seen', async () => {
     const { client, state } = switchableClient();
     const failures: Error[] = [];
-    const store = new SigningKeyStore(client, { minRefreshIntervalMs: 0, maxAgeMs: 0, onRefreshFailed: (e) => failures.push(e) });
+    const store = new SigningKeyStore(client, {
+      minRefreshIntervalMs: 0,
+      maxAgeMs: 0,
+      onRefreshFailed: (e) => failures.push(e),
+    });
     await store.keyFor(kid);
     state.reachable = false;
     expect((await store.keyFor(kid)).asymmetricKeyType).toBe('rsa'); // stale, refresh in the background
@@ -102,7 +116,10 @@ describe('SigningKeyStore', () => {
       const second = new JwksClient({ jwksUri: other.jwksUri, cache: false, requestAgent: otherAgent });
       let current = first;
       const removed: string[][] = [];
-      const store = new SigningKeyStore({ getSigningKeys: () => current.getSigningKeys() }, { minRefreshIntervalMs: 0, onKeysRemoved: (kids) => removed.push(kids) });
+      const store = new SigningKeyStore(
+        { getSigningKeys: () => current.getSigningKeys() },
+        { minRefreshIntervalMs: 0, onKeysRemoved: (kids) => removed.push(kids) },
+      );
       await store.refresh();
       const before = store.kids;
       current = second; // the same tenant now publishes entirely different keys

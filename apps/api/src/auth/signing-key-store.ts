@@ -59,7 +59,8 @@ export class SigningKeyStore {
     }
     await this.refresh();
     const fetched = this.keys.get(kid);
-    if (fetched === undefined) throw new UnknownSigningKeyError(`no signing key with kid ${JSON.stringify(kid.slice(0, 64))}`);
+    if (fetched === undefined)
+      throw new UnknownSigningKeyError(`no signing key with kid ${JSON.stringify(kid.slice(0, 64))}`);
     return fetched;
   }
 
@@ -81,7 +82,9 @@ export class SigningKeyStore {
     try {
       const keys = await this.client.getSigningKeys();
       // Parsed once here: handing jsonwebtoken a PEM string would re-parse it on every verification (~5× slower).
-      fetched = new Map(keys.filter((k) => typeof k.kid === 'string').map((k) => [k.kid, createPublicKey(k.getPublicKey())]));
+      fetched = new Map(
+        keys.filter((k) => typeof k.kid === 'string').map((k) => [k.kid, createPublicKey(k.getPublicKey())]),
+      );
     } catch (err) {
       throw new SigningKeysUnavailableError(`JWKS fetch failed: ${(err as Error)?.message ?? String(err)}`);
     }

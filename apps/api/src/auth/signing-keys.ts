@@ -24,15 +24,23 @@ export class SigningKeys implements OnModuleDestroy {
   constructor(@Inject(API_CONFIG) config: ApiConfig, @Inject(VerifiedTokenCache) cache: VerifiedTokenCache) {
     const ca = readCaFile(config);
     // The extra CA is added to the system roots, so real Entra ID stays trusted too.
-    const requestAgent = (this.requestAgent = ca ? new Agent({ ca: [...rootCertificates, ca], keepAlive: true }) : undefined);
+    const requestAgent = (this.requestAgent = ca
+      ? new Agent({ ca: [...rootCertificates, ca], keepAlive: true })
+      : undefined);
     for (const tenantId of config.tenantIds) {
-      const client = new JwksClient({ jwksUri: entraJwksUri(config, tenantId), cache: false, timeout: 10_000, ...(requestAgent ? { requestAgent } : {}) });
+      const client = new JwksClient({
+        jwksUri: entraJwksUri(config, tenantId),
+        cache: false,
+        timeout: 10_000,
+        ...(requestAgent ? { requestAgent } : {}),
+      });
       const store = new SigningKeyStore(client, {
         onKeysRemoved: (kids) => {
           cache.forgetKeys(tenantId, kids);
           this.logger.log({ event: 'signing_keys_removed', tenantId, kids });
         },
-        onRefreshFailed: (error) => this.logger.warn({ event: 'signing_keys_refresh_failed', tenantId, cause: error.message }),
+        onRefreshFailed: (error) =>
+          this.logger.warn({ event: 'signing_keys_refresh_failed', tenantId, cause: error.message }),
       });
       this.stores.set(tenantId, store);
     }
@@ -56,7 +64,9 @@ export class SigningKeys implements OnModuleDestroy {
 
   /** Loads the keys of tenants that have none yet; true when all are loaded. */
   async ensureLoaded(): Promise<boolean> {
-    await Promise.allSettled([...this.stores.values()].filter((store) => !store.loaded).map((store) => store.refresh()));
+    await Promise.allSettled(
+      [...this.stores.values()].filter((store) => !store.loaded).map((store) => store.refresh()),
+    );
     return this.loaded;
   }
 }

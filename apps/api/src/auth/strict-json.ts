@@ -16,7 +16,8 @@ export class DuplicateMemberError extends Error {
 /** Parses JSON text that must be an object; throws SyntaxError, TypeError (not an object) or DuplicateMemberError. */
 export function parseJsonObjectStrict(text: string): Record<string, unknown> {
   const value: unknown = JSON.parse(text); // syntax first: the scan below assumes valid JSON
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TypeError('not a JSON object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new TypeError('not a JSON object');
   assertNoDuplicateMembers(text);
   return value as Record<string, unknown>;
 }

@@ -11,7 +11,12 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
 import { startApi, type RunningApi } from '../api-app';
 import { loadApiConfig } from '../config/api-config';
-import { API_APP_ID, API_APP_ID_URI, PARTNER_APP_ID, appTokenClaims } from '../testing/access-tokens.test-helpers';
+import {
+  API_APP_ID,
+  API_APP_ID_URI,
+  PARTNER_APP_ID,
+  appTokenClaims,
+} from '../testing/access-tokens.test-helpers';
 import { callApi } from '../testing/http.test-helpers';
 import { SigningKeys } from './signing-keys';
 import { VerifiedTokenCache } from './verified-token-cache';
@@ -49,7 +54,8 @@ async function apiWith(env: Record<string, string> = {}) {
   return { api, keyLookups, cache: api.app.get(VerifiedTokenCache) };
 }
 
-const token = (overrides: Record<string, unknown> = {}) => emulator.signAccessToken(appTokenClaims(emulator, overrides));
+const token = (overrides: Record<string, unknown> = {}) =>
+  emulator.signAccessToken(appTokenClaims(emulator, overrides));
 
 describe('a token presented again', () => {
   it('is verified once: later requests with it skip the signature check', async () => {
@@ -64,7 +70,8 @@ describe('a token presented again', () => {
   it('is verified every time when it was refused (refusals are not cached)', async () => {
     const { api, keyLookups } = await apiWith();
     const wrongAudience = await token({ aud: randomUUID() });
-    for (let i = 0; i < 3; i++) expect((await callApi(api.url, '/orders', wrongAudience)).body['code']).toBe('ERR_TOKEN_AUDIENCE');
+    for (let i = 0; i < 3; i++)
+      expect((await callApi(api.url, '/orders', wrongAudience)).body['code']).toBe('ERR_TOKEN_AUDIENCE');
     expect(keyLookups).toHaveBeenCalledTimes(3);
   });
 
@@ -77,11 +84,16 @@ describe('a token presented again', () => {
   });
 
   it('still goes through the client checks (certificate-only, allow-list) on every request', async () => {
-    const { api, keyLookups } = await apiWith({ API_REQUIRE_CERTIFICATE_CLIENTS: 'true', API_ALLOWED_CLIENT_IDS: PARTNER_APP_ID });
+    const { api, keyLookups } = await apiWith({
+      API_REQUIRE_CERTIFICATE_CLIENTS: 'true',
+      API_ALLOWED_CLIENT_IDS: PARTNER_APP_ID,
+    });
     const secretClient = await token({ azpacr: '1' });
     const otherClient = await token({ azp: randomUUID() });
     for (let i = 0; i < 2; i++) {
-      expect((await callApi(api.url, '/orders', secretClient)).body['code']).toBe('ERR_CLIENT_CERTIFICATE_REQUIRED');
+      expect((await callApi(api.url, '/orders', secretClient)).body['code']).toBe(
+        'ERR_CLIENT_CERTIFICATE_REQUIRED',
+      );
       expect((await callApi(api.url, '/orders', otherClient)).body['code']).toBe('ERR_CLIENT_NOT_ALLOWED');
     }
     expect(keyLookups).toHaveBeenCalledTimes(2);

@@ -42,7 +42,11 @@ describe('VerifiedTokenCache', () => {
     cache.remember('b', verified());
     cache.lookup('a'); // a is now the most recently used
     cache.remember('c', verified());
-    expect([cache.lookup('a'), cache.lookup('b'), cache.lookup('c')].map(Boolean)).toEqual([true, false, true]);
+    expect([cache.lookup('a'), cache.lookup('b'), cache.lookup('c')].map(Boolean)).toEqual([
+      true,
+      false,
+      true,
+    ]);
     expect(cache.size).toBe(2);
   });
 
@@ -53,7 +57,11 @@ describe('VerifiedTokenCache', () => {
     cache.remember('new', verified({ kid: 'key-2' }));
     cache.remember('other-tenant', verified({ kid: 'key-1', tenantId: other }));
     cache.forgetKeys(TENANT, ['key-1']);
-    expect([cache.lookup('old'), cache.lookup('new'), cache.lookup('other-tenant')].map(Boolean)).toEqual([false, true, true]);
+    expect([cache.lookup('old'), cache.lookup('new'), cache.lookup('other-tenant')].map(Boolean)).toEqual([
+      false,
+      true,
+      true,
+    ]);
   });
 
   it('remembers nothing with a bound of 0 (disabled)', () => {

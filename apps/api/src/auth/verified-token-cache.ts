@@ -50,14 +50,22 @@ export class VerifiedTokenCache {
     if (this.maxEntries === 0 || this.now() >= verified.expiresAtSeconds * 1000) return;
     const key = digest(token);
     this.entries.delete(key);
-    this.entries.set(key, { ...verified, principal: Object.freeze({ ...verified.principal, roles: Object.freeze([...verified.principal.roles]) }) });
-    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    this.entries.set(key, {
+      ...verified,
+      principal: Object.freeze({
+        ...verified.principal,
+        roles: Object.freeze([...verified.principal.roles]),
+      }),
+    });
+    while (this.entries.size > this.maxEntries)
+      this.entries.delete(this.entries.keys().next().value as string);
   }
 
   /** Drops the tokens signed by keys the tenant no longer publishes. */
   forgetKeys(tenantId: string, kids: readonly string[]): void {
     const removed = new Set(kids);
-    for (const [key, entry] of this.entries) if (entry.tenantId === tenantId && removed.has(entry.kid)) this.entries.delete(key);
+    for (const [key, entry] of this.entries)
+      if (entry.tenantId === tenantId && removed.has(entry.kid)) this.entries.delete(key);
   }
 }
 

@@ -41,20 +41,25 @@ async function main(): Promise<void> {
   const api = await startBenchApi();
   // For reference only: the same API verifying the RSA signature on every request.
   const uncachedApi = await startBenchApi({ API_TOKEN_CACHE_SIZE: '0' });
-  const open = (url: string) => Promise.all(Array.from({ length: CONCURRENCY }, () => KeepAliveConnection.open(new URL(url))));
+  const open = (url: string) =>
+    Promise.all(Array.from({ length: CONCURRENCY }, () => KeepAliveConnection.open(new URL(url))));
   const connections = await open(api.url);
   const uncachedConnections = await open(uncachedApi.url);
   try {
     const targets = {
       public: { path: '/bench/orders/public', headers: {} },
-      authenticated: { path: '/bench/orders/authenticated', headers: { authorization: `Bearer ${authority.accessToken}` } },
+      authenticated: {
+        path: '/bench/orders/authenticated',
+        headers: { authorization: `Bearer ${authority.accessToken}` },
+      },
     };
     for (const target of Object.values(targets)) await run(connections, target, WARM_UP_REQUESTS);
     const totals = { public: { requests: 0, ms: 0 }, authenticated: { requests: 0, ms: 0 } };
     const roundRatios: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       // Alternate which goes first, so neither always runs on a warmer process.
-      const order = round % 2 === 1 ? (['public', 'authenticated'] as const) : (['authenticated', 'public'] as const);
+      const order =
+        round % 2 === 1 ? (['public', 'authenticated'] as const) : (['authenticated', 'public'] as const);
       const line: Record<string, number> = { round };
       for (const name of order) {
         const ms = await run(connections, targets[name], REQUESTS_PER_ROUND);
@@ -84,7 +89,10 @@ async function main(): Promise<void> {
     console.log(JSON.stringify(result));
     const resultsDir = resolve(__dirname, '../../../../load/results');
     mkdirSync(resultsDir, { recursive: true });
-    writeFileSync(join(resultsDir, 'bench-auth-overhead.json'), `${JSON.stringify({ bench: 'auth-overhead', measuredAt: new Date().toISOString(), node: process.version, ...result }, null, 2)}\n`);
+    writeFileSync(
+      join(resultsDir, 'bench-auth-overhead.json'),
+      `${JSON.stringify({ bench: 'auth-overhead', measuredAt: new Date().toISOString(), node: process.version, ...result }, null, 2)}\n`,
+    );
     console.log(
       `public ${result.publicReqPerSec} req/s, authenticated ${result.authenticatedReqPerSec} req/s, ratio ${result.ratio}, median round ratio ${result.medianRoundRatio} (goal ≥ ${result.goal}); ` +
         `without the verified-token cache ${result.uncachedAuthenticatedReqPerSec} req/s`,
@@ -105,8 +113,14 @@ function median(values: number[]): number {
 }
 
 /** Sends `total` GETs, one in flight per connection; every answer must be 200. Returns the elapsed ms. */
-async function run(connections: KeepAliveConnection[], target: { path: string; headers: Record<string, string> }, total: number): Promise<number> {
-  const head = Object.entries(target.headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+async function run(
+  connections: KeepAliveConnection[],
+  target: { path: string; headers: Record<string, string> },
+  total: number,
+): Promise<number> {
+  const head = Object.entries(target.headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
   const bytes = Buffer.from(`GET ${target.path} HTTP/1.1\r\nhost: bench\r\n${head}\r\n`, 'latin1');
   let sent = 0;
   const started = process.hrtime.bigint();

@@ -30,34 +30,74 @@ interface EmulatorJson {
 }
 
 export async function startBenchAuthority(emulatorMain: string, stateDir: string): Promise<BenchAuthority> {
-  const child = spawn(process.execPath, [emulatorMain, '--port', '0', '--state-dir', stateDir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [emulatorMain, '--port', '0', '--state-dir', stateDir], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   try {
     await listening(child);
     const info = JSON.parse(readFileSync(join(stateDir, 'emulator.json'), 'utf8')) as EmulatorJson;
     const ca = readFileSync(info.caCertificatePath, 'utf8');
-    const https = (method: string, url: string, body?: string, headers: Record<string, string> = {}) => send(ca, method, url, body, headers);
+    const https = (method: string, url: string, body?: string, headers: Record<string, string> = {}) =>
+      send(ca, method, url, body, headers);
     const token = async (form: Record<string, string>) => {
       const body = new URLSearchParams({ grant_type: 'client_credentials', ...form }).toString();
-      return ((await https('POST', info.tokenEndpoint, body, { 'content-type': 'application/x-www-form-urlencoded' })) as { access_token: string }).access_token;
+      return (
+        (await https('POST', info.tokenEndpoint, body, {
+          'content-type': 'application/x-www-form-urlencoded',
+        })) as { access_token: string }
+      ).access_token;
     };
-    const admin = await token({ client_id: info.admin.clientId, client_secret: info.admin.clientSecret, scope: 'https://graph.microsoft.com/.default' });
+    const admin = await token({
+      client_id: info.admin.clientId,
+      client_secret: info.admin.clientSecret,
+      scope: 'https://graph.microsoft.com/.default',
+    });
     const graph = async (path: string, body: unknown) =>
-      (await https('POST', `${info.graphUrl}${path}`, JSON.stringify(body), { 'content-type': 'application/json', authorization: `Bearer ${admin}` })) as Record<string, unknown>;
+      (await https('POST', `${info.graphUrl}${path}`, JSON.stringify(body), {
+        'content-type': 'application/json',
+        authorization: `Bearer ${admin}`,
+      })) as Record<string, unknown>;
 
     const roleId = '6c7a3f2e-1d4b-4e8a-9b0c-2d3e4f5a6b7c';
     const api = await graph('/applications', {
       displayName: 'certflow orders (bench)',
       identifierUris: ['api://certflow-orders-bench'],
-      appRoles: [{ id: roleId, value: 'Orders.Read', displayName: 'Orders.Read', description: 'read orders', allowedMemberTypes: ['Application'], isEnabled: true }],
+      appRoles: [
+        {
+          id: roleId,
+          value: 'Orders.Read',
+          displayName: 'Orders.Read',
+          description: 'read orders',
+          allowedMemberTypes: ['Application'],
+          isEnabled: true,
+        },
+      ],
       api: { requestedAccessTokenVersion: 2 },
     });
     const apiSp = await graph('/servicePrincipals', { appId: api['appId'] });
     const partner = await graph('/applications', { displayName: 'partner (bench)' });
     const partnerSp = await graph('/servicePrincipals', { appId: partner['appId'] });
-    await graph(`/servicePrincipals/${String(apiSp['id'])}/appRoleAssignedTo`, { principalId: partnerSp['id'], resourceId: apiSp['id'], appRoleId: roleId });
-    const secret = await graph(`/applications/${String(partner['id'])}/addPassword`, { passwordCredential: { displayName: 'bench' } });
-    const accessToken = await token({ client_id: String(partner['appId']), client_secret: String(secret['secretText']), scope: 'api://certflow-orders-bench/.default' });
-    return { instance: info.url, tenantId: info.tenantId, caFile: info.caCertificatePath, apiAppId: String(api['appId']), accessToken, stop: () => stop(child) };
+    await graph(`/servicePrincipals/${String(apiSp['id'])}/appRoleAssignedTo`, {
+      principalId: partnerSp['id'],
+      resourceId: apiSp['id'],
+      appRoleId: roleId,
+    });
+    const secret = await graph(`/applications/${String(partner['id'])}/addPassword`, {
+      passwordCredential: { displayName: 'bench' },
+    });
+    const accessToken = await token({
+      client_id: String(partner['appId']),
+      client_secret: String(secret['secretText']),
+      scope: 'api://certflow-orders-bench/.default',
+    });
+    return {
+      instance: info.url,
+      tenantId: info.tenantId,
+      caFile: info.caCertificatePath,
+      apiAppId: String(api['appId']),
+      accessToken,
+      stop: () => stop(child),
+    };
   } catch (err) {
     await stop(child);
     throw err;
@@ -83,13 +123,20 @@ function stop(child: ChildProcess): Promise<void> {
   });
 }
 
-function send(ca: string, method: string, url: string, body: string | undefined, headers: Record<string, string>): Promise<unknown> {
+function send(
+  ca: string,
+  method: string,
+  url: string,
+  body: string | undefined,
+  headers: Record<string, string>,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method, ca, headers }, (res) => {
       let text = '';
       res.setEncoding('utf8').on('data', (chunk: string) => (text += chunk));
       res.on('end', () => {
-        if ((res.statusCode ?? 0) >= 300) reject(new Error(`${method} ${url} answered ${res.statusCode}: ${text.slice(0, 300)}`));
+        if ((res.statusCode ?? 0) >= 300)
+          reject(new Error(`${method} ${url} answered ${res.statusCode}: ${text.slice(0, 300)}`));
         else resolve(text === '' ? {} : JSON.parse(text));
       });
     });

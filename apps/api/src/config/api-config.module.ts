@@ -7,6 +7,10 @@ import { API_CONFIG } from './api-config.token';
 @Module({})
 export class ApiConfigModule {
   static forRoot(config: ApiConfig): DynamicModule {
-    return { module: ApiConfigModule, providers: [{ provide: API_CONFIG, useValue: config }], exports: [API_CONFIG] };
+    return {
+      module: ApiConfigModule,
+      providers: [{ provide: API_CONFIG, useValue: config }],
+      exports: [API_CONFIG],
+    };
   }
 }

@@ -69,7 +69,10 @@ describe('loadApiConfig', () => {
 
   it('accepts several tenants, comma-separated', () => {
     const other = '0f0e0d0c-0000-4000-8000-000000000001';
-    expect(loadApiConfig({ ...REQUIRED, ENTRA_TENANT_ID: `${TENANT}, ${other}` }).tenantIds).toEqual([TENANT.toLowerCase(), other]);
+    expect(loadApiConfig({ ...REQUIRED, ENTRA_TENANT_ID: `${TENANT}, ${other}` }).tenantIds).toEqual([
+      TENANT.toLowerCase(),
+      other,
+    ]);
   });
 
   it.each([
@@ -78,7 +81,9 @@ describe('loadApiConfig', () => {
     ['TRUE', true],
     ['1', true],
   ])('reads API_REQUIRE_CERTIFICATE_CLIENTS=%s as %s', (value, expected) => {
-    expect(loadApiConfig({ ...REQUIRED, API_REQUIRE_CERTIFICATE_CLIENTS: value }).requireCertificateClients).toBe(expected);
+    expect(
+      loadApiConfig({ ...REQUIRED, API_REQUIRE_CERTIFICATE_CLIENTS: value }).requireCertificateClients,
+    ).toBe(expected);
   });
 
   it.each([
@@ -99,7 +104,11 @@ describe('loadApiConfig', () => {
     [{ ...REQUIRED, ENTRA_TENANT_ID: `${TENANT},contoso` }, 'ENTRA_TENANT_ID', /GUID/],
     [{ ...REQUIRED, API_ALLOWED_CLIENT_IDS: 'partner-app' }, 'API_ALLOWED_CLIENT_IDS', /GUID/],
     [{ ...REQUIRED, API_ALLOWED_CLIENT_IDS: `${CLIENT_A},,${CLIENT_B}` }, 'API_ALLOWED_CLIENT_IDS', /GUID/],
-    [{ ...REQUIRED, API_REQUIRE_CERTIFICATE_CLIENTS: 'certificate' }, 'API_REQUIRE_CERTIFICATE_CLIENTS', /true or false/],
+    [
+      { ...REQUIRED, API_REQUIRE_CERTIFICATE_CLIENTS: 'certificate' },
+      'API_REQUIRE_CERTIFICATE_CLIENTS',
+      /true or false/,
+    ],
     [{ ...REQUIRED, API_ACCEPTED_TOKEN_VERSIONS: '3.0' }, 'API_ACCEPTED_TOKEN_VERSIONS', /1\.0 and\/or 2\.0/],
     [{ ...REQUIRED, API_TOKEN_CACHE_SIZE: '-5' }, 'API_TOKEN_CACHE_SIZE', /integer/],
     [{ ...REQUIRED, API_TOKEN_CACHE_SIZE: '2000000' }, 'API_TOKEN_CACHE_SIZE', /1000000/],
@@ -114,22 +123,39 @@ describe('loadApiConfig', () => {
   it('refuses an ENTRA_CA_FILE that holds no PEM certificate', () => {
     const notPem = join(dir, 'key.txt');
     writeFileSync(notPem, 'hello');
-    expect(configError(() => loadApiConfig({ ...REQUIRED, ENTRA_CA_FILE: notPem })).variable).toBe('ENTRA_CA_FILE');
+    expect(configError(() => loadApiConfig({ ...REQUIRED, ENTRA_CA_FILE: notPem })).variable).toBe(
+      'ENTRA_CA_FILE',
+    );
   });
 });
 
 describe('validateApiConfig', () => {
-  const valid: ApiConfigInput = { host: '127.0.0.1', port: 0, entraInstance: 'https://login.microsoftonline.com', tenantIds: [TENANT], audiences: ['x'] };
+  const valid: ApiConfigInput = {
+    host: '127.0.0.1',
+    port: 0,
+    entraInstance: 'https://login.microsoftonline.com',
+    tenantIds: [TENANT],
+    audiences: ['x'],
+  };
 
   it('names the variable for a bad value built in code', () => {
     expect(configError(() => validateApiConfig({ ...valid, port: 70000 })).variable).toBe('PORT');
     expect(configError(() => validateApiConfig({ ...valid, audiences: [] })).variable).toBe('API_AUDIENCES');
-    expect(configError(() => validateApiConfig({ ...valid, tenantIds: [] })).variable).toBe('ENTRA_TENANT_ID');
-    expect(configError(() => validateApiConfig({ ...valid, acceptedTokenVersions: [] })).variable).toBe('API_ACCEPTED_TOKEN_VERSIONS');
+    expect(configError(() => validateApiConfig({ ...valid, tenantIds: [] })).variable).toBe(
+      'ENTRA_TENANT_ID',
+    );
+    expect(configError(() => validateApiConfig({ ...valid, acceptedTokenVersions: [] })).variable).toBe(
+      'API_ACCEPTED_TOKEN_VERSIONS',
+    );
   });
 
   it('applies the defaults of the authorization options left out', () => {
-    expect(validateApiConfig(valid)).toMatchObject({ allowedClientIds: [], requireCertificateClients: false, acceptedTokenVersions: ['1.0', '2.0'], tokenCacheSize: 10_000 });
+    expect(validateApiConfig(valid)).toMatchObject({
+      allowedClientIds: [],
+      requireCertificateClients: false,
+      acceptedTokenVersions: ['1.0', '2.0'],
+      tokenCacheSize: 10_000,
+    });
   });
 });
 
@@ -137,13 +163,23 @@ describe('Entra endpoints for the tenant', () => {
   it('accepts the v2 issuer of the instance and the v1 sts.windows.net issuer', () => {
     const config = loadApiConfig({ ...REQUIRED, ENTRA_INSTANCE: 'https://localhost:8443' });
     const tid = TENANT.toLowerCase();
-    expect(entraIssuers(config)).toEqual([`https://sts.windows.net/${tid}/`, `https://localhost:8443/${tid}/v2.0`]);
+    expect(entraIssuers(config)).toEqual([
+      `https://sts.windows.net/${tid}/`,
+      `https://localhost:8443/${tid}/v2.0`,
+    ]);
     expect(entraJwksUri(config, tid)).toBe(`https://localhost:8443/${tid}/discovery/v2.0/keys`);
   });
 
   it('accepts only the v2 issuer of each tenant when only v2 tokens are accepted', () => {
     const other = '0f0e0d0c-0000-4000-8000-000000000001';
-    const config = loadApiConfig({ ...REQUIRED, ENTRA_TENANT_ID: `${TENANT},${other}`, API_ACCEPTED_TOKEN_VERSIONS: '2' });
-    expect(entraIssuers(config)).toEqual([`https://login.microsoftonline.com/${TENANT.toLowerCase()}/v2.0`, `https://login.microsoftonline.com/${other}/v2.0`]);
+    const config = loadApiConfig({
+      ...REQUIRED,
+      ENTRA_TENANT_ID: `${TENANT},${other}`,
+      API_ACCEPTED_TOKEN_VERSIONS: '2',
+    });
+    expect(entraIssuers(config)).toEqual([
+      `https://login.microsoftonline.com/${TENANT.toLowerCase()}/v2.0`,
+      `https://login.microsoftonline.com/${other}/v2.0`,
+    ]);
   });
 });

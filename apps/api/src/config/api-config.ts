@@ -56,10 +56,12 @@ export const API_CONFIG_DEFAULTS = {
   tokenCacheSize: 10_000,
 } as const;
 
-type AuthorizationOption = 'allowedClientIds' | 'requireCertificateClients' | 'acceptedTokenVersions' | 'tokenCacheSize';
+type AuthorizationOption =
+  'allowedClientIds' | 'requireCertificateClients' | 'acceptedTokenVersions' | 'tokenCacheSize';
 
 /** A configuration built in code: the authorization options may be left out (their defaults apply). */
-export type ApiConfigInput = Omit<ApiConfig, AuthorizationOption> & Partial<Pick<ApiConfig, AuthorizationOption>>;
+export type ApiConfigInput = Omit<ApiConfig, AuthorizationOption> &
+  Partial<Pick<ApiConfig, AuthorizationOption>>;
 
 const MAX_TOKEN_CACHE_SIZE = 1_000_000;
 
@@ -70,17 +72,23 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     return raw === '' ? undefined : raw;
   };
   const port = value('port');
-  if (port !== undefined && !/^\d+$/.test(port)) throw new ConfigError('PORT', `must be an integer from 0 to 65535, got ${quote(port)}`);
+  if (port !== undefined && !/^\d+$/.test(port))
+    throw new ConfigError('PORT', `must be an integer from 0 to 65535, got ${quote(port)}`);
   const tenantIds = value('tenantIds');
-  if (tenantIds === undefined) throw new ConfigError('ENTRA_TENANT_ID', 'is required (the tenant GUID, or several separated by commas)');
+  if (tenantIds === undefined)
+    throw new ConfigError('ENTRA_TENANT_ID', 'is required (the tenant GUID, or several separated by commas)');
   const audiences = value('audiences');
-  if (audiences === undefined) throw new ConfigError('API_AUDIENCES', 'is required (comma-separated accepted aud values)');
+  if (audiences === undefined)
+    throw new ConfigError('API_AUDIENCES', 'is required (comma-separated accepted aud values)');
   const caFile = value('caFile');
   const allowed = value('allowedClientIds');
   const versions = value('acceptedTokenVersions');
   const cacheSize = value('tokenCacheSize');
   if (cacheSize !== undefined && !/^\d+$/.test(cacheSize)) {
-    throw new ConfigError(VARIABLE.tokenCacheSize, `must be an integer from 0 to ${MAX_TOKEN_CACHE_SIZE}, got ${quote(cacheSize)}`);
+    throw new ConfigError(
+      VARIABLE.tokenCacheSize,
+      `must be an integer from 0 to ${MAX_TOKEN_CACHE_SIZE}, got ${quote(cacheSize)}`,
+    );
   }
   return validateApiConfig({
     host: value('host') ?? API_CONFIG_DEFAULTS.host,
@@ -90,8 +98,12 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     audiences: list(audiences),
     ...(caFile === undefined ? {} : { caFile }),
     allowedClientIds: allowed === undefined ? [] : list(allowed),
-    requireCertificateClients: parseBoolean(VARIABLE.requireCertificateClients, value('requireCertificateClients')),
-    acceptedTokenVersions: versions === undefined ? [...API_CONFIG_DEFAULTS.acceptedTokenVersions] : parseVersions(versions),
+    requireCertificateClients: parseBoolean(
+      VARIABLE.requireCertificateClients,
+      value('requireCertificateClients'),
+    ),
+    acceptedTokenVersions:
+      versions === undefined ? [...API_CONFIG_DEFAULTS.acceptedTokenVersions] : parseVersions(versions),
     tokenCacheSize: cacheSize === undefined ? API_CONFIG_DEFAULTS.tokenCacheSize : Number(cacheSize),
   });
 }
@@ -112,23 +124,49 @@ export function validateApiConfig(config: ApiConfigInput): ApiConfig {
     throw new ConfigError(VARIABLE.port, `must be an integer from 0 to 65535, got ${quote(port)}`);
   }
   if (!Array.isArray(tenantIds) || tenantIds.length === 0 || !tenantIds.every(isGuid)) {
-    throw new ConfigError(VARIABLE.tenantIds, `must be a tenant GUID, or several separated by commas, got ${quote(tenantIds)}`);
+    throw new ConfigError(
+      VARIABLE.tenantIds,
+      `must be a tenant GUID, or several separated by commas, got ${quote(tenantIds)}`,
+    );
   }
-  if (!Array.isArray(audiences) || audiences.length === 0 || audiences.some((a) => typeof a !== 'string' || a.length === 0)) {
-    throw new ConfigError(VARIABLE.audiences, `must be a comma-separated list of non-empty values, got ${quote(audiences)}`);
+  if (
+    !Array.isArray(audiences) ||
+    audiences.length === 0 ||
+    audiences.some((a) => typeof a !== 'string' || a.length === 0)
+  ) {
+    throw new ConfigError(
+      VARIABLE.audiences,
+      `must be a comma-separated list of non-empty values, got ${quote(audiences)}`,
+    );
   }
   if (caFile !== undefined) assertReadableCaFile(caFile);
   if (!Array.isArray(allowedClientIds) || !allowedClientIds.every(isGuid)) {
-    throw new ConfigError(VARIABLE.allowedClientIds, `must be a comma-separated list of client app id GUIDs (or empty for any), got ${quote(allowedClientIds)}`);
+    throw new ConfigError(
+      VARIABLE.allowedClientIds,
+      `must be a comma-separated list of client app id GUIDs (or empty for any), got ${quote(allowedClientIds)}`,
+    );
   }
   if (typeof requireCertificateClients !== 'boolean') {
-    throw new ConfigError(VARIABLE.requireCertificateClients, `must be true or false, got ${quote(requireCertificateClients)}`);
+    throw new ConfigError(
+      VARIABLE.requireCertificateClients,
+      `must be true or false, got ${quote(requireCertificateClients)}`,
+    );
   }
-  if (!Array.isArray(acceptedTokenVersions) || acceptedTokenVersions.length === 0 || !acceptedTokenVersions.every((v) => v === '1.0' || v === '2.0')) {
-    throw new ConfigError(VARIABLE.acceptedTokenVersions, `must list 1.0 and/or 2.0, got ${quote(acceptedTokenVersions)}`);
+  if (
+    !Array.isArray(acceptedTokenVersions) ||
+    acceptedTokenVersions.length === 0 ||
+    !acceptedTokenVersions.every((v) => v === '1.0' || v === '2.0')
+  ) {
+    throw new ConfigError(
+      VARIABLE.acceptedTokenVersions,
+      `must list 1.0 and/or 2.0, got ${quote(acceptedTokenVersions)}`,
+    );
   }
   if (!Number.isInteger(tokenCacheSize) || tokenCacheSize < 0 || tokenCacheSize > MAX_TOKEN_CACHE_SIZE) {
-    throw new ConfigError(VARIABLE.tokenCacheSize, `must be an integer from 0 to ${MAX_TOKEN_CACHE_SIZE}, got ${quote(tokenCacheSize)}`);
+    throw new ConfigError(
+      VARIABLE.tokenCacheSize,
+      `must be an integer from 0 to ${MAX_TOKEN_CACHE_SIZE}, got ${quote(tokenCacheSize)}`,
+    );
   }
   return {
     host,
@@ -145,13 +183,21 @@ export function validateApiConfig(config: ApiConfigInput): ApiConfig {
 }
 
 /** The issuer Entra ID uses for a tenant and token version: v2 `{instance}/{tid}/v2.0`, v1 `https://sts.windows.net/{tid}/`. */
-export function entraIssuer(config: Pick<ApiConfig, 'entraInstance'>, tenantId: string, version: AccessTokenVersion): string {
-  return version === '2.0' ? `${config.entraInstance}/${tenantId}/v2.0` : `https://sts.windows.net/${tenantId}/`;
+export function entraIssuer(
+  config: Pick<ApiConfig, 'entraInstance'>,
+  tenantId: string,
+  version: AccessTokenVersion,
+): string {
+  return version === '2.0'
+    ? `${config.entraInstance}/${tenantId}/v2.0`
+    : `https://sts.windows.net/${tenantId}/`;
 }
 
 /** Every issuer accepted: each configured tenant in each accepted token version. */
 export function entraIssuers(config: ApiConfig): string[] {
-  return config.tenantIds.flatMap((tid) => config.acceptedTokenVersions.map((version) => entraIssuer(config, tid, version)));
+  return config.tenantIds.flatMap((tid) =>
+    config.acceptedTokenVersions.map((version) => entraIssuer(config, tid, version)),
+  );
 }
 
 /** Where a tenant publishes its token-signing keys. */
@@ -183,7 +229,10 @@ function parseVersions(value: string): AccessTokenVersion[] {
   return list(value).map((v) => {
     if (v === '1' || v === '1.0') return '1.0';
     if (v === '2' || v === '2.0') return '2.0';
-    throw new ConfigError(VARIABLE.acceptedTokenVersions, `must list 1.0 and/or 2.0 (comma-separated), got ${quote(value)}`);
+    throw new ConfigError(
+      VARIABLE.acceptedTokenVersions,
+      `must list 1.0 and/or 2.0 (comma-separated), got ${quote(value)}`,
+    );
   });
 }
 
@@ -194,9 +243,16 @@ function normaliseInstance(value: unknown): string {
   } catch {
     throw new ConfigError(VARIABLE.entraInstance, `must be an https:// URL, got ${quote(value)}`);
   }
-  if (url.protocol !== 'https:') throw new ConfigError(VARIABLE.entraInstance, `must use https:// (Entra ID and the emulator are HTTPS only), got ${quote(value)}`);
+  if (url.protocol !== 'https:')
+    throw new ConfigError(
+      VARIABLE.entraInstance,
+      `must use https:// (Entra ID and the emulator are HTTPS only), got ${quote(value)}`,
+    );
   if (url.search || url.hash || url.username || url.password) {
-    throw new ConfigError(VARIABLE.entraInstance, `must be a base URL without query, fragment or credentials, got ${quote(value)}`);
+    throw new ConfigError(
+      VARIABLE.entraInstance,
+      `must be a base URL without query, fragment or credentials, got ${quote(value)}`,
+    );
   }
   return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
 }
@@ -205,7 +261,10 @@ function assertReadableCaFile(path: string): void {
   try {
     accessSync(path, constants.R_OK);
   } catch {
-    throw new ConfigError(VARIABLE.caFile, `must name a readable PEM file, got ${quote(path)} (not found or not readable)`);
+    throw new ConfigError(
+      VARIABLE.caFile,
+      `must name a readable PEM file, got ${quote(path)} (not found or not readable)`,
+    );
   }
   if (!readFileSync(path, 'utf8').includes('-----BEGIN CERTIFICATE-----')) {
     throw new ConfigError(VARIABLE.caFile, `must contain a PEM certificate, ${quote(path)} does not`);

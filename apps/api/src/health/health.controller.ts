@@ -23,6 +23,13 @@ export class HealthController {
   @Get('ready')
   async ready(): Promise<{ status: 'ready'; signingKeys: 'loaded' }> {
     if (await this.signingKeys.ensureLoaded()) return { status: 'ready', signingKeys: 'loaded' };
-    throw new ServiceUnavailableException({ statusCode: 503, error: 'Service Unavailable', code: 'ERR_NOT_READY', status: 'not_ready', signingKeys: 'unavailable', message: 'signing keys are not loaded' });
+    throw new ServiceUnavailableException({
+      statusCode: 503,
+      error: 'Service Unavailable',
+      code: 'ERR_NOT_READY',
+      status: 'not_ready',
+      signingKeys: 'unavailable',
+      message: 'signing keys are not loaded',
+    });
   }
 }

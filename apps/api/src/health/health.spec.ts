@@ -23,7 +23,10 @@ afterAll(async () => {
 
 describe('GET /ready', () => {
   it('is ready once the signing keys are loaded, without a token', async () => {
-    expect(await callApi(api.url, '/ready')).toMatchObject({ status: 200, body: { status: 'ready', signingKeys: 'loaded' } });
+    expect(await callApi(api.url, '/ready')).toMatchObject({
+      status: 200,
+      body: { status: 'ready', signingKeys: 'loaded' },
+    });
   });
 
   it('answers 503 while the signing keys cannot be loaded', async () => {
@@ -31,10 +34,21 @@ describe('GET /ready', () => {
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const deadInstance = `https://localhost:${(closed.address() as AddressInfo).port}`;
     await new Promise<void>((resolve) => closed.close(() => resolve()));
-    const unready = await startApi(loadApiConfig({ PORT: '0', ENTRA_INSTANCE: deadInstance, ENTRA_TENANT_ID: emulator.tenantId, API_AUDIENCES: API_APP_ID }), { logger: false });
+    const unready = await startApi(
+      loadApiConfig({
+        PORT: '0',
+        ENTRA_INSTANCE: deadInstance,
+        ENTRA_TENANT_ID: emulator.tenantId,
+        API_AUDIENCES: API_APP_ID,
+      }),
+      { logger: false },
+    );
     try {
       expect(await callApi(unready.url, '/health')).toMatchObject({ status: 200 });
-      expect(await callApi(unready.url, '/ready')).toMatchObject({ status: 503, body: { code: 'ERR_NOT_READY', signingKeys: 'unavailable' } });
+      expect(await callApi(unready.url, '/ready')).toMatchObject({
+        status: 503,
+        body: { code: 'ERR_NOT_READY', signingKeys: 'unavailable' },
+      });
     } finally {
       await unready.close();
     }
@@ -46,9 +60,13 @@ describe('OpenAPI', () => {
     const { status, body } = await callApi(api.url, '/docs-json');
     expect(status).toBe(200);
     expect(body['openapi']).toMatch(/^3\./);
-    expect(body).toMatchObject({ components: { securitySchemes: { entra: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } } });
+    expect(body).toMatchObject({
+      components: { securitySchemes: { entra: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+    });
     const paths = body['paths'] as Record<string, Record<string, { security?: unknown }>>;
-    expect(Object.keys(paths)).toEqual(expect.arrayContaining(['/orders', '/orders/{id}', '/health', '/ready']));
+    expect(Object.keys(paths)).toEqual(
+      expect.arrayContaining(['/orders', '/orders/{id}', '/health', '/ready']),
+    );
     expect(paths['/orders']!['post']!.security).toEqual([{ entra: [] }]);
     expect(paths['/health']!['get']!.security).toBeUndefined();
   });

@@ -31,9 +31,19 @@ export class JsonLogger implements LoggerService {
   private emit(level: Level, message: unknown, rest: unknown[]): void {
     // Nest passes the context as the last string argument.
     const context = typeof rest[rest.length - 1] === 'string' ? (rest[rest.length - 1] as string) : undefined;
-    const fields = typeof message === 'object' && message !== null && !(message instanceof Error) ? message : { message: String(message) };
+    const fields =
+      typeof message === 'object' && message !== null && !(message instanceof Error)
+        ? message
+        : { message: String(message) };
     const stack = level === 'error' && rest.length >= 2 && typeof rest[0] === 'string' ? rest[0] : undefined;
-    const entry = { time: new Date().toISOString(), level, ...(context ? { context } : {}), event: 'log', ...fields, ...(stack ? { stack } : {}) };
+    const entry = {
+      time: new Date().toISOString(),
+      level,
+      ...(context ? { context } : {}),
+      event: 'log',
+      ...fields,
+      ...(stack ? { stack } : {}),
+    };
     this.write(`${JSON.stringify(entry)}\n`);
   }
 }

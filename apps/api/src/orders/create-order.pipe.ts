@@ -27,13 +27,19 @@ export class CreateOrderPipe implements PipeTransform<unknown, CreateOrderInput>
     } else {
       unknownFields(total, ['amount', 'currency'], 'total.', errors);
       if (typeof total['amount'] !== 'string' || !AMOUNT.test(total['amount'])) {
-        errors.push('total.amount must be a decimal string with at most 9 digits before and 2 after the point, e.g. "129.90"');
+        errors.push(
+          'total.amount must be a decimal string with at most 9 digits before and 2 after the point, e.g. "129.90"',
+        );
       }
-      if (typeof total['currency'] !== 'string' || !CURRENCY.test(total['currency'])) errors.push('total.currency must be a 3-letter ISO 4217 code, e.g. "EUR"');
+      if (typeof total['currency'] !== 'string' || !CURRENCY.test(total['currency']))
+        errors.push('total.currency must be a 3-letter ISO 4217 code, e.g. "EUR"');
     }
     if (errors.length > 0) throw invalid(errors);
     const money = total as { amount: string; currency: string };
-    return { customerReference: customerReference as string, total: { amount: money.amount, currency: money.currency } };
+    return {
+      customerReference: customerReference as string,
+      total: { amount: money.amount, currency: money.currency },
+    };
   }
 }
 
@@ -41,10 +47,22 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
-function unknownFields(value: Record<string, unknown>, known: string[], prefix: string, errors: string[]): void {
-  for (const name of Object.keys(value)) if (!known.includes(name)) errors.push(`${prefix}${name.slice(0, 32)} is not a known field`);
+function unknownFields(
+  value: Record<string, unknown>,
+  known: string[],
+  prefix: string,
+  errors: string[],
+): void {
+  for (const name of Object.keys(value))
+    if (!known.includes(name)) errors.push(`${prefix}${name.slice(0, 32)} is not a known field`);
 }
 
 function invalid(errors: string[]): BadRequestException {
-  return new BadRequestException({ statusCode: 400, error: 'Bad Request', code: 'ERR_ORDER_INVALID', message: 'invalid order', errors });
+  return new BadRequestException({
+    statusCode: 400,
+    error: 'Bad Request',
+    code: 'ERR_ORDER_INVALID',
+    message: 'invalid order',
+    errors,
+  });
 }

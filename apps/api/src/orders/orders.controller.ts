@@ -1,5 +1,14 @@
 import { Body, Controller, Get, HttpCode, Inject, Param, Post } from '@nestjs/common';
-import { ApiBadRequestResponse, ApiBearerAuth, ApiCreatedResponse, ApiForbiddenResponse, ApiNotFoundResponse, ApiOkResponse, ApiTags, ApiUnauthorizedResponse } from '@nestjs/swagger';
+import {
+  ApiBadRequestResponse,
+  ApiBearerAuth,
+  ApiCreatedResponse,
+  ApiForbiddenResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiTags,
+  ApiUnauthorizedResponse,
+} from '@nestjs/swagger';
 import type { AppPrincipal } from '@certflow/claims';
 import { CurrentPrincipal, RequireAppRoles } from '../auth/auth-decorators';
 import { OPENAPI_BEARER_SCHEME } from '../openapi/openapi';
@@ -10,7 +19,10 @@ import { OrdersService } from './orders.service';
 @ApiTags('orders')
 @ApiBearerAuth(OPENAPI_BEARER_SCHEME)
 @ApiUnauthorizedResponse({ description: 'no valid Entra access token (code ERR_TOKEN_…)' })
-@ApiForbiddenResponse({ description: 'valid token, caller not allowed (ERR_APP_ROLE_MISSING, ERR_CLIENT_NOT_ALLOWED, ERR_CLIENT_CERTIFICATE_REQUIRED)' })
+@ApiForbiddenResponse({
+  description:
+    'valid token, caller not allowed (ERR_APP_ROLE_MISSING, ERR_CLIENT_NOT_ALLOWED, ERR_CLIENT_CERTIFICATE_REQUIRED)',
+})
 @Controller('orders')
 export class OrdersController {
   constructor(@Inject(OrdersService) private readonly orders: OrdersService) {}

@@ -19,11 +19,19 @@ beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), 'certflow-api-orders-'));
   emulator = await startEmulator({ stateDir, port: 0 });
   api = await startApi(
-    loadApiConfig({ PORT: '0', ENTRA_INSTANCE: emulator.url, ENTRA_TENANT_ID: emulator.tenantId, API_AUDIENCES: API_APP_ID, ENTRA_CA_FILE: emulator.caCertificatePath }),
+    loadApiConfig({
+      PORT: '0',
+      ENTRA_INSTANCE: emulator.url,
+      ENTRA_TENANT_ID: emulator.tenantId,
+      API_AUDIENCES: API_APP_ID,
+      ENTRA_CA_FILE: emulator.caCertificatePath,
+    }),
     { logger: false },
   );
   reader = await emulator.signAccessToken(appTokenClaims(emulator, { roles: ['Orders.Read'] }));
-  writer = await emulator.signAccessToken(appTokenClaims(emulator, { roles: ['Orders.Read', 'Orders.Write'] }));
+  writer = await emulator.signAccessToken(
+    appTokenClaims(emulator, { roles: ['Orders.Read', 'Orders.Write'] }),
+  );
 });
 
 afterAll(async () => {
@@ -55,7 +63,12 @@ describe('POST /orders', () => {
   it('creates an order for a caller with Orders.Write, readable afterwards', async () => {
     const { status, body } = await callApi(api.url, '/orders', writer, { method: 'POST', body: validOrder });
     expect(status).toBe(201);
-    expect(body).toMatchObject({ id: expect.stringMatching(/^ord-/), status: 'received', ...validOrder, createdAt: expect.any(String) });
+    expect(body).toMatchObject({
+      id: expect.stringMatching(/^ord-/),
+      status: 'received',
+      ...validOrder,
+      createdAt: expect.any(String),
+    });
     const read = await callApi(api.url, `/orders/${String(body['id'])}`, reader);
     expect(read.body).toEqual(body);
     const list = await callApi(api.url, '/orders', reader);
@@ -76,7 +89,10 @@ describe('POST /orders', () => {
     [{ ...validOrder, total: { amount: 19.99, currency: 'EUR' } }, 'total.amount must be a decimal string'],
     [{ ...validOrder, total: { amount: '-1', currency: 'EUR' } }, 'total.amount must be a decimal string'],
     [{ ...validOrder, total: { amount: '1.999', currency: 'EUR' } }, 'total.amount must be a decimal string'],
-    [{ ...validOrder, total: { amount: '1', currency: 'eur' } }, 'total.currency must be a 3-letter ISO 4217 code'],
+    [
+      { ...validOrder, total: { amount: '1', currency: 'eur' } },
+      'total.currency must be a 3-letter ISO 4217 code',
+    ],
     [{ ...validOrder, status: 'delivered' }, 'status is not a known field'],
     [{ ...validOrder, total: { ...validOrder.total, fx: 1 } }, 'total.fx is not a known field'],
     [[validOrder], 'body must be a JSON object'],
@@ -87,17 +103,26 @@ describe('POST /orders', () => {
   });
 
   it('lists every problem of a body at once', async () => {
-    const { body } = await callApi(api.url, '/orders', writer, { method: 'POST', body: { total: { amount: 'x' }, note: 1 } });
+    const { body } = await callApi(api.url, '/orders', writer, {
+      method: 'POST',
+      body: { total: { amount: 'x' }, note: 1 },
+    });
     expect(body['errors']).toHaveLength(4);
   });
 
   it('answers 400 to a body that is not JSON', async () => {
-    const { status } = await callApi(api.url, '/orders', writer, { method: 'POST', body: '{"customerReference":' });
+    const { status } = await callApi(api.url, '/orders', writer, {
+      method: 'POST',
+      body: '{"customerReference":',
+    });
     expect(status).toBe(400);
   });
 
   it('answers 413 to a body beyond 16 KiB', async () => {
-    const { status } = await callApi(api.url, '/orders', writer, { method: 'POST', body: { ...validOrder, customerReference: 'x'.repeat(20_000) } });
+    const { status } = await callApi(api.url, '/orders', writer, {
+      method: 'POST',
+      body: { ...validOrder, customerReference: 'x'.repeat(20_000) },
+    });
     expect(status).toBe(413);
   });
 });

@@ -17,7 +17,10 @@ export const PARTNER_APP_ID = '0b7c6d5e-4f3a-4b2c-9d1e-2f3a4b5c6d7e';
 export const PARTNER_SP_ID = '5d4c3b2a-1f0e-4d9c-8b7a-6f5e4d3c2b1a';
 
 /** The v2 app-only claims the emulator issues to a certificate client with Orders.Read. */
-export function appTokenClaims(authority: TokenAuthority, overrides: Record<string, unknown> = {}): Record<string, unknown> {
+export function appTokenClaims(
+  authority: TokenAuthority,
+  overrides: Record<string, unknown> = {},
+): Record<string, unknown> {
   const now = Math.floor(Date.now() / 1000);
   return {
     aud: API_APP_ID,
@@ -46,8 +49,9 @@ export async function signWithUntrustedKey(claims: Record<string, unknown>, kid:
 
 /** The `kid` of a compact JWS. */
 export function kidOf(token: string): string {
-  const header = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString('utf8')) as { kid?: string };
+  const header = JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString('utf8')) as {
+    kid?: string;
+  };
   if (!header.kid) throw new Error('token has no kid');
   return header.kid;
 }
-

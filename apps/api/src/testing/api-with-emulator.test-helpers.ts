@@ -13,7 +13,10 @@ export interface ApiWithEmulator {
 }
 
 /** A real emulator in a fresh state directory and the API configured against it (audience API_APP_ID). */
-export async function startApiWithEmulator(name: string, env: Record<string, string> = {}): Promise<ApiWithEmulator> {
+export async function startApiWithEmulator(
+  name: string,
+  env: Record<string, string> = {},
+): Promise<ApiWithEmulator> {
   const stateDir = mkdtempSync(join(tmpdir(), `certflow-api-${name}-`));
   const emulator = await startEmulator({ stateDir, port: 0 });
   const api = await startApi(

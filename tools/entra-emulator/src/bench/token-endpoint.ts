@@ -42,8 +42,11 @@ function parseArgs(argv: string[]): BenchOptions {
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
     const value = Number(inline ?? argv[++i]);
-    const key = ({ '--requests': 'requests', '--concurrency': 'concurrency', '--seconds': 'seconds' } as const)[flag as '--requests'];
-    if (!key || !Number.isInteger(value) || value < 1) throw new Error(`usage: token-endpoint [--requests N] [--concurrency C] [--seconds S] (bad ${flag})`);
+    const key = (
+      { '--requests': 'requests', '--concurrency': 'concurrency', '--seconds': 'seconds' } as const
+    )[flag as '--requests'];
+    if (!key || !Number.isInteger(value) || value < 1)
+      throw new Error(`usage: token-endpoint [--requests N] [--concurrency C] [--seconds S] (bad ${flag})`);
     options[key] = value;
   }
   return options;
@@ -51,17 +54,34 @@ function parseArgs(argv: string[]): BenchOptions {
 
 function post(agent: Agent, url: string, body: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method: 'POST', agent, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body) } }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-      res.on('error', reject);
-    });
+    const req = request(
+      url,
+      {
+        method: 'POST',
+        agent,
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          'content-length': Buffer.byteLength(body),
+        },
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
 }
 
-async function run(name: string, agent: Agent, url: string, body: string, options: BenchOptions): Promise<Result> {
+async function run(
+  name: string,
+  agent: Agent,
+  url: string,
+  body: string,
+  options: BenchOptions,
+): Promise<Result> {
   // Warm-up: connections open, caches filled.
   await Promise.all(Array.from({ length: options.concurrency }, () => post(agent, url, body)));
   const latenciesMs: number[] = [];
@@ -82,7 +102,13 @@ async function run(name: string, agent: Agent, url: string, body: string, option
     }
   };
   await Promise.all(Array.from({ length: options.concurrency }, worker));
-  return { name, requests: latenciesMs.length, errors, seconds: Number(process.hrtime.bigint() - started) / 1e9, latenciesMs };
+  return {
+    name,
+    requests: latenciesMs.length,
+    errors,
+    seconds: Number(process.hrtime.bigint() - started) / 1e9,
+    latenciesMs,
+  };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -93,11 +119,19 @@ function percentile(sorted: number[], p: number): number {
 function table(results: Result[], options: BenchOptions): string {
   const rows = results.map((r) => {
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
-    return [r.name, String(r.requests), String(r.errors), (r.requests / r.seconds).toFixed(0), percentile(sorted, 50).toFixed(2), percentile(sorted, 99).toFixed(2)];
+    return [
+      r.name,
+      String(r.requests),
+      String(r.errors),
+      (r.requests / r.seconds).toFixed(0),
+      percentile(sorted, 50).toFixed(2),
+      percentile(sorted, 99).toFixed(2),
+    ];
   });
   const header = ['client', 'requests', 'errors', 'req/s', 'p50 ms', 'p99 ms'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [
     `token endpoint, ${options.concurrency} concurrent keep-alive connections, up to ${options.requests} requests or ${options.seconds} s per client type (Node ${process.version})`,
     line(header),
@@ -111,7 +145,14 @@ function writeSummary(results: Result[], options: BenchOptions): string {
   const clients = results.map((r) => {
     const sorted = [...r.latenciesMs].sort((a, b) => a - b);
     const round2 = (n: number) => Number(n.toFixed(2));
-    return { name: r.name, requests: r.requests, errors: r.errors, reqPerSec: Math.round(r.requests / r.seconds), p50Ms: round2(percentile(sorted, 50)), p99Ms: round2(percentile(sorted, 99)) };
+    return {
+      name: r.name,
+      requests: r.requests,
+      errors: r.errors,
+      reqPerSec: Math.round(r.requests / r.seconds),
+      p50Ms: round2(percentile(sorted, 50)),
+      p99Ms: round2(percentile(sorted, 99)),
+    };
   });
   const summary = {
     bench: 'token-endpoint',
@@ -151,12 +192,35 @@ async function main(): Promise<void> {
 
     const clientId = provisioned.partner.appId;
     const now = Math.floor(Date.now() / 1000);
-    const assertion = await new SignJWT({ aud: emulator.tokenEndpoint, iss: clientId, sub: clientId, jti: randomUUID(), nbf: now, iat: now, exp: now + 600 })
-      .setProtectedHeader({ alg: 'PS256', typ: 'JWT', 'x5t#S256': parseCertificate(cert.certificatePem).thumbprints.sha256Base64Url })
+    const assertion = await new SignJWT({
+      aud: emulator.tokenEndpoint,
+      iss: clientId,
+      sub: clientId,
+      jti: randomUUID(),
+      nbf: now,
+      iat: now,
+      exp: now + 600,
+    })
+      .setProtectedHeader({
+        alg: 'PS256',
+        typ: 'JWT',
+        'x5t#S256': parseCertificate(cert.certificatePem).thumbprints.sha256Base64Url,
+      })
       .sign(await importPKCS8(cert.privateKeyPem, 'PS256'));
     const scope = 'api://certflow-bench/.default';
-    const certificateBody = new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, scope, client_assertion_type: ASSERTION_TYPE, client_assertion: assertion }).toString();
-    const secretBody = new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, scope, client_secret: secret }).toString();
+    const certificateBody = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      scope,
+      client_assertion_type: ASSERTION_TYPE,
+      client_assertion: assertion,
+    }).toString();
+    const secretBody = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      scope,
+      client_secret: secret,
+    }).toString();
 
     const results = [
       await run('certificate (PS256)', agent, emulator.tokenEndpoint, certificateBody, options),

@@ -69,7 +69,9 @@ async function main(): Promise<void> {
     } else {
       nginxSkipped = `${NGINX} not found`;
       const banner = '!'.repeat(100);
-      console.log(`${banner}\n!!! nginx baseline NOT run: ${NGINX} is not installed. Install it with: apt-get install nginx-light\n${banner}`);
+      console.log(
+        `${banner}\n!!! nginx baseline NOT run: ${NGINX} is not installed. Install it with: apt-get install nginx-light\n${banner}`,
+      );
     }
 
     const urls: Array<[ChainName, URL]> = [
@@ -78,12 +80,23 @@ async function main(): Promise<void> {
       ...(nginx ? ([['nginx', nginx.url]] as Array<[ChainName, URL]>) : []),
     ];
     for (const [name, url] of urls) {
-      chains.push({ name, url, connections: await Promise.all(Array.from({ length: CONCURRENCY }, () => KeepAliveConnection.open(url, caPem))) });
+      chains.push({
+        name,
+        url,
+        connections: await Promise.all(
+          Array.from({ length: CONCURRENCY }, () => KeepAliveConnection.open(url, caPem)),
+        ),
+      });
     }
-    const request = Buffer.from(`GET ${PATH} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${token}\r\n\r\n`, 'latin1');
+    const request = Buffer.from(
+      `GET ${PATH} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${token}\r\n\r\n`,
+      'latin1',
+    );
     for (const chain of chains) await run(chain, request, WARM_UP_REQUESTS);
 
-    const totals = Object.fromEntries(chains.map((c) => [c.name, { requests: 0, ms: 0, latenciesMs: [] } as Totals])) as Record<ChainName, Totals>;
+    const totals = Object.fromEntries(
+      chains.map((c) => [c.name, { requests: 0, ms: 0, latenciesMs: [] } as Totals]),
+    ) as Record<ChainName, Totals>;
     const roundRatios: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
       // Rotate the order, so no chain always runs first (or on the warmest process).
@@ -124,8 +137,18 @@ async function main(): Promise<void> {
       path: `GET ${PATH} (authenticated, app role Orders.Read)`,
       chains: {
         direct: { ...direct, description: 'the API over plain HTTP, validating the token itself' },
-        gateway: { ...gateway, description: "https → certflow's gateway (apps/api/apim/policy.xml validate-jwt) → API" },
-        ...(nginxResult ? { nginx: { ...nginxResult, description: `https → nginx ${nginx!.version} (${NGINX_WORKERS} worker, upstream keepalive, no JWT validation) → API` } } : {}),
+        gateway: {
+          ...gateway,
+          description: "https → certflow's gateway (apps/api/apim/policy.xml validate-jwt) → API",
+        },
+        ...(nginxResult
+          ? {
+              nginx: {
+                ...nginxResult,
+                description: `https → nginx ${nginx!.version} (${NGINX_WORKERS} worker, upstream keepalive, no JWT validation) → API`,
+              },
+            }
+          : {}),
       },
       gatewayVsNginx: nginxResult ? round3(gateway.reqPerSec / nginxResult.reqPerSec) : null,
       medianRoundGatewayVsNginx: roundRatios.length ? round3(median(roundRatios)) : null,
@@ -137,7 +160,8 @@ async function main(): Promise<void> {
       concurrency: CONCURRENCY,
     };
     console.log(JSON.stringify(result));
-    const fmt = (name: string, s: { reqPerSec: number; p50Ms: number; p99Ms: number }) => `${name.padEnd(8)} ${String(s.reqPerSec).padStart(7)} req/s   p50 ${s.p50Ms} ms   p99 ${s.p99Ms} ms`;
+    const fmt = (name: string, s: { reqPerSec: number; p50Ms: number; p99Ms: number }) =>
+      `${name.padEnd(8)} ${String(s.reqPerSec).padStart(7)} req/s   p50 ${s.p50Ms} ms   p99 ${s.p99Ms} ms`;
     console.log(fmt('direct', direct));
     console.log(fmt('gateway', gateway));
     if (nginxResult) console.log(fmt('nginx', nginxResult));
@@ -173,7 +197,11 @@ function median(values: number[]): number {
 }
 
 /** Sends `total` requests, one in flight per connection; every answer must be 200. */
-async function run(chain: Chain, request: Buffer, total: number): Promise<{ ms: number; latenciesMs: number[] }> {
+async function run(
+  chain: Chain,
+  request: Buffer,
+  total: number,
+): Promise<{ ms: number; latenciesMs: number[] }> {
   let sent = 0;
   const latenciesMs: number[] = [];
   const started = process.hrtime.bigint();
@@ -207,7 +235,9 @@ class KeepAliveConnection {
       const port = Number(url.port);
       const socket: Socket =
         url.protocol === 'https:'
-          ? tlsConnect({ host: url.hostname, port, ca: caPem, servername: url.hostname }, () => resolvePromise(new KeepAliveConnection(socket)))
+          ? tlsConnect({ host: url.hostname, port, ca: caPem, servername: url.hostname }, () =>
+              resolvePromise(new KeepAliveConnection(socket)),
+            )
           : netConnect(port, url.hostname, () => resolvePromise(new KeepAliveConnection(socket)));
       socket.once('error', reject);
     });
@@ -306,8 +336,12 @@ http {
 `;
   const confFile = join(dir, 'nginx.conf');
   writeFileSync(confFile, conf);
-  const version = (spawnSync(NGINX, ['-v'], { encoding: 'utf8' }).stderr ?? '').trim().replace(/^nginx version: nginx\//, '');
-  const child: ChildProcess = spawn(NGINX, ['-p', dir, '-c', confFile, '-e', join(dir, 'error.log')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const version = (spawnSync(NGINX, ['-v'], { encoding: 'utf8' }).stderr ?? '')
+    .trim()
+    .replace(/^nginx version: nginx\//, '');
+  const child: ChildProcess = spawn(NGINX, ['-p', dir, '-c', confFile, '-e', join(dir, 'error.log')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout?.on('data', (d) => (output += d));
   child.stderr?.on('data', (d) => (output += d));
