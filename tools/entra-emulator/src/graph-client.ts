@@ -174,7 +174,7 @@ export class GraphClient {
         : {
             client_id: this.credentials.clientId,
             client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-            client_assertion: await clientAssertionFor(
+            client_assertion: await certificateClientAssertion(
               this.info.tokenEndpoint,
               this.credentials.clientId,
               this.credentials.certificate,
@@ -426,7 +426,7 @@ function parseJson(text: string): unknown {
 }
 
 /** A client assertion as MSAL builds it with `thumbprintSha256`: PS256, `x5t#S256`, 10 minutes. */
-async function clientAssertionFor(
+export async function certificateClientAssertion(
   tokenEndpoint: string,
   clientId: string,
   certificate: CertificateAndKey,

@@ -12,6 +12,7 @@ export { GRAPH_APP_ID, GRAPH_RESOURCE, GRAPH_ROLE_IDS } from './directory';
 export { statePath, STATE_FILE } from './state-store';
 export { entraTimestamp, type EntraErrorBody, type OAuthErrorName } from './entra-errors';
 export {
+  certificateClientAssertion,
   GraphClient,
   GraphRequestError,
   type GraphCredentials,

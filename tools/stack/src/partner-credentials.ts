@@ -3,12 +3,11 @@
  * (e2e, load): a client assertion as MSAL builds it with `thumbprintSha256` (PS256 with
  * `x5t#S256`), exchanged at the token endpoint.
  */
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { importPKCS8, SignJWT } from 'jose';
-import { parseCertificate, type CertificateAndKey } from '@certflow/certs';
+import { certificateClientAssertion } from '@certflow/entra-emulator';
+import type { CertificateAndKey } from '@certflow/certs';
 import type { StackFile } from './stack-file';
 
 export function partnerCertificate(file: StackFile): CertificateAndKey {
@@ -16,24 +15,6 @@ export function partnerCertificate(file: StackFile): CertificateAndKey {
     certificatePem: readFileSync(join(file.partner.certificateDirectory, 'partner.crt.pem'), 'utf8'),
     privateKeyPem: readFileSync(join(file.partner.certificateDirectory, 'partner.key.pem'), 'utf8'),
   };
-}
-
-export async function clientAssertion(
-  tokenEndpoint: string,
-  clientId: string,
-  cert: CertificateAndKey,
-): Promise<string> {
-  const { thumbprints } = parseCertificate(cert.certificatePem);
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ jti: randomUUID() })
-    .setProtectedHeader({ alg: 'PS256', typ: 'JWT', 'x5t#S256': thumbprints.sha256Base64Url })
-    .setIssuer(clientId)
-    .setSubject(clientId)
-    .setAudience(tokenEndpoint)
-    .setNotBefore(now)
-    .setIssuedAt(now)
-    .setExpirationTime(now + 600)
-    .sign(await importPKCS8(cert.privateKeyPem, 'PS256'));
 }
 
 export async function tokenRequestForm(
@@ -46,7 +27,7 @@ export async function tokenRequestForm(
     client_id: clientId,
     scope: file.api.scope,
     client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
-    client_assertion: await clientAssertion(file.emulator.tokenEndpoint, clientId, cert),
+    client_assertion: await certificateClientAssertion(file.emulator.tokenEndpoint, clientId, cert),
   };
 }
 

@@ -11,16 +11,14 @@
  *
  *   node tools/entra-emulator/dist/bench/token-endpoint.js [--requests N] [--concurrency C] [--seconds S]
  */
-import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { importPKCS8, SignJWT } from 'jose';
-import { createSelfSignedCertificate, parseCertificate, pemToDer } from '@certflow/certs';
+import { createSelfSignedCertificate, pemToDer } from '@certflow/certs';
 import { ASSERTION_TYPE } from '../client-assertion-verifier';
 import { startEmulator, type RunningEmulator } from '../emulator';
-import { GraphClient } from '../graph-client';
+import { certificateClientAssertion, GraphClient } from '../graph-client';
 import { provisionApiAndPartner } from '../provision';
 
 interface BenchOptions {
@@ -191,22 +189,7 @@ async function main(): Promise<void> {
     agent.options.ca = readFileSync(emulator.caCertificatePath);
 
     const clientId = provisioned.partner.appId;
-    const now = Math.floor(Date.now() / 1000);
-    const assertion = await new SignJWT({
-      aud: emulator.tokenEndpoint,
-      iss: clientId,
-      sub: clientId,
-      jti: randomUUID(),
-      nbf: now,
-      iat: now,
-      exp: now + 600,
-    })
-      .setProtectedHeader({
-        alg: 'PS256',
-        typ: 'JWT',
-        'x5t#S256': parseCertificate(cert.certificatePem).thumbprints.sha256Base64Url,
-      })
-      .sign(await importPKCS8(cert.privateKeyPem, 'PS256'));
+    const assertion = await certificateClientAssertion(emulator.tokenEndpoint, clientId, cert);
     const scope = 'api://certflow-bench/.default';
     const certificateBody = new URLSearchParams({
       grant_type: 'client_credentials',
