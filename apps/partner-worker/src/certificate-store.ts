@@ -28,6 +28,7 @@ import {
   writePrivateKeyFile,
   type CertificateErrorCode,
   type ParsedCertificate,
+  type RsaKeySize,
 } from '@certflow/certs';
 
 export const PRIVATE_KEY_FILE = 'partner.key.pem';
@@ -84,6 +85,8 @@ export interface CreateOptions {
   now?: Date;
   /** Encrypt the private key at rest (encrypted PKCS#8, AES-256-CBC); at least 8 characters. */
   passphrase?: string;
+  /** RSA modulus length (default 2048). */
+  keySize?: RsaKeySize;
 }
 
 export interface ImportOptions {
@@ -145,7 +148,12 @@ export class CertificateStore {
     }
     this.refuseOverwrite(opts.force);
 
-    const pair = createSelfSignedCertificate({ commonName, days, ...(opts.now ? { now: opts.now } : {}) });
+    const pair = createSelfSignedCertificate({
+      commonName,
+      days,
+      ...(opts.keySize ? { keySize: opts.keySize } : {}),
+      ...(opts.now ? { now: opts.now } : {}),
+    });
     const certificate = parseCertificate(pair.certificatePem);
     return this.write(pair.privateKeyPem, certificate, opts.passphrase);
   }
@@ -182,7 +190,9 @@ export class CertificateStore {
    * `cert csr`: a new key (kept as partner.pending.key.pem, 0600) and a CSR to send to a CA.
    * The current key pair, if any, is untouched until `import` brings the issued certificate.
    */
-  createCsr(opts: { commonName?: string; organization?: string; passphrase?: string } = {}): {
+  createCsr(
+    opts: { commonName?: string; organization?: string; passphrase?: string; keySize?: RsaKeySize } = {},
+  ): {
     csrPem: string;
     csrPath: string;
     pendingKeyPath: string;
@@ -190,6 +200,7 @@ export class CertificateStore {
     const { csrPem, privateKeyPem } = createCsr({
       commonName: opts.commonName ?? DEFAULT_COMMON_NAME,
       ...(opts.organization ? { organization: opts.organization } : {}),
+      ...(opts.keySize ? { keySize: opts.keySize } : {}),
     });
     mkdirSync(this.directory, { recursive: true, mode: 0o700 });
     const pendingKeyPath = join(this.directory, PENDING_KEY_FILE);

@@ -1,4 +1,5 @@
 /** The certificate lifecycle commands: export, import, csr, encrypted keys at rest, expiry. */
+import { createPrivateKey } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -36,6 +37,24 @@ describe('CLI certificate lifecycle', () => {
     expect(without.err).toMatch(/encrypted; set PARTNER_KEY_PASSPHRASE/);
     const wrong = await run(['cert', 'show'], { ...env, PARTNER_KEY_PASSPHRASE: 'the wrong one' }, cwd);
     expect(wrong.err).toMatch(/wrong PARTNER_KEY_PASSPHRASE/);
+  });
+
+  it('cert create --key-size 3072 makes an RSA 3072 key; a size outside 2048/3072/4096 writes nothing', async () => {
+    const env = { PARTNER_CERT_DIR: 'rsa3072' };
+    const bad = await run(['cert', 'create', '--key-size', '1024'], env, cwd);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--key-size must be 2048, 3072 or 4096, got "1024"/);
+    expect(new CertificateStore(join(cwd, 'rsa3072')).exists()).toBe(false);
+
+    expect((await run(['cert', 'create', '--key-size', '3072'], env, cwd)).code).toBe(0);
+    const stored = new CertificateStore(join(cwd, 'rsa3072')).load();
+    expect(stored.certificate.publicKey.asymmetricKeyDetails?.modulusLength).toBe(3072);
+    expect(createPrivateKey(stored.privateKeyPem).asymmetricKeyDetails?.modulusLength).toBe(3072);
+
+    const csr = await run(['cert', 'csr', '--key-size', '3072', '--json'], env, cwd);
+    expect(csr.code).toBe(0);
+    const pending = readFileSync(join(cwd, 'rsa3072', 'partner.pending.key.pem'), 'utf8');
+    expect(createPrivateKey(pending).asymmetricKeyDetails?.modulusLength).toBe(3072);
   });
 
   it('cert export: cer, pem, keycredential, pfx', async () => {

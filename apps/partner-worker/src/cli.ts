@@ -12,7 +12,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
-import { exportPkcs12, keyCredentialFor, writeFileAtomic } from '@certflow/certs';
+import { exportPkcs12, keyCredentialFor, writeFileAtomic, type RsaKeySize } from '@certflow/certs';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { ApiClient } from './api-client';
 import {
@@ -50,8 +50,8 @@ import { PartnerWorker } from './worker';
 export const USAGE = `Usage: partner-worker <command> [options]
 
 Commands:
-  cert create [--common-name CN] [--days N] [--force] [--json]
-                      generate the partner's key pair and self-signed certificate in
+  cert create [--common-name CN] [--days N] [--key-size 2048|3072|4096] [--force] [--json]
+                      generate the partner's RSA key pair and self-signed certificate in
                       PARTNER_CERT_DIR: partner.key.pem (0600), partner.crt.pem, partner.cer (DER,
                       the file to upload to the app registration)
   cert show [--json]  show the certificate, its thumbprints and expiry
@@ -63,13 +63,15 @@ Commands:
                       take a certificate made elsewhere: a PFX (PARTNER_PFX_PASSWORD), or a
                       PEM/DER certificate with its PKCS#1/PKCS#8/encrypted PKCS#8 key
                       (PARTNER_IMPORT_KEY_PASSPHRASE); without --key, the key from "cert csr"
-  cert rotate [--days N] [--common-name CN] [--old-key-id GUID] [--json]
-                      make the next certificate, register it with Graph addKey (proof signed by
-                      the current one, with the partner's own Graph token), switch to it and
-                      remove the old one with removeKey (its keyId from partner.key-id or
-                      --old-key-id); where addKey is refused, names the .cer to send instead.
+  cert rotate [--days N] [--common-name CN] [--old-key-id GUID] [--key-size N]
+              [--grace-seconds N] [--json]
+                      make the next certificate (key size: the current one's), register it with
+                      Graph addKey (proof signed by the current one, with the partner's own Graph
+                      token), switch to it and, --grace-seconds later (default 0), remove the old
+                      one with removeKey (its keyId from partner.key-id or --old-key-id); where
+                      addKey is refused, names the .cer to send instead.
                       Needs PARTNER_APP_OBJECT_ID (and PARTNER_GRAPH_URL for the emulator)
-  cert csr [--common-name CN] [--out FILE] [--json]
+  cert csr [--common-name CN] [--key-size N] [--out FILE] [--json]
                       a new key (kept as partner.pending.key.pem) and a CSR to send to your CA;
                       then "cert import --cert issued.crt"
   token get [--json]  get an access token and print its decoded claims (never the token)
@@ -146,6 +148,8 @@ interface Flags {
   cert?: string;
   key?: string;
   'old-key-id'?: string;
+  'key-size'?: string;
+  'grace-seconds'?: string;
   port?: string;
   host?: string;
   path?: string;
@@ -166,6 +170,8 @@ const OPTIONS = {
   cert: { type: 'string' },
   key: { type: 'string' },
   'old-key-id': { type: 'string' },
+  'key-size': { type: 'string' },
+  'grace-seconds': { type: 'string' },
   port: { type: 'string' },
   host: { type: 'string' },
   path: { type: 'string' },
@@ -176,12 +182,12 @@ const OPTIONS = {
 
 /** Which flags each command accepts; anything else is a usage error. */
 const ALLOWED: Record<string, (keyof Flags)[]> = {
-  'cert create': ['json', 'force', 'common-name', 'days'],
+  'cert create': ['json', 'force', 'common-name', 'days', 'key-size'],
   'cert show': ['json'],
   'cert export': ['format', 'out'],
   'cert import': ['pfx', 'cert', 'key', 'force', 'json'],
-  'cert csr': ['common-name', 'out', 'json'],
-  'cert rotate': ['days', 'common-name', 'old-key-id', 'json'],
+  'cert csr': ['common-name', 'out', 'json', 'key-size'],
+  'cert rotate': ['days', 'common-name', 'old-key-id', 'key-size', 'grace-seconds', 'json'],
   'token get': ['json'],
   'token decode': ['json'],
   call: ['json', 'times'],
@@ -195,6 +201,14 @@ function positiveInt(name: string, raw: string | undefined, fallback: number, ma
     throw new UsageError(`--${name} must be a whole number from 1 to ${max}, got "${raw}"`);
   }
   return Number(raw);
+}
+
+/** --key-size: 2048 (default for new keys), 3072 or 4096. */
+function keySize(raw: string | undefined): RsaKeySize | undefined {
+  if (raw === undefined) return undefined;
+  if (raw !== '2048' && raw !== '3072' && raw !== '4096')
+    throw new UsageError(`--key-size must be 2048, 3072 or 4096, got "${raw}"`);
+  return Number(raw) as RsaKeySize;
 }
 
 function decodeClaims(accessToken: string): Record<string, unknown> | null {
@@ -337,9 +351,11 @@ function certCreate(io: CliIo, values: Flags, emit: Emit): number {
   if (commonName !== undefined && commonName.trim() === '')
     throw new UsageError('--common-name must not be empty');
   const { certDir, keyPassphrase } = readCertificateDirectoryConfig(io.env, io.cwd);
+  const size = keySize(values['key-size']);
   const credential = new CertificateStore(certDir).create({
     commonName: commonName ?? DEFAULT_COMMON_NAME,
     days,
+    ...(size ? { keySize: size } : {}),
     force: values.force,
     ...(keyPassphrase ? { passphrase: keyPassphrase } : {}),
   });
@@ -441,8 +457,10 @@ function certCsr(io: CliIo, values: Flags, emit: Emit): number {
   if (commonName !== undefined && commonName.trim() === '')
     throw new UsageError('--common-name must not be empty');
   const { certDir, keyPassphrase } = readCertificateDirectoryConfig(io.env, io.cwd);
+  const size = keySize(values['key-size']);
   const result = new CertificateStore(certDir).createCsr({
     commonName: commonName ?? DEFAULT_COMMON_NAME,
+    ...(size ? { keySize: size } : {}),
     ...(keyPassphrase ? { passphrase: keyPassphrase } : {}),
   });
   if (values.out) writeFileAtomic(outputPath(io, values.out), result.csrPem, 0o644);
@@ -465,6 +483,11 @@ async function certRotate(io: CliIo, values: Flags, emit: Emit): Promise<number>
   const oldKeyId = values['old-key-id'];
   if (oldKeyId !== undefined && !/^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$/i.test(oldKeyId))
     throw new UsageError(`--old-key-id must be a GUID, got "${oldKeyId}"`);
+  const size = keySize(values['key-size']);
+  const graceSeconds =
+    values['grace-seconds'] === undefined
+      ? 0
+      : positiveInt('grace-seconds', values['grace-seconds'], 0, 3_600);
   const config = readRotationConfig(io.env, io.cwd);
   const store = new CertificateStore(config.certDir);
   const current = store.load(new Date(), config.keyPassphrase);
@@ -472,6 +495,8 @@ async function certRotate(io: CliIo, values: Flags, emit: Emit): Promise<number>
     days,
     ...(values['common-name'] ? { commonName: values['common-name'] } : {}),
     ...(oldKeyId ? { oldKeyId } : {}),
+    ...(size ? { keySize: size } : {}),
+    ...(graceSeconds ? { graceMs: graceSeconds * 1000 } : {}),
     log: (m) => io.stderr(`partner-worker: ${m}`),
   });
   if (values.json)
@@ -502,6 +527,8 @@ async function rotateWithGraph(
     days?: number;
     commonName?: string;
     oldKeyId?: string;
+    keySize?: RsaKeySize;
+    graceMs?: number;
     onSwitch?: (next: PartnerCredential) => void;
     log: (message: string) => void;
   },
@@ -527,6 +554,8 @@ async function rotateWithGraph(
       ...(options.days ? { days: options.days } : {}),
       ...(options.commonName ? { commonName: options.commonName } : {}),
       ...(options.oldKeyId ? { oldKeyId: options.oldKeyId } : {}),
+      ...(options.keySize ? { keySize: options.keySize } : {}),
+      ...(options.graceMs ? { graceMs: options.graceMs } : {}),
       ...(config.keyPassphrase ? { passphrase: config.keyPassphrase } : {}),
       ...(options.onSwitch ? { onSwitch: options.onSwitch } : {}),
       log: options.log,

@@ -171,9 +171,9 @@ describe('certificate rotation with Graph addKey/removeKey', () => {
     expect(store.load().certificate.thumbprints).toEqual(registered.certificate.thumbprints); // unchanged
   }, 60_000);
 
-  it('cert rotate (CLI): rotates, prints the rotation event without key material, and the next token uses the new certificate', async () => {
+  it('cert rotate (CLI): rotates, keeps the key size, waits --grace-seconds before removeKey, prints the rotation event without key material, and the next token uses the new certificate', async () => {
     const store = new CertificateStore(join(dir.path, 'cli'));
-    const first = store.create({ commonName: 'cli-partner' });
+    const first = store.create({ commonName: 'cli-partner', keySize: 3072 });
     const uploaded = await admin.addCertificate(partner.objectId, readFileSync(first.cerPath), 'cli');
     const env = {
       ENTRA_INSTANCE: emulator.url,
@@ -188,13 +188,27 @@ describe('certificate rotation with Graph addKey/removeKey', () => {
     const out: string[] = [];
     const err: string[] = [];
     const io: CliIo = { env, cwd: dir.path, stdout: (l) => out.push(l), stderr: (l) => err.push(l) };
-    const code = await runCli(['cert', 'rotate', '--old-key-id', uploaded.keyId, '--json'], io);
+    const bad = await runCli(['cert', 'rotate', '--grace-seconds', 'soon'], io);
+    expect(bad).toBe(2);
+    expect(err.splice(0).join('\n')).toMatch(/--grace-seconds must be a whole number from 1 to 3600/);
+    const stamped: { line: string; at: number }[] = [];
+    const code = await runCli(
+      ['cert', 'rotate', '--old-key-id', uploaded.keyId, '--grace-seconds', '1', '--json'],
+      { ...io, stderr: (l) => (err.push(l), stamped.push({ line: l, at: Date.now() })) },
+    );
     expect(err.join('\n')).not.toMatch(/error/);
     expect(code).toBe(0);
+    // removeKey came at least the grace period after the switch.
+    const switched = stamped.find((s) => /switched to the new certificate/.test(s.line));
+    const removed = stamped.find((s) => /removed/i.test(s.line) && s !== switched);
+    expect(switched, err.join('\n')).toBeDefined();
+    expect(removed, err.join('\n')).toBeDefined();
+    expect(removed!.at - switched!.at).toBeGreaterThanOrEqual(950);
     expect(out.join('\n')).not.toMatch(/PRIVATE KEY/);
     const event = JSON.parse(out[0]!) as Record<string, unknown>;
     expect(event).toMatchObject({ event: 'rotation', status: 'rotated', removedKeyId: uploaded.keyId });
     const rotated = store.load();
+    expect(rotated.certificate.publicKey.asymmetricKeyDetails?.modulusLength).toBe(3072);
     expect((event.certificate as { thumbprints: { sha256Hex: string } }).thumbprints.sha256Hex).toBe(
       rotated.certificate.thumbprints.sha256Hex,
     );

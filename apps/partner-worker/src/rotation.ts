@@ -18,7 +18,12 @@
 import { createSign, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createSelfSignedCertificate, parseCertificate, writeFileAtomic } from '@certflow/certs';
+import {
+  createSelfSignedCertificate,
+  parseCertificate,
+  writeFileAtomic,
+  type RsaKeySize,
+} from '@certflow/certs';
 import type { ApiClient } from './api-client';
 import { CertificateStore, type PartnerCredential } from './certificate-store';
 
@@ -47,6 +52,8 @@ export interface RotationOptions {
   graph: ApiClient;
   commonName?: string;
   days?: number;
+  /** RSA modulus length of the next key; default: the current key's. */
+  keySize?: RsaKeySize;
   /** Encrypt the new key at rest. */
   passphrase?: string;
   /** Wait this long between the switch and removing the old certificate (default 0). */
@@ -73,12 +80,19 @@ export class RotationError extends Error {
   override readonly name = 'RotationError';
 }
 
+/** The current certificate's RSA key size, so that a rotation never weakens the key (at least 2048). */
+function currentKeySize(current: PartnerCredential): RsaKeySize {
+  const bits = current.certificate.publicKey.asymmetricKeyDetails?.modulusLength ?? 2048;
+  return bits >= 4096 ? 4096 : bits >= 3072 ? 3072 : 2048;
+}
+
 export async function rotateCertificate(opts: RotationOptions): Promise<RotationResult> {
   const { store, current, applicationObjectId: objectId, graph } = opts;
   const log = opts.log ?? (() => {});
   const commonName =
     opts.commonName ?? /CN=([^,\n]+)/.exec(current.certificate.subject)?.[1] ?? 'certflow-partner';
-  const next = createSelfSignedCertificate({ commonName, days: opts.days ?? 365 });
+  const keySize = opts.keySize ?? currentKeySize(current);
+  const next = createSelfSignedCertificate({ commonName, days: opts.days ?? 365, keySize });
   const nextCert = parseCertificate(next.certificatePem);
   const displayName = `${commonName} ${nextCert.notBefore.toISOString().slice(0, 10)}`;
 
@@ -151,7 +165,12 @@ export async function rotateCertificate(opts: RotationOptions): Promise<Rotation
       message: `rotated to ${nextCert.thumbprints.sha256Hex} (keyId ${keyId}); the keyId of the old certificate ${current.certificate.thumbprints.sha1Hex} is not known here: ask the API owner to remove it, or run again with --old-key-id`,
     };
   }
-  if (opts.graceMs) await new Promise((r) => setTimeout(r, opts.graceMs));
+  if (opts.graceMs) {
+    log(
+      `waiting ${opts.graceMs / 1000} s before removing the old certificate (other replicas switch meanwhile)`,
+    );
+    await new Promise((r) => setTimeout(r, opts.graceMs));
+  }
   const removed = await graph.request(`/applications/${encodeURIComponent(objectId)}/removeKey`, {
     method: 'POST',
     body: { keyId: oldKeyId, proof: createProofOfPossession(objectId, credential) },
