@@ -9,7 +9,13 @@
  * - single-flight: concurrent callers share one in-flight acquisition (MSAL alone sends one
  *   token request per caller when the cache is cold);
  * - an empty `access_token` is an error (MSAL reports it as a success);
- * - errors carry the AADSTS code and the real transport cause.
+ * - errors carry the AADSTS code and the real transport cause;
+ * - its own client-side throttle after a 429 or 5xx, per scope: the authority's `Retry-After`
+ *   when it sends one (capped at an hour, as MSAL does), else exponential from 1 s to 60 s.
+ *   Until then a request fails at once without reaching the authority (`ERR_THROTTLED`, with
+ *   `retryAt`), as MSAL's would; after it, MSAL's own throttle is cleared. MSAL blocks for a
+ *   flat 60 s after any 5xx without `Retry-After`, even with `skipCache` (measured), which can
+ *   outlast the refresh window of a token whose authority has just come back.
  */
 import {
   AuthError,
@@ -71,10 +77,14 @@ export class TokenAcquisitionError extends Error {
     message: string,
     /** The Entra error number, e.g. `700027` for a certificate that is not registered. */
     readonly aadsts?: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAt?: number },
   ) {
     super(message, options);
+    if (options?.retryAt !== undefined) this.retryAt = options.retryAt;
   }
+
+  /** Epoch ms before which the client will not ask the authority again (after a 429/5xx). */
+  readonly retryAt?: number;
 }
 
 /**
@@ -98,6 +108,25 @@ export function authorityFor(entraInstance: string, tenantId: string): string {
 /** What happened during one acquisition, below MSAL. */
 interface AttemptContext {
   transportError?: Error;
+  /** The token endpoint's answer: status and `Retry-After` (ms), when one came. */
+  response?: { status: number; retryAfterMs?: number };
+}
+
+const THROTTLE_BASE_MS = 1_000;
+const THROTTLE_MAX_MS = 60_000;
+const MAX_RETRY_AFTER_MS = 3_600_000;
+
+/** `Retry-After` as delay-seconds or an HTTP date, in ms from `now`; undefined when absent or unreadable. */
+export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const ms = /^\d+$/.test(value.trim()) ? Number(value.trim()) * 1000 : Date.parse(value) - now;
+  return Number.isFinite(ms) ? Math.min(Math.max(0, ms), MAX_RETRY_AFTER_MS) : undefined;
+}
+
+function header(headers: Record<string, string> | undefined, name: string): string | undefined {
+  if (!headers) return undefined;
+  const key = Object.keys(headers).find((k) => k.toLowerCase() === name);
+  return key === undefined ? undefined : headers[key];
 }
 
 /**
@@ -122,19 +151,30 @@ class CauseRecordingNetworkClient implements INetworkModule {
     return this.record(this.inner.sendPostRequestAsync<T>(url, options));
   }
 
-  private async record<T>(pending: Promise<T>): Promise<T> {
+  private async record<T>(pending: Promise<NetworkResponse<T>>): Promise<NetworkResponse<T>> {
+    const attempt = this.attempts.getStore();
     try {
-      return await pending;
+      const response = await pending;
+      if (attempt) {
+        const wait = retryAfterMs(header(response.headers, 'retry-after'));
+        attempt.response = { status: response.status, ...(wait !== undefined ? { retryAfterMs: wait } : {}) };
+      }
+      return response;
     } catch (err) {
-      const attempt = this.attempts.getStore();
       if (attempt) attempt.transportError = err as Error;
       throw err;
     }
   }
 }
 
-function errorFrom(err: unknown, scope: string, attempt: AttemptContext): TokenAcquisitionError {
+function errorFrom(
+  err: unknown,
+  scope: string,
+  attempt: AttemptContext,
+  retryAt?: number,
+): TokenAcquisitionError {
   if (err instanceof TokenAcquisitionError) return err;
+  const later = retryAt !== undefined ? { retryAt } : {};
   if (attempt.transportError) {
     return new TokenAcquisitionError(
       'network_error',
@@ -142,6 +182,7 @@ function errorFrom(err: unknown, scope: string, attempt: AttemptContext): TokenA
       undefined,
       {
         cause: attempt.transportError,
+        ...later,
       },
     );
   }
@@ -150,6 +191,7 @@ function errorFrom(err: unknown, scope: string, attempt: AttemptContext): TokenA
     const detail = err.errorMessage ? `${err.errorCode}: ${err.errorMessage}` : err.errorCode;
     return new TokenAcquisitionError(err.errorCode, `token request for ${scope} failed: ${detail}`, aadsts, {
       cause: err,
+      ...later,
     });
   }
   return new TokenAcquisitionError(
@@ -158,6 +200,7 @@ function errorFrom(err: unknown, scope: string, attempt: AttemptContext): TokenA
     undefined,
     {
       cause: err,
+      ...later,
     },
   );
 }
@@ -168,6 +211,8 @@ export class CertificateTokenClient implements TokenProvider {
   private readonly cca: ConfidentialClientApplication;
   private readonly inFlight = new Map<'cached' | 'refresh', Promise<AcquiredToken>>();
   private readonly attempts = new AsyncLocalStorage<AttemptContext>();
+  /** Per scope: consecutive 429/5xx answers and the time before which none is asked for again. */
+  private readonly throttles = new Map<string, { failures: number; until: number; retryAfter: boolean }>();
 
   constructor(opts: CertificateTokenClientOptions) {
     this.authority = authorityFor(opts.entraInstance, opts.tenantId);
@@ -216,6 +261,21 @@ export class CertificateTokenClient implements TokenProvider {
   }
 
   private async acquire(skipCache: boolean, scope: string = this.scope): Promise<AcquiredToken> {
+    const throttle = this.throttles.get(scope);
+    if (throttle) {
+      if (Date.now() < throttle.until) {
+        const why = throttle.retryAfter ? "the authority's Retry-After" : 'backing off';
+        throw new TokenAcquisitionError(
+          'ERR_THROTTLED',
+          `token request for ${scope} not sent: the authority failed ${throttle.failures} time(s) in a row (${why}); next attempt at ${new Date(throttle.until).toISOString()}`,
+          undefined,
+          { retryAt: throttle.until },
+        );
+      }
+      // Ours has passed: MSAL's flat 60 s must not block the retry (it only holds throttles and
+      // tokens this client never reads with skipCache).
+      this.cca.clearCache();
+    }
     const attempt: AttemptContext = {};
     let result: AuthenticationResult | null;
     try {
@@ -223,8 +283,18 @@ export class CertificateTokenClient implements TokenProvider {
         this.cca.acquireTokenByClientCredential({ scopes: [scope], skipCache }),
       );
     } catch (err) {
+      const status = attempt.response?.status ?? 0;
+      if (status === 429 || status >= 500) {
+        const failures = (throttle?.failures ?? 0) + 1;
+        const explicit = attempt.response?.retryAfterMs;
+        const wait = explicit ?? Math.min(THROTTLE_MAX_MS, THROTTLE_BASE_MS * 2 ** (failures - 1));
+        const until = Date.now() + wait;
+        this.throttles.set(scope, { failures, until, retryAfter: explicit !== undefined });
+        throw errorFrom(err, scope, attempt, until);
+      }
       throw errorFrom(err, scope, attempt);
     }
+    this.throttles.delete(scope);
     if (!result || !result.accessToken) {
       throw new TokenAcquisitionError(
         'ERR_EMPTY_TOKEN',

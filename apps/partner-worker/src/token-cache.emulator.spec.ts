@@ -8,14 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
 import {
   GraphClient,
+  NO_FAULTS,
   provisionApiAndPartner,
   startEmulator,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
 import { CertificateStore, type PartnerCredential } from './certificate-store';
-import { CertificateTokenClient } from './certificate-token-client';
+import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
 import { HttpsNetworkClient } from './https-network-client';
-import { tempDir } from './test-servers.test-helpers';
+import { rejectionOf, tempDir } from './test-servers.test-helpers';
 import { TokenCache, type CachedToken, type TokenCacheOptions, type TokenKey } from './token-cache';
 
 const API_URI = 'api://certflow-token-cache-test';
@@ -29,13 +30,14 @@ describe('TokenCache + MSAL + emulator', () => {
   let partnerAppId: string;
   let credential: PartnerCredential;
   let caPem: string;
+  let graph: GraphClient;
   const closers: (() => void)[] = [];
 
   beforeAll(async () => {
     emulator = await startEmulator({ stateDir: join(dir.path, 'state'), tokenLifetimeSeconds: LIFETIME_S });
     port = Number(new URL(emulator.url).port);
     caPem = readFileSync(emulator.caCertificatePath, 'utf8');
-    const graph = await GraphClient.connect(emulator);
+    graph = await GraphClient.connect(emulator);
     const provisioned = await provisionApiAndPartner(graph, {
       apiDisplayName: 'token cache test API',
       apiIdentifierUri: API_URI,
@@ -50,6 +52,7 @@ describe('TokenCache + MSAL + emulator', () => {
 
   afterAll(async () => {
     closers.forEach((c) => c());
+    graph?.close();
     await emulator?.close();
     dir.remove();
   });
@@ -78,7 +81,7 @@ describe('TokenCache + MSAL + emulator', () => {
       network.close();
     });
     const key: TokenKey = { authority: msal.authority, clientId: partnerAppId, scope: SCOPE };
-    return { cache, network, key, fetched, failures };
+    return { cache, network, key, fetched, failures, msal };
   }
 
   it('1,000 concurrent cold callers cause exactly one token request', async () => {
@@ -140,4 +143,77 @@ describe('TokenCache + MSAL + emulator', () => {
     }
     expect(fetched.length).toBeGreaterThanOrEqual(2);
   }, 60_000);
+
+  it("500s without Retry-After: no request until certflow's backoff has passed, then one; not MSAL's flat 60 s", async () => {
+    const { cache, network, key } = worker();
+    emulator.setFaults({ serverErrorShare: 1, serverErrorStatus: 500 });
+    let firstError: TokenAcquisitionError | undefined;
+    try {
+      firstError = await rejectionOf<TokenAcquisitionError>(cache.getToken(key));
+      expect(firstError.retryAt).toBeGreaterThan(Date.now());
+      expect(network.requestCounts.post).toBe(1);
+      // Callers during the backoff fail at once without reaching the authority.
+      for (let i = 0; i < 20; i++) {
+        const fast = await rejectionOf<TokenAcquisitionError>(cache.getToken(key));
+        expect(fast.code).toBe('ERR_THROTTLED');
+        expect(fast.message).toMatch(/not sent: the authority failed 1 time\(s\) in a row \(backing off\)/);
+      }
+      expect(network.requestCounts.post).toBe(1);
+    } finally {
+      emulator.setFaults(NO_FAULTS);
+    }
+    await new Promise((r) => setTimeout(r, Math.max(0, firstError!.retryAt! - Date.now()) + 50));
+    // MSAL alone would refuse this for 60 s after the 503 (measured); certflow clears its throttle.
+    const token = await cache.getToken(key);
+    expect(token.source).toBe('network');
+    expect(network.requestCounts.post).toBe(2);
+  }, 30_000);
+
+  it("a 429's Retry-After is honoured: no request before it, one after", async () => {
+    const { cache, network, key } = worker();
+    emulator.setFaults({ throttleShare: 1, retryAfterSeconds: 2 });
+    let error: TokenAcquisitionError;
+    const started = Date.now();
+    try {
+      error = await rejectionOf<TokenAcquisitionError>(cache.getToken(key));
+    } finally {
+      emulator.setFaults(NO_FAULTS);
+    }
+    expect(error.retryAt! - started).toBeGreaterThanOrEqual(1_900);
+    expect((await rejectionOf<TokenAcquisitionError>(cache.getToken(key))).message).toMatch(
+      /Retry-After\); next attempt at/,
+    );
+    expect(network.requestCounts.post).toBe(1);
+    await new Promise((r) => setTimeout(r, Math.max(0, error.retryAt! - Date.now()) + 50));
+    expect((await cache.getToken(key)).source).toBe('network');
+    expect(network.requestCounts.post).toBe(2);
+  }, 30_000);
+
+  it('the authority answering 500 in the refresh window and back before the token runs out: no failed call, a fresh token in time', async () => {
+    const { cache, network, key, fetched, failures } = worker();
+    const first = await cache.getToken(key);
+    emulator.setFaults({ serverErrorShare: 1, serverErrorStatus: 500 });
+    const postsBefore = network.requestCounts.post;
+    let cleared = false;
+    try {
+      let current = first;
+      while (current.accessToken === first.accessToken) {
+        if (!cleared && failures.length >= 1) {
+          await new Promise((r) => setTimeout(r, 200));
+          emulator.setFaults(NO_FAULTS);
+          cleared = true;
+        }
+        current = await cache.getToken(key); // would throw once the token had run out
+        expect(current.expiresOn.getTime()).toBeGreaterThan(Date.now());
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      expect(Date.now()).toBeLessThan(first.expiresOn.getTime());
+    } finally {
+      if (!cleared) emulator.setFaults(NO_FAULTS);
+    }
+    expect(cleared).toBe(true);
+    expect(fetched.length).toBe(2);
+    // The failed refreshes were paced by the backoff: a handful of requests, not a storm.
+    expect(network.requestCounts.post - postsBefore).toBeLessThanOrEqual(4);
+  }, 30_000);
 });

@@ -14,7 +14,8 @@
  * - never an empty or expired token: a token is served only while it has more than a safety
  *   margin left; after that callers wait for a fetch (and see its error if it fails);
  * - a failed background refresh is retried with exponential backoff and jitter for as long as
- *   the current token is still usable.
+ *   the current token is still usable, never before the fetcher's `retryAt` (the authority's
+ *   `Retry-After`).
  *
  * The fetcher should bypass MSAL's cache (`skipCache: true`): this cache decides when to refresh.
  */
@@ -332,7 +333,9 @@ export class TokenCache {
     const ceiling = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (entry.failures - 1));
     // "Equal jitter": at least half the backoff, so retries never hammer the authority.
     const delay = ceiling / 2 + this.random() * (ceiling / 2);
-    entry.retryAt = this.now() + delay;
+    // Not before the fetcher says it will ask again (the authority's Retry-After, its throttle).
+    const notBefore = (err as { retryAt?: unknown } | null)?.retryAt;
+    entry.retryAt = Math.max(this.now() + delay, typeof notBefore === 'number' ? notBefore : 0);
     this.events.onRefreshFailed?.(entry.key, err, entry.failures, entry.retryAt);
     if (entry.retryAt < entry.usableUntil) this.schedule(entry, entry.retryAt);
   }
