@@ -49,6 +49,14 @@ export async function verifyClientAssertion(
   if (typeof x5tS256 !== 'string' && typeof x5t !== 'string') {
     throw entraErrors.malformedAssertion('No certificate thumbprint specified in token header.');
   }
+  // A thumbprint header that is present must be a string: a malformed one is refused, never skipped.
+  for (const [name, value] of [
+    ['x5t', header.x5t],
+    ['x5t#S256', x5tS256],
+  ] as const) {
+    if (value !== undefined && typeof value !== 'string')
+      throw entraErrors.malformedAssertion(`The '${name}' header of the client assertion is not a string.`);
+  }
 
   const match = findKey(
     check.app,
@@ -89,12 +97,12 @@ export async function verifyClientAssertion(
       exp === undefined ? undefined : new Date(exp * 1000),
     );
   }
-  if (
-    check.replayGuard &&
-    typeof claims.jti === 'string' &&
-    !check.replayGuard.firstUse(`${clientId}/${claims.jti}`, exp, nowSeconds)
-  ) {
-    throw entraErrors.malformedAssertion(`The assertion with jti '${claims.jti}' has already been used.`);
+  if (check.replayGuard) {
+    // Strict mode: every assertion is single-use, so one without a jti cannot be accepted.
+    if (typeof claims.jti !== 'string' || claims.jti === '')
+      throw entraErrors.malformedAssertion('The client assertion has no jti claim; strict mode needs one.');
+    if (!check.replayGuard.firstUse(`${clientId}/${claims.jti}`, exp, nowSeconds))
+      throw entraErrors.malformedAssertion(`The assertion with jti '${claims.jti}' has already been used.`);
   }
   return { keyCredential: match.credential, claims };
 }

@@ -163,6 +163,20 @@ export class Directory {
     });
   }
 
+  /** Graph's removePassword: the secret stops working at once. */
+  removePassword(id: string, keyId: string): void {
+    this.mutate((draft) => {
+      const app = draft.applications.find((a) => a.id === id.toLowerCase());
+      if (!app) throw graphErrors.notFound(id);
+      const index = app.passwordCredentials.findIndex((p) => p.keyId === keyId.toLowerCase());
+      if (index < 0)
+        throw graphErrors.badRequest(
+          `No password credential with keyId '${keyId.slice(0, 60)}' exists on the application.`,
+        );
+      app.passwordCredentials.splice(index, 1);
+    });
+  }
+
   /** Gives the admin application a new secret, replacing the old ones (whose text is lost). */
   replaceAdminSecret(): string {
     const admin = this.applicationByAppId(this.current.adminAppId);

@@ -272,6 +272,43 @@ describe('applications', () => {
     expect(token.status, token.text).toBe(200);
   });
 
+  it('removePassword: the secret stops working at once; unknown or malformed keyIds change nothing', async () => {
+    const app = await f.graph.createApplication({ displayName: 'secret-removal' });
+    await f.graph.createServicePrincipal(app.appId);
+    const kept = await f.graph.addPassword(app.id, 'kept');
+    const removed = await f.graph.addPassword(app.id, 'removed');
+    const tokenWith = (secret: string) =>
+      postForm(f.emulator, {
+        grant_type: 'client_credentials',
+        client_id: app.appId,
+        client_secret: secret,
+        scope: `${API_URI}/.default`,
+      });
+    expect((await tokenWith(removed.secretText!)).status).toBe(200);
+
+    const stateBefore = readFileSync(statePath(f.stateDir), 'utf8');
+    expectGraphError(
+      await graph('POST', `/applications/${app.id}/removePassword`, { keyId: randomUUID() }),
+      400,
+      'Request_BadRequest',
+    );
+    expectGraphError(
+      await graph('POST', `/applications/${app.id}/removePassword`, { keyId: 'not-a-guid' }),
+      400,
+      'Request_BadRequest',
+    );
+    expect(readFileSync(statePath(f.stateDir), 'utf8')).toBe(stateBefore);
+
+    await f.graph.removePassword(app.id, removed.keyId);
+    const refused = await tokenWith(removed.secretText!);
+    expect(refused.status).toBe(401);
+    expect(refused.json().error_codes).toEqual([7000215]);
+    expect((await tokenWith(kept.secretText!)).status).toBe(200);
+    expect((await f.graph.getApplication(app.id)).passwordCredentials.map((p) => p.keyId)).toEqual([
+      kept.keyId,
+    ]);
+  });
+
   it('an enabled app role must be disabled before it is removed', async () => {
     const app = await f.graph.getApplication(f.provisioned.api.objectId);
     await expect(f.graph.updateApplication(app.id, { appRoles: [] })).rejects.toBeInstanceOf(

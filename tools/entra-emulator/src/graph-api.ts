@@ -185,6 +185,14 @@ async function applications(
       },
     };
   }
+  if (action === 'removePassword') {
+    if (r.method !== 'POST') throw graphErrors.methodNotAllowed();
+    const body = (await r.body()) as { keyId?: unknown } | null;
+    if (!isGuid(body?.keyId))
+      throw graphErrors.badRequest("Property 'keyId' is required and must be a GUID.");
+    directory.removePassword(app.id, body.keyId);
+    return { status: 204 };
+  }
   if (action === 'addKey' || action === 'removeKey') return rollKey(r, app, action);
   if (action !== undefined) throw graphErrors.unknownSegment(action);
   if (r.method === 'GET') {

@@ -240,6 +240,10 @@ export class GraphClient {
     )) as GraphPasswordCredential;
   }
 
+  async removePassword(objectId: string, keyId: string): Promise<void> {
+    await this.call('POST', `/applications/${encodeURIComponent(objectId)}/removePassword`, { keyId });
+  }
+
   async createServicePrincipal(appId: string): Promise<GraphServicePrincipal> {
     return (await this.call('POST', '/servicePrincipals', { appId })) as GraphServicePrincipal;
   }

@@ -188,6 +188,15 @@ const cases: Case[] = [
     50027,
   ],
   [
+    'a valid x5t#S256 next to an x5t that is an object',
+    async () =>
+      withAssertion(
+        rs256({ alg: 'RS256', x5t: { sha1: 'x' }, 'x5t#S256': thumbs().sha256Base64Url }, goodClaims()),
+      ),
+    401,
+    50027,
+  ],
+  [
     'only a kid, no thumbprint',
     async () => withAssertion(rs256({ alg: 'RS256', kid: thumbs().sha1Base64Url }, goodClaims())),
     401,

@@ -392,6 +392,20 @@ describe('refusals, shaped like Entra ID', () => {
     expectEntraError(res, 401, 'invalid_client', 7000218);
   });
 
+  it('the resource named by its app id ({appId}/.default) gets the same token as by its App ID URI', async () => {
+    const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert);
+    const apiAppId = f.provisioned.api.appId;
+    const byAppId = await postForm(f.emulator, assertionForm(partnerId(), assertion, `${apiAppId}/.default`));
+    expect(byAppId.status).toBe(200);
+    const claims = decodeJwt(byAppId.json().access_token as string).payload;
+    expect(claims).toMatchObject({ aud: apiAppId, azp: partnerId(), roles: ['Orders.Read'] });
+    const byUri = await postForm(f.emulator, assertionForm(partnerId(), assertion, `${API_URI}/.default`));
+    expect(decodeJwt(byUri.json().access_token as string).payload).toMatchObject({
+      aud: apiAppId,
+      roles: ['Orders.Read'],
+    });
+  });
+
   it('1002012 for a scope without /.default, 70011 for several, 500011 for an unknown resource', async () => {
     const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert);
     expectEntraError(
@@ -578,7 +592,23 @@ describe('strict mode: single-use jti', () => {
       );
       const form = assertionForm(strict.provisioned.partner.appId, assertion);
       expect((await postForm(strict.emulator, form)).status).toBe(200);
-      expect((await postForm(strict.emulator, form)).status).toBe(401);
+      const replayed = await postForm(strict.emulator, form);
+      expect(replayed.status).toBe(401);
+      expect(replayed.json().error_description).toMatch(/has already been used/);
+
+      // An assertion without a jti cannot be single-use: refused, never waved through.
+      const noJti = await clientAssertion(
+        strict.emulator.tokenEndpoint,
+        strict.provisioned.partner.appId,
+        strict.partnerCert,
+        { claims: { jti: undefined } },
+      );
+      const refused = await postForm(strict.emulator, assertionForm(strict.provisioned.partner.appId, noJti));
+      expect(refused.status).toBe(401);
+      expect(refused.json().error_description).toMatch(/no jti claim; strict mode needs one/);
+      expect(
+        (await postForm(strict.emulator, assertionForm(strict.provisioned.partner.appId, noJti))).status,
+      ).toBe(401);
     } finally {
       await strict.close();
     }
