@@ -110,6 +110,27 @@ describe('policy document', () => {
     ).toMatch(/:6: <claim>: attribute match must be "all" or "any"/);
   });
 
+  it('decodes character references as APIM does: &#64;( is an expression, &amp;#64; is text; undefined entities refused', () => {
+    expect(
+      loadError(
+        jwtPolicy('<audiences><audience>&#64;(context.Request.OriginalUrl.Host)</audience></audiences>'),
+      ).message,
+    ).toMatch(/:6: <audience>: text: policy expressions .* are not supported here/);
+    expect(
+      loadError(jwtPolicy('', 'header-name="&#x40;{return &quot;Authorization&quot;;}"')).message,
+    ).toMatch(/:4: <validate-jwt>: attribute header-name: policy expressions/);
+    // A literal "&#64;" (written &amp;#64;) stays text.
+    const doc = compilePolicyDocument(
+      jwtPolicy('<audiences><audience>&amp;#64;orders</audience></audiences>'),
+      FILE,
+      opts,
+    );
+    expect(doc.inbound.map((s) => s.name)).toEqual(['validate-jwt']);
+    expect(loadError(jwtPolicy('<audiences><audience>a&nbsp;b</audience></audiences>')).message).toMatch(
+      /:6: not well-formed XML: '&nbsp;' is not an entity XML defines/,
+    );
+  });
+
   it('refuses policy expressions, also when they arrive through a named value', () => {
     expect(
       loadError(jwtPolicy('<audiences><audience>@(context.Request.OriginalUrl.Host)</audience></audiences>'))

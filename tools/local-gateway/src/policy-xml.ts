@@ -3,7 +3,8 @@
  * their line, named-value substitution (`{{name}}`) and the refusal of policy expressions.
  *
  * Named values are substituted after parsing, inside attribute values and text, so line
- * numbers always point into the file as written. An unknown name is a load error.
+ * numbers always point into the file as written. Character references (`&#64;`) are decoded
+ * first, so `&#64;(…)` is an expression as APIM reads it, never literal text. An unknown name is a load error.
  * Policy expressions (`@(…)`, `@{…}`: a value that starts with them, which is how APIM
  * recognises one) are kept only where a policy of this gateway evaluates them
  * (`EXPRESSION_ATTRIBUTES`, `EXPRESSION_TEXT`); anywhere else they are refused at load time,
@@ -74,7 +75,13 @@ const parser = new XMLParser({
   ignoreDeclaration: true,
   ignorePiTags: true,
   captureMetaData: true,
+  // Numeric character references (`&#64;`, `&#x40;`) are XML and are decoded, in one pass with the
+  // five predefined entities; other named entities are refused before parsing (no DTD defines them).
+  htmlEntities: true,
 });
+
+/** An entity reference XML itself defines: the five predefined ones and numeric character references. */
+const UNDEFINED_ENTITY = /&(?!(?:lt|gt|amp|quot|apos|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});)[^;\s<>&]{0,32};?/;
 const META = XMLParser.getMetaDataSymbol() as unknown as symbol;
 
 /** Parses the policy XML into a single root element. */
@@ -85,6 +92,15 @@ export function parsePolicyXml(xml: string, opts: ParseOptions): PolicyElement {
       lineAt(xml, xml.search(/<!DOCTYPE/i)),
       undefined,
       'a DOCTYPE is not allowed in a policy file',
+    );
+  }
+  const entity = UNDEFINED_ENTITY.exec(xml);
+  if (entity) {
+    throw new PolicyLoadError(
+      opts.file,
+      lineAt(xml, entity.index),
+      undefined,
+      `not well-formed XML: '${entity[0]}' is not an entity XML defines (use &amp; for a literal &)`,
     );
   }
   const valid = XMLValidator.validate(xml);

@@ -8,7 +8,7 @@
  *   the gateway's `entraInstance`, default https://login.microsoftonline.com), cached the same way;
  * - issuers: `<entra instance>/<tenant-id>/v2.0` (v2 tokens) and `https://sts.windows.net/<tenant-id>/` (v1);
  * - audiences: `<audiences>` plus `<backend-application-ids>` (either form accepted), when any is given;
- * - client-application-ids: the token's `azp` (v2) or `appid` (v1) must be one of them.
+ * - client-application-ids (required, as in APIM): the token's `azp` (v2) or `appid` (v1) must be one of them.
  * header-name defaults to Authorization (scheme Bearer); token-value is an expression giving the token.
  */
 import { ApimError } from './apim-errors';
@@ -72,6 +72,11 @@ export function compileValidateAzureAdToken(
     return values;
   };
   const clientIds = ids('client-application-ids');
+  // Required, as in APIM: without it any application of the tenant would pass, whatever it is.
+  if (clientIds.length === 0)
+    throw r.error(
+      '<client-application-ids> is required: without it any application in the tenant would be let in',
+    );
   const backendIds = ids('backend-application-ids');
   const instance = deps.entraInstance.replace(/\/+$/, '');
   const variable = `validate-azure-ad-token:${element.line}`;

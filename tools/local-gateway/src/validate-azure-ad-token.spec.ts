@@ -112,5 +112,11 @@ describe('validate-azure-ad-token', () => {
     await expect(gatewayFor('<validate-azure-ad-token />')).rejects.toThrow(
       /:4: <validate-azure-ad-token>: attribute tenant-id is required/,
     );
+    // Without client-application-ids any application of the tenant would pass: refused, as APIM does.
+    await expect(
+      gatewayFor(
+        '<validate-azure-ad-token tenant-id="{{tenant-id}}"><backend-application-ids><application-id>{{api-app-id}}</application-id></backend-application-ids></validate-azure-ad-token>',
+      ),
+    ).rejects.toThrow(/:4: <validate-azure-ad-token>: <client-application-ids> is required/);
   });
 });

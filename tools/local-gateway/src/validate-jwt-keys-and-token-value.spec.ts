@@ -173,11 +173,13 @@ describe('validate-jwt issuer-signing-keys and token-value', () => {
   });
 
   it('validate-azure-ad-token token-value', async () => {
+    const claims = accessTokenClaims(issuer, API);
     const g =
       await gatewayFor(`<validate-azure-ad-token tenant-id="{{tenant-id}}" token-value="@(context.Request.Headers.GetValueOrDefault(&quot;X-Partner-Token&quot;, &quot;&quot;))">
+  <client-application-ids><application-id>${String(claims.azp)}</application-id></client-application-ids>
   <backend-application-ids><application-id>{{api-app-id}}</application-id></backend-application-ids>
 </validate-azure-ad-token>`);
-    const token = await issuer.sign(accessTokenClaims(issuer, API));
+    const token = await issuer.sign(claims);
     expect(await message(call(g, { 'x-partner-token': token }))).toEqual([200, '']);
     expect(await message(call(g, bearer(token)))).toEqual([401, 'JWT not present.']);
   });
