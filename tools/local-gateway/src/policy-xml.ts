@@ -71,7 +71,8 @@ const parser = new XMLParser({
   allowBooleanAttributes: false,
   parseAttributeValue: false,
   parseTagValue: false,
-  trimValues: true,
+  // Attribute values as written (separator=" " is a space); element text is trimmed in toElement.
+  trimValues: false,
   ignoreDeclaration: true,
   ignorePiTags: true,
   captureMetaData: true,

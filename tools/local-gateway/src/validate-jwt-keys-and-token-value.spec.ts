@@ -1,7 +1,8 @@
 /**
- * Conformance: validate-jwt's issuer-signing-keys (symmetric `<key>` text, RSA `n`/`e`, `id`)
- * and token-value, and validate-azure-ad-token's token-value, each with the request and the
- * expected answer, through a real gateway over HTTPS.
+ * Conformance: validate-jwt's issuer-signing-keys (symmetric `<key>` text, RSA `n`/`e`, `id`),
+ * token-value, a custom header-name, require-scheme, require-expiration-time, required-claims
+ * with match and separator, validate-azure-ad-token's token-value, and set-header's skip, each
+ * with the request and the expected answer, through a real gateway over HTTPS.
  */
 import { importPKCS8, JWTPayload, SignJWT } from 'jose';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -234,5 +235,83 @@ describe('validate-jwt issuer-signing-keys and token-value', () => {
       ),
     ).toMatch(/require-scheme applies only to the Authorization header/);
     expect(load(ok, 'token-value="abc"')).toBe('loaded');
+  });
+
+  const keyed = (attributes: string, inner = '') =>
+    gatewayFor(`<validate-jwt ${attributes}>
+  <issuer-signing-keys><key>{{secret}}</key></issuer-signing-keys>
+  <audiences><audience>{{api-app-id}}</audience></audiences>
+  ${inner}
+</validate-jwt>`);
+
+  it('header-name other than Authorization: the raw token in that header, no scheme; Authorization is not read', async () => {
+    const g = await keyed('header-name="X-Partner-Token"');
+    const token = await hs(claims());
+    expect(await message(call(g, { 'x-partner-token': token }))).toEqual([200, '']);
+    expect((await message(call(g, bearer(token))))[0]).toBe(401);
+    expect((await message(call(g, { 'x-partner-token': await hs(claims(), randomBytes(32)) })))[0]).toBe(401);
+  });
+
+  it('require-scheme: the Authorization header must use that scheme', async () => {
+    const g = await keyed('header-name="Authorization" require-scheme="PoP"');
+    const token = await hs(claims());
+    expect(await message(call(g, { authorization: `PoP ${token}` }))).toEqual([200, '']);
+    expect((await message(call(g, bearer(token))))[0]).toBe(401);
+    expect((await message(call(g, { authorization: token })))[0]).toBe(401);
+  });
+
+  it('require-expiration-time: a token without exp is refused by default, accepted with "false"', async () => {
+    const noExp = claims();
+    delete noExp.exp;
+    const token = await hs(noExp);
+    expect((await message(call(await keyed('header-name="Authorization"'), bearer(token))))[0]).toBe(401);
+    const lenient = await keyed('header-name="Authorization" require-expiration-time="false"');
+    expect(await message(call(lenient, bearer(token)))).toEqual([200, '']);
+    // An exp that is present is still enforced.
+    expect((await message(call(lenient, bearer(await hs(claims({ exp: nowS() - 3600 }))))))[0]).toBe(401);
+  });
+
+  it('required-claims with separator: match="all" needs every value, match="any" one of them', async () => {
+    const all = await keyed(
+      'header-name="Authorization"',
+      `<required-claims><claim name="scp" match="all" separator=" "><value>Orders.Read</value><value>Orders.Write</value></claim></required-claims>`,
+    );
+    expect(await message(call(all, bearer(await hs(claims({ scp: 'Orders.Write x Orders.Read' })))))).toEqual(
+      [200, ''],
+    );
+    expect(await message(call(all, bearer(await hs(claims({ scp: 'Orders.Read' })))))).toEqual([
+      401,
+      'Claim scp value of Orders.Read is not allowed. Access denied.',
+    ]);
+    // Without the separator the whole string is one value.
+    const whole = await keyed(
+      'header-name="Authorization"',
+      `<required-claims><claim name="scp" match="any"><value>Orders.Read</value></claim></required-claims>`,
+    );
+    expect(
+      (await message(call(whole, bearer(await hs(claims({ scp: 'Orders.Read Orders.Write' }))))))[0],
+    ).toBe(401);
+    const any = await keyed(
+      'header-name="Authorization"',
+      `<required-claims><claim name="scp" match="any" separator=","><value>Orders.Read</value><value>Orders.Write</value></claim></required-claims>`,
+    );
+    expect(await message(call(any, bearer(await hs(claims({ scp: 'x,Orders.Write' })))))).toEqual([200, '']);
+    expect((await message(call(any, bearer(await hs(claims({ scp: 'x,y' }))))))[0]).toBe(401);
+    expect(await message(call(any, bearer(await hs(claims()))))).toEqual([
+      401,
+      'JWT token is missing the following claims: scp. Access denied.',
+    ]);
+  });
+
+  it('set-header exists-action="skip": a header the client sent is kept, a missing one is set', async () => {
+    const g = await gatewayFor(
+      `<set-header name="x-tenant" exists-action="skip"><value>default-tenant</value></set-header>`,
+    );
+    const sent = await call(g, { 'x-tenant': 'contoso' });
+    expect((sent.json() as { headers: Record<string, string> }).headers['x-tenant']).toBe('contoso');
+    const missing = await call(g);
+    expect((missing.json() as { headers: Record<string, string> }).headers['x-tenant']).toBe(
+      'default-tenant',
+    );
   });
 });
