@@ -25,6 +25,16 @@ describe('parseCliArgs', () => {
     });
   });
 
+  it('reads --clock-skew and --strict-jti', () => {
+    expect(parseCliArgs(['--clock-skew', '5', '--strict-jti'])).toMatchObject({
+      clockSkewSeconds: 5,
+      strictJti: true,
+    });
+    expect(() => parseCliArgs(['--clock-skew', '601'])).toThrow(
+      /--clock-skew must be an integer from 0 to 600/,
+    );
+  });
+
   it('reads the fault-injection flags', () => {
     const argv = [
       '--fault-latency',

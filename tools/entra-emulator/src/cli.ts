@@ -6,10 +6,14 @@ import { startEmulator, type RunningEmulator } from './emulator';
 import type { FaultSettings } from './faults';
 
 export const USAGE = `usage: entra-emulator [--port P] [--state-dir D] [--host H] [--token-lifetime SECONDS]
+                      [--clock-skew SECONDS] [--strict-jti]
   --port P              port to listen on (default 0: any free port)
   --state-dir D         state directory (default .certflow)
   --host H              address to listen on (default 127.0.0.1)
   --token-lifetime S    fixed access-token lifetime in seconds (default: random 3600–5400)
+  --clock-skew S        allowed skew on client assertions' exp/nbf, 0–600 (default 60)
+  --strict-jti          strict mode: every client assertion needs a jti and is single-use
+                        (MSAL reuses one assertion for 10 minutes: off by default)
 fault injection (token endpoints only; change at run time with PATCH /admin/faults):
   --fault-latency MS            add MS milliseconds to every token request
   --fault-throttle SHARE        answer this share (0–1) of token requests 429 with Retry-After
@@ -27,6 +31,8 @@ export interface CliOptions {
   stateDir: string;
   host: string;
   tokenLifetimeSeconds?: number;
+  clockSkewSeconds?: number;
+  strictJti?: boolean;
   faults: Partial<FaultSettings>;
   help: boolean;
 }
@@ -37,6 +43,10 @@ export function parseCliArgs(argv: string[]): CliOptions {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') {
       options.help = true;
+      continue;
+    }
+    if (arg === '--strict-jti') {
+      options.strictJti = true;
       continue;
     }
     const eq = arg.indexOf('=');
@@ -65,6 +75,9 @@ export function parseCliArgs(argv: string[]): CliOptions {
       }
       case '--token-lifetime':
         options.tokenLifetimeSeconds = integer(flag, takeValue(), 1, 86_400);
+        break;
+      case '--clock-skew':
+        options.clockSkewSeconds = integer(flag, takeValue(), 0, 600);
         break;
       case '--fault-latency':
         options.faults.latencyMs = integer(flag, takeValue(), 0, 60_000);
@@ -142,6 +155,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       host: options.host,
       port: options.port,
       ...(options.tokenLifetimeSeconds ? { tokenLifetimeSeconds: options.tokenLifetimeSeconds } : {}),
+      ...(options.clockSkewSeconds !== undefined ? { clockSkewSeconds: options.clockSkewSeconds } : {}),
+      ...(options.strictJti ? { rejectReplayedAssertions: true } : {}),
       faults: options.faults,
     });
   } catch (err) {
