@@ -19,6 +19,12 @@ function main(): number {
     stateDir = args[1];
     args.splice(0, 2);
   }
+  const run = (env: NodeJS.ProcessEnv): number =>
+    spawnSync(process.execPath, [appEntryPoint('partner-worker'), ...args], { env, stdio: 'inherit' })
+      .status ?? 1;
+  // Help needs no running stack.
+  if (args.length === 0 || args.some((a) => a === 'help' || a === '--help' || a === '-h'))
+    return run(process.env);
   let file;
   try {
     file = readStackFile(stateDir);
@@ -26,11 +32,7 @@ function main(): number {
     console.error((err as Error).message);
     return 1;
   }
-  const env = { ...process.env, ...stackPartnerEnvironment(file) };
-  return (
-    spawnSync(process.execPath, [appEntryPoint('partner-worker'), ...args], { env, stdio: 'inherit' })
-      .status ?? 1
-  );
+  return run({ ...process.env, ...stackPartnerEnvironment(file) });
 }
 
 process.exit(main());

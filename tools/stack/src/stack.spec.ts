@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -179,4 +179,42 @@ describe('npm start -- --once', () => {
     expect(run.stderr).toMatch(/--onec/);
     expect(run.stderr).toContain('usage:');
   });
+});
+
+describe('npm run partner', () => {
+  const partner = join(__dirname, '..', 'dist', 'partner.js');
+  /** Async: the stack answers from this process, so the event loop must stay free. */
+  function runPartner(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve, reject) => {
+      const child = spawn(process.execPath, [partner, ...args], { env: { PATH: process.env.PATH } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      child.on('error', reject);
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+  }
+
+  it("runs the partner worker with the running stack's settings; help needs no stack; without one it says so", async () => {
+    const called = await runPartner(['--state-dir', stateDir, 'call', '/orders', '--json']);
+    expect(called.code, called.stderr).toBe(0);
+    const events = called.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string; status?: number });
+    expect(events.find((e) => e.event === 'response')?.status).toBe(200);
+
+    const empty = mkdtempSync(join(tmpdir(), 'certflow-no-stack-'));
+    try {
+      const help = await runPartner(['--state-dir', empty, '--help']);
+      expect(help.code).toBe(0);
+      expect(help.stdout).toMatch(/^Usage: partner-worker <command>/);
+      const none = await runPartner(['--state-dir', empty, 'call', '/orders']);
+      expect(none.code).toBe(1);
+      expect(none.stderr).toMatch(/stack\.json not found: is the stack running\? Start it with npm start/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
