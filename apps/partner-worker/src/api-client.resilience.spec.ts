@@ -135,6 +135,17 @@ describe('ApiClient resilience', () => {
     c.close();
   });
 
+  it('the total time bounds waiting for a token too', async () => {
+    const hanging: TokenProvider = { getToken: () => new Promise<AcquiredToken>(() => {}) };
+    const { c } = client({ tokens: hanging, totalTimeoutMs: 300 });
+    // Without the bound this call would never settle (the test's own timeout would fail it).
+    const err = await rejectionOf<ApiCallError>(c.get('/x'));
+    expect(err.code).toBe('ERR_DEADLINE');
+    expect(err.message).toMatch(/GET .*\/x: no token within 300 ms/);
+    expect(hits.get('GET /x')).toBeUndefined(); // nothing was sent without a token
+    c.close();
+  });
+
   it('bounds the total time of a call across attempts', async () => {
     const { c } = client({ timeoutMs: 10_000, totalTimeoutMs: 300 });
     const err = await rejectionOf<ApiCallError>(c.get('/hang'));

@@ -164,7 +164,7 @@ export class ApiClient {
     const idempotent = IDEMPOTENT.has(method);
     let attempts = 0;
     let retriedWithFreshToken = false;
-    let token = await this.tokens(false);
+    let token = await this.tokens(false, undefined, deadline, `${method} ${url.href}`);
     for (let attempt = 1; ; attempt++) {
       const remaining = deadline - Date.now();
       if (remaining <= 0)
@@ -187,7 +187,7 @@ export class ApiClient {
       }
       if (response.status === 401 && !retriedWithFreshToken) {
         retriedWithFreshToken = true;
-        token = await this.tokens(true, token);
+        token = await this.tokens(true, token, deadline, `${method} ${url.href}`);
         attempt--; // the 401 retry does not count against maxAttempts
         continue;
       }
@@ -234,10 +234,35 @@ export class ApiClient {
     this.httpAgent.destroy();
   }
 
-  private async tokens(forceRefresh: boolean, rejectedToken?: string): Promise<string> {
-    return (
-      await this.opts.tokens.getToken(rejectedToken ? { forceRefresh, rejectedToken } : { forceRefresh })
-    ).accessToken;
+  /** A token, within what is left of the call's total time (the token fetch itself goes on for the cache). */
+  private async tokens(
+    forceRefresh: boolean,
+    rejectedToken: string | undefined,
+    deadline: number,
+    what: string,
+  ): Promise<string> {
+    const pending = this.opts.tokens.getToken(
+      rejectedToken ? { forceRefresh, rejectedToken } : { forceRefresh },
+    );
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new ApiCallError(
+              'ERR_DEADLINE',
+              `${what}: no token within ${this.totalTimeoutMs} ms (the call's total time)`,
+            ),
+          ),
+        Math.max(0, deadline - Date.now()),
+      );
+    });
+    pending.catch(() => {}); // a late failure after the deadline is not unhandled
+    try {
+      return (await Promise.race([pending, expired])).accessToken;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   private send(
