@@ -795,6 +795,9 @@ function certificateEvent(status: ReturnType<PartnerWorker['certificateStatus']>
   return { ...status };
 }
 
+const isLoopbackHost = (host: string): boolean =>
+  host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
+
 async function serve(io: CliIo, values: Flags): Promise<number> {
   const port = portNumber('port', values.port);
   const host = values.host ?? '127.0.0.1';
@@ -805,6 +808,10 @@ async function serve(io: CliIo, values: Flags): Promise<number> {
     ? readRotationConfig(io.env, io.cwd)
     : undefined;
   const log = (m: string) => io.stderr(`partner-worker: ${m}`);
+  if (!isLoopbackHost(host))
+    log(
+      `warning: serving on ${host}, not loopback: anyone who can reach it calls the API as this partner through GET /call (POST /rotate stays loopback-only)`,
+    );
   const worker = new PartnerWorker({ config, log });
   try {
     warnIfExpiring(worker, log);

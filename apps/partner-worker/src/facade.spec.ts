@@ -420,6 +420,7 @@ describe('serve and run against the emulator and a verifying API', () => {
     expect(await serve.exited).toBe(0);
     expect(serve.stdout).toHaveLength(1);
     expect(serve.stderr.join('\n')).toContain('stopped');
+    expect(serve.stderr.join('\n')).not.toMatch(/not loopback/);
     expect(serve.stderr.join('\n')).not.toMatch(/eyJ[\w-]+\.[\w-]+\./);
   }, 90_000);
 
@@ -463,6 +464,18 @@ describe('serve and run against the emulator and a verifying API', () => {
     for (const r of replicas) r.child.kill('SIGTERM');
     expect(await Promise.all(replicas.map((r) => r.exited))).toEqual([0, 0]);
   }, 60_000);
+
+  it('serve on a non-loopback address says at start that anyone reaching it calls the API as the partner', async () => {
+    const { store } = await registeredCertificate('facade-exposed');
+    const serve = startCli(['serve', '--host', '0.0.0.0'], env(store.directory), dir.path);
+    closers.push(() => void serve.child.kill('SIGKILL'));
+    await until('the listening line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
+    expect(serve.stderr.join('\n')).toMatch(
+      /warning: serving on 0\.0\.0\.0, not loopback: anyone who can reach it calls the API as this partner/,
+    );
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
+  }, 30_000);
 
   it('four serve replicas on a real Redis over three token lifetimes: one token request per refresh for the set, not per replica; no failed call', async () => {
     const { store } = await registeredCertificate('facade-four-replicas');
