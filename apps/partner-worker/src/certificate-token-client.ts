@@ -10,8 +10,8 @@
  *   token request per caller when the cache is cold);
  * - an empty `access_token` is an error (MSAL reports it as a success);
  * - errors carry the AADSTS code and the real transport cause;
- * - its own client-side throttle after a 429 or 5xx, per scope: the authority's `Retry-After`
- *   when it sends one (capped at an hour, as MSAL does), else exponential from 1 s to 60 s.
+ * - its own client-side throttle after a 429 or 5xx, per scope: exponential from 1 s to 60 s, or
+ *   the authority's `Retry-After` when that is longer (capped at an hour, as MSAL does).
  *   Until then a request fails at once without reaching the authority (`ERR_THROTTLED`, with
  *   `retryAt`), as MSAL's would; after it, MSAL's own throttle is cleared. MSAL blocks for a
  *   flat 60 s after any 5xx without `Retry-After`, even with `skipCache` (measured), which can
@@ -262,7 +262,7 @@ export class CertificateTokenClient implements TokenProvider {
 
   private async acquire(skipCache: boolean, scope: string = this.scope): Promise<AcquiredToken> {
     const throttle = this.throttles.get(scope);
-    if (throttle) {
+    if (throttle && throttle.until > 0) {
       if (Date.now() < throttle.until) {
         const why = throttle.retryAfter ? "the authority's Retry-After" : 'backing off';
         throw new TokenAcquisitionError(
@@ -272,9 +272,11 @@ export class CertificateTokenClient implements TokenProvider {
           { retryAt: throttle.until },
         );
       }
-      // Ours has passed: MSAL's flat 60 s must not block the retry (it only holds throttles and
-      // tokens this client never reads with skipCache).
+      // Ours has passed: MSAL's flat 60 s must not block the retry. clearCache also drops MSAL's
+      // cached tokens (only getToken without forceRefresh reads them; it then asks again), and
+      // runs once per window: the failure count stays, the window is spent.
       this.cca.clearCache();
+      throttle.until = 0;
     }
     const attempt: AttemptContext = {};
     let result: AuthenticationResult | null;
@@ -285,11 +287,18 @@ export class CertificateTokenClient implements TokenProvider {
     } catch (err) {
       const status = attempt.response?.status ?? 0;
       if (status === 429 || status >= 500) {
-        const failures = (throttle?.failures ?? 0) + 1;
+        // Read now, not before the request: concurrent failures keep counting up.
+        const failures = (this.throttles.get(scope)?.failures ?? 0) + 1;
+        const backoff = Math.min(THROTTLE_MAX_MS, THROTTLE_BASE_MS * 2 ** (failures - 1));
+        // A Retry-After of 0 or in the past never switches the backoff off.
         const explicit = attempt.response?.retryAfterMs;
-        const wait = explicit ?? Math.min(THROTTLE_MAX_MS, THROTTLE_BASE_MS * 2 ** (failures - 1));
+        const wait = Math.max(explicit ?? 0, backoff);
         const until = Date.now() + wait;
-        this.throttles.set(scope, { failures, until, retryAfter: explicit !== undefined });
+        this.throttles.set(scope, {
+          failures,
+          until,
+          retryAfter: explicit !== undefined && explicit >= backoff,
+        });
         throw errorFrom(err, scope, attempt, until);
       }
       throw errorFrom(err, scope, attempt);
