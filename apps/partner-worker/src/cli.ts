@@ -484,10 +484,10 @@ async function certRotate(io: CliIo, values: Flags, emit: Emit): Promise<number>
   if (oldKeyId !== undefined && !/^[0-9a-f]{8}-([0-9a-f]{4}-){3}[0-9a-f]{12}$/i.test(oldKeyId))
     throw new UsageError(`--old-key-id must be a GUID, got "${oldKeyId}"`);
   const size = keySize(values['key-size']);
-  const graceSeconds =
-    values['grace-seconds'] === undefined
-      ? 0
-      : positiveInt('grace-seconds', values['grace-seconds'], 0, 3_600);
+  const graceRaw = values['grace-seconds'];
+  if (graceRaw !== undefined && (!/^\d+$/.test(graceRaw) || Number(graceRaw) > 3_600))
+    throw new UsageError(`--grace-seconds must be a whole number from 0 to 3600, got "${graceRaw}"`);
+  const graceSeconds = graceRaw === undefined ? 0 : Number(graceRaw);
   const config = readRotationConfig(io.env, io.cwd);
   const store = new CertificateStore(config.certDir);
   const current = store.load(new Date(), config.keyPassphrase);

@@ -188,9 +188,15 @@ describe('certificate rotation with Graph addKey/removeKey', () => {
     const out: string[] = [];
     const err: string[] = [];
     const io: CliIo = { env, cwd: dir.path, stdout: (l) => out.push(l), stderr: (l) => err.push(l) };
+    // A rotation never weakens the key: 2048 for a 3072-bit key is refused before anything changes.
+    expect(await runCli(['cert', 'rotate', '--key-size', '2048'], io)).toBe(1);
+    expect(err.splice(0).join('\n')).toMatch(/--key-size 2048 is smaller than the current key \(3072 bits\)/);
+    expect(store.load().certificate.thumbprints).toEqual(first.certificate.thumbprints);
     const bad = await runCli(['cert', 'rotate', '--grace-seconds', 'soon'], io);
     expect(bad).toBe(2);
-    expect(err.splice(0).join('\n')).toMatch(/--grace-seconds must be a whole number from 1 to 3600/);
+    expect(err.splice(0).join('\n')).toMatch(
+      /--grace-seconds must be a whole number from 0 to 3600, got "soon"/,
+    );
     const stamped: { line: string; at: number }[] = [];
     const code = await runCli(
       ['cert', 'rotate', '--old-key-id', uploaded.keyId, '--grace-seconds', '1', '--json'],

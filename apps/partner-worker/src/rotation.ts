@@ -80,10 +80,22 @@ export class RotationError extends Error {
   override readonly name = 'RotationError';
 }
 
-/** The current certificate's RSA key size, so that a rotation never weakens the key (at least 2048). */
-function currentKeySize(current: PartnerCredential): RsaKeySize {
+/**
+ * The next key's size: the current one's unless a larger one is asked for. A rotation never
+ * weakens the key: a smaller size, or a current key above what can be generated (4096), is an error.
+ */
+function nextKeySize(current: PartnerCredential, requested: RsaKeySize | undefined): RsaKeySize {
   const bits = current.certificate.publicKey.asymmetricKeyDetails?.modulusLength ?? 2048;
-  return bits >= 4096 ? 4096 : bits >= 3072 ? 3072 : 2048;
+  if (bits > 4096)
+    throw new RotationError(
+      `the current key has ${bits} bits; rotation makes keys of at most 4096 bits and never a weaker one: rotate with a key made elsewhere (cert import)`,
+    );
+  const size = requested ?? (bits > 3072 ? 4096 : bits > 2048 ? 3072 : 2048);
+  if (size < bits)
+    throw new RotationError(
+      `--key-size ${size} is smaller than the current key (${bits} bits): a rotation never weakens the key`,
+    );
+  return size;
 }
 
 export async function rotateCertificate(opts: RotationOptions): Promise<RotationResult> {
@@ -91,7 +103,7 @@ export async function rotateCertificate(opts: RotationOptions): Promise<Rotation
   const log = opts.log ?? (() => {});
   const commonName =
     opts.commonName ?? /CN=([^,\n]+)/.exec(current.certificate.subject)?.[1] ?? 'certflow-partner';
-  const keySize = opts.keySize ?? currentKeySize(current);
+  const keySize = nextKeySize(current, opts.keySize);
   const next = createSelfSignedCertificate({ commonName, days: opts.days ?? 365, keySize });
   const nextCert = parseCertificate(next.certificatePem);
   const displayName = `${commonName} ${nextCert.notBefore.toISOString().slice(0, 10)}`;
