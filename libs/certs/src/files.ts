@@ -35,14 +35,24 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     }
     renameSync(tmp, path);
   } catch (err) {
-    rmSync(tmp, { force: true });
+    try {
+      rmSync(tmp, { force: true });
+    } catch {
+      // the original error is the one to report
+    }
     throw err;
   }
-  const dirFd = openSync(dir, 'r');
+  // The rename is done: the file is replaced. Flushing the directory entry is best effort (some
+  // file systems refuse fsync on a directory), so a completed write is never reported as failed.
   try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
+    const dirFd = openSync(dir, 'r');
+    try {
+      fsyncSync(dirFd);
+    } finally {
+      closeSync(dirFd);
+    }
+  } catch {
+    // best effort, see above
   }
 }
 
