@@ -126,6 +126,14 @@ describe('policy document', () => {
       opts,
     );
     expect(doc.inbound.map((s) => s.name)).toEqual(['validate-jwt']);
+    // A bare & in a comment is literal text, as XML says.
+    expect(() =>
+      compilePolicyDocument(
+        `<!-- auth & routing -->\n${jwtPolicy('<audiences><audience>x</audience></audiences>')}`,
+        FILE,
+        opts,
+      ),
+    ).not.toThrow();
     expect(loadError(jwtPolicy('<audiences><audience>a&nbsp;b</audience></audiences>')).message).toMatch(
       /:6: not well-formed XML: '&nbsp;' is not an entity XML defines/,
     );

@@ -95,7 +95,9 @@ export function parsePolicyXml(xml: string, opts: ParseOptions): PolicyElement {
       'a DOCTYPE is not allowed in a policy file',
     );
   }
-  const entity = UNDEFINED_ENTITY.exec(xml);
+  // Comments and CDATA hold literal text: blanked (same length, same lines) before the scan.
+  const markup = xml.replace(/<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>/g, (m) => m.replace(/[^\n]/g, ' '));
+  const entity = UNDEFINED_ENTITY.exec(markup);
   if (entity) {
     throw new PolicyLoadError(
       opts.file,
