@@ -150,6 +150,7 @@ async function idpOutage(ctx: SuiteContext): Promise<SuiteResult> {
     await sleep(third);
   } finally {
     await graph.setFaults(NO_FAULTS);
+    graph.close();
   }
   const measurements = [{ name: 'through the gateway, IdP down for the middle third', result: await load }];
   const broken = check(ctx, measurements);
@@ -258,7 +259,9 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
   const old = partnerCertificate(ctx.file);
   const oldThumbprints = parseCertificate(old.certificatePem).thumbprints;
   const graph = await GraphClient.connect(readEmulatorInfo(ctx.file.stateDir));
-  const registered = await graph.getApplication(ctx.file.partner.objectId, { select: ['keyCredentials'] });
+  const registered = await graph
+    .getApplication(ctx.file.partner.objectId, { select: ['keyCredentials'] })
+    .finally(() => graph.close());
   const oldKey = registered.keyCredentials.find((k) => k.customKeyIdentifier === oldThumbprints.sha1Hex);
   if (!oldKey)
     throw new Error(
@@ -291,7 +294,15 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
         90_000,
       );
       rotation = { code: run.code, output: run.output, ms: performance.now() - started };
-      // Let the facade see the new files and serve a third of the duration on the new certificate.
+      // Wait (bounded) until the facade has picked the new files up, then serve a third of the
+      // duration on the new certificate.
+      const rotated = parseCertificate(partnerCertificate(ctx.file).certificatePem).thumbprints.sha256Hex;
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        facadeHealth = (await fetch(`${facade.url}/health`).then((r) => r.json())) as typeof facadeHealth;
+        if (facadeHealth.certificate?.thumbprintSha256 === rotated) break;
+        await sleep(100);
+      }
       await sleep(ctx.profile.durationMs / 3);
     } finally {
       stopLoad.abort();

@@ -23,7 +23,8 @@ function main(): number {
     spawnSync(process.execPath, [appEntryPoint('partner-worker'), ...args], { env, stdio: 'inherit' })
       .status ?? 1;
   // Help needs no running stack.
-  if (args.length === 0 || args.some((a) => a === 'help' || a === '--help' || a === '-h'))
+  // (`help` only as the command: `cert create --common-name help` must still use the stack's settings.)
+  if (args.length === 0 || args[0] === 'help' || args.includes('--help') || args.includes('-h'))
     return run(process.env);
   let file;
   try {
