@@ -1,4 +1,5 @@
 /** Shared set-up for the emulator's tests: real HTTPS calls trusting the development CA, real certificates. */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
@@ -176,4 +177,28 @@ export function decodeJwt(token: string): {
     header: JSON.parse(Buffer.from(h!, 'base64url').toString()),
     payload: JSON.parse(Buffer.from(p!, 'base64url').toString()),
   };
+}
+
+/**
+ * Runs another program (a Microsoft client library's script) with `input` as JSON on stdin and
+ * parses its stdout as JSON; asynchronous, because the emulator answers from this same process.
+ */
+export async function runJsonChild<T>(
+  command: string,
+  args: string[],
+  input: unknown,
+  env: NodeJS.ProcessEnv,
+): Promise<T> {
+  const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000, env });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin.end(JSON.stringify(input));
+  const status = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  if (status !== 0) throw new Error(`${args.at(-1) ?? command} exited ${status}: ${stderr}`);
+  return JSON.parse(stdout) as T;
 }

@@ -4,11 +4,18 @@
  * is not a Microsoft host) and trusting the development CA through a requests session.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { createLocalJWKSet, jwtVerify } from 'jose';
 import { createSelfSignedCertificate, parseCertificate, type CertificateAndKey } from '@certflow/certs';
-import { API_URI, decodeJwt, https, startFixture, type Fixture } from '../src/emulator.test-helpers';
+import {
+  API_URI,
+  decodeJwt,
+  https,
+  runJsonChild,
+  startFixture,
+  type Fixture,
+} from '../src/emulator.test-helpers';
 
 const PYTHON = '/usr/bin/python3';
 const SCRIPT = join(import.meta.dirname, 'msal_python_client.py');
@@ -54,18 +61,7 @@ async function runMsalPython(
     REQUESTS_CA_BUNDLE: f.emulator.caCertificatePath,
     CURL_CA_BUNDLE: f.emulator.caCertificatePath,
   };
-  const child = spawn(PYTHON, [SCRIPT], { stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000, env });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin.end(JSON.stringify(input));
-  const status = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  if (status !== 0) throw new Error(`msal_python_client.py exited ${status}: ${stderr}`);
-  return JSON.parse(stdout) as PythonRun;
+  return runJsonChild<PythonRun>(PYTHON, [SCRIPT], input, env);
 }
 
 async function verifyWithJwks(token: string) {

@@ -6,9 +6,8 @@
  * fetch trusts the development CA through NODE_EXTRA_CA_CERTS, as a user's program would.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { startFixture, type Fixture } from '../src/emulator.test-helpers';
+import { runJsonChild, startFixture, type Fixture } from '../src/emulator.test-helpers';
 
 const SCRIPT = join(import.meta.dirname, 'msgraph_sdk_client.cjs');
 
@@ -27,22 +26,10 @@ async function runSdk(token: string): Promise<Record<string, unknown>> {
     host: graphUrl.hostname, // the SDK compares host names without the port
     token,
   };
-  const child = spawn(process.execPath, [SCRIPT], {
-    stdio: ['pipe', 'pipe', 'pipe'],
-    timeout: 30_000,
-    env: { PATH: process.env.PATH, NODE_EXTRA_CA_CERTS: f.emulator.caCertificatePath },
+  return runJsonChild<Record<string, unknown>>(process.execPath, [SCRIPT], input, {
+    PATH: process.env.PATH,
+    NODE_EXTRA_CA_CERTS: f.emulator.caCertificatePath,
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  child.stdin.end(JSON.stringify(input));
-  const status = await new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  if (status !== 0) throw new Error(`msgraph_sdk_client.cjs exited ${status}: ${stderr}`);
-  return JSON.parse(stdout) as Record<string, unknown>;
 }
 
 describe("Microsoft's Graph SDK (@microsoft/microsoft-graph-client) against the emulator", () => {
