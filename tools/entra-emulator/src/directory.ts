@@ -165,15 +165,21 @@ export class Directory {
 
   /** Graph's removePassword: the secret stops working at once. */
   removePassword(id: string, keyId: string): void {
+    this.removeCredential(id, 'passwordCredentials', keyId);
+  }
+
+  /** Removes one credential by keyId; an unknown application or keyId changes nothing. */
+  private removeCredential(id: string, list: 'keyCredentials' | 'passwordCredentials', keyId: string): void {
     this.mutate((draft) => {
       const app = draft.applications.find((a) => a.id === id.toLowerCase());
       if (!app) throw graphErrors.notFound(id);
-      const index = app.passwordCredentials.findIndex((p) => p.keyId === keyId.toLowerCase());
+      const credentials: { keyId: string }[] = app[list];
+      const index = credentials.findIndex((c) => c.keyId === keyId.toLowerCase());
       if (index < 0)
         throw graphErrors.badRequest(
-          `No password credential with keyId '${keyId.slice(0, 60)}' exists on the application.`,
+          `No ${list === 'keyCredentials' ? 'key' : 'password'} credential with keyId '${keyId.slice(0, 60)}' exists on the application.`,
         );
-      app.passwordCredentials.splice(index, 1);
+      credentials.splice(index, 1);
     });
   }
 
@@ -279,16 +285,7 @@ export class Directory {
 
   /** Graph's removeKey: the certificate stops authenticating at once. */
   removeKeyCredential(id: string, keyId: string): void {
-    this.mutate((draft) => {
-      const app = draft.applications.find((a) => a.id === id.toLowerCase());
-      if (!app) throw graphErrors.notFound(id);
-      const index = app.keyCredentials.findIndex((k) => k.keyId === keyId.toLowerCase());
-      if (index < 0)
-        throw graphErrors.badRequest(
-          `No key credential with keyId '${keyId.slice(0, 60)}' exists on the application.`,
-        );
-      app.keyCredentials.splice(index, 1);
-    });
+    this.removeCredential(id, 'keyCredentials', keyId);
   }
 
   /** Replaces the token-signing keys (rotation), saved with the rest of the state. */
