@@ -50,11 +50,15 @@ function getText(url: string, ca: Buffer): Promise<string> {
   });
 }
 
-/** Sum of a Prometheus counter's samples whose labels include every one of `match`. */
-export function counterSum(metricsText: string, metric: string, match: Record<string, string>): number {
+/** Sum of a Prometheus metric's samples (labelled or not) whose labels include every one of `match`. */
+export function counterSum(metricsText: string, metric: string, match: Record<string, string> = {}): number {
   const wanted = Object.entries(match).map(([k, v]) => `${k}="${v}"`);
   let total = 0;
   for (const line of metricsText.split('\n')) {
+    if (line.startsWith(`${metric} `)) {
+      if (wanted.length === 0) total += Number(line.slice(metric.length + 1).trim());
+      continue;
+    }
     if (!line.startsWith(`${metric}{`)) continue;
     const close = line.lastIndexOf('}');
     const labels = line.slice(metric.length + 1, close).split(',');

@@ -3,6 +3,8 @@
  * and returns its measurements and the thresholds they break.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { GraphClient, NO_FAULTS, readEmulatorInfo } from '@certflow/entra-emulator';
 import { parseCertificate } from '@certflow/certs';
@@ -19,7 +21,12 @@ import { runLoad, type LoadResult } from './http-load';
 import { brokenThresholds } from './thresholds';
 import type { Profile } from './profiles';
 import { k6Available, runK6 } from './k6';
-import { partnerWorkerEnvironment, startPartnerFacade, tokensIssuedToPartner } from './partner-facade';
+import {
+  counterSum,
+  partnerWorkerEnvironment,
+  startPartnerFacade,
+  tokensIssuedToPartner,
+} from './partner-facade';
 import { startRedisServer } from '@certflow/testing';
 
 export interface SuiteContext {
@@ -238,12 +245,6 @@ async function cachedCalls(ctx: SuiteContext): Promise<SuiteResult> {
   };
 }
 
-/** Value of an unlabelled Prometheus counter or gauge in a metrics text (NaN when absent). */
-function metricValue(text: string, metric: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${metric} `));
-  return line ? Number(line.slice(metric.length + 1)) : NaN;
-}
-
 /**
  * Certificate rotation in the middle of the load: a partner facade serves calls while
  * `partner-worker cert rotate` runs in another process (Graph addKey with a proof signed by the
@@ -258,20 +259,14 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
   const broken: string[] = [];
   const old = partnerCertificate(ctx.file);
   const oldThumbprints = parseCertificate(old.certificatePem).thumbprints;
-  const graph = await GraphClient.connect(readEmulatorInfo(ctx.file.stateDir));
-  const registered = await graph
-    .getApplication(ctx.file.partner.objectId, { select: ['keyCredentials'] })
-    .finally(() => graph.close());
-  const oldKey = registered.keyCredentials.find((k) => k.customKeyIdentifier === oldThumbprints.sha1Hex);
-  if (!oldKey)
-    throw new Error(
-      `the stack's partner certificate ${oldThumbprints.sha1Hex} is not registered on its application`,
-    );
+  // The keyId the API owner told the partner (the stack writes it); cert rotate removes it.
+  const oldKeyId = readFileSync(join(ctx.file.partner.certificateDirectory, 'partner.key-id'), 'utf8').trim();
 
   const issuedBefore = await tokensIssuedToPartner(ctx.file, ctx.ca);
   const facade = await startPartnerFacade(ctx.file, 'rotating');
   const stopLoad = new AbortController();
-  let rotation: { code: number | null; output: string; ms: number } | undefined;
+  let rotation:
+    { code: number | null; output: string; ms: number; events: Record<string, unknown>[] } | undefined;
   let result: LoadResult;
   let facadeMetrics = '';
   let facadeHealth: { certificate?: { thumbprintSha256?: string } } = {};
@@ -288,12 +283,12 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
       const started = performance.now();
       const run = await runJsonCommand(
         appEntryPoint('partner-worker'),
-        ['cert', 'rotate', '--old-key-id', oldKey.keyId, '--json'],
+        ['cert', 'rotate', '--json'],
         partnerWorkerEnvironment(ctx.file),
         undefined,
         90_000,
       );
-      rotation = { code: run.code, output: run.output, ms: performance.now() - started };
+      rotation = { ...run, ms: performance.now() - started };
       // Wait (bounded) until the facade has picked the new files up, then serve a third of the
       // duration on the new certificate.
       const rotated = parseCertificate(partnerCertificate(ctx.file).certificatePem).thumbprints.sha256Hex;
@@ -318,6 +313,9 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
   const measurements = [{ name: 'partner facade, certificate rotated mid-load', result }];
   broken.push(...check(ctx, measurements));
   if (rotation?.code !== 0) broken.push(`cert rotate exited with ${rotation?.code}:\n${rotation?.output}`);
+  const removed = rotation?.events.find((e) => e.event === 'rotation')?.removedKeyId;
+  if (removed !== oldKeyId)
+    broken.push(`cert rotate removed ${String(removed)}, not the old keyId ${oldKeyId}`);
   const now = partnerCertificate(ctx.file);
   const nowThumbprint = parseCertificate(now.certificatePem).thumbprints.sha256Hex;
   if (nowThumbprint === oldThumbprints.sha256Hex) broken.push('the certificate files did not change');
@@ -325,7 +323,7 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
     broken.push(
       `the facade reports the certificate ${facadeHealth.certificate?.thumbprintSha256}, not the new ${nowThumbprint}`,
     );
-  const switches = metricValue(facadeMetrics, 'partner_certificate_switches_total');
+  const switches = counterSum(facadeMetrics, 'partner_certificate_switches_total');
   if (switches !== 1) broken.push(`the facade switched certificates ${switches} times (expected 1)`);
   // The facade's one token stays valid across the switch (the rotation's Graph token is not counted).
   if (issued !== 1)
