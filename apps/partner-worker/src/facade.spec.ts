@@ -438,17 +438,27 @@ describe('serve and run against the emulator and a verifying API', () => {
     expect(await serve.exited).toBe(0);
   }, 30_000);
 
-  it('two serve replicas sharing a real Redis: one token request between them', async () => {
-    const { store } = await registeredCertificate('facade-replicas');
+  /** `count` built `serve` processes sharing one real Redis (and one certificate), once all listen. */
+  async function startReplicasOnRedis(name: string, count: number) {
+    const { store } = await registeredCertificate(name);
     const redis = await startRedisServer();
     closers.push(() => redis.stop());
     const shared = { PARTNER_REDIS_URL: redis.url, PARTNER_CACHE_KEY: randomBytes(32).toString('hex') };
-    const replicas = [0, 1].map(() => startCli(['serve'], env(store.directory, shared), dir.path));
+    const replicas = Array.from({ length: count }, () =>
+      startCli(['serve'], env(store.directory, shared), dir.path),
+    );
     for (const r of replicas) closers.push(() => void r.child.kill('SIGKILL'));
-    await until('both listening', () =>
+    await until('every replica listening', () =>
       replicas.every((r) => r.stdout.length > 0 || r.child.exitCode !== null),
     );
+    const exited = replicas.filter((r) => r.stdout.length === 0);
+    if (exited.length) throw new Error(`a replica exited before listening:\n${exited[0]!.stderr.join('\n')}`);
     const urls = replicas.map((r) => (JSON.parse(r.stdout[0]!) as { url: string }).url);
+    return { replicas, urls };
+  }
+
+  it('two serve replicas sharing a real Redis: one token request between them', async () => {
+    const { replicas, urls } = await startReplicasOnRedis('facade-replicas', 2);
     const answers = await Promise.all(
       Array.from({ length: 200 }, (_, i) => http('GET', `${urls[i % 2]}/call/orders`)),
     );
@@ -478,16 +488,7 @@ describe('serve and run against the emulator and a verifying API', () => {
   }, 30_000);
 
   it('four serve replicas on a real Redis over three token lifetimes: one token request per refresh for the set, not per replica; no failed call', async () => {
-    const { store } = await registeredCertificate('facade-four-replicas');
-    const redis = await startRedisServer();
-    closers.push(() => redis.stop());
-    const shared = { PARTNER_REDIS_URL: redis.url, PARTNER_CACHE_KEY: randomBytes(32).toString('hex') };
-    const replicas = [0, 1, 2, 3].map(() => startCli(['serve'], env(store.directory, shared), dir.path));
-    for (const r of replicas) closers.push(() => void r.child.kill('SIGKILL'));
-    await until('all listening', () =>
-      replicas.every((r) => r.stdout.length > 0 || r.child.exitCode !== null),
-    );
-    const urls = replicas.map((r) => (JSON.parse(r.stdout[0]!) as { url: string }).url);
+    const { replicas, urls } = await startReplicasOnRedis('facade-four-replicas', 4);
 
     const issued = async () =>
       metric(
