@@ -21,11 +21,13 @@ export interface AccessLogEntry {
   event: 'request';
   time: string;
   method: string;
-  /** Path only; the query string is dropped (it may carry a token). */
+  /** The normalized path (request-target.ts), without the query string (it may carry a token); '' when the request could not be parsed. */
   path: string;
   status: number;
   durationMs: number;
   policy: PolicyOutcome;
+  /** The X-AppGW-Trace-Id the backend received with this request (when it was forwarded). */
+  traceId?: string;
   /** `LastError.Source` / `Reason` when something failed, e.g. validate-jwt / TokenExpired. */
   errorSource?: string;
   errorReason?: string;
@@ -38,10 +40,3 @@ export type AccessLogSink = (entry: AccessLogEntry) => void;
 export const stdoutAccessLog: AccessLogSink = (entry) => {
   process.stdout.write(`${JSON.stringify(entry)}\n`);
 };
-
-/** The path part of a request target, without query string or fragment. */
-export function pathOnly(url: string | undefined): string {
-  const raw = url ?? '/';
-  const cut = raw.search(/[?#]/);
-  return cut < 0 ? raw : raw.slice(0, cut);
-}

@@ -37,6 +37,50 @@ describe('gateway CLI', () => {
     });
   });
 
+  it('takes timeouts, limits and allowed host names, and names a bad one', async () => {
+    const { options } = parseGatewayArgs([
+      ...REQUIRED,
+      '--header-timeout-ms',
+      '2000',
+      '--body-timeout-ms',
+      '3000',
+      '--body-memory-bytes',
+      '1048576',
+      '--keep-alive-timeout-ms',
+      '4000',
+      '--upstream-timeout-ms',
+      '5000',
+      '--max-url-bytes',
+      '4096',
+      '--allowed-host',
+      'Gateway.Example',
+      '--allowed-host',
+      'api.internal',
+    ]);
+    expect(options).toMatchObject({
+      headerTimeoutMs: 2000,
+      bodyTimeoutMs: 3000,
+      bodyMemoryBytes: 1048576,
+      keepAliveTimeoutMs: 4000,
+      upstreamTimeoutMs: 5000,
+      maxUrlBytes: 4096,
+      allowedHosts: ['gateway.example', 'api.internal'],
+    });
+    for (const [flag, value] of [
+      ['--header-timeout-ms', '0'],
+      ['--body-timeout-ms', '1.5'],
+      ['--body-memory-bytes', '1e6'],
+      ['--max-url-bytes', 'lots'],
+    ] as const) {
+      const { exitCode, stderr } = await usage([...REQUIRED, flag, value]);
+      expect(exitCode).toBe(2);
+      expect(stderr).toContain(`${flag} must be a positive integer, got '${value}'`);
+    }
+    const badHost = await usage([...REQUIRED, '--allowed-host', 'evil.example:443']);
+    expect(badHost.exitCode).toBe(2);
+    expect(badHost.stderr).toMatch(/^--allowed-host: allowed host .*evil\.example:443/);
+  });
+
   it('takes scopes, subscription keys and the metrics path', () => {
     const { options } = parseGatewayArgs([
       ...REQUIRED,

@@ -18,16 +18,34 @@
  *   --metrics-path PATH|off    Prometheus endpoint, default /metrics
  *   --client-ca-file PEM   turn on mTLS: trusted client CAs (Application Gateway SSL profile)
  *   --client-cert-mode M   strict (default: 400 without a trusted certificate) or passthrough
+ *   --allowed-host NAME    a Host name the gateway answers to besides localhost, 127.0.0.1, [::1]; repeatable
+ *   --header-timeout-ms N  request line and headers must arrive within N ms (default 10000), else 408
+ *   --body-timeout-ms N    the whole body must arrive within N ms (default 10000), else 408
+ *   --body-memory-bytes N  memory for all bodies being read at once (default 64 MiB), else 503
+ *   --keep-alive-timeout-ms N  idle keep-alive connections close after N ms (default 5000)
+ *   --upstream-timeout-ms N    backend deadline when the policy sets no forward-request timeout (default 60000)
+ *   --max-url-bytes N      longest request target (default 8192), else 414
  *
  * Prints `{"event":"listening","url":"https://localhost:P"}` on stdout once listening, then one
  * access-log line per request. A bad flag is a usage error naming the flag: exit code 2.
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { parseAllowedHosts } from '@certflow/loopback-guard';
 import { DEFAULT_MAX_REQUEST_BODY_BYTES, GatewayOptions, RunningGateway, startGateway } from './gateway';
 
 export const USAGE =
-  'usage: node tools/local-gateway/dist/main.js --state-dir DIR --policy FILE --backend URL [--named-value NAME=VALUE ...] [--port P] [--host H] [--ca-file PEM] [--max-body-bytes N] [--redis-url redis://HOST:PORT] [--entra-instance URL] [--global-policy FILE] [--operation "METHOD /template=FILE" ...] [--subscription-key ID=KEY ... [--subscription-required]] [--metrics-path PATH|off] [--client-ca-file PEM [--client-cert-mode strict|passthrough]]';
+  'usage: node tools/local-gateway/dist/main.js --state-dir DIR --policy FILE --backend URL [--named-value NAME=VALUE ...] [--port P] [--host H] [--ca-file PEM] [--max-body-bytes N] [--redis-url redis://HOST:PORT] [--entra-instance URL] [--global-policy FILE] [--operation "METHOD /template=FILE" ...] [--subscription-key ID=KEY ... [--subscription-required]] [--metrics-path PATH|off] [--client-ca-file PEM [--client-cert-mode strict|passthrough]] [--allowed-host NAME ...] [--header-timeout-ms N] [--body-timeout-ms N] [--body-memory-bytes N] [--keep-alive-timeout-ms N] [--upstream-timeout-ms N] [--max-url-bytes N]';
+
+/** Positive-integer flags and the gateway option each sets. */
+const LIMIT_FLAGS = {
+  'header-timeout-ms': 'headerTimeoutMs',
+  'body-timeout-ms': 'bodyTimeoutMs',
+  'body-memory-bytes': 'bodyMemoryBytes',
+  'keep-alive-timeout-ms': 'keepAliveTimeoutMs',
+  'upstream-timeout-ms': 'upstreamTimeoutMs',
+  'max-url-bytes': 'maxUrlBytes',
+} as const;
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -73,6 +91,8 @@ export function parseGatewayArgs(argv: readonly string[]): ParsedArgs {
         'subscription-required': { type: 'boolean', default: false },
         'metrics-path': { type: 'string' },
         'client-cert-mode': { type: 'string' },
+        'allowed-host': { type: 'string', multiple: true },
+        ...Object.fromEntries(Object.keys(LIMIT_FLAGS).map((flag) => [flag, { type: 'string' as const }])),
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -140,9 +160,27 @@ export function parseGatewayArgs(argv: readonly string[]): ParsedArgs {
   if (clientCertMode !== undefined && values['client-ca-file'] === undefined)
     throw new UsageError('--client-cert-mode needs --client-ca-file');
 
+  const limits: Partial<Record<(typeof LIMIT_FLAGS)[keyof typeof LIMIT_FLAGS], number>> = {};
+  for (const [flag, option] of Object.entries(LIMIT_FLAGS)) {
+    const raw = (values as Record<string, unknown>)[flag] as string | undefined;
+    if (raw === undefined) continue;
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || !Number.isSafeInteger(value) || value < 1)
+      throw new UsageError(`--${flag} must be a positive integer, got '${raw}'`);
+    limits[option] = value;
+  }
+  let allowedHosts: string[] = [];
+  try {
+    allowedHosts = parseAllowedHosts(values['allowed-host'] ?? []);
+  } catch (err) {
+    throw new UsageError(`--allowed-host: ${(err as Error).message}`);
+  }
+
   return {
     help: false,
     options: {
+      ...limits,
+      ...(allowedHosts.length ? { allowedHosts } : {}),
       stateDir: required('state-dir', values['state-dir']),
       policyFile: required('policy', values.policy),
       backendUrl,

@@ -10,10 +10,17 @@
  */
 import { Agent, IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { DevelopmentCa } from '@certflow/certs';
-import { AccessLogEntry, AccessLogSink, pathOnly, PolicyOutcome, stdoutAccessLog } from './access-log';
+import {
+  guardIncomingMessage,
+  GuardOptions,
+  isLoopbackAddress,
+  parseAllowedHosts,
+} from '@certflow/loopback-guard';
+import { AccessLogEntry, AccessLogSink, PolicyOutcome, stdoutAccessLog } from './access-log';
+import { answerAndClose, answerFor } from './client-errors';
 import { ApimError, apimErrorBody, sendApimError } from './apim-errors';
 import { MetadataCacheTimings, OpenIdMetadataCache } from './openid-metadata-cache';
 import type { GatewayResponse, PolicyContext, PolicyStatement } from './policy-context';
@@ -31,12 +38,28 @@ import {
   backendRequestHeaders,
   clientIpOf,
   clientResponseHeaders,
+  connectionTokens,
   forwardRequest,
+  newTraceId,
   ProxyFailure,
 } from './proxy';
+import {
+  BodyFailure,
+  BodyMemoryBudget,
+  DEFAULT_BODY_MEMORY_BYTES,
+  DEFAULT_BODY_TIMEOUT_MS,
+  readBody,
+  ReadBodyOptions,
+} from './request-body';
+import { DEFAULT_MAX_URL_BYTES, parseRequestTarget } from './request-target';
 
 export const HEALTH_PATH = '/status-0123456789abcdef';
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 2 * 1024 * 1024;
+export const DEFAULT_HEADER_TIMEOUT_MS = 10_000;
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
+/** Used when the policy's forward-request sets no `timeout` (APIM's own default, 300 s, is long for a local edge). */
+export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000;
+export { DEFAULT_BODY_MEMORY_BYTES, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_MAX_URL_BYTES };
 
 export interface GatewayOptions {
   /** State directory holding the development CA (`<stateDir>/ca`), created if missing. */
@@ -87,6 +110,24 @@ export interface GatewayOptions {
   metricsPath?: string | false;
   /** APIM subscription keys for this API (opt-in): `Ocp-Apim-Subscription-Key` / `subscription-key`. */
   subscriptionKeys?: SubscriptionKeyOptions;
+  /** The request line and headers must arrive within this time (default 10 s), else 408. */
+  headerTimeoutMs?: number;
+  /** The whole body must arrive within this time after the policies admitted it (default 10 s), else 408. */
+  bodyTimeoutMs?: number;
+  /** Memory for all request bodies being read at once (default 64 MiB); past it 503 with Retry-After. */
+  bodyMemoryBytes?: number;
+  /** An idle keep-alive connection is closed after this time (default 5 s). */
+  keepAliveTimeoutMs?: number;
+  /** Backend response head deadline when the policy's forward-request has no `timeout` (default 60 s). */
+  upstreamTimeoutMs?: number;
+  /** Longest request target (default 8 KiB); longer → 414. The whole header block is limited to 16 KiB (431). */
+  maxUrlBytes?: number;
+  /**
+   * Host names the gateway answers to besides localhost, 127.0.0.1 and [::1]. Bound to loopback
+   * (the default), any other Host gets 421 and a cross-site Origin 403 (DNS rebinding); bound
+   * to another address, Host names are checked only when this is set.
+   */
+  allowedHosts?: readonly string[];
 }
 
 export interface OperationPolicy {
@@ -126,6 +167,20 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0)
     throw new TypeError(`maxRequestBodyBytes must be a non-negative integer, got ${maxBodyBytes}`);
   const now = opts.now ?? Date.now;
+  const timing = (name: keyof GatewayOptions, fallback: number): number => {
+    const value = opts[name] ?? fallback;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+      throw new TypeError(`${name} must be a positive integer, got ${String(value)}`);
+    return value;
+  };
+  const headerTimeoutMs = timing('headerTimeoutMs', DEFAULT_HEADER_TIMEOUT_MS);
+  const bodyTimeoutMs = timing('bodyTimeoutMs', DEFAULT_BODY_TIMEOUT_MS);
+  const keepAliveTimeoutMs = timing('keepAliveTimeoutMs', DEFAULT_KEEP_ALIVE_TIMEOUT_MS);
+  const upstreamTimeoutMs = timing('upstreamTimeoutMs', DEFAULT_UPSTREAM_TIMEOUT_MS);
+  const bodyMemoryBytes = timing('bodyMemoryBytes', DEFAULT_BODY_MEMORY_BYTES);
+  const maxUrlBytes = timing('maxUrlBytes', DEFAULT_MAX_URL_BYTES);
+  const host = opts.host ?? '127.0.0.1';
+  const allowedHosts = parseAllowedHosts(opts.allowedHosts ?? []);
   const mtls = opts.clientCertificates;
   if (mtls && !mtls.trustedCaPem.includes('-----BEGIN CERTIFICATE-----'))
     throw new TypeError('clientCertificates.trustedCaPem must contain PEM certificates');
@@ -191,7 +246,6 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' });
   const log = opts.accessLog === false ? undefined : (opts.accessLog ?? stdoutAccessLog);
 
-  let port = 0;
   const tlsOptions = {
     cert: tls.certificatePem,
     key: tls.privateKeyPem,
@@ -199,32 +253,76 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(mtls ? { requestCert: true, rejectUnauthorized: false, ca: mtls.trustedCaPem } : {}),
   };
   const clientCertMode = mtls ? (mtls.mode ?? 'strict') : undefined;
-  const server: Server = createServer(tlsOptions, (req, res) => {
-    handleRequest(req, res, {
-      policy,
-      operations,
-      backend,
-      agent,
-      maxBodyBytes,
-      now,
-      port,
-      log,
-      clientCertMode,
-      subscriptionKeys,
-      metrics,
-      metricsPath,
-    }).catch((err: unknown) => {
-      process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
-      sendApimError(res, 500, 'Internal server error.');
+  const deps: HandlerDeps = {
+    policy,
+    operations,
+    backend,
+    agent,
+    body: { maxBytes: maxBodyBytes, timeoutMs: bodyTimeoutMs, budget: new BodyMemoryBudget(bodyMemoryBytes) },
+    maxUrlBytes,
+    upstreamTimeoutMs,
+    now,
+    port: 0,
+    log,
+    clientCertMode,
+    subscriptionKeys,
+    metrics,
+    metricsPath,
+    hostGuard: { scheme: 'https', boundToLoopback: isLoopbackAddress(host), allowedHosts },
+  };
+  const server: Server = createServer(
+    {
+      ...tlsOptions,
+      // A request without Host is answered by handleRequest, in APIM's shape, not by Node.
+      requireHostHeader: false,
+      headersTimeout: headerTimeoutMs,
+      // Node's own whole-request deadline, a backstop behind the body timeout.
+      requestTimeout: headerTimeoutMs + bodyTimeoutMs + 1_000,
+      // How often Node checks those deadlines (default 30 s would make them 30 s late).
+      connectionsCheckingInterval: Math.min(1_000, headerTimeoutMs),
+    },
+    (req, res) => {
+      handleRequest(req, res, deps).catch((err: unknown) => {
+        process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
+        sendApimError(res, 500, 'Internal server error.', { connection: 'close' });
+      });
+    },
+  );
+  server.keepAliveTimeout = keepAliveTimeoutMs;
+  const logRefused = (status: number, reason: string, method = ''): void => {
+    metrics.request('refused', method, status, 'gateway-error');
+    metrics.policyError('gateway', reason);
+    log?.({
+      event: 'request',
+      time: new Date().toISOString(),
+      method,
+      path: '',
+      status,
+      durationMs: 0,
+      policy: 'gateway-error',
+      errorSource: 'gateway',
+      errorReason: reason,
+    });
+  };
+  server.on('clientError', (err: Error & { code?: string }, socket) => {
+    const answer = answerFor(err);
+    if (answer) logRefused(answer.status, answer.reason);
+    answerAndClose(socket as Socket, answer);
+  });
+  // CONNECT (a tunnel) is not something a reverse proxy offers: Node hands over the raw socket.
+  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+    logRefused(405, 'MethodNotAllowed', 'CONNECT');
+    answerAndClose(socket, {
+      status: 405,
+      reason: 'MethodNotAllowed',
+      message: 'CONNECT is not supported by this gateway.',
     });
   });
-  server.keepAliveTimeout = 30_000;
-  server.on('clientError', (_err, socket) => socket.destroy());
 
   try {
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
+      server.listen(opts.port ?? 0, host, () => {
         server.off('error', reject);
         resolve();
       });
@@ -234,7 +332,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     await rateLimitStore.close();
     throw err;
   }
-  port = (server.address() as AddressInfo).port;
+  const port = (server.address() as AddressInfo).port;
+  deps.port = port;
 
   let closing: Promise<void> | undefined;
   return {
@@ -271,7 +370,10 @@ interface HandlerDeps {
   metricsPath: string | false;
   backend: URL;
   agent: Agent;
-  maxBodyBytes: number;
+  body: ReadBodyOptions;
+  maxUrlBytes: number;
+  upstreamTimeoutMs: number;
+  hostGuard: Omit<GuardOptions, 'port'>;
   now: () => number;
   port: number;
   log: AccessLogSink | undefined;
@@ -286,13 +388,54 @@ async function runSection(statements: readonly PolicyStatement[], ctx: PolicyCon
   }
 }
 
-function sendResponse(res: ServerResponse, response: GatewayResponse): void {
+/**
+ * An answer that does not consume the rest of the request body closes the connection: the
+ * unread bytes are not a next request, and a slow sender must not keep its connection.
+ */
+function closeIfBodyUnread(req: IncomingMessage, res: ServerResponse): Record<string, string> {
+  if (req.complete) return {};
+  res.shouldKeepAlive = false;
+  return { connection: 'close' };
+}
+
+function sendResponse(req: IncomingMessage, res: ServerResponse, response: GatewayResponse): void {
   if (res.headersSent || res.destroyed) return;
   const body = response.body ?? '';
-  const headers = { ...response.headers, 'content-length': Buffer.byteLength(body) };
+  const headers = {
+    ...response.headers,
+    ...closeIfBodyUnread(req, res),
+    'content-length': Buffer.byteLength(body),
+  };
   if (response.reason) res.writeHead(response.statusCode, response.reason, headers);
   else res.writeHead(response.statusCode, headers);
   res.end(body);
+}
+
+/** Framing a proxy cannot forward faithfully: refused before anything else looks at the request. */
+function framingProblem(req: IncomingMessage): ApimError | undefined {
+  if (req.httpVersionMajor !== 1 || (req.httpVersionMinor !== 0 && req.httpVersionMinor !== 1))
+    return new ApimError(
+      505,
+      `HTTP version ${req.httpVersion} is not supported; use HTTP/1.1.`,
+      'gateway',
+      'HttpVersionNotSupported',
+    );
+  const named = connectionTokens(req.headers);
+  if (named.has('content-length') || named.has('transfer-encoding'))
+    return new ApimError(
+      400,
+      'The request is malformed: Content-Length and Transfer-Encoding must not be named in Connection.',
+      'gateway',
+      'AmbiguousFraming',
+    );
+  if (req.httpVersionMinor === 1 && req.headers.host === undefined)
+    return new ApimError(
+      400,
+      'The request is malformed: HTTP/1.1 requires a Host header.',
+      'gateway',
+      'MalformedRequest',
+    );
+  return undefined;
 }
 
 async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: HandlerDeps): Promise<void> {
@@ -302,6 +445,9 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
   req.on('error', () => undefined); // a client reset must not become an uncaught error
   res.on('error', () => undefined);
   let route = 'api';
+  let logPath = '';
+  /** Sent to the backend as X-AppGW-Trace-Id and logged, so a backend request can be matched to its log line. */
+  const traceId = newTraceId();
   res.on('close', () => {
     deps.metrics.request(route, req.method ?? '', res.statusCode, outcome);
     if (error) deps.metrics.policyError(error.source, error.reason);
@@ -310,74 +456,105 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
       event: 'request',
       time: new Date().toISOString(),
       method: req.method ?? '',
-      path: pathOnly(req.url),
+      path: logPath,
       status: res.statusCode,
       durationMs: Math.round((performance.now() - started) * 10) / 10,
       policy: outcome,
+      traceId,
       ...(error ? { errorSource: error.source, errorReason: error.reason } : {}),
       ...(res.writableFinished ? {} : { aborted: true }),
     };
     deps.log(entry);
   });
+  /** The gateway itself refuses the request; the connection closes when the body is unread. */
+  const refuse = (err: ApimError, headers: Record<string, string> = {}): void => {
+    outcome = 'gateway-error';
+    error = err;
+    sendApimError(res, err.statusCode, err.message, { ...headers, ...closeIfBodyUnread(req, res) });
+  };
 
-  if ((req.method === 'GET' || req.method === 'HEAD') && pathOnly(req.url) === HEALTH_PATH) {
+  const framing = framingProblem(req);
+  if (framing) {
+    res.shouldKeepAlive = false;
+    return refuse(framing, { connection: 'close' });
+  }
+  const target = parseRequestTarget(req.url ?? '/', deps.maxUrlBytes);
+  if (!target.ok) {
+    res.shouldKeepAlive = false;
+    return refuse(new ApimError(target.status, target.message, 'gateway', target.reason), {
+      connection: 'close',
+    });
+  }
+  const path = target.path;
+  logPath = path;
+  if (deps.hostGuard) {
+    const decision = guardIncomingMessage(req, deps.hostGuard);
+    if (!decision.ok) {
+      res.shouldKeepAlive = false;
+      return refuse(
+        new ApimError(
+          decision.status,
+          decision.reason,
+          'gateway',
+          decision.status === 421 ? 'MisdirectedRequest' : 'CrossSiteRequest',
+        ),
+        { connection: 'close' },
+      );
+    }
+  }
+  const url = `${path}${target.search}`;
+  const method = (req.method ?? 'GET').toUpperCase();
+
+  if ((method === 'GET' || method === 'HEAD') && path === HEALTH_PATH) {
     outcome = 'none';
     route = 'health';
-    res.writeHead(200, { 'content-length': 0 });
+    res.writeHead(200, { 'content-length': 0, ...closeIfBodyUnread(req, res) });
     res.end();
     return;
   }
-  if (deps.metricsPath !== false && req.method === 'GET' && pathOnly(req.url) === deps.metricsPath) {
+  if (deps.metricsPath !== false && method === 'GET' && path === deps.metricsPath) {
     outcome = 'none';
     route = 'metrics';
     const body = deps.metrics.render();
     res.writeHead(200, {
       'content-type': 'text/plain; version=0.0.4; charset=utf-8',
       'content-length': Buffer.byteLength(body),
+      ...closeIfBodyUnread(req, res),
     });
     res.end(body);
     return;
   }
 
-  const declaredLength = Number(req.headers['content-length'] ?? 0);
-  if (declaredLength > deps.maxBodyBytes) {
-    outcome = 'gateway-error';
-    error = new ApimError(
-      413,
-      `The request body is larger than the limit of ${deps.maxBodyBytes} bytes.`,
-      'gateway',
-      'RequestEntityTooLarge',
+  if (Number(req.headers['content-length'] ?? 0) > deps.body.maxBytes)
+    return refuse(
+      new ApimError(
+        413,
+        `The request body is larger than the limit of ${deps.body.maxBytes} bytes.`,
+        'gateway',
+        'RequestEntityTooLarge',
+      ),
     );
-    res.shouldKeepAlive = false;
-    sendApimError(res, 413, error.message, { connection: 'close' });
-    req.resume();
-    return;
-  }
 
   let peer: PeerCertificate | undefined;
   if (deps.clientCertMode) {
     peer = peerCertificateOf(req);
     if (deps.clientCertMode === 'strict' && (!peer || !peer.trusted)) {
-      outcome = 'gateway-error';
       const message = peer ? 'The SSL certificate error.' : 'No required SSL certificate was sent.';
-      error = new ApimError(
-        400,
-        message,
-        'application-gateway',
-        peer ? 'ClientCertificateInvalid' : 'ClientCertificateNotPresent',
+      return refuse(
+        new ApimError(
+          400,
+          message,
+          'application-gateway',
+          peer ? 'ClientCertificateInvalid' : 'ClientCertificateNotPresent',
+        ),
       );
-      sendApimError(res, 400, message);
-      req.resume();
-      return;
     }
   }
 
-  const url = req.url ?? '/';
-  const headers = backendRequestHeaders(req, deps.port);
+  const headers = backendRequestHeaders(req, deps.port, url, traceId);
   if (deps.clientCertMode) Object.assign(headers, clientCertificateHeaders(peer));
   let parsedQuery: URLSearchParams | undefined;
-  const queryOf = (): URLSearchParams =>
-    (parsedQuery ??= new URL(url, 'https://gateway.invalid').searchParams);
+  const queryOf = (): URLSearchParams => (parsedQuery ??= new URLSearchParams(target.search));
   let subscriptionId: string | undefined;
   if (deps.subscriptionKeys) {
     delete headers[deps.subscriptionKeys.headerName]; // the backend never needs the key
@@ -385,14 +562,11 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     if (!check.ok) {
       outcome = 'rejected';
       error = new ApimError(401, check.message, 'subscription', check.reason);
-      sendApimError(res, 401, check.message);
-      req.resume();
+      sendApimError(res, 401, check.message, closeIfBodyUnread(req, res));
       return;
     }
     subscriptionId = check.subscriptionId;
   }
-  const path = pathOnly(url);
-  const method = (req.method ?? 'GET').toUpperCase();
   const operation = deps.operations.find(
     (op) => (op.method === '*' || op.method === method) && op.pattern.test(path),
   );
@@ -427,34 +601,48 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
       outcome = 'returned';
       ctx.response ??= { statusCode: 200, headers: {} };
       await finishResponse(ctx);
-      sendResponse(res, ctx.response);
+      sendResponse(req, res, ctx.response);
       return;
     }
     if (res.destroyed) return; // the client left while the policy ran
+
+    // The body is read only now, once the policies admitted the request, and whole: see request-body.ts.
+    let body: Buffer;
+    try {
+      body = await readBody(req, deps.body);
+    } catch (err) {
+      if (!(err instanceof BodyFailure)) throw err;
+      if (err.kind === 'aborted') {
+        outcome = 'gateway-error';
+        return;
+      }
+      res.shouldKeepAlive = false;
+      const [status, reason, extra]: [number, string, Record<string, string>] =
+        err.kind === 'too-large'
+          ? [413, 'RequestEntityTooLarge', {}]
+          : err.kind === 'timeout'
+            ? [408, 'RequestTimeout', {}]
+            : [503, 'TooManyRequestBodies', { 'retry-after': '1' }];
+      return refuse(new ApimError(status, err.message, 'gateway', reason), { ...extra, connection: 'close' });
+    }
 
     ctx.section = 'backend';
     let upstream: IncomingMessage;
     try {
       const sent = performance.now();
       upstream = await forwardRequest({
-        req,
+        method,
+        target: ctx.request.url,
+        body,
         backend: ctx.backendUrl ?? deps.backend,
         agent: deps.agent,
         headers: ctx.request.headers,
-        maxBodyBytes: deps.maxBodyBytes,
-        timeoutMs: policy.backend.timeoutMs,
+        timeoutMs: policy.backend.timeoutMs ?? deps.upstreamTimeoutMs,
       });
       deps.metrics.upstreamDuration(route, (performance.now() - sent) / 1000);
     } catch (err) {
       if (!(err instanceof ProxyFailure)) throw err;
       outcome = 'gateway-error';
-      if (err.kind === 'client-aborted') return;
-      if (err.kind === 'body-too-large') {
-        error = new ApimError(413, err.message, 'gateway', 'RequestEntityTooLarge');
-        res.shouldKeepAlive = false;
-        sendApimError(res, 413, err.message, { connection: 'close' });
-        return;
-      }
       throw err.kind === 'timeout'
         ? new ApimError(504, err.message, 'forward-request', 'Timeout')
         : new ApimError(502, err.message, 'forward-request', 'BackendConnectionFailure');
@@ -473,7 +661,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     if (ctx.returned) {
       outcome = 'returned';
       upstream.resume();
-      sendResponse(res, ctx.response);
+      sendResponse(req, res, ctx.response);
       return;
     }
     if (res.destroyed) {
@@ -499,7 +687,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     } catch (inner) {
       process.stderr.write(`local-gateway: error after on-error: ${(inner as Error).message}\n`);
     }
-    sendResponse(res, ctx.response!);
+    sendResponse(req, res, ctx.response!);
   }
 }
 

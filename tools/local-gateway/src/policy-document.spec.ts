@@ -50,7 +50,7 @@ describe('policy document', () => {
     expect(doc.inbound.map((s) => s.name)).toEqual(['validate-jwt']);
     expect(doc.inbound[0]!.line).toBe(4);
     expect(doc.outbound).toEqual([]);
-    expect(doc.backend.timeoutMs).toBe(300_000);
+    expect(doc.backend.timeoutMs).toBeUndefined(); // the gateway's upstreamTimeoutMs applies
   });
 
   it('loads the real apps/api/apim/policy.xml with its four named values', () => {

@@ -28,8 +28,8 @@ import { compileValidateClientCertificate } from './validate-client-certificate-
 import { compileValidateJwt } from './validate-jwt-policy';
 
 export interface BackendSettings {
-  /** forward-request `timeout` (APIM default 300 s). */
-  timeoutMs: number;
+  /** forward-request `timeout`; undefined when the policy sets none (the gateway's `upstreamTimeoutMs` applies). */
+  timeoutMs?: number;
 }
 
 export interface PolicyDocument {
@@ -128,7 +128,6 @@ const SECTIONS: Record<string, PolicySection> = {
   outbound: 'outbound',
   'on-error': 'on-error',
 };
-const DEFAULT_BACKEND_TIMEOUT_MS = 300_000;
 
 export function loadPolicyDocument(
   file: string,
@@ -186,9 +185,7 @@ export function compilePolicyDocument(
   return {
     file,
     inbound: statements('inbound'),
-    backend: backendElement
-      ? compileBackend(file, backendElement, parent?.backend)
-      : { timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS },
+    backend: backendElement ? compileBackend(file, backendElement, parent?.backend) : {},
     outbound: statements('outbound'),
     onError: statements('on-error'),
   };
@@ -280,7 +277,7 @@ function compileBackend(
   const only = children[0]!;
   if (only.name === 'base') {
     compileBase(file, only, false);
-    return inherited ?? { timeoutMs: DEFAULT_BACKEND_TIMEOUT_MS };
+    return inherited ?? {};
   }
   const f = new ElementReader(file, only);
   f.allowAttributes(
@@ -296,5 +293,6 @@ function compileBackend(
   );
   f.noChildren();
   f.noText();
-  return { timeoutMs: f.integer('timeout', DEFAULT_BACKEND_TIMEOUT_MS / 1000, 1, 240 * 60) * 1000 };
+  if (f.optional('timeout') === undefined) return {};
+  return { timeoutMs: f.integer('timeout', 0, 1, 240 * 60) * 1000 };
 }

@@ -1,8 +1,9 @@
 /**
  * Forwarding to the backend, the way Application Gateway + APIM do it: hop-by-hop headers
  * removed, `X-Forwarded-For`/`-Proto`/`-Port` and `X-Original-Host` set by the gateway (any
- * the client sent are dropped, never trusted), the request body streamed with a size limit,
- * the response streamed back, connections to the backend kept alive in a pool.
+ * the client sent are dropped, never trusted), the request body (read whole, request-body.ts)
+ * sent with the gateway's own framing, the response streamed back, connections to the backend
+ * kept alive in a pool.
  */
 import { randomFillSync } from 'node:crypto';
 import { Agent, IncomingMessage, OutgoingHttpHeaders, request } from 'node:http';
@@ -21,6 +22,12 @@ export const HOP_BY_HOP_HEADERS = new Set([
   'upgrade',
 ]);
 
+/**
+ * Request headers the gateway replaces: it frames the body it read with its own
+ * Content-Length, and having read the whole body there is nothing for `Expect` to wait for.
+ */
+const REQUEST_FRAMING_HEADERS = new Set(['content-length', 'expect']);
+
 /** Set only by the gateway; a client's own values are removed. */
 export const FORWARDING_HEADERS = new Set([
   'x-forwarded-for',
@@ -31,7 +38,7 @@ export const FORWARDING_HEADERS = new Set([
   'forwarded',
 ]);
 
-export type ProxyFailureKind = 'connection' | 'timeout' | 'body-too-large' | 'client-aborted';
+export type ProxyFailureKind = 'connection' | 'timeout';
 
 export class ProxyFailure extends Error {
   constructor(
@@ -43,7 +50,7 @@ export class ProxyFailure extends Error {
   }
 }
 
-function connectionTokens(headers: IncomingMessage['headers']): Set<string> {
+export function connectionTokens(headers: IncomingMessage['headers']): Set<string> {
   const value = headers.connection;
   const list = Array.isArray(value) ? value.join(',') : (value ?? '');
   return new Set(
@@ -57,7 +64,7 @@ function connectionTokens(headers: IncomingMessage['headers']): Set<string> {
 /** Random bytes for trace ids, drawn 4 KiB at a time (one randomFillSync per 256 requests, not one per request). */
 const tracePool = Buffer.alloc(4096);
 let traceOffset = tracePool.length;
-function traceId(): string {
+export function newTraceId(): string {
   if (traceOffset + 16 > tracePool.length) {
     randomFillSync(tracePool);
     traceOffset = 0;
@@ -72,8 +79,16 @@ export function clientIpOf(req: IncomingMessage): string {
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 
-/** The headers sent to the backend: the client's, cleaned, plus the gateway's forwarding headers. */
-export function backendRequestHeaders(req: IncomingMessage, gatewayPort: number): OutgoingHttpHeaders {
+/**
+ * The headers sent to the backend: the client's, cleaned, plus the gateway's forwarding headers.
+ * `target` is the normalized request target (path and query) the backend will be sent.
+ */
+export function backendRequestHeaders(
+  req: IncomingMessage,
+  gatewayPort: number,
+  target: string,
+  traceId: string,
+): OutgoingHttpHeaders {
   const drop = connectionTokens(req.headers);
   const headers: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(req.headers)) {
@@ -81,6 +96,7 @@ export function backendRequestHeaders(req: IncomingMessage, gatewayPort: number)
       value === undefined ||
       name === 'host' ||
       HOP_BY_HOP_HEADERS.has(name) ||
+      REQUEST_FRAMING_HEADERS.has(name) ||
       FORWARDING_HEADERS.has(name) ||
       GATEWAY_ONLY_HEADERS.has(name) ||
       drop.has(name)
@@ -92,8 +108,8 @@ export function backendRequestHeaders(req: IncomingMessage, gatewayPort: number)
   headers['x-forwarded-proto'] = 'https';
   headers['x-forwarded-port'] = String(gatewayPort);
   if (req.headers.host) headers['x-original-host'] = req.headers.host;
-  headers['x-original-url'] = req.url ?? '/';
-  headers['x-appgw-trace-id'] = traceId();
+  headers['x-original-url'] = target;
+  headers['x-appgw-trace-id'] = traceId;
   return headers;
 }
 
@@ -109,34 +125,41 @@ export function clientResponseHeaders(upstream: IncomingMessage): OutgoingHttpHe
 }
 
 export interface ForwardOptions {
-  req: IncomingMessage;
+  method: string;
+  /** Normalized path and query, appended to the backend URL's path. */
+  target: string;
+  /** The whole request body, already read (see request-body.ts). */
+  body: Buffer;
   backend: URL;
   agent: Agent;
   headers: OutgoingHttpHeaders;
-  maxBodyBytes: number;
   timeoutMs: number;
 }
 
-/** Sends the request to the backend, streaming its body; resolves with the backend's response head. */
+/** Methods whose requests carry no body unless they say so: no `Content-Length: 0` for them. */
+const BODYLESS_BY_DEFAULT = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS', 'TRACE']);
+
+/**
+ * Sends the request to the backend, always framed by the gateway itself (`Content-Length` of the
+ * body it read), and resolves with the backend's response head. A request that fails or times
+ * out destroys its backend connection, so a connection in an unknown state is never reused.
+ */
 export function forwardRequest(opts: ForwardOptions): Promise<IncomingMessage> {
-  const { req, backend } = opts;
+  const { backend, body } = opts;
   const basePath = backend.pathname.replace(/\/+$/, '');
+  const headers = opts.headers;
+  if (body.length > 0 || !BODYLESS_BY_DEFAULT.has(opts.method)) headers['content-length'] = body.length;
   return new Promise((resolve, reject) => {
     let settled = false;
     const upstream = request({
       protocol: backend.protocol,
       hostname: backend.hostname,
       port: backend.port,
-      method: req.method,
-      path: `${basePath}${req.url ?? '/'}`,
-      headers: opts.headers,
+      method: opts.method,
+      path: `${basePath}${opts.target}`,
+      headers,
       agent: opts.agent,
     });
-    const fail = (failure: ProxyFailure): void => {
-      if (settled) return;
-      settled = true;
-      reject(failure);
-    };
     upstream.on('response', (res) => {
       if (settled) {
         res.destroy();
@@ -145,46 +168,20 @@ export function forwardRequest(opts: ForwardOptions): Promise<IncomingMessage> {
       settled = true;
       resolve(res);
     });
-    upstream.on('error', (err) =>
-      fail(
+    upstream.on('error', (err) => {
+      if (settled) return;
+      settled = true;
+      reject(
         err instanceof ProxyFailure
           ? err
           : new ProxyFailure('connection', `The backend service is unavailable: ${err.message}`),
-      ),
-    );
+      );
+    });
     upstream.setTimeout(opts.timeoutMs, () =>
       upstream.destroy(
-        new ProxyFailure(
-          'timeout',
-          `The backend did not answer within ${Math.round(opts.timeoutMs / 1000)} s`,
-        ),
+        new ProxyFailure('timeout', `The backend did not answer within ${opts.timeoutMs / 1000} s`),
       ),
     );
-
-    let received = 0;
-    const onData = (chunk: Buffer): void => {
-      received += chunk.length;
-      if (received > opts.maxBodyBytes) {
-        req.off('data', onData);
-        upstream.destroy(
-          new ProxyFailure(
-            'body-too-large',
-            `The request body is larger than the limit of ${opts.maxBodyBytes} bytes.`,
-          ),
-        );
-        return;
-      }
-      if (!upstream.write(chunk)) req.pause();
-    };
-    req.on('data', onData);
-    upstream.on('drain', () => req.resume());
-    req.on('end', () => upstream.end());
-    req.on('error', () =>
-      upstream.destroy(new ProxyFailure('client-aborted', 'The client aborted the request')),
-    );
-    req.on('close', () => {
-      if (!req.complete)
-        upstream.destroy(new ProxyFailure('client-aborted', 'The client aborted the request'));
-    });
+    upstream.end(body.length > 0 ? body : undefined);
   });
 }

@@ -1,0 +1,123 @@
+/**
+ * The request body, read completely before the backend is called. Two reasons:
+ *
+ * - Framing. What goes to the backend is exactly the bytes the gateway read, sent with its own
+ *   `Content-Length`: whatever framing the client used (chunked on a GET, a `Content-Length`
+ *   named in `Connection`), nothing it wrote can reach the backend's connection as a further
+ *   request.
+ * - Fairness. A client that trickles its body holds only its own connection and the bytes it
+ *   sent, never one of the pooled backend connections everybody else needs. The whole body has
+ *   `timeoutMs` to arrive (408 after that), and all bodies being read at once share one memory
+ *   budget (503 with `Retry-After` when it is spent), so slow clients cannot exhaust memory either.
+ */
+import type { IncomingMessage } from 'node:http';
+
+export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
+/** All request bodies being read at one time, together. */
+export const DEFAULT_BODY_MEMORY_BYTES = 64 * 1024 * 1024;
+
+export type BodyFailureKind = 'too-large' | 'timeout' | 'over-budget' | 'aborted';
+
+export class BodyFailure extends Error {
+  constructor(
+    readonly kind: BodyFailureKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BodyFailure';
+  }
+}
+
+/** Bytes held by bodies in progress, shared by every request of one gateway. */
+export class BodyMemoryBudget {
+  private used = 0;
+
+  constructor(readonly limitBytes: number) {}
+
+  get usedBytes(): number {
+    return this.used;
+  }
+
+  tryTake(bytes: number): boolean {
+    if (this.used + bytes > this.limitBytes) return false;
+    this.used += bytes;
+    return true;
+  }
+
+  give(bytes: number): void {
+    this.used -= bytes;
+  }
+}
+
+export interface ReadBodyOptions {
+  maxBytes: number;
+  timeoutMs: number;
+  budget: BodyMemoryBudget;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** True when the request's framing says it has a body (`Content-Length` > 0 or chunked). */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * Reads the whole body. The budget is held only while reading: once the promise settles the
+ * bytes are the caller's (they live until the backend request is written).
+ */
+export function readBody(req: IncomingMessage, opts: ReadBodyOptions): Promise<Buffer> {
+  if (!hasBody(req)) return Promise.resolve(EMPTY);
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let taken = 0;
+    const finish = (failure?: BodyFailure): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      opts.budget.give(taken);
+      if (failure) {
+        req.pause(); // the connection is closed after the answer: read no more of it
+        reject(failure);
+      } else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, taken));
+    };
+    const onData = (chunk: Buffer): void => {
+      if (taken + chunk.length > opts.maxBytes) {
+        finish(
+          new BodyFailure(
+            'too-large',
+            `The request body is larger than the limit of ${opts.maxBytes} bytes.`,
+          ),
+        );
+        return;
+      }
+      if (!opts.budget.tryTake(chunk.length)) {
+        finish(
+          new BodyFailure(
+            'over-budget',
+            'The gateway is reading too many request bodies at once; retry shortly.',
+          ),
+        );
+        return;
+      }
+      taken += chunk.length;
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => finish();
+    const onClose = (): void => {
+      if (!req.complete) finish(new BodyFailure('aborted', 'The client closed the connection.'));
+    };
+    const timer = setTimeout(
+      () =>
+        finish(
+          new BodyFailure('timeout', `The request body was not received within ${opts.timeoutMs / 1000} s.`),
+        ),
+      opts.timeoutMs,
+    );
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('close', onClose);
+  });
+}
