@@ -13,6 +13,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exportPkcs12, keyCredentialFor, writeFileAtomic, type RsaKeySize } from '@certflow/certs';
+import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { ApiClient } from './api-client';
 import {
@@ -32,6 +33,7 @@ import {
   type TokenProvider,
 } from './certificate-token-client';
 import {
+  ConfigError,
   readCertificateDirectoryConfig,
   readPartnerConfig,
   readRotationConfig,
@@ -79,10 +81,10 @@ Commands:
                       decode a JWT given as argument or on stdin: header and claims, NOT verified
   call <path> [--times N] [--json]
                       call the API at PARTNER_API_BASE_URL + path with a bearer token, N times
-  serve [--port N] [--host H]
+  serve [--port N] [--host H] [--allowed-host NAME]
                       HTTP facade for load tests: GET /call/<path>, /metrics, /health, POST /rotate;
                       prints {"event":"listening","url":"http://H:PORT"} once listening
-  run --path P [--interval-ms N] [--times N] [--metrics-port N]
+  run --path P [--interval-ms N] [--times N] [--metrics-port N] [--allowed-host NAME]
                       the long-running worker: calls the API path every N ms, JSON lines on stdout
   help [command]      show this text, or one command's (also: <command> --help)
 
@@ -96,6 +98,8 @@ Options:
   --path P            the API path run calls, e.g. /orders
   --interval-ms N     pause between run's calls (default 10000)
   --metrics-port N    run also serves /metrics and /health on 127.0.0.1:N (0 = any free port)
+  --allowed-host NAME a Host name serve and --metrics-port answer to besides localhost, 127.0.0.1
+                      and [::1] (repeatable; others get 421, a cross-site Origin 403)
 
 Environment:
   ENTRA_INSTANCE        authority host (default https://login.microsoftonline.com)
@@ -113,6 +117,7 @@ Environment:
   PARTNER_GRAPH_URL     Graph base URL (default https://graph.microsoft.com/v1.0)
   PARTNER_REDIS_URL     redis://… : replicas share one token (optional)
   PARTNER_CACHE_KEY     32 random bytes (base64 or hex): encrypts tokens in Redis (with PARTNER_REDIS_URL)
+  PARTNER_ALLOWED_HOSTS more --allowed-host names, comma-separated (serve, run --metrics-port)
 
 serve and run pick up a certificate rotated by another process (files in PARTNER_CERT_DIR)
 without a restart; SIGTERM or SIGINT stops them gracefully.
@@ -155,6 +160,7 @@ interface Flags {
   path?: string;
   'interval-ms'?: string;
   'metrics-port'?: string;
+  'allowed-host'?: string[];
   help: boolean;
 }
 
@@ -177,6 +183,7 @@ const OPTIONS = {
   path: { type: 'string' },
   'interval-ms': { type: 'string' },
   'metrics-port': { type: 'string' },
+  'allowed-host': { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h', default: false },
 } as const;
 
@@ -191,8 +198,8 @@ const ALLOWED: Record<string, (keyof Flags)[]> = {
   'token get': ['json'],
   'token decode': ['json'],
   call: ['json', 'times'],
-  serve: ['port', 'host'],
-  run: ['path', 'interval-ms', 'times', 'metrics-port'],
+  serve: ['port', 'host', 'allowed-host'],
+  run: ['path', 'interval-ms', 'times', 'metrics-port', 'allowed-host'],
 };
 
 function positiveInt(name: string, raw: string | undefined, fallback: number, max: number): number {
@@ -670,7 +677,7 @@ async function call(io: CliIo, path: string, times: number, json: boolean, emit:
 }
 
 const COMMAND_HELP: Record<string, string> = {
-  serve: `Usage: partner-worker serve [--port N] [--host H]
+  serve: `Usage: partner-worker serve [--port N] [--host H] [--allowed-host NAME]
 
 A small HTTP facade for load tests. Once listening it prints exactly one line on stdout:
   {"event":"listening","url":"http://127.0.0.1:PORT"}
@@ -687,14 +694,21 @@ Logs go to stderr. Routes:
   POST /rotate                     loopback clients only: rotate the certificate in process
                                     (needs PARTNER_APP_OBJECT_ID), switch without a restart
   anything else                    404 {"error":"not_found"}
+Every route answers only to its own origin, so that no web page can use it (DNS rebinding,
+cross-site requests): a Host other than localhost, 127.0.0.1, [::1] (with the port) or an
+--allowed-host name gets 421 {"error":"misdirected_request"}; an Origin other than the facade's
+own, or Sec-Fetch-Site cross-site/same-site, gets 403 {"error":"forbidden"}. Nothing is called.
 A certificate rotated by another process (cert rotate) is picked up from PARTNER_CERT_DIR without
 a restart; damaged or half-written files are ignored with a log line. SIGTERM/SIGINT: graceful stop.
 
 Options:
   --port N   0 to 65535 (default 0: any free port)
   --host H   address to listen on (default 127.0.0.1)
+  --allowed-host NAME  another Host name to answer to (repeatable; also PARTNER_ALLOWED_HOSTS,
+             comma-separated). On a non-loopback --host without any, the Host name is not checked.
 Needs PARTNER_TENANT_ID, PARTNER_CLIENT_ID, PARTNER_SCOPE, PARTNER_API_BASE_URL (see help).`,
   run: `Usage: partner-worker run --path P [--interval-ms N] [--times N] [--metrics-port N]
+                           [--allowed-host NAME]
 
 The long-running worker: GET PARTNER_API_BASE_URL + P every N ms (default 10000) until stopped
 (SIGTERM/SIGINT) or --times calls were made. One JSON object per line on stdout:
@@ -707,7 +721,8 @@ The long-running worker: GET PARTNER_API_BASE_URL + P every N ms (default 10000)
 It refuses to start with an expired certificate, and warns (stderr, event, metric) when fewer than
 PARTNER_CERT_EXPIRY_WARNING_DAYS (default 30) days are left. A certificate rotated by another
 process is picked up without a restart. With --metrics-port it also serves GET /metrics and
-GET /health on 127.0.0.1. Exit status 0 when every call answered 2xx, 1 otherwise.`,
+GET /health on 127.0.0.1, checking Host and Origin as serve does (--allowed-host,
+PARTNER_ALLOWED_HOSTS). Exit status 0 when every call answered 2xx, 1 otherwise.`,
   'token decode': `Usage: partner-worker token decode [TOKEN] [--json]
 
 Decodes a JWT given as the argument or on stdin and prints its header and claims (times shown as
@@ -798,10 +813,30 @@ function certificateEvent(status: ReturnType<PartnerWorker['certificateStatus']>
 const isLoopbackHost = (host: string): boolean =>
   host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
 
+/** --allowed-host names and PARTNER_ALLOWED_HOSTS, checked before anything starts. */
+function allowedHosts(io: CliIo, values: Flags): string[] {
+  const name = (source: string, list: () => string[]): string[] => {
+    try {
+      return list();
+    } catch (err) {
+      if (!(err instanceof AllowedHostsError)) throw err;
+      if (source.startsWith('--')) throw new UsageError(`${source}: ${err.message}`);
+      throw new ConfigError(source, err.message);
+    }
+  };
+  return [
+    ...new Set([
+      ...name('--allowed-host', () => parseAllowedHosts(values['allowed-host'] ?? [])),
+      ...name('PARTNER_ALLOWED_HOSTS', () => parseAllowedHosts(io.env['PARTNER_ALLOWED_HOSTS'] ?? '')),
+    ]),
+  ];
+}
+
 async function serve(io: CliIo, values: Flags): Promise<number> {
   const port = portNumber('port', values.port);
   const host = values.host ?? '127.0.0.1';
   if (host.trim() === '' || /\s/.test(host)) throw new UsageError(`--host must be an address, got "${host}"`);
+  const names = allowedHosts(io, values);
   const config = readPartnerConfig(io.env, io.cwd);
   // Checked at start-up too: POST /rotate is on only when PARTNER_APP_OBJECT_ID is set (and valid).
   const rotationConfig = io.env['PARTNER_APP_OBJECT_ID']?.trim()
@@ -819,6 +854,7 @@ async function serve(io: CliIo, values: Flags): Promise<number> {
       worker,
       host,
       port,
+      allowedHosts: names,
       log,
       ...(rotationConfig
         ? {
@@ -863,6 +899,9 @@ async function runWorker(io: CliIo, values: Flags, emit: Emit): Promise<number> 
   const times = values.times === undefined ? Infinity : positiveInt('times', values.times, 1, 1_000_000_000);
   const metricsPort =
     values['metrics-port'] === undefined ? undefined : portNumber('metrics-port', values['metrics-port']);
+  if (values['allowed-host'] !== undefined && metricsPort === undefined)
+    throw new UsageError('--allowed-host applies to --metrics-port: give both or neither');
+  const names = allowedHosts(io, values);
   const config = readPartnerConfig(io.env, io.cwd);
   const log = (m: string) => io.stderr(`partner-worker: ${m}`);
   const worker = new PartnerWorker({
@@ -884,7 +923,13 @@ async function runWorker(io: CliIo, values: Flags, emit: Emit): Promise<number> 
       certificate: certificateEvent(worker.certificateStatus()),
     });
     if (metricsPort !== undefined) {
-      facade = await startFacade({ worker, port: metricsPort, routes: 'observability', log });
+      facade = await startFacade({
+        worker,
+        port: metricsPort,
+        routes: 'observability',
+        allowedHosts: names,
+        log,
+      });
       emit({ event: 'metrics', url: facade.url });
     }
     let warned = false;

@@ -200,7 +200,7 @@ describe('serve and run against the emulator and a verifying API', () => {
     });
   }
 
-  async function inProcess(certDir: string) {
+  async function inProcess(certDir: string, allowedHosts: string[] = []) {
     const logs: string[] = [];
     const assertions: Record<string, unknown>[] = [];
     const worker = new PartnerWorker({
@@ -209,7 +209,7 @@ describe('serve and run against the emulator and a verifying API', () => {
       onAssertion: (a) => assertions.push(a.header),
       watchPollMs: 200,
     });
-    const facade: RunningFacade = await startFacade({ worker, log: (m) => logs.push(m) });
+    const facade: RunningFacade = await startFacade({ worker, allowedHosts, log: (m) => logs.push(m) });
     closers.push(async () => {
       await facade.close(100);
       worker.close();
@@ -281,6 +281,64 @@ describe('serve and run against the emulator and a verifying API', () => {
 
     for (const answer of [...answers, teapot, metrics, health])
       for (const token of seenTokens) expect(answer.text).not.toContain(token);
+  }, 60_000);
+
+  /** Tokens the emulator issued to the partner for the API so far. */
+  const issuedTokens = async () =>
+    metric(
+      await fetchText(`${emulator.url}/metrics`, caPem),
+      'entra_emulator_tokens_issued_total',
+      `client_id="${partner.appId}",resource="${apiAppId}"`,
+    );
+
+  it('serve refuses DNS rebinding (421, connection closed) and cross-site requests (403): no token fetched, no API call', async () => {
+    const { store } = await registeredCertificate('facade-rebinding');
+    const { facade, worker, logs } = await inProcess(store.directory, ['partner.test']);
+    const own = `localhost:${facade.port}`;
+    const tokensBefore = await issuedTokens();
+    const apiBefore = { accepted: seenTokens.size, refused };
+    const attacks: [Record<string, string>, number][] = [
+      [{ host: `attacker.example:${facade.port}`, origin: `http://attacker.example:${facade.port}` }, 421],
+      [{ host: 'attacker.example' }, 421],
+      [{ host: `localhost.:${facade.port}` }, 421],
+      [{ host: `localhost:${facade.port + 1}` }, 421],
+      [{ host: own, origin: 'https://attacker.example' }, 403],
+      [{ host: own, origin: 'null' }, 403],
+      [{ host: own, 'sec-fetch-site': 'cross-site' }, 403],
+    ];
+    for (const [headers, status] of attacks)
+      for (const [method, path] of [
+        ['GET', '/call/orders'],
+        ['POST', '/rotate'],
+        ['GET', '/metrics'],
+        ['GET', '/health'],
+      ] as const) {
+        const answer = await http(method, `${facade.url}${path}`, headers);
+        expect({ headers, path, status: answer.status }).toEqual({ headers, path, status });
+        expect(JSON.parse(answer.text)).toMatchObject({
+          error: status === 421 ? 'misdirected_request' : 'forbidden',
+          reason: expect.any(String),
+        });
+        if (status === 421) expect(answer.headers.connection).toBe('close');
+      }
+    const metrics = worker.metrics.render();
+    expect(metric(metrics, 'partner_token_requests_total')).toBe(0);
+    expect(metric(metrics, 'partner_calls_total')).toBe(0);
+    expect(await issuedTokens()).toBe(tokensBefore);
+    expect({ accepted: seenTokens.size, refused }).toEqual(apiBefore);
+    expect(logs.join('\n')).toContain('refused GET /call/orders: Host "attacker.example');
+
+    // Its own origin, under each loopback name and the configured one, still works.
+    for (const host of [
+      own,
+      `127.0.0.1:${facade.port}`,
+      `[::1]:${facade.port}`,
+      `Partner.Test:${facade.port}`,
+    ])
+      expect(
+        (await http('GET', `${facade.url}/call/orders`, { host, origin: `http://${host}` })).status,
+      ).toBe(200);
+    expect(metric(worker.metrics.render(), 'partner_calls_total')).toBe(4);
   }, 60_000);
 
   it('no answer from the API: 502 with a reason, counted as failed; the authority refusing: 502 token_unavailable', async () => {
@@ -475,6 +533,34 @@ describe('serve and run against the emulator and a verifying API', () => {
     expect(await Promise.all(replicas.map((r) => r.exited))).toEqual([0, 0]);
   }, 60_000);
 
+  it('serve --allowed-host and PARTNER_ALLOWED_HOSTS: the names are answered, bad names stop start-up', async () => {
+    const { store } = await registeredCertificate('facade-allowed-hosts');
+    const serve = startCli(
+      ['serve', '--allowed-host', 'flag.test'],
+      env(store.directory, { PARTNER_ALLOWED_HOSTS: 'env-a.test, env-b.test' }),
+      dir.path,
+    );
+    closers.push(() => void serve.child.kill('SIGKILL'));
+    await until('the listening line', () => serve.stdout.length > 0 || serve.child.exitCode !== null);
+    const { url } = JSON.parse(serve.stdout[0]!) as { url: string };
+    const port = new URL(url).port;
+    for (const name of ['flag.test', 'env-a.test', 'env-b.test'])
+      expect((await http('GET', `${url}/health`, { host: `${name}:${port}` })).status).toBe(200);
+    expect((await http('GET', `${url}/health`, { host: `other.test:${port}` })).status).toBe(421);
+    serve.child.kill('SIGTERM');
+    expect(await serve.exited).toBe(0);
+
+    const badFlag = startCli(['serve', '--allowed-host', 'flag.test:8080'], env(store.directory), dir.path);
+    expect(await badFlag.exited).toBe(2);
+    expect(badFlag.stderr.join('\n')).toMatch(
+      /--allowed-host: allowed host "flag\.test:8080" is not a host name/,
+    );
+    const badEnv = startCli(['serve'], env(store.directory, { PARTNER_ALLOWED_HOSTS: '*.test' }), dir.path);
+    expect(await badEnv.exited).toBe(1);
+    expect(badEnv.stderr.join('\n')).toMatch(/PARTNER_ALLOWED_HOSTS: allowed host "\*\.test"/);
+    expect(badFlag.stdout.concat(badEnv.stdout)).toEqual([]);
+  }, 30_000);
+
   it('serve on a non-loopback address says at start that anyone reaching it calls the API as the partner', async () => {
     const { store } = await registeredCertificate('facade-exposed');
     const serve = startCli(['serve', '--host', '0.0.0.0'], env(store.directory), dir.path);
@@ -593,6 +679,13 @@ describe('serve and run against the emulator and a verifying API', () => {
       metric((await http('GET', `${metricsUrl}/metrics`)).text, 'partner_calls_total', 'outcome="ok"'),
     ).toBeGreaterThanOrEqual(2);
     expect((await http('GET', `${metricsUrl}/call/orders`)).status).toBe(404); // run serves no facade
+    const port = new URL(metricsUrl).port;
+    const rebound = await http('GET', `${metricsUrl}/metrics`, { host: `attacker.example:${port}` });
+    expect(rebound).toMatchObject({ status: 421, headers: { connection: 'close' } });
+    expect(rebound.text).not.toContain('partner_calls_total');
+    const crossSite = await http('GET', `${metricsUrl}/health`, { origin: 'https://attacker.example' });
+    expect(crossSite.status).toBe(403);
+    expect(crossSite.text).not.toContain('certificate');
     endless.child.kill('SIGTERM');
     expect(await endless.exited).toBe(0);
     const last = JSON.parse(endless.stdout.at(-1)!) as Record<string, unknown>;

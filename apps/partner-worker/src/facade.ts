@@ -14,11 +14,17 @@
  *                                     PARTNER_APP_OBJECT_ID is not configured or one is running
  *   anything else                    404 {"error":"not_found"} (405 for a wrong method)
  *
+ * Every route first checks Host and Origin (@certflow/loopback-guard), so that a web page cannot
+ * reach it through DNS rebinding or a cross-site request: a Host that is not a loopback name or
+ * a configured one (with the facade's port) gets 421 {"error":"misdirected_request"} and the
+ * connection closed; a cross-site Origin or Sec-Fetch-Site gets 403 {"error":"forbidden"}.
+ *
  * No response and no log line ever holds a token: reasons are error messages, and anything
  * shaped like a JWT is redacted from them anyway.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { guardIncomingMessage, isLoopbackAddress } from '@certflow/loopback-guard';
 import type { ApiCallError } from './api-client';
 import { TokenAcquisitionError } from './certificate-token-client';
 import { METRICS_CONTENT_TYPE } from './metrics';
@@ -35,6 +41,8 @@ export interface FacadeOptions {
   rotateUnavailableReason?: string;
   /** Which routes to serve: everything (serve) or only /metrics and /health (run --metrics-port). */
   routes?: 'all' | 'observability';
+  /** Host names accepted besides localhost, 127.0.0.1 and [::1] (from `parseAllowedHosts`). */
+  allowedHosts?: readonly string[];
   log(message: string): void;
 }
 
@@ -51,12 +59,18 @@ export function redact(text: string): string {
   return text.replace(JWT_LIKE, '[redacted]');
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(text),
     'cache-control': 'no-store',
+    ...headers,
   });
   res.end(text);
 }
@@ -68,6 +82,9 @@ function isLoopback(address: string | undefined): boolean {
 export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
   const { worker, log } = opts;
   const routes = opts.routes ?? 'all';
+  const allowedHosts = opts.allowedHosts ?? [];
+  // Set from the address actually bound once listening; until then the stricter answer.
+  let boundToLoopback = true;
   let rotating = false;
 
   const call = async (path: string, res: ServerResponse): Promise<void> => {
@@ -147,6 +164,13 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     // Drain any request body; none of the routes reads one.
     req.resume();
+    const guard = guardIncomingMessage(req, { scheme: 'http', boundToLoopback, allowedHosts });
+    if (!guard.ok) {
+      log(`refused ${req.method} ${(req.url ?? '').slice(0, 200)}: ${guard.reason}`);
+      return guard.status === 421
+        ? sendJson(res, 421, { error: 'misdirected_request', reason: guard.reason }, { connection: 'close' })
+        : sendJson(res, 403, { error: 'forbidden', reason: guard.reason });
+    }
     const url = req.url ?? '/';
     const method = req.method ?? 'GET';
     const pathname = url.split('?')[0]!;
@@ -190,6 +214,7 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
     });
   });
   const { port, address, family } = server.address() as AddressInfo;
+  boundToLoopback = isLoopbackAddress(address);
   const host = family === 'IPv6' ? `[${address}]` : address;
   return {
     url: `http://${host}:${port}`,
