@@ -14,6 +14,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { DevelopmentCa } from '@certflow/certs';
 import {
+  checkRequest,
   guardIncomingMessage,
   GuardOptions,
   isLoopbackAddress,
@@ -487,7 +488,25 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
   }
   const path = target.path;
   logPath = path;
-  if (deps.hostGuard) {
+  if (target.absolute) {
+    // Absolute form is for proxies; a gateway accepts it only when it names the gateway itself.
+    const own =
+      target.absolute.scheme === 'https' &&
+      checkRequest({ host: target.absolute.authority }, { ...deps.hostGuard, port: deps.port }).ok;
+    if (!own) {
+      res.shouldKeepAlive = false;
+      return refuse(
+        new ApimError(
+          400,
+          'The request target names another host; send a path (origin-form) to this gateway.',
+          'gateway',
+          'InvalidRequestTarget',
+        ),
+        { connection: 'close' },
+      );
+    }
+  }
+  {
     const decision = guardIncomingMessage(req, deps.hostGuard);
     if (!decision.ok) {
       res.shouldKeepAlive = false;

@@ -50,7 +50,7 @@ describe('request target: one normalized path', () => {
       ok: true,
       path: '/orders',
       search: '?a=1',
-      authority: 'localhost:8443',
+      absolute: { scheme: 'https', authority: 'localhost:8443' },
     });
     expect(parseRequestTarget('http://localhost:8443')).toMatchObject({ ok: true, path: '/' });
     expect(refusal('https://user@localhost/orders')).toEqual({ status: 400, reason: 'InvalidRequestTarget' });

@@ -22,8 +22,8 @@ export type RequestTarget =
       path: string;
       /** The query string as sent, with its `?`, or ''. */
       search: string;
-      /** The authority of an absolute-form target (`https://HOST:PORT/…`), lower-cased. */
-      authority?: string;
+      /** The scheme and authority of an absolute-form target (`https://HOST:PORT/…`), lower-cased. */
+      absolute?: { scheme: 'http' | 'https'; authority: string };
     }
   | Refusal;
 
@@ -51,16 +51,16 @@ export function parseRequestTarget(raw: string, maxUrlBytes = DEFAULT_MAX_URL_BY
       reason: 'UriTooLong',
       message: `The request target is longer than the limit of ${maxUrlBytes} bytes.`,
     };
-  let authority: string | undefined;
+  let absolute: { scheme: 'http' | 'https'; authority: string } | undefined;
   let target = raw;
   if (!raw.startsWith('/')) {
-    const absolute = ABSOLUTE_FORM.exec(raw);
-    if (!absolute)
-      return refuse('InvalidRequestTarget', 'The request target must be a path starting with /.');
-    authority = absolute[2]!.toLowerCase();
+    const form = ABSOLUTE_FORM.exec(raw);
+    if (!form) return refuse('InvalidRequestTarget', 'The request target must be a path starting with /.');
+    const authority = form[2]!.toLowerCase();
     if (authority === '' || authority.includes('@'))
       return refuse('InvalidRequestTarget', 'The request target has an invalid authority.');
-    target = absolute[3] === '' ? '/' : absolute[3]!;
+    absolute = { scheme: form[1]!.toLowerCase() as 'http' | 'https', authority };
+    target = form[3] === '' ? '/' : form[3]!;
     if (!target.startsWith('/') && !target.startsWith('?'))
       return refuse('InvalidRequestTarget', 'The request target has an invalid path.');
     if (target.startsWith('?')) target = `/${target}`;
@@ -72,7 +72,7 @@ export function parseRequestTarget(raw: string, maxUrlBytes = DEFAULT_MAX_URL_BY
   const search = q < 0 ? '' : target.slice(q);
   const path = normalizePath(rawPath);
   if (typeof path !== 'string') return path;
-  return { ok: true, path, search, ...(authority === undefined ? {} : { authority }) };
+  return { ok: true, path, search, ...(absolute === undefined ? {} : { absolute }) };
 }
 
 /** Most paths need no work: no escape, no backslash, no dot-segment. */
