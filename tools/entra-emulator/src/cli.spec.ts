@@ -10,6 +10,7 @@ describe('parseCliArgs', () => {
       port: 0,
       stateDir: '.certflow',
       host: '127.0.0.1',
+      allowedHosts: [],
       faults: {},
       help: false,
     });
@@ -20,6 +21,7 @@ describe('parseCliArgs', () => {
       stateDir: '/tmp/x',
       host: '::1',
       tokenLifetimeSeconds: 600,
+      allowedHosts: [],
       faults: {},
       help: false,
     });

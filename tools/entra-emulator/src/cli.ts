@@ -2,14 +2,17 @@
  * The emulator as a program: `node tools/entra-emulator/dist/main.js --port P --state-dir D [--host H]`.
  * Prints one JSON line `{"event":"listening","url":…}` and runs until SIGINT/SIGTERM.
  */
+import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
 import { startEmulator, type RunningEmulator } from './emulator';
 import type { FaultSettings } from './faults';
 
 export const USAGE = `usage: entra-emulator [--port P] [--state-dir D] [--host H] [--token-lifetime SECONDS]
-                      [--clock-skew SECONDS] [--strict-jti]
+                      [--clock-skew SECONDS] [--strict-jti] [--allowed-host NAME]
   --port P              port to listen on (default 0: any free port)
   --state-dir D         state directory (default .certflow)
   --host H              address to listen on (default 127.0.0.1)
+  --allowed-host NAME   a Host name answered besides localhost, 127.0.0.1 and [::1]
+                        (repeatable); any other Host gets 421, a cross-site Origin 403
   --token-lifetime S    fixed access-token lifetime in seconds (default: random 3600–5400)
   --clock-skew S        allowed skew on client assertions' exp/nbf, 0–600 (default 60)
   --strict-jti          strict mode: every client assertion needs a jti and is single-use
@@ -33,12 +36,20 @@ export interface CliOptions {
   tokenLifetimeSeconds?: number;
   clockSkewSeconds?: number;
   strictJti?: boolean;
+  allowedHosts: string[];
   faults: Partial<FaultSettings>;
   help: boolean;
 }
 
 export function parseCliArgs(argv: string[]): CliOptions {
-  const options: CliOptions = { port: 0, stateDir: '.certflow', host: '127.0.0.1', faults: {}, help: false };
+  const options: CliOptions = {
+    port: 0,
+    stateDir: '.certflow',
+    host: '127.0.0.1',
+    allowedHosts: [],
+    faults: {},
+    help: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--help' || arg === '-h') {
@@ -71,6 +82,16 @@ export function parseCliArgs(argv: string[]): CliOptions {
         const value = takeValue();
         if (value === '') throw new UsageError('--host must not be empty');
         options.host = value;
+        break;
+      }
+      case '--allowed-host': {
+        const value = takeValue();
+        try {
+          options.allowedHosts.push(...parseAllowedHosts([value]));
+        } catch (err) {
+          if (err instanceof AllowedHostsError) throw new UsageError(`${flag}: ${err.message}`);
+          throw err;
+        }
         break;
       }
       case '--token-lifetime':
@@ -157,6 +178,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       ...(options.tokenLifetimeSeconds ? { tokenLifetimeSeconds: options.tokenLifetimeSeconds } : {}),
       ...(options.clockSkewSeconds !== undefined ? { clockSkewSeconds: options.clockSkewSeconds } : {}),
       ...(options.strictJti ? { rejectReplayedAssertions: true } : {}),
+      allowedHosts: options.allowedHosts,
       faults: options.faults,
     });
   } catch (err) {

@@ -9,6 +9,13 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { DevelopmentCa } from '@certflow/certs';
+import {
+  AllowedHostsError,
+  guardIncomingMessage,
+  isLoopbackAddress,
+  parseAllowedHosts,
+  type GuardDecision,
+} from '@certflow/loopback-guard';
 import { DEFAULT_TOKEN_LIFETIME, v1Issuer, type TokenLifetime } from './access-tokens';
 import { createInitialState } from './bootstrap';
 import { ReplayGuard } from './client-assertion-verifier';
@@ -51,6 +58,11 @@ export interface EmulatorOptions {
   now?: () => Date;
   /** Faults injected into the token endpoints from the start (see faults.ts; changeable later with `setFaults`). */
   faults?: Partial<FaultSettings>;
+  /**
+   * Host names answered besides localhost, 127.0.0.1 and [::1]. Any other Host gets 421 and a
+   * cross-site Origin 403, before anything else is done (DNS rebinding, cross-site requests).
+   */
+  allowedHosts?: readonly string[];
 }
 
 export interface RunningEmulator extends EmulatorInfo {
@@ -114,8 +126,19 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   const metrics = new Metrics();
   // Filled in once listening: the URLs depend on the port the system picked.
   const started: { info?: EmulatorInfo } = {};
+  // From the address actually bound once listening; until then the stricter answer.
+  let boundToLoopback = true;
 
   const server = createServer({ key: tls.privateKeyPem, cert: tls.certificatePem }, (req, res) => {
+    const guard = guardIncomingMessage(req, {
+      scheme: 'https',
+      boundToLoopback,
+      allowedHosts: settings.allowedHosts,
+    });
+    if (!guard.ok) {
+      refuseRequest(req, res, guard);
+      return;
+    }
     const { info } = started;
     if (!info) {
       sendJson(res, 503, { error: 'starting' });
@@ -139,6 +162,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     });
   });
   await listen(server, settings.port, settings.host);
+  boundToLoopback = isLoopbackAddress((server.address() as AddressInfo).address);
 
   const port = (server.address() as AddressInfo).port;
   const info = describeEmulator(`https://localhost:${port}`, state.tenant, ca.certificatePath, {
@@ -176,6 +200,29 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     },
   };
   return running;
+}
+
+/** A refused Host (421, connection closed) or Origin (403), in Graph's error shape on Graph and admin paths. */
+function refuseRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  guard: GuardDecision & { ok: false },
+): void {
+  req.resume(); // nothing of the request is read
+  const path = (req.url ?? '').split('?')[0]!;
+  const graph = [GRAPH_PREFIX, ADMIN_PREFIX].some((p) => path === p || path.startsWith(`${p}/`));
+  const headers = guard.status === 421 ? { connection: 'close' } : {};
+  if (graph) {
+    const code = guard.status === 421 ? 'Request_BadRequest' : 'Authorization_RequestDenied';
+    sendJson(res, guard.status, { error: { code, message: guard.reason } }, headers);
+    return;
+  }
+  sendJson(
+    res,
+    guard.status,
+    { error: guard.status === 421 ? 'invalid_request' : 'access_denied', error_description: guard.reason },
+    headers,
+  );
 }
 
 interface RequestContext {
@@ -487,6 +534,7 @@ function reusableAdminSecret(
 function validateOptions(options: EmulatorOptions): {
   host: string;
   port: number;
+  allowedHosts: string[];
   lifetime: TokenLifetime;
   clockSkewSeconds: number;
   rejectReplayedAssertions: boolean;
@@ -510,9 +558,17 @@ function validateOptions(options: EmulatorOptions): {
   const clockSkewSeconds = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
   if (!Number.isFinite(clockSkewSeconds) || clockSkewSeconds < 0)
     throw invalid('clockSkewSeconds must be a non-negative number');
+  let allowedHosts: string[];
+  try {
+    allowedHosts = parseAllowedHosts(options.allowedHosts ?? []);
+  } catch (err) {
+    if (err instanceof AllowedHostsError) throw invalid(`allowedHosts: ${err.message}`);
+    throw err;
+  }
   return {
     host: options.host ?? '127.0.0.1',
     port,
+    allowedHosts,
     lifetime,
     clockSkewSeconds,
     rejectReplayedAssertions: options.rejectReplayedAssertions ?? false,
