@@ -3,6 +3,7 @@ import { ApiConfig } from './config/api-config';
 import { ApiConfigModule } from './config/api-config.module';
 import { AuthModule } from './auth/auth.module';
 import { HealthModule } from './health/health.module';
+import { HostOriginModule } from './host-origin/host-origin.module';
 import { OrdersModule } from './orders/orders.module';
 
 @Module({})
@@ -12,6 +13,7 @@ export class AppModule {
       module: AppModule,
       imports: [
         ApiConfigModule.forRoot(config),
+        HostOriginModule,
         AuthModule.forRoot(),
         HealthModule,
         OrdersModule,

@@ -34,6 +34,7 @@ describe('loadApiConfig', () => {
       requireCertificateClients: false,
       acceptedTokenVersions: ['1.0', '2.0'],
       tokenCacheSize: 10_000,
+      allowedHosts: [],
     });
   });
 
@@ -52,6 +53,7 @@ describe('loadApiConfig', () => {
         API_REQUIRE_CERTIFICATE_CLIENTS: 'true',
         API_ACCEPTED_TOKEN_VERSIONS: '2.0',
         API_TOKEN_CACHE_SIZE: '0',
+        API_ALLOWED_HOSTS: ' Orders.Example , 10.0.0.5',
       }),
     ).toEqual({
       host: '0.0.0.0',
@@ -64,6 +66,7 @@ describe('loadApiConfig', () => {
       requireCertificateClients: true,
       acceptedTokenVersions: ['2.0'],
       tokenCacheSize: 0,
+      allowedHosts: ['orders.example', '10.0.0.5'],
     });
   });
 
@@ -155,6 +158,7 @@ describe('validateApiConfig', () => {
       requireCertificateClients: false,
       acceptedTokenVersions: ['1.0', '2.0'],
       tokenCacheSize: 10_000,
+      allowedHosts: [],
     });
   });
 });

@@ -7,6 +7,7 @@
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { isGuid, type AccessTokenVersion } from '@certflow/claims';
+import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
 import { ConfigError } from './config-error';
 
 export interface ApiConfig {
@@ -30,6 +31,8 @@ export interface ApiConfig {
   acceptedTokenVersions: AccessTokenVersion[];
   /** `API_TOKEN_CACHE_SIZE`: verified tokens remembered (LRU) so that a repeated token skips the RSA check; 0 disables it. */
   tokenCacheSize: number;
+  /** `API_ALLOWED_HOSTS`: Host names answered besides localhost, 127.0.0.1 and [::1] (comma-separated, lower case). */
+  allowedHosts: string[];
 }
 
 /** Environment variable ↔ option, so that programmatic callers get the same messages. */
@@ -44,6 +47,7 @@ const VARIABLE: Record<keyof ApiConfig, string> = {
   requireCertificateClients: 'API_REQUIRE_CERTIFICATE_CLIENTS',
   acceptedTokenVersions: 'API_ACCEPTED_TOKEN_VERSIONS',
   tokenCacheSize: 'API_TOKEN_CACHE_SIZE',
+  allowedHosts: 'API_ALLOWED_HOSTS',
 };
 
 export const API_CONFIG_DEFAULTS = {
@@ -54,10 +58,15 @@ export const API_CONFIG_DEFAULTS = {
   requireCertificateClients: false,
   acceptedTokenVersions: ['1.0', '2.0'] as readonly AccessTokenVersion[],
   tokenCacheSize: 10_000,
+  allowedHosts: [] as readonly string[],
 } as const;
 
 type AuthorizationOption =
-  'allowedClientIds' | 'requireCertificateClients' | 'acceptedTokenVersions' | 'tokenCacheSize';
+  | 'allowedClientIds'
+  | 'requireCertificateClients'
+  | 'acceptedTokenVersions'
+  | 'tokenCacheSize'
+  | 'allowedHosts';
 
 /** A configuration built in code: the authorization options may be left out (their defaults apply). */
 export type ApiConfigInput = Omit<ApiConfig, AuthorizationOption> &
@@ -84,6 +93,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
   const allowed = value('allowedClientIds');
   const versions = value('acceptedTokenVersions');
   const cacheSize = value('tokenCacheSize');
+  const hosts = value('allowedHosts');
   if (cacheSize !== undefined && !/^\d+$/.test(cacheSize)) {
     throw new ConfigError(
       VARIABLE.tokenCacheSize,
@@ -105,6 +115,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     acceptedTokenVersions:
       versions === undefined ? [...API_CONFIG_DEFAULTS.acceptedTokenVersions] : parseVersions(versions),
     tokenCacheSize: cacheSize === undefined ? API_CONFIG_DEFAULTS.tokenCacheSize : Number(cacheSize),
+    allowedHosts: hosts === undefined ? [] : list(hosts),
   });
 }
 
@@ -116,6 +127,7 @@ export function validateApiConfig(config: ApiConfigInput): ApiConfig {
     requireCertificateClients = API_CONFIG_DEFAULTS.requireCertificateClients,
     acceptedTokenVersions = API_CONFIG_DEFAULTS.acceptedTokenVersions,
     tokenCacheSize = API_CONFIG_DEFAULTS.tokenCacheSize,
+    allowedHosts = API_CONFIG_DEFAULTS.allowedHosts,
   } = config;
   if (typeof host !== 'string' || host.length === 0 || /\s/.test(host)) {
     throw new ConfigError(VARIABLE.host, `must be a host name or IP address, got ${quote(host)}`);
@@ -168,6 +180,13 @@ export function validateApiConfig(config: ApiConfigInput): ApiConfig {
       `must be an integer from 0 to ${MAX_TOKEN_CACHE_SIZE}, got ${quote(tokenCacheSize)}`,
     );
   }
+  let hosts: string[];
+  try {
+    hosts = parseAllowedHosts(Array.isArray(allowedHosts) ? allowedHosts : [String(allowedHosts)]);
+  } catch (err) {
+    if (!(err instanceof AllowedHostsError)) throw err;
+    throw new ConfigError(VARIABLE.allowedHosts, `${err.message}, got ${quote(allowedHosts)}`);
+  }
   return {
     host,
     port,
@@ -179,6 +198,7 @@ export function validateApiConfig(config: ApiConfigInput): ApiConfig {
     requireCertificateClients,
     acceptedTokenVersions: unique([...acceptedTokenVersions]),
     tokenCacheSize,
+    allowedHosts: hosts,
   };
 }
 
