@@ -45,11 +45,15 @@ interface TokenCacheBench {
 }
 interface GatewayChainBench {
   measuredAt: string;
-  chains: { direct: Rate; gateway: Rate; nginx?: Rate };
+  loadGenerator: string;
+  chains: { direct: Rate; node: Rate; gateway: Rate; nginx?: Rate };
+  gatewayVsNode: number;
+  medianRoundGatewayVsNode: number;
+  goalGatewayVsNode: number;
   gatewayVsNginx: number | null;
   medianRoundGatewayVsNginx: number | null;
+  nodeVsNginx: number | null;
   gatewayVsDirect: number;
-  goalGatewayVsNginx: number;
 }
 
 function readJson<T>(file: string, hint: string): T {
@@ -91,11 +95,16 @@ function readBenches(): Benches {
     throw new Error(
       `bench-token-endpoint: ${failed.map((c) => `${c.name} had ${c.errors} errors`).join('; ')}; not publishing`,
     );
+  const gatewayChain = readJson<GatewayChainBench>('bench-gateway-chain.json', 'npm run bench');
+  if (!gatewayChain.chains?.node || typeof gatewayChain.loadGenerator !== 'string')
+    throw new Error(
+      'load/results/bench-gateway-chain.json has no Node.js baseline (chains.node) or load generator: run npm run bench again',
+    );
   return {
     tokenEndpoint,
     authOverhead: readJson('bench-auth-overhead.json', 'npm run bench'),
     tokenCache: readJson('bench-token-cache.json', 'npm run bench'),
-    gatewayChain: readJson('bench-gateway-chain.json', 'npm run bench'),
+    gatewayChain,
   };
 }
 
@@ -107,9 +116,11 @@ export function benchTable(b: Benches): string {
         `${fmt(s.cachedTokens)} cached token(s): certflow p50 ${s.certflow.p50Us} µs, MSAL ${fmt(s.msal.p50Us)} µs, **${fmt(s.ratioP50)}×**`,
     )
     .join('; ');
-  const { direct, gateway, nginx } = b.gatewayChain.chains;
+  const c = b.gatewayChain;
+  const { direct, node, gateway, nginx } = c.chains;
+  const nodeCell = `bare Node.js proxy ${rate(node)}. **Gateway / Node.js ${c.gatewayVsNode}** (median of rounds ${c.medianRoundGatewayVsNode}; goal ${c.goalGatewayVsNode}: ${c.gatewayVsNode >= c.goalGatewayVsNode ? 'met' : 'not met'})`;
   const nginxCell = nginx
-    ? `nginx ${rate(nginx)}. **Gateway / nginx ${b.gatewayChain.gatewayVsNginx}** (median of rounds ${b.gatewayChain.medianRoundGatewayVsNginx}; goal ${b.gatewayChain.goalGatewayVsNginx}: ${(b.gatewayChain.gatewayVsNginx ?? 0) >= b.gatewayChain.goalGatewayVsNginx ? 'met' : 'not met'})`
+    ? `nginx ${rate(nginx)}: **gateway / nginx ${c.gatewayVsNginx}** (median of rounds ${c.medianRoundGatewayVsNginx}), Node.js / nginx ${c.nodeVsNginx}`
     : 'nginx not installed: no nginx baseline';
   const a = b.authOverhead;
   return [
@@ -118,7 +129,7 @@ export function benchTable(b: Benches): string {
     `| \`entra-emulator:bench\`: token endpoint, certificate client assertion (PS256) | client secret | certificate ${rate(certificate!)}; secret ${rate(secret!)}; **certificate / secret ${b.tokenEndpoint.certificateVsSecret}** |`,
     `| \`api:bench\`: authenticated \`GET /orders\` (passport-jwt + jwks-rsa + verified-token cache) | the same route without authentication | authenticated ${fmt(a.authenticatedReqPerSec)} req/s, public ${fmt(a.publicReqPerSec)} req/s: **ratio ${a.ratio}** (median of rounds ${a.medianRoundRatio}; goal ${a.goal}: ${a.ratio >= a.goal ? 'met' : 'not met'}); without the verified-token cache ${fmt(a.uncachedAuthenticatedReqPerSec)} req/s |`,
     `| \`partner-worker:bench\`: a cached token from certflow's token cache | bare MSAL ${b.tokenCache.msalNode} \`acquireTokenByClientCredential\` cache hit | ${cache} (goal ≥ ${b.tokenCache.goal.ratioP50AtLeast}×: ${b.tokenCache.goalMet ? 'met' : 'not met'}) |`,
-    `| \`stack:bench\`: authenticated \`GET /orders\` through certflow's gateway (\`validate-jwt\`) | the API direct; nginx as a TLS proxy | gateway ${rate(gateway)}; direct ${rate(direct)}; ${nginxCell}; **gateway / direct ${b.gatewayChain.gatewayVsDirect}** |`,
+    `| \`stack:bench\`: authenticated \`GET /orders\` through certflow's gateway (\`validate-jwt\`, access log, metrics); load generator ${c.loadGenerator} | a bare Node.js HTTPS proxy; the API direct; nginx as a TLS proxy | gateway ${rate(gateway)}; ${nodeCell}; direct ${rate(direct)}; ${nginxCell}; **gateway / direct ${c.gatewayVsDirect}** |`,
   ].join('\n');
 }
 
@@ -144,7 +155,7 @@ export function loadTable(summaries: Summary[]): string {
 }
 
 function benchBars(b: Benches): Bar[] {
-  const { direct, gateway, nginx } = b.gatewayChain.chains;
+  const { direct, node, gateway, nginx } = b.gatewayChain.chains;
   return [
     ...b.tokenEndpoint.clients.map((c) => ({ label: `token endpoint: ${c.name}`, value: c.reqPerSec })),
     { label: 'api:bench: public route', value: b.authOverhead.publicReqPerSec },
@@ -155,6 +166,7 @@ function benchBars(b: Benches): Bar[] {
     },
     { label: 'stack:bench: API direct', value: direct.reqPerSec },
     ...(nginx ? [{ label: 'stack:bench: nginx → API', value: nginx.reqPerSec }] : []),
+    { label: 'stack:bench: bare Node.js proxy → API', value: node.reqPerSec },
     { label: 'stack:bench: certflow gateway → API', value: gateway.reqPerSec },
   ];
 }

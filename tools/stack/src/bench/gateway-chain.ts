@@ -1,145 +1,165 @@
 /**
- * `npx nx run stack:bench`: what the gateway costs in front of the API. In one run on one
- * machine it starts the whole stack as a child process (emulator + certflow's gateway running
- * the real apps/api/apim/policy.xml, the API as its own process), gets a real partner access
- * token, starts Debian's nginx (/usr/sbin/nginx) as a plain TLS reverse proxy in front of the
- * same API process (upstream keep-alive, no JWT validation), and then measures authenticated
- * `GET /orders` in alternating rounds:
+ * `npx nx run stack:bench`: what the gateway costs in front of the API, against what Node.js
+ * itself costs as a proxy. In one run on one machine it starts the whole stack as a child
+ * process (emulator + certflow's gateway running the real apps/api/apim/policy.xml with
+ * validate-jwt, its access log and its metrics on; the API as its own process), gets a real
+ * partner access token, and measures authenticated `GET /orders` in alternating rounds through:
  *
  * - direct:  the API over plain HTTP (it validates the token itself, with its own cache);
- * - gateway: https → certflow's gateway (validate-jwt) → the API;
- * - nginx:   https → nginx (no token check) → the API.
+ * - node:    https → a bare Node.js proxy (node-proxy.ts: https.createServer → keep-alive
+ *            http.Agent, no policy) in its own process → the API: the Node.js baseline, what
+ *            any Node.js gateway pays for TLS and HTTP before doing any work of its own;
+ * - gateway: https → certflow's gateway (validate-jwt, access log, metrics) → the API;
+ * - nginx:   https → Debian's nginx (/usr/sbin/nginx; 1 worker, upstream keep-alive, no token
+ *            check) → the API, when installed (else said loudly, and the others still run).
  *
- * Prints req/s, p50 and p99 of each and the ratios gateway/nginx (goal ≥ 0.7) and
- * gateway/direct, and writes load/results/bench-gateway-chain.json. Without nginx it says so
- * loudly and measures the other two.
+ * The load generator is wrk (/usr/bin/wrk: 1 thread, 32 connections) when installed, else the
+ * Node.js generator of load-generators.ts, said loudly: its figures are lower and not
+ * comparable with wrk's. Each chain gets a short warm-up, then BENCH_ROUNDS rounds of
+ * BENCH_SECONDS seconds, the order rotating each round. req/s is a chain's requests over its
+ * time in all rounds; p50 and p99 are the medians of the rounds' own percentiles.
  *
- * The load generator shares the machine with everything it measures, so it is kept as cheap as
- * wrk: each keep-alive connection writes one prebuilt request and reads the response by its
- * Content-Length.
+ * Prints req/s, p50 and p99 of each chain, the ratios gateway/node (goal ≥ 0.9), gateway/nginx,
+ * node/nginx and gateway/direct and the load generator's name, and writes
+ * load/results/bench-gateway-chain.json (read by `npm run load:publish`, load/src/publish.ts).
+ * profile-gateway.ts profiles the gateway under the same load.
  */
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { DevelopmentCa } from '@certflow/certs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect as netConnect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
+import { connect as netConnect, createServer, type AddressInfo } from 'node:net';
+import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
 import { requestPartnerToken } from '../partner-credentials';
 import { launchStackProcess } from '../stack-process';
 import { workspaceRoot } from '../workspace';
+import { startNodeProxy, type BenchProcess } from './bench-processes';
+import { nodeGenerator, wrkGenerator, type LoadGenerator, type RoundResult } from './load-generators';
 
 const NGINX = process.env['BENCH_NGINX'] ?? '/usr/sbin/nginx';
-const NGINX_WORKERS = Number(process.env['BENCH_NGINX_WORKERS'] ?? '1');
-const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? '6');
-const REQUESTS_PER_ROUND = Number(process.env['BENCH_REQUESTS'] ?? '3000');
-const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? '32');
-const WARM_UP_REQUESTS = 3_000;
-const GOAL_GATEWAY_VS_NGINX = 0.7;
+const NGINX_WORKERS = positiveInteger('BENCH_NGINX_WORKERS', 1);
+const WRK = process.env['BENCH_WRK'] ?? '/usr/bin/wrk';
+const ROUNDS = positiveInteger('BENCH_ROUNDS', 3);
+const SECONDS = positiveInteger('BENCH_SECONDS', 6);
+const CONCURRENCY = positiveInteger('BENCH_CONCURRENCY', 32);
+const WARM_UP_SECONDS = 2;
+const GOAL_GATEWAY_VS_NODE = 0.9;
 const PATH = '/orders';
 
-type ChainName = 'direct' | 'gateway' | 'nginx';
+type ChainName = 'direct' | 'node' | 'gateway' | 'nginx';
 
-interface Chain {
-  name: ChainName;
-  url: URL;
-  connections: KeepAliveConnection[];
+function positiveInteger(name: string, fallback: number): number {
+  const value = process.env[name];
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new Error(`${name} must be a positive integer, got '${value}'`);
+  return n;
 }
 
-interface Totals {
-  requests: number;
-  ms: number;
-  latenciesMs: number[];
+function loudly(message: string): void {
+  const banner = '!'.repeat(100);
+  console.log(`${banner}\n!!! ${message}\n${banner}`);
 }
 
 async function main(): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'certflow-bench-chain-'));
   const stack = await launchStackProcess(stateDir);
   let nginx: NginxProcess | undefined;
-  const chains: Chain[] = [];
+  let nodeProxy: BenchProcess | undefined;
+  let generator: LoadGenerator | undefined;
   try {
     const file = stack.file;
     const token = await requestPartnerToken(file);
-    const caPem = readFileSync(file.caCertificatePath, 'utf8');
     const apiUrl = new URL(file.api.url);
+    nodeProxy = await startNodeProxy(stateDir, apiUrl);
 
     let nginxSkipped: string | undefined;
-    if (existsSync(NGINX)) {
-      nginx = await startNginx(stateDir, apiUrl);
-    } else {
+    if (existsSync(NGINX)) nginx = await startNginx(stateDir, apiUrl);
+    else {
       nginxSkipped = `${NGINX} not found`;
-      const banner = '!'.repeat(100);
-      console.log(
-        `${banner}\n!!! nginx baseline NOT run: ${NGINX} is not installed. Install it with: apt-get install nginx-light\n${banner}`,
+      loudly(
+        `nginx baseline NOT run: ${NGINX} is not installed. Install it with: apt-get install nginx-light`,
       );
     }
 
-    const urls: Array<[ChainName, URL]> = [
+    const loadOptions = {
+      token,
+      path: PATH,
+      connections: CONCURRENCY,
+      caPem: readFileSync(file.caCertificatePath, 'utf8'),
+      workDir: stateDir,
+    };
+    generator = wrkGenerator(WRK, loadOptions);
+    if (!generator) {
+      generator = nodeGenerator(loadOptions);
+      loudly(
+        `wrk NOT found at ${WRK} (apt-get install wrk): the load generator is ${generator.name}; its figures are lower than wrk's and not comparable with them`,
+      );
+    }
+    console.log(
+      `load generator: ${generator.name}; ${ROUNDS} rounds of ${SECONDS} s per chain after a ${WARM_UP_SECONDS} s warm-up`,
+    );
+
+    const chains: Array<[ChainName, URL]> = [
       ['direct', apiUrl],
+      ['node', nodeProxy.url],
       ['gateway', new URL(file.gateway.url)],
       ...(nginx ? ([['nginx', nginx.url]] as Array<[ChainName, URL]>) : []),
     ];
-    for (const [name, url] of urls) {
-      chains.push({
-        name,
-        url,
-        connections: await Promise.all(
-          Array.from({ length: CONCURRENCY }, () => KeepAliveConnection.open(url, caPem)),
-        ),
-      });
-    }
-    const request = Buffer.from(
-      `GET ${PATH} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${token}\r\n\r\n`,
-      'latin1',
-    );
-    for (const chain of chains) await run(chain, request, WARM_UP_REQUESTS);
+    for (const [, url] of chains) await generator.run(url, WARM_UP_SECONDS);
 
-    const totals = Object.fromEntries(
-      chains.map((c) => [c.name, { requests: 0, ms: 0, latenciesMs: [] } as Totals]),
-    ) as Record<ChainName, Totals>;
-    const roundRatios: number[] = [];
+    const rounds = new Map<ChainName, RoundResult[]>(chains.map(([name]) => [name, []]));
+    const roundRatios = { gatewayVsNode: [] as number[], gatewayVsNginx: [] as number[] };
     for (let round = 1; round <= ROUNDS; round++) {
       // Rotate the order, so no chain always runs first (or on the warmest process).
       const order = chains.map((_, i) => chains[(i + round) % chains.length]!);
-      const line: Record<string, number> = { round };
-      for (const chain of order) {
-        const { ms, latenciesMs } = await run(chain, request, REQUESTS_PER_ROUND);
-        const t = totals[chain.name];
-        t.requests += REQUESTS_PER_ROUND;
-        t.ms += ms;
-        t.latenciesMs.push(...latenciesMs);
-        line[chain.name] = Math.round((REQUESTS_PER_ROUND / ms) * 1000);
+      const line: Partial<Record<ChainName, number>> = {};
+      for (const [name, url] of order) {
+        const r = await generator.run(url, SECONDS);
+        rounds.get(name)!.push(r);
+        line[name] = Math.round(r.requests / r.seconds);
       }
-      if (line['nginx']) roundRatios.push(line['gateway']! / line['nginx']);
-      console.log(JSON.stringify({ event: 'round', ...line }));
+      roundRatios.gatewayVsNode.push(line.gateway! / line.node!);
+      if (line.nginx) roundRatios.gatewayVsNginx.push(line.gateway! / line.nginx);
+      console.log(JSON.stringify({ event: 'round', round, ...line }));
     }
 
     const summary = (name: ChainName) => {
-      const t = totals[name];
-      if (!t) return undefined;
-      const sorted = Float64Array.from(t.latenciesMs).sort();
+      const rs = rounds.get(name);
+      if (!rs) return undefined;
+      const requests = rs.reduce((n, r) => n + r.requests, 0);
       return {
-        reqPerSec: Math.round((t.requests / t.ms) * 1000),
-        p50Ms: round2(percentile(sorted, 0.5)),
-        p99Ms: round2(percentile(sorted, 0.99)),
-        requests: t.requests,
+        reqPerSec: Math.round(requests / rs.reduce((s, r) => s + r.seconds, 0)),
+        p50Ms: round2(median(rs.map((r) => r.p50Ms))),
+        p99Ms: round2(median(rs.map((r) => r.p99Ms))),
+        requests,
       };
     };
     const direct = summary('direct')!;
+    const node = summary('node')!;
     const gateway = summary('gateway')!;
-    const nginxResult = nginx ? summary('nginx') : undefined;
+    const nginxResult = summary('nginx');
+    const ratio = (a: number, b: number | undefined): number | null => (b ? round3(a / b) : null);
     const result = {
       event: 'result',
       bench: 'gateway-chain',
       measuredAt: new Date().toISOString(),
       node: process.version,
-      cpus: (await import('node:os')).cpus().length,
+      cpus: cpus().length,
+      loadGenerator: generator.name,
       path: `GET ${PATH} (authenticated, app role Orders.Read)`,
       chains: {
         direct: { ...direct, description: 'the API over plain HTTP, validating the token itself' },
+        node: {
+          ...node,
+          description: `https → bare Node.js ${process.version} proxy (https.createServer → keep-alive http.Agent, no policy) → API`,
+        },
         gateway: {
           ...gateway,
-          description: "https → certflow's gateway (apps/api/apim/policy.xml validate-jwt) → API",
+          description:
+            "https → certflow's gateway (apps/api/apim/policy.xml validate-jwt, access log, metrics) → API",
         },
         ...(nginxResult
           ? {
@@ -150,32 +170,44 @@ async function main(): Promise<void> {
             }
           : {}),
       },
-      gatewayVsNginx: nginxResult ? round3(gateway.reqPerSec / nginxResult.reqPerSec) : null,
-      medianRoundGatewayVsNginx: roundRatios.length ? round3(median(roundRatios)) : null,
-      gatewayVsDirect: round3(gateway.reqPerSec / direct.reqPerSec),
-      goalGatewayVsNginx: GOAL_GATEWAY_VS_NGINX,
+      gatewayVsNode: ratio(gateway.reqPerSec, node.reqPerSec)!,
+      medianRoundGatewayVsNode: round3(median(roundRatios.gatewayVsNode)),
+      goalGatewayVsNode: GOAL_GATEWAY_VS_NODE,
+      gatewayVsNginx: ratio(gateway.reqPerSec, nginxResult?.reqPerSec),
+      medianRoundGatewayVsNginx: roundRatios.gatewayVsNginx.length
+        ? round3(median(roundRatios.gatewayVsNginx))
+        : null,
+      nodeVsNginx: ratio(node.reqPerSec, nginxResult?.reqPerSec),
+      gatewayVsDirect: ratio(gateway.reqPerSec, direct.reqPerSec)!,
       nginxSkipped: nginxSkipped ?? null,
       rounds: ROUNDS,
-      requestsPerRound: REQUESTS_PER_ROUND,
+      secondsPerRound: SECONDS,
       concurrency: CONCURRENCY,
     };
     console.log(JSON.stringify(result));
     const fmt = (name: string, s: { reqPerSec: number; p50Ms: number; p99Ms: number }) =>
       `${name.padEnd(8)} ${String(s.reqPerSec).padStart(7)} req/s   p50 ${s.p50Ms} ms   p99 ${s.p99Ms} ms`;
+    console.log(`load generator: ${generator.name}`);
     console.log(fmt('direct', direct));
+    console.log(fmt('node', node));
     console.log(fmt('gateway', gateway));
     if (nginxResult) console.log(fmt('nginx', nginxResult));
+    const reached = result.gatewayVsNode >= GOAL_GATEWAY_VS_NODE ? 'reached' : 'NOT reached';
+    console.log(
+      `gateway/node ${result.gatewayVsNode} (median of rounds ${result.medianRoundGatewayVsNode}; goal ≥ ${GOAL_GATEWAY_VS_NODE}: ${reached})`,
+    );
     console.log(
       nginxResult
-        ? `gateway/nginx ${result.gatewayVsNginx} (median of rounds ${result.medianRoundGatewayVsNginx}; goal ≥ ${GOAL_GATEWAY_VS_NGINX}: ${result.gatewayVsNginx! >= GOAL_GATEWAY_VS_NGINX ? 'reached' : 'NOT reached'}), gateway/direct ${result.gatewayVsDirect}`
-        : `gateway/direct ${result.gatewayVsDirect}; gateway/nginx not measured (apt-get install nginx-light)`,
+        ? `gateway/nginx ${result.gatewayVsNginx} (median of rounds ${result.medianRoundGatewayVsNginx}), node/nginx ${result.nodeVsNginx}, gateway/direct ${result.gatewayVsDirect}`
+        : `gateway/direct ${result.gatewayVsDirect}; gateway/nginx and node/nginx not measured (apt-get install nginx-light)`,
     );
     const out = resolve(workspaceRoot(), 'load/results/bench-gateway-chain.json');
     mkdirSync(resolve(out, '..'), { recursive: true });
     writeFileSync(out, `${JSON.stringify(result, null, 2)}\n`);
     console.log(`wrote ${out}`);
   } finally {
-    for (const chain of chains) for (const c of chain.connections) c.close();
+    generator?.close();
+    await nodeProxy?.stop();
     await nginx?.stop();
     await stack.stop();
     rmSync(stateDir, { recursive: true, force: true });
@@ -185,92 +217,10 @@ async function main(): Promise<void> {
 const round2 = (n: number): number => Math.round(n * 100) / 100;
 const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 
-function percentile(sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
-}
-
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
-/** Sends `total` requests, one in flight per connection; every answer must be 200. */
-async function run(
-  chain: Chain,
-  request: Buffer,
-  total: number,
-): Promise<{ ms: number; latenciesMs: number[] }> {
-  let sent = 0;
-  const latenciesMs: number[] = [];
-  const started = process.hrtime.bigint();
-  const lane = async (connection: KeepAliveConnection): Promise<void> => {
-    while (sent < total) {
-      sent++;
-      const t0 = process.hrtime.bigint();
-      const status = await connection.send(request);
-      latenciesMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      if (status !== 200) throw new Error(`${chain.name}: ${PATH} answered ${status}`);
-    }
-  };
-  await Promise.all(chain.connections.map(lane));
-  return { ms: Number(process.hrtime.bigint() - started) / 1e6, latenciesMs };
-}
-
-/** One keep-alive HTTP/1.1 connection (TLS for https: URLs); responses must carry Content-Length. */
-class KeepAliveConnection {
-  private buffered: Buffer = Buffer.alloc(0);
-  private pending: { resolve: (status: number) => void; reject: (err: Error) => void } | undefined;
-
-  private constructor(private readonly socket: Socket) {
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('error', (err) => this.pending?.reject(err));
-    socket.on('close', () => this.pending?.reject(new Error('connection closed')));
-  }
-
-  static open(url: URL, caPem: string): Promise<KeepAliveConnection> {
-    return new Promise((resolvePromise, reject) => {
-      const port = Number(url.port);
-      const socket: Socket =
-        url.protocol === 'https:'
-          ? tlsConnect({ host: url.hostname, port, ca: caPem, servername: url.hostname }, () =>
-              resolvePromise(new KeepAliveConnection(socket)),
-            )
-          : netConnect(port, url.hostname, () => resolvePromise(new KeepAliveConnection(socket)));
-      socket.once('error', reject);
-    });
-  }
-
-  send(request: Buffer): Promise<number> {
-    return new Promise((resolvePromise, reject) => {
-      this.pending = { resolve: resolvePromise, reject };
-      this.socket.write(request);
-    });
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  private receive(chunk: Buffer): void {
-    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
-    const headerEnd = this.buffered.indexOf('\r\n\r\n');
-    if (headerEnd < 0) return;
-    const head = this.buffered.toString('latin1', 0, headerEnd);
-    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-    if (!length) {
-      this.pending?.reject(new Error(`response without content-length: ${head.split('\r\n')[0]}`));
-      return;
-    }
-    const end = headerEnd + 4 + Number(length[1]);
-    if (this.buffered.length < end) return;
-    this.buffered = this.buffered.subarray(end);
-    const pending = this.pending;
-    this.pending = undefined;
-    pending?.resolve(Number(head.slice(9, 12)));
-  }
 }
 
 interface NginxProcess {
