@@ -1,6 +1,6 @@
 /** The guard in front of a real node:http server on loopback, attacked over real sockets. */
-import { createServer, request, type Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import { createServer, IncomingMessage, request, type Server } from 'node:http';
+import { connect, Socket, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guardIncomingMessage } from './node-request';
 
@@ -101,5 +101,14 @@ describe('a loopback HTTP server behind guardIncomingMessage', () => {
       ),
     ).toBe(200);
     expect(handled).toBe(before + 1);
+  });
+
+  it('refuses a request whose connection has no port any more, instead of throwing in the handler', () => {
+    const orphan = new IncomingMessage(new Socket());
+    orphan.rawHeaders = ['Host', 'localhost:8080'];
+    expect(guardIncomingMessage(orphan, { scheme: 'http', boundToLoopback: true })).toMatchObject({
+      ok: false,
+      status: 421,
+    });
   });
 });

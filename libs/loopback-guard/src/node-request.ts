@@ -34,5 +34,8 @@ export function guardIncomingMessage(
   req: IncomingMessage,
   options: Omit<GuardOptions, 'port'> & { port?: number },
 ): GuardDecision {
-  return checkRequest(guardRequestOf(req), { ...options, port: options.port ?? req.socket.localPort ?? 0 });
+  const port = options.port ?? req.socket.localPort;
+  // A connection already gone has no port: refused, never thrown from a request handler.
+  if (port === undefined) return { ok: false, status: 421, reason: "the connection's port is unknown" };
+  return checkRequest(guardRequestOf(req), { ...options, port });
 }
