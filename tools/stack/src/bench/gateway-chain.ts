@@ -277,7 +277,8 @@ http {
       proxy_pass http://api;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-      proxy_set_header Host $host;
+      # The API's own host and port, as the gateway and the bare Node.js proxy send.
+      proxy_set_header Host ${api.host};
       proxy_set_header X-Forwarded-For $remote_addr;
       proxy_set_header X-Forwarded-Proto https;
     }

@@ -106,10 +106,11 @@ export function wrkGenerator(wrkPath: string, opts: LoadOptions): LoadGenerator 
 /** The Node.js fallback (see the header comment for why its figures are lower than wrk's). */
 export function nodeGenerator(opts: LoadOptions): LoadGenerator {
   const pools = new Map<string, KeepAliveConnection[]>();
-  const request = Buffer.from(
-    `GET ${opts.path} HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer ${opts.token}\r\n\r\n`,
-    'latin1',
-  );
+  const requestTo = (url: URL): Buffer =>
+    Buffer.from(
+      `GET ${opts.path} HTTP/1.1\r\nhost: ${url.host}\r\nauthorization: Bearer ${opts.token}\r\n\r\n`,
+      'latin1',
+    );
   // A bound on the requests of one round on top of its time, in case a server answers instantly.
   const maxRequestsPerRound = 10_000_000;
   return {
@@ -125,6 +126,7 @@ export function nodeGenerator(opts: LoadOptions): LoadGenerator {
         );
         pools.set(url.href, pool);
       }
+      const request = requestTo(url);
       const latenciesMs: number[] = [];
       const started = process.hrtime.bigint();
       const deadline = started + BigInt(Math.round(seconds * 1e9));
