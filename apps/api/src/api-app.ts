@@ -13,11 +13,15 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, NestFastifyApplication } from '@nestjs/platform-fastify';
 import { AppModule } from './app.module';
 import { ApiConfigInput, validateApiConfig } from './config/api-config';
+import { ApiErrorFilter, frameworkErrorHandler } from './http/api-error.filter';
+import { answerUndeclaredMethods } from './http/method-not-allowed';
 import { JsonLogger } from './logging/json-logger';
 import { setUpOpenApi } from './openapi/openapi';
 
 /** Request bodies are small JSON documents (orders). */
 const BODY_LIMIT_BYTES = 16 * 1024;
+/** Fastify's default, stated so that the OpenAPI document can say it (414 beyond). */
+const MAX_PARAM_LENGTH = 100;
 
 export interface ApiAppOptions {
   /** Defaults to JSON lines on stderr; `false` silences Nest's logs. */
@@ -41,13 +45,22 @@ export async function createApiApp(
   const valid = validateApiConfig(config);
   const app = await NestFactory.create<NestFastifyApplication>(
     AppModule.forRoot(valid, options.modules ?? []),
-    new FastifyAdapter({ bodyLimit: BODY_LIMIT_BYTES }),
+    new FastifyAdapter({
+      bodyLimit: BODY_LIMIT_BYTES,
+      routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+      frameworkErrors: frameworkErrorHandler,
+    }),
     {
       logger: options.logger ?? new JsonLogger(),
       abortOnError: false, // a failure during start-up must reach the caller, not exit the process
     },
   );
-  setUpOpenApi(app);
+  app.useGlobalFilters(new ApiErrorFilter());
+  const document = setUpOpenApi(app, {
+    bodyLimitBytes: BODY_LIMIT_BYTES,
+    maxParamLength: MAX_PARAM_LENGTH,
+  });
+  answerUndeclaredMethods(app.getHttpAdapter().getInstance(), document.paths);
   return app;
 }
 

@@ -2,6 +2,7 @@ import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/co
 import { ApiOkResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { Public } from '../auth/auth-decorators';
 import { SigningKeys } from '../auth/signing-keys';
+import { Liveness, NotReady, Readiness } from './health-status';
 
 @ApiTags('health')
 @Controller()
@@ -10,26 +11,30 @@ export class HealthController {
 
   /** Liveness, no token needed. */
   @Public()
-  @ApiOkResponse({ description: 'the process is up' })
+  @ApiOkResponse({ description: 'the process is up', type: Liveness })
   @Get('health')
-  health(): { status: 'ok' } {
+  health(): Liveness {
     return { status: 'ok' };
   }
 
   /** Readiness: the signing keys of every tenant are loaded (fetched now if they are not yet). */
   @Public()
-  @ApiOkResponse({ description: 'signing keys loaded' })
-  @ApiServiceUnavailableResponse({ description: 'signing keys not loaded (JWKS unreachable)' })
+  @ApiOkResponse({ description: 'signing keys loaded', type: Readiness })
+  @ApiServiceUnavailableResponse({
+    description: 'signing keys not loaded (JWKS unreachable)',
+    type: NotReady,
+  })
   @Get('ready')
-  async ready(): Promise<{ status: 'ready'; signingKeys: 'loaded' }> {
+  async ready(): Promise<Readiness> {
     if (await this.signingKeys.ensureLoaded()) return { status: 'ready', signingKeys: 'loaded' };
-    throw new ServiceUnavailableException({
+    const body: NotReady = {
       statusCode: 503,
       error: 'Service Unavailable',
       code: 'ERR_NOT_READY',
       status: 'not_ready',
       signingKeys: 'unavailable',
       message: 'signing keys are not loaded',
-    });
+    };
+    throw new ServiceUnavailableException(body);
   }
 }

@@ -6,11 +6,9 @@
  *   {"statusCode":400,"error":"Bad Request","code":"ERR_ORDER_INVALID","message":"invalid order","errors":["total.currency must be …"]}
  */
 import { BadRequestException, Injectable, PipeTransform } from '@nestjs/common';
-import type { CreateOrderInput } from './order';
+import { ORDER_RULES, type CreateOrderInput } from './order';
 
-const REFERENCE = /^[A-Za-z0-9 _\-./#]{1,64}$/;
-const AMOUNT = /^(0|[1-9]\d{0,8})(\.\d{1,2})?$/;
-const CURRENCY = /^[A-Z]{3}$/;
+const { customerReference: REFERENCE, amount: AMOUNT, currency: CURRENCY } = ORDER_RULES;
 
 @Injectable()
 export class CreateOrderPipe implements PipeTransform<unknown, CreateOrderInput> {

@@ -3,26 +3,22 @@ import {
   ApiBadRequestResponse,
   ApiBearerAuth,
   ApiCreatedResponse,
-  ApiForbiddenResponse,
   ApiNotFoundResponse,
   ApiOkResponse,
+  ApiParam,
   ApiTags,
-  ApiUnauthorizedResponse,
 } from '@nestjs/swagger';
 import type { AppPrincipal } from '@certflow/claims';
 import { CurrentPrincipal, RequireAppRoles } from '../auth/auth-decorators';
+import { API_ERROR_REF } from '../openapi/error-responses';
 import { OPENAPI_BEARER_SCHEME } from '../openapi/openapi';
-import { CreateOrderInput, Order, OrdersResponse } from './order';
+import { CreateOrderInput, Order, ORDER_RULES, OrdersResponse } from './order';
 import { CreateOrderPipe } from './create-order.pipe';
 import { OrdersService } from './orders.service';
 
 @ApiTags('orders')
+// 401, 403 and 503 of the global guards, and the gateway's answers: error-responses.ts.
 @ApiBearerAuth(OPENAPI_BEARER_SCHEME)
-@ApiUnauthorizedResponse({ description: 'no valid Entra access token (code ERR_TOKEN_…)' })
-@ApiForbiddenResponse({
-  description:
-    'valid token, caller not allowed (ERR_APP_ROLE_MISSING, ERR_CLIENT_NOT_ALLOWED, ERR_CLIENT_CERTIFICATE_REQUIRED)',
-})
 @Controller('orders')
 export class OrdersController {
   constructor(@Inject(OrdersService) private readonly orders: OrdersService) {}
@@ -36,7 +32,12 @@ export class OrdersController {
 
   @RequireAppRoles('Orders.Read')
   @ApiOkResponse({ type: Order, description: 'app role Orders.Read' })
-  @ApiNotFoundResponse({ description: 'ERR_ORDER_NOT_FOUND' })
+  @ApiNotFoundResponse({ description: 'API: ERR_ORDER_NOT_FOUND', schema: { $ref: API_ERROR_REF } })
+  @ApiParam({
+    name: 'id',
+    example: 'ord-1001',
+    schema: { type: 'string', pattern: ORDER_RULES.id.source },
+  })
   @Get(':id')
   get(@Param('id') id: string): Order {
     return this.orders.get(id);
@@ -44,7 +45,10 @@ export class OrdersController {
 
   @RequireAppRoles('Orders.Write')
   @ApiCreatedResponse({ type: Order, description: 'app role Orders.Write' })
-  @ApiBadRequestResponse({ description: 'ERR_ORDER_INVALID, with one message per problem in `errors`' })
+  @ApiBadRequestResponse({
+    description: 'API: ERR_ORDER_INVALID, with one message per problem in `errors`',
+    schema: { $ref: API_ERROR_REF },
+  })
   @HttpCode(201)
   @Post()
   create(@Body(CreateOrderPipe) input: CreateOrderInput): Order {

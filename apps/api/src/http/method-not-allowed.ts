@@ -1,0 +1,42 @@
+/**
+ * A method the OpenAPI document does not declare on one of its paths answers 405 with `Allow`
+ * (RFC 9110 §15.5.6) instead of the router's 404 "no such route". The paths and their methods
+ * are read from the document itself, so the answer always agrees with what is published. It is
+ * given before body parsing and before the guards: it tells nothing the public document does not.
+ */
+import type { OpenAPIObject } from '@nestjs/swagger';
+import type { FastifyInstance } from 'fastify';
+import type { ApiErrorBody } from './api-error.filter';
+
+const OPENAPI_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+/** The methods a path of the document answers: the declared ones, and HEAD wherever GET is (Fastify adds it). */
+export function allowedMethods(item: OpenAPIObject['paths'][string]): string[] {
+  const declared = OPENAPI_METHODS.filter((method) => item[method] !== undefined).map((m) => m.toUpperCase());
+  if (declared.includes('GET') && !declared.includes('HEAD')) declared.push('HEAD');
+  return declared;
+}
+
+export function answerUndeclaredMethods(fastify: FastifyInstance, paths: OpenAPIObject['paths']): void {
+  for (const [template, item] of Object.entries(paths)) {
+    const allowed = allowedMethods(item);
+    const undeclared = fastify.supportedMethods.filter((method) => !allowed.includes(method));
+    if (undeclared.length === 0) continue;
+    const allow = allowed.join(', ');
+    fastify.route({
+      method: undeclared,
+      // OpenAPI `{id}` is Fastify's `:id`.
+      url: template.replace(/\{([^{}/]+)\}/g, ':$1'),
+      onRequest: async (request, reply) => {
+        const body: ApiErrorBody = {
+          statusCode: 405,
+          error: 'Method Not Allowed',
+          code: 'ERR_METHOD_NOT_ALLOWED',
+          message: `${request.method} is not allowed on ${template}; allowed: ${allow}`,
+        };
+        return reply.code(405).header('allow', allow).send(body);
+      },
+      handler: async () => undefined, // never reached: onRequest has answered
+    });
+  }
+}
