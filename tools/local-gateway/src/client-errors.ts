@@ -4,7 +4,7 @@
  * APIM's error shape, with `Connection: close`, an access-log line and a metric, and then the
  * connection is closed: after a framing error the rest of the byte stream cannot be trusted.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { apimErrorBody } from './apim-errors';
 
@@ -21,6 +21,7 @@ const STATUS_TEXT: Record<number, string> = {
   408: 'Request Timeout',
   413: 'Payload Too Large',
   414: 'URI Too Long',
+  417: 'Expectation Failed',
   421: 'Misdirected Request',
   431: 'Request Header Fields Too Large',
   505: 'HTTP Version Not Supported',
@@ -49,6 +50,30 @@ export function answerFor(err: Error & { code?: string }): ClientErrorAnswer | u
     reason: framing ? 'AmbiguousFraming' : 'MalformedRequest',
     message: `The request is malformed: ${detail}.`,
   };
+}
+
+/** Requests whose body the parser found malformed after the request was handed to the gateway. */
+const malformedBodies = new WeakMap<IncomingMessage, ClientErrorAnswer>();
+/** Emitted on such a request, so a body read in progress ends at once (request-body.ts). */
+export const MALFORMED_BODY = Symbol('malformed body');
+
+/** Why the parser gave up on this request's body, if it did. */
+export function malformedBodyOf(req: IncomingMessage): ClientErrorAnswer | undefined {
+  return malformedBodies.get(req);
+}
+
+/**
+ * When the parse error is in the body of a request already being handled (a bad chunk size,
+ * say), hands the error to that request: its body read fails, and its handler answers, logs and
+ * closes. Returns true when it did. (Destroying the request would close the socket unanswered.)
+ */
+export function failRequestInProgress(socket: Socket, answer: ClientErrorAnswer | undefined): boolean {
+  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  const req = inFlight?.req;
+  if (!answer || !inFlight || inFlight.headersSent || !req || req.complete) return false;
+  malformedBodies.set(req, answer);
+  req.emit(MALFORMED_BODY);
+  return true;
 }
 
 /** The raw bytes of an APIM error answer that closes the connection. */

@@ -21,7 +21,7 @@ import {
   parseAllowedHosts,
 } from '@certflow/loopback-guard';
 import { AccessLogEntry, AccessLogSink, PolicyOutcome, stdoutAccessLog } from './access-log';
-import { answerAndClose, answerFor } from './client-errors';
+import { answerAndClose, answerFor, failRequestInProgress } from './client-errors';
 import { ApimError, apimErrorBody, sendApimError } from './apim-errors';
 import { MetadataCacheTimings, OpenIdMetadataCache } from './openid-metadata-cache';
 import type { GatewayResponse, PolicyContext, PolicyStatement } from './policy-context';
@@ -307,8 +307,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   };
   server.on('clientError', (err: Error & { code?: string }, socket) => {
     const answer = answerFor(err);
+    if (failRequestInProgress(socket as Socket, answer)) return;
     if (answer) logRefused(answer.status, answer.reason);
     answerAndClose(socket as Socket, answer);
+  });
+  // `Expect: 100-continue` is answered by Node (the body is read whole anyway); any other
+  // expectation would get Node's bare 417: answer it like every other refusal.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+    logRefused(417, 'ExpectationFailed', req.method);
+    res.shouldKeepAlive = false;
+    sendApimError(res, 417, 'Only the expectation 100-continue is supported.', { connection: 'close' });
   });
   // CONNECT (a tunnel) is not something a reverse proxy offers: Node hands over the raw socket.
   server.on('connect', (_req: IncomingMessage, socket: Socket) => {
@@ -421,6 +429,35 @@ function framingProblem(req: IncomingMessage): ApimError | undefined {
       'gateway',
       'HttpVersionNotSupported',
     );
+  const te = req.headers['transfer-encoding'];
+  if (te !== undefined) {
+    if (req.httpVersionMinor === 0)
+      return new ApimError(
+        400,
+        'The request is malformed: Transfer-Encoding is not defined in HTTP/1.0.',
+        'gateway',
+        'AmbiguousFraming',
+      );
+    const codings = te.toLowerCase().split(',');
+    if (codings[codings.length - 1]!.trim() !== 'chunked')
+      return new ApimError(
+        400,
+        'The request is malformed: the last Transfer-Encoding must be chunked.',
+        'gateway',
+        'AmbiguousFraming',
+      );
+    // The body is forwarded as the bytes chunked decoding gives, so no other coding may be left on them.
+    if (codings.length > 1)
+      return new ApimError(
+        501,
+        'Transfer-Encoding other than chunked is not supported.',
+        'gateway',
+        'TransferCodingNotImplemented',
+      );
+  }
+  // TRACE echoes the request back, credentials included (cross-site tracing).
+  if (req.method === 'TRACE')
+    return new ApimError(405, 'TRACE is not supported by this gateway.', 'gateway', 'MethodNotAllowed');
   const named = connectionTokens(req.headers);
   if (named.has('content-length') || named.has('transfer-encoding'))
     return new ApimError(
@@ -641,7 +678,9 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
           ? [413, 'RequestEntityTooLarge', {}]
           : err.kind === 'timeout'
             ? [408, 'RequestTimeout', {}]
-            : [503, 'TooManyRequestBodies', { 'retry-after': '1' }];
+            : err.kind === 'malformed'
+              ? [400, err.reason ?? 'MalformedRequest', {}]
+              : [503, 'TooManyRequestBodies', { 'retry-after': '1' }];
       return refuse(new ApimError(status, err.message, 'gateway', reason), { ...extra, connection: 'close' });
     }
 

@@ -28,6 +28,12 @@ export const HOP_BY_HOP_HEADERS = new Set([
  */
 const REQUEST_FRAMING_HEADERS = new Set(['content-length', 'expect']);
 
+/**
+ * Checked by the gateway (loopback-guard) and meaningless behind it: to the browser the gateway
+ * is the origin, so the backend's own same-origin check would refuse a same-origin request.
+ */
+const EDGE_CHECKED_HEADERS = new Set(['origin', 'sec-fetch-site']);
+
 /** Set only by the gateway; a client's own values are removed. */
 export const FORWARDING_HEADERS = new Set([
   'x-forwarded-for',
@@ -97,6 +103,7 @@ export function backendRequestHeaders(
       name === 'host' ||
       HOP_BY_HOP_HEADERS.has(name) ||
       REQUEST_FRAMING_HEADERS.has(name) ||
+      EDGE_CHECKED_HEADERS.has(name) ||
       FORWARDING_HEADERS.has(name) ||
       GATEWAY_ONLY_HEADERS.has(name) ||
       drop.has(name)

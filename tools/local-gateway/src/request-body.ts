@@ -11,21 +11,32 @@
  *   budget (503 with `Retry-After` when it is spent), so slow clients cannot exhaust memory either.
  */
 import type { IncomingMessage } from 'node:http';
+import { MALFORMED_BODY, malformedBodyOf } from './client-errors';
 
 export const DEFAULT_BODY_TIMEOUT_MS = 10_000;
 /** All request bodies being read at one time, together. */
 export const DEFAULT_BODY_MEMORY_BYTES = 64 * 1024 * 1024;
 
-export type BodyFailureKind = 'too-large' | 'timeout' | 'over-budget' | 'aborted';
+export type BodyFailureKind = 'too-large' | 'timeout' | 'over-budget' | 'malformed' | 'aborted';
 
 export class BodyFailure extends Error {
   constructor(
     readonly kind: BodyFailureKind,
     message: string,
+    /** For `malformed`: `AmbiguousFraming` or `MalformedRequest`. */
+    readonly reason?: string,
   ) {
     super(message);
     this.name = 'BodyFailure';
   }
+}
+
+/** Why a body read ended early: the parser found the body malformed, or the client left. */
+function endedEarly(req: IncomingMessage): BodyFailure {
+  const malformed = malformedBodyOf(req);
+  return malformed
+    ? new BodyFailure('malformed', malformed.message, malformed.reason)
+    : new BodyFailure('aborted', 'The client closed the connection.');
 }
 
 /** Bytes held by bodies in progress, shared by every request of one gateway. */
@@ -69,6 +80,7 @@ export function hasBody(req: IncomingMessage): boolean {
  */
 export function readBody(req: IncomingMessage, opts: ReadBodyOptions): Promise<Buffer> {
   if (!hasBody(req)) return Promise.resolve(EMPTY);
+  if (req.destroyed || malformedBodyOf(req)) return Promise.reject(endedEarly(req));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let taken = 0;
@@ -77,6 +89,7 @@ export function readBody(req: IncomingMessage, opts: ReadBodyOptions): Promise<B
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('close', onClose);
+      req.off(MALFORMED_BODY, onMalformed);
       opts.budget.give(taken);
       if (failure) {
         req.pause(); // the connection is closed after the answer: read no more of it
@@ -107,8 +120,9 @@ export function readBody(req: IncomingMessage, opts: ReadBodyOptions): Promise<B
     };
     const onEnd = (): void => finish();
     const onClose = (): void => {
-      if (!req.complete) finish(new BodyFailure('aborted', 'The client closed the connection.'));
+      if (!req.complete) finish(endedEarly(req));
     };
+    const onMalformed = (): void => finish(endedEarly(req));
     const timer = setTimeout(
       () =>
         finish(
@@ -119,5 +133,6 @@ export function readBody(req: IncomingMessage, opts: ReadBodyOptions): Promise<B
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('close', onClose);
+    req.on(MALFORMED_BODY, onMalformed);
   });
 }
