@@ -455,9 +455,6 @@ function framingProblem(req: IncomingMessage): ApimError | undefined {
         'TransferCodingNotImplemented',
       );
   }
-  // TRACE echoes the request back, credentials included (cross-site tracing).
-  if (req.method === 'TRACE')
-    return new ApimError(405, 'TRACE is not supported by this gateway.', 'gateway', 'MethodNotAllowed');
   const named = connectionTokens(req.headers);
   if (named.has('content-length') || named.has('transfer-encoding'))
     return new ApimError(
