@@ -7,23 +7,22 @@ import { checkRequest, type GuardDecision, type GuardOptions, type GuardRequest 
  * request that repeats it, and a repeated Host must be refused, not silently picked from.
  */
 export function guardRequestOf(req: IncomingMessage): GuardRequest {
-  const seen: Record<'host' | 'origin' | 'sec-fetch-site', string[]> = {
-    host: [],
-    origin: [],
-    'sec-fetch-site': [],
-  };
-  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
-    const name = req.rawHeaders[i]!.toLowerCase();
-    if (name === 'host' || name === 'origin' || name === 'sec-fetch-site')
-      seen[name].push(req.rawHeaders[i + 1]!);
+  let host: string[] | undefined;
+  let origin: string[] | undefined;
+  let secFetchSite: string[] | undefined;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const length = raw[i]!.length;
+    // This runs on every request: only names of the right length are lower-cased.
+    if (length !== 4 && length !== 6 && length !== 14) continue;
+    const name = raw[i]!.toLowerCase();
+    if (name === 'host') (host ??= []).push(raw[i + 1]!);
+    else if (name === 'origin') (origin ??= []).push(raw[i + 1]!);
+    else if (name === 'sec-fetch-site') (secFetchSite ??= []).push(raw[i + 1]!);
   }
-  const value = (values: string[]) => (values.length === 0 ? undefined : values);
-  return {
-    host: value(seen.host),
-    origin: value(seen.origin),
-    secFetchSite: value(seen['sec-fetch-site']),
-    ...(req.url === undefined ? {} : { target: req.url }),
-  };
+  const request: GuardRequest = { host, origin, secFetchSite };
+  if (req.url !== undefined) request.target = req.url;
+  return request;
 }
 
 /**

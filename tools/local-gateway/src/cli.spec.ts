@@ -183,6 +183,8 @@ describe('gateway CLI', () => {
         headers: { authorization: `Bearer ${token}` },
       });
       expect(res.status).toBe(200);
+      // Access-log lines are written in batches (every 100 ms): closing flushes what is pending.
+      await gateway!.close();
       expect(JSON.parse(out[1]!)).toMatchObject({ event: 'request', path: '/orders', status: 200 });
     } finally {
       await gateway?.close();

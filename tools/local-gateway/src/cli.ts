@@ -32,6 +32,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseAllowedHosts } from '@certflow/loopback-guard';
+import { bufferedAccessLog } from './access-log';
 import { DEFAULT_MAX_REQUEST_BODY_BYTES, GatewayOptions, RunningGateway, startGateway } from './gateway';
 
 export const USAGE =
@@ -262,6 +263,8 @@ export async function runCli(
       return { exitCode: 2 };
     }
   }
+  // Lines in batches (access-log.ts); io.stdout adds the last newline.
+  const log = bufferedAccessLog((chunk) => io.stdout(chunk.slice(0, -1)));
   try {
     const gateway = await startGateway({
       ...options,
@@ -274,10 +277,13 @@ export async function runCli(
             },
           }
         : {}),
-      accessLog: (entry) => io.stdout(JSON.stringify(entry)),
+      accessLog: log.sink,
     });
     io.stdout(JSON.stringify({ event: 'listening', url: gateway.url }));
-    return { exitCode: 0, gateway };
+    return {
+      exitCode: 0,
+      gateway: { ...gateway, close: () => gateway.close().then(() => log.flush()) },
+    };
   } catch (err) {
     io.stderr(`local-gateway: ${(err as Error).message}`);
     return { exitCode: 1 };

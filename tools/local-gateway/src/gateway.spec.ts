@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { request as httpsRequest } from 'node:https';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -367,6 +369,32 @@ describe('local gateway', () => {
     expect((await call(g, '/orders', { method: 'POST', headers: bearer(jwt), body: 'small' })).status).toBe(
       200,
     );
+  });
+
+  it('answers 504 in APIM form when the backend does not answer: the policy timeout, else upstreamTimeoutMs', async () => {
+    const silent = createServer(() => undefined); // reads the request, never answers
+    await new Promise<void>((done) => silent.listen(0, '127.0.0.1', done));
+    const silentUrl = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      const byDefault = await gatewayFor(policyXml().replace(' timeout="5"', ''), {
+        backendUrl: silentUrl,
+        upstreamTimeoutMs: 300,
+      });
+      const res = await call(byDefault, '/orders', { headers: bearer(await token()) });
+      expect(res.status).toBe(504);
+      expect(res.json()).toEqual({ statusCode: 504, message: 'The backend did not answer within 0.3 s' });
+      // A forward-request timeout in the policy wins over the gateway's default.
+      const byPolicy = await gatewayFor(policyXml().replace('timeout="5"', 'timeout="1"'), {
+        backendUrl: silentUrl,
+        upstreamTimeoutMs: 60_000,
+      });
+      const late = await call(byPolicy, '/orders', { headers: bearer(await token()) });
+      expect(late.status).toBe(504);
+      expect(late.json()).toEqual({ statusCode: 504, message: 'The backend did not answer within 1 s' });
+    } finally {
+      silent.closeAllConnections();
+      silent.close();
+    }
   });
 
   it('answers 502 in APIM form when the backend is down', async () => {

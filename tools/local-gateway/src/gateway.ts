@@ -8,7 +8,7 @@
  *
  * Health: `GET /status-0123456789abcdef` answers 200 without running any policy (as APIM's).
  */
-import { Agent, IncomingMessage, ServerResponse } from 'node:http';
+import { Agent, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { createServer, Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -24,7 +24,13 @@ import { AccessLogEntry, AccessLogSink, PolicyOutcome, stdoutAccessLog } from '.
 import { answerAndClose, answerFor, failRequestInProgress } from './client-errors';
 import { ApimError, apimErrorBody, sendApimError } from './apim-errors';
 import { MetadataCacheTimings, OpenIdMetadataCache } from './openid-metadata-cache';
-import type { GatewayResponse, PolicyContext, PolicyStatement } from './policy-context';
+import type {
+  ClientCertificateInfo,
+  GatewayRequest,
+  GatewayResponse,
+  PolicyContext,
+  PolicyStatement,
+} from './policy-context';
 import { loadPolicyDocument, PolicyDocument, PolicyLoadOptions } from './policy-document';
 import {
   ClientCertificateOptions,
@@ -49,9 +55,25 @@ import {
   BodyMemoryBudget,
   DEFAULT_BODY_MEMORY_BYTES,
   DEFAULT_BODY_TIMEOUT_MS,
+  hasBody,
   readBody,
   ReadBodyOptions,
 } from './request-body';
+
+const NO_BODY = Buffer.alloc(0);
+const ignore = (): void => undefined;
+
+let isoMs = 0;
+let isoText = '';
+/** The current time as ISO 8601, formatted once per millisecond (the access log asks for it on every request). */
+function isoNow(): string {
+  const ms = Date.now();
+  if (ms !== isoMs) {
+    isoMs = ms;
+    isoText = new Date(ms).toISOString();
+  }
+  return isoText;
+}
 import { DEFAULT_MAX_URL_BYTES, parseRequestTarget } from './request-target';
 
 export const HEALTH_PATH = '/status-0123456789abcdef';
@@ -82,7 +104,10 @@ export interface GatewayOptions {
   trustedCaPem?: string;
   /** Request body limit (Application Gateway WAF v2 with CRS 3.2: 2 MB); larger → 413. */
   maxRequestBodyBytes?: number;
-  /** Where access log lines go: default one JSON line per request on stdout; `false` for none. */
+  /**
+   * Where access log entries go: default one JSON line per request on stdout, written in batches
+   * (access-log.ts; `fileAccessLog` and `bufferedAccessLog` make other batched sinks); `false` for none.
+   */
   accessLog?: AccessLogSink | false;
   /** Clock in ms, for tests (token lifetimes and the metadata cache use it). */
   now?: () => number;
@@ -244,8 +269,16 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     throw err;
   }
 
-  const agent = new Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, scheduling: 'lifo' });
-  const log = opts.accessLog === false ? undefined : (opts.accessLog ?? stdoutAccessLog);
+  const agent = new Agent({
+    keepAlive: true,
+    maxSockets: 256,
+    maxFreeSockets: 64,
+    scheduling: 'lifo',
+    // Socket inactivity: the backend deadline without a timer per request (forward-request may override).
+    timeout: upstreamTimeoutMs,
+  });
+  const ownLog = opts.accessLog === undefined ? stdoutAccessLog() : undefined;
+  const log = opts.accessLog === false ? undefined : (opts.accessLog ?? ownLog!.sink);
 
   const tlsOptions = {
     cert: tls.certificatePem,
@@ -295,7 +328,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     metrics.policyError('gateway', reason);
     log?.({
       event: 'request',
-      time: new Date().toISOString(),
+      time: isoNow(),
       method,
       path: '',
       status,
@@ -354,7 +387,9 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         server.close(() => resolve());
         server.closeAllConnections();
         agent.destroy();
-      }).then(() => rateLimitStore.close())),
+      })
+        .then(() => rateLimitStore.close())
+        .then(() => ownLog?.flush())),
   };
 }
 
@@ -390,10 +425,37 @@ interface HandlerDeps {
   subscriptionKeys: SubscriptionKeys | undefined;
 }
 
-async function runSection(statements: readonly PolicyStatement[], ctx: PolicyContext): Promise<void> {
-  for (const statement of statements) {
-    await statement.execute(ctx);
+/**
+ * Runs the statements in order and stays synchronous until one returns a promise: most requests
+ * carry a token the verified-token cache knows, and then no statement waits for anything.
+ */
+function runSection(
+  statements: readonly PolicyStatement[],
+  ctx: PolicyContext,
+  from = 0,
+): Promise<void> | void {
+  for (let i = from; i < statements.length; i++) {
+    const pending = statements[i]!.execute(ctx);
+    if (pending) return pending.then(() => (ctx.returned ? undefined : runSection(statements, ctx, i + 1)));
     if (ctx.returned) return;
+  }
+}
+
+/** `context.Request` for the policies; the query string is parsed only when a policy reads it. */
+class RequestView implements GatewayRequest {
+  private parsedQuery: URLSearchParams | undefined;
+
+  constructor(
+    readonly method: string,
+    readonly url: string,
+    private readonly search: string,
+    readonly headers: OutgoingHttpHeaders,
+    readonly clientIp: string,
+    readonly clientCertificate: ClientCertificateInfo | undefined,
+  ) {}
+
+  get query(): URLSearchParams {
+    return (this.parsedQuery ??= new URLSearchParams(this.search));
   }
 }
 
@@ -477,8 +539,8 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
   const started = performance.now();
   let outcome: PolicyOutcome = 'forwarded';
   let error: ApimError | undefined;
-  req.on('error', () => undefined); // a client reset must not become an uncaught error
-  res.on('error', () => undefined);
+  req.on('error', ignore); // a client reset must not become an uncaught error
+  res.on('error', ignore);
   let route = 'api';
   let logPath = '';
   /** Sent to the backend as X-AppGW-Trace-Id and logged, so a backend request can be matched to its log line. */
@@ -489,16 +551,19 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     if (!deps.log) return;
     const entry: AccessLogEntry = {
       event: 'request',
-      time: new Date().toISOString(),
+      time: isoNow(),
       method: req.method ?? '',
       path: logPath,
       status: res.statusCode,
       durationMs: Math.round((performance.now() - started) * 10) / 10,
       policy: outcome,
       traceId,
-      ...(error ? { errorSource: error.source, errorReason: error.reason } : {}),
-      ...(res.writableFinished ? {} : { aborted: true }),
     };
+    if (error) {
+      entry.errorSource = error.source;
+      entry.errorReason = error.reason;
+    }
+    if (!res.writableFinished) entry.aborted = true;
     deps.log(entry);
   });
   /** The gateway itself refuses the request; the connection closes when the body is unread. */
@@ -606,12 +671,11 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
 
   const headers = backendRequestHeaders(req, deps.port, url, traceId);
   if (deps.clientCertMode) Object.assign(headers, clientCertificateHeaders(peer));
-  let parsedQuery: URLSearchParams | undefined;
-  const queryOf = (): URLSearchParams => (parsedQuery ??= new URLSearchParams(target.search));
+  const request = new RequestView(req.method ?? 'GET', url, target.search, headers, clientIpOf(req), peer);
   let subscriptionId: string | undefined;
   if (deps.subscriptionKeys) {
     delete headers[deps.subscriptionKeys.headerName]; // the backend never needs the key
-    const check = deps.subscriptionKeys.check(req.headers, queryOf());
+    const check = deps.subscriptionKeys.check(req.headers, request.query);
     if (!check.ok) {
       outcome = 'rejected';
       error = new ApimError(401, check.message, 'subscription', check.reason);
@@ -627,17 +691,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
   if (operation) route = operation.route;
   const ctx: PolicyContext = {
     section: 'inbound',
-    request: {
-      method: req.method ?? 'GET',
-      url,
-      // Parsed only when a policy reads it (most requests never do).
-      get query() {
-        return queryOf();
-      },
-      headers,
-      clientIp: clientIpOf(req),
-      ...(peer ? { clientCertificate: peer } : {}),
-    },
+    request,
     response: undefined,
     variables: new Map(),
     lastError: undefined,
@@ -649,7 +703,8 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
   };
 
   try {
-    await runSection(policy.inbound, ctx);
+    const inbound = runSection(policy.inbound, ctx);
+    if (inbound) await inbound;
     if (ctx.returned) {
       outcome = 'returned';
       ctx.response ??= { statusCode: 200, headers: {} };
@@ -662,7 +717,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     // The body is read only now, once the policies admitted the request, and whole: see request-body.ts.
     let body: Buffer;
     try {
-      body = await readBody(req, deps.body);
+      body = hasBody(req) ? await readBody(req, deps.body) : NO_BODY;
     } catch (err) {
       if (!(err instanceof BodyFailure)) throw err;
       if (err.kind === 'aborted') {
@@ -693,6 +748,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
         agent: deps.agent,
         headers: ctx.request.headers,
         timeoutMs: policy.backend.timeoutMs ?? deps.upstreamTimeoutMs,
+        agentTimeoutMs: deps.upstreamTimeoutMs,
       });
       deps.metrics.upstreamDuration(route, (performance.now() - sent) / 1000);
     } catch (err) {
@@ -707,8 +763,10 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     ctx.response = { statusCode: upstream.statusCode ?? 502, headers: clientResponseHeaders(upstream) };
     if (upstream.statusMessage) ctx.response.reason = upstream.statusMessage;
     try {
-      await runSection(policy.outbound, ctx);
-      await finishResponse(ctx);
+      const outbound = runSection(policy.outbound, ctx);
+      if (outbound) await outbound;
+      const finished = finishResponse(ctx);
+      if (finished) await finished;
     } catch (err) {
       upstream.resume(); // the backend's body is not used: free its connection
       throw err;
@@ -747,12 +805,20 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
 }
 
 /** Runs the deferred work that needs the response (rate-limit increment-condition), then adds policy response headers. */
-async function finishResponse(ctx: PolicyContext): Promise<void> {
-  const pending = ctx.afterResponse?.splice(0) ?? [];
-  for (const work of pending) await work(ctx);
-  if (ctx.response && ctx.responseHeaders) {
-    for (const [name, value] of Object.entries(ctx.responseHeaders)) ctx.response.headers[name] ??= value;
+function finishResponse(ctx: PolicyContext): Promise<void> | void {
+  if (ctx.afterResponse?.length) {
+    const pending = ctx.afterResponse.splice(0);
+    return (async () => {
+      for (const work of pending) await work(ctx);
+      addPolicyResponseHeaders(ctx);
+    })();
   }
+  addPolicyResponseHeaders(ctx);
+}
+
+function addPolicyResponseHeaders(ctx: PolicyContext): void {
+  if (!ctx.response || !ctx.responseHeaders) return;
+  for (const name in ctx.responseHeaders) ctx.response.headers[name] ??= ctx.responseHeaders[name];
 }
 
 async function runOnError(

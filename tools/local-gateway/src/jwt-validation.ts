@@ -18,7 +18,7 @@ import {
   ProtectedHeaderParameters,
 } from 'jose';
 import type { OpenIdMetadata } from './openid-metadata-cache';
-import { VerifiedTokenCache } from './verified-token-cache';
+import type { VerifiedEntry, VerifiedTokenCache } from './verified-token-cache';
 
 export const ALLOWED_ALGORITHMS = ['RS256', 'PS256', 'RS512'] as const;
 /** Accepted only when the policy has symmetric `<issuer-signing-keys>`, and verified only with those keys. */
@@ -74,6 +74,8 @@ export interface ValidatedJwt {
 /** Supplies the current key sets; `refresh` asks for new ones after an unknown `kid` (may decline). */
 export interface SigningKeySource {
   current(): Promise<OpenIdMetadata[]>;
+  /** The current key sets when every one is cached and fresh (no waiting), else undefined. */
+  peek?(): OpenIdMetadata[] | undefined;
   refresh(): Promise<OpenIdMetadata[] | undefined>;
 }
 
@@ -122,22 +124,15 @@ export async function validateJwt(
   nowMs: number,
   cache?: VerifiedTokenCache,
 ): Promise<ValidatedJwt> {
+  const cached = cachedValidation(token, keys, rules, nowMs, cache);
+  if (cached) return cached;
   if (token.split('.').length !== 3) throw new JwtValidationFailure('JwtInvalid', 'Invalid JWT.');
-  const cacheKey = cache && cache.maxEntries > 0 ? VerifiedTokenCache.keyOf(token) : undefined;
+  const useCache = cache !== undefined && cache.maxEntries > 0;
   let metadata: OpenIdMetadata[] | undefined;
-  if (cacheKey !== undefined) {
+  if (useCache) {
     metadata = await currentKeys(keys);
-    const hit = cache!.lookup(cacheKey, metadata);
-    if (hit) {
-      // Same checks, same order and same arithmetic as jose's jwtVerify (exp <= now - skew is expired).
-      const now = Math.floor(nowMs / 1000);
-      if (hit.exp <= now - rules.clockSkewSeconds) {
-        cache!.delete(cacheKey);
-        throw expired(hit.exp, nowMs);
-      }
-      if (hit.nbf !== undefined && hit.nbf > now + rules.clockSkewSeconds) throw notYetValid(hit.nbf, nowMs);
-      return hit.validated;
-    }
+    const hit = cache.lookup(token, metadata);
+    if (hit) return checkCachedLifetime(hit, token, rules, nowMs, cache);
   }
   let header: ProtectedHeaderParameters;
   try {
@@ -216,8 +211,44 @@ export async function validateJwt(
   }
   checkRequiredClaims(claims, rules.requiredClaims);
   const validated: ValidatedJwt = { header, claims };
-  if (cacheKey !== undefined) cache!.store(cacheKey, validated, metadata);
+  if (useCache) cache.store(token, validated, metadata);
   return validated;
+}
+
+/**
+ * The cache-hit path without waiting for anything: when the key sets are cached and fresh and
+ * this policy instance verified `token` before against them, its result (lifetime checked
+ * again). Undefined means "go the long way": a miss, no cache, or keys that need fetching.
+ */
+export function cachedValidation(
+  token: string,
+  keys: SigningKeySource,
+  rules: JwtRules,
+  nowMs: number,
+  cache?: VerifiedTokenCache,
+): ValidatedJwt | undefined {
+  if (!cache || cache.maxEntries === 0 || !keys.peek) return undefined;
+  const metadata = keys.peek();
+  if (!metadata) return undefined;
+  const hit = cache.lookup(token, metadata);
+  return hit ? checkCachedLifetime(hit, token, rules, nowMs, cache) : undefined;
+}
+
+/** Same checks, same order and same arithmetic as jose's jwtVerify (exp <= now - skew is expired). */
+function checkCachedLifetime(
+  hit: VerifiedEntry,
+  token: string,
+  rules: JwtRules,
+  nowMs: number,
+  cache: VerifiedTokenCache,
+): ValidatedJwt {
+  const now = Math.floor(nowMs / 1000);
+  if (hit.exp <= now - rules.clockSkewSeconds) {
+    cache.delete(token);
+    throw expired(hit.exp, nowMs);
+  }
+  if (hit.nbf !== undefined && hit.nbf > now + rules.clockSkewSeconds) throw notYetValid(hit.nbf, nowMs);
+  return hit.validated;
 }
 
 async function currentKeys(keys: SigningKeySource): Promise<OpenIdMetadata[]> {

@@ -24,19 +24,35 @@ const labels = (pairs: Record<string, string>) =>
     .join(',')}}`;
 
 export class GatewayMetrics {
-  private readonly requests = new Map<string, number>();
+  /** By label text: what /metrics shows (methods outside METHODS share OTHER). */
+  private readonly requests = new Map<string, { value: number }>();
+  /** The same counters by the raw values a request is counted with. */
+  private readonly requestCounters = new Map<string, { value: number }>();
   private readonly errors = new Map<string, number>();
   private readonly upstream = new Map<string, Histogram>();
   private storeFailures = 0;
 
   request(route: string, method: string, status: number, outcome: string): void {
+    // One counter per label set; the escaped label text is built once per set, not per request.
+    const id = `${route}\u0000${method}\u0000${status}\u0000${outcome}`;
+    const counter = this.requestCounters.get(id);
+    if (counter) {
+      counter.value++;
+      return;
+    }
     const key = labels({
       route,
       method: METHODS.has(method) ? method : 'OTHER',
       status: String(status),
       outcome,
     });
-    this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+    let shared = this.requests.get(key);
+    if (!shared) {
+      shared = { value: 0 };
+      this.requests.set(key, shared);
+    }
+    shared.value++;
+    this.requestCounters.set(id, shared);
   }
 
   policyError(source: string, reason: string): void {
@@ -65,7 +81,7 @@ export class GatewayMetrics {
       '# HELP local_gateway_requests_total Requests handled, by route, method, status and policy outcome.',
       '# TYPE local_gateway_requests_total counter',
     );
-    for (const [k, v] of this.requests) out.push(`local_gateway_requests_total${k} ${v}`);
+    for (const [k, v] of this.requests) out.push(`local_gateway_requests_total${k} ${v.value}`);
     out.push(
       '# HELP local_gateway_policy_errors_total Errors raised by policies and gateway steps (APIM LastError source and reason).',
       '# TYPE local_gateway_policy_errors_total counter',

@@ -57,6 +57,11 @@ export class OpenIdMetadataCache {
   }
 
   /** The cached metadata, pulled when missing or older than the TTL (and allowed by the throttle). */
+  /** The cached document while it is fresh, without waiting; undefined when `get()` has work to do. */
+  peek(): OpenIdMetadata | undefined {
+    return this.current && this.now() - this.fetchedAt < this.timings.cacheTtlMs ? this.current : undefined;
+  }
+
   async get(): Promise<OpenIdMetadata> {
     const now = this.now();
     if (this.current && now - this.fetchedAt < this.timings.cacheTtlMs) return this.current;

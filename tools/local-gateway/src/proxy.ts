@@ -56,8 +56,12 @@ export class ProxyFailure extends Error {
   }
 }
 
-export function connectionTokens(headers: IncomingMessage['headers']): Set<string> {
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+export function connectionTokens(headers: IncomingMessage['headers']): ReadonlySet<string> {
   const value = headers.connection;
+  // The usual values name only headers that are hop-by-hop anyway.
+  if (value === undefined || value === 'keep-alive' || value === 'close') return NO_TOKENS;
   const list = Array.isArray(value) ? value.join(',') : (value ?? '');
   return new Set(
     list
@@ -85,6 +89,16 @@ export function clientIpOf(req: IncomingMessage): string {
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
 }
 
+/** Request headers never passed on as the client sent them (one lookup per header on the hot path). */
+const NOT_FORWARDED = new Set([
+  'host',
+  ...HOP_BY_HOP_HEADERS,
+  ...REQUEST_FRAMING_HEADERS,
+  ...EDGE_CHECKED_HEADERS,
+  ...FORWARDING_HEADERS,
+  ...GATEWAY_ONLY_HEADERS,
+]);
+
 /**
  * The headers sent to the backend: the client's, cleaned, plus the gateway's forwarding headers.
  * `target` is the normalized request target (path and query) the backend will be sent.
@@ -97,24 +111,16 @@ export function backendRequestHeaders(
 ): OutgoingHttpHeaders {
   const drop = connectionTokens(req.headers);
   const headers: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (
-      value === undefined ||
-      name === 'host' ||
-      HOP_BY_HOP_HEADERS.has(name) ||
-      REQUEST_FRAMING_HEADERS.has(name) ||
-      EDGE_CHECKED_HEADERS.has(name) ||
-      FORWARDING_HEADERS.has(name) ||
-      GATEWAY_ONLY_HEADERS.has(name) ||
-      drop.has(name)
-    )
-      continue;
+  const incoming = req.headers;
+  for (const name in incoming) {
+    const value = incoming[name];
+    if (value === undefined || NOT_FORWARDED.has(name) || drop.has(name)) continue;
     headers[name] = value;
   }
   headers['x-forwarded-for'] = clientIpOf(req);
   headers['x-forwarded-proto'] = 'https';
   headers['x-forwarded-port'] = String(gatewayPort);
-  if (req.headers.host) headers['x-original-host'] = req.headers.host;
+  if (incoming.host) headers['x-original-host'] = incoming.host;
   headers['x-original-url'] = target;
   headers['x-appgw-trace-id'] = traceId;
   return headers;
@@ -124,7 +130,9 @@ export function backendRequestHeaders(
 export function clientResponseHeaders(upstream: IncomingMessage): OutgoingHttpHeaders {
   const drop = connectionTokens(upstream.headers);
   const headers: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(upstream.headers)) {
+  const incoming = upstream.headers;
+  for (const name in incoming) {
+    const value = incoming[name];
     if (value === undefined || HOP_BY_HOP_HEADERS.has(name) || drop.has(name)) continue;
     headers[name] = value;
   }
@@ -140,7 +148,10 @@ export interface ForwardOptions {
   backend: URL;
   agent: Agent;
   headers: OutgoingHttpHeaders;
+  /** Inactivity deadline for the backend's answer. */
   timeoutMs: number;
+  /** The `timeout` the agent already gives its sockets. */
+  agentTimeoutMs: number;
 }
 
 /** Methods whose requests carry no body unless they say so: no `Content-Length: 0` for them. */
@@ -184,7 +195,9 @@ export function forwardRequest(opts: ForwardOptions): Promise<IncomingMessage> {
           : new ProxyFailure('connection', `The backend service is unavailable: ${err.message}`),
       );
     });
-    upstream.setTimeout(opts.timeoutMs, () =>
+    // The agent gives every socket the gateway's default timeout; a policy with its own sets it here.
+    if (opts.timeoutMs !== opts.agentTimeoutMs) upstream.setTimeout(opts.timeoutMs);
+    upstream.once('timeout', () =>
       upstream.destroy(
         new ProxyFailure('timeout', `The backend did not answer within ${opts.timeoutMs / 1000} s`),
       ),

@@ -28,6 +28,8 @@ import {
   RequiredClaim,
   SigningKeySource,
   STATIC_KEYS_ISSUER,
+  cachedValidation,
+  ValidatedJwt,
   validateJwt,
 } from './jwt-validation';
 import { OpenIdMetadata, OpenIdMetadataCache } from './openid-metadata-cache';
@@ -281,21 +283,37 @@ class ValidateJwtStatement implements PolicyStatement {
     this.keys = keySourceOf(config);
   }
 
-  async execute(ctx: PolicyContext): Promise<void> {
+  /** Synchronous for a token verified before (the common case); a promise when keys or the signature must be checked. */
+  execute(ctx: PolicyContext): Promise<void> | void {
     const { config } = this;
     try {
       const token = extractToken(ctx, config.tokenSource);
-      const validated = await validateJwt(token, this.keys, config.rules, ctx.now(), this.cache);
-      if (config.outputTokenVariableName) ctx.variables.set(config.outputTokenVariableName, validated);
-    } catch (err) {
-      if (!(err instanceof JwtValidationFailure)) throw err;
-      throw new ApimError(
-        config.failedStatusCode,
-        config.failedMessage ?? err.message,
-        this.name,
-        err.reason,
+      const cached = cachedValidation(token, this.keys, config.rules, ctx.now(), this.cache);
+      if (cached) return this.accept(ctx, cached);
+      return validateJwt(token, this.keys, config.rules, ctx.now(), this.cache).then(
+        (validated) => this.accept(ctx, validated),
+        (err: unknown) => {
+          throw this.refusal(err);
+        },
       );
+    } catch (err) {
+      throw this.refusal(err);
     }
+  }
+
+  private accept(ctx: PolicyContext, validated: ValidatedJwt): void {
+    if (this.config.outputTokenVariableName)
+      ctx.variables.set(this.config.outputTokenVariableName, validated);
+  }
+
+  private refusal(err: unknown): unknown {
+    if (!(err instanceof JwtValidationFailure)) return err;
+    return new ApimError(
+      this.config.failedStatusCode,
+      this.config.failedMessage ?? err.message,
+      this.name,
+      err.reason,
+    );
   }
 }
 
@@ -303,8 +321,18 @@ class ValidateJwtStatement implements PolicyStatement {
 function keySourceOf(config: ValidateJwtConfig): SigningKeySource {
   const caches = config.openIdConfigs;
   const fixed = config.staticKeys ? [config.staticKeys] : [];
+  // The same array while the documents are the same objects: the verified-token cache compares them.
+  let last: OpenIdMetadata[] = [];
   return {
     current: async () => [...(await Promise.all(caches.map((c) => c.get()))), ...fixed],
+    peek: () => {
+      for (let i = 0; i < caches.length; i++) {
+        const doc = caches[i]!.peek();
+        if (!doc) return undefined;
+        if (last[i] !== doc) last = [...caches.map((c) => c.peek()!), ...fixed];
+      }
+      return caches.length === 0 ? fixed : last;
+    },
     refresh: async () => {
       const refreshed = await Promise.all(caches.map((c) => c.refreshForUnknownKey()));
       if (refreshed.every((m) => m === undefined)) return undefined;

@@ -91,6 +91,26 @@ describe('verified-token cache (validateJwt)', () => {
     });
   });
 
+  it('finds entries by the end of the signature but answers only the exact token: a cached signature on another payload is refused', async () => {
+    const { source } = keySource(keySetOf(key));
+    const cache = new VerifiedTokenCache(100);
+    const token = await sign(key, claims({ roles: ['Orders.Read'] }));
+    await validateJwt(token, source, rules, Date.now(), cache);
+    const [header, , signature] = token.split('.');
+    const raised = Buffer.from(JSON.stringify(claims({ roles: ['Orders.Read', 'Admin'] }))).toString(
+      'base64url',
+    );
+    await expect(
+      validateJwt(`${header}.${raised}.${signature}`, source, rules, Date.now(), cache),
+    ).rejects.toThrow(/Signature validation failed/);
+    // The genuine token is still answered from the cache.
+    const hits = cache.hits;
+    expect((await validateJwt(token, source, rules, Date.now(), cache)).claims['roles']).toEqual([
+      'Orders.Read',
+    ]);
+    expect(cache.hits).toBe(hits + 1);
+  });
+
   it('refuses a cached token once exp has passed (clock skew applied exactly as on the signature path)', async () => {
     const { source } = keySource(keySetOf(key));
     const cache = new VerifiedTokenCache(100);

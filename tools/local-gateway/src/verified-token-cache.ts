@@ -3,7 +3,10 @@
  * signature check for a token string this policy instance has already verified successfully.
  *
  * - One cache per compiled policy statement (so per policy instance: its audiences, issuers and
- *   required claims were all checked when the entry was made); the key is SHA-256 of the token.
+ *   required claims were all checked when the entry was made). Entries are found by the last 43
+ *   characters of the token (the end of its signature: short to hash on every request) and hold
+ *   the whole token, which must match exactly; a token sharing that end with another only
+ *   misses (and replaces it when it is verified).
  * - Only complete successes are stored; a failure is never cached.
  * - Tokens without `exp` are not cached.
  * - At every lookup `exp` and `nbf` are checked again against the current time with the policy's
@@ -12,14 +15,15 @@
  *   openid-config cache hands out; a new pull makes new objects). When the current key sets are
  *   not the same objects, the entry is dropped and the token is verified again: a key removed
  *   from the JWKS stops being trusted as soon as the gateway has re-fetched it.
- * - Bounded: least recently used entries go first.
+ * - Bounded: least recently used entries go first (a hit moves its entry to the back once the
+ *   cache is half full; below that nothing is evicted, so the order does not matter yet).
  */
-import { createHash } from 'node:crypto';
 import type { ValidatedJwt } from './jwt-validation';
 
 export const DEFAULT_VERIFIED_TOKEN_CACHE_SIZE = 10_000;
 
-interface Entry {
+export interface VerifiedEntry {
+  readonly token: string;
   readonly validated: ValidatedJwt;
   readonly exp: number;
   readonly nbf: number | undefined;
@@ -27,7 +31,7 @@ interface Entry {
 }
 
 export class VerifiedTokenCache {
-  private readonly entries = new Map<string, Entry>();
+  private readonly entries = new Map<string, VerifiedEntry>();
   /** Lookups answered from the cache, and lookups that had to verify the signature. */
   hits = 0;
   misses = 0;
@@ -41,14 +45,11 @@ export class VerifiedTokenCache {
     return this.entries.size;
   }
 
-  static keyOf(token: string): string {
-    return createHash('sha256').update(token).digest('base64');
-  }
-
   /** The cached result when `keySets` are the ones it was verified against; expiry is checked by the caller. */
-  lookup(key: string, keySets: readonly unknown[]): Entry | undefined {
+  lookup(token: string, keySets: readonly unknown[]): VerifiedEntry | undefined {
+    const key = keyOf(token);
     const entry = this.entries.get(key);
-    if (!entry) {
+    if (!entry || entry.token !== token) {
       this.misses++;
       return undefined;
     }
@@ -58,29 +59,35 @@ export class VerifiedTokenCache {
       return undefined;
     }
     this.hits++;
-    // LRU: move to the end.
-    this.entries.delete(key);
-    this.entries.set(key, entry);
+    if (this.entries.size * 2 >= this.maxEntries) {
+      // LRU: move to the end.
+      this.entries.delete(key);
+      this.entries.set(key, entry);
+    }
     return entry;
   }
 
-  delete(key: string): void {
-    this.entries.delete(key);
+  delete(token: string): void {
+    const key = keyOf(token);
+    if (this.entries.get(key)?.token === token) this.entries.delete(key);
   }
 
-  store(key: string, validated: ValidatedJwt, keySets: readonly unknown[]): void {
+  store(token: string, validated: ValidatedJwt, keySets: readonly unknown[]): void {
     if (this.maxEntries === 0) return;
     const { exp, nbf } = validated.claims;
     if (typeof exp !== 'number' || !Number.isFinite(exp)) return;
     if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) return;
+    const key = keyOf(token);
     this.entries.delete(key);
     while (this.entries.size >= this.maxEntries) {
       const oldest = this.entries.keys().next().value as string;
       this.entries.delete(oldest);
     }
-    this.entries.set(key, { validated, exp, nbf, keySets: [...keySets] });
+    this.entries.set(key, { token, validated, exp, nbf, keySets: [...keySets] });
   }
 }
+
+const keyOf = (token: string): string => token.slice(-43);
 
 function sameKeySets(a: readonly unknown[], b: readonly unknown[]): boolean {
   if (a.length !== b.length) return false;

@@ -3,7 +3,7 @@
  * Entra ID emulator and gateway in this process, the API and the partner worker as the
  * separate programs they are in production.
  */
-import { createWriteStream, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import {
   startEmulator,
@@ -11,7 +11,7 @@ import {
   provisionApiAndPartner,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { startGateway } from '@certflow/local-gateway';
+import { fileAccessLog, startGateway } from '@certflow/local-gateway';
 import { parseCertificate, writeFileAtomic } from '@certflow/certs';
 import { ChildProcessError, runJsonCommand, startService } from './child-service';
 import { appEntryPoint, workspaceRoot } from './workspace';
@@ -120,16 +120,16 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     cleanups.push(() => api.stop());
 
     const policyFile = join(workspaceRoot(), 'apps', 'api', 'apim', 'policy.xml');
-    const accessLog = createWriteStream(join(stateDir, 'gateway-access.log'), { flags: 'a', mode: 0o600 });
-    cleanups.push(() => new Promise<void>((done) => accessLog.end(done)));
+    // One JSON line per request (never a token), kept out of the narration; written in batches.
+    const accessLog = await fileAccessLog(join(stateDir, 'gateway-access.log'));
+    cleanups.push(() => accessLog.close());
     const gateway = await step('starting the gateway', () =>
       startGateway({
         stateDir,
         port: opts.gatewayPort ?? 0,
         policyFile,
         backendUrl: api.url,
-        // One JSON line per request (never a token), kept out of the narration.
-        accessLog: (entry) => accessLog.write(JSON.stringify(entry) + '\n'),
+        accessLog: accessLog.sink,
         trustedCaPem: readFileSync(emulator.caCertificatePath, 'utf8'),
         namedValues: {
           'entra-instance': emulator.url,
