@@ -9,4 +9,4 @@ export {
   type GuardRequest,
   type Scheme,
 } from './loopback-guard';
-export { guardIncomingMessage, guardRequestOf } from './node-request';
+export { guardIncomingMessage, guardRequestOf, loopbackGuard } from './node-request';

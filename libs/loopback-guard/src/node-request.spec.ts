@@ -2,16 +2,19 @@
 import { createServer, IncomingMessage, request, type Server } from 'node:http';
 import { connect, Socket, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { guardIncomingMessage } from './node-request';
+import { guardIncomingMessage, loopbackGuard } from './node-request';
+import type { GuardDecision } from './loopback-guard';
 
 let server: Server;
 let port: number;
 /** Requests that got past the guard: the "something was done" the attacks must never reach. */
 let handled = 0;
+/** The guard in front of the server: guardIncomingMessage, or loopbackGuard (which remembers decisions). */
+let guard: (req: IncomingMessage) => GuardDecision;
 
 beforeAll(async () => {
   server = createServer((req, res) => {
-    const decision = guardIncomingMessage(req, { scheme: 'http', boundToLoopback: true });
+    const decision = guard(req);
     if (!decision.ok) {
       res.writeHead(decision.status, {
         'content-type': 'application/json',
@@ -26,6 +29,8 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
 });
+
+const options = { scheme: 'http', boundToLoopback: true } as const;
 
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
@@ -51,7 +56,14 @@ function sendRaw(head: string): Promise<number> {
   });
 }
 
-describe('a loopback HTTP server behind guardIncomingMessage', () => {
+describe.each([
+  ['guardIncomingMessage', () => (req: IncomingMessage) => guardIncomingMessage(req, options)],
+  ['loopbackGuard', () => loopbackGuard(options)],
+])('a loopback HTTP server behind %s', (_name, makeGuard) => {
+  beforeAll(() => {
+    guard = makeGuard();
+  });
+
   it('serves its own origin', async () => {
     const before = handled;
     expect((await send({ host: `localhost:${port}` })).status).toBe(200);
@@ -106,7 +118,7 @@ describe('a loopback HTTP server behind guardIncomingMessage', () => {
   it('refuses a request whose connection has no port any more, instead of throwing in the handler', () => {
     const orphan = new IncomingMessage(new Socket());
     orphan.rawHeaders = ['Host', 'localhost:8080'];
-    expect(guardIncomingMessage(orphan, { scheme: 'http', boundToLoopback: true })).toMatchObject({
+    expect(guard(orphan)).toMatchObject({
       ok: false,
       status: 421,
     });

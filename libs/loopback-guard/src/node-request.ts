@@ -38,3 +38,37 @@ export function guardIncomingMessage(
   if (port === undefined) return { ok: false, status: 421, reason: "the connection's port is unknown" };
   return checkRequest(guardRequestOf(req), { ...options, port });
 }
+
+/** How many different Host values `loopbackGuard` remembers before it starts over. */
+const REMEMBERED_HOSTS = 64;
+
+/**
+ * `guardIncomingMessage` for a server's every request: the decision for a request that carries
+ * one Host and neither Origin nor Sec-Fetch-Site (nearly all of them) is remembered per Host and
+ * port, so the name is parsed once, not on every request. Any other request is decided afresh.
+ */
+export function loopbackGuard(
+  options: Omit<GuardOptions, 'port'> & { port?: number },
+): (req: IncomingMessage) => GuardDecision {
+  const remembered = new Map<string, GuardDecision>();
+  return (req) => {
+    const request = guardRequestOf(req);
+    const port = options.port ?? req.socket.localPort;
+    if (port === undefined) return { ok: false, status: 421, reason: "the connection's port is unknown" };
+    const { host } = request;
+    const simple =
+      host?.length === 1 &&
+      request.origin === undefined &&
+      request.secFetchSite === undefined &&
+      request.target?.startsWith('/') === true;
+    if (!simple) return checkRequest(request, { ...options, port });
+    const key = `${port} ${host[0]}`;
+    let decision = remembered.get(key);
+    if (!decision) {
+      decision = checkRequest(request, { ...options, port });
+      if (remembered.size >= REMEMBERED_HOSTS) remembered.clear();
+      remembered.set(key, decision);
+    }
+    return decision;
+  };
+}

@@ -15,9 +15,10 @@ import { performance } from 'node:perf_hooks';
 import { DevelopmentCa } from '@certflow/certs';
 import {
   checkRequest,
-  guardIncomingMessage,
+  GuardDecision,
   GuardOptions,
   isLoopbackAddress,
+  loopbackGuard,
   parseAllowedHosts,
 } from '@certflow/loopback-guard';
 import { AccessLogEntry, AccessLogSink, PolicyOutcome, stdoutAccessLog } from './access-log';
@@ -287,6 +288,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     ...(mtls ? { requestCert: true, rejectUnauthorized: false, ca: mtls.trustedCaPem } : {}),
   };
   const clientCertMode = mtls ? (mtls.mode ?? 'strict') : undefined;
+  const guardOptions = { scheme: 'https', boundToLoopback: isLoopbackAddress(host), allowedHosts } as const;
   const deps: HandlerDeps = {
     policy,
     operations,
@@ -302,7 +304,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     subscriptionKeys,
     metrics,
     metricsPath,
-    hostGuard: { scheme: 'https', boundToLoopback: isLoopbackAddress(host), allowedHosts },
+    hostGuard: guardOptions,
+    checkHostAndOrigin: loopbackGuard(guardOptions),
   };
   const server: Server = createServer(
     {
@@ -418,6 +421,7 @@ interface HandlerDeps {
   maxUrlBytes: number;
   upstreamTimeoutMs: number;
   hostGuard: Omit<GuardOptions, 'port'>;
+  checkHostAndOrigin: (req: IncomingMessage) => GuardDecision;
   now: () => number;
   port: number;
   log: AccessLogSink | undefined;
@@ -606,7 +610,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     }
   }
   {
-    const decision = guardIncomingMessage(req, deps.hostGuard);
+    const decision = deps.checkHostAndOrigin(req);
     if (!decision.ok) {
       res.shouldKeepAlive = false;
       return refuse(
