@@ -79,11 +79,21 @@ function readSuite(suite: string): Summary {
 const fmt = (n: number): string => n.toLocaleString('en-US', { maximumFractionDigits: 2 });
 const rate = (r: Rate): string => `${fmt(r.reqPerSec)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`;
 
+interface SlowClientsBench {
+  slowConnections: { target: number; openAtStart: number; openAtEnd: number };
+  baseline: { p50Ms: number; p99Ms: number };
+  underLoad: { p50Ms: number; p99Ms: number; maxMs: number };
+  goalP99Ms: number;
+  goalMet: boolean;
+  memoryMib: { before: number; peak: number; bound: number; met: boolean };
+}
+
 interface Benches {
   tokenEndpoint: TokenEndpointBench;
   authOverhead: AuthOverheadBench;
   tokenCache: TokenCacheBench;
   gatewayChain: GatewayChainBench;
+  slowClients: SlowClientsBench;
 }
 
 function readBenches(): Benches {
@@ -105,6 +115,7 @@ function readBenches(): Benches {
     authOverhead: readJson('bench-auth-overhead.json', 'npm run bench'),
     tokenCache: readJson('bench-token-cache.json', 'npm run bench'),
     gatewayChain,
+    slowClients: readJson('bench-slow-clients.json', 'npm run bench'),
   };
 }
 
@@ -123,6 +134,7 @@ export function benchTable(b: Benches): string {
     ? `nginx ${rate(nginx)}: **gateway / nginx ${c.gatewayVsNginx}** (median of rounds ${c.medianRoundGatewayVsNginx}), Node.js / nginx ${c.nodeVsNginx}`
     : 'nginx not installed: no nginx baseline';
   const a = b.authOverhead;
+  const s = b.slowClients;
   return [
     '| benchmark | baseline | figures |',
     '|---|---|---|',
@@ -130,6 +142,7 @@ export function benchTable(b: Benches): string {
     `| \`api:bench\`: authenticated \`GET /orders\` (passport-jwt + jwks-rsa + verified-token cache) | the same route without authentication | authenticated ${fmt(a.authenticatedReqPerSec)} req/s, public ${fmt(a.publicReqPerSec)} req/s: **ratio ${a.ratio}** (median of rounds ${a.medianRoundRatio}; goal ${a.goal}: ${a.ratio >= a.goal ? 'met' : 'not met'}); without the verified-token cache ${fmt(a.uncachedAuthenticatedReqPerSec)} req/s |`,
     `| \`partner-worker:bench\`: a cached token from certflow's token cache | bare MSAL ${b.tokenCache.msalNode} \`acquireTokenByClientCredential\` cache hit | ${cache} (goal ≥ ${b.tokenCache.goal.ratioP50AtLeast}×: ${b.tokenCache.goalMet ? 'met' : 'not met'}) |`,
     `| \`stack:bench\`: authenticated \`GET /orders\` through certflow's gateway (\`validate-jwt\`, access log, metrics); load generator ${c.loadGenerator} | a bare Node.js HTTPS proxy; the API direct; nginx as a TLS proxy | gateway ${rate(gateway)}; ${nodeCell}; direct ${rate(direct)}; ${nginxCell}; **gateway / direct ${c.gatewayVsDirect}** |`,
+    `| \`stack:bench-slow-clients\`: authenticated \`GET /orders\` through the gateway while ${s.slowConnections.target} connections trickle request bodies (${s.slowConnections.openAtStart} open at the start, ${s.slowConnections.openAtEnd} at the end) | the same requests without them | with them p50 ${s.underLoad.p50Ms} ms, **p99 ${s.underLoad.p99Ms} ms** (goal < ${s.goalP99Ms} ms: ${s.goalMet ? 'met' : 'not met'}), max ${s.underLoad.maxMs} ms; without p50 ${s.baseline.p50Ms} ms, p99 ${s.baseline.p99Ms} ms; resident memory of the gateway's process ${s.memoryMib.before} → **${s.memoryMib.peak} MiB** peak (bound ${s.memoryMib.bound} MiB: ${s.memoryMib.met ? 'met' : 'not met'}) |`,
   ].join('\n');
 }
 

@@ -10,6 +10,8 @@ import { readStackFile, stackFilePath, type StackFile } from './stack-file';
 
 export interface StackProcess {
   file: StackFile;
+  /** The process that runs the emulator and the gateway (the API is its child). */
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -34,5 +36,5 @@ export async function launchStackProcess(stateDir: string, timeoutMs = 60_000): 
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { file: readStackFile(stateDir), stop };
+  return { file: readStackFile(stateDir), pid: child.pid!, stop };
 }
