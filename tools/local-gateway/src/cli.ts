@@ -25,6 +25,7 @@
  *   --keep-alive-timeout-ms N  idle keep-alive connections close after N ms (default 5000)
  *   --upstream-timeout-ms N    backend deadline when the policy sets no forward-request timeout (default 60000)
  *   --max-url-bytes N      longest request target (default 8192), else 414
+ *   --max-backend-connections N  connections to the backend at most (default 256)
  *
  * Prints `{"event":"listening","url":"https://localhost:P"}` on stdout once listening, then one
  * access-log line per request. A bad flag is a usage error naming the flag: exit code 2.
@@ -36,7 +37,7 @@ import { bufferedAccessLog } from './access-log';
 import { DEFAULT_MAX_REQUEST_BODY_BYTES, GatewayOptions, RunningGateway, startGateway } from './gateway';
 
 export const USAGE =
-  'usage: node tools/local-gateway/dist/main.js --state-dir DIR --policy FILE --backend URL [--named-value NAME=VALUE ...] [--port P] [--host H] [--ca-file PEM] [--max-body-bytes N] [--redis-url redis://HOST:PORT] [--entra-instance URL] [--global-policy FILE] [--operation "METHOD /template=FILE" ...] [--subscription-key ID=KEY ... [--subscription-required]] [--metrics-path PATH|off] [--client-ca-file PEM [--client-cert-mode strict|passthrough]] [--allowed-host NAME ...] [--header-timeout-ms N] [--body-timeout-ms N] [--body-memory-bytes N] [--keep-alive-timeout-ms N] [--upstream-timeout-ms N] [--max-url-bytes N]';
+  'usage: node tools/local-gateway/dist/main.js --state-dir DIR --policy FILE --backend URL [--named-value NAME=VALUE ...] [--port P] [--host H] [--ca-file PEM] [--max-body-bytes N] [--redis-url redis://HOST:PORT] [--entra-instance URL] [--global-policy FILE] [--operation "METHOD /template=FILE" ...] [--subscription-key ID=KEY ... [--subscription-required]] [--metrics-path PATH|off] [--client-ca-file PEM [--client-cert-mode strict|passthrough]] [--allowed-host NAME ...] [--header-timeout-ms N] [--body-timeout-ms N] [--body-memory-bytes N] [--keep-alive-timeout-ms N] [--upstream-timeout-ms N] [--max-url-bytes N] [--max-backend-connections N]';
 
 /** Positive-integer flags and the gateway option each sets. */
 const LIMIT_FLAGS = {
@@ -46,6 +47,7 @@ const LIMIT_FLAGS = {
   'keep-alive-timeout-ms': 'keepAliveTimeoutMs',
   'upstream-timeout-ms': 'upstreamTimeoutMs',
   'max-url-bytes': 'maxUrlBytes',
+  'max-backend-connections': 'maxBackendConnections',
 } as const;
 
 export class UsageError extends Error {

@@ -68,9 +68,10 @@ export function malformedBodyOf(req: IncomingMessage): ClientErrorAnswer | undef
  * closes. Returns true when it did. (Destroying the request would close the socket unanswered.)
  */
 export function failRequestInProgress(socket: Socket, answer: ClientErrorAnswer | undefined): boolean {
-  const inFlight = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
-  const req = inFlight?.req;
-  if (!answer || !inFlight || inFlight.headersSent || !req || req.complete) return false;
+  // The request the parser was reading when it failed (a pipelined one may not be the request
+  // whose response is being written); Node keeps it on the parser, outside the typed API.
+  const req = (socket as Socket & { parser?: { incoming?: IncomingMessage | null } | null }).parser?.incoming;
+  if (!answer || !req || req.complete) return false;
   malformedBodies.set(req, answer);
   req.emit(MALFORMED_BODY);
   return true;

@@ -58,10 +58,11 @@ import {
   DEFAULT_BODY_TIMEOUT_MS,
   hasBody,
   readBody,
+  ReadBody,
   ReadBodyOptions,
 } from './request-body';
 
-const NO_BODY = Buffer.alloc(0);
+const NO_BODY: ReadBody = { bytes: Buffer.alloc(0), release: () => undefined };
 const ignore = (): void => undefined;
 
 let isoMs = 0;
@@ -83,6 +84,7 @@ export const DEFAULT_HEADER_TIMEOUT_MS = 10_000;
 export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5_000;
 /** Used when the policy's forward-request sets no `timeout` (APIM's own default, 300 s, is long for a local edge). */
 export const DEFAULT_UPSTREAM_TIMEOUT_MS = 60_000;
+export const DEFAULT_MAX_BACKEND_CONNECTIONS = 256;
 export { DEFAULT_BODY_MEMORY_BYTES, DEFAULT_BODY_TIMEOUT_MS, DEFAULT_MAX_URL_BYTES };
 
 export interface GatewayOptions {
@@ -147,6 +149,8 @@ export interface GatewayOptions {
   keepAliveTimeoutMs?: number;
   /** Backend response head deadline when the policy's forward-request has no `timeout` (default 60 s). */
   upstreamTimeoutMs?: number;
+  /** Connections to the backend at most (default 256); a request waiting for one counts towards its backend deadline. */
+  maxBackendConnections?: number;
   /** Longest request target (default 8 KiB); longer → 414. The whole header block is limited to 16 KiB (431). */
   maxUrlBytes?: number;
   /**
@@ -194,18 +198,19 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0)
     throw new TypeError(`maxRequestBodyBytes must be a non-negative integer, got ${maxBodyBytes}`);
   const now = opts.now ?? Date.now;
-  const timing = (name: keyof GatewayOptions, fallback: number): number => {
+  const positive = (name: keyof GatewayOptions, fallback: number): number => {
     const value = opts[name] ?? fallback;
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
       throw new TypeError(`${name} must be a positive integer, got ${String(value)}`);
     return value;
   };
-  const headerTimeoutMs = timing('headerTimeoutMs', DEFAULT_HEADER_TIMEOUT_MS);
-  const bodyTimeoutMs = timing('bodyTimeoutMs', DEFAULT_BODY_TIMEOUT_MS);
-  const keepAliveTimeoutMs = timing('keepAliveTimeoutMs', DEFAULT_KEEP_ALIVE_TIMEOUT_MS);
-  const upstreamTimeoutMs = timing('upstreamTimeoutMs', DEFAULT_UPSTREAM_TIMEOUT_MS);
-  const bodyMemoryBytes = timing('bodyMemoryBytes', DEFAULT_BODY_MEMORY_BYTES);
-  const maxUrlBytes = timing('maxUrlBytes', DEFAULT_MAX_URL_BYTES);
+  const headerTimeoutMs = positive('headerTimeoutMs', DEFAULT_HEADER_TIMEOUT_MS);
+  const bodyTimeoutMs = positive('bodyTimeoutMs', DEFAULT_BODY_TIMEOUT_MS);
+  const keepAliveTimeoutMs = positive('keepAliveTimeoutMs', DEFAULT_KEEP_ALIVE_TIMEOUT_MS);
+  const upstreamTimeoutMs = positive('upstreamTimeoutMs', DEFAULT_UPSTREAM_TIMEOUT_MS);
+  const bodyMemoryBytes = positive('bodyMemoryBytes', DEFAULT_BODY_MEMORY_BYTES);
+  const maxUrlBytes = positive('maxUrlBytes', DEFAULT_MAX_URL_BYTES);
+  const maxBackendConnections = positive('maxBackendConnections', DEFAULT_MAX_BACKEND_CONNECTIONS);
   const host = opts.host ?? '127.0.0.1';
   const allowedHosts = parseAllowedHosts(opts.allowedHosts ?? []);
   const mtls = opts.clientCertificates;
@@ -272,8 +277,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
 
   const agent = new Agent({
     keepAlive: true,
-    maxSockets: 256,
-    maxFreeSockets: 64,
+    maxSockets: maxBackendConnections,
+    maxFreeSockets: Math.min(64, maxBackendConnections),
     scheduling: 'lifo',
     // Socket inactivity: the backend deadline without a timer per request (forward-request may override).
     timeout: upstreamTimeoutMs,
@@ -312,6 +317,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       ...tlsOptions,
       // A request without Host is answered by handleRequest, in APIM's shape, not by Node.
       requireHostHeader: false,
+      // The TLS handshake gets the same time as the headers (Node's default is 120 s).
+      handshakeTimeout: headerTimeoutMs,
       headersTimeout: headerTimeoutMs,
       // Node's own whole-request deadline, a backstop behind the body timeout.
       requestTimeout: headerTimeoutMs + bodyTimeoutMs + 1_000,
@@ -319,12 +326,34 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       connectionsCheckingInterval: Math.min(1_000, headerTimeoutMs),
     },
     (req, res) => {
-      handleRequest(req, res, deps).catch((err: unknown) => {
-        process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
-        sendApimError(res, 500, 'Internal server error.', { connection: 'close' });
-      });
+      const conn = connectionOf(req.socket);
+      // Once the gateway answered "connection: close" (or the client left), nothing more that
+      // arrived on the connection is handled: those bytes were never admitted.
+      if (conn.closing || req.socket.destroyed) return;
+      const exchange: Exchange = { aborted: false, cancel: undefined };
+      const start = (): void => {
+        conn.active = exchange;
+        res.once('close', () => {
+          conn.active = undefined;
+          if (!res.shouldKeepAlive || !res.writableFinished) conn.closing = true;
+          const next = conn.waiting.shift();
+          if (conn.closing) conn.waiting.length = 0;
+          else next?.();
+        });
+        handleRequest(req, res, deps, exchange).catch((err: unknown) => {
+          process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
+          sendApimError(res, 500, 'Internal server error.', { connection: 'close' });
+        });
+      };
+      // Pipelined requests are handled one after another: each holds at most one backend
+      // connection, and none starts before the answer to the one before it is complete.
+      if (conn.active) conn.waiting.push(start);
+      else start();
     },
   );
+  // Node caps the headers it reports at 2,000 and drops the rest silently: a Host or Origin
+  // hidden behind 2,000 others would escape the checks. The 16 KiB header block is the limit.
+  server.maxHeadersCount = 0;
   server.keepAliveTimeout = keepAliveTimeoutMs;
   const logRefused = (status: number, reason: string, method = ''): void => {
     metrics.request('refused', method, status, 'gateway-error');
@@ -445,6 +474,44 @@ function runSection(
   }
 }
 
+/** One request's forwarding, cancelled when its client connection closes. */
+interface Exchange {
+  aborted: boolean;
+  /** Cancels the backend request once it has been made. */
+  cancel: (() => void) | undefined;
+}
+
+/** What the gateway knows about one client connection. */
+interface ConnectionState {
+  /** The gateway decided to close it (or it closed): later requests on it are not handled. */
+  closing: boolean;
+  /** The request being handled; pipelined ones wait in `waiting`. */
+  active: Exchange | undefined;
+  waiting: Array<() => void>;
+}
+
+const connections = new WeakMap<Socket, ConnectionState>();
+
+function connectionOf(socket: Socket): ConnectionState {
+  let conn = connections.get(socket);
+  if (!conn) {
+    const state: ConnectionState = { closing: false, active: undefined, waiting: [] };
+    socket.once('close', () => {
+      state.closing = true;
+      state.waiting.length = 0;
+      const active = state.active;
+      if (active && !active.aborted) {
+        // Nobody is left to answer: the backend request is cancelled, not left to finish.
+        active.aborted = true;
+        active.cancel?.();
+      }
+    });
+    connections.set(socket, state);
+    conn = state;
+  }
+  return conn;
+}
+
 /** `context.Request` for the policies; the query string is parsed only when a policy reads it. */
 class RequestView implements GatewayRequest {
   private parsedQuery: URLSearchParams | undefined;
@@ -539,7 +606,12 @@ function framingProblem(req: IncomingMessage): ApimError | undefined {
   return undefined;
 }
 
-async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: HandlerDeps): Promise<void> {
+async function handleRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  deps: HandlerDeps,
+  exchange: Exchange,
+): Promise<void> {
   const started = performance.now();
   let outcome: PolicyOutcome = 'forwarded';
   let error: ApimError | undefined;
@@ -550,7 +622,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
   /** Sent to the backend as X-AppGW-Trace-Id and logged, so a backend request can be matched to its log line. */
   const traceId = newTraceId();
   res.on('close', () => {
-    deps.metrics.request(route, req.method ?? '', res.statusCode, outcome);
+    deps.metrics.request(route, req.method ?? '', res.headersSent ? res.statusCode : 0, outcome);
     if (error) deps.metrics.policyError(error.source, error.reason);
     if (!deps.log) return;
     const entry: AccessLogEntry = {
@@ -558,7 +630,8 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
       time: isoNow(),
       method: req.method ?? '',
       path: logPath,
-      status: res.statusCode,
+      // 0: no answer was sent (the client left before it).
+      status: res.headersSent ? res.statusCode : 0,
       durationMs: Math.round((performance.now() - started) * 10) / 10,
       policy: outcome,
       traceId,
@@ -716,10 +789,10 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
       sendResponse(req, res, ctx.response);
       return;
     }
-    if (res.destroyed) return; // the client left while the policy ran
+    if (res.destroyed || exchange.aborted) return; // the client left while the policy ran
 
     // The body is read only now, once the policies admitted the request, and whole: see request-body.ts.
-    let body: Buffer;
+    let body: ReadBody;
     try {
       body = hasBody(req) ? await readBody(req, deps.body) : NO_BODY;
     } catch (err) {
@@ -741,21 +814,25 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
     }
 
     ctx.section = 'backend';
+    if (res.destroyed || exchange.aborted) return body.release();
     let upstream: IncomingMessage;
     try {
       const sent = performance.now();
       upstream = await forwardRequest({
         method,
         target: ctx.request.url,
-        body,
+        body: body.bytes,
         backend: ctx.backendUrl ?? deps.backend,
         agent: deps.agent,
         headers: ctx.request.headers,
         timeoutMs: policy.backend.timeoutMs ?? deps.upstreamTimeoutMs,
         agentTimeoutMs: deps.upstreamTimeoutMs,
+        cancellable: (cancel) => (exchange.cancel = cancel),
       });
       deps.metrics.upstreamDuration(route, (performance.now() - sent) / 1000);
     } catch (err) {
+      body.release();
+      if (exchange.aborted) return; // cancelled because the client left: nobody to answer
       if (!(err instanceof ProxyFailure)) throw err;
       outcome = 'gateway-error';
       throw err.kind === 'timeout'
@@ -763,6 +840,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: Ha
         : new ApimError(502, err.message, 'forward-request', 'BackendConnectionFailure');
     }
 
+    body.release(); // the backend answered: the request body has been written
     ctx.section = 'outbound';
     ctx.response = { statusCode: upstream.statusCode ?? 502, headers: clientResponseHeaders(upstream) };
     if (upstream.statusMessage) ctx.response.reason = upstream.statusMessage;

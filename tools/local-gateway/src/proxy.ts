@@ -152,6 +152,19 @@ export interface ForwardOptions {
   timeoutMs: number;
   /** The `timeout` the agent already gives its sockets. */
   agentTimeoutMs: number;
+  /** Given, as soon as the backend request exists, the way to cancel it (the client is gone). */
+  cancellable?(cancel: () => void): void;
+}
+
+const agentKeys = new WeakMap<URL, string>();
+/** The agent's pool name for a backend (`host:port:`), as `Agent#getName` makes it. */
+function agentKey(agent: Agent, backend: URL): string {
+  let key = agentKeys.get(backend);
+  if (key === undefined) {
+    key = agent.getName({ host: backend.hostname, port: Number(backend.port) || 80 });
+    agentKeys.set(backend, key);
+  }
+  return key;
 }
 
 /** Methods whose requests carry no body unless they say so: no `Content-Length: 0` for them. */
@@ -178,6 +191,13 @@ export function forwardRequest(opts: ForwardOptions): Promise<IncomingMessage> {
       headers,
       agent: opts.agent,
     });
+    // Waiting for a pooled connection (all maxSockets busy) counts towards the deadline too: the
+    // socket timeout only starts once a socket is assigned.
+    if (opts.agent.requests[agentKey(opts.agent, backend)]?.includes(upstream)) {
+      const waiting = setTimeout(() => upstream.emit('timeout'), opts.timeoutMs);
+      upstream.once('socket', () => clearTimeout(waiting));
+      upstream.once('close', () => clearTimeout(waiting));
+    }
     upstream.on('response', (res) => {
       if (settled) {
         res.destroy();
@@ -186,22 +206,33 @@ export function forwardRequest(opts: ForwardOptions): Promise<IncomingMessage> {
       settled = true;
       resolve(res);
     });
-    upstream.on('error', (err) => {
+    const fail = (failure: ProxyFailure): void => {
       if (settled) return;
       settled = true;
-      reject(
+      reject(failure);
+    };
+    upstream.on('error', (err) =>
+      fail(
         err instanceof ProxyFailure
           ? err
           : new ProxyFailure('connection', `The backend service is unavailable: ${err.message}`),
-      );
+      ),
+    );
+    opts.cancellable?.(() => {
+      const failure = new ProxyFailure('connection', 'The client went away.');
+      fail(failure);
+      upstream.destroy(failure);
     });
     // The agent gives every socket the gateway's default timeout; a policy with its own sets it here.
     if (opts.timeoutMs !== opts.agentTimeoutMs) upstream.setTimeout(opts.timeoutMs);
-    upstream.once('timeout', () =>
-      upstream.destroy(
-        new ProxyFailure('timeout', `The backend did not answer within ${opts.timeoutMs / 1000} s`),
-      ),
-    );
+    upstream.once('timeout', () => {
+      const failure = new ProxyFailure(
+        'timeout',
+        `The backend did not answer within ${opts.timeoutMs / 1000} s`,
+      );
+      fail(failure); // at once: a request still queued for a socket reports its error only once it gets one
+      upstream.destroy(failure);
+    });
     upstream.end(body.length > 0 ? body : undefined);
   });
 }

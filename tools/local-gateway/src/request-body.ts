@@ -74,12 +74,19 @@ export function hasBody(req: IncomingMessage): boolean {
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }
 
+/** A body read whole, and still counted in the memory budget until `release()`. */
+export interface ReadBody {
+  bytes: Buffer;
+  /** Gives its bytes back to the budget; call once the backend request is written or abandoned. */
+  release(): void;
+}
+
 /**
- * Reads the whole body. The budget is held only while reading: once the promise settles the
- * bytes are the caller's (they live until the backend request is written).
+ * Reads the whole body. Its bytes stay counted in the budget after reading, until the caller
+ * releases them: a body waiting for a backend connection holds memory as much as one being read.
  */
-export function readBody(req: IncomingMessage, opts: ReadBodyOptions): Promise<Buffer> {
-  if (!hasBody(req)) return Promise.resolve(EMPTY);
+export function readBody(req: IncomingMessage, opts: ReadBodyOptions): Promise<ReadBody> {
+  if (!hasBody(req)) return Promise.resolve({ bytes: EMPTY, release: () => undefined });
   if (req.destroyed || malformedBodyOf(req)) return Promise.reject(endedEarly(req));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -90,11 +97,20 @@ export function readBody(req: IncomingMessage, opts: ReadBodyOptions): Promise<B
       req.off('end', onEnd);
       req.off('close', onClose);
       req.off(MALFORMED_BODY, onMalformed);
-      opts.budget.give(taken);
       if (failure) {
+        opts.budget.give(taken);
         req.pause(); // the connection is closed after the answer: read no more of it
         reject(failure);
-      } else resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, taken));
+        return;
+      }
+      let held = taken;
+      resolve({
+        bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, taken),
+        release: () => {
+          opts.budget.give(held);
+          held = 0;
+        },
+      });
     };
     const onData = (chunk: Buffer): void => {
       if (taken + chunk.length > opts.maxBytes) {

@@ -1,0 +1,241 @@
+/**
+ * What a client connection may do to the backend, over real TLS with a real token: nothing after
+ * the gateway decided to close it, nothing once the client is gone, one backend request at a
+ * time however deeply it pipelines, and no more memory or backend connections than the limits
+ * say. Each case was an attack that worked before (pipelining after a refusal reached the API
+ * unlogged; orphaned requests pinned the backend pool; bodies waiting for it escaped the memory
+ * budget; a Host behind 2,000 other headers escaped the Host check).
+ */
+import { randomUUID } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { connect as tcpConnect } from 'node:net';
+import { join, resolve } from 'node:path';
+import { connect, type TLSSocket } from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AccessLogEntry } from './access-log';
+import { GatewayOptions, RunningGateway, startGateway } from './gateway';
+import { accessTokenClaims, startTestIssuer, tempStateDir, TestIssuer } from './test-servers.test-helpers';
+
+const API_APP_ID = randomUUID();
+const REAL_POLICY = resolve(__dirname, '../../../apps/api/apim/policy.xml');
+
+/** A backend that records every request; `/hold` requests are answered only when released. */
+async function startBackend(): Promise<{
+  url: string;
+  received: Array<{ method: string; url: string; traceId: string }>;
+  releaseHeld(): void;
+  close(): Promise<void>;
+}> {
+  const received: Array<{ method: string; url: string; traceId: string }> = [];
+  let held: ServerResponse[] = [];
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    req.resume();
+    req.on('end', () => {
+      received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        traceId: String(req.headers['x-appgw-trace-id']),
+      });
+      if (req.url?.startsWith('/hold')) held.push(res);
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    releaseHeld: () => {
+      for (const res of held) if (!res.destroyed) res.writeHead(200).end('released');
+      held = [];
+    },
+    close: () =>
+      new Promise<void>((done) => {
+        server.close(() => done());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** A raw TLS connection: write bytes, read everything until it closes (or `wait` ms pass). */
+function tlsSession(
+  port: number,
+  caPem: string,
+): Promise<{ socket: TLSSocket; text(): string; closed: Promise<void> }> {
+  return new Promise((ready, fail) => {
+    let received = '';
+    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca: caPem }, () =>
+      ready({ socket, text: () => received, closed }),
+    );
+    const closed = new Promise<void>((done) => socket.once('close', () => done()));
+    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    socket.once('error', fail);
+  });
+}
+
+const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+const until = async (check: () => boolean, ms = 5_000): Promise<void> => {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+};
+
+describe('client connections and the backend', () => {
+  const state = tempStateDir();
+  let issuer: TestIssuer;
+  let backend: Awaited<ReturnType<typeof startBackend>>;
+  const gateways: RunningGateway[] = [];
+  const log: AccessLogEntry[] = [];
+  let jwt: string;
+
+  beforeAll(async () => {
+    issuer = await startTestIssuer(state.dir);
+    backend = await startBackend();
+    jwt = await issuer.sign(accessTokenClaims(issuer, API_APP_ID));
+  });
+  afterAll(async () => {
+    backend?.releaseHeld();
+    await Promise.all(gateways.map((g) => g.close()));
+    await backend?.close();
+    await issuer?.close();
+    state.remove();
+  });
+
+  const gateway = async (opts: Partial<GatewayOptions> = {}) => {
+    const g = await startGateway({
+      stateDir: state.dir,
+      policyFile: REAL_POLICY,
+      namedValues: {
+        'entra-instance': issuer.url,
+        'tenant-id': issuer.tenantId,
+        'api-app-id': API_APP_ID,
+        'api-app-id-uri': 'api://certflow-orders',
+      },
+      backendUrl: backend.url,
+      trustedCaPem: issuer.caPem,
+      accessLog: (entry) => log.push(entry),
+      ...opts,
+    });
+    gateways.push(g);
+    return g;
+  };
+  const get = (g: RunningGateway, path: string, extra = '') =>
+    `GET ${path} HTTP/1.1\r\nhost: localhost:${g.port}\r\nauthorization: Bearer ${jwt}\r\n${extra}\r\n`;
+  /** Every request the backend got was logged as forwarded with its trace id. */
+  const everyBackendRequestLogged = () => {
+    const logged = new Set(log.filter((e) => e.policy === 'forwarded').map((e) => e.traceId));
+    expect(backend.received.filter((r) => !logged.has(r.traceId))).toEqual([]);
+  };
+
+  it('handles nothing pipelined after a refusal that closes the connection', async () => {
+    const g = await gateway();
+    const before = backend.received.length;
+    for (const refused of [
+      `GET /x%2fy HTTP/1.1\r\nhost: localhost:${g.port}\r\n\r\n`, // 400 InvalidPath
+      `GET /orders HTTP/1.1\r\nhost: attacker.example\r\n\r\n`, // 421
+      `POST /orders HTTP/1.1\r\nhost: localhost:${g.port}\r\ncontent-length: 3\r\n\r\nabc`, // 401, body unread
+    ]) {
+      const s = await tlsSession(g.port, issuer.caPem);
+      s.socket.write(refused + get(g, '/orders?smuggled=1') + get(g, '/orders?smuggled=2'));
+      await s.closed;
+      expect(statuses(s.text())).toHaveLength(1);
+      expect(s.text()).toMatch(/\r\nconnection: close\r\n/i);
+    }
+    await new Promise((r) => setTimeout(r, 300)); // what was let through would have arrived by now
+    expect(backend.received.slice(before)).toEqual([]);
+    everyBackendRequestLogged();
+  });
+
+  it('handles pipelined requests one after another, and cancels what is left when the client goes', async () => {
+    const g = await gateway();
+    const before = backend.received.length;
+    const s = await tlsSession(g.port, issuer.caPem);
+    s.socket.write(
+      get(g, '/hold/1') + Array.from({ length: 50 }, (_, i) => get(g, `/orders?n=${i}`)).join(''),
+    );
+    await until(() => backend.received.length > before);
+    await new Promise((r) => setTimeout(r, 200));
+    // One at a time: the 50 behind the held one have not been sent.
+    expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/hold/1']);
+    s.socket.destroy();
+    await until(() => log.some((e) => e.path === '/hold/1'));
+    backend.releaseHeld();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/hold/1']);
+    // Logged, with no status: nothing was answered.
+    expect(log.find((e) => e.path === '/hold/1')).toMatchObject({
+      status: 0,
+      aborted: true,
+      policy: 'forwarded',
+    });
+    everyBackendRequestLogged();
+  });
+
+  it('answers 504 to a request still waiting for a backend connection when its deadline passes', async () => {
+    const op = join(state.dir, `hold-${randomUUID()}.xml`);
+    writeFileSync(
+      op,
+      '<policies><inbound><base /></inbound><backend><forward-request timeout="5" /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>',
+    );
+    const g = await gateway({
+      maxBackendConnections: 1,
+      upstreamTimeoutMs: 300,
+      operations: [{ method: 'GET', urlTemplate: '/hold/{id}', policyFile: op }],
+    });
+    const before = backend.received.length;
+    const holder = await tlsSession(g.port, issuer.caPem);
+    holder.socket.write(get(g, '/hold/2')); // takes the only backend connection, for up to 5 s
+    await until(() => backend.received.length > before);
+    const waiter = await tlsSession(g.port, issuer.caPem);
+    waiter.socket.write(get(g, '/orders?waited=1', 'connection: close\r\n'));
+    await waiter.closed;
+    expect(statuses(waiter.text())).toEqual([504]);
+    // Answered while still waiting (the holder has no answer yet): it never reached the backend.
+    expect(statuses(holder.text())).toEqual([]);
+    expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/hold/2']);
+    holder.socket.destroy();
+    backend.releaseHeld();
+  });
+
+  it('counts a body in the memory budget until the backend has it, not only while reading it', async () => {
+    const g = await gateway({ bodyMemoryBytes: 150 });
+    const post = (path: string) =>
+      `POST ${path} HTTP/1.1\r\nhost: localhost:${g.port}\r\nauthorization: Bearer ${jwt}\r\ncontent-type: text/plain\r\ncontent-length: 100\r\n\r\n${'b'.repeat(100)}`;
+    const before = backend.received.length;
+    const first = await tlsSession(g.port, issuer.caPem);
+    first.socket.write(post('/hold/3')); // read whole, then held by the backend: still 100 bytes
+    await until(() => backend.received.length > before);
+    const second = await tlsSession(g.port, issuer.caPem);
+    second.socket.write(post('/orders'));
+    await second.closed;
+    expect(statuses(second.text())).toEqual([503]);
+    backend.releaseHeld();
+    await until(() => statuses(first.text()).length === 1);
+    first.socket.destroy();
+  });
+
+  it('sees a Host hidden behind 2,000 other headers (Node reports only 2,000 by default)', async () => {
+    const g = await gateway();
+    const before = backend.received.length;
+    const padding = Array.from({ length: 2000 }, (_, i) => `a${i}:b\r\n`).join('');
+    const s = await tlsSession(g.port, issuer.caPem);
+    s.socket.write(
+      `GET /orders HTTP/1.1\r\nhost: localhost:${g.port}\r\nauthorization: Bearer ${jwt}\r\n${padding}host: attacker.example\r\nconnection: close\r\n\r\n`,
+    );
+    await s.closed;
+    expect(statuses(s.text())).toEqual([421]);
+    expect(backend.received.length).toBe(before);
+  });
+
+  it('closes a connection whose TLS handshake does not complete within the header timeout', async () => {
+    const g = await gateway({ headerTimeoutMs: 500 });
+    const socket: Socket = tcpConnect(g.port, '127.0.0.1');
+    socket.on('error', () => undefined);
+    socket.write(Buffer.from([0x16, 0x03, 0x01])); // the start of a ClientHello, and nothing more
+    // Closed by the gateway (Node's own default would keep it for 120 s, past this test's limit).
+    await new Promise<void>((done) => socket.once('close', () => done()));
+  }, 10_000);
+});
