@@ -333,14 +333,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       const exchange: Exchange = { aborted: false, cancel: undefined };
       const start = (): void => {
         conn.active = exchange;
-        res.once('close', () => {
+        handleRequest(req, res, deps, exchange, () => {
           conn.active = undefined;
           if (!res.shouldKeepAlive || !res.writableFinished) conn.closing = true;
           const next = conn.waiting.shift();
           if (conn.closing) conn.waiting.length = 0;
           else next?.();
-        });
-        handleRequest(req, res, deps, exchange).catch((err: unknown) => {
+        }).catch((err: unknown) => {
           process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
           sendApimError(res, 500, 'Internal server error.', { connection: 'close' });
         });
@@ -611,6 +610,8 @@ async function handleRequest(
   res: ServerResponse,
   deps: HandlerDeps,
   exchange: Exchange,
+  /** Called once the response is over (sent or abandoned): the connection's next request may start. */
+  done: () => void,
 ): Promise<void> {
   const started = performance.now();
   let outcome: PolicyOutcome = 'forwarded';
@@ -621,9 +622,13 @@ async function handleRequest(
   let logPath = '';
   /** Sent to the backend as X-AppGW-Trace-Id and logged, so a backend request can be matched to its log line. */
   const traceId = newTraceId();
+  // One listener for everything that happens when the response is over (one per request counts at load).
+  let upstream: IncomingMessage | undefined;
   res.on('close', () => {
+    if (upstream && !upstream.complete) upstream.destroy();
     deps.metrics.request(route, req.method ?? '', res.headersSent ? res.statusCode : 0, outcome);
     if (error) deps.metrics.policyError(error.source, error.reason);
+    done();
     if (!deps.log) return;
     const entry: AccessLogEntry = {
       event: 'request',
@@ -815,7 +820,6 @@ async function handleRequest(
 
     ctx.section = 'backend';
     if (res.destroyed || exchange.aborted) return body.release();
-    let upstream: IncomingMessage;
     try {
       const sent = performance.now();
       upstream = await forwardRequest({
@@ -867,9 +871,6 @@ async function handleRequest(
     // Errors on either side end both streams. Plain pipe(): stream.pipeline() costs an
     // AbortController and a DOMException per request (about 6 % of the gateway's CPU at load).
     upstream.on('error', () => res.destroy());
-    res.on('close', () => {
-      if (!upstream.complete) upstream.destroy();
-    });
     upstream.pipe(res);
   } catch (err) {
     if (!(err instanceof ApimError)) throw err;
