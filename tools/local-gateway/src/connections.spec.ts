@@ -230,6 +230,24 @@ describe('client connections and the backend', () => {
     expect(backend.received.length).toBe(before);
   });
 
+  it('sends "100 Continue" only once the policies admitted the request', async () => {
+    const g = await gateway();
+    const head = (auth: string) =>
+      `POST /orders HTTP/1.1\r\nhost: localhost:${g.port}\r\n${auth}content-type: text/plain\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n`;
+    const refused = await tlsSession(g.port, issuer.caPem);
+    refused.socket.write(head('')); // no token: refused before the body is asked for
+    await refused.closed;
+    expect(statuses(refused.text())).toEqual([401]);
+    const admitted = await tlsSession(g.port, issuer.caPem);
+    admitted.socket.write(head(`authorization: Bearer ${jwt}\r\n`));
+    await until(() => statuses(admitted.text()).length === 1);
+    expect(statuses(admitted.text())).toEqual([100]);
+    admitted.socket.write('hello');
+    await until(() => statuses(admitted.text()).length === 2);
+    expect(statuses(admitted.text())).toEqual([100, 200]);
+    admitted.socket.destroy();
+  });
+
   it('closes a connection whose TLS handshake does not complete within the header timeout', async () => {
     const g = await gateway({ headerTimeoutMs: 500 });
     const socket: Socket = tcpConnect(g.port, '127.0.0.1');

@@ -312,6 +312,30 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     hostGuard: guardOptions,
     checkHostAndOrigin: loopbackGuard(guardOptions),
   };
+  const onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
+    const conn = connectionOf(req.socket);
+    // Once the gateway answered "connection: close" (or the client left), nothing more that
+    // arrived on the connection is handled: those bytes were never admitted.
+    if (conn.closing || req.socket.destroyed) return;
+    const exchange: Exchange = { aborted: false, cancel: undefined, expectsContinue };
+    const start = (): void => {
+      conn.active = exchange;
+      handleRequest(req, res, deps, exchange, () => {
+        conn.active = undefined;
+        if (!res.shouldKeepAlive || !res.writableFinished) conn.closing = true;
+        const next = conn.waiting.shift();
+        if (conn.closing) conn.waiting.length = 0;
+        else next?.();
+      }).catch((err: unknown) => {
+        process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
+        sendApimError(res, 500, 'Internal server error.', { connection: 'close' });
+      });
+    };
+    // Pipelined requests are handled one after another: each holds at most one backend
+    // connection, and none starts before the answer to the one before it is complete.
+    if (conn.active) conn.waiting.push(start);
+    else start();
+  };
   const server: Server = createServer(
     {
       ...tlsOptions,
@@ -325,30 +349,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       // How often Node checks those deadlines (default 30 s would make them 30 s late).
       connectionsCheckingInterval: Math.min(1_000, headerTimeoutMs),
     },
-    (req, res) => {
-      const conn = connectionOf(req.socket);
-      // Once the gateway answered "connection: close" (or the client left), nothing more that
-      // arrived on the connection is handled: those bytes were never admitted.
-      if (conn.closing || req.socket.destroyed) return;
-      const exchange: Exchange = { aborted: false, cancel: undefined };
-      const start = (): void => {
-        conn.active = exchange;
-        handleRequest(req, res, deps, exchange, () => {
-          conn.active = undefined;
-          if (!res.shouldKeepAlive || !res.writableFinished) conn.closing = true;
-          const next = conn.waiting.shift();
-          if (conn.closing) conn.waiting.length = 0;
-          else next?.();
-        }).catch((err: unknown) => {
-          process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
-          sendApimError(res, 500, 'Internal server error.', { connection: 'close' });
-        });
-      };
-      // Pipelined requests are handled one after another: each holds at most one backend
-      // connection, and none starts before the answer to the one before it is complete.
-      if (conn.active) conn.waiting.push(start);
-      else start();
-    },
+    (req, res) => onRequest(req, res, false),
   );
   // Node caps the headers it reports at 2,000 and drops the rest silently: a Host or Origin
   // hidden behind 2,000 others would escape the checks. The 16 KiB header block is the limit.
@@ -375,8 +376,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     if (answer) logRefused(answer.status, answer.reason);
     answerAndClose(socket as Socket, answer);
   });
-  // `Expect: 100-continue` is answered by Node (the body is read whole anyway); any other
-  // expectation would get Node's bare 417: answer it like every other refusal.
+  // `Expect: 100-continue`: "100 Continue" only once the policies admitted the request, so a
+  // client without a valid token is refused before it sends its body.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
+  // Any other expectation would get Node's bare 417: answer it like every other refusal.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
     logRefused(417, 'ExpectationFailed', req.method);
     res.shouldKeepAlive = false;
@@ -476,6 +479,8 @@ function runSection(
 /** One request's forwarding, cancelled when its client connection closes. */
 interface Exchange {
   aborted: boolean;
+  /** The client sent `Expect: 100-continue` and waits for "100 Continue" before its body. */
+  expectsContinue: boolean;
   /** Cancels the backend request once it has been made. */
   cancel: (() => void) | undefined;
 }
@@ -799,6 +804,7 @@ async function handleRequest(
     // The body is read only now, once the policies admitted the request, and whole: see request-body.ts.
     let body: ReadBody;
     try {
+      if (exchange.expectsContinue && hasBody(req)) res.writeContinue();
       body = hasBody(req) ? await readBody(req, deps.body) : NO_BODY;
     } catch (err) {
       if (!(err instanceof BodyFailure)) throw err;
