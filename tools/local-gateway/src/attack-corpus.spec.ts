@@ -12,7 +12,7 @@
 import { DevelopmentCa } from '@certflow/certs';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessLogEntry } from './access-log';
 import {
@@ -35,10 +35,15 @@ import {
 } from './attack-harness.test-helpers';
 import { GatewayOptions, RunningGateway, startGateway } from './gateway';
 import { NGINX_BINARY, RunningNginx, startNginxReference } from './nginx-reference.test-helpers';
-import { accessTokenClaims, startTestIssuer, tempStateDir, TestIssuer } from './test-servers.test-helpers';
+import {
+  accessTokenClaims,
+  realPolicyOptions,
+  startTestIssuer,
+  tempStateDir,
+  TestIssuer,
+} from './test-servers.test-helpers';
 
 const API_APP_ID = randomUUID();
-const REAL_POLICY = resolve(__dirname, '../../../apps/api/apim/policy.xml');
 const MAX_BODY_BYTES = 2 * 1024 * 1024;
 
 /** `traceId` is the access log's link to the upstream's x-appgw-trace-id header. */
@@ -78,8 +83,7 @@ describe('HTTP attack corpus (raw TLS)', () => {
       return file;
     };
     const options: GatewayOptions & Partial<typeof CORPUS_TIMEOUTS> = {
-      stateDir: state.dir,
-      policyFile: REAL_POLICY,
+      ...realPolicyOptions(state.dir, issuer, API_APP_ID, upstream.url),
       operations: [
         {
           method: 'GET',
@@ -98,14 +102,6 @@ describe('HTTP attack corpus (raw TLS)', () => {
           ),
         },
       ],
-      namedValues: {
-        'entra-instance': issuer.url,
-        'tenant-id': issuer.tenantId,
-        'api-app-id': API_APP_ID,
-        'api-app-id-uri': 'api://certflow-orders',
-      },
-      backendUrl: upstream.url,
-      trustedCaPem: issuer.caPem,
       maxRequestBodyBytes: MAX_BODY_BYTES,
       // Passthrough: a smuggled request's forged X-Client-Cert-Verification would reach the API.
       clientCertificates: {

@@ -8,71 +8,23 @@
  */
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { connect as tcpConnect } from 'node:net';
-import { join, resolve } from 'node:path';
-import { connect, type TLSSocket } from 'node:tls';
+import { connect as tcpConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessLogEntry } from './access-log';
 import { GatewayOptions, RunningGateway, startGateway } from './gateway';
-import { accessTokenClaims, startTestIssuer, tempStateDir, TestIssuer } from './test-servers.test-helpers';
+import {
+  accessTokenClaims,
+  realPolicyOptions,
+  RecordingBackend,
+  startRecordingBackend,
+  startTestIssuer,
+  tempStateDir,
+  TestIssuer,
+  tlsSession,
+} from './test-servers.test-helpers';
 
 const API_APP_ID = randomUUID();
-const REAL_POLICY = resolve(__dirname, '../../../apps/api/apim/policy.xml');
-
-/** A backend that records every request; `/hold` requests are answered only when released. */
-async function startBackend(): Promise<{
-  url: string;
-  received: Array<{ method: string; url: string; traceId: string }>;
-  releaseHeld(): void;
-  close(): Promise<void>;
-}> {
-  const received: Array<{ method: string; url: string; traceId: string }> = [];
-  let held: ServerResponse[] = [];
-  const server: Server = createServer((req: IncomingMessage, res) => {
-    req.resume();
-    req.on('end', () => {
-      received.push({
-        method: req.method ?? '',
-        url: req.url ?? '',
-        traceId: String(req.headers['x-appgw-trace-id']),
-      });
-      if (req.url?.startsWith('/hold')) held.push(res);
-      else res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
-    });
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    received,
-    releaseHeld: () => {
-      for (const res of held) if (!res.destroyed) res.writeHead(200).end('released');
-      held = [];
-    },
-    close: () =>
-      new Promise<void>((done) => {
-        server.close(() => done());
-        server.closeAllConnections();
-      }),
-  };
-}
-
-/** A raw TLS connection: write bytes, read everything until it closes (or `wait` ms pass). */
-function tlsSession(
-  port: number,
-  caPem: string,
-): Promise<{ socket: TLSSocket; text(): string; closed: Promise<void> }> {
-  return new Promise((ready, fail) => {
-    let received = '';
-    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca: caPem }, () =>
-      ready({ socket, text: () => received, closed }),
-    );
-    const closed = new Promise<void>((done) => socket.once('close', () => done()));
-    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
-    socket.once('error', fail);
-  });
-}
 
 const statuses = (text: string) => [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
 const until = async (check: () => boolean, ms = 5_000): Promise<void> => {
@@ -86,14 +38,14 @@ const until = async (check: () => boolean, ms = 5_000): Promise<void> => {
 describe('client connections and the backend', () => {
   const state = tempStateDir();
   let issuer: TestIssuer;
-  let backend: Awaited<ReturnType<typeof startBackend>>;
+  let backend: RecordingBackend;
   const gateways: RunningGateway[] = [];
   const log: AccessLogEntry[] = [];
   let jwt: string;
 
   beforeAll(async () => {
     issuer = await startTestIssuer(state.dir);
-    backend = await startBackend();
+    backend = await startRecordingBackend();
     jwt = await issuer.sign(accessTokenClaims(issuer, API_APP_ID));
   });
   afterAll(async () => {
@@ -106,16 +58,7 @@ describe('client connections and the backend', () => {
 
   const gateway = async (opts: Partial<GatewayOptions> = {}) => {
     const g = await startGateway({
-      stateDir: state.dir,
-      policyFile: REAL_POLICY,
-      namedValues: {
-        'entra-instance': issuer.url,
-        'tenant-id': issuer.tenantId,
-        'api-app-id': API_APP_ID,
-        'api-app-id-uri': 'api://certflow-orders',
-      },
-      backendUrl: backend.url,
-      trustedCaPem: issuer.caPem,
+      ...realPolicyOptions(state.dir, issuer, API_APP_ID, backend.url),
       accessLog: (entry) => log.push(entry),
       ...opts,
     });

@@ -4,7 +4,6 @@
  */
 import { generateKeyPair, SignJWT } from 'jose';
 import { createHmac, createPublicKey, createSign, randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunningGateway, startGateway } from './gateway';
 import {
@@ -12,6 +11,7 @@ import {
   EchoUpstream,
   httpsCall,
   newSigningKey,
+  realPolicyOptions,
   startEchoUpstream,
   startTestIssuer,
   tempStateDir,
@@ -19,7 +19,6 @@ import {
 } from './test-servers.test-helpers';
 
 const API_APP_ID = randomUUID();
-const REAL_POLICY = resolve(__dirname, '../../../apps/api/apim/policy.xml');
 const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
 
 describe('hostile tokens and headers (real policy.xml)', () => {
@@ -33,16 +32,7 @@ describe('hostile tokens and headers (real policy.xml)', () => {
     issuer = await startTestIssuer(state.dir);
     upstream = await startEchoUpstream();
     gateway = await startGateway({
-      stateDir: state.dir,
-      policyFile: REAL_POLICY,
-      namedValues: {
-        'entra-instance': issuer.url,
-        'tenant-id': issuer.tenantId,
-        'api-app-id': API_APP_ID,
-        'api-app-id-uri': 'api://certflow-orders',
-      },
-      backendUrl: upstream.url,
-      trustedCaPem: issuer.caPem,
+      ...realPolicyOptions(state.dir, issuer, API_APP_ID, upstream.url),
       accessLog: false,
     });
   });

@@ -7,86 +7,46 @@
  * (never asserted here: timing on a shared machine is not a test).
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
-import { resolve } from 'node:path';
-import { connect, type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AccessLogEntry } from './access-log';
 import { GatewayOptions, RunningGateway, startGateway } from './gateway';
 import {
   accessTokenClaims,
   httpsCall,
+  realPolicyOptions,
+  RecordingBackend,
+  startRecordingBackend,
   startTestIssuer,
   tempStateDir,
   TestIssuer,
+  tlsSession,
 } from './test-servers.test-helpers';
 
 const API_APP_ID = randomUUID();
-const REAL_POLICY = resolve(__dirname, '../../../apps/api/apim/policy.xml');
 const SLOW_CONNECTIONS = 500;
 
-/** A backend that counts the connections the gateway opens to it, and how many are open at once. */
-async function startCountingUpstream(): Promise<{
-  url: string;
-  stats: { requests: number; open: number; maxOpen: number };
-  close(): Promise<void>;
-}> {
-  const stats = { requests: 0, open: 0, maxOpen: 0 };
-  const server: Server = createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      stats.requests++;
-      res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
-    });
-  });
-  server.on('connection', (socket: Socket) => {
-    stats.open++;
-    stats.maxOpen = Math.max(stats.maxOpen, stats.open);
-    socket.on('close', () => stats.open--);
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    stats,
-    close: () =>
-      new Promise<void>((done) => {
-        server.close(() => done());
-        server.closeAllConnections();
-      }),
-  };
-}
-
 /** Opens a TLS connection, writes `head`, and collects whatever comes back until it closes. */
-function openSlow(
+async function openSlow(
   port: number,
   caPem: string,
   head: string,
 ): Promise<{ socket: TLSSocket; answer: Promise<string> }> {
-  return new Promise((ready, fail) => {
-    const socket = connect({ host: '127.0.0.1', port, servername: 'localhost', ca: caPem }, () => {
-      socket.write(head);
-      ready({ socket, answer });
-    });
-    let received = '';
-    const answer = new Promise<string>((done) => {
-      socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
-      socket.on('close', () => done(received));
-    });
-    socket.on('error', fail);
-  });
+  const session = await tlsSession(port, caPem);
+  session.socket.write(head);
+  return { socket: session.socket, answer: session.closed.then(() => session.text()) };
 }
 
 describe('slow clients', () => {
   const state = tempStateDir();
   let issuer: TestIssuer;
-  let upstream: Awaited<ReturnType<typeof startCountingUpstream>>;
+  let upstream: RecordingBackend;
   const gateways: RunningGateway[] = [];
   const log: AccessLogEntry[] = [];
 
   beforeAll(async () => {
     issuer = await startTestIssuer(state.dir);
-    upstream = await startCountingUpstream();
+    upstream = await startRecordingBackend();
   });
   afterAll(async () => {
     await Promise.all(gateways.map((g) => g.close()));
@@ -97,16 +57,7 @@ describe('slow clients', () => {
 
   const gateway = async (opts: Partial<GatewayOptions>) => {
     const g = await startGateway({
-      stateDir: state.dir,
-      policyFile: REAL_POLICY,
-      namedValues: {
-        'entra-instance': issuer.url,
-        'tenant-id': issuer.tenantId,
-        'api-app-id': API_APP_ID,
-        'api-app-id-uri': 'api://certflow-orders',
-      },
-      backendUrl: upstream.url,
-      trustedCaPem: issuer.caPem,
+      ...realPolicyOptions(state.dir, issuer, API_APP_ID, upstream.url),
       accessLog: (entry) => log.push(entry),
       ...opts,
     });
@@ -120,7 +71,7 @@ describe('slow clients', () => {
   it(`${SLOW_CONNECTIONS} trickling bodies hold no backend connection; a normal request is still answered; then each gets 408`, async () => {
     const g = await gateway({ bodyTimeoutMs: 4_000 });
     const jwt = await token();
-    const before = { ...upstream.stats };
+    const before = { requests: upstream.received.length, maxOpen: upstream.connections.maxOpen };
     const slow: Array<{ socket: TLSSocket; answer: Promise<string> }> = [];
     for (let i = 0; i < SLOW_CONNECTIONS; i += 50)
       slow.push(
@@ -137,8 +88,8 @@ describe('slow clients', () => {
     });
     expect(normal.status).toBe(200);
     // Only the normal request reached the backend, over at most one new connection.
-    expect(upstream.stats.requests - before.requests).toBe(1);
-    expect(upstream.stats.maxOpen).toBeLessThanOrEqual(before.maxOpen + 1);
+    expect(upstream.received.length - before.requests).toBe(1);
+    expect(upstream.connections.maxOpen).toBeLessThanOrEqual(before.maxOpen + 1);
 
     const answers = await Promise.all(slow.map((s) => s.answer));
     for (const answer of answers) {
@@ -146,7 +97,7 @@ describe('slow clients', () => {
       expect(answer).toMatch(/\r\nconnection: close\r\n/i);
       expect(answer).toContain('"statusCode":408');
     }
-    expect(upstream.stats.requests - before.requests).toBe(1);
+    expect(upstream.received.length - before.requests).toBe(1);
     expect(log.filter((e) => e.status === 408 && e.errorReason === 'RequestTimeout')).toHaveLength(
       SLOW_CONNECTIONS,
     );
@@ -155,7 +106,7 @@ describe('slow clients', () => {
   it('refuses a body past the shared memory budget with 503 and Retry-After, and nothing reaches the backend', async () => {
     const g = await gateway({ bodyMemoryBytes: 150, bodyTimeoutMs: 3_000 });
     const jwt = await token();
-    const before = upstream.stats.requests;
+    const before = upstream.received.length;
     // 100 bytes of the budget held by a slow body…
     const holder = await openSlow(g.port, issuer.caPem, slowHead(g, jwt, 200) + 'y'.repeat(99));
     await new Promise((r) => setTimeout(r, 300));
@@ -179,12 +130,12 @@ describe('slow clients', () => {
       body: 'z'.repeat(100),
     });
     expect(passed.status).toBe(200);
-    expect(upstream.stats.requests - before).toBe(1);
+    expect(upstream.received.length - before).toBe(1);
   }, 30_000);
 
   it('answers 408 to headers that do not arrive in time (slowloris), in APIM form, and logs it', async () => {
     const g = await gateway({ headerTimeoutMs: 1_000 });
-    const before = upstream.stats.requests;
+    const before = upstream.received.length;
     const { answer } = await openSlow(
       g.port,
       issuer.caPem,
@@ -193,7 +144,7 @@ describe('slow clients', () => {
     const text = await answer;
     expect(text).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
     expect(text).toContain('{"statusCode":408,"message":"The request was not received in time."}');
-    expect(upstream.stats.requests).toBe(before);
+    expect(upstream.received.length).toBe(before);
     expect(log.some((e) => e.status === 408 && e.path === '')).toBe(true);
   }, 30_000);
 });

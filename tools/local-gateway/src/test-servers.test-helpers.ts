@@ -7,11 +7,19 @@ import { createSelfSignedCertificate, DevelopmentCa } from '@certflow/certs';
 import { importPKCS8, JWK, JWTPayload, SignJWT } from 'jose';
 import { createHash, createPublicKey, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer as createHttpServer, IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+import {
+  createServer as createHttpServer,
+  IncomingHttpHeaders,
+  IncomingMessage,
+  OutgoingHttpHeaders,
+  ServerResponse,
+} from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import type { GatewayOptions } from './gateway';
 
 export function tempStateDir(): { dir: string; remove(): void } {
   const dir = mkdtempSync(join(tmpdir(), 'local-gateway-'));
@@ -219,4 +227,99 @@ export function httpsCall(
     else if (opts.body !== undefined) req.write(opts.body);
     req.end();
   });
+}
+
+/** apps/api/apim/policy.xml: the policy the stack runs. */
+export const REAL_POLICY = resolve(__dirname, '../../../apps/api/apim/policy.xml');
+
+/** Gateway options for the real policy against a test issuer: its four named values, the issuer's CA. */
+export function realPolicyOptions(
+  stateDir: string,
+  issuer: TestIssuer,
+  apiAppId: string,
+  backendUrl: string,
+): GatewayOptions {
+  return {
+    stateDir,
+    policyFile: REAL_POLICY,
+    namedValues: {
+      'entra-instance': issuer.url,
+      'tenant-id': issuer.tenantId,
+      'api-app-id': apiAppId,
+      'api-app-id-uri': 'api://certflow-orders',
+    },
+    backendUrl,
+    trustedCaPem: issuer.caPem,
+  };
+}
+
+export interface TlsSession {
+  socket: TLSSocket;
+  /** Everything received so far, as latin1 text. */
+  text(): string;
+  /** Resolves when the connection has closed. */
+  closed: Promise<void>;
+}
+
+/** A raw TLS connection to 127.0.0.1:port (trusting only `caPem`) for hand-written bytes. */
+export function tlsSession(port: number, caPem: string): Promise<TlsSession> {
+  return new Promise((ready, fail) => {
+    let received = '';
+    const socket = tlsConnect({ host: '127.0.0.1', port, servername: 'localhost', ca: caPem }, () =>
+      ready({ socket, text: () => received, closed }),
+    );
+    const closed = new Promise<void>((done) => socket.once('close', () => done()));
+    socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+    socket.once('error', fail);
+  });
+}
+
+export interface RecordingBackend {
+  url: string;
+  /** Every request the backend received, with the trace id the gateway gave it. */
+  received: Array<{ method: string; url: string; traceId: string }>;
+  /** Connections the gateway opened to it: open now, and the most open at once. */
+  connections: { open: number; maxOpen: number };
+  /** Answers the requests to `/hold…`, which wait until then. */
+  releaseHeld(): void;
+  close(): Promise<void>;
+}
+
+/** A plain HTTP backend that records requests and connections; `/hold…` paths wait for `releaseHeld()`. */
+export async function startRecordingBackend(): Promise<RecordingBackend> {
+  const received: RecordingBackend['received'] = [];
+  const connections = { open: 0, maxOpen: 0 };
+  let held: ServerResponse[] = [];
+  const server = createHttpServer((req: IncomingMessage, res) => {
+    req.resume();
+    req.on('end', () => {
+      received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        traceId: String(req.headers['x-appgw-trace-id']),
+      });
+      if (req.url?.startsWith('/hold')) held.push(res);
+      else res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
+    });
+  });
+  server.on('connection', (socket: Socket) => {
+    connections.open++;
+    connections.maxOpen = Math.max(connections.maxOpen, connections.open);
+    socket.on('close', () => connections.open--);
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    connections,
+    releaseHeld: () => {
+      for (const res of held) if (!res.destroyed) res.writeHead(200).end('released');
+      held = [];
+    },
+    close: () =>
+      new Promise<void>((done) => {
+        server.close(() => done());
+        server.closeAllConnections();
+      }),
+  };
 }
