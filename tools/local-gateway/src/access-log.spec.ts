@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { AccessLogEntry, bufferedAccessLog, fileAccessLog } from './access-log';
 import { tempStateDir } from './test-servers.test-helpers';
 
@@ -38,6 +38,32 @@ describe('buffered access log', () => {
     expect(lines.map((l) => (JSON.parse(l) as AccessLogEntry).path)).toEqual(
       Array.from({ length: 1000 }, (_, i) => `/orders/${i}`),
     );
+  });
+
+  it('keeps at most 16 MiB for a stalled output, drops the rest and says how many on stderr', async () => {
+    let stalled = true;
+    const waiting: Array<() => void> = [];
+    const chunks: string[] = [];
+    const log = bufferedAccessLog((chunk) => {
+      chunks.push(chunk);
+      return stalled ? new Promise<void>((done) => waiting.push(done)) : undefined;
+    }, 10);
+    const big = (n: number): AccessLogEntry => ({ ...entry(n), path: `/${'p'.repeat(1000)}/${n}` });
+    for (let i = 0; i < 20_000; i++) log.sink(big(i)); // about 20 MiB while the first write hangs
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      stalled = false; // the output recovers
+      for (const done of waiting) done();
+      await log.flush();
+      const kept = chunks.join('').split('\n').filter(Boolean).length;
+      expect(kept).toBeGreaterThan(10_000);
+      expect(kept).toBeLessThan(20_000);
+      expect(stderr).toHaveBeenCalledWith(
+        `local-gateway: ${20_000 - kept} access-log lines dropped: the log output did not keep up\n`,
+      );
+    } finally {
+      stderr.mockRestore();
+    }
   });
 
   it('appends to a file created with mode 0600, and close() writes what is pending', async () => {

@@ -46,13 +46,16 @@ export interface BufferedAccessLog {
 
 export const DEFAULT_ACCESS_LOG_FLUSH_MS = 100;
 const ACCESS_LOG_BUFFER_BYTES = 64 * 1024;
+/** Lines waiting for a stalled output, at most; past it new lines are dropped and counted on stderr. */
+const ACCESS_LOG_BACKLOG_BYTES = 16 * 1024 * 1024;
 
 /**
  * Collects log lines and hands them to `write` together: every `flushMs` (100 ms), or at once
  * when 64 KiB are pending, as nginx's `access_log … buffer= flush=` does. A write per request
  * was the largest single cost of the gateway under load (a file write and its callback for every
  * line). Each chunk is whole lines; a process killed hard loses at most the last `flushMs` of
- * lines, never half a line.
+ * lines, never half a line. If the output stalls (a blocked pipe, a full disk), at most 16 MiB
+ * wait for it; lines past that are dropped, and how many is written to stderr once it recovers.
  */
 export function bufferedAccessLog(
   write: (chunk: string) => Promise<void> | void,
@@ -60,6 +63,9 @@ export function bufferedAccessLog(
 ): BufferedAccessLog {
   let pending: string[] = [];
   let bytes = 0;
+  /** Bytes handed to `write` and not written yet: when the output stalls, lines are dropped past a bound. */
+  let unwritten = 0;
+  let dropped = 0;
   let timer: NodeJS.Timeout | undefined;
   let written: Promise<void> = Promise.resolve();
   const flush = (): Promise<void> => {
@@ -67,17 +73,31 @@ export function bufferedAccessLog(
     timer = undefined;
     if (pending.length === 0) return written;
     const chunk = `${pending.join('\n')}\n`;
+    const size = bytes;
     pending = [];
     bytes = 0;
+    unwritten += size;
     written = written
       .then(() => write(chunk))
+      .then(() => {
+        if (dropped === 0) return;
+        process.stderr.write(
+          `local-gateway: ${dropped} access-log lines dropped: the log output did not keep up\n`,
+        );
+        dropped = 0;
+      })
       .catch((err: unknown) => {
         process.stderr.write(`local-gateway: access log write failed: ${(err as Error).message}\n`);
-      });
+      })
+      .finally(() => (unwritten -= size));
     return written;
   };
   const sink: AccessLogSink = (entry) => {
     const line = JSON.stringify(entry);
+    if (unwritten + bytes > ACCESS_LOG_BACKLOG_BYTES) {
+      dropped++;
+      return;
+    }
     pending.push(line);
     bytes += line.length;
     if (bytes >= ACCESS_LOG_BUFFER_BYTES) void flush();

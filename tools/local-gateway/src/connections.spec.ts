@@ -67,9 +67,9 @@ describe('client connections and the backend', () => {
   };
   const get = (g: RunningGateway, path: string, extra = '') =>
     `GET ${path} HTTP/1.1\r\nhost: localhost:${g.port}\r\nauthorization: Bearer ${jwt}\r\n${extra}\r\n`;
-  /** Every request the backend got was logged as forwarded with its trace id. */
+  /** Every request the backend got was logged, with its trace id. */
   const everyBackendRequestLogged = () => {
-    const logged = new Set(log.filter((e) => e.policy === 'forwarded').map((e) => e.traceId));
+    const logged = new Set(log.map((e) => e.traceId)); // forwarded, or forwarded and then timed out (504)
     expect(backend.received.filter((r) => !logged.has(r.traceId))).toEqual([]);
   };
 
@@ -105,6 +105,8 @@ describe('client connections and the backend', () => {
     expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/hold/1']);
     s.socket.destroy();
     await until(() => log.some((e) => e.path === '/hold/1'));
+    // The first request on the connection is cancelled at the backend, not left to run.
+    await until(() => backend.cancelled.includes('/hold/1'));
     backend.releaseHeld();
     await new Promise((r) => setTimeout(r, 200));
     expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/hold/1']);
@@ -143,21 +145,75 @@ describe('client connections and the backend', () => {
     backend.releaseHeld();
   });
 
-  it('counts a body in the memory budget until the backend has it, not only while reading it', async () => {
-    const g = await gateway({ bodyMemoryBytes: 150 });
+  it('cuts a connection off after the request in flight when more than 16 pipelined requests wait', async () => {
+    const g = await gateway();
+    const before = backend.received.length;
+    const s = await tlsSession(g.port, issuer.caPem);
+    s.socket.write(
+      get(g, '/hold/5') + Array.from({ length: 100 }, (_, i) => get(g, `/orders?deep=${i}`)).join(''),
+    );
+    await until(() => backend.received.length > before);
+    backend.releaseHeld('/hold/5');
+    await s.closed;
+    // The one in flight is answered; then the connection ends: nothing queued behind it is handled.
+    expect(statuses(s.text())).toEqual([200]);
+    expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/hold/5']);
+    everyBackendRequestLogged();
+  });
+
+  it('gives a request handed a backend connection from the queue the rest of its deadline', async () => {
+    const g = await gateway({ maxBackendConnections: 1, upstreamTimeoutMs: 800 });
+    const before = backend.received.length;
+    const first = await tlsSession(g.port, issuer.caPem);
+    first.socket.write(get(g, '/hold/6a'));
+    await until(() => backend.received.length > before);
+    const second = await tlsSession(g.port, issuer.caPem);
+    second.socket.write(get(g, '/hold/6b')); // queued for the only connection
+    await new Promise((r) => setTimeout(r, 300));
+    backend.releaseHeld('/hold/6a'); // its connection goes straight to the queued request
+    await until(() => backend.received.some((r) => r.url === '/hold/6b'));
+    // The backend never answers /hold/6b: it gets its 504 (it used to wait for ever).
+    await until(() => statuses(second.text()).length === 1);
+    expect(statuses(second.text())).toEqual([504]);
+    first.socket.destroy();
+    second.socket.destroy();
+  });
+
+  it('answers an unsupported Expect in turn, and handles nothing after it', async () => {
+    const g = await gateway();
+    const before = backend.received.length;
+    const s = await tlsSession(g.port, issuer.caPem);
+    s.socket.write(
+      get(g, '/orders?first=1') + get(g, '/orders?expect=1', 'expect: foo\r\n') + get(g, '/orders?after=1'),
+    );
+    await s.closed;
+    expect(statuses(s.text())).toEqual([200, 417]);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/orders?first=1']);
+    everyBackendRequestLogged();
+  });
+
+  it('counts a body in the memory budget until the backend connection has taken it, not only while reading it', async () => {
+    const g = await gateway({ bodyMemoryBytes: 150, maxBackendConnections: 1 });
     const post = (path: string) =>
       `POST ${path} HTTP/1.1\r\nhost: localhost:${g.port}\r\nauthorization: Bearer ${jwt}\r\ncontent-type: text/plain\r\ncontent-length: 100\r\n\r\n${'b'.repeat(100)}`;
     const before = backend.received.length;
-    const first = await tlsSession(g.port, issuer.caPem);
-    first.socket.write(post('/hold/3')); // read whole, then held by the backend: still 100 bytes
+    const holder = await tlsSession(g.port, issuer.caPem);
+    holder.socket.write(get(g, '/hold/3')); // takes the only backend connection
     await until(() => backend.received.length > before);
-    const second = await tlsSession(g.port, issuer.caPem);
-    second.socket.write(post('/orders'));
-    await second.closed;
-    expect(statuses(second.text())).toEqual([503]);
+    const waiting = await tlsSession(g.port, issuer.caPem);
+    waiting.socket.write(post('/orders?waiting=1')); // read whole, then waits for a connection: 100 bytes held
+    await new Promise((r) => setTimeout(r, 300));
+    const refused = await tlsSession(g.port, issuer.caPem);
+    refused.socket.write(post('/orders?refused=1'));
+    await refused.closed;
+    expect(statuses(refused.text())).toEqual([503]);
     backend.releaseHeld();
-    await until(() => statuses(first.text()).length === 1);
-    first.socket.destroy();
+    await until(() => statuses(waiting.text()).length === 1);
+    expect(statuses(waiting.text())).toEqual([200]);
+    expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/hold/3', '/orders?waiting=1']);
+    holder.socket.destroy();
+    waiting.socket.destroy();
   });
 
   it('sees a Host hidden behind 2,000 other headers (Node reports only 2,000 by default)', async () => {

@@ -312,20 +312,23 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     hostGuard: guardOptions,
     checkHostAndOrigin: loopbackGuard(guardOptions),
   };
-  const onRequest = (req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): void => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse, expectation: Expectation): void => {
     const conn = connectionOf(req.socket);
     // Once the gateway answered "connection: close" (or the client left), nothing more that
     // arrived on the connection is handled: those bytes were never admitted.
     if (conn.closing || req.socket.destroyed) return;
-    const exchange: Exchange = { aborted: false, cancel: undefined, expectsContinue };
+    const exchange: Exchange = { aborted: false, cancel: undefined, expectation };
     const start = (): void => {
       conn.active = exchange;
       handleRequest(req, res, deps, exchange, () => {
         conn.active = undefined;
         if (!res.shouldKeepAlive || !res.writableFinished) conn.closing = true;
         const next = conn.waiting.shift();
-        if (conn.closing) conn.waiting.length = 0;
-        else next?.();
+        if (!conn.closing) return next?.();
+        conn.waiting.length = 0;
+        // Requests parsed after the cut-off have answers queued in Node that will never be
+        // written: end the connection once what was answered has been sent.
+        req.socket.end();
       }).catch((err: unknown) => {
         process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
         sendApimError(res, 500, 'Internal server error.', { connection: 'close' });
@@ -333,8 +336,12 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     };
     // Pipelined requests are handled one after another: each holds at most one backend
     // connection, and none starts before the answer to the one before it is complete.
-    if (conn.active) conn.waiting.push(start);
-    else start();
+    if (!conn.active) return start();
+    if (conn.waiting.length < MAX_PIPELINED) return void conn.waiting.push(start);
+    // Too deep: this and later requests are not handled, and reading stops (the queue of
+    // parsed requests, and Node's own bookkeeping for them, would otherwise grow without bound).
+    conn.closing = true;
+    req.socket.pause();
   };
   const server: Server = createServer(
     {
@@ -349,7 +356,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       // How often Node checks those deadlines (default 30 s would make them 30 s late).
       connectionsCheckingInterval: Math.min(1_000, headerTimeoutMs),
     },
-    (req, res) => onRequest(req, res, false),
+    (req, res) => onRequest(req, res, 'none'),
   );
   // Node caps the headers it reports at 2,000 and drops the rest silently: a Host or Origin
   // hidden behind 2,000 others would escape the checks. The 16 KiB header block is the limit.
@@ -378,13 +385,11 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   });
   // `Expect: 100-continue`: "100 Continue" only once the policies admitted the request, so a
   // client without a valid token is refused before it sends its body.
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true));
-  // Any other expectation would get Node's bare 417: answer it like every other refusal.
-  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
-    logRefused(417, 'ExpectationFailed', req.method);
-    res.shouldKeepAlive = false;
-    sendApimError(res, 417, 'Only the expectation 100-continue is supported.', { connection: 'close' });
-  });
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, 'continue'));
+  // Any other expectation would get Node's bare 417, out of turn: answered in turn, like every refusal.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
+    onRequest(req, res, 'unsupported'),
+  );
   // CONNECT (a tunnel) is not something a reverse proxy offers: Node hands over the raw socket.
   server.on('connect', (_req: IncomingMessage, socket: Socket) => {
     logRefused(405, 'MethodNotAllowed', 'CONNECT');
@@ -477,10 +482,15 @@ function runSection(
 }
 
 /** One request's forwarding, cancelled when its client connection closes. */
+/** What the request's `Expect` asked for: nothing, "100 Continue", or something unsupported (417). */
+type Expectation = 'none' | 'continue' | 'unsupported';
+
+/** Pipelined requests that may wait behind the one being handled; past that the connection is cut off. */
+const MAX_PIPELINED = 16;
+
 interface Exchange {
   aborted: boolean;
-  /** The client sent `Expect: 100-continue` and waits for "100 Continue" before its body. */
-  expectsContinue: boolean;
+  expectation: Expectation;
   /** Cancels the backend request once it has been made. */
   cancel: (() => void) | undefined;
 }
@@ -499,19 +509,8 @@ const connections = new WeakMap<Socket, ConnectionState>();
 function connectionOf(socket: Socket): ConnectionState {
   let conn = connections.get(socket);
   if (!conn) {
-    const state: ConnectionState = { closing: false, active: undefined, waiting: [] };
-    socket.once('close', () => {
-      state.closing = true;
-      state.waiting.length = 0;
-      const active = state.active;
-      if (active && !active.aborted) {
-        // Nobody is left to answer: the backend request is cancelled, not left to finish.
-        active.aborted = true;
-        active.cancel?.();
-      }
-    });
-    connections.set(socket, state);
-    conn = state;
+    conn = { closing: false, active: undefined, waiting: [] };
+    connections.set(socket, conn);
   }
   return conn;
 }
@@ -630,6 +629,11 @@ async function handleRequest(
   // One listener for everything that happens when the response is over (one per request counts at load).
   let upstream: IncomingMessage | undefined;
   res.on('close', () => {
+    if (!res.writableFinished && !exchange.aborted) {
+      // The client is gone before its answer: the backend request is cancelled, not left to run.
+      exchange.aborted = true;
+      exchange.cancel?.();
+    }
     if (upstream && !upstream.complete) upstream.destroy();
     deps.metrics.request(route, req.method ?? '', res.headersSent ? res.statusCode : 0, outcome);
     if (error) deps.metrics.policyError(error.source, error.reason);
@@ -660,7 +664,10 @@ async function handleRequest(
     sendApimError(res, err.statusCode, err.message, { ...headers, ...closeIfBodyUnread(req, res) });
   };
 
-  const framing = framingProblem(req);
+  const framing =
+    exchange.expectation === 'unsupported'
+      ? new ApimError(417, 'Only the expectation 100-continue is supported.', 'gateway', 'ExpectationFailed')
+      : framingProblem(req);
   if (framing) {
     res.shouldKeepAlive = false;
     return refuse(framing, { connection: 'close' });
@@ -804,7 +811,7 @@ async function handleRequest(
     // The body is read only now, once the policies admitted the request, and whole: see request-body.ts.
     let body: ReadBody;
     try {
-      if (exchange.expectsContinue && hasBody(req)) res.writeContinue();
+      if (exchange.expectation === 'continue' && hasBody(req)) res.writeContinue();
       body = hasBody(req) ? await readBody(req, deps.body) : NO_BODY;
     } catch (err) {
       if (!(err instanceof BodyFailure)) throw err;
@@ -838,6 +845,8 @@ async function handleRequest(
         timeoutMs: policy.backend.timeoutMs ?? deps.upstreamTimeoutMs,
         agentTimeoutMs: deps.upstreamTimeoutMs,
         cancellable: (cancel) => (exchange.cancel = cancel),
+        // The body stays in the memory budget until the backend connection has taken it.
+        ...(body.bytes.length > 0 ? { written: body.release } : {}),
       });
       deps.metrics.upstreamDuration(route, (performance.now() - sent) / 1000);
     } catch (err) {
@@ -850,7 +859,6 @@ async function handleRequest(
         : new ApimError(502, err.message, 'forward-request', 'BackendConnectionFailure');
     }
 
-    body.release(); // the backend answered: the request body has been written
     ctx.section = 'outbound';
     ctx.response = { statusCode: upstream.statusCode ?? 502, headers: clientResponseHeaders(upstream) };
     if (upstream.statusMessage) ctx.response.reason = upstream.statusMessage;

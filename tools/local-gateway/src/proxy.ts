@@ -6,6 +6,7 @@
  * kept alive in a pool.
  */
 import { randomFillSync } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { Agent, IncomingMessage, OutgoingHttpHeaders, request } from 'node:http';
 import { GATEWAY_ONLY_HEADERS } from './client-certificate';
 
@@ -152,6 +153,8 @@ export interface ForwardOptions {
   timeoutMs: number;
   /** The `timeout` the agent already gives its sockets. */
   agentTimeoutMs: number;
+  /** Called once the request (and its body) has been handed to the backend connection, or has failed. */
+  written?(): void;
   /** Given, as soon as the backend request exists, the way to cancel it (the client is gone). */
   cancellable?(cancel: () => void): void;
 }
@@ -194,9 +197,19 @@ export function forwardRequest(opts: ForwardOptions): Promise<IncomingMessage> {
     // Waiting for a pooled connection (all maxSockets busy) counts towards the deadline too: the
     // socket timeout only starts once a socket is assigned.
     if (opts.agent.requests[agentKey(opts.agent, backend)]?.includes(upstream)) {
+      const queuedAt = performance.now();
       const waiting = setTimeout(() => upstream.emit('timeout'), opts.timeoutMs);
-      upstream.once('socket', () => clearTimeout(waiting));
+      upstream.once('socket', () => {
+        clearTimeout(waiting);
+        // A socket handed over straight from the request before keeps no timeout of its own:
+        // the rest of the deadline is set here.
+        upstream.setTimeout(Math.max(1, opts.timeoutMs - (performance.now() - queuedAt)));
+      });
       upstream.once('close', () => clearTimeout(waiting));
+    }
+    if (opts.written) {
+      upstream.once('finish', opts.written);
+      upstream.once('close', opts.written);
     }
     upstream.on('response', (res) => {
       if (settled) {

@@ -280,8 +280,10 @@ export interface RecordingBackend {
   received: Array<{ method: string; url: string; traceId: string }>;
   /** Connections the gateway opened to it: open now, and the most open at once. */
   connections: { open: number; maxOpen: number };
-  /** Answers the requests to `/hold…`, which wait until then. */
-  releaseHeld(): void;
+  /** Answers the requests to `/hold…` (those whose URL starts with `prefix`), which wait until then. */
+  releaseHeld(prefix?: string): void;
+  /** Requests whose connection the gateway closed before they were answered (cancelled). */
+  cancelled: string[];
   close(): Promise<void>;
 }
 
@@ -289,7 +291,8 @@ export interface RecordingBackend {
 export async function startRecordingBackend(): Promise<RecordingBackend> {
   const received: RecordingBackend['received'] = [];
   const connections = { open: 0, maxOpen: 0 };
-  let held: ServerResponse[] = [];
+  const cancelled: string[] = [];
+  let held: Array<{ url: string; res: ServerResponse }> = [];
   const server = createHttpServer((req: IncomingMessage, res) => {
     req.resume();
     req.on('end', () => {
@@ -298,8 +301,12 @@ export async function startRecordingBackend(): Promise<RecordingBackend> {
         url: req.url ?? '',
         traceId: String(req.headers['x-appgw-trace-id']),
       });
-      if (req.url?.startsWith('/hold')) held.push(res);
-      else res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
+      if (req.url?.startsWith('/hold')) {
+        held.push({ url: req.url, res });
+        res.once('close', () => {
+          if (!res.writableFinished) cancelled.push(req.url!);
+        });
+      } else res.writeHead(200, { 'content-type': 'application/json' }).end('[]');
     });
   });
   server.on('connection', (socket: Socket) => {
@@ -312,9 +319,11 @@ export async function startRecordingBackend(): Promise<RecordingBackend> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received,
     connections,
-    releaseHeld: () => {
-      for (const res of held) if (!res.destroyed) res.writeHead(200).end('released');
-      held = [];
+    cancelled,
+    releaseHeld: (prefix = '/hold') => {
+      for (const { url, res } of held)
+        if (url.startsWith(prefix) && !res.destroyed) res.writeHead(200).end('released');
+      held = held.filter(({ url }) => !url.startsWith(prefix));
     },
     close: () =>
       new Promise<void>((done) => {
