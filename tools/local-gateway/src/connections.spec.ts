@@ -97,11 +97,11 @@ describe('client connections and the backend', () => {
     const before = backend.received.length;
     const s = await tlsSession(g.port, issuer.caPem);
     s.socket.write(
-      get(g, '/hold/1') + Array.from({ length: 50 }, (_, i) => get(g, `/orders?n=${i}`)).join(''),
+      get(g, '/hold/1') + Array.from({ length: 10 }, (_, i) => get(g, `/orders?n=${i}`)).join(''),
     );
     await until(() => backend.received.length > before);
     await new Promise((r) => setTimeout(r, 200));
-    // One at a time: the 50 behind the held one have not been sent.
+    // One at a time: the 10 behind the held one have not been sent.
     expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/hold/1']);
     s.socket.destroy();
     await until(() => log.some((e) => e.path === '/hold/1'));
@@ -150,7 +150,7 @@ describe('client connections and the backend', () => {
     const before = backend.received.length;
     const s = await tlsSession(g.port, issuer.caPem);
     s.socket.write(
-      get(g, '/hold/5') + Array.from({ length: 100 }, (_, i) => get(g, `/orders?deep=${i}`)).join(''),
+      get(g, '/hold/5') + Array.from({ length: 20 }, (_, i) => get(g, `/orders?deep=${i}`)).join(''),
     );
     await until(() => backend.received.length > before);
     backend.releaseHeld('/hold/5');
@@ -158,6 +158,22 @@ describe('client connections and the backend', () => {
     // The one in flight is answered; then the connection ends: nothing queued behind it is handled.
     expect(statuses(s.text())).toEqual([200]);
     expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/hold/5']);
+    everyBackendRequestLogged();
+  });
+
+  it('drops a connection at once that goes on pipelining after it was cut off', async () => {
+    const g = await gateway();
+    const before = backend.received.length;
+    const s = await tlsSession(g.port, issuer.caPem);
+    s.socket.write(
+      get(g, '/hold/7') + Array.from({ length: 100 }, (_, i) => get(g, `/orders?flood=${i}`)).join(''),
+    );
+    await s.closed; // closed by the gateway, with /hold/7 unanswered
+    await new Promise((r) => setTimeout(r, 300));
+    expect(statuses(s.text())).toEqual([]);
+    const sent = backend.received.slice(before).map((r) => r.url);
+    expect(sent.filter((url) => url !== '/hold/7')).toEqual([]);
+    if (sent.length) await until(() => backend.cancelled.includes('/hold/7'));
     everyBackendRequestLogged();
   });
 

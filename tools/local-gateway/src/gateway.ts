@@ -315,8 +315,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const onRequest = (req: IncomingMessage, res: ServerResponse, expectation: Expectation): void => {
     const conn = connectionOf(req.socket);
     // Once the gateway answered "connection: close" (or the client left), nothing more that
-    // arrived on the connection is handled: those bytes were never admitted.
-    if (conn.closing || req.socket.destroyed) return;
+    // arrived on the connection is handled: those bytes were never admitted. Node keeps parsing
+    // what was sent and keeps every request it parsed until the connection closes, so a client
+    // that goes on sending loses the connection at once, answer in flight or not.
+    if (conn.closing || req.socket.destroyed) {
+      if (++conn.ignored > MAX_PIPELINED) req.socket.destroy();
+      return;
+    }
     const exchange: Exchange = { aborted: false, cancel: undefined, expectation };
     const start = (): void => {
       conn.active = exchange;
@@ -327,8 +332,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         if (!conn.closing) return next?.();
         conn.waiting.length = 0;
         // Requests parsed after the cut-off have answers queued in Node that will never be
-        // written: end the connection once what was answered has been sent.
-        req.socket.end();
+        // written: close the connection once what was answered has been sent.
+        req.socket.destroySoon();
       }).catch((err: unknown) => {
         process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
         sendApimError(res, 500, 'Internal server error.', { connection: 'close' });
@@ -502,6 +507,8 @@ interface ConnectionState {
   /** The request being handled; pipelined ones wait in `waiting`. */
   active: Exchange | undefined;
   waiting: Array<() => void>;
+  /** Requests that arrived after the gateway decided to close. */
+  ignored: number;
 }
 
 const connections = new WeakMap<Socket, ConnectionState>();
@@ -509,7 +516,7 @@ const connections = new WeakMap<Socket, ConnectionState>();
 function connectionOf(socket: Socket): ConnectionState {
   let conn = connections.get(socket);
   if (!conn) {
-    conn = { closing: false, active: undefined, waiting: [] };
+    conn = { closing: false, active: undefined, waiting: [], ignored: 0 };
     connections.set(socket, conn);
   }
   return conn;
