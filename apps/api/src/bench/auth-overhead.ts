@@ -121,7 +121,10 @@ async function run(
   const head = Object.entries(target.headers)
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');
-  const bytes = Buffer.from(`GET ${target.path} HTTP/1.1\r\nhost: bench\r\n${head}\r\n`, 'latin1');
+  const bytes = Buffer.from(
+    `GET ${target.path} HTTP/1.1\r\nhost: ${connections[0]!.host}\r\n${head}\r\n`,
+    'latin1',
+  );
   let sent = 0;
   const started = process.hrtime.bigint();
   const lane = async (connection: KeepAliveConnection) => {
@@ -140,7 +143,11 @@ class KeepAliveConnection {
   private buffered: Buffer = Buffer.alloc(0);
   private pending: { resolve: (status: number) => void; reject: (err: Error) => void } | undefined;
 
-  private constructor(private readonly socket: Socket) {
+  private constructor(
+    private readonly socket: Socket,
+    /** `host:port`, sent as Host: the API refuses any other name on loopback (421). */
+    readonly host: string,
+  ) {
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('error', (err) => this.pending?.reject(err));
@@ -149,7 +156,9 @@ class KeepAliveConnection {
 
   static open(url: URL): Promise<KeepAliveConnection> {
     return new Promise((resolve, reject) => {
-      const socket = connect(Number(url.port), url.hostname, () => resolve(new KeepAliveConnection(socket)));
+      const socket = connect(Number(url.port), url.hostname, () =>
+        resolve(new KeepAliveConnection(socket, url.host)),
+      );
       socket.once('error', reject);
     });
   }
