@@ -263,6 +263,54 @@ describe('client connections and the backend', () => {
     admitted.socket.destroy();
   });
 
+  it('keeps a connection alive across immediate answers (health, metrics) to requests without a body', async () => {
+    const g = await gateway();
+    const s = await tlsSession(g.port, issuer.caPem);
+    const health = `GET /status-0123456789abcdef HTTP/1.1\r\nhost: localhost:${g.port}\r\n\r\n`;
+    const metrics = `GET /metrics HTTP/1.1\r\nhost: localhost:${g.port}\r\n\r\n`;
+    s.socket.write(health + metrics + health);
+    await until(() => statuses(s.text()).length === 3);
+    expect(statuses(s.text())).toEqual([200, 200, 200]);
+    expect(s.text()).not.toMatch(/\r\nconnection: close\r\n/i);
+    s.socket.destroy();
+  });
+
+  it('lets a pipelined request with a large body wait its turn behind a slow one, without a timeout', async () => {
+    const g = await gateway({ headerTimeoutMs: 500, bodyTimeoutMs: 500 });
+    const before = backend.received.length;
+    const s = await tlsSession(g.port, issuer.caPem);
+    const body = 'x'.repeat(100_000); // more than Node buffers for a request nobody reads yet
+    s.socket.write(
+      get(g, '/hold/8') +
+        `POST /orders?queued=1 HTTP/1.1\r\nhost: localhost:${g.port}\r\nauthorization: Bearer ${jwt}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`,
+    );
+    await until(() => backend.received.length > before);
+    await new Promise((r) => setTimeout(r, 3_000)); // well past the header and body timeouts together
+    backend.releaseHeld('/hold/8');
+    await until(() => statuses(s.text()).length === 2);
+    expect(statuses(s.text())).toEqual([200, 200]);
+    expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/hold/8', '/orders?queued=1']);
+    s.socket.destroy();
+  });
+
+  it('refuses a header value a policy cannot send (a character above U+00FF) in APIM form, and goes on', async () => {
+    const op = join(state.dir, `echo-q-${randomUUID()}.xml`);
+    writeFileSync(
+      op,
+      '<policies><inbound><base /><set-header name="x-q" exists-action="override"><value>@(context.Request.Url.Query.GetValueOrDefault("q", ""))</value></set-header></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>',
+    );
+    const g = await gateway({ operations: [{ method: 'GET', urlTemplate: '/echo', policyFile: op }] });
+    const before = backend.received.length;
+    const s = await tlsSession(g.port, issuer.caPem);
+    s.socket.write(get(g, '/echo?q=%C4%80') + get(g, '/orders?next=1'));
+    await until(() => statuses(s.text()).length === 2);
+    expect(statuses(s.text())).toEqual([500, 200]);
+    expect(s.text()).toContain('"statusCode":500');
+    expect(backend.received.slice(before).map((r) => r.url)).toEqual(['/orders?next=1']);
+    everyBackendRequestLogged();
+    s.socket.destroy();
+  });
+
   it('closes a connection whose TLS handshake does not complete within the header timeout', async () => {
     const g = await gateway({ headerTimeoutMs: 500 });
     const socket: Socket = tcpConnect(g.port, '127.0.0.1');

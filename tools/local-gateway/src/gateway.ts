@@ -62,6 +62,8 @@ import {
   ReadBodyOptions,
 } from './request-body';
 
+import { DEFAULT_MAX_URL_BYTES, parseRequestTarget } from './request-target';
+
 const NO_BODY: ReadBody = { bytes: Buffer.alloc(0), release: () => undefined };
 const ignore = (): void => undefined;
 
@@ -76,7 +78,6 @@ function isoNow(): string {
   }
   return isoText;
 }
-import { DEFAULT_MAX_URL_BYTES, parseRequestTarget } from './request-target';
 
 export const HEALTH_PATH = '/status-0123456789abcdef';
 export const DEFAULT_MAX_REQUEST_BODY_BYTES = 2 * 1024 * 1024;
@@ -147,7 +148,10 @@ export interface GatewayOptions {
   bodyMemoryBytes?: number;
   /** An idle keep-alive connection is closed after this time (default 5 s). */
   keepAliveTimeoutMs?: number;
-  /** Backend response head deadline when the policy's forward-request has no `timeout` (default 60 s). */
+  /**
+   * Backend deadline when the policy's forward-request has no `timeout` (default 60 s): the
+   * longest the backend connection may stay silent, before the response head or within the body.
+   */
   upstreamTimeoutMs?: number;
   /** Connections to the backend at most (default 256); a request waiting for one counts towards its backend deadline. */
   maxBackendConnections?: number;
@@ -322,7 +326,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       if (++conn.ignored > MAX_PIPELINED) req.socket.destroy();
       return;
     }
-    const exchange: Exchange = { aborted: false, cancel: undefined, expectation };
+    const exchange: Exchange = { aborted: false, failed: undefined, cancel: undefined, expectation };
     const start = (): void => {
       conn.active = exchange;
       handleRequest(req, res, deps, exchange, () => {
@@ -336,6 +340,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
         req.socket.destroySoon();
       }).catch((err: unknown) => {
         process.stderr.write(`local-gateway: internal error: ${(err as Error).stack ?? String(err)}\n`);
+        exchange.failed = new ApimError(500, 'Internal server error.', 'gateway', 'InternalError');
+        res.shouldKeepAlive = false; // nothing more on this connection: see done()
         sendApimError(res, 500, 'Internal server error.', { connection: 'close' });
       });
     };
@@ -356,8 +362,10 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       // The TLS handshake gets the same time as the headers (Node's default is 120 s).
       handshakeTimeout: headerTimeoutMs,
       headersTimeout: headerTimeoutMs,
-      // Node's own whole-request deadline, a backstop behind the body timeout.
-      requestTimeout: headerTimeoutMs + bodyTimeoutMs + 1_000,
+      // Node's whole-request deadline is off: it would also run while a pipelined request waits
+      // its turn (its body unread, the client not at fault). The header timeout and the gateway's
+      // own body timeout (from when the body is read) bound what a client controls.
+      requestTimeout: 0,
       // How often Node checks those deadlines (default 30 s would make them 30 s late).
       connectionsCheckingInterval: Math.min(1_000, headerTimeoutMs),
     },
@@ -486,15 +494,17 @@ function runSection(
   }
 }
 
-/** One request's forwarding, cancelled when its client connection closes. */
 /** What the request's `Expect` asked for: nothing, "100 Continue", or something unsupported (417). */
 type Expectation = 'none' | 'continue' | 'unsupported';
 
 /** Pipelined requests that may wait behind the one being handled; past that the connection is cut off. */
 const MAX_PIPELINED = 16;
 
+/** One request's forwarding, cancelled when its client connection closes. */
 interface Exchange {
   aborted: boolean;
+  /** Set when the handler failed unexpectedly: it was answered 500 and the connection closes. */
+  failed: ApimError | undefined;
   expectation: Expectation;
   /** Cancels the backend request once it has been made. */
   cancel: (() => void) | undefined;
@@ -545,7 +555,8 @@ class RequestView implements GatewayRequest {
  * unread bytes are not a next request, and a slow sender must not keep its connection.
  */
 function closeIfBodyUnread(req: IncomingMessage, res: ServerResponse): Record<string, string> {
-  if (req.complete) return {};
+  // `complete` is still false while the handler runs synchronously, even for a request without a body.
+  if (!hasBody(req) || req.complete) return {};
   res.shouldKeepAlive = false;
   return { connection: 'close' };
 }
@@ -642,6 +653,10 @@ async function handleRequest(
       exchange.cancel?.();
     }
     if (upstream && !upstream.complete) upstream.destroy();
+    if (exchange.failed) {
+      outcome = 'gateway-error';
+      error = exchange.failed;
+    }
     deps.metrics.request(route, req.method ?? '', res.headersSent ? res.statusCode : 0, outcome);
     if (error) deps.metrics.policyError(error.source, error.reason);
     done();
@@ -833,7 +848,7 @@ async function handleRequest(
           : err.kind === 'timeout'
             ? [408, 'RequestTimeout', {}]
             : err.kind === 'malformed'
-              ? [400, err.reason ?? 'MalformedRequest', {}]
+              ? [err.status ?? 400, err.reason ?? 'MalformedRequest', {}]
               : [503, 'TooManyRequestBodies', { 'retry-after': '1' }];
       return refuse(new ApimError(status, err.message, 'gateway', reason), { ...extra, connection: 'close' });
     }

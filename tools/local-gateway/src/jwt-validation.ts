@@ -124,8 +124,6 @@ export async function validateJwt(
   nowMs: number,
   cache?: VerifiedTokenCache,
 ): Promise<ValidatedJwt> {
-  const cached = cachedValidation(token, keys, rules, nowMs, cache);
-  if (cached) return cached;
   if (token.split('.').length !== 3) throw new JwtValidationFailure('JwtInvalid', 'Invalid JWT.');
   const useCache = cache !== undefined && cache.maxEntries > 0;
   let metadata: OpenIdMetadata[] | undefined;
@@ -230,7 +228,8 @@ export function cachedValidation(
   if (!cache || cache.maxEntries === 0 || !keys.peek) return undefined;
   const metadata = keys.peek();
   if (!metadata) return undefined;
-  const hit = cache.lookup(token, metadata);
+  // A miss is counted by validateJwt's own lookup, which follows.
+  const hit = cache.lookup(token, metadata, false);
   return hit ? checkCachedLifetime(hit, token, rules, nowMs, cache) : undefined;
 }
 

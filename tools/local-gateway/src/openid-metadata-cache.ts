@@ -56,11 +56,12 @@ export class OpenIdMetadataCache {
     this.fetch = opts.fetch ?? fetchJson;
   }
 
-  /** The cached metadata, pulled when missing or older than the TTL (and allowed by the throttle). */
   /** The cached document while it is fresh, without waiting; undefined when `get()` has work to do. */
   peek(): OpenIdMetadata | undefined {
     return this.current && this.now() - this.fetchedAt < this.timings.cacheTtlMs ? this.current : undefined;
   }
+
+  /** The cached metadata, pulled when missing or older than the TTL (and allowed by the throttle). */
 
   async get(): Promise<OpenIdMetadata> {
     const now = this.now();

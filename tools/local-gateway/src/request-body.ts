@@ -25,6 +25,8 @@ export class BodyFailure extends Error {
     message: string,
     /** For `malformed`: `AmbiguousFraming` or `MalformedRequest`. */
     readonly reason?: string,
+    /** For `malformed`: the status the parser's error is answered with. */
+    readonly status?: number,
   ) {
     super(message);
     this.name = 'BodyFailure';
@@ -35,7 +37,7 @@ export class BodyFailure extends Error {
 function endedEarly(req: IncomingMessage): BodyFailure {
   const malformed = malformedBodyOf(req);
   return malformed
-    ? new BodyFailure('malformed', malformed.message, malformed.reason)
+    ? new BodyFailure('malformed', malformed.message, malformed.reason, malformed.status)
     : new BodyFailure('aborted', 'The client closed the connection.');
 }
 

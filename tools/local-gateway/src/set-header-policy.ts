@@ -74,7 +74,8 @@ export function resolveValues(
         throw new ApimError(500, 'Expression evaluation failed.', source, 'ExpressionValueEvaluationFailure');
       throw err;
     }
-    if (/[\r\n\0]/.test(value))
+    // Only what a header value may hold (Node would throw on anything else, outside on-error).
+    if (/[^\t\x20-\x7e\x80-\xff]/.test(value))
       throw new ApimError(500, 'Expression evaluation failed.', source, 'ExpressionValueEvaluationFailure');
     return value;
   });

@@ -46,16 +46,16 @@ export class VerifiedTokenCache {
   }
 
   /** The cached result when `keySets` are the ones it was verified against; expiry is checked by the caller. */
-  lookup(token: string, keySets: readonly unknown[]): VerifiedEntry | undefined {
+  lookup(token: string, keySets: readonly unknown[], countMiss = true): VerifiedEntry | undefined {
     const key = keyOf(token);
     const entry = this.entries.get(key);
     if (!entry || entry.token !== token) {
-      this.misses++;
+      if (countMiss) this.misses++;
       return undefined;
     }
     if (!sameKeySets(entry.keySets, keySets)) {
       this.entries.delete(key);
-      this.misses++;
+      if (countMiss) this.misses++;
       return undefined;
     }
     this.hits++;
