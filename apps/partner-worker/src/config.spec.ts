@@ -39,14 +39,14 @@ describe('config', () => {
   afterEach(() => dir.remove());
 
   it('reads a full configuration with defaults', () => {
-    const config = readPartnerConfig(base, '/work/x');
+    const config = readPartnerConfig(base, '/srv/partner');
     expect(config).toEqual({
       entraInstance: DEFAULT_ENTRA_INSTANCE,
       tenantId: TENANT,
       clientId: CLIENT.toLowerCase(),
       scope: 'api://certflow-orders/.default',
       apiBaseUrl: 'https://127.0.0.1:8443',
-      certDir: '/work/x/.certflow/partner',
+      certDir: '/srv/partner/.certflow/partner',
       expiryWarningDays: 30,
     });
   });
