@@ -4,7 +4,7 @@
  * APIM's error shape, with `Connection: close`, an access-log line and a metric, and then the
  * connection is closed: after a framing error the rest of the byte stream cannot be trusted.
  */
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { apimErrorBody } from './apim-errors';
 
@@ -14,18 +14,6 @@ export interface ClientErrorAnswer {
   reason: string;
   message: string;
 }
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  405: 'Method Not Allowed',
-  408: 'Request Timeout',
-  413: 'Payload Too Large',
-  414: 'URI Too Long',
-  417: 'Expectation Failed',
-  421: 'Misdirected Request',
-  431: 'Request Header Fields Too Large',
-  505: 'HTTP Version Not Supported',
-};
 
 /** What to answer for an error the parser (or a server timeout) raised; undefined: the peer is gone, just close. */
 export function answerFor(err: Error & { code?: string }): ClientErrorAnswer | undefined {
@@ -78,18 +66,12 @@ export function failRequestInProgress(socket: Socket, answer: ClientErrorAnswer 
 }
 
 /** The raw bytes of an APIM error answer that closes the connection. */
-export function closingResponse(
-  answer: ClientErrorAnswer,
-  extraHeaders: Record<string, string> = {},
-): string {
+function closingResponse(answer: ClientErrorAnswer): string {
   const body = apimErrorBody(answer.status, answer.message);
-  const extra = Object.entries(extraHeaders)
-    .map(([k, v]) => `${k}: ${v}\r\n`)
-    .join('');
   return (
-    `HTTP/1.1 ${answer.status} ${STATUS_TEXT[answer.status] ?? 'Error'}\r\n` +
+    `HTTP/1.1 ${answer.status} ${STATUS_CODES[answer.status] ?? 'Error'}\r\n` +
     `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-    `${extra}connection: close\r\n\r\n${body}`
+    `connection: close\r\n\r\n${body}`
   );
 }
 

@@ -57,14 +57,13 @@ import {
   DEFAULT_BODY_MEMORY_BYTES,
   DEFAULT_BODY_TIMEOUT_MS,
   hasBody,
+  NO_BODY,
   readBody,
   ReadBody,
   ReadBodyOptions,
 } from './request-body';
-
 import { DEFAULT_MAX_URL_BYTES, parseRequestTarget } from './request-target';
 
-const NO_BODY: ReadBody = { bytes: Buffer.alloc(0), release: () => undefined };
 const ignore = (): void => undefined;
 
 let isoMs = 0;
@@ -679,28 +678,22 @@ async function handleRequest(
     if (!res.writableFinished) entry.aborted = true;
     deps.log(entry);
   });
-  /** The gateway itself refuses the request; the connection closes when the body is unread. */
-  const refuse = (err: ApimError, headers: Record<string, string> = {}): void => {
+  /** The gateway itself refuses the request; the connection closes when asked to, or when the body is unread. */
+  const refuse = (err: ApimError, close = false, headers: Record<string, string> = {}): void => {
     outcome = 'gateway-error';
     error = err;
-    sendApimError(res, err.statusCode, err.message, { ...headers, ...closeIfBodyUnread(req, res) });
+    if (close) res.shouldKeepAlive = false;
+    const closing = close ? { connection: 'close' } : closeIfBodyUnread(req, res);
+    sendApimError(res, err.statusCode, err.message, { ...headers, ...closing });
   };
 
   const framing =
     exchange.expectation === 'unsupported'
       ? new ApimError(417, 'Only the expectation 100-continue is supported.', 'gateway', 'ExpectationFailed')
       : framingProblem(req);
-  if (framing) {
-    res.shouldKeepAlive = false;
-    return refuse(framing, { connection: 'close' });
-  }
+  if (framing) return refuse(framing, true);
   const target = parseRequestTarget(req.url ?? '/', deps.maxUrlBytes);
-  if (!target.ok) {
-    res.shouldKeepAlive = false;
-    return refuse(new ApimError(target.status, target.message, 'gateway', target.reason), {
-      connection: 'close',
-    });
-  }
+  if (!target.ok) return refuse(new ApimError(target.status, target.message, 'gateway', target.reason), true);
   const path = target.path;
   logPath = path;
   if (target.absolute) {
@@ -708,8 +701,7 @@ async function handleRequest(
     const own =
       target.absolute.scheme === 'https' &&
       checkRequest({ host: target.absolute.authority }, { ...deps.hostGuard, port: deps.port }).ok;
-    if (!own) {
-      res.shouldKeepAlive = false;
+    if (!own)
       return refuse(
         new ApimError(
           400,
@@ -717,24 +709,13 @@ async function handleRequest(
           'gateway',
           'InvalidRequestTarget',
         ),
-        { connection: 'close' },
+        true,
       );
-    }
   }
-  {
-    const decision = deps.checkHostAndOrigin(req);
-    if (!decision.ok) {
-      res.shouldKeepAlive = false;
-      return refuse(
-        new ApimError(
-          decision.status,
-          decision.reason,
-          'gateway',
-          decision.status === 421 ? 'MisdirectedRequest' : 'CrossSiteRequest',
-        ),
-        { connection: 'close' },
-      );
-    }
+  const decision = deps.checkHostAndOrigin(req);
+  if (!decision.ok) {
+    const reason = decision.status === 421 ? 'MisdirectedRequest' : 'CrossSiteRequest';
+    return refuse(new ApimError(decision.status, decision.reason, 'gateway', reason), true);
   }
   const url = `${path}${target.search}`;
   const method = (req.method ?? 'GET').toUpperCase();
@@ -833,15 +814,16 @@ async function handleRequest(
     // The body is read only now, once the policies admitted the request, and whole: see request-body.ts.
     let body: ReadBody;
     try {
-      if (exchange.expectation === 'continue' && hasBody(req)) res.writeContinue();
-      body = hasBody(req) ? await readBody(req, deps.body) : NO_BODY;
+      if (hasBody(req)) {
+        if (exchange.expectation === 'continue') res.writeContinue();
+        body = await readBody(req, deps.body);
+      } else body = NO_BODY;
     } catch (err) {
       if (!(err instanceof BodyFailure)) throw err;
       if (err.kind === 'aborted') {
         outcome = 'gateway-error';
         return;
       }
-      res.shouldKeepAlive = false;
       const [status, reason, extra]: [number, string, Record<string, string>] =
         err.kind === 'too-large'
           ? [413, 'RequestEntityTooLarge', {}]
@@ -850,7 +832,7 @@ async function handleRequest(
             : err.kind === 'malformed'
               ? [err.status ?? 400, err.reason ?? 'MalformedRequest', {}]
               : [503, 'TooManyRequestBodies', { 'retry-after': '1' }];
-      return refuse(new ApimError(status, err.message, 'gateway', reason), { ...extra, connection: 'close' });
+      return refuse(new ApimError(status, err.message, 'gateway', reason), true, extra);
     }
 
     ctx.section = 'backend';

@@ -24,35 +24,23 @@ const labels = (pairs: Record<string, string>) =>
     .join(',')}}`;
 
 export class GatewayMetrics {
-  /** By label text: what /metrics shows (methods outside METHODS share OTHER). */
-  private readonly requests = new Map<string, { value: number }>();
-  /** The same counters by the raw values a request is counted with. */
-  private readonly requestCounters = new Map<string, { value: number }>();
+  /** One counter per label set (methods outside METHODS count as OTHER). */
+  private readonly requests = new Map<string, { labels: string; value: number }>();
   private readonly errors = new Map<string, number>();
   private readonly upstream = new Map<string, Histogram>();
   private storeFailures = 0;
 
   request(route: string, method: string, status: number, outcome: string): void {
-    // One counter per label set; the escaped label text is built once per set, not per request.
-    const id = `${route}\u0000${method}\u0000${status}\u0000${outcome}`;
-    const counter = this.requestCounters.get(id);
-    if (counter) {
-      counter.value++;
-      return;
-    }
-    const key = labels({
-      route,
-      method: METHODS.has(method) ? method : 'OTHER',
-      status: String(status),
-      outcome,
-    });
-    let shared = this.requests.get(key);
-    if (!shared) {
-      shared = { value: 0 };
-      this.requests.set(key, shared);
-    }
-    shared.value++;
-    this.requestCounters.set(id, shared);
+    const m = METHODS.has(method) ? method : 'OTHER';
+    // The escaped label text is built once per label set, not per request.
+    const id = `${route}\u0000${m}\u0000${status}\u0000${outcome}`;
+    const counter = this.requests.get(id);
+    if (counter) counter.value++;
+    else
+      this.requests.set(id, {
+        labels: labels({ route, method: m, status: String(status), outcome }),
+        value: 1,
+      });
   }
 
   policyError(source: string, reason: string): void {
@@ -81,7 +69,8 @@ export class GatewayMetrics {
       '# HELP local_gateway_requests_total Requests handled, by route, method, status and policy outcome.',
       '# TYPE local_gateway_requests_total counter',
     );
-    for (const [k, v] of this.requests) out.push(`local_gateway_requests_total${k} ${v.value}`);
+    for (const { labels: l, value } of this.requests.values())
+      out.push(`local_gateway_requests_total${l} ${value}`);
     out.push(
       '# HELP local_gateway_policy_errors_total Errors raised by policies and gateway steps (APIM LastError source and reason).',
       '# TYPE local_gateway_policy_errors_total counter',

@@ -68,7 +68,8 @@ export interface ReadBodyOptions {
   budget: BodyMemoryBudget;
 }
 
-const EMPTY = Buffer.alloc(0);
+/** What a request without a body reads. */
+export const NO_BODY: ReadBody = { bytes: Buffer.alloc(0), release: () => undefined };
 
 /** True when the request's framing says it has a body (`Content-Length` > 0 or chunked). */
 export function hasBody(req: IncomingMessage): boolean {
@@ -88,7 +89,7 @@ export interface ReadBody {
  * releases them: a body waiting for a backend connection holds memory as much as one being read.
  */
 export function readBody(req: IncomingMessage, opts: ReadBodyOptions): Promise<ReadBody> {
-  if (!hasBody(req)) return Promise.resolve({ bytes: EMPTY, release: () => undefined });
+  if (!hasBody(req)) return Promise.resolve(NO_BODY);
   if (req.destroyed || malformedBodyOf(req)) return Promise.reject(endedEarly(req));
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
