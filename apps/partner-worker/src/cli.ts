@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { parseArgs } from 'node:util';
 import { exportPkcs12, keyCredentialFor, writeFileAtomic, type RsaKeySize } from '@certflow/certs';
-import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
+import { AllowedHostsError, isLoopbackAddress, parseAllowedHosts } from '@certflow/loopback-guard';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { ApiClient } from './api-client';
 import {
@@ -810,9 +810,6 @@ function certificateEvent(status: ReturnType<PartnerWorker['certificateStatus']>
   return { ...status };
 }
 
-const isLoopbackHost = (host: string): boolean =>
-  host === 'localhost' || host === '::1' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
-
 /** --allowed-host names and PARTNER_ALLOWED_HOSTS, checked before anything starts. */
 function allowedHosts(io: CliIo, values: Flags): string[] {
   const name = (source: string, list: () => string[]): string[] => {
@@ -843,7 +840,7 @@ async function serve(io: CliIo, values: Flags): Promise<number> {
     ? readRotationConfig(io.env, io.cwd)
     : undefined;
   const log = (m: string) => io.stderr(`partner-worker: ${m}`);
-  if (!isLoopbackHost(host))
+  if (!isLoopbackAddress(host))
     log(
       `warning: serving on ${host}, not loopback: anyone who can reach it calls the API as this partner through GET /call (POST /rotate stays loopback-only)`,
     );

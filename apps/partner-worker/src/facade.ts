@@ -24,7 +24,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { guardIncomingMessage, isLoopbackAddress } from '@certflow/loopback-guard';
+import { type GuardDecision, isLoopbackAddress, loopbackGuard } from '@certflow/loopback-guard';
 import type { ApiCallError } from './api-client';
 import { TokenAcquisitionError } from './certificate-token-client';
 import { METRICS_CONTENT_TYPE } from './metrics';
@@ -75,16 +75,16 @@ function sendJson(
   res.end(text);
 }
 
-function isLoopback(address: string | undefined): boolean {
-  return address !== undefined && (address === '::1' || /^(::ffff:)?127\./.test(address));
-}
-
 export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
   const { worker, log } = opts;
   const routes = opts.routes ?? 'all';
   const allowedHosts = opts.allowedHosts ?? [];
-  // Set from the address actually bound once listening; until then the stricter answer.
-  let boundToLoopback = true;
+  // Made once listening, from the address actually bound (no request arrives before).
+  let checkHostAndOrigin: (req: IncomingMessage) => GuardDecision = () => ({
+    ok: false,
+    status: 421,
+    reason: 'not listening yet',
+  });
   let rotating = false;
 
   const call = async (path: string, res: ServerResponse): Promise<void> => {
@@ -124,7 +124,8 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
   };
 
   const rotate = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    if (!isLoopback(req.socket.remoteAddress) || req.headers.origin !== undefined)
+    const peer = req.socket.remoteAddress;
+    if (peer === undefined || !isLoopbackAddress(peer) || req.headers.origin !== undefined)
       return sendJson(res, 403, {
         error: 'forbidden',
         reason: 'POST /rotate is accepted from loopback clients only, without an Origin header',
@@ -164,7 +165,7 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     // Drain any request body; none of the routes reads one.
     req.resume();
-    const guard = guardIncomingMessage(req, { scheme: 'http', boundToLoopback, allowedHosts });
+    const guard = checkHostAndOrigin(req);
     if (!guard.ok) {
       log(`refused ${req.method} ${(req.url ?? '').slice(0, 200)}: ${guard.reason}`);
       return guard.status === 421
@@ -214,7 +215,11 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
     });
   });
   const { port, address, family } = server.address() as AddressInfo;
-  boundToLoopback = isLoopbackAddress(address);
+  checkHostAndOrigin = loopbackGuard({
+    scheme: 'http',
+    boundToLoopback: isLoopbackAddress(address),
+    allowedHosts,
+  });
   const host = family === 'IPv6' ? `[${address}]` : address;
   return {
     url: `http://${host}:${port}`,

@@ -11,10 +11,10 @@ import { resolve } from 'node:path';
 import { DevelopmentCa } from '@certflow/certs';
 import {
   AllowedHostsError,
-  guardIncomingMessage,
-  isLoopbackAddress,
-  parseAllowedHosts,
   type GuardDecision,
+  isLoopbackAddress,
+  loopbackGuard,
+  parseAllowedHosts,
 } from '@certflow/loopback-guard';
 import { DEFAULT_TOKEN_LIFETIME, v1Issuer, type TokenLifetime } from './access-tokens';
 import { createInitialState } from './bootstrap';
@@ -126,15 +126,15 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   const metrics = new Metrics();
   // Filled in once listening: the URLs depend on the port the system picked.
   const started: { info?: EmulatorInfo } = {};
-  // From the address actually bound once listening; until then the stricter answer.
-  let boundToLoopback = true;
+  // Made once listening, from the address actually bound (no request arrives before).
+  let checkHostAndOrigin: (req: IncomingMessage) => GuardDecision = () => ({
+    ok: false,
+    status: 421,
+    reason: 'not listening yet',
+  });
 
   const server = createServer({ key: tls.privateKeyPem, cert: tls.certificatePem }, (req, res) => {
-    const guard = guardIncomingMessage(req, {
-      scheme: 'https',
-      boundToLoopback,
-      allowedHosts: settings.allowedHosts,
-    });
+    const guard = checkHostAndOrigin(req);
     if (!guard.ok) {
       refuseRequest(req, res, guard);
       return;
@@ -154,7 +154,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       metrics,
       clockSkewSeconds: settings.clockSkewSeconds,
       lifetime: settings.lifetime,
-      port: (server.address() as AddressInfo).port,
+      port,
       ...(replayGuard ? { replayGuard } : {}),
     }).catch((err: unknown) => {
       console.error(`entra-emulator: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
@@ -162,9 +162,12 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     });
   });
   await listen(server, settings.port, settings.host);
-  boundToLoopback = isLoopbackAddress((server.address() as AddressInfo).address);
-
-  const port = (server.address() as AddressInfo).port;
+  const { address, port } = server.address() as AddressInfo;
+  checkHostAndOrigin = loopbackGuard({
+    scheme: 'https',
+    boundToLoopback: isLoopbackAddress(address),
+    allowedHosts: settings.allowedHosts,
+  });
   const info = describeEmulator(`https://localhost:${port}`, state.tenant, ca.certificatePath, {
     clientId: state.adminAppId,
     clientSecret: adminSecret,

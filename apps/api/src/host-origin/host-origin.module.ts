@@ -13,7 +13,7 @@
 import { Inject, Module, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { FastifyInstance } from 'fastify';
-import { guardIncomingMessage, isLoopbackAddress } from '@certflow/loopback-guard';
+import { loopbackGuard, isLoopbackAddress } from '@certflow/loopback-guard';
 import type { ApiConfig } from '../config/api-config';
 import { API_CONFIG } from '../config/api-config.token';
 
@@ -30,9 +30,10 @@ export class HostOriginModule implements OnModuleInit {
       boundToLoopback: isLoopbackAddress(this.config.host),
       allowedHosts: this.config.allowedHosts,
     };
+    const checkHostAndOrigin = loopbackGuard(options);
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     fastify.addHook('onRequest', (request, reply, done) => {
-      const guard = guardIncomingMessage(request.raw, options);
+      const guard = checkHostAndOrigin(request.raw);
       if (guard.ok) return done();
       const misdirected = guard.status === 421;
       if (misdirected) reply.header('connection', 'close');
