@@ -17,7 +17,7 @@ const status = (request: GuardRequest, options: GuardOptions = HTTP) => {
 };
 
 describe('Host', () => {
-  it.each(['localhost:8080', 'LOCALHOST:8080', '127.0.0.1:8080', '[::1]:8080', '[::1]:8080'])(
+  it.each(['localhost:8080', 'LOCALHOST:8080', '127.0.0.1:8080', '[::1]:8080'])(
     'accepts the loopback name %s with the service port',
     (host) => expect(status({ host })).toBe('ok'),
   );

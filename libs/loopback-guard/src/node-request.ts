@@ -29,14 +29,8 @@ export function guardRequestOf(req: IncomingMessage): GuardRequest {
  * `checkRequest` for a request a server received. The port defaults to the one the connection
  * came in on, which is the port the server listens on.
  */
-export function guardIncomingMessage(
-  req: IncomingMessage,
-  options: Omit<GuardOptions, 'port'> & { port?: number },
-): GuardDecision {
-  const port = options.port ?? req.socket.localPort;
-  // A connection already gone has no port: refused, never thrown from a request handler.
-  if (port === undefined) return { ok: false, status: 421, reason: "the connection's port is unknown" };
-  return checkRequest(guardRequestOf(req), { ...options, port });
+export function guardIncomingMessage(req: IncomingMessage, options: NodeGuardOptions): GuardDecision {
+  return decide(req, options, undefined);
 }
 
 /** How many different Host values `loopbackGuard` remembers before it starts over. */
@@ -47,28 +41,37 @@ const REMEMBERED_HOSTS = 64;
  * one Host and neither Origin nor Sec-Fetch-Site (nearly all of them) is remembered per Host and
  * port, so the name is parsed once, not on every request. Any other request is decided afresh.
  */
-export function loopbackGuard(
-  options: Omit<GuardOptions, 'port'> & { port?: number },
-): (req: IncomingMessage) => GuardDecision {
+export function loopbackGuard(options: NodeGuardOptions): (req: IncomingMessage) => GuardDecision {
   const remembered = new Map<string, GuardDecision>();
-  return (req) => {
-    const request = guardRequestOf(req);
-    const port = options.port ?? req.socket.localPort;
-    if (port === undefined) return { ok: false, status: 421, reason: "the connection's port is unknown" };
-    const { host } = request;
-    const simple =
-      host?.length === 1 &&
-      request.origin === undefined &&
-      request.secFetchSite === undefined &&
-      request.target?.startsWith('/') === true;
-    if (!simple) return checkRequest(request, { ...options, port });
-    const key = `${port} ${host[0]}`;
-    let decision = remembered.get(key);
-    if (!decision) {
-      decision = checkRequest(request, { ...options, port });
-      if (remembered.size >= REMEMBERED_HOSTS) remembered.clear();
-      remembered.set(key, decision);
-    }
-    return decision;
-  };
+  return (req) => decide(req, options, remembered);
+}
+
+type NodeGuardOptions = Omit<GuardOptions, 'port'> & { port?: number };
+
+function decide(
+  req: IncomingMessage,
+  options: NodeGuardOptions,
+  remembered: Map<string, GuardDecision> | undefined,
+): GuardDecision {
+  const port = options.port ?? req.socket.localPort;
+  // A connection already gone has no port: refused, never thrown from a request handler.
+  if (port === undefined) return { ok: false, status: 421, reason: "the connection's port is unknown" };
+  const request = guardRequestOf(req);
+  const { host } = request;
+  const key =
+    remembered &&
+    host?.length === 1 &&
+    request.origin === undefined &&
+    request.secFetchSite === undefined &&
+    request.target?.startsWith('/')
+      ? `${port} ${host[0]}`
+      : undefined;
+  const known = key === undefined ? undefined : remembered!.get(key);
+  if (known) return known;
+  const decision = checkRequest(request, { ...options, port });
+  if (key !== undefined) {
+    if (remembered!.size >= REMEMBERED_HOSTS) remembered!.clear();
+    remembered!.set(key, decision);
+  }
+  return decision;
 }
