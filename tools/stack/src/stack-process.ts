@@ -15,11 +15,16 @@ export interface StackProcess {
   stop(): Promise<void>;
 }
 
-export async function launchStackProcess(stateDir: string, timeoutMs = 60_000): Promise<StackProcess> {
+/** `nodeArgs` are options for node itself (e.g. `--cpu-prof`), before the script. */
+export async function launchStackProcess(
+  stateDir: string,
+  timeoutMs = 60_000,
+  nodeArgs: readonly string[] = [],
+): Promise<StackProcess> {
   const main = join(__dirname, 'main.js');
   if (!existsSync(main))
     throw new Error(`${main} is missing: build the stack first (npx nx run stack:build)`);
-  const child = spawn(process.execPath, [main, '--state-dir', stateDir], {
+  const child = spawn(process.execPath, [...nodeArgs, main, '--state-dir', stateDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -24,39 +24,30 @@
  * load/results/bench-gateway-chain.json (read by `npm run load:publish`, load/src/publish.ts).
  * profile-gateway.ts profiles the gateway under the same load.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { DevelopmentCa } from '@certflow/certs';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { connect as netConnect, createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { requestPartnerToken } from '../partner-credentials';
 import { launchStackProcess } from '../stack-process';
 import { workspaceRoot } from '../workspace';
+import { envInteger } from './settings';
 import { startNodeProxy, type BenchProcess } from './bench-processes';
 import { nodeGenerator, wrkGenerator, type LoadGenerator, type RoundResult } from './load-generators';
 
 const NGINX = process.env['BENCH_NGINX'] ?? '/usr/sbin/nginx';
-const NGINX_WORKERS = positiveInteger('BENCH_NGINX_WORKERS', 1);
+const NGINX_WORKERS = envInteger('BENCH_NGINX_WORKERS', 1);
 const WRK = process.env['BENCH_WRK'] ?? '/usr/bin/wrk';
-const ROUNDS = positiveInteger('BENCH_ROUNDS', 3);
-const SECONDS = positiveInteger('BENCH_SECONDS', 6);
-const CONCURRENCY = positiveInteger('BENCH_CONCURRENCY', 32);
+const ROUNDS = envInteger('BENCH_ROUNDS', 3);
+const SECONDS = envInteger('BENCH_SECONDS', 6);
+const CONCURRENCY = envInteger('BENCH_CONCURRENCY', 32);
 const WARM_UP_SECONDS = 2;
 const GOAL_GATEWAY_VS_NODE = 0.9;
 const PATH = '/orders';
 
 type ChainName = 'direct' | 'node' | 'gateway' | 'nginx';
-
-function positiveInteger(name: string, fallback: number): number {
-  const value = process.env[name];
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1)
-    throw new Error(`${name} must be a positive integer, got '${value}'`);
-  return n;
-}
 
 function loudly(message: string): void {
   const banner = '!'.repeat(100);

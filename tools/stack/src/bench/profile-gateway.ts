@@ -20,7 +20,7 @@
  * (node: internals, incl. TLS and HTTP), native (V8 builtins, GC, program) or a package name.
  * Needs wrk (apt-get install wrk).
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -34,12 +34,12 @@ import { tmpdir } from 'node:os';
 import { SourceMap } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { stopChild } from '../child-service';
+import { launchStackProcess } from '../stack-process';
 import { requestPartnerToken } from '../partner-credentials';
-import { readStackFile, stackFilePath } from '../stack-file';
 import { workspaceRoot } from '../workspace';
-import { startNodeProxy } from './bench-processes';
+import { type BenchProcess, startNodeProxy } from './bench-processes';
 import { wrkGenerator } from './load-generators';
+import { positiveInteger } from './settings';
 
 const WRK = process.env['BENCH_WRK'] ?? '/usr/bin/wrk';
 const WARM_UP_SECONDS = 3;
@@ -72,21 +72,13 @@ function processCpuUs(pid: number): number {
   return ((Number(fields[11]) + Number(fields[12])) * 1e6) / CLOCK_TICKS_PER_SECOND;
 }
 
-function option(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1)
-    throw new Error(`--${name} must be a positive integer, got '${value}'`);
-  return n;
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { seconds: { type: 'string' }, top: { type: 'string' }, out: { type: 'string' } },
     strict: true,
   });
-  const seconds = option(values.seconds, 'seconds', 15);
-  const top = option(values.top, 'top', 30);
+  const seconds = positiveInteger(values.seconds, '--seconds', 15);
+  const top = positiveInteger(values.top, '--top', 30);
   const root = workspaceRoot();
   const out = resolve(values.out ?? join(root, 'load/results/profile-gateway'));
   rmSync(out, { recursive: true, force: true });
@@ -94,10 +86,10 @@ async function main(): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'certflow-profile-gateway-'));
   const profileArgs = (name: string) => ['--cpu-prof', '--cpu-prof-dir', out, '--cpu-prof-name', name];
 
-  const stack = await launchProfiledStack(stateDir, profileArgs('gateway-stack.cpuprofile'));
-  let proxy: Awaited<ReturnType<typeof startNodeProxy>> | undefined;
+  const stack = await launchStackProcess(stateDir, 60_000, profileArgs('gateway-stack.cpuprofile'));
+  let proxy: BenchProcess | undefined;
   try {
-    const file = readStackFile(stateDir);
+    const { file } = stack;
     const api = new URL(file.api.url);
     proxy = await startNodeProxy(stateDir, api, profileArgs('node-proxy.cpuprofile'));
     const generator = wrkGenerator(WRK, {
@@ -158,33 +150,6 @@ async function main(): Promise<void> {
     await stack.stop();
     rmSync(stateDir, { recursive: true, force: true });
   }
-}
-
-/** The stack process (the gateway's process) with extra node options, as launchStackProcess starts it. */
-async function launchProfiledStack(
-  stateDir: string,
-  nodeArgs: string[],
-): Promise<{ pid: number; stop(): Promise<void> }> {
-  const main = join(__dirname, '..', 'main.js');
-  if (!existsSync(main))
-    throw new Error(`${main} is missing: build the stack first (npx nx run stack:build)`);
-  const child = spawn(process.execPath, [...nodeArgs, main, '--state-dir', stateDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
-  const stop = (): Promise<void> => stopChild(child);
-  const deadline = Date.now() + 60_000;
-  while (!existsSync(stackFilePath(stateDir))) {
-    if (child.exitCode !== null) throw new Error(`the stack exited with code ${child.exitCode}:\n${output}`);
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`the stack did not start within 60 s:\n${output}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { pid: child.pid!, stop };
 }
 
 function readProfile(dir: string, name: string): CpuProfile {

@@ -22,9 +22,10 @@ import { connect, type TLSSocket } from 'node:tls';
 import { requestPartnerToken } from '../partner-credentials';
 import { launchStackProcess } from '../stack-process';
 import { workspaceRoot } from '../workspace';
+import { envInteger } from './settings';
 
-const SLOW_CONNECTIONS = Number(process.env['BENCH_SLOW_CONNECTIONS'] ?? '500');
-const REQUESTS = Number(process.env['BENCH_SLOW_REQUESTS'] ?? '400');
+const SLOW_CONNECTIONS = envInteger('BENCH_SLOW_CONNECTIONS', 500);
+const REQUESTS = envInteger('BENCH_SLOW_REQUESTS', 400);
 const GOAL_P99_MS = 1_000;
 /** The documented bound for the process that runs the gateway (and the emulator) under this load. */
 const MEMORY_BOUND_MIB = 256;
