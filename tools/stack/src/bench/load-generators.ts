@@ -156,7 +156,7 @@ function percentile(sorted: Float64Array, p: number): number {
 }
 
 /** One keep-alive HTTP/1.1 connection (TLS for https: URLs); responses must carry Content-Length. */
-class KeepAliveConnection {
+export class KeepAliveConnection {
   private buffered: Buffer = Buffer.alloc(0);
   private pending: { resolve: (status: number) => void; reject: (err: Error) => void } | undefined;
 

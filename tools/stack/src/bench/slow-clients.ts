@@ -22,6 +22,7 @@ import { connect, type TLSSocket } from 'node:tls';
 import { requestPartnerToken } from '../partner-credentials';
 import { launchStackProcess } from '../stack-process';
 import { workspaceRoot } from '../workspace';
+import { KeepAliveConnection } from './load-generators';
 import { envInteger } from './settings';
 
 const SLOW_CONNECTIONS = envInteger('BENCH_SLOW_CONNECTIONS', 500);
@@ -47,41 +48,16 @@ function percentile(sorted: number[], p: number): number {
   return Math.round(sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]! * 100) / 100;
 }
 
-/** A keep-alive TLS connection that sends one prebuilt request at a time and reads each answer whole. */
-function openConnection(url: URL, caPem: string): Promise<TLSSocket> {
-  return new Promise((done, fail) => {
-    const socket = connect(
-      { host: url.hostname, port: Number(url.port), servername: 'localhost', ca: caPem },
-      () => done(socket),
-    );
-    socket.once('error', fail);
-  });
-}
-
-function exchange(socket: TLSSocket, request: Buffer): Promise<number> {
-  return new Promise((done, fail) => {
-    const started = performance.now();
-    let text = '';
-    const onData = (chunk: Buffer): void => {
-      text += chunk.toString('latin1');
-      const end = text.indexOf('\r\n\r\n');
-      if (end < 0) return;
-      const length = Number(/\r\ncontent-length: (\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
-      if (text.length < end + 4 + length) return;
-      socket.off('data', onData);
-      if (!text.startsWith('HTTP/1.1 200 ')) fail(new Error(`unexpected answer: ${text.slice(0, 80)}`));
-      else done(performance.now() - started);
-    };
-    socket.on('data', onData);
-    socket.write(request);
-  });
-}
-
 async function measure(url: URL, caPem: string, request: Buffer): Promise<Phase> {
-  const socket = await openConnection(url, caPem);
+  const connection = await KeepAliveConnection.open(url, caPem);
   const latencies: number[] = [];
-  for (let i = 0; i < REQUESTS; i++) latencies.push(await exchange(socket, request));
-  socket.destroy();
+  for (let i = 0; i < REQUESTS; i++) {
+    const started = performance.now();
+    const status = await connection.send(request);
+    if (status !== 200) throw new Error(`GET /orders answered ${status}`);
+    latencies.push(performance.now() - started);
+  }
+  connection.close();
   latencies.sort((a, b) => a - b);
   return {
     p50Ms: percentile(latencies, 0.5),
