@@ -27,7 +27,7 @@ const STATUS_CODES: Record<number, string> = {
   415: 'ERR_UNSUPPORTED_MEDIA_TYPE',
 };
 
-export function reasonPhrase(status: number): string {
+function reasonPhrase(status: number): string {
   const name = HttpStatus[status];
   if (name === undefined) return 'Error';
   return name
@@ -92,7 +92,8 @@ function clientErrorOf(exception: unknown): { statusCode: number; message: strin
   return undefined;
 }
 
-function withCode(status: number, message: string, code?: string): ApiErrorBody {
+/** The API's error body for `status`, with the code that goes with it. */
+export function withCode(status: number, message: string, code?: string): ApiErrorBody {
   return {
     statusCode: status,
     error: reasonPhrase(status),

@@ -6,13 +6,14 @@
  */
 import type { OpenAPIObject } from '@nestjs/swagger';
 import type { FastifyInstance } from 'fastify';
-import type { ApiErrorBody } from './api-error.filter';
-
-const OPENAPI_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+import { OPERATION_METHODS } from '../openapi/error-responses';
+import { withCode } from './api-error.filter';
 
 /** The methods a path of the document answers: the declared ones, and HEAD wherever GET is (Fastify adds it). */
-export function allowedMethods(item: OpenAPIObject['paths'][string]): string[] {
-  const declared = OPENAPI_METHODS.filter((method) => item[method] !== undefined).map((m) => m.toUpperCase());
+function allowedMethods(item: OpenAPIObject['paths'][string]): string[] {
+  const declared = OPERATION_METHODS.filter((method) => item[method] !== undefined).map((m) =>
+    m.toUpperCase(),
+  );
   if (declared.includes('GET') && !declared.includes('HEAD')) declared.push('HEAD');
   return declared;
 }
@@ -28,13 +29,8 @@ export function answerUndeclaredMethods(fastify: FastifyInstance, paths: OpenAPI
       // OpenAPI `{id}` is Fastify's `:id`.
       url: template.replace(/\{([^{}/]+)\}/g, ':$1'),
       onRequest: async (request, reply) => {
-        const body: ApiErrorBody = {
-          statusCode: 405,
-          error: 'Method Not Allowed',
-          code: 'ERR_METHOD_NOT_ALLOWED',
-          message: `${request.method} is not allowed on ${template}; allowed: ${allow}`,
-        };
-        return reply.code(405).header('allow', allow).send(body);
+        const message = `${request.method} is not allowed on ${template}; allowed: ${allow}`;
+        return reply.code(405).header('allow', allow).send(withCode(405, message));
       },
       handler: async () => undefined, // never reached: onRequest has answered
     });

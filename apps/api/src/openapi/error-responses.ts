@@ -14,9 +14,9 @@ type SchemaOrRef = NonNullable<NonNullable<OpenAPIObject['components']>['schemas
 type SchemaObject = Exclude<SchemaOrRef, { $ref: string }>;
 
 export const API_ERROR_REF = '#/components/schemas/ApiError';
-export const GATEWAY_ERROR_REF = '#/components/schemas/GatewayError';
+const GATEWAY_ERROR_REF = '#/components/schemas/GatewayError';
 
-export const ERROR_SCHEMAS: Record<string, SchemaObject> = {
+const ERROR_SCHEMAS: Record<string, SchemaObject> = {
   ApiError: {
     type: 'object',
     description: "The API's error answer.",
@@ -93,7 +93,17 @@ const GATEWAY_ANSWERS: Record<number, string> = {
   505: 'gateway: HTTP version not supported',
 };
 
-const OPERATION_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+/** The operations a path item of an OpenAPI document can hold. */
+export const OPERATION_METHODS = [
+  'get',
+  'put',
+  'post',
+  'delete',
+  'options',
+  'head',
+  'patch',
+  'trace',
+] as const;
 
 /** Adds the error schemas and, to every operation, the error answers that apply to it. */
 export function documentErrorAnswers(
