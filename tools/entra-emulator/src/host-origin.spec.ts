@@ -3,8 +3,6 @@
  * 421 (connection closed), a cross-site Origin 403, and nothing is done — no token issued, no
  * application created, no fault changed, no page or key served.
  */
-import { readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseCliArgs, UsageError } from './cli';
 import { startEmulator } from './emulator';
@@ -22,38 +20,10 @@ import {
 /**
  * A request whose Host may differ from the name TLS checks: a rebinding page's browser checks the
  * certificate against the attacker's name (and fails), but a client that ignores that must still
- * be refused by the emulator itself.
+ * be refused by the emulator itself. (`https` checks the certificate for localhost.)
  */
-function send(
-  url: string,
-  options: { method?: string; headers?: Record<string, string>; body?: string } = {},
-): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: options.method ?? 'GET',
-        ca: readFileSync(f.emulator.caCertificatePath),
-        servername: 'localhost',
-        headers: options.headers ?? {},
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8').on('data', (d: string) => (text += d));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            text,
-            json: () => JSON.parse(text) as Record<string, unknown>,
-          }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
+const send = (url: string, options: Parameters<typeof https>[2] = {}): Promise<HttpResult> =>
+  https(f.emulator, url, options);
 
 let f: Fixture;
 let port: string;
