@@ -8,9 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Controller, Get, Module } from '@nestjs/common';
 import { startApi, type RunningApi } from '../api-app';
 import { Public } from '../auth/auth-decorators';
-import { loadApiConfig } from '../config/api-config';
-import { startApiWithEmulator, type ApiWithEmulator } from '../testing/api-with-emulator.test-helpers';
-import { API_APP_ID, appTokenClaims } from '../testing/access-tokens.test-helpers';
+import {
+  apiConfigFor,
+  startApiWithEmulator,
+  type ApiWithEmulator,
+} from '../testing/api-with-emulator.test-helpers';
+import { appTokenClaims } from '../testing/access-tokens.test-helpers';
 
 let stack: ApiWithEmulator | undefined;
 let api: RunningApi;
@@ -133,17 +136,7 @@ describe('every error of the API has its shape and a code', () => {
     }
     @Module({ controllers: [BrokenController] })
     class BrokenModule {}
-    const emulator = stack!.emulator;
-    const broken = await startApi(
-      loadApiConfig({
-        PORT: '0',
-        ENTRA_INSTANCE: emulator.url,
-        ENTRA_TENANT_ID: emulator.tenantId,
-        API_AUDIENCES: API_APP_ID,
-        ENTRA_CA_FILE: emulator.caCertificatePath,
-      }),
-      { logger: false, modules: [BrokenModule] },
-    );
+    const broken = await startApi(apiConfigFor(stack!.emulator), { logger: false, modules: [BrokenModule] });
     try {
       const answer = await fetch(`${broken.url}/broken`);
       expect(answer.status).toBe(500);

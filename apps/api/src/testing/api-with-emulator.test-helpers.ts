@@ -12,6 +12,21 @@ export interface ApiWithEmulator {
   close(): Promise<void>;
 }
 
+/** The API's configuration against `emulator` (audience API_APP_ID, any port), plus `env`. */
+export function apiConfigFor(
+  emulator: Pick<RunningEmulator, 'url' | 'tenantId' | 'caCertificatePath'>,
+  env: Record<string, string> = {},
+): ReturnType<typeof loadApiConfig> {
+  return loadApiConfig({
+    PORT: '0',
+    ENTRA_INSTANCE: emulator.url,
+    ENTRA_TENANT_ID: emulator.tenantId,
+    API_AUDIENCES: API_APP_ID,
+    ENTRA_CA_FILE: emulator.caCertificatePath,
+    ...env,
+  });
+}
+
 /** A real emulator in a fresh state directory and the API configured against it (audience API_APP_ID). */
 export async function startApiWithEmulator(
   name: string,
@@ -19,17 +34,7 @@ export async function startApiWithEmulator(
 ): Promise<ApiWithEmulator> {
   const stateDir = mkdtempSync(join(tmpdir(), `certflow-api-${name}-`));
   const emulator = await startEmulator({ stateDir, port: 0 });
-  const api = await startApi(
-    loadApiConfig({
-      PORT: '0',
-      ENTRA_INSTANCE: emulator.url,
-      ENTRA_TENANT_ID: emulator.tenantId,
-      API_AUDIENCES: API_APP_ID,
-      ENTRA_CA_FILE: emulator.caCertificatePath,
-      ...env,
-    }),
-    { logger: false },
-  );
+  const api = await startApi(apiConfigFor(emulator, env), { logger: false });
   return {
     emulator,
     api,
