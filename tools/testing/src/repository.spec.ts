@@ -18,12 +18,7 @@ const TEXT = /\.(ts|mts|cjs|mjs|js|json|md|xml|yml|yaml|py|java|go|sh|html|css)$
 const texts = tracked.filter((f) => TEXT.test(f) && f !== 'package-lock.json');
 
 /** Paths that only exist on someone's machine. */
-const MACHINE_PATHS = [
-  /\/work\//,
-  /\/home\/[a-z][\w-]*\//,
-  /\/Users\/[A-Za-z][\w-]*\//,
-  /\.\.\/shared\//,
-];
+const MACHINE_PATHS = [/\/work\//, /\/home\/[a-z][\w-]*\//, /\/Users\/[A-Za-z][\w-]*\//, /\.\.\/shared\//];
 
 describe('the repository stands on its own', () => {
   it('has tracked text files to check', () => {
