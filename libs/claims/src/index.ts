@@ -3,3 +3,4 @@ export * from './guid';
 export * from './app-principal';
 export * from './access-token-claims';
 export * from './parse-access-token-claims';
+export * from './verified-token-cache';

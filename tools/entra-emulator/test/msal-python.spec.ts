@@ -18,7 +18,7 @@ import {
 } from '../src/emulator.test-helpers';
 
 const PYTHON = '/usr/bin/python3';
-const SCRIPT = join(import.meta.dirname, 'msal_python_client.py');
+const SCRIPT = join(__dirname, 'msal_python_client.py');
 
 let f: Fixture;
 beforeAll(async () => {

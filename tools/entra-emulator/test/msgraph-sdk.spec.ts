@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { runJsonChild, startFixture, type Fixture } from '../src/emulator.test-helpers';
 
-const SCRIPT = join(import.meta.dirname, 'msgraph_sdk_client.cjs');
+const SCRIPT = join(__dirname, 'msgraph_sdk_client.cjs');
 
 let f: Fixture;
 beforeAll(async () => {

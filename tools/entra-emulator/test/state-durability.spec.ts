@@ -14,7 +14,7 @@ import { EmulatorError } from '../src/errors';
 import { loadState, statePath } from '../src/state-store';
 import { removeDir, tempStateDir } from '../src/emulator.test-helpers';
 
-const DIST_STATE_STORE = join(import.meta.dirname, '..', 'dist', 'state-store.js');
+const DIST_STATE_STORE = join(__dirname, '..', 'dist', 'state-store.js');
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
