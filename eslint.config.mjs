@@ -17,6 +17,7 @@ export default [
   {
     ignores: [
       '**/dist',
+      '**/dist-bench',
       '**/node_modules',
       '**/test-results',
       '**/playwright-report',
