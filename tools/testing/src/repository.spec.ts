@@ -1,7 +1,8 @@
 /**
  * The repository stands on its own: a clone has everything its docs and comments point to.
- * Fails on a relative Markdown link to a file that is not in the repository, and on a path of a
- * development machine (a home directory, the workspace the checkouts live in, a sibling folder
+ * Fails on a relative Markdown link to a file that is not in the repository, on a path in a
+ * doc or a comment (`../x/y.ts`, `apps/api/src/main.ts`) that names nothing in the checkout,
+ * and on a path of a development machine (a home directory, the workspace the checkouts live in, a sibling folder
  * outside the repository) in any tracked text file. Test fixtures use obviously fake paths such
  * as `/srv/partner`.
  */
@@ -18,7 +19,33 @@ const TEXT = /\.(ts|mts|cjs|mjs|js|json|md|xml|yml|yaml|py|java|go|sh|html|css)$
 const texts = tracked.filter((f) => TEXT.test(f) && f !== 'package-lock.json');
 
 /** Paths that only exist on someone's machine. */
-const MACHINE_PATHS = [/\/work\//, /\/home\/[a-z][\w-]*\//, /\/Users\/[A-Za-z][\w-]*\//, /\.\.\/shared\//];
+const MACHINE_PATHS = [
+  /\/work\//,
+  /\/root\//,
+  /[A-Z]:\\Users\\/,
+  /\/home\/[a-z][\w-]*\//,
+  /\/Users\/[A-Za-z][\w-]*\//,
+  /\.\.\/shared\//,
+];
+
+/**
+ * Paths written in prose: relative (`./x`, `../x`) or from the repository root (`apps/…`,
+ * `docs/…`). Import lines are the compiler's business; globs, build output and git-ignored
+ * run-time output (`load/results/…`) are not in a checkout by design.
+ */
+const PROSE_PATH =
+  /(?<![\w./@-])((?:\.\.?\/)+[\w.@-]+(?:\/[\w.@-]+)*|(?:apps|libs|tools|docs|load|e2e)\/[\w.@-]+(?:\/[\w.@-]+)*)/g;
+const CODE_REFERENCE = /^\s*((import|export)\b.*\bfrom\b|\} from |.*\brequire\(|.*\bimport\()/;
+const NOT_IN_A_CHECKOUT = /dist|node_modules|\*|\/etc\/passwd/; // build output, globs, hostile inputs in tests
+
+function isIgnored(path: string): boolean {
+  try {
+    execFileSync('git', ['check-ignore', '-q', '--no-index', path], { cwd: ROOT });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 describe('the repository stands on its own', () => {
   it('has tracked text files to check', () => {
@@ -50,5 +77,24 @@ describe('the repository stands on its own', () => {
       }
     }
     expect(broken).toEqual([]);
+  });
+
+  it('names in docs and comments only paths that exist in the checkout', () => {
+    const missing: string[] = [];
+    for (const file of texts) {
+      if (file === 'tools/testing/src/repository.spec.ts') continue; // its own examples
+      readFileSync(join(ROOT, file), 'utf8')
+        .split('\n')
+        .forEach((line, i) => {
+          if (CODE_REFERENCE.test(line)) return;
+          for (const match of line.matchAll(PROSE_PATH)) {
+            const path = match[1]!.replace(/\.+$/, '');
+            if (NOT_IN_A_CHECKOUT.test(path)) continue;
+            const target = path.startsWith('.') ? resolve(ROOT, dirname(file), path) : resolve(ROOT, path);
+            if (!existsSync(target) && !isIgnored(target)) missing.push(`${file}:${i + 1}: ${path}`);
+          }
+        });
+    }
+    expect(missing).toEqual([]);
   });
 });
