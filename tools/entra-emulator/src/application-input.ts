@@ -3,7 +3,7 @@
  * rather than ignored, so a request never silently does less than its author expected.
  */
 import { graphErrors } from './graph-errors';
-import { isGuid } from './ids';
+import { isGuid } from '@certflow/claims';
 import { parseKeyCredentials } from './key-credentials';
 import type { AppRole, StoredApplication, StoredKeyCredential } from './state-store';
 

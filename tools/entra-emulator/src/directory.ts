@@ -6,7 +6,8 @@
 import type { ApplicationChanges } from './application-input';
 import { generateClientSecret, hashClientSecret } from './client-secrets';
 import { graphErrors, GraphError } from './graph-errors';
-import { isGuid, newGuid, opaqueId } from './ids';
+import { isGuid } from '@certflow/claims';
+import { newGuid, opaqueId } from './ids';
 import {
   saveState,
   type AppRole,

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { writeFileAtomic } from '@certflow/certs';
 import { EmulatorError } from './errors';
-import { isGuid } from './ids';
+import { isGuid } from '@certflow/claims';
 import { readCheckedJson } from './state-store';
 
 export const INFO_FILE = 'emulator.json';

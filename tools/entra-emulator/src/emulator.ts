@@ -38,7 +38,8 @@ import { ADMIN_PREFIX, handleAdminRequest } from './admin-api';
 import { GRAPH_PREFIX, handleGraphRequest } from './graph-api';
 import { isCrossOrigin, isPortalPath, servePortal } from './portal';
 import { BodyTooLargeError, headerValue, mediaType, readBody, sendJson } from './http-io';
-import { isGuid, newGuid } from './ids';
+import { isGuid } from '@certflow/claims';
+import { newGuid } from './ids';
 import { completeSigningKeys, rotatedSigningKeys, SigningKeyCache, type KeyRing } from './signing-key-ring';
 import { signCompactJwt } from './signing-keys';
 import { damaged, loadState, saveState, statePath, type EmulatorState } from './state-store';
@@ -264,7 +265,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       );
       return;
     }
-    const text = ctx.metrics.render();
+    const text = await ctx.metrics.render();
     res.writeHead(200, {
       'content-type': METRICS_CONTENT_TYPE,
       'content-length': Buffer.byteLength(text),

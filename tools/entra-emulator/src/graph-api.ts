@@ -27,7 +27,8 @@ import {
 } from './graph-shapes';
 import { headerValue, sendEmpty, sendJson } from './http-io';
 import { readGraphJson } from './graph-body';
-import { isGuid, newGuid } from './ids';
+import { isGuid } from '@certflow/claims';
+import { newGuid } from './ids';
 import type { StoredApplication } from './state-store';
 
 export const GRAPH_PREFIX = '/graph/v1.0';

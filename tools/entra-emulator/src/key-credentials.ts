@@ -7,7 +7,8 @@ import { createPrivateKey } from 'node:crypto';
 import forge from 'node-forge';
 import { CertificateError, parseCertificate, type ParsedCertificate } from '@certflow/certs';
 import { graphErrors } from './graph-errors';
-import { isGuid, newGuid } from './ids';
+import { isGuid } from '@certflow/claims';
+import { newGuid } from './ids';
 import type { StoredKeyCredential } from './state-store';
 
 const ALLOWED = new Set([

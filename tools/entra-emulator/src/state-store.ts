@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@certflow/certs';
 import { EmulatorError } from './errors';
-import { isGuid } from './ids';
+import { isGuid } from '@certflow/claims';
 
 export const STATE_FILE = 'emulator-state.json';
 export const STATE_VERSION = 1;

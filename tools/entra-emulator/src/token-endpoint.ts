@@ -9,7 +9,7 @@ import { clientSecretMatches } from './client-secrets';
 import type { Directory } from './directory';
 import { entraErrors } from './entra-errors';
 import type { TokenForm } from './form-body';
-import { isGuid } from './ids';
+import { isGuid } from '@certflow/claims';
 import type { SigningKey } from './signing-keys';
 import type { StoredApplication } from './state-store';
 

@@ -12,6 +12,8 @@ const entry = (n: number): AccessLogEntry => ({
   status: 200,
   durationMs: 1,
   policy: 'forwarded',
+  traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+  spanId: '00f067aa0ba902b7',
 });
 
 describe('buffered access log', () => {

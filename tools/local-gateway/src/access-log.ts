@@ -27,8 +27,13 @@ export interface AccessLogEntry {
   status: number;
   durationMs: number;
   policy: PolicyOutcome;
-  /** The X-AppGW-Trace-Id the backend received with this request (when it was forwarded). */
-  traceId?: string;
+  /**
+   * W3C trace id: the caller's `traceparent` continued, or a new trace. A forwarded request
+   * carried it to the backend in `traceparent` and `X-AppGW-Trace-Id`.
+   */
+  traceId: string;
+  /** The gateway's span id: the parent id in the `traceparent` the backend received. */
+  spanId: string;
   /** `LastError.Source` / `Reason` when something failed, e.g. validate-jwt / TokenExpired. */
   errorSource?: string;
   errorReason?: string;

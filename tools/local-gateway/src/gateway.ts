@@ -13,6 +13,7 @@ import { createServer, Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { DevelopmentCa } from '@certflow/certs';
+import { continueTrace, startTrace, type TraceContext } from '@certflow/observability';
 import {
   checkRequest,
   GuardDecision,
@@ -40,7 +41,7 @@ import {
   peerCertificateOf,
 } from './client-certificate';
 import { SubscriptionKeyOptions, SubscriptionKeys } from './subscription-keys';
-import { GatewayMetrics } from './metrics';
+import { GatewayMetrics, METRICS_CONTENT_TYPE } from './metrics';
 import { MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore } from './rate-limit-store';
 import {
   backendRequestHeaders,
@@ -48,7 +49,6 @@ import {
   clientResponseHeaders,
   connectionTokens,
   forwardRequest,
-  newTraceId,
   ProxyFailure,
 } from './proxy';
 import {
@@ -374,7 +374,13 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   // hidden behind 2,000 others would escape the checks. The 16 KiB header block is the limit.
   server.maxHeadersCount = 0;
   server.keepAliveTimeout = keepAliveTimeoutMs;
-  const logRefused = (status: number, reason: string, method = ''): void => {
+  /** A request refused before it was parsed has no `traceparent` to continue: its line starts a trace. */
+  const logRefused = (
+    status: number,
+    reason: string,
+    method = '',
+    trace: TraceContext = startTrace(),
+  ): void => {
     metrics.request('refused', method, status, 'gateway-error');
     metrics.policyError('gateway', reason);
     log?.({
@@ -385,6 +391,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       status,
       durationMs: 0,
       policy: 'gateway-error',
+      traceId: trace.traceId,
+      spanId: trace.spanId,
       errorSource: 'gateway',
       errorReason: reason,
     });
@@ -403,8 +411,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
     onRequest(req, res, 'unsupported'),
   );
   // CONNECT (a tunnel) is not something a reverse proxy offers: Node hands over the raw socket.
-  server.on('connect', (_req: IncomingMessage, socket: Socket) => {
-    logRefused(405, 'MethodNotAllowed', 'CONNECT');
+  server.on('connect', (req: IncomingMessage, socket: Socket) => {
+    logRefused(405, 'MethodNotAllowed', 'CONNECT', continueTrace(req.headers.traceparent));
     answerAndClose(socket, {
       status: 405,
       reason: 'MethodNotAllowed',
@@ -641,8 +649,11 @@ async function handleRequest(
   res.on('error', ignore);
   let route = 'api';
   let logPath = '';
-  /** Sent to the backend as X-AppGW-Trace-Id and logged, so a backend request can be matched to its log line. */
-  const traceId = newTraceId();
+  /**
+   * The gateway's span of the caller's W3C trace (a new trace when `traceparent` is missing or
+   * malformed): logged, and sent to the backend as its parent (`traceparent`, `X-AppGW-Trace-Id`).
+   */
+  const trace = continueTrace(req.headers.traceparent);
   // One listener for everything that happens when the response is over (one per request counts at load).
   let upstream: IncomingMessage | undefined;
   res.on('close', () => {
@@ -669,7 +680,8 @@ async function handleRequest(
       status: res.headersSent ? res.statusCode : 0,
       durationMs: Math.round((performance.now() - started) * 10) / 10,
       policy: outcome,
-      traceId,
+      traceId: trace.traceId,
+      spanId: trace.spanId,
     };
     if (error) {
       entry.errorSource = error.source;
@@ -730,9 +742,10 @@ async function handleRequest(
   if (deps.metricsPath !== false && method === 'GET' && path === deps.metricsPath) {
     outcome = 'none';
     route = 'metrics';
-    const body = deps.metrics.render();
+    const body = await deps.metrics.render();
+    if (res.destroyed) return;
     res.writeHead(200, {
-      'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+      'content-type': METRICS_CONTENT_TYPE,
       'content-length': Buffer.byteLength(body),
       ...closeIfBodyUnread(req, res),
     });
@@ -766,7 +779,7 @@ async function handleRequest(
     }
   }
 
-  const headers = backendRequestHeaders(req, deps.port, url, traceId);
+  const headers = backendRequestHeaders(req, deps.port, url, trace);
   if (deps.clientCertMode) Object.assign(headers, clientCertificateHeaders(peer));
   const request = new RequestView(req.method ?? 'GET', url, target.search, headers, clientIpOf(req), peer);
   let subscriptionId: string | undefined;

@@ -18,7 +18,7 @@ import {
   ProtectedHeaderParameters,
 } from 'jose';
 import type { OpenIdMetadata } from './openid-metadata-cache';
-import type { VerifiedEntry, VerifiedTokenCache } from './verified-token-cache';
+import type { VerifiedTokenCache, VerifiedTokenEntry } from '@certflow/claims';
 
 export const ALLOWED_ALGORITHMS = ['RS256', 'PS256', 'RS512'] as const;
 /** Accepted only when the policy has symmetric `<issuer-signing-keys>`, and verified only with those keys. */
@@ -113,7 +113,7 @@ function candidateKeys(metadata: OpenIdMetadata[], header: ProtectedHeaderParame
 const iso = (seconds: number): string => new Date(seconds * 1000).toISOString();
 
 /**
- * Validates `token`. With a `cache` (one per policy instance, see verified-token-cache.ts) a
+ * Validates `token`. With a `cache` (one per policy instance: `VerifiedTokenCache` of @certflow/claims) a
  * token this instance verified before against the same key sets skips the signature check;
  * its lifetime is still checked against `nowMs` with the clock skew, as below.
  */
@@ -122,7 +122,7 @@ export async function validateJwt(
   keys: SigningKeySource,
   rules: JwtRules,
   nowMs: number,
-  cache?: VerifiedTokenCache,
+  cache?: VerifiedTokenCache<ValidatedJwt>,
 ): Promise<ValidatedJwt> {
   if (token.split('.').length !== 3) throw new JwtValidationFailure('JwtInvalid', 'Invalid JWT.');
   const useCache = cache !== undefined && cache.maxEntries > 0;
@@ -209,7 +209,12 @@ export async function validateJwt(
   }
   checkRequiredClaims(claims, rules.requiredClaims);
   const validated: ValidatedJwt = { header, claims };
-  if (useCache) cache.store(token, validated, metadata);
+  if (useCache)
+    cache.store(token, validated, {
+      expiresAtSeconds: claims.exp,
+      notBeforeSeconds: claims.nbf,
+      keys: metadata,
+    });
   return validated;
 }
 
@@ -223,7 +228,7 @@ export function cachedValidation(
   keys: SigningKeySource,
   rules: JwtRules,
   nowMs: number,
-  cache?: VerifiedTokenCache,
+  cache?: VerifiedTokenCache<ValidatedJwt>,
 ): ValidatedJwt | undefined {
   if (!cache || cache.maxEntries === 0 || !keys.peek) return undefined;
   const metadata = keys.peek();
@@ -235,19 +240,20 @@ export function cachedValidation(
 
 /** Same checks, same order and same arithmetic as jose's jwtVerify (exp <= now - skew is expired). */
 function checkCachedLifetime(
-  hit: VerifiedEntry,
+  hit: VerifiedTokenEntry<ValidatedJwt>,
   token: string,
   rules: JwtRules,
   nowMs: number,
-  cache: VerifiedTokenCache,
+  cache: VerifiedTokenCache<ValidatedJwt>,
 ): ValidatedJwt {
   const now = Math.floor(nowMs / 1000);
-  if (hit.exp <= now - rules.clockSkewSeconds) {
+  const { expiresAtSeconds: exp, notBeforeSeconds: nbf } = hit;
+  if (exp <= now - rules.clockSkewSeconds) {
     cache.delete(token);
-    throw expired(hit.exp, nowMs);
+    throw expired(exp, nowMs);
   }
-  if (hit.nbf !== undefined && hit.nbf > now + rules.clockSkewSeconds) throw notYetValid(hit.nbf, nowMs);
-  return hit.validated;
+  if (nbf !== undefined && nbf > now + rules.clockSkewSeconds) throw notYetValid(nbf, nowMs);
+  return hit.value;
 }
 
 async function currentKeys(keys: SigningKeySource): Promise<OpenIdMetadata[]> {

@@ -1,100 +1,93 @@
 /**
- * `/metrics` in Prometheus text format (0.0.4). Labels come only from bounded, gateway-chosen
- * values (route = the operation's URL template or `api`, status code, policy outcome, error
- * source and reason); never a path, header, query string, token or key.
+ * `/metrics` through prom-client, in a registry of this gateway's own (two gateways in one
+ * process count separately). Labels come only from bounded, gateway-chosen values (route = the
+ * operation's URL template or `api`, status code, policy outcome, error source and reason);
+ * never a path, header, query string, token or key.
  *
  *   local_gateway_requests_total{route,method,status,outcome}
  *   local_gateway_policy_errors_total{source,reason}
  *   local_gateway_upstream_duration_seconds{route}   histogram: request sent → response head
  *   local_gateway_rate_limit_store_failures_total     Redis failures let through (fail-open)
+ *
+ * Every request counts: the labelled children are looked up by a key of a few string joins
+ * (`childCache`), not by prom-client's `labels()`, which hashes the label set on each call.
  */
-const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+import {
+  Counter,
+  childCache,
+  Histogram,
+  LATENCY_BUCKETS_SECONDS,
+  PROMETHEUS_CONTENT_TYPE,
+  Registry,
+} from '@certflow/observability';
+
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
-interface Histogram {
-  counts: number[];
-  sum: number;
-  count: number;
-}
-
-const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-const labels = (pairs: Record<string, string>) =>
-  `{${Object.entries(pairs)
-    .map(([k, v]) => `${k}="${escape(v)}"`)
-    .join(',')}}`;
+export const METRICS_CONTENT_TYPE = PROMETHEUS_CONTENT_TYPE;
 
 export class GatewayMetrics {
-  /** One counter per label set (methods outside METHODS count as OTHER). */
-  private readonly requests = new Map<string, { labels: string; value: number }>();
-  private readonly errors = new Map<string, number>();
-  private readonly upstream = new Map<string, Histogram>();
-  private storeFailures = 0;
+  private readonly registry = new Registry();
+  private readonly requests = childCache(
+    new Counter({
+      name: 'local_gateway_requests_total',
+      help: 'Requests handled, by route, method, status and policy outcome.',
+      labelNames: ['route', 'method', 'status', 'outcome'] as const,
+      registers: [this.registry],
+    }),
+  );
+  private readonly errors = childCache(
+    new Counter({
+      name: 'local_gateway_policy_errors_total',
+      help: 'Errors raised by policies and gateway steps (APIM LastError source and reason).',
+      labelNames: ['source', 'reason'] as const,
+      registers: [this.registry],
+    }),
+  );
+  private readonly upstream = new Histogram({
+    name: 'local_gateway_upstream_duration_seconds',
+    help: 'Time from forwarding a request to the backend until its response head.',
+    labelNames: ['route'] as const,
+    buckets: LATENCY_BUCKETS_SECONDS,
+    registers: [this.registry],
+  });
+  /** One histogram child per route (childCache takes counters and gauges only). */
+  private readonly upstreamByRoute = new Map<string, { observe(seconds: number): void }>();
+  private readonly storeFailures = new Counter({
+    name: 'local_gateway_rate_limit_store_failures_total',
+    help: 'Rate-limit counter store failures (requests let through, fail-open).',
+    registers: [this.registry],
+  });
 
+  /** Methods outside the usual ones count as OTHER (the label set stays bounded). */
   request(route: string, method: string, status: number, outcome: string): void {
     const m = METHODS.has(method) ? method : 'OTHER';
-    // The escaped label text is built once per label set, not per request.
-    const id = `${route}\u0000${m}\u0000${status}\u0000${outcome}`;
-    const counter = this.requests.get(id);
-    if (counter) counter.value++;
-    else
-      this.requests.set(id, {
-        labels: labels({ route, method: m, status: String(status), outcome }),
-        value: 1,
-      });
+    this.requests(`${route}\u0000${m}\u0000${status}\u0000${outcome}`, () => ({
+      route,
+      method: m,
+      status,
+      outcome,
+    })).inc();
   }
 
   policyError(source: string, reason: string): void {
-    const key = labels({ source, reason });
-    this.errors.set(key, (this.errors.get(key) ?? 0) + 1);
+    this.errors(`${source}\u0000${reason}`, () => ({ source, reason })).inc();
   }
 
   upstreamDuration(route: string, seconds: number): void {
-    let h = this.upstream.get(route);
-    if (!h) {
-      h = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 };
-      this.upstream.set(route, h);
+    let child = this.upstreamByRoute.get(route);
+    if (child === undefined) {
+      child = this.upstream.labels({ route });
+      this.upstreamByRoute.set(route, child);
     }
-    for (let i = 0; i < BUCKETS.length; i++) if (seconds <= BUCKETS[i]!) h.counts[i]!++;
-    h.sum += seconds;
-    h.count++;
+    child.observe(seconds);
   }
 
   rateLimitStoreFailure(): void {
-    this.storeFailures++;
+    this.storeFailures.inc();
   }
 
-  render(): string {
-    const out: string[] = [];
-    out.push(
-      '# HELP local_gateway_requests_total Requests handled, by route, method, status and policy outcome.',
-      '# TYPE local_gateway_requests_total counter',
-    );
-    for (const { labels: l, value } of this.requests.values())
-      out.push(`local_gateway_requests_total${l} ${value}`);
-    out.push(
-      '# HELP local_gateway_policy_errors_total Errors raised by policies and gateway steps (APIM LastError source and reason).',
-      '# TYPE local_gateway_policy_errors_total counter',
-    );
-    for (const [k, v] of this.errors) out.push(`local_gateway_policy_errors_total${k} ${v}`);
-    out.push(
-      '# HELP local_gateway_upstream_duration_seconds Time from forwarding a request to the backend until its response head.',
-      '# TYPE local_gateway_upstream_duration_seconds histogram',
-    );
-    for (const [route, h] of this.upstream) {
-      BUCKETS.forEach((b, i) =>
-        out.push(
-          `local_gateway_upstream_duration_seconds_bucket${labels({ route, le: String(b) })} ${h.counts[i]}`,
-        ),
-      );
-      out.push(`local_gateway_upstream_duration_seconds_bucket${labels({ route, le: '+Inf' })} ${h.count}`);
-      out.push(`local_gateway_upstream_duration_seconds_sum${labels({ route })} ${h.sum}`);
-      out.push(`local_gateway_upstream_duration_seconds_count${labels({ route })} ${h.count}`);
-    }
-    out.push(
-      '# HELP local_gateway_rate_limit_store_failures_total Rate-limit counter store failures (requests let through, fail-open).',
-      '# TYPE local_gateway_rate_limit_store_failures_total counter',
-    );
-    out.push(`local_gateway_rate_limit_store_failures_total ${this.storeFailures}`);
-    return `${out.join('\n')}\n`;
+  /** The text exposition format (0.0.4), served with {@link METRICS_CONTENT_TYPE}. */
+  render(): Promise<string> {
+    return this.registry.metrics();
   }
 }

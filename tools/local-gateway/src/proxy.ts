@@ -3,11 +3,12 @@
  * removed, `X-Forwarded-For`/`-Proto`/`-Port` and `X-Original-Host` set by the gateway (any
  * the client sent are dropped, never trusted), the request body (read whole, request-body.ts)
  * sent with the gateway's own framing, the response streamed back, connections to the backend
- * kept alive in a pool.
+ * kept alive in a pool. The backend gets the W3C `traceparent` of the gateway's span (the
+ * caller's trace continued, or a new one) and its trace id again as `X-AppGW-Trace-Id`.
  */
-import { randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Agent, IncomingMessage, OutgoingHttpHeaders, request } from 'node:http';
+import { formatTraceparent, TRACEPARENT_HEADER, type TraceContext } from '@certflow/observability';
 import { GATEWAY_ONLY_HEADERS } from './client-certificate';
 
 /** RFC 9110 §7.6.1 connection-specific headers, plus the non-standard ones proxies also drop. */
@@ -72,19 +73,6 @@ export function connectionTokens(headers: IncomingMessage['headers']): ReadonlyS
   );
 }
 
-/** Random bytes for trace ids, drawn 4 KiB at a time (one randomFillSync per 256 requests, not one per request). */
-const tracePool = Buffer.alloc(4096);
-let traceOffset = tracePool.length;
-export function newTraceId(): string {
-  if (traceOffset + 16 > tracePool.length) {
-    randomFillSync(tracePool);
-    traceOffset = 0;
-  }
-  const id = tracePool.toString('hex', traceOffset, traceOffset + 16);
-  traceOffset += 16;
-  return id;
-}
-
 export function clientIpOf(req: IncomingMessage): string {
   const ip = req.socket.remoteAddress ?? '';
   return ip.startsWith('::ffff:') ? ip.slice(7) : ip;
@@ -108,7 +96,7 @@ export function backendRequestHeaders(
   req: IncomingMessage,
   gatewayPort: number,
   target: string,
-  traceId: string,
+  trace: TraceContext,
 ): OutgoingHttpHeaders {
   const drop = connectionTokens(req.headers);
   const headers: OutgoingHttpHeaders = {};
@@ -123,7 +111,9 @@ export function backendRequestHeaders(
   headers['x-forwarded-port'] = String(gatewayPort);
   if (incoming.host) headers['x-original-host'] = incoming.host;
   headers['x-original-url'] = target;
-  headers['x-appgw-trace-id'] = traceId;
+  // The gateway's span is the backend's parent; the trace id is the caller's, or a new one.
+  headers[TRACEPARENT_HEADER] = formatTraceparent(trace);
+  headers['x-appgw-trace-id'] = trace.traceId;
   return headers;
 }
 

@@ -17,9 +17,10 @@
  * APIM ignores `require-scheme` on any other header; this gateway refuses that combination
  * instead of ignoring an attribute.
  *
- * Verified tokens are remembered per policy instance (verified-token-cache.ts); lifetime is
+ * Verified tokens are remembered per policy instance (`VerifiedTokenCache` of @certflow/claims); lifetime is
  * still checked on every request and a change of signing keys drops the entries.
  */
+import { DEFAULT_VERIFIED_TOKEN_CACHE_SIZE, VerifiedTokenCache } from '@certflow/claims';
 import { ApimError } from './apim-errors';
 import type { JWK } from 'jose';
 import {
@@ -36,7 +37,6 @@ import { OpenIdMetadata, OpenIdMetadataCache } from './openid-metadata-cache';
 import type { PolicyContext, PolicyStatement } from './policy-context';
 import { CompiledExpression, ExpressionError, expressionString } from './policy-expression';
 import { ElementReader, PolicyElement } from './policy-xml';
-import { DEFAULT_VERIFIED_TOKEN_CACHE_SIZE, VerifiedTokenCache } from './verified-token-cache';
 
 export type TokenSource =
   | { kind: 'header'; name: string; scheme: string | undefined }
@@ -172,7 +172,7 @@ export function compileValidateJwt(element: PolicyElement, deps: ValidateJwtDeps
   return new ValidateJwtStatement(
     element.line,
     config,
-    new VerifiedTokenCache(deps.verifiedTokenCacheSize ?? DEFAULT_VERIFIED_TOKEN_CACHE_SIZE),
+    new VerifiedTokenCache<ValidatedJwt>(deps.verifiedTokenCacheSize ?? DEFAULT_VERIFIED_TOKEN_CACHE_SIZE),
   );
 }
 
@@ -278,7 +278,7 @@ class ValidateJwtStatement implements PolicyStatement {
   constructor(
     readonly line: number,
     readonly config: ValidateJwtConfig,
-    private readonly cache: VerifiedTokenCache,
+    private readonly cache: VerifiedTokenCache<ValidatedJwt>,
   ) {
     this.keys = keySourceOf(config);
   }

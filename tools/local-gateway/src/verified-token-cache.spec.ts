@@ -1,10 +1,17 @@
+import { VerifiedTokenCache } from '@certflow/claims';
 import { importPKCS8, JWTPayload, SignJWT } from 'jose';
 import { randomUUID } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RunningGateway, startGateway } from './gateway';
-import { JwtRules, JwtValidationFailure, SigningKeySource, validateJwt } from './jwt-validation';
+import {
+  JwtRules,
+  JwtValidationFailure,
+  SigningKeySource,
+  ValidatedJwt,
+  validateJwt,
+} from './jwt-validation';
 import type { OpenIdMetadata } from './openid-metadata-cache';
 import {
   accessTokenClaims,
@@ -17,7 +24,6 @@ import {
   EchoUpstream,
   TestIssuer,
 } from './test-servers.test-helpers';
-import { VerifiedTokenCache } from './verified-token-cache';
 
 const ISSUER = 'https://issuer.test/tid/v2.0';
 const AUD = 'api://orders';
@@ -79,7 +85,7 @@ describe('verified-token cache (validateJwt)', () => {
 
   it('verifies once, then answers from the cache with the same claims', async () => {
     const { source } = keySource(keySetOf(key));
-    const cache = new VerifiedTokenCache(100);
+    const cache = new VerifiedTokenCache<ValidatedJwt>(100);
     const token = await sign(key, claims());
     const first = await validateJwt(token, source, rules, Date.now(), cache);
     const second = await validateJwt(token, source, rules, Date.now(), cache);
@@ -93,7 +99,7 @@ describe('verified-token cache (validateJwt)', () => {
 
   it('finds entries by the end of the signature but answers only the exact token: a cached signature on another payload is refused', async () => {
     const { source } = keySource(keySetOf(key));
-    const cache = new VerifiedTokenCache(100);
+    const cache = new VerifiedTokenCache<ValidatedJwt>(100);
     const token = await sign(key, claims({ roles: ['Orders.Read'] }));
     await validateJwt(token, source, rules, Date.now(), cache);
     const [header, , signature] = token.split('.');
@@ -113,7 +119,7 @@ describe('verified-token cache (validateJwt)', () => {
 
   it('refuses a cached token once exp has passed (clock skew applied exactly as on the signature path)', async () => {
     const { source } = keySource(keySetOf(key));
-    const cache = new VerifiedTokenCache(100);
+    const cache = new VerifiedTokenCache<ValidatedJwt>(100);
     const exp = nowS() + 60;
     const token = await sign(key, claims({ exp }));
     const skewed = { ...rules, clockSkewSeconds: 30 };
@@ -133,7 +139,7 @@ describe('verified-token cache (validateJwt)', () => {
   it('forgets entries when the key set changes, and refuses a token whose key disappeared', async () => {
     const other = newSigningKey();
     const ks = keySource(keySetOf(key, other));
-    const cache = new VerifiedTokenCache(100);
+    const cache = new VerifiedTokenCache<ValidatedJwt>(100);
     const token = await sign(key, claims());
     await validateJwt(token, ks.source, rules, Date.now(), cache);
     ks.set(keySetOf(other)); // re-fetched JWKS without the token's key
@@ -145,7 +151,7 @@ describe('verified-token cache (validateJwt)', () => {
 
   it('never answers a tampered token from the cache, and never caches a failure', async () => {
     const { source } = keySource(keySetOf(key));
-    const cache = new VerifiedTokenCache(100);
+    const cache = new VerifiedTokenCache<ValidatedJwt>(100);
     const token = await sign(key, claims());
     await validateJwt(token, source, rules, Date.now(), cache);
     const [h, p, s] = token.split('.') as [string, string, string];
@@ -173,7 +179,7 @@ describe('verified-token cache (validateJwt)', () => {
 
   it('stays within its size, dropping the least recently used token', async () => {
     const { source } = keySource(keySetOf(key));
-    const cache = new VerifiedTokenCache(3);
+    const cache = new VerifiedTokenCache<ValidatedJwt>(3);
     const tokens = await Promise.all([0, 1, 2, 3, 4].map(() => sign(key, claims())));
     for (const t of tokens.slice(0, 3)) await validateJwt(t, source, rules, Date.now(), cache);
     await validateJwt(tokens[0]!, source, rules, Date.now(), cache); // token 0 is now the most recent
@@ -189,16 +195,16 @@ describe('verified-token cache (validateJwt)', () => {
 
   it('does not cache tokens without exp, and size 0 turns it off', async () => {
     const { source } = keySource(keySetOf(key));
-    const cache = new VerifiedTokenCache(10);
+    const cache = new VerifiedTokenCache<ValidatedJwt>(10);
     const noExp = await sign(key, { iss: ISSUER, aud: AUD, sub: 'x' });
     await validateJwt(noExp, source, { ...rules, requireExpirationTime: false }, Date.now(), cache);
     expect(cache.size).toBe(0);
-    const off = new VerifiedTokenCache(0);
+    const off = new VerifiedTokenCache<ValidatedJwt>(0);
     const token = await sign(key, claims());
     await validateJwt(token, source, rules, Date.now(), off);
     await validateJwt(token, source, rules, Date.now(), off);
     expect({ size: off.size, hits: off.hits }).toEqual({ size: 0, hits: 0 });
-    expect(() => new VerifiedTokenCache(-1)).toThrow(/non-negative integer/);
+    expect(() => new VerifiedTokenCache<ValidatedJwt>(-1)).toThrow(/non-negative integer/);
   });
 });
 
