@@ -7,7 +7,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi, type RunningApi } from './api-app';
 import { loadApiConfig } from './config/api-config';
@@ -227,27 +226,23 @@ describe('GET /orders', () => {
 
 describe('when the signing keys cannot be fetched', () => {
   it('answers 503, not 401: the caller is not at fault', async () => {
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const deadInstance = `https://localhost:${(closed.address() as AddressInfo).port}`;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    // An authority whose metadata the API reads at start-up, and which is gone before its keys are fetched.
+    const goneDir = mkdtempSync(join(tmpdir(), 'certflow-api-gone-'));
+    const gone = await startEmulator({ stateDir: goneDir, port: 0 });
     const unreachable = await startApi(
       loadApiConfig({
         PORT: '0',
-        ENTRA_INSTANCE: deadInstance,
-        ENTRA_TENANT_ID: authority.tenantId,
+        ENTRA_INSTANCE: gone.url,
+        ENTRA_TENANT_ID: gone.tenantId,
         API_AUDIENCES: API_APP_ID,
+        ENTRA_CA_FILE: gone.caCertificatePath,
       }),
       // Nest's Logger is process-wide: keep writing to the same capture.
       { logger: new JsonLogger((line) => logLines.push(line)) },
     );
     try {
-      const token = await authority.signAccessToken(
-        appTokenClaims({
-          tenantId: authority.tenantId,
-          issuer: `${deadInstance}/${authority.tenantId}/v2.0`,
-        }),
-      );
+      const token = await gone.signAccessToken(appTokenClaims(gone));
+      await gone.close();
       const response = await fetch(`${unreachable.url}/orders`, {
         headers: { authorization: `Bearer ${token}` },
       });
@@ -257,6 +252,8 @@ describe('when the signing keys cannot be fetched', () => {
       expect((await call('/orders', await tokenFor())).status).toBe(200);
     } finally {
       await unreachable.close();
+      await gone.close();
+      rmSync(goneDir, { recursive: true, force: true });
     }
     expect((await call('/orders', await tokenFor())).status).toBe(200);
   });

@@ -1,9 +1,11 @@
 import { DynamicModule, Module, Type } from '@nestjs/common';
-import { ApiConfig } from './config/api-config';
+import { EntraAuthModule } from '@certflow/nest-entra-auth';
+import { ApiConfig, entraAuthOptions } from './config/api-config';
 import { ApiConfigModule } from './config/api-config.module';
-import { AuthModule } from './auth/auth.module';
+import { API_CONFIG } from './config/api-config.token';
 import { HealthModule } from './health/health.module';
 import { HostOriginModule } from './host-origin/host-origin.module';
+import { ObservabilityModule } from './observability/observability.module';
 import { OrdersModule } from './orders/orders.module';
 
 @Module({})
@@ -13,8 +15,12 @@ export class AppModule {
       module: AppModule,
       imports: [
         ApiConfigModule.forRoot(config),
+        EntraAuthModule.forRootAsync({
+          inject: [API_CONFIG],
+          useFactory: (apiConfig: ApiConfig) => entraAuthOptions(apiConfig),
+        }),
+        ObservabilityModule,
         HostOriginModule,
-        AuthModule.forRoot(),
         HealthModule,
         OrdersModule,
         ...extraModules,

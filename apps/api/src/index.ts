@@ -2,6 +2,11 @@ export * from './config/api-config';
 export * from './config/config-error';
 export * from './api-app';
 export * from './run-api';
-export { AuthFailure, type AuthFailureCode } from './auth/auth-failure';
-export { Public, RequireAppRoles, CurrentPrincipal } from './auth/auth-decorators';
+export {
+  AuthFailure,
+  type AuthFailureCode,
+  Public,
+  RequireAppRoles,
+  CurrentPrincipal,
+} from '@certflow/nest-entra-auth';
 export type { Order, OrdersCaller, OrdersResponse } from './orders/order';

@@ -1,5 +1,22 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
 import { runApi } from './run-api';
+
+let stateDir: string;
+let emulator: RunningEmulator;
+
+beforeAll(async () => {
+  stateDir = mkdtempSync(join(tmpdir(), 'certflow-api-run-'));
+  emulator = await startEmulator({ stateDir, port: 0 });
+});
+
+afterAll(async () => {
+  await emulator?.close();
+  if (stateDir) rmSync(stateDir, { recursive: true, force: true });
+});
 
 function capture() {
   const out = { stdout: [] as string[], stderr: [] as string[] };
@@ -15,8 +32,15 @@ function capture() {
 describe('runApi (what main.ts runs)', () => {
   it('prints exactly one stdout line, the listening event with the bound port', async () => {
     const { out, output } = capture();
+    // Against a reachable authority: start-up reads its OpenID metadata, with nothing to warn about.
     const result = await runApi(
-      { PORT: '0', ENTRA_TENANT_ID: '8f2b1c1e-5a4d-4c3b-9e8f-0a1b2c3d4e5f', API_AUDIENCES: 'api://x' },
+      {
+        PORT: '0',
+        ENTRA_INSTANCE: emulator.url,
+        ENTRA_TENANT_ID: emulator.tenantId,
+        ENTRA_CA_FILE: emulator.caCertificatePath,
+        API_AUDIENCES: 'api://x',
+      },
       output,
     );
     if (result.exitCode !== 0) throw result.error;

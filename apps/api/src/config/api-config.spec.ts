@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ApiConfigInput, entraIssuers, entraJwksUri, loadApiConfig, validateApiConfig } from './api-config';
+import { validateEntraAuthOptions } from '@certflow/nest-entra-auth';
+import { ApiConfigInput, entraAuthOptions, loadApiConfig, validateApiConfig } from './api-config';
 import { ConfigError } from './config-error';
 
 const TENANT = 'A1B2C3D4-0000-4000-8000-0123456789AB';
@@ -163,27 +164,32 @@ describe('validateApiConfig', () => {
   });
 });
 
-describe('Entra endpoints for the tenant', () => {
-  it('accepts the v2 issuer of the instance and the v1 sts.windows.net issuer', () => {
-    const config = loadApiConfig({ ...REQUIRED, ENTRA_INSTANCE: 'https://localhost:8443' });
-    const tid = TENANT.toLowerCase();
-    expect(entraIssuers(config)).toEqual([
-      `https://sts.windows.net/${tid}/`,
-      `https://localhost:8443/${tid}/v2.0`,
-    ]);
-    expect(entraJwksUri(config, tid)).toBe(`https://localhost:8443/${tid}/discovery/v2.0/keys`);
-  });
-
-  it('accepts only the v2 issuer of each tenant when only v2 tokens are accepted', () => {
-    const other = '0f0e0d0c-0000-4000-8000-000000000001';
+describe('entraAuthOptions', () => {
+  it('hands the Entra settings to EntraAuthModule, with the CA file read', () => {
+    const ca = join(dir, 'ca-options.crt.pem');
+    writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
     const config = loadApiConfig({
       ...REQUIRED,
-      ENTRA_TENANT_ID: `${TENANT},${other}`,
-      API_ACCEPTED_TOKEN_VERSIONS: '2',
+      ENTRA_INSTANCE: 'https://login.microsoftonline.us/',
+      ENTRA_CA_FILE: ca,
+      API_ACCEPTED_TOKEN_VERSIONS: '2.0',
+      API_ALLOWED_CLIENT_IDS: CLIENT_A,
+      API_REQUIRE_CERTIFICATE_CLIENTS: 'true',
+      API_TOKEN_CACHE_SIZE: '7',
     });
-    expect(entraIssuers(config)).toEqual([
-      `https://login.microsoftonline.com/${TENANT.toLowerCase()}/v2.0`,
-      `https://login.microsoftonline.com/${other}/v2.0`,
-    ]);
+    expect(entraAuthOptions(config)).toEqual({
+      instance: 'https://login.microsoftonline.us',
+      tenantIds: [TENANT.toLowerCase()],
+      audiences: ['api-app-id'],
+      acceptedTokenVersions: ['2.0'],
+      allowedClientIds: [CLIENT_A],
+      requireCertificateClients: true,
+      tokenCacheSize: 7,
+      ca: readFileSync(ca, 'utf8'),
+    });
+    // Whatever loadApiConfig accepts, the module accepts too.
+    expect(validateEntraAuthOptions(entraAuthOptions(config)).instance).toBe(
+      'https://login.microsoftonline.us',
+    );
   });
 });

@@ -8,6 +8,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { isGuid, type AccessTokenVersion } from '@certflow/claims';
 import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
+import type { EntraAuthOptions } from '@certflow/nest-entra-auth';
 import { ConfigError } from './config-error';
 
 export interface ApiConfig {
@@ -202,27 +203,18 @@ export function validateApiConfig(config: ApiConfigInput): ApiConfig {
   };
 }
 
-/** The issuer Entra ID uses for a tenant and token version: v2 `{instance}/{tid}/v2.0`, v1 `https://sts.windows.net/{tid}/`. */
-export function entraIssuer(
-  config: Pick<ApiConfig, 'entraInstance'>,
-  tenantId: string,
-  version: AccessTokenVersion,
-): string {
-  return version === '2.0'
-    ? `${config.entraInstance}/${tenantId}/v2.0`
-    : `https://sts.windows.net/${tenantId}/`;
-}
-
-/** Every issuer accepted: each configured tenant in each accepted token version. */
-export function entraIssuers(config: ApiConfig): string[] {
-  return config.tenantIds.flatMap((tid) =>
-    config.acceptedTokenVersions.map((version) => entraIssuer(config, tid, version)),
-  );
-}
-
-/** Where a tenant publishes its token-signing keys. */
-export function entraJwksUri(config: Pick<ApiConfig, 'entraInstance'>, tenantId: string): string {
-  return `${config.entraInstance}/${tenantId}/discovery/v2.0/keys`;
+/** The options of `EntraAuthModule` this configuration stands for (the CA file is read now). */
+export function entraAuthOptions(config: ApiConfig): EntraAuthOptions {
+  return {
+    instance: config.entraInstance,
+    tenantIds: config.tenantIds,
+    audiences: config.audiences,
+    acceptedTokenVersions: config.acceptedTokenVersions,
+    allowedClientIds: config.allowedClientIds,
+    requireCertificateClients: config.requireCertificateClients,
+    tokenCacheSize: config.tokenCacheSize,
+    ca: readCaFile(config),
+  };
 }
 
 /** The PEM of the extra CA, read when the app is created. */

@@ -27,4 +27,6 @@ export class NotReady {
   signingKeys!: 'unavailable';
   @ApiProperty()
   message!: string;
+  @ApiProperty({ description: 'the OpenID metadata or JWKS URL that could not be read' })
+  failingUrl!: string;
 }

@@ -1,13 +1,12 @@
 import { Controller, Get, Inject, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOkResponse, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
-import { Public } from '../auth/auth-decorators';
-import { SigningKeys } from '../auth/signing-keys';
+import { EntraAuthority, Public } from '@certflow/nest-entra-auth';
 import { Liveness, NotReady, Readiness } from './health-status';
 
 @ApiTags('health')
 @Controller()
 export class HealthController {
-  constructor(@Inject(SigningKeys) private readonly signingKeys: SigningKeys) {}
+  constructor(@Inject(EntraAuthority) private readonly authority: EntraAuthority) {}
 
   /** Liveness, no token needed. */
   @Public()
@@ -17,23 +16,29 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** Readiness: the signing keys of every tenant are loaded (fetched now if they are not yet). */
+  /**
+   * Readiness: every tenant's OpenID metadata has been read and its signing keys are loaded
+   * (fetched now if they are not yet); otherwise 503 naming the URL that failed.
+   */
   @Public()
   @ApiOkResponse({ description: 'signing keys loaded', type: Readiness })
   @ApiServiceUnavailableResponse({
-    description: 'signing keys not loaded (JWKS unreachable)',
+    description: 'OpenID metadata or signing keys not loaded (the URL that failed is named)',
     type: NotReady,
   })
   @Get('ready')
   async ready(): Promise<Readiness> {
-    if (await this.signingKeys.ensureLoaded()) return { status: 'ready', signingKeys: 'loaded' };
+    const readiness = await this.authority.readiness();
+    if (readiness.ready) return { status: 'ready', signingKeys: 'loaded' };
+    const what = readiness.missing === 'metadata' ? 'OpenID metadata' : 'signing keys';
     const body: NotReady = {
       statusCode: 503,
       error: 'Service Unavailable',
       code: 'ERR_NOT_READY',
       status: 'not_ready',
       signingKeys: 'unavailable',
-      message: 'signing keys are not loaded',
+      message: `signing keys are not loaded: ${what} could not be read from ${readiness.url} (${readiness.reason})`,
+      failingUrl: readiness.url,
     };
     throw new ServiceUnavailableException(body);
   }

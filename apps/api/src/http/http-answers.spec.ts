@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Controller, Get, Module } from '@nestjs/common';
 import { startApi, type RunningApi } from '../api-app';
-import { Public } from '../auth/auth-decorators';
+import { Public } from '@certflow/nest-entra-auth';
 import {
   apiConfigFor,
   startApiWithEmulator,

@@ -1,8 +1,10 @@
 /**
  * Nest's logger as one JSON object per line on stderr, so that stdout carries only the
- * `listening` event other tools wait for. Never pass a token or a key to it.
+ * `listening` event other tools wait for. Never pass a token or a key to it. A line written
+ * while a request is served carries its `traceId`, `spanId` and `requestId`.
  */
 import type { LoggerService } from '@nestjs/common';
+import { currentRequestContext } from '../observability/request-context';
 
 type Level = 'error' | 'warn' | 'info' | 'debug' | 'verbose' | 'fatal';
 
@@ -41,6 +43,7 @@ export class JsonLogger implements LoggerService {
       level,
       ...(context ? { context } : {}),
       event: 'log',
+      ...currentRequestContext(),
       ...fields,
       ...(stack ? { stack } : {}),
     };

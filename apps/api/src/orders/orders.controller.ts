@@ -9,7 +9,7 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { AppPrincipal } from '@certflow/claims';
-import { CurrentPrincipal, RequireAppRoles } from '../auth/auth-decorators';
+import { CurrentPrincipal, RequireAppRoles } from '@certflow/nest-entra-auth';
 import { API_ERROR_REF } from '../openapi/error-responses';
 import { OPENAPI_BEARER_SCHEME } from '../openapi/openapi';
 import { CreateOrderInput, Order, ORDER_RULES, OrdersResponse } from './order';

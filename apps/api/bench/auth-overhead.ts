@@ -12,8 +12,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { startApi } from '../api-app';
-import { loadApiConfig } from '../config/api-config';
+import { startApi } from '../src/api-app';
+import { loadApiConfig } from '../src/config/api-config';
 import { BenchTwinModule } from './bench-twin.module';
 import { startBenchAuthority } from './emulator-process';
 

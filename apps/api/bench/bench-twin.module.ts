@@ -5,9 +5,9 @@
  */
 import { Controller, Get, Inject, Module } from '@nestjs/common';
 import type { AppPrincipal } from '@certflow/claims';
-import { CurrentPrincipal, Public, RequireAppRoles } from '../auth/auth-decorators';
-import type { OrdersResponse } from '../orders/order';
-import { OrdersService } from '../orders/orders.service';
+import { CurrentPrincipal, Public, RequireAppRoles } from '@certflow/nest-entra-auth';
+import type { OrdersResponse } from '../src/orders/order';
+import { OrdersService } from '../src/orders/orders.service';
 
 const ANONYMOUS: AppPrincipal = {
   tenantId: '00000000-0000-0000-0000-000000000000',

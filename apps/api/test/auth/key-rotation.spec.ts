@@ -5,10 +5,10 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningEmulator } from '@certflow/entra-emulator';
-import type { RunningApi } from '../api-app';
-import { startApiWithEmulator, type ApiWithEmulator } from '../testing/api-with-emulator.test-helpers';
-import { appTokenClaims, kidOf } from '../testing/access-tokens.test-helpers';
-import { callApi } from '../testing/http.test-helpers';
+import type { RunningApi } from '../../src/api-app';
+import { startApiWithEmulator, type ApiWithEmulator } from '../../src/testing/api-with-emulator.test-helpers';
+import { appTokenClaims, kidOf } from '../../src/testing/access-tokens.test-helpers';
+import { callApi } from '../../src/testing/http.test-helpers';
 
 let emulator: RunningEmulator;
 let api: RunningApi;

@@ -27,6 +27,7 @@ export type AuthFailureCode =
   | 'ERR_TOKEN_CLAIMS'
   | 'ERR_TOKEN_INVALID'
   | 'ERR_SIGNING_KEYS_UNAVAILABLE'
+  | 'ERR_ISSUER_METADATA_UNAVAILABLE'
   | 'ERR_APP_ROLE_MISSING'
   | 'ERR_CLIENT_NOT_ALLOWED'
   | 'ERR_CLIENT_CERTIFICATE_REQUIRED';
@@ -82,6 +83,14 @@ export class AuthFailure extends Error {
       'ERR_SIGNING_KEYS_UNAVAILABLE',
       'signing keys are unavailable, try again later',
       undefined,
+    );
+  }
+
+  /** OpenID discovery has not succeeded yet: nothing can be verified, so nothing is accepted (fail closed). */
+  static issuerMetadataUnavailable(): AuthFailure {
+    return AuthFailure.unauthorized(
+      'ERR_ISSUER_METADATA_UNAVAILABLE',
+      "the token issuer's metadata could not be read yet, try again later",
     );
   }
 

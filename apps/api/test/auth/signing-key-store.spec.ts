@@ -10,9 +10,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { JwksClient } from 'jwks-rsa';
 import { startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
-import { SigningKeysUnavailableError, UnknownSigningKeyError } from './auth-failure';
-import { SigningKeyStore } from './signing-key-store';
-import { kidOf } from '../testing/access-tokens.test-helpers';
+import {
+  SigningKeyStore,
+  SigningKeysUnavailableError,
+  UnknownSigningKeyError,
+} from '@certflow/nest-entra-auth';
+import { kidOf } from '../../src/testing/access-tokens.test-helpers';
 
 let stateDir: string;
 let emulator: RunningEmulator;

@@ -10,8 +10,8 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
-import { startApi, type RunningApi } from '../api-app';
-import { loadApiConfig } from '../config/api-config';
+import { startApi, type RunningApi } from '../../src/api-app';
+import { loadApiConfig } from '../../src/config/api-config';
 import {
   API_APP_ID,
   API_APP_ID_URI,
@@ -19,9 +19,9 @@ import {
   appTokenClaims,
   kidOf,
   signWithUntrustedKey,
-} from '../testing/access-tokens.test-helpers';
-import { callApi } from '../testing/http.test-helpers';
-import type { AuthFailureCode } from './auth-failure';
+} from '../../src/testing/access-tokens.test-helpers';
+import { callApi } from '../../src/testing/http.test-helpers';
+import type { AuthFailureCode } from '@certflow/nest-entra-auth';
 
 let stateDir: string;
 let emulator: RunningEmulator;

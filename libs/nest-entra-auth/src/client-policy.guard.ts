@@ -1,13 +1,13 @@
 /**
  * Global guard, after authentication and before app roles: which partners may call at all.
- * `API_ALLOWED_CLIENT_IDS` (empty: any client of the tenants) and
- * `API_REQUIRE_CERTIFICATE_CLIENTS` (only `azpacr`/`appidacr` = "2": the article's
+ * Options `allowedClientIds` (empty: any client of the tenants) and
+ * `requireCertificateClients` (only `azpacr`/`appidacr` = "2": the article's
  * recommendation, certificates rather than client secrets, made enforceable). Both answer 403:
  * the token is valid, the caller is not allowed. Runs on every request, cached tokens included.
  */
 import { CanActivate, ExecutionContext, Inject, Injectable, Logger } from '@nestjs/common';
-import type { ApiConfig } from '../config/api-config';
-import { API_CONFIG } from '../config/api-config.token';
+import type { ResolvedEntraAuthOptions } from './entra-auth-options';
+import { ENTRA_AUTH_OPTIONS } from './entra-auth.tokens';
 import { AuthFailure } from './auth-failure';
 import { principalOf } from './auth-decorators';
 import { rejectRequest } from './entra-jwt-auth.guard';
@@ -17,7 +17,7 @@ export class ClientPolicyGuard implements CanActivate {
   private readonly logger = new Logger(ClientPolicyGuard.name);
   private readonly allowedClientIds: ReadonlySet<string>;
 
-  constructor(@Inject(API_CONFIG) private readonly config: ApiConfig) {
+  constructor(@Inject(ENTRA_AUTH_OPTIONS) private readonly config: ResolvedEntraAuthOptions) {
     this.allowedClientIds = new Set(config.allowedClientIds);
   }
 

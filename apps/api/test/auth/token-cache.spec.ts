@@ -9,17 +9,17 @@ import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
-import { startApi, type RunningApi } from '../api-app';
-import { loadApiConfig } from '../config/api-config';
+import { startApi, type RunningApi } from '../../src/api-app';
+import { loadApiConfig } from '../../src/config/api-config';
 import {
   API_APP_ID,
   API_APP_ID_URI,
   PARTNER_APP_ID,
   appTokenClaims,
-} from '../testing/access-tokens.test-helpers';
-import { callApi } from '../testing/http.test-helpers';
-import { SigningKeys } from './signing-keys';
-import { VerifiedTokenCache } from './verified-token-cache';
+} from '../../src/testing/access-tokens.test-helpers';
+import { callApi } from '../../src/testing/http.test-helpers';
+import { VerifiedTokenCache } from '@certflow/claims';
+import { EntraAuthority } from '@certflow/nest-entra-auth';
 
 let stateDir: string;
 let emulator: RunningEmulator;
@@ -50,7 +50,7 @@ async function apiWith(env: Record<string, string> = {}) {
   );
   apis.push(api);
   // Counts full verifications: every one asks for the signing key first; the spy changes nothing.
-  const keyLookups = vi.spyOn(api.app.get(SigningKeys), 'keyFor');
+  const keyLookups = vi.spyOn(api.app.get(EntraAuthority), 'keyFor');
   return { api, keyLookups, cache: api.app.get(VerifiedTokenCache) };
 }
 

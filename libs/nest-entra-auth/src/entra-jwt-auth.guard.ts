@@ -2,16 +2,17 @@
  * Global guard: every route needs a valid Entra access token unless marked `@Public()`.
  * A token that passed every check before and has not expired is taken from the
  * {@link VerifiedTokenCache} at once; any other goes through this application's strategy
- * (the `defaultStrategy` set by AuthModule.forRoot), which verifies it and fills the cache.
+ * (the `defaultStrategy` set by EntraAuthModule), which verifies it and fills the cache.
  */
 import { ExecutionContext, Inject, Injectable, Logger } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard, AuthModuleOptions } from '@nestjs/passport';
 import type { FastifyReply } from 'fastify';
-import { AuthFailure } from './auth-failure';
+import { VerifiedTokenCache } from '@certflow/claims';
+import { AuthFailure, type AuthFailureCode } from './auth-failure';
 import { PUBLIC_ROUTE } from './auth-decorators';
 import { bearerToken } from './entra-jwt.strategy';
-import { VerifiedTokenCache } from './verified-token-cache';
+import type { VerifiedPrincipal } from './verified-principal';
 
 @Injectable()
 export class EntraJwtAuthGuard extends AuthGuard() {
@@ -20,7 +21,7 @@ export class EntraJwtAuthGuard extends AuthGuard() {
   constructor(
     @Inject(Reflector) private readonly reflector: Reflector,
     @Inject(AuthModuleOptions) options: AuthModuleOptions,
-    @Inject(VerifiedTokenCache) private readonly verifiedTokens: VerifiedTokenCache,
+    @Inject(VerifiedTokenCache) private readonly verifiedTokens: VerifiedTokenCache<VerifiedPrincipal>,
   ) {
     super(options);
   }
@@ -35,8 +36,9 @@ export class EntraJwtAuthGuard extends AuthGuard() {
     // The same token string passed every check before (inspection, signature, issuer, audience, claims).
     const token = bearerToken(request as never);
     const verified = token ? this.verifiedTokens.lookup(token) : undefined;
-    if (verified) {
-      request.user = verified.principal;
+    // Until exp, with no clock tolerance: stricter than the first check, never looser.
+    if (verified && Date.now() < verified.expiresAtSeconds * 1000) {
+      request.user = verified.value.principal;
       return true;
     }
     return super.canActivate(context);
@@ -54,6 +56,13 @@ export class EntraJwtAuthGuard extends AuthGuard() {
   }
 }
 
+const refusals = new WeakMap<object, AuthFailureCode>();
+
+/** The code a request was refused with by these guards, if it was (for metrics and access logs). */
+export function authFailureOf(request: object): AuthFailureCode | undefined {
+  return refusals.get(request);
+}
+
 /** Logs the refusal (never the token) and throws the JSON error response. */
 export function rejectRequest(
   logger: Logger,
@@ -62,6 +71,7 @@ export function rejectRequest(
   cause?: unknown,
 ): never {
   const request = context.switchToHttp().getRequest<{ method: string; url: string }>();
+  refusals.set(request, failure.code);
   logger.warn({
     event: 'auth_rejected',
     status: failure.status,

@@ -16,19 +16,15 @@ import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
 import passport from 'passport';
 import { ExtractJwt, Strategy } from 'passport-jwt';
-import { AppPrincipal, parseAccessTokenClaims } from '@certflow/claims';
-import type { ApiConfig } from '../config/api-config';
-import { entraIssuer, entraIssuers } from '../config/api-config';
-import { API_CONFIG } from '../config/api-config.token';
+import { AppPrincipal, parseAccessTokenClaims, VerifiedTokenCache } from '@certflow/claims';
 import { AuthFailure } from './auth-failure';
 import { inspectCompactJws, type InspectedJws } from './compact-jws';
-import { SigningKeys } from './signing-keys';
-import { VerifiedTokenCache } from './verified-token-cache';
+import type { ResolvedEntraAuthOptions } from './entra-auth-options';
+import { ENTRA_AUTH_OPTIONS, ENTRA_JWT_STRATEGY_NAME } from './entra-auth.tokens';
+import { EntraAuthority } from './entra-authority';
+import type { VerifiedPrincipal } from './verified-principal';
 
 export const ENTRA_JWT = 'entra-jwt';
-
-/** Injection token of this application's own strategy name (see AuthModule.forRoot). */
-export const ENTRA_JWT_STRATEGY_NAME = Symbol('ENTRA_JWT_STRATEGY_NAME');
 
 /** Seconds of clock difference tolerated on exp/nbf between Entra ID and this host. */
 const CLOCK_TOLERANCE_SECONDS = 30;
@@ -46,17 +42,17 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
   private readonly pending = new WeakMap<object, PendingVerification>();
 
   constructor(
-    @Inject(API_CONFIG) private readonly config: ApiConfig,
+    @Inject(ENTRA_AUTH_OPTIONS) private readonly options: ResolvedEntraAuthOptions,
     @Inject(ENTRA_JWT_STRATEGY_NAME) private readonly strategyName: string,
-    @Inject(SigningKeys) private readonly signingKeys: SigningKeys,
-    @Inject(VerifiedTokenCache) private readonly verifiedTokens: VerifiedTokenCache,
+    @Inject(EntraAuthority) private readonly authority: EntraAuthority,
+    @Inject(VerifiedTokenCache) private readonly verifiedTokens: VerifiedTokenCache<VerifiedPrincipal>,
   ) {
     super({
       jwtFromRequest: bearerToken,
       secretOrKeyProvider: (request: object, _token: string, done: (err: unknown, key?: string) => void) => {
         const pending = this.pending.get(request);
         if (!pending) return done(AuthFailure.unauthorized('ERR_TOKEN_INVALID', 'invalid token'));
-        this.signingKeys.keyFor(pending.tenantId, pending.header.kid).then(
+        this.authority.keyFor(pending.tenantId, pending.header.kid).then(
           // jsonwebtoken takes a KeyObject as it is; passport-jwt's types only name strings and Buffers.
           (key) => done(null, key as unknown as string),
           (err: unknown) => done(err),
@@ -64,8 +60,8 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
       },
       passReqToCallback: true,
       algorithms: ['RS256'],
-      issuer: entraIssuers(config),
-      audience: config.audiences,
+      // The issuers come from discovery, after start-up: checked in validate().
+      audience: options.audiences,
       ignoreExpiration: false,
       jsonWebTokenOptions: { clockTolerance: CLOCK_TOLERANCE_SECONDS },
     });
@@ -88,6 +84,8 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
     try {
       inspected = inspectCompactJws(token);
       tenantId = this.acceptedTenantAndVersion(inspected.claims);
+      // Fail closed: without the tenant's metadata there is no issuer or key to check against.
+      if (!this.authority.isDiscovered(tenantId)) throw AuthFailure.issuerMetadataUnavailable();
     } catch (err) {
       return this.fail(err, 401);
     }
@@ -99,24 +97,28 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
   validate(request: object, payload: unknown): AppPrincipal {
     const pending = this.pending.get(request);
     if (!pending) throw AuthFailure.unauthorized('ERR_TOKEN_INVALID', 'invalid token');
+    const issuer = (payload as { iss?: unknown }).iss;
+    if (!this.authority.isAcceptedIssuer(issuer))
+      throw AuthFailure.unauthorized('ERR_TOKEN_ISSUER', 'issuer not accepted');
     const principal = parseAccessTokenClaims(payload);
     // The unverified tid chose the tenant's keys; the verified one must agree, and so must the issuer.
     if (principal.tenantId.toLowerCase() !== pending.tenantId)
       throw AuthFailure.unauthorized('ERR_TOKEN_TENANT', 'token issued for another tenant');
-    if (
-      (payload as { iss: string }).iss !== entraIssuer(this.config, pending.tenantId, principal.tokenVersion)
-    ) {
+    if (issuer !== this.authority.issuerOf(pending.tenantId, principal.tokenVersion)) {
       throw AuthFailure.unauthorized(
         'ERR_TOKEN_ISSUER',
         `issuer not accepted for a v${principal.tokenVersion} token of this tenant`,
       );
     }
-    this.verifiedTokens.remember(pending.token, {
-      principal,
-      tenantId: pending.tenantId,
-      kid: pending.header.kid,
-      expiresAtSeconds: (payload as { exp: number }).exp,
-    });
+    const frozen = Object.freeze({ ...principal, roles: Object.freeze([...principal.roles]) });
+    this.verifiedTokens.store(
+      pending.token,
+      { principal: frozen, tenantId: pending.tenantId, kid: pending.header.kid },
+      {
+        expiresAtSeconds: (payload as { exp?: unknown }).exp,
+        notBeforeSeconds: (payload as { nbf?: unknown }).nbf,
+      },
+    );
     return principal;
   }
 
@@ -124,14 +126,14 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
   private acceptedTenantAndVersion(claims: Record<string, unknown>): string {
     const tid = claims['tid'];
     const tenantId = typeof tid === 'string' ? tid.toLowerCase() : undefined;
-    if (tenantId === undefined || !this.config.tenantIds.includes(tenantId)) {
+    if (tenantId === undefined || !this.options.tenantIds.includes(tenantId)) {
       throw AuthFailure.unauthorized('ERR_TOKEN_TENANT', 'token issued for another tenant');
     }
     const ver = claims['ver'];
-    if (!(this.config.acceptedTokenVersions as unknown[]).includes(ver)) {
+    if (!(this.options.acceptedTokenVersions as unknown[]).includes(ver)) {
       throw AuthFailure.unauthorized(
         'ERR_TOKEN_VERSION',
-        `token version not accepted (accepted: ${this.config.acceptedTokenVersions.join(', ')})`,
+        `token version not accepted (accepted: ${this.options.acceptedTokenVersions.join(', ')})`,
       );
     }
     return tenantId;

@@ -1,0 +1,94 @@
+/**
+ * Per request, before anything else answers: the W3C trace context (`traceparent` from the
+ * gateway continued, or a new trace), `x-request-id` on the response (the trace id), the
+ * context every log line of the request carries; once answered: the request metrics, the auth
+ * failure count and one access log line. `GET /metrics` serves the metrics.
+ */
+import { Controller, Get, Header, Inject, Logger, Module, OnModuleInit } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import { ApiExcludeEndpoint } from '@nestjs/swagger';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { VerifiedTokenCache } from '@certflow/claims';
+import { Public, authFailureOf } from '@certflow/nest-entra-auth';
+import { continueTrace } from '@certflow/observability';
+import { ApiMetrics, UNMATCHED_ROUTE } from './api-metrics';
+import { REQUEST_ID_HEADER, runInRequestContext, type RequestContext } from './request-context';
+
+@Controller()
+export class MetricsController {
+  constructor(@Inject(ApiMetrics) private readonly metrics: ApiMetrics) {}
+
+  /**
+   * Prometheus text format, no token needed (like /health). In production, expose it only on an
+   * internal network or path: the gateway should not route it to partners.
+   */
+  @Public()
+  @ApiExcludeEndpoint()
+  @Get('metrics')
+  @Header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
+  @Header('cache-control', 'no-store')
+  metricsText(): Promise<string> {
+    return this.metrics.text();
+  }
+}
+
+interface Served {
+  context: RequestContext;
+  startedAt: bigint;
+}
+
+@Module({
+  controllers: [MetricsController],
+  providers: [
+    {
+      provide: ApiMetrics,
+      useFactory: (cache: VerifiedTokenCache<unknown>) => new ApiMetrics(cache),
+      inject: [VerifiedTokenCache],
+    },
+  ],
+})
+export class ObservabilityModule implements OnModuleInit {
+  private readonly logger = new Logger('Access');
+  private readonly served = new WeakMap<FastifyRequest, Served>();
+
+  constructor(
+    @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
+    @Inject(ApiMetrics) private readonly metrics: ApiMetrics,
+  ) {}
+
+  onModuleInit(): void {
+    const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    fastify.addHook('onRequest', (request, reply, done) => {
+      const trace = continueTrace(request.headers.traceparent);
+      const context = { traceId: trace.traceId, spanId: trace.spanId, requestId: trace.traceId };
+      this.served.set(request, { context, startedAt: process.hrtime.bigint() });
+      reply.header(REQUEST_ID_HEADER, context.requestId);
+      runInRequestContext(context, done);
+    });
+    // A request body is read in events outside the context: enter it again before the handler.
+    fastify.addHook('preValidation', (request, _reply, done) => {
+      const served = this.served.get(request);
+      if (served) runInRequestContext(served.context, done);
+      else done();
+    });
+    fastify.addHook('onResponse', (request, reply, done) => {
+      const served = this.served.get(request);
+      const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
+      const status = reply.statusCode;
+      const seconds = served ? Number(process.hrtime.bigint() - served.startedAt) / 1e9 : 0;
+      this.metrics.observeRequest(route, request.method, status, seconds);
+      const refused = authFailureOf(request);
+      if (refused) this.metrics.observeAuthFailure(refused);
+      this.logger.log({
+        event: 'request',
+        method: request.method,
+        route,
+        status,
+        durationMs: Math.round(seconds * 1e4) / 10,
+        ...(refused ? { code: refused } : {}),
+        ...served?.context,
+      });
+      done();
+    });
+  }
+}
