@@ -5,6 +5,7 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
+import { isGuid } from '@certflow/claims';
 import { RunningStack, StepReport, startStack } from './stack';
 import { readStackFile, stackFilePath } from './stack-file';
 import { requestPartnerToken } from './partner-credentials';
@@ -147,7 +148,7 @@ describe('npm start -- --once', () => {
       expect(second.stdout).toContain('already registered');
       // The registered certificate's keyId, for the partner's first cert rotate (removeKey).
       const keyId = readFileSync(join(again, 'partner', 'partner.key-id'), 'utf8').trim();
-      expect(keyId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      expect(isGuid(keyId), keyId).toBe(true);
       expect(first.stdout).toContain(`keyCredential ${keyId} (added)`);
       expect(second.stdout).toContain(`keyCredential ${keyId} (already registered)`);
       expect(existsSync(join(again, 'stack.json'))).toBe(false); // removed when the stack stops

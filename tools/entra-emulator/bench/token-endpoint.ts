@@ -9,17 +9,24 @@
  * not single-use unless strict mode is on), so the figures measure the emulator's verification,
  * not the client's signing.
  *
- *   node tools/entra-emulator/dist/bench/token-endpoint.js [--requests N] [--concurrency C] [--seconds S]
+ *   node tools/entra-emulator/dist-bench/bench/token-endpoint.js [--requests N] [--concurrency C] [--seconds S]
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createSelfSignedCertificate, pemToDer } from '@certflow/certs';
-import { ASSERTION_TYPE } from '../client-assertion-verifier';
-import { startEmulator, type RunningEmulator } from '../emulator';
-import { certificateClientAssertion, GraphClient } from '../graph-client';
-import { provisionApiAndPartner } from '../provision';
+// The emulator as it ships (its dist, with the portal files next to it: the bench target builds
+// it first), not a second copy of its sources compiled into dist-bench.
+// eslint-disable-next-line @nx/enforce-module-boundaries -- deliberately the package, not ../src
+import {
+  ASSERTION_TYPE,
+  certificateClientAssertion,
+  GraphClient,
+  provisionApiAndPartner,
+  startEmulator,
+  type RunningEmulator,
+} from '@certflow/entra-emulator';
 
 interface BenchOptions {
   requests: number;

@@ -30,9 +30,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect as netConnect, createServer, type AddressInfo } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { requestPartnerToken } from '../partner-credentials';
-import { launchStackProcess } from '../stack-process';
-import { workspaceRoot } from '../workspace';
+// The stack as built (launchStackProcess starts the dist/main.js next to it), not a second copy
+// of its sources compiled into dist-bench: the bench target builds the stack first.
+// eslint-disable-next-line @nx/enforce-module-boundaries -- deliberately the package, not ../src
+import { launchStackProcess, requestPartnerToken } from '@certflow/stack';
+import { workspaceRoot } from '../src/workspace';
 import { envInteger } from './settings';
 import { startNodeProxy, type BenchProcess } from './bench-processes';
 import { nodeGenerator, wrkGenerator, type LoadGenerator, type RoundResult } from './load-generators';

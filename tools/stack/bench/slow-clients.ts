@@ -19,9 +19,11 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
-import { requestPartnerToken } from '../partner-credentials';
-import { launchStackProcess } from '../stack-process';
-import { workspaceRoot } from '../workspace';
+// The stack as built (launchStackProcess starts the dist/main.js next to it), not a second copy
+// of its sources compiled into dist-bench: the bench target builds the stack first.
+// eslint-disable-next-line @nx/enforce-module-boundaries -- deliberately the package, not ../src
+import { launchStackProcess, requestPartnerToken } from '@certflow/stack';
+import { workspaceRoot } from '../src/workspace';
 import { KeepAliveConnection } from './load-generators';
 import { envInteger } from './settings';
 

@@ -2,7 +2,7 @@
  * Where the gateway's CPU goes under the load of `stack:bench`. Reproduce with:
  *
  *   npx nx run stack:build    # builds the stack and what it starts (API, partner worker, gateway)
- *   node tools/stack/dist/bench/profile-gateway.js [--seconds 15] [--top 30] [--out DIR]
+ *   node tools/stack/dist-bench/bench/profile-gateway.js [--seconds 15] [--top 30] [--out DIR]
  *
  * It starts the stack process (tools/stack's main.js: the emulator and the gateway run in that
  * process, with validate-jwt, the access log and the metrics on, the API as its own child) under
@@ -34,9 +34,11 @@ import { tmpdir } from 'node:os';
 import { SourceMap } from 'node:module';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { launchStackProcess } from '../stack-process';
-import { requestPartnerToken } from '../partner-credentials';
-import { workspaceRoot } from '../workspace';
+// The stack as built (launchStackProcess starts the dist/main.js next to it), not a second copy
+// of its sources compiled into dist-bench: the bench target builds the stack first.
+// eslint-disable-next-line @nx/enforce-module-boundaries -- deliberately the package, not ../src
+import { launchStackProcess, requestPartnerToken } from '@certflow/stack';
+import { workspaceRoot } from '../src/workspace';
 import { type BenchProcess, startNodeProxy } from './bench-processes';
 import { wrkGenerator } from './load-generators';
 import { positiveInteger } from './settings';
