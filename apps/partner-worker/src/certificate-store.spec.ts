@@ -2,6 +2,7 @@ import { createPrivateKey } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { CertificateStore, CertificateStoreError, summarize } from '@certflow/partner-client';
 import {
   createCertificateAuthority,
   createSelfSignedCertificate,
@@ -11,7 +12,6 @@ import {
   readPrivateKey,
   signCsr,
 } from '@certflow/certs';
-import { CertificateStore, CertificateStoreError, summarize } from './certificate-store';
 import { tempDir } from './test-servers.test-helpers';
 
 /** A PEM block with a body too short to be a key (built, so no key-looking literal sits in the repository). */

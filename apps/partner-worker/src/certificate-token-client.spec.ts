@@ -1,14 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { randomUUID } from 'node:crypto';
-import { DevelopmentCa, createSelfSignedCertificate, parseCertificate } from '@certflow/certs';
 import {
   CertificateTokenClient,
   TokenAcquisitionError,
   authorityFor,
   toThumbprintHex,
   type TokenClientCredential,
-} from './certificate-token-client';
-import { HttpsNetworkClient } from './https-network-client';
+  HttpsNetworkClient,
+} from '@certflow/partner-client';
+import { randomUUID } from 'node:crypto';
+import { DevelopmentCa, createSelfSignedCertificate, parseCertificate } from '@certflow/certs';
 import { startStubAuthority, tempDir, type StubAuthority, rejectionOf } from './test-servers.test-helpers';
 
 function credential(): TokenClientCredential {

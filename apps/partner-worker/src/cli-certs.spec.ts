@@ -3,6 +3,7 @@ import { createPrivateKey } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { CertificateStore } from '@certflow/partner-client';
 import {
   createCertificateAuthority,
   createSelfSignedCertificate,
@@ -11,7 +12,6 @@ import {
   signCsr,
 } from '@certflow/certs';
 import { runCli, type CliIo } from './cli';
-import { CertificateStore } from './certificate-store';
 import { tempDir } from './test-servers.test-helpers';
 
 async function run(argv: string[], env: Record<string, string | undefined>, cwd: string) {

@@ -3,8 +3,8 @@
  * (their behaviour against real servers is in facade.spec.ts).
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import { CertificateStore } from '@certflow/partner-client';
 import { runCli, USAGE, type CliIo } from './cli';
-import { CertificateStore } from './certificate-store';
 import { fakeJwt, tempDir } from './test-servers.test-helpers';
 
 interface Run {

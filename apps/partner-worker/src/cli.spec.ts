@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CertificateStore } from '@certflow/partner-client';
 import { DevelopmentCa, parseCertificate } from '@certflow/certs';
 import { runCli, type CliIo } from './cli';
-import { CertificateStore } from './certificate-store';
 import {
   json,
   startHttpsServer,
@@ -137,12 +137,15 @@ describe('CLI', () => {
     let authority: StubAuthority;
     let api: TestServer;
     let env: Record<string, string>;
+    /** The traceparent of each API request, in order. */
+    const traceparents: (string | undefined)[] = [];
 
     beforeAll(async () => {
       ca = DevelopmentCa.loadOrCreate(join(dir.path, 'state'));
       const credential = new CertificateStore(join(cwd, 'p2')).create({ commonName: 'contoso-partner' });
       authority = await startStubAuthority(ca, { tenantId, clientId, registered: credential.certificate });
       api = await startHttpsServer(ca, (req, _body, res) => {
+        traceparents.push(req.headers.traceparent as string | undefined);
         if (!req.headers.authorization?.startsWith('Bearer '))
           return json(res, 401, { statusCode: 401, message: 'no token' });
         if (req.url === '/orders') return json(res, 200, [{ id: 'o-1' }]);
@@ -179,6 +182,7 @@ describe('CLI', () => {
     });
 
     it('call --times 2 --json: assertion, token (network), response, token (cache), response', async () => {
+      traceparents.length = 0;
       const r = await run(['call', '/orders', '--times', '2', '--json'], env, cwd);
       expect(r.code).toBe(0);
       expect(r.events.map((e) => (e.event === 'token' ? `token:${String(e.source)}` : e.event))).toEqual([
@@ -188,16 +192,27 @@ describe('CLI', () => {
         'token:cache',
         'response',
       ]);
-      expect(r.events[2]).toEqual({ event: 'response', status: 200, body: [{ id: 'o-1' }] });
+      expect(r.events[2]).toEqual({
+        event: 'response',
+        status: 200,
+        body: [{ id: 'o-1' }],
+        traceId: expect.stringMatching(/^[0-9a-f]{32}$/),
+        spanId: expect.stringMatching(/^[0-9a-f]{16}$/),
+      });
+      // Each call sent its own trace as traceparent, and its event names it.
+      expect(traceparents).toEqual(
+        [r.events[2]!, r.events[4]!].map((e) => `00-${String(e.traceId)}-${String(e.spanId)}-00`),
+      );
     });
 
     it('call exits 1 after printing the response event when the API says 403', async () => {
       const r = await run(['call', '/admin', '--json'], env, cwd);
       expect(r.code).toBe(1);
-      expect(r.events.at(-1)).toEqual({
+      expect(r.events.at(-1)).toMatchObject({
         event: 'response',
         status: 403,
         body: { statusCode: 403, message: 'Forbidden' },
+        traceId: expect.stringMatching(/^[0-9a-f]{32}$/),
       });
       expect(r.err).toMatch(/GET \/admin answered HTTP 403/);
     });

@@ -1,7 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createSelfSignedCertificate } from '@certflow/certs';
 import {
   ConfigError,
   DEFAULT_ENTRA_INSTANCE,
@@ -10,7 +9,8 @@ import {
   readTokenConfig,
   readTrustConfig,
   type Env,
-} from './config';
+} from '@certflow/partner-client';
+import { createSelfSignedCertificate } from '@certflow/certs';
 import { tempDir } from './test-servers.test-helpers';
 
 const TENANT = '11111111-2222-3333-4444-555555555555';
@@ -59,7 +59,8 @@ describe('config', () => {
       PARTNER_REDIS_URL: 'redis://127.0.0.1:6379/0',
       PARTNER_CACHE_KEY: key.toString('base64'),
     });
-    expect(config.sharedCache?.redisUrl).toBe('redis://127.0.0.1:6379/0');
+    expect(config.sharedCache?.store).toBe('redis');
+    expect(config.sharedCache?.settings).toEqual({ url: 'redis://127.0.0.1:6379/0' });
     expect(config.sharedCache?.cacheKey.equals(key)).toBe(true);
     expect(() => readTokenConfig({ ...base, PARTNER_REDIS_URL: 'redis://h:1' })).toThrow(
       /^PARTNER_CACHE_KEY: is required/,

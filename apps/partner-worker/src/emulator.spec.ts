@@ -6,6 +6,13 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CertificateStore,
+  type PartnerCredential,
+  CertificateTokenClient,
+  TokenAcquisitionError,
+  HttpsNetworkClient,
+} from '@certflow/partner-client';
 import { get } from 'node:https';
 import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import {
@@ -14,13 +21,16 @@ import {
   startEmulator,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { CertificateStore, type PartnerCredential } from './certificate-store';
-import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
-import { HttpsNetworkClient } from './https-network-client';
 import { json, rejectionOf, startHttpsServer, tempDir, type TestServer } from './test-servers.test-helpers';
 import { DevelopmentCa } from '@certflow/certs';
 import { startRedisServer } from '@certflow/testing';
 import { randomBytes } from 'node:crypto';
+
+/** The ids of the traceparent a call sent, in its response event. */
+const TRACE_IDS = {
+  traceId: expect.stringMatching(/^[0-9a-f]{32}$/),
+  spanId: expect.stringMatching(/^[0-9a-f]{16}$/),
+};
 
 const API_URI = 'api://certflow-orders-test';
 const SCOPE = `${API_URI}/.default`;
@@ -281,13 +291,18 @@ describe('partner worker against the Entra ID emulator', () => {
         event: 'response',
         status: 200,
         body: { orders: [{ id: 'o-1' }], caller: partner.appId },
+        ...TRACE_IDS,
       });
+      expect(events[4]!.traceId).not.toBe(events[2]!.traceId); // a new trace per call
 
       const forbidden = await runBuiltCli(['call', '/admin', '--json'], env, dir.path);
       expect(forbidden.code).toBe(1);
-      expect(forbidden.stdout.trim().split('\n').at(-1)).toBe(
-        '{"event":"response","status":403,"body":{"statusCode":403,"message":"Forbidden"}}',
-      );
+      expect(JSON.parse(forbidden.stdout.trim().split('\n').at(-1)!)).toEqual({
+        event: 'response',
+        status: 403,
+        body: { statusCode: 403, message: 'Forbidden' },
+        ...TRACE_IDS,
+      });
       expect(forbidden.stderr).toMatch(/HTTP 403/);
     }, 60_000);
   });

@@ -2,7 +2,8 @@
  * `serve`: a small HTTP facade over a PartnerWorker, for load tests (plain HTTP, loopback by default).
  *
  *   GET  /call/<api path and query>  a token from certflow's cache, then GET PARTNER_API_BASE_URL +
- *                                     path through the resilient ApiClient; answers with the
+ *                                     path through the resilient ApiClient (continuing the
+ *                                     request's `traceparent`, or a new trace); answers with the
  *                                     upstream status and body. When no answer came back:
  *                                     502 {"error":"token_unavailable"|"upstream_failed","reason"} or
  *                                     504 {"error":"upstream_timeout","reason"}; a path that would
@@ -25,10 +26,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type GuardDecision, isLoopbackAddress, loopbackGuard } from '@certflow/loopback-guard';
-import type { ApiCallError } from './api-client';
-import { TokenAcquisitionError } from './certificate-token-client';
+import { continueTrace, TRACEPARENT_HEADER } from '@certflow/observability';
+import { TokenAcquisitionError, type ApiCallError, type RotationResult } from '@certflow/partner-client';
 import { METRICS_CONTENT_TYPE } from './metrics';
-import type { RotationResult } from './rotation';
 import type { PartnerWorker } from './worker';
 
 export interface FacadeOptions {
@@ -87,9 +87,11 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
   });
   let rotating = false;
 
-  const call = async (path: string, res: ServerResponse): Promise<void> => {
+  const call = async (path: string, req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const trace = continueTrace(req.headers[TRACEPARENT_HEADER]);
+    const about = `GET ${path} (traceId ${trace.traceId} spanId ${trace.spanId})`;
     try {
-      const answer = await worker.call(path);
+      const answer = await worker.call(path, trace);
       const headers: Record<string, string | number> = {
         'cache-control': 'no-store',
         'x-upstream-attempts': answer.attempts,
@@ -111,14 +113,14 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
       const code = (err as ApiCallError).code;
       if (code === 'ERR_INVALID_PATH') return sendJson(res, 400, { error: 'invalid_path', reason });
       if (err instanceof TokenAcquisitionError) {
-        log(`GET ${path}: no token: ${reason}`);
+        log(`${about}: no token: ${reason}`);
         return sendJson(res, 502, { error: 'token_unavailable', reason });
       }
       if (code === 'ERR_DEADLINE' || code === 'ETIMEDOUT') {
-        log(`GET ${path}: timed out: ${reason}`);
+        log(`${about}: timed out: ${reason}`);
         return sendJson(res, 504, { error: 'upstream_timeout', reason });
       }
-      log(`GET ${path}: failed: ${reason}`);
+      log(`${about}: failed: ${reason}`);
       sendJson(res, 502, { error: 'upstream_failed', reason });
     }
   };
@@ -184,14 +186,24 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
           error: 'invalid_path',
           reason: 'give the API path after /call, e.g. /call/orders',
         });
-      void call(path, res);
+      void call(path, req, res);
       return;
     }
     if (pathname === '/metrics') {
       if (!get) return sendJson(res, 405, { error: 'method_not_allowed', allow: 'GET' });
-      const text = worker.metrics.render();
-      res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': Buffer.byteLength(text) });
-      res.end(method === 'HEAD' ? undefined : text);
+      void worker.metrics.render().then(
+        (text) => {
+          res.writeHead(200, {
+            'content-type': METRICS_CONTENT_TYPE,
+            'content-length': Buffer.byteLength(text),
+          });
+          res.end(method === 'HEAD' ? undefined : text);
+        },
+        (err: unknown) => {
+          log(`GET /metrics failed: ${(err as Error).message}`);
+          sendJson(res, 500, { error: 'metrics_failed' });
+        },
+      );
       return;
     }
     if (pathname === '/health') {

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DevelopmentCa } from '@certflow/certs';
 import {
   decodeAssertionFromForm,
   HttpsNetworkClient,
   TransportError,
   type NetworkExchange,
-} from './https-network-client';
+} from '@certflow/partner-client';
+import { DevelopmentCa } from '@certflow/certs';
 import {
   fakeJwt,
   json,

@@ -7,19 +7,24 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ApiClient,
+  CertificateStore,
+  type PartnerCredential,
+  CertificateTokenClient,
+  TokenAcquisitionError,
+  HttpsNetworkClient,
+  createProofOfPossession,
+  rotateCertificate,
+  TokenCache,
+} from '@certflow/partner-client';
+import {
   GraphClient,
   provisionApiAndPartner,
   startEmulator,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { ApiClient } from './api-client';
 import { runCli, type CliIo } from './cli';
-import { CertificateStore, type PartnerCredential } from './certificate-store';
-import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
-import { HttpsNetworkClient } from './https-network-client';
-import { createProofOfPossession, rotateCertificate } from './rotation';
 import { rejectionOf, tempDir } from './test-servers.test-helpers';
-import { TokenCache } from './token-cache';
 
 const API_URI = 'api://certflow-rotation-test';
 const SCOPE = `${API_URI}/.default`;

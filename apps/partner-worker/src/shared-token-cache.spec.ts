@@ -6,6 +6,19 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CertificateStore,
+  type PartnerCredential,
+  CertificateTokenClient,
+  HttpsNetworkClient,
+  decryptToken,
+  encryptToken,
+  parseCacheKey,
+  RedisTokenStore,
+  SharedTokenCache,
+  TokenCache,
+  type TokenKey,
+} from '@certflow/partner-client';
 import { Redis } from 'ioredis';
 import {
   GraphClient,
@@ -14,12 +27,7 @@ import {
   type RunningEmulator,
 } from '@certflow/entra-emulator';
 import { startRedisServer, type RedisServer } from '@certflow/testing';
-import { CertificateStore, type PartnerCredential } from './certificate-store';
-import { CertificateTokenClient } from './certificate-token-client';
-import { HttpsNetworkClient } from './https-network-client';
-import { decryptToken, encryptToken, parseCacheKey, SharedTokenCache } from './shared-token-cache';
 import { tempDir } from './test-servers.test-helpers';
-import { TokenCache, type TokenKey } from './token-cache';
 
 describe('PARTNER_CACHE_KEY and token encryption', () => {
   it('accepts 32 random bytes as hex or base64, refuses anything else', () => {
@@ -111,7 +119,7 @@ describe('replicas sharing a real Redis', () => {
     });
     const logs: string[] = [];
     const shared = new SharedTokenCache({
-      redisUrl: redis.url,
+      store: new RedisTokenStore(redis.url),
       encryptionKey,
       fetcher: (ctx) => msal.fetchToken({ scope: ctx.key.scope, skipCache: true }),
       log: (m) => logs.push(`${name}: ${m}`),

@@ -5,6 +5,17 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CertificateStore,
+  type PartnerCredential,
+  CertificateTokenClient,
+  TokenAcquisitionError,
+  HttpsNetworkClient,
+  TokenCache,
+  type CachedToken,
+  type TokenCacheOptions,
+  type TokenKey,
+} from '@certflow/partner-client';
 import { decodeJwt } from 'jose';
 import {
   GraphClient,
@@ -13,11 +24,7 @@ import {
   startEmulator,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { CertificateStore, type PartnerCredential } from './certificate-store';
-import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
-import { HttpsNetworkClient } from './https-network-client';
 import { rejectionOf, tempDir } from './test-servers.test-helpers';
-import { TokenCache, type CachedToken, type TokenCacheOptions, type TokenKey } from './token-cache';
 
 const API_URI = 'api://certflow-token-cache-test';
 const SCOPE = `${API_URI}/.default`;

@@ -270,7 +270,7 @@ function partnerCallNarrator(
       report({
         step: 5,
         title: 'The partner signs a JWT client assertion with its private key',
-        where: 'apps/partner-worker through @azure/msal-node',
+        where: 'libs/partner-client (CertificateTokenClient) through @azure/msal-node',
         details: [
           ['header', JSON.stringify(event.header)],
           ['claims', JSON.stringify(event.claims)],
@@ -292,7 +292,7 @@ function partnerCallNarrator(
       report({
         step: undefined,
         title: "Second call: the token comes from the partner's cache, no request to Entra ID",
-        where: "apps/partner-worker (CertificateTokenClient over MSAL's cache)",
+        where: "libs/partner-client (certflow's TokenCache in front of MSAL)",
         details: [
           ['source', 'cache'],
           ['expires', String(event.expiresOn)],

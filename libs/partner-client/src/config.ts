@@ -3,26 +3,19 @@
  * Each command asks only for what it uses: `cert …` needs the certificate directory, `token get`
  * adds the authority, `call` adds the API. A bad value is an error naming the variable.
  */
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parseCertificate } from '@certflow/certs';
+import { isGuid } from '@certflow/claims';
+import { ConfigError, envUrl as url, envValue as value, type Env } from './env';
 import { parseCacheKey } from './shared-token-cache';
+import { TOKEN_STORES } from './token-stores';
+
+export { ConfigError, type Env } from './env';
 
 export const DEFAULT_ENTRA_INSTANCE = 'https://login.microsoftonline.com';
 export const DEFAULT_CERT_DIR = '.certflow/partner';
-
-export type Env = Record<string, string | undefined>;
-
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(
-    /** The environment variable at fault. */
-    readonly variable: string,
-    message: string,
-  ) {
-    super(`${variable}: ${message}`);
-  }
-}
 
 export interface CertificateDirectoryConfig {
   /** Absolute path of the directory holding partner.key.pem, partner.crt.pem and partner.cer. */
@@ -42,9 +35,17 @@ export interface TrustConfig {
 }
 
 export interface SharedCacheConfig {
-  /** PARTNER_REDIS_URL: replicas share their tokens through this Redis. */
-  redisUrl: string;
-  /** PARTNER_CACHE_KEY decoded: 32 bytes, AES-256-GCM key for the tokens in Redis. */
+  /**
+   * PARTNER_TOKEN_STORE: a backend of TOKEN_STORES (`redis`, `memory`); `redis` when unset and
+   * PARTNER_REDIS_URL is set.
+   */
+  store: string;
+  /** What the backend read from the environment (Redis: `url`, from PARTNER_REDIS_URL). */
+  settings: Readonly<Record<string, string>>;
+  /**
+   * PARTNER_CACHE_KEY decoded: 32 bytes, the AES-256-GCM key of the stored tokens. Required for a
+   * store outside the process; otherwise random when not given.
+   */
   cacheKey: Buffer;
 }
 
@@ -62,16 +63,6 @@ export interface PartnerConfig extends TokenConfig {
   apiBaseUrl: string;
 }
 
-const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** An unset or empty variable counts as missing. */
-function value(env: Env, name: string): string | undefined {
-  const raw = env[name];
-  if (raw === undefined) return undefined;
-  const trimmed = raw.trim();
-  return trimmed === '' ? undefined : trimmed;
-}
-
 function required(env: Env, name: string, example: string): string {
   const v = value(env, name);
   if (v === undefined) throw new ConfigError(name, `is required (e.g. ${example})`);
@@ -80,27 +71,8 @@ function required(env: Env, name: string, example: string): string {
 
 function guid(env: Env, name: string): string {
   const v = required(env, name, '00000000-0000-0000-0000-000000000000');
-  if (!GUID.test(v)) throw new ConfigError(name, `must be a GUID, got "${v}"`);
+  if (!isGuid(v)) throw new ConfigError(name, `must be a GUID, got "${v}"`);
   return v.toLowerCase();
-}
-
-function url(name: string, v: string, protocols: string[]): URL {
-  let parsed: URL;
-  try {
-    parsed = new URL(v);
-  } catch {
-    throw new ConfigError(name, `must be an absolute URL, got "${v}"`);
-  }
-  if (!protocols.includes(parsed.protocol)) {
-    throw new ConfigError(
-      name,
-      `must use ${protocols.map((p) => p.replace(':', '')).join(' or ')}, got "${v}"`,
-    );
-  }
-  if (parsed.search || parsed.hash)
-    throw new ConfigError(name, `must not have a query or fragment, got "${v}"`);
-  if (parsed.username || parsed.password) throw new ConfigError(name, 'must not contain credentials');
-  return parsed;
 }
 
 function withoutTrailingSlash(u: URL): string {
@@ -178,24 +150,7 @@ export function readTokenConfig(env: Env, cwd = process.cwd()): TokenConfig {
       `must be the resource followed by /.default for client credentials, got "${scope}"`,
     );
   }
-  const redisUrl = value(env, 'PARTNER_REDIS_URL');
-  let sharedCache: SharedCacheConfig | undefined;
-  if (redisUrl !== undefined) {
-    const parsed = url('PARTNER_REDIS_URL', redisUrl, ['redis:', 'rediss:']);
-    const rawKey = value(env, 'PARTNER_CACHE_KEY');
-    if (rawKey === undefined)
-      throw new ConfigError(
-        'PARTNER_CACHE_KEY',
-        'is required with PARTNER_REDIS_URL (tokens are stored encrypted)',
-      );
-    let cacheKey: Buffer;
-    try {
-      cacheKey = parseCacheKey(rawKey);
-    } catch (err) {
-      throw new ConfigError('PARTNER_CACHE_KEY', (err as Error).message);
-    }
-    sharedCache = { redisUrl: parsed.href, cacheKey };
-  }
+  const sharedCache = readSharedCacheConfig(env);
   return {
     ...(sharedCache ? { sharedCache } : {}),
     entraInstance: withoutTrailingSlash(instance),
@@ -205,6 +160,33 @@ export function readTokenConfig(env: Env, cwd = process.cwd()): TokenConfig {
     ...readCertificateDirectoryConfig(env, cwd),
     ...readTrustConfig(env, cwd),
   };
+}
+
+/** PARTNER_TOKEN_STORE (or PARTNER_REDIS_URL alone) and PARTNER_CACHE_KEY; undefined: no shared tier. */
+export function readSharedCacheConfig(env: Env): SharedCacheConfig | undefined {
+  const named = value(env, 'PARTNER_TOKEN_STORE');
+  const store = named ?? (value(env, 'PARTNER_REDIS_URL') ? 'redis' : undefined);
+  if (store === undefined) return undefined;
+  const backend = Object.hasOwn(TOKEN_STORES, store) ? TOKEN_STORES[store] : undefined;
+  if (!backend)
+    throw new ConfigError(
+      'PARTNER_TOKEN_STORE',
+      `must be one of ${Object.keys(TOKEN_STORES).join(', ')}, got "${store}"`,
+    );
+  const settings = backend.configure(env);
+  const rawKey = value(env, 'PARTNER_CACHE_KEY');
+  if (rawKey === undefined && backend.remote)
+    throw new ConfigError(
+      'PARTNER_CACHE_KEY',
+      `is required with ${named ? `PARTNER_TOKEN_STORE=${store}` : 'PARTNER_REDIS_URL'} (tokens are stored encrypted)`,
+    );
+  let cacheKey: Buffer;
+  try {
+    cacheKey = rawKey === undefined ? randomBytes(32) : parseCacheKey(rawKey);
+  } catch (err) {
+    throw new ConfigError('PARTNER_CACHE_KEY', (err as Error).message);
+  }
+  return { store, settings, cacheKey };
 }
 
 export function readPartnerConfig(env: Env, cwd = process.cwd()): PartnerConfig {

@@ -29,9 +29,14 @@ import { ConfidentialClientApplication, LogLevel } from '@azure/msal-node';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { CertificateTokenClient, authorityFor, toThumbprintHex } from '../certificate-token-client';
-import { HttpsNetworkClient } from '../https-network-client';
-import { TokenCache, type TokenKey } from '../token-cache';
+import {
+  CertificateTokenClient,
+  HttpsNetworkClient,
+  TokenCache,
+  authorityFor,
+  toThumbprintHex,
+  type TokenKey,
+} from '@certflow/partner-client';
 import { startBenchAuthority } from './emulator-process';
 
 const IDENTIFIER_URI = 'api://certflow-orders-cache-bench';

@@ -1,6 +1,6 @@
 /**
- * A token cache shared by worker replicas, in Redis (PARTNER_REDIS_URL), so that many replicas
- * need one token per lifetime, not one each. It sits *behind* each replica's TokenCache, as its
+ * A token cache shared by worker replicas, in a {@link TokenStore} (Redis with PARTNER_REDIS_URL;
+ * see token-stores.ts), so that many replicas need one token per lifetime, not one each. It sits *behind* each replica's TokenCache, as its
  * fetcher: the local cache still answers every call in O(1); only when a replica needs a token
  * (cold, refresh ahead, or forced after a 401) does it look here.
  *
@@ -8,7 +8,7 @@
  *   (PARTNER_CACHE_KEY, 32 bytes as base64 or hex); the Redis key is a SHA-256 of
  *   (authority, client, scope), which is also the GCM additional data, so a value cannot be
  *   moved to another key. Anything that does not decrypt is treated as absent.
- * - One replica refreshes while the others wait: a lock `SET key owner NX PX ttl`; the holder
+ * - One replica refreshes while the others wait: a lock (`setIfAbsent` with a lifetime); the holder
  *   asks the authority and publishes the token; the others poll for it (bounded), and fetch
  *   themselves if the lock holder vanished.
  * - If Redis is down or slow, the replica asks the authority itself (its local cache carries
@@ -16,9 +16,9 @@
  *   of Redis.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import type { AcquiredToken } from './certificate-token-client';
 import { tokenKeyString, type FetchContext, type TokenFetcher } from './token-cache';
+import type { TokenStore } from './token-store';
 
 /** Decodes PARTNER_CACHE_KEY: exactly 32 bytes, as 64 hex digits or base64/base64url. */
 export function parseCacheKey(raw: string): Buffer {
@@ -69,7 +69,8 @@ export function decryptToken(
 }
 
 export interface SharedTokenCacheOptions {
-  redisUrl: string;
+  /** Where tokens and locks are kept (e.g. `new RedisTokenStore(url)`); closed with the cache. */
+  store: TokenStore;
   /** 32 bytes, from parseCacheKey(PARTNER_CACHE_KEY). */
   encryptionKey: Buffer;
   /** The replica's own way to get a token (MSAL, skipCache). */
@@ -79,7 +80,7 @@ export interface SharedTokenCacheOptions {
   /** How long a replica waits for the lock holder's token before fetching itself (default 10 s). */
   waitMs?: number;
   pollMs?: number;
-  /** Each Redis command's time limit (default 500 ms); slower counts as down. */
+  /** Each store command's time limit (default 500 ms); slower counts as down. */
   commandTimeoutMs?: number;
   /** A shared token is taken only with at least this much life left (default 2 min, capped at half its lifetime). */
   minRemainingMs?: number;
@@ -92,13 +93,11 @@ export interface SharedTokenCacheStats {
   lockAcquired: number;
   waitedForPeer: number;
   fallbacks: number;
-  redisErrors: number;
+  storeErrors: number;
 }
 
-const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
-
 export class SharedTokenCache {
-  private readonly redis: Redis;
+  private readonly store: TokenStore;
   private readonly lockTtlMs: number;
   private readonly waitMs: number;
   private readonly pollMs: number;
@@ -112,10 +111,11 @@ export class SharedTokenCache {
     lockAcquired: 0,
     waitedForPeer: 0,
     fallbacks: 0,
-    redisErrors: 0,
+    storeErrors: 0,
   };
 
   constructor(private readonly opts: SharedTokenCacheOptions) {
+    this.store = opts.store;
     this.lockTtlMs = opts.lockTtlMs ?? 15_000;
     this.waitMs = opts.waitMs ?? 10_000;
     this.pollMs = opts.pollMs ?? 50;
@@ -123,22 +123,13 @@ export class SharedTokenCache {
     this.minRemainingMs = opts.minRemainingMs ?? 120_000;
     this.prefix = opts.prefix ?? 'certflow:partner-token';
     this.log = opts.log ?? (() => {});
-    this.redis = new Redis(opts.redisUrl, {
-      lazyConnect: false,
-      // Fail fast while disconnected (the replica then fetches itself) and keep reconnecting.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      connectTimeout: 2_000,
-      retryStrategy: (times) => Math.min(times * 200, 2_000),
-    });
-    this.redis.on('error', () => {}); // reported through failed commands (once), not per reconnect
   }
 
   /** The fetcher to give to the replica's TokenCache. */
   readonly fetcher: TokenFetcher = (ctx) => this.fetch(ctx);
 
   close(): void {
-    this.redis.disconnect();
+    this.store.close();
   }
 
   private async fetch(ctx: FetchContext): Promise<AcquiredToken> {
@@ -151,8 +142,7 @@ export class SharedTokenCache {
       const deadline = Date.now() + this.waitMs;
       for (;;) {
         const owner = randomUUID();
-        const locked = await this.command(() => this.redis.set(lockKey, owner, 'PX', this.lockTtlMs, 'NX'));
-        if (locked === 'OK') {
+        if (await this.command(() => this.store.setIfAbsent(lockKey, owner, this.lockTtlMs))) {
           this.stats.lockAcquired++;
           this.recovered();
           try {
@@ -163,11 +153,11 @@ export class SharedTokenCache {
             const ttl = token.expiresOn.getTime() - Date.now();
             if (ttl > 0)
               await this.command(() =>
-                this.redis.set(tokenKey, encryptToken(this.opts.encryptionKey, id, token), 'PX', ttl),
+                this.store.set(tokenKey, encryptToken(this.opts.encryptionKey, id, token), ttl),
               ).catch((err: unknown) => this.down(err));
             return token;
           } finally {
-            await this.command(() => this.redis.eval(RELEASE_LOCK, 1, lockKey, owner)).catch(() => {});
+            await this.command(() => this.store.deleteIfEquals(lockKey, owner)).catch(() => {});
           }
         }
         // Someone else is fetching: wait for its token.
@@ -177,8 +167,7 @@ export class SharedTokenCache {
           await new Promise((r) => setTimeout(r, this.pollMs));
           const published = await this.readAcceptable(tokenKey, id, ctx);
           if (published) return this.shared(published);
-          const holder = await this.command(() => this.redis.exists(lockKey));
-          if (holder === 0) break; // the holder gave up or failed: try the lock again
+          if (!(await this.command(() => this.store.has(lockKey)))) break; // the holder gave up or failed: try the lock again
         }
         if (Date.now() >= deadline) {
           this.log(
@@ -189,7 +178,7 @@ export class SharedTokenCache {
         }
       }
     } catch (err) {
-      if (err instanceof RedisUnavailable) {
+      if (err instanceof StoreUnavailable) {
         this.down(err.cause);
         this.stats.fallbacks++;
         return this.opts.fetcher(ctx);
@@ -209,8 +198,8 @@ export class SharedTokenCache {
     id: string,
     ctx: FetchContext,
   ): Promise<{ accessToken: string; expiresOn: Date } | undefined> {
-    const raw = await this.command(() => this.redis.get(tokenKey));
-    if (raw === null) return undefined;
+    const raw = await this.command(() => this.store.get(tokenKey));
+    if (raw === undefined) return undefined;
     const token = decryptToken(this.opts.encryptionKey, id, raw);
     if (!token) {
       this.log(
@@ -230,25 +219,10 @@ export class SharedTokenCache {
     return token;
   }
 
-  /** At start-up, waits (bounded) for the first connection; during an outage fails fast. */
-  private async connected(): Promise<void> {
-    const status = this.redis.status;
-    if (status === 'ready' || (status !== 'wait' && status !== 'connecting' && status !== 'connect')) return;
-    await new Promise<void>((resolve) => {
-      const done = () => {
-        clearTimeout(timer);
-        this.redis.off('ready', done);
-        resolve();
-      };
-      const timer = setTimeout(done, 2_000);
-      this.redis.once('ready', done);
-    });
-  }
-
+  /** One store command within commandTimeoutMs; any failure is a StoreUnavailable. */
   private async command<T>(run: () => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     try {
-      await this.connected();
       return await Promise.race([
         run(),
         new Promise<never>((_, reject) => {
@@ -259,8 +233,8 @@ export class SharedTokenCache {
         }),
       ]);
     } catch (err) {
-      this.stats.redisErrors++;
-      throw new RedisUnavailable(err);
+      this.stats.storeErrors++;
+      throw new StoreUnavailable(err);
     } finally {
       if (timer) clearTimeout(timer);
     }
@@ -269,21 +243,21 @@ export class SharedTokenCache {
   private down(err: unknown): void {
     if (this.degraded) return;
     this.degraded = true;
-    const cause = err instanceof RedisUnavailable ? err.cause : err;
+    const cause = err instanceof StoreUnavailable ? err.cause : err;
     this.log(
-      `shared token cache: Redis unavailable (${(cause as Error)?.message ?? String(cause)}); using this replica's own cache until it is back`,
+      `shared token cache: ${this.store.name} unavailable (${(cause as Error)?.message ?? String(cause)}); using this replica's own cache until it is back`,
     );
   }
 
   private recovered(): void {
     if (!this.degraded) return;
     this.degraded = false;
-    this.log('shared token cache: Redis is back; sharing tokens again');
+    this.log(`shared token cache: ${this.store.name} is back; sharing tokens again`);
   }
 }
 
-class RedisUnavailable extends Error {
+class StoreUnavailable extends Error {
   constructor(override readonly cause: unknown) {
-    super(`Redis unavailable: ${(cause as Error)?.message ?? String(cause)}`);
+    super(`token store unavailable: ${(cause as Error)?.message ?? String(cause)}`);
   }
 }

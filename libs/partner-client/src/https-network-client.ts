@@ -6,11 +6,13 @@
  * `network_error`. This client trusts `ca` per connection, throws errors that name the real
  * cause (e.g. UNABLE_TO_VERIFY_LEAF_SIGNATURE, ECONNREFUSED), and lets callers observe each
  * token request, including the client assertion's header and claims (never its signature).
+ * Each request starts a new W3C trace (`traceparent`).
  */
 import { Agent, request, type RequestOptions } from 'node:https';
 import type { IncomingHttpHeaders } from 'node:http';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import { type INetworkModule, type NetworkRequestOptions, type NetworkResponse } from '@azure/msal-node';
+import { formatTraceparent, startTrace, TRACEPARENT_HEADER } from '@certflow/observability';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 
 export const DEFAULT_NETWORK_TIMEOUT_MS = 10_000;
@@ -154,6 +156,7 @@ export class HttpsNetworkClient implements INetworkModule {
     }
     const body = method === 'POST' ? Buffer.from(options?.body ?? '', 'utf8') : undefined;
     const headers: Record<string, string | number> = { ...(options?.headers ?? {}) };
+    headers[TRACEPARENT_HEADER] = formatTraceparent(startTrace());
     if (body) headers['content-length'] = body.length;
     const requestOptions: RequestOptions = { method, agent: this.agent, headers };
     const timeoutMs = timeout ?? this.timeoutMs;

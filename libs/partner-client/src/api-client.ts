@@ -9,9 +9,18 @@
  * - other 5xx (500, 502, 504) and network errors (reset, refused, timeout): exponential
  *   backoff with full jitter; only for idempotent methods, since the request may have been
  *   processed. TLS failures are never retried (they do not heal by themselves).
+ * Every attempt of a call carries the call's W3C `traceparent` (a new trace unless the caller
+ * gives one, e.g. continuing an incoming request's), so the gateway's and the API's log lines
+ * can be matched with the partner's.
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import {
+  formatTraceparent,
+  startTrace,
+  TRACEPARENT_HEADER,
+  type TraceContext,
+} from '@certflow/observability';
 import type { TokenProvider } from './certificate-token-client';
 import { trustingAlso } from './https-network-client';
 
@@ -58,6 +67,8 @@ export interface ApiRequest {
   headers?: Record<string, string>;
   /** Sent as-is; objects are sent as JSON. */
   body?: string | Record<string, unknown> | unknown[];
+  /** The call's trace context, sent as `traceparent` (default: a new trace). */
+  trace?: TraceContext;
 }
 
 export interface ApiResponse {
@@ -69,6 +80,8 @@ export interface ApiResponse {
   retriedWithFreshToken: boolean;
   /** HTTP requests sent for this call (1 when the first one was answered and kept). */
   attempts: number;
+  /** The trace context every attempt carried. */
+  trace: TraceContext;
 }
 
 const RETRYABLE_NETWORK_CODES = new Set([
@@ -162,6 +175,8 @@ export class ApiClient {
     const deadline = Date.now() + this.totalTimeoutMs;
     const method = (req.method ?? 'GET').toUpperCase();
     const idempotent = IDEMPOTENT.has(method);
+    const trace = req.trace ?? startTrace();
+    const traceparent = formatTraceparent(trace);
     let attempts = 0;
     let retriedWithFreshToken = false;
     let token = await this.tokens(false, undefined, deadline, `${method} ${url.href}`);
@@ -172,10 +187,10 @@ export class ApiClient {
           'ERR_DEADLINE',
           `${method} ${url.href}: no answer within ${this.totalTimeoutMs} ms (${attempts} attempts)`,
         );
-      let response: Omit<ApiResponse, 'retriedWithFreshToken' | 'attempts'>;
+      let response: Omit<ApiResponse, 'retriedWithFreshToken' | 'attempts' | 'trace'>;
       attempts++;
       try {
-        response = await this.send(url, req, token, Math.min(this.timeoutMs, remaining));
+        response = await this.send(url, req, token, traceparent, Math.min(this.timeoutMs, remaining));
       } catch (err) {
         const code = (err as ApiCallError).code;
         const delay = this.backoff(attempt);
@@ -191,7 +206,7 @@ export class ApiClient {
         attempt--; // the 401 retry does not count against maxAttempts
         continue;
       }
-      const done = { ...response, retriedWithFreshToken, attempts };
+      const done = { ...response, retriedWithFreshToken, attempts, trace };
       const status = response.status;
       if (status === 429 || status === 503) {
         const retryAfter = parseRetryAfter(response.headers['retry-after']);
@@ -225,8 +240,8 @@ export class ApiClient {
     return attempt < this.maxAttempts && Date.now() + delay < deadline;
   }
 
-  get(path: string): Promise<ApiResponse> {
-    return this.request(path, { method: 'GET' });
+  get(path: string, trace?: TraceContext): Promise<ApiResponse> {
+    return this.request(path, trace ? { method: 'GET', trace } : { method: 'GET' });
   }
 
   close(): void {
@@ -269,11 +284,13 @@ export class ApiClient {
     url: URL,
     req: ApiRequest,
     accessToken: string,
-    timeoutMs: number = this.timeoutMs,
-  ): Promise<Omit<ApiResponse, 'retriedWithFreshToken' | 'attempts'>> {
+    traceparent: string,
+    timeoutMs: number,
+  ): Promise<Omit<ApiResponse, 'retriedWithFreshToken' | 'attempts' | 'trace'>> {
     const method = (req.method ?? 'GET').toUpperCase();
     const headers: Record<string, string | number> = { accept: 'application/json', ...(req.headers ?? {}) };
     headers['authorization'] = `Bearer ${accessToken}`;
+    headers[TRACEPARENT_HEADER] = traceparent;
     let body: Buffer | undefined;
     if (req.body !== undefined) {
       if (typeof req.body === 'string') body = Buffer.from(req.body, 'utf8');

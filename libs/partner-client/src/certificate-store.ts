@@ -18,7 +18,6 @@ import {
   CertificateError,
   createCsr,
   createSelfSignedCertificate,
-  daysUntilExpiry,
   encryptPrivateKey,
   importPkcs12,
   isEncryptedPrivateKey,
@@ -102,19 +101,6 @@ export interface ImportOptions {
   /** Encrypt the stored key at rest. */
   passphrase?: string;
   now?: Date;
-}
-
-/** A summary safe to print: no key material. */
-export interface CertificateSummary extends Omit<CertificatePaths, 'directory'> {
-  certificateDirectory: string;
-  subject: string;
-  issuer: string;
-  serialNumber: string;
-  notBefore: string;
-  notAfter: string;
-  daysUntilExpiry: number;
-  status: 'valid' | 'expired' | 'not-yet-valid';
-  thumbprints: ParsedCertificate['thumbprints'];
 }
 
 export class CertificateStore {
@@ -405,24 +391,4 @@ export class CertificateStore {
     const code = err instanceof CertificateError ? err.code : 'ERR_STATE_DAMAGED';
     return new CertificateStoreError(code, `${path}: ${(err as Error).message}`, path);
   }
-}
-
-export function summarize(credential: PartnerCredential, now = new Date()): CertificateSummary {
-  const { certificate } = credential;
-  const status =
-    now < certificate.notBefore ? 'not-yet-valid' : now > certificate.notAfter ? 'expired' : 'valid';
-  return {
-    certificateDirectory: credential.directory,
-    privateKeyPath: credential.privateKeyPath,
-    certificatePath: credential.certificatePath,
-    cerPath: credential.cerPath,
-    subject: certificate.subject,
-    issuer: certificate.issuer,
-    serialNumber: certificate.serialNumber,
-    notBefore: certificate.notBefore.toISOString(),
-    notAfter: certificate.notAfter.toISOString(),
-    daysUntilExpiry: daysUntilExpiry(certificate, now),
-    status,
-    thumbprints: certificate.thumbprints,
-  };
 }

@@ -1,0 +1,36 @@
+/** What `cert show` prints about a credential: paths, subject, validity, thumbprints; no key material. */
+import { daysUntilExpiry, type ParsedCertificate } from '@certflow/certs';
+import type { CertificatePaths, PartnerCredential } from './certificate-store';
+
+/** A summary safe to print: no key material. */
+export interface CertificateSummary extends Omit<CertificatePaths, 'directory'> {
+  certificateDirectory: string;
+  subject: string;
+  issuer: string;
+  serialNumber: string;
+  notBefore: string;
+  notAfter: string;
+  daysUntilExpiry: number;
+  status: 'valid' | 'expired' | 'not-yet-valid';
+  thumbprints: ParsedCertificate['thumbprints'];
+}
+
+export function summarize(credential: PartnerCredential, now = new Date()): CertificateSummary {
+  const { certificate } = credential;
+  const status =
+    now < certificate.notBefore ? 'not-yet-valid' : now > certificate.notAfter ? 'expired' : 'valid';
+  return {
+    certificateDirectory: credential.directory,
+    privateKeyPath: credential.privateKeyPath,
+    certificatePath: credential.certificatePath,
+    cerPath: credential.cerPath,
+    subject: certificate.subject,
+    issuer: certificate.issuer,
+    serialNumber: certificate.serialNumber,
+    notBefore: certificate.notBefore.toISOString(),
+    notAfter: certificate.notAfter.toISOString(),
+    daysUntilExpiry: daysUntilExpiry(certificate, now),
+    status,
+    thumbprints: certificate.thumbprints,
+  };
+}
