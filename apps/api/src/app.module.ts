@@ -6,6 +6,7 @@ import { API_CONFIG } from './config/api-config.token';
 import { HealthModule } from './health/health.module';
 import { HostOriginModule } from './host-origin/host-origin.module';
 import { ObservabilityModule } from './observability/observability.module';
+import { requestContextOf } from './observability/request-context';
 import { OrdersModule } from './orders/orders.module';
 
 @Module({})
@@ -17,7 +18,10 @@ export class AppModule {
         ApiConfigModule.forRoot(config),
         EntraAuthModule.forRootAsync({
           inject: [API_CONFIG],
-          useFactory: (apiConfig: ApiConfig) => entraAuthOptions(apiConfig),
+          useFactory: (apiConfig: ApiConfig) => ({
+            ...entraAuthOptions(apiConfig),
+            logFields: requestContextOf,
+          }),
         }),
         ObservabilityModule,
         HostOriginModule,

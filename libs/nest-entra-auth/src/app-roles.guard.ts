@@ -3,13 +3,18 @@ import { CanActivate, ExecutionContext, Inject, Injectable, Logger } from '@nest
 import { Reflector } from '@nestjs/core';
 import { AuthFailure } from './auth-failure';
 import { principalOf, REQUIRED_APP_ROLES } from './auth-decorators';
+import type { ResolvedEntraAuthOptions } from './entra-auth-options';
+import { ENTRA_AUTH_OPTIONS } from './entra-auth.tokens';
 import { rejectRequest } from './entra-jwt-auth.guard';
 
 @Injectable()
 export class AppRolesGuard implements CanActivate {
   private readonly logger = new Logger(AppRolesGuard.name);
 
-  constructor(@Inject(Reflector) private readonly reflector: Reflector) {}
+  constructor(
+    @Inject(Reflector) private readonly reflector: Reflector,
+    @Inject(ENTRA_AUTH_OPTIONS) private readonly options: ResolvedEntraAuthOptions,
+  ) {}
 
   canActivate(context: ExecutionContext): boolean {
     const required = this.reflector.getAllAndOverride<string[] | undefined>(REQUIRED_APP_ROLES, [
@@ -22,11 +27,13 @@ export class AppRolesGuard implements CanActivate {
     if (!principal)
       rejectRequest(
         this.logger,
+        this.options,
         context,
         AuthFailure.unauthorized('ERR_TOKEN_MISSING', 'bearer token required'),
       );
     const missing = required.filter((role) => !principal.roles.includes(role));
-    if (missing.length > 0) rejectRequest(this.logger, context, AuthFailure.missingRoles(required));
+    if (missing.length > 0)
+      rejectRequest(this.logger, this.options, context, AuthFailure.missingRoles(required));
     return true;
   }
 }

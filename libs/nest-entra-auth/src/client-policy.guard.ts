@@ -27,6 +27,7 @@ export class ClientPolicyGuard implements CanActivate {
     if (this.allowedClientIds.size > 0 && !this.allowedClientIds.has(principal.clientAppId.toLowerCase())) {
       rejectRequest(
         this.logger,
+        this.config,
         context,
         AuthFailure.forbidden('ERR_CLIENT_NOT_ALLOWED', 'client application not allowed to call this API'),
       );
@@ -34,6 +35,7 @@ export class ClientPolicyGuard implements CanActivate {
     if (this.config.requireCertificateClients && principal.clientAuthentication !== 'certificate') {
       rejectRequest(
         this.logger,
+        this.config,
         context,
         AuthFailure.forbidden(
           'ERR_CLIENT_CERTIFICATE_REQUIRED',

@@ -36,6 +36,7 @@ describe('validateEntraAuthOptions', () => {
       ca: undefined,
       discoveryRetry: { initialDelayMs: 500, maxDelayMs: 30_000 },
       requestTimeoutMs: 10_000,
+      logFields: expect.any(Function),
     });
   });
 
@@ -57,6 +58,7 @@ describe('validateEntraAuthOptions', () => {
     [{ discoveryRetry: { initialDelayMs: 0 } }, 'discoveryRetry.initialDelayMs'],
     [{ discoveryRetry: { initialDelayMs: 1000, maxDelayMs: 10 } }, 'discoveryRetry.maxDelayMs'],
     [{ requestTimeoutMs: 0 }, 'requestTimeoutMs'],
+    [{ logFields: { traceId: 'x' } }, 'logFields'],
   ])('refuses %j naming %s', (patch, option) => {
     const err = optionError({ ...VALID, ...patch });
     expect(err.option).toBe(option);

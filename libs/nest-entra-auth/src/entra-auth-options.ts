@@ -34,6 +34,11 @@ export interface EntraAuthOptions {
   discoveryRetry?: { initialDelayMs?: number; maxDelayMs?: number };
   /** Time limit of one metadata or JWKS request (default 10 s). */
   requestTimeoutMs?: number;
+  /**
+   * Fields added to the log line of each refused request (`auth_rejected`), from the request
+   * (the platform's request object): for example its trace and request ids.
+   */
+  logFields?: (request: object) => object | undefined;
 }
 
 export interface ResolvedEntraAuthOptions {
@@ -47,6 +52,7 @@ export interface ResolvedEntraAuthOptions {
   ca: string | undefined;
   discoveryRetry: { initialDelayMs: number; maxDelayMs: number };
   requestTimeoutMs: number;
+  logFields: (request: object) => object | undefined;
 }
 
 /** A bad option: `option` names it (`tenantIds`, `audiences`, …), so does the message. */
@@ -103,6 +109,8 @@ export function validateEntraAuthOptions(options: EntraAuthOptions): ResolvedEnt
   const requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
   if (!isIntegerIn(requestTimeoutMs, 1, 600_000))
     fail('requestTimeoutMs', 'must be an integer from 1 to 600000', requestTimeoutMs);
+  const logFields = options.logFields ?? (() => undefined);
+  if (typeof logFields !== 'function') fail('logFields', 'must be a function', typeof logFields);
   return {
     instance,
     tenantIds: unique(tenantIds.map((t) => t.toLowerCase())),
@@ -114,6 +122,7 @@ export function validateEntraAuthOptions(options: EntraAuthOptions): ResolvedEnt
     ca: options.ca,
     discoveryRetry: { initialDelayMs, maxDelayMs },
     requestTimeoutMs,
+    logFields,
   };
 }
 

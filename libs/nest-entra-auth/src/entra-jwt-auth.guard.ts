@@ -12,6 +12,8 @@ import { VerifiedTokenCache } from '@certflow/claims';
 import { AuthFailure, type AuthFailureCode } from './auth-failure';
 import { PUBLIC_ROUTE } from './auth-decorators';
 import { bearerToken } from './entra-jwt.strategy';
+import type { ResolvedEntraAuthOptions } from './entra-auth-options';
+import { ENTRA_AUTH_OPTIONS } from './entra-auth.tokens';
 import type { VerifiedPrincipal } from './verified-principal';
 
 @Injectable()
@@ -20,10 +22,11 @@ export class EntraJwtAuthGuard extends AuthGuard() {
 
   constructor(
     @Inject(Reflector) private readonly reflector: Reflector,
-    @Inject(AuthModuleOptions) options: AuthModuleOptions,
+    @Inject(AuthModuleOptions) passportOptions: AuthModuleOptions,
     @Inject(VerifiedTokenCache) private readonly verifiedTokens: VerifiedTokenCache<VerifiedPrincipal>,
+    @Inject(ENTRA_AUTH_OPTIONS) private readonly entraOptions: ResolvedEntraAuthOptions,
   ) {
-    super(options);
+    super(passportOptions);
   }
 
   override canActivate(context: ExecutionContext) {
@@ -52,7 +55,7 @@ export class EntraJwtAuthGuard extends AuthGuard() {
   ): TUser {
     if (!err && user) return user as TUser;
     const failure = AuthFailure.fromPassport(err ?? info);
-    rejectRequest(this.logger, context, failure, err ?? info);
+    rejectRequest(this.logger, this.entraOptions, context, failure, err ?? info);
   }
 }
 
@@ -66,6 +69,7 @@ export function authFailureOf(request: object): AuthFailureCode | undefined {
 /** Logs the refusal (never the token) and throws the JSON error response. */
 export function rejectRequest(
   logger: Logger,
+  options: Pick<ResolvedEntraAuthOptions, 'logFields'>,
   context: ExecutionContext,
   failure: AuthFailure,
   cause?: unknown,
@@ -79,6 +83,7 @@ export function rejectRequest(
     method: request.method,
     path: request.url.split('?')[0],
     ...(cause instanceof Error ? { cause: cause.message } : {}),
+    ...options.logFields(request),
   });
   if (failure.wwwAuthenticate)
     context.switchToHttp().getResponse<FastifyReply>().header('WWW-Authenticate', failure.wwwAuthenticate);

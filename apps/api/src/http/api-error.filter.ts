@@ -8,6 +8,7 @@
  */
 import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { requestContextOf } from '../observability/request-context';
 
 export interface ApiErrorBody {
   statusCode: number;
@@ -43,12 +44,12 @@ export class ApiErrorFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const reply = host.switchToHttp().getResponse<FastifyReply>();
-    const body = this.toBody(exception);
+    const body = this.toBody(exception, host.switchToHttp().getRequest<FastifyRequest>());
     if (reply.sent) return;
     void reply.status(body.statusCode).send(body);
   }
 
-  private toBody(exception: unknown): ApiErrorBody {
+  private toBody(exception: unknown, request: FastifyRequest): ApiErrorBody {
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const response = exception.getResponse();
@@ -63,6 +64,7 @@ export class ApiErrorFilter implements ExceptionFilter {
       event: 'internal_error',
       message: exception instanceof Error ? exception.message : String(exception),
       ...(exception instanceof Error && exception.stack ? { stack: exception.stack } : {}),
+      ...requestContextOf(request),
     });
     return withCode(500, 'internal error', 'ERR_INTERNAL');
   }

@@ -1,10 +1,9 @@
 /**
  * Nest's logger as one JSON object per line on stderr, so that stdout carries only the
  * `listening` event other tools wait for. Never pass a token or a key to it. A line written
- * while a request is served carries its `traceId`, `spanId` and `requestId`.
+ * for a request adds its `traceId`, `spanId` and `requestId` (`requestContextOf(request)`).
  */
 import type { LoggerService } from '@nestjs/common';
-import { currentRequestContext } from '../observability/request-context';
 
 type Level = 'error' | 'warn' | 'info' | 'debug' | 'verbose' | 'fatal';
 
@@ -43,7 +42,6 @@ export class JsonLogger implements LoggerService {
       level,
       ...(context ? { context } : {}),
       event: 'log',
-      ...currentRequestContext(),
       ...fields,
       ...(stack ? { stack } : {}),
     };

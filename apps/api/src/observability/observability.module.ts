@@ -12,7 +12,7 @@ import { VerifiedTokenCache } from '@certflow/claims';
 import { Public, authFailureOf } from '@certflow/nest-entra-auth';
 import { continueTrace } from '@certflow/observability';
 import { ApiMetrics, UNMATCHED_ROUTE } from './api-metrics';
-import { REQUEST_ID_HEADER, runInRequestContext, type RequestContext } from './request-context';
+import { REQUEST_ID_HEADER, requestContextOf, setRequestContext } from './request-context';
 
 @Controller()
 export class MetricsController {
@@ -32,11 +32,6 @@ export class MetricsController {
   }
 }
 
-interface Served {
-  context: RequestContext;
-  startedAt: bigint;
-}
-
 @Module({
   controllers: [MetricsController],
   providers: [
@@ -49,7 +44,7 @@ interface Served {
 })
 export class ObservabilityModule implements OnModuleInit {
   private readonly logger = new Logger('Access');
-  private readonly served = new WeakMap<FastifyRequest, Served>();
+  private readonly startedAt = new WeakMap<FastifyRequest, bigint>();
 
   constructor(
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
@@ -60,22 +55,16 @@ export class ObservabilityModule implements OnModuleInit {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
     fastify.addHook('onRequest', (request, reply, done) => {
       const trace = continueTrace(request.headers.traceparent);
-      const context = { traceId: trace.traceId, spanId: trace.spanId, requestId: trace.traceId };
-      this.served.set(request, { context, startedAt: process.hrtime.bigint() });
-      reply.header(REQUEST_ID_HEADER, context.requestId);
-      runInRequestContext(context, done);
-    });
-    // A request body is read in events outside the context: enter it again before the handler.
-    fastify.addHook('preValidation', (request, _reply, done) => {
-      const served = this.served.get(request);
-      if (served) runInRequestContext(served.context, done);
-      else done();
+      setRequestContext(request, { traceId: trace.traceId, spanId: trace.spanId, requestId: trace.traceId });
+      this.startedAt.set(request, process.hrtime.bigint());
+      reply.header(REQUEST_ID_HEADER, trace.traceId);
+      done();
     });
     fastify.addHook('onResponse', (request, reply, done) => {
-      const served = this.served.get(request);
+      const startedAt = this.startedAt.get(request);
       const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
       const status = reply.statusCode;
-      const seconds = served ? Number(process.hrtime.bigint() - served.startedAt) / 1e9 : 0;
+      const seconds = startedAt === undefined ? 0 : Number(process.hrtime.bigint() - startedAt) / 1e9;
       this.metrics.observeRequest(route, request.method, status, seconds);
       const refused = authFailureOf(request);
       if (refused) this.metrics.observeAuthFailure(refused);
@@ -86,7 +75,7 @@ export class ObservabilityModule implements OnModuleInit {
         status,
         durationMs: Math.round(seconds * 1e4) / 10,
         ...(refused ? { code: refused } : {}),
-        ...served?.context,
+        ...requestContextOf(request),
       });
       done();
     });

@@ -6,6 +6,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Controller, Get, Module } from '@nestjs/common';
+import { Public } from '@certflow/nest-entra-auth';
 import { startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
 import { startApi, type RunningApi } from '../api-app';
 import { JsonLogger } from '../logging/json-logger';
@@ -129,5 +131,39 @@ describe('trace context and request id', () => {
     const crossSite = await fetch(`${api.url}/health`, { headers: { 'sec-fetch-site': 'cross-site' } });
     expect(crossSite.status).toBe(403);
     expect(crossSite.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/);
+  });
+
+  it('puts the trace ids on the log line of an unexpected error', async () => {
+    @Controller('broken')
+    class BrokenController {
+      @Public()
+      @Get()
+      fail(): never {
+        throw new Error('internal detail');
+      }
+    }
+    @Module({ controllers: [BrokenController] })
+    class BrokenModule {}
+    // Nest's Logger is process-wide: this app writes to the same capture.
+    const broken = await startApi(apiConfigFor(emulator), {
+      logger: new JsonLogger((line) => logs.push(JSON.parse(line) as Record<string, unknown>)),
+      modules: [BrokenModule],
+    });
+    try {
+      const traceId = 'a'.repeat(31) + 'b';
+      const answer = await fetch(`${broken.url}/broken`, {
+        headers: { traceparent: `00-${traceId}-${PARENT_SPAN}-00` },
+      });
+      expect(answer.status).toBe(500);
+      const lines = await linesOf(traceId);
+      expect(lines.find((l) => l['event'] === 'internal_error')).toMatchObject({
+        level: 'error',
+        traceId,
+        spanId: expect.stringMatching(/^[0-9a-f]{16}$/),
+      });
+      expect(lines.find((l) => l['event'] === 'request')).toMatchObject({ status: 500, route: '/broken' });
+    } finally {
+      await broken.close();
+    }
   });
 });
