@@ -7,12 +7,18 @@
 import { Controller, Get, Header, Inject, Logger, Module, OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import { ApiExcludeEndpoint } from '@nestjs/swagger';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { VerifiedTokenCache } from '@certflow/claims';
 import { Public, authFailureOf } from '@certflow/nest-entra-auth';
 import { continueTrace } from '@certflow/observability';
 import { ApiMetrics, UNMATCHED_ROUTE } from './api-metrics';
-import { REQUEST_ID_HEADER, requestContextOf, setRequestContext } from './request-context';
+import {
+  REQUEST_CONTEXT,
+  REQUEST_ID_HEADER,
+  requestContextOf,
+  setRequestContext,
+  type RequestContext,
+} from './request-context';
 
 @Controller()
 export class MetricsController {
@@ -32,6 +38,12 @@ export class MetricsController {
   }
 }
 
+const STARTED_AT = Symbol('certflow.requestStartedAt');
+
+interface Timed {
+  [STARTED_AT]?: number;
+}
+
 @Module({
   controllers: [MetricsController],
   providers: [
@@ -44,7 +56,6 @@ export class MetricsController {
 })
 export class ObservabilityModule implements OnModuleInit {
   private readonly logger = new Logger('Access');
-  private readonly startedAt = new WeakMap<FastifyRequest, bigint>();
 
   constructor(
     @Inject(HttpAdapterHost) private readonly adapterHost: HttpAdapterHost,
@@ -53,18 +64,25 @@ export class ObservabilityModule implements OnModuleInit {
 
   onModuleInit(): void {
     const fastify = this.adapterHost.httpAdapter.getInstance<FastifyInstance>();
+    fastify.decorateRequest(REQUEST_CONTEXT, null);
+    fastify.decorateRequest(STARTED_AT, 0);
     fastify.addHook('onRequest', (request, reply, done) => {
       const trace = continueTrace(request.headers.traceparent);
-      setRequestContext(request, { traceId: trace.traceId, spanId: trace.spanId, requestId: trace.traceId });
-      this.startedAt.set(request, process.hrtime.bigint());
-      reply.header(REQUEST_ID_HEADER, trace.traceId);
+      const context: RequestContext = {
+        traceId: trace.traceId,
+        spanId: trace.spanId,
+        requestId: trace.traceId,
+      };
+      setRequestContext(request, context);
+      (request as Timed)[STARTED_AT] = performance.now();
+      reply.header(REQUEST_ID_HEADER, context.requestId);
       done();
     });
     fastify.addHook('onResponse', (request, reply, done) => {
-      const startedAt = this.startedAt.get(request);
+      const startedAt = (request as Timed)[STARTED_AT];
       const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
       const status = reply.statusCode;
-      const seconds = startedAt === undefined ? 0 : Number(process.hrtime.bigint() - startedAt) / 1e9;
+      const seconds = startedAt ? (performance.now() - startedAt) / 1000 : 0;
       this.metrics.observeRequest(route, request.method, status, seconds);
       const refused = authFailureOf(request);
       if (refused) this.metrics.observeAuthFailure(refused);

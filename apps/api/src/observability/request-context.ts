@@ -1,7 +1,7 @@
 /**
  * The request a log line is written for: its W3C trace context (the gateway's trace continued,
  * or a new one) and its request id, which is the trace id (one id, not two unrelated ones; it
- * is also the `x-request-id` of the response). Kept with the request object, and added to a log
+ * is also the `x-request-id` of the response). Kept on the request object, and added to a log
  * line by whoever writes it while serving the request (access line, refusals, errors). No
  * AsyncLocalStorage: on Node 20 it makes every promise of the process more expensive.
  */
@@ -13,13 +13,18 @@ export interface RequestContext {
 
 export const REQUEST_ID_HEADER = 'x-request-id';
 
-const contexts = new WeakMap<object, RequestContext>();
+/** Where a request keeps its context: a Fastify request decoration (declared once, so requests keep one shape). */
+export const REQUEST_CONTEXT = Symbol('certflow.requestContext');
+
+interface WithContext {
+  [REQUEST_CONTEXT]?: RequestContext | null;
+}
 
 export function setRequestContext(request: object, context: RequestContext): void {
-  contexts.set(request, context);
+  (request as WithContext)[REQUEST_CONTEXT] = context;
 }
 
 /** The context of a request (Fastify's request object), once its first hook has run. */
 export function requestContextOf(request: object): RequestContext | undefined {
-  return contexts.get(request);
+  return (request as WithContext)[REQUEST_CONTEXT] ?? undefined;
 }
