@@ -10,7 +10,7 @@ import { parseCertificate } from '@certflow/certs';
 import { isGuid } from '@certflow/claims';
 import { ConfigError, envUrl as url, envValue as value, type Env } from './env';
 import { parseCacheKey } from './shared-token-cache';
-import { TOKEN_STORES } from './token-stores';
+import { tokenStoreBackend } from './token-stores';
 
 export { ConfigError, type Env } from './env';
 
@@ -167,12 +167,7 @@ export function readSharedCacheConfig(env: Env): SharedCacheConfig | undefined {
   const named = value(env, 'PARTNER_TOKEN_STORE');
   const store = named ?? (value(env, 'PARTNER_REDIS_URL') ? 'redis' : undefined);
   if (store === undefined) return undefined;
-  const backend = Object.hasOwn(TOKEN_STORES, store) ? TOKEN_STORES[store] : undefined;
-  if (!backend)
-    throw new ConfigError(
-      'PARTNER_TOKEN_STORE',
-      `must be one of ${Object.keys(TOKEN_STORES).join(', ')}, got "${store}"`,
-    );
+  const backend = tokenStoreBackend(store);
   const settings = backend.configure(env);
   const rawKey = value(env, 'PARTNER_CACHE_KEY');
   if (rawKey === undefined && backend.remote)

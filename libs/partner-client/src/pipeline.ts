@@ -19,7 +19,7 @@ import type { TokenConfig } from './config';
 import { HttpsNetworkClient, type DecodedAssertion } from './https-network-client';
 import { SharedTokenCache } from './shared-token-cache';
 import { CachedTokenProvider, TokenCache, type TokenCacheOptions, type TokenFetcher } from './token-cache';
-import { TOKEN_STORES } from './token-stores';
+import { tokenStoreBackend } from './token-stores';
 
 export type TokenRequestOutcome = 'success' | 'error' | 'network';
 
@@ -88,7 +88,7 @@ export function createTokenPipeline(options: TokenPipelineOptions): TokenPipelin
   const sharedConfig = config.sharedCache;
   const shared = sharedConfig
     ? new SharedTokenCache({
-        store: TOKEN_STORES[sharedConfig.store]!.open(sharedConfig.settings),
+        store: tokenStoreBackend(sharedConfig.store).open(sharedConfig.settings),
         encryptionKey: sharedConfig.cacheKey,
         fetcher: ownFetch,
         log,
