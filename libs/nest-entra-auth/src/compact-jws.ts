@@ -1,5 +1,5 @@
 /**
- * What the API checks in a bearer token before any key is looked up or any signature is
+ * What the validator checks in a bearer token before any key is looked up or any signature is
  * verified: its size, its compact form (three base64url segments), its JOSE header (RS256,
  * `typ` JWT, a `kid`, and no parameter that could point the validator at another key:
  * `jku`, `x5u`, `jwk`, `x5c`, nor `crit`), and JSON without duplicate members. Cheap checks

@@ -32,6 +32,7 @@ import type { VerifiedPrincipal } from './verified-principal';
 
 interface DiscoveredTenant {
   issuers: Map<AccessTokenVersion, string>;
+  jwksUri: string;
   keys: SigningKeyStore;
 }
 
@@ -50,7 +51,6 @@ export type AuthorityReadiness =
 export class EntraAuthority implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
   private readonly logger = new Logger(EntraAuthority.name);
   private readonly tenants = new Map<string, DiscoveredTenant>();
-  private readonly jwksUris = new Map<string, string>();
   private readonly agent: Agent | undefined;
   private failure: { url: string; reason: string } | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -118,20 +118,15 @@ export class EntraAuthority implements OnApplicationBootstrap, OnModuleDestroy, 
       const { url, reason } = this.failure ?? { url: '', reason: 'discovery in progress' };
       return { ready: false, missing: 'metadata', url, reason };
     }
-    for (const [tenantId, tenant] of this.tenants) {
+    for (const tenant of this.tenants.values()) {
       if (tenant.keys.loaded) continue;
       try {
         await tenant.keys.refresh();
       } catch (err) {
-        const url = this.jwksUriOf(tenantId);
-        return { ready: false, missing: 'signingKeys', url, reason: (err as Error).message };
+        return { ready: false, missing: 'signingKeys', url: tenant.jwksUri, reason: (err as Error).message };
       }
     }
     return { ready: true };
-  }
-
-  private jwksUriOf(tenantId: string): string {
-    return this.jwksUris.get(tenantId) ?? '';
   }
 
   /** One round over the tenants not yet discovered (each tried); schedules the next round on failure. */
@@ -163,9 +158,10 @@ export class EntraAuthority implements OnApplicationBootstrap, OnModuleDestroy, 
     const request = { agent: this.agent, timeoutMs: this.options.requestTimeoutMs };
     const issuers = new Map<AccessTokenVersion, string>();
     let jwksUri = '';
-    // v2 first: its jwks_uri is the one used for both versions.
-    const versions = [...this.options.acceptedTokenVersions].sort().reverse() as AccessTokenVersion[];
-    if (!versions.includes('2.0')) versions.unshift('2.0');
+    // The v2 document always (its jwks_uri serves both versions), the v1 one for v1 issuers.
+    const versions: AccessTokenVersion[] = this.options.acceptedTokenVersions.includes('1.0')
+      ? ['2.0', '1.0']
+      : ['2.0'];
     for (const version of versions) {
       const metadata = await fetchOpenIdMetadata(
         openIdMetadataUrl(this.options.instance, tenantId, version),
@@ -194,8 +190,7 @@ export class EntraAuthority implements OnApplicationBootstrap, OnModuleDestroy, 
           cause: error.message,
         }),
     });
-    this.jwksUris.set(tenantId, jwksUri);
-    this.tenants.set(tenantId, { issuers, keys });
+    this.tenants.set(tenantId, { issuers, jwksUri, keys });
     this.issuers = new Set([...this.tenants.values()].flatMap((t) => [...t.issuers.values()]));
     this.logger.log({ event: 'openid_metadata_loaded', tenantId, issuers: [...issuers.values()], jwksUri });
   }

@@ -1,6 +1,6 @@
 /**
- * Step 8 of the flow, in the API: validate the Entra ID access token, then map its claims to
- * an {@link AppPrincipal}. Runs behind the gateway's validate-jwt too: the API trusts no one.
+ * Validate the Entra ID access token, then map its claims to an {@link AppPrincipal}. Meant to
+ * run behind a gateway's validate-jwt too: the application trusts no one (defence in depth).
  *
  * In order, cheapest first:
  * 1. {@link inspectCompactJws}: size, compact form, header (RS256, typ JWT, kid, no key
@@ -8,9 +8,10 @@
  *    configured tenant (it picks whose JWKS to use) and `ver` an accepted version;
  * 2. (a token verified before and not expired never gets here: EntraJwtAuthGuard takes it
  *    from the {@link VerifiedTokenCache});
- * 3. passport-jwt (jsonwebtoken) verifies the RS256 signature with the tenant's key
- *    for `kid`, the issuer, audience, exp and nbf; then the claims are parsed by
- *    `@certflow/claims`, and the issuer must be the one of the token's own version and tenant.
+ * 3. passport-jwt (jsonwebtoken) verifies the RS256 signature with the tenant's key for
+ *    `kid`, the audience, exp and nbf; then the issuer must be one read from the tenants'
+ *    metadata, the claims are parsed by `@certflow/claims`, and the issuer must be the one of
+ *    the token's own version and tenant.
  */
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
