@@ -299,4 +299,40 @@ describe('a tenant the authority does not publish', () => {
       body: { code: 'ERR_ISSUER_METADATA_UNAVAILABLE' },
     });
   });
+
+  it('retries with exponential backoff up to the cap, logging each failure as a configuration error', async () => {
+    const unknown = randomUUID();
+    const lines: Record<string, unknown>[] = [];
+    const capture = (level: string) => (message: unknown) =>
+      lines.push({ level, ...(typeof message === 'object' ? message : { message }) });
+    @Module({
+      imports: [
+        EntraAuthModule.forRoot(
+          options({ tenantIds: [unknown], discoveryRetry: { initialDelayMs: 10, maxDelayMs: 40 } }),
+        ),
+      ],
+    })
+    class RetryingModule {}
+    const app = await NestFactory.create<NestFastifyApplication>(RetryingModule, new FastifyAdapter(), {
+      logger: { log: capture('info'), warn: capture('warn'), error: capture('error') },
+    });
+    apps.push(app);
+    await app.init();
+    const failures = () => lines.filter((l) => l['event'] === 'openid_metadata_configuration_error');
+    for (let i = 0; i < 200 && failures().length < 6; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(
+      failures()
+        .slice(0, 6)
+        .map((l) => l['retryInMs']),
+    ).toEqual([10, 20, 40, 40, 40, 40]);
+    expect(failures()[0]).toMatchObject({
+      level: 'error',
+      status: 404,
+      url: `${base}/${unknown}/v2.0/.well-known/openid-configuration`,
+    });
+    await app.close();
+    const afterClose = failures().length;
+    await new Promise((r) => setTimeout(r, 150));
+    expect(failures().length).toBe(afterClose); // closing the app stops the retries
+  });
 });
