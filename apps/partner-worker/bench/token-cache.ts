@@ -90,8 +90,10 @@ interface SerializedCache {
 
 async function main(): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'certflow-token-cache-bench-'));
-  const emulatorMain = resolve(__dirname, '../../../../tools/entra-emulator/dist/main.js');
-  const resultsDir = resolve(__dirname, '../../../../load/results');
+  // Compiled to apps/partner-worker/dist-bench/bench/: the workspace is four levels up.
+  const workspace = resolve(__dirname, '..', '..', '..', '..');
+  const emulatorMain = join(workspace, 'tools', 'entra-emulator', 'dist', 'main.js');
+  const resultsDir = join(workspace, 'load', 'results');
   const authority = await startBenchAuthority(emulatorMain, stateDir, IDENTIFIER_URI);
   const network = new HttpsNetworkClient({ ca: authority.caPem });
   try {
