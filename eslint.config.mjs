@@ -56,6 +56,24 @@ export default [
     },
   },
   {
+    // Benchmarks run the built package (by its name, as a user would) and, like tests, may
+    // start local infrastructure.
+    files: ['*/*/bench/**/*.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: false,
+          allowCircularSelfDependency: true,
+          allow: [],
+          depConstraints: depConstraints.map((c) =>
+            c.sourceTag === 'type:app' ? { ...c, onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] } : c,
+          ),
+        },
+      ],
+    },
+  },
+  {
     files: ['**/vitest.config.mts', '**/playwright.config.ts'],
     rules: { '@nx/enforce-module-boundaries': 'off' },
   },

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Counter, PROMETHEUS_CONTENT_TYPE, Registry, childCache } from './prometheus';
+import { Counter, Histogram, PROMETHEUS_CONTENT_TYPE, Registry, childCache } from './prometheus';
 
 describe('childCache', () => {
   it('counts per label set in a registry of its own', async () => {
@@ -17,5 +17,25 @@ describe('childCache', () => {
     expect(text).toContain('demo_requests_total{route="orders",status="200"} 3');
     expect(text).toContain('demo_requests_total{route="or\\"ders",status="500"} 1');
     expect(PROMETHEUS_CONTENT_TYPE).toBe('text/plain; version=0.0.4; charset=utf-8');
+  });
+});
+
+describe('childCache with a histogram', () => {
+  it('observes into one child per route', async () => {
+    const registry = new Registry();
+    const histogram = childCache(
+      new Histogram({
+        name: 'demo_duration_seconds',
+        help: 'Durations.',
+        labelNames: ['route'] as const,
+        buckets: [0.1, 1],
+        registers: [registry],
+      }),
+    );
+    histogram('a', () => ({ route: 'a' })).observe(0.05);
+    histogram('a', () => ({ route: 'a' })).observe(0.5);
+    const text = await registry.metrics();
+    expect(text).toContain('demo_duration_seconds_bucket{le="0.1",route="a"} 1');
+    expect(text).toContain('demo_duration_seconds_count{route="a"} 2');
   });
 });

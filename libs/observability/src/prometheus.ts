@@ -8,7 +8,7 @@
  * chose from a bounded set (a route template, a status code, an outcome), never a path, a
  * header, a token or a key.
  */
-import { type Counter, type Gauge, Registry } from 'prom-client';
+import { type Counter, type Gauge, type Histogram, Registry } from 'prom-client';
 
 export { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -20,7 +20,7 @@ export const LATENCY_BUCKETS_SECONDS = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ];
 
-type Labelled<T extends string> = Counter<T> | Gauge<T>;
+type Labelled<T extends string> = Counter<T> | Gauge<T> | Histogram<T>;
 
 /**
  * prom-client's `metric.labels(...)` hashes the label set on every call. On a per-request path

@@ -18,7 +18,6 @@ import { join, resolve } from 'node:path';
 import { createSelfSignedCertificate, pemToDer } from '@certflow/certs';
 // The emulator as it ships (its dist, with the portal files next to it: the bench target builds
 // it first), not a second copy of its sources compiled into dist-bench.
-// eslint-disable-next-line @nx/enforce-module-boundaries -- deliberately the package, not ../src
 import {
   ASSERTION_TYPE,
   certificateClientAssertion,

@@ -43,15 +43,15 @@ export class GatewayMetrics {
       registers: [this.registry],
     }),
   );
-  private readonly upstream = new Histogram({
-    name: 'local_gateway_upstream_duration_seconds',
-    help: 'Time from forwarding a request to the backend until its response head.',
-    labelNames: ['route'] as const,
-    buckets: LATENCY_BUCKETS_SECONDS,
-    registers: [this.registry],
-  });
-  /** One histogram child per route (childCache takes counters and gauges only). */
-  private readonly upstreamByRoute = new Map<string, { observe(seconds: number): void }>();
+  private readonly upstream = childCache(
+    new Histogram({
+      name: 'local_gateway_upstream_duration_seconds',
+      help: 'Time from forwarding a request to the backend until its response head.',
+      labelNames: ['route'] as const,
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers: [this.registry],
+    }),
+  );
   private readonly storeFailures = new Counter({
     name: 'local_gateway_rate_limit_store_failures_total',
     help: 'Rate-limit counter store failures (requests let through, fail-open).',
@@ -74,12 +74,7 @@ export class GatewayMetrics {
   }
 
   upstreamDuration(route: string, seconds: number): void {
-    let child = this.upstreamByRoute.get(route);
-    if (child === undefined) {
-      child = this.upstream.labels({ route });
-      this.upstreamByRoute.set(route, child);
-    }
-    child.observe(seconds);
+    this.upstream(route, () => ({ route })).observe(seconds);
   }
 
   rateLimitStoreFailure(): void {

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { stopChild } from '../src/child-service';
+import { stopChild } from '@certflow/stack';
 
 export interface BenchProcess {
   url: URL;

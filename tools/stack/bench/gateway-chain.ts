@@ -32,9 +32,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 // The stack as built (launchStackProcess starts the dist/main.js next to it), not a second copy
 // of its sources compiled into dist-bench: the bench target builds the stack first.
-// eslint-disable-next-line @nx/enforce-module-boundaries -- deliberately the package, not ../src
-import { launchStackProcess, requestPartnerToken } from '@certflow/stack';
-import { workspaceRoot } from '../src/workspace';
+import { launchStackProcess, requestPartnerToken, workspaceRoot } from '@certflow/stack';
 import { envInteger } from './settings';
 import { startNodeProxy, type BenchProcess } from './bench-processes';
 import { nodeGenerator, wrkGenerator, type LoadGenerator, type RoundResult } from './load-generators';

@@ -36,9 +36,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 // The stack as built (launchStackProcess starts the dist/main.js next to it), not a second copy
 // of its sources compiled into dist-bench: the bench target builds the stack first.
-// eslint-disable-next-line @nx/enforce-module-boundaries -- deliberately the package, not ../src
-import { launchStackProcess, requestPartnerToken } from '@certflow/stack';
-import { workspaceRoot } from '../src/workspace';
+import { launchStackProcess, requestPartnerToken, workspaceRoot } from '@certflow/stack';
 import { type BenchProcess, startNodeProxy } from './bench-processes';
 import { wrkGenerator } from './load-generators';
 import { positiveInteger } from './settings';

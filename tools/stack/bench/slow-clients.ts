@@ -21,9 +21,7 @@ import { join, resolve } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 // The stack as built (launchStackProcess starts the dist/main.js next to it), not a second copy
 // of its sources compiled into dist-bench: the bench target builds the stack first.
-// eslint-disable-next-line @nx/enforce-module-boundaries -- deliberately the package, not ../src
-import { launchStackProcess, requestPartnerToken } from '@certflow/stack';
-import { workspaceRoot } from '../src/workspace';
+import { launchStackProcess, requestPartnerToken, workspaceRoot } from '@certflow/stack';
 import { KeepAliveConnection } from './load-generators';
 import { envInteger } from './settings';
 

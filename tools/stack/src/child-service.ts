@@ -37,8 +37,21 @@ export function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-function tail(lines: string[]): string {
-  return lines.slice(-KEEP_LINES).join('\n');
+/**
+ * The last KEEP_LINES lines a child wrote. Only the tail is ever shown, and a service may write
+ * for as long as it runs (the API logs one access line per request): memory stays bounded.
+ */
+class OutputTail {
+  private lines: string[] = [];
+
+  readonly push = (line: string): void => {
+    this.lines.push(line);
+    if (this.lines.length > 2 * KEEP_LINES) this.lines = this.lines.slice(-KEEP_LINES);
+  };
+
+  text(): string {
+    return this.lines.slice(-KEEP_LINES).join('\n');
+  }
 }
 
 export function startService(
@@ -49,8 +62,8 @@ export function startService(
   timeoutMs = 20_000,
 ): Promise<ChildService> {
   const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
-  createInterface({ input: child.stderr! }).on('line', (l) => output.push(l));
+  const output = new OutputTail();
+  createInterface({ input: child.stderr! }).on('line', output.push);
   const stdout = createInterface({ input: child.stdout! });
 
   const stop = (): Promise<void> => stopChild(child);
@@ -58,7 +71,7 @@ export function startService(
   return new Promise((resolve, reject) => {
     const fail = (why: string): void => {
       clearTimeout(timer);
-      void stop().then(() => reject(new ChildProcessError(`${label} ${why}`, tail(output))));
+      void stop().then(() => reject(new ChildProcessError(`${label} ${why}`, output.text())));
     };
     const timer = setTimeout(() => fail(`did not report listening within ${timeoutMs} ms`), timeoutMs);
     child.once('exit', (code, signal) => fail(`exited before listening (code ${code}, signal ${signal})`));
@@ -90,9 +103,9 @@ export function runJsonCommand(
   timeoutMs = 60_000,
 ): Promise<CommandResult> {
   const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const output: string[] = [];
+  const output = new OutputTail();
   const events: Record<string, unknown>[] = [];
-  createInterface({ input: child.stderr! }).on('line', (l) => output.push(l));
+  createInterface({ input: child.stderr! }).on('line', output.push);
   createInterface({ input: child.stdout! }).on('line', (line) => {
     output.push(line);
     const event = parseJsonLine(line);
@@ -108,7 +121,7 @@ export function runJsonCommand(
     );
     child.once('close', (code) => {
       clearTimeout(timer);
-      resolve({ code, events, output: tail(output) });
+      resolve({ code, events, output: output.text() });
     });
   });
 }
