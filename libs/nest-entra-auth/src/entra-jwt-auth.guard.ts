@@ -7,7 +7,6 @@
 import { ExecutionContext, Inject, Injectable, Logger } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard, AuthModuleOptions } from '@nestjs/passport';
-import type { FastifyReply } from 'fastify';
 import { VerifiedTokenCache } from '@certflow/claims';
 import { AuthFailure, type AuthFailureCode } from './auth-failure';
 import { PUBLIC_ROUTE } from './auth-decorators';
@@ -59,6 +58,11 @@ export class EntraJwtAuthGuard extends AuthGuard() {
   }
 }
 
+/** Fastify's reply and Express's response both have `header(name, value)`. */
+interface HeaderWriter {
+  header(name: string, value: string): unknown;
+}
+
 const refusals = new WeakMap<object, AuthFailureCode>();
 
 /** The code a request was refused with by these guards, if it was (for metrics and access logs). */
@@ -86,6 +90,6 @@ export function rejectRequest(
     ...options.logFields(request),
   });
   if (failure.wwwAuthenticate)
-    context.switchToHttp().getResponse<FastifyReply>().header('WWW-Authenticate', failure.wwwAuthenticate);
+    context.switchToHttp().getResponse<HeaderWriter>().header('WWW-Authenticate', failure.wwwAuthenticate);
   throw failure.toException();
 }
