@@ -30,12 +30,14 @@ const MACHINE_PATHS = [
 
 /**
  * Paths written in prose: relative (`./x`, `../x`) or from the repository root (`apps/…`,
- * `docs/…`). Import lines are the compiler's business; globs, build output and git-ignored
+ * `docs/…`). Import lines are the compiler's business, and a path joined to `__dirname` is
+ * relative to the built file, not to the source; globs, build output and git-ignored
  * run-time output (`load/results/…`) are not in a checkout by design.
  */
 const PROSE_PATH =
   /(?<![\w./@-])((?:\.\.?\/)+[\w.@-]+(?:\/[\w.@-]+)*|(?:apps|libs|tools|docs|load|e2e)\/[\w.@-]+(?:\/[\w.@-]+)*)/g;
-const CODE_REFERENCE = /^\s*((import|export)\b.*\bfrom\b|\} from |.*\brequire\(|.*\bimport\()/;
+const CODE_REFERENCE =
+  /^\s*((import|export)\b.*\bfrom\b|\} from |.*\brequire\(|.*\bimport\(|.*\b__dirname\b)/;
 const NOT_IN_A_CHECKOUT = /dist|node_modules|\*|\/etc\/passwd/; // build output, globs, hostile inputs in tests
 
 function isIgnored(path: string): boolean {
