@@ -40,13 +40,16 @@ const CODE_REFERENCE =
   /^\s*((import|export)\b.*\bfrom\b|\} from |.*\brequire\(|.*\bimport\(|.*\b__dirname\b)/;
 const NOT_IN_A_CHECKOUT = /dist|node_modules|\*|\/etc\/passwd/; // build output, globs, hostile inputs in tests
 
+/** Whether git ignores the path, as a file or (when it does not exist yet) as a directory. */
 function isIgnored(path: string): boolean {
-  try {
-    execFileSync('git', ['check-ignore', '-q', '--no-index', path], { cwd: ROOT });
-    return true;
-  } catch {
-    return false;
-  }
+  return [path, `${path}/`].some((candidate) => {
+    try {
+      execFileSync('git', ['check-ignore', '-q', '--no-index', candidate], { cwd: ROOT });
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 describe('the repository stands on its own', () => {
