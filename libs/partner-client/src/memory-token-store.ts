@@ -3,8 +3,7 @@
  * store does, for one replica or for tests, with nothing to run. Expired values are dropped
  * when read.
  */
-import type { TokenStoreBackend } from './token-stores';
-import type { TokenStore } from './token-store';
+import type { TokenStore, TokenStoreBackend } from './token-store';
 
 export class MemoryTokenStore implements TokenStore {
   readonly name = 'memory';

@@ -6,8 +6,7 @@
  */
 import { Redis } from 'ioredis';
 import { ConfigError, envUrl, envValue } from './env';
-import type { TokenStoreBackend } from './token-stores';
-import type { TokenStore } from './token-store';
+import type { TokenStore, TokenStoreBackend } from './token-store';
 
 const RELEASE_LOCK = `if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end`;
 

@@ -6,6 +6,8 @@
  *
  * Backends are registered by name in token-stores.ts and chosen with PARTNER_TOKEN_STORE.
  */
+import type { Env } from './env';
+
 export interface TokenStore {
   /** Named in log lines, e.g. `Redis`. */
   readonly name: string;
@@ -20,4 +22,14 @@ export interface TokenStore {
   /** Whether `key` holds a value. */
   has(key: string): Promise<boolean>;
   close(): void;
+}
+
+/** A way to keep the shared tier's entries, registered by name in token-stores.ts. */
+export interface TokenStoreBackend {
+  /** The tokens leave the process (another machine keeps them): PARTNER_CACHE_KEY is then required. */
+  readonly remote: boolean;
+  /** Reads this backend's environment variables at start-up; a bad value throws a ConfigError naming it. */
+  configure(env: Env): Record<string, string>;
+  /** Opens the store with what `configure` returned. */
+  open(settings: Readonly<Record<string, string>>): TokenStore;
 }
