@@ -37,14 +37,15 @@ export class ApiMetrics {
       registers: [this.registry],
     }),
   );
-  private readonly duration = new Histogram({
-    name: 'api_request_duration_seconds',
-    help: 'Time from receiving a request to finishing its response, by route template.',
-    labelNames: ['route'] as const,
-    buckets: LATENCY_BUCKETS_SECONDS,
-    registers: [this.registry],
-  });
-  private readonly durationByRoute = new Map<string, { observe(seconds: number): void }>();
+  private readonly duration = childCache(
+    new Histogram({
+      name: 'api_request_duration_seconds',
+      help: 'Time from receiving a request to finishing its response, by route template.',
+      labelNames: ['route'] as const,
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers: [this.registry],
+    }),
+  );
   private readonly authFailures = childCache(
     new Counter({
       name: 'api_auth_failures_total',
@@ -79,12 +80,7 @@ export class ApiMetrics {
 
   observeRequest(route: string, method: string, status: number, seconds: number): void {
     this.requests(`${route}|${method}|${status}`, () => ({ route, method, status })).inc();
-    let histogram = this.durationByRoute.get(route);
-    if (histogram === undefined) {
-      histogram = this.duration.labels({ route });
-      this.durationByRoute.set(route, histogram);
-    }
-    histogram.observe(seconds);
+    this.duration(route, () => ({ route })).observe(seconds);
   }
 
   observeAuthFailure(code: string): void {
