@@ -24,11 +24,18 @@ export async function runApi(
   env: NodeJS.ProcessEnv = process.env,
   output: ProcessOutput = PROCESS_OUTPUT,
 ): Promise<RunApiResult> {
+  // The process's own stderr gets its lines in batches; any other output, line by line.
+  const logger = output === PROCESS_OUTPUT ? new JsonLogger() : new JsonLogger(output.stderr);
   try {
-    const api = await startApi(loadApiConfig(env), { logger: new JsonLogger(output.stderr) });
+    const api = await startApi(loadApiConfig(env), { logger });
     output.stdout(`${JSON.stringify({ event: 'listening', url: api.url })}\n`);
-    return { exitCode: 0, api };
+    const close = async (): Promise<void> => {
+      await api.close();
+      await logger.flush();
+    };
+    return { exitCode: 0, api: { ...api, close } };
   } catch (err) {
+    await logger.flush();
     const error = err instanceof Error ? err : new Error(String(err));
     const variable = error instanceof ConfigError ? { variable: error.variable } : {};
     output.stderr(`${JSON.stringify({ event: 'startup_failed', ...variable, message: error.message })}\n`);

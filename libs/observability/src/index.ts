@@ -1,2 +1,3 @@
 export * from './trace-context';
 export * from './prometheus';
+export * from './batched-lines';

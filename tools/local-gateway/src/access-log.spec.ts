@@ -61,7 +61,7 @@ describe('buffered access log', () => {
       expect(kept).toBeGreaterThan(10_000);
       expect(kept).toBeLessThan(20_000);
       expect(stderr).toHaveBeenCalledWith(
-        `local-gateway: ${20_000 - kept} access-log lines dropped: the log output did not keep up\n`,
+        `local-gateway: access log: ${20_000 - kept} lines dropped: the log output did not keep up\n`,
       );
     } finally {
       stderr.mockRestore();

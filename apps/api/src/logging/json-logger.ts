@@ -4,11 +4,30 @@
  * for a request adds its `traceId`, `spanId` and `requestId` (`requestContextOf(request)`).
  */
 import type { LoggerService } from '@nestjs/common';
+import { batchedLines, streamWriter, type BatchedLines } from '@certflow/observability';
 
 type Level = 'error' | 'warn' | 'info' | 'debug' | 'verbose' | 'fatal';
 
 export class JsonLogger implements LoggerService {
-  constructor(private readonly write: (line: string) => void = (line) => process.stderr.write(line)) {}
+  private readonly write: (line: string) => void;
+  private readonly batch: BatchedLines | undefined;
+
+  /** `write` receives each line, newline included (tests, or any output of your own). */
+  constructor(write?: (line: string) => void) {
+    if (write) {
+      this.write = write;
+      this.batch = undefined;
+    } else {
+      const batch = batchedLines(streamWriter(process.stderr), { name: 'api: log' });
+      this.batch = batch;
+      this.write = (line) => batch.push(line.slice(0, -1));
+    }
+  }
+
+  /** Writes the lines still waiting in the batch. */
+  flush(): Promise<void> {
+    return this.batch?.flush() ?? Promise.resolve();
+  }
 
   log(message: unknown, ...rest: unknown[]): void {
     this.emit('info', message, rest);
@@ -46,5 +65,6 @@ export class JsonLogger implements LoggerService {
       ...(stack ? { stack } : {}),
     };
     this.write(`${JSON.stringify(entry)}\n`);
+    if (level === 'warn' || level === 'error' || level === 'fatal') void this.flush();
   }
 }
