@@ -1,10 +1,13 @@
 /**
  * Runs one certflow program as a child process: services until they print their
  * `{"event":"listening","url":…}` line, commands until they exit. Child output is kept
- * (bounded) so that a failure can be shown with its cause.
+ * (bounded) so that a failure can be shown with its cause, and a service's stderr (its log)
+ * can also be appended to a file.
  */
 import { ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
 
 const KEEP_LINES = 200;
 
@@ -54,19 +57,58 @@ class OutputTail {
   }
 }
 
+/**
+ * Appends everything written on `output` to the file at `path` (created with mode 0600, kept
+ * across runs) as it arrives, through a write stream: no synchronous write per line. If the file
+ * cannot be written, says so once on stderr and drops the rest; the child runs on regardless.
+ * Resolves once `output` has ended and the file is closed (everything written).
+ */
+export function appendToFile(output: Readable, path: string, label: string): Promise<void> {
+  const file = createWriteStream(path, { flags: 'a', mode: 0o600 });
+  let failed = false;
+  const closed = new Promise<void>((resolve) => file.once('close', resolve));
+  file.on('error', (err) => {
+    if (!failed)
+      process.stderr.write(
+        `certflow stack: ${label}'s log is not kept: cannot write ${path}: ${err.message}\n`,
+      );
+    failed = true;
+    file.destroy();
+  });
+  output.on('data', (chunk: Buffer) => {
+    if (!failed) file.write(chunk);
+  });
+  output.once('close', () => {
+    if (!failed) file.end();
+  });
+  return closed;
+}
+
+export interface ServiceOptions {
+  /** How long the service may take to print its `listening` line (default 20 s). */
+  timeoutMs?: number;
+  /** Also append the service's stderr (its log) to this file (`appendToFile`). */
+  logFile?: string;
+}
+
 export function startService(
   label: string,
   script: string,
   args: string[],
   env: NodeJS.ProcessEnv,
-  timeoutMs = 20_000,
+  { timeoutMs = 20_000, logFile }: ServiceOptions = {},
 ): Promise<ChildService> {
   const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const output = new OutputTail();
   createInterface({ input: child.stderr! }).on('line', output.push);
+  const logClosed = logFile ? appendToFile(child.stderr!, logFile, label) : Promise.resolve();
   const stdout = createInterface({ input: child.stdout! });
 
-  const stop = (): Promise<void> => stopChild(child);
+  /** Stops the child; resolves once its last log lines are in the log file. */
+  const stop = async (): Promise<void> => {
+    await stopChild(child);
+    await logClosed;
+  };
 
   return new Promise((resolve, reject) => {
     const fail = (why: string): void => {

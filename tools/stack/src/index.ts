@@ -1,4 +1,5 @@
 export * from './stack';
+export { API_LOG, GATEWAY_ACCESS_LOG } from './call-narration';
 export * from './stack-file';
 export * from './partner-credentials';
 export * from './stack-process';
@@ -8,5 +9,6 @@ export {
   stopChild,
   type ChildService,
   type CommandResult,
+  type ServiceOptions,
 } from './child-service';
 export { appEntryPoint, workspaceRoot } from './workspace';

@@ -9,6 +9,9 @@ import { isGuid } from '@certflow/claims';
 import { RunningStack, StepReport, startStack } from './stack';
 import { readStackFile, stackFilePath } from './stack-file';
 import { requestPartnerToken } from './partner-credentials';
+import { API_LOG, GATEWAY_ACCESS_LOG } from './call-narration';
+import { runJsonCommand } from './child-service';
+import { appEntryPoint } from './workspace';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'certflow-stack-'));
 const steps: StepReport[] = [];
@@ -48,9 +51,39 @@ function partnerClaims(overrides: Record<string, unknown> = {}): Record<string, 
   };
 }
 
+const TRACE_ID = /^[0-9a-f]{32}$/;
+
+interface TracedLine {
+  event: string;
+  status: number;
+  traceId: string;
+  spanId: string;
+  [field: string]: unknown;
+}
+
+/** The JSON line of `file` that carries `traceId`, once it is there (both logs are written in batches). */
+async function lineWithTrace(file: string, traceId: string, timeoutMs = 5_000): Promise<TracedLine> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+    const line = text.split('\n').find((l) => l.includes(`"traceId":"${traceId}"`));
+    if (line) return JSON.parse(line) as TracedLine;
+    if (Date.now() > deadline)
+      throw new Error(`no line with traceId ${traceId} in ${file} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 beforeAll(async () => {
   stack = await startStack({ stateDir, onStep: (s) => steps.push(s) });
 }, 90_000);
+
+/** The trace id step 7 printed (the stack's own first call). */
+function narratedTraceId(): string {
+  const id = steps[6]?.details.find(([k]) => k === 'traceId')?.[1].split(' ')[0] ?? '';
+  expect(id).toMatch(TRACE_ID);
+  return id;
+}
 
 afterAll(async () => {
   await stack?.close();
@@ -60,6 +93,9 @@ afterAll(async () => {
 describe('npm start: the whole flow', () => {
   it('narrates the eight steps in order, then a second call served from the token cache', () => {
     expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, undefined, undefined]);
+    expect(steps[6]!.details.find(([k]) => k === 'traceId')?.[1]).toBe(
+      `${narratedTraceId()}  (grep it in ${join(stateDir, GATEWAY_ACCESS_LOG)} and ${join(stateDir, API_LOG)})`,
+    );
     expect(steps[7]!.details).toContainEqual(['status', '200']);
     expect(steps[7]!.details.find(([k]) => k === 'API saw')?.[1]).toContain(
       '"clientAuthentication":"certificate"',
@@ -80,6 +116,34 @@ describe('npm start: the whole flow', () => {
     expect(file.api.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(existsSync(file.caCertificatePath)).toBe(true);
     expect(statSync(join(file.partner.certificateDirectory, 'partner.key.pem')).mode & 0o777).toBe(0o600);
+  });
+
+  it("follows one call by its traceId: the partner's event, the gateway's access log, the API's log", async () => {
+    const run = await runJsonCommand(
+      appEntryPoint('partner-worker'),
+      ['call', '/orders', '--json'],
+      stack.partnerEnv,
+    );
+    expect(run.code, run.output).toBe(0);
+    const called = run.events.find((e) => e.event === 'response') as unknown as TracedLine;
+    expect(called.status).toBe(200);
+    expect(called.traceId).toMatch(TRACE_ID);
+    const { traceId } = called;
+
+    const gatewayLog = join(stateDir, GATEWAY_ACCESS_LOG);
+    const apiLog = join(stateDir, API_LOG);
+    const atGateway = await lineWithTrace(gatewayLog, traceId);
+    const atApi = await lineWithTrace(apiLog, traceId);
+    expect(atGateway).toMatchObject({ event: 'request', path: '/orders', status: 200, policy: 'forwarded' });
+    expect(atApi).toMatchObject({ event: 'request', route: '/orders', status: 200, requestId: traceId });
+    // Each hop logs a span of its own in the one trace.
+    expect(new Set([called.spanId, atGateway.spanId, atApi.spanId]).size).toBe(3);
+    // The call the narration showed is in both logs too.
+    await lineWithTrace(gatewayLog, narratedTraceId());
+    await lineWithTrace(apiLog, narratedTraceId());
+
+    expect(statSync(apiLog).mode & 0o777).toBe(0o600);
+    expect(readFileSync(apiLog, 'utf8')).not.toMatch(/eyJ[\w-]+\.eyJ/); // never a token
   });
 
   it('serves a partner token through the gateway and directly', async () => {
@@ -139,6 +203,11 @@ describe('npm start -- --once', () => {
       });
       expect(first.status, first.stdout + first.stderr).toBe(0);
       expect(first.stdout).toContain('The flow works.');
+      // The trace id of the first call, in both logs as soon as the stack has stopped (stop flushes).
+      const traceId = /traceId +([0-9a-f]{32}) +\(grep it in /.exec(first.stdout)?.[1];
+      expect(traceId, first.stdout).toMatch(TRACE_ID);
+      expect(readFileSync(join(again, GATEWAY_ACCESS_LOG), 'utf8')).toContain(`"traceId":"${traceId}"`);
+      expect(readFileSync(join(again, API_LOG), 'utf8')).toContain(`"traceId":"${traceId}"`);
       const second = spawnSync(process.execPath, [main, '--once', '--state-dir', again], {
         encoding: 'utf8',
         timeout: 60_000,

@@ -13,6 +13,7 @@ import {
 } from '@certflow/entra-emulator';
 import { fileAccessLog, startGateway } from '@certflow/local-gateway';
 import { parseCertificate, writeFileAtomic } from '@certflow/certs';
+import { API_LOG, GATEWAY_ACCESS_LOG, partnerCallNarrator, type StepReport } from './call-narration';
 import { ChildProcessError, runJsonCommand, startService } from './child-service';
 import { appEntryPoint, workspaceRoot } from './workspace';
 import { StackFile, partnerEnvironment, removeStackFile, stackFilePath, writeStackFile } from './stack-file';
@@ -33,13 +34,7 @@ export interface StackOptions {
   onStep?: (step: StepReport) => void;
 }
 
-export interface StepReport {
-  /** The article's step (1–8), or undefined for what follows them (the cached second call). */
-  step: number | undefined;
-  title: string;
-  where: string;
-  details: [string, string][];
-}
+export type { StepReport };
 
 export interface RunningStack {
   file: StackFile;
@@ -106,22 +101,30 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       ],
     });
 
+    // The API's JSON log (its stderr: never a token) is appended to api.log, like the gateway's
+    // access log below; both carry the trace id of each call.
     const api = await step('starting the API', () =>
-      startService('the API', appEntryPoint('api'), [], {
-        ...process.env,
-        HOST: '127.0.0.1',
-        PORT: String(opts.apiPort ?? 0),
-        ENTRA_INSTANCE: emulator.url,
-        ENTRA_TENANT_ID: emulator.tenantId,
-        API_AUDIENCES: `${registrations.api.appId},${API_IDENTIFIER_URI}`,
-        ENTRA_CA_FILE: emulator.caCertificatePath,
-      }),
+      startService(
+        'the API',
+        appEntryPoint('api'),
+        [],
+        {
+          ...process.env,
+          HOST: '127.0.0.1',
+          PORT: String(opts.apiPort ?? 0),
+          ENTRA_INSTANCE: emulator.url,
+          ENTRA_TENANT_ID: emulator.tenantId,
+          API_AUDIENCES: `${registrations.api.appId},${API_IDENTIFIER_URI}`,
+          ENTRA_CA_FILE: emulator.caCertificatePath,
+        },
+        { logFile: join(stateDir, API_LOG) },
+      ),
     );
     cleanups.push(() => api.stop());
 
     const policyFile = join(workspaceRoot(), 'apps', 'api', 'apim', 'policy.xml');
     // One JSON line per request (never a token), kept out of the narration; written in batches.
-    const accessLog = await fileAccessLog(join(stateDir, 'gateway-access.log'));
+    const accessLog = await fileAccessLog(join(stateDir, GATEWAY_ACCESS_LOG));
     cleanups.push(() => accessLog.close());
     const gateway = await step('starting the gateway', () =>
       startGateway({
@@ -199,7 +202,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     });
 
     let firstCallMs = 0;
-    const narrate = partnerCallNarrator(gateway.url, report, () => {
+    const narrate = partnerCallNarrator(gateway.url, stateDir, report, () => {
       firstCallMs ||= performance.now() - began;
     });
     const result = await runJsonCommand(
@@ -256,84 +259,6 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     await close();
     throw err;
   }
-}
-
-/** Turns the partner worker's JSON events (`call --json`) into steps 5 to 8 and the cached second call. */
-function partnerCallNarrator(
-  gatewayUrl: string,
-  report: (step: StepReport) => void,
-  onFirstResponse: () => void,
-): (event: Record<string, unknown>) => void {
-  let responses = 0;
-  return (event) => {
-    if (event.event === 'assertion') {
-      report({
-        step: 5,
-        title: 'The partner signs a JWT client assertion with its private key',
-        where: 'libs/partner-client (CertificateTokenClient) through @azure/msal-node',
-        details: [
-          ['header', JSON.stringify(event.header)],
-          ['claims', JSON.stringify(event.claims)],
-          ['signature', '(not shown)'],
-        ],
-      });
-    } else if (event.event === 'token' && event.source !== 'cache') {
-      report({
-        step: 6,
-        title: 'It exchanges the assertion for a short-lived access token',
-        where: 'tools/entra-emulator POST /{tenant}/oauth2/v2.0/token',
-        details: [
-          ['expires', String(event.expiresOn)],
-          ['claims', JSON.stringify(event.claims)],
-          ['token', '(not shown)'],
-        ],
-      });
-    } else if (event.event === 'token') {
-      report({
-        step: undefined,
-        title: "Second call: the token comes from the partner's cache, no request to Entra ID",
-        where: "libs/partner-client (certflow's TokenCache in front of MSAL)",
-        details: [
-          ['source', 'cache'],
-          ['expires', String(event.expiresOn)],
-        ],
-      });
-    } else if (event.event === 'response') {
-      responses += 1;
-      const status = String(event.status);
-      if (responses > 1) {
-        report({
-          step: undefined,
-          title: 'Second call answered',
-          where: 'tools/local-gateway → apps/api',
-          details: [['status', status]],
-        });
-        return;
-      }
-      onFirstResponse();
-      const body = (event.body ?? {}) as { orders?: unknown[]; caller?: Record<string, unknown> };
-      report({
-        step: 7,
-        title: 'It calls the API with Authorization: Bearer …',
-        where: 'apps/partner-worker → tools/local-gateway',
-        details: [['request', `GET ${gatewayUrl}/orders`]],
-      });
-      report({
-        step: 8,
-        title:
-          'The gateway validates the token (APIM validate-jwt); the API validates it again and checks the role',
-        where: 'apps/api/apim/policy.xml in tools/local-gateway, then apps/api',
-        details: [
-          ['status', status],
-          ['API saw', JSON.stringify(body.caller)],
-          [
-            'answer',
-            Array.isArray(body.orders) ? `${body.orders.length} orders` : JSON.stringify(event.body),
-          ],
-        ],
-      });
-    }
-  };
 }
 
 interface Registrations {
