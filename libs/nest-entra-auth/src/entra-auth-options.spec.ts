@@ -59,10 +59,48 @@ describe('validateEntraAuthOptions', () => {
     [{ discoveryRetry: { initialDelayMs: 1000, maxDelayMs: 10 } }, 'discoveryRetry.maxDelayMs'],
     [{ requestTimeoutMs: 0 }, 'requestTimeoutMs'],
     [{ logFields: { traceId: 'x' } }, 'logFields'],
+    [{ audiences: [' api://orders '] }, 'audiences'],
+    [{ instance: `https://login.microsoftonline.com/${TENANT}` }, 'instance'],
+    [{ instance: 'https://login.microsoftonline.com/common/v2.0' }, 'instance'],
+    [{ ca: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----' }, 'ca'],
+    [{ ca: '-----BEGIN CERTIFICATE-----\nnot base64 DER\n-----END CERTIFICATE-----' }, 'ca'],
+    [{ discoveryRetry: 5 }, 'discoveryRetry'],
   ])('refuses %j naming %s', (patch, option) => {
     const err = optionError({ ...VALID, ...patch });
     expect(err.option).toBe(option);
     expect(err.message.startsWith(`EntraAuthModule option ${option} `)).toBe(true);
+  });
+});
+
+describe('misspelt options fail closed', () => {
+  it.each([
+    ['requireCertificateClient', true, 'requireCertificateClients'],
+    ['allowedClientIDs', [TENANT], 'allowedClientIds'],
+    ['acceptedTokenVersion', ['2.0'], 'acceptedTokenVersions'],
+    ['Audiences', ['api://x'], 'audiences'],
+  ])('refuses %s, which would leave a check off, and suggests the option meant', (typo, value, meant) => {
+    const err = optionError({ ...VALID, [typo]: value });
+    expect(err.option).toBe(typo);
+    expect(err.message).toContain(`is not an option (did you mean ${meant}?)`);
+  });
+
+  it('refuses an unknown key of discoveryRetry, and names no option far from it', () => {
+    expect(optionError({ ...VALID, discoveryRetry: { initialDelay: 5 } }).message).toContain(
+      'option discoveryRetry.initialDelay is not an option (did you mean discoveryRetry.initialDelayMs?)',
+    );
+    expect(optionError({ ...VALID, colour: 'blue' }).message).not.toContain('did you mean');
+  });
+
+  it('takes a longer first retry delay without an explicit cap, and an instance with a path prefix', () => {
+    expect(
+      validateEntraAuthOptions({ ...VALID, discoveryRetry: { initialDelayMs: 60_000 } }).discoveryRetry,
+    ).toEqual({
+      initialDelayMs: 60_000,
+      maxDelayMs: 60_000,
+    });
+    expect(validateEntraAuthOptions({ ...VALID, instance: 'https://idp.example/entra' }).instance).toBe(
+      'https://idp.example/entra',
+    );
   });
 });
 

@@ -6,6 +6,7 @@
  * @example
  *   validateEntraAuthOptions({ instance: 'https://login.microsoftonline.com', tenantIds: [tid], audiences: [appId] });
  */
+import { X509Certificate } from 'node:crypto';
 import { isGuid, type AccessTokenVersion } from '@certflow/claims';
 
 export interface EntraAuthOptions {
@@ -70,12 +71,34 @@ export class EntraAuthOptionsError extends Error {
 
 const MAX_TOKEN_CACHE_SIZE = 1_000_000;
 
+/** Every option there is: a misspelt one must not silently leave a check off (fail closed). */
+const OPTION_NAMES: ReadonlySet<string> = new Set<keyof EntraAuthOptions>([
+  'instance',
+  'tenantIds',
+  'audiences',
+  'acceptedTokenVersions',
+  'allowedClientIds',
+  'requireCertificateClients',
+  'tokenCacheSize',
+  'ca',
+  'discoveryRetry',
+  'requestTimeoutMs',
+  'logFields',
+]);
+const RETRY_OPTION_NAMES: ReadonlySet<string> = new Set(['initialDelayMs', 'maxDelayMs']);
+
 export function validateEntraAuthOptions(options: EntraAuthOptions): ResolvedEntraAuthOptions {
   if (typeof options !== 'object' || options === null)
     throw new EntraAuthOptionsError('options', 'must be an object');
   const fail = (option: string, problem: string, value: unknown): never => {
     throw new EntraAuthOptionsError(option, `${problem}, got ${quote(value)}`);
   };
+  refuseUnknown(options, OPTION_NAMES, '');
+  if (options.discoveryRetry !== undefined) {
+    if (typeof options.discoveryRetry !== 'object' || options.discoveryRetry === null)
+      fail('discoveryRetry', 'must be an object', options.discoveryRetry);
+    refuseUnknown(options.discoveryRetry, RETRY_OPTION_NAMES, 'discoveryRetry.');
+  }
   const instance = normaliseInstance(options.instance, fail);
   const { tenantIds, audiences } = options;
   if (!Array.isArray(tenantIds) || tenantIds.length === 0 || !tenantIds.every(isGuid))
@@ -83,9 +106,9 @@ export function validateEntraAuthOptions(options: EntraAuthOptions): ResolvedEnt
   if (
     !Array.isArray(audiences) ||
     audiences.length === 0 ||
-    !audiences.every((a) => typeof a === 'string' && a.length > 0)
+    !audiences.every((a) => typeof a === 'string' && a.length > 0 && a.trim() === a)
   )
-    fail('audiences', 'must list one non-empty audience or more', audiences);
+    fail('audiences', 'must list one non-empty audience or more, without surrounding spaces', audiences);
   const versions = options.acceptedTokenVersions ?? ['1.0', '2.0'];
   if (!Array.isArray(versions) || versions.length === 0 || !versions.every((v) => v === '1.0' || v === '2.0'))
     fail('acceptedTokenVersions', 'must list "1.0" and/or "2.0"', versions);
@@ -98,10 +121,14 @@ export function validateEntraAuthOptions(options: EntraAuthOptions): ResolvedEnt
   const tokenCacheSize = options.tokenCacheSize ?? 10_000;
   if (!isIntegerIn(tokenCacheSize, 0, MAX_TOKEN_CACHE_SIZE))
     fail('tokenCacheSize', `must be an integer from 0 to ${MAX_TOKEN_CACHE_SIZE}`, tokenCacheSize);
-  if (options.ca !== undefined && !(typeof options.ca === 'string' && options.ca.includes('-----BEGIN')))
-    fail('ca', 'must be PEM text (-----BEGIN CERTIFICATE-----…)', options.ca.slice?.(0, 40));
+  if (options.ca !== undefined && !isCertificatePem(options.ca))
+    fail(
+      'ca',
+      'must be one or more PEM certificates (-----BEGIN CERTIFICATE-----…)',
+      String(options.ca).slice(0, 40),
+    );
   const initialDelayMs = options.discoveryRetry?.initialDelayMs ?? 500;
-  const maxDelayMs = options.discoveryRetry?.maxDelayMs ?? 30_000;
+  const maxDelayMs = options.discoveryRetry?.maxDelayMs ?? Math.max(30_000, Number(initialDelayMs) || 0);
   if (!isIntegerIn(initialDelayMs, 1, 3_600_000))
     fail('discoveryRetry.initialDelayMs', 'must be an integer from 1 to 3600000', initialDelayMs);
   if (!isIntegerIn(maxDelayMs, initialDelayMs, 3_600_000))
@@ -144,7 +171,73 @@ function normaliseInstance(value: unknown, fail: (o: string, p: string, v: unkno
   if (url.protocol !== 'https:') fail('instance', 'must use https://', value);
   if (url.search || url.hash || url.username || url.password)
     fail('instance', 'must be a base URL without query, fragment or credentials', value);
+  // The tenant and the version are added here: an instance that already names them would be
+  // asked for `…/{tid}/{tid}/v2.0/…`, and the 404 would wrongly read as "no such tenant".
+  const segments = url.pathname.split('/').filter(Boolean);
+  if (segments.some((s) => AUTHORITY_PATH_SEGMENTS.has(s.toLowerCase()) || isGuid(s)))
+    fail(
+      'instance',
+      'must be the base URL without a tenant, version or endpoint path (e.g. https://login.microsoftonline.com)',
+      value,
+    );
   return `${url.origin}${url.pathname}`.replace(/\/+$/, '');
+}
+
+const AUTHORITY_PATH_SEGMENTS = new Set([
+  'v2.0',
+  'oauth2',
+  '.well-known',
+  'discovery',
+  'common',
+  'organizations',
+  'consumers',
+]);
+
+function refuseUnknown(given: object, known: ReadonlySet<string>, prefix: string): void {
+  for (const key of Object.keys(given)) {
+    if (known.has(key)) continue;
+    const near = [...known].find((k) => closeTo(k, key));
+    throw new EntraAuthOptionsError(
+      `${prefix}${key}`,
+      `is not an option${near ? ` (did you mean ${prefix}${near}?)` : ''}; known: ${[...known].join(', ')}`,
+    );
+  }
+}
+
+/** Same letters ignoring case, or at most two edits apart. */
+function closeTo(a: string, b: string): boolean {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  if (x === y) return true;
+  if (Math.abs(x.length - y.length) > 2) return false;
+  let previous = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= y.length; j++)
+      row[j] = Math.min(
+        previous[j]! + 1,
+        row[j - 1]! + 1,
+        previous[j - 1]! + (x[i - 1] === y[j - 1] ? 0 : 1),
+      );
+    previous = row;
+  }
+  return previous[y.length]! <= 2;
+}
+
+/** Whether `value` is PEM text of one or more X.509 certificates, each of which parses. */
+export function isCertificatePem(value: unknown): boolean {
+  if (typeof value !== 'string') return false;
+  const blocks = value.match(/-----BEGIN [^-]+-----[\s\S]*?-----END [^-]+-----/g) ?? [];
+  if (blocks.length === 0) return false;
+  return blocks.every((block) => {
+    if (!block.startsWith('-----BEGIN CERTIFICATE-----')) return false;
+    try {
+      new X509Certificate(block);
+      return true;
+    } catch {
+      return false;
+    }
+  });
 }
 
 function isIntegerIn(value: unknown, min: number, max: number): value is number {

@@ -27,6 +27,9 @@ import { AuthFailure, UnknownSigningKeyError } from './auth-failure';
 import { openIdMetadataUrl, type ResolvedEntraAuthOptions } from './entra-auth-options';
 import { ENTRA_AUTH_OPTIONS } from './entra-auth.tokens';
 import { fetchOpenIdMetadata, OpenIdMetadataError } from './openid-metadata';
+
+/** How long start-up waits for the first discovery round before it goes on in the background. */
+export const STARTUP_DISCOVERY_WAIT_MS = 5_000;
 import { SigningKeyStore } from './signing-key-store';
 import type { VerifiedPrincipal } from './verified-principal';
 
@@ -70,9 +73,19 @@ export class EntraAuthority implements OnApplicationBootstrap, OnModuleDestroy, 
     this.failure = { url: openIdMetadataUrl(options.instance, first, '2.0'), reason: 'not read yet' };
   }
 
-  /** The first attempt is awaited (so the first request finds the metadata); retries are not. */
+  /**
+   * The first attempt is awaited for at most {@link STARTUP_DISCOVERY_WAIT_MS}, so that the first
+   * request finds the metadata when the authority answers, and a silent authority does not hold
+   * the application's start-up; it goes on in the background, and so do the retries.
+   */
   async onApplicationBootstrap(): Promise<void> {
-    await this.discover(this.options.discoveryRetry.initialDelayMs);
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((done) => {
+      timer = setTimeout(done, STARTUP_DISCOVERY_WAIT_MS);
+      timer.unref();
+    });
+    await Promise.race([this.discover(this.options.discoveryRetry.initialDelayMs), waited]);
+    clearTimeout(timer);
   }
 
   onModuleDestroy(): void {
@@ -129,20 +142,15 @@ export class EntraAuthority implements OnApplicationBootstrap, OnModuleDestroy, 
     return { ready: true };
   }
 
-  /** One round over the tenants not yet discovered (each tried); schedules the next round on failure. */
+  /** One round over the tenants not yet discovered (all at once); schedules the next round on failure. */
   private async discover(nextDelayMs: number): Promise<void> {
-    let failed: unknown;
-    for (const tenantId of this.options.tenantIds) {
-      if (this.stopped) return;
-      if (this.tenants.has(tenantId)) continue;
-      try {
-        await this.discoverTenant(tenantId);
-      } catch (err) {
-        failed ??= err;
-      }
-    }
     if (this.stopped) return;
-    if (failed === undefined) {
+    const pending = this.options.tenantIds.filter((tenantId) => !this.tenants.has(tenantId));
+    const results = await Promise.allSettled(pending.map((tenantId) => this.discoverTenant(tenantId)));
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected')
+      ?.reason as unknown;
+    if (this.stopped) return;
+    if (results.every((r) => r.status === 'fulfilled')) {
       this.failure = undefined;
       return;
     }
@@ -162,14 +170,15 @@ export class EntraAuthority implements OnApplicationBootstrap, OnModuleDestroy, 
     const versions: AccessTokenVersion[] = this.options.acceptedTokenVersions.includes('1.0')
       ? ['2.0', '1.0']
       : ['2.0'];
-    for (const version of versions) {
-      const metadata = await fetchOpenIdMetadata(
-        openIdMetadataUrl(this.options.instance, tenantId, version),
-        request,
-      );
-      if (version === '2.0') jwksUri = metadata.jwksUri;
-      if (this.options.acceptedTokenVersions.includes(version)) issuers.set(version, metadata.issuer);
-    }
+    const documents = await Promise.all(
+      versions.map((version) =>
+        fetchOpenIdMetadata(openIdMetadataUrl(this.options.instance, tenantId, version), request),
+      ),
+    );
+    versions.forEach((version, i) => {
+      if (version === '2.0') jwksUri = documents[i]!.jwksUri;
+      if (this.options.acceptedTokenVersions.includes(version)) issuers.set(version, documents[i]!.issuer);
+    });
     const client = new JwksClient({
       jwksUri,
       cache: false,

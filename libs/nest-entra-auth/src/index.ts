@@ -1,6 +1,7 @@
 export { EntraAuthModule, type EntraAuthAsyncOptions } from './entra-auth.module';
 export {
   EntraAuthOptionsError,
+  isCertificatePem,
   openIdMetadataUrl,
   validateEntraAuthOptions,
   type EntraAuthOptions,
@@ -24,7 +25,7 @@ export { authFailureOf } from './entra-jwt-auth.guard';
 export { EntraJwtAuthGuard } from './entra-jwt-auth.guard';
 export { ClientPolicyGuard } from './client-policy.guard';
 export { AppRolesGuard } from './app-roles.guard';
-export { EntraAuthority, type AuthorityReadiness } from './entra-authority';
+export { EntraAuthority, STARTUP_DISCOVERY_WAIT_MS, type AuthorityReadiness } from './entra-authority';
 export { SigningKeyStore, type SigningKeyStoreOptions } from './signing-key-store';
 export { OpenIdMetadataError, fetchOpenIdMetadata, type OpenIdMetadata } from './openid-metadata';
 export { inspectCompactJws, MAX_TOKEN_BYTES, type InspectedJws } from './compact-jws';

@@ -7,7 +7,7 @@
  */
 import 'reflect-metadata';
 import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { randomUUID, createHmac, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Controller, Get, Injectable, Module, type DynamicModule } from '@nestjs/common';
@@ -22,6 +22,7 @@ import {
   EntraAuthority,
   Public,
   RequireAppRoles,
+  STARTUP_DISCOVERY_WAIT_MS,
   type EntraAuthOptions,
 } from './index';
 
@@ -299,6 +300,47 @@ describe('a tenant the authority does not publish', () => {
       body: { code: 'ERR_ISSUER_METADATA_UNAVAILABLE' },
     });
   });
+
+  it(
+    'does not hold start-up for an authority that accepts connections and never answers',
+    async () => {
+      // A black hole: the TLS handshake never completes. The request timeout (60 s) is far longer
+      // than the test's own limit, so this test ends only if start-up stops waiting by itself.
+      const sockets = new Set<Socket>();
+      const silent = createNetServer((socket) => void sockets.add(socket));
+      await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+      try {
+        const instance = `https://localhost:${(silent.address() as AddressInfo).port}`;
+        @Module({
+          imports: [
+            EntraAuthModule.forRoot(
+              options({ instance, tenantIds: [TENANT, randomUUID()], requestTimeoutMs: 60_000 }),
+            ),
+          ],
+          controllers: [ItemsController],
+        })
+        class SilentAuthorityModule {}
+        const app = await NestFactory.create<NestFastifyApplication>(
+          SilentAuthorityModule,
+          new FastifyAdapter(),
+          {
+            logger: false,
+          },
+        );
+        apps.push(app);
+        await app.init();
+        expect(await app.get(EntraAuthority).readiness()).toMatchObject({
+          ready: false,
+          missing: 'metadata',
+        });
+        await app.close();
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        silent.close();
+      }
+    },
+    STARTUP_DISCOVERY_WAIT_MS + 10_000,
+  );
 
   it('retries with exponential backoff up to the cap, logging each failure as a configuration error', async () => {
     const unknown = randomUUID();

@@ -2,9 +2,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createCertificateAuthority } from '@certflow/certs';
 import { validateEntraAuthOptions } from '@certflow/nest-entra-auth';
 import { ApiConfigInput, entraAuthOptions, loadApiConfig, validateApiConfig } from './api-config';
 import { ConfigError } from './config-error';
+
+/** A real CA certificate, made now: ENTRA_CA_FILE must hold certificates that parse. */
+const TEST_CA_PEM = createCertificateAuthority({ commonName: 'api-config test CA' }).certificatePem;
 
 const TENANT = 'A1B2C3D4-0000-4000-8000-0123456789AB';
 const REQUIRED = { ENTRA_TENANT_ID: TENANT, API_AUDIENCES: 'api-app-id' };
@@ -41,7 +45,7 @@ describe('loadApiConfig', () => {
 
   it('reads every variable, splitting and trimming the audience list', () => {
     const ca = join(dir, 'ca.crt.pem');
-    writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    writeFileSync(ca, TEST_CA_PEM);
     expect(
       loadApiConfig({
         HOST: '0.0.0.0',
@@ -124,9 +128,13 @@ describe('loadApiConfig', () => {
     expect(err.message).toMatch(problem);
   });
 
-  it('refuses an ENTRA_CA_FILE that holds no PEM certificate', () => {
-    const notPem = join(dir, 'key.txt');
-    writeFileSync(notPem, 'hello');
+  it.each([
+    ['no PEM at all', 'hello'],
+    ['a private key', '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n'],
+    ['a certificate that does not parse', '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'],
+  ])('refuses an ENTRA_CA_FILE that holds %s', (_, content) => {
+    const notPem = join(dir, 'not-a-ca.pem');
+    writeFileSync(notPem, content);
     expect(configError(() => loadApiConfig({ ...REQUIRED, ENTRA_CA_FILE: notPem })).variable).toBe(
       'ENTRA_CA_FILE',
     );
@@ -167,7 +175,7 @@ describe('validateApiConfig', () => {
 describe('entraAuthOptions', () => {
   it('hands the Entra settings to EntraAuthModule, with the CA file read', () => {
     const ca = join(dir, 'ca-options.crt.pem');
-    writeFileSync(ca, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
+    writeFileSync(ca, TEST_CA_PEM);
     const config = loadApiConfig({
       ...REQUIRED,
       ENTRA_INSTANCE: 'https://login.microsoftonline.us/',

@@ -8,7 +8,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { isGuid, type AccessTokenVersion } from '@certflow/claims';
 import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
-import type { EntraAuthOptions } from '@certflow/nest-entra-auth';
+import { isCertificatePem, type EntraAuthOptions } from '@certflow/nest-entra-auth';
 import { ConfigError } from './config-error';
 
 export interface ApiConfig {
@@ -278,8 +278,12 @@ function assertReadableCaFile(path: string): void {
       `must name a readable PEM file, got ${quote(path)} (not found or not readable)`,
     );
   }
-  if (!readFileSync(path, 'utf8').includes('-----BEGIN CERTIFICATE-----')) {
-    throw new ConfigError(VARIABLE.caFile, `must contain a PEM certificate, ${quote(path)} does not`);
+  // The same check EntraAuthModule makes, so that a bad file is named here by its variable.
+  if (!isCertificatePem(readFileSync(path, 'utf8'))) {
+    throw new ConfigError(
+      VARIABLE.caFile,
+      `must contain PEM certificates only, each one valid; ${quote(path)} does not`,
+    );
   }
 }
 
