@@ -40,13 +40,16 @@ describe('traceparent', () => {
     expect(child.spanId).toMatch(/^[0-9a-f]{16}$/);
     expect(child.spanId).not.toBe('00f067aa0ba902b7');
     expect(child.flags).toBe('01');
-    expect(parseTraceparent(formatTraceparent(child))).toEqual(child);
+    expect(child.parentSpanId).toBe('00f067aa0ba902b7');
+    const { parentSpanId: _, ...sent } = child;
+    expect(parseTraceparent(formatTraceparent(child))).toEqual(sent);
   });
 
   it('starts a new trace when the header is malformed', () => {
     const fresh = continueTrace('00-zz');
     expect(fresh.traceId).toMatch(/^[0-9a-f]{32}$/);
     expect(fresh.flags).toBe('00');
+    expect(fresh.parentSpanId).toBeUndefined();
   });
 
   it('makes different ids every time, across refills of the random pool', () => {

@@ -7,7 +7,7 @@
  * A component that receives a valid `traceparent` keeps its trace id and makes a new span id
  * for its own part of the call ({@link continueTrace}); one that receives none, or one that is
  * malformed, starts a new trace (the specification's rule: an invalid header is ignored, never
- * repaired). certflow records no spans, so the flags it starts with are `00` (not sampled);
+ * repaired; and then `tracestate`, which belongs to that header, is not passed on either). certflow records no spans, so the flags it starts with are `00` (not sampled);
  * flags received from a caller are passed on unchanged.
  */
 import { randomFillSync } from 'node:crypto';
@@ -19,6 +19,8 @@ export interface TraceContext {
   readonly spanId: string;
   /** Two lowercase hex digits; bit 0 is `sampled`. */
   readonly flags: string;
+  /** The caller's span, when this context continues a received `traceparent`. */
+  readonly parentSpanId?: string;
 }
 
 export const TRACEPARENT_HEADER = 'traceparent';
@@ -62,7 +64,9 @@ export function startTrace(): TraceContext {
  */
 export function continueTrace(incoming: string | readonly string[] | undefined): TraceContext {
   const parent = parseTraceparent(incoming);
-  return parent ? { traceId: parent.traceId, spanId: randomHex(8), flags: parent.flags } : startTrace();
+  return parent
+    ? { traceId: parent.traceId, spanId: randomHex(8), flags: parent.flags, parentSpanId: parent.spanId }
+    : startTrace();
 }
 
 // Random bytes come from a pool refilled 4 KiB at a time: one system call per ~170 ids

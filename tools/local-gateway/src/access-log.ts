@@ -35,6 +35,8 @@ export interface AccessLogEntry {
   traceId: string;
   /** The gateway's span id: the parent id in the `traceparent` the backend received. */
   spanId: string;
+  /** The caller's span id, when the request carried a valid `traceparent`. */
+  parentSpanId?: string;
   /** `LastError.Source` / `Reason` when something failed, e.g. validate-jwt / TokenExpired. */
   errorSource?: string;
   errorReason?: string;

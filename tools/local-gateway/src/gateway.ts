@@ -393,6 +393,7 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
       policy: 'gateway-error',
       traceId: trace.traceId,
       spanId: trace.spanId,
+      ...(trace.parentSpanId ? { parentSpanId: trace.parentSpanId } : {}),
       errorSource: 'gateway',
       errorReason: reason,
     });
@@ -683,6 +684,7 @@ async function handleRequest(
       traceId: trace.traceId,
       spanId: trace.spanId,
     };
+    if (trace.parentSpanId) entry.parentSpanId = trace.parentSpanId;
     if (error) {
       entry.errorSource = error.source;
       entry.errorReason = error.reason;

@@ -114,6 +114,8 @@ export function backendRequestHeaders(
   // The gateway's span is the backend's parent; the trace id is the caller's, or a new one.
   headers[TRACEPARENT_HEADER] = formatTraceparent(trace);
   headers['x-appgw-trace-id'] = trace.traceId;
+  // `tracestate` belongs to the caller's `traceparent`: with a new trace it is not passed on.
+  if (trace.parentSpanId === undefined) delete headers['tracestate'];
   return headers;
 }
 

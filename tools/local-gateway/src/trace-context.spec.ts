@@ -63,9 +63,15 @@ describe('W3C trace context through the gateway', () => {
   }
 
   it('keeps a valid caller trace end to end: the log and the backend see its trace id, with the gateway’s span as parent', async () => {
-    const { res, entry, backend } = await send({ 'x-partner': 'contoso', traceparent: CALLER });
+    const { res, entry, backend } = await send({
+      'x-partner': 'contoso',
+      traceparent: CALLER,
+      tracestate: 'vendor=kept',
+    });
     expect(res.status).toBe(200);
     expect(entry.traceId).toBe(CALLER_TRACE);
+    expect(entry.parentSpanId).toBe(CALLER_SPAN);
+    expect(backend?.tracestate).toBe('vendor=kept');
     expect(entry.spanId).toMatch(HEX(16));
     expect(entry.spanId).not.toBe(CALLER_SPAN);
     expect(backend?.traceparent).toBe(`00-${CALLER_TRACE}-${entry.spanId}-01`);
@@ -77,7 +83,10 @@ describe('W3C trace context through the gateway', () => {
     ['all-zero', { traceparent: `00-${'0'.repeat(32)}-${CALLER_SPAN}-01` }],
     ['absent', {}],
   ])('starts a new trace when traceparent is %s', async (_, extra: Record<string, string>) => {
-    const { entry, backend } = await send({ 'x-partner': 'contoso', ...extra });
+    // tracestate belongs to the traceparent it came with: dropped with it.
+    const { entry, backend } = await send({ 'x-partner': 'contoso', tracestate: 'vendor=evil', ...extra });
+    expect(backend?.tracestate).toBeUndefined();
+    expect(entry.parentSpanId).toBeUndefined();
     expect(entry.traceId).toMatch(HEX(32));
     expect(entry.traceId).not.toBe(CALLER_TRACE);
     expect(parseTraceparent(backend?.traceparent)).toEqual({

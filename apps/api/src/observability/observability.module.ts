@@ -71,6 +71,7 @@ export class ObservabilityModule implements OnModuleInit {
       const context: RequestContext = {
         traceId: trace.traceId,
         spanId: trace.spanId,
+        ...(trace.parentSpanId ? { parentSpanId: trace.parentSpanId } : {}),
         requestId: trace.traceId,
       };
       setRequestContext(request, context);

@@ -104,6 +104,7 @@ describe('trace context and request id', () => {
     expect(access).toMatchObject({ traceId: TRACE_ID, route: '/orders', method: 'GET', status: 401 });
     expect(access!['spanId']).toMatch(/^[0-9a-f]{16}$/);
     expect(access!['spanId']).not.toBe(PARENT_SPAN);
+    expect(access!['parentSpanId']).toBe(PARENT_SPAN);
     expect(refused!['spanId']).toBe(access!['spanId']);
   });
 

@@ -8,6 +8,8 @@
 export interface RequestContext {
   readonly traceId: string;
   readonly spanId: string;
+  /** The caller's span (the gateway's), when the request carried a valid `traceparent`. */
+  readonly parentSpanId?: string;
   readonly requestId: string;
 }
 
