@@ -56,6 +56,23 @@ export default [
     },
   },
   {
+    // Tests of a library may start local infrastructure too (the emulator, a redis-server);
+    // its product code still may not.
+    files: ['libs/**/*.spec.ts', 'libs/**/*.test-helpers.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: false,
+          allow: [],
+          depConstraints: depConstraints.map((c) =>
+            c.sourceTag === 'type:lib' ? { ...c, onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] } : c,
+          ),
+        },
+      ],
+    },
+  },
+  {
     // Benchmarks run the built package (by its name, as a user would) and, like tests, may
     // start local infrastructure.
     files: ['*/*/bench/**/*.ts'],

@@ -1,27 +1,23 @@
 /**
- * The partner worker against the real local Entra ID emulator (tools/entra-emulator):
- * register the partner, upload its .cer through the Graph API, get tokens with MSAL.
+ * The built partner worker CLI against the real local Entra ID emulator (tools/entra-emulator):
+ * register the partner, upload its .cer through the Graph API, run `token get` and `call` as
+ * users do. The token client alone against the emulator is tested in libs/partner-client
+ * (certificate-token-client.emulator.spec.ts).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CertificateStore,
-  type PartnerCredential,
-  CertificateTokenClient,
-  TokenAcquisitionError,
-  HttpsNetworkClient,
-} from '@certflow/partner-client';
+import { CertificateStore, type PartnerCredential } from '@certflow/partner-client';
 import { get } from 'node:https';
-import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import {
   GraphClient,
   provisionApiAndPartner,
   startEmulator,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { json, rejectionOf, startHttpsServer, tempDir, type TestServer } from './test-servers.test-helpers';
+import { json, startHttpsServer, tempDir, type TestServer } from './test-servers.test-helpers';
 import { DevelopmentCa } from '@certflow/certs';
 import { startRedisServer } from '@certflow/testing';
 import { randomBytes } from 'node:crypto';
@@ -88,21 +84,6 @@ describe('partner worker against the Entra ID emulator', () => {
   let credential: PartnerCredential;
   let caPem: string;
   let apiAppId: string;
-  const networks: HttpsNetworkClient[] = [];
-
-  function tokenClient(cred: PartnerCredential = credential) {
-    const networkClient = new HttpsNetworkClient({ ca: caPem });
-    networks.push(networkClient);
-    const client = new CertificateTokenClient({
-      entraInstance: emulator.url,
-      tenantId: emulator.tenantId,
-      clientId: partner.appId,
-      scope: SCOPE,
-      credential: cred,
-      networkClient,
-    });
-    return { client, networkClient };
-  }
 
   beforeAll(async () => {
     emulator = await startEmulator({ stateDir: join(dir.path, 'state'), port: 0 });
@@ -125,48 +106,8 @@ describe('partner worker against the Entra ID emulator', () => {
   }, 120_000);
 
   afterAll(async () => {
-    networks.forEach((n) => n.close());
     await emulator?.close();
     dir.remove();
-  });
-
-  it('gets a token with the registered certificate: from the network, then from the cache', async () => {
-    const { client, networkClient } = tokenClient();
-    const first = await client.getToken();
-    expect(first.source).toBe('network');
-    const claims = decodeJwt(first.accessToken);
-    expect(claims).toMatchObject({
-      azp: partner.appId,
-      azpacr: '2',
-      idtyp: 'app',
-      tid: emulator.tenantId,
-      ver: '2.0',
-      roles: ['Orders.Read'],
-    });
-    expect(first.expiresOn.getTime()).toBeGreaterThan(Date.now() + 30 * 60_000);
-
-    const second = await client.getToken();
-    expect(second).toMatchObject({ source: 'cache', accessToken: first.accessToken });
-    expect(networkClient.requestCounts).toEqual({ get: 0, post: 1 });
-  });
-
-  it('sends one token request for 20 concurrent cold callers', async () => {
-    const { client, networkClient } = tokenClient();
-    const tokens = await Promise.all(Array.from({ length: 20 }, () => client.getToken()));
-    expect(networkClient.requestCounts.post).toBe(1);
-    expect(new Set(tokens.map((t) => t.accessToken)).size).toBe(1);
-    expect(tokens.every((t) => t.source === 'network')).toBe(true);
-  });
-
-  it('surfaces AADSTS700027 for a certificate that is not registered', async () => {
-    const unregistered = new CertificateStore(join(dir.path, 'unregistered')).create({
-      commonName: 'not-uploaded',
-    });
-    const { client } = tokenClient(unregistered);
-    const err = await rejectionOf<TokenAcquisitionError>(client.getToken());
-    expect(err).toBeInstanceOf(TokenAcquisitionError);
-    expect(err.aadsts).toBe('700027');
-    expect(err.message).toMatch(/AADSTS700027/);
   });
 
   it('runs the built CLI: token get --json', async () => {

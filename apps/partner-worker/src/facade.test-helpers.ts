@@ -25,6 +25,7 @@ import {
   type RunningEmulator,
 } from '@certflow/entra-emulator';
 import { startRedisServer } from '@certflow/testing';
+import type { RsaKeySize } from '@certflow/certs';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { startFacade, type RunningFacade } from './facade';
 import { json, startHttpServer, tempDir, type TestServer } from './test-servers.test-helpers';
@@ -131,7 +132,7 @@ export function useFacadeFixture() {
     apiUp: true,
 
     /** A fresh certificate directory with a certificate registered for the partner. */
-    async registeredCertificate(name: string, opts: { days?: number } = {}) {
+    async registeredCertificate(name: string, opts: { days?: number; keySize?: RsaKeySize } = {}) {
       const store = new CertificateStore(join(dir.path, name));
       const credential = store.create({ commonName: `facade-${name}`, ...opts });
       const uploaded = await f.admin.addCertificate(

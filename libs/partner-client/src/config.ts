@@ -10,7 +10,7 @@ import { parseCertificate } from '@certflow/certs';
 import { isGuid } from '@certflow/claims';
 import { ConfigError, envUrl as url, envValue as value, type Env } from './env';
 import { parseCacheKey } from './shared-token-cache';
-import { tokenStoreBackend } from './token-stores';
+import { TOKEN_STORES, tokenStoreBackend } from './token-stores';
 
 export { ConfigError, type Env } from './env';
 
@@ -168,6 +168,14 @@ export function readSharedCacheConfig(env: Env): SharedCacheConfig | undefined {
   const store = named ?? (value(env, 'PARTNER_REDIS_URL') ? 'redis' : undefined);
   if (store === undefined) return undefined;
   const backend = tokenStoreBackend(store);
+  for (const [other, { variables }] of Object.entries(TOKEN_STORES)) {
+    const stray = variables.find((v) => !backend.variables.includes(v) && value(env, v) !== undefined);
+    if (stray)
+      throw new ConfigError(
+        'PARTNER_TOKEN_STORE',
+        `is "${store}" but ${stray} (a setting of the ${other} store) is set too: unset ${stray}, or set PARTNER_TOKEN_STORE=${other}`,
+      );
+  }
   const settings = backend.configure(env);
   const rawKey = value(env, 'PARTNER_CACHE_KEY');
   if (rawKey === undefined && backend.remote)

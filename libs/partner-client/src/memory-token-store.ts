@@ -50,6 +50,7 @@ export class MemoryTokenStore implements TokenStore {
 /** PARTNER_TOKEN_STORE=memory: no settings; the tokens never leave the process. */
 export const memoryTokenStore: TokenStoreBackend = {
   remote: false,
+  variables: [],
   configure: () => ({}),
   open: () => new MemoryTokenStore(),
 };

@@ -76,6 +76,7 @@ export class RedisTokenStore implements TokenStore {
 /** PARTNER_TOKEN_STORE=redis: PARTNER_REDIS_URL (redis:// or rediss://) is required. */
 export const redisTokenStore: TokenStoreBackend = {
   remote: true,
+  variables: ['PARTNER_REDIS_URL'],
   configure: (env) => {
     const raw = envValue(env, 'PARTNER_REDIS_URL');
     if (raw === undefined)

@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { AcquiredToken } from './certificate-token-client';
 import { readSharedCacheConfig } from './config';
+import { ConfigError } from './env';
 import { MemoryTokenStore } from './memory-token-store';
 import { SharedTokenCache } from './shared-token-cache';
 import { tokenKeyString, type FetchContext } from './token-cache';
@@ -147,5 +148,17 @@ describe('readSharedCacheConfig: PARTNER_TOKEN_STORE', () => {
     expect(() =>
       readSharedCacheConfig({ PARTNER_TOKEN_STORE: 'memory', PARTNER_CACHE_KEY: 'short' }),
     ).toThrow(/^PARTNER_CACHE_KEY: must be 32 random bytes/);
+  });
+
+  it('a setting of another store than the chosen one is ambiguous: memory with PARTNER_REDIS_URL names both', () => {
+    const ambiguous = { PARTNER_TOKEN_STORE: 'memory', PARTNER_REDIS_URL: 'redis://127.0.0.1:6379' };
+    expect(() => readSharedCacheConfig(ambiguous)).toThrow(ConfigError);
+    expect(() => readSharedCacheConfig({ ...ambiguous, PARTNER_CACHE_KEY: key })).toThrow(
+      /^PARTNER_TOKEN_STORE: is "memory" but PARTNER_REDIS_URL \(a setting of the redis store\) is set too: unset PARTNER_REDIS_URL, or set PARTNER_TOKEN_STORE=redis$/,
+    );
+    // An empty value counts as unset, as everywhere else.
+    expect(readSharedCacheConfig({ PARTNER_TOKEN_STORE: 'memory', PARTNER_REDIS_URL: '' })).toMatchObject({
+      store: 'memory',
+    });
   });
 });

@@ -28,6 +28,8 @@ export interface TokenStore {
 export interface TokenStoreBackend {
   /** The tokens leave the process (another machine keeps them): PARTNER_CACHE_KEY is then required. */
   readonly remote: boolean;
+  /** The environment variables this backend reads: setting one while another backend is chosen is a ConfigError. */
+  readonly variables: readonly string[];
   /** Reads this backend's environment variables at start-up; a bad value throws a ConfigError naming it. */
   configure(env: Env): Record<string, string>;
   /** Opens the store with what `configure` returned. */

@@ -5,8 +5,8 @@ import {
   authorityFor,
   toThumbprintHex,
   type TokenClientCredential,
-  HttpsNetworkClient,
-} from '@certflow/partner-client';
+} from './certificate-token-client';
+import { HttpsNetworkClient } from './https-network-client';
 import { randomUUID } from 'node:crypto';
 import { DevelopmentCa, createSelfSignedCertificate, parseCertificate } from '@certflow/certs';
 import { startStubAuthority, tempDir, type StubAuthority, rejectionOf } from './test-servers.test-helpers';

@@ -1,11 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ApiCallError,
-  ApiClient,
-  type AcquiredToken,
-  type GetTokenOptions,
-  type TokenProvider,
-} from '@certflow/partner-client';
+import { ApiCallError, ApiClient } from './api-client';
+import type { AcquiredToken, GetTokenOptions, TokenProvider } from './certificate-token-client';
 import { DevelopmentCa } from '@certflow/certs';
 import {
   json,

@@ -2,14 +2,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
-  ConfigError,
   DEFAULT_ENTRA_INSTANCE,
   readCertificateDirectoryConfig,
   readPartnerConfig,
   readTokenConfig,
   readTrustConfig,
-  type Env,
-} from '@certflow/partner-client';
+} from './config';
+import { ConfigError, type Env } from './env';
 import { createSelfSignedCertificate } from '@certflow/certs';
 import { tempDir } from './test-servers.test-helpers';
 
@@ -120,6 +119,11 @@ describe('config', () => {
     [{ PARTNER_API_BASE_URL: undefined }, 'PARTNER_API_BASE_URL', /is required/],
     [{ PARTNER_API_BASE_URL: 'ftp://x' }, 'PARTNER_API_BASE_URL', /https or http/],
     [{ PARTNER_API_BASE_URL: 'https://x/?a=1' }, 'PARTNER_API_BASE_URL', /query/],
+    [
+      { PARTNER_TOKEN_STORE: 'memory', PARTNER_REDIS_URL: 'redis://h:1' },
+      'PARTNER_TOKEN_STORE',
+      /"memory" but PARTNER_REDIS_URL \(a setting of the redis store\)/,
+    ],
   ])('rejects %j naming %s', (patch, variable, message) => {
     const err = configError(() => readPartnerConfig({ ...base, ...patch }));
     expect(err.variable).toBe(variable);

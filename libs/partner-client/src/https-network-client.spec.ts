@@ -4,7 +4,7 @@ import {
   HttpsNetworkClient,
   TransportError,
   type NetworkExchange,
-} from '@certflow/partner-client';
+} from './https-network-client';
 import { DevelopmentCa } from '@certflow/certs';
 import {
   fakeJwt,

@@ -6,19 +6,12 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CertificateStore,
-  type PartnerCredential,
-  CertificateTokenClient,
-  HttpsNetworkClient,
-  decryptToken,
-  encryptToken,
-  parseCacheKey,
-  RedisTokenStore,
-  SharedTokenCache,
-  TokenCache,
-  type TokenKey,
-} from '@certflow/partner-client';
+import { CertificateStore, type PartnerCredential } from './certificate-store';
+import { CertificateTokenClient } from './certificate-token-client';
+import { HttpsNetworkClient } from './https-network-client';
+import { RedisTokenStore } from './redis-token-store';
+import { decryptToken, encryptToken, parseCacheKey, SharedTokenCache } from './shared-token-cache';
+import { TokenCache, type TokenKey } from './token-cache';
 import { Redis } from 'ioredis';
 import {
   GraphClient,

@@ -1,14 +1,8 @@
 /** ApiClient against real local HTTP servers that misbehave: throttling, 5xx, resets, hangs. */
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ApiClient,
-  parseRetryAfter,
-  type ApiCallError,
-  type RetryEvent,
-  type AcquiredToken,
-  type TokenProvider,
-} from '@certflow/partner-client';
+import { ApiClient, parseRetryAfter, type ApiCallError, type RetryEvent } from './api-client';
+import type { AcquiredToken, TokenProvider } from './certificate-token-client';
 import { json, rejectionOf, startHttpServer, type TestServer } from './test-servers.test-helpers';
 
 const tokens: TokenProvider = {

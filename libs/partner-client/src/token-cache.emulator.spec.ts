@@ -5,17 +5,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  CertificateStore,
-  type PartnerCredential,
-  CertificateTokenClient,
-  TokenAcquisitionError,
-  HttpsNetworkClient,
-  TokenCache,
-  type CachedToken,
-  type TokenCacheOptions,
-  type TokenKey,
-} from '@certflow/partner-client';
+import { CertificateStore, type PartnerCredential } from './certificate-store';
+import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
+import { HttpsNetworkClient } from './https-network-client';
+import { TokenCache, type CachedToken, type TokenCacheOptions, type TokenKey } from './token-cache';
 import { decodeJwt } from 'jose';
 import {
   GraphClient,

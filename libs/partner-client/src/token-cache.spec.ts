@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { type AcquiredToken, TokenCache, type FetchContext } from '@certflow/partner-client';
+import type { AcquiredToken } from './certificate-token-client';
+import { TokenCache, type FetchContext } from './token-cache';
 import { rejectionOf } from './test-servers.test-helpers';
 
 const KEY = { authority: 'https://login.example/t', clientId: 'c', scope: 'api://x/.default' };

@@ -2,7 +2,8 @@ import { createPrivateKey } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CertificateStore, CertificateStoreError, summarize } from '@certflow/partner-client';
+import { CertificateStore, CertificateStoreError } from './certificate-store';
+import { summarize } from './certificate-summary';
 import {
   createCertificateAuthority,
   createSelfSignedCertificate,

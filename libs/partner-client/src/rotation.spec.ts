@@ -1,29 +1,24 @@
 /**
- * `cert rotate` against the real emulator's Graph addKey/removeKey: the partner registers its
- * next certificate itself (proof signed by the current one, its own Graph token), switches the
+ * Rotation against the real emulator's Graph addKey/removeKey: the partner registers its next
+ * certificate itself (proof signed by the current one, its own Graph token), switches the
  * running client without a restart, removes the old one; continuous calls never fail.
+ * (`cert rotate` on the command line is tested in apps/partner-worker.)
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  ApiClient,
-  CertificateStore,
-  type PartnerCredential,
-  CertificateTokenClient,
-  TokenAcquisitionError,
-  HttpsNetworkClient,
-  createProofOfPossession,
-  rotateCertificate,
-  TokenCache,
-} from '@certflow/partner-client';
+import { ApiClient } from './api-client';
+import { CertificateStore, type PartnerCredential } from './certificate-store';
+import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
+import { HttpsNetworkClient } from './https-network-client';
+import { createProofOfPossession, rotateCertificate } from './rotation';
+import { TokenCache } from './token-cache';
 import {
   GraphClient,
   provisionApiAndPartner,
   startEmulator,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { runCli, type CliIo } from './cli';
 import { rejectionOf, tempDir } from './test-servers.test-helpers';
 
 const API_URI = 'api://certflow-rotation-test';
@@ -174,56 +169,6 @@ describe('certificate rotation with Graph addKey/removeKey', () => {
     expect(result.nextCerPath).toBe(join(store.directory, 'next', 'partner.cer'));
     expect(result.message).toMatch(/send .*next\/partner\.cer to the API owner/);
     expect(store.load().certificate.thumbprints).toEqual(registered.certificate.thumbprints); // unchanged
-  }, 60_000);
-
-  it('cert rotate (CLI): rotates, keeps the key size, waits --grace-seconds before removeKey, prints the rotation event without key material, and the next token uses the new certificate', async () => {
-    const store = new CertificateStore(join(dir.path, 'cli'));
-    const first = store.create({ commonName: 'cli-partner', keySize: 3072 });
-    const uploaded = await admin.addCertificate(partner.objectId, readFileSync(first.cerPath), 'cli');
-    const env = {
-      ENTRA_INSTANCE: emulator.url,
-      PARTNER_TENANT_ID: emulator.tenantId,
-      PARTNER_CLIENT_ID: partner.appId,
-      PARTNER_SCOPE: SCOPE,
-      PARTNER_CERT_DIR: store.directory,
-      PARTNER_CA_FILE: emulator.caCertificatePath,
-      PARTNER_APP_OBJECT_ID: partner.objectId,
-      PARTNER_GRAPH_URL: emulator.graphUrl,
-    };
-    const out: string[] = [];
-    const err: string[] = [];
-    const io: CliIo = { env, cwd: dir.path, stdout: (l) => out.push(l), stderr: (l) => err.push(l) };
-    // A rotation never weakens the key: 2048 for a 3072-bit key is refused before anything changes.
-    expect(await runCli(['cert', 'rotate', '--key-size', '2048'], io)).toBe(1);
-    expect(err.splice(0).join('\n')).toMatch(/--key-size 2048 is smaller than the current key \(3072 bits\)/);
-    expect(store.load().certificate.thumbprints).toEqual(first.certificate.thumbprints);
-    const bad = await runCli(['cert', 'rotate', '--grace-seconds', 'soon'], io);
-    expect(bad).toBe(2);
-    expect(err.splice(0).join('\n')).toMatch(
-      /--grace-seconds must be a whole number from 0 to 3600, got "soon"/,
-    );
-    const stamped: { line: string; at: number }[] = [];
-    const code = await runCli(
-      ['cert', 'rotate', '--old-key-id', uploaded.keyId, '--grace-seconds', '1', '--json'],
-      { ...io, stderr: (l) => (err.push(l), stamped.push({ line: l, at: Date.now() })) },
-    );
-    expect(err.join('\n')).not.toMatch(/error/);
-    expect(code).toBe(0);
-    // removeKey came at least the grace period after the switch.
-    const switched = stamped.find((s) => /switched to the new certificate/.test(s.line));
-    const removed = stamped.find((s) => /removed/i.test(s.line) && s !== switched);
-    expect(switched, err.join('\n')).toBeDefined();
-    expect(removed, err.join('\n')).toBeDefined();
-    expect(removed!.at - switched!.at).toBeGreaterThanOrEqual(950);
-    expect(out.join('\n')).not.toMatch(/PRIVATE KEY/);
-    const event = JSON.parse(out[0]!) as Record<string, unknown>;
-    expect(event).toMatchObject({ event: 'rotation', status: 'rotated', removedKeyId: uploaded.keyId });
-    const rotated = store.load();
-    expect(rotated.certificate.publicKey.asymmetricKeyDetails?.modulusLength).toBe(3072);
-    expect((event.certificate as { thumbprints: { sha256Hex: string } }).thumbprints.sha256Hex).toBe(
-      rotated.certificate.thumbprints.sha256Hex,
-    );
-    expect(await runCli(['token', 'get'], { ...io, stdout: () => {} })).toBe(0);
   }, 60_000);
 
   it('builds the proof Graph expects', () => {
