@@ -12,7 +12,7 @@ import {
   signCsr,
 } from '@certflow/certs';
 import { runCli, type CliIo } from './cli';
-import { tempDir } from './test-servers.test-helpers';
+import { tempDir } from '@certflow/testing';
 
 async function run(argv: string[], env: Record<string, string | undefined>, cwd: string) {
   const out: string[] = [];

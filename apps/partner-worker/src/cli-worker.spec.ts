@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { CertificateStore } from '@certflow/partner-client';
 import { runCli, USAGE, type CliIo } from './cli';
-import { fakeJwt, tempDir } from './test-servers.test-helpers';
+import { fakeJwt, tempDir } from '@certflow/testing';
 
 interface Run {
   code: number;

@@ -12,7 +12,7 @@ import {
   tempDir,
   type StubAuthority,
   type TestServer,
-} from './test-servers.test-helpers';
+} from '@certflow/testing';
 
 interface Run {
   code: number;

@@ -17,9 +17,8 @@ import {
   startEmulator,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { json, startHttpsServer, tempDir, type TestServer } from './test-servers.test-helpers';
+import { json, startHttpsServer, tempDir, type TestServer, startRedisServer } from '@certflow/testing';
 import { DevelopmentCa } from '@certflow/certs';
-import { startRedisServer } from '@certflow/testing';
 import { randomBytes } from 'node:crypto';
 
 /** The ids of the traceparent a call sent, in its response event. */

@@ -24,11 +24,10 @@ import {
   startEmulator,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { startRedisServer } from '@certflow/testing';
+import { startRedisServer, json, startHttpServer, tempDir, type TestServer } from '@certflow/testing';
 import type { RsaKeySize } from '@certflow/certs';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
 import { startFacade, type RunningFacade } from './facade';
-import { json, startHttpServer, tempDir, type TestServer } from './test-servers.test-helpers';
 import { PartnerWorker } from './worker';
 
 export const API_URI = 'api://certflow-facade-test';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type TokenAcquisitionError } from '@certflow/partner-client';
 import { http, metric, until, startCli, LIFETIME_S, useFacadeFixture } from './facade.test-helpers';
-import { rejectionOf } from './test-servers.test-helpers';
+import { rejectionOf } from '@certflow/testing';
 
 describe('serve (built CLI) against the emulator and a verifying API', () => {
   const f = useFacadeFixture();

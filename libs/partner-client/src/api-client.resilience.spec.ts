@@ -3,7 +3,7 @@ import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient, parseRetryAfter, type ApiCallError, type RetryEvent } from './api-client';
 import type { AcquiredToken, TokenProvider } from './certificate-token-client';
-import { json, rejectionOf, startHttpServer, type TestServer } from './test-servers.test-helpers';
+import { json, rejectionOf, startHttpServer, type TestServer } from '@certflow/testing';
 
 const tokens: TokenProvider = {
   getToken: async (): Promise<AcquiredToken> => ({

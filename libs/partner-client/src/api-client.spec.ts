@@ -2,13 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiCallError, ApiClient } from './api-client';
 import type { AcquiredToken, GetTokenOptions, TokenProvider } from './certificate-token-client';
 import { DevelopmentCa } from '@certflow/certs';
-import {
-  json,
-  startHttpServer,
-  startHttpsServer,
-  tempDir,
-  type TestServer,
-} from './test-servers.test-helpers';
+import { json, startHttpServer, startHttpsServer, tempDir, type TestServer } from '@certflow/testing';
 
 /** Hands out token-1, token-2, … ; a forced refresh always makes a new one. */
 class CountingTokens implements TokenProvider {

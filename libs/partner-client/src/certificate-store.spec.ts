@@ -13,7 +13,7 @@ import {
   readPrivateKey,
   signCsr,
 } from '@certflow/certs';
-import { tempDir } from './test-servers.test-helpers';
+import { tempDir } from '@certflow/testing';
 
 /** A PEM block with a body too short to be a key (built, so no key-looking literal sits in the repository). */
 const damagedPem = (label: string): string => `-----BEGIN ${label}-----\nAAAA\n-----END ${label}-----\n`;

@@ -16,7 +16,7 @@ import {
 import { CertificateStore, type PartnerCredential } from './certificate-store';
 import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
 import { HttpsNetworkClient } from './https-network-client';
-import { rejectionOf, tempDir } from './test-servers.test-helpers';
+import { rejectionOf, tempDir } from '@certflow/testing';
 
 const API_URI = 'api://certflow-token-client-test';
 const SCOPE = `${API_URI}/.default`;

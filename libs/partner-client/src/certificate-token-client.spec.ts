@@ -9,7 +9,7 @@ import {
 import { HttpsNetworkClient } from './https-network-client';
 import { randomUUID } from 'node:crypto';
 import { DevelopmentCa, createSelfSignedCertificate, parseCertificate } from '@certflow/certs';
-import { startStubAuthority, tempDir, type StubAuthority, rejectionOf } from './test-servers.test-helpers';
+import { startStubAuthority, tempDir, type StubAuthority, rejectionOf } from '@certflow/testing';
 
 function credential(): TokenClientCredential {
   const pair = createSelfSignedCertificate({ commonName: 'partner' });

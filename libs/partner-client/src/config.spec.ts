@@ -10,7 +10,7 @@ import {
 } from './config';
 import { ConfigError, type Env } from './env';
 import { createSelfSignedCertificate } from '@certflow/certs';
-import { tempDir } from './test-servers.test-helpers';
+import { tempDir } from '@certflow/testing';
 
 const TENANT = '11111111-2222-3333-4444-555555555555';
 const CLIENT = 'AAAAAAAA-BBBB-CCCC-DDDD-EEEEEEEEEEEE';

@@ -6,14 +6,7 @@ import {
   type NetworkExchange,
 } from './https-network-client';
 import { DevelopmentCa } from '@certflow/certs';
-import {
-  fakeJwt,
-  json,
-  startHttpsServer,
-  tempDir,
-  type TestServer,
-  rejectionOf,
-} from './test-servers.test-helpers';
+import { fakeJwt, json, startHttpsServer, tempDir, type TestServer, rejectionOf } from '@certflow/testing';
 
 describe('HttpsNetworkClient', () => {
   const dir = tempDir();

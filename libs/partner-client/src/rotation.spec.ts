@@ -19,7 +19,7 @@ import {
   startEmulator,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { rejectionOf, tempDir } from './test-servers.test-helpers';
+import { rejectionOf, tempDir } from '@certflow/testing';
 
 const API_URI = 'api://certflow-rotation-test';
 const SCOPE = `${API_URI}/.default`;

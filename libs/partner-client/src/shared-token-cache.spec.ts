@@ -19,8 +19,7 @@ import {
   startEmulator,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { startRedisServer, type RedisServer } from '@certflow/testing';
-import { tempDir } from './test-servers.test-helpers';
+import { startRedisServer, type RedisServer, tempDir } from '@certflow/testing';
 
 describe('PARTNER_CACHE_KEY and token encryption', () => {
   it('accepts 32 random bytes as hex or base64, refuses anything else', () => {

@@ -17,7 +17,7 @@ import {
   startEmulator,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { rejectionOf, tempDir } from './test-servers.test-helpers';
+import { rejectionOf, tempDir } from '@certflow/testing';
 
 const API_URI = 'api://certflow-token-cache-test';
 const SCOPE = `${API_URI}/.default`;

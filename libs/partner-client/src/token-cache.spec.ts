@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { AcquiredToken } from './certificate-token-client';
 import { TokenCache, type FetchContext } from './token-cache';
-import { rejectionOf } from './test-servers.test-helpers';
+import { rejectionOf } from '@certflow/testing';
 
 const KEY = { authority: 'https://login.example/t', clientId: 'c', scope: 'api://x/.default' };
 const OTHER = { ...KEY, scope: 'api://y/.default' };
