@@ -101,9 +101,13 @@ export function backendRequestHeaders(
   const drop = connectionTokens(req.headers);
   const headers: OutgoingHttpHeaders = {};
   const incoming = req.headers;
+  // `tracestate` belongs to the caller's `traceparent`: with a new trace it is not passed on.
+  // (Skipped here rather than deleted afterwards: `delete` would slow every later use of the object.)
+  const continued = trace.parentSpanId !== undefined;
   for (const name in incoming) {
     const value = incoming[name];
     if (value === undefined || NOT_FORWARDED.has(name) || drop.has(name)) continue;
+    if (name === 'tracestate' && !continued) continue;
     headers[name] = value;
   }
   headers['x-forwarded-for'] = clientIpOf(req);
@@ -114,8 +118,6 @@ export function backendRequestHeaders(
   // The gateway's span is the backend's parent; the trace id is the caller's, or a new one.
   headers[TRACEPARENT_HEADER] = formatTraceparent(trace);
   headers['x-appgw-trace-id'] = trace.traceId;
-  // `tracestate` belongs to the caller's `traceparent`: with a new trace it is not passed on.
-  if (trace.parentSpanId === undefined) delete headers['tracestate'];
   return headers;
 }
 
