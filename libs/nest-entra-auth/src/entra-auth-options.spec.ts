@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import {
   EntraAuthOptionsError,
@@ -7,6 +8,10 @@ import {
 } from './entra-auth-options';
 
 const TENANT = 'A1B2C3D4-0000-4000-8000-0123456789AB';
+/** PEM that is not a certificate: a private key made now (never a committed one). */
+const PRIVATE_KEY_PEM = generateKeyPairSync('ec', { namedCurve: 'P-256' })
+  .privateKey.export({ type: 'pkcs8', format: 'pem' })
+  .toString();
 const VALID: EntraAuthOptions = {
   instance: 'https://login.microsoftonline.com/',
   tenantIds: [TENANT],
@@ -62,7 +67,7 @@ describe('validateEntraAuthOptions', () => {
     [{ audiences: [' api://orders '] }, 'audiences'],
     [{ instance: `https://login.microsoftonline.com/${TENANT}` }, 'instance'],
     [{ instance: 'https://login.microsoftonline.com/common/v2.0' }, 'instance'],
-    [{ ca: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----' }, 'ca'],
+    [{ ca: PRIVATE_KEY_PEM }, 'ca'],
     [{ ca: '-----BEGIN CERTIFICATE-----\nnot base64 DER\n-----END CERTIFICATE-----' }, 'ca'],
     [{ discoveryRetry: 5 }, 'discoveryRetry'],
   ])('refuses %j naming %s', (patch, option) => {

@@ -8,7 +8,10 @@ import { ApiConfigInput, entraAuthOptions, loadApiConfig, validateApiConfig } fr
 import { ConfigError } from './config-error';
 
 /** A real CA certificate, made now: ENTRA_CA_FILE must hold certificates that parse. */
-const TEST_CA_PEM = createCertificateAuthority({ commonName: 'api-config test CA' }).certificatePem;
+const TEST_CA = createCertificateAuthority({ commonName: 'api-config test CA' });
+const TEST_CA_PEM = TEST_CA.certificatePem;
+/** A PEM file that is not a certificate: the CA's own private key, made now. */
+const TEST_PRIVATE_KEY_PEM = TEST_CA.privateKeyPem;
 
 const TENANT = 'A1B2C3D4-0000-4000-8000-0123456789AB';
 const REQUIRED = { ENTRA_TENANT_ID: TENANT, API_AUDIENCES: 'api-app-id' };
@@ -130,7 +133,7 @@ describe('loadApiConfig', () => {
 
   it.each([
     ['no PEM at all', 'hello'],
-    ['a private key', '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n'],
+    ['a private key', TEST_PRIVATE_KEY_PEM],
     ['a certificate that does not parse', '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n'],
   ])('refuses an ENTRA_CA_FILE that holds %s', (_, content) => {
     const notPem = join(dir, 'not-a-ca.pem');
