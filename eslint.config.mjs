@@ -40,42 +40,17 @@ export default [
     },
   },
   {
-    // Tests of an app may start real local infrastructure (the emulator, the gateway).
-    files: ['apps/**/*.spec.ts', 'apps/**/*.test-helpers.ts', 'apps/**/test/**/*.ts'],
-    rules: {
-      '@nx/enforce-module-boundaries': [
-        'error',
-        {
-          enforceBuildableLibDependency: false,
-          allow: [],
-          depConstraints: depConstraints.map((c) =>
-            c.sourceTag === 'type:app' ? { ...c, onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] } : c,
-          ),
-        },
-      ],
-    },
-  },
-  {
-    // Tests of a library may start local infrastructure too (the emulator, a redis-server);
-    // its product code still may not.
-    files: ['libs/**/*.spec.ts', 'libs/**/*.test-helpers.ts'],
-    rules: {
-      '@nx/enforce-module-boundaries': [
-        'error',
-        {
-          enforceBuildableLibDependency: false,
-          allow: [],
-          depConstraints: depConstraints.map((c) =>
-            c.sourceTag === 'type:lib' ? { ...c, onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] } : c,
-          ),
-        },
-      ],
-    },
-  },
-  {
-    // Benchmarks run the built package (by its name, as a user would) and, like tests, may
-    // start local infrastructure.
-    files: ['*/*/bench/**/*.ts'],
+    // Tests and benchmarks of apps and libraries may start local infrastructure (the emulator,
+    // the gateway, a redis-server); their product code still may not. Benchmarks run the built
+    // package, by its own name, as a user would.
+    files: [
+      'apps/**/*.spec.ts',
+      'apps/**/*.test-helpers.ts',
+      'apps/**/test/**/*.ts',
+      'libs/**/*.spec.ts',
+      'libs/**/*.test-helpers.ts',
+      '*/*/bench/**/*.ts',
+    ],
     rules: {
       '@nx/enforce-module-boundaries': [
         'error',
@@ -84,7 +59,9 @@ export default [
           allowCircularSelfDependency: true,
           allow: [],
           depConstraints: depConstraints.map((c) =>
-            c.sourceTag === 'type:app' ? { ...c, onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] } : c,
+            c.sourceTag === 'type:app' || c.sourceTag === 'type:lib'
+              ? { ...c, onlyDependOnLibsWithTags: ['type:lib', 'type:tool'] }
+              : c,
           ),
         },
       ],
