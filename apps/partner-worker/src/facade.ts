@@ -26,9 +26,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type GuardDecision, isLoopbackAddress, loopbackGuard } from '@certflow/loopback-guard';
-import { continueTrace, TRACEPARENT_HEADER } from '@certflow/observability';
+import { continueTrace, PROMETHEUS_CONTENT_TYPE, TRACEPARENT_HEADER } from '@certflow/observability';
 import { TokenAcquisitionError, type ApiCallError, type RotationResult } from '@certflow/partner-client';
-import { METRICS_CONTENT_TYPE } from './metrics';
 import type { PartnerWorker } from './worker';
 
 export interface FacadeOptions {
@@ -194,7 +193,7 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
       void worker.metrics.render().then(
         (text) => {
           res.writeHead(200, {
-            'content-type': METRICS_CONTENT_TYPE,
+            'content-type': PROMETHEUS_CONTENT_TYPE,
             'content-length': Buffer.byteLength(text),
           });
           res.end(method === 'HEAD' ? undefined : text);

@@ -22,12 +22,9 @@ import {
   Gauge,
   Histogram,
   LATENCY_BUCKETS_SECONDS,
-  PROMETHEUS_CONTENT_TYPE,
   Registry,
 } from '@certflow/observability';
 import type { TokenRequestOutcome } from '@certflow/partner-client';
-
-export const METRICS_CONTENT_TYPE = PROMETHEUS_CONTENT_TYPE;
 
 export type CallOutcome = 'ok' | 'upstream' | 'timeout' | 'failed';
 
@@ -164,7 +161,7 @@ export class WorkerMetrics {
     this.reloadFailures.inc();
   }
 
-  /** The text exposition format (METRICS_CONTENT_TYPE). */
+  /** The text exposition format (`PROMETHEUS_CONTENT_TYPE`). */
   render(): Promise<string> {
     return this.registry.metrics();
   }

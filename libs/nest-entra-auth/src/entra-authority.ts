@@ -13,25 +13,18 @@
 import type { KeyObject } from 'node:crypto';
 import { Agent } from 'node:https';
 import { rootCertificates } from 'node:tls';
-import {
-  Inject,
-  Injectable,
-  Logger,
-  OnApplicationBootstrap,
-  OnApplicationShutdown,
-  OnModuleDestroy,
-} from '@nestjs/common';
+import { Inject, Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { JwksClient } from 'jwks-rsa';
 import { VerifiedTokenCache, type AccessTokenVersion } from '@certflow/claims';
 import { AuthFailure, UnknownSigningKeyError } from './auth-failure';
 import { openIdMetadataUrl, type ResolvedEntraAuthOptions } from './entra-auth-options';
 import { ENTRA_AUTH_OPTIONS } from './entra-auth.tokens';
 import { fetchOpenIdMetadata, OpenIdMetadataError } from './openid-metadata';
+import { SigningKeyStore } from './signing-key-store';
+import type { VerifiedPrincipal } from './verified-principal';
 
 /** How long start-up waits for the first discovery round before it goes on in the background. */
 export const STARTUP_DISCOVERY_WAIT_MS = 5_000;
-import { SigningKeyStore } from './signing-key-store';
-import type { VerifiedPrincipal } from './verified-principal';
 
 interface DiscoveredTenant {
   issuers: Map<AccessTokenVersion, string>;
@@ -51,7 +44,7 @@ export type AuthorityReadiness =
     };
 
 @Injectable()
-export class EntraAuthority implements OnApplicationBootstrap, OnModuleDestroy, OnApplicationShutdown {
+export class EntraAuthority implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger(EntraAuthority.name);
   private readonly tenants = new Map<string, DiscoveredTenant>();
   private readonly agent: Agent | undefined;
@@ -89,10 +82,6 @@ export class EntraAuthority implements OnApplicationBootstrap, OnModuleDestroy, 
   }
 
   onModuleDestroy(): void {
-    this.stop();
-  }
-
-  onApplicationShutdown(): void {
     this.stop();
   }
 
@@ -164,21 +153,15 @@ export class EntraAuthority implements OnApplicationBootstrap, OnModuleDestroy, 
 
   private async discoverTenant(tenantId: string): Promise<void> {
     const request = { agent: this.agent, timeoutMs: this.options.requestTimeoutMs };
-    const issuers = new Map<AccessTokenVersion, string>();
-    let jwksUri = '';
+    const accepted = this.options.acceptedTokenVersions;
+    const fetch = (version: AccessTokenVersion) =>
+      fetchOpenIdMetadata(openIdMetadataUrl(this.options.instance, tenantId, version), request);
     // The v2 document always (its jwks_uri serves both versions), the v1 one for v1 issuers.
-    const versions: AccessTokenVersion[] = this.options.acceptedTokenVersions.includes('1.0')
-      ? ['2.0', '1.0']
-      : ['2.0'];
-    const documents = await Promise.all(
-      versions.map((version) =>
-        fetchOpenIdMetadata(openIdMetadataUrl(this.options.instance, tenantId, version), request),
-      ),
-    );
-    versions.forEach((version, i) => {
-      if (version === '2.0') jwksUri = documents[i]!.jwksUri;
-      if (this.options.acceptedTokenVersions.includes(version)) issuers.set(version, documents[i]!.issuer);
-    });
+    const [v2, v1] = await Promise.all([fetch('2.0'), accepted.includes('1.0') ? fetch('1.0') : undefined]);
+    const jwksUri = v2.jwksUri;
+    const issuers = new Map<AccessTokenVersion, string>();
+    if (accepted.includes('2.0')) issuers.set('2.0', v2.issuer);
+    if (v1) issuers.set('1.0', v1.issuer);
     const client = new JwksClient({
       jwksUri,
       cache: false,

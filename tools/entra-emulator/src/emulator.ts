@@ -24,7 +24,8 @@ import { Directory } from './directory';
 import { DISCOVERY_CACHE_CONTROL, jwks, openIdConfiguration, openIdConfigurationV1 } from './discovery';
 import { FaultInjector, mergeFaults, NO_FAULTS, type FaultSettings } from './faults';
 import { graphErrors } from './graph-errors';
-import { Metrics, METRICS_CONTENT_TYPE, type TokenOutcome } from './metrics';
+import { PROMETHEUS_CONTENT_TYPE } from '@certflow/observability';
+import { Metrics, type TokenOutcome } from './metrics';
 import {
   describeEmulator,
   readEmulatorInfoIfPresent,
@@ -267,7 +268,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
     }
     const text = await ctx.metrics.render();
     res.writeHead(200, {
-      'content-type': METRICS_CONTENT_TYPE,
+      'content-type': PROMETHEUS_CONTENT_TYPE,
       'content-length': Buffer.byteLength(text),
       'cache-control': 'no-store',
     });

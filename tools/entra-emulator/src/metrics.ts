@@ -12,17 +12,9 @@
  *   injected latency.
  * - `entra_emulator_signing_key_rotations_total`.
  */
-import {
-  Counter,
-  Histogram,
-  LATENCY_BUCKETS_SECONDS,
-  PROMETHEUS_CONTENT_TYPE,
-  Registry,
-} from '@certflow/observability';
+import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, Registry } from '@certflow/observability';
 
 export type TokenOutcome = 'success' | 'error' | 'fault';
-
-export const METRICS_CONTENT_TYPE = PROMETHEUS_CONTENT_TYPE;
 
 export class Metrics {
   private readonly registry = new Registry();
@@ -83,7 +75,7 @@ export class Metrics {
     this.rotations.inc();
   }
 
-  /** The text exposition format (0.0.4), served with {@link METRICS_CONTENT_TYPE}. */
+  /** The text exposition format (0.0.4), served with `PROMETHEUS_CONTENT_TYPE`. */
   render(): Promise<string> {
     return this.registry.metrics();
   }

@@ -52,8 +52,6 @@ export interface BufferedAccessLog {
   flush(): Promise<void>;
 }
 
-export const DEFAULT_ACCESS_LOG_FLUSH_MS = DEFAULT_FLUSH_MS;
-
 /**
  * Access-log lines written in batches (`batchedLines` of @certflow/observability): every
  * `flushMs`, or at once past 64 KiB; whole lines only; at most 16 MiB wait for a stalled output,
@@ -61,7 +59,7 @@ export const DEFAULT_ACCESS_LOG_FLUSH_MS = DEFAULT_FLUSH_MS;
  */
 export function bufferedAccessLog(
   write: (chunk: string) => Promise<void> | void,
-  flushMs = DEFAULT_ACCESS_LOG_FLUSH_MS,
+  flushMs = DEFAULT_FLUSH_MS,
 ): BufferedAccessLog {
   const lines = batchedLines(write, { name: 'local-gateway: access log', flushMs });
   return { sink: (entry) => lines.push(JSON.stringify(entry)), flush: lines.flush };

@@ -13,7 +13,12 @@ import { createServer, Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { DevelopmentCa } from '@certflow/certs';
-import { continueTrace, startTrace, type TraceContext } from '@certflow/observability';
+import {
+  continueTrace,
+  PROMETHEUS_CONTENT_TYPE,
+  startTrace,
+  type TraceContext,
+} from '@certflow/observability';
 import {
   checkRequest,
   GuardDecision,
@@ -41,7 +46,7 @@ import {
   peerCertificateOf,
 } from './client-certificate';
 import { SubscriptionKeyOptions, SubscriptionKeys } from './subscription-keys';
-import { GatewayMetrics, METRICS_CONTENT_TYPE } from './metrics';
+import { GatewayMetrics } from './metrics';
 import { MemoryRateLimitStore, RateLimitStore, RedisRateLimitStore } from './rate-limit-store';
 import {
   backendRequestHeaders,
@@ -747,7 +752,7 @@ async function handleRequest(
     const body = await deps.metrics.render();
     if (res.destroyed) return;
     res.writeHead(200, {
-      'content-type': METRICS_CONTENT_TYPE,
+      'content-type': PROMETHEUS_CONTENT_TYPE,
       'content-length': Buffer.byteLength(body),
       ...closeIfBodyUnread(req, res),
     });

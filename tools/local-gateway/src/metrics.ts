@@ -12,18 +12,9 @@
  * Every request counts: the labelled children are looked up by a key of a few string joins
  * (`childCache`), not by prom-client's `labels()`, which hashes the label set on each call.
  */
-import {
-  Counter,
-  childCache,
-  Histogram,
-  LATENCY_BUCKETS_SECONDS,
-  PROMETHEUS_CONTENT_TYPE,
-  Registry,
-} from '@certflow/observability';
+import { Counter, childCache, Histogram, LATENCY_BUCKETS_SECONDS, Registry } from '@certflow/observability';
 
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
-
-export const METRICS_CONTENT_TYPE = PROMETHEUS_CONTENT_TYPE;
 
 export class GatewayMetrics {
   private readonly registry = new Registry();
@@ -81,7 +72,7 @@ export class GatewayMetrics {
     this.storeFailures.inc();
   }
 
-  /** The text exposition format (0.0.4), served with {@link METRICS_CONTENT_TYPE}. */
+  /** The text exposition format (0.0.4), served with `PROMETHEUS_CONTENT_TYPE`. */
   render(): Promise<string> {
     return this.registry.metrics();
   }

@@ -2,6 +2,11 @@
  * Nest's logger as one JSON object per line on stderr, so that stdout carries only the
  * `listening` event other tools wait for. Never pass a token or a key to it. A line written
  * for a request adds its `traceId`, `spanId` and `requestId` (`requestContextOf(request)`).
+ *
+ * Without a `write` function, lines go to stderr in batches (`batchedLines`: every 100 ms or
+ * 64 KiB, whole lines only), since the API writes an access line per request and a write per
+ * line would be a system call per request; errors are written at once. `flush()` before a
+ * planned exit; a process killed hard loses at most the last 100 ms of lines.
  */
 import type { LoggerService } from '@nestjs/common';
 import { batchedLines, streamWriter, type BatchedLines } from '@certflow/observability';
@@ -9,19 +14,14 @@ import { batchedLines, streamWriter, type BatchedLines } from '@certflow/observa
 type Level = 'error' | 'warn' | 'info' | 'debug' | 'verbose' | 'fatal';
 
 export class JsonLogger implements LoggerService {
-  private readonly write: (line: string) => void;
+  /** Takes one JSON line, without its newline. */
+  private readonly push: (json: string) => void;
   private readonly batch: BatchedLines | undefined;
 
   /** `write` receives each line, newline included (tests, or any output of your own). */
   constructor(write?: (line: string) => void) {
-    if (write) {
-      this.write = write;
-      this.batch = undefined;
-    } else {
-      const batch = batchedLines(streamWriter(process.stderr), { name: 'api: log' });
-      this.batch = batch;
-      this.write = (line) => batch.push(line.slice(0, -1));
-    }
+    this.batch = write ? undefined : batchedLines(streamWriter(process.stderr), { name: 'api: log' });
+    this.push = this.batch ? this.batch.push : (json) => write!(`${json}\n`);
   }
 
   /** Writes the lines still waiting in the batch. */
@@ -64,7 +64,9 @@ export class JsonLogger implements LoggerService {
       ...fields,
       ...(stack ? { stack } : {}),
     };
-    this.write(`${JSON.stringify(entry)}\n`);
-    if (level === 'warn' || level === 'error' || level === 'fatal') void this.flush();
+    this.push(JSON.stringify(entry));
+    // Errors are written at once; warnings wait for the batch like the rest (a flood of refused
+    // tokens logs a warning per request).
+    if (level === 'error' || level === 'fatal') void this.flush();
   }
 }

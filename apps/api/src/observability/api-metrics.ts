@@ -9,14 +9,7 @@
  *   api_auth_failures_total{code}
  *   api_verified_token_cache_hits_total, api_verified_token_cache_misses_total
  */
-import {
-  childCache,
-  Counter,
-  Histogram,
-  LATENCY_BUCKETS_SECONDS,
-  PROMETHEUS_CONTENT_TYPE,
-  Registry,
-} from '@certflow/observability';
+import { childCache, Counter, Histogram, LATENCY_BUCKETS_SECONDS, Registry } from '@certflow/observability';
 
 /** The cache's own counters (`VerifiedTokenCache` of @certflow/claims), read at scrape time. */
 export interface CacheCounters {
@@ -28,7 +21,6 @@ export const UNMATCHED_ROUTE = 'unmatched';
 
 export class ApiMetrics {
   readonly registry = new Registry();
-  readonly contentType = PROMETHEUS_CONTENT_TYPE;
   private readonly requests = childCache(
     new Counter({
       name: 'api_requests_total',

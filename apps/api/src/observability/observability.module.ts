@@ -10,7 +10,7 @@ import { ApiExcludeEndpoint } from '@nestjs/swagger';
 import type { FastifyInstance } from 'fastify';
 import { VerifiedTokenCache } from '@certflow/claims';
 import { Public, authFailureOf } from '@certflow/nest-entra-auth';
-import { continueTrace } from '@certflow/observability';
+import { continueTrace, PROMETHEUS_CONTENT_TYPE } from '@certflow/observability';
 import { ApiMetrics, UNMATCHED_ROUTE } from './api-metrics';
 import {
   REQUEST_CONTEXT,
@@ -31,7 +31,7 @@ export class MetricsController {
   @Public()
   @ApiExcludeEndpoint()
   @Get('metrics')
-  @Header('content-type', 'text/plain; version=0.0.4; charset=utf-8')
+  @Header('content-type', PROMETHEUS_CONTENT_TYPE)
   @Header('cache-control', 'no-store')
   metricsText(): Promise<string> {
     return this.metrics.text();
