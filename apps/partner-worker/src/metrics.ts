@@ -22,6 +22,7 @@ import {
   Gauge,
   Histogram,
   LATENCY_BUCKETS_SECONDS,
+  mirroredCounter,
   Registry,
 } from '@certflow/observability';
 import type { TokenRequestOutcome } from '@certflow/partner-client';
@@ -50,17 +51,8 @@ export class WorkerMetrics {
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
-    /** A counter whose value another object keeps (read at each scrape). */
     const mirrored = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers,
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
+      mirroredCounter(this.registry, name, help, read);
     mirrored(
       'partner_token_cache_hits_total',
       "Tokens served from certflow's token cache.",

@@ -8,7 +8,7 @@
  * chose from a bounded set (a route template, a status code, an outcome), never a path, a
  * header, a token or a key.
  */
-import { type Counter, type Gauge, type Histogram, Registry } from 'prom-client';
+import { Counter, type Gauge, type Histogram, Registry } from 'prom-client';
 
 export { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
@@ -39,4 +39,20 @@ export function childCache<T extends string, M extends Labelled<T>>(
     }
     return child;
   };
+}
+
+/**
+ * A counter whose value another object keeps (a cache's hit count, say): read at each scrape,
+ * so the hot path only increments its own number.
+ */
+export function mirroredCounter(registry: Registry, name: string, help: string, read: () => number): Counter {
+  return new Counter({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(read());
+    },
+  });
 }

@@ -9,7 +9,14 @@
  *   api_auth_failures_total{code}
  *   api_verified_token_cache_hits_total, api_verified_token_cache_misses_total
  */
-import { childCache, Counter, Histogram, LATENCY_BUCKETS_SECONDS, Registry } from '@certflow/observability';
+import {
+  childCache,
+  Counter,
+  Histogram,
+  LATENCY_BUCKETS_SECONDS,
+  mirroredCounter,
+  Registry,
+} from '@certflow/observability';
 
 /** The cache's own counters (`VerifiedTokenCache` of @certflow/claims), read at scrape time. */
 export interface CacheCounters {
@@ -48,22 +55,14 @@ export class ApiMetrics {
   );
 
   constructor(cache: CacheCounters) {
-    const cacheCounter = (name: string, help: string, read: () => number) =>
-      new Counter({
-        name,
-        help,
-        registers: [this.registry],
-        collect() {
-          this.reset();
-          this.inc(read());
-        },
-      });
-    cacheCounter(
+    mirroredCounter(
+      this.registry,
       'api_verified_token_cache_hits_total',
       'Tokens found in the verified-token cache (no signature check needed).',
       () => cache.hits,
     );
-    cacheCounter(
+    mirroredCounter(
+      this.registry,
       'api_verified_token_cache_misses_total',
       'Tokens not found in the verified-token cache (verified in full).',
       () => cache.misses,
