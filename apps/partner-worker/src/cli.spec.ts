@@ -208,11 +208,12 @@ describe('CLI', () => {
     it('call exits 1 after printing the response event when the API says 403', async () => {
       const r = await run(['call', '/admin', '--json'], env, cwd);
       expect(r.code).toBe(1);
-      expect(r.events.at(-1)).toMatchObject({
+      expect(r.events.at(-1)).toEqual({
         event: 'response',
         status: 403,
         body: { statusCode: 403, message: 'Forbidden' },
         traceId: expect.stringMatching(/^[0-9a-f]{32}$/),
+        spanId: expect.stringMatching(/^[0-9a-f]{16}$/),
       });
       expect(r.err).toMatch(/GET \/admin answered HTTP 403/);
     });

@@ -32,6 +32,7 @@ describe('PARTNER_TOKEN_STORE swaps the shared token store by configuration', ()
     const metrics = await worker.metrics.render();
     return {
       worker,
+      stats: { ...worker.shared!.stats },
       calls,
       failures,
       issued,
@@ -57,8 +58,13 @@ describe('PARTNER_TOKEN_STORE swaps the shared token store by configuration', ()
 
     const inMemory = await runOneWorker('store-memory', { PARTNER_TOKEN_STORE: 'memory' });
 
-    expect(onRedis.worker.shared).toBeDefined();
-    expect(inMemory.worker.shared).toBeDefined();
+    // Each store really carried the tokens: every fetch took the store's lock, none failed over.
+    for (const { stats, requests } of [onRedis, inMemory]) {
+      expect(Math.abs(stats.lockAcquired - requests)).toBeLessThanOrEqual(1); // read a moment apart
+      expect(stats.lockAcquired).toBeGreaterThanOrEqual(1);
+      expect(stats.storeErrors).toBe(0);
+      expect(stats.fallbacks).toBe(0);
+    }
     // Refresh ahead at about half of an 8-second lifetime (up to 20 % jitter): over two lifetimes,
     // the first token and 3 to 4 refreshes; never one per call.
     const atMost = Math.floor((2 * LIFETIME_S) / (0.4 * LIFETIME_S)) + 1;

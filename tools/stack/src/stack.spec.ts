@@ -218,6 +218,7 @@ describe('npm start -- --once', () => {
       // The registered certificate's keyId, for the partner's first cert rotate (removeKey).
       const keyId = readFileSync(join(again, 'partner', 'partner.key-id'), 'utf8').trim();
       expect(isGuid(keyId), keyId).toBe(true);
+      expect(keyId).toBe(keyId.toLowerCase()); // as Graph writes keyIds
       expect(first.stdout).toContain(`keyCredential ${keyId} (added)`);
       expect(second.stdout).toContain(`keyCredential ${keyId} (already registered)`);
       expect(existsSync(join(again, 'stack.json'))).toBe(false); // removed when the stack stops
