@@ -6,6 +6,15 @@ const token = (body: string, sig = SIG) => `h.${body}.${sig}`;
 const exp = Math.floor(Date.now() / 1000) + 600;
 
 describe('VerifiedTokenCache', () => {
+  it('given the time, drops an entry from its exp second on and counts a miss', () => {
+    const cache = new VerifiedTokenCache<string>(10);
+    cache.store(token('a'), 'p', { expiresAtSeconds: 1000 });
+    expect(cache.lookup(token('a'), { nowSeconds: 999.5 })?.value).toBe('p');
+    expect(cache.lookup(token('a'), { nowSeconds: 1000 })).toBeUndefined();
+    expect(cache.size).toBe(0);
+    expect([cache.hits, cache.misses]).toEqual([1, 1]);
+  });
+
   it('answers only for exactly the token it stored', () => {
     const cache = new VerifiedTokenCache<string>(10);
     cache.store(token('a'), 'principal-a', { expiresAtSeconds: exp });
@@ -19,8 +28,8 @@ describe('VerifiedTokenCache', () => {
     const cache = new VerifiedTokenCache<string>(10);
     const keys = [{ kid: 'k1' }];
     cache.store(token('a'), 'p', { expiresAtSeconds: exp, keys });
-    expect(cache.lookup(token('a'), keys)).toBeDefined();
-    expect(cache.lookup(token('a'), [{ kid: 'k1' }])).toBeUndefined(); // a new fetch: new objects
+    expect(cache.lookup(token('a'), { keys })).toBeDefined();
+    expect(cache.lookup(token('a'), { keys: [{ kid: 'k1' }] })).toBeUndefined(); // a new fetch: new objects
     expect(cache.size).toBe(0);
   });
 

@@ -21,7 +21,7 @@
  * @example
  *   const cache = new VerifiedTokenCache<AppPrincipal>(10_000);
  *   cache.store(token, principal, { expiresAtSeconds: claims.exp, keys: [signingKey] });
- *   cache.lookup(token, [signingKey])?.value; // the principal, until the caller sees exp pass
+ *   cache.lookup(token, { keys: [signingKey], nowSeconds })?.value; // the principal, until exp
  */
 export const DEFAULT_VERIFIED_TOKEN_CACHE_SIZE = 10_000;
 
@@ -40,6 +40,14 @@ export interface VerifiedTokenFacts {
   notBeforeSeconds?: unknown;
   /** The signing keys the token was verified against, compared by identity at lookup. */
   keys?: readonly unknown[];
+}
+
+export interface LookupOptions {
+  /** The signing keys trusted now: an entry verified against others is dropped. */
+  keys?: readonly unknown[];
+  /** The time now: an entry from its `exp` second on is dropped. */
+  nowSeconds?: number;
+  countMiss?: boolean;
 }
 
 export class VerifiedTokenCache<V> {
@@ -61,14 +69,14 @@ export class VerifiedTokenCache<V> {
   }
 
   /**
-   * The entry for exactly this token, when there is one and (given `currentKeys`) it was
-   * verified against these very key objects. `countMiss` false leaves the miss counter alone
-   * (for a second look at the same request).
+   * The entry for exactly this token, when there is one and, given `keys`, it was verified
+   * against these very key objects. Given `nowSeconds`, an entry whose `exp` has come is dropped
+   * (a caller with a clock skew checks the times itself). `countMiss` false leaves the miss
+   * counter alone (for a second look at the same request).
    */
   lookup(
     token: string,
-    currentKeys?: readonly unknown[],
-    countMiss = true,
+    { keys, nowSeconds, countMiss = true }: LookupOptions = {},
   ): VerifiedTokenEntry<V> | undefined {
     const key = keyOf(token);
     const entry = this.entries.get(key);
@@ -76,7 +84,10 @@ export class VerifiedTokenCache<V> {
       if (countMiss) this.misses++;
       return undefined;
     }
-    if (currentKeys !== undefined && !sameObjects(entry.keys, currentKeys)) {
+    if (
+      (keys !== undefined && !sameObjects(entry.keys, keys)) ||
+      (nowSeconds !== undefined && nowSeconds >= entry.expiresAtSeconds)
+    ) {
       this.entries.delete(key);
       if (countMiss) this.misses++;
       return undefined;

@@ -37,9 +37,9 @@ export class EntraJwtAuthGuard extends AuthGuard() {
     const request = context.switchToHttp().getRequest<{ headers: Record<string, unknown>; user?: unknown }>();
     // The same token string passed every check before (inspection, signature, issuer, audience, claims).
     const token = bearerToken(request as never);
-    const verified = token ? this.verifiedTokens.lookup(token) : undefined;
     // Until exp, with no clock tolerance: stricter than the first check, never looser.
-    if (verified && Date.now() < verified.expiresAtSeconds * 1000) {
+    const verified = token ? this.verifiedTokens.lookup(token, { nowSeconds: Date.now() / 1000 }) : undefined;
+    if (verified) {
       request.user = verified.value.principal;
       return true;
     }

@@ -120,7 +120,7 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
         notBeforeSeconds: (payload as { nbf?: unknown }).nbf,
       },
     );
-    return principal;
+    return frozen; // the same shape a cache hit hands out
   }
 
   /** Unverified claims may only refuse a token early, never accept one. */

@@ -129,7 +129,7 @@ export async function validateJwt(
   let metadata: OpenIdMetadata[] | undefined;
   if (useCache) {
     metadata = await currentKeys(keys);
-    const hit = cache.lookup(token, metadata);
+    const hit = cache.lookup(token, { keys: metadata });
     if (hit) return checkCachedLifetime(hit, token, rules, nowMs, cache);
   }
   let header: ProtectedHeaderParameters;
@@ -234,7 +234,7 @@ export function cachedValidation(
   const metadata = keys.peek();
   if (!metadata) return undefined;
   // A miss is counted by validateJwt's own lookup, which follows.
-  const hit = cache.lookup(token, metadata, false);
+  const hit = cache.lookup(token, { keys: metadata, countMiss: false });
   return hit ? checkCachedLifetime(hit, token, rules, nowMs, cache) : undefined;
 }
 
