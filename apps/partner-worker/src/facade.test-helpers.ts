@@ -179,11 +179,15 @@ export function useFacadeFixture() {
         watchPollMs: 200,
       });
       const facade: RunningFacade = await startFacade({ worker, allowedHosts, log: (m) => logs.push(m) });
-      closers.push(async () => {
-        await facade.close(100);
-        worker.close();
-      });
-      return { worker, facade, logs, assertions };
+      let stopped: Promise<void> | undefined;
+      /** Stops the facade and the worker's refresh timers (once; the fixture calls it too). */
+      const stop = () =>
+        (stopped ??= (async () => {
+          await facade.close(100);
+          worker.close();
+        })());
+      closers.push(stop);
+      return { worker, facade, logs, assertions, stop };
     },
 
     /** Tokens the emulator issued to the partner for the API so far. */
