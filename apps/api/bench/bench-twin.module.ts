@@ -5,7 +5,8 @@
  */
 import { Controller, Get, Inject, Module } from '@nestjs/common';
 import type { AppPrincipal } from '@certflow/claims';
-import { CurrentPrincipal, Public, RequireAppRoles } from '@certflow/nest-entra-auth';
+import { CurrentPrincipal, Public } from '@certflow/nest-entra-auth';
+import { AppRole, RequireRoles } from '../src/app-roles';
 import type { OrdersResponse } from '../src/orders/order';
 import { OrdersService } from '../src/orders/orders.service';
 
@@ -13,7 +14,7 @@ const ANONYMOUS: AppPrincipal = {
   tenantId: '00000000-0000-0000-0000-000000000000',
   clientAppId: '00000000-0000-0000-0000-000000000000',
   objectId: '00000000-0000-0000-0000-000000000000',
-  roles: ['Orders.Read'],
+  roles: [AppRole.OrdersRead],
   clientAuthentication: 'certificate',
   tokenVersion: '2.0',
   audience: 'bench',
@@ -23,7 +24,7 @@ const ANONYMOUS: AppPrincipal = {
 export class BenchTwinController {
   constructor(@Inject(OrdersService) private readonly orders: OrdersService) {}
 
-  @RequireAppRoles('Orders.Read')
+  @RequireRoles(AppRole.OrdersRead)
   @Get('authenticated')
   authenticated(@CurrentPrincipal() principal: AppPrincipal): OrdersResponse {
     return this.orders.listFor(principal);

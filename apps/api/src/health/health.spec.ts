@@ -63,12 +63,20 @@ describe('OpenAPI', () => {
     expect(body).toMatchObject({
       components: { securitySchemes: { entra: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
     });
-    const paths = body['paths'] as Record<string, Record<string, { security?: unknown }>>;
+    const paths = body['paths'] as Record<
+      string,
+      Record<string, { security?: unknown; 'x-app-roles'?: unknown }>
+    >;
     expect(Object.keys(paths)).toEqual(
       expect.arrayContaining(['/orders', '/orders/{id}', '/health', '/ready']),
     );
     expect(paths['/orders']!['post']!.security).toEqual([{ entra: [] }]);
     expect(paths['/health']!['get']!.security).toBeUndefined();
+    // The roles each operation requires, as tools read them (app-roles.ts).
+    expect(paths['/orders']!['get']!['x-app-roles']).toEqual(['Orders.Read']);
+    expect(paths['/orders/{id}']!['get']!['x-app-roles']).toEqual(['Orders.Read']);
+    expect(paths['/orders']!['post']!['x-app-roles']).toEqual(['Orders.Write']);
+    expect(paths['/health']!['get']!['x-app-roles']).toBeUndefined();
   });
 
   it('serves Swagger UI at /docs', async () => {

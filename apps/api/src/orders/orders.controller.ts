@@ -9,7 +9,8 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { AppPrincipal } from '@certflow/claims';
-import { CurrentPrincipal, RequireAppRoles } from '@certflow/nest-entra-auth';
+import { CurrentPrincipal } from '@certflow/nest-entra-auth';
+import { AppRole, RequireRoles } from '../app-roles';
 import { API_ERROR_REF } from '../openapi/error-responses';
 import { OPENAPI_BEARER_SCHEME } from '../openapi/openapi';
 import { CreateOrderInput, Order, ORDER_RULES, OrdersResponse } from './order';
@@ -23,15 +24,15 @@ import { OrdersService } from './orders.service';
 export class OrdersController {
   constructor(@Inject(OrdersService) private readonly orders: OrdersService) {}
 
-  @RequireAppRoles('Orders.Read')
-  @ApiOkResponse({ type: OrdersResponse, description: 'app role Orders.Read' })
+  @RequireRoles(AppRole.OrdersRead)
+  @ApiOkResponse({ type: OrdersResponse, description: `app role ${AppRole.OrdersRead}` })
   @Get()
   list(@CurrentPrincipal() principal: AppPrincipal): OrdersResponse {
     return this.orders.listFor(principal);
   }
 
-  @RequireAppRoles('Orders.Read')
-  @ApiOkResponse({ type: Order, description: 'app role Orders.Read' })
+  @RequireRoles(AppRole.OrdersRead)
+  @ApiOkResponse({ type: Order, description: `app role ${AppRole.OrdersRead}` })
   @ApiNotFoundResponse({ description: 'API: ERR_ORDER_NOT_FOUND', schema: { $ref: API_ERROR_REF } })
   @ApiParam({
     name: 'id',
@@ -43,8 +44,8 @@ export class OrdersController {
     return this.orders.get(id);
   }
 
-  @RequireAppRoles('Orders.Write')
-  @ApiCreatedResponse({ type: Order, description: 'app role Orders.Write' })
+  @RequireRoles(AppRole.OrdersWrite)
+  @ApiCreatedResponse({ type: Order, description: `app role ${AppRole.OrdersWrite}` })
   @ApiBadRequestResponse({
     description: 'API: ERR_ORDER_INVALID, with one message per problem in `errors`',
     schema: { $ref: API_ERROR_REF },
