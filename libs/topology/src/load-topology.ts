@@ -1,0 +1,278 @@
+/**
+ * Reads a topology file: JSON syntax (with line and column), structure (the JSON Schema), then
+ * meaning (unique names, URIs and role values; partners' roles that exist; files that exist;
+ * sane operations). All problems are collected before one TopologyError is thrown.
+ */
+import { readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { jsonSyntaxProblem } from './json-syntax';
+import { schemaProblems } from './schema-errors';
+import { didYouMean } from './suggest';
+import { TopologyError } from './topology-error';
+import type {
+  LoadedTopology,
+  PartnerCertificateSettings,
+  Topology,
+  TopologyApi,
+  TopologyPartner,
+} from './types';
+
+export const DEFAULT_TOPOLOGY_FILE = 'certflow.topology.json';
+
+/** As `cert create` of partner-worker makes them. */
+const DEFAULT_KEY_SIZE = 2048;
+const DEFAULT_VALIDITY_DAYS = 365;
+
+/** Reads, parses and validates a topology file; throws TopologyError naming every problem. */
+export function loadTopology(file: string): LoadedTopology {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why =
+      code === 'ENOENT'
+        ? 'the topology file does not exist'
+        : code === 'EISDIR'
+          ? 'is a directory, not a topology file'
+          : `cannot read the topology file (${code ?? (err as Error).message})`;
+    throw new TopologyError(path, [why]);
+  }
+  return parseTopology(text, path);
+}
+
+/** Parses and validates topology JSON; `file` (made absolute) anchors relative paths. */
+export function parseTopology(text: string, file: string): LoadedTopology {
+  const path = resolve(file);
+  const data = parseJson(text, path);
+  const problems = [...schemaProblems(data), ...meaningProblems(data, dirname(path))];
+  if (problems.length > 0) throw new TopologyError(path, problems);
+  return { file: path, topology: withDefaults(data as RawTopology, dirname(path)) };
+}
+
+function parseJson(text: string, file: string): unknown {
+  const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
+  try {
+    return JSON.parse(body);
+  } catch (err) {
+    const at = jsonSyntaxProblem(body);
+    throw new TopologyError(file, [
+      at
+        ? `line ${at.line}, column ${at.column}: invalid JSON: ${at.message}`
+        : `invalid JSON: ${(err as Error).message}`,
+    ]);
+  }
+}
+
+// ---- meaning ----
+
+/** The file as written; fields are checked before use, since the schema may have failed. */
+interface RawTopology {
+  apis: RawApi[];
+  partners: RawPartner[];
+}
+interface RawApi {
+  name: string;
+  displayName: string;
+  identifierUri: string;
+  accessTokenVersion?: 1 | 2;
+  appRoles: { value: string; displayName?: string; description?: string }[];
+  policy: string;
+  operations?: { method: string; urlTemplate: string; policy: string }[];
+}
+interface RawPartner {
+  name: string;
+  displayName: string;
+  certificate?: Partial<PartnerCertificateSettings>;
+  roles?: Record<string, string[]>;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function objects(value: unknown): [Record<string, unknown>, number][] {
+  return Array.isArray(value)
+    ? value.flatMap((item, i) => (isObject(item) ? [[item, i] as [Record<string, unknown>, number]] : []))
+    : [];
+}
+
+function str(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** Reports the second and later occurrences of a key. */
+function duplicates(
+  entries: { key: string | undefined; path: string }[],
+  problem: (key: string, firstPath: string) => string,
+): string[] {
+  const first = new Map<string, string>();
+  const problems: string[] = [];
+  for (const { key, path } of entries) {
+    if (key === undefined) continue;
+    const seen = first.get(key);
+    if (seen === undefined) first.set(key, path);
+    else problems.push(`${path}: ${problem(key, seen)}`);
+  }
+  return problems;
+}
+
+function fileProblem(path: string, relative: unknown, base: string): string[] {
+  if (typeof relative !== 'string' || relative === '') return [];
+  const absolute = resolve(base, relative);
+  try {
+    if (statSync(absolute).isFile()) return [];
+    return [`${path}: "${relative}" is not a file (${absolute})`];
+  } catch {
+    return [`${path}: file "${relative}" not found (${absolute})`];
+  }
+}
+
+const TEMPLATE_PARAMETER = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+
+function urlTemplateProblems(path: string, template: string): string[] {
+  if (!template.startsWith('/')) return []; // the schema said so already
+  if (/[?#\s]/.test(template))
+    return [`${path}: "${template}" must be a path only (no query, fragment or spaces)`];
+  const names: string[] = [];
+  const rest = template.replace(/\{([^{}]*)\}/g, (_, name: string) => {
+    names.push(name);
+    return '';
+  });
+  if (/[{}]/.test(rest)) return [`${path}: "${template}" has unbalanced braces`];
+  const bad = names.find((n) => !TEMPLATE_PARAMETER.test(n));
+  if (bad !== undefined) return [`${path}: "{${bad}}" is not a valid template parameter name`];
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) return [`${path}: parameter "{${twice}}" appears twice`];
+  return [];
+}
+
+function apiProblems(apis: [Record<string, unknown>, number][], base: string): string[] {
+  const problems = [
+    ...duplicates(
+      apis.map(([a, i]) => ({ key: str(a.name), path: `apis[${i}].name` })),
+      (name, first) => `duplicate api name "${name}" (also ${first})`,
+    ),
+    ...duplicates(
+      apis.map(([a, i]) => ({ key: str(a.identifierUri)?.toLowerCase(), path: `apis[${i}].identifierUri` })),
+      (uri, first) => `identifierUri "${uri}" is already used by ${first}`,
+    ),
+  ];
+  for (const [api, i] of apis) {
+    problems.push(
+      ...duplicates(
+        objects(api.appRoles).map(([r, j]) => ({
+          key: str(r.value),
+          path: `apis[${i}].appRoles[${j}].value`,
+        })),
+        (value, first) => `duplicate role "${value}" (also ${first})`,
+      ),
+      ...fileProblem(`apis[${i}].policy`, api.policy, base),
+    );
+    const operations = objects(api.operations);
+    problems.push(
+      ...duplicates(
+        operations.map(([o, j]) => ({
+          key:
+            typeof o.method === 'string' && typeof o.urlTemplate === 'string'
+              ? `${o.method} ${o.urlTemplate.replace(/\{[^{}]*\}/g, '{}').toLowerCase()}`
+              : undefined,
+          path: `apis[${i}].operations[${j}]`,
+        })),
+        (_, first) => `same method and URL template as ${first}`,
+      ),
+    );
+    for (const [operation, j] of operations) {
+      problems.push(...fileProblem(`apis[${i}].operations[${j}].policy`, operation.policy, base));
+      const template = str(operation.urlTemplate);
+      if (template !== undefined)
+        problems.push(...urlTemplateProblems(`apis[${i}].operations[${j}].urlTemplate`, template));
+    }
+  }
+  return problems;
+}
+
+function partnerProblems(
+  partners: [Record<string, unknown>, number][],
+  apis: [Record<string, unknown>, number][],
+  base: string,
+): string[] {
+  const rolesOf = new Map<string, string[]>();
+  for (const [api] of apis) {
+    const name = str(api.name);
+    if (name !== undefined && !rolesOf.has(name))
+      rolesOf.set(
+        name,
+        objects(api.appRoles).flatMap(([r]) => str(r.value) ?? []),
+      );
+  }
+  const problems = duplicates(
+    partners.map(([p, i]) => ({ key: str(p.name), path: `partners[${i}].name` })),
+    (name, first) => `duplicate partner name "${name}" (also ${first})`,
+  );
+  for (const [partner, i] of partners) {
+    if (isObject(partner.certificate))
+      problems.push(...fileProblem(`partners[${i}].certificate.cerFile`, partner.certificate.cerFile, base));
+    if (!isObject(partner.roles)) continue;
+    for (const [apiName, values] of Object.entries(partner.roles)) {
+      const path = `partners[${i}].roles.${apiName}`;
+      const roles = rolesOf.get(apiName);
+      if (roles === undefined) {
+        problems.push(`${path}: no api "${apiName}"${didYouMean(apiName, [...rolesOf.keys()])}`);
+        continue;
+      }
+      if (!Array.isArray(values)) continue;
+      values.forEach((value, j) => {
+        if (typeof value === 'string' && !roles.includes(value))
+          problems.push(`${path}[${j}]: no role "${value}" on api "${apiName}"${didYouMean(value, roles)}`);
+      });
+    }
+  }
+  return problems;
+}
+
+function meaningProblems(data: unknown, base: string): string[] {
+  if (!isObject(data)) return [];
+  const apis = objects(data.apis);
+  return [...apiProblems(apis, base), ...partnerProblems(objects(data.partners), apis, base)];
+}
+
+// ---- defaults ----
+
+function withDefaults(raw: RawTopology, base: string): Topology {
+  const apis = raw.apis.map((api): TopologyApi => ({
+    name: api.name,
+    displayName: api.displayName,
+    identifierUri: api.identifierUri,
+    accessTokenVersion: api.accessTokenVersion ?? 2,
+    appRoles: api.appRoles.map((role) => ({
+      value: role.value,
+      displayName: role.displayName ?? role.value,
+      description: role.description ?? `Applications holding ${role.value}`,
+    })),
+    policy: resolve(base, api.policy),
+    operations: (api.operations ?? []).map((op) => ({
+      method: op.method,
+      urlTemplate: op.urlTemplate,
+      policy: resolve(base, op.policy),
+    })),
+  }));
+  const partners = raw.partners.map((partner): TopologyPartner => {
+    const certificate = partner.certificate ?? {};
+    return {
+      name: partner.name,
+      displayName: partner.displayName,
+      certificate: {
+        commonName: certificate.commonName ?? partner.displayName,
+        keySize: certificate.keySize ?? DEFAULT_KEY_SIZE,
+        validityDays: certificate.validityDays ?? DEFAULT_VALIDITY_DAYS,
+        ...(certificate.cerFile !== undefined ? { cerFile: resolve(base, certificate.cerFile) } : {}),
+      },
+      roles: Object.fromEntries(
+        Object.entries(partner.roles ?? {}).map(([api, values]) => [api, [...values]]),
+      ),
+    };
+  });
+  return { apis, partners };
+}
