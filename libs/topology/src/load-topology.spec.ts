@@ -39,7 +39,7 @@ describe('loadTopology', () => {
   mkdirSync(join(dir.path, 'policies'));
 
   const valid = (): RawFile => ({
-    $schema: './topology.schema.json',
+    $schema: 'topology.schema.json',
     apis: [
       {
         name: 'orders',
