@@ -168,13 +168,11 @@ function parseAppRoles(value: unknown, existing: AppRole[]): AppRole[] {
     throw graphErrors.invalidProperty('appRoles', 'Duplicate role ids.');
   if (new Set(roles.map((r) => r.value)).size !== roles.length)
     throw graphErrors.invalidProperty('appRoles', 'Duplicate role values.');
-  // As in Entra: an enabled role must be disabled before it can be removed.
-  for (const old of existing) {
-    if (old.isEnabled && !roles.some((r) => r.id === old.id)) {
-      throw graphErrors.badRequest(
-        `Property 'appRoles' value ${old.id} cannot be deleted unless it is disabled first.`,
-      );
-    }
+  // As in Entra: an enabled role must be disabled before it can be removed or its value changed.
+  for (const old of existing.filter((r) => r.isEnabled)) {
+    const updated = roles.find((r) => r.id === old.id);
+    if (!updated) throw graphErrors.enabledEntitlement(old, 'deleted');
+    if (updated.value !== old.value) throw graphErrors.enabledEntitlement(old, 'updated');
   }
   return roles;
 }

@@ -1,24 +1,45 @@
 /**
  * A new tenant, as the emulator creates it on its first start: the tenant, one signing key,
  * Microsoft Graph's service principal, and an admin application allowed to manage
- * applications through the Graph API (Application.ReadWrite.All).
+ * applications and their role assignments through the Graph API (ADMIN_GRAPH_PERMISSIONS).
+ * `upgradeState` brings a tenant saved by an earlier version up to the same point.
  */
 import { generateClientSecret, hashClientSecret } from './client-secrets';
-import { ADMIN_DISPLAY_NAME, GRAPH_APP_ID, GRAPH_RESOURCE, GRAPH_ROLE_IDS } from './directory';
+import {
+  ADMIN_DISPLAY_NAME,
+  GRAPH_APP_ID,
+  GRAPH_RESOURCE,
+  GRAPH_ROLE_IDS,
+  type GraphRoleValue,
+} from './directory';
 import { newGuid, opaqueId } from './ids';
 import { createSigningKey } from './signing-keys';
 import { STATE_VERSION, type AppRole, type EmulatorState } from './state-store';
 
 export const TENANT_DOMAIN = 'certflow.onmicrosoft.com';
 
-const graphRole = (value: keyof typeof GRAPH_ROLE_IDS, description: string): AppRole => ({
-  id: GRAPH_ROLE_IDS[value],
-  value,
-  displayName: description,
-  description,
-  allowedMemberTypes: ['Application'],
-  isEnabled: true,
-});
+/** Microsoft Graph's application permissions this emulator models, with their real ids. */
+const GRAPH_APP_ROLES: Record<GraphRoleValue, string> = {
+  'Application.ReadWrite.All': 'Read and write all applications',
+  'Application.Read.All': 'Read all applications',
+  'AppRoleAssignment.ReadWrite.All': 'Manage app permission grants and app role assignments',
+};
+
+/** What the admin application may do: manage applications, and grant and revoke their roles. */
+export const ADMIN_GRAPH_PERMISSIONS: readonly GraphRoleValue[] = [
+  'Application.ReadWrite.All',
+  'AppRoleAssignment.ReadWrite.All',
+];
+
+const graphRoles = (): AppRole[] =>
+  Object.entries(GRAPH_APP_ROLES).map(([value, description]) => ({
+    id: GRAPH_ROLE_IDS[value as GraphRoleValue],
+    value,
+    displayName: description,
+    description,
+    allowedMemberTypes: ['Application'],
+    isEnabled: true,
+  }));
 
 export function createInitialState(now: Date): { state: EmulatorState; adminSecret: string } {
   const at = now.toISOString();
@@ -29,10 +50,7 @@ export function createInitialState(now: Date): { state: EmulatorState; adminSecr
     createdDateTime: at,
     builtIn: {
       servicePrincipalNames: [GRAPH_RESOURCE, `${GRAPH_RESOURCE}/`, GRAPH_APP_ID],
-      appRoles: [
-        graphRole('Application.ReadWrite.All', 'Read and write all applications'),
-        graphRole('Application.Read.All', 'Read all applications'),
-      ],
+      appRoles: graphRoles(),
     },
   };
   const adminSecret = generateClientSecret();
@@ -70,15 +88,48 @@ export function createInitialState(now: Date): { state: EmulatorState; adminSecr
     adminAppId: admin.appId,
     applications: [admin],
     servicePrincipals: [graph, adminSp],
-    appRoleAssignments: [
-      {
-        id: opaqueId(32),
-        appRoleId: GRAPH_ROLE_IDS['Application.ReadWrite.All'],
-        principalId: adminSp.id,
-        resourceId: graph.id,
-        createdDateTime: at,
-      },
-    ],
+    appRoleAssignments: [],
   };
+  grantAdminPermissions(state, at);
   return { state, adminSecret };
+}
+
+/**
+ * A tenant saved by an earlier version, brought up to date: Microsoft Graph's service principal
+ * gets every app role modelled here, and the admin application every permission in
+ * ADMIN_GRAPH_PERMISSIONS. Answers the upgraded copy, or `undefined` when nothing was missing,
+ * so loading the same state again changes nothing.
+ */
+export function upgradeState(state: EmulatorState, now: Date): EmulatorState | undefined {
+  const draft = structuredClone(state);
+  return grantAdminPermissions(draft, now.toISOString()) ? draft : undefined;
+}
+
+/** Adds what is missing, never a second copy of anything; true when something was added. */
+function grantAdminPermissions(state: EmulatorState, at: string): boolean {
+  const graph = state.servicePrincipals.find((s) => s.appId === GRAPH_APP_ID && s.builtIn);
+  const admin = state.servicePrincipals.find((s) => s.appId === state.adminAppId);
+  if (!graph?.builtIn || !admin) return false;
+  let changed = false;
+  for (const role of graphRoles()) {
+    if (graph.builtIn.appRoles.some((r) => r.id === role.id)) continue;
+    graph.builtIn.appRoles.push(role);
+    changed = true;
+  }
+  for (const permission of ADMIN_GRAPH_PERMISSIONS) {
+    const appRoleId = GRAPH_ROLE_IDS[permission];
+    const held = state.appRoleAssignments.some(
+      (a) => a.principalId === admin.id && a.resourceId === graph.id && a.appRoleId === appRoleId,
+    );
+    if (held) continue;
+    state.appRoleAssignments.push({
+      id: opaqueId(32),
+      appRoleId,
+      principalId: admin.id,
+      resourceId: graph.id,
+      createdDateTime: at,
+    });
+    changed = true;
+  }
+  return changed;
 }

@@ -4,6 +4,7 @@
  * only then becomes visible, so a failed request (or a failed write) changes nothing.
  */
 import type { ApplicationChanges } from './application-input';
+import type { AssignmentInput, AssignmentSide } from './assignment-input';
 import { generateClientSecret, hashClientSecret } from './client-secrets';
 import { graphErrors, GraphError } from './graph-errors';
 import { isGuid } from '@certflow/claims';
@@ -26,7 +27,9 @@ export const GRAPH_RESOURCE = 'https://graph.microsoft.com';
 export const GRAPH_ROLE_IDS = {
   'Application.ReadWrite.All': '1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9',
   'Application.Read.All': '9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30',
+  'AppRoleAssignment.ReadWrite.All': '06b708a9-e830-4db3-a914-8e69da51d44f',
 } as const;
+export type GraphRoleValue = keyof typeof GRAPH_ROLE_IDS;
 export const ADMIN_DISPLAY_NAME = 'certflow emulator admin';
 
 export interface ResolvedResource {
@@ -91,8 +94,14 @@ export class Directory {
     return sp.builtIn?.appRoles ?? this.applicationByAppId(sp.appId)?.appRoles ?? [];
   }
 
+  /** The resource's view (`appRoleAssignedTo`): every assignment of one of its roles. */
   assignmentsTo(resourceId: string): StoredAppRoleAssignment[] {
     return this.current.appRoleAssignments.filter((a) => a.resourceId === resourceId);
+  }
+
+  /** The client's view (`appRoleAssignments`): every role the principal was assigned. */
+  assignmentsOf(principalId: string): StoredAppRoleAssignment[] {
+    return this.current.appRoleAssignments.filter((a) => a.principalId === principalId);
   }
 
   createApplication(changes: ApplicationChanges): StoredApplication {
@@ -224,24 +233,13 @@ export class Directory {
     });
   }
 
-  assignAppRole(resourceId: string, body: unknown): StoredAppRoleAssignment {
-    const resource = this.servicePrincipal(resourceId);
-    if (!resource) throw graphErrors.notFound(resourceId);
-    if (typeof body !== 'object' || body === null)
-      throw graphErrors.badRequest('The request body must be a JSON object.');
-    const { principalId, resourceId: bodyResourceId, appRoleId } = body as Record<string, unknown>;
-    if (!isGuid(principalId))
-      throw graphErrors.badRequest("Property 'principalId' is required and must be a GUID.");
-    if (!isGuid(appRoleId))
-      throw graphErrors.badRequest("Property 'appRoleId' is required and must be a GUID.");
-    if (bodyResourceId !== undefined && String(bodyResourceId).toLowerCase() !== resource.id) {
-      throw graphErrors.badRequest(
-        "Property 'resourceId' must be the id of the service principal in the request URL.",
-      );
-    }
-    const principal = this.servicePrincipal(principalId);
-    if (!principal) throw graphErrors.badRequest(`The principal '${principalId}' does not exist.`);
-    const role = this.appRolesOf(resource).find((r) => r.id === appRoleId.toLowerCase());
+  /** Assigns an enabled app role of the resource to the principal, once. */
+  assignAppRole(input: AssignmentInput): StoredAppRoleAssignment {
+    const resource = this.servicePrincipal(input.resourceId);
+    if (!resource) throw graphErrors.badRequest(`The resource '${input.resourceId}' does not exist.`);
+    const principal = this.servicePrincipal(input.principalId);
+    if (!principal) throw graphErrors.badRequest(`The principal '${input.principalId}' does not exist.`);
+    const role = this.appRolesOf(resource).find((r) => r.id === input.appRoleId);
     if (!role || !role.isEnabled || !role.allowedMemberTypes.includes('Application')) {
       throw graphErrors.badRequest(
         `Permission being assigned was not found on application '${resource.appId}'.`,
@@ -264,6 +262,47 @@ export class Directory {
       };
       draft.appRoleAssignments.push(assignment);
       return assignment;
+    });
+  }
+
+  /**
+   * One assignment seen from the service principal `spId`, as the principal holding it
+   * (`appRoleAssignments`) or as the resource defining its role (`appRoleAssignedTo`).
+   */
+  assignment(spId: string, side: AssignmentSide, assignmentId: string): StoredAppRoleAssignment | undefined {
+    return this.current.appRoleAssignments.find(
+      (a) => a.id === assignmentId && a[side] === spId.toLowerCase(),
+    );
+  }
+
+  /** Revokes an assignment; tokens issued from now on no longer carry its role. */
+  removeAppRoleAssignment(spId: string, side: AssignmentSide, assignmentId: string): void {
+    if (!this.assignment(spId, side, assignmentId)) throw graphErrors.notFound(assignmentId);
+    this.mutate((draft) => {
+      draft.appRoleAssignments = draft.appRoleAssignments.filter((a) => a.id !== assignmentId);
+    });
+  }
+
+  /**
+   * Graph's DELETE /applications/{id}: the application, its service principal and every
+   * assignment held by or made to that principal. The emulator's own admin application is
+   * refused: every Graph and admin call depends on it.
+   */
+  deleteApplication(id: string): void {
+    this.mutate((draft) => {
+      const app = draft.applications.find((a) => a.id === id.toLowerCase());
+      if (!app) throw graphErrors.notFound(id);
+      if (app.appId === draft.adminAppId)
+        throw graphErrors.badRequest(
+          `'${app.displayName}' is the emulator's admin application and cannot be deleted: without it nobody could call the Graph or admin API again.`,
+        );
+      draft.applications = draft.applications.filter((a) => a !== app);
+      const sp = draft.servicePrincipals.find((s) => s.appId === app.appId);
+      if (!sp) return;
+      draft.servicePrincipals = draft.servicePrincipals.filter((s) => s !== sp);
+      draft.appRoleAssignments = draft.appRoleAssignments.filter(
+        (a) => a.principalId !== sp.id && a.resourceId !== sp.id,
+      );
     });
   }
 

@@ -17,7 +17,7 @@ import {
   parseAllowedHosts,
 } from '@certflow/loopback-guard';
 import { DEFAULT_TOKEN_LIFETIME, v1Issuer, type TokenLifetime } from './access-tokens';
-import { createInitialState } from './bootstrap';
+import { createInitialState, upgradeState } from './bootstrap';
 import { ReplayGuard } from './client-assertion-verifier';
 import { clientSecretMatches } from './client-secrets';
 import { Directory } from './directory';
@@ -102,7 +102,9 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   let state: EmulatorState;
   let adminSecret: string | undefined;
   if (stored) {
-    state = stored;
+    // Saved by an earlier version: completed (admin permissions) and saved atomically before use.
+    state = upgradeState(stored, clock()) ?? stored;
+    if (state !== stored) saveState(stateDir, state);
   } else {
     ({ state, adminSecret } = createInitialState(clock()));
     saveState(stateDir, state);

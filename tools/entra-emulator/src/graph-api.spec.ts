@@ -3,7 +3,6 @@ import { randomUUID, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import forge from 'node-forge';
 import { createSelfSignedCertificate, pemToDer, parseCertificate } from '@certflow/certs';
-import { GraphRequestError } from './graph-client';
 import { statePath } from './state-store';
 import {
   API_URI,
@@ -307,13 +306,6 @@ describe('applications', () => {
     expect((await f.graph.getApplication(app.id)).passwordCredentials.map((p) => p.keyId)).toEqual([
       kept.keyId,
     ]);
-  });
-
-  it('an enabled app role must be disabled before it is removed', async () => {
-    const app = await f.graph.getApplication(f.provisioned.api.objectId);
-    await expect(f.graph.updateApplication(app.id, { appRoles: [] })).rejects.toBeInstanceOf(
-      GraphRequestError,
-    );
   });
 });
 

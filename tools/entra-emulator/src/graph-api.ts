@@ -5,26 +5,28 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseApplicationBody } from './application-input';
-import { GRAPH_APP_ID, type Directory } from './directory';
+import { assignmentSide } from './assignment-input';
+import { GRAPH_APP_ID } from './directory';
 import {
   authenticateGraphRequest,
   authorizeGraphRequest,
   hasPermission,
-  type GraphAuthContext,
-  type GraphCaller,
   type GraphPermission,
 } from './graph-auth';
 import { parseKeyCredentials } from './key-credentials';
 import { verifyProofOfPossession } from './proof-of-possession';
 import { GraphError, graphErrors } from './graph-errors';
 import {
-  applicationView,
-  appRoleAssignmentView,
-  keyCredentialView,
-  passwordCredentialView,
-  project,
-  servicePrincipalView,
-} from './graph-shapes';
+  entity,
+  filterBy,
+  list,
+  selectOf,
+  type GraphContext,
+  type GraphRequest,
+  type Reply,
+} from './graph-route';
+import { servicePrincipals } from './graph-service-principals';
+import { applicationView, keyCredentialView, passwordCredentialView, project } from './graph-shapes';
 import { headerValue, sendEmpty, sendJson } from './http-io';
 import { readGraphJson } from './graph-body';
 import { isGuid } from '@certflow/claims';
@@ -33,22 +35,6 @@ import type { StoredApplication } from './state-store';
 
 export const GRAPH_PREFIX = '/graph/v1.0';
 const BODY_LIMIT = 1024 * 1024;
-
-export interface GraphContext extends GraphAuthContext {
-  directory: Directory;
-}
-
-interface GraphRequest {
-  caller: GraphCaller;
-  method: string;
-  segments: string[];
-  query: URLSearchParams;
-  graphUrl: string;
-  body: () => Promise<unknown>;
-  ctx: GraphContext;
-}
-
-type Reply = { status: number; body?: Record<string, unknown> };
 
 export async function handleGraphRequest(
   req: IncomingMessage,
@@ -61,21 +47,23 @@ export async function handleGraphRequest(
   const headers = { 'request-id': requestId, 'client-request-id': clientRequestId };
   try {
     const method = req.method ?? 'GET';
-    const permission: GraphPermission = method === 'GET' ? 'read' : 'write';
-    const rest = url.pathname
+    const segments = url.pathname
       .slice(GRAPH_PREFIX.length)
       .split('/')
-      .filter((s) => s !== '');
+      .filter((s) => s !== '')
+      .map((s) => safeDecode(s));
     // addKey/removeKey need no permission when an application rolls its own keys (the proof protects them).
     const selfService =
-      rest.length === 3 && rest[0] === 'applications' && (rest[2] === 'addKey' || rest[2] === 'removeKey');
+      segments.length === 3 &&
+      segments[0] === 'applications' &&
+      (segments[2] === 'addKey' || segments[2] === 'removeKey');
     const caller = selfService
       ? await authenticateGraphRequest(headerValue(req, 'authorization'), ctx)
-      : await authorizeGraphRequest(headerValue(req, 'authorization'), permission, ctx);
+      : await authorizeGraphRequest(headerValue(req, 'authorization'), permissionFor(method, segments), ctx);
     const reply = await route({
       caller,
       method,
-      segments: rest.map((s) => safeDecode(s)),
+      segments,
       query: url.searchParams,
       graphUrl: `${ctx.baseUrl}${GRAPH_PREFIX}`,
       body: () => readGraphJson(req, BODY_LIMIT),
@@ -114,9 +102,18 @@ export async function handleGraphRequest(
   }
 }
 
+/** Granting and revoking app role assignments need AppRoleAssignment.ReadWrite.All, as in Graph. */
+function permissionFor(method: string, segments: string[]): GraphPermission {
+  if (method === 'GET') return 'read';
+  if (segments[0] === 'servicePrincipals' && assignmentSide(segments[2]) !== undefined)
+    return method === 'DELETE' ? 'revoke' : 'assign';
+  return 'write';
+}
+
 async function route(r: GraphRequest): Promise<Reply> {
   const [collection, id, action, ...extra] = r.segments;
   if (collection === undefined) throw graphErrors.unknownSegment('v1.0');
+  if (collection === 'servicePrincipals') return servicePrincipals(r);
   if (extra.length > 0) throw graphErrors.unknownSegment(extra[0]!);
   const byAppId = /^applications\(appId='([^']*)'\)$/.exec(collection);
   if (byAppId) {
@@ -126,7 +123,6 @@ async function route(r: GraphRequest): Promise<Reply> {
     return applications(r, app.id, undefined);
   }
   if (collection === 'applications') return applications(r, id, action);
-  if (collection === 'servicePrincipals') return servicePrincipals(r, id, action);
   throw graphErrors.unknownSegment(collection);
 }
 
@@ -137,23 +133,18 @@ async function applications(
 ): Promise<Reply> {
   const { directory } = r.ctx;
   const select = selectOf(r.query);
+  const context = `${r.graphUrl}/$metadata#applications`;
   if (id === undefined) {
     if (r.method === 'GET') {
       const filtered = filterBy(r.query, directory.applications(), ['appId', 'displayName']);
       return list(
-        `${r.graphUrl}/$metadata#applications`,
+        context,
         filtered.map((a) => project(applicationView(a, false), select)),
       );
     }
     if (r.method === 'POST') {
       const app = directory.createApplication(parseApplicationBody(await r.body(), undefined));
-      return {
-        status: 201,
-        body: {
-          '@odata.context': `${r.graphUrl}/$metadata#applications/$entity`,
-          ...applicationView(app, false),
-        },
-      };
+      return entity(context, 201, applicationView(app, false));
     }
     throw graphErrors.methodNotAllowed();
   }
@@ -198,16 +189,14 @@ async function applications(
   if (action !== undefined) throw graphErrors.unknownSegment(action);
   if (r.method === 'GET') {
     const includeKeys = select?.includes('keyCredentials') ?? false;
-    return {
-      status: 200,
-      body: {
-        '@odata.context': `${r.graphUrl}/$metadata#applications/$entity`,
-        ...project(applicationView(app, includeKeys), select),
-      },
-    };
+    return entity(context, 200, project(applicationView(app, includeKeys), select));
   }
   if (r.method === 'PATCH') {
     directory.updateApplication(app.id, parseApplicationBody(await r.body(), app));
+    return { status: 204 };
+  }
+  if (r.method === 'DELETE') {
+    directory.deleteApplication(app.id);
     return { status: 204 };
   }
   throw graphErrors.methodNotAllowed();
@@ -260,94 +249,6 @@ async function rollKey(
   await verifyProofOfPossession(input.proof, app, r.ctx.now, r.ctx.clockSkewSeconds);
   directory.removeKeyCredential(app.id, input.keyId);
   return { status: 204 };
-}
-
-async function servicePrincipals(
-  r: GraphRequest,
-  id: string | undefined,
-  action: string | undefined,
-): Promise<Reply> {
-  const { directory } = r.ctx;
-  const select = selectOf(r.query);
-  if (id === undefined) {
-    if (r.method === 'GET') {
-      const filtered = filterBy(r.query, directory.servicePrincipals(), ['appId', 'displayName']);
-      return list(
-        `${r.graphUrl}/$metadata#servicePrincipals`,
-        filtered.map((sp) => project(servicePrincipalView(sp, directory), select)),
-      );
-    }
-    if (r.method === 'POST') {
-      const body = await r.body();
-      if (typeof body !== 'object' || body === null)
-        throw graphErrors.badRequest('The request body must be a JSON object.');
-      const sp = directory.createServicePrincipal((body as Record<string, unknown>).appId);
-      return {
-        status: 201,
-        body: {
-          '@odata.context': `${r.graphUrl}/$metadata#servicePrincipals/$entity`,
-          ...servicePrincipalView(sp, directory),
-        },
-      };
-    }
-    throw graphErrors.methodNotAllowed();
-  }
-  const sp = directory.servicePrincipal(id);
-  if (!sp) throw graphErrors.notFound(id);
-  if (action === undefined) {
-    if (r.method !== 'GET') throw graphErrors.methodNotAllowed();
-    return {
-      status: 200,
-      body: {
-        '@odata.context': `${r.graphUrl}/$metadata#servicePrincipals/$entity`,
-        ...project(servicePrincipalView(sp, directory), select),
-      },
-    };
-  }
-  if (action !== 'appRoleAssignedTo') throw graphErrors.unknownSegment(action);
-  const context = `${r.graphUrl}/$metadata#servicePrincipals('${sp.id}')/appRoleAssignedTo`;
-  if (r.method === 'GET')
-    return list(
-      context,
-      directory.assignmentsTo(sp.id).map((a) => appRoleAssignmentView(a, directory)),
-    );
-  if (r.method === 'POST') {
-    const assignment = directory.assignAppRole(sp.id, await r.body());
-    return {
-      status: 201,
-      body: { '@odata.context': `${context}/$entity`, ...appRoleAssignmentView(assignment, directory) },
-    };
-  }
-  throw graphErrors.methodNotAllowed();
-}
-
-function list(context: string, value: unknown[]): Reply {
-  return { status: 200, body: { '@odata.context': context, value } };
-}
-
-function selectOf(query: URLSearchParams): string[] | undefined {
-  const select = query.get('$select');
-  return select ? select.split(',').map((s) => s.trim()) : undefined;
-}
-
-/** `$filter=<property> eq '<value>'`, the only filter form this emulator understands. */
-function filterBy<T extends object>(
-  query: URLSearchParams,
-  items: readonly T[],
-  properties: (keyof T & string)[],
-): T[] {
-  const filter = query.get('$filter');
-  if (filter === null) return [...items];
-  const match = /^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$/.exec(filter);
-  const property = match?.[1] as (keyof T & string) | undefined;
-  if (!match || !property || !properties.includes(property))
-    throw graphErrors.unsupportedFilter(filter.slice(0, 200));
-  const value = match[2]!.replace(/''/g, "'");
-  const ignoreCase = property === 'appId' && isGuid(value);
-  return items.filter((item) => {
-    const actual = String(item[property]);
-    return ignoreCase ? actual.toLowerCase() === value.toLowerCase() : actual === value;
-  });
 }
 
 function safeDecode(segment: string): string {

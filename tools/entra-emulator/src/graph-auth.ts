@@ -1,6 +1,6 @@
 /**
  * Bearer tokens for the Graph-shaped API: only tokens this emulator issued for Microsoft
- * Graph, carrying the Application.* app role the operation needs, are accepted.
+ * Graph, carrying the app roles (application permissions) the operation needs, are accepted.
  */
 import { jwtVerify, errors as joseErrors } from 'jose';
 import { v1Issuer, v2Issuer } from './access-tokens';
@@ -8,7 +8,11 @@ import { GRAPH_APP_ID, GRAPH_RESOURCE } from './directory';
 import { graphErrors } from './graph-errors';
 import type { SigningKey } from './signing-keys';
 
-export type GraphPermission = 'read' | 'write';
+/**
+ * What an operation does: `read` applications, service principals and assignments; `write`
+ * applications and service principals; `assign` or `revoke` app role assignments.
+ */
+export type GraphPermission = 'read' | 'write' | 'assign' | 'revoke';
 
 export interface GraphAuthContext {
   signingKeys: SigningKey[];
@@ -18,9 +22,18 @@ export interface GraphAuthContext {
   clockSkewSeconds: number;
 }
 
-const ROLES_FOR: Record<GraphPermission, string[]> = {
-  read: ['Application.Read.All', 'Application.ReadWrite.All'],
-  write: ['Application.ReadWrite.All'],
+/**
+ * As Microsoft Graph documents them: each operation needs every role of one of its sets.
+ * Application.ReadWrite.All alone does not grant or revoke app role assignments.
+ */
+const ROLES_FOR: Record<GraphPermission, string[][]> = {
+  read: [['Application.Read.All'], ['Application.ReadWrite.All']],
+  write: [['Application.ReadWrite.All']],
+  assign: [
+    ['AppRoleAssignment.ReadWrite.All', 'Application.Read.All'],
+    ['AppRoleAssignment.ReadWrite.All', 'Application.ReadWrite.All'],
+  ],
+  revoke: [['AppRoleAssignment.ReadWrite.All']],
 };
 
 export interface GraphCaller {
@@ -40,7 +53,7 @@ export async function authorizeGraphRequest(
 }
 
 export function hasPermission(caller: GraphCaller, permission: GraphPermission): boolean {
-  return ROLES_FOR[permission].some((role) => caller.roles.includes(role));
+  return ROLES_FOR[permission].some((set) => set.every((role) => caller.roles.includes(role)));
 }
 
 /** A valid Graph token issued by this emulator, whatever roles it carries. */

@@ -129,7 +129,7 @@ export class GraphClient {
     private readonly credentials: GraphCredentials = { kind: 'admin' },
   ) {}
 
-  /** As the emulator's admin (client secret from emulator.json, Application.ReadWrite.All). */
+  /** As the emulator's admin (client secret from emulator.json; Application.ReadWrite.All and AppRoleAssignment.ReadWrite.All). */
   static async connect(info: EmulatorInfo): Promise<GraphClient> {
     const client = new GraphClient(info, GraphClient.agentFor(info));
     await client.accessToken();
@@ -266,6 +266,31 @@ export class GraphClient {
       `/servicePrincipals/${encodeURIComponent(assignment.resourceId)}/appRoleAssignedTo`,
       assignment,
     )) as GraphAppRoleAssignment;
+  }
+
+  /** The roles granted to the service principal (Graph's client view, `appRoleAssignments`). */
+  async listAppRoleAssignments(principalId: string): Promise<GraphAppRoleAssignment[]> {
+    const path = `/servicePrincipals/${encodeURIComponent(principalId)}/appRoleAssignments`;
+    return ((await this.call('GET', path)) as { value: GraphAppRoleAssignment[] }).value;
+  }
+
+  /** The grants of the resource's roles (Graph's resource view, `appRoleAssignedTo`). */
+  async listAppRoleAssignedTo(resourceId: string): Promise<GraphAppRoleAssignment[]> {
+    const path = `/servicePrincipals/${encodeURIComponent(resourceId)}/appRoleAssignedTo`;
+    return ((await this.call('GET', path)) as { value: GraphAppRoleAssignment[] }).value;
+  }
+
+  /** Revokes an assignment through its resource (`DELETE …/appRoleAssignedTo/{id}`). */
+  async removeAppRoleAssignment(assignment: { id: string; resourceId: string }): Promise<void> {
+    await this.call(
+      'DELETE',
+      `/servicePrincipals/${encodeURIComponent(assignment.resourceId)}/appRoleAssignedTo/${encodeURIComponent(assignment.id)}`,
+    );
+  }
+
+  /** Deletes an application with its service principal and that principal's assignments. */
+  async deleteApplication(objectId: string): Promise<void> {
+    await this.call('DELETE', `/applications/${encodeURIComponent(objectId)}`);
   }
 
   /**

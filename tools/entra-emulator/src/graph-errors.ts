@@ -54,6 +54,13 @@ export const graphErrors = {
       'Request_UnsupportedQuery',
       `Unsupported or invalid query filter clause specified: ${filter}`,
     ),
+  /** Graph's answer to removing an enabled app role, or changing its value. */
+  enabledEntitlement: (role: { id: string; value: string }, change: 'deleted' | 'updated') =>
+    new GraphError(
+      400,
+      'CannotDeleteOrUpdateEnabledEntitlement',
+      `Property 'appRoles' value ${role.id} ('${role.value.slice(0, 120)}') cannot be ${change} unless it is disabled first: PATCH it with isEnabled false, then ${change === 'deleted' ? 'remove it' : 'change it'} in a second request.`,
+    ),
   noToken: () => new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty.'),
   badToken: (why: string) =>
     new GraphError(401, 'InvalidAuthenticationToken', `Access token validation failure. ${why}`),

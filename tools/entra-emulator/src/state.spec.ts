@@ -5,7 +5,8 @@ import { startEmulator, type RunningEmulator } from './emulator';
 import { emulatorInfoPath, readEmulatorInfo } from './emulator-info';
 import { EmulatorError } from './errors';
 import { GraphClient } from './graph-client';
-import { statePath } from './state-store';
+import { GRAPH_APP_ID, GRAPH_ROLE_IDS } from './directory';
+import { statePath, type EmulatorState } from './state-store';
 import { https, removeDir, tempStateDir } from './emulator.test-helpers';
 import { createSelfSignedCertificate } from '@certflow/certs';
 
@@ -82,6 +83,59 @@ describe('state directory', () => {
     const graph = await GraphClient.connect(second);
     cleanups.push(() => graph.close());
     expect(await graph.listApplications()).toHaveLength(1);
+  });
+
+  it('upgrades a state from an earlier version: the admin gains AppRoleAssignment.ReadWrite.All, once', async () => {
+    const dir = newDir();
+    await (await startEmulator({ stateDir: dir })).close();
+    const assignRoleId = GRAPH_ROLE_IDS['AppRoleAssignment.ReadWrite.All'];
+    // What an earlier version saved: Graph without the role, the admin without the assignment.
+    const old = JSON.parse(readFileSync(statePath(dir), 'utf8')) as EmulatorState;
+    const graphSp = old.servicePrincipals.find((s) => s.appId === GRAPH_APP_ID)!;
+    graphSp.builtIn!.appRoles = graphSp.builtIn!.appRoles.filter((r) => r.id !== assignRoleId);
+    old.appRoleAssignments = old.appRoleAssignments.filter((a) => a.appRoleId !== assignRoleId);
+    writeFileSync(statePath(dir), JSON.stringify(old));
+
+    const upgraded = await start(dir);
+    const saved = JSON.parse(readFileSync(statePath(dir), 'utf8')) as EmulatorState;
+    expect(statSync(statePath(dir)).mode & 0o777).toBe(0o600);
+    const added = saved.appRoleAssignments.filter((a) => a.appRoleId === assignRoleId);
+    expect(added).toHaveLength(1);
+    // Nothing else changed.
+    expect({
+      ...saved,
+      servicePrincipals: saved.servicePrincipals.map((s) =>
+        s.builtIn
+          ? {
+              ...s,
+              builtIn: { ...s.builtIn, appRoles: s.builtIn.appRoles.filter((r) => r.id !== assignRoleId) },
+            }
+          : s,
+      ),
+      appRoleAssignments: saved.appRoleAssignments.filter((a) => a !== added[0]),
+    }).toEqual(old);
+
+    // The admin's token carries it, and the admin can grant roles again.
+    const graph = await GraphClient.connect(upgraded);
+    cleanups.push(() => graph.close());
+    const roles = JSON.parse(
+      Buffer.from((await graph.accessToken()).split('.')[1]!, 'base64url').toString(),
+    ).roles;
+    expect(roles).toEqual(['Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All']);
+    const app = await graph.createApplication({ displayName: 'reader' });
+    const sp = await graph.createServicePrincipal(app.appId);
+    const graphSpNow = await graph.findServicePrincipalByAppId(GRAPH_APP_ID);
+    await graph.assignAppRole({
+      principalId: sp.id,
+      resourceId: graphSpNow!.id,
+      appRoleId: GRAPH_ROLE_IDS['Application.Read.All'],
+    });
+    await upgraded.close();
+
+    // Loading the upgraded state again changes nothing.
+    const before = readFileSync(statePath(dir), 'utf8');
+    await start(dir);
+    expect(readFileSync(statePath(dir), 'utf8')).toBe(before);
   });
 
   it.each([
