@@ -468,6 +468,14 @@ describe('local gateway', () => {
       expect((await call(real, '/orders', { headers: bearer(v1Style) })).status).toBe(200);
     });
 
+    it("accepts a v1 token (the v1 document's issuer, aud the App ID URI), not one of another tenant", async () => {
+      const v1 = (iss: string) =>
+        issuer.sign(accessTokenClaims(issuer, API_APP_ID_URI, { iss, ver: '1.0', azp: undefined }));
+      expect((await call(real, '/orders', { headers: bearer(await v1(issuer.v1Issuer)) })).status).toBe(200);
+      const otherTenant = issuer.v1Issuer.replace(issuer.tenantId, randomUUID());
+      expect((await call(real, '/orders', { headers: bearer(await v1(otherTenant)) })).status).toBe(401);
+    });
+
     it('refuses any other aud, and a missing token', async () => {
       const wrong = await call(real, '/orders', {
         headers: bearer(await issuer.sign(accessTokenClaims(issuer, 'api://someone-else'))),

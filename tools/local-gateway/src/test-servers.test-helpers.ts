@@ -47,6 +47,8 @@ export interface TestIssuer {
   tenantId: string;
   /** `https://localhost:P/<tid>/v2.0` */
   issuer: string;
+  /** The issuer of its v1 document (`/<tid>/.well-known/openid-configuration`), Entra's `https://sts.windows.net/<tid>/`. */
+  v1Issuer: string;
   openIdConfigurationUrl: string;
   caPem: string;
   keys: SigningKey[];
@@ -65,6 +67,7 @@ export async function startTestIssuer(stateDir: string): Promise<TestIssuer> {
   const ca = DevelopmentCa.loadOrCreate(stateDir);
   const tls = ca.issueServerCertificate();
   const tenantId = randomUUID();
+  const v1Issuer = `https://sts.windows.net/${tenantId}/`;
   const keys: SigningKey[] = [newSigningKey()];
   const counts = { metadata: 0, jwks: 0 };
   let base = '';
@@ -73,17 +76,34 @@ export async function startTestIssuer(stateDir: string): Promise<TestIssuer> {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=86400, private' });
       res.end(JSON.stringify(body));
     };
-    if (req.url === `/${tenantId}/v2.0/.well-known/openid-configuration`) {
+    // Like Entra, a v2.0 and a v1 document, each with its own issuer, over the same keys.
+    const metadata = [
+      {
+        path: `/${tenantId}/v2.0`,
+        keys: `/${tenantId}/discovery/v2.0/keys`,
+        token: `/${tenantId}/oauth2/v2.0/token`,
+        issuer: `${base}/${tenantId}/v2.0`,
+      },
+      {
+        path: `/${tenantId}`,
+        keys: `/${tenantId}/discovery/keys`,
+        token: `/${tenantId}/oauth2/token`,
+        issuer: v1Issuer,
+      },
+    ];
+    const document = metadata.find((d) => req.url === `${d.path}/.well-known/openid-configuration`);
+    const keySet = metadata.find((d) => req.url === d.keys);
+    if (document) {
       counts.metadata++;
       send({
-        issuer: `${base}/${tenantId}/v2.0`,
-        jwks_uri: `${base}/${tenantId}/discovery/v2.0/keys`,
-        token_endpoint: `${base}/${tenantId}/oauth2/v2.0/token`,
+        issuer: document.issuer,
+        jwks_uri: `${base}${document.keys}`,
+        token_endpoint: `${base}${document.token}`,
         id_token_signing_alg_values_supported: ['RS256'],
       });
-    } else if (req.url === `/${tenantId}/discovery/v2.0/keys`) {
+    } else if (keySet) {
       counts.jwks++;
-      send({ keys: keys.map((k) => ({ ...k.publicJwk, issuer: `${base}/${tenantId}/v2.0` })) });
+      send({ keys: keys.map((k) => ({ ...k.publicJwk, issuer: keySet.issuer })) });
     } else {
       res.writeHead(404).end();
     }
@@ -96,6 +116,7 @@ export async function startTestIssuer(stateDir: string): Promise<TestIssuer> {
     url: base,
     tenantId,
     issuer,
+    v1Issuer,
     openIdConfigurationUrl: `${issuer}/.well-known/openid-configuration`,
     caPem: ca.certificatePem,
     keys,
