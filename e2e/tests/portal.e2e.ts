@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createSelfSignedCertificate, parseCertificate, pemToDer } from '@certflow/certs';
 import { GraphClient, readEmulatorInfo } from '@certflow/entra-emulator';
-import { requestToken, stack } from './support';
+import { requestToken, servedApi, stack } from './support';
 
 const SCREENSHOTS = resolve(__dirname, '..', '..', 'dist', 'e2e', 'screenshots');
 mkdirSync(SCREENSHOTS, { recursive: true });
@@ -75,6 +75,10 @@ test('upload a partner certificate, the partner gets a token; remove it, its nex
   const sha1 = parseCertificate(p.first.certificatePem).thumbprints.sha1Hex;
   const sha256 = parseCertificate(p.first.certificatePem).thumbprints.sha256Hex;
   await expect(certificateRows(page)).toHaveCount(1);
+  await page.goto(`${p.file.emulator.url}/portal/#/`);
+  await expect(page.locator('#status')).toHaveText(/^\d+ app registrations$/);
+  await page.getByRole('link', { name: p.app.displayName }).click();
+  await expect(page.locator('#status')).toHaveText(`${p.app.displayName}: 1 certificate, 0 secrets`);
   const row = page.locator(`#certificate-rows tr[data-thumbprint="${sha1}"]`);
   await expect(row).toContainText(`SHA-256 ${sha256}`);
   await expect(row).toContainText('Active');
@@ -135,56 +139,76 @@ test('every refused upload says why and changes nothing', async ({ page }) => {
   }
 });
 
-test('a new client secret is shown once and works; roles can be assigned to a partner', async ({
+test('a new client secret is shown once and works; roles can be assigned to a partner and removed again', async ({
   page,
   request,
 }) => {
   const p = await newPartner();
+  const api = servedApi(p.file);
   await signIn(page);
   await page.goto(`${p.file.emulator.url}/portal/#/applications/${p.app.id}`);
+  await expect(page.locator('#status')).toHaveText(`${p.app.displayName}: 0 certificates, 0 secrets`);
   await page.getByLabel('New client secret, description').fill('comparison only');
   await page.getByRole('button', { name: 'New client secret' }).click();
   await expect(page.locator('#new-secret')).toBeVisible();
   const secret = await page.locator('#new-secret-value').textContent();
   expect(secret?.length).toBeGreaterThan(20);
-  const bySecret = await request.post(p.file.emulator.tokenEndpoint, {
-    form: {
-      grant_type: 'client_credentials',
-      client_id: p.app.appId,
-      client_secret: secret!,
-      scope: p.file.api.scope,
-    },
-  });
-  expect(bySecret.status()).toBe(200);
+  const roles = async () => {
+    const response = await request.post(p.file.emulator.tokenEndpoint, {
+      form: {
+        grant_type: 'client_credentials',
+        client_id: p.app.appId,
+        client_secret: secret!,
+        scope: api.scope,
+      },
+    });
+    expect(response.status()).toBe(200);
+    const token = ((await response.json()) as { access_token: string }).access_token;
+    return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).roles as unknown;
+  };
+  expect(await roles()).toBeUndefined();
   await page.goto(`${p.file.emulator.url}/portal/#/`);
   await page.goto(`${p.file.emulator.url}/portal/#/applications/${p.app.id}`);
   await expect(page.locator('#secret-rows')).toContainText(secret!.slice(0, 3));
+  await expect(page.locator('#status')).toHaveText(`${p.app.displayName}: 0 certificates, 1 secret`);
   await expect(page.locator('#new-secret')).toBeHidden();
   await expect(page.locator('body')).not.toContainText(secret!);
 
-  // The API's app role, assigned to the new partner from the API's page.
-  await page.goto(`${p.file.emulator.url}/portal/#/applications/${p.file.api.objectId}`);
+  // The API's app role, assigned to the new partner from the API's page. The picker offers this
+  // tenant's client registrations, never Microsoft Graph, and starts on one of them.
+  await page.goto(`${p.file.emulator.url}/portal/#/applications/${api.objectId}`);
+  const principal = page.getByLabel('to the service principal of');
+  await expect(principal.locator('option', { hasText: p.app.displayName })).toHaveCount(1);
+  await expect(principal.locator('option', { hasText: 'Microsoft Graph' })).toHaveCount(0);
+  await expect(principal.locator('option', { hasText: api.displayName })).toHaveCount(0);
+  const first = await principal.locator('option').first().textContent();
+  expect(
+    await principal.evaluate((select: HTMLSelectElement) => select.selectedOptions[0]?.textContent),
+  ).toBe(first);
   await page.getByLabel('Role').selectOption({ label: 'Orders.Read' });
-  await page
-    .getByLabel('to the service principal of')
-    .selectOption({ label: `${p.app.displayName} (${p.app.appId})` });
+  await principal.selectOption({ label: `${p.app.displayName} (${p.app.appId})` });
   await page.getByRole('button', { name: 'Assign' }).click();
-  await expect(page.locator('#role-rows')).toContainText(p.app.displayName);
-  const token = (
-    await (
-      await request.post(p.file.emulator.tokenEndpoint, {
-        form: {
-          grant_type: 'client_credentials',
-          client_id: p.app.appId,
-          client_secret: secret!,
-          scope: p.file.api.scope,
-        },
-      })
-    ).json()
-  ).access_token as string;
-  expect(JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).roles).toEqual([
-    'Orders.Read',
-  ]);
+  const removeButton = page.getByRole('button', { name: `Remove Orders.Read from ${p.app.displayName}` });
+  await expect(removeButton).toBeVisible();
+  expect(await roles()).toEqual(['Orders.Read']);
+
+  // Removed after the in-page confirmation: the next token no longer carries the role.
+  page.once('dialog', () => {
+    throw new Error('removal must use the in-page dialog, not a browser prompt');
+  });
+  await removeButton.click();
+  await expect(page.locator('#confirm-title')).toHaveText('Remove role assignment?');
+  await expect(page.locator('#confirm-text')).toContainText(
+    `Remove Orders.Read of ${api.displayName} from ${p.app.displayName}?`,
+  );
+  await page.getByRole('button', { name: 'Remove', exact: true }).click();
+  await expect(removeButton).toHaveCount(0);
+  await expect(page.locator('#status')).toHaveText(`Orders.Read removed from ${p.app.displayName}.`);
+  await expect(page.locator('#role-rows')).not.toContainText(p.app.displayName);
+  expect(await roles()).toBeUndefined();
+  expect(
+    (await p.graph.listAppRoleAssignments(p.sp.id)).filter((a) => a.resourceId === api.servicePrincipalId),
+  ).toEqual([]);
 });
 
 test('readable at phone width', async ({ page }) => {

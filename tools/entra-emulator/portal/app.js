@@ -5,7 +5,7 @@
 
 const GRAPH = '/graph/v1.0';
 const EXPIRING_DAYS = 30;
-const state = { token: null, tenantId: null, tokenPath: null };
+const state = { token: null, clientId: null, tenantId: null, tokenPath: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, props = {}, ...children) {
@@ -94,11 +94,14 @@ function validityState(start, end, now = Date.now()) {
   if (now < from) return ['not-yet-valid', 'Not yet valid'];
   if (now > to) return ['expired', 'Expired'];
   if (to - now < EXPIRING_DAYS * 86_400_000)
-    return ['expiring', `Expires in ${Math.ceil((to - now) / 86_400_000)} days`];
+    return ['expiring', `Expires in ${count(Math.ceil((to - now) / 86_400_000), 'day')}`];
   return ['active', 'Active'];
 }
 
 const day = (iso) => (iso ? new Date(iso).toISOString().slice(0, 10) : '—');
+
+/** `1 certificate`, `2 certificates`, `0 app registrations`. */
+const count = (n, singular, plural = `${singular}s`) => `${n} ${n === 1 ? singular : plural}`;
 
 // ---- views ---------------------------------------------------------------------------------
 
@@ -126,7 +129,7 @@ async function showApplications() {
       ),
     ),
   );
-  say(`${value.length} app registrations`);
+  say(count(value.length, 'app registration'));
 }
 
 let current = null;
@@ -208,7 +211,7 @@ async function showApplication(objectId) {
 
   await showRoles(app);
   say(
-    `${app.displayName}: ${app.keyCredentials.length} certificates, ${app.passwordCredentials.length} secrets`,
+    `${app.displayName}: ${count(app.keyCredentials.length, 'certificate')}, ${count(app.passwordCredentials.length, 'secret')}`,
   );
 }
 
@@ -223,21 +226,41 @@ async function showRoles(app) {
     ? (await graph('GET', `/servicePrincipals/${resource.id}/appRoleAssignedTo`)).value
     : [];
   $('role-rows').replaceChildren(
-    ...roles.map((role) => {
-      const holders = assignments.filter((a) => a.appRoleId === role.id).map((a) => a.principalDisplayName);
-      return el(
-        'tr',
-        {},
-        el('td', { class: 'mono', text: role.value }),
-        el('td', { text: holders.join(', ') || '—' }),
-      );
+    ...roles.flatMap((role) => {
+      const held = assignments.filter((a) => a.appRoleId === role.id);
+      if (held.length === 0)
+        return [
+          el('tr', {}, el('td', { class: 'mono', text: role.value }), el('td', { text: '—' }), el('td')),
+        ];
+      return held.map((a) => {
+        const remove = el('button', {
+          type: 'button',
+          class: 'secondary',
+          text: 'Remove',
+          'aria-label': `Remove ${role.value} from ${a.principalDisplayName}`,
+        });
+        remove.addEventListener('click', () => confirmRevoke(resource, role, a));
+        return el(
+          'tr',
+          { 'data-assignment': a.id },
+          el('td', { class: 'mono', text: role.value }),
+          el('td', { text: a.principalDisplayName }),
+          el('td', {}, remove),
+        );
+      });
     }),
   );
   $('assign-role').replaceChildren(...roles.map((r) => el('option', { value: r.id, text: r.value })));
+  // Clients of this tenant only: not Microsoft Graph (a first-party resource), not this
+  // registration itself, not the admin client signed in here; by name.
+  const clients = principals
+    .filter(
+      (p) =>
+        p.appOwnerOrganizationId === state.tenantId && p.appId !== app.appId && p.appId !== state.clientId,
+    )
+    .sort((a, b) => a.displayName.localeCompare(b.displayName));
   $('assign-principal').replaceChildren(
-    ...principals
-      .filter((p) => p.appId !== app.appId)
-      .map((p) => el('option', { value: p.id, text: `${p.displayName} (${p.appId})` })),
+    ...clients.map((p) => el('option', { value: p.id, text: `${p.displayName} (${p.appId})` })),
   );
   $('assign-form').dataset.resourceId = resource ? resource.id : '';
 }
@@ -278,22 +301,46 @@ async function upload(file) {
   say(`Certificate ${sha1} added.`);
 }
 
-function confirmRemoval(cred) {
+/** Asks in the page's own dialog (never a browser prompt); runs `action` only when confirmed. */
+function confirmThen(title, text, action) {
   const dialog = $('confirm-dialog');
-  $('confirm-text').textContent =
-    `Remove the certificate with SHA-1 thumbprint ${cred.customKeyIdentifier} from ${current.displayName}? Client assertions signed with it will be refused at once.`;
+  $('confirm-title').textContent = title;
+  $('confirm-text').textContent = text;
   dialog.returnValue = '';
-  dialog.onclose = async () => {
-    if (dialog.returnValue !== 'confirm') return;
-    await run(async () => {
+  dialog.onclose = () => {
+    if (dialog.returnValue === 'confirm') run(action);
+  };
+  dialog.showModal();
+}
+
+function confirmRemoval(cred) {
+  confirmThen(
+    'Remove certificate?',
+    `Remove the certificate with SHA-1 thumbprint ${cred.customKeyIdentifier} from ${current.displayName}? Client assertions signed with it will be refused at once.`,
+    async () => {
       await graph('PATCH', `/applications/${current.id}`, {
         keyCredentials: kept(current.keyCredentials.filter((c) => c.keyId !== cred.keyId)),
       });
       await showApplication(current.id);
       say(`Certificate ${cred.customKeyIdentifier} removed.`);
-    });
-  };
-  dialog.showModal();
+    },
+  );
+}
+
+function confirmRevoke(resource, role, assignment) {
+  const who = assignment.principalDisplayName;
+  confirmThen(
+    'Remove role assignment?',
+    `Remove ${role.value} of ${current.displayName} from ${who}? Tokens issued to ${who} from now on will not carry it.`,
+    async () => {
+      await graph(
+        'DELETE',
+        `/servicePrincipals/${resource.id}/appRoleAssignedTo/${encodeURIComponent(assignment.id)}`,
+      );
+      await showApplication(current.id);
+      say(`${role.value} removed from ${who}.`);
+    },
+  );
 }
 
 async function addSecret() {
@@ -325,6 +372,7 @@ async function assignRole() {
   const resourceId = $('assign-form').dataset.resourceId;
   if (!resourceId)
     return fail(`${current.displayName} has no service principal yet, so its roles cannot be assigned.`);
+  if (!$('assign-principal').value) return fail('There is no application to assign the role to.');
   await graph('POST', `/servicePrincipals/${resourceId}/appRoleAssignedTo`, {
     principalId: $('assign-principal').value,
     resourceId,
@@ -348,6 +396,7 @@ async function signIn(clientId, clientSecret) {
   const json = await response.json();
   if (!response.ok) throw new GraphError((json.error_description ?? 'Sign-in failed.').split('\r\n')[0]);
   state.token = json.access_token;
+  state.clientId = clientId.toLowerCase();
   $('sign-in-form').reset();
 }
 
@@ -389,6 +438,7 @@ async function start() {
   });
   $('sign-out').addEventListener('click', () => {
     state.token = null;
+    state.clientId = null;
     location.hash = '#/';
     route();
   });
