@@ -3,3 +3,14 @@ export { TopologyError } from './topology-error';
 export { DEFAULT_TOPOLOGY_FILE, loadTopology, parseTopology } from './load-topology';
 export { TOPOLOGY_SCHEMA_FILE } from './schema-errors';
 export { GraphCallError, GraphPermissionError, GraphRest, type GraphRestOptions } from './graph-rest';
+export {
+  TOPOLOGY_TAG,
+  type Change,
+  type ChangeKind,
+  type ReconciledApi,
+  type ReconciledPartner,
+  type ReconcileOptions,
+  type ReconcileResult,
+} from './reconcile-types';
+export { reconcileTopology } from './reconcile';
+export { apimNamedValues, formatChanges } from './plan-format';

@@ -1,0 +1,46 @@
+/** The reconcile's result for people (the plan) and for API Management (the named values). */
+import type { ChangeKind, ReconciledApi, ReconcileResult } from './reconcile-types';
+
+const SIGN: Record<ChangeKind, string> = {
+  create: '+',
+  grant: '+',
+  upload: '+',
+  update: '~',
+  adopt: '~',
+  delete: '-',
+  revoke: '-',
+};
+
+/**
+ * One line per change (`+ create …`, `~ update …`, `- delete …`), then the warnings; or
+ * `No changes: the directory matches <file>.`
+ */
+export function formatChanges(result: ReconcileResult, topologyFile: string): string {
+  const lines: string[] = [];
+  if (result.changes.length === 0) lines.push(`No changes: the directory matches ${topologyFile}.`);
+  else {
+    const count = result.changes.length === 1 ? '1 change' : `${result.changes.length} changes`;
+    lines.push(
+      result.applied
+        ? `Applied ${count} to bring the directory to ${topologyFile}:`
+        : `Plan: ${count} to bring the directory to ${topologyFile} (nothing written):`,
+    );
+    for (const c of result.changes) lines.push(`  ${SIGN[c.kind]} ${c.kind} ${c.subject}: ${c.detail}`);
+  }
+  for (const warning of result.warnings) lines.push(`warning: ${warning}`);
+  return lines.join('\n');
+}
+
+/** The APIM named values each API's policy needs: entra-instance, tenant-id, api-app-id, api-app-id-uri. */
+export function apimNamedValues(
+  api: ReconciledApi,
+  entraInstance: string,
+  tenantId: string,
+): Record<string, string> {
+  return {
+    'entra-instance': entraInstance.replace(/\/+$/, ''),
+    'tenant-id': tenantId,
+    'api-app-id': api.appId,
+    'api-app-id-uri': api.identifierUri,
+  };
+}

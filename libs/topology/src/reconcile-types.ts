@@ -1,0 +1,147 @@
+/** The reconcile's public types, the mark it puts on what it manages, and the Graph shapes it reads. */
+import type { GraphRest } from './graph-rest';
+import type { Topology, TopologyPartner } from './types';
+
+/**
+ * Tag on every application reconcile manages: `certflow-topology`, plus
+ * `certflow-topology:api:<name>` / `certflow-topology:partner:<name>`. Objects without it are
+ * never changed or removed.
+ */
+export const TOPOLOGY_TAG = 'certflow-topology';
+
+export function markOf(kind: 'api' | 'partner', name: string): string[] {
+  return [TOPOLOGY_TAG, `${TOPOLOGY_TAG}:${kind}:${name}`];
+}
+
+export interface ReconcileOptions {
+  graph: GraphRest;
+  topology: Topology;
+  /** false: only plan; nothing is written. */
+  apply: boolean;
+  /** Delete marked registrations (apis/partners) that are no longer in the topology. */
+  prune: boolean;
+  /** name → application object id of an UNMARKED registration to take over and mark (migration). */
+  adopt?: { apis?: Record<string, string>; partners?: Record<string, string> };
+  /** The partner's public certificate (DER .cer) to make sure is registered on its application. */
+  certificate?: (partner: TopologyPartner) => Buffer | undefined;
+}
+
+export type ChangeKind = 'create' | 'update' | 'delete' | 'grant' | 'revoke' | 'upload' | 'adopt';
+
+/** subject e.g. `api orders`, `role Orders.Write of api orders`, `partner fabrikam`; detail: what and why. */
+export interface Change {
+  kind: ChangeKind;
+  subject: string;
+  detail: string;
+}
+
+export interface ReconciledApi {
+  name: string;
+  objectId: string;
+  appId: string;
+  servicePrincipalId: string;
+  identifierUri: string;
+  /** role value → app role id */
+  roleIds: Record<string, string>;
+}
+
+export interface ReconciledPartner {
+  name: string;
+  objectId: string;
+  appId: string;
+  servicePrincipalId: string;
+  /** keyId of the registered certificate given by `certificate()`, when one was given. */
+  certificateKeyId?: string;
+}
+
+export interface ReconcileResult {
+  applied: boolean;
+  changes: Change[];
+  /** Left alone: unmarked objects in the way, removals skipped without prune, … */
+  warnings: string[];
+  /** In topology order. In a plan, objects not yet created have ids ''. */
+  apis: ReconciledApi[];
+  partners: ReconciledPartner[];
+  /** Marked registrations removed (or that a plan would remove). */
+  removed: { kind: 'api' | 'partner'; name: string; objectId: string }[];
+}
+
+// ---- Graph shapes (the properties reconcile reads and writes) ----
+
+export interface GraphAppRole {
+  id: string;
+  value: string;
+  displayName: string;
+  description: string;
+  allowedMemberTypes: string[];
+  isEnabled: boolean;
+}
+
+export interface GraphApp {
+  id: string;
+  appId: string;
+  displayName: string;
+  identifierUris: string[];
+  appRoles: GraphAppRole[];
+  tags: string[];
+  api?: { requestedAccessTokenVersion?: number | null } | null;
+}
+
+export interface GraphKeyCredential {
+  keyId: string;
+  type: string;
+  usage: string;
+  key: string | null;
+  displayName: string | null;
+  customKeyIdentifier: string | null;
+}
+
+export interface GraphAssignment {
+  id: string;
+  appRoleId: string;
+  principalId: string;
+  resourceId: string;
+}
+
+/** What one reconcile run collects, and whether it may write. */
+export class Run {
+  readonly changes: Change[] = [];
+  readonly warnings: string[] = [];
+  /** Assignments revoked (or planned to be) while removing roles; the partners' pass skips them. */
+  readonly revoked = new Set<string>();
+
+  constructor(
+    readonly graph: GraphRest,
+    readonly apply: boolean,
+  ) {}
+
+  change(kind: ChangeKind, subject: string, detail: string): void {
+    this.changes.push({ kind, subject, detail });
+  }
+
+  async servicePrincipalId(appId: string, subject: string): Promise<string | undefined> {
+    const filter = encodeURIComponent(`appId eq '${appId.replace(/'/g, "''")}'`);
+    const found = await this.graph.list<{ id: string }>(
+      `/servicePrincipals?$filter=${filter}&$select=id,appId`,
+      `find the service principal of ${subject}`,
+    );
+    return found[0]?.id;
+  }
+
+  async createServicePrincipal(appId: string, subject: string): Promise<string> {
+    const sp = await this.graph.post<{ id: string }>(
+      '/servicePrincipals',
+      { appId },
+      `create the service principal of ${subject}`,
+    );
+    return sp.id;
+  }
+
+  /** The service principal of an existing application, created when it is missing (planned in a plan). */
+  async ensureServicePrincipal(appId: string, subject: string): Promise<string> {
+    const id = await this.servicePrincipalId(appId, subject);
+    if (id !== undefined) return id;
+    this.change('create', `service principal of ${subject}`, 'the application has none');
+    return this.apply ? this.createServicePrincipal(appId, subject) : '';
+  }
+}

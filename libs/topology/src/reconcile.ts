@@ -1,0 +1,200 @@
+/**
+ * Brings a directory to the topology through Graph's REST API: finds what it manages by the
+ * mark in the applications' tags, adopts unmarked registrations it is told to, removes marked
+ * ones that left the file (only with prune), then reconciles each API and each partner.
+ * Everything that would stop the run is checked before the first write.
+ */
+import { parseCertificate, type ParsedCertificate } from '@certflow/certs';
+import { reconcileApi } from './reconcile-api';
+import { reconcilePartner } from './reconcile-partner';
+import {
+  markOf,
+  Run,
+  TOPOLOGY_TAG,
+  type GraphApp,
+  type ReconciledApi,
+  type ReconciledPartner,
+  type ReconcileOptions,
+  type ReconcileResult,
+} from './reconcile-types';
+
+type Kind = 'api' | 'partner';
+const SELECT = 'id,appId,displayName,identifierUris,appRoles,tags,api';
+
+function nameOf(app: GraphApp, kind: Kind): string | undefined {
+  if (!(app.tags ?? []).includes(TOPOLOGY_TAG)) return undefined;
+  const prefix = `${TOPOLOGY_TAG}:${kind}:`;
+  return app.tags.find((t) => t.startsWith(prefix))?.slice(prefix.length);
+}
+
+function isMarked(app: GraphApp): boolean {
+  return (app.tags ?? []).includes(TOPOLOGY_TAG);
+}
+
+function described(app: GraphApp): string {
+  return `${JSON.stringify(app.displayName)} (object id ${app.id})`;
+}
+
+/** Marked applications by kind and name; a second one with the same mark is warned about and left alone. */
+function managed(apps: GraphApp[], run: Run): Record<Kind, Map<string, GraphApp>> {
+  const found: Record<Kind, Map<string, GraphApp>> = { api: new Map(), partner: new Map() };
+  for (const app of apps)
+    for (const kind of ['api', 'partner'] as const) {
+      const name = nameOf(app, kind);
+      if (name === undefined) continue;
+      const first = found[kind].get(name);
+      if (first)
+        run.warnings.push(
+          `${kind} ${name}: ${described(app)} carries the same mark as ${described(first)}; only the first is managed`,
+        );
+      else found[kind].set(name, app);
+    }
+  return found;
+}
+
+function certificatesOf(opts: ReconcileOptions): Map<string, ParsedCertificate> {
+  const certificates = new Map<string, ParsedCertificate>();
+  for (const partner of opts.topology.partners) {
+    const cer = opts.certificate?.(partner);
+    if (cer === undefined) continue;
+    try {
+      certificates.set(partner.name, parseCertificate(cer));
+    } catch (err) {
+      throw new Error(
+        `partner ${partner.name}: the certificate to register is not usable: ${(err as Error).message}`,
+      );
+    }
+  }
+  return certificates;
+}
+
+export async function reconcileTopology(opts: ReconcileOptions): Promise<ReconcileResult> {
+  const { topology } = opts;
+  const run = new Run(opts.graph, opts.apply);
+  const certificates = certificatesOf(opts);
+  const apps = await opts.graph.list<GraphApp>(`/applications?$select=${SELECT}`, 'list the applications');
+  const marked = managed(apps, run);
+  const wanted: Record<Kind, Set<string>> = {
+    api: new Set(topology.apis.map((a) => a.name)),
+    partner: new Set(topology.partners.map((p) => p.name)),
+  };
+
+  // Adoptions: checked in full before anything is written.
+  const adoptions: { kind: Kind; name: string; app: GraphApp }[] = [];
+  const problems: string[] = [];
+  for (const kind of ['api', 'partner'] as const) {
+    for (const [name, objectId] of Object.entries(
+      (kind === 'api' ? opts.adopt?.apis : opts.adopt?.partners) ?? {},
+    )) {
+      const app = apps.find((a) => a.id === objectId);
+      const current = marked[kind].get(name);
+      if (!wanted[kind].has(name))
+        problems.push(`adopt ${kind} ${name}: the topology has no ${kind} "${name}"`);
+      else if (app === undefined)
+        problems.push(`adopt ${kind} ${name}: no application with object id ${objectId}`);
+      else if (current?.id === app.id)
+        continue; // adopted before
+      else if (current)
+        problems.push(`adopt ${kind} ${name}: ${described(current)} is already marked as ${kind} ${name}`);
+      else if (isMarked(app))
+        problems.push(`adopt ${kind} ${name}: ${described(app)} is already marked (${app.tags.join(', ')})`);
+      else adoptions.push({ kind, name, app });
+    }
+  }
+
+  // Marked registrations no longer in the file.
+  const leaving = (['api', 'partner'] as const).flatMap((kind) =>
+    [...marked[kind]].filter(([name]) => !wanted[kind].has(name)).map(([name, app]) => ({ kind, name, app })),
+  );
+  const removedIds = new Set(opts.prune ? leaving.map((l) => l.app.id) : []);
+
+  // An API is not created over an application that already holds its identifier URI.
+  const blocked = new Set<string>();
+  for (const api of topology.apis) {
+    if (marked.api.has(api.name) || adoptions.some((a) => a.kind === 'api' && a.name === api.name)) continue;
+    const holder = apps.find(
+      (a) =>
+        !removedIds.has(a.id) &&
+        (a.identifierUris ?? []).some((u) => u.toLowerCase() === api.identifierUri.toLowerCase()),
+    );
+    if (holder === undefined) continue;
+    blocked.add(api.name);
+    const why = isMarked(holder)
+      ? `it is marked for ${holder.tags.filter((t) => t.startsWith(`${TOPOLOGY_TAG}:`)).join(', ')}${opts.prune ? '' : ' (prune removes it if it left the topology)'}`
+      : 'it is not marked as managed by certflow-topology, so it is left alone (adopt it to take it over)';
+    (opts.apply ? problems : run.warnings).push(
+      `api ${api.name}: not created: ${described(holder)} already has the identifier URI ${api.identifierUri}; ${why}`,
+    );
+  }
+  if (problems.length > 0)
+    throw new Error(
+      `The directory cannot be brought to the topology; nothing was changed:\n  ${problems.join('\n  ')}`,
+    );
+
+  for (const { kind, name, app } of adoptions) {
+    run.change('adopt', `${kind} ${name}`, `takes over ${described(app)} and marks it`);
+    if (opts.apply)
+      await opts.graph.patch(
+        `/applications/${encodeURIComponent(app.id)}`,
+        { tags: [...(app.tags ?? []), ...markOf(kind, name)] },
+        `mark ${described(app)} as ${kind} ${name}`,
+      );
+    marked[kind].set(name, app);
+  }
+
+  const removed: ReconcileResult['removed'] = [];
+  for (const { kind, name, app } of leaving) {
+    if (!opts.prune) {
+      run.warnings.push(
+        `${kind} ${name}: ${described(app)} is no longer in the topology; left in place (prune removes it)`,
+      );
+      continue;
+    }
+    run.change(
+      'delete',
+      `${kind} ${name}`,
+      `${described(app)} is no longer in the topology; with its service principal, role assignments and certificates`,
+    );
+    if (opts.apply)
+      await opts.graph.delete(`/applications/${encodeURIComponent(app.id)}`, `delete ${kind} ${name}`);
+    removed.push({ kind, name, objectId: app.id });
+  }
+
+  // Service principals of the marked partners: a role being removed loses its assignments to them first.
+  const markedPartners = new Map<string, string>();
+  for (const [name, app] of marked.partner) {
+    if (removedIds.has(app.id)) continue;
+    const id = await run.servicePrincipalId(app.appId, `partner ${name}`);
+    if (id !== undefined) markedPartners.set(id, name);
+  }
+
+  const apis: ReconciledApi[] = [];
+  for (const api of topology.apis) {
+    apis.push(
+      blocked.has(api.name)
+        ? {
+            name: api.name,
+            objectId: '',
+            appId: '',
+            servicePrincipalId: '',
+            identifierUri: api.identifierUri,
+            roleIds: {},
+          }
+        : await reconcileApi(run, api, marked.api.get(api.name), markedPartners),
+    );
+  }
+  const usable = new Map(apis.filter((a) => !blocked.has(a.name)).map((a) => [a.name, a]));
+  const partners: ReconciledPartner[] = [];
+  for (const partner of topology.partners) {
+    const app = marked.partner.get(partner.name);
+    if (app === undefined) {
+      const namesake = apps.find((a) => !isMarked(a) && a.displayName === partner.displayName);
+      if (namesake)
+        run.warnings.push(
+          `partner ${partner.name}: an unmarked application ${described(namesake)} has the same display name; a new one is created beside it (adopt it to take it over)`,
+        );
+    }
+    partners.push(await reconcilePartner(run, partner, app, usable, certificates.get(partner.name)));
+  }
+  return { applied: opts.apply, changes: run.changes, warnings: run.warnings, apis, partners, removed };
+}
