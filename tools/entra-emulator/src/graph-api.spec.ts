@@ -8,11 +8,11 @@ import {
   API_URI,
   assertionForm,
   clientAssertion,
-  https,
   postForm,
   startFixture,
   type Fixture,
 } from './emulator.test-helpers';
+import { expectGraphError, graphCaller } from './graph.test-helpers';
 
 let f: Fixture;
 let adminToken: string;
@@ -24,26 +24,10 @@ afterAll(async () => {
   await f?.close();
 });
 
-const graph = (method: string, path: string, body?: unknown, token: string | null = adminToken) =>
-  https(f.emulator, `${f.emulator.graphUrl}${path}`, {
-    method,
-    headers: {
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
-  });
-
-function expectGraphError(res: Awaited<ReturnType<typeof graph>>, status: number, code: string) {
-  expect(res.status, res.text).toBe(status);
-  const { error } = res.json() as {
-    error: { code: string; message: string; innerError: Record<string, string> };
-  };
-  expect(error.code).toBe(code);
-  expect(typeof error.message).toBe('string');
-  expect(error.innerError['request-id']).toMatch(/^[0-9a-f-]{36}$/);
-  return error;
-}
+const graph = graphCaller(
+  () => f,
+  () => adminToken,
+);
 
 describe('authentication of Graph calls', () => {
   it('401 InvalidAuthenticationToken without a token', async () => {

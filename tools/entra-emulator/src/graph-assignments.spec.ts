@@ -1,23 +1,13 @@
 /**
- * App role assignments in both of Graph's views, the permission that guards them, application
- * deletion and the app role lifecycle: real HTTPS against a started emulator, real certificates.
+ * App role assignments in both of Graph's views and the permission that guards them: real
+ * HTTPS against a started emulator, real certificates, tokens checked after every change.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { createSelfSignedCertificate, type CertificateAndKey } from '@certflow/certs';
-import { GRAPH_APP_ID, GRAPH_ROLE_IDS, type GraphRoleValue } from './directory';
-import type { GraphAppRole } from './graph-client';
 import { statePath } from './state-store';
-import {
-  assertionForm,
-  clientAssertion,
-  decodeJwt,
-  https,
-  postForm,
-  startFixture,
-  type Fixture,
-} from './emulator.test-helpers';
+import { startFixture, type Fixture } from './emulator.test-helpers';
+import { expectGraphError, graphCaller, graphTokenWith, newClient, rolesInToken } from './graph.test-helpers';
 
 let f: Fixture;
 let adminToken: string;
@@ -29,72 +19,13 @@ afterAll(async () => {
   await f?.close();
 });
 
-const graph = (method: string, path: string, body?: unknown, token = adminToken) =>
-  https(f.emulator, `${f.emulator.graphUrl}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-
-function expectGraphError(res: Awaited<ReturnType<typeof graph>>, status: number, code: string): string {
-  expect(res.status, res.text).toBe(status);
-  const { error } = res.json() as { error: { code: string; message: string } };
-  expect(error.code).toBe(code);
-  return error.message;
-}
-
+const graph = graphCaller(
+  () => f,
+  () => adminToken,
+);
 const state = () => readFileSync(statePath(f.stateDir), 'utf8');
 const api = () => f.provisioned.api;
 const roleId = (value: string) => api().roleIds[value]!;
-
-interface Client {
-  appId: string;
-  objectId: string;
-  spId: string;
-  cert: CertificateAndKey;
-}
-
-/** A new application with a service principal and a registered certificate. */
-async function newClient(name: string): Promise<Client> {
-  const app = await f.graph.createApplication({ displayName: `${name}-${randomUUID().slice(0, 8)}` });
-  const sp = await f.graph.createServicePrincipal(app.appId);
-  const cert = createSelfSignedCertificate({ commonName: name });
-  await f.graph.addCertificate(app.id, cert.certificatePem);
-  return { appId: app.appId, objectId: app.id, spId: sp.id, cert };
-}
-
-/** A client's token response for `scope` (the orders API unless told). */
-async function tokenFor(client: Client, scope?: string) {
-  const assertion = await clientAssertion(f.emulator.tokenEndpoint, client.appId, client.cert);
-  return postForm(f.emulator, assertionForm(client.appId, assertion, scope));
-}
-
-async function apiRoles(client: Client): Promise<unknown> {
-  const res = await tokenFor(client);
-  expect(res.status, res.text).toBe(200);
-  return decodeJwt(String(res.json().access_token)).payload.roles;
-}
-
-/** A Graph token for a new client holding exactly these Microsoft Graph permissions. */
-async function graphTokenWith(...permissions: GraphRoleValue[]): Promise<string> {
-  const client = await newClient('graph-caller');
-  const graphSp = await f.graph.findServicePrincipalByAppId(GRAPH_APP_ID);
-  for (const permission of permissions)
-    await f.graph.assignAppRole({
-      principalId: client.spId,
-      resourceId: graphSp!.id,
-      appRoleId: GRAPH_ROLE_IDS[permission],
-    });
-  const res = await tokenFor(client, 'https://graph.microsoft.com/.default');
-  expect(res.status, res.text).toBe(200);
-  const token = String(res.json().access_token);
-  expect(decodeJwt(token).payload.roles ?? []).toEqual(permissions);
-  return token;
-}
-
 const assignedTo = (resourceId: string) => `/servicePrincipals/${resourceId}/appRoleAssignedTo`;
 const assignmentsOf = (principalId: string) => `/servicePrincipals/${principalId}/appRoleAssignments`;
 
@@ -120,7 +51,7 @@ describe("the client's view: /servicePrincipals/{id}/appRoleAssignments", () => 
       ],
     });
 
-    const client = await newClient('client-view');
+    const client = await newClient(f, 'client-view');
     const body = {
       principalId: client.spId,
       resourceId: api().servicePrincipalId,
@@ -142,7 +73,7 @@ describe("the client's view: /servicePrincipals/{id}/appRoleAssignments", () => 
       id: string;
     }[];
     expect(ofResource.map((a) => a.id)).toContain(id);
-    expect(await apiRoles(client)).toEqual(['Orders.Write']);
+    expect(await rolesInToken(f, client)).toEqual(['Orders.Write']);
 
     // Not visible from the wrong side: the API is not the principal of this assignment.
     expectGraphError(
@@ -154,7 +85,7 @@ describe("the client's view: /servicePrincipals/{id}/appRoleAssignments", () => 
     expect(revoked.status, revoked.text).toBe(204);
     expect(revoked.text).toBe('');
     expect((await graph('GET', assignmentsOf(client.spId))).json().value).toEqual([]);
-    expect(decodeJwt(String((await tokenFor(client)).json().access_token)).payload.roles).toBeUndefined();
+    expect(await rolesInToken(f, client)).toBeUndefined();
     expectGraphError(
       await graph('DELETE', `${assignmentsOf(client.spId)}/${id}`),
       404,
@@ -167,9 +98,22 @@ describe("the client's view: /servicePrincipals/{id}/appRoleAssignments", () => 
     );
   });
 
+  it('$filter by resourceId, principalId or appRoleId (any case), $select; other filters are refused', async () => {
+    const partner = f.provisioned.partner.servicePrincipalId;
+    const query = (q: string) => graph('GET', `${assignmentsOf(partner)}?${q}`);
+    const byResource = encodeURIComponent(`resourceId eq '${api().servicePrincipalId.toUpperCase()}'`);
+    expect((await query(`$filter=${byResource}`)).json().value).toHaveLength(1);
+    const none = encodeURIComponent(`appRoleId eq '${roleId('Orders.Write')}'`);
+    expect((await query(`$filter=${none}`)).json().value).toEqual([]);
+    const selected = (await query('$select=appRoleId')).json().value as Record<string, unknown>[];
+    expect(selected.map((a) => Object.keys(a).sort())).toEqual([['appRoleId', 'id']]);
+    const unsupported = encodeURIComponent("principalDisplayName eq 'contoso-partner'");
+    expectGraphError(await query(`$filter=${unsupported}`), 400, 'Request_UnsupportedQuery');
+  });
+
   it('refuses a body that does not name the URL as its principal, or lacks an id, and changes nothing', async () => {
-    const client = await newClient('bad-bodies');
-    const other = await newClient('someone-else');
+    const client = await newClient(f, 'bad-bodies');
+    const other = await newClient(f, 'someone-else');
     const good = {
       principalId: client.spId,
       resourceId: api().servicePrincipalId,
@@ -189,7 +133,8 @@ describe("the client's view: /servicePrincipals/{id}/appRoleAssignments", () => 
     ];
     for (const [body, message] of bad)
       expect(
-        expectGraphError(await graph('POST', assignmentsOf(client.spId), body), 400, 'Request_BadRequest'),
+        expectGraphError(await graph('POST', assignmentsOf(client.spId), body), 400, 'Request_BadRequest')
+          .message,
       ).toContain(message);
     expectGraphError(await graph('POST', assignmentsOf(randomUUID()), good), 404, 'Request_ResourceNotFound');
     // The resource's view holds its own side to the same rule.
@@ -198,7 +143,7 @@ describe("the client's view: /servicePrincipals/{id}/appRoleAssignments", () => 
         await graph('POST', assignedTo(api().servicePrincipalId), { ...good, resourceId: other.spId }),
         400,
         'Request_BadRequest',
-      ),
+      ).message,
     ).toContain("Property 'resourceId' must be the id of the service principal");
     expect(state()).toBe(before);
   });
@@ -206,7 +151,7 @@ describe("the client's view: /servicePrincipals/{id}/appRoleAssignments", () => 
 
 describe("the resource's view: DELETE /servicePrincipals/{id}/appRoleAssignedTo/{id}", () => {
   it('revokes one grant; an unknown or foreign assignment id is 404 and changes nothing', async () => {
-    const client = await newClient('resource-view');
+    const client = await newClient(f, 'resource-view');
     const read = await f.graph.assignAppRole({
       principalId: client.spId,
       resourceId: api().servicePrincipalId,
@@ -217,7 +162,7 @@ describe("the resource's view: DELETE /servicePrincipals/{id}/appRoleAssignedTo/
       resourceId: api().servicePrincipalId,
       appRoleId: roleId('Orders.Write'),
     });
-    expect(await apiRoles(client)).toEqual(['Orders.Read', 'Orders.Write']);
+    expect(await rolesInToken(f, client)).toEqual(['Orders.Read', 'Orders.Write']);
 
     const before = state();
     expectGraphError(
@@ -239,7 +184,7 @@ describe("the resource's view: DELETE /servicePrincipals/{id}/appRoleAssignedTo/
     expect(state()).toBe(before);
 
     await f.graph.removeAppRoleAssignment(read);
-    expect(await apiRoles(client)).toEqual(['Orders.Write']);
+    expect(await rolesInToken(f, client)).toEqual(['Orders.Write']);
     expect((await f.graph.listAppRoleAssignments(client.spId)).map((a) => a.appRoleId)).toEqual([
       roleId('Orders.Write'),
     ]);
@@ -251,7 +196,7 @@ describe("the resource's view: DELETE /servicePrincipals/{id}/appRoleAssignedTo/
 
 describe('AppRoleAssignment.ReadWrite.All', () => {
   it('is needed to grant and revoke; Application.ReadWrite.All alone reads but is refused with 403', async () => {
-    const client = await newClient('guarded');
+    const client = await newClient(f, 'guarded');
     const body = {
       principalId: client.spId,
       resourceId: api().servicePrincipalId,
@@ -281,8 +226,8 @@ describe('AppRoleAssignment.ReadWrite.All', () => {
     };
 
     for (const readOnly of [
-      await graphTokenWith('Application.ReadWrite.All'),
-      await graphTokenWith('Application.Read.All'),
+      await graphTokenWith(f, 'Application.ReadWrite.All'),
+      await graphTokenWith(f, 'Application.Read.All'),
     ]) {
       expect((await graph('GET', paths.grantTo, undefined, readOnly)).status).toBe(200);
       expect((await graph('GET', paths.grantOf, undefined, readOnly)).status).toBe(200);
@@ -290,7 +235,7 @@ describe('AppRoleAssignment.ReadWrite.All', () => {
     }
 
     // Alone it may revoke, but not read (listing needs Application.Read.All) nor grant (needs both).
-    const assignOnly = await graphTokenWith('AppRoleAssignment.ReadWrite.All');
+    const assignOnly = await graphTokenWith(f, 'AppRoleAssignment.ReadWrite.All');
     expectGraphError(
       await graph('GET', paths.grantOf, undefined, assignOnly),
       403,
@@ -303,10 +248,10 @@ describe('AppRoleAssignment.ReadWrite.All', () => {
     );
     expect((await graph('DELETE', paths.revokeOf, undefined, assignOnly)).status).toBe(204);
 
-    const assigner = await graphTokenWith('AppRoleAssignment.ReadWrite.All', 'Application.Read.All');
+    const assigner = await graphTokenWith(f, 'AppRoleAssignment.ReadWrite.All', 'Application.Read.All');
     const granted = await graph('POST', paths.grantOf, body, assigner);
     expect(granted.status, granted.text).toBe(201);
-    expect(await apiRoles(client)).toEqual(['Orders.Read']);
+    expect(await rolesInToken(f, client)).toEqual(['Orders.Read']);
     // …and it changes no application.
     expectGraphError(
       await graph('PATCH', `/applications/${client.objectId}`, { displayName: 'renamed' }, assigner),
@@ -318,163 +263,5 @@ describe('AppRoleAssignment.ReadWrite.All', () => {
       403,
       'Authorization_RequestDenied',
     );
-  });
-});
-
-describe('DELETE /applications/{id}', () => {
-  it('removes the application, its service principal and every assignment it holds or grants', async () => {
-    const partner = await newClient('leaving-partner');
-    await f.graph.assignAppRole({
-      principalId: partner.spId,
-      resourceId: api().servicePrincipalId,
-      appRoleId: roleId('Orders.Read'),
-    });
-    const leaving = await f.graph.createApplication({
-      displayName: 'leaving API',
-      identifierUris: ['api://leaving'],
-      appRoles: [
-        {
-          id: randomUUID(),
-          value: 'Leaving.Read',
-          displayName: 'r',
-          description: 'r',
-          allowedMemberTypes: ['Application'],
-          isEnabled: true,
-        },
-      ],
-      api: { requestedAccessTokenVersion: 2 },
-    });
-    const leavingSp = await f.graph.createServicePrincipal(leaving.appId);
-    const stayer = await newClient('stays');
-    await f.graph.assignAppRole({
-      principalId: stayer.spId,
-      resourceId: leavingSp.id,
-      appRoleId: leaving.appRoles[0]!.id,
-    });
-    expect((await f.graph.listAppRoleAssignments(stayer.spId)).map((a) => a.resourceId)).toEqual([
-      leavingSp.id,
-    ]);
-    expect((await tokenFor(partner)).status).toBe(200);
-
-    const deleted = await graph('DELETE', `/applications/${partner.objectId}`);
-    expect(deleted.status, deleted.text).toBe(204);
-    expectGraphError(
-      await graph('GET', `/applications/${partner.objectId}`),
-      404,
-      'Request_ResourceNotFound',
-    );
-    expect(await f.graph.findServicePrincipalByAppId(partner.appId)).toBeUndefined();
-    expectGraphError(await graph('GET', assignmentsOf(partner.spId)), 404, 'Request_ResourceNotFound');
-    const stillGranted = await f.graph.listAppRoleAssignedTo(api().servicePrincipalId);
-    expect(stillGranted.some((a) => a.principalId === partner.spId)).toBe(false);
-    const refused = await tokenFor(partner);
-    expect(refused.status, refused.text).toBe(400);
-    expect(refused.json().error_codes).toEqual([700016]);
-
-    // By its appId, as Graph allows; the grants of its roles go with it.
-    expect((await graph('DELETE', `/applications(appId='${leaving.appId}')`)).status).toBe(204);
-    expect(await f.graph.listAppRoleAssignments(stayer.spId)).toEqual([]);
-    expect((await tokenFor(stayer, 'api://leaving/.default')).status).toBe(400);
-    expectGraphError(await graph('DELETE', `/applications/${leaving.id}`), 404, 'Request_ResourceNotFound');
-  });
-
-  it("refuses to delete the emulator's own admin application, and changes nothing", async () => {
-    const before = state();
-    const admin = (await f.graph.listApplications()).find((a) => a.appId === f.emulator.admin.clientId)!;
-    const message = expectGraphError(
-      await graph('DELETE', `/applications/${admin.id}`),
-      400,
-      'Request_BadRequest',
-    );
-    expect(message).toContain("the emulator's admin application and cannot be deleted");
-    expect(state()).toBe(before);
-    expect((await graph('GET', '/applications')).status).toBe(200);
-  });
-});
-
-describe('app roles: disabled before removed, as Graph requires', () => {
-  it('CannotDeleteOrUpdateEnabledEntitlement; a disabled or removed role is never in a token', async () => {
-    const roles = [
-      {
-        id: randomUUID(),
-        value: 'Kept',
-        displayName: 'k',
-        description: 'k',
-        allowedMemberTypes: ['Application'],
-        isEnabled: true,
-      },
-      {
-        id: randomUUID(),
-        value: 'Doomed',
-        displayName: 'd',
-        description: 'd',
-        allowedMemberTypes: ['Application'],
-        isEnabled: true,
-      },
-    ];
-    const app = await f.graph.createApplication({
-      displayName: 'role lifecycle',
-      identifierUris: ['api://role-lifecycle'],
-      appRoles: roles,
-    });
-    const sp = await f.graph.createServicePrincipal(app.appId);
-    const client = await newClient('role-holder');
-    for (const role of roles)
-      await f.graph.assignAppRole({ principalId: client.spId, resourceId: sp.id, appRoleId: role.id });
-    const scope = 'api://role-lifecycle/.default';
-    const rolesInToken = async () =>
-      decodeJwt(String((await tokenFor(client, scope)).json().access_token)).payload.roles;
-    expect(await rolesInToken()).toEqual(['Kept', 'Doomed']);
-
-    const patchRoles = (appRoles: GraphAppRole[] | typeof roles) =>
-      graph('PATCH', `/applications/${app.id}`, { appRoles });
-    const before = state();
-    expect(
-      expectGraphError(await patchRoles([roles[0]!]), 400, 'CannotDeleteOrUpdateEnabledEntitlement'),
-    ).toContain('cannot be deleted unless it is disabled first');
-    expect(
-      expectGraphError(
-        await patchRoles([roles[0]!, { ...roles[1]!, value: 'Renamed' }]),
-        400,
-        'CannotDeleteOrUpdateEnabledEntitlement',
-      ),
-    ).toContain('cannot be updated unless it is disabled first');
-    // Disabling and renaming in one request is still a change of an enabled role.
-    expectGraphError(
-      await patchRoles([roles[0]!, { ...roles[1]!, value: 'Renamed', isEnabled: false }]),
-      400,
-      'CannotDeleteOrUpdateEnabledEntitlement',
-    );
-    expect(state()).toBe(before);
-
-    // Description changes in place are fine; disabling takes the role out of tokens at once.
-    expect(
-      (
-        await patchRoles([
-          { ...roles[0]!, description: 'still kept' },
-          { ...roles[1]!, isEnabled: false },
-        ])
-      ).status,
-    ).toBe(204);
-    expect(await rolesInToken()).toEqual(['Kept']);
-    expectGraphError(
-      await graph('POST', assignedTo(sp.id), {
-        principalId: f.provisioned.partner.servicePrincipalId,
-        resourceId: sp.id,
-        appRoleId: roles[1]!.id,
-      }),
-      400,
-      'Request_BadRequest',
-    );
-    const removed = await patchRoles([roles[0]!]);
-    expect(removed.status, removed.text).toBe(204);
-    // As in Graph the assignment of a removed role stays (dangling) until it is revoked; it grants nothing.
-    const dangling = (await f.graph.listAppRoleAssignments(client.spId)).find(
-      (a) => a.appRoleId === roles[1]!.id,
-    );
-    expect(dangling).toBeDefined();
-    expect(await rolesInToken()).toEqual(['Kept']);
-    await f.graph.removeAppRoleAssignment(dangling!);
-    expect((await f.graph.listAppRoleAssignedTo(sp.id)).map((a) => a.appRoleId)).toEqual([roles[0]!.id]);
   });
 });

@@ -46,7 +46,7 @@ export function filterBy<T extends object>(
   if (!match || !property || !properties.includes(property))
     throw graphErrors.unsupportedFilter(filter.slice(0, 200));
   const value = match[2]!.replace(/''/g, "'");
-  const ignoreCase = property === 'appId' && isGuid(value);
+  const ignoreCase = isGuid(value); // ids are GUIDs, whatever their case
   return items.filter((item) => {
     const actual = String(item[property]);
     return ignoreCase ? actual.toLowerCase() === value.toLowerCase() : actual === value;

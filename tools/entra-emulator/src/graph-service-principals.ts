@@ -55,12 +55,14 @@ async function assignments(
 ): Promise<Reply> {
   const { directory } = r.ctx;
   const context = `${r.graphUrl}/$metadata#servicePrincipals('${sp.id}')/${navigation}`;
+  const select = selectOf(r.query);
   if (assignmentId === undefined) {
     if (r.method === 'GET') {
-      const found = side === 'principalId' ? directory.assignmentsOf(sp.id) : directory.assignmentsTo(sp.id);
+      const all = side === 'principalId' ? directory.assignmentsOf(sp.id) : directory.assignmentsTo(sp.id);
+      const found = filterBy(r.query, all, ['principalId', 'resourceId', 'appRoleId']);
       return list(
         context,
-        found.map((a) => appRoleAssignmentView(a, directory)),
+        found.map((a) => project(appRoleAssignmentView(a, directory), select)),
       );
     }
     if (r.method === 'POST') {
@@ -72,7 +74,7 @@ async function assignments(
   if (r.method === 'GET') {
     const assignment = directory.assignment(sp.id, side, assignmentId);
     if (!assignment) throw graphErrors.notFound(assignmentId);
-    return entity(context, 200, appRoleAssignmentView(assignment, directory));
+    return entity(context, 200, project(appRoleAssignmentView(assignment, directory), select));
   }
   if (r.method === 'DELETE') {
     directory.removeAppRoleAssignment(sp.id, side, assignmentId);

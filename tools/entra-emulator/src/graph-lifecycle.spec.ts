@@ -1,0 +1,188 @@
+/**
+ * Deleting applications, and the app role lifecycle Graph enforces (disable, then remove):
+ * real HTTPS against a started emulator, tokens checked after every change.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { GraphAppRole } from './graph-client';
+import { statePath } from './state-store';
+import { startFixture, type Fixture } from './emulator.test-helpers';
+import { expectGraphError, graphCaller, newClient, rolesInToken, tokenFor } from './graph.test-helpers';
+
+let f: Fixture;
+let adminToken: string;
+beforeAll(async () => {
+  f = await startFixture();
+  adminToken = await f.graph.accessToken();
+});
+afterAll(async () => {
+  await f?.close();
+});
+
+const graph = graphCaller(
+  () => f,
+  () => adminToken,
+);
+const state = () => readFileSync(statePath(f.stateDir), 'utf8');
+const api = () => f.provisioned.api;
+const roleId = (value: string) => api().roleIds[value]!;
+const assignedTo = (resourceId: string) => `/servicePrincipals/${resourceId}/appRoleAssignedTo`;
+const assignmentsOf = (principalId: string) => `/servicePrincipals/${principalId}/appRoleAssignments`;
+
+describe('DELETE /applications/{id}', () => {
+  it('removes the application, its service principal and every assignment it holds or grants', async () => {
+    const partner = await newClient(f, 'leaving-partner');
+    await f.graph.assignAppRole({
+      principalId: partner.spId,
+      resourceId: api().servicePrincipalId,
+      appRoleId: roleId('Orders.Read'),
+    });
+    const leaving = await f.graph.createApplication({
+      displayName: 'leaving API',
+      identifierUris: ['api://leaving'],
+      appRoles: [
+        {
+          id: randomUUID(),
+          value: 'Leaving.Read',
+          displayName: 'r',
+          description: 'r',
+          allowedMemberTypes: ['Application'],
+          isEnabled: true,
+        },
+      ],
+      api: { requestedAccessTokenVersion: 2 },
+    });
+    const leavingSp = await f.graph.createServicePrincipal(leaving.appId);
+    const stayer = await newClient(f, 'stays');
+    await f.graph.assignAppRole({
+      principalId: stayer.spId,
+      resourceId: leavingSp.id,
+      appRoleId: leaving.appRoles[0]!.id,
+    });
+    expect((await f.graph.listAppRoleAssignments(stayer.spId)).map((a) => a.resourceId)).toEqual([
+      leavingSp.id,
+    ]);
+    expect((await tokenFor(f, partner)).status).toBe(200);
+
+    const deleted = await graph('DELETE', `/applications/${partner.objectId}`);
+    expect(deleted.status, deleted.text).toBe(204);
+    expectGraphError(
+      await graph('GET', `/applications/${partner.objectId}`),
+      404,
+      'Request_ResourceNotFound',
+    );
+    expect(await f.graph.findServicePrincipalByAppId(partner.appId)).toBeUndefined();
+    expectGraphError(await graph('GET', assignmentsOf(partner.spId)), 404, 'Request_ResourceNotFound');
+    const stillGranted = await f.graph.listAppRoleAssignedTo(api().servicePrincipalId);
+    expect(stillGranted.some((a) => a.principalId === partner.spId)).toBe(false);
+    const refused = await tokenFor(f, partner);
+    expect(refused.status, refused.text).toBe(400);
+    expect(refused.json().error_codes).toEqual([700016]);
+
+    // By its appId, as Graph allows; the grants of its roles go with it.
+    expect((await graph('DELETE', `/applications(appId='${leaving.appId}')`)).status).toBe(204);
+    expect(await f.graph.listAppRoleAssignments(stayer.spId)).toEqual([]);
+    expect((await tokenFor(f, stayer, 'api://leaving/.default')).status).toBe(400);
+    expectGraphError(await graph('DELETE', `/applications/${leaving.id}`), 404, 'Request_ResourceNotFound');
+  });
+
+  it("refuses to delete the emulator's own admin application, and changes nothing", async () => {
+    const before = state();
+    const admin = (await f.graph.listApplications()).find((a) => a.appId === f.emulator.admin.clientId)!;
+    const { message } = expectGraphError(
+      await graph('DELETE', `/applications/${admin.id}`),
+      400,
+      'Request_BadRequest',
+    );
+    expect(message).toContain("the emulator's admin application and cannot be deleted");
+    expect(state()).toBe(before);
+    expect((await graph('GET', '/applications')).status).toBe(200);
+  });
+});
+
+describe('app roles: disabled before removed, as Graph requires', () => {
+  it('CannotDeleteOrUpdateEnabledEntitlement; a disabled or removed role is never in a token', async () => {
+    const roles = [
+      {
+        id: randomUUID(),
+        value: 'Kept',
+        displayName: 'k',
+        description: 'k',
+        allowedMemberTypes: ['Application'],
+        isEnabled: true,
+      },
+      {
+        id: randomUUID(),
+        value: 'Doomed',
+        displayName: 'd',
+        description: 'd',
+        allowedMemberTypes: ['Application'],
+        isEnabled: true,
+      },
+    ];
+    const app = await f.graph.createApplication({
+      displayName: 'role lifecycle',
+      identifierUris: ['api://role-lifecycle'],
+      appRoles: roles,
+    });
+    const sp = await f.graph.createServicePrincipal(app.appId);
+    const client = await newClient(f, 'role-holder');
+    for (const role of roles)
+      await f.graph.assignAppRole({ principalId: client.spId, resourceId: sp.id, appRoleId: role.id });
+    const scope = 'api://role-lifecycle/.default';
+    const currentRoles = () => rolesInToken(f, client, scope);
+    expect(await currentRoles()).toEqual(['Kept', 'Doomed']);
+
+    const patchRoles = (appRoles: GraphAppRole[] | typeof roles) =>
+      graph('PATCH', `/applications/${app.id}`, { appRoles });
+    const before = state();
+    expect(
+      expectGraphError(await patchRoles([roles[0]!]), 400, 'CannotDeleteOrUpdateEnabledEntitlement').message,
+    ).toContain('cannot be deleted unless it is disabled first');
+    expect(
+      expectGraphError(
+        await patchRoles([roles[0]!, { ...roles[1]!, value: 'Renamed' }]),
+        400,
+        'CannotDeleteOrUpdateEnabledEntitlement',
+      ).message,
+    ).toContain('cannot be updated unless it is disabled first');
+    // Disabling and renaming in one request is still a change of an enabled role.
+    expectGraphError(
+      await patchRoles([roles[0]!, { ...roles[1]!, value: 'Renamed', isEnabled: false }]),
+      400,
+      'CannotDeleteOrUpdateEnabledEntitlement',
+    );
+    expect(state()).toBe(before);
+
+    // Description changes in place are fine; disabling takes the role out of tokens at once.
+    expect(
+      (
+        await patchRoles([
+          { ...roles[0]!, description: 'still kept' },
+          { ...roles[1]!, isEnabled: false },
+        ])
+      ).status,
+    ).toBe(204);
+    expect(await currentRoles()).toEqual(['Kept']);
+    expectGraphError(
+      await graph('POST', assignedTo(sp.id), {
+        principalId: f.provisioned.partner.servicePrincipalId,
+        resourceId: sp.id,
+        appRoleId: roles[1]!.id,
+      }),
+      400,
+      'Request_BadRequest',
+    );
+    const removed = await patchRoles([roles[0]!]);
+    expect(removed.status, removed.text).toBe(204);
+    // As in Graph the assignment of a removed role stays (dangling) until it is revoked; it grants nothing.
+    const dangling = (await f.graph.listAppRoleAssignments(client.spId)).find(
+      (a) => a.appRoleId === roles[1]!.id,
+    );
+    expect(dangling).toBeDefined();
+    expect(await currentRoles()).toEqual(['Kept']);
+    await f.graph.removeAppRoleAssignment(dangling!);
+    expect((await f.graph.listAppRoleAssignedTo(sp.id)).map((a) => a.appRoleId)).toEqual([roles[0]!.id]);
+  });
+});
