@@ -55,8 +55,7 @@ export async function reconcileApi(
     );
     if (!run.apply)
       return { ...result, objectId: '', appId: '', servicePrincipalId: '', roleIds: idsOf(roles, true) };
-    const created = await run.graph.post<GraphApp>(
-      '/applications',
+    const created = await run.createApplication<GraphApp>(
       {
         displayName: api.displayName,
         signInAudience: 'AzureADMyOrg',

@@ -51,8 +51,7 @@ export async function reconcilePartner(
   if (app === undefined) {
     run.change('create', subject, `${JSON.stringify(partner.displayName)}`);
     if (run.apply) {
-      const created = await run.graph.post<GraphApp>(
-        '/applications',
+      const created = await run.createApplication<GraphApp>(
         {
           displayName: partner.displayName,
           signInAudience: 'AzureADMyOrg',
@@ -99,9 +98,11 @@ async function ensureCertificate(
 ): Promise<string | undefined> {
   const read = async () =>
     (
-      await run.graph.get<{ keyCredentials?: GraphKeyCredential[] }>(
-        `/applications/${enc(objectId)}?$select=id,keyCredentials`,
-        `read the certificates of ${subject}`,
+      await run.afterCreate([objectId], () =>
+        run.graph.get<{ keyCredentials?: GraphKeyCredential[] }>(
+          `/applications/${enc(objectId)}?$select=id,keyCredentials`,
+          `read the certificates of ${subject}`,
+        ),
       )
     ).keyCredentials ?? [];
   const existing = objectId === '' ? [] : await read();
@@ -129,10 +130,12 @@ async function ensureCertificate(
       displayName: certificate.subject,
     },
   ];
-  await run.graph.patch(
-    `/applications/${enc(objectId)}`,
-    { keyCredentials },
-    `upload the certificate of ${subject}`,
+  await run.afterCreate([objectId], () =>
+    run.graph.patch(
+      `/applications/${enc(objectId)}`,
+      { keyCredentials },
+      `upload the certificate of ${subject}`,
+    ),
   );
   const registered = (await read()).find((k) => isCertificate(k, certificate));
   if (!registered)
@@ -174,10 +177,12 @@ async function reconcileGrants(
       }
       run.change('grant', subject, `${value} on api ${apiName}`);
       if (run.apply)
-        await run.graph.post(
-          `/servicePrincipals/${enc(api.servicePrincipalId)}/appRoleAssignedTo`,
-          { principalId: servicePrincipalId, resourceId: api.servicePrincipalId, appRoleId },
-          `grant ${value} on api ${apiName} to ${subject}`,
+        await run.afterCreate([servicePrincipalId, api.servicePrincipalId], () =>
+          run.graph.post(
+            `/servicePrincipals/${enc(api.servicePrincipalId)}/appRoleAssignedTo`,
+            { principalId: servicePrincipalId, resourceId: api.servicePrincipalId, appRoleId },
+            `grant ${value} on api ${apiName} to ${subject}`,
+          ),
         );
     }
   }

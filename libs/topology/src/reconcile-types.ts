@@ -1,5 +1,5 @@
 /** The reconcile's public types, the mark it puts on what it manages, and the Graph shapes it reads. */
-import type { GraphRest } from './graph-rest';
+import { GraphCallError, type GraphRest } from './graph-rest';
 import type { Topology, TopologyPartner } from './types';
 
 /**
@@ -103,20 +103,61 @@ export interface GraphAssignment {
   resourceId: string;
 }
 
+/** Attempts of a write that refers to an object created moments ago (Graph replicates for a while). */
+const REPLICATION_ATTEMPTS = 5;
+
+/**
+ * Whether Graph did not find an object yet: right after it is created, Microsoft Graph may answer
+ * 404 (or 400 "does not exist" / "does not reference a valid application") for a few seconds.
+ */
+export function isReplicationLag(err: unknown): boolean {
+  if (!(err instanceof GraphCallError)) return false;
+  return (
+    err.status === 404 ||
+    (err.status === 400 && /does not exist|not found|does not reference a valid/i.test(err.message))
+  );
+}
+
 /** What one reconcile run collects, and whether it may write. */
 export class Run {
   readonly changes: Change[] = [];
   readonly warnings: string[] = [];
   /** Assignments revoked (or planned to be) while removing roles; the partners' pass skips them. */
   readonly revoked = new Set<string>();
+  /** Ids (object, app and service principal ids) of what this run created. */
+  readonly created = new Set<string>();
 
   constructor(
     readonly graph: GraphRest,
     readonly apply: boolean,
+    private readonly replicationDelayMs = 2000,
   ) {}
 
   change(kind: ChangeKind, subject: string, detail: string): void {
     this.changes.push({ kind, subject, detail });
+  }
+
+  /** `write`, retried a few times while Graph does not see yet an object this run created (`ids`). */
+  async afterCreate<T>(ids: string[], write: () => Promise<T>): Promise<T> {
+    if (!ids.some((id) => this.created.has(id))) return write();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await write();
+      } catch (err) {
+        if (attempt >= REPLICATION_ATTEMPTS || !isReplicationLag(err)) throw err;
+        await new Promise((resolve) => setTimeout(resolve, this.replicationDelayMs * attempt));
+      }
+    }
+  }
+
+  /** Creates an application (marked by `tags` in `body`) and remembers its ids as new. */
+  async createApplication<T extends { id: string; appId: string }>(
+    body: object,
+    operation: string,
+  ): Promise<T> {
+    const app = await this.graph.post<T>('/applications', body, operation);
+    this.created.add(app.id).add(app.appId);
+    return app;
   }
 
   async servicePrincipalId(appId: string, subject: string): Promise<string | undefined> {
@@ -129,11 +170,14 @@ export class Run {
   }
 
   async createServicePrincipal(appId: string, subject: string): Promise<string> {
-    const sp = await this.graph.post<{ id: string }>(
-      '/servicePrincipals',
-      { appId },
-      `create the service principal of ${subject}`,
+    const sp = await this.afterCreate([appId], () =>
+      this.graph.post<{ id: string }>(
+        '/servicePrincipals',
+        { appId },
+        `create the service principal of ${subject}`,
+      ),
     );
+    this.created.add(sp.id);
     return sp.id;
   }
 
