@@ -52,6 +52,10 @@ describe('ApiClient resilience', () => {
           return json(res, 200, { ok: true, n });
         case '/always-500':
           return json(res, 500, { statusCode: 500 });
+        case '/unavailable-once': // 503 with Retry-After: 0, then OK
+          return n === 1
+            ? void res.writeHead(503, { 'retry-after': '0' }).end()
+            : json(res, 200, { ok: true, n });
         case '/reset': // the connection is dropped twice without an answer, then OK
           if (n <= 2) return void req.socket.destroy();
           return json(res, 200, { ok: true, n });
@@ -104,6 +108,62 @@ describe('ApiClient resilience', () => {
       attempts: 1,
     });
     c.close();
+  });
+
+  describe('a POST or PATCH is repeated only when it cannot have been acted on', () => {
+    const sent = (method: string, path: string) => hits.get(`${method} ${path}`) ?? 0;
+
+    it('429: the rate limit refused it on arrival, so it is repeated', async () => {
+      const { c, events } = client();
+      hits.delete('POST /throttled');
+      expect(await c.request('/throttled', { method: 'POST', body: {} })).toMatchObject({
+        status: 200,
+        attempts: 2,
+      });
+      expect(events.map((e) => [e.reason, e.status])).toEqual([['retry-after', 429]]);
+      c.close();
+    });
+
+    it('503, even with Retry-After: returned as it is (GET is repeated)', async () => {
+      const { c, events } = client();
+      for (const method of ['POST', 'PATCH', 'GET']) hits.delete(`${method} /unavailable-once`);
+      for (const method of ['POST', 'PATCH'])
+        expect(await c.request('/unavailable-once', { method, body: {} })).toMatchObject({
+          status: 503,
+          attempts: 1,
+        });
+      expect(events).toEqual([]);
+      expect(await c.get('/unavailable-once')).toMatchObject({ status: 200, attempts: 2 });
+      expect([sent('POST', '/unavailable-once'), sent('PATCH', '/unavailable-once')]).toEqual([1, 1]);
+      c.close();
+    });
+
+    it('a connection dropped or timed out after the request was sent: the error, sent once', async () => {
+      const { c, events } = client({ timeoutMs: 200 });
+      hits.delete('POST /reset');
+      hits.delete('PATCH /hang');
+      expect((await rejectionOf<ApiCallError>(c.request('/reset', { method: 'POST', body: {} }))).code).toBe(
+        'ECONNRESET',
+      );
+      expect((await rejectionOf<ApiCallError>(c.request('/hang', { method: 'PATCH', body: {} }))).code).toBe(
+        'ETIMEDOUT',
+      );
+      expect([sent('POST', '/reset'), sent('PATCH', '/hang')]).toEqual([1, 1]);
+      expect(events).toEqual([]);
+      c.close();
+    });
+
+    it('a refused connection: nothing was sent, so it is repeated', async () => {
+      const closed = createServer();
+      await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+      const port = (closed.address() as { port: number }).port;
+      await new Promise((r) => closed.close(r));
+      const { c, events } = client({ baseUrl: `http://127.0.0.1:${port}` });
+      const err = await rejectionOf<ApiCallError>(c.request('/x', { method: 'POST', body: {} }));
+      expect(err.code).toBe('ECONNREFUSED');
+      expect(events.map((e) => e.code)).toEqual(['ECONNREFUSED', 'ECONNREFUSED', 'ECONNREFUSED']);
+      c.close();
+    });
   });
 
   it('stops after maxAttempts and returns the last answer', async () => {

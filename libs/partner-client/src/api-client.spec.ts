@@ -2,7 +2,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiCallError, ApiClient } from './api-client';
 import type { AcquiredToken, GetTokenOptions, TokenProvider } from './certificate-token-client';
 import { DevelopmentCa } from '@certflow/certs';
-import { json, startHttpServer, startHttpsServer, tempDir, type TestServer } from '@certflow/testing';
+import {
+  json,
+  rejectionOf,
+  startHttpServer,
+  startHttpsServer,
+  tempDir,
+  type TestServer,
+} from '@certflow/testing';
 
 /** Hands out token-1, token-2, … ; a forced refresh always makes a new one. */
 class CountingTokens implements TokenProvider {
@@ -25,6 +32,9 @@ describe('ApiClient', () => {
   let api: TestServer;
   let gateway: TestServer;
   const seen: { url: string; auth: string | undefined; remotePort: number | undefined }[] = [];
+  /** What /v1/echo-request received. */
+  let received:
+    { method?: string; headers: import('node:http').IncomingHttpHeaders; body: string } | undefined;
 
   beforeAll(async () => {
     ca = DevelopmentCa.loadOrCreate(dir.path);
@@ -35,6 +45,10 @@ describe('ApiClient', () => {
     ) => {
       seen.push({ url: req.url ?? '', auth: req.headers.authorization, remotePort: req.socket.remotePort });
       if (req.url === '/v1/orders') return json(res, 200, [{ id: 1 }]);
+      if (req.url === '/v1/echo-request') {
+        received = { method: req.method, headers: req.headers, body };
+        return json(res, 200, { ok: true });
+      }
       if (req.url === '/v1/echo')
         return json(res, 200, { method: req.method, body: JSON.parse(body) as unknown });
       if (req.url === '/v1/revoked')
@@ -105,6 +119,75 @@ describe('ApiClient', () => {
       body: { a: 1 },
     });
     expect((await client.get('/text')).body).toBe('hello');
+    client.close();
+  });
+
+  it("sends any method with the caller's headers and body; a string body as it is", async () => {
+    const client = new ApiClient({ baseUrl: `${api.url}/v1`, tokens: new CountingTokens() });
+    const text = '{"customerReference":"PO-1","customerReference":"PO-2"}'; // not re-encoded
+    await client.request('/echo-request', {
+      method: 'patch',
+      headers: { 'Content-Type': 'application/merge-patch+json', 'X-Request-Id': 'r-1' },
+      body: text,
+    });
+    expect(received).toMatchObject({
+      method: 'PATCH',
+      body: text,
+      headers: {
+        'content-type': 'application/merge-patch+json',
+        'content-length': String(Buffer.byteLength(text)),
+        'x-request-id': 'r-1',
+        authorization: 'Bearer token-1',
+      },
+    });
+    await client.request('/echo-request', { method: 'DELETE' });
+    expect(received).toMatchObject({ method: 'DELETE', body: '' });
+    expect(received?.headers['content-type']).toBeUndefined();
+    client.close();
+  });
+
+  it('retries a POST once with a fresh token after a 401 (refused before anything acted on it)', async () => {
+    const tokens = new CountingTokens();
+    const client = new ApiClient({ baseUrl: `${api.url}/v1`, tokens });
+    seen.length = 0;
+    expect(await client.request('/revoked', { method: 'POST', body: {} })).toMatchObject({
+      status: 200,
+      retriedWithFreshToken: true,
+      attempts: 2,
+    });
+    expect(seen.map((s) => s.auth)).toEqual(['Bearer token-1', 'Bearer token-2']);
+    client.close();
+  });
+
+  it.each([
+    [{ method: 'FETCH' }, 'ERR_INVALID_REQUEST', /unknown method "FETCH": use one of GET, HEAD, POST/],
+    [{ method: 'GET', body: {} }, 'ERR_INVALID_REQUEST', /a GET request carries no body/],
+    [{ method: 'HEAD', body: '' }, 'ERR_INVALID_REQUEST', /a HEAD request carries no body/],
+    [
+      { headers: { Authorization: 'Bearer mine' } },
+      'ERR_INVALID_HEADER',
+      /"Authorization" is set by the client/,
+    ],
+    [{ headers: { traceparent: 'x' } }, 'ERR_INVALID_HEADER', /"traceparent" is set by the client/],
+    [{ headers: { Host: 'evil.example' } }, 'ERR_INVALID_HEADER', /"Host" is set by the client/],
+    [
+      { method: 'POST', body: 'x', headers: { 'Content-Length': '1' } },
+      'ERR_INVALID_HEADER',
+      /Content-Length/,
+    ],
+    [{ headers: { 'Transfer-Encoding': 'chunked' } }, 'ERR_INVALID_HEADER', /Transfer-Encoding/],
+    [{ headers: { 'Bad Name': 'x' } }, 'ERR_INVALID_HEADER', /header "Bad Name"/],
+    [{ headers: { 'X-A': 'one\r\nX-Injected: 1' } }, 'ERR_INVALID_HEADER', /header "X-A"/],
+    [{ headers: { 'X-A': '1', 'x-a': '2' } }, 'ERR_INVALID_HEADER', /"x-a" is given twice/],
+  ])('refuses %j before sending anything or asking for a token', async (request, code, message) => {
+    const tokens = new CountingTokens();
+    const client = new ApiClient({ baseUrl: `${api.url}/v1`, tokens });
+    seen.length = 0;
+    const err = await rejectionOf<ApiCallError>(client.request('/orders', request));
+    expect(err).toBeInstanceOf(ApiCallError);
+    expect(err).toMatchObject({ code, message: expect.stringMatching(message) });
+    expect(seen).toEqual([]);
+    expect(tokens.calls).toEqual([]);
     client.close();
   });
 

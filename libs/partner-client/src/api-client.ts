@@ -1,19 +1,36 @@
 /**
  * Step 7: calls the API (through the gateway) with `Authorization: Bearer <token>`.
+ * - any method of `API_METHODS`, a body and the caller's headers (`request`); the headers the
+ *   client sets itself (`CLIENT_OWNED_HEADERS`) are refused, so are a body on GET/HEAD and
+ *   header names or values Node would not send;
  * - keep-alive connections, the configured CA trusted;
  * - a timeout per attempt and a bound on the total time of a call (all attempts and waits);
- * - one retry with a fresh token when the API answers 401 (the cached token may have been
- *   revoked or signed with a key the API no longer trusts);
- * - 429 and 503: waits as long as `Retry-After` says (seconds or an HTTP date), when that fits
- *   in the remaining time, otherwise the answer is returned as it is;
- * - other 5xx (500, 502, 504) and network errors (reset, refused, timeout): exponential
- *   backoff with full jitter; only for idempotent methods, since the request may have been
- *   processed. TLS failures are never retried (they do not heal by themselves).
+ * - retries, and which requests they may repeat:
+ *   - 401: once, with a fresh token (the cached token may have been revoked or signed with a
+ *     key the API no longer trusts), whatever the method: the gateway's validate-jwt and the
+ *     API's guard refuse before anything acts on the request;
+ *   - 429, and 503 for idempotent methods: waits as long as `Retry-After` says (seconds or an
+ *     HTTP date) when that fits in the remaining time, else returns the answer as it is; without
+ *     `Retry-After`, backoff. A 429 is a rate limit refusing the request on arrival, so POST and
+ *     PATCH are repeated too; a 503 is not proof that nothing was done (a server may give up
+ *     half-way), so a non-idempotent request gets it back;
+ *   - other 5xx (500, 502, 504) and network errors (reset, timeout): exponential backoff with
+ *     full jitter, only for idempotent methods (GET, HEAD, OPTIONS, PUT, DELETE): the request
+ *     may have been processed;
+ *   - a connection that was never made (refused, host or network unreachable, DNS not
+ *     answering): nothing was sent, so any method is retried;
+ *   - TLS failures are never retried (they do not heal by themselves).
  * Every attempt of a call carries the call's W3C `traceparent` (a new trace unless the caller
  * gives one, e.g. continuing an incoming request's), so the gateway's and the API's log lines
  * can be matched with the partner's.
  */
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  validateHeaderName,
+  validateHeaderValue,
+  type IncomingHttpHeaders,
+} from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import {
   formatTraceparent,
@@ -62,10 +79,36 @@ export interface ApiClientOptions {
   random?: () => number;
 }
 
+/** The methods `request` sends. */
+export const API_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+export type ApiMethod = (typeof API_METHODS)[number];
+
+/**
+ * Headers the client sets itself (the token, the trace, the connection and the body's framing):
+ * a caller giving one is refused rather than overridden or sent twice.
+ */
+export const CLIENT_OWNED_HEADERS: readonly string[] = [
+  'authorization',
+  'proxy-authorization',
+  TRACEPARENT_HEADER,
+  'tracestate',
+  'host',
+  'content-length',
+  'transfer-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'te',
+  'trailer',
+  'expect',
+];
+
 export interface ApiRequest {
+  /** One of `API_METHODS`, any case (default GET). */
   method?: string;
+  /** Extra request headers; none of `CLIENT_OWNED_HEADERS`, each name once (any case). */
   headers?: Record<string, string>;
-  /** Sent as-is; objects are sent as JSON. */
+  /** Sent as-is (give its content-type in `headers`); objects and arrays are sent as JSON. Not with GET or HEAD. */
   body?: string | Record<string, unknown> | unknown[];
   /** The call's trace context, sent as `traceparent` (default: a new trace). */
   trace?: TraceContext;
@@ -95,7 +138,9 @@ const RETRYABLE_NETWORK_CODES = new Set([
   'ENETUNREACH',
   'ERR_NETWORK',
 ]);
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
+/** Network errors before a connection existed: nothing was sent, so even POST may be repeated. */
+const NOT_CONNECTED_CODES = new Set(['ECONNREFUSED', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+const IDEMPOTENT = new Set<string>(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
 
 /** `Retry-After` in ms: delta-seconds or an HTTP date; undefined when absent or unreadable. */
 export function parseRetryAfter(value: string | undefined, now = Date.now()): number | undefined {
@@ -170,10 +215,12 @@ export class ApiClient {
     return url;
   }
 
+  /** Checks the request (nothing is sent when it is refused: ApiCallError), then calls with retries (above). */
   async request(path: string, req: ApiRequest = {}): Promise<ApiResponse> {
     const url = this.urlFor(path);
+    const method = requestMethod(req);
+    const headers = requestHeaders(req);
     const deadline = Date.now() + this.totalTimeoutMs;
-    const method = (req.method ?? 'GET').toUpperCase();
     const idempotent = IDEMPOTENT.has(method);
     const trace = req.trace ?? startTrace();
     const traceparent = formatTraceparent(trace);
@@ -190,12 +237,18 @@ export class ApiClient {
       let response: Omit<ApiResponse, 'retriedWithFreshToken' | 'attempts' | 'trace'>;
       attempts++;
       try {
-        response = await this.send(url, req, token, traceparent, Math.min(this.timeoutMs, remaining));
+        response = await this.send(
+          url,
+          { method, headers, body: req.body },
+          token,
+          traceparent,
+          Math.min(this.timeoutMs, remaining),
+        );
       } catch (err) {
         const code = (err as ApiCallError).code;
         const delay = this.backoff(attempt);
-        if (!idempotent || !RETRYABLE_NETWORK_CODES.has(code) || !this.canWait(attempt, delay, deadline))
-          throw err;
+        const repeatable = idempotent ? RETRYABLE_NETWORK_CODES.has(code) : NOT_CONNECTED_CODES.has(code);
+        if (!repeatable || !this.canWait(attempt, delay, deadline)) throw err;
         this.opts.onRetry?.({ attempt, reason: 'network', code, delayMs: delay });
         await sleep(delay);
         continue;
@@ -208,7 +261,7 @@ export class ApiClient {
       }
       const done = { ...response, retriedWithFreshToken, attempts, trace };
       const status = response.status;
-      if (status === 429 || status === 503) {
+      if (status === 429 || (status === 503 && idempotent)) {
         const retryAfter = parseRetryAfter(response.headers['retry-after']);
         if (retryAfter !== undefined) {
           if (retryAfter > this.maxRetryAfterMs || !this.canWait(attempt, retryAfter, deadline)) return done;
@@ -217,10 +270,7 @@ export class ApiClient {
           continue;
         }
       }
-      if (
-        status === 429 ||
-        (status >= 500 && status !== 501 && status !== 505 && (idempotent || status === 503))
-      ) {
+      if (status === 429 || (idempotent && status >= 500 && status !== 501 && status !== 505)) {
         const delay = this.backoff(attempt);
         if (!this.canWait(attempt, delay, deadline)) return done;
         this.opts.onRetry?.({ attempt, reason: 'status', status, delayMs: delay });
@@ -282,13 +332,13 @@ export class ApiClient {
 
   private send(
     url: URL,
-    req: ApiRequest,
+    req: { method: ApiMethod; headers: Record<string, string>; body: ApiRequest['body'] },
     accessToken: string,
     traceparent: string,
     timeoutMs: number,
   ): Promise<Omit<ApiResponse, 'retriedWithFreshToken' | 'attempts' | 'trace'>> {
-    const method = (req.method ?? 'GET').toUpperCase();
-    const headers: Record<string, string | number> = { accept: 'application/json', ...(req.headers ?? {}) };
+    const { method } = req;
+    const headers: Record<string, string | number> = { accept: 'application/json', ...req.headers };
     headers['authorization'] = `Bearer ${accessToken}`;
     headers[TRACEPARENT_HEADER] = traceparent;
     let body: Buffer | undefined;
@@ -341,4 +391,36 @@ export class ApiClient {
       r.end(body);
     });
   }
+}
+
+function requestMethod(req: ApiRequest): ApiMethod {
+  const method = (req.method ?? 'GET').toUpperCase();
+  if (!(API_METHODS as readonly string[]).includes(method))
+    throw new ApiCallError(
+      'ERR_INVALID_REQUEST',
+      `unknown method "${req.method}": use one of ${API_METHODS.join(', ')}`,
+    );
+  if (req.body !== undefined && (method === 'GET' || method === 'HEAD'))
+    throw new ApiCallError('ERR_INVALID_REQUEST', `a ${method} request carries no body`);
+  return method as ApiMethod;
+}
+
+/** The caller's headers, names lower-cased, each checked (name, value, not owned by the client, once). */
+function requestHeaders(req: ApiRequest): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const [given, value] of Object.entries(req.headers ?? {})) {
+    const name = given.toLowerCase();
+    try {
+      validateHeaderName(name);
+      validateHeaderValue(name, value);
+    } catch (err) {
+      throw new ApiCallError('ERR_INVALID_HEADER', `header "${given}": ${(err as Error).message}`);
+    }
+    if (CLIENT_OWNED_HEADERS.includes(name))
+      throw new ApiCallError('ERR_INVALID_HEADER', `header "${given}" is set by the client itself`);
+    if (Object.hasOwn(headers, name))
+      throw new ApiCallError('ERR_INVALID_HEADER', `header "${given}" is given twice`);
+    headers[name] = value;
+  }
+  return headers;
 }
