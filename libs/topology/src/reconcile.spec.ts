@@ -308,6 +308,24 @@ describe('reconcileTopology against the emulator', () => {
     expect(plan.warnings).toEqual([
       `partner legacy: an unmarked application "legacy-partner" (object id ${legacy.id}) has the same display name; a new one is created beside it (adopt it to take it over)`,
     ]);
+    const before = await t.applications();
+    const refused = await rejectionOf(
+      reconcile(topology, {
+        adopt: {
+          apis: { orders: legacy.id },
+          partners: { legacy: legacy.id, nobody: legacy.id, contoso: '00000000-0000-0000-0000-000000000000' },
+        },
+      }),
+    );
+    expect(refused.message).toBe(
+      [
+        'The directory cannot be brought to the topology; nothing was changed:',
+        `  adopt api orders: "certflow orders API" (object id ${applied.apis[0]!.objectId}) is already marked as api orders`,
+        `  adopt partner nobody: the topology has no partner "nobody"`,
+        `  adopt partner contoso: no application with object id 00000000-0000-0000-0000-000000000000`,
+      ].join('\n'),
+    );
+    expect(await t.applications()).toEqual(before);
     const adopted = await reconcile(topology, { adopt: { partners: { legacy: legacy.id } } });
     expect(summary(adopted.changes)).toEqual([
       `adopt partner legacy: takes over "legacy-partner" (object id ${legacy.id}) and marks it`,

@@ -98,6 +98,8 @@ export async function reconcileTopology(opts: ReconcileOptions): Promise<Reconci
         problems.push(`adopt ${kind} ${name}: ${described(current)} is already marked as ${kind} ${name}`);
       else if (isMarked(app))
         problems.push(`adopt ${kind} ${name}: ${described(app)} is already marked (${app.tags.join(', ')})`);
+      else if (adoptions.some((a) => a.app.id === app.id))
+        problems.push(`adopt ${kind} ${name}: ${described(app)} is to be adopted twice`);
       else adoptions.push({ kind, name, app });
     }
   }
