@@ -1,7 +1,8 @@
 /**
  * The Microsoft Graph subset served at `/graph/v1.0`: applications, service principals and
- * app role assignments, enough to register an API and a partner and to upload the
- * partner's certificate (steps 1 and 4 of the flow).
+ * app role assignments, enough to reconcile APIs and partners with a topology (create, change
+ * and delete registrations, grant and revoke roles) and to upload a partner's certificate
+ * (steps 1 and 4 of the flow). Service principals and assignments: graph-service-principals.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseApplicationBody } from './application-input';
