@@ -22,12 +22,7 @@ const enc = encodeURIComponent;
  * it so); the emulator returns the hex thumbprint. The key itself is compared when Graph returns it.
  */
 export function isCertificate(credential: GraphKeyCredential, certificate: ParsedCertificate): boolean {
-  if (
-    credential.key !== null &&
-    credential.key !== undefined &&
-    credential.key === certificate.der.toString('base64')
-  )
-    return true;
+  if (credential.key === certificate.der.toString('base64')) return true;
   const id = credential.customKeyIdentifier;
   if (!id) return false;
   const sha1 = certificate.thumbprints.sha1Hex;
