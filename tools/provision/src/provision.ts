@@ -1,0 +1,151 @@
+/**
+ * `npm run provision`: the topology file, checked first, then one reconcile of a tenant's
+ * directory through Microsoft Graph (plan or apply), with the same code the local stack runs
+ * against the emulator. Prints the plan, what it left alone, the partners' certificates and
+ * the APIM named values of each API.
+ */
+import { relative } from 'node:path';
+import {
+  apimNamedValues,
+  formatChanges,
+  GraphCallError,
+  GraphPermissionError,
+  GraphRest,
+  loadTopology,
+  reconcileTopology,
+  TopologyError,
+  type LoadedTopology,
+  type ReconcileResult,
+} from '@certflow/topology';
+import { createCredential, signIn } from './credential';
+import {
+  DEFAULT_AUTHORITY_HOST,
+  parseProvisionOptions,
+  USAGE,
+  UsageError,
+  type ProvisionOptions,
+} from './options';
+import {
+  CertificateFileError,
+  readPartnerCertificates,
+  type PartnerCertificate,
+} from './partner-certificates';
+
+export interface ProvisionIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  cwd: string;
+}
+
+/** Runs the command; resolves with the process exit code (0 done, 1 sign-in/Graph failed, 2 bad input). */
+export async function runProvision(argv: string[], io: ProvisionIo): Promise<number> {
+  let options: ProvisionOptions | 'help';
+  let loaded: LoadedTopology;
+  let certificates: Map<string, PartnerCertificate>;
+  try {
+    options = parseProvisionOptions(argv, io.cwd);
+    if (options === 'help') {
+      io.stdout(`${USAGE}\n`);
+      return 0;
+    }
+    loaded = loadTopology(options.topologyFile);
+    certificates = readPartnerCertificates(loaded.topology.partners);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.stderr(`provision: ${err.message}\nRun with --help for the options.\n`);
+      return 2;
+    }
+    if (err instanceof TopologyError || err instanceof CertificateFileError) {
+      io.stderr(`provision: ${err.message}\nNothing was contacted.\n`);
+      return 2;
+    }
+    throw err;
+  }
+
+  const shown = (file: string) => relative(io.cwd, file) || file;
+  let result: ReconcileResult;
+  let tenantId: string;
+  try {
+    const credential = createCredential(options, (message) => io.stderr(`${message}\n`));
+    const session = await signIn(credential, options.tenant, options.credential);
+    tenantId = session.tenantId;
+    io.stderr(
+      `provision: ${options.apply ? 'applying' : 'planning'} ${shown(loaded.file)} in tenant ${tenantId} ` +
+        `as ${session.identity} through ${options.graphUrl}\n`,
+    );
+    const graph = new GraphRest({
+      baseUrl: options.graphUrl,
+      token: session.token,
+      ...(options.ca === undefined ? {} : { ca: options.ca }),
+    });
+    try {
+      result = await reconcileTopology({
+        graph,
+        topology: loaded.topology,
+        apply: options.apply,
+        prune: options.prune,
+        certificate: (partner) => certificates.get(partner.name)?.der,
+      });
+    } finally {
+      graph.close();
+    }
+  } catch (err) {
+    io.stderr(`provision: ${failure(err, options)}\n`);
+    return 1;
+  }
+
+  io.stdout(`${formatChanges(result, shown(loaded.file))}\n`);
+  io.stdout(partnerReport(result, certificates, tenantId, shown));
+  io.stdout(namedValuesReport(result, loaded, options, tenantId, shown));
+  if (!result.applied && result.changes.length > 0)
+    io.stdout(`\nTo make these changes, run again with --apply.\n`);
+  return 0;
+}
+
+/** The message for a failed run. A Graph call that failed in an apply may follow others that succeeded. */
+function failure(err: unknown, options: ProvisionOptions): string {
+  if (err instanceof GraphPermissionError) return err.message;
+  if (err instanceof GraphCallError && options.apply)
+    return `${err.message}\nChanges made before this call stay; run with --plan to see what remains.`;
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Per partner: the client id to send it, and its certificate (the .cer it sent, or a reminder). */
+function partnerReport(
+  result: ReconcileResult,
+  certificates: Map<string, PartnerCertificate>,
+  tenantId: string,
+  shown: (file: string) => string,
+): string {
+  if (result.partners.length === 0) return '';
+  const lines = result.partners.map((partner) => {
+    const clientId = partner.appId === '' ? '(assigned when applied)' : partner.appId;
+    const cer = certificates.get(partner.name);
+    const certificate = cer
+      ? `certificate ${shown(cer.file)} (SHA-1 ${cer.sha1}, ${cer.subject}, valid until ${cer.validTo.toISOString().slice(0, 10)})`
+      : `no certificate.cerFile; upload the partner's .cer when it arrives (Certificates & secrets), or set certificate.cerFile and apply again`;
+    return `  ${partner.name}: client id ${clientId}; ${certificate}`;
+  });
+  return `\nPartners (send each its client id and the tenant id ${tenantId}; certificates only from the .cer it sent):\n${lines.join('\n')}\n`;
+}
+
+function namedValuesReport(
+  result: ReconcileResult,
+  loaded: LoadedTopology,
+  options: ProvisionOptions,
+  tenantId: string,
+  shown: (file: string) => string,
+): string {
+  const entraInstance = options.authorityHost ?? DEFAULT_AUTHORITY_HOST;
+  const blocks = result.apis.map((api) => {
+    const policy = loaded.topology.apis.find((a) => a.name === api.name)?.policy;
+    const values = apimNamedValues(api, entraInstance, tenantId);
+    const width = Math.max(...Object.keys(values).map((k) => k.length));
+    const lines = Object.entries(values).map(
+      ([name, value]) => `  ${name.padEnd(width)}  ${value === '' ? '(assigned when applied)' : value}`,
+    );
+    const where = policy === undefined ? '' : ` (policy ${shown(policy)})`;
+    return `\nAPIM named values for api ${api.name}${where}:\n${lines.join('\n')}\n`;
+  });
+  return blocks.join('');
+}
