@@ -7,6 +7,8 @@
 import { request } from 'node:https';
 import {
   appEntryPoint,
+  servedApi,
+  stackPartner,
   stackPartnerEnvironment,
   startService,
   type ChildService,
@@ -67,11 +69,11 @@ export function counterSum(metricsText: string, metric: string, match: Record<st
   return total;
 }
 
-/** Access tokens for the API the emulator has issued to the stack's partner since it started (Graph tokens not counted). */
+/** Access tokens for the served API the emulator has issued to the stack's first partner since it started (Graph tokens not counted). */
 export async function tokensIssuedToPartner(file: StackFile, ca: Buffer): Promise<number> {
   const text = await getText(`${file.emulator.url}/metrics`, ca);
   return counterSum(text, 'entra_emulator_tokens_issued_total', {
-    client_id: file.partner.appId,
-    resource: file.api.appId,
+    client_id: stackPartner(file).appId,
+    resource: servedApi(file).appId,
   });
 }

@@ -11,9 +11,12 @@ import { parseCertificate } from '@certflow/certs';
 import {
   appEntryPoint,
   partnerCertificate,
+  PARTNER_KEY_ID_FILE,
   partnerTokenResponse,
   requestPartnerToken,
   runJsonCommand,
+  servedApi,
+  stackPartner,
   tokenRequestForm,
   type StackFile,
 } from '@certflow/stack';
@@ -82,7 +85,11 @@ function check(ctx: SuiteContext, measurements: Measurement[]): string[] {
 /** Client-assertion token requests against the emulator's token endpoint (one assertion, reused as MSAL does). */
 async function tokenEndpoint(ctx: SuiteContext): Promise<SuiteResult> {
   const form = new URLSearchParams(
-    await tokenRequestForm(ctx.file, ctx.file.partner.appId, partnerCertificate(ctx.file)),
+    await tokenRequestForm(
+      ctx.file,
+      stackPartner(ctx.file).appId,
+      partnerCertificate(stackPartner(ctx.file)),
+    ),
   ).toString();
   const measurements = [
     {
@@ -115,7 +122,7 @@ async function tokenEndpoint(ctx: SuiteContext): Promise<SuiteResult> {
 /** Authenticated requests through the gateway, and the same straight at the API as the baseline. */
 async function gatewayThroughput(ctx: SuiteContext): Promise<SuiteResult> {
   const headers = { authorization: `Bearer ${ctx.token}` };
-  const direct = await runLoad({ ...common(ctx), headers, url: `${ctx.file.api.url}/orders` });
+  const direct = await runLoad({ ...common(ctx), headers, url: `${servedApi(ctx.file).url}/orders` });
   const gateway = await runLoad({ ...common(ctx), headers, url: `${ctx.file.gateway.url}/orders` });
   const measurements = [
     { name: 'API direct (baseline)', result: direct },
@@ -150,7 +157,7 @@ async function idpOutage(ctx: SuiteContext): Promise<SuiteResult> {
   try {
     await sleep(third);
     await graph.setFaults({ outage: '503' });
-    probe = await requestPartnerToken(ctx.file).then(
+    probe = await requestPartnerToken(ctx.file, stackPartner(ctx.file)).then(
       () => 'a token request succeeded during the outage',
       (err: Error) => (/HTTP 503/.test(err.message) ? 'ok' : `unexpected token error: ${err.message}`),
     );
@@ -257,10 +264,11 @@ async function cachedCalls(ctx: SuiteContext): Promise<SuiteResult> {
  */
 async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
   const broken: string[] = [];
-  const old = partnerCertificate(ctx.file);
+  const partner = stackPartner(ctx.file);
+  const old = partnerCertificate(partner);
   const oldThumbprints = parseCertificate(old.certificatePem).thumbprints;
   // The keyId the API owner told the partner (the stack writes it); cert rotate removes it.
-  const oldKeyId = readFileSync(join(ctx.file.partner.certificateDirectory, 'partner.key-id'), 'utf8').trim();
+  const oldKeyId = readFileSync(join(partner.certificateDirectory, PARTNER_KEY_ID_FILE), 'utf8').trim();
 
   const issuedBefore = await tokensIssuedToPartner(ctx.file, ctx.ca);
   const facade = await startPartnerFacade(ctx.file, 'rotating');
@@ -291,7 +299,7 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
       rotation = { ...run, ms: performance.now() - started };
       // Wait (bounded) until the facade has picked the new files up, then serve a third of the
       // duration on the new certificate.
-      const rotated = parseCertificate(partnerCertificate(ctx.file).certificatePem).thumbprints.sha256Hex;
+      const rotated = parseCertificate(partnerCertificate(partner).certificatePem).thumbprints.sha256Hex;
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline) {
         facadeHealth = (await fetch(`${facade.url}/health`).then((r) => r.json())) as typeof facadeHealth;
@@ -316,7 +324,7 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
   const removed = rotation?.events.find((e) => e.event === 'rotation')?.removedKeyId;
   if (removed !== oldKeyId)
     broken.push(`cert rotate removed ${String(removed)}, not the old keyId ${oldKeyId}`);
-  const now = partnerCertificate(ctx.file);
+  const now = partnerCertificate(partner);
   const nowThumbprint = parseCertificate(now.certificatePem).thumbprints.sha256Hex;
   if (nowThumbprint === oldThumbprints.sha256Hex) broken.push('the certificate files did not change');
   if (facadeHealth.certificate?.thumbprintSha256 !== nowThumbprint)
@@ -330,12 +338,12 @@ async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
     broken.push(
       `${issued} API tokens were issued to the partner (expected 1: the rotation must not cost a token)`,
     );
-  const oldAnswer = await partnerTokenResponse(ctx.file, old);
+  const oldAnswer = await partnerTokenResponse(ctx.file, partner, old);
   if (oldAnswer.status !== 401 || !oldAnswer.text.includes('AADSTS700027'))
     broken.push(
       `the old certificate was not refused: HTTP ${oldAnswer.status} ${oldAnswer.text.slice(0, 200)}`,
     );
-  const newAnswer = await partnerTokenResponse(ctx.file, now);
+  const newAnswer = await partnerTokenResponse(ctx.file, partner, now);
   if (newAnswer.status !== 200)
     broken.push(
       `the new certificate gets no token: HTTP ${newAnswer.status} ${newAnswer.text.slice(0, 200)}`,

@@ -36,7 +36,13 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 // The stack as built (launchStackProcess starts the dist/main.js next to it), not a second copy
 // of its sources compiled into dist-bench: the bench target builds the stack first.
-import { launchStackProcess, requestPartnerToken, workspaceRoot } from '@certflow/stack';
+import {
+  launchStackProcess,
+  requestPartnerToken,
+  servedApi,
+  stackPartner,
+  workspaceRoot,
+} from '@certflow/stack';
 import { type BenchProcess, startNodeProxy } from './bench-processes';
 import { wrkGenerator } from './load-generators';
 import { positiveInteger } from './settings';
@@ -90,10 +96,10 @@ async function main(): Promise<void> {
   let proxy: BenchProcess | undefined;
   try {
     const { file } = stack;
-    const api = new URL(file.api.url);
+    const api = new URL(servedApi(file).url);
     proxy = await startNodeProxy(stateDir, api, profileArgs('node-proxy.cpuprofile'));
     const generator = wrkGenerator(WRK, {
-      token: await requestPartnerToken(file),
+      token: await requestPartnerToken(file, stackPartner(file)),
       path: '/orders',
       connections: 32,
       caPem: readFileSync(file.caCertificatePath, 'utf8'),

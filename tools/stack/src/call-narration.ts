@@ -11,17 +11,24 @@ export const API_LOG = 'api.log';
 export interface StepReport {
   /** The article's step (1–8), or undefined for what follows them (the cached second call). */
   step: number | undefined;
+  /** The partner (topology name) the step is about, when it is about one. */
+  partner?: string;
   title: string;
   where: string;
   details: [string, string][];
+  /** Text shown as it is after the details (step 1: the plan of what reconcile changed). */
+  lines?: string[];
 }
 
+/** Narrates partner `partner`'s `call /orders --times 2 --json`; `onResponse` gets each status. */
 export function partnerCallNarrator(
+  partner: string,
   gatewayUrl: string,
   stateDir: string,
-  report: (step: StepReport) => void,
-  onFirstResponse: () => void,
+  reportStep: (step: StepReport) => void,
+  onResponse: (status: number) => void,
 ): (event: Record<string, unknown>) => void {
+  const report = (step: StepReport): void => reportStep({ ...step, partner });
   let responses = 0;
   return (event) => {
     if (event.event === 'assertion') {
@@ -58,6 +65,7 @@ export function partnerCallNarrator(
       });
     } else if (event.event === 'response') {
       responses += 1;
+      onResponse(Number(event.status));
       const status = String(event.status);
       if (responses > 1) {
         report({
@@ -68,7 +76,6 @@ export function partnerCallNarrator(
         });
         return;
       }
-      onFirstResponse();
       const body = (event.body ?? {}) as { orders?: unknown[]; caller?: Record<string, unknown> };
       report({
         step: 7,

@@ -1,16 +1,19 @@
 /**
  * `npm start`: runs the whole certificate flow on this machine and keeps it up.
  *   --once              run the flow, then stop; exit 0 on success, 1 naming the failed step
+ *   --topology FILE     the topology to reconcile (default certflow.topology.json, or CERTFLOW_TOPOLOGY);
+ *                       a bad file stops the start with exit 2 before anything is touched
  *   --state-dir DIR     where keys, certificates and state live (default .certflow, or CERTFLOW_STATE_DIR)
  *   --emulator-port N, --gateway-port N, --api-port N   (default 0: any free port)
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { startStack, StepReport, StepFailedError } from './stack';
-import { stackFilePath } from './stack-file';
+import { TopologyError } from '@certflow/topology';
+import { defaultTopologyFile, startStack, StepReport, StepFailedError } from './stack';
+import { servedApi, stackFilePath } from './stack-file';
 import { workspaceRoot } from './workspace';
 
-const USAGE = `usage: npm start -- [--once] [--state-dir DIR] [--emulator-port N] [--gateway-port N] [--api-port N]`;
+const USAGE = `usage: npm start -- [--once] [--topology FILE] [--state-dir DIR] [--emulator-port N] [--gateway-port N] [--api-port N]`;
 
 function port(name: string, value: string | undefined): number {
   if (value === undefined) return 0;
@@ -25,10 +28,13 @@ const bold = (s: string): string => (tty ? `\x1b[1m${s}\x1b[0m` : s);
 const dim = (s: string): string => (tty ? `\x1b[2m${s}\x1b[0m` : s);
 
 function printStep(report: StepReport): void {
-  const heading = report.step === undefined ? report.title : `Step ${report.step}  ${report.title}`;
+  const title = report.partner ? `${report.partner}: ${report.title}` : report.title;
+  const heading = report.step === undefined ? title : `Step ${report.step}  ${title}`;
   console.log(`\n${bold(heading)}`);
   console.log(dim(`        ${report.where}`));
-  for (const [label, value] of report.details) console.log(`        ${label.padEnd(14)}${value}`);
+  const width = Math.max(14, ...report.details.map(([label]) => label.length + 2));
+  for (const [label, value] of report.details) console.log(`        ${label.padEnd(width)}${value}`);
+  for (const line of report.lines ?? []) console.log(`        ${line}`);
 }
 
 async function main(): Promise<number> {
@@ -38,6 +44,7 @@ async function main(): Promise<number> {
       options: {
         once: { type: 'boolean', default: false },
         'state-dir': { type: 'string' },
+        topology: { type: 'string' },
         'emulator-port': { type: 'string' },
         'gateway-port': { type: 'string' },
         'api-port': { type: 'string' },
@@ -68,23 +75,32 @@ async function main(): Promise<number> {
   const stateDir = flags['state-dir'] ?? process.env.CERTFLOW_STATE_DIR ?? join(workspaceRoot(), '.certflow');
 
   console.log(bold('certflow: certificate-based OAuth 2.0 client credentials, end to end, offline'));
+  const topologyFile = flags.topology ?? process.env.CERTFLOW_TOPOLOGY ?? defaultTopologyFile();
   console.log(dim(`state directory ${stateDir}`));
   let stack;
   try {
-    stack = await startStack({ stateDir, ...ports, onStep: printStep });
+    stack = await startStack({ stateDir, topologyFile, ...ports, onStep: printStep });
   } catch (err) {
+    if (err instanceof TopologyError) {
+      console.error(`\nThe topology file is not valid; nothing was started or changed.\n${err.message}`);
+      return 2;
+    }
     const step = err instanceof StepFailedError ? err.step : 'start-up';
     console.error(`\nFAILED at ${step}\n${(err as Error).message}`);
     return 1;
   }
   const { file } = stack;
+  const api = servedApi(file);
+  const registeredOnly = file.apis.filter((a) => a.url === null).map((a) => a.name);
   console.log(
     `\n${bold('The flow works.')} First authenticated response ${(stack.firstCallMs / 1000).toFixed(2)} s after start.`,
   );
   console.log(`
   Entra ID emulator  ${file.emulator.url}  (tenant ${file.tenantId})
   gateway            ${file.gateway.url}   (policy ${file.gateway.policyFile})
-  API                ${file.api.url}
+  API ${api.name.padEnd(14)} ${api.url}${registeredOnly.length ? `\n  registered only    ${registeredOnly.join(', ')} (in the directory, not served locally)` : ''}
+  partners           ${file.partners.map((p) => p.name).join(', ')}
+  topology           ${file.topologyFile}
   development CA     ${file.caCertificatePath}
   stack description  ${stackFilePath(stateDir)}`);
 
@@ -92,7 +108,9 @@ async function main(): Promise<number> {
     await stack.close();
     return 0;
   }
-  console.log(`\nRunning. Try: npm run partner -- call /orders   (Ctrl+C to stop)`);
+  console.log(
+    `\nRunning. Try: npm run partner -- call /orders, or npm run partner -- --as ${file.partners.at(-1)?.name ?? 'NAME'} call /orders   (Ctrl+C to stop)`,
+  );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

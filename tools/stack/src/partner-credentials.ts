@@ -1,19 +1,20 @@
 /**
- * Steps 5 and 6 with nothing but HTTP, for suites that act as the partner without MSAL
+ * Steps 5 and 6 with nothing but HTTP, for suites that act as a partner without MSAL
  * (e2e, load): a client assertion as MSAL builds it with `thumbprintSha256` (PS256 with
- * `x5t#S256`), exchanged at the token endpoint.
+ * `x5t#S256`), exchanged at the token endpoint for the served API's scope.
  */
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { certificateClientAssertion } from '@certflow/entra-emulator';
 import type { CertificateAndKey } from '@certflow/certs';
-import type { StackFile } from './stack-file';
+import { servedApi, type StackFile, type StackPartner } from './stack-file';
 
-export function partnerCertificate(file: StackFile): CertificateAndKey {
+/** The partner's key pair from its certificate directory. */
+export function partnerCertificate(partner: StackPartner): CertificateAndKey {
   return {
-    certificatePem: readFileSync(join(file.partner.certificateDirectory, 'partner.crt.pem'), 'utf8'),
-    privateKeyPem: readFileSync(join(file.partner.certificateDirectory, 'partner.key.pem'), 'utf8'),
+    certificatePem: readFileSync(join(partner.certificateDirectory, 'partner.crt.pem'), 'utf8'),
+    privateKeyPem: readFileSync(join(partner.certificateDirectory, 'partner.key.pem'), 'utf8'),
   };
 }
 
@@ -25,18 +26,19 @@ export async function tokenRequestForm(
   return {
     grant_type: 'client_credentials',
     client_id: clientId,
-    scope: file.api.scope,
+    scope: servedApi(file).scope,
     client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
     client_assertion: await certificateClientAssertion(file.emulator.tokenEndpoint, clientId, cert),
   };
 }
 
-/** Answer of the token endpoint to a client-assertion request signed with `cert` (the stack's partner certificate by default). */
+/** Answer of the token endpoint to `partner`'s client-assertion request signed with `cert` (its own by default). */
 export async function partnerTokenResponse(
   file: StackFile,
-  cert: CertificateAndKey = partnerCertificate(file),
+  partner: StackPartner,
+  cert: CertificateAndKey = partnerCertificate(partner),
 ): Promise<{ status: number; text: string }> {
-  const body = new URLSearchParams(await tokenRequestForm(file, file.partner.appId, cert)).toString();
+  const body = new URLSearchParams(await tokenRequestForm(file, partner.appId, cert)).toString();
   const ca = readFileSync(file.caCertificatePath);
   return new Promise((resolve, reject) => {
     const req = request(
@@ -53,10 +55,11 @@ export async function partnerTokenResponse(
   });
 }
 
-/** The registered partner's access token for the API, fetched over HTTPS trusting the development CA. */
-export async function requestPartnerToken(file: StackFile): Promise<string> {
-  const { status, text } = await partnerTokenResponse(file);
-  if (status !== 200) throw new Error(`token request failed with HTTP ${status}: ${text}`);
+/** `partner`'s access token for the served API, fetched over HTTPS trusting the development CA. */
+export async function requestPartnerToken(file: StackFile, partner: StackPartner): Promise<string> {
+  const { status, text } = await partnerTokenResponse(file, partner);
+  if (status !== 200)
+    throw new Error(`token request of partner ${partner.name} failed with HTTP ${status}: ${text}`);
   const token = (JSON.parse(text) as { access_token?: unknown }).access_token;
   if (typeof token !== 'string' || token === '') throw new Error('token response has no access_token');
   return token;

@@ -1,7 +1,8 @@
 /**
- * `npm run partner -- <command>`: the partner worker's CLI, configured for the running stack
- * from its stack.json (state directory: --state-dir before the command, CERTFLOW_STATE_DIR,
- * or .certflow). Against real Entra ID, run apps/partner-worker with its own environment instead.
+ * `npm run partner -- [--state-dir DIR] [--as NAME] <command>`: the partner worker's CLI,
+ * configured for partner NAME of the running stack (default: the topology's first partner)
+ * from its stack.json (state directory: --state-dir, CERTFLOW_STATE_DIR, or .certflow).
+ * Against real Entra ID, run apps/partner-worker with its own environment instead.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -11,13 +12,16 @@ import { appEntryPoint, workspaceRoot } from './workspace';
 function main(): number {
   const args = process.argv.slice(2);
   let stateDir = process.env.CERTFLOW_STATE_DIR ?? join(workspaceRoot(), '.certflow');
-  if (args[0] === '--state-dir') {
-    if (!args[1]) {
-      console.error('--state-dir needs a directory');
+  let partner: string | undefined;
+  // Options of this wrapper come before the partner worker's command, in any order.
+  while (args[0] === '--state-dir' || args[0] === '--as') {
+    const [flag, value] = args.splice(0, 2);
+    if (!value || value.startsWith('-')) {
+      console.error(flag === '--as' ? '--as needs a partner name' : '--state-dir needs a directory');
       return 2;
     }
-    stateDir = args[1];
-    args.splice(0, 2);
+    if (flag === '--as') partner = value;
+    else stateDir = value;
   }
   const run = (env: NodeJS.ProcessEnv): number =>
     spawnSync(process.execPath, [appEntryPoint('partner-worker'), ...args], { env, stdio: 'inherit' })
@@ -26,14 +30,14 @@ function main(): number {
   // (`help` only as the command: `cert create --common-name help` must still use the stack's settings.)
   if (args.length === 0 || args[0] === 'help' || args.includes('--help') || args.includes('-h'))
     return run(process.env);
-  let file;
+  let env;
   try {
-    file = readStackFile(stateDir);
+    env = stackPartnerEnvironment(readStackFile(stateDir), partner);
   } catch (err) {
     console.error((err as Error).message);
     return 1;
   }
-  return run({ ...process.env, ...stackPartnerEnvironment(file) });
+  return run({ ...process.env, ...env });
 }
 
 process.exit(main());

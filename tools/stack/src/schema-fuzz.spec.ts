@@ -26,6 +26,7 @@ import {
 import { createSelfSignedCertificate, parseCertificate } from '@certflow/certs';
 import { GraphClient } from '@certflow/entra-emulator';
 import { RunningStack, startStack } from './stack';
+import { servedApi } from './stack-file';
 import { workspaceRoot } from './workspace';
 
 const SCHEMATHESIS_VERSION = '4.32.5';
@@ -97,29 +98,13 @@ function networkClient(caPem: Buffer): INetworkModule {
 
 /**
  * A partner of its own: an app registration with a certificate generated now, granted every
- * app role of the API (Orders.Write is added to the API first if it lacks it), and its token
- * from MSAL's certificate client, as a partner gets it.
+ * app role the topology gives the API, and its token from MSAL's certificate client, as a
+ * partner gets it.
  */
 async function registerPartnerWithEveryRole(): Promise<{ token: string; roles: string[] }> {
   const graph = await GraphClient.connect(stack.emulator);
-  const api = await graph.getApplication(stack.file.api.objectId);
-  if (!api.appRoles.some((role) => role.value === 'Orders.Write')) {
-    const existing = api.appRoles.map(({ origin: _origin, ...role }) => role);
-    await graph.updateApplication(api.id, {
-      appRoles: [
-        ...existing,
-        {
-          id: randomUUID(),
-          value: 'Orders.Write',
-          displayName: 'Orders.Write',
-          description: 'Applications holding Orders.Write',
-          allowedMemberTypes: ['Application'],
-          isEnabled: true,
-        },
-      ],
-    });
-  }
-  const roles = (await graph.getApplication(api.id)).appRoles.filter((role) => role.isEnabled);
+  const api = await graph.getApplication(servedApi(stack.file).objectId);
+  const roles = api.appRoles.filter((role) => role.isEnabled);
   const apiSp = await graph.findServicePrincipalByAppId(api.appId);
   if (!apiSp) throw new Error('the API has no service principal');
 
@@ -142,7 +127,7 @@ async function registerPartnerWithEveryRole(): Promise<{ token: string; roles: s
     },
     system: { networkClient: networkClient(readFileSync(stack.file.caCertificatePath)) },
   });
-  const result = await msal.acquireTokenByClientCredential({ scopes: [stack.file.api.scope] });
+  const result = await msal.acquireTokenByClientCredential({ scopes: [servedApi(stack.file).scope] });
   if (!result?.accessToken) throw new Error('MSAL returned no access token');
   return { token: result.accessToken, roles: roles.map((role) => role.value) };
 }
@@ -250,7 +235,7 @@ function documentedSchemas(path: string, method: string, status: number): unknow
 beforeAll(async () => {
   stack = await startStack({ stateDir: join(workDir, 'state') });
   partner = await registerPartnerWithEveryRole();
-  const document = await fetch(`${stack.file.api.url}/docs-json`);
+  const document = await fetch(`${servedApi(stack.file).url}/docs-json`);
   if (document.status !== 200) throw new Error(`GET /docs-json answered ${document.status}`);
   const text = await document.text();
   writeFileSync(documentPath, text);

@@ -2,17 +2,54 @@
  * `.certflow/stack.json`: the machine-readable description of a running stack, so that
  * scripts, load suites and people's own tools find it without parsing logs.
  * It exists while the stack runs and is removed when it stops.
+ *
+ * Version 2 (topology): every API and every partner of the topology, by name. Version 1 had one
+ * `api` and one `partner` object; readers of this module refuse it with a message that says so.
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@certflow/certs';
 
+export const STACK_FILE_VERSION = 2;
+
+export interface StackApi {
+  /** The API's name in the topology. */
+  name: string;
+  displayName: string;
+  appId: string;
+  objectId: string;
+  servicePrincipalId: string;
+  identifierUri: string;
+  /** What partners request: `<identifierUri>/.default`. */
+  scope: string;
+  /** App role values the API defines. */
+  roles: string[];
+  /** The API itself (HTTP on 127.0.0.1, behind the gateway), or null: registered but not served locally. */
+  url: string | null;
+}
+
+export interface StackPartner {
+  /** The partner's name in the topology (`npm run partner -- --as NAME`). */
+  name: string;
+  displayName: string;
+  appId: string;
+  objectId: string;
+  servicePrincipalId: string;
+  /** Where the partner keeps its key pair: `<stateDir>/partners/<name>`. */
+  certificateDirectory: string;
+  thumbprintSha256: string;
+  /** API name → app role values granted to the partner. */
+  roles: Record<string, string[]>;
+}
+
 export interface StackFile {
   /** Format version of this file. */
-  version: 1;
+  version: typeof STACK_FILE_VERSION;
   startedAt: string;
   pid: number;
   stateDir: string;
+  /** The topology file the directory was reconciled with (absolute). */
+  topologyFile: string;
   /** PEM of the development CA that signs every local TLS certificate. */
   caCertificatePath: string;
   tenantId: string;
@@ -26,23 +63,12 @@ export interface StackFile {
     graphUrl: string;
     metadataFile: string;
   };
+  /** The gateway in front of the served API (the topology's first). */
   gateway: { url: string; healthUrl: string; policyFile: string };
-  api: {
-    url: string;
-    appId: string;
-    objectId: string;
-    identifierUri: string;
-    scope: string;
-    roles: string[];
-  };
-  partner: {
-    appId: string;
-    objectId: string;
-    servicePrincipalId: string;
-    certificateDirectory: string;
-    thumbprintSha256: string;
-    roles: string[];
-  };
+  /** In topology order; the first is the one served locally. */
+  apis: StackApi[];
+  /** In topology order; the first is the default of `npm run partner`. */
+  partners: StackPartner[];
 }
 
 export const stackFilePath = (stateDir: string): string => join(stateDir, 'stack.json');
@@ -65,14 +91,40 @@ export function readStackFile(stateDir: string): StackFile {
   } catch (err) {
     throw new Error(`${path} is damaged: ${(err as Error).message}`);
   }
-  if (!parsed || typeof parsed !== 'object' || (parsed as { version?: unknown }).version !== 1) {
-    throw new Error(`${path} is not a certflow stack file of version 1`);
+  const version =
+    parsed && typeof parsed === 'object' ? (parsed as { version?: unknown }).version : undefined;
+  if (version !== STACK_FILE_VERSION) {
+    throw new Error(
+      `${path} is not a certflow stack file of version ${STACK_FILE_VERSION} (its version: ${JSON.stringify(version)}); ` +
+        `restart the stack with this checkout's npm start`,
+    );
   }
   return parsed as StackFile;
 }
 
 export function removeStackFile(stateDir: string): void {
   rmSync(stackFilePath(stateDir), { force: true });
+}
+
+/** The API served locally (the topology's first). */
+export function servedApi(file: StackFile): StackApi & { url: string } {
+  const api = file.apis.find((a): a is StackApi & { url: string } => a.url !== null);
+  if (!api) throw new Error(`${stackFilePath(file.stateDir)} names no served API`);
+  return api;
+}
+
+/** The partner called `name`, or the topology's first without a name; an unknown name lists the known ones. */
+export function stackPartner(file: StackFile, name?: string): StackPartner {
+  const partner = name === undefined ? file.partners[0] : file.partners.find((p) => p.name === name);
+  if (!partner) {
+    const names = file.partners.map((p) => p.name).join(', ') || '(none)';
+    throw new Error(
+      name === undefined
+        ? `the stack has no partner (topology ${file.topologyFile})`
+        : `no partner "${name}" in the stack; its partners: ${names}`,
+    );
+  }
+  return partner;
 }
 
 export interface PartnerSettings {
@@ -103,16 +155,20 @@ export function partnerEnvironment(s: PartnerSettings): Record<string, string> {
   };
 }
 
-/** The partner worker's environment for the running stack described by `file`, rotation included. */
-export function stackPartnerEnvironment(file: StackFile): Record<string, string> {
+/**
+ * The partner worker's environment for partner `name` (default: the first) of the running stack
+ * described by `file`, rotation included; it calls the served API through the gateway.
+ */
+export function stackPartnerEnvironment(file: StackFile, name?: string): Record<string, string> {
+  const partner = stackPartner(file, name);
   return partnerEnvironment({
     entraInstance: file.emulator.url,
     tenantId: file.tenantId,
-    clientId: file.partner.appId,
-    scope: file.api.scope,
+    clientId: partner.appId,
+    scope: servedApi(file).scope,
     apiBaseUrl: file.gateway.url,
-    certificateDirectory: file.partner.certificateDirectory,
+    certificateDirectory: partner.certificateDirectory,
     caCertificatePath: file.caCertificatePath,
-    rotation: { applicationObjectId: file.partner.objectId, graphUrl: file.emulator.graphUrl },
+    rotation: { applicationObjectId: partner.objectId, graphUrl: file.emulator.graphUrl },
   });
 }

@@ -1,0 +1,84 @@
+/**
+ * Steps 5 to 8 for each partner: it calls the served API through the gateway with the partner
+ * worker (`GET /orders` twice, narrated, the second from its token cache; then `POST /orders`),
+ * and each answer must be the one the topology grants (access-check.ts), else the start fails
+ * naming the partner, the call, what was expected and what came.
+ */
+import type { Topology } from '@certflow/topology';
+import {
+  ACCESS_CALLS,
+  answersAsExpected,
+  callArguments,
+  describeExpectation,
+  expectedAnswer,
+  requiredRolesFromOpenApi,
+  type AccessCall,
+} from './access-check';
+import { partnerCallNarrator, type StepReport } from './call-narration';
+import { runJsonCommand } from './child-service';
+import { servedApi, stackPartnerEnvironment, type StackFile } from './stack-file';
+import { StepFailedError, step } from './step';
+import { appEntryPoint } from './workspace';
+
+/** Makes every partner's calls; resolves with the time from `began` to the first 2xx answer. */
+export async function provePartnerAccess(opts: {
+  file: StackFile;
+  topology: Topology;
+  stateDir: string;
+  report: (step: StepReport) => void;
+  began: number;
+}): Promise<number> {
+  const { file, topology, report } = opts;
+  const api = servedApi(file);
+  const required = await step('reading the API’s OpenAPI document (x-app-roles)', () =>
+    requiredRolesFromOpenApi(api.url),
+  );
+  const worker = appEntryPoint('partner-worker');
+  let firstCallMs = 0;
+  for (const partner of topology.partners) {
+    const name = `steps 5–8 (partner ${partner.name})`;
+    const env = { ...process.env, ...stackPartnerEnvironment(file, partner.name) };
+    const answers: [string, string][] = [];
+    for (const [i, call] of ACCESS_CALLS.entries()) {
+      const expected = expectedAnswer(partner, api.name, required(call));
+      const statuses: number[] = [];
+      const onStatus = (status: number): void => {
+        statuses.push(status);
+        if (!firstCallMs && status >= 200 && status < 300) firstCallMs = performance.now() - opts.began;
+      };
+      // The first call (GET /orders) is narrated as steps 5–8, and repeated once from the token cache.
+      const onEvent =
+        i === 0
+          ? partnerCallNarrator(partner.name, file.gateway.url, opts.stateDir, report, onStatus)
+          : (e: Record<string, unknown>) => e.event === 'response' && onStatus(Number(e.status));
+      const run = await runJsonCommand(
+        worker,
+        callArguments(call, i === 0 && expected.allowed ? ['--times', '2'] : []),
+        env,
+        onEvent,
+      );
+      const got = statuses[0];
+      if (got === undefined)
+        throw new StepFailedError(
+          name,
+          `${describe(call)}: the partner worker gave no answer\n${run.output}`,
+        );
+      if (!statuses.every((s) => answersAsExpected(expected, s)))
+        throw new StepFailedError(
+          name,
+          `partner ${partner.name}, ${describe(call)}: expected ${describeExpectation(expected)} (${expected.reason}), got ${statuses.join(', ')}`,
+        );
+      answers.push([describe(call), `${got} as expected (${expected.reason})`]);
+    }
+    report({
+      step: undefined,
+      partner: partner.name,
+      title: 'Exactly the access the topology grants',
+      where: `${api.name} API's x-app-roles (/docs-json) and the partner's roles in the topology`,
+      details: answers,
+    });
+  }
+  return firstCallMs;
+}
+
+const describe = (call: AccessCall): string => `${call.method} ${call.path}`;

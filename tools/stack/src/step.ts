@@ -1,0 +1,18 @@
+/** A step of the flow that failed, named so that `npm start -- --once` can say which. */
+export class StepFailedError extends Error {
+  override readonly name = 'StepFailedError';
+  constructor(
+    readonly step: string,
+    cause: unknown,
+  ) {
+    super(`${step} failed: ${cause instanceof Error ? cause.message : String(cause)}`);
+  }
+}
+
+export async function step<T>(name: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    throw err instanceof StepFailedError ? err : new StepFailedError(name, err);
+  }
+}

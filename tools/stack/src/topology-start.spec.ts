@@ -1,0 +1,120 @@
+/**
+ * A bad topology file stops `npm start` before anything happens: exit 2 with the loader's
+ * message, and the state directory exactly as it was (or still absent).
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { defaultTopologyJson, writeTopology, type TopologyJson } from './topology.test-helpers';
+
+const dir = mkdtempSync(join(tmpdir(), 'certflow-bad-topology-'));
+const main = join(__dirname, '..', 'dist', 'main.js');
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Every entry under `root` with its mode and, for files, the SHA-256 of its content. */
+function snapshot(root: string): string[] {
+  return readdirSync(root, { recursive: true, encoding: 'utf8' })
+    .sort()
+    .map((entry) => {
+      const path = join(root, entry);
+      const stat = statSync(path);
+      const content = stat.isFile() ? createHash('sha256').update(readFileSync(path)).digest('hex') : 'dir';
+      return `${entry} ${(stat.mode & 0o777).toString(8)} ${content}`;
+    });
+}
+
+/** A state directory as an earlier version left it: the old partner directory must not be moved. */
+function earlierStateDirectory(): string {
+  const state = join(dir, 'state');
+  mkdirSync(join(state, 'partner'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(state, 'partner', 'partner.cer'), 'not really a certificate');
+  writeFileSync(join(state, 'emulator-state.json'), '{"left":"as it was"}', { mode: 0o600 });
+  writeFileSync(join(state, 'gateway-access.log'), '');
+  return state;
+}
+
+function edited(edit: (t: TopologyJson) => void): TopologyJson {
+  const data = defaultTopologyJson();
+  edit(data);
+  return data;
+}
+
+const cases: [string, () => string, (file: string) => string][] = [
+  [
+    'an unknown role',
+    () =>
+      writeTopology(
+        dir,
+        'unknown-role.json',
+        edited((t) => (t.partners[1]!.roles.orders = ['Orders.Wrte'])),
+      ),
+    () => 'partners[1].roles.orders[0]: no role "Orders.Wrte" on api "orders" (did you mean "Orders.Write"?)',
+  ],
+  [
+    'a duplicate partner',
+    () =>
+      writeTopology(
+        dir,
+        'duplicate-partner.json',
+        edited((t) => t.partners.push({ name: 'contoso', displayName: 'again', roles: {} })),
+      ),
+    () => 'partners[2].name: duplicate partner name "contoso" (also partners[0].name)',
+  ],
+  [
+    'invalid JSON',
+    () => writeTopology(dir, 'invalid.json', '{\n  "apis": [],\n  "partners": [,]\n}\n'),
+    () => `line 3, column 16: invalid JSON: expected a value, found ','`,
+  ],
+  [
+    'a policy file that does not exist',
+    () =>
+      writeTopology(
+        dir,
+        'missing-policy.json',
+        edited((t) => (t.apis[0]!.policy = 'missing-policy.xml')),
+      ),
+    () => `apis[0].policy: file "missing-policy.xml" not found (${join(dir, 'missing-policy.xml')})`,
+  ],
+];
+
+describe('npm start with a bad topology file', () => {
+  const state = earlierStateDirectory();
+  const before = snapshot(state);
+
+  for (const [name, write, problem] of cases) {
+    it(`${name}: exit 2 with the message, the state directory unchanged, a missing one not created`, () => {
+      const file = write();
+      for (const [stateDir, how] of [
+        [state, '--topology'],
+        [join(dir, 'never-created'), 'CERTFLOW_TOPOLOGY'],
+      ] as const) {
+        const run = spawnSync(
+          process.execPath,
+          [main, '--once', '--state-dir', stateDir, ...(how === '--topology' ? ['--topology', file] : [])],
+          {
+            encoding: 'utf8',
+            timeout: 30_000,
+            env: { ...process.env, ...(how === 'CERTFLOW_TOPOLOGY' ? { CERTFLOW_TOPOLOGY: file } : {}) },
+          },
+        );
+        expect(run.status, run.stdout + run.stderr).toBe(2);
+        expect(run.stderr).toContain(`${file}: 1 problem\n  ${problem(file)}\n`);
+        expect(run.stderr).toContain('nothing was started or changed');
+      }
+      expect(snapshot(state)).toEqual(before);
+      expect(existsSync(join(dir, 'never-created'))).toBe(false);
+    });
+  }
+});

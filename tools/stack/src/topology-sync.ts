@@ -1,0 +1,134 @@
+/**
+ * Step 1 of `npm start`: brings the emulator's directory to the topology file with the same
+ * reconcile code `npm run provision` runs against a real tenant (apply and prune: the emulator's
+ * directory belongs to the stack), after migrating state left by earlier versions, and removes
+ * the key directories of partners that left the topology.
+ */
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  GraphRest,
+  reconcileTopology,
+  TOPOLOGY_TAG,
+  type ReconcileOptions,
+  type ReconcileResult,
+  type Topology,
+  type TopologyPartner,
+} from '@certflow/topology';
+
+/** `<stateDir>/partners/<name>`: each partner's key pair, certificate and `partner.key-id`. */
+export const PARTNERS_DIRECTORY = 'partners';
+export const partnerDirectory = (stateDir: string, name: string): string =>
+  join(stateDir, PARTNERS_DIRECTORY, name);
+
+/**
+ * Earlier versions (stack.json version 1) had one partner, registered as `contoso-partner`
+ * with its keys in `<stateDir>/partner/`, and an API registration without the topology's mark.
+ */
+const LEGACY_PARTNER_DIRECTORY = 'partner';
+const LEGACY_PARTNER_DISPLAY_NAME = 'contoso-partner';
+const LEGACY_PARTNER_NAME = 'contoso';
+
+/**
+ * Moves the old single partner's directory to `partners/contoso/` in one rename, so a start
+ * killed half-way leaves either the old or the new layout, never both. Returns what it did or
+ * left, to be printed; throws (changing nothing) when both directories exist.
+ */
+export function migrateLegacyPartnerDirectory(stateDir: string, topology: Topology): string[] {
+  const legacy = join(stateDir, LEGACY_PARTNER_DIRECTORY);
+  if (!existsSync(legacy)) return [];
+  if (!topology.partners.some((p) => p.name === LEGACY_PARTNER_NAME))
+    return [
+      `left ${legacy} (the keys of the earlier single partner): the topology has no partner "${LEGACY_PARTNER_NAME}" to take them over; delete the directory if they are no longer needed`,
+    ];
+  const target = partnerDirectory(stateDir, LEGACY_PARTNER_NAME);
+  if (existsSync(target))
+    throw new Error(
+      `both ${legacy} (from an earlier version) and ${target} exist: keep the one whose certificate is registered, remove the other, and start again`,
+    );
+  mkdirSync(join(stateDir, PARTNERS_DIRECTORY), { recursive: true, mode: 0o700 });
+  renameSync(legacy, target);
+  return [`moved ${legacy} to ${target} (the keys of partner "${LEGACY_PARTNER_NAME}")`];
+}
+
+interface ApplicationSummary {
+  id: string;
+  appId: string;
+  displayName: string;
+  identifierUris?: string[];
+  tags?: string[];
+}
+
+export interface Adoptions {
+  adopt: NonNullable<ReconcileOptions['adopt']>;
+  /** Registrations of earlier versions that were left alone, and why. */
+  notes: string[];
+}
+
+/**
+ * The unmarked registrations an earlier version created, to be adopted by reconcile rather than
+ * duplicated: the API application holding a topology API's identifier URI, and `contoso-partner`
+ * as partner `contoso`. Nothing is adopted for a name the directory already has a marked object for.
+ */
+export async function legacyAdoptions(graph: GraphRest, topology: Topology): Promise<Adoptions> {
+  const apps = await graph.list<ApplicationSummary>(
+    '/applications?$select=id,appId,displayName,identifierUris,tags',
+  );
+  const marked = (a: ApplicationSummary): boolean => (a.tags ?? []).includes(TOPOLOGY_TAG);
+  const managed = new Set(apps.filter(marked).flatMap((a) => a.tags ?? []));
+  const unmarked = apps.filter((a) => !marked(a));
+  const result: Adoptions = { adopt: { apis: {}, partners: {} }, notes: [] };
+
+  for (const api of topology.apis) {
+    if (managed.has(`${TOPOLOGY_TAG}:api:${api.name}`)) continue;
+    const old = unmarked.find((a) => (a.identifierUris ?? []).includes(api.identifierUri));
+    if (old) result.adopt.apis![api.name] = old.id;
+  }
+  const legacyPartner = unmarked.find((a) => a.displayName === LEGACY_PARTNER_DISPLAY_NAME);
+  if (legacyPartner && !managed.has(`${TOPOLOGY_TAG}:partner:${LEGACY_PARTNER_NAME}`)) {
+    if (topology.partners.some((p) => p.name === LEGACY_PARTNER_NAME))
+      result.adopt.partners![LEGACY_PARTNER_NAME] = legacyPartner.id;
+    else
+      result.notes.push(
+        `left the registration ${LEGACY_PARTNER_DISPLAY_NAME} (appId ${legacyPartner.appId}) of an earlier version unmarked and untouched: ` +
+          `the topology has no partner "${LEGACY_PARTNER_NAME}" to adopt it as; remove it in the portal if it is no longer needed`,
+      );
+  }
+  return result;
+}
+
+export interface TopologySync {
+  result: ReconcileResult;
+  /** Migration notes: what was moved, adopted or left, and why. */
+  notes: string[];
+  /** Key directories removed because their partner left the topology. */
+  removedDirectories: string[];
+}
+
+/** Reconciles the directory with the topology (apply, prune), then removes the key directories of partners that left it. */
+export async function syncTopology(opts: {
+  graph: GraphRest;
+  topology: Topology;
+  stateDir: string;
+  /** The `.cer` of each partner, to be registered on its application. */
+  certificate: (partner: TopologyPartner) => Buffer | undefined;
+}): Promise<TopologySync> {
+  const { adopt, notes } = await legacyAdoptions(opts.graph, opts.topology);
+  const result = await reconcileTopology({
+    graph: opts.graph,
+    topology: opts.topology,
+    apply: true,
+    prune: true,
+    adopt,
+    certificate: opts.certificate,
+  });
+  const names = new Set(opts.topology.partners.map((p) => p.name));
+  const root = join(opts.stateDir, PARTNERS_DIRECTORY);
+  const removedDirectories = existsSync(root)
+    ? readdirSync(root)
+        .filter((name) => !names.has(name))
+        .map((name) => join(root, name))
+    : [];
+  for (const dir of removedDirectories) rmSync(dir, { recursive: true, force: true });
+  return { result, notes, removedDirectories };
+}
