@@ -33,9 +33,9 @@ export function createCredential(
   );
   const common = {
     tenantId: options.tenant,
-    ...(options.authorityHost === undefined
-      ? {}
-      : { authorityHost: options.authorityHost, disableInstanceDiscovery: !knownCloud }),
+    // Always explicit, so that AZURE_AUTHORITY_HOST cannot point sign-in elsewhere than --authority-host.
+    authorityHost: options.authorityHost,
+    disableInstanceDiscovery: !knownCloud,
     // `ca` replaces Node's trusted roots for these requests, so the public ones are kept.
     ...(options.ca === undefined ? {} : { tlsOptions: { ca: [...rootCertificates, options.ca] } }),
   };

@@ -26,11 +26,12 @@ export interface ProvisionOptions {
   clientId: string | undefined;
   /** Without a trailing slash. */
   graphUrl: string;
-  /** Given explicitly (a sovereign cloud, or the emulator); undefined = the public cloud. */
-  authorityHost: string | undefined;
+  /** Without a trailing slash; also the `entra-instance` named value. */
+  authorityHost: string;
   /** PEM of the extra CA(s) to trust, from `--ca-file`. */
   ca: string | undefined;
-  caFile: string | undefined;
+  /** `--adopt`: unmarked registrations to take over (name → application object id). */
+  adopt: { apis: Record<string, string>; partners: Record<string, string> };
 }
 
 /** A bad command line: printed with a pointer to `--help`, exit code 2. */
@@ -62,6 +63,9 @@ created (tagged "certflow-topology") are ever changed or removed.
   --authority-host URL      Entra ID sign-in host (default ${DEFAULT_AUTHORITY_HOST});
                             any other host is used as given, without instance discovery
   --ca-file PEM             also trust this CA for sign-in and Graph (e.g. the local emulator's)
+  --adopt KIND:NAME=ID      take over an existing registration made without provision (by hand,
+                            in the portal) as api or partner NAME of the topology, by its object
+                            id, and mark it; repeatable. Its client id stays the same
   --help                    this text
 
 Exit codes: 0 done (or planned), 1 sign-in or Graph failed (a refused permission is named),
@@ -94,6 +98,7 @@ export function parseProvisionOptions(argv: string[], cwd: string): ProvisionOpt
         'graph-url': { type: 'string' },
         'authority-host': { type: 'string' },
         'ca-file': { type: 'string' },
+        adopt: { type: 'string', multiple: true },
         help: { type: 'boolean' },
       },
     }));
@@ -129,10 +134,28 @@ export function parseProvisionOptions(argv: string[], cwd: string): ProvisionOpt
     credential: credential as CredentialKind,
     clientId,
     graphUrl: optionalHttpsUrl(values['graph-url'], '--graph-url') ?? DEFAULT_GRAPH_URL,
-    authorityHost,
+    authorityHost: authorityHost ?? DEFAULT_AUTHORITY_HOST,
     ca: caFile === undefined ? undefined : readCaFile(caFile),
-    caFile,
+    adopt: parseAdoptions(values.adopt ?? []),
   };
+}
+
+const ADOPTION = /^(api|partner):([a-z][a-z0-9-]{0,39})=([0-9a-f-]{36})$/i;
+
+function parseAdoptions(values: string[]): ProvisionOptions['adopt'] {
+  const adopt: ProvisionOptions['adopt'] = { apis: {}, partners: {} };
+  for (const value of values) {
+    const match = ADOPTION.exec(value.trim());
+    if (!match || !isGuid(match[3]!))
+      throw new UsageError(
+        `--adopt: "${value}" is not KIND:NAME=OBJECT_ID (KIND api or partner, NAME from the topology, OBJECT_ID the application's object id)`,
+      );
+    const [, kind, name, objectId] = match as unknown as [string, 'api' | 'partner', string, string];
+    const into = kind === 'api' ? adopt.apis : adopt.partners;
+    if (into[name] !== undefined) throw new UsageError(`--adopt: ${kind} ${name} is given twice`);
+    into[name] = objectId.toLowerCase();
+  }
+  return adopt;
 }
 
 function required(value: string | undefined, option: string): string {

@@ -134,6 +134,22 @@ describe('npm run provision against the emulator', () => {
         /--ca-file: .* holds a private key/,
       ],
       [['--plan', '--tenant', 'a.b', '--bogus'], /Unknown option '--bogus'/],
+      [
+        ['--plan', '--tenant', 'a.b', '--adopt', 'api:orders'],
+        /--adopt: "api:orders" is not KIND:NAME=OBJECT_ID/,
+      ],
+      [
+        [
+          '--plan',
+          '--tenant',
+          emulator.tenantId,
+          '--topology',
+          initial,
+          '--adopt',
+          `api:billing=${unmarked.id}`,
+        ],
+        /--adopt api:billing: .*initial\.json has no api "billing"/,
+      ],
     ];
     for (const [args, message] of cases) {
       const run = await runCli(args, {}, work);
@@ -207,6 +223,12 @@ describe('npm run provision against the emulator', () => {
     expect(run.stdout).toMatch(/^ {2}\+ create api orders: /m);
     expect(run.stdout).toMatch(/^ {2}\+ create partner contoso: /m);
     expect(run.stdout).toMatch(/^ {2}\+ create partner fabrikam: /m);
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `^warning: partner contoso: an unmarked application "contoso-partner" \\(object id ${unmarked.id}\\) has the same display name; a new one is created beside it`,
+        'm',
+      ),
+    );
     expect(run.stdout).toMatch(/api-app-id +\(assigned when applied\)/);
     expect(run.stdout).toMatch(
       /^Plan: \d+ changes to bring the directory to initial\.json \(nothing written\):$/m,
@@ -297,6 +319,12 @@ describe('npm run provision against the emulator', () => {
     ]);
     expect(marked(now, 'partner', 'fabrikam')?.id).toBe(fabrikamApp.id);
 
+    const before = directory();
+    const plannedPrune = await provision(['--plan', '--prune'], changed);
+    expect(plannedPrune.code, plannedPrune.stderr).toBe(0);
+    expect(plannedPrune.stdout).toMatch(/^ {2}- delete partner fabrikam: /m);
+    expect(directory()).toEqual(before);
+
     const pruned = await provision(['--apply', '--prune'], changed);
     expect(pruned.code, pruned.stderr).toBe(0);
     expect(pruned.stdout).toMatch(/^ {2}- delete partner fabrikam: /m);
@@ -307,7 +335,7 @@ describe('npm run provision against the emulator', () => {
     expect(now.applications.find((a) => a.id === unmarked.id)?.displayName).toBe('contoso-partner');
   });
 
-  it('an unmarked registration holding an API identifier URI is reported and never touched', async () => {
+  it('an unmarked registration holding an API identifier URI is left alone, until it is adopted', async () => {
     const legacy = await admin.createApplication({
       displayName: 'legacy API (by hand)',
       identifierUris: [LEGACY_URI],
@@ -315,7 +343,12 @@ describe('npm run provision against the emulator', () => {
     const withLegacy = writeTopology(work, 'legacy.json', {
       apis: [
         ordersApi(['Orders.Read', 'Orders.Write', 'Orders.Admin']),
-        { ...ordersApi(['Legacy.Read']), name: 'legacy', identifierUri: LEGACY_URI },
+        {
+          ...ordersApi(['Legacy.Read']),
+          name: 'legacy',
+          displayName: 'provision test legacy API',
+          identifierUri: LEGACY_URI,
+        },
       ],
       partners: [contoso(['Orders.Read', 'Orders.Admin'])],
     });
@@ -333,6 +366,20 @@ describe('npm run provision against the emulator', () => {
     );
     expect(apply.stderr).not.toContain('Changes made before');
     expect(directory()).toEqual(before);
+
+    // Taken over on request: marked and brought to the topology, its client id unchanged.
+    const adopted = await provision(['--apply', '--adopt', `api:legacy=${legacy.id}`], withLegacy);
+    expect(adopted.code, adopted.stderr).toBe(0);
+    expect(adopted.stdout).toMatch(/^ {2}~ adopt api legacy: takes over "legacy API \(by hand\)"/m);
+    expect(adopted.stdout).toMatch(new RegExp(`api-app-id +${legacy.appId}`));
+    expect(marked(directory(), 'api', 'legacy')).toMatchObject({
+      id: legacy.id,
+      appId: legacy.appId,
+      displayName: 'provision test legacy API',
+      appRoles: [expect.objectContaining({ value: 'Legacy.Read', isEnabled: true })],
+    });
+    const again = await provision(['--apply'], withLegacy);
+    expect(again.stdout).toContain('No changes: the directory matches legacy.json.');
   });
 
   it('a refused permission names it: grants need AppRoleAssignment.ReadWrite.All', async () => {

@@ -18,13 +18,7 @@ import {
   type ReconcileResult,
 } from '@certflow/topology';
 import { createCredential, signIn } from './credential';
-import {
-  DEFAULT_AUTHORITY_HOST,
-  parseProvisionOptions,
-  USAGE,
-  UsageError,
-  type ProvisionOptions,
-} from './options';
+import { parseProvisionOptions, USAGE, UsageError, type ProvisionOptions } from './options';
 import {
   CertificateFileError,
   readPartnerCertificates,
@@ -49,6 +43,7 @@ export async function runProvision(argv: string[], io: ProvisionIo): Promise<num
       return 0;
     }
     loaded = loadTopology(options.topologyFile);
+    checkAdoptions(options, loaded);
     certificates = readPartnerCertificates(loaded.topology.partners);
   } catch (err) {
     if (err instanceof UsageError) {
@@ -84,6 +79,7 @@ export async function runProvision(argv: string[], io: ProvisionIo): Promise<num
         topology: loaded.topology,
         apply: options.apply,
         prune: options.prune,
+        adopt: options.adopt,
         certificate: (partner) => certificates.get(partner.name)?.der,
       });
     } finally {
@@ -100,6 +96,17 @@ export async function runProvision(argv: string[], io: ProvisionIo): Promise<num
   if (!result.applied && result.changes.length > 0)
     io.stdout(`\nTo make these changes, run again with --apply.\n`);
   return 0;
+}
+
+/** Every `--adopt` names an api or partner of the topology. */
+function checkAdoptions(options: ProvisionOptions, loaded: LoadedTopology): void {
+  for (const [kind, names, known] of [
+    ['api', options.adopt.apis, loaded.topology.apis],
+    ['partner', options.adopt.partners, loaded.topology.partners],
+  ] as const)
+    for (const name of Object.keys(names))
+      if (!known.some((k) => k.name === name))
+        throw new UsageError(`--adopt ${kind}:${name}: ${loaded.file} has no ${kind} "${name}"`);
 }
 
 /** The message for a failed run. A Graph call that failed in an apply may follow others that succeeded. */
@@ -136,7 +143,7 @@ function namedValuesReport(
   tenantId: string,
   shown: (file: string) => string,
 ): string {
-  const entraInstance = options.authorityHost ?? DEFAULT_AUTHORITY_HOST;
+  const entraInstance = options.authorityHost;
   const blocks = result.apis.map((api) => {
     const policy = loaded.topology.apis.find((a) => a.name === api.name)?.policy;
     const values = apimNamedValues(api, entraInstance, tenantId);
