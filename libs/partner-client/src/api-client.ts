@@ -218,8 +218,7 @@ export class ApiClient {
   /** Checks the request (nothing is sent when it is refused: ApiCallError), then calls with retries (above). */
   async request(path: string, req: ApiRequest = {}): Promise<ApiResponse> {
     const url = this.urlFor(path);
-    const method = requestMethod(req);
-    const headers = requestHeaders(req);
+    const { method, headers } = checkApiRequest(req);
     const deadline = Date.now() + this.totalTimeoutMs;
     const idempotent = IDEMPOTENT.has(method);
     const trace = req.trace ?? startTrace();
@@ -391,6 +390,14 @@ export class ApiClient {
       r.end(body);
     });
   }
+}
+
+/**
+ * What `request` checks before sending anything: the method (upper-cased), no body on GET/HEAD,
+ * and the headers (names lower-cased). Throws ApiCallError (ERR_INVALID_REQUEST, ERR_INVALID_HEADER).
+ */
+export function checkApiRequest(req: ApiRequest): { method: ApiMethod; headers: Record<string, string> } {
+  return { method: requestMethod(req), headers: requestHeaders(req) };
 }
 
 function requestMethod(req: ApiRequest): ApiMethod {
