@@ -32,7 +32,7 @@ function printStep(report: StepReport): void {
   const heading = report.step === undefined ? title : `Step ${report.step}  ${title}`;
   console.log(`\n${bold(heading)}`);
   console.log(dim(`        ${report.where}`));
-  const width = Math.max(14, ...report.details.map(([label]) => label.length + 2));
+  const width = Math.max(14, ...report.details.map(([label]) => label.length + 1));
   for (const [label, value] of report.details) console.log(`        ${label.padEnd(width)}${value}`);
   for (const line of report.lines ?? []) console.log(`        ${line}`);
 }

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -12,22 +11,14 @@ import { requestPartnerToken } from './partner-credentials';
 import { API_LOG, GATEWAY_ACCESS_LOG } from './call-narration';
 import { runJsonCommand } from './child-service';
 import { appEntryPoint } from './workspace';
+import { httpStatus, httpsStatus, jsonLines, lineWithTrace, type TracedLine } from './stack.test-helpers';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'certflow-stack-'));
 const steps: StepReport[] = [];
 let stack: RunningStack;
-
-function get(url: string, token?: string): Promise<number> {
-  const ca = readFileSync(stack.file.caCertificatePath);
-  return new Promise((resolve, reject) => {
-    const req = request(url, { ca, headers: token ? { authorization: `Bearer ${token}` } : {} }, (res) => {
-      res.resume().on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject).end();
-  });
-}
-const getHttp = async (url: string, token?: string): Promise<number> =>
-  (await fetch(url, { headers: token ? { authorization: `Bearer ${token}` } : {} })).status;
+const get = (url: string, token?: string): Promise<number> =>
+  httpsStatus(url, readFileSync(stack.file.caCertificatePath), { token });
+const getHttp = httpStatus;
 
 /** A v2 access token as the emulator issues it to the partner, signed with the emulator's real key. */
 function partnerClaims(overrides: Record<string, unknown> = {}): Record<string, unknown> {
@@ -53,27 +44,6 @@ function partnerClaims(overrides: Record<string, unknown> = {}): Record<string, 
 
 const TRACE_ID = /^[0-9a-f]{32}$/;
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-
-interface TracedLine {
-  event: string;
-  status: number;
-  traceId: string;
-  spanId: string;
-  [field: string]: unknown;
-}
-
-/** The JSON line of `file` that carries `traceId`, once it is there (both logs are written in batches). */
-async function lineWithTrace(file: string, traceId: string, timeoutMs = 5_000): Promise<TracedLine> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
-    const line = text.split('\n').find((l) => l.includes(`"traceId":"${traceId}"`));
-    if (line) return JSON.parse(line) as TracedLine;
-    if (Date.now() > deadline)
-      throw new Error(`no line with traceId ${traceId} in ${file} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 beforeAll(async () => {
   stack = await startStack({ stateDir, onStep: (s) => steps.push(s) });
@@ -383,7 +353,7 @@ describe('npm run partner', () => {
       order,
     ]);
     expect(fabrikam.code, fabrikam.stderr).toBe(0);
-    expect(fabrikam.stdout).toMatch(/^HTTP 201\n/);
+    expect(fabrikam.stdout).toMatch(/^HTTP 201$/m);
     const contoso = await runPartner([
       '--state-dir',
       stateDir,
@@ -396,7 +366,7 @@ describe('npm run partner', () => {
       order,
     ]);
     expect(contoso.code).toBe(1);
-    expect(contoso.stdout).toMatch(/^HTTP 403\n/);
+    expect(contoso.stdout).toMatch(/^HTTP 403$/m);
     const unknown = await runPartner(['--state-dir', stateDir, '--as', 'northwind', 'call', '/orders']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain('no partner "northwind" in the stack; its partners: contoso, fabrikam');
@@ -405,10 +375,3 @@ describe('npm run partner', () => {
     expect(missing.stderr).toContain('--as needs a partner name');
   }, 60_000);
 });
-
-function jsonLines(text: string): Record<string, unknown>[] {
-  return text
-    .trim()
-    .split('\n')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}

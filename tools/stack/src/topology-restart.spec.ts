@@ -5,12 +5,12 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { partnerCertificate, partnerTokenResponse, requestPartnerToken } from './partner-credentials';
 import { startStack, type RunningStack, type StepReport } from './stack';
 import { stackPartner, type StackFile } from './stack-file';
+import { httpsStatus, rolesIn } from './stack.test-helpers';
 import { defaultTopologyJson, writeTopology, type TopologyJson } from './topology.test-helpers';
 
 const stateDir = mkdtempSync(join(tmpdir(), 'certflow-restart-'));
@@ -31,31 +31,14 @@ async function restart(
   }
 }
 
-function rolesIn(token: string): string[] {
-  const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as {
-    roles?: string[];
-  };
-  return [...(claims.roles ?? [])].sort();
-}
-
 /** Status of `method /orders` through the gateway with partner `name`'s token. */
 async function answer(file: StackFile, name: string, method: 'GET' | 'POST'): Promise<number> {
   const token = await requestPartnerToken(file, stackPartner(file, name));
-  const body = JSON.stringify({
-    customerReference: 'PO-restart',
-    total: { amount: '2.00', currency: 'EUR' },
-  });
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${file.gateway.url}/orders`,
-      {
-        method,
-        ca: readFileSync(file.caCertificatePath),
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-      },
-      (res) => res.resume().on('end', () => resolve(res.statusCode ?? 0)),
-    );
-    req.on('error', reject).end(method === 'POST' ? body : undefined);
+  const order = { customerReference: 'PO-restart', total: { amount: '2.00', currency: 'EUR' } };
+  return httpsStatus(`${file.gateway.url}/orders`, readFileSync(file.caCertificatePath), {
+    method,
+    token,
+    ...(method === 'POST' ? { json: order } : {}),
   });
 }
 
