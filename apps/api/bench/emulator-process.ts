@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { AppRole } from '../src/app-roles';
 
 export interface BenchAuthority {
   instance: string;
@@ -65,8 +66,8 @@ export async function startBenchAuthority(emulatorMain: string, stateDir: string
       appRoles: [
         {
           id: roleId,
-          value: 'Orders.Read',
-          displayName: 'Orders.Read',
+          value: AppRole.OrdersRead,
+          displayName: AppRole.OrdersRead,
           description: 'read orders',
           allowedMemberTypes: ['Application'],
           isEnabled: true,

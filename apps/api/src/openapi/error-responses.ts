@@ -6,6 +6,7 @@
  * parsing, the gateway) are added to every operation they apply to here, not on each route.
  */
 import type { OpenAPIObject } from '@nestjs/swagger';
+import { AppRole } from '../app-roles';
 
 // The OpenAPI object types, as far as @nestjs/swagger exports them.
 type OperationObject = NonNullable<OpenAPIObject['paths'][string]['get']>;
@@ -26,7 +27,7 @@ const ERROR_SCHEMAS: Record<string, SchemaObject> = {
       statusCode: { type: 'integer', minimum: 400, maximum: 599, description: 'the HTTP status again' },
       error: { type: 'string', description: 'the HTTP reason phrase', example: 'Forbidden' },
       code: { type: 'string', pattern: '^ERR_[A-Z0-9_]+$', example: 'ERR_APP_ROLE_MISSING' },
-      message: { type: 'string', example: 'requires app role Orders.Write' },
+      message: { type: 'string', example: `requires app role ${AppRole.OrdersWrite}` },
       errors: {
         type: 'array',
         items: { type: 'string' },
