@@ -1,0 +1,37 @@
+/**
+ * The start proves each partner's access: an answer other than the one the topology grants
+ * fails it, naming the partner, the call, the expected and the actual answer. Here an operation
+ * policy from the topology makes the gateway answer POST /orders itself with 418, so the
+ * topology's operation policies are shown to reach the gateway too.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startStack } from './stack';
+import { StepFailedError } from './step';
+import { defaultTopologyJson, writeTopology } from './topology.test-helpers';
+
+const dir = mkdtempSync(join(tmpdir(), 'certflow-access-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const TEAPOT = `<policies>
+  <inbound><base /><return-response><set-status code="418" reason="Teapot" /></return-response></inbound>
+  <backend><base /></backend>
+  <outbound><base /></outbound>
+  <on-error><base /></on-error>
+</policies>`;
+
+describe('the access check of npm start', () => {
+  it('fails the start when a partner gets another answer than the topology grants', async () => {
+    writeFileSync(join(dir, 'teapot.xml'), TEAPOT);
+    const topology = defaultTopologyJson();
+    topology.apis[0]!.operations = [{ method: 'POST', urlTemplate: '/orders', policy: 'teapot.xml' }];
+    const file = writeTopology(dir, 'topology.json', topology);
+    const started = startStack({ stateDir: join(dir, 'state'), topologyFile: file });
+    await expect(started).rejects.toThrow(StepFailedError);
+    await expect(started).rejects.toThrow(
+      'steps 5–8 (partner contoso) failed: partner contoso, POST /orders: expected 403 (requires Orders.Write; contoso holds Orders.Read), got 418',
+    );
+  }, 60_000);
+});
