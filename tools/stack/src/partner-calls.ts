@@ -30,7 +30,7 @@ export async function provePartnerAccess(opts: {
 }): Promise<number> {
   const { file, topology, report } = opts;
   const api = servedApi(file);
-  const required = await step('reading the API’s OpenAPI document (x-app-roles)', () =>
+  const required = await step("reading the API's OpenAPI document (x-app-roles)", () =>
     requiredRolesFromOpenApi(api.url),
   );
   const worker = appEntryPoint('partner-worker');
