@@ -110,6 +110,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       token: () => graphClient.accessToken(),
       ca: readFileSync(emulator.caCertificatePath),
     });
+    cleanups.push(async () => graph.close());
     const sync = await step('step 1 (reconciling the directory with the topology)', () =>
       syncTopology({
         graph,
