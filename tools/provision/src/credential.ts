@@ -13,7 +13,7 @@ import {
   type AccessToken,
   type TokenCredential,
 } from '@azure/identity';
-import { isGuid, type ProvisionOptions } from './options';
+import type { ProvisionOptions } from './options';
 
 export const GRAPH_SCOPE = 'https://graph.microsoft.com/.default';
 /** Ask for a new token this long before the current one expires. */
@@ -64,18 +64,28 @@ export interface SignedIn {
 
 /**
  * Gets a first token (so that a sign-in problem stops the run before any Graph call) and checks
- * it was issued in the tenant asked for. Later calls reuse it until shortly before it expires:
- * AzureCliCredential starts `az` for every request, so the token is cached here for all.
+ * it was issued in the tenant asked for: `tenantId` is the GUID, `tenant` how --tenant gave it.
+ * Later calls reuse the token until shortly before it expires: AzureCliCredential starts `az`
+ * for every request, so the token is cached here for all.
  */
-export async function signIn(credential: TokenCredential, tenant: string, kind: string): Promise<SignedIn> {
+export async function signIn(
+  credential: TokenCredential,
+  tenant: { tenantId: string; given: string },
+  kind: string,
+): Promise<SignedIn> {
   let current = await acquire(credential, kind);
   const claims = decodeClaims(current.token);
   const tenantId = typeof claims.tid === 'string' ? claims.tid : undefined;
   if (tenantId === undefined) throw new SignInError('the Microsoft Graph token carries no tenant (tid)');
-  if (isGuid(tenant) && tenant.toLowerCase() !== tenantId.toLowerCase())
+  if (tenant.tenantId.toLowerCase() !== tenantId.toLowerCase()) {
+    const wanted =
+      tenant.given.toLowerCase() === tenant.tenantId.toLowerCase()
+        ? tenant.tenantId
+        : `${tenant.tenantId} (${tenant.given})`;
     throw new SignInError(
-      `--credential ${kind} signed in to tenant ${tenantId}, not ${tenant} (check AZURE_TENANT_ID or az account)`,
+      `--credential ${kind} signed in to tenant ${tenantId}, not ${wanted} (check AZURE_TENANT_ID or az account)`,
     );
+  }
   const user = [claims.upn, claims.unique_name].find((v): v is string => typeof v === 'string');
   const app = [claims.appid, claims.azp].find((v): v is string => typeof v === 'string');
   const identity = user !== undefined ? `user ${user}` : app !== undefined ? `application ${app}` : undefined;

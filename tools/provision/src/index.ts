@@ -9,6 +9,7 @@ export {
   type CredentialKind,
 } from './options';
 export { createCredential, signIn, SignInError, GRAPH_SCOPE, type SignedIn } from './credential';
+export { tenantGuid } from './tenant';
 export {
   readPartnerCertificates,
   CertificateFileError,

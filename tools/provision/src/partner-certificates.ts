@@ -1,10 +1,11 @@
 /**
  * The partners' public certificates, only from the `.cer` files they sent (`certificate.cerFile`
  * in the topology): read and checked before anything is contacted. No key is ever generated
- * here, and a file holding a private key is refused.
+ * here. A file must hold exactly one certificate and nothing else: DER with bytes after the
+ * certificate, or PEM with a second block or a block of another kind (a private key), is refused.
  */
-import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { CertificateError, parseCertificate, type ParsedCertificate } from '@certflow/certs';
 import type { TopologyPartner } from '@certflow/topology';
 
 export interface PartnerCertificate {
@@ -20,8 +21,6 @@ export interface PartnerCertificate {
 export class CertificateFileError extends Error {
   override readonly name = 'CertificateFileError';
 }
-
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----([\s\S]+?)-----END CERTIFICATE-----/;
 
 /** partner name → its certificate, for every partner whose topology entry names a cerFile. */
 export function readPartnerCertificates(
@@ -46,29 +45,64 @@ function readCertificate(partner: string, file: string, now: Date): PartnerCerti
       `${where}: cannot read it (${(err as NodeJS.ErrnoException).code ?? err})`,
     );
   }
-  const text = bytes.toString('latin1');
-  if (/PRIVATE KEY-----/.test(text))
-    throw new CertificateFileError(
-      `${where}: holds a private key; only the public certificate the partner sent is used`,
-    );
-  const pem = PEM_CERTIFICATE.exec(text);
-  const der = pem ? Buffer.from(pem[1]!.replace(/\s+/g, ''), 'base64') : bytes;
-  let certificate: X509Certificate;
+  const refuse = (problem: string) => new CertificateFileError(`${where}: ${problem}`);
+  const encoded = soleCertificate(bytes, refuse);
+  let certificate: ParsedCertificate;
   try {
-    certificate = new X509Certificate(der);
-  } catch {
-    throw new CertificateFileError(`${where}: not an X.509 certificate (DER .cer or PEM)`);
+    certificate = parseCertificate(encoded);
+  } catch (err) {
+    if (err instanceof CertificateError && err.code === 'ERR_CERT_CONTAINS_PRIVATE_KEY')
+      throw refuse('holds a private key; only the public certificate the partner sent is used');
+    throw refuse('not an X.509 certificate (DER .cer or PEM)');
   }
-  const validTo = new Date(certificate.validTo);
-  if (validTo.getTime() <= now.getTime())
-    throw new CertificateFileError(
-      `${where}: expired on ${validTo.toISOString()}; ask the partner for a new one`,
+  // X.509 parsing stops at the end of the certificate: whatever follows it would go unseen.
+  const extra = derLength(encoded) - certificate.der.length;
+  if (extra !== 0)
+    throw refuse(
+      `${extra} byte(s) follow the certificate (a private key or a second certificate?); a .cer holds exactly one certificate`,
     );
+  if (certificate.notAfter.getTime() <= now.getTime())
+    throw refuse(`expired on ${certificate.notAfter.toISOString()}; ask the partner for a new one`);
   return {
     file,
-    der,
-    sha1: certificate.fingerprint.replace(/:/g, '').toUpperCase(),
+    der: certificate.der,
+    sha1: certificate.thumbprints.sha1Hex,
     subject: certificate.subject.replace(/\n/g, ', '),
-    validTo,
+    validTo: certificate.notAfter,
   };
+}
+
+const PEM_BLOCK = /-----BEGIN ([^-\r\n]*)-----[\s\S]*?-----END \1-----/g;
+
+/**
+ * The certificate's own encoding: the DER bytes, or the one PEM block. A PEM file may hold
+ * nothing but that block (and whitespace): no second block, no other kind of block, no text.
+ */
+function soleCertificate(bytes: Buffer, refuse: (problem: string) => Error): Buffer | string {
+  const text = bytes.toString('latin1');
+  if (!text.includes('-----BEGIN')) {
+    // DER starts with a SEQUENCE; base64 without PEM armour is not a .cer.
+    if (bytes[0] !== 0x30) throw refuse('not an X.509 certificate (DER .cer or PEM)');
+    return bytes;
+  }
+  const blocks = [...text.matchAll(PEM_BLOCK)];
+  const labels = blocks.map((b) => b[1]!);
+  if (labels.some((label) => /PRIVATE KEY/.test(label)))
+    throw refuse('holds a private key; only the public certificate the partner sent is used');
+  if (blocks.length !== 1)
+    throw refuse(
+      `holds ${blocks.length} PEM blocks (${labels.join(', ') || 'none complete'}); a .cer holds exactly one certificate`,
+    );
+  if (labels[0] !== 'CERTIFICATE') throw refuse(`holds a PEM "${labels[0]}" block, not a CERTIFICATE`);
+  const outside = text.slice(0, blocks[0]!.index) + text.slice(blocks[0]!.index! + blocks[0]![0].length);
+  if (outside.trim() !== '')
+    throw refuse('holds text or data outside its PEM block; a .cer holds exactly one certificate');
+  return blocks[0]![0];
+}
+
+/** How many DER bytes an encoding carries: the file itself, or the PEM block's base64 body. */
+function derLength(encoded: Buffer | string): number {
+  if (typeof encoded !== 'string') return encoded.length;
+  const body = encoded.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
+  return Buffer.from(body, 'base64').length;
 }

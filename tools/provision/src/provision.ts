@@ -18,6 +18,7 @@ import {
   type ReconcileResult,
 } from '@certflow/topology';
 import { createCredential, signIn } from './credential';
+import { tenantGuid } from './tenant';
 import { parseProvisionOptions, USAGE, UsageError, type ProvisionOptions } from './options';
 import {
   CertificateFileError,
@@ -62,7 +63,11 @@ export async function runProvision(argv: string[], io: ProvisionIo): Promise<num
   let tenantId: string;
   try {
     const credential = createCredential(options, (message) => io.stderr(`${message}\n`));
-    const session = await signIn(credential, options.tenant, options.credential);
+    const session = await signIn(
+      credential,
+      { tenantId: await tenantGuid(options), given: options.tenant },
+      options.credential,
+    );
     tenantId = session.tenantId;
     io.stderr(
       `provision: ${options.apply ? 'applying' : 'planning'} ${shown(loaded.file)} in tenant ${tenantId} ` +

@@ -1,0 +1,125 @@
+/**
+ * `--tenant` as a domain: resolved to the tenant GUID through the authority's OpenID
+ * configuration (real emulators, which serve it by GUID or domain, over TLS with their own CA)
+ * and compared with the token's `tid` before any Graph call.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ClientCertificateCredential } from '@azure/identity';
+import { GraphClient, startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
+import { signIn, SignInError } from './credential';
+import { tenantGuid } from './tenant';
+import { ensureBuilt, graphIdentity, runCli, storedDirectory, writeTopology } from './provision.test-helpers';
+
+describe('--tenant given as a domain', () => {
+  const work = mkdtempSync(join(tmpdir(), 'provision-tenant-'));
+  let emulator: RunningEmulator;
+  let elsewhere: RunningEmulator;
+  let provisioner: Record<string, string>;
+  let topology: string;
+
+  const at = (e: RunningEmulator) => ({
+    authorityHost: e.url,
+    ca: readFileSync(e.caCertificatePath, 'utf8'),
+  });
+  const provision = (tenant: string) =>
+    runCli(
+      [
+        '--apply',
+        '--topology',
+        topology,
+        '--tenant',
+        tenant,
+        '--graph-url',
+        emulator.graphUrl,
+        '--authority-host',
+        emulator.url,
+        '--ca-file',
+        emulator.caCertificatePath,
+      ],
+      provisioner,
+      work,
+    );
+
+  beforeAll(async () => {
+    ensureBuilt();
+    emulator = await startEmulator({ stateDir: join(work, 'state'), port: 0 });
+    elsewhere = await startEmulator({ stateDir: join(work, 'elsewhere'), port: 0 });
+    const admin = await GraphClient.connect(emulator);
+    ({ env: provisioner } = await graphIdentity(emulator, admin, work, 'provisioner', [
+      'Application.ReadWrite.All',
+      'AppRoleAssignment.ReadWrite.All',
+    ]));
+    topology = writeTopology(work, 'topology.json', {
+      apis: [
+        {
+          name: 'orders',
+          displayName: 'tenant test orders API',
+          identifierUri: 'api://certflow-provision-tenant',
+          appRoles: [{ value: 'Orders.Read' }],
+          policy: 'policy.xml',
+        },
+      ],
+      partners: [],
+    });
+  }, 120_000);
+
+  afterAll(async () => {
+    await emulator?.close();
+    await elsewhere?.close();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('is resolved to the GUID its authority publishes; a GUID is taken as given', async () => {
+    expect(emulator.tenantId).not.toBe(elsewhere.tenantId);
+    expect(await tenantGuid({ tenant: emulator.tenantDomain.toUpperCase(), ...at(emulator) })).toBe(
+      emulator.tenantId,
+    );
+    expect(await tenantGuid({ tenant: elsewhere.tenantDomain, ...at(elsewhere) })).toBe(elsewhere.tenantId);
+    const guid = '00000000-0000-4000-8000-00000000000A';
+    expect(await tenantGuid({ tenant: guid, authorityHost: 'https://127.0.0.1:9', ca: undefined })).toBe(
+      guid.toLowerCase(),
+    );
+  });
+
+  it('a token from another tenant than the domain resolves to is refused', async () => {
+    const resolved = await tenantGuid({ tenant: elsewhere.tenantDomain, ...at(elsewhere) });
+    const credential = new ClientCertificateCredential(
+      provisioner.AZURE_TENANT_ID!,
+      provisioner.AZURE_CLIENT_ID!,
+      { certificatePath: provisioner.AZURE_CLIENT_CERTIFICATE_PATH! },
+      { authorityHost: emulator.url, disableInstanceDiscovery: true, tlsOptions: at(emulator) },
+    );
+    const signingIn = signIn(credential, { tenantId: resolved, given: elsewhere.tenantDomain }, 'default');
+    await expect(signingIn).rejects.toBeInstanceOf(SignInError);
+    await expect(signingIn).rejects.toThrow(
+      `--credential default signed in to tenant ${emulator.tenantId}, not ${elsewhere.tenantId} (${elsewhere.tenantDomain})`,
+    );
+    const matching = await signIn(
+      credential,
+      { tenantId: emulator.tenantId, given: emulator.tenantDomain },
+      'default',
+    );
+    expect(matching.tenantId).toBe(emulator.tenantId);
+  });
+
+  it('provision --tenant <domain> signs in to the tenant it resolves to', async () => {
+    const run = await provision(emulator.tenantDomain);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain(
+      `provision: applying topology.json in tenant ${emulator.tenantId} as application`,
+    );
+  });
+
+  it('a domain the authority does not know stops provision before any Graph call', async () => {
+    const before = storedDirectory(join(work, 'state'));
+    const run = await provision('not-this-tenant.example.com');
+    expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 1, stdout: '' });
+    expect(run.stderr).toContain(
+      `provision: --tenant not-this-tenant.example.com: cannot find its tenant id at ${emulator.url}/not-this-tenant.example.com/v2.0/.well-known/openid-configuration: HTTP 400: AADSTS90002: Tenant 'not-this-tenant.example.com' not found.`,
+    );
+    expect(storedDirectory(join(work, 'state'))).toEqual(before);
+  });
+});
