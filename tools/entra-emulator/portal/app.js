@@ -5,7 +5,7 @@
 
 const GRAPH = '/graph/v1.0';
 const EXPIRING_DAYS = 30;
-const state = { token: null, clientId: null, tenantId: null, tokenPath: null };
+const state = { token: null, clientId: null, tenantId: null, adminAppId: null, tokenPath: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, props = {}, ...children) {
@@ -144,6 +144,11 @@ async function showApplication(objectId) {
     `/applications/${encodeURIComponent(objectId)}?$select=id,appId,displayName,identifierUris,keyCredentials,passwordCredentials,appRoles`,
   );
   current = app;
+  // The emulator refuses every change to its own admin application: offer none.
+  const readOnly = app.appId === state.adminAppId;
+  $('admin-note').hidden = !readOnly;
+  $('upload-form').hidden = readOnly;
+  $('secret-form').hidden = readOnly;
   $('application-title').textContent = app.displayName || '(no name)';
   $('app-id').textContent = app.appId;
   $('object-id').textContent = app.id;
@@ -174,7 +179,7 @@ async function showApplication(objectId) {
         el('td', { text: day(cred.startDateTime) }),
         el('td', { text: day(cred.endDateTime) }),
         el('td', { class: `state state-${cls}`, text: label }),
-        el('td', {}, remove),
+        el('td', {}, ...(readOnly ? [] : [remove])),
       );
     }),
   );
@@ -200,7 +205,7 @@ async function showApplication(objectId) {
       el('td', { class: 'mono', text: `${p.hint}…` }),
       el('td', { text: day(p.endDateTime) }),
       el('td', { class: `state state-${cls}`, text: label }),
-      el('td', {}, remove),
+      el('td', {}, ...(readOnly ? [] : [remove])),
     );
   });
   $('secret-rows').replaceChildren(
@@ -426,6 +431,7 @@ function route() {
 async function start() {
   const config = await (await fetch('config.json')).json();
   state.tenantId = config.tenantId;
+  state.adminAppId = config.adminAppId;
   state.tokenPath = config.tokenPath;
   $('tenant').textContent = `tenant ${config.tenantId}`;
 

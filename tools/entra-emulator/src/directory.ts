@@ -285,17 +285,12 @@ export class Directory {
 
   /**
    * Graph's DELETE /applications/{id}: the application, its service principal and every
-   * assignment held by or made to that principal. The emulator's own admin application is
-   * refused: every Graph and admin call depends on it.
+   * assignment held by or made to that principal (the Graph API refuses it for the admin application).
    */
   deleteApplication(id: string): void {
     this.mutate((draft) => {
       const app = draft.applications.find((a) => a.id === id.toLowerCase());
       if (!app) throw graphErrors.notFound(id);
-      if (app.appId === draft.adminAppId)
-        throw graphErrors.badRequest(
-          `'${app.displayName}' is the emulator's admin application and cannot be deleted: without it nobody could call the Graph or admin API again.`,
-        );
       draft.applications = draft.applications.filter((a) => a !== app);
       const sp = draft.servicePrincipals.find((s) => s.appId === app.appId);
       if (!sp) return;

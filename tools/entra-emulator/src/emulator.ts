@@ -278,7 +278,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
     return;
   }
   if (isPortalPath(url.pathname)) {
-    servePortal(req, res, url.pathname, ctx.info.tenantId);
+    servePortal(req, res, url.pathname, { tenantId: ctx.info.tenantId, adminAppId: ctx.info.admin.clientId });
     return;
   }
   const isAdmin = url.pathname === ADMIN_PREFIX || url.pathname.startsWith(`${ADMIN_PREFIX}/`);

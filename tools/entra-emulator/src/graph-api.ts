@@ -151,6 +151,7 @@ async function applications(
   }
   const app = directory.application(id);
   if (!app) throw graphErrors.notFound(id);
+  if (r.method !== 'GET' && app.appId === directory.state.adminAppId) throw adminApplicationChange(app);
   if (action === 'addPassword') {
     if (r.method !== 'POST') throw graphErrors.methodNotAllowed();
     const body = (await r.body()) as {
@@ -201,6 +202,19 @@ async function applications(
     return { status: 204 };
   }
   throw graphErrors.methodNotAllowed();
+}
+
+/**
+ * Every Graph change to the emulator's own admin application (PATCH, DELETE, addPassword,
+ * removePassword, addKey, removeKey) is refused, although Microsoft Graph allows them: its
+ * secret is the one in emulator.json that every Graph and admin call depends on, and a caller
+ * with Application.ReadWrite.All could otherwise give itself the admin's identity or lock
+ * everyone out.
+ */
+function adminApplicationChange(app: StoredApplication): GraphError {
+  return graphErrors.badRequest(
+    `'${app.displayName}' is the emulator's own admin application: the emulator refuses every Graph change to it (its credentials, tags, roles, URIs or the application itself). Its client secret is managed by the emulator and written to emulator.json in the state directory; to get a new one, stop the emulator, delete emulator.json and start it again.`,
+  );
 }
 
 /**

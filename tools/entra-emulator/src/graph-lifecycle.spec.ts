@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { GraphAppRole } from './graph-client';
 import { statePath } from './state-store';
-import { startFixture, type Fixture } from './emulator.test-helpers';
+import { https, postForm, startFixture, type Fixture } from './emulator.test-helpers';
 import { expectGraphError, graphCaller, newClient, rolesInToken, tokenFor } from './graph.test-helpers';
 
 let f: Fixture;
@@ -87,17 +87,47 @@ describe('DELETE /applications/{id}', () => {
     expectGraphError(await graph('DELETE', `/applications/${leaving.id}`), 404, 'Request_ResourceNotFound');
   });
 
-  it("refuses to delete the emulator's own admin application, and changes nothing", async () => {
+  it("refuses every change to the emulator's own admin application, changes nothing, and its secret still works", async () => {
     const before = state();
     const admin = (await f.graph.listApplications()).find((a) => a.appId === f.emulator.admin.clientId)!;
-    const { message } = expectGraphError(
-      await graph('DELETE', `/applications/${admin.id}`),
-      400,
-      'Request_BadRequest',
-    );
-    expect(message).toContain("the emulator's admin application and cannot be deleted");
+    const [secret] = admin.passwordCredentials;
+    const id = `/applications/${admin.id}`;
+    const changes: [string, string, unknown?][] = [
+      ['PATCH', id, { passwordCredentials: [] }],
+      ['PATCH', id, { keyCredentials: [] }],
+      ['PATCH', id, { tags: ['certflow-topology', 'certflow-topology:partner:contoso'] }],
+      ['PATCH', id, { appRoles: [] }],
+      ['PATCH', id, { identifierUris: ['api://taken-over'] }],
+      ['PATCH', id, { displayName: 'renamed' }],
+      ['PATCH', `/applications(appId='${admin.appId}')`, { passwordCredentials: [] }],
+      ['POST', `${id}/addPassword`, { passwordCredential: { displayName: 'mine now' } }],
+      ['POST', `${id}/removePassword`, { keyId: secret!.keyId }],
+      ['POST', `${id}/addKey`, { keyCredential: {}, passwordCredential: null, proof: 'x' }],
+      ['POST', `${id}/removeKey`, { keyId: randomUUID(), proof: 'x' }],
+      ['DELETE', id],
+      ['DELETE', `/applications(appId='${admin.appId}')`],
+    ];
+    for (const [method, path, body] of changes) {
+      const { message } = expectGraphError(await graph(method, path, body), 400, 'Request_BadRequest');
+      expect(message, `${method} ${path}`).toContain("is the emulator's own admin application");
+      expect(message).toContain('emulator.json');
+    }
     expect(state()).toBe(before);
-    expect((await graph('GET', '/applications')).status).toBe(200);
+    const token = await postForm(f.emulator, {
+      grant_type: 'client_credentials',
+      client_id: f.emulator.admin.clientId,
+      client_secret: f.emulator.admin.clientSecret,
+      scope: 'https://graph.microsoft.com/.default',
+    });
+    expect(token.status, token.text).toBe(200);
+    expect((await graph('GET', id, undefined, String(token.json().access_token))).status).toBe(200);
+  });
+
+  it('tells the portal which application is the admin, so that it offers no change to it', async () => {
+    const res = await https(f.emulator, `${f.emulator.url}/portal/config.json`);
+    expect(res.status, res.text).toBe(200);
+    expect(res.json()).toMatchObject({ adminAppId: f.emulator.admin.clientId });
+    expect(JSON.stringify(res.json())).not.toContain(f.emulator.admin.clientSecret);
   });
 });
 

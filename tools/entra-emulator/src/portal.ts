@@ -42,7 +42,7 @@ export function servePortal(
   req: IncomingMessage,
   res: ServerResponse,
   pathname: string,
-  tenantId: string,
+  config: { tenantId: string; adminAppId: string },
 ): void {
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     res.writeHead(405, { allow: 'GET', ...SECURITY_HEADERS }).end();
@@ -54,8 +54,8 @@ export function servePortal(
   }
   const rest = pathname.slice(PORTAL_PREFIX.length);
   if (rest === '/config.json') {
-    // Nothing secret: the page needs only where to sign in.
-    const body = JSON.stringify({ tenantId, tokenPath: `/${tenantId}/oauth2/v2.0/token` });
+    // Nothing secret: where to sign in, and which registration is the emulator's own (read-only here).
+    const body = JSON.stringify({ ...config, tokenPath: `/${config.tenantId}/oauth2/v2.0/token` });
     res.writeHead(200, { 'content-type': TYPES.json, ...SECURITY_HEADERS }).end(body);
     return;
   }
