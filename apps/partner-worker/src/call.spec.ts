@@ -160,7 +160,7 @@ describe('call refuses, before asking for a token or sending anything (exit 2)',
     [['/orders', '--header', 'X-A: 1\r\nX-Injected: 1'], /--header: header "X-A"/],
     [
       ['POST', '/orders', '--data', "{customerReference:'PO-1'}"],
-      /--data is not JSON \(.*\); call sends its body as JSON with content-type application\/json/,
+      /--data is not JSON \(error at line 1, column 2\); call sends its body as JSON with content-type application\/json/,
     ],
     [['POST', '/orders', '--data', ''], /--data is not JSON/],
     [
@@ -182,6 +182,23 @@ describe('call refuses, before asking for a token or sending anything (exit 2)',
     expect(authority.tokenRequests).toBe(before);
     expect(received).toEqual([]);
   });
+
+  it.each([
+    ['a password file', 'root:$6$hashhash:19000:0:99999:7:::\n', 'line 1, column 1', 'root'],
+    ['a bad value', '{"total": 12,\n "note": secret-value}', 'line 2, column 10', 'secret'],
+    ['text after the JSON', '{}\nTOPSECRET', 'line 2, column 1', 'TOPSECRET'],
+    ['a cut-off file', '{"note": "hidden', 'line 1, column 17', 'hidden'],
+  ])(
+    '--data @FILE with %s: where the parser stopped, never the content',
+    async (_, content, where, secret) => {
+      writeFileSync(join(cwd, 'not-json.txt'), content);
+      const r = await call('POST', '/orders', '--data', '@not-json.txt');
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(`--data @not-json.txt is not JSON (error at ${where})`);
+      expect(r.err).not.toContain(secret);
+      expect(received).toEqual([]);
+    },
+  );
 
   it('call --help explains the request options and the retry rule', async () => {
     const r = await call('--help');

@@ -146,12 +146,42 @@ function jsonBody(data: string, cwd: string): string {
       throw new UsageError(`${source}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? err})`);
     }
   }
-  try {
-    JSON.parse(text);
-  } catch (err) {
+  const position = jsonErrorPosition(text);
+  if (position !== undefined) {
+    const before = text.slice(0, position).split('\n');
     throw new UsageError(
-      `${source} is not JSON (${(err as Error).message}); call sends its body as JSON with content-type application/json`,
+      `${source} is not JSON (error at line ${before.length}, column ${before.at(-1)!.length + 1}); call sends its body as JSON with content-type application/json`,
     );
   }
   return text;
+}
+
+/**
+ * Where JSON.parse stops in `text`, or undefined when it is JSON. Only the position is taken
+ * from the parser: its messages may quote the text (a file's first characters, e.g. a
+ * password file's), and the error must not. When the message names no position, it is the
+ * length of the longest prefix that could still begin a JSON text (found by bisection).
+ */
+function jsonErrorPosition(text: string): number | undefined {
+  const stop = (prefix: string): number | undefined => {
+    try {
+      JSON.parse(prefix);
+      return undefined;
+    } catch (err) {
+      const message = (err as Error).message;
+      if (message === 'Unexpected end of JSON input') return prefix.length;
+      const at = / at position (\d+)/.exec(message);
+      return at ? Number(at[1]) : -1;
+    }
+  };
+  const position = stop(text);
+  if (position === undefined || position >= 0) return position;
+  const viable = (length: number) => (stop(text.slice(0, length)) ?? length) >= length;
+  let [good, bad] = [0, text.length]; // viable(0): the empty text ends early
+  while (bad - good > 1) {
+    const middle = Math.floor((good + bad) / 2);
+    if (viable(middle)) good = middle;
+    else bad = middle;
+  }
+  return good;
 }
