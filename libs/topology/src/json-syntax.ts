@@ -1,13 +1,33 @@
 /**
- * Where JSON text stops being JSON: line, column and what was expected. Node's JSON.parse
- * does not always give a position, so this scanner walks the text once it has failed.
+ * What JSON.parse does not say about a text: where it stops being JSON (line, column, what was
+ * expected) and which keys an object repeats (JSON.parse silently keeps the last one). The
+ * scanner keeps its own stack instead of recursing, so any depth of nesting is reported, not a
+ * stack overflow.
  */
 
-export interface JsonSyntaxProblem {
+export interface JsonPosition {
   line: number;
   column: number;
+}
+
+export interface JsonSyntaxProblem extends JsonPosition {
   message: string;
 }
+
+export interface JsonRepeatedKey extends JsonPosition {
+  /** Where the repeat is, e.g. `partners` or `apis[0].appRoles[1].value`. */
+  path: string;
+  key: string;
+}
+
+export interface JsonScan {
+  /** The first syntax error; undefined when the text is valid JSON. */
+  syntax?: JsonSyntaxProblem;
+  /** Every key written a second (or later) time in the same object, in file order. */
+  repeatedKeys: JsonRepeatedKey[];
+}
+
+import { quote } from './quote';
 
 class Stop extends Error {
   constructor(
@@ -18,6 +38,13 @@ class Stop extends Error {
   }
 }
 
+interface Frame {
+  object: boolean;
+  keys: Set<string>;
+  /** The key (object) or index (array) of the value being read. */
+  at: string | number;
+}
+
 function describe(text: string, at: number): string {
   if (at >= text.length) return 'the end of the file';
   const ch = text[at]!;
@@ -26,8 +53,28 @@ function describe(text: string, at: number): string {
     : `U+${ch.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
 }
 
-/** Scans `text`; undefined when it is valid JSON. */
-export function jsonSyntaxProblem(text: string): JsonSyntaxProblem | undefined {
+function positionOf(text: string, offset: number): JsonPosition {
+  const before = text.slice(0, offset).split('\n');
+  return { line: before.length, column: before[before.length - 1]!.length + 1 };
+}
+
+/** `apis[0].appRoles` from the stack, then `key`. */
+function pathOf(stack: Frame[], key: string): string {
+  let path = '';
+  for (const segment of [...stack.map((f) => f.at), key]) {
+    if (typeof segment === 'number') path += `[${segment}]`;
+    else if (/^[A-Za-z_$][\w$-]*$/.test(segment)) path += path === '' ? segment : `.${segment}`;
+    else path += `[${quote(segment)}]`;
+  }
+  return path;
+}
+
+const NUMBER = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
+
+/** Scans `text` once, without recursion. */
+export function scanJson(text: string): JsonScan {
+  const repeatedKeys: JsonRepeatedKey[] = [];
+  const stack: Frame[] = [];
   let i = 0;
   const fail = (expected: string): never => {
     throw new Stop(i, `expected ${expected}, found ${describe(text, i)}`);
@@ -61,54 +108,75 @@ export function jsonSyntaxProblem(text: string): JsonSyntaxProblem | undefined {
       i++;
     }
   };
-  const number = () => {
-    const match = /^-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/.exec(text.slice(i));
-    if (!match || match[0] === '-') fail('a number');
-    i += match![0].length;
-  };
-  const value = (): void => {
+  /** A property name and its ':'; records a repeat. */
+  const key = (frame: Frame) => {
     space();
+    if (text[i] !== '"') fail('a property name in double quotes');
+    const start = i;
+    string();
+    const name = JSON.parse(text.slice(start, i)) as string;
+    if (frame.keys.has(name))
+      repeatedKeys.push({ ...positionOf(text, start), path: pathOf(stack.slice(0, -1), name), key: name });
+    frame.keys.add(name);
+    frame.at = name;
+    space();
+    if (text[i] !== ':') fail("':'");
+    i++;
+  };
+  const scalar = () => {
     const ch = text[i];
-    if (ch === '{') return members('}', true);
-    if (ch === '[') return members(']', false);
     if (ch === '"') return string();
     if (ch === 't') return literal('true');
     if (ch === 'f') return literal('false');
     if (ch === 'n') return literal('null');
-    if (ch === '-' || (ch !== undefined && ch >= '0' && ch <= '9')) return number();
-    fail('a value');
-  };
-  const members = (close: string, object: boolean) => {
-    i++;
-    space();
-    if (text[i] === close) return void i++;
-    for (;;) {
-      if (object) {
-        space();
-        if (text[i] !== '"') fail('a property name in double quotes');
-        string();
-        space();
-        if (text[i] !== ':') fail("':'");
-        i++;
-      }
-      value();
-      space();
-      if (text[i] === ',') {
-        i++;
-        continue;
-      }
-      if (text[i] === close) return void i++;
-      fail(`',' or '${close}'`);
-    }
+    NUMBER.lastIndex = i;
+    const match = NUMBER.exec(text);
+    if (!match || match[0] === '-')
+      fail(ch === '-' || (ch !== undefined && ch >= '0' && ch <= '9') ? 'a number' : 'a value');
+    i += match![0].length;
   };
   try {
-    value();
+    let wantValue = true;
+    for (;;) {
+      if (wantValue) {
+        space();
+        const ch = text[i];
+        if (ch === '{' || ch === '[') {
+          const frame: Frame = { object: ch === '{', keys: new Set(), at: 0 };
+          i++;
+          space();
+          if (text[i] === (frame.object ? '}' : ']')) {
+            i++;
+            wantValue = false;
+            continue;
+          }
+          stack.push(frame);
+          if (frame.object) key(frame);
+          continue;
+        }
+        scalar();
+        wantValue = false;
+        continue;
+      }
+      const top = stack[stack.length - 1];
+      if (top === undefined) break;
+      space();
+      const close = top.object ? '}' : ']';
+      if (text[i] === ',') {
+        i++;
+        if (top.object) key(top);
+        else top.at = (top.at as number) + 1;
+        wantValue = true;
+      } else if (text[i] === close) {
+        i++;
+        stack.pop();
+      } else fail(`',' or '${close}'`);
+    }
     space();
     if (i < text.length) fail('the end of the file after the value');
-    return undefined;
+    return { repeatedKeys };
   } catch (err) {
     if (!(err instanceof Stop)) throw err;
-    const before = text.slice(0, err.offset).split('\n');
-    return { line: before.length, column: before[before.length - 1]!.length + 1, message: err.message };
+    return { syntax: { ...positionOf(text, err.offset), message: err.message }, repeatedKeys };
   }
 }

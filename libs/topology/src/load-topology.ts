@@ -3,9 +3,11 @@
  * meaning (unique names, URIs and role values; partners' roles that exist; files that exist;
  * sane operations). All problems are collected before one TopologyError is thrown.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { jsonSyntaxProblem } from './json-syntax';
+import { scanJson } from './json-syntax';
+import { fileProblem, policyProblems, utf8 } from './files';
+import { quote } from './quote';
 import { schemaProblems } from './schema-errors';
 import { didYouMean } from './suggest';
 import { TopologyError } from './topology-error';
@@ -23,12 +25,18 @@ export const DEFAULT_TOPOLOGY_FILE = 'certflow.topology.json';
 const DEFAULT_KEY_SIZE = 2048;
 const DEFAULT_VALIDITY_DAYS = 365;
 
-/** Reads, parses and validates a topology file; throws TopologyError naming every problem. */
+/**
+ * Reads, parses and validates a topology file; throws TopologyError naming every problem. The
+ * file must be UTF-8 (one byte order mark allowed). Relative paths in it resolve from the
+ * directory of the file itself, also when `file` is a symbolic link to it.
+ */
 export function loadTopology(file: string): LoadedTopology {
   const path = resolve(file);
-  let text: string;
+  let bytes: Buffer;
+  let real: string;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readFileSync(path);
+    real = realpathSync(path);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why =
@@ -39,30 +47,41 @@ export function loadTopology(file: string): LoadedTopology {
           : `cannot read the topology file (${code ?? (err as Error).message})`;
     throw new TopologyError(path, [why]);
   }
-  return parseTopology(text, path);
+  const text = utf8(bytes);
+  if (typeof text !== 'string') throw new TopologyError(path, [text.problem]);
+  return parseAt(text, path, dirname(real));
 }
 
 /** Parses and validates topology JSON; `file` (made absolute) anchors relative paths. */
 export function parseTopology(text: string, file: string): LoadedTopology {
   const path = resolve(file);
-  const data = parseJson(text, path);
-  const problems = [...schemaProblems(data), ...meaningProblems(data, dirname(path))];
-  if (problems.length > 0) throw new TopologyError(path, problems);
-  return { file: path, topology: withDefaults(data as RawTopology, dirname(path)) };
+  return parseAt(text, path, dirname(path));
 }
 
+function parseAt(text: string, path: string, base: string): LoadedTopology {
+  const data = parseJson(text, path);
+  const problems = [...schemaProblems(data), ...meaningProblems(data, base)];
+  if (problems.length > 0) throw new TopologyError(path, problems);
+  return { file: path, topology: withDefaults(data as RawTopology, base) };
+}
+
+/** JSON with line and column for a syntax error; a key repeated in an object is an error too. */
 function parseJson(text: string, file: string): unknown {
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  try {
-    return JSON.parse(body);
-  } catch (err) {
-    const at = jsonSyntaxProblem(body);
+  const { syntax, repeatedKeys } = scanJson(body);
+  if (syntax)
     throw new TopologyError(file, [
-      at
-        ? `line ${at.line}, column ${at.column}: invalid JSON: ${at.message}`
-        : `invalid JSON: ${(err as Error).message}`,
+      `line ${syntax.line}, column ${syntax.column}: invalid JSON: ${syntax.message}`,
     ]);
-  }
+  if (repeatedKeys.length > 0)
+    throw new TopologyError(
+      file,
+      repeatedKeys.map(
+        (r) =>
+          `${r.path}: line ${r.line}, column ${r.column}: key ${quote(r.key)} is repeated in the same object (JSON would keep only the last one); remove one`,
+      ),
+    );
+  return JSON.parse(body);
 }
 
 // ---- meaning ----
@@ -118,17 +137,6 @@ function duplicates(
   return problems;
 }
 
-function fileProblem(path: string, relative: unknown, base: string): string[] {
-  if (typeof relative !== 'string' || relative === '') return [];
-  const absolute = resolve(base, relative);
-  try {
-    if (statSync(absolute).isFile()) return [];
-    return [`${path}: "${relative}" is not a file (${absolute})`];
-  } catch {
-    return [`${path}: file "${relative}" not found (${absolute})`];
-  }
-}
-
 const TEMPLATE_PARAMETER = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 
 function urlTemplateProblems(path: string, template: string): string[] {
@@ -168,7 +176,7 @@ function apiProblems(apis: [Record<string, unknown>, number][], base: string): s
         })),
         (value, first) => `duplicate role "${value}" (also ${first})`,
       ),
-      ...fileProblem(`apis[${i}].policy`, api.policy, base),
+      ...policyProblems(`apis[${i}].policy`, api.policy, base),
     );
     const operations = objects(api.operations);
     problems.push(
@@ -184,7 +192,7 @@ function apiProblems(apis: [Record<string, unknown>, number][], base: string): s
       ),
     );
     for (const [operation, j] of operations) {
-      problems.push(...fileProblem(`apis[${i}].operations[${j}].policy`, operation.policy, base));
+      problems.push(...policyProblems(`apis[${i}].operations[${j}].policy`, operation.policy, base));
       const template = str(operation.urlTemplate);
       if (template !== undefined)
         problems.push(...urlTemplateProblems(`apis[${i}].operations[${j}].urlTemplate`, template));

@@ -13,6 +13,24 @@ const result = (patch: Partial<ReconcileResult>): ReconcileResult => ({
 });
 
 describe('formatChanges', () => {
+  it('prints control and bidirectional characters as escapes, wherever they come from', () => {
+    const plan = result({
+      changes: [
+        { kind: 'create', subject: 'role R of api orders', detail: '"R": erase\u001b[2K\u001b[1Aline' },
+        { kind: 'update', subject: 'partner x', detail: 'displayName "a\u202eb" → "c\u0085d\u2066"' },
+      ],
+      warnings: ['an application "\u0007bell\r" is in the way'],
+    });
+    const text = formatChanges(plan, 'certflow.topology.json');
+    // eslint-disable-next-line no-control-regex -- no control character may be left
+    expect(text).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/);
+    expect(text.split('\n').slice(1)).toEqual([
+      '  + create role R of api orders: "R": erase\\u001b[2K\\u001b[1Aline',
+      '  ~ update partner x: displayName "a\\u202eb" → "c\\u0085d\\u2066"',
+      'warning: an application "\\u0007bell\\u000d" is in the way',
+    ]);
+  });
+
   it('writes one line per change with its sign, then the warnings', () => {
     const plan = result({
       changes: [

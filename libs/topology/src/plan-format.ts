@@ -1,4 +1,5 @@
 /** The reconcile's result for people (the plan) and for API Management (the named values). */
+import { printable } from './quote';
 import type { ChangeKind, ReconciledApi, ReconcileResult } from './reconcile-types';
 
 const SIGN: Record<ChangeKind, string> = {
@@ -13,7 +14,9 @@ const SIGN: Record<ChangeKind, string> = {
 
 /**
  * One line per change (`+ create …`, `~ update …`, `- delete …`), then the warnings; or
- * `No changes: the directory matches <file>.`
+ * `No changes: the directory matches <file>.` Values are quoted where the changes are described;
+ * any control or bidirectional character left (e.g. from a name read from the directory) is
+ * printed as an escape.
  */
 export function formatChanges(result: ReconcileResult, topologyFile: string): string {
   const lines: string[] = [];
@@ -28,7 +31,7 @@ export function formatChanges(result: ReconcileResult, topologyFile: string): st
     for (const c of result.changes) lines.push(`  ${SIGN[c.kind]} ${c.kind} ${c.subject}: ${c.detail}`);
   }
   for (const warning of result.warnings) lines.push(`warning: ${warning}`);
-  return lines.join('\n');
+  return lines.map(printable).join('\n');
 }
 
 /** The APIM named values each API's policy needs: entra-instance, tenant-id, api-app-id, api-app-id-uri. */

@@ -12,6 +12,7 @@ import {
   type ReconciledApi,
   type Run,
 } from './reconcile-types';
+import { quote as quoted } from './quote';
 import type { TopologyApi, TopologyAppRole } from './types';
 
 const enc = encodeURIComponent;
@@ -33,10 +34,6 @@ function writable(role: GraphAppRole): GraphAppRole {
   return { id, value, displayName, description, allowedMemberTypes, isEnabled };
 }
 
-function quoted(value: string): string {
-  return JSON.stringify(value);
-}
-
 /** The API as the topology wants it. `markedPartners`: service principal id → partner name. */
 export async function reconcileApi(
   run: Run,
@@ -51,7 +48,7 @@ export async function reconcileApi(
     run.change(
       'create',
       subject,
-      `${quoted(api.displayName)}, ${api.identifierUri}, v${api.accessTokenVersion} tokens, roles ${roles.map((r) => r.value).join(', ') || 'none'}`,
+      `${quoted(api.displayName)}, ${quoted(api.identifierUri)}, v${api.accessTokenVersion} tokens, roles ${roles.map((r) => r.value).join(', ') || 'none'}`,
     );
     if (!run.apply)
       return { ...result, objectId: '', appId: '', servicePrincipalId: '', roleIds: idsOf(roles, true) };
@@ -85,7 +82,9 @@ export async function reconcileApi(
   }
   if (app.identifierUris.length !== 1 || app.identifierUris[0] !== api.identifierUri) {
     patch.identifierUris = [api.identifierUri];
-    what.push(`identifierUris ${app.identifierUris.join(', ') || 'none'} → ${api.identifierUri}`);
+    what.push(
+      `identifierUris ${app.identifierUris.map(quoted).join(', ') || 'none'} → ${quoted(api.identifierUri)}`,
+    );
   }
   const version = app.api?.requestedAccessTokenVersion ?? 1; // null means v1 in Entra
   if (version !== api.accessTokenVersion) {
@@ -122,7 +121,11 @@ async function reconcileRoles(
       next.push(role);
       added.add(role.id);
       changed = true;
-      run.change('create', subjectOf(wanted.value), `${quoted(wanted.displayName)}: ${wanted.description}`);
+      run.change(
+        'create',
+        subjectOf(wanted.value),
+        `${quoted(wanted.displayName)}: ${quoted(wanted.description)}`,
+      );
       continue;
     }
     const what: string[] = [];

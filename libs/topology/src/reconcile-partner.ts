@@ -12,6 +12,7 @@ import {
   type ReconciledPartner,
   type Run,
 } from './reconcile-types';
+import { quote } from './quote';
 import type { TopologyPartner } from './types';
 
 const enc = encodeURIComponent;
@@ -44,7 +45,7 @@ export async function reconcilePartner(
   let appId = '';
   let servicePrincipalId = '';
   if (app === undefined) {
-    run.change('create', subject, `${JSON.stringify(partner.displayName)}`);
+    run.change('create', subject, quote(partner.displayName));
     if (run.apply) {
       const created = await run.createApplication<GraphApp>(
         {
@@ -63,11 +64,7 @@ export async function reconcilePartner(
     appId = app.appId;
     servicePrincipalId = await run.ensureServicePrincipal(app.appId, subject);
     if (app.displayName !== partner.displayName) {
-      run.change(
-        'update',
-        subject,
-        `displayName ${JSON.stringify(app.displayName)} → ${JSON.stringify(partner.displayName)}`,
-      );
+      run.change('update', subject, `displayName ${quote(app.displayName)} → ${quote(partner.displayName)}`);
       if (run.apply)
         await run.graph.patch(
           `/applications/${enc(app.id)}`,
@@ -106,7 +103,7 @@ async function ensureCertificate(
   run.change(
     'upload',
     subject,
-    `certificate ${certificate.subject}, SHA-1 ${certificate.thumbprints.sha1Hex}, valid until ${certificate.notAfter.toISOString().slice(0, 10)}`,
+    `certificate ${quote(certificate.subject)}, SHA-1 ${certificate.thumbprints.sha1Hex}, valid until ${certificate.notAfter.toISOString().slice(0, 10)}`,
   );
   if (!run.apply) return undefined;
   const keyCredentials = [

@@ -82,14 +82,14 @@ describe('reconcileTopology against the emulator', () => {
     const before = await t.applications();
     const plan = await reconcile(base, { apply: false });
     expect(summary(plan.changes)).toEqual([
-      'create api orders: "certflow orders API", api://certflow-orders, v2 tokens, roles Orders.Read, Orders.Write',
+      'create api orders: "certflow orders API", "api://certflow-orders", v2 tokens, roles Orders.Read, Orders.Write',
       'create partner contoso: "contoso-partner"',
       expect.stringMatching(
-        /^upload partner contoso: certificate CN=contoso, SHA-1 [0-9A-F]{40}, valid until \d{4}-\d\d-\d\d$/,
+        /^upload partner contoso: certificate "CN=contoso", SHA-1 [0-9A-F]{40}, valid until \d{4}-\d\d-\d\d$/,
       ),
       'grant partner contoso: Orders.Read on api orders',
       'create partner fabrikam: "fabrikam-partner"',
-      expect.stringMatching(/^upload partner fabrikam: certificate CN=fabrikam/),
+      expect.stringMatching(/^upload partner fabrikam: certificate "CN=fabrikam"/),
       'grant partner fabrikam: Orders.Read on api orders',
       'grant partner fabrikam: Orders.Write on api orders',
     ]);
@@ -160,7 +160,7 @@ describe('reconcileTopology against the emulator', () => {
     cerOf.contoso = next.cer;
     const first = await reconcile(base);
     expect(summary(first.changes)).toEqual([
-      expect.stringMatching(/^upload partner contoso: certificate CN=contoso 2,/),
+      expect.stringMatching(/^upload partner contoso: certificate "CN=contoso 2",/),
     ]);
     const keyId = first.partners[0]!.certificateKeyId;
     expect(keyId).not.toBe(applied.partners[0]!.certificateKeyId);
@@ -184,7 +184,7 @@ describe('reconcileTopology against the emulator', () => {
     const result = await reconcile(changed);
     expect(summary(result.changes)).toEqual([
       'update role Orders.Read of api orders: description "Read orders" → "Read all orders"',
-      'create role Orders.Delete of api orders: "Orders.Delete": Applications holding Orders.Delete',
+      'create role Orders.Delete of api orders: "Orders.Delete": "Applications holding Orders.Delete"',
       'revoke partner fabrikam: Orders.Write on api orders (the role is removed)',
       'delete role Orders.Write of api orders: disabled, then removed (Graph removes only disabled roles)',
       'grant partner fabrikam: Orders.Delete on api orders',
@@ -276,7 +276,7 @@ describe('reconcileTopology against the emulator', () => {
       `adopt api inventory: takes over "hand-made inventory" (object id ${handMade.id}) and marks it`,
       'create service principal of api inventory: the application has none',
       'update api inventory: displayName "hand-made inventory" → "certflow inventory API"; token version 1 → 2',
-      'create role Stock.Read of api inventory: "Stock.Read": Applications holding Stock.Read',
+      'create role Stock.Read of api inventory: "Stock.Read": "Applications holding Stock.Read"',
       'grant partner contoso: Stock.Read on api inventory',
     ]);
     expect((await t.applications()).find((a) => a.id === handMade.id)!.tags).toEqual([

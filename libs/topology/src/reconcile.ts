@@ -5,6 +5,7 @@
  * Everything that would stop the run is checked before the first write.
  */
 import { parseCertificate, type ParsedCertificate } from '@certflow/certs';
+import { quote } from './quote';
 import { reconcileApi } from './reconcile-api';
 import { reconcilePartner } from './reconcile-partner';
 import {
@@ -32,7 +33,7 @@ function isMarked(app: GraphApp): boolean {
 }
 
 function described(app: GraphApp): string {
-  return `${JSON.stringify(app.displayName)} (object id ${app.id})`;
+  return `${quote(app.displayName)} (object id ${app.id})`;
 }
 
 /** Marked applications by kind and name; a second one with the same mark is warned about and left alone. */

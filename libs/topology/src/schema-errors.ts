@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
+import { quote } from './quote';
 import { didYouMean } from './suggest';
 
 /** Absolute path of the JSON Schema shipped with the library (libs/topology/topology.schema.json). */
@@ -33,7 +34,7 @@ export function pathOf(pointer: string, child?: string): string {
   for (const segment of segments) {
     if (/^\d+$/.test(segment)) path += `[${segment}]`;
     else if (/^[A-Za-z_$][\w$-]*$/.test(segment)) path += path === '' ? segment : `.${segment}`;
-    else path += `[${JSON.stringify(segment)}]`;
+    else path += `[${quote(segment)}]`;
   }
   return path === '' ? '(top level)' : path;
 }
@@ -61,7 +62,7 @@ function messageOf(error: ErrorObject): { path: string; message: string } {
         path: pathOf(error.instancePath, error.propertyName),
         message:
           typeof parent.patternErrorMessage === 'string'
-            ? `${JSON.stringify(error.data)} ${parent.patternErrorMessage}`
+            ? `${quote(String(error.data))} ${parent.patternErrorMessage}`
             : `must match ${String(params.pattern)}`,
       };
     case 'enum':
@@ -81,11 +82,11 @@ function messageOf(error: ErrorObject): { path: string; message: string } {
       };
     case 'propertyNames':
       return { path: pathOf(error.instancePath, String(params.propertyName)), message: 'invalid name' };
-    case 'uniqueItems':
-      return {
-        path: pathOf(error.instancePath, String(params.i)),
-        message: `duplicate of [${String(params.j)}]`,
-      };
+    case 'uniqueItems': {
+      // the later item is the duplicate (ajv's i and j come in either order)
+      const [first, later] = [Number(params.i), Number(params.j)].sort((a, b) => a - b);
+      return { path: pathOf(error.instancePath, String(later)), message: `duplicate of [${first}]` };
+    }
     default:
       return { path: pathOf(error.instancePath), message: error.message ?? error.keyword };
   }

@@ -1,0 +1,181 @@
+/**
+ * loadTopology against hostile or broken input: repeated keys, deep nesting, bytes that are not
+ * UTF-8, policy files that are not APIM policies, control characters, and a symbolic link.
+ */
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { tempDir } from '@certflow/testing';
+import { loadTopology, parseTopology, TopologyError } from './index';
+
+function problemsOf(run: () => unknown): string[] {
+  try {
+    run();
+  } catch (err) {
+    if (err instanceof TopologyError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a TopologyError');
+}
+
+describe('loadTopology refuses', () => {
+  const dir = tempDir('topology-input-');
+  const file = join(dir.path, 'certflow.topology.json');
+  writeFileSync(
+    join(dir.path, 'policy.xml'),
+    '<?xml version="1.0"?>\n<!-- API -->\n<policies>\n  <inbound />\n</policies>\n',
+  );
+  afterAll(() => dir.remove());
+
+  const api = (patch: Record<string, unknown> = {}) => ({
+    name: 'orders',
+    displayName: 'orders API',
+    identifierUri: 'api://orders',
+    appRoles: [{ value: 'Orders.Read' }],
+    policy: 'policy.xml',
+    ...patch,
+  });
+  const text = (data: object) => JSON.stringify(data, null, 2);
+  const parse = (data: object) => () => parseTopology(text(data), file);
+
+  it('a key written twice in one object, naming the path and line of the repeat', () => {
+    const source = [
+      '{',
+      `  "apis": ${JSON.stringify([api()])},`,
+      '  "partners": [{ "name": "contoso", "displayName": "c", "name": "newco" }],',
+      '  "partners": []',
+      '}',
+    ].join('\n');
+    expect(problemsOf(() => parseTopology(source, file))).toEqual([
+      'partners[0].name: line 3, column 57: key "name" is repeated in the same object (JSON would keep only the last one); remove one',
+      'partners: line 4, column 3: key "partners" is repeated in the same object (JSON would keep only the last one); remove one',
+    ]);
+  });
+
+  it('invalid JSON nested 200000 deep with its line and column, not a stack overflow', () => {
+    writeFileSync(file, '{"apis":' + '['.repeat(200_000));
+    expect(problemsOf(() => loadTopology(file))).toEqual([
+      'line 1, column 200009: invalid JSON: expected a value, found the end of the file',
+    ]);
+  });
+
+  it('a file that is not UTF-8; one byte order mark is allowed, a second is not', () => {
+    const data = { apis: [api({ displayName: 'caf\u00e9' })], partners: [] };
+    writeFileSync(file, Buffer.from(text(data), 'latin1'));
+    expect(problemsOf(() => loadTopology(file))).toEqual([
+      'not UTF-8 text: byte 69 (line 5) is 0xe9; save the file as UTF-8',
+    ]);
+    writeFileSync(file, `\uFEFF${text(data)}`);
+    expect(loadTopology(file).topology.apis[0]!.displayName).toBe('caf\u00e9');
+    writeFileSync(file, `\uFEFF\uFEFF${text(data)}`);
+    expect(problemsOf(() => loadTopology(file))).toEqual([
+      'line 1, column 1: invalid JSON: expected a value, found U+FEFF',
+    ]);
+  });
+
+  it('policy files that are not well-formed XML or not <policies>, at the API or an operation', () => {
+    writeFileSync(join(dir.path, 'broken.xml'), '<policies>\n  <inbound>\n</policies>\n');
+    writeFileSync(join(dir.path, 'passwd'), 'root:x:0:0:root:/root:/bin/bash\n');
+    writeFileSync(join(dir.path, 'root.xml'), '<root>hello</root>');
+    writeFileSync(join(dir.path, 'two.xml'), '<policies /><policies />');
+    writeFileSync(join(dir.path, 'big.xml'), `<policies>${' '.repeat(256 * 1024)}</policies>`);
+    writeFileSync(join(dir.path, 'latin1.xml'), Buffer.from('<policies>\u00e9</policies>', 'latin1'));
+    const operation = (policy: string) => ({ method: 'GET', urlTemplate: '/orders', policy });
+    const problems = problemsOf(
+      parse({
+        apis: [
+          api({ policy: 'broken.xml', operations: [operation('root.xml')] }),
+          api({ name: 'a', identifierUri: 'api://a1', policy: 'passwd', operations: [operation('two.xml')] }),
+          api({
+            name: 'b',
+            identifierUri: 'api://b1',
+            policy: 'big.xml',
+            operations: [operation('latin1.xml')],
+          }),
+        ],
+        partners: [],
+      }),
+    );
+    expect(problems).toEqual([
+      "apis[0].policy: broken.xml: line 3, column 1: not well-formed XML: Expected closing tag 'inbound' (opened in line 2, col 3) instead of closing tag 'policies'.",
+      'apis[0].operations[0].policy: root.xml: the root element must be <policies> (an APIM policy document), found <root>',
+      "apis[1].policy: passwd: line 1, column 1: not well-formed XML: char 'r' is not expected.",
+      'apis[1].operations[0].policy: two.xml: the root element must be <policies> (an APIM policy document), found <policies>, <policies>',
+      'apis[2].policy: big.xml: 262165 bytes; a policy file may have at most 262144 bytes',
+      'apis[2].operations[0].policy: latin1.xml: not UTF-8 text: byte 10 (line 1) is 0xe9; save the file as UTF-8',
+    ]);
+  });
+
+  it('control and bidirectional characters in what reaches Graph or the terminal, printed as escapes', () => {
+    const problems = problemsOf(
+      parse({
+        apis: [
+          api({
+            displayName: 'orders\u202e API',
+            identifierUri: 'api://orders\u0000x',
+            appRoles: [{ value: 'Orders.Read', displayName: 'R\u0085', description: 'Read\u001b[2K' }],
+            operations: [{ method: 'GET', urlTemplate: '/orders\u2066', policy: 'policy.xml' }],
+          }),
+        ],
+        partners: [{ name: 'contoso', displayName: 'c\u0007', certificate: { commonName: 'c\u2069' } }],
+      }),
+    );
+    const control =
+      'must not contain control characters (U+0000–U+001F, U+007F–U+009F) or Unicode bidirectional controls (U+202A–U+202E, U+2066–U+2069)';
+    expect(problems).toEqual([
+      `apis[0].displayName: "orders\\u202e API" ${control}`,
+      'apis[0].identifierUri: "api://orders\\u0000x" must be an api:// or https:// URI without spaces, control characters or a trailing slash, e.g. api://certflow-orders',
+      `apis[0].appRoles[0].displayName: "R\\u0085" ${control}`,
+      `apis[0].appRoles[0].description: "Read\\u001b[2K" ${control}`,
+      `apis[0].operations[0].urlTemplate: "/orders\\u2066" ${control}`,
+      `partners[0].displayName: "c\\u0007" ${control}`,
+      `partners[0].certificate.commonName: "c\\u2069" ${control}`,
+    ]);
+  });
+
+  it('a role listed twice for a partner, naming the later one as the duplicate', () => {
+    expect(
+      problemsOf(
+        parse({
+          apis: [api()],
+          partners: [
+            { name: 'contoso', displayName: 'c', roles: { orders: ['Orders.Read', 'Orders.Read'] } },
+          ],
+        }),
+      ),
+    ).toEqual(['partners[0].roles.orders[1]: duplicate of [0]']);
+  });
+});
+
+describe('loadTopology through a symbolic link', () => {
+  const dir = tempDir('topology-link-');
+  afterAll(() => dir.remove());
+
+  it('resolves relative paths from the directory of the file linked to', () => {
+    const real = join(dir.path, 'config');
+    const elsewhere = join(dir.path, 'elsewhere');
+    mkdirSync(real);
+    mkdirSync(elsewhere);
+    writeFileSync(join(real, 'policy.xml'), '<policies />');
+    writeFileSync(
+      join(real, 'certflow.topology.json'),
+      JSON.stringify({
+        apis: [
+          {
+            name: 'orders',
+            displayName: 'o',
+            identifierUri: 'api://orders',
+            appRoles: [],
+            policy: 'policy.xml',
+          },
+        ],
+        partners: [],
+      }),
+    );
+    const link = join(elsewhere, 'certflow.topology.json');
+    symlinkSync(join(real, 'certflow.topology.json'), link);
+    const loaded = loadTopology(link);
+    expect(loaded.file).toBe(link);
+    expect(loaded.topology.apis[0]!.policy).toBe(join(real, 'policy.xml'));
+  });
+});
