@@ -39,13 +39,14 @@ describe('GraphRest', () => {
     dir.remove();
   });
 
-  function graph(timeoutMs?: number): GraphRest {
+  function graph(timeoutMs?: number, maxResponseBytes?: number): GraphRest {
     seen.length = 0;
     return new GraphRest({
       baseUrl: `${server.url}/v1.0/`,
       token: async () => TOKEN,
       ca: ca.certificatePem,
       ...(timeoutMs ? { timeoutMs } : {}),
+      ...(maxResponseBytes ? { maxResponseBytes } : {}),
     });
   }
 
@@ -138,7 +139,8 @@ describe('GraphRest', () => {
     ['POST', '/applications', 'Application.ReadWrite.All'],
     ['PATCH', '/applications/x', 'Application.ReadWrite.All'],
     ['DELETE', '/applications/x', 'Application.ReadWrite.All'],
-    ['GET', '/servicePrincipals/x/appRoleAssignments', 'AppRoleAssignment.ReadWrite.All'],
+    ['GET', '/servicePrincipals/x/appRoleAssignments', 'Application.Read.All'],
+    ['GET', '/servicePrincipals/x/appRoleAssignedTo', 'Application.Read.All'],
     ['POST', '/servicePrincipals/x/appRoleAssignedTo', 'AppRoleAssignment.ReadWrite.All'],
     ['DELETE', '/servicePrincipals/x/appRoleAssignedTo/y', 'AppRoleAssignment.ReadWrite.All'],
   ])('a 403 on %s %s names %s', async (method, path, permission) => {
@@ -214,5 +216,81 @@ describe('GraphRest', () => {
     expect(() => new GraphRest({ baseUrl: 'http://graph.example/v1.0', token: async () => TOKEN })).toThrow(
       'GraphRest baseUrl must be an https:// URL, got "http://graph.example/v1.0"',
     );
+  });
+
+  it('never repeats a write Graph answered 503 (it may have been done); a 429 refusal is retried', async () => {
+    const unavailable: Handler = (_req, _body, res) =>
+      json(res, 503, { error: { code: 'ServiceUnavailable', message: 'busy' } }, { 'retry-after': '0' });
+    handler = unavailable;
+    const rest = graph();
+    for (const write of [
+      () => rest.post('/applications', {}),
+      () => rest.patch('/applications/x', {}),
+      () => rest.delete('/applications/x'),
+    ]) {
+      seen.length = 0;
+      const err = await rejectionOf<GraphCallError>(write());
+      expect([err.status, err.code]).toEqual([503, 'ServiceUnavailable']);
+      expect(seen).toHaveLength(1);
+    }
+    let calls = 0;
+    handler = (req, body, res) =>
+      ++calls === 1
+        ? json(res, 429, { error: { code: 'TooManyRequests', message: 'slow down' } }, { 'retry-after': '0' })
+        : json(res, 201, { id: 'created' });
+    seen.length = 0;
+    expect(await rest.post('/applications', {})).toEqual({ id: 'created' });
+    expect(seen.map((s) => s.method)).toEqual(['POST', 'POST']);
+    rest.close();
+  });
+
+  it('stops a collection whose nextLink returns to a page already read, or that never ends', async () => {
+    handler = (req, _body, res) => {
+      const page = Number(new URL(req.url!, server.url).searchParams.get('page') ?? '0');
+      json(res, 200, {
+        value: [page],
+        '@odata.nextLink': `${server.url}/v1.0/applications?page=${(page + 1) % 2}`,
+      });
+    };
+    const rest = graph();
+    const cycle = await rejectionOf<GraphCallError>(
+      rest.list('/applications?page=0', 'list the applications'),
+    );
+    expect(cycle.message).toBe(
+      'list the applications: stopped reading: its @odata.nextLink points at a page already read',
+    );
+    handler = (req, _body, res) => {
+      const page = Number(new URL(req.url!, server.url).searchParams.get('page') ?? '0');
+      json(res, 200, { value: [], '@odata.nextLink': `${server.url}/v1.0/applications?page=${page + 1}` });
+    };
+    seen.length = 0;
+    const endless = await rejectionOf<GraphCallError>(rest.list('/applications', 'list the applications'));
+    expect(endless.message).toBe('list the applications: stopped reading: it has more than 1000 pages');
+    expect(seen).toHaveLength(1000);
+    rest.close();
+  }, 60_000);
+
+  it('refuses an answer larger than maxResponseBytes', async () => {
+    handler = (_req, _body, res) => json(res, 200, { value: ['x'.repeat(5000)] });
+    const rest = graph(undefined, 4096);
+    const err = await rejectionOf(rest.get('/applications'));
+    expect(err.message).toBe("GET /applications: Graph's answer is larger than 4096 bytes; not read");
+    rest.close();
+  });
+
+  it('gives up when the whole answer takes longer than the timeout, even if bytes keep coming', async () => {
+    const timers: NodeJS.Timeout[] = [];
+    handler = (_req, _body, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"value": [');
+      timers.push(setInterval(() => res.write(' '), 50));
+    };
+    const rest = graph(400);
+    const started = Date.now();
+    const err = await rejectionOf(rest.get('/applications', 'list applications'));
+    timers.forEach(clearInterval);
+    expect(err.message).toBe(`list applications: Graph did not answer within 400 ms (${server.url})`);
+    expect(Date.now() - started).toBeLessThan(2000);
+    rest.close();
   });
 });

@@ -1,7 +1,10 @@
 /**
  * Microsoft Graph's REST API over HTTPS, as the reconcile needs it: a bearer token per request,
- * `@odata.nextLink` followed (on the same origin only), Graph's JSON errors carried in the
- * message, throttling (429/503) retried after Retry-After. The same code talks to real Graph
+ * `@odata.nextLink` followed (same origin only, no page twice, at most 1000 pages), Graph's JSON
+ * errors carried in the message. A refusal for throttling (429) is retried after Retry-After for
+ * any method; 503 only for GET: a write Graph answered 503 may have been acted on, and retrying a
+ * POST could create a second object. Nothing is retried after a timeout. Each request must
+ * complete (headers and body) within `timeoutMs`, and an answer may not exceed `maxResponseBytes`. The same code talks to real Graph
  * (`https://graph.microsoft.com/v1.0`) and to the local emulator (`<emulator>/graph/v1.0`, with
  * its CA in `ca`). A token never appears in a message.
  */
@@ -15,8 +18,10 @@ export interface GraphRestOptions {
   token: () => Promise<string>;
   /** An extra CA (PEM) to trust besides the public ones, e.g. the development CA of the emulator. */
   ca?: string | Buffer;
-  /** Per request; default 30 s. */
+  /** Whole request and answer, per attempt; default 30 s. */
   timeoutMs?: number;
+  /** Largest answer body accepted; default 16 MiB. */
+  maxResponseBytes?: number;
 }
 
 /** A Graph answer that is not 2xx: status, Graph error code, what was being done. */
@@ -53,16 +58,25 @@ export class GraphPermissionError extends GraphCallError {
   }
 }
 
-/** The Graph permission an operation needs (Graph's 403 does not say). */
+/**
+ * The Graph permission an operation needs (Graph's 403 does not say): reading anything,
+ * assignments included, needs Application.Read.All; granting and revoking app roles
+ * AppRoleAssignment.ReadWrite.All; other writes Application.ReadWrite.All.
+ */
 export function permissionFor(method: string, path: string): string {
   const route = path.split('?')[0]!;
+  if (method === 'GET') return 'Application.Read.All';
   if (/\/(appRoleAssignments|appRoleAssignedTo)(\/|$)/.test(route)) return 'AppRoleAssignment.ReadWrite.All';
-  return method === 'GET' ? 'Application.Read.All' : 'Application.ReadWrite.All';
+  return 'Application.ReadWrite.All';
 }
 
-const RETRIED = new Set([429, 503]);
+/** 429 is a refusal (nothing was done): any method may repeat it. 503 only a read. */
+function retried(method: string, status: number): boolean {
+  return status === 429 || (status === 503 && method === 'GET');
+}
 const MAX_RETRIES = 4;
 const MAX_RETRY_WAIT_MS = 30_000;
+const MAX_PAGES = 1000;
 
 interface Answer {
   status: number;
@@ -74,6 +88,7 @@ export class GraphRest {
   private readonly base: URL;
   private readonly agent: Agent;
   private readonly timeoutMs: number;
+  private readonly maxResponseBytes: number;
 
   constructor(private readonly opts: GraphRestOptions) {
     let base: URL;
@@ -86,6 +101,7 @@ export class GraphRest {
       throw new TypeError(`GraphRest baseUrl must be an https:// URL, got "${opts.baseUrl}"`);
     this.base = base;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
     this.agent = new Agent({
       keepAlive: true,
       ...(opts.ca !== undefined ? { ca: [...rootCertificates, opts.ca.toString()] } : {}),
@@ -105,8 +121,17 @@ export class GraphRest {
   async list<T>(path: string, operation?: string): Promise<T[]> {
     const what = operation ?? `GET ${routeOf(path)}`;
     const items: T[] = [];
+    const read = new Set<string>();
     let next: string | undefined = path;
     while (next !== undefined) {
+      const problem = read.has(next)
+        ? 'its @odata.nextLink points at a page already read'
+        : read.size >= MAX_PAGES
+          ? `it has more than ${MAX_PAGES} pages`
+          : undefined;
+      if (problem !== undefined)
+        throw new GraphCallError(200, 'UnexpectedResponse', what, `${what}: stopped reading: ${problem}`);
+      read.add(next);
       const page = (await this.call('GET', next, undefined, what)) as
         { value?: T[]; '@odata.nextLink'?: string } | undefined;
       if (!Array.isArray(page?.value))
@@ -163,7 +188,7 @@ export class GraphRest {
       if (payload !== undefined) headers['content-type'] = 'application/json';
       const answer = await this.send(method, url, headers, payload, operation);
       if (answer.status >= 200 && answer.status < 300) return parseBody(answer, operation);
-      if (RETRIED.has(answer.status) && attempt < MAX_RETRIES) {
+      if (retried(method, answer.status) && attempt < MAX_RETRIES) {
         await sleep(retryDelayMs(answer.headers['retry-after'], attempt));
         continue;
       }
@@ -179,25 +204,48 @@ export class GraphRest {
     operation: string,
   ): Promise<Answer> {
     return new Promise((resolve, reject) => {
-      const req = request(url, { method, agent: this.agent, headers, timeout: this.timeoutMs }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }));
-        res.on('error', reject);
-      });
-      req.on('timeout', () =>
-        req.destroy(
-          new Error(`${operation}: Graph did not answer within ${this.timeoutMs} ms (${url.origin})`),
-        ),
-      );
-      req.on('error', (err: NodeJS.ErrnoException) =>
+      let settled = false;
+      const fail = (err: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        if (settled) return;
+        settled = true;
         reject(
           err.message.startsWith(operation)
             ? err
             : new Error(`${operation}: could not reach Graph at ${url.origin}: ${err.code ?? err.message}`),
-        ),
+        );
+      };
+      /** Fails with `message` and drops the connection. */
+      const abandon = (message: string) => {
+        fail(new Error(`${operation}: ${message}`));
+        req.destroy();
+      };
+      const req = request(url, { method, agent: this.agent, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > this.maxResponseBytes)
+            abandon(`Graph's answer is larger than ${this.maxResponseBytes} bytes; not read`);
+          else chunks.push(chunk);
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          if (settled) return;
+          settled = true;
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            text: Buffer.concat(chunks).toString('utf8'),
+          });
+        });
+        res.on('error', fail);
+      });
+      const timer = setTimeout(
+        () => abandon(`Graph did not answer within ${this.timeoutMs} ms (${url.origin})`),
+        this.timeoutMs,
       );
+      req.on('error', fail);
       req.end(body);
     });
   }
