@@ -234,7 +234,7 @@ describe('GraphRest', () => {
       expect(seen).toHaveLength(1);
     }
     let calls = 0;
-    handler = (req, body, res) =>
+    handler = (_req, _body, res) =>
       ++calls === 1
         ? json(res, 429, { error: { code: 'TooManyRequests', message: 'slow down' } }, { 'retry-after': '0' })
         : json(res, 201, { id: 'created' });
