@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TopologyError } from '@certflow/topology';
-import { defaultTopologyFile, startStack, StepReport, StepFailedError } from './stack';
+import { defaultTopologyFile, startStack, StateLockedError, StepReport, StepFailedError } from './stack';
 import { servedApi, stackFilePath } from './stack-file';
 import { workspaceRoot } from './workspace';
 
@@ -85,6 +85,10 @@ async function main(): Promise<number> {
       console.error(`\nThe topology file is not valid; nothing was started or changed.\n${err.message}`);
       return 2;
     }
+    if (err instanceof StateLockedError) {
+      console.error(`\nNot started, nothing changed: ${err.message}`);
+      return 1;
+    }
     const step = err instanceof StepFailedError ? err.step : 'start-up';
     console.error(`\nFAILED at ${step}\n${(err as Error).message}`);
     return 1;
@@ -108,8 +112,11 @@ async function main(): Promise<number> {
     await stack.close();
     return 0;
   }
+  const reader = stack.readers[0];
   console.log(
-    `\nRunning. Try: npm run partner -- call /orders, or npm run partner -- --as ${file.partners.at(-1)?.name ?? 'NAME'} call /orders   (Ctrl+C to stop)`,
+    reader === undefined
+      ? `\nRunning. No partner of the topology may GET /orders; try npm run partner -- --as NAME token get   (Ctrl+C to stop)`
+      : `\nRunning. Try: npm run partner -- --as ${reader} call /orders   (Ctrl+C to stop)`,
   );
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);

@@ -14,9 +14,14 @@ import { runJsonCommand } from './child-service';
 import { requestPartnerToken } from './partner-credentials';
 import { startStack, type StepReport } from './stack';
 import { stackPartner } from './stack-file';
-import { legacyAdoptions, migrateLegacyPartnerDirectory, partnerDirectory } from './topology-sync';
+import {
+  legacyAdoptions,
+  listApplications,
+  migrateLegacyPartnerDirectory,
+  partnerDirectory,
+} from './topology-sync';
 import { rolesIn } from './stack.test-helpers';
-import { defaultTopologyJson } from './topology.test-helpers';
+import { defaultTopologyJson, writeTopology } from './topology.test-helpers';
 import { appEntryPoint } from './workspace';
 
 const dirs: string[] = [];
@@ -116,6 +121,42 @@ describe('a state directory of the version-1 stack', () => {
     }, 120_000);
   }
 
+  it('a start killed after the move, then a topology without contoso: the moved keys are kept, not deleted', async () => {
+    const old = await earlierState();
+    migrateLegacyPartnerDirectory(
+      old.stateDir,
+      parseTopology(JSON.stringify(defaultTopologyJson()), join(old.stateDir, 'topology.json')).topology,
+    );
+    const moved = partnerDirectory(old.stateDir, 'contoso');
+    expect(readFileSync(join(moved, 'partner.cer'))).toEqual(old.cer);
+
+    const data = defaultTopologyJson();
+    data.partners = data.partners.filter((p) => p.name !== 'contoso');
+    const steps: StepReport[] = [];
+    const stack = await startStack({
+      stateDir: old.stateDir,
+      topologyFile: writeTopology(old.stateDir, 'without-contoso.json', data),
+      onStep: (s) => steps.push(s),
+    });
+    try {
+      const plan = steps[0]!.lines!.join('\n');
+      expect(plan).not.toContain(`removed ${moved}`);
+      expect(plan).toContain(
+        `kept ${moved}: partner "contoso" is not in the topology, but the registration contoso-partner of an earlier version may still use these keys`,
+      );
+      expect(readFileSync(join(moved, 'partner.cer'))).toEqual(old.cer);
+      expect(readFileSync(join(moved, 'partner.key.pem'), 'utf8')).toContain('PRIVATE KEY');
+      const graph = await GraphClient.connect(stack.emulator);
+      const apps = await graph.listApplications();
+      graph.close();
+      const legacy = apps.find((a) => a.id === old.partner.objectId);
+      expect(legacy?.displayName).toBe('contoso-partner');
+      expect(legacy?.tags ?? []).not.toContain('certflow-topology');
+    } finally {
+      await stack.close();
+    }
+  }, 120_000);
+
   it('without a partner contoso in the topology, the old keys and registration are left and it says why', async () => {
     const old = await earlierState();
     const data = defaultTopologyJson();
@@ -135,7 +176,7 @@ describe('a state directory of the version-1 stack', () => {
         token: () => client.accessToken(),
         ca: readFileSync(emulator.caCertificatePath),
       });
-      const found = await legacyAdoptions(graph, topology);
+      const found = legacyAdoptions(await listApplications(graph), topology);
       expect(found.adopt).toEqual({ apis: { orders: old.api.objectId }, partners: {} });
       expect(found.notes).toEqual([
         `left the registration contoso-partner (appId ${old.partner.appId}) of an earlier version unmarked and untouched: the topology has no partner "contoso" to adopt it as; remove it in the portal if it is no longer needed`,

@@ -37,6 +37,7 @@ export function topologyStep({ file, topology }: LoadedTopology, sync: TopologyS
       ...sync.notes.map((n) => `migration: ${n}`),
       ...formatChanges(result, file).split('\n'),
       ...sync.removedDirectories.map((d) => `removed ${d} (its partner left the topology)`),
+      ...sync.keptDirectories,
     ],
   };
 }
@@ -60,6 +61,15 @@ export function certificateSteps(
         ['SHA-256', cert.sha256Hex],
         ['created', cert.created ? 'now' : 'earlier (reused from the state directory)'],
       ],
+      ...(cert.rotateCommand
+        ? {
+            lines: [
+              `The existing certificate does not match the topology's certificate settings; it is kept (the stack never replaces a partner's keys):`,
+              ...cert.differences.map((d) => `  ${d}`),
+              `To roll it while the stack runs: ${cert.rotateCommand}`,
+            ],
+          }
+        : {}),
     },
     {
       step: 3,

@@ -20,14 +20,17 @@ import { servedApi, stackPartnerEnvironment, type StackFile } from './stack-file
 import { StepFailedError, step } from './step';
 import { appEntryPoint } from './workspace';
 
-/** Makes every partner's calls; resolves with the time from `began` to the first 2xx answer. */
+/**
+ * Makes every partner's calls; resolves with the time from `began` to the first 2xx answer and
+ * the partners whose `GET /orders` answered 2xx (the ones to suggest trying).
+ */
 export async function provePartnerAccess(opts: {
   file: StackFile;
   topology: Topology;
   stateDir: string;
   report: (step: StepReport) => void;
   began: number;
-}): Promise<number> {
+}): Promise<{ firstCallMs: number; readers: string[] }> {
   const { file, topology, report } = opts;
   const api = servedApi(file);
   const required = await step("reading the API's OpenAPI document (x-app-roles)", () =>
@@ -35,6 +38,7 @@ export async function provePartnerAccess(opts: {
   );
   const worker = appEntryPoint('partner-worker');
   let firstCallMs = 0;
+  const readers: string[] = [];
   for (const partner of topology.partners) {
     const name = `steps 5–8 (partner ${partner.name})`;
     const env = { ...process.env, ...stackPartnerEnvironment(file, partner.name) };
@@ -69,6 +73,7 @@ export async function provePartnerAccess(opts: {
           `partner ${partner.name}, ${describe(call)}: expected ${describeExpectation(expected)} (${expected.reason}), got ${statuses.join(', ')}`,
         );
       answers.push([describe(call), `${got} as expected (${expected.reason})`]);
+      if (i === 0 && expected.allowed) readers.push(partner.name);
     }
     report({
       step: undefined,
@@ -78,7 +83,7 @@ export async function provePartnerAccess(opts: {
       details: answers,
     });
   }
-  return firstCallMs;
+  return { firstCallMs, readers };
 }
 
 const describe = (call: AccessCall): string => `${call.method} ${call.path}`;

@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseCertificate, writeFileAtomic } from '@certflow/certs';
-import type { TopologyPartner } from '@certflow/topology';
+import { parseCertificate, writeFileAtomic, type ParsedCertificate } from '@certflow/certs';
+import type { PartnerCertificateSettings, TopologyPartner } from '@certflow/topology';
 import { ChildProcessError, runJsonCommand } from './child-service';
 import { partnerDirectory } from './topology-sync';
 import { appEntryPoint } from './workspace';
@@ -26,6 +26,10 @@ export interface PartnerCertificate {
   sha1Hex: string;
   sha256Hex: string;
   created: boolean;
+  /** How the existing certificate differs from the topology's settings, e.g. `key size 2048, the topology says 3072`. */
+  differences: string[];
+  /** The partner worker command that rolls the certificate to the topology's settings, when they differ. */
+  rotateCommand?: string;
 }
 
 /** The partner's certificate from its directory, created there first if there is none. */
@@ -65,7 +69,9 @@ export async function ensurePartnerCertificate(
     );
   const cerPath = String(info.cerPath);
   const cer = readFileSync(cerPath);
-  const { thumbprints } = parseCertificate(cer);
+  const parsed = parseCertificate(cer);
+  const { thumbprints } = parsed;
+  const differences = settingsDifferences(parsed, partner.certificate);
   return {
     partner,
     directory,
@@ -77,7 +83,34 @@ export async function ensurePartnerCertificate(
     sha1Hex: thumbprints.sha1Hex,
     sha256Hex: thumbprints.sha256Hex,
     created,
+    differences,
+    ...(differences.length ? { rotateCommand: rotateCommand(partner) } : {}),
   };
+}
+
+/** The certificate's common name, key size and validity (in whole days) where they are not the settings'. */
+export function settingsDifferences(cert: ParsedCertificate, settings: PartnerCertificateSettings): string[] {
+  const differences: string[] = [];
+  const commonName = /^CN=(.*)$/m.exec(cert.subject)?.[1];
+  if (commonName !== settings.commonName)
+    differences.push(
+      `common name ${JSON.stringify(commonName ?? cert.subject)}, the topology says ${JSON.stringify(settings.commonName)}`,
+    );
+  const keySize = cert.publicKey.asymmetricKeyDetails?.modulusLength;
+  if (keySize !== settings.keySize)
+    differences.push(`key size ${keySize ?? 'unknown'}, the topology says ${settings.keySize}`);
+  const days = Math.round((cert.notAfter.getTime() - cert.notBefore.getTime()) / 86_400_000);
+  if (days !== settings.validityDays)
+    differences.push(`validity ${days} days, the topology says ${settings.validityDays}`);
+  return differences;
+}
+
+/** `cert rotate` makes, registers and switches to a certificate with these settings, then removes the old one. */
+function rotateCommand({ name, certificate }: TopologyPartner): string {
+  const cn = /^[\w.@-]+$/.test(certificate.commonName)
+    ? certificate.commonName
+    : `'${certificate.commonName.replace(/'/g, `'\\''`)}'`;
+  return `npm run partner -- --as ${name} cert rotate --common-name ${cn} --key-size ${certificate.keySize} --days ${certificate.validityDays}`;
 }
 
 /**

@@ -12,6 +12,7 @@ import { fileAccessLog, startGateway } from '@certflow/local-gateway';
 import {
   apimNamedValues,
   DEFAULT_TOPOLOGY_FILE,
+  formatChanges,
   GraphRest,
   loadTopology,
   type LoadedTopology,
@@ -29,8 +30,9 @@ import {
   stackPartnerEnvironment,
   writeStackFile,
 } from './stack-file';
+import { lockStateDirectory, StateLockedError } from './state-lock';
 import { StepFailedError, step } from './step';
-import { migrateLegacyPartnerDirectory, syncTopology } from './topology-sync';
+import { migrateLegacyPartnerDirectory, syncTopology, type TopologySync } from './topology-sync';
 import { appEntryPoint, workspaceRoot } from './workspace';
 
 export interface StackOptions {
@@ -47,7 +49,7 @@ export interface StackOptions {
 }
 
 export type { StepReport };
-export { StepFailedError };
+export { StateLockedError, StepFailedError };
 
 export interface RunningStack {
   file: StackFile;
@@ -55,6 +57,8 @@ export interface RunningStack {
   emulator: RunningEmulator;
   /** Time from the start of `startStack` to the first successful API response. */
   firstCallMs: number;
+  /** Partners whose `GET /orders` through the gateway answered 2xx, in topology order. */
+  readers: string[];
   /** Environment for running the partner worker against this stack, per partner name. */
   partnerEnv: (name?: string) => NodeJS.ProcessEnv;
   close(): Promise<void>;
@@ -64,7 +68,9 @@ export const defaultTopologyFile = (): string => join(workspaceRoot(), DEFAULT_T
 
 /**
  * Throws the topology's TopologyError before anything else happens: a bad topology file
- * changes nothing in the state directory, and does not create it.
+ * changes nothing in the state directory, and does not create it. Then takes the state
+ * directory's lock (StateLockedError while another stack runs there, nothing changed).
+ * A failure after step 1 names what step 1 had already changed in the directory.
  */
 export async function startStack(opts: StackOptions): Promise<RunningStack> {
   const began = performance.now();
@@ -72,13 +78,18 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
   const { topology } = loaded;
   const stateDir = resolve(opts.stateDir);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const lock = lockStateDirectory(stateDir);
+  // Whatever stack.json is there describes a stack that is gone.
+  removeStackFile(stateDir);
   const report = opts.onStep ?? (() => {});
   const cleanups: (() => Promise<void>)[] = [];
   const close = async (): Promise<void> => {
     removeStackFile(stateDir);
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
     cleanups.length = 0;
+    lock.release();
   };
+  let applied: string | undefined;
 
   try {
     const moved = await step('migrating the state directory', async () =>
@@ -121,6 +132,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     );
     sync.notes.unshift(...moved);
     report(topologyStep(loaded, sync));
+    applied = appliedChanges(sync, loaded.file);
 
     for (const [i, cert] of certificates.entries()) {
       const registered = sync.result.partners[i]!;
@@ -225,17 +237,30 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       })),
     };
 
-    const firstCallMs = await provePartnerAccess({ file, topology, stateDir, report, began });
+    const { firstCallMs, readers } = await provePartnerAccess({ file, topology, stateDir, report, began });
     writeStackFile(stateDir, file);
     const partnerEnv = (name?: string): NodeJS.ProcessEnv => ({
       ...process.env,
       ...stackPartnerEnvironment(file, name),
     });
-    return { file, topology: loaded, emulator, firstCallMs, partnerEnv, close };
+    return { file, topology: loaded, emulator, firstCallMs, readers, partnerEnv, close };
   } catch (err) {
     await close();
-    throw err;
+    if (applied === undefined) throw err;
+    const failed = err instanceof StepFailedError ? err : new StepFailedError('start-up', err);
+    throw failed.withNote(applied);
   }
+}
+
+/** What step 1 changed in the directory and the state directory, for a failure after it: those changes stay. */
+function appliedChanges({ result, removedDirectories }: TopologySync, topologyFile: string): string {
+  if (result.changes.length === 0 && removedDirectories.length === 0)
+    return 'Step 1 had changed nothing in the directory.';
+  return [
+    'Step 1 had already changed the directory, and these changes stay:',
+    ...(result.changes.length ? [formatChanges({ ...result, warnings: [] }, topologyFile)] : []),
+    ...removedDirectories.map((d) => `removed ${d} (its partner left the topology)`),
+  ].join('\n');
 }
 
 export { stackFilePath };

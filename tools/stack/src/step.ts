@@ -7,6 +7,13 @@ export class StepFailedError extends Error {
   ) {
     super(`${step} failed: ${cause instanceof Error ? cause.message : String(cause)}`);
   }
+
+  /** The same failure, with `note` (e.g. what had already been changed) after the message. */
+  withNote(note: string): StepFailedError {
+    const noted = new StepFailedError(this.step, this);
+    noted.message = `${this.message}\n${note}`;
+    return noted;
+  }
 }
 
 export async function step<T>(name: string, work: () => Promise<T>): Promise<T> {

@@ -1,10 +1,12 @@
 /**
  * A bad topology file stops `npm start` before anything happens: exit 2 with the loader's
- * message, and the state directory exactly as it was (or still absent).
+ * message, and the state directory exactly as it was (or still absent). A failure after step 1
+ * (which has changed the directory) says what step 1 changed.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { createServer } from 'node:net';
 import {
   existsSync,
   mkdirSync,
@@ -117,4 +119,49 @@ describe('npm start with a bad topology file', () => {
       expect(existsSync(join(dir, 'never-created'))).toBe(false);
     });
   }
+});
+
+describe('npm start with a policy that is not XML', () => {
+  it('exit 2 naming apis[0].policy, before anything is touched', () => {
+    const state = join(dir, 'not-xml-state');
+    mkdirSync(state);
+    writeFileSync(join(dir, 'hello.xml'), 'hello, not a policy');
+    const file = writeTopology(
+      dir,
+      'not-xml.json',
+      edited((t) => (t.apis[0]!.policy = 'hello.xml')),
+    );
+    const run = spawnSync(process.execPath, [main, '--once', '--state-dir', state, '--topology', file], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(run.status, run.stdout + run.stderr).toBe(2);
+    expect(run.stderr).toMatch(/: 1 problem\n {2}apis\[0\]\.policy: /);
+    expect(readdirSync(state)).toEqual([]);
+  });
+});
+
+describe('npm start failing after step 1', () => {
+  it('names the step and what step 1 had already changed in the directory', async () => {
+    const taken = createServer();
+    await new Promise<void>((done) => taken.listen(0, '127.0.0.1', done));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      const state = join(dir, 'port-taken-state');
+      const run = spawnSync(
+        process.execPath,
+        [main, '--once', '--state-dir', state, '--gateway-port', String(port)],
+        { encoding: 'utf8', timeout: 90_000 },
+      );
+      expect(run.status, run.stdout + run.stderr).toBe(1);
+      expect(run.stderr).toContain('FAILED at starting the gateway');
+      expect(run.stderr).toContain('Step 1 had already changed the directory, and these changes stay:');
+      expect(run.stderr).toMatch(/^Applied \d+ changes to bring the directory to .*:$/m);
+      expect(run.stderr).toMatch(/^ {2}\+ create api orders: /m);
+      expect(run.stderr).toMatch(/^ {2}\+ create partner fabrikam: /m);
+      expect(existsSync(join(state, 'stack.lock'))).toBe(false);
+    } finally {
+      taken.close();
+    }
+  });
 });

@@ -59,6 +59,12 @@ interface ApplicationSummary {
   tags?: string[];
 }
 
+const isMarked = (a: ApplicationSummary): boolean => (a.tags ?? []).includes(TOPOLOGY_TAG);
+
+/** The directory's applications, as far as migration and key-directory clean-up need them. */
+export const listApplications = (graph: GraphRest): Promise<ApplicationSummary[]> =>
+  graph.list<ApplicationSummary>('/applications?$select=id,appId,displayName,identifierUris,tags');
+
 export interface Adoptions {
   adopt: NonNullable<ReconcileOptions['adopt']>;
   /** Registrations of earlier versions that were left alone, and why. */
@@ -67,21 +73,19 @@ export interface Adoptions {
 
 /**
  * The unmarked registrations an earlier version created, to be adopted by reconcile rather than
- * duplicated: the API application holding a topology API's identifier URI, and `contoso-partner`
- * as partner `contoso`. Nothing is adopted for a name the directory already has a marked object for.
+ * duplicated: the API application holding a topology API's identifier URI (compared without
+ * regard to case, as reconcile and Entra ID do), and `contoso-partner` as partner `contoso`.
+ * Nothing is adopted for a name the directory already has a marked object for.
  */
-export async function legacyAdoptions(graph: GraphRest, topology: Topology): Promise<Adoptions> {
-  const apps = await graph.list<ApplicationSummary>(
-    '/applications?$select=id,appId,displayName,identifierUris,tags',
-  );
-  const marked = (a: ApplicationSummary): boolean => (a.tags ?? []).includes(TOPOLOGY_TAG);
-  const managed = new Set(apps.filter(marked).flatMap((a) => a.tags ?? []));
-  const unmarked = apps.filter((a) => !marked(a));
+export function legacyAdoptions(apps: ApplicationSummary[], topology: Topology): Adoptions {
+  const managed = new Set(apps.filter(isMarked).flatMap((a) => a.tags ?? []));
+  const unmarked = apps.filter((a) => !isMarked(a));
   const result: Adoptions = { adopt: { apis: {}, partners: {} }, notes: [] };
 
   for (const api of topology.apis) {
     if (managed.has(`${TOPOLOGY_TAG}:api:${api.name}`)) continue;
-    const old = unmarked.find((a) => (a.identifierUris ?? []).includes(api.identifierUri));
+    const uri = api.identifierUri.toLowerCase();
+    const old = unmarked.find((a) => (a.identifierUris ?? []).some((u) => u.toLowerCase() === uri));
     if (old) result.adopt.apis![api.name] = old.id;
   }
   const legacyPartner = unmarked.find((a) => a.displayName === LEGACY_PARTNER_DISPLAY_NAME);
@@ -103,9 +107,50 @@ export interface TopologySync {
   notes: string[];
   /** Key directories removed because their partner left the topology. */
   removedDirectories: string[];
+  /** Key directories of partners that left the topology, kept because a registration may use them: why. */
+  keptDirectories: string[];
 }
 
-/** Reconciles the directory with the topology (apply, prune), then removes the key directories of partners that left it. */
+/**
+ * The key directories of partners no longer in the topology, split into those no registration
+ * can use any more (removed by reconcile in this run, or never registered: no marked partner of
+ * that name before it, and not the unmarked `contoso-partner` of an earlier version) and those
+ * kept, with why. `apps` is the directory as it was before reconcile.
+ */
+export function leftoverKeyDirectories(
+  stateDir: string,
+  topology: Topology,
+  apps: ApplicationSummary[],
+  removed: ReconcileResult['removed'],
+): { remove: string[]; keep: string[] } {
+  const root = join(stateDir, PARTNERS_DIRECTORY);
+  const wanted = new Set(topology.partners.map((p) => p.name));
+  const result = { remove: [] as string[], keep: [] as string[] };
+  if (!existsSync(root)) return result;
+  for (const name of readdirSync(root).filter((n) => !wanted.has(n))) {
+    const dir = join(root, name);
+    const registered = apps.some((a) => isMarked(a) && a.tags!.includes(`${TOPOLOGY_TAG}:partner:${name}`));
+    const legacy =
+      name === LEGACY_PARTNER_NAME &&
+      apps.some((a) => !isMarked(a) && a.displayName === LEGACY_PARTNER_DISPLAY_NAME);
+    if (removed.some((r) => r.kind === 'partner' && r.name === name) || (!registered && !legacy))
+      result.remove.push(dir);
+    else
+      result.keep.push(
+        `kept ${dir}: partner "${name}" is not in the topology, but ` +
+          (legacy
+            ? `the registration ${LEGACY_PARTNER_DISPLAY_NAME} of an earlier version may still use these keys`
+            : `a registration marked as partner ${name} is still in the directory and may use these keys`) +
+          '; delete the directory once they are no longer needed',
+      );
+  }
+  return result;
+}
+
+/**
+ * Reconciles the directory with the topology (apply, prune), then removes the key directories of
+ * partners that left it, only where no registration can use them any more.
+ */
 export async function syncTopology(opts: {
   graph: GraphRest;
   topology: Topology;
@@ -113,7 +158,8 @@ export async function syncTopology(opts: {
   /** The `.cer` of each partner, to be registered on its application. */
   certificate: (partner: TopologyPartner) => Buffer | undefined;
 }): Promise<TopologySync> {
-  const { adopt, notes } = await legacyAdoptions(opts.graph, opts.topology);
+  const apps = await listApplications(opts.graph);
+  const { adopt, notes } = legacyAdoptions(apps, opts.topology);
   const result = await reconcileTopology({
     graph: opts.graph,
     topology: opts.topology,
@@ -122,13 +168,7 @@ export async function syncTopology(opts: {
     adopt,
     certificate: opts.certificate,
   });
-  const names = new Set(opts.topology.partners.map((p) => p.name));
-  const root = join(opts.stateDir, PARTNERS_DIRECTORY);
-  const removedDirectories = existsSync(root)
-    ? readdirSync(root)
-        .filter((name) => !names.has(name))
-        .map((name) => join(root, name))
-    : [];
-  for (const dir of removedDirectories) rmSync(dir, { recursive: true, force: true });
-  return { result, notes, removedDirectories };
+  const { remove, keep } = leftoverKeyDirectories(opts.stateDir, opts.topology, apps, result.removed);
+  for (const dir of remove) rmSync(dir, { recursive: true, force: true });
+  return { result, notes, removedDirectories: remove, keptDirectories: keep };
 }

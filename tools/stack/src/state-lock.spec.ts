@@ -1,0 +1,70 @@
+/** The state directory's lock: one owner, refused while it lives, taken over once it is gone. */
+import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { lockStateDirectory, StateLockedError, STATE_LOCK_FILE } from './state-lock';
+
+const dirs: string[] = [];
+afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+const fresh = (): string => {
+  const dir = mkdtempSync(join(tmpdir(), 'certflow-lock-'));
+  dirs.push(dir);
+  return dir;
+};
+/** The pid of a process that has exited. */
+const deadPid = (): number => spawnSync(process.execPath, ['-e', '0']).pid!;
+
+describe('lockStateDirectory', () => {
+  it('holds the pid; a second lock is refused naming it; release lets the next one in', () => {
+    const dir = fresh();
+    const lock = lockStateDirectory(dir);
+    expect(readFileSync(join(dir, STATE_LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    expect(readdirSync(dir)).toEqual([STATE_LOCK_FILE]);
+    expect(() => lockStateDirectory(dir)).toThrow(StateLockedError);
+    expect(() => lockStateDirectory(dir)).toThrow(`another stack (pid ${process.pid}) is running`);
+    lock.release();
+    expect(existsSync(join(dir, STATE_LOCK_FILE))).toBe(false);
+    lockStateDirectory(dir).release();
+  });
+
+  it('refuses while a live process holds it (the parent of this test), and does not touch its lock', () => {
+    const dir = fresh();
+    writeFileSync(join(dir, STATE_LOCK_FILE), `${process.ppid}\n`);
+    expect(() => lockStateDirectory(dir)).toThrow(`another stack (pid ${process.ppid}) is running`);
+    expect(readFileSync(join(dir, STATE_LOCK_FILE), 'utf8')).toBe(`${process.ppid}\n`);
+    expect(readdirSync(dir)).toEqual([STATE_LOCK_FILE]);
+  });
+
+  it('takes over the lock of a process that is gone, leaving no other file', () => {
+    const dir = fresh();
+    writeFileSync(join(dir, STATE_LOCK_FILE), `${deadPid()}\n`);
+    const lock = lockStateDirectory(dir);
+    expect(readFileSync(join(dir, STATE_LOCK_FILE), 'utf8')).toBe(`${process.pid}\n`);
+    expect(readdirSync(dir)).toEqual([STATE_LOCK_FILE]);
+    lock.release();
+  });
+
+  it('does not release a lock another process has taken since', () => {
+    const dir = fresh();
+    const lock = lockStateDirectory(dir);
+    writeFileSync(join(dir, STATE_LOCK_FILE), `${process.ppid}\n`);
+    lock.release();
+    expect(readFileSync(join(dir, STATE_LOCK_FILE), 'utf8')).toBe(`${process.ppid}\n`);
+  });
+
+  it('stops, changing nothing, when a start died taking over a stale lock, or the lock is damaged', () => {
+    const dir = fresh();
+    const stale = deadPid();
+    writeFileSync(join(dir, STATE_LOCK_FILE), `${stale}\n`);
+    writeFileSync(join(dir, `${STATE_LOCK_FILE}.${stale}`), `${deadPid()}\n`);
+    expect(() => lockStateDirectory(dir)).toThrow(/which is gone, .* by a start that died taking it over/);
+    expect(readFileSync(join(dir, STATE_LOCK_FILE), 'utf8')).toBe(`${stale}\n`);
+
+    const damaged = fresh();
+    writeFileSync(join(damaged, STATE_LOCK_FILE), 'garbage');
+    expect(() => lockStateDirectory(damaged)).toThrow(/stack\.lock is damaged/);
+    expect(readdirSync(damaged)).toEqual([STATE_LOCK_FILE]);
+  });
+});
