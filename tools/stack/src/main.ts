@@ -4,6 +4,7 @@
  *   --topology FILE     the topology to reconcile (default certflow.topology.json, or CERTFLOW_TOPOLOGY);
  *                       a bad file stops the start with exit 2 before anything is touched
  *   --state-dir DIR     where keys, certificates and state live (default .certflow, or CERTFLOW_STATE_DIR)
+ *                       (one stack per directory: a second start there stops with exit 1, naming the first's pid)
  *   --emulator-port N, --gateway-port N, --api-port N   (default 0: any free port)
  */
 import { join } from 'node:path';

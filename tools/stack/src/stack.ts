@@ -20,6 +20,7 @@ import {
 import { API_LOG, GATEWAY_ACCESS_LOG, type StepReport } from './call-narration';
 import { startService } from './child-service';
 import { certificateSteps, topologyStep } from './narration';
+import { checkServedPolicies } from './policy-check';
 import { ensurePartnerCertificate, writePartnerKeyId, type PartnerCertificate } from './partners';
 import { provePartnerAccess } from './partner-calls';
 import {
@@ -67,14 +68,16 @@ export interface RunningStack {
 export const defaultTopologyFile = (): string => join(workspaceRoot(), DEFAULT_TOPOLOGY_FILE);
 
 /**
- * Throws the topology's TopologyError before anything else happens: a bad topology file
- * changes nothing in the state directory, and does not create it. Then takes the state
+ * Throws the topology's TopologyError before anything else happens (also for a served policy
+ * the local gateway cannot run): a bad topology file changes nothing in the state directory,
+ * and does not create it. Then takes the state
  * directory's lock (StateLockedError while another stack runs there, nothing changed).
  * A failure after step 1 names what step 1 had already changed in the directory.
  */
 export async function startStack(opts: StackOptions): Promise<RunningStack> {
   const began = performance.now();
   const loaded = loadTopology(resolve(opts.topologyFile ?? defaultTopologyFile()));
+  checkServedPolicies(loaded);
   const { topology } = loaded;
   const stateDir = resolve(opts.stateDir);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });

@@ -121,24 +121,42 @@ describe('npm start with a bad topology file', () => {
   }
 });
 
-describe('npm start with a policy that is not XML', () => {
-  it('exit 2 naming apis[0].policy, before anything is touched', () => {
-    const state = join(dir, 'not-xml-state');
-    mkdirSync(state);
-    writeFileSync(join(dir, 'hello.xml'), 'hello, not a policy');
-    const file = writeTopology(
-      dir,
-      'not-xml.json',
-      edited((t) => (t.apis[0]!.policy = 'hello.xml')),
-    );
-    const run = spawnSync(process.execPath, [main, '--once', '--state-dir', state, '--topology', file], {
-      encoding: 'utf8',
-      timeout: 30_000,
+describe('npm start with a policy the gateway cannot run', () => {
+  const policies: [string, string, (t: TopologyJson, file: string) => void, RegExp][] = [
+    [
+      'not XML (the loader)',
+      'hello, not a policy',
+      (t, file) => (t.apis[0]!.policy = file),
+      /: 1 problem\n {2}apis\[0\]\.policy: /,
+    ],
+    [
+      'well-formed, with a policy the local gateway does not know, for an operation',
+      '<policies><inbound><base /><no-such-policy /></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>',
+      (t, file) => (t.apis[0]!.operations = [{ method: 'GET', urlTemplate: '/orders/{id}', policy: file }]),
+      /: 1 problem\n {2}apis\[0\]\.operations\[0\]\.policy: the local gateway cannot run it: .*no-such-policy.*: is not a policy/,
+    ],
+  ];
+  for (const [name, xml, edit, problem] of policies) {
+    it(`${name}: exit 2 naming the policy, before anything is touched`, () => {
+      const slug = name.replace(/\W+/g, '-');
+      const state = join(dir, `${slug}-state`);
+      mkdirSync(state);
+      writeFileSync(join(dir, `${slug}.xml`), xml);
+      const file = writeTopology(
+        dir,
+        `${slug}.json`,
+        edited((t) => edit(t, `${slug}.xml`)),
+      );
+      const run = spawnSync(process.execPath, [main, '--once', '--state-dir', state, '--topology', file], {
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      expect(run.status, run.stdout + run.stderr).toBe(2);
+      expect(run.stderr).toMatch(problem);
+      expect(run.stderr).toContain('nothing was started or changed');
+      expect(readdirSync(state)).toEqual([]);
     });
-    expect(run.status, run.stdout + run.stderr).toBe(2);
-    expect(run.stderr).toMatch(/: 1 problem\n {2}apis\[0\]\.policy: /);
-    expect(readdirSync(state)).toEqual([]);
-  });
+  }
 });
 
 describe('npm start failing after step 1', () => {
