@@ -4,6 +4,7 @@ export { DEFAULT_TOPOLOGY_FILE, loadTopology, parseTopology } from './load-topol
 export { TOPOLOGY_SCHEMA_FILE } from './schema-errors';
 export { GraphCallError, GraphPermissionError, GraphRest, type GraphRestOptions } from './graph-rest';
 export {
+  ReconcileError,
   TOPOLOGY_TAG,
   type Change,
   type ChangeKind,

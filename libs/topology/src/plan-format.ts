@@ -29,9 +29,29 @@ export function formatChanges(result: ReconcileResult, topologyFile: string): st
         : `Plan: ${count} to bring the directory to ${topologyFile} (nothing written):`,
     );
     for (const c of result.changes) lines.push(`  ${SIGN[c.kind]} ${c.kind} ${c.subject}: ${c.detail}`);
+    lines.push(...grantees(result));
   }
   for (const warning of result.warnings) lines.push(`warning: ${warning}`);
   return lines.map(printable).join('\n');
+}
+
+/**
+ * The existing registrations that get roles, found by their mark: a mark is a claim, not proof,
+ * so the plan names each object for a reviewer to check.
+ */
+function grantees(result: ReconcileResult): string[] {
+  const subjects = (kind: ChangeKind) =>
+    new Set(result.changes.filter((c) => c.kind === kind).map((c) => c.subject));
+  const granted = subjects('grant');
+  const created = subjects('create');
+  const found = result.partners.filter(
+    (p) => granted.has(`partner ${p.name}`) && !created.has(`partner ${p.name}`) && p.objectId !== '',
+  );
+  if (found.length === 0) return [];
+  return [
+    'Roles go to these existing registrations, found by their certflow-topology mark (a mark is a claim, not proof: check each is yours):',
+    ...found.map((p) => `  partner ${p.name}: object id ${p.objectId}, client id ${p.appId}`),
+  ];
 }
 
 /** The APIM named values each API's policy needs: entra-instance, tenant-id, api-app-id, api-app-id-uri. */

@@ -85,6 +85,8 @@ export interface GraphApp {
   appRoles: GraphAppRole[];
   tags: string[];
   api?: { requestedAccessTokenVersion?: number | null } | null;
+  /** Client secrets (only their metadata is ever returned); certflow never creates one. */
+  passwordCredentials?: unknown[];
 }
 
 export interface GraphKeyCredential {
@@ -118,9 +120,44 @@ export function isReplicationLag(err: unknown): boolean {
   );
 }
 
+/**
+ * A failure during an apply: `cause` is what failed (often a GraphCallError or
+ * GraphPermissionError), `applied` the changes Graph had accepted before it. They stay in the
+ * directory; a new plan shows what remains.
+ */
+export class ReconcileError extends Error {
+  override readonly name = 'ReconcileError';
+
+  constructor(
+    readonly applied: Change[],
+    override readonly cause: unknown,
+  ) {
+    const count =
+      applied.length === 1
+        ? '1 change was made before it and stays'
+        : `${applied.length} changes were made before it and stay`;
+    super(
+      `${cause instanceof Error ? cause.message : String(cause)}\n` +
+        (applied.length === 0
+          ? 'Nothing was changed before it.'
+          : `${count} in the directory; plan again to see what remains.`),
+    );
+  }
+}
+
+/** The Graph calls reconcile makes; writes go through Run, which counts them. */
+export type GraphCalls = Pick<GraphRest, 'get' | 'list' | 'post' | 'patch' | 'delete'>;
+
 /** What one reconcile run collects, and whether it may write. */
 export class Run {
   readonly changes: Change[] = [];
+  /**
+   * The changes done so far (apply): when Graph accepts a write, every change recorded before
+   * it is done (each change is recorded before its writes).
+   */
+  readonly applied: Change[] = [];
+  /** Graph, with every accepted write moving the changes recorded so far to `applied`. */
+  readonly graph: GraphCalls;
   readonly warnings: string[] = [];
   /** Assignments revoked (or planned to be) while removing roles; the partners' pass skips them. */
   readonly revoked = new Set<string>();
@@ -128,10 +165,22 @@ export class Run {
   readonly created = new Set<string>();
 
   constructor(
-    readonly graph: GraphRest,
+    graph: GraphRest,
     readonly apply: boolean,
     private readonly replicationDelayMs = 2000,
-  ) {}
+  ) {
+    const done = <T>(result: T): T => {
+      this.applied.push(...this.changes.slice(this.applied.length));
+      return result;
+    };
+    this.graph = {
+      get: (path, operation) => graph.get(path, operation),
+      list: (path, operation) => graph.list(path, operation),
+      post: async (path, body, operation) => done(await graph.post(path, body, operation)),
+      patch: async (path, body, operation) => done(await graph.patch(path, body, operation)),
+      delete: async (path, operation) => done(await graph.delete(path, operation)),
+    };
+  }
 
   change(kind: ChangeKind, subject: string, detail: string): void {
     this.changes.push({ kind, subject, detail });

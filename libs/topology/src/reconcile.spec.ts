@@ -9,7 +9,13 @@ import { rejectionOf } from '@certflow/testing';
 import { GraphPermissionError, GraphRest } from './graph-rest';
 import { formatChanges } from './plan-format';
 import { reconcileTopology } from './reconcile';
-import { TOPOLOGY_TAG, type Change, type ReconcileOptions, type ReconcileResult } from './reconcile-types';
+import {
+  ReconcileError,
+  TOPOLOGY_TAG,
+  type Change,
+  type ReconcileOptions,
+  type ReconcileResult,
+} from './reconcile-types';
 import {
   graphTokenWithSecret,
   partnerCertificate,
@@ -360,14 +366,21 @@ describe('reconcileTopology against the emulator', () => {
           .partners[0]!,
       ],
     };
-    const err = await rejectionOf<GraphPermissionError>(
+    const failed = await rejectionOf<ReconcileError>(
       reconcileTopology({ graph, topology, apply: true, prune: false }),
     );
     graph.close();
+    expect(failed).toBeInstanceOf(ReconcileError);
+    // what Graph accepted before the refusal is reported, not hidden
+    expect(summary(failed.applied)).toEqual(['create partner acme: "acme-partner"']);
+    const err = failed.cause as GraphPermissionError;
     expect(err).toBeInstanceOf(GraphPermissionError);
     expect(err.permission).toBe('AppRoleAssignment.ReadWrite.All');
     expect(err.operation).toBe('grant Orders.Read on api orders to partner acme');
+    expect(failed.message).toBe(
+      `${err.message}\n1 change was made before it and stays in the directory; plan again to see what remains.`,
+    );
     expect(err.message).toContain('needs the application permission AppRoleAssignment.ReadWrite.All');
-    expect(err.message).not.toContain(token);
+    expect(failed.message).not.toContain(token);
   });
 });

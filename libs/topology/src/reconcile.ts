@@ -2,7 +2,9 @@
  * Brings a directory to the topology through Graph's REST API: finds what it manages by the
  * mark in the applications' tags, adopts unmarked registrations it is told to, removes marked
  * ones that left the file (only with prune), then reconciles each API and each partner.
- * Everything that would stop the run is checked before the first write.
+ * Everything that would stop the run is checked before the first write, including marks that
+ * cannot be trusted (see README: a mark is a claim, not proof). A failure during an apply is a
+ * ReconcileError carrying the changes made before it.
  */
 import { parseCertificate, type ParsedCertificate } from '@certflow/certs';
 import { quote } from './quote';
@@ -10,6 +12,7 @@ import { reconcileApi } from './reconcile-api';
 import { reconcilePartner } from './reconcile-partner';
 import {
   markOf,
+  ReconcileError,
   Run,
   TOPOLOGY_TAG,
   type GraphApp,
@@ -20,7 +23,7 @@ import {
 } from './reconcile-types';
 
 type Kind = 'api' | 'partner';
-const SELECT = 'id,appId,displayName,identifierUris,appRoles,tags,api';
+const SELECT = 'id,appId,displayName,identifierUris,appRoles,tags,api,passwordCredentials';
 
 function nameOf(app: GraphApp, kind: Kind): string | undefined {
   if (!(app.tags ?? []).includes(TOPOLOGY_TAG)) return undefined;
@@ -36,21 +39,42 @@ function described(app: GraphApp): string {
   return `${quote(app.displayName)} (object id ${app.id})`;
 }
 
-/** Marked applications by kind and name; a second one with the same mark is warned about and left alone. */
-function managed(apps: GraphApp[], run: Run): Record<Kind, Map<string, GraphApp>> {
-  const found: Record<Kind, Map<string, GraphApp>> = { api: new Map(), partner: new Map() };
-  for (const app of apps)
-    for (const kind of ['api', 'partner'] as const) {
+/**
+ * Marked applications by kind and name, and the marks that cannot be trusted: one mark on two
+ * applications, two marks on one, client secrets (certflow never creates one).
+ */
+function managed(apps: GraphApp[]): { marked: Record<Kind, Map<string, GraphApp>>; problems: string[] } {
+  const marked: Record<Kind, Map<string, GraphApp>> = { api: new Map(), partner: new Map() };
+  const problems: string[] = [];
+  for (const app of apps) {
+    const marks = (['api', 'partner'] as const).flatMap((kind) => {
       const name = nameOf(app, kind);
-      if (name === undefined) continue;
-      const first = found[kind].get(name);
-      if (first)
-        run.warnings.push(
-          `${kind} ${name}: ${described(app)} carries the same mark as ${described(first)}; only the first is managed`,
-        );
-      else found[kind].set(name, app);
+      return name === undefined ? [] : [{ kind, name }];
+    });
+    if (marks.length > 1) {
+      problems.push(
+        `${described(app)} carries ${marks.length} marks (${marks.map((m) => `${m.kind} ${m.name}`).join(', ')}); certflow marks an application once: remove the marks that are not its own`,
+      );
+      continue;
     }
-  return found;
+    const [mark] = marks;
+    if (mark === undefined) continue;
+    const { kind, name } = mark;
+    const first = marked[kind].get(name);
+    if (first) {
+      problems.push(
+        `${kind} ${name}: two applications carry its mark, ${described(first)} and ${described(app)}; find out which one certflow created and remove the mark (tags) from the other`,
+      );
+      continue;
+    }
+    const secrets = (app.passwordCredentials ?? []).length;
+    if (secrets > 0)
+      problems.push(
+        `${kind} ${name}: ${described(app)} carries its mark but has ${secrets === 1 ? 'a client secret' : `${secrets} client secrets`}; certflow never creates secrets, so it was not made by certflow or was changed since: find out who added them, then remove the secrets (or the mark) and run again`,
+      );
+    marked[kind].set(name, app);
+  }
+  return { marked, problems };
 }
 
 function certificatesOf(opts: ReconcileOptions): Map<string, ParsedCertificate> {
@@ -74,7 +98,7 @@ export async function reconcileTopology(opts: ReconcileOptions): Promise<Reconci
   const run = new Run(opts.graph, opts.apply);
   const certificates = certificatesOf(opts);
   const apps = await opts.graph.list<GraphApp>(`/applications?$select=${SELECT}`, 'list the applications');
-  const marked = managed(apps, run);
+  const { marked, problems } = managed(apps);
   const wanted: Record<Kind, Set<string>> = {
     api: new Set(topology.apis.map((a) => a.name)),
     partner: new Set(topology.partners.map((p) => p.name)),
@@ -82,7 +106,6 @@ export async function reconcileTopology(opts: ReconcileOptions): Promise<Reconci
 
   // Adoptions: checked in full before anything is written.
   const adoptions: { kind: Kind; name: string; app: GraphApp }[] = [];
-  const problems: string[] = [];
   for (const kind of ['api', 'partner'] as const) {
     for (const [name, objectId] of Object.entries(
       (kind === 'api' ? opts.adopt?.apis : opts.adopt?.partners) ?? {},
@@ -129,15 +152,61 @@ export async function reconcileTopology(opts: ReconcileOptions): Promise<Reconci
       `api ${api.name}: not created: ${described(holder)} already has the identifier URI ${api.identifierUri}; ${why}`,
     );
   }
+  // Service principals of the marked partners: a role being removed loses its assignments to them
+  // first. A marked partner without one that is to get roles is refused: certflow creates both
+  // together, so a bare application with the mark was most likely made by someone else.
+  const markedPartners = new Map<string, string>();
+  for (const [name, app] of marked.partner) {
+    if (removedIds.has(app.id)) continue;
+    const id = await run.servicePrincipalId(app.appId, `partner ${name}`);
+    if (id !== undefined) markedPartners.set(id, name);
+    else if (
+      Object.values(topology.partners.find((p) => p.name === name)?.roles ?? {}).some((r) => r.length > 0)
+    )
+      problems.push(
+        `partner ${name}: ${described(app)} carries its mark but has no service principal, and the topology grants it roles; certflow creates both together, so it was not made by certflow (or a run stopped in between): check it, then delete it or remove its mark, and run again (a new registration is created)`,
+      );
+  }
   if (problems.length > 0)
     throw new Error(
       `The directory cannot be brought to the topology; nothing was changed:\n  ${problems.join('\n  ')}`,
     );
+  try {
+    return await write(opts, run, apps, marked, {
+      adoptions,
+      leaving,
+      blocked,
+      markedPartners,
+      certificates,
+    });
+  } catch (err) {
+    if (opts.apply) throw new ReconcileError(run.applied, err);
+    throw err;
+  }
+}
+
+interface Checked {
+  adoptions: { kind: Kind; name: string; app: GraphApp }[];
+  leaving: { kind: Kind; name: string; app: GraphApp }[];
+  blocked: Set<string>;
+  markedPartners: Map<string, string>;
+  certificates: Map<string, ParsedCertificate>;
+}
+
+/** The writes (or, in a plan, the changes they would be), once everything is checked. */
+async function write(
+  opts: ReconcileOptions,
+  run: Run,
+  apps: GraphApp[],
+  marked: Record<Kind, Map<string, GraphApp>>,
+  { adoptions, leaving, blocked, markedPartners, certificates }: Checked,
+): Promise<ReconcileResult> {
+  const { topology } = opts;
 
   for (const { kind, name, app } of adoptions) {
     run.change('adopt', `${kind} ${name}`, `takes over ${described(app)} and marks it`);
     if (opts.apply)
-      await opts.graph.patch(
+      await run.graph.patch(
         `/applications/${encodeURIComponent(app.id)}`,
         { tags: [...(app.tags ?? []), ...markOf(kind, name)] },
         `mark ${described(app)} as ${kind} ${name}`,
@@ -159,16 +228,8 @@ export async function reconcileTopology(opts: ReconcileOptions): Promise<Reconci
       `${described(app)} is no longer in the topology; with its service principal, role assignments and certificates`,
     );
     if (opts.apply)
-      await opts.graph.delete(`/applications/${encodeURIComponent(app.id)}`, `delete ${kind} ${name}`);
+      await run.graph.delete(`/applications/${encodeURIComponent(app.id)}`, `delete ${kind} ${name}`);
     removed.push({ kind, name, objectId: app.id });
-  }
-
-  // Service principals of the marked partners: a role being removed loses its assignments to them first.
-  const markedPartners = new Map<string, string>();
-  for (const [name, app] of marked.partner) {
-    if (removedIds.has(app.id)) continue;
-    const id = await run.servicePrincipalId(app.appId, `partner ${name}`);
-    if (id !== undefined) markedPartners.set(id, name);
   }
 
   const apis: ReconciledApi[] = [];
