@@ -15,6 +15,8 @@ import {
   formatChanges,
   GraphRest,
   loadTopology,
+  ReconcileError,
+  type Change,
   type LoadedTopology,
 } from '@certflow/topology';
 import { API_LOG, GATEWAY_ACCESS_LOG, type StepReport } from './call-narration';
@@ -131,6 +133,11 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
         topology,
         stateDir,
         certificate: (p) => certificates.find((c) => c.partner.name === p.name)?.cer,
+      }).catch((err: unknown) => {
+        // Reconcile failed half-way: what Graph had accepted before stays, and is said.
+        if (err instanceof ReconcileError && err.applied.length > 0)
+          applied = listChanges('These changes were made before it and stay:', err.applied, loaded.file);
+        throw err;
       }),
     );
     sync.notes.unshift(...moved);
@@ -260,10 +267,23 @@ function appliedChanges({ result, removedDirectories }: TopologySync, topologyFi
   if (result.changes.length === 0 && removedDirectories.length === 0)
     return 'Step 1 had changed nothing in the directory.';
   return [
-    'Step 1 had already changed the directory, and these changes stay:',
-    ...(result.changes.length ? [formatChanges({ ...result, warnings: [] }, topologyFile)] : []),
+    listChanges(
+      'Step 1 had already changed the directory, and these changes stay:',
+      result.changes,
+      topologyFile,
+    ),
     ...removedDirectories.map((d) => `removed ${d} (its partner left the topology)`),
   ].join('\n');
+}
+
+/** `heading`, then one plan line per change (`  + create api orders: …`), as step 1 prints them. */
+function listChanges(heading: string, changes: Change[], topologyFile: string): string {
+  if (changes.length === 0) return heading;
+  const plan = formatChanges(
+    { applied: true, changes, warnings: [], apis: [], partners: [], removed: [] },
+    topologyFile,
+  );
+  return [heading, ...plan.split('\n').slice(1)].join('\n');
 }
 
 export { stackFilePath };
