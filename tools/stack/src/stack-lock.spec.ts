@@ -65,18 +65,24 @@ describe('npm start twice on one state directory', () => {
     expect(existsSync(lockFile)).toBe(false);
     expect(existsSync(stackFilePath(stateDir))).toBe(false);
 
-    // A stack killed without stopping leaves its lock: the next start takes it over.
+    // A stack killed without stopping leaves its lock: the next start takes it over. (Here no
+    // partner holds a role, and the summary does not claim an authenticated 2xx.)
     const gone = spawnSync(process.execPath, ['-e', '0']).pid!;
     writeFileSync(lockFile, `${gone}\n`);
+    for (const p of topology.partners) p.roles = {};
+    const noRoles = writeTopology(dir, 'no-roles.json', topology);
     const third = spawnSync(
       process.execPath,
-      [main, '--once', '--state-dir', stateDir, '--topology', topologyFile],
+      [main, '--once', '--state-dir', stateDir, '--topology', noRoles],
       {
         encoding: 'utf8',
         timeout: 90_000,
       },
     );
     expect(third.status, third.stdout + third.stderr).toBe(0);
+    expect(third.stdout).toContain(
+      'No partner is granted these calls: each got the 403 the topology calls for.',
+    );
     expect(existsSync(lockFile)).toBe(false);
   }, 240_000);
 });

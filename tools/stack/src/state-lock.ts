@@ -22,7 +22,8 @@ export class StateLockedError extends Error {
   ) {
     super(
       `another stack (pid ${pid}) is running on the state directory ${stateDir}: stop it first ` +
-        `(Ctrl+C where it runs, or kill ${pid}), or give this one another --state-dir`,
+        `(Ctrl+C where it runs, or kill ${pid}), or give this one another --state-dir ` +
+        `(if process ${pid} is not a certflow stack, delete ${join(stateDir, STATE_LOCK_FILE)})`,
     );
   }
 }
