@@ -364,7 +364,8 @@ describe('npm run provision against the emulator', () => {
     expect(apply.stderr).toContain(
       `api legacy: not created: "legacy API (by hand)" (object id ${legacy.id})`,
     );
-    expect(apply.stderr).not.toContain('Changes made before');
+    expect(apply.stderr).not.toMatch(/stays? in the directory/);
+    expect(apply.stdout).toBe('');
     expect(directory()).toEqual(before);
 
     // Taken over on request: marked and brought to the topology, its client id unchanged.
@@ -382,17 +383,26 @@ describe('npm run provision against the emulator', () => {
     expect(again.stdout).toContain('No changes: the directory matches legacy.json.');
   });
 
-  it('a refused permission names it: grants need AppRoleAssignment.ReadWrite.All', async () => {
+  it('a permission refused halfway: named, and the changes made before it printed as staying', async () => {
+    const roles = ['Orders.Read', 'Orders.Write', 'Orders.Admin', 'Orders.Export'];
     const newGrant = writeTopology(work, 'new-grant.json', {
-      apis: [ordersApi(['Orders.Read', 'Orders.Write', 'Orders.Admin'])],
-      partners: [contoso(['Orders.Read', 'Orders.Admin', 'Orders.Write'])],
+      apis: [ordersApi(roles)],
+      partners: [contoso(['Orders.Read', 'Orders.Admin', 'Orders.Export'])],
     });
     const before = directory();
+    // Creating the role needs Application.ReadWrite.All (held); granting it, AppRoleAssignment.ReadWrite.All.
     const run = await provision(['--apply'], newGrant, registrationsOnly);
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(
       /HTTP 403 .*needs the application permission AppRoleAssignment\.ReadWrite\.All/,
     );
-    expect(directory().appRoleAssignments).toEqual(before.appRoleAssignments);
+    expect(run.stderr).toMatch(/\n1 change was made before it and stays in the directory; plan again/);
+    expect(run.stdout).toMatch(
+      /^Applied 1 change \(it stays in the directory\) before the failure:\n {2}\+ create role .*Orders\.Export.*\n$/,
+    );
+    expect(run.stdout).not.toMatch(/grant/);
+    const now = directory();
+    expect(marked(now, 'api', 'orders')!.appRoles.map((r) => r.value)).toEqual(roles);
+    expect(now.appRoleAssignments).toEqual(before.appRoleAssignments);
   });
 });

@@ -8,12 +8,12 @@ import { relative } from 'node:path';
 import {
   apimNamedValues,
   formatChanges,
-  GraphCallError,
-  GraphPermissionError,
   GraphRest,
   loadTopology,
+  ReconcileError,
   reconcileTopology,
   TopologyError,
+  type Change,
   type LoadedTopology,
   type ReconcileResult,
 } from '@certflow/topology';
@@ -91,7 +91,10 @@ export async function runProvision(argv: string[], io: ProvisionIo): Promise<num
       graph.close();
     }
   } catch (err) {
-    io.stderr(`provision: ${failure(err, options)}\n`);
+    // A failed apply may follow writes that succeeded: Graph has no transactions, so they stay.
+    if (err instanceof ReconcileError && err.applied.length > 0)
+      io.stdout(`${appliedBeforeFailure(err.applied, shown(loaded.file))}\n`);
+    io.stderr(`provision: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
 
@@ -114,12 +117,15 @@ function checkAdoptions(options: ProvisionOptions, loaded: LoadedTopology): void
         throw new UsageError(`--adopt ${kind}:${name}: ${loaded.file} has no ${kind} "${name}"`);
 }
 
-/** The message for a failed run. A Graph call that failed in an apply may follow others that succeeded. */
-function failure(err: unknown, options: ProvisionOptions): string {
-  if (err instanceof GraphPermissionError) return err.message;
-  if (err instanceof GraphCallError && options.apply)
-    return `${err.message}\nChanges made before this call stay; run with --plan to see what remains.`;
-  return err instanceof Error ? err.message : String(err);
+/** The changes an apply made before it failed, in the plan's format under a header that says so. */
+function appliedBeforeFailure(applied: Change[], topologyFile: string): string {
+  const lines = formatChanges(
+    { applied: true, changes: applied, warnings: [], apis: [], partners: [], removed: [] },
+    topologyFile,
+  ).split('\n');
+  const count = applied.length === 1 ? '1 change (it stays' : `${applied.length} changes (they stay`;
+  // formatChanges' header says the directory was brought to the file; it was not.
+  return [`Applied ${count} in the directory) before the failure:`, ...lines.slice(1)].join('\n');
 }
 
 /** Per partner: the client id to send it, and its certificate (the .cer it sent, or a reminder). */
