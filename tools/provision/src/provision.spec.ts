@@ -188,31 +188,6 @@ describe('npm run provision against the emulator', () => {
     expect(directory()).toEqual(before);
   });
 
-  it('stops when the token is for another tenant than --tenant', async () => {
-    const before = directory();
-    const other = '00000000-0000-4000-8000-000000000001';
-    const run = await runCli(
-      [
-        '--apply',
-        '--topology',
-        initial,
-        '--tenant',
-        other,
-        '--graph-url',
-        emulator.graphUrl,
-        '--authority-host',
-        emulator.url,
-        '--ca-file',
-        emulator.caCertificatePath,
-      ],
-      provisioner,
-      work,
-    );
-    expect(run.code).toBe(1);
-    expect(run.stderr).toContain(`signed in to tenant ${emulator.tenantId}, not ${other}`);
-    expect(directory()).toEqual(before);
-  });
-
   it('--plan lists what it would create and changes nothing', async () => {
     const before = directory();
     const run = await provision(['--plan'], initial);
@@ -404,5 +379,20 @@ describe('npm run provision against the emulator', () => {
     const now = directory();
     expect(marked(now, 'api', 'orders')!.appRoles.map((r) => r.value)).toEqual(roles);
     expect(now.appRoleAssignments).toEqual(before.appRoleAssignments);
+  });
+
+  it('a forged mark (any app owner can set tags) stops the run before anything is written', async () => {
+    const genuine = marked(directory(), 'partner', 'contoso')!;
+    const forged = await admin.createApplication({
+      displayName: 'innocent-looking-app',
+      tags: ['certflow-topology', 'certflow-topology:partner:contoso'],
+    });
+    const before = directory();
+    const run = await provision(['--apply'], changed);
+    expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 1, stdout: '' });
+    expect(run.stderr).toMatch(
+      new RegExp(`partner contoso: two applications carry its mark, .*${genuine.id}.* and .*${forged.id}`),
+    );
+    expect(directory()).toEqual(before);
   });
 });

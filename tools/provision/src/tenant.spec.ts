@@ -1,7 +1,7 @@
 /**
- * `--tenant` as a domain: resolved to the tenant GUID through the authority's OpenID
- * configuration (real emulators, which serve it by GUID or domain, over TLS with their own CA)
- * and compared with the token's `tid` before any Graph call.
+ * `--tenant` is compared with the token's `tid` before any Graph call; a domain is first
+ * resolved to the tenant GUID through the authority's OpenID configuration (real emulators,
+ * which serve it by GUID or domain, over TLS with their own CA).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { signIn, SignInError } from './credential';
 import { tenantGuid } from './tenant';
 import { ensureBuilt, graphIdentity, runCli, storedDirectory, writeTopology } from './provision.test-helpers';
 
-describe('--tenant given as a domain', () => {
+describe("--tenant and the token's tenant", () => {
   const work = mkdtempSync(join(tmpdir(), 'provision-tenant-'));
   let emulator: RunningEmulator;
   let elsewhere: RunningEmulator;
@@ -111,6 +111,17 @@ describe('--tenant given as a domain', () => {
     expect(run.stderr).toContain(
       `provision: applying topology.json in tenant ${emulator.tenantId} as application`,
     );
+  });
+
+  it("a GUID other than the token's tenant stops provision before any Graph call", async () => {
+    const before = storedDirectory(join(work, 'state'));
+    const other = '00000000-0000-4000-8000-000000000001';
+    const run = await provision(other);
+    expect({ code: run.code, stdout: run.stdout }).toEqual({ code: 1, stdout: '' });
+    expect(run.stderr).toContain(
+      `signed in to tenant ${emulator.tenantId}, not ${other} (check AZURE_TENANT_ID`,
+    );
+    expect(storedDirectory(join(work, 'state'))).toEqual(before);
   });
 
   it('a domain the authority does not know stops provision before any Graph call', async () => {
