@@ -40,6 +40,14 @@ describe('scanJson', () => {
     expect(scanJson('{"a":'.repeat(depth) + '1' + '}'.repeat(depth))).toEqual({ repeatedKeys: [] });
   });
 
+  it('stops where nesting goes deeper than maxDepth', () => {
+    expect(scanJson('{"a": [[1]], "b": {"c": [[[2]]]}}', 3)).toEqual({
+      repeatedKeys: [],
+      tooDeep: { line: 1, column: 26 },
+    });
+    expect(scanJson('{"a": [[1]]}', 3)).toEqual({ repeatedKeys: [] });
+  });
+
   it('finds every key repeated in the same object, with its path, line and column', () => {
     const text = [
       '{',

@@ -25,6 +25,8 @@ export interface JsonScan {
   syntax?: JsonSyntaxProblem;
   /** Every key written a second (or later) time in the same object, in file order. */
   repeatedKeys: JsonRepeatedKey[];
+  /** Where an array or object opens deeper than `maxDepth`; the scan stops there. */
+  tooDeep?: JsonPosition;
 }
 
 import { quote } from './quote';
@@ -71,8 +73,8 @@ function pathOf(stack: Frame[], key: string): string {
 
 const NUMBER = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
 
-/** Scans `text` once, without recursion. */
-export function scanJson(text: string): JsonScan {
+/** Scans `text` once, without recursion; stops at nesting deeper than `maxDepth`. */
+export function scanJson(text: string, maxDepth = Infinity): JsonScan {
   const repeatedKeys: JsonRepeatedKey[] = [];
   const stack: Frame[] = [];
   let i = 0;
@@ -150,6 +152,7 @@ export function scanJson(text: string): JsonScan {
             wantValue = false;
             continue;
           }
+          if (stack.length >= maxDepth) return { repeatedKeys, tooDeep: positionOf(text, i - 1) };
           stack.push(frame);
           if (frame.object) key(frame);
           continue;

@@ -52,10 +52,22 @@ describe('loadTopology refuses', () => {
     ]);
   });
 
-  it('invalid JSON nested 200000 deep with its line and column, not a stack overflow', () => {
+  it('invalid JSON nested 200000 deep with a line and column, not a stack overflow', () => {
     writeFileSync(file, '{"apis":' + '['.repeat(200_000));
     expect(problemsOf(() => loadTopology(file))).toEqual([
-      'line 1, column 200009: invalid JSON: expected a value, found the end of the file',
+      'line 1, column 72: nested more than 64 levels deep; a topology file needs far fewer',
+    ]);
+  });
+
+  it('valid JSON nested deeper than a topology needs, before any check walks it', () => {
+    const deep = '['.repeat(200_000) + ']'.repeat(200_000);
+    const source = `{"apis": [${JSON.stringify(api()).slice(0, -1)}, "accessTokenVersion": ${deep}}], "partners": []}`;
+    const column = source.indexOf('['.repeat(62)) + 62; // the 62nd '[' is the 65th level
+    expect(problemsOf(() => parseTopology(source, file))).toEqual([
+      `line 1, column ${column}: nested more than 64 levels deep; a topology file needs far fewer`,
+    ]);
+    expect(problemsOf(parse({ apis: [api({ accessTokenVersion: [[2]] })], partners: [] }))).toEqual([
+      'apis[0].accessTokenVersion: must be one of 1, 2, got an array',
     ]);
   });
 

@@ -65,10 +65,17 @@ function parseAt(text: string, path: string, base: string): LoadedTopology {
   return { file: path, topology: withDefaults(data as RawTopology, base) };
 }
 
+/** Deeper nesting is refused before any other check walks it (a topology file needs about 6). */
+const MAX_DEPTH = 64;
+
 /** JSON with line and column for a syntax error; a key repeated in an object is an error too. */
 function parseJson(text: string, file: string): unknown {
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  const { syntax, repeatedKeys } = scanJson(body);
+  const { syntax, repeatedKeys, tooDeep } = scanJson(body, MAX_DEPTH);
+  if (tooDeep)
+    throw new TopologyError(file, [
+      `line ${tooDeep.line}, column ${tooDeep.column}: nested more than ${MAX_DEPTH} levels deep; a topology file needs far fewer`,
+    ]);
   if (syntax)
     throw new TopologyError(file, [
       `line ${syntax.line}, column ${syntax.column}: invalid JSON: ${syntax.message}`,

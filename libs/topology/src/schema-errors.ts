@@ -68,7 +68,7 @@ function messageOf(error: ErrorObject): { path: string; message: string } {
     case 'enum':
       return {
         path: pathOf(error.instancePath),
-        message: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${JSON.stringify(error.data)}`,
+        message: `must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}, got ${shown(error.data)}`,
       };
     case 'type':
       return {
@@ -90,6 +90,13 @@ function messageOf(error: ErrorObject): { path: string; message: string } {
     default:
       return { path: pathOf(error.instancePath), message: error.message ?? error.keyword };
   }
+}
+
+/** A scalar as written; an array or object by its type (never serialised whole). */
+function shown(value: unknown): string {
+  if (typeof value === 'string') return quote(value);
+  if (typeof value === 'object' && value !== null) return nameOfType(jsonType(value));
+  return String(value);
 }
 
 function jsonType(value: unknown): string {
