@@ -72,9 +72,9 @@ export const defaultTopologyFile = (): string => join(workspaceRoot(), DEFAULT_T
 /**
  * Throws the topology's TopologyError before anything else happens (also for a served policy
  * the local gateway cannot run): a bad topology file changes nothing in the state directory,
- * and does not create it. Then takes the state
- * directory's lock (StateLockedError while another stack runs there, nothing changed).
- * A failure after step 1 names what step 1 had already changed in the directory.
+ * and does not create it. Then takes the state directory's lock (StateLockedError while another
+ * stack runs there, nothing changed). A failure in or after step 1 names what step 1 had
+ * already changed in the directory.
  */
 export async function startStack(opts: StackOptions): Promise<RunningStack> {
   const began = performance.now();

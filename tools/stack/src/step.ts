@@ -8,11 +8,10 @@ export class StepFailedError extends Error {
     super(`${step} failed: ${cause instanceof Error ? cause.message : String(cause)}`);
   }
 
-  /** The same failure, with `note` (e.g. what had already been changed) after the message. */
-  withNote(note: string): StepFailedError {
-    const noted = new StepFailedError(this.step, this);
-    noted.message = `${this.message}\n${note}`;
-    return noted;
+  /** Adds `note` (e.g. what had already been changed) after the message. */
+  withNote(note: string): this {
+    this.message = `${this.message}\n${note}`;
+    return this;
   }
 }
 
