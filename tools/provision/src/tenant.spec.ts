@@ -4,10 +4,13 @@
  * which serve it by GUID or domain, over TLS with their own CA).
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClientCertificateCredential } from '@azure/identity';
+import { createCertificateAuthority, issueCertificate } from '@certflow/certs';
 import { GraphClient, startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
 import { signIn, SignInError } from './credential';
 import { tenantGuid } from './tenant';
@@ -132,5 +135,53 @@ describe("--tenant and the token's tenant", () => {
       `provision: --tenant not-this-tenant.example.com: cannot find its tenant id at ${emulator.url}/not-this-tenant.example.com/v2.0/.well-known/openid-configuration: HTTP 400: AADSTS90002: Tenant 'not-this-tenant.example.com' not found.`,
     );
     expect(storedDirectory(join(work, 'state'))).toEqual(before);
+  });
+});
+
+describe('an authority whose OpenID configuration cannot be trusted', () => {
+  const answers: Record<string, string> = {
+    'bad-issuer.example': JSON.stringify({ issuer: 'https://evil.example/not-a-guid/v2.0\u202e\u001b[2K' }),
+    'http-issuer.example': JSON.stringify({
+      issuer: 'http://a.example/00000000-0000-4000-8000-00000000000b/v2.0',
+    }),
+    'not-json.example': '<html>sign in</html>',
+    'huge.example': JSON.stringify({ issuer: 'x'.repeat(200_000) }),
+  };
+  let server: Server;
+  let options: { authorityHost: string; ca: string };
+
+  beforeAll(async () => {
+    const ca = createCertificateAuthority({ commonName: 'hostile authority CA' });
+    const tls = issueCertificate(ca, { commonName: '127.0.0.1', ipAddresses: ['127.0.0.1'] });
+    server = createServer({ key: tls.privateKeyPem, cert: tls.certificatePem }, (req, res) => {
+      const domain = /^\/([^/]+)\//.exec(req.url ?? '')?.[1] ?? '';
+      res.writeHead(200, { 'content-type': 'application/json' }).end(answers[domain] ?? '{}');
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    options = {
+      authorityHost: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      ca: ca.certificatePem,
+    };
+  }, 60_000);
+
+  afterAll(() => new Promise<void>((done) => server?.close(() => done())));
+
+  it('is refused: an issuer without a tenant GUID, over http, no JSON, an oversized answer', async () => {
+    const problem = (tenant: string) =>
+      tenantGuid({ tenant, ...options }).then(
+        () => 'accepted',
+        (e: Error) => e.message,
+      );
+    expect(await problem('bad-issuer.example')).toMatch(
+      /issuer "https:\/\/evil\.example\/not-a-guid\/v2\.0\?\\u001b\[2K" is not <authority>\/<tenant GUID>\/v2\.0/,
+    );
+    expect(await problem('http-issuer.example')).toMatch(/is not <authority>\/<tenant GUID>\/v2\.0/);
+    expect(await problem('not-json.example')).toMatch(
+      /the answer has no issuer: not an OpenID configuration/,
+    );
+    expect(await problem('huge.example')).toMatch(/the answer is larger than 65536 bytes/);
+    expect(await problem('huge.example')).toMatch(
+      /^--tenant huge\.example: cannot find its tenant id at https:\/\/127\.0\.0\.1:/,
+    );
   });
 });

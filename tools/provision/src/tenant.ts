@@ -39,16 +39,26 @@ export async function tenantGuid(
       : undefined;
   if (answer.status !== 200) {
     const description = field('error_description');
-    const detail = typeof description === 'string' ? `: ${description.split(/\r?\n/)[0]!.slice(0, 300)}` : '';
+    const detail =
+      typeof description === 'string' ? `: ${printable(description.split(/\r?\n/)[0]!.slice(0, 300))}` : '';
     throw fail(`HTTP ${answer.status}${detail}`);
   }
   const issuer = field('issuer');
-  const guid = typeof issuer === 'string' ? issuerTenant(issuer) : undefined;
+  if (typeof issuer !== 'string') throw fail('the answer has no issuer: not an OpenID configuration');
+  const guid = issuerTenant(issuer);
   if (guid === undefined)
     throw fail(
-      `the document's issuer ${JSON.stringify(issuer)?.slice(0, 200)} is not <authority>/<tenant GUID>/v2.0`,
+      `its issuer ${printable(JSON.stringify(issuer.slice(0, 200)))} is not <authority>/<tenant GUID>/v2.0`,
     );
   return guid;
+}
+
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/** Text from the answer, safe for a terminal: control and bidi characters become `?`. */
+function printable(text: string): string {
+  return text.replace(UNSAFE, '?');
 }
 
 /** The GUID of an issuer `https://<host>/<GUID>/v2.0`, or undefined. */
@@ -64,13 +74,13 @@ function issuerTenant(issuer: string): string | undefined {
   return match[1]!.toLowerCase();
 }
 
+/** One GET with the extra CA trusted; the whole exchange within TIMEOUT_MS, the body within MAX_BYTES. */
 function fetchText(url: string, ca: string | undefined): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const request = get(
       url,
       {
         headers: { accept: 'application/json' },
-        timeout: TIMEOUT_MS,
         ...(ca === undefined ? {} : { ca: [...rootCertificates, ca] }),
       },
       (response) => {
@@ -78,19 +88,23 @@ function fetchText(url: string, ca: string | undefined): Promise<{ status: numbe
         let size = 0;
         response.on('data', (chunk: Buffer) => {
           size += chunk.length;
-          if (size > MAX_BYTES) {
-            request.destroy(new Error(`the answer is larger than ${MAX_BYTES} bytes`));
-            return;
-          }
-          chunks.push(chunk);
+          if (size > MAX_BYTES) request.destroy(new Error(`the answer is larger than ${MAX_BYTES} bytes`));
+          else chunks.push(chunk);
         });
-        response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-        );
+        response.on('end', () => {
+          clearTimeout(deadline);
+          resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
+        });
         response.on('error', reject);
       },
     );
-    request.on('timeout', () => request.destroy(new Error(`no answer within ${TIMEOUT_MS / 1000} s`)));
-    request.on('error', reject);
+    const deadline = setTimeout(
+      () => request.destroy(new Error(`no complete answer within ${TIMEOUT_MS / 1000} s`)),
+      TIMEOUT_MS,
+    );
+    request.on('error', (err) => {
+      clearTimeout(deadline);
+      reject(err);
+    });
   });
 }
