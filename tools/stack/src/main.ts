@@ -10,7 +10,14 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TopologyError } from '@certflow/topology';
-import { defaultTopologyFile, startStack, StateLockedError, StepReport, StepFailedError } from './stack';
+import {
+  defaultTopologyFile,
+  startStack,
+  StateLockedError,
+  StateLockFileError,
+  StepReport,
+  StepFailedError,
+} from './stack';
 import { servedApi, stackFilePath } from './stack-file';
 import { workspaceRoot } from './workspace';
 
@@ -86,7 +93,7 @@ async function main(): Promise<number> {
       console.error(`\nThe topology file is not valid; nothing was started or changed.\n${err.message}`);
       return 2;
     }
-    if (err instanceof StateLockedError) {
+    if (err instanceof StateLockedError || err instanceof StateLockFileError) {
       console.error(`\nNot started, nothing changed: ${err.message}`);
       return 1;
     }

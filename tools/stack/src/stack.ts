@@ -33,7 +33,7 @@ import {
   stackPartnerEnvironment,
   writeStackFile,
 } from './stack-file';
-import { lockStateDirectory, StateLockedError } from './state-lock';
+import { lockStateDirectory, StateLockedError, StateLockFileError } from './state-lock';
 import { StepFailedError, step } from './step';
 import { migrateLegacyPartnerDirectory, syncTopology, type TopologySync } from './topology-sync';
 import { appEntryPoint, workspaceRoot } from './workspace';
@@ -52,7 +52,7 @@ export interface StackOptions {
 }
 
 export type { StepReport };
-export { StateLockedError, StepFailedError };
+export { StateLockedError, StateLockFileError, StepFailedError };
 
 export interface RunningStack {
   file: StackFile;

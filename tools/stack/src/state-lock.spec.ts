@@ -1,10 +1,22 @@
 /** The state directory's lock: one owner, refused while it lives, taken over once it is gone. */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { lockStateDirectory, StateLockedError, STATE_LOCK_FILE } from './state-lock';
+import { lockStateDirectory, StateLockedError, StateLockFileError, STATE_LOCK_FILE } from './state-lock';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -66,5 +78,56 @@ describe('lockStateDirectory', () => {
     writeFileSync(join(damaged, STATE_LOCK_FILE), 'garbage');
     expect(() => lockStateDirectory(damaged)).toThrow(/stack\.lock is damaged/);
     expect(readdirSync(damaged)).toEqual([STATE_LOCK_FILE]);
+  });
+
+  it('stops naming the path and what to do, changing nothing, when the lock is a directory or a symbolic link', () => {
+    const cases: [string, (path: string, dir: string) => void, string][] = [
+      ['a directory', (path) => mkdirSync(path), "is a directory, not a stack's lock"],
+      [
+        'a dangling symbolic link',
+        (path, dir) => symlinkSync(join(dir, 'nowhere'), path),
+        'is a symbolic link',
+      ],
+      [
+        'a symbolic link to a pid file',
+        (path, dir) => {
+          writeFileSync(join(dir, 'pid'), `${deadPid()}\n`);
+          symlinkSync(join(dir, 'pid'), path);
+        },
+        'is a symbolic link',
+      ],
+    ];
+    for (const [what, make, message] of cases) {
+      const dir = fresh();
+      const path = join(dir, STATE_LOCK_FILE);
+      make(path, dir);
+      const before = readdirSync(dir).sort();
+      expect(() => lockStateDirectory(dir), what).toThrow(StateLockFileError);
+      expect(() => lockStateDirectory(dir), what).toThrow(`${path} ${message}`);
+      expect(() => lockStateDirectory(dir), what).toThrow(
+        `if no stack runs on ${dir}, delete it and start again`,
+      );
+      expect(readdirSync(dir).sort(), what).toEqual(before);
+      if (lstatSync(path).isSymbolicLink()) expect(readlinkSync(path)).toMatch(/nowhere|pid$/);
+    }
+  });
+
+  it('stops naming the path, changing nothing, when this user cannot read the lock', () => {
+    const dir = fresh();
+    const path = join(dir, STATE_LOCK_FILE);
+    writeFileSync(path, `${process.pid}\n`, { mode: 0o000 });
+    chmodSync(dir, 0o777);
+    chmodSync(join(dir, '..'), 0o755);
+    // root reads any file: the attempt runs as an unprivileged user then.
+    const asRoot = process.getuid?.() === 0;
+    const script = `try { require(${JSON.stringify(join(__dirname, '..', 'dist', 'state-lock.js'))}).lockStateDirectory(${JSON.stringify(dir)}); console.log('taken') } catch (e) { console.log(e.name + ': ' + e.message) }`;
+    const run = spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+    });
+    expect(run.stdout).toContain(
+      `StateLockFileError: cannot read ${path} (EACCES): make it readable by this user`,
+    );
+    expect(readdirSync(dir)).toEqual([STATE_LOCK_FILE]);
   });
 });

@@ -7,9 +7,21 @@
  * fails when it exists). A lock left by a process that is gone is taken over: the taker first
  * holds `stack.lock.<dead pid>` (exclusive create), checks that the lock still names that pid,
  * and replaces it with a rename, so the lock file never disappears and two takers never both win.
+ * Anything at the lock's name that is not a regular file holding a pid (a directory, a symbolic
+ * link, dangling or not, a file this user cannot read, other text) stops the start naming it.
  */
-import { linkSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  linkSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { dirname, join } from 'node:path';
 
 export const STATE_LOCK_FILE = 'stack.lock';
 
@@ -28,6 +40,11 @@ export class StateLockedError extends Error {
   }
 }
 
+/** The lock file is unusable (not a file holding a pid, or unreadable); nothing was changed. */
+export class StateLockFileError extends Error {
+  override readonly name = 'StateLockFileError';
+}
+
 export interface StateLock {
   /** Removes the lock if it is still this process's. */
   release(): void;
@@ -42,23 +59,41 @@ function alive(pid: number): boolean {
   }
 }
 
-function ownerOf(path: string): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-  const pid = Number(text.trim());
-  if (!Number.isInteger(pid) || pid <= 0)
-    throw new Error(
-      `${path} is damaged (${JSON.stringify(text.slice(0, 20))}): if no stack runs there, delete it`,
-    );
-  return pid;
+const code = (err: unknown): string | undefined => (err as NodeJS.ErrnoException).code;
+
+function notALock(path: string, what: string): StateLockFileError {
+  return new StateLockFileError(
+    `${path} is ${what}, not a stack's lock (a file holding a pid): if no stack runs on ${dirname(path)}, delete it and start again`,
+  );
 }
 
-const exists = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'EEXIST';
+/** The pid in a lock file (never following a symbolic link), or undefined when there is none. */
+function ownerOf(path: string): number | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (err) {
+    if (code(err) === 'ENOENT') return undefined;
+    if (code(err) === 'ELOOP') throw notALock(path, 'a symbolic link');
+    throw new StateLockFileError(
+      `cannot read ${path} (${code(err) ?? (err as Error).message}): make it readable by this user, ` +
+        `or, if no stack runs on ${dirname(path)}, delete it and start again`,
+    );
+  }
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw notALock(path, stat.isDirectory() ? 'a directory' : 'not a regular file');
+    const buffer = Buffer.alloc(32);
+    const text = buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0)).toString('latin1');
+    if (!/^[1-9]\d{0,9}\n?$/.test(text))
+      throw notALock(path, `damaged (${JSON.stringify(text.slice(0, 20))})`);
+    return Number(text.trim());
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const exists = (err: unknown): boolean => code(err) === 'EEXIST';
 
 /** Takes the state directory's lock (the directory must exist); throws StateLockedError when a live process holds it. */
 export function lockStateDirectory(stateDir: string): StateLock {
@@ -86,7 +121,7 @@ export function lockStateDirectory(stateDir: string): StateLock {
         if (!exists(err)) throw err;
         const taker = ownerOf(taking);
         if (taker !== undefined && alive(taker)) throw new StateLockedError(stateDir, taker);
-        throw new Error(
+        throw new StateLockFileError(
           `${path} was left by process ${owner}, which is gone, and ${taking} by a start that died taking it over: ` +
             `if no stack runs on ${stateDir}, delete both files`,
         );
