@@ -89,16 +89,28 @@ export interface ServiceOptions {
   timeoutMs?: number;
   /** Also append the service's stderr (its log) to this file (`appendToFile`). */
   logFile?: string;
+  /**
+   * Give the service a pipe as stdin and set CERTFLOW_EXIT_ON_STDIN_END=1: a service that honours
+   * it stops when the pipe ends, which happens when this process dies in any way (SIGKILL included).
+   */
+  exitWithParent?: boolean;
 }
+
+export const EXIT_ON_STDIN_END = 'CERTFLOW_EXIT_ON_STDIN_END';
 
 export function startService(
   label: string,
   script: string,
   args: string[],
   env: NodeJS.ProcessEnv,
-  { timeoutMs = 20_000, logFile }: ServiceOptions = {},
+  { timeoutMs = 20_000, logFile, exitWithParent = false }: ServiceOptions = {},
 ): Promise<ChildService> {
-  const child = spawn(process.execPath, [script, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [script, ...args], {
+    env: exitWithParent ? { ...env, [EXIT_ON_STDIN_END]: '1' } : env,
+    stdio: [exitWithParent ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+  });
+  // Never written to: it ends only when this process is gone. (An error here is the child having exited.)
+  child.stdin?.on('error', () => {});
   const output = new OutputTail();
   createInterface({ input: child.stderr! }).on('line', output.push);
   const logClosed = logFile ? appendToFile(child.stderr!, logFile, label) : Promise.resolve();

@@ -175,7 +175,8 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
           API_AUDIENCES: `${apiRegistration.appId},${apiRegistration.identifierUri}`,
           ENTRA_CA_FILE: emulator.caCertificatePath,
         },
-        { logFile: join(stateDir, API_LOG) },
+        // The API stops when this process ends, even when it is killed with SIGKILL.
+        { logFile: join(stateDir, API_LOG), exitWithParent: true },
       ),
     );
     cleanups.push(() => api.stop());
