@@ -1,7 +1,8 @@
 /**
  * `startEmulator`: the local Entra ID token service over HTTPS (server certificate from the
  * development CA), with its state in `<stateDir>/emulator-state.json` and its address and
- * admin credentials in `<stateDir>/emulator.json`.
+ * admin credentials in `<stateDir>/emulator.json`; `<stateDir>/emulator.lock` keeps a second
+ * emulator off the directory while this one runs (state-dir-lock.ts).
  */
 import { mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
@@ -43,6 +44,7 @@ import { isGuid } from '@certflow/claims';
 import { newGuid } from './ids';
 import { completeSigningKeys, rotatedSigningKeys, SigningKeyCache, type KeyRing } from './signing-key-ring';
 import { signCompactJwt } from './signing-keys';
+import { lockStateDirectory, type StateDirLock } from './state-dir-lock';
 import { damaged, loadState, saveState, statePath, type EmulatorState } from './state-store';
 import { handleTokenRequest } from './token-endpoint';
 
@@ -92,6 +94,22 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   const settings = validateOptions(options);
   const stateDir = resolve(options.stateDir);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  // Before anything in the directory is read: a second emulator on it stops here, changing nothing.
+  const lock = lockStateDirectory(stateDir);
+  try {
+    return await startLocked(options, settings, stateDir, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function startLocked(
+  options: EmulatorOptions,
+  settings: ReturnType<typeof validateOptions>,
+  stateDir: string,
+  lock: StateDirLock,
+): Promise<RunningEmulator> {
   const clock = options.now ?? (() => new Date());
 
   // Read everything that exists before creating anything, so a damaged file stops start-up untouched.
@@ -196,7 +214,10 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     ...info,
     close: () =>
       (closing ??= new Promise<void>((done) => {
-        server.close(() => done());
+        server.close(() => {
+          lock.release();
+          done();
+        });
         server.closeAllConnections();
       })),
     rotateSigningKey: () => rotate(),

@@ -7,7 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { GraphAppRole } from './graph-client';
 import { statePath } from './state-store';
-import { https, postForm, startFixture, type Fixture } from './emulator.test-helpers';
+import { ADMIN_GRAPH_PERMISSIONS } from './bootstrap';
+import { GRAPH_APP_ID, GRAPH_ROLE_IDS } from './directory';
+import { decodeJwt, https, postForm, startFixture, type Fixture } from './emulator.test-helpers';
 import { expectGraphError, graphCaller, newClient, rolesInToken, tokenFor } from './graph.test-helpers';
 
 let f: Fixture;
@@ -121,6 +123,47 @@ describe('DELETE /applications/{id}', () => {
     });
     expect(token.status, token.text).toBe(200);
     expect((await graph('GET', id, undefined, String(token.json().access_token))).status).toBe(200);
+  });
+
+  it("refuses revoking the admin's Graph permissions and granting it anything, in both views; its token keeps them", async () => {
+    const before = state();
+    const adminSp = (await f.graph.findServicePrincipalByAppId(f.emulator.admin.clientId))!;
+    const graphSp = (await f.graph.findServicePrincipalByAppId(GRAPH_APP_ID))!;
+    const held = await f.graph.listAppRoleAssignments(adminSp.id);
+    expect(held.map((a) => a.appRoleId).sort()).toEqual(
+      ADMIN_GRAPH_PERMISSIONS.map((p) => GRAPH_ROLE_IDS[p]).sort(),
+    );
+    const grant = (resourceId: string, appRoleId: string) => ({
+      principalId: adminSp.id,
+      resourceId,
+      appRoleId,
+    });
+    const changes: [string, string, unknown?][] = [
+      ...held.flatMap((a): [string, string][] => [
+        ['DELETE', `${assignmentsOf(adminSp.id)}/${a.id}`],
+        ['DELETE', `${assignedTo(graphSp.id)}/${a.id}`],
+      ]),
+      ['POST', assignmentsOf(adminSp.id), grant(graphSp.id, GRAPH_ROLE_IDS['Application.Read.All'])],
+      ['POST', assignedTo(graphSp.id), grant(graphSp.id, GRAPH_ROLE_IDS['Application.Read.All'])],
+      ['POST', assignedTo(api().servicePrincipalId), grant(api().servicePrincipalId, roleId('Orders.Read'))],
+    ];
+    for (const [method, path, body] of changes) {
+      const { message } = expectGraphError(await graph(method, path, body), 400, 'Request_BadRequest');
+      expect(message, `${method} ${path}`).toContain(
+        "is the emulator's own admin application: the emulator refuses every change to the roles it holds",
+      );
+    }
+    expect(state()).toBe(before);
+    const token = await postForm(f.emulator, {
+      grant_type: 'client_credentials',
+      client_id: f.emulator.admin.clientId,
+      client_secret: f.emulator.admin.clientSecret,
+      scope: 'https://graph.microsoft.com/.default',
+    });
+    expect(token.status, token.text).toBe(200);
+    expect(decodeJwt(String(token.json().access_token)).payload.roles).toEqual(
+      expect.arrayContaining([...ADMIN_GRAPH_PERMISSIONS]),
+    );
   });
 
   it('tells the portal which application is the admin, so that it offers no change to it', async () => {

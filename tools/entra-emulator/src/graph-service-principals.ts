@@ -2,6 +2,7 @@
  * `/servicePrincipals` of the Graph API, with both views of app role assignments:
  * `appRoleAssignedTo` (granted for the resource) and `appRoleAssignments` (granted to the client).
  */
+import { ADMIN_GRAPH_PERMISSIONS } from './bootstrap';
 import { assignmentSide, parseAssignmentBody, type AssignmentSide } from './assignment-input';
 import { graphErrors } from './graph-errors';
 import { entity, filterBy, list, selectOf, type GraphRequest, type Reply } from './graph-route';
@@ -66,7 +67,9 @@ async function assignments(
       );
     }
     if (r.method === 'POST') {
-      const assignment = directory.assignAppRole(parseAssignmentBody(await r.body(), sp.id, side));
+      const input = parseAssignmentBody(await r.body(), sp.id, side);
+      refuseAdminChange(r, input.principalId);
+      const assignment = directory.assignAppRole(input);
       return entity(context, 201, appRoleAssignmentView(assignment, directory));
     }
     throw graphErrors.methodNotAllowed();
@@ -77,8 +80,23 @@ async function assignments(
     return entity(context, 200, project(appRoleAssignmentView(assignment, directory), select));
   }
   if (r.method === 'DELETE') {
+    refuseAdminChange(r, directory.assignment(sp.id, side, assignmentId)?.principalId);
     directory.removeAppRoleAssignment(sp.id, side, assignmentId);
     return { status: 204 };
   }
   throw graphErrors.methodNotAllowed();
+}
+
+/**
+ * The roles held by the emulator's own admin application are as protected as the application
+ * (graph-api.ts): its Graph permissions cannot be revoked, which would lock every Graph caller
+ * using emulator.json out until the next start restores them, and it is granted nothing else.
+ */
+function refuseAdminChange(r: GraphRequest, principalId: string | undefined): void {
+  const { directory } = r.ctx;
+  const admin = directory.servicePrincipalByAppId(directory.state.adminAppId);
+  if (principalId === undefined || principalId !== admin?.id) return;
+  throw graphErrors.badRequest(
+    `'${admin.displayName}' is the emulator's own admin application: the emulator refuses every change to the roles it holds. Its Microsoft Graph permissions (${ADMIN_GRAPH_PERMISSIONS.join(', ')}) are what every caller using the admin credentials of emulator.json depends on; grant roles to another application instead.`,
+  );
 }
