@@ -6,6 +6,7 @@
 import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import { printable } from './quote';
 
 /** Larger policy files are refused (APIM's own limit is far below this). */
 export const MAX_POLICY_BYTES = 256 * 1024;
@@ -63,7 +64,9 @@ export function policyProblems(path: string, relative: unknown, base: string): s
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
   const valid = XMLValidator.validate(body);
   if (valid !== true)
-    return [`${at}: line ${valid.err.line}, column ${valid.err.col}: not well-formed XML: ${valid.err.msg}`];
+    return [
+      `${at}: line ${valid.err.line}, column ${valid.err.col}: not well-formed XML: ${printable(valid.err.msg)}`,
+    ];
   const roots = rootElements(body);
   if (roots.length !== 1 || roots[0] !== 'policies')
     return [

@@ -133,6 +133,26 @@ describe('GraphRest', () => {
     rest.close();
   });
 
+  it("prints Graph's error code and message with control and bidirectional characters escaped", async () => {
+    handler = (req, _body, res) =>
+      json(res, req.method === 'GET' ? 403 : 400, {
+        error: { code: 'Bad\u001b[31mCode', message: 'invalid\u001b]0;owned\u0007 \u202eevil\r\nnext line' },
+      });
+    const rest = graph();
+    const err = await rejectionOf<GraphCallError>(rest.post('/applications', {}, 'create api orders'));
+    expect([err.code, err.message]).toEqual([
+      'Bad\\u001b[31mCode',
+      'create api orders: Microsoft Graph answered HTTP 400 Bad\\u001b[31mCode: invalid\\u001b]0;owned\\u0007 \\u202eevil\\u000d\\u000anext line',
+    ]);
+    const denied = await rejectionOf<GraphPermissionError>(
+      rest.get('/applications', 'list the applications'),
+    );
+    expect(denied.message).toMatch(
+      /^list the applications: Microsoft Graph refused it \(HTTP 403 Bad\\u001b\[31mCode: invalid\\u001b\]0;owned\\u0007 \\u202eevil\\u000d\\u000anext line\); /,
+    );
+    rest.close();
+  });
+
   it.each([
     ['GET', '/applications', 'Application.Read.All'],
     ['GET', "/servicePrincipals?$filter=appId eq 'x'", 'Application.Read.All'],

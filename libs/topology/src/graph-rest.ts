@@ -10,6 +10,7 @@
  */
 import { Agent, request } from 'node:https';
 import { rootCertificates } from 'node:tls';
+import { printable } from './quote';
 
 export interface GraphRestOptions {
   /** e.g. `https://graph.microsoft.com/v1.0` */
@@ -276,8 +277,11 @@ function errorOf(answer: Answer, method: string, path: string, operation: string
   } catch {
     error = undefined;
   }
-  const code = typeof error?.code === 'string' ? error.code : `HTTP_${answer.status}`;
-  const message = (typeof error?.message === 'string' ? error.message : 'no error details').slice(0, 500);
+  const code =
+    typeof error?.code === 'string' ? printable(error.code.slice(0, 100)) : `HTTP_${answer.status}`;
+  const message = printable(
+    (typeof error?.message === 'string' ? error.message : 'no error details').slice(0, 500),
+  );
   if (answer.status === 403)
     return new GraphPermissionError(code, operation, permissionFor(method, path), message);
   return new GraphCallError(

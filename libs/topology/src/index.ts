@@ -1,13 +1,16 @@
 export * from './types';
 export { TopologyError } from './topology-error';
+export { printable, quote } from './quote';
 export { DEFAULT_TOPOLOGY_FILE, loadTopology, parseTopology } from './load-topology';
 export { TOPOLOGY_SCHEMA_FILE } from './schema-errors';
 export { GraphCallError, GraphPermissionError, GraphRest, type GraphRestOptions } from './graph-rest';
 export {
+  marksOf,
   ReconcileError,
   TOPOLOGY_TAG,
   type Change,
   type ChangeKind,
+  type Mark,
   type ReconciledApi,
   type ReconciledPartner,
   type ReconcileOptions,

@@ -23,8 +23,10 @@ export interface JsonRepeatedKey extends JsonPosition {
 export interface JsonScan {
   /** The first syntax error; undefined when the text is valid JSON. */
   syntax?: JsonSyntaxProblem;
-  /** Every key written a second (or later) time in the same object, in file order. */
+  /** Keys written a second (or later) time in the same object, in file order: the first 50. */
   repeatedKeys: JsonRepeatedKey[];
+  /** How many more repeats there are beyond those listed. */
+  moreRepeatedKeys?: number;
   /** Where an array or object opens deeper than `maxDepth`; the scan stops there. */
   tooDeep?: JsonPosition;
 }
@@ -71,11 +73,15 @@ function pathOf(stack: Frame[], key: string): string {
   return path;
 }
 
+/** Repeated keys listed with their position; the rest are only counted. */
+const REPEATS_LISTED = 50;
+
 const NUMBER = /-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?/y;
 
 /** Scans `text` once, without recursion; stops at nesting deeper than `maxDepth`. */
 export function scanJson(text: string, maxDepth = Infinity): JsonScan {
   const repeatedKeys: JsonRepeatedKey[] = [];
+  let more = 0;
   const stack: Frame[] = [];
   let i = 0;
   const fail = (expected: string): never => {
@@ -117,8 +123,11 @@ export function scanJson(text: string, maxDepth = Infinity): JsonScan {
     const start = i;
     string();
     const name = JSON.parse(text.slice(start, i)) as string;
-    if (frame.keys.has(name))
-      repeatedKeys.push({ ...positionOf(text, start), path: pathOf(stack.slice(0, -1), name), key: name });
+    if (frame.keys.has(name)) {
+      if (repeatedKeys.length < REPEATS_LISTED)
+        repeatedKeys.push({ ...positionOf(text, start), path: pathOf(stack.slice(0, -1), name), key: name });
+      else more++;
+    }
     frame.keys.add(name);
     frame.at = name;
     space();
@@ -177,7 +186,7 @@ export function scanJson(text: string, maxDepth = Infinity): JsonScan {
     }
     space();
     if (i < text.length) fail('the end of the file after the value');
-    return { repeatedKeys };
+    return { repeatedKeys, ...(more > 0 ? { moreRepeatedKeys: more } : {}) };
   } catch (err) {
     if (!(err instanceof Stop)) throw err;
     return { syntax: { ...positionOf(text, err.offset), message: err.message }, repeatedKeys };

@@ -136,13 +136,96 @@ describe('loadTopology refuses', () => {
       'must not contain control characters (U+0000–U+001F, U+007F–U+009F) or Unicode bidirectional controls (U+202A–U+202E, U+2066–U+2069)';
     expect(problems).toEqual([
       `apis[0].displayName: "orders\\u202e API" ${control}`,
-      'apis[0].identifierUri: "api://orders\\u0000x" must be an api:// or https:// URI without spaces, control characters or a trailing slash, e.g. api://certflow-orders',
+      'apis[0].identifierUri: "api://orders\\u0000x" must be an api:// or https:// URI without spaces, ?, #, control characters, a trailing slash or a trailing /.default (the scope adds it), e.g. api://certflow-orders',
       `apis[0].appRoles[0].displayName: "R\\u0085" ${control}`,
       `apis[0].appRoles[0].description: "Read\\u001b[2K" ${control}`,
       `apis[0].operations[0].urlTemplate: "/orders\\u2066" ${control}`,
       `partners[0].displayName: "c\\u0007" ${control}`,
       `partners[0].certificate.commonName: "c\\u2069" ${control}`,
     ]);
+  });
+
+  it('nothing from the file reaches the terminal raw: duplicates, templates, unknown apis, suggestions, XML', () => {
+    const esc = '\u001b[2K';
+    writeFileSync(join(dir.path, 'evil.xml'), `<policies${esc}EVIL />`);
+    let message = '';
+    const problems = problemsOf(() => {
+      try {
+        return parse({
+          apis: [
+            api({
+              name: `orders${esc}`,
+              identifierUri: `api://o${esc}`,
+              appRoles: [{ value: `R${esc}` }, { value: `R${esc}` }],
+              policy: 'evil.xml',
+              operations: [{ method: 'GET', urlTemplate: `/a{${esc}`, policy: 'policy.xml' }],
+            }),
+            api({ name: `orders${esc}`, identifierUri: `api://o${esc}` }),
+          ],
+          partners: [
+            { name: `p${esc}`, displayName: 'c', roles: { [`orders${esc}x`]: ['R'] } },
+            { name: `p${esc}`, displayName: 'c' },
+          ],
+        })();
+      } catch (err) {
+        message = (err as Error).message;
+        throw err;
+      }
+    });
+    // eslint-disable-next-line no-control-regex -- the point
+    expect(message).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        'apis[1].name: duplicate api name "orders\\u001b[2K" (also apis[0].name)',
+        'apis[1].identifierUri: identifierUri "api://o\\u001b[2k" is already used by apis[0].identifierUri',
+        'apis[0].appRoles[1].value: duplicate role "R\\u001b[2K" (also apis[0].appRoles[0].value)',
+        'apis[0].operations[0].urlTemplate: "/a{\\u001b[2K" has unbalanced braces',
+        'partners[1].name: duplicate partner name "p\\u001b[2K" (also partners[0].name)',
+        'partners[0].roles["orders\\u001b[2Kx"]: no api "orders\\u001b[2Kx" (did you mean "orders\\u001b[2K"?)',
+      ]),
+    );
+    expect(problems.find((p) => p.startsWith('apis[0].policy:'))).toMatch(
+      /^apis\[0\]\.policy: evil\.xml: line 1, column \d+: not well-formed XML: .*\\u001b\[2K/,
+    );
+  });
+
+  it('an identifierUri with a query, a fragment, a space or a trailing /.default', () => {
+    for (const uri of [
+      'api://inv?x=1',
+      'api://inv#f',
+      'api://in v',
+      'api://inv/.default',
+      'https://contoso.com/inv/.DEFAULT',
+    ])
+      expect(problemsOf(parse({ apis: [api({ identifierUri: uri })], partners: [] }))).toEqual([
+        `apis[0].identifierUri: ${JSON.stringify(uri)} must be an api:// or https:// URI without spaces, ?, #, control characters, a trailing slash or a trailing /.default (the scope adds it), e.g. api://certflow-orders`,
+      ]);
+    for (const uri of ['api://inv/default', 'api://inv/x.default', 'https://contoso.com/inv'])
+      expect(
+        parse({ apis: [api({ identifierUri: uri })], partners: [] })().topology.apis[0]!.identifierUri,
+      ).toBe(uri);
+  });
+
+  it('at most 50 problems listed, then how many more: 250000 repeated keys stay small and quick', () => {
+    const started = Date.now();
+    const source = `{"apis": [], "partners": [], "x": {${'"k": 1,'.repeat(250_000)}"k": 1}}`;
+    let err: TopologyError | undefined;
+    try {
+      parseTopology(source, file);
+    } catch (e) {
+      err = e as TopologyError;
+    }
+    expect(err).toBeInstanceOf(TopologyError);
+    expect(err!.problems).toHaveLength(51);
+    expect(err!.problems[50]).toBe('… and 249950 more problems');
+    expect(err!.message.split('\n')[0]).toBe(`${file}: 250000 problems`);
+    expect(err!.message.length).toBeLessThan(10_000);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    const many = problemsOf(
+      parse({ apis: [api()], partners: Array.from({ length: 60 }, () => ({ name: 'x', displayName: 'x' })) }),
+    );
+    expect(many).toHaveLength(51);
+    expect(many[50]).toBe('… and 9 more problems');
   });
 
   it('a role listed twice for a partner, naming the later one as the duplicate', () => {

@@ -71,7 +71,7 @@ const MAX_DEPTH = 64;
 /** JSON with line and column for a syntax error; a key repeated in an object is an error too. */
 function parseJson(text: string, file: string): unknown {
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
-  const { syntax, repeatedKeys, tooDeep } = scanJson(body, MAX_DEPTH);
+  const { syntax, repeatedKeys, moreRepeatedKeys, tooDeep } = scanJson(body, MAX_DEPTH);
   if (tooDeep)
     throw new TopologyError(file, [
       `line ${tooDeep.line}, column ${tooDeep.column}: nested more than ${MAX_DEPTH} levels deep; a topology file needs far fewer`,
@@ -87,6 +87,7 @@ function parseJson(text: string, file: string): unknown {
         (r) =>
           `${r.path}: line ${r.line}, column ${r.column}: key ${quote(r.key)} is repeated in the same object (JSON would keep only the last one); remove one`,
       ),
+      moreRepeatedKeys,
     );
   return JSON.parse(body);
 }
@@ -149,17 +150,17 @@ const TEMPLATE_PARAMETER = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 function urlTemplateProblems(path: string, template: string): string[] {
   if (!template.startsWith('/')) return []; // the schema said so already
   if (/[?#\s]/.test(template))
-    return [`${path}: "${template}" must be a path only (no query, fragment or spaces)`];
+    return [`${path}: ${quote(template)} must be a path only (no query, fragment or spaces)`];
   const names: string[] = [];
   const rest = template.replace(/\{([^{}]*)\}/g, (_, name: string) => {
     names.push(name);
     return '';
   });
-  if (/[{}]/.test(rest)) return [`${path}: "${template}" has unbalanced braces`];
+  if (/[{}]/.test(rest)) return [`${path}: ${quote(template)} has unbalanced braces`];
   const bad = names.find((n) => !TEMPLATE_PARAMETER.test(n));
-  if (bad !== undefined) return [`${path}: "{${bad}}" is not a valid template parameter name`];
+  if (bad !== undefined) return [`${path}: ${quote(`{${bad}}`)} is not a valid template parameter name`];
   const twice = names.find((n, i) => names.indexOf(n) !== i);
-  if (twice !== undefined) return [`${path}: parameter "{${twice}}" appears twice`];
+  if (twice !== undefined) return [`${path}: parameter ${quote(`{${twice}}`)} appears twice`];
   return [];
 }
 
@@ -167,11 +168,11 @@ function apiProblems(apis: [Record<string, unknown>, number][], base: string): s
   const problems = [
     ...duplicates(
       apis.map(([a, i]) => ({ key: str(a.name), path: `apis[${i}].name` })),
-      (name, first) => `duplicate api name "${name}" (also ${first})`,
+      (name, first) => `duplicate api name ${quote(name)} (also ${first})`,
     ),
     ...duplicates(
       apis.map(([a, i]) => ({ key: str(a.identifierUri)?.toLowerCase(), path: `apis[${i}].identifierUri` })),
-      (uri, first) => `identifierUri "${uri}" is already used by ${first}`,
+      (uri, first) => `identifierUri ${quote(uri)} is already used by ${first}`,
     ),
   ];
   for (const [api, i] of apis) {
@@ -181,7 +182,7 @@ function apiProblems(apis: [Record<string, unknown>, number][], base: string): s
           key: str(r.value),
           path: `apis[${i}].appRoles[${j}].value`,
         })),
-        (value, first) => `duplicate role "${value}" (also ${first})`,
+        (value, first) => `duplicate role ${quote(value)} (also ${first})`,
       ),
       ...policyProblems(`apis[${i}].policy`, api.policy, base),
     );
@@ -224,23 +225,25 @@ function partnerProblems(
   }
   const problems = duplicates(
     partners.map(([p, i]) => ({ key: str(p.name), path: `partners[${i}].name` })),
-    (name, first) => `duplicate partner name "${name}" (also ${first})`,
+    (name, first) => `duplicate partner name ${quote(name)} (also ${first})`,
   );
   for (const [partner, i] of partners) {
     if (isObject(partner.certificate))
       problems.push(...fileProblem(`partners[${i}].certificate.cerFile`, partner.certificate.cerFile, base));
     if (!isObject(partner.roles)) continue;
     for (const [apiName, values] of Object.entries(partner.roles)) {
-      const path = `partners[${i}].roles.${apiName}`;
+      const path = `partners[${i}].roles${/^[A-Za-z_$][\w$-]*$/.test(apiName) ? `.${apiName}` : `[${quote(apiName)}]`}`;
       const roles = rolesOf.get(apiName);
       if (roles === undefined) {
-        problems.push(`${path}: no api "${apiName}"${didYouMean(apiName, [...rolesOf.keys()])}`);
+        problems.push(`${path}: no api ${quote(apiName)}${didYouMean(apiName, [...rolesOf.keys()])}`);
         continue;
       }
       if (!Array.isArray(values)) continue;
       values.forEach((value, j) => {
         if (typeof value === 'string' && !roles.includes(value))
-          problems.push(`${path}[${j}]: no role "${value}" on api "${apiName}"${didYouMean(value, roles)}`);
+          problems.push(
+            `${path}[${j}]: no role ${quote(value)} on api ${quote(apiName)}${didYouMean(value, roles)}`,
+          );
       });
     }
   }

@@ -20,3 +20,9 @@ export function quote(value: string): string {
 export function printable(text: string): string {
   return text.replace(UNSAFE, escaped);
 }
+
+/** At most `max` lines made printable, then `… and N more` when there were more. */
+export function listed(lines: string[], max = 50): string[] {
+  const more = lines.length - max;
+  return [...lines.slice(0, max).map(printable), ...(more > 0 ? [`… and ${more} more`] : [])];
+}

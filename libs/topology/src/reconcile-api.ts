@@ -174,25 +174,24 @@ async function reconcileRoles(
       }
     }
   }
+  // Two writes, two changes: if the second fails, the first is reported as done and no more.
+  const path = `/applications/${enc(app.id)}`;
+  const enabled = removed.filter((r) => r.isEnabled);
+  for (const role of enabled)
+    run.change('update', subjectOf(role.value), 'disabled (Graph removes only disabled roles)');
+  if (run.apply && enabled.length > 0)
+    await run.graph.patch(
+      path,
+      { appRoles: [...next, ...removed.map((r) => ({ ...writable(r), isEnabled: false }))] },
+      `disable the removed roles of api ${api.name}`,
+    );
   for (const role of removed)
     run.change(
       'delete',
       subjectOf(role.value),
-      role.isEnabled
-        ? 'disabled, then removed (Graph removes only disabled roles)'
-        : 'removed (it was disabled)',
+      role.isEnabled ? 'disabled, then removed' : 'removed (it was disabled)',
     );
-
-  if (run.apply) {
-    const path = `/applications/${enc(app.id)}`;
-    if (removed.some((r) => r.isEnabled))
-      await run.graph.patch(
-        path,
-        { appRoles: [...next, ...removed.map((r) => ({ ...writable(r), isEnabled: false }))] },
-        `disable the removed roles of api ${api.name}`,
-      );
-    if (changed || removed.length > 0)
-      await run.graph.patch(path, { appRoles: next }, `update the roles of api ${api.name}`);
-  }
+  if (run.apply && (changed || removed.length > 0))
+    await run.graph.patch(path, { appRoles: next }, `update the roles of api ${api.name}`);
   return Object.fromEntries(next.map((r) => [r.value, !run.apply && added.has(r.id) ? '' : r.id]));
 }

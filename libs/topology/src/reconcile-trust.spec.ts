@@ -85,9 +85,54 @@ describe('reconcileTopology does not trust a mark blindly', () => {
     });
     await refused(
       base,
-      `"both" (object id ${both.id}) carries 2 marks (api orders, partner newco); certflow marks an application once: remove the marks that are not its own`,
+      `"both" (object id ${both.id}) carries 2 marks (partner newco, api orders); certflow marks an application once: remove the marks that are not its own`,
     );
     await t.admin.deleteApplication(both.id);
+  });
+
+  it('refuses an application carrying two marks of the same kind, whichever comes first', async () => {
+    const both = await t.admin.createApplication({
+      displayName: 'two-partners',
+      tags: [...markOf('partner', 'zzz'), markOf('partner', 'contoso')[1]!],
+    });
+    await t.admin.createServicePrincipal(both.appId);
+    await refused(
+      base,
+      `"two-partners" (object id ${both.id}) carries 2 marks (partner zzz, partner contoso); certflow marks an application once: remove the marks that are not its own`,
+    );
+    await t.admin.deleteApplication(both.id);
+  });
+
+  it('prints marks read from the directory with control characters escaped', async () => {
+    const esc = '\u001b]0;owned\u0007\u202e';
+    const forged = await t.admin.createApplication({
+      displayName: `x${esc}`,
+      tags: [...markOf('partner', `n${esc}`), markOf('api', `a${esc}`)[1]!],
+    });
+    const adopted = await t.admin.createApplication({
+      displayName: 'y',
+      tags: [`certflow-topology:other${esc}`, 'certflow-topology'],
+    });
+    const err = await rejectionOf(
+      reconcileTopology({
+        graph: t.graph,
+        topology: t.topology({
+          apis: [orders],
+          partners: [partner('contoso', ['Orders.Read']), partner('newco', [])],
+        }),
+        apply: false,
+        prune: false,
+        adopt: { partners: { newco: adopted.id } },
+      }),
+    );
+    // eslint-disable-next-line no-control-regex -- the point
+    expect(err.message).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/);
+    expect(err.message).toContain(
+      `"x\\u001b]0;owned\\u0007\\u202e" (object id ${forged.id}) carries 2 marks (partner "n\\u001b]0;owned\\u0007\\u202e", api "a\\u001b]0;owned\\u0007\\u202e")`,
+    );
+    expect(err.message).toContain(`"certflow-topology:other\\u001b]0;owned\\u0007\\u202e"`);
+    await t.admin.deleteApplication(forged.id);
+    await t.admin.deleteApplication(adopted.id);
   });
 
   it('refuses a marked application that holds a client secret', async () => {

@@ -13,6 +13,28 @@ export function markOf(kind: 'api' | 'partner', name: string): string[] {
   return [TOPOLOGY_TAG, `${TOPOLOGY_TAG}:${kind}:${name}`];
 }
 
+/** What an application's tags say it is: an api or a partner of the topology, by name. */
+export interface Mark {
+  kind: 'api' | 'partner';
+  name: string;
+}
+
+/**
+ * Every mark in an application's tags, in tag order ([] when `certflow-topology` itself is
+ * missing). More than one means the application cannot be trusted to be any of them; whoever
+ * reads tags (reconcile, the local stack) reads them with this.
+ */
+export function marksOf(tags: readonly string[] | null | undefined): Mark[] {
+  if (!(tags ?? []).includes(TOPOLOGY_TAG)) return [];
+  return (tags ?? []).flatMap((tag): Mark[] => {
+    for (const kind of ['api', 'partner'] as const) {
+      const prefix = `${TOPOLOGY_TAG}:${kind}:`;
+      if (tag.startsWith(prefix)) return [{ kind, name: tag.slice(prefix.length) }];
+    }
+    return [];
+  });
+}
+
 export interface ReconcileOptions {
   graph: GraphRest;
   topology: Topology;
@@ -24,6 +46,15 @@ export interface ReconcileOptions {
   adopt?: { apis?: Record<string, string>; partners?: Record<string, string> };
   /** The partner's public certificate (DER .cer) to make sure is registered on its application. */
   certificate?: (partner: TopologyPartner) => Buffer | undefined;
+  /**
+   * A marked partner application that existed before this run, holds no role of any managed API
+   * and is now to get roles, is granted them only when listed in `confirm` with its object id: a
+   * plan warns (naming the application), an apply stops before any write. Default false (the
+   * local stack, whose directory only it writes); `npm run provision` sets it.
+   */
+  requireConfirmation?: boolean;
+  /** partner name → object id of its marked application, confirmed by a person (see requireConfirmation). */
+  confirm?: Record<string, string>;
 }
 
 export type ChangeKind = 'create' | 'update' | 'delete' | 'grant' | 'revoke' | 'upload' | 'adopt';
@@ -87,6 +118,7 @@ export interface GraphApp {
   api?: { requestedAccessTokenVersion?: number | null } | null;
   /** Client secrets (only their metadata is ever returned); certflow never creates one. */
   passwordCredentials?: unknown[];
+  createdDateTime?: string | null;
 }
 
 export interface GraphKeyCredential {

@@ -192,7 +192,8 @@ describe('reconcileTopology against the emulator', () => {
       'update role Orders.Read of api orders: description "Read orders" → "Read all orders"',
       'create role Orders.Delete of api orders: "Orders.Delete": "Applications holding Orders.Delete"',
       'revoke partner fabrikam: Orders.Write on api orders (the role is removed)',
-      'delete role Orders.Write of api orders: disabled, then removed (Graph removes only disabled roles)',
+      'update role Orders.Write of api orders: disabled (Graph removes only disabled roles)',
+      'delete role Orders.Write of api orders: disabled, then removed',
       'grant partner fabrikam: Orders.Delete on api orders',
     ]);
     expect(plan.changes).toEqual(result.changes);

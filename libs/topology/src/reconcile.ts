@@ -7,11 +7,13 @@
  * ReconcileError carrying the changes made before it.
  */
 import { parseCertificate, type ParsedCertificate } from '@certflow/certs';
-import { quote } from './quote';
+import { listed, quote } from './quote';
+import { confirmations, federatedCredentialProblems } from './reconcile-confirm';
 import { reconcileApi } from './reconcile-api';
 import { reconcilePartner } from './reconcile-partner';
 import {
   markOf,
+  marksOf,
   ReconcileError,
   Run,
   TOPOLOGY_TAG,
@@ -23,12 +25,12 @@ import {
 } from './reconcile-types';
 
 type Kind = 'api' | 'partner';
-const SELECT = 'id,appId,displayName,identifierUris,appRoles,tags,api,passwordCredentials';
+const SELECT = 'id,appId,displayName,identifierUris,appRoles,tags,api,passwordCredentials,createdDateTime';
+const NAME = /^[a-z][a-z0-9-]{0,39}$/;
 
-function nameOf(app: GraphApp, kind: Kind): string | undefined {
-  if (!(app.tags ?? []).includes(TOPOLOGY_TAG)) return undefined;
-  const prefix = `${TOPOLOGY_TAG}:${kind}:`;
-  return app.tags.find((t) => t.startsWith(prefix))?.slice(prefix.length);
+/** A name read from a tag: as is when it could be a topology name, otherwise quoted. */
+function shown(name: string): string {
+  return NAME.test(name) ? name : quote(name);
 }
 
 function isMarked(app: GraphApp): boolean {
@@ -47,13 +49,10 @@ function managed(apps: GraphApp[]): { marked: Record<Kind, Map<string, GraphApp>
   const marked: Record<Kind, Map<string, GraphApp>> = { api: new Map(), partner: new Map() };
   const problems: string[] = [];
   for (const app of apps) {
-    const marks = (['api', 'partner'] as const).flatMap((kind) => {
-      const name = nameOf(app, kind);
-      return name === undefined ? [] : [{ kind, name }];
-    });
+    const marks = marksOf(app.tags);
     if (marks.length > 1) {
       problems.push(
-        `${described(app)} carries ${marks.length} marks (${marks.map((m) => `${m.kind} ${m.name}`).join(', ')}); certflow marks an application once: remove the marks that are not its own`,
+        `${described(app)} carries ${marks.length} marks (${marks.map((m) => `${m.kind} ${shown(m.name)}`).join(', ')}); certflow marks an application once: remove the marks that are not its own`,
       );
       continue;
     }
@@ -63,14 +62,14 @@ function managed(apps: GraphApp[]): { marked: Record<Kind, Map<string, GraphApp>
     const first = marked[kind].get(name);
     if (first) {
       problems.push(
-        `${kind} ${name}: two applications carry its mark, ${described(first)} and ${described(app)}; find out which one certflow created and remove the mark (tags) from the other`,
+        `${kind} ${shown(name)}: two applications carry its mark, ${described(first)} and ${described(app)}; find out which one certflow created and remove the mark (tags) from the other`,
       );
       continue;
     }
     const secrets = (app.passwordCredentials ?? []).length;
     if (secrets > 0)
       problems.push(
-        `${kind} ${name}: ${described(app)} carries its mark but has ${secrets === 1 ? 'a client secret' : `${secrets} client secrets`}; certflow never creates secrets, so it was not made by certflow or was changed since: find out who added them, then remove the secrets (or the mark) and run again`,
+        `${kind} ${shown(name)}: ${described(app)} carries its mark but has ${secrets === 1 ? 'a client secret' : `${secrets} client secrets`}; certflow never creates secrets, so it was not made by certflow or was changed since: find out who added them, then remove the secrets (or the mark) and run again`,
       );
     marked[kind].set(name, app);
   }
@@ -121,7 +120,9 @@ export async function reconcileTopology(opts: ReconcileOptions): Promise<Reconci
       else if (current)
         problems.push(`adopt ${kind} ${name}: ${described(current)} is already marked as ${kind} ${name}`);
       else if (isMarked(app))
-        problems.push(`adopt ${kind} ${name}: ${described(app)} is already marked (${app.tags.join(', ')})`);
+        problems.push(
+          `adopt ${kind} ${name}: ${described(app)} is already marked (${app.tags.map(quote).join(', ')})`,
+        );
       else if (adoptions.some((a) => a.app.id === app.id))
         problems.push(`adopt ${kind} ${name}: ${described(app)} is to be adopted twice`);
       else adoptions.push({ kind, name, app });
@@ -146,7 +147,10 @@ export async function reconcileTopology(opts: ReconcileOptions): Promise<Reconci
     if (holder === undefined) continue;
     blocked.add(api.name);
     const why = isMarked(holder)
-      ? `it is marked for ${holder.tags.filter((t) => t.startsWith(`${TOPOLOGY_TAG}:`)).join(', ')}${opts.prune ? '' : ' (prune removes it if it left the topology)'}`
+      ? `it is marked for ${holder.tags
+          .filter((t) => t.startsWith(`${TOPOLOGY_TAG}:`))
+          .map(quote)
+          .join(', ')}${opts.prune ? '' : ' (prune removes it if it left the topology)'}`
       : 'it is not marked as managed by certflow-topology, so it is left alone (adopt it to take it over)';
     (opts.apply ? problems : run.warnings).push(
       `api ${api.name}: not created: ${described(holder)} already has the identifier URI ${api.identifierUri}; ${why}`,
@@ -156,20 +160,40 @@ export async function reconcileTopology(opts: ReconcileOptions): Promise<Reconci
   // first. A marked partner without one that is to get roles is refused: certflow creates both
   // together, so a bare application with the mark was most likely made by someone else.
   const markedPartners = new Map<string, string>();
+  const partnerPrincipals = new Map<string, { app: GraphApp; servicePrincipalId: string }>();
   for (const [name, app] of marked.partner) {
     if (removedIds.has(app.id)) continue;
     const id = await run.servicePrincipalId(app.appId, `partner ${name}`);
-    if (id !== undefined) markedPartners.set(id, name);
-    else if (
+    if (id !== undefined) {
+      markedPartners.set(id, name);
+      partnerPrincipals.set(name, { app, servicePrincipalId: id });
+    } else if (
       Object.values(topology.partners.find((p) => p.name === name)?.roles ?? {}).some((r) => r.length > 0)
     )
       problems.push(
         `partner ${name}: ${described(app)} carries its mark but has no service principal, and the topology grants it roles; certflow creates both together, so it was not made by certflow (or a run stopped in between): check it, then delete it or remove its mark, and run again (a new registration is created)`,
       );
   }
+  const staying = (['api', 'partner'] as const).flatMap((kind) =>
+    [...marked[kind]]
+      .filter(([, app]) => !removedIds.has(app.id))
+      .map(([name, app]) => ({ kind, name, app })),
+  );
+  problems.push(...(await federatedCredentialProblems(run, staying)));
+  const confirmation = await confirmations(run, opts, topology, partnerPrincipals, async () => {
+    const ids = new Set<string>();
+    for (const [name, app] of marked.api) {
+      if (removedIds.has(app.id)) continue;
+      const id = await run.servicePrincipalId(app.appId, `api ${name}`);
+      if (id !== undefined) ids.add(id);
+    }
+    return ids;
+  });
+  problems.push(...confirmation.problems);
+  run.warnings.push(...confirmation.warnings);
   if (problems.length > 0)
     throw new Error(
-      `The directory cannot be brought to the topology; nothing was changed:\n  ${problems.join('\n  ')}`,
+      `The directory cannot be brought to the topology; nothing was changed:\n  ${listed(problems).join('\n  ')}`,
     );
   try {
     return await write(opts, run, apps, marked, {
@@ -234,6 +258,14 @@ async function write(
 
   const apis: ReconciledApi[] = [];
   for (const api of topology.apis) {
+    if (
+      /^https:/i.test(api.identifierUri) &&
+      !blocked.has(api.name) &&
+      !(marked.api.get(api.name)?.identifierUris ?? []).includes(api.identifierUri)
+    )
+      run.warnings.push(
+        `api ${api.name}: Microsoft Graph accepts the identifier URI ${quote(api.identifierUri)} only if its host is a domain verified in the tenant (the local emulator does not check); api:// URIs have no such condition`,
+      );
     apis.push(
       blocked.has(api.name)
         ? {

@@ -1,4 +1,5 @@
 /** "did you mean" for a misspelt name: the closest candidate by edit distance, if close enough. */
+import { quote } from './quote';
 
 /** Levenshtein distance (insertions, deletions, substitutions). */
 export function editDistance(a: string, b: string): number {
@@ -32,5 +33,5 @@ export function closest(input: string, candidates: readonly string[]): string | 
 /** ` (did you mean "X"?)` or '' */
 export function didYouMean(input: string, candidates: readonly string[]): string {
   const match = closest(input, candidates);
-  return match === undefined ? '' : ` (did you mean "${match}"?)`;
+  return match === undefined ? '' : ` (did you mean ${quote(match)}?)`;
 }
