@@ -121,7 +121,7 @@ describe('a state directory of the version-1 stack', () => {
     }, 120_000);
   }
 
-  it('a start killed after the move, then a topology without contoso: the moved keys are kept, not deleted', async () => {
+  it('a start killed after the move, the old registration renamed, then a topology without contoso: the keys it holds are kept', async () => {
     const old = await earlierState();
     migrateLegacyPartnerDirectory(
       old.stateDir,
@@ -129,6 +129,12 @@ describe('a state directory of the version-1 stack', () => {
     );
     const moved = partnerDirectory(old.stateDir, 'contoso');
     expect(readFileSync(join(moved, 'partner.cer'))).toEqual(old.cer);
+    // Renamed over Graph: neither its name nor its tags say contoso any more; its keyCredentials still do.
+    const emulator = await startEmulator({ stateDir: old.stateDir, port: 0 });
+    const admin = await GraphClient.connect(emulator);
+    await admin.updateApplication(old.partner.objectId, { displayName: 'contoso-partner (legacy)' });
+    admin.close();
+    await emulator.close();
 
     const data = defaultTopologyJson();
     data.partners = data.partners.filter((p) => p.name !== 'contoso');
@@ -142,7 +148,7 @@ describe('a state directory of the version-1 stack', () => {
       const plan = steps[0]!.lines!.join('\n');
       expect(plan).not.toContain(`removed ${moved}`);
       expect(plan).toContain(
-        `kept ${moved}: partner "contoso" is not in the topology, but the registration contoso-partner of an earlier version may still use these keys`,
+        `kept ${moved}: partner "contoso" is not in the topology, but the registration "contoso-partner (legacy)" (object id ${old.partner.objectId}) still holds its certificate`,
       );
       expect(readFileSync(join(moved, 'partner.cer'))).toEqual(old.cer);
       expect(readFileSync(join(moved, 'partner.key.pem'), 'utf8')).toContain('PRIVATE KEY');
@@ -150,7 +156,7 @@ describe('a state directory of the version-1 stack', () => {
       const apps = await graph.listApplications();
       graph.close();
       const legacy = apps.find((a) => a.id === old.partner.objectId);
-      expect(legacy?.displayName).toBe('contoso-partner');
+      expect(legacy?.displayName).toBe('contoso-partner (legacy)');
       expect(legacy?.tags ?? []).not.toContain('certflow-topology');
     } finally {
       await stack.close();

@@ -1,12 +1,15 @@
 /**
- * Which key directories of partners that left the topology go, and which stay because a
- * registration may still use them; and which registrations of earlier versions are adopted.
+ * Which key directories of partners that left the topology go, and which stay because an
+ * application of the directory holds their certificate; and which registrations of earlier
+ * versions are adopted.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseTopology } from '@certflow/topology';
+import { createSelfSignedCertificate, pemToDer } from '@certflow/certs';
+import { GraphClient, startEmulator } from '@certflow/entra-emulator';
+import { GraphRest, parseTopology } from '@certflow/topology';
 import { legacyAdoptions, leftoverKeyDirectories, partnerDirectory } from './topology-sync';
 import { defaultTopologyJson } from './topology.test-helpers';
 
@@ -32,36 +35,89 @@ const marked = (kind: string, name: string): string[] => [
 ];
 
 describe('leftoverKeyDirectories', () => {
-  it('removes only what no registration can use; keeps the rest and says why', () => {
+  it('removes a key directory only when no application holds its certificates, whatever its tags or name', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'certflow-leftover-'));
     dirs.push(stateDir);
-    for (const name of ['contoso', 'fabrikam', 'gone', 'never', 'hijacked', 'still'])
-      mkdirSync(partnerDirectory(stateDir, name), { recursive: true });
-    writeFileSync(join(partnerDirectory(stateDir, 'contoso'), 'partner.cer'), 'x');
-    const withoutContoso = topology((t) => (t.partners = t.partners.filter((p) => p.name !== 'contoso')));
-    const apps = [
-      // The earlier version's contoso-partner, left unmarked because the topology has no contoso.
-      app('1', 'contoso-partner'),
-      app('2', 'gone-partner', marked('partner', 'gone')),
-      app('3', 'hijacked-partner', marked('partner', 'hijacked')),
-      app('4', 'look-alike', marked('partner', 'hijacked')),
-      app('5', 'still-partner', marked('partner', 'still')),
-    ];
-    const removed = [
-      { kind: 'partner' as const, name: 'gone', objectId: '2' },
-      { kind: 'partner' as const, name: 'hijacked', objectId: '3' },
-    ];
+    const emulator = await startEmulator({ stateDir, port: 0 });
+    const client = await GraphClient.connect(emulator);
+    try {
+      const graph = new GraphRest({
+        baseUrl: emulator.graphUrl,
+        token: () => client.accessToken(),
+        ca: readFileSync(emulator.caCertificatePath),
+      });
+      /** A partner key directory as `cert create` leaves it; returns its .cer (DER). */
+      const keyDirectory = (name: string, sub = ''): Buffer => {
+        const made = createSelfSignedCertificate({ commonName: `${name}-partner` });
+        const dir = join(partnerDirectory(stateDir, name), sub);
+        mkdirSync(dir, { recursive: true });
+        const cer = pemToDer(made.certificatePem);
+        writeFileSync(join(dir, 'partner.cer'), cer);
+        writeFileSync(join(dir, 'partner.crt.pem'), made.certificatePem);
+        writeFileSync(join(dir, 'partner.key.pem'), made.privateKeyPem, { mode: 0o600 });
+        return cer;
+      };
+      const register = (displayName: string, tags: string[] = []) =>
+        client.createApplication({ displayName, tags });
 
-    const { remove, keep } = leftoverKeyDirectories(stateDir, withoutContoso, apps, removed);
-    expect(remove.sort()).toEqual(['gone', 'hijacked', 'never'].map((n) => partnerDirectory(stateDir, n)));
-    expect(keep).toEqual([
-      `kept ${partnerDirectory(stateDir, 'contoso')}: partner "contoso" is not in the topology, but the registration contoso-partner of an earlier version may still use these keys; delete the directory once they are no longer needed`,
-      `kept ${partnerDirectory(stateDir, 'still')}: partner "still" is not in the topology, but a registration marked as partner still is still in the directory and may use these keys; delete the directory once they are no longer needed`,
-    ]);
-  });
+      // The attacker's repro: the earlier version's unmarked contoso-partner, renamed, still holds the certificate.
+      const legacy = await register('contoso-partner');
+      await client.addCertificate(legacy.id, keyDirectory('contoso'));
+      await client.updateApplication(legacy.id, { displayName: 'contoso-partner (legacy)' });
+      // A partner's .cer uploaded to some other application, under an identifier that is not its thumbprint.
+      const other = await register('orders tooling');
+      await graph.patch(`/applications/${other.id}`, {
+        keyCredentials: [
+          {
+            type: 'AsymmetricX509Cert',
+            usage: 'Verify',
+            key: keyDirectory('elsewhere').toString('base64'),
+            customKeyIdentifier: 'not-a-thumbprint',
+          },
+        ],
+      });
+      // `cert rotate` kept the registered certificate in previous/; the current one is not registered yet.
+      const rotated = await register('look-alike', marked('partner', 'someone-else'));
+      await client.addCertificate(rotated.id, keyDirectory('rotated', 'previous'));
+      keyDirectory('rotated');
+      // Marked as the partner, named like it, but holding none of its certificates: nothing to keep.
+      await register('gone-partner', marked('partner', 'gone'));
+      keyDirectory('gone');
+      mkdirSync(partnerDirectory(stateDir, 'empty'));
+      mkdirSync(partnerDirectory(stateDir, 'locked'));
+      writeFileSync(join(partnerDirectory(stateDir, 'locked'), 'partner.key.pem'), 'not a key');
 
-  it('has nothing to do without a partners directory', () => {
-    expect(leftoverKeyDirectories('/srv/nowhere', topology(), [], [])).toEqual({ remove: [], keep: [] });
+      const withoutThem = topology((t) => (t.partners = []));
+      const { remove, keep } = await leftoverKeyDirectories(graph, stateDir, withoutThem);
+      expect(remove.sort()).toEqual(['empty', 'gone'].map((n) => partnerDirectory(stateDir, n)));
+      const kept = (name: string, why: string) =>
+        `kept ${partnerDirectory(stateDir, name)}: partner "${name}" is not in the topology, but ${why}; delete the directory once no registration uses these keys`;
+      expect(keep.sort()).toEqual([
+        kept(
+          'contoso',
+          `the registration "contoso-partner (legacy)" (object id ${legacy.id}) still holds its certificate`,
+        ),
+        kept(
+          'elsewhere',
+          `the registration "orders tooling" (object id ${other.id}) still holds its certificate`,
+        ),
+        kept('locked', `"partner.key.pem" cannot be read to compare with the registrations' certificates`),
+        kept(
+          'rotated',
+          `the registration "look-alike" (object id ${rotated.id}) still holds its certificate`,
+        ),
+      ]);
+      graph.close();
+    } finally {
+      client.close();
+      await emulator.close();
+    }
+  }, 60_000);
+
+  it('has nothing to do without a partners directory', async () => {
+    const graph = new GraphRest({ baseUrl: 'https://localhost:1/graph/v1.0', token: async () => 'none' });
+    expect(await leftoverKeyDirectories(graph, '/srv/nowhere', topology())).toEqual({ remove: [], keep: [] });
+    graph.close();
   });
 });
 

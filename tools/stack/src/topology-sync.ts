@@ -8,6 +8,8 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs'
 import { join } from 'node:path';
 import {
   GraphRest,
+  marksOf,
+  quote,
   reconcileTopology,
   TOPOLOGY_TAG,
   type ReconcileOptions,
@@ -15,6 +17,7 @@ import {
   type Topology,
   type TopologyPartner,
 } from '@certflow/topology';
+import { directoryKeys, holdersOf, keyHolders } from './key-holders';
 
 /** `<stateDir>/partners/<name>`: each partner's key pair, certificate and `partner.key-id`. */
 export const PARTNERS_DIRECTORY = 'partners';
@@ -78,18 +81,19 @@ export interface Adoptions {
  * Nothing is adopted for a name the directory already has a marked object for.
  */
 export function legacyAdoptions(apps: ApplicationSummary[], topology: Topology): Adoptions {
-  const managed = new Set(apps.filter(isMarked).flatMap((a) => a.tags ?? []));
+  // Every mark any application carries (reconcile refuses an application with two before writing).
+  const managed = new Set(apps.flatMap((a) => marksOf(a.tags).map((m) => `${m.kind} ${m.name}`)));
   const unmarked = apps.filter((a) => !isMarked(a));
   const result: Adoptions = { adopt: { apis: {}, partners: {} }, notes: [] };
 
   for (const api of topology.apis) {
-    if (managed.has(`${TOPOLOGY_TAG}:api:${api.name}`)) continue;
+    if (managed.has(`api ${api.name}`)) continue;
     const uri = api.identifierUri.toLowerCase();
     const old = unmarked.find((a) => (a.identifierUris ?? []).some((u) => u.toLowerCase() === uri));
     if (old) result.adopt.apis![api.name] = old.id;
   }
   const legacyPartner = unmarked.find((a) => a.displayName === LEGACY_PARTNER_DISPLAY_NAME);
-  if (legacyPartner && !managed.has(`${TOPOLOGY_TAG}:partner:${LEGACY_PARTNER_NAME}`)) {
+  if (legacyPartner && !managed.has(`partner ${LEGACY_PARTNER_NAME}`)) {
     if (topology.partners.some((p) => p.name === LEGACY_PARTNER_NAME))
       result.adopt.partners![LEGACY_PARTNER_NAME] = legacyPartner.id;
     else
@@ -107,41 +111,44 @@ export interface TopologySync {
   notes: string[];
   /** Key directories removed because their partner left the topology. */
   removedDirectories: string[];
-  /** Key directories of partners that left the topology, kept because a registration may use them: why. */
+  /** Key directories of partners that left the topology, kept because a registration holds their certificate: why. */
   keptDirectories: string[];
 }
 
 /**
- * The key directories of partners no longer in the topology, split into those no registration
- * can use any more (removed by reconcile in this run, or never registered: no marked partner of
- * that name before it, and not the unmarked `contoso-partner` of an earlier version) and those
- * kept, with why. `apps` is the directory as it was before reconcile.
+ * The key directories of partners no longer in the topology, split into those whose certificates
+ * and keys no application of the directory holds (to be removed) and those kept, with why: an
+ * application (marked or not, whatever its name) holds one of their certificates, or one of their
+ * files cannot be read to tell. Read after reconcile, so a registration it deleted holds nothing.
  */
-export function leftoverKeyDirectories(
+export async function leftoverKeyDirectories(
+  graph: GraphRest,
   stateDir: string,
   topology: Topology,
-  apps: ApplicationSummary[],
-  removed: ReconcileResult['removed'],
-): { remove: string[]; keep: string[] } {
+): Promise<{ remove: string[]; keep: string[] }> {
   const root = join(stateDir, PARTNERS_DIRECTORY);
   const wanted = new Set(topology.partners.map((p) => p.name));
   const result = { remove: [] as string[], keep: [] as string[] };
   if (!existsSync(root)) return result;
-  for (const name of readdirSync(root).filter((n) => !wanted.has(n))) {
+  const leftovers = readdirSync(root, { withFileTypes: true }).filter(
+    (e) => e.isDirectory() && !wanted.has(e.name),
+  );
+  if (leftovers.length === 0) return result;
+  const apps = await keyHolders(graph);
+  for (const { name } of leftovers) {
     const dir = join(root, name);
-    const registered = apps.some((a) => isMarked(a) && a.tags!.includes(`${TOPOLOGY_TAG}:partner:${name}`));
-    const legacy =
-      name === LEGACY_PARTNER_NAME &&
-      apps.some((a) => !isMarked(a) && a.displayName === LEGACY_PARTNER_DISPLAY_NAME);
-    if (removed.some((r) => r.kind === 'partner' && r.name === name) || (!registered && !legacy))
-      result.remove.push(dir);
+    const keys = directoryKeys(dir);
+    const holders = holdersOf(keys, apps);
+    const why =
+      keys.unreadable.length > 0
+        ? `${keys.unreadable.map(quote).join(', ')} cannot be read to compare with the registrations' certificates`
+        : holders.length > 0
+          ? `the registration${holders.length > 1 ? 's' : ''} ${holders.join(', ')} still hold${holders.length > 1 ? '' : 's'} its certificate`
+          : undefined;
+    if (why === undefined) result.remove.push(dir);
     else
       result.keep.push(
-        `kept ${dir}: partner "${name}" is not in the topology, but ` +
-          (legacy
-            ? `the registration ${LEGACY_PARTNER_DISPLAY_NAME} of an earlier version may still use these keys`
-            : `a registration marked as partner ${name} is still in the directory and may use these keys`) +
-          '; delete the directory once they are no longer needed',
+        `kept ${dir}: partner ${quote(name)} is not in the topology, but ${why}; delete the directory once no registration uses these keys`,
       );
   }
   return result;
@@ -149,7 +156,7 @@ export function leftoverKeyDirectories(
 
 /**
  * Reconciles the directory with the topology (apply, prune), then removes the key directories of
- * partners that left it, only where no registration can use them any more.
+ * partners that left it, only where no application holds their certificates.
  */
 export async function syncTopology(opts: {
   graph: GraphRest;
@@ -168,7 +175,7 @@ export async function syncTopology(opts: {
     adopt,
     certificate: opts.certificate,
   });
-  const { remove, keep } = leftoverKeyDirectories(opts.stateDir, opts.topology, apps, result.removed);
+  const { remove, keep } = await leftoverKeyDirectories(opts.graph, opts.stateDir, opts.topology);
   for (const dir of remove) rmSync(dir, { recursive: true, force: true });
   return { result, notes, removedDirectories: remove, keptDirectories: keep };
 }
