@@ -3,6 +3,7 @@
  * worker's JSON events (`call --json`).
  */
 import { isAbsolute, join, relative, sep } from 'node:path';
+import { shownPath } from './workspace';
 
 /** Files in the state directory holding the gateway's access log and the API's JSON log. */
 export const GATEWAY_ACCESS_LOG = 'gateway-access.log';
@@ -20,10 +21,14 @@ export interface StepReport {
   lines?: string[];
 }
 
-/** Narrates partner `partner`'s `call /orders --times 2 --json`; `onResponse` gets each status. */
+/**
+ * Narrates partner `partner`'s `call /orders --times 2 --json`; `onResponse` gets each status.
+ * `policies`: the policy files the gateway runs for that call (the API's, then the operation's).
+ */
 export function partnerCallNarrator(
   partner: string,
   gatewayUrl: string,
+  policies: string[],
   stateDir: string,
   reportStep: (step: StepReport) => void,
   onResponse: (status: number) => void,
@@ -92,7 +97,7 @@ export function partnerCallNarrator(
         step: 8,
         title:
           'The gateway validates the token (APIM validate-jwt); the API validates it again and checks the role',
-        where: 'apps/api/apim/policy.xml in tools/local-gateway, then apps/api',
+        where: `${policies.map(shownPath).join(' and ')} in tools/local-gateway, then apps/api`,
         details: [
           ['status', status],
           ['API saw', JSON.stringify(body.caller)],

@@ -1,16 +1,9 @@
 /** Steps 1 to 4 of `npm start`'s narration: the topology reconciled, then each partner's certificate. */
-import { relative } from 'node:path';
 import { formatChanges, type LoadedTopology, type ReconciledPartner } from '@certflow/topology';
 import type { StepReport } from './call-narration';
 import type { PartnerCertificate } from './partners';
 import type { TopologySync } from './topology-sync';
-import { workspaceRoot } from './workspace';
-
-/** A path relative to the checkout when inside it (shorter to read), else as it is. */
-function shown(path: string): string {
-  const rel = relative(workspaceRoot(), path);
-  return rel.startsWith('..') || rel === '' ? path : rel;
-}
+import { shownPath } from './workspace';
 
 export function topologyStep({ file, topology }: LoadedTopology, sync: TopologySync): StepReport {
   const { result } = sync;
@@ -31,7 +24,7 @@ export function topologyStep({ file, topology }: LoadedTopology, sync: TopologyS
   return {
     step: 1,
     title: 'App registrations, app roles and grants, reconciled with the topology',
-    where: `${shown(file)} → @certflow/topology reconcile → emulator Graph /graph/v1.0`,
+    where: `${shownPath(file)} → @certflow/topology reconcile → emulator Graph /graph/v1.0`,
     details,
     lines: [
       ...sync.notes.map((n) => `migration: ${n}`),

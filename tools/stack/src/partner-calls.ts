@@ -4,7 +4,7 @@
  * and each answer must be the one the topology grants (access-check.ts), else the start fails
  * naming the partner, the call, what was expected and what came.
  */
-import type { Topology } from '@certflow/topology';
+import type { Topology, TopologyApi } from '@certflow/topology';
 import {
   ACCESS_CALLS,
   answersAsExpected,
@@ -53,7 +53,14 @@ export async function provePartnerAccess(opts: {
       // The first call (GET /orders) is narrated as steps 5–8, and repeated once from the token cache.
       const onEvent =
         i === 0
-          ? partnerCallNarrator(partner.name, file.gateway.url, opts.stateDir, report, onStatus)
+          ? partnerCallNarrator(
+              partner.name,
+              file.gateway.url,
+              policiesFor(topology.apis[0]!, call),
+              opts.stateDir,
+              report,
+              onStatus,
+            )
           : (e: Record<string, unknown>) => e.event === 'response' && onStatus(Number(e.status));
       const run = await runJsonCommand(
         worker,
@@ -87,3 +94,18 @@ export async function provePartnerAccess(opts: {
 }
 
 const describe = (call: AccessCall): string => `${call.method} ${call.path}`;
+
+/**
+ * The policy files the gateway runs for `call`: the API's, then that of the first operation whose
+ * method and URL template match (APIM's template syntax: `{name}` stands for one path segment).
+ */
+function policiesFor(api: TopologyApi, call: AccessCall): string[] {
+  const operation = api.operations.find((o) => {
+    const pattern = o.urlTemplate
+      .split('/')
+      .map((part) => (/^\{[^{}]+\}$/.test(part) ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
+      .join('/');
+    return o.method === call.method && new RegExp(`^${pattern}/?$`).test(call.path);
+  });
+  return [api.policy, ...(operation ? [operation.policy] : [])];
+}

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 
 /** The certflow checkout this tool runs from (the directory holding nx.json). */
 export function workspaceRoot(from = __dirname): string {
@@ -18,4 +18,10 @@ export function appEntryPoint(app: 'api' | 'partner-worker'): string {
     );
   }
   return path;
+}
+
+/** A path relative to the checkout when inside it (shorter to read), else as it is. */
+export function shownPath(path: string): string {
+  const rel = relative(workspaceRoot(), path);
+  return rel.startsWith('..') || rel === '' ? path : rel;
 }
