@@ -6,7 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_TOPOLOGY_FILE } from '@certflow/topology';
+import { DEFAULT_TOPOLOGY_FILE, quote } from '@certflow/topology';
 
 export const DEFAULT_GRAPH_URL = 'https://graph.microsoft.com/v1.0';
 export const DEFAULT_AUTHORITY_HOST = 'https://login.microsoftonline.com';
@@ -32,6 +32,8 @@ export interface ProvisionOptions {
   ca: string | undefined;
   /** `--adopt`: unmarked registrations to take over (name → application object id). */
   adopt: { apis: Record<string, string>; partners: Record<string, string> };
+  /** `--confirm`: existing marked partner registrations confirmed for their first roles (name → object id). */
+  confirm: Record<string, string>;
 }
 
 /** A bad command line: printed with a pointer to `--help`, exit code 2. */
@@ -66,6 +68,10 @@ created (tagged "certflow-topology") are ever changed or removed.
   --adopt KIND:NAME=ID      take over an existing registration made without provision (by hand,
                             in the portal) as api or partner NAME of the topology, by its object
                             id, and mark it; repeatable. Its client id stays the same
+  --confirm partner:NAME=ID confirm that the existing registration carrying partner NAME's mark,
+                            by its object id, is the one to get its first roles (the plan
+                            names it and asks for this when nothing certflow manages has
+                            granted it a role yet); repeatable
   --help                    this text
 
 Exit codes: 0 done (or planned), 1 sign-in or Graph failed (a refused permission is named),
@@ -99,6 +105,7 @@ export function parseProvisionOptions(argv: string[], cwd: string): ProvisionOpt
         'authority-host': { type: 'string' },
         'ca-file': { type: 'string' },
         adopt: { type: 'string', multiple: true },
+        confirm: { type: 'string', multiple: true },
         help: { type: 'boolean' },
       },
     }));
@@ -137,6 +144,7 @@ export function parseProvisionOptions(argv: string[], cwd: string): ProvisionOpt
     authorityHost: authorityHost ?? DEFAULT_AUTHORITY_HOST,
     ca: caFile === undefined ? undefined : readCaFile(caFile),
     adopt: parseAdoptions(values.adopt ?? []),
+    confirm: parseConfirmations(values.confirm ?? []),
   };
 }
 
@@ -156,6 +164,23 @@ function parseAdoptions(values: string[]): ProvisionOptions['adopt'] {
     into[name] = objectId.toLowerCase();
   }
   return adopt;
+}
+
+const CONFIRMATION = /^partner:([a-z][a-z0-9-]{0,39})=([0-9a-f-]{36})$/i;
+
+function parseConfirmations(values: string[]): ProvisionOptions['confirm'] {
+  const confirm: ProvisionOptions['confirm'] = {};
+  for (const value of values) {
+    const match = CONFIRMATION.exec(value.trim());
+    if (!match || !isGuid(match[2]!))
+      throw new UsageError(
+        `--confirm: ${quote(value)} is not partner:NAME=OBJECT_ID (NAME from the topology, OBJECT_ID the object id the plan names)`,
+      );
+    const [, name, objectId] = match as unknown as [string, string, string];
+    if (confirm[name] !== undefined) throw new UsageError(`--confirm: partner ${name} is given twice`);
+    confirm[name] = objectId.toLowerCase();
+  }
+  return confirm;
 }
 
 function required(value: string | undefined, option: string): string {

@@ -85,6 +85,8 @@ export async function runProvision(argv: string[], io: ProvisionIo): Promise<num
         apply: options.apply,
         prune: options.prune,
         adopt: options.adopt,
+        requireConfirmation: true,
+        confirm: options.confirm,
         certificate: (partner) => certificates.get(partner.name)?.der,
       });
     } finally {
@@ -106,15 +108,16 @@ export async function runProvision(argv: string[], io: ProvisionIo): Promise<num
   return 0;
 }
 
-/** Every `--adopt` names an api or partner of the topology. */
+/** Every `--adopt` and `--confirm` names an api or partner of the topology. */
 function checkAdoptions(options: ProvisionOptions, loaded: LoadedTopology): void {
-  for (const [kind, names, known] of [
-    ['api', options.adopt.apis, loaded.topology.apis],
-    ['partner', options.adopt.partners, loaded.topology.partners],
+  for (const [flag, kind, names, known] of [
+    ['--adopt', 'api', options.adopt.apis, loaded.topology.apis],
+    ['--adopt', 'partner', options.adopt.partners, loaded.topology.partners],
+    ['--confirm', 'partner', options.confirm, loaded.topology.partners],
   ] as const)
     for (const name of Object.keys(names))
       if (!known.some((k) => k.name === name))
-        throw new UsageError(`--adopt ${kind}:${name}: ${loaded.file} has no ${kind} "${name}"`);
+        throw new UsageError(`${flag} ${kind}:${name}: ${loaded.file} has no ${kind} "${name}"`);
 }
 
 /** The changes an apply made before it failed, in the plan's format under a header that says so. */

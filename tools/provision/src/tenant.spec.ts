@@ -146,6 +146,10 @@ describe('an authority whose OpenID configuration cannot be trusted', () => {
     }),
     'not-json.example': '<html>sign in</html>',
     'huge.example': JSON.stringify({ issuer: 'x'.repeat(200_000) }),
+    'denied.example': JSON.stringify({
+      error: 'invalid_tenant',
+      error_description: 'AADSTS90002: Tenant \u001b[31mdenied\u202e not found.\r\nTrace ID: 1',
+    }),
   };
   let server: Server;
   let options: { authorityHost: string; ca: string };
@@ -155,7 +159,9 @@ describe('an authority whose OpenID configuration cannot be trusted', () => {
     const tls = issueCertificate(ca, { commonName: '127.0.0.1', ipAddresses: ['127.0.0.1'] });
     server = createServer({ key: tls.privateKeyPem, cert: tls.certificatePem }, (req, res) => {
       const domain = /^\/([^/]+)\//.exec(req.url ?? '')?.[1] ?? '';
-      res.writeHead(200, { 'content-type': 'application/json' }).end(answers[domain] ?? '{}');
+      res
+        .writeHead(domain === 'denied.example' ? 400 : 200, { 'content-type': 'application/json' })
+        .end(answers[domain] ?? '{}');
     });
     await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
     options = {
@@ -173,13 +179,16 @@ describe('an authority whose OpenID configuration cannot be trusted', () => {
         (e: Error) => e.message,
       );
     expect(await problem('bad-issuer.example')).toMatch(
-      /issuer "https:\/\/evil\.example\/not-a-guid\/v2\.0\?\\u001b\[2K" is not <authority>\/<tenant GUID>\/v2\.0/,
+      /issuer "https:\/\/evil\.example\/not-a-guid\/v2\.0\\u202e\\u001b\[2K" is not <authority>\/<tenant GUID>\/v2\.0/,
     );
     expect(await problem('http-issuer.example')).toMatch(/is not <authority>\/<tenant GUID>\/v2\.0/);
     expect(await problem('not-json.example')).toMatch(
       /the answer has no issuer: not an OpenID configuration/,
     );
     expect(await problem('huge.example')).toMatch(/the answer is larger than 65536 bytes/);
+    expect(await problem('denied.example')).toMatch(
+      /: HTTP 400: AADSTS90002: Tenant \\u001b\[31mdenied\\u202e not found\.$/,
+    );
     expect(await problem('huge.example')).toMatch(
       /^--tenant huge\.example: cannot find its tenant id at https:\/\/127\.0\.0\.1:/,
     );

@@ -6,6 +6,7 @@
  */
 import { get } from 'node:https';
 import { rootCertificates } from 'node:tls';
+import { printable, quote } from '@certflow/topology';
 import { isGuid, type ProvisionOptions } from './options';
 import { SignInError } from './credential';
 
@@ -47,18 +48,8 @@ export async function tenantGuid(
   if (typeof issuer !== 'string') throw fail('the answer has no issuer: not an OpenID configuration');
   const guid = issuerTenant(issuer);
   if (guid === undefined)
-    throw fail(
-      `its issuer ${printable(JSON.stringify(issuer.slice(0, 200)))} is not <authority>/<tenant GUID>/v2.0`,
-    );
+    throw fail(`its issuer ${quote(issuer.slice(0, 200))} is not <authority>/<tenant GUID>/v2.0`);
   return guid;
-}
-
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
-const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-
-/** Text from the answer, safe for a terminal: control and bidi characters become `?`. */
-function printable(text: string): string {
-  return text.replace(UNSAFE, '?');
 }
 
 /** The GUID of an issuer `https://<host>/<GUID>/v2.0`, or undefined. */
