@@ -94,12 +94,15 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     cleanups.length = 0;
     lock.release();
   };
+  // What was changed, for a failure to name: the state directory before step 1, then the directory.
+  const made: string[] = [];
   let applied: string | undefined;
 
   try {
     const moved = await step('migrating the state directory', async () =>
       migrateLegacyPartnerDirectory(stateDir, topology),
     );
+    made.push(...moved.filter((m) => m.startsWith('moved ')));
     const emulator = await step('starting the Entra ID emulator', () =>
       startEmulator({
         stateDir,
@@ -110,12 +113,14 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     cleanups.push(() => emulator.close());
 
     const certificates: PartnerCertificate[] = [];
-    for (const partner of topology.partners)
-      certificates.push(
-        await step(`step 2 (certificate of partner ${partner.name})`, () =>
-          ensurePartnerCertificate(stateDir, partner),
-        ),
+    for (const partner of topology.partners) {
+      const cert = await step(`step 2 (certificate of partner ${partner.name})`, () =>
+        ensurePartnerCertificate(stateDir, partner),
       );
+      certificates.push(cert);
+      if (cert.created)
+        made.push(`created ${cert.directory} (key pair and certificate of partner ${partner.name})`);
+    }
 
     const graphClient = await step('connecting to the emulator Graph API', () =>
       GraphClient.connect(emulator),
@@ -134,10 +139,17 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
         stateDir,
         certificate: (p) => certificates.find((c) => c.partner.name === p.name)?.cer,
       }).catch((err: unknown) => {
-        // Reconcile failed half-way: what Graph had accepted before stays, and is said.
-        if (err instanceof ReconcileError && err.applied.length > 0)
-          applied = listChanges('These changes were made before it and stay:', err.applied, loaded.file);
-        throw err;
+        // Reconcile failed half-way: what Graph had accepted before stays, and is said here.
+        if (!(err instanceof ReconcileError)) throw err;
+        applied =
+          err.applied.length > 0
+            ? listChanges(
+                'These changes were made in the directory before it and stay:',
+                err.applied,
+                loaded.file,
+              )
+            : 'Nothing was changed in the directory before it.';
+        throw err.cause;
       }),
     );
     sync.notes.unshift(...moved);
@@ -257,9 +269,20 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     return { file, topology: loaded, emulator, firstCallMs, readers, partnerEnv, close };
   } catch (err) {
     await close();
-    if (applied === undefined) throw err;
+    const notes = [
+      ...(made.length > 0
+        ? [
+            [
+              'The state directory had been changed before step 1, and this stays:',
+              ...made.map((m) => `  ${m}`),
+            ].join('\n'),
+          ]
+        : []),
+      ...(applied === undefined ? [] : [applied]),
+    ];
+    if (notes.length === 0) throw err;
     const failed = err instanceof StepFailedError ? err : new StepFailedError('start-up', err);
-    throw failed.withNote(applied);
+    throw failed.withNote(notes.join('\n'));
   }
 }
 

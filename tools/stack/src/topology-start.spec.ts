@@ -159,6 +159,32 @@ describe('npm start with a policy the gateway cannot run', () => {
   }
 });
 
+describe('npm start with a policy whose text would drive the terminal', () => {
+  it("prints the gateway's compile error with the control characters escaped", () => {
+    const state = join(dir, 'escape-state');
+    mkdirSync(state);
+    writeFileSync(
+      join(dir, 'escape.xml'),
+      '<policies><inbound><base /><set-header name="x" exists-action="ov\u001b[31merride"><value>1</value></set-header></inbound><backend><base /></backend><outbound><base /></outbound><on-error><base /></on-error></policies>',
+    );
+    const file = writeTopology(
+      dir,
+      'escape.json',
+      edited(
+        (t) => (t.apis[0]!.operations = [{ method: 'GET', urlTemplate: '/orders', policy: 'escape.xml' }]),
+      ),
+    );
+    const run = spawnSync(process.execPath, [main, '--once', '--state-dir', state, '--topology', file], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(run.status, run.stdout + run.stderr).toBe(2);
+    expect(run.stderr).toContain(`got 'ov\\u001b[31merride'`);
+    expect(run.stderr).not.toContain('\u001b');
+    expect(readdirSync(state)).toEqual([]);
+  });
+});
+
 describe('npm start failing after step 1', () => {
   it('names the step and what step 1 had already changed in the directory', async () => {
     const taken = createServer();
@@ -184,20 +210,23 @@ describe('npm start failing after step 1', () => {
 });
 
 describe('npm start failing half-way through step 1', () => {
-  it('names what reconcile had changed before the failure', () => {
+  it('names what reconcile had changed in the directory before the failure, and the keys step 2 had made', () => {
     const state = join(dir, 'half-way-state');
-    // The emulator, as Graph, refuses an identifier URI with a query: the second API fails after the first is made.
+    // Graph (and the emulator) refuses an identifier URI that is already another service
+    // principal's name, here Microsoft Graph's: no file check can know, and the second API fails
+    // after the first is made.
     const file = writeTopology(
       dir,
       'half-way.json',
-      edited((t) =>
+      edited((t) => {
         t.apis.push({
           ...t.apis[0]!,
           name: 'inventory',
           displayName: 'certflow inventory API',
-          identifierUri: 'api://certflow-inventory?v=1',
-        }),
-      ),
+          identifierUri: 'https://graph.microsoft.com',
+        });
+        t.partners.push({ name: 'newco', displayName: 'newco-partner', roles: {} });
+      }),
     );
     const run = spawnSync(process.execPath, [main, '--once', '--state-dir', state, '--topology', file], {
       encoding: 'utf8',
@@ -206,7 +235,15 @@ describe('npm start failing half-way through step 1', () => {
     expect(run.status, run.stdout + run.stderr).toBe(1);
     expect(run.stderr).toContain('FAILED at step 1 (reconciling the directory with the topology)');
     expect(run.stderr).toMatch(/identifierUris/);
-    expect(run.stderr).toContain('These changes were made before it and stay:');
+    expect(run.stderr).not.toContain('Nothing was changed');
+    expect(run.stderr).toContain(
+      `The state directory had been changed before step 1, and this stays:\n  created ${join(state, 'partners', 'contoso')} (key pair and certificate of partner contoso)\n`,
+    );
+    expect(run.stderr).toContain(
+      `  created ${join(state, 'partners', 'newco')} (key pair and certificate of partner newco)\n`,
+    );
+    expect(existsSync(join(state, 'partners', 'newco', 'partner.key.pem'))).toBe(true);
+    expect(run.stderr).toContain('These changes were made in the directory before it and stay:');
     expect(run.stderr).toMatch(/^ {2}\+ create api orders: /m);
     expect(run.stderr).not.toMatch(/^ {2}\+ create api inventory: /m);
     expect(existsSync(join(state, 'stack.lock'))).toBe(false);
