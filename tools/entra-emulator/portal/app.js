@@ -257,11 +257,13 @@ async function showRoles(app) {
   );
   $('assign-role').replaceChildren(...roles.map((r) => el('option', { value: r.id, text: r.value })));
   // Clients of this tenant only: not Microsoft Graph (a first-party resource), not this
-  // registration itself, not the admin client signed in here; by name.
+  // registration itself, not the client signed in here, not the emulator's admin (the
+  // emulator grants it nothing); by name.
   const clients = principals
     .filter(
       (p) =>
-        p.appOwnerOrganizationId === state.tenantId && p.appId !== app.appId && p.appId !== state.clientId,
+        p.appOwnerOrganizationId === state.tenantId &&
+        ![app.appId, state.clientId, state.adminAppId].includes(p.appId),
     )
     .sort((a, b) => a.displayName.localeCompare(b.displayName));
   $('assign-principal').replaceChildren(
