@@ -12,7 +12,8 @@ import {
   pemToDer,
   type CertificateAndKey,
 } from '@certflow/certs';
-import { startEmulator, type EmulatorOptions, type RunningEmulator } from './emulator';
+import { startEmulator, type RunningEmulator } from './emulator';
+import type { EmulatorOptions } from './emulator-options';
 import type { EmulatorInfo } from './emulator-info';
 import { GraphClient } from './graph-client';
 import { provisionApiAndPartner, type ProvisionedApiAndPartner } from './provision';

@@ -10,20 +10,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { DevelopmentCa } from '@certflow/certs';
-import {
-  AllowedHostsError,
-  type GuardDecision,
-  isLoopbackAddress,
-  loopbackGuard,
-  parseAllowedHosts,
-} from '@certflow/loopback-guard';
-import { DEFAULT_TOKEN_LIFETIME, v1Issuer, type TokenLifetime } from './access-tokens';
+import { type GuardDecision, isLoopbackAddress, loopbackGuard } from '@certflow/loopback-guard';
+import { v1Issuer, type TokenLifetime } from './access-tokens';
 import { createInitialState, upgradeState } from './bootstrap';
 import { ReplayGuard } from './client-assertion-verifier';
 import { clientSecretMatches } from './client-secrets';
 import { Directory } from './directory';
 import { DISCOVERY_CACHE_CONTROL, jwks, openIdConfiguration, openIdConfigurationV1 } from './discovery';
-import { FaultInjector, mergeFaults, NO_FAULTS, type FaultSettings } from './faults';
+import { validateOptions, type EmulatorOptions, type EmulatorSettings } from './emulator-options';
+import { FaultInjector, NO_FAULTS, type FaultSettings } from './faults';
 import { graphErrors } from './graph-errors';
 import { PROMETHEUS_CONTENT_TYPE } from '@certflow/observability';
 import { Metrics, type TokenOutcome } from './metrics';
@@ -48,27 +43,6 @@ import { lockStateDirectory, type StateDirLock } from './state-dir-lock';
 import { damaged, loadState, saveState, statePath, type EmulatorState } from './state-store';
 import { handleTokenRequest } from './token-endpoint';
 
-export interface EmulatorOptions {
-  stateDir: string;
-  host?: string;
-  port?: number;
-  /** Access-token lifetime: fixed seconds, or a range to pick from at random (default 3600–5400). */
-  tokenLifetimeSeconds?: TokenLifetime;
-  /** Tolerance for client assertions' `nbf`/`exp` and Graph tokens (default 60 s). */
-  clockSkewSeconds?: number;
-  /** Strict mode: refuse a client assertion whose `jti` was already used (MSAL reuses them, so off by default). */
-  rejectReplayedAssertions?: boolean;
-  /** The emulator's clock (tests move it to exercise expiry). */
-  now?: () => Date;
-  /** Faults injected into the token endpoints from the start (see faults.ts; changeable later with `setFaults`). */
-  faults?: Partial<FaultSettings>;
-  /**
-   * Host names answered besides localhost, 127.0.0.1 and [::1]. Any other Host gets 421 and a
-   * cross-site Origin 403, before anything else is done (DNS rebinding, cross-site requests).
-   */
-  allowedHosts?: readonly string[];
-}
-
 export interface RunningEmulator extends EmulatorInfo {
   close(): Promise<void>;
   /** Signs any payload with the current token-signing key (default header `typ JWT, alg RS256, kid`), for hostile-token tests. */
@@ -86,7 +60,6 @@ export interface RunningEmulator extends EmulatorInfo {
   setFaults(faults: Partial<FaultSettings>): FaultSettings;
 }
 
-export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
 const TOKEN_BODY_LIMIT = 64 * 1024;
 const COMMON_TENANTS = new Set(['common', 'organizations', 'consumers']);
 
@@ -106,7 +79,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
 
 async function startLocked(
   options: EmulatorOptions,
-  settings: ReturnType<typeof validateOptions>,
+  settings: EmulatorSettings,
   stateDir: string,
   lock: StateDirLock,
 ): Promise<RunningEmulator> {
@@ -557,50 +530,6 @@ function reusableAdminSecret(
       now >= new Date(p.startDateTime),
   );
   return valid ? previous.admin.clientSecret : undefined;
-}
-
-function validateOptions(options: EmulatorOptions): {
-  host: string;
-  port: number;
-  allowedHosts: string[];
-  lifetime: TokenLifetime;
-  clockSkewSeconds: number;
-  rejectReplayedAssertions: boolean;
-} {
-  const invalid = (what: string) => new EmulatorError('ERR_INVALID_OPTIONS', `startEmulator: ${what}`);
-  if (typeof options?.stateDir !== 'string' || options.stateDir === '') throw invalid('stateDir is required');
-  const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw invalid(`port must be an integer 0–65535, got ${port}`);
-  const lifetime = options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME;
-  const range = typeof lifetime === 'number' ? { min: lifetime, max: lifetime } : lifetime;
-  if (
-    !Number.isInteger(range?.min) ||
-    !Number.isInteger(range?.max) ||
-    range.min < 1 ||
-    range.max < range.min
-  ) {
-    throw invalid('tokenLifetimeSeconds must be a positive integer or { min, max } with 1 <= min <= max');
-  }
-  mergeFaults(NO_FAULTS, options.faults ?? {});
-  const clockSkewSeconds = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
-  if (!Number.isFinite(clockSkewSeconds) || clockSkewSeconds < 0)
-    throw invalid('clockSkewSeconds must be a non-negative number');
-  let allowedHosts: string[];
-  try {
-    allowedHosts = parseAllowedHosts(options.allowedHosts ?? []);
-  } catch (err) {
-    if (err instanceof AllowedHostsError) throw invalid(`allowedHosts: ${err.message}`);
-    throw err;
-  }
-  return {
-    host: options.host ?? '127.0.0.1',
-    port,
-    allowedHosts,
-    lifetime,
-    clockSkewSeconds,
-    rejectReplayedAssertions: options.rejectReplayedAssertions ?? false,
-  };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

@@ -1,9 +1,5 @@
-export {
-  startEmulator,
-  DEFAULT_CLOCK_SKEW_SECONDS,
-  type EmulatorOptions,
-  type RunningEmulator,
-} from './emulator';
+export { startEmulator, type RunningEmulator } from './emulator';
+export { DEFAULT_CLOCK_SKEW_SECONDS, type EmulatorOptions } from './emulator-options';
 export { readEmulatorInfo, emulatorInfoPath, type EmulatorInfo } from './emulator-info';
 export { EmulatorError, type EmulatorErrorCode } from './errors';
 export { DEFAULT_TOKEN_LIFETIME, type TokenLifetime } from './access-tokens';

@@ -98,12 +98,16 @@ export function lockStateDirectory(stateDir: string): StateDirLock {
   }
 }
 
+/**
+ * Best effort, as it runs while closing: a lock that cannot be removed stays behind, and the next
+ * start takes it over (its process is gone, or is this one without holding it).
+ */
 function release(path: string, mineId: string): void {
   held.delete(mineId);
   try {
     if (identity(lstatSync(path)) === mineId) rmSync(path, { force: true });
-  } catch (err) {
-    if (code(err) !== 'ENOENT') throw err;
+  } catch {
+    // gone already, or not removable: see above
   }
 }
 

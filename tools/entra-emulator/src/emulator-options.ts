@@ -1,0 +1,75 @@
+/** `startEmulator`'s options, and their validation before anything is started or written. */
+import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
+import { DEFAULT_TOKEN_LIFETIME, type TokenLifetime } from './access-tokens';
+import { EmulatorError } from './errors';
+import { mergeFaults, NO_FAULTS, type FaultSettings } from './faults';
+
+export const DEFAULT_CLOCK_SKEW_SECONDS = 60;
+
+export interface EmulatorOptions {
+  stateDir: string;
+  host?: string;
+  port?: number;
+  /** Access-token lifetime: fixed seconds, or a range to pick from at random (default 3600–5400). */
+  tokenLifetimeSeconds?: TokenLifetime;
+  /** Tolerance for client assertions' `nbf`/`exp` and Graph tokens (default 60 s). */
+  clockSkewSeconds?: number;
+  /** Strict mode: refuse a client assertion whose `jti` was already used (MSAL reuses them, so off by default). */
+  rejectReplayedAssertions?: boolean;
+  /** The emulator's clock (tests move it to exercise expiry). */
+  now?: () => Date;
+  /** Faults injected into the token endpoints from the start (see faults.ts; changeable later with `setFaults`). */
+  faults?: Partial<FaultSettings>;
+  /**
+   * Host names answered besides localhost, 127.0.0.1 and [::1]. Any other Host gets 421 and a
+   * cross-site Origin 403, before anything else is done (DNS rebinding, cross-site requests).
+   */
+  allowedHosts?: readonly string[];
+}
+
+/** The options checked, with their defaults filled in. */
+export interface EmulatorSettings {
+  host: string;
+  port: number;
+  allowedHosts: string[];
+  lifetime: TokenLifetime;
+  clockSkewSeconds: number;
+  rejectReplayedAssertions: boolean;
+}
+
+export function validateOptions(options: EmulatorOptions): EmulatorSettings {
+  const invalid = (what: string) => new EmulatorError('ERR_INVALID_OPTIONS', `startEmulator: ${what}`);
+  if (typeof options?.stateDir !== 'string' || options.stateDir === '') throw invalid('stateDir is required');
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw invalid(`port must be an integer 0–65535, got ${port}`);
+  const lifetime = options.tokenLifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME;
+  const range = typeof lifetime === 'number' ? { min: lifetime, max: lifetime } : lifetime;
+  if (
+    !Number.isInteger(range?.min) ||
+    !Number.isInteger(range?.max) ||
+    range.min < 1 ||
+    range.max < range.min
+  ) {
+    throw invalid('tokenLifetimeSeconds must be a positive integer or { min, max } with 1 <= min <= max');
+  }
+  mergeFaults(NO_FAULTS, options.faults ?? {});
+  const clockSkewSeconds = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
+  if (!Number.isFinite(clockSkewSeconds) || clockSkewSeconds < 0)
+    throw invalid('clockSkewSeconds must be a non-negative number');
+  let allowedHosts: string[];
+  try {
+    allowedHosts = parseAllowedHosts(options.allowedHosts ?? []);
+  } catch (err) {
+    if (err instanceof AllowedHostsError) throw invalid(`allowedHosts: ${err.message}`);
+    throw err;
+  }
+  return {
+    host: options.host ?? '127.0.0.1',
+    port,
+    allowedHosts,
+    lifetime,
+    clockSkewSeconds,
+    rejectReplayedAssertions: options.rejectReplayedAssertions ?? false,
+  };
+}
