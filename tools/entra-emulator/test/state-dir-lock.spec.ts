@@ -6,7 +6,16 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { runCli } from '../src/cli';
@@ -210,4 +219,24 @@ describe('one emulator per state directory', () => {
       expect(readFileSync(`${lockPath(dir)}.target`, 'utf8')).toMatch(/^\d+\n$/);
     },
   );
+
+  it('a lock this user cannot read stops start-up naming it (run as nobody when the tests run as root)', () => {
+    const dir = newDir();
+    chmodSync(dir, 0o777);
+    writeFileSync(lockPath(dir), '4242\n', { mode: 0o000 });
+    const asOther = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
+    const said = execFileSync(
+      process.execPath,
+      [
+        '-e',
+        'try { require(process.argv[1]).lockStateDirectory(process.argv[2]); console.log("taken") } catch (e) { console.log(e.code + " " + e.message) }',
+        join(DIST, 'state-dir-lock.js'),
+        dir,
+      ],
+      { encoding: 'utf8', ...asOther },
+    );
+    expect(said).toContain(`ERR_STATE_LOCKED cannot use the emulator's lock ${lockPath(dir)} (EACCES)`);
+    expect(said).toContain('if no emulator runs there, delete the file');
+    expect(readdirSync(dir)).toEqual([LOCK_FILE]);
+  });
 });
