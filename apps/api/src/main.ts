@@ -24,7 +24,10 @@ async function main(): Promise<void> {
     process.exitCode = result.exitCode;
     return;
   }
+  let stopping = false;
   const stop = (why: NodeJS.Signals | 'stdin-end') => {
+    if (stopping) return;
+    stopping = true;
     process.stderr.write(
       `${JSON.stringify(why === 'stdin-end' ? { event: 'stopping', reason: 'stdin ended' } : { event: 'stopping', signal: why })}\n`,
     );
