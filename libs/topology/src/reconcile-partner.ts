@@ -18,18 +18,22 @@ import type { TopologyPartner } from './types';
 const enc = encodeURIComponent;
 
 /**
- * Whether a registered key credential is this certificate. Graph serialises the binary
- * `customKeyIdentifier` as base64 (of the SHA-1 thumbprint, or of its hex text when a tool set
- * it so); the emulator returns the hex thumbprint. The key itself is compared when Graph returns it.
+ * The SHA-1 thumbprints (upper-case hex) a key credential's `customKeyIdentifier` may stand for.
+ * Graph serialises that binary property as base64 (of the thumbprint, or of its hex text when a
+ * tool set it so); the emulator returns the hex thumbprint itself.
  */
+export function customKeyIdentifierThumbprints(id: string | null | undefined): string[] {
+  if (!id) return [];
+  const decoded = Buffer.from(id, 'base64');
+  return [id, decoded.toString('hex'), decoded.toString('latin1')].map((v) => v.toUpperCase());
+}
+
+/** Whether a registered key credential is this certificate (the key itself when Graph returns it). */
 export function isCertificate(credential: GraphKeyCredential, certificate: ParsedCertificate): boolean {
   if (credential.key === certificate.der.toString('base64')) return true;
-  const id = credential.customKeyIdentifier;
-  if (!id) return false;
-  const sha1 = certificate.thumbprints.sha1Hex;
-  if (id.toUpperCase() === sha1) return true;
-  const decoded = Buffer.from(id, 'base64');
-  return decoded.toString('hex').toUpperCase() === sha1 || decoded.toString('latin1').toUpperCase() === sha1;
+  return customKeyIdentifierThumbprints(credential.customKeyIdentifier).includes(
+    certificate.thumbprints.sha1Hex,
+  );
 }
 
 /** The partner as the topology wants it; `apis` are the reconciled APIs of the topology, by name. */

@@ -9,7 +9,7 @@ import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseCertificate } from '@certflow/certs';
-import { quote, type GraphRest } from '@certflow/topology';
+import { customKeyIdentifierThumbprints, quote, type GraphRest } from '@certflow/topology';
 
 export interface DirectoryKeys {
   /** SHA-1 thumbprints (upper-case hex) of the certificates in the directory. */
@@ -73,11 +73,7 @@ export async function keyHolders(graph: GraphRest): Promise<KeyHolder[]> {
   );
 }
 
-/**
- * Whether the credential is one of the directory's certificates, or a certificate for one of its
- * keys. Graph serialises the binary `customKeyIdentifier` as base64 (of the thumbprint, or of its
- * hex text when a tool set it so); the emulator returns the hex thumbprint.
- */
+/** Whether the credential is one of the directory's certificates, or a certificate for one of its keys. */
 function holds(credential: KeyCredential, keys: DirectoryKeys): boolean {
   if (credential.key) {
     try {
@@ -88,12 +84,7 @@ function holds(credential: KeyCredential, keys: DirectoryKeys): boolean {
       // Not a certificate this side can read: the identifier may still name one of the directory's.
     }
   }
-  const id = credential.customKeyIdentifier;
-  if (!id) return false;
-  const decoded = Buffer.from(id, 'base64');
-  return [id, decoded.toString('hex'), decoded.toString('latin1')].some((v) =>
-    keys.thumbprints.has(v.toUpperCase()),
-  );
+  return customKeyIdentifierThumbprints(credential.customKeyIdentifier).some((t) => keys.thumbprints.has(t));
 }
 
 /** The applications holding any of the directory's certificates or keys, described for a person. */
