@@ -6,6 +6,7 @@ export { DEFAULT_TOKEN_LIFETIME, type TokenLifetime } from './access-tokens';
 export { ASSERTION_TYPE } from './client-assertion-verifier';
 export { GRAPH_APP_ID, GRAPH_RESOURCE, GRAPH_ROLE_IDS } from './directory';
 export { statePath, STATE_FILE } from './state-store';
+export { LOCK_FILE } from './state-dir-lock';
 export { entraTimestamp, type EntraErrorBody, type OAuthErrorName } from './entra-errors';
 export {
   certificateClientAssertion,

@@ -4,20 +4,14 @@
  *   --topology FILE     the topology to reconcile (default certflow.topology.json, or CERTFLOW_TOPOLOGY);
  *                       a bad file stops the start with exit 2 before anything is touched
  *   --state-dir DIR     where keys, certificates and state live (default .certflow, or CERTFLOW_STATE_DIR)
- *                       (one stack per directory: a second start there stops with exit 1, naming the first's pid)
+ *                       (one stack per directory, held by its emulator's emulator.lock: a second start there
+ *                       stops with exit 1, naming the first's pid)
  *   --emulator-port N, --gateway-port N, --api-port N   (default 0: any free port)
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TopologyError } from '@certflow/topology';
-import {
-  defaultTopologyFile,
-  startStack,
-  StateLockedError,
-  StateLockFileError,
-  StepReport,
-  StepFailedError,
-} from './stack';
+import { defaultTopologyFile, isStateLocked, startStack, StepReport, StepFailedError } from './stack';
 import { servedApi, stackFilePath } from './stack-file';
 import { workspaceRoot } from './workspace';
 
@@ -93,7 +87,7 @@ async function main(): Promise<number> {
       console.error(`\nThe topology file is not valid; nothing was started or changed.\n${err.message}`);
       return 2;
     }
-    if (err instanceof StateLockedError || err instanceof StateLockFileError) {
+    if (isStateLocked(err)) {
       console.error(`\nNot started, nothing changed: ${err.message}`);
       return 1;
     }

@@ -5,9 +5,9 @@
  * partner's calls. Entra ID emulator and gateway in this process, the API and the partner
  * worker as the separate programs they are in production.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startEmulator, GraphClient, type RunningEmulator } from '@certflow/entra-emulator';
+import { EmulatorError, startEmulator, GraphClient, type RunningEmulator } from '@certflow/entra-emulator';
 import { fileAccessLog, startGateway } from '@certflow/local-gateway';
 import {
   apimNamedValues,
@@ -33,7 +33,6 @@ import {
   stackPartnerEnvironment,
   writeStackFile,
 } from './stack-file';
-import { lockStateDirectory, StateLockedError, StateLockFileError } from './state-lock';
 import { StepFailedError, step } from './step';
 import { migrateLegacyPartnerDirectory, syncTopology, type TopologySync } from './topology-sync';
 import { appEntryPoint, workspaceRoot } from './workspace';
@@ -52,7 +51,7 @@ export interface StackOptions {
 }
 
 export type { StepReport };
-export { StateLockedError, StateLockFileError, StepFailedError };
+export { StepFailedError };
 
 export interface RunningStack {
   file: StackFile;
@@ -69,12 +68,17 @@ export interface RunningStack {
 
 export const defaultTopologyFile = (): string => join(workspaceRoot(), DEFAULT_TOPOLOGY_FILE);
 
+/** Whether `err` is the emulator refusing the state directory: another process's emulator (or stack) runs on it, or its `emulator.lock` is unusable; nothing was changed. */
+export const isStateLocked = (err: unknown): err is EmulatorError =>
+  err instanceof EmulatorError && err.code === 'ERR_STATE_LOCKED';
+
 /**
  * Throws the topology's TopologyError before anything else happens (also for a served policy
  * the local gateway cannot run): a bad topology file changes nothing in the state directory,
- * and does not create it. Then takes the state directory's lock (StateLockedError while another
- * stack runs there, nothing changed). A failure in or after step 1 names what step 1 had
- * already changed in the directory.
+ * and does not create it. Then the emulator is the first to touch the directory: it takes
+ * `emulator.lock` before reading anything there, so while another stack (or emulator) runs on
+ * it this throws the emulator's ERR_STATE_LOCKED error (`isStateLocked`), nothing changed. A
+ * failure in or after step 1 names what step 1 had already changed in the directory.
  */
 export async function startStack(opts: StackOptions): Promise<RunningStack> {
   const began = performance.now();
@@ -82,35 +86,32 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
   checkServedPolicies(loaded);
   const { topology } = loaded;
   const stateDir = resolve(opts.stateDir);
-  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const lock = lockStateDirectory(stateDir);
-  // Whatever stack.json is there describes a stack that is gone.
-  removeStackFile(stateDir);
-  const report = opts.onStep ?? (() => {});
-  const cleanups: (() => Promise<void>)[] = [];
+  const emulator = await startEmulator({
+    stateDir,
+    port: opts.emulatorPort ?? 0,
+    ...(opts.tokenLifetimeSeconds ? { tokenLifetimeSeconds: opts.tokenLifetimeSeconds } : {}),
+  }).catch((err: unknown) => {
+    throw isStateLocked(err) ? err : new StepFailedError('starting the Entra ID emulator', err);
+  });
+  // The emulator holds the directory's lock until it is closed, the last of the clean-ups.
+  const cleanups: (() => Promise<void>)[] = [() => emulator.close()];
   const close = async (): Promise<void> => {
     removeStackFile(stateDir);
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => {});
     cleanups.length = 0;
-    lock.release();
   };
+  const report = opts.onStep ?? (() => {});
   // What was changed, for a failure to name: the state directory before step 1, then the directory.
   const made: string[] = [];
   let applied: string | undefined;
 
   try {
+    // Whatever stack.json is there describes a stack that is gone.
+    removeStackFile(stateDir);
     const moved = await step('migrating the state directory', async () =>
       migrateLegacyPartnerDirectory(stateDir, topology),
     );
     made.push(...moved.filter((m) => m.startsWith('moved ')));
-    const emulator = await step('starting the Entra ID emulator', () =>
-      startEmulator({
-        stateDir,
-        port: opts.emulatorPort ?? 0,
-        ...(opts.tokenLifetimeSeconds ? { tokenLifetimeSeconds: opts.tokenLifetimeSeconds } : {}),
-      }),
-    );
-    cleanups.push(() => emulator.close());
 
     const certificates: PartnerCertificate[] = [];
     for (const partner of topology.partners) {

@@ -19,6 +19,7 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { LOCK_FILE } from '@certflow/entra-emulator';
 import { defaultTopologyJson, writeTopology, type TopologyJson } from './topology.test-helpers';
 
 const dir = mkdtempSync(join(tmpdir(), 'certflow-bad-topology-'));
@@ -202,7 +203,7 @@ describe('npm start failing after step 1', () => {
       expect(run.stderr).toContain('Step 1 had already changed the directory, and these changes stay:');
       expect(run.stderr).toMatch(/^ {2}\+ create api orders: /m);
       expect(run.stderr).toMatch(/^ {2}\+ create partner fabrikam: /m);
-      expect(existsSync(join(state, 'stack.lock'))).toBe(false);
+      expect(existsSync(join(state, LOCK_FILE))).toBe(false);
     } finally {
       taken.close();
     }
@@ -246,6 +247,6 @@ describe('npm start failing half-way through step 1', () => {
     expect(run.stderr).toContain('These changes were made in the directory before it and stay:');
     expect(run.stderr).toMatch(/^ {2}\+ create api orders: /m);
     expect(run.stderr).not.toMatch(/^ {2}\+ create api inventory: /m);
-    expect(existsSync(join(state, 'stack.lock'))).toBe(false);
+    expect(existsSync(join(state, LOCK_FILE))).toBe(false);
   });
 });
