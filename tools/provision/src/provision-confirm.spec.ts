@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphClient, startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
 import {
+  emulatorOptions,
   ensureBuilt,
   grantedRoles,
   graphIdentity,
@@ -37,23 +38,7 @@ describe('npm run provision --confirm', () => {
   let topology: string;
 
   const provision = (args: string[]): Promise<CliResult> =>
-    runCli(
-      [
-        ...args,
-        '--topology',
-        topology,
-        '--tenant',
-        emulator.tenantId,
-        '--graph-url',
-        emulator.graphUrl,
-        '--authority-host',
-        emulator.url,
-        '--ca-file',
-        emulator.caCertificatePath,
-      ],
-      provisioner,
-      work,
-    );
+    runCli([...args, ...emulatorOptions(emulator, topology)], provisioner, work);
 
   beforeAll(async () => {
     ensureBuilt();

@@ -15,6 +15,7 @@ import {
   type RunningEmulator,
 } from '@certflow/entra-emulator';
 import {
+  emulatorOptions,
   ensureBuilt,
   grantedRoles,
   graphIdentity,
@@ -64,23 +65,7 @@ describe('npm run provision against the emulator', () => {
 
   /** The CLI against the emulator as a user would point it there. */
   const provision = (args: string[], topology: string, env = provisioner): Promise<CliResult> =>
-    runCli(
-      [
-        ...args,
-        '--topology',
-        topology,
-        '--tenant',
-        emulator.tenantId,
-        '--graph-url',
-        emulator.graphUrl,
-        '--authority-host',
-        emulator.url,
-        '--ca-file',
-        emulator.caCertificatePath,
-      ],
-      env,
-      work,
-    );
+    runCli([...args, ...emulatorOptions(emulator, topology)], env, work);
   const directory = () => storedDirectory(stateDir);
 
   beforeAll(async () => {

@@ -24,6 +24,26 @@ export function ensureBuilt(): void {
   );
 }
 
+/** The command-line options that point provision at an emulator, as a user would: its Graph, sign-in host and CA. */
+export function emulatorOptions(
+  emulator: RunningEmulator,
+  topology: string,
+  tenant = emulator.tenantId,
+): string[] {
+  return [
+    '--topology',
+    topology,
+    '--tenant',
+    tenant,
+    '--graph-url',
+    emulator.graphUrl,
+    '--authority-host',
+    emulator.url,
+    '--ca-file',
+    emulator.caCertificatePath,
+  ];
+}
+
 export interface CliResult {
   code: number | null;
   stdout: string;

@@ -14,7 +14,14 @@ import { createCertificateAuthority, issueCertificate } from '@certflow/certs';
 import { GraphClient, startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
 import { signIn, SignInError } from './credential';
 import { tenantGuid } from './tenant';
-import { ensureBuilt, graphIdentity, runCli, storedDirectory, writeTopology } from './provision.test-helpers';
+import {
+  emulatorOptions,
+  ensureBuilt,
+  graphIdentity,
+  runCli,
+  storedDirectory,
+  writeTopology,
+} from './provision.test-helpers';
 
 describe("--tenant and the token's tenant", () => {
   const work = mkdtempSync(join(tmpdir(), 'provision-tenant-'));
@@ -28,23 +35,7 @@ describe("--tenant and the token's tenant", () => {
     ca: readFileSync(e.caCertificatePath, 'utf8'),
   });
   const provision = (tenant: string) =>
-    runCli(
-      [
-        '--apply',
-        '--topology',
-        topology,
-        '--tenant',
-        tenant,
-        '--graph-url',
-        emulator.graphUrl,
-        '--authority-host',
-        emulator.url,
-        '--ca-file',
-        emulator.caCertificatePath,
-      ],
-      provisioner,
-      work,
-    );
+    runCli(['--apply', ...emulatorOptions(emulator, topology, tenant)], provisioner, work);
 
   beforeAll(async () => {
     ensureBuilt();
