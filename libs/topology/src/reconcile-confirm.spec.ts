@@ -12,21 +12,13 @@ import { GraphCallError, GraphRest } from './graph-rest';
 import { federatedCredentialProblems } from './reconcile-confirm';
 import { reconcileTopology } from './reconcile';
 import { markOf, Run, type GraphApp, type ReconcileOptions } from './reconcile-types';
-import { startTestDirectory, type TestDirectory } from './reconcile.test-helpers';
+import {
+  ordersApi as orders,
+  ordersPartner as partner,
+  startTestDirectory,
+  type TestDirectory,
+} from './reconcile.test-helpers';
 import type { Topology } from './types';
-
-const orders = {
-  name: 'orders',
-  displayName: 'certflow orders API',
-  identifierUri: 'api://certflow-orders',
-  appRoles: [{ value: 'Orders.Read' }, { value: 'Orders.Write' }],
-  policy: 'policy.xml',
-};
-const partner = (name: string, roles: string[]) => ({
-  name,
-  displayName: `${name}-partner`,
-  roles: roles.length > 0 ? { orders: roles } : {},
-});
 
 describe('reconcileTopology asks for confirmation before first roles to an existing registration', () => {
   let t: TestDirectory;

@@ -9,21 +9,13 @@ import { rejectionOf } from '@certflow/testing';
 import { formatChanges } from './plan-format';
 import { reconcileTopology } from './reconcile';
 import { markOf, type ReconcileResult } from './reconcile-types';
-import { startTestDirectory, type TestDirectory } from './reconcile.test-helpers';
+import {
+  ordersApi as orders,
+  ordersPartner as partner,
+  startTestDirectory,
+  type TestDirectory,
+} from './reconcile.test-helpers';
 import type { Topology } from './types';
-
-const orders = {
-  name: 'orders',
-  displayName: 'certflow orders API',
-  identifierUri: 'api://certflow-orders',
-  appRoles: [{ value: 'Orders.Read' }, { value: 'Orders.Write' }],
-  policy: 'policy.xml',
-};
-const partner = (name: string, roles: string[]) => ({
-  name,
-  displayName: `${name}-partner`,
-  roles: roles.length > 0 ? { orders: roles } : {},
-});
 
 describe('reconcileTopology does not trust a mark blindly', () => {
   let t: TestDirectory;

@@ -15,6 +15,22 @@ import { GraphRest } from './graph-rest';
 import { parseTopology } from './load-topology';
 import type { Topology } from './types';
 
+/** The orders API of the default topology, as a topology file writes it (the loader fills in the rest). */
+export const ordersApi = {
+  name: 'orders',
+  displayName: 'certflow orders API',
+  identifierUri: 'api://certflow-orders',
+  appRoles: [{ value: 'Orders.Read' }, { value: 'Orders.Write' }],
+  policy: 'policy.xml',
+};
+
+/** A partner of the file holding `roles` on the orders API. */
+export const ordersPartner = (name: string, roles: string[]) => ({
+  name,
+  displayName: `${name}-partner`,
+  roles: roles.length > 0 ? { orders: roles } : {},
+});
+
 export interface TestDirectory {
   emulator: RunningEmulator;
   admin: GraphClient;
