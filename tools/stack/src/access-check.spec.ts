@@ -59,4 +59,21 @@ describe('the access check of npm start', () => {
     for (const where of eight)
       expect(where).toBe(`${served} and ${getOrders} in tools/local-gateway, then apps/api`);
   }, 60_000);
+
+  it('warns, naming the operation, when the topology no longer defines a role the API requires', async () => {
+    const topology = defaultTopologyJson();
+    topology.apis[0]!.appRoles = topology.apis[0]!.appRoles.filter((r) => r.value !== 'Orders.Write');
+    for (const p of topology.partners) p.roles = { orders: ['Orders.Read'] };
+    const steps: StepReport[] = [];
+    const stack = await startStack({
+      stateDir: join(dir, 'state-unreachable'),
+      topologyFile: writeTopology(dir, 'no-write.json', topology),
+      onStep: (s) => steps.push(s),
+    });
+    await stack.close();
+    const warning = steps.find((s) => s.title === 'Warning: operations no partner can reach');
+    expect(warning?.details).toEqual([
+      ['POST /orders', 'requires Orders.Write, which api orders of the topology does not define'],
+    ]);
+  }, 60_000);
 });

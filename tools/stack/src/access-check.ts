@@ -4,7 +4,7 @@
  * it should be: 2xx when the partner holds every role the operation requires (the API's OpenAPI
  * document lists them as `x-app-roles`), 403 when it does not.
  */
-import type { TopologyPartner } from '@certflow/topology';
+import type { TopologyApi, TopologyPartner } from '@certflow/topology';
 
 export interface AccessCall {
   method: 'GET' | 'POST';
@@ -24,8 +24,13 @@ export const ACCESS_CALLS: readonly AccessCall[] = [
 /** The OpenAPI extension on each operation listing the app roles it requires (all of them). */
 const APP_ROLES_EXTENSION = 'x-app-roles';
 
-/** Role values each call requires, from the served API's `/docs-json`. */
-export type RequiredRoles = (call: AccessCall) => string[];
+/** What the served API's `/docs-json` says about roles. */
+export interface RequiredRoles {
+  /** Role values the call requires. */
+  of(call: AccessCall): string[];
+  /** Every operation of the document that requires roles, e.g. `POST /orders` → `['Orders.Write']`. */
+  operations: { operation: string; roles: string[] }[];
+}
 
 export async function requiredRolesFromOpenApi(apiUrl: string): Promise<RequiredRoles> {
   const url = `${apiUrl}/docs-json`;
@@ -34,15 +39,45 @@ export async function requiredRolesFromOpenApi(apiUrl: string): Promise<Required
   const document = (await response.json()) as {
     paths?: Record<string, Record<string, Record<string, unknown>>>;
   };
-  return (call) => {
-    const operation = document.paths?.[call.path]?.[call.method.toLowerCase()];
+  const rolesOf = (operation: Record<string, unknown> | undefined): string[] | undefined => {
     const roles = operation?.[APP_ROLES_EXTENSION];
-    if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string'))
-      throw new Error(
-        `${url} states no ${APP_ROLES_EXTENSION} for ${call.method} ${call.path}: cannot tell which answer a partner should get`,
-      );
-    return roles as string[];
+    return Array.isArray(roles) && roles.every((r) => typeof r === 'string') ? roles : undefined;
   };
+  return {
+    of(call) {
+      const roles = rolesOf(document.paths?.[call.path]?.[call.method.toLowerCase()]);
+      if (roles === undefined)
+        throw new Error(
+          `${url} states no ${APP_ROLES_EXTENSION} for ${call.method} ${call.path}: cannot tell which answer a partner should get`,
+        );
+      return roles;
+    },
+    operations: Object.entries(document.paths ?? {}).flatMap(([path, methods]) =>
+      Object.entries(methods).flatMap(([method, operation]) => {
+        const roles = rolesOf(operation);
+        return roles && roles.length > 0 ? [{ operation: `${method.toUpperCase()} ${path}`, roles }] : [];
+      }),
+    ),
+  };
+}
+
+/**
+ * Operations of the API that require a role its topology entry does not define: no partner can
+ * be granted it, so nobody can reach them (the topology dropped a role the code still requires).
+ */
+export function unreachableOperations(api: TopologyApi, required: RequiredRoles): [string, string][] {
+  const defined = new Set(api.appRoles.map((r) => r.value));
+  return required.operations.flatMap(({ operation, roles }) => {
+    const missing = roles.filter((r) => !defined.has(r));
+    return missing.length === 0
+      ? []
+      : [
+          [
+            operation,
+            `requires ${missing.join(', ')}, which api ${api.name} of the topology does not define`,
+          ],
+        ];
+  });
 }
 
 export interface Expectation {

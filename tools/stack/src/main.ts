@@ -88,7 +88,7 @@ async function main(): Promise<number> {
       return 2;
     }
     if (isStateLocked(err)) {
-      console.error(`\nNot started, nothing changed: ${err.message}`);
+      console.error(`\nNot started: ${err.message}`);
       return 1;
     }
     const step = err instanceof StepFailedError ? err.step : 'start-up';

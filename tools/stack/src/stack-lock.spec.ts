@@ -67,7 +67,7 @@ describe('npm start twice on one state directory', () => {
       const second = startOnce(stateDir);
       expect(second.status, second.stdout + second.stderr).toBe(1);
       expect(second.stderr).toContain(
-        `Not started, nothing changed: an emulator of process ${first.pid} is running on the state directory ${stateDir}`,
+        `Not started: an emulator of process ${first.pid} is running on the state directory ${stateDir}`,
       );
       expect(second.stdout).not.toMatch(/Step 1/);
       // The running stack's files (stack.json, emulator.json, the lock, keys) are as they were;
@@ -118,7 +118,7 @@ describe('npm start twice on one state directory', () => {
       const before = snapshot(stateDir);
       const run = startOnce(stateDir);
       expect(run.status, `${what}: ${run.stdout}${run.stderr}`).toBe(1);
-      expect(run.stderr, what).toContain(`Not started, nothing changed: ${lockFile} ${problem}`);
+      expect(run.stderr, what).toContain(`Not started: ${lockFile} ${problem}`);
       expect(run.stderr, what).toContain(`If no emulator runs on ${stateDir}, delete it and start again.`);
       expect(snapshot(stateDir), what).toEqual(before);
     }
