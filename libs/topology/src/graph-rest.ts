@@ -8,8 +8,9 @@
  * (`https://graph.microsoft.com/v1.0`) and to the local emulator (`<emulator>/graph/v1.0`, with
  * its CA in `ca`). A token never appears in a message.
  */
-import { Agent, request } from 'node:https';
+import { Agent } from 'node:https';
 import { rootCertificates } from 'node:tls';
+import { HttpsTextError, httpsText, type HttpsAnswer } from './https-text';
 import { printable } from './quote';
 
 export interface GraphRestOptions {
@@ -78,12 +79,6 @@ function retried(method: string, status: number): boolean {
 const MAX_RETRIES = 4;
 const MAX_RETRY_WAIT_MS = 30_000;
 const MAX_PAGES = 1000;
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  text: string;
-}
 
 export class GraphRest {
   private readonly base: URL;
@@ -197,58 +192,37 @@ export class GraphRest {
     }
   }
 
-  private send(
+  private async send(
     method: string,
     url: URL,
     headers: Record<string, string>,
     body: string | undefined,
     operation: string,
-  ): Promise<Answer> {
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const fail = (err: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        if (settled) return;
-        settled = true;
-        reject(
-          err.message.startsWith(operation)
-            ? err
-            : new Error(`${operation}: could not reach Graph at ${url.origin}: ${err.code ?? err.message}`),
-        );
-      };
-      /** Fails with `message` and drops the connection. */
-      const abandon = (message: string) => {
-        fail(new Error(`${operation}: ${message}`));
-        req.destroy();
-      };
-      const req = request(url, { method, agent: this.agent, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > this.maxResponseBytes)
-            abandon(`Graph's answer is larger than ${this.maxResponseBytes} bytes; not read`);
-          else chunks.push(chunk);
-        });
-        res.on('end', () => {
-          clearTimeout(timer);
-          if (settled) return;
-          settled = true;
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            text: Buffer.concat(chunks).toString('utf8'),
-          });
-        });
-        res.on('error', fail);
+  ): Promise<HttpsAnswer> {
+    try {
+      return await httpsText(url, {
+        method,
+        headers,
+        ...(body === undefined ? {} : { body }),
+        agent: this.agent,
+        timeoutMs: this.timeoutMs,
+        maxBytes: this.maxResponseBytes,
       });
-      const timer = setTimeout(
-        () => abandon(`Graph did not answer within ${this.timeoutMs} ms (${url.origin})`),
-        this.timeoutMs,
-      );
-      req.on('error', fail);
-      req.end(body);
-    });
+    } catch (err) {
+      if (!(err instanceof HttpsTextError)) throw err;
+      switch (err.reason) {
+        case 'too-large':
+          throw new Error(
+            `${operation}: Graph's answer is larger than ${this.maxResponseBytes} bytes; not read`,
+          );
+        case 'timeout':
+          throw new Error(`${operation}: Graph did not answer within ${this.timeoutMs} ms (${url.origin})`);
+        case 'network':
+          throw new Error(
+            `${operation}: could not reach Graph at ${url.origin}: ${err.cause?.code ?? err.message}`,
+          );
+      }
+    }
   }
 }
 
@@ -256,7 +230,7 @@ function routeOf(path: string): string {
   return path.split('?')[0]!;
 }
 
-function parseBody(answer: Answer, operation: string): unknown {
+function parseBody(answer: HttpsAnswer, operation: string): unknown {
   if (answer.text === '') return undefined;
   try {
     return JSON.parse(answer.text);
@@ -270,7 +244,7 @@ function parseBody(answer: Answer, operation: string): unknown {
   }
 }
 
-function errorOf(answer: Answer, method: string, path: string, operation: string): GraphCallError {
+function errorOf(answer: HttpsAnswer, method: string, path: string, operation: string): GraphCallError {
   let error: { code?: unknown; message?: unknown } | undefined;
   try {
     error = (JSON.parse(answer.text) as { error?: typeof error }).error;

@@ -1,6 +1,7 @@
 export * from './types';
 export { TopologyError } from './topology-error';
 export { printable, quote } from './quote';
+export { HttpsTextError, httpsText, type HttpsAnswer, type HttpsTextOptions } from './https-text';
 export { customKeyIdentifierThumbprints } from './reconcile-partner';
 export { DEFAULT_TOPOLOGY_FILE, loadTopology, parseTopology } from './load-topology';
 export { TOPOLOGY_SCHEMA_FILE } from './schema-errors';

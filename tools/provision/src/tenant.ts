@@ -4,9 +4,7 @@
  * `<authority>/<tenant GUID>/v2.0`. The token's `tid` is then compared with that GUID, so a
  * credential signed in to another tenant is refused whichever form `--tenant` took.
  */
-import { get } from 'node:https';
-import { rootCertificates } from 'node:tls';
-import { printable, quote } from '@certflow/topology';
+import { HttpsTextError, httpsText, printable, quote } from '@certflow/topology';
 import { isGuid, type ProvisionOptions } from './options';
 import { SignInError } from './credential';
 
@@ -66,36 +64,22 @@ function issuerTenant(issuer: string): string | undefined {
 }
 
 /** One GET with the extra CA trusted; the whole exchange within TIMEOUT_MS, the body within MAX_BYTES. */
-function fetchText(url: string, ca: string | undefined): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const request = get(
-      url,
-      {
-        headers: { accept: 'application/json' },
-        ...(ca === undefined ? {} : { ca: [...rootCertificates, ca] }),
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_BYTES) request.destroy(new Error(`the answer is larger than ${MAX_BYTES} bytes`));
-          else chunks.push(chunk);
-        });
-        response.on('end', () => {
-          clearTimeout(deadline);
-          resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') });
-        });
-        response.on('error', reject);
-      },
-    );
-    const deadline = setTimeout(
-      () => request.destroy(new Error(`no complete answer within ${TIMEOUT_MS / 1000} s`)),
-      TIMEOUT_MS,
-    );
-    request.on('error', (err) => {
-      clearTimeout(deadline);
-      reject(err);
+async function fetchText(url: string, ca: string | undefined): Promise<{ status: number; body: string }> {
+  try {
+    const answer = await httpsText(url, {
+      headers: { accept: 'application/json' },
+      ...(ca === undefined ? {} : { ca }),
+      timeoutMs: TIMEOUT_MS,
+      maxBytes: MAX_BYTES,
     });
-  });
+    return { status: answer.status, body: answer.text };
+  } catch (err) {
+    if (!(err instanceof HttpsTextError)) throw err;
+    if (err.reason === 'network') throw err.cause ?? err;
+    throw new Error(
+      err.reason === 'too-large'
+        ? `the answer is larger than ${MAX_BYTES} bytes`
+        : `no complete answer within ${TIMEOUT_MS / 1000} s`,
+    );
+  }
 }
