@@ -3,18 +3,13 @@
  * (tools/entra-emulator): register the partner, upload its .cer through the Graph API, get
  * tokens.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeJwt } from 'jose';
-import {
-  GraphClient,
-  provisionApiAndPartner,
-  startEmulator,
-  type RunningEmulator,
-} from '@certflow/entra-emulator';
+import type { GraphClient, RunningEmulator } from '@certflow/entra-emulator';
 import { CertificateStore, type PartnerCredential } from './certificate-store';
 import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
+import { startProvisionedEmulator } from './emulator.test-helpers';
 import { HttpsNetworkClient } from './https-network-client';
 import { rejectionOf, tempDir } from '@certflow/testing';
 
@@ -44,19 +39,12 @@ describe('certificate token client against the Entra ID emulator', () => {
   }
 
   beforeAll(async () => {
-    emulator = await startEmulator({ stateDir: join(dir.path, 'state'), port: 0 });
-    caPem = readFileSync(emulator.caCertificatePath, 'utf8');
-    const graph = await GraphClient.connect(emulator);
-    const provisioned = await provisionApiAndPartner(graph, {
-      apiDisplayName: 'orders API (token client test)',
+    let graph: GraphClient;
+    ({ emulator, caPem, graph, partner, credential } = await startProvisionedEmulator(dir.path, {
+      name: 'token client test',
       apiIdentifierUri: API_URI,
-      roles: ['Orders.Read'],
-      partnerDisplayName: 'token client test partner',
-      grantRoles: ['Orders.Read'],
-    });
-    partner = provisioned.partner;
-    credential = new CertificateStore(join(dir.path, 'partner')).create({ commonName: 'token-client-test' });
-    await graph.addCertificate(partner.objectId, readFileSync(credential.cerPath), 'token client test');
+      commonName: 'token-client-test',
+    }));
     graph.close();
   }, 120_000);
 

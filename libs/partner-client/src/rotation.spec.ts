@@ -10,15 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ApiClient } from './api-client';
 import { CertificateStore, type PartnerCredential } from './certificate-store';
 import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
+import { startProvisionedEmulator } from './emulator.test-helpers';
 import { HttpsNetworkClient } from './https-network-client';
 import { createProofOfPossession, rotateCertificate } from './rotation';
 import { TokenCache } from './token-cache';
-import {
-  GraphClient,
-  provisionApiAndPartner,
-  startEmulator,
-  type RunningEmulator,
-} from '@certflow/entra-emulator';
+import type { GraphClient, RunningEmulator } from '@certflow/entra-emulator';
 import { rejectionOf, tempDir } from '@certflow/testing';
 
 const API_URI = 'api://certflow-rotation-test';
@@ -34,17 +30,16 @@ describe('certificate rotation with Graph addKey/removeKey', () => {
   const closers: (() => void)[] = [];
 
   beforeAll(async () => {
-    emulator = await startEmulator({ stateDir: join(dir.path, 'state'), tokenLifetimeSeconds: 8 });
-    caPem = readFileSync(emulator.caCertificatePath, 'utf8');
-    admin = await GraphClient.connect(emulator);
-    const provisioned = await provisionApiAndPartner(admin, {
-      apiDisplayName: 'rotation test API',
+    ({
+      emulator,
+      caPem,
+      graph: admin,
+      partner,
+    } = await startProvisionedEmulator(dir.path, {
+      name: 'rotation test',
       apiIdentifierUri: API_URI,
-      roles: ['Orders.Read'],
-      partnerDisplayName: 'rotation test partner',
-      grantRoles: ['Orders.Read'],
-    });
-    partner = provisioned.partner;
+      tokenLifetimeSeconds: 8,
+    }));
   }, 120_000);
 
   afterAll(async () => {

@@ -3,22 +3,16 @@
  * emulator: one token request for all of them; Redis stopped mid-way → calls still succeed.
  */
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CertificateStore, type PartnerCredential } from './certificate-store';
+import type { PartnerCredential } from './certificate-store';
 import { CertificateTokenClient } from './certificate-token-client';
+import { startProvisionedEmulator } from './emulator.test-helpers';
 import { HttpsNetworkClient } from './https-network-client';
 import { RedisTokenStore } from './redis-token-store';
 import { decryptToken, encryptToken, parseCacheKey, SharedTokenCache } from './shared-token-cache';
 import { TokenCache, type TokenKey } from './token-cache';
 import { Redis } from 'ioredis';
-import {
-  GraphClient,
-  provisionApiAndPartner,
-  startEmulator,
-  type RunningEmulator,
-} from '@certflow/entra-emulator';
+import type { GraphClient, RunningEmulator } from '@certflow/entra-emulator';
 import { startRedisServer, type RedisServer, tempDir } from '@certflow/testing';
 
 describe('PARTNER_CACHE_KEY and token encryption', () => {
@@ -71,19 +65,20 @@ describe('replicas sharing a real Redis', () => {
 
   beforeAll(async () => {
     redis = await startRedisServer();
-    emulator = await startEmulator({ stateDir: join(dir.path, 'state'), tokenLifetimeSeconds: 8 });
-    caPem = readFileSync(emulator.caCertificatePath, 'utf8');
-    const graph = await GraphClient.connect(emulator);
-    const provisioned = await provisionApiAndPartner(graph, {
-      apiDisplayName: 'shared cache test API',
+    let graph: GraphClient;
+    ({
+      emulator,
+      caPem,
+      graph,
+      partner: { appId: partnerAppId },
+      credential,
+    } = await startProvisionedEmulator(dir.path, {
+      name: 'shared cache test',
       apiIdentifierUri: API_URI,
-      roles: ['Orders.Read'],
-      partnerDisplayName: 'shared cache test partner',
-      grantRoles: ['Orders.Read'],
-    });
-    partnerAppId = provisioned.partner.appId;
-    credential = new CertificateStore(join(dir.path, 'partner')).create({ commonName: 'shared-cache-test' });
-    await graph.addCertificate(provisioned.partner.objectId, readFileSync(credential.cerPath), 'test');
+      tokenLifetimeSeconds: 8,
+      commonName: 'shared-cache-test',
+    }));
+    graph.close();
   }, 120_000);
 
   // Replicas refresh ahead in the background and publish to the shared slot: stop each test's

@@ -2,21 +2,15 @@
  * certflow's TokenCache in front of real MSAL against the real Entra ID emulator, with short
  * token lifetimes so that refresh-ahead, and the authority going down, happen within a test.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CertificateStore, type PartnerCredential } from './certificate-store';
+import type { PartnerCredential } from './certificate-store';
 import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
+import { startProvisionedEmulator } from './emulator.test-helpers';
 import { HttpsNetworkClient } from './https-network-client';
 import { TokenCache, type CachedToken, type TokenCacheOptions, type TokenKey } from './token-cache';
 import { decodeJwt } from 'jose';
-import {
-  GraphClient,
-  NO_FAULTS,
-  provisionApiAndPartner,
-  startEmulator,
-  type RunningEmulator,
-} from '@certflow/entra-emulator';
+import { NO_FAULTS, startEmulator, type GraphClient, type RunningEmulator } from '@certflow/entra-emulator';
 import { rejectionOf, tempDir } from '@certflow/testing';
 
 const API_URI = 'api://certflow-token-cache-test';
@@ -34,20 +28,19 @@ describe('TokenCache + MSAL + emulator', () => {
   const closers: (() => void)[] = [];
 
   beforeAll(async () => {
-    emulator = await startEmulator({ stateDir: join(dir.path, 'state'), tokenLifetimeSeconds: LIFETIME_S });
-    port = Number(new URL(emulator.url).port);
-    caPem = readFileSync(emulator.caCertificatePath, 'utf8');
-    graph = await GraphClient.connect(emulator);
-    const provisioned = await provisionApiAndPartner(graph, {
-      apiDisplayName: 'token cache test API',
+    ({
+      emulator,
+      caPem,
+      graph,
+      partner: { appId: partnerAppId },
+      credential,
+    } = await startProvisionedEmulator(dir.path, {
+      name: 'token cache test',
       apiIdentifierUri: API_URI,
-      roles: ['Orders.Read'],
-      partnerDisplayName: 'token cache test partner',
-      grantRoles: ['Orders.Read'],
-    });
-    partnerAppId = provisioned.partner.appId;
-    credential = new CertificateStore(join(dir.path, 'partner')).create({ commonName: 'token-cache-test' });
-    await graph.addCertificate(provisioned.partner.objectId, readFileSync(credential.cerPath), 'test');
+      tokenLifetimeSeconds: LIFETIME_S,
+      commonName: 'token-cache-test',
+    }));
+    port = Number(new URL(emulator.url).port);
   }, 120_000);
 
   afterAll(async () => {
