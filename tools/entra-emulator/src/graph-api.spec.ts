@@ -1,33 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomUUID, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import forge from 'node-forge';
 import { createSelfSignedCertificate, pemToDer, parseCertificate } from '@certflow/certs';
 import { statePath } from './state-store';
-import {
-  API_URI,
-  assertionForm,
-  clientAssertion,
-  postForm,
-  startFixture,
-  type Fixture,
-} from './emulator.test-helpers';
-import { expectGraphError, graphCaller } from './graph.test-helpers';
+import { API_URI, assertionForm, clientAssertion, postForm } from './emulator.test-helpers';
+import { assignedTo, expectGraphError, useGraphFixture } from './graph.test-helpers';
 
-let f: Fixture;
-let adminToken: string;
-beforeAll(async () => {
-  f = await startFixture();
-  adminToken = await f.graph.accessToken();
-});
-afterAll(async () => {
-  await f?.close();
-});
-
-const graph = graphCaller(
-  () => f,
-  () => adminToken,
-);
+const { f, adminToken, graph } = useGraphFixture();
 
 describe('authentication of Graph calls', () => {
   it('401 InvalidAuthenticationToken without a token', async () => {
@@ -54,7 +34,7 @@ describe('authentication of Graph calls', () => {
       'InvalidAuthenticationToken',
     );
 
-    const [h, p, s] = adminToken.split('.');
+    const [h, p, s] = adminToken().split('.');
     const claims = JSON.parse(Buffer.from(p!, 'base64url').toString());
     const tampered = `${h}.${Buffer.from(JSON.stringify({ ...claims, roles: ['Application.ReadWrite.All', 'x'] })).toString('base64url')}.${s}`;
     expectGraphError(
@@ -320,11 +300,7 @@ describe('service principals and app role assignments', () => {
       resourceId: f.provisioned.api.servicePrincipalId,
       appRoleId: f.provisioned.api.roleIds['Orders.Write']!,
     };
-    const created = await graph(
-      'POST',
-      `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`,
-      assignment,
-    );
+    const created = await graph('POST', assignedTo(assignment.resourceId), assignment);
     expect(created.status, created.text).toBe(201);
     expect(created.json()).toMatchObject({
       ...assignment,
@@ -333,21 +309,19 @@ describe('service principals and app role assignments', () => {
       resourceDisplayName: 'orders API',
     });
     expectGraphError(
-      await graph('POST', `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`, assignment),
+      await graph('POST', assignedTo(assignment.resourceId), assignment),
       400,
       'Request_BadRequest',
     );
     expectGraphError(
-      await graph('POST', `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`, {
+      await graph('POST', assignedTo(assignment.resourceId), {
         ...assignment,
         appRoleId: randomUUID(),
       }),
       400,
       'Request_BadRequest',
     );
-    const listed = (
-      await graph('GET', `/servicePrincipals/${assignment.resourceId}/appRoleAssignedTo`)
-    ).json().value as unknown[];
+    const listed = (await graph('GET', assignedTo(assignment.resourceId))).json().value as unknown[];
     expect(listed.length).toBeGreaterThanOrEqual(2);
   });
 

@@ -2,32 +2,24 @@
  * App role assignments in both of Graph's views and the permission that guards them: real
  * HTTPS against a started emulator, real certificates, tokens checked after every change.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { statePath } from './state-store';
-import { startFixture, type Fixture } from './emulator.test-helpers';
-import { expectGraphError, graphCaller, graphTokenWith, newClient, rolesInToken } from './graph.test-helpers';
+import {
+  expectGraphError,
+  assignedTo,
+  assignmentsOf,
+  useGraphFixture,
+  graphTokenWith,
+  newClient,
+  rolesInToken,
+} from './graph.test-helpers';
 
-let f: Fixture;
-let adminToken: string;
-beforeAll(async () => {
-  f = await startFixture();
-  adminToken = await f.graph.accessToken();
-});
-afterAll(async () => {
-  await f?.close();
-});
-
-const graph = graphCaller(
-  () => f,
-  () => adminToken,
-);
+const { f, graph } = useGraphFixture();
 const state = () => readFileSync(statePath(f.stateDir), 'utf8');
 const api = () => f.provisioned.api;
 const roleId = (value: string) => api().roleIds[value]!;
-const assignedTo = (resourceId: string) => `/servicePrincipals/${resourceId}/appRoleAssignedTo`;
-const assignmentsOf = (principalId: string) => `/servicePrincipals/${principalId}/appRoleAssignments`;
 
 describe("the client's view: /servicePrincipals/{id}/appRoleAssignments", () => {
   it('lists, grants and revokes the roles a client holds; the token follows', async () => {

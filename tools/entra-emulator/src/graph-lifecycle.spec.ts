@@ -2,35 +2,28 @@
  * Deleting applications, and the app role lifecycle Graph enforces (disable, then remove):
  * real HTTPS against a started emulator, tokens checked after every change.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { GraphAppRole } from './graph-client';
 import { statePath } from './state-store';
 import { ADMIN_GRAPH_PERMISSIONS } from './bootstrap';
 import { GRAPH_APP_ID, GRAPH_ROLE_IDS } from './directory';
-import { decodeJwt, https, postForm, startFixture, type Fixture } from './emulator.test-helpers';
-import { expectGraphError, graphCaller, newClient, rolesInToken, tokenFor } from './graph.test-helpers';
+import { decodeJwt, https, postForm } from './emulator.test-helpers';
+import {
+  expectGraphError,
+  assignedTo,
+  assignmentsOf,
+  useGraphFixture,
+  newClient,
+  rolesInToken,
+  tokenFor,
+} from './graph.test-helpers';
 
-let f: Fixture;
-let adminToken: string;
-beforeAll(async () => {
-  f = await startFixture();
-  adminToken = await f.graph.accessToken();
-});
-afterAll(async () => {
-  await f?.close();
-});
-
-const graph = graphCaller(
-  () => f,
-  () => adminToken,
-);
+const { f, graph } = useGraphFixture();
 const state = () => readFileSync(statePath(f.stateDir), 'utf8');
 const api = () => f.provisioned.api;
 const roleId = (value: string) => api().roleIds[value]!;
-const assignedTo = (resourceId: string) => `/servicePrincipals/${resourceId}/appRoleAssignedTo`;
-const assignmentsOf = (principalId: string) => `/servicePrincipals/${principalId}/appRoleAssignments`;
 
 describe('DELETE /applications/{id}', () => {
   it('removes the application, its service principal and every assignment it holds or grants', async () => {

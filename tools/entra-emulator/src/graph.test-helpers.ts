@@ -1,6 +1,6 @@
 /** Graph calls for the emulator's specs: raw HTTPS with a chosen token, Graph's error shape, clients with chosen roles. */
 import { randomUUID } from 'node:crypto';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { createSelfSignedCertificate, type CertificateAndKey } from '@certflow/certs';
 import { GRAPH_APP_ID, GRAPH_ROLE_IDS, type GraphRoleValue } from './directory';
 import {
@@ -9,6 +9,7 @@ import {
   decodeJwt,
   https,
   postForm,
+  startFixture,
   type Fixture,
   type HttpResult,
 } from './emulator.test-helpers';
@@ -22,7 +23,7 @@ export type GraphCall = (
 ) => Promise<HttpResult>;
 
 /** Calls the fixture's Graph API, by default with `defaultToken()` (the admin's). */
-export function graphCaller(f: () => Fixture, defaultToken: () => string): GraphCall {
+function graphCaller(f: () => Fixture, defaultToken: () => string): GraphCall {
   return (method, path, body, token = defaultToken()) =>
     https(f().emulator, `${f().emulator.graphUrl}${path}`, {
       method,
@@ -33,6 +34,41 @@ export function graphCaller(f: () => Fixture, defaultToken: () => string): Graph
       ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
     });
 }
+
+export interface GraphSpecFixture {
+  /** The spec file's fixture: filled in by its `beforeAll`, closed by its `afterAll`. */
+  f: Fixture;
+  /** The admin's Graph token, taken once the fixture has started. */
+  adminToken(): string;
+  /** Calls the fixture's Graph API, by default with the admin's token. */
+  graph: GraphCall;
+}
+
+/** One fixture for the whole spec file (started before its tests, closed after them) and its Graph API. */
+export function useGraphFixture(): GraphSpecFixture {
+  const f = {} as Fixture;
+  let adminToken = '';
+  beforeAll(async () => {
+    Object.assign(f, await startFixture());
+    adminToken = await f.graph.accessToken();
+  });
+  afterAll(async () => {
+    await f.close?.();
+  });
+  return {
+    f,
+    adminToken: () => adminToken,
+    graph: graphCaller(
+      () => f,
+      () => adminToken,
+    ),
+  };
+}
+
+/** `/servicePrincipals/{resourceId}/appRoleAssignedTo`: the assignments a resource grants. */
+export const assignedTo = (resourceId: string) => `/servicePrincipals/${resourceId}/appRoleAssignedTo`;
+/** `/servicePrincipals/{principalId}/appRoleAssignments`: the assignments a principal holds. */
+export const assignmentsOf = (principalId: string) => `/servicePrincipals/${principalId}/appRoleAssignments`;
 
 /** Checks a Graph error answer and returns its `error` object. */
 export function expectGraphError(res: HttpResult, status: number, code: string) {
