@@ -29,16 +29,27 @@ export function utf8(bytes: Buffer): string | { problem: string } {
   }
 }
 
+/** The file `relative` (resolved from `base`) names and its size; or `<path>: …` when it is not one. */
+function existingFile(
+  path: string,
+  relative: string,
+  base: string,
+): { absolute: string; size: number } | { problem: string } {
+  const absolute = resolve(base, relative);
+  try {
+    const stats = statSync(absolute);
+    if (stats.isFile()) return { absolute, size: stats.size };
+    return { problem: `${path}: "${relative}" is not a file (${absolute})` };
+  } catch {
+    return { problem: `${path}: file "${relative}" not found (${absolute})` };
+  }
+}
+
 /** `<path>: …` when `relative` (resolved from `base`) is not an existing file. */
 export function fileProblem(path: string, relative: unknown, base: string): string[] {
   if (typeof relative !== 'string' || relative === '') return [];
-  const absolute = resolve(base, relative);
-  try {
-    if (statSync(absolute).isFile()) return [];
-    return [`${path}: "${relative}" is not a file (${absolute})`];
-  } catch {
-    return [`${path}: file "${relative}" not found (${absolute})`];
-  }
+  const file = existingFile(path, relative, base);
+  return 'problem' in file ? [file.problem] : [];
 }
 
 /** The root element names of a parsed document (declarations, comments and text left out). */
@@ -52,14 +63,13 @@ function rootElements(text: string): string[] {
 
 /** `<path>: <file>: …` when the policy file is missing, too large, not UTF-8, not XML or not `<policies>`. */
 export function policyProblems(path: string, relative: unknown, base: string): string[] {
-  const missing = fileProblem(path, relative, base);
-  if (missing.length > 0 || typeof relative !== 'string' || relative === '') return missing;
+  if (typeof relative !== 'string' || relative === '') return [];
+  const file = existingFile(path, relative, base);
+  if ('problem' in file) return [file.problem];
   const at = `${path}: ${relative}`;
-  const absolute = resolve(base, relative);
-  const size = statSync(absolute).size;
-  if (size > MAX_POLICY_BYTES)
-    return [`${at}: ${size} bytes; a policy file may have at most ${MAX_POLICY_BYTES} bytes`];
-  const text = utf8(readFileSync(absolute));
+  if (file.size > MAX_POLICY_BYTES)
+    return [`${at}: ${file.size} bytes; a policy file may have at most ${MAX_POLICY_BYTES} bytes`];
+  const text = utf8(readFileSync(file.absolute));
   if (typeof text !== 'string') return [`${at}: ${text.problem}`];
   const body = text.startsWith('\uFEFF') ? text.slice(1) : text;
   const valid = XMLValidator.validate(body);
