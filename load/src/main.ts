@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { launchStackProcess, requestPartnerToken, stackPartner } from '@certflow/stack';
+import { launchStackProcess, requestPartnerToken } from '@certflow/stack';
 import type { LoadResult } from './http-load';
 import { PROFILES, type Profile } from './profiles';
 import { SUITES, type SuiteResult } from './suites';
@@ -57,7 +57,7 @@ async function main(): Promise<number> {
   try {
     const ctx = {
       file: stack.file,
-      token: await requestPartnerToken(stack.file, stackPartner(stack.file)),
+      token: await requestPartnerToken(stack.file),
       ca: readFileSync(stack.file.caCertificatePath),
       profile,
       resultsDir,

@@ -84,12 +84,9 @@ function check(ctx: SuiteContext, measurements: Measurement[]): string[] {
 
 /** Client-assertion token requests against the emulator's token endpoint (one assertion, reused as MSAL does). */
 async function tokenEndpoint(ctx: SuiteContext): Promise<SuiteResult> {
+  const partner = stackPartner(ctx.file);
   const form = new URLSearchParams(
-    await tokenRequestForm(
-      ctx.file,
-      stackPartner(ctx.file).appId,
-      partnerCertificate(stackPartner(ctx.file)),
-    ),
+    await tokenRequestForm(ctx.file, partner.appId, partnerCertificate(partner)),
   ).toString();
   const measurements = [
     {
@@ -157,7 +154,7 @@ async function idpOutage(ctx: SuiteContext): Promise<SuiteResult> {
   try {
     await sleep(third);
     await graph.setFaults({ outage: '503' });
-    probe = await requestPartnerToken(ctx.file, stackPartner(ctx.file)).then(
+    probe = await requestPartnerToken(ctx.file).then(
       () => 'a token request succeeded during the outage',
       (err: Error) => (/HTTP 503/.test(err.message) ? 'ok' : `unexpected token error: ${err.message}`),
     );

@@ -32,13 +32,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 // The stack as built (launchStackProcess starts the dist/main.js next to it), not a second copy
 // of its sources compiled into dist-bench: the bench target builds the stack first.
-import {
-  launchStackProcess,
-  requestPartnerToken,
-  servedApi,
-  stackPartner,
-  workspaceRoot,
-} from '@certflow/stack';
+import { launchStackProcess, requestPartnerToken, servedApi, workspaceRoot } from '@certflow/stack';
 import { envInteger } from './settings';
 import { startNodeProxy, type BenchProcess } from './bench-processes';
 import { nodeGenerator, wrkGenerator, type LoadGenerator, type RoundResult } from './load-generators';
@@ -68,7 +62,7 @@ async function main(): Promise<void> {
   let generator: LoadGenerator | undefined;
   try {
     const file = stack.file;
-    const token = await requestPartnerToken(file, stackPartner(file));
+    const token = await requestPartnerToken(file);
     const apiUrl = new URL(servedApi(file).url);
     nodeProxy = await startNodeProxy(stateDir, apiUrl);
 

@@ -36,13 +36,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 // The stack as built (launchStackProcess starts the dist/main.js next to it), not a second copy
 // of its sources compiled into dist-bench: the bench target builds the stack first.
-import {
-  launchStackProcess,
-  requestPartnerToken,
-  servedApi,
-  stackPartner,
-  workspaceRoot,
-} from '@certflow/stack';
+import { launchStackProcess, requestPartnerToken, servedApi, workspaceRoot } from '@certflow/stack';
 import { type BenchProcess, startNodeProxy } from './bench-processes';
 import { wrkGenerator } from './load-generators';
 import { positiveInteger } from './settings';
@@ -99,7 +93,7 @@ async function main(): Promise<void> {
     const api = new URL(servedApi(file).url);
     proxy = await startNodeProxy(stateDir, api, profileArgs('node-proxy.cpuprofile'));
     const generator = wrkGenerator(WRK, {
-      token: await requestPartnerToken(file, stackPartner(file)),
+      token: await requestPartnerToken(file),
       path: '/orders',
       connections: 32,
       caPem: readFileSync(file.caCertificatePath, 'utf8'),

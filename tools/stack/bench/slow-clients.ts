@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 // The stack as built (launchStackProcess starts the dist/main.js next to it), not a second copy
 // of its sources compiled into dist-bench: the bench target builds the stack first.
-import { launchStackProcess, requestPartnerToken, stackPartner, workspaceRoot } from '@certflow/stack';
+import { launchStackProcess, requestPartnerToken, workspaceRoot } from '@certflow/stack';
 import { KeepAliveConnection } from './load-generators';
 import { envInteger } from './settings';
 
@@ -107,7 +107,7 @@ async function main(): Promise<void> {
   const stateDir = mkdtempSync(join(tmpdir(), 'certflow-bench-slow-'));
   const stack = await launchStackProcess(stateDir);
   try {
-    const token = await requestPartnerToken(stack.file, stackPartner(stack.file));
+    const token = await requestPartnerToken(stack.file);
     const caPem = readFileSync(stack.file.caCertificatePath, 'utf8');
     const url = new URL(stack.file.gateway.url);
     const host = `localhost:${url.port}`;

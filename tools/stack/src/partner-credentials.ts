@@ -8,7 +8,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import { certificateClientAssertion } from '@certflow/entra-emulator';
 import type { CertificateAndKey } from '@certflow/certs';
-import { servedApi, type StackFile, type StackPartner } from './stack-file';
+import { servedApi, stackPartner, type StackFile, type StackPartner } from './stack-file';
 
 /** The partner's key pair from its certificate directory. */
 export function partnerCertificate(partner: StackPartner): CertificateAndKey {
@@ -55,8 +55,11 @@ export async function partnerTokenResponse(
   });
 }
 
-/** `partner`'s access token for the served API, fetched over HTTPS trusting the development CA. */
-export async function requestPartnerToken(file: StackFile, partner: StackPartner): Promise<string> {
+/** `partner`'s access token for the served API (default: the stack's first partner), fetched over HTTPS trusting the development CA. */
+export async function requestPartnerToken(
+  file: StackFile,
+  partner: StackPartner = stackPartner(file),
+): Promise<string> {
   const { status, text } = await partnerTokenResponse(file, partner);
   if (status !== 200)
     throw new Error(`token request of partner ${partner.name} failed with HTTP ${status}: ${text}`);
