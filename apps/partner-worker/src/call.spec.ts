@@ -3,22 +3,13 @@
  * the partner's real certificate assertion, and an API that records every request it receives.
  * Usage errors stop the command before a token is asked for or anything is sent.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { DevelopmentCa } from '@certflow/certs';
-import { CertificateStore } from '@certflow/partner-client';
-import {
-  json,
-  startHttpsServer,
-  startStubAuthority,
-  tempDir,
-  type StubAuthority,
-  type TestServer,
-} from '@certflow/testing';
+import { json, tempDir, type StubAuthority, type TestServer } from '@certflow/testing';
 import { runCli, type CliIo } from './cli';
+import { startPartnerStubs } from './stub-servers.test-helpers';
 
 interface Received {
   method: string;
@@ -35,27 +26,17 @@ let api: TestServer;
 let env: Record<string, string>;
 
 beforeAll(async () => {
-  const ca = DevelopmentCa.loadOrCreate(join(cwd, 'state'));
-  const tenantId = randomUUID();
-  const clientId = randomUUID();
-  const credential = new CertificateStore(join(cwd, 'partner')).create({ commonName: 'fabrikam-partner' });
-  authority = await startStubAuthority(ca, { tenantId, clientId, registered: credential.certificate });
-  api = await startHttpsServer(ca, (req, body, res) => {
-    received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
-    if (req.url === '/orders' && req.method === 'POST') return json(res, 201, { id: 'ord-1', echo: body });
-    if (req.url === '/broken') return json(res, 500, { statusCode: 500 });
-    if (req.method === 'HEAD') return void res.writeHead(200).end();
-    return json(res, 200, { method: req.method });
-  });
-  env = {
-    ENTRA_INSTANCE: authority.url,
-    PARTNER_TENANT_ID: tenantId,
-    PARTNER_CLIENT_ID: clientId,
-    PARTNER_SCOPE: 'api://certflow-orders/.default',
-    PARTNER_API_BASE_URL: api.url,
-    PARTNER_CERT_DIR: 'partner',
-    PARTNER_CA_FILE: ca.certificatePath,
-  };
+  ({ authority, api, env } = await startPartnerStubs(cwd, {
+    certDir: 'partner',
+    commonName: 'fabrikam-partner',
+    handler: (req, body, res) => {
+      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      if (req.url === '/orders' && req.method === 'POST') return json(res, 201, { id: 'ord-1', echo: body });
+      if (req.url === '/broken') return json(res, 500, { statusCode: 500 });
+      if (req.method === 'HEAD') return void res.writeHead(200).end();
+      return json(res, 200, { method: req.method });
+    },
+  }));
 });
 
 afterAll(async () => {

@@ -1,18 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CertificateStore } from '@certflow/partner-client';
-import { DevelopmentCa, parseCertificate } from '@certflow/certs';
+import { parseCertificate } from '@certflow/certs';
 import { runCli, type CliIo } from './cli';
-import {
-  json,
-  startHttpsServer,
-  startStubAuthority,
-  tempDir,
-  type StubAuthority,
-  type TestServer,
-} from '@certflow/testing';
+import { json, tempDir, type StubAuthority, type TestServer } from '@certflow/testing';
+import { startPartnerStubs } from './stub-servers.test-helpers';
 
 interface Run {
   code: number;
@@ -131,9 +124,6 @@ describe('CLI', () => {
   });
 
   describe('token get and call against local servers', () => {
-    const tenantId = randomUUID();
-    const clientId = randomUUID();
-    let ca: DevelopmentCa;
     let authority: StubAuthority;
     let api: TestServer;
     let env: Record<string, string>;
@@ -141,25 +131,17 @@ describe('CLI', () => {
     const traceparents: (string | undefined)[] = [];
 
     beforeAll(async () => {
-      ca = DevelopmentCa.loadOrCreate(join(dir.path, 'state'));
-      const credential = new CertificateStore(join(cwd, 'p2')).create({ commonName: 'contoso-partner' });
-      authority = await startStubAuthority(ca, { tenantId, clientId, registered: credential.certificate });
-      api = await startHttpsServer(ca, (req, _body, res) => {
-        traceparents.push(req.headers.traceparent as string | undefined);
-        if (!req.headers.authorization?.startsWith('Bearer '))
-          return json(res, 401, { statusCode: 401, message: 'no token' });
-        if (req.url === '/orders') return json(res, 200, [{ id: 'o-1' }]);
-        return json(res, 403, { statusCode: 403, message: 'Forbidden' });
-      });
-      env = {
-        ENTRA_INSTANCE: authority.url,
-        PARTNER_TENANT_ID: tenantId,
-        PARTNER_CLIENT_ID: clientId,
-        PARTNER_SCOPE: 'api://certflow-orders/.default',
-        PARTNER_API_BASE_URL: api.url,
-        PARTNER_CERT_DIR: 'p2',
-        PARTNER_CA_FILE: ca.certificatePath,
-      };
+      ({ authority, api, env } = await startPartnerStubs(cwd, {
+        certDir: 'p2',
+        commonName: 'contoso-partner',
+        handler: (req, _body, res) => {
+          traceparents.push(req.headers.traceparent as string | undefined);
+          if (!req.headers.authorization?.startsWith('Bearer '))
+            return json(res, 401, { statusCode: 401, message: 'no token' });
+          if (req.url === '/orders') return json(res, 200, [{ id: 'o-1' }]);
+          return json(res, 403, { statusCode: 403, message: 'Forbidden' });
+        },
+      }));
     });
     afterAll(async () => {
       await authority.close();
@@ -173,7 +155,7 @@ describe('CLI', () => {
       expect(r.events.map((e) => e.event)).toEqual(['assertion', 'token']);
       expect(r.events[0]).toMatchObject({
         header: { alg: 'PS256', typ: 'JWT' },
-        claims: { iss: clientId, sub: clientId },
+        claims: { iss: env.PARTNER_CLIENT_ID, sub: env.PARTNER_CLIENT_ID },
       });
       expect(Object.keys(r.events[0]!)).toEqual(['event', 'header', 'claims']);
       expect(r.events[1]).toMatchObject({ source: 'network', claims: { roles: ['Orders.Read'] } });
