@@ -7,14 +7,16 @@
  */
 import { GraphCallError } from './graph-rest';
 import { quote } from './quote';
-import type { GraphApp, GraphAssignment, ReconcileOptions, Run } from './reconcile-types';
+import {
+  described,
+  type GraphApp,
+  type GraphAssignment,
+  type ReconcileOptions,
+  type Run,
+} from './reconcile-types';
 import type { Topology } from './types';
 
 const enc = encodeURIComponent;
-
-function described(app: GraphApp): string {
-  return `${quote(app.displayName)} (object id ${app.id})`;
-}
 
 /**
  * A problem per marked application holding federated identity credentials (certflow never adds

@@ -1,5 +1,6 @@
 /** The reconcile's public types, the mark it puts on what it manages, and the Graph shapes it reads. */
 import { GraphCallError, type GraphRest } from './graph-rest';
+import { quote } from './quote';
 import type { Topology, TopologyPartner } from './types';
 
 /**
@@ -119,6 +120,11 @@ export interface GraphApp {
   /** Client secrets (only their metadata is ever returned); certflow never creates one. */
   passwordCredentials?: unknown[];
   createdDateTime?: string | null;
+}
+
+/** An application as messages name it: its display name and object id. */
+export function described(app: GraphApp): string {
+  return `${quote(app.displayName)} (object id ${app.id})`;
 }
 
 export interface GraphKeyCredential {

@@ -12,6 +12,7 @@ import { confirmations, federatedCredentialProblems } from './reconcile-confirm'
 import { reconcileApi } from './reconcile-api';
 import { reconcilePartner } from './reconcile-partner';
 import {
+  described,
   markOf,
   marksOf,
   ReconcileError,
@@ -35,10 +36,6 @@ function shown(name: string): string {
 
 function isMarked(app: GraphApp): boolean {
   return (app.tags ?? []).includes(TOPOLOGY_TAG);
-}
-
-function described(app: GraphApp): string {
-  return `${quote(app.displayName)} (object id ${app.id})`;
 }
 
 /**
