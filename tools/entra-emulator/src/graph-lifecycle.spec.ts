@@ -25,6 +25,18 @@ const state = () => readFileSync(statePath(f.stateDir), 'utf8');
 const api = () => f.provisioned.api;
 const roleId = (value: string) => api().roleIds[value]!;
 
+/** A Graph token just issued to the admin for its client secret (from emulator.json). */
+async function newAdminToken(): Promise<string> {
+  const token = await postForm(f.emulator, {
+    grant_type: 'client_credentials',
+    client_id: f.emulator.admin.clientId,
+    client_secret: f.emulator.admin.clientSecret,
+    scope: 'https://graph.microsoft.com/.default',
+  });
+  expect(token.status, token.text).toBe(200);
+  return String(token.json().access_token);
+}
+
 describe('DELETE /applications/{id}', () => {
   it('removes the application, its service principal and every assignment it holds or grants', async () => {
     const partner = await newClient(f, 'leaving-partner');
@@ -108,14 +120,7 @@ describe('DELETE /applications/{id}', () => {
       expect(message).toContain('emulator.json');
     }
     expect(state()).toBe(before);
-    const token = await postForm(f.emulator, {
-      grant_type: 'client_credentials',
-      client_id: f.emulator.admin.clientId,
-      client_secret: f.emulator.admin.clientSecret,
-      scope: 'https://graph.microsoft.com/.default',
-    });
-    expect(token.status, token.text).toBe(200);
-    expect((await graph('GET', id, undefined, String(token.json().access_token))).status).toBe(200);
+    expect((await graph('GET', id, undefined, await newAdminToken())).status).toBe(200);
   });
 
   it("refuses revoking the admin's Graph permissions and granting it anything, in both views; its token keeps them", async () => {
@@ -147,14 +152,7 @@ describe('DELETE /applications/{id}', () => {
       );
     }
     expect(state()).toBe(before);
-    const token = await postForm(f.emulator, {
-      grant_type: 'client_credentials',
-      client_id: f.emulator.admin.clientId,
-      client_secret: f.emulator.admin.clientSecret,
-      scope: 'https://graph.microsoft.com/.default',
-    });
-    expect(token.status, token.text).toBe(200);
-    expect(decodeJwt(String(token.json().access_token)).payload.roles).toEqual(
+    expect(decodeJwt(await newAdminToken()).payload.roles).toEqual(
       expect.arrayContaining([...ADMIN_GRAPH_PERMISSIONS]),
     );
   });
