@@ -120,6 +120,10 @@ export type GraphCredentials =
   | { kind: 'certificate'; clientId: string; certificate: CertificateAndKey }
   | { kind: 'token'; getToken: () => string | Promise<string> };
 
+/** A service principal's assignments: the roles it holds (`appRoleAssignments`) or the grants of its roles (`appRoleAssignedTo`). */
+const assignmentsPath = (spId: string, view: 'appRoleAssignments' | 'appRoleAssignedTo') =>
+  `/servicePrincipals/${encodeURIComponent(spId)}/${view}`;
+
 export class GraphClient {
   private token: { value: string; expiresAt: number } | undefined;
 
@@ -263,20 +267,20 @@ export class GraphClient {
   }): Promise<GraphAppRoleAssignment> {
     return (await this.call(
       'POST',
-      `/servicePrincipals/${encodeURIComponent(assignment.resourceId)}/appRoleAssignedTo`,
+      assignmentsPath(assignment.resourceId, 'appRoleAssignedTo'),
       assignment,
     )) as GraphAppRoleAssignment;
   }
 
   /** The roles granted to the service principal (Graph's client view, `appRoleAssignments`). */
   async listAppRoleAssignments(principalId: string): Promise<GraphAppRoleAssignment[]> {
-    const path = `/servicePrincipals/${encodeURIComponent(principalId)}/appRoleAssignments`;
+    const path = assignmentsPath(principalId, 'appRoleAssignments');
     return ((await this.call('GET', path)) as { value: GraphAppRoleAssignment[] }).value;
   }
 
   /** The grants of the resource's roles (Graph's resource view, `appRoleAssignedTo`). */
   async listAppRoleAssignedTo(resourceId: string): Promise<GraphAppRoleAssignment[]> {
-    const path = `/servicePrincipals/${encodeURIComponent(resourceId)}/appRoleAssignedTo`;
+    const path = assignmentsPath(resourceId, 'appRoleAssignedTo');
     return ((await this.call('GET', path)) as { value: GraphAppRoleAssignment[] }).value;
   }
 
@@ -284,7 +288,7 @@ export class GraphClient {
   async removeAppRoleAssignment(assignment: { id: string; resourceId: string }): Promise<void> {
     await this.call(
       'DELETE',
-      `/servicePrincipals/${encodeURIComponent(assignment.resourceId)}/appRoleAssignedTo/${encodeURIComponent(assignment.id)}`,
+      `${assignmentsPath(assignment.resourceId, 'appRoleAssignedTo')}/${encodeURIComponent(assignment.id)}`,
     );
   }
 
