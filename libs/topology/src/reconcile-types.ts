@@ -201,6 +201,8 @@ export class Run {
   readonly revoked = new Set<string>();
   /** Ids (object, app and service principal ids) of what this run created. */
   readonly created = new Set<string>();
+  /** appId → its service principal's id (undefined: none), as found or created in this run. */
+  private readonly principals = new Map<string, string | undefined>();
 
   constructor(
     graph: GraphRest,
@@ -247,12 +249,18 @@ export class Run {
     return app;
   }
 
+  /**
+   * The service principal of an application (undefined: it has none), looked up once a run: the
+   * checks before the first write and the writes ask for the same ones.
+   */
   async servicePrincipalId(appId: string, subject: string): Promise<string | undefined> {
+    if (this.principals.has(appId)) return this.principals.get(appId);
     const filter = encodeURIComponent(`appId eq '${appId.replace(/'/g, "''")}'`);
     const found = await this.graph.list<{ id: string }>(
       `/servicePrincipals?$filter=${filter}&$select=id,appId`,
       `find the service principal of ${subject}`,
     );
+    this.principals.set(appId, found[0]?.id);
     return found[0]?.id;
   }
 
@@ -265,6 +273,7 @@ export class Run {
       ),
     );
     this.created.add(sp.id);
+    this.principals.set(appId, sp.id);
     return sp.id;
   }
 
