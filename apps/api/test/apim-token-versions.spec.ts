@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  ASSERTION_TYPE,
   certificateClientAssertion,
   GraphClient,
   provisionApiAndPartner,
@@ -114,7 +115,7 @@ async function partnerToken(): Promise<string> {
     body: new URLSearchParams({
       grant_type: 'client_credentials',
       client_id: clientId,
-      client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+      client_assertion_type: ASSERTION_TYPE,
       client_assertion: await certificateClientAssertion(
         emulator.tokenEndpoint,
         clientId,
