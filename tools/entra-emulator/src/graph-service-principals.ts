@@ -74,17 +74,14 @@ async function assignments(
     }
     throw graphErrors.methodNotAllowed();
   }
-  if (r.method === 'GET') {
-    const assignment = directory.assignment(sp.id, side, assignmentId);
-    if (!assignment) throw graphErrors.notFound(assignmentId);
+  if (r.method !== 'GET' && r.method !== 'DELETE') throw graphErrors.methodNotAllowed();
+  const assignment = directory.assignment(sp.id, side, assignmentId);
+  if (!assignment) throw graphErrors.notFound(assignmentId);
+  if (r.method === 'GET')
     return entity(context, 200, project(appRoleAssignmentView(assignment, directory), select));
-  }
-  if (r.method === 'DELETE') {
-    refuseAdminChange(r, directory.assignment(sp.id, side, assignmentId)?.principalId);
-    directory.removeAppRoleAssignment(sp.id, side, assignmentId);
-    return { status: 204 };
-  }
-  throw graphErrors.methodNotAllowed();
+  refuseAdminChange(r, assignment.principalId);
+  directory.removeAppRoleAssignment(sp.id, side, assignmentId);
+  return { status: 204 };
 }
 
 /**
@@ -92,10 +89,10 @@ async function assignments(
  * (graph-api.ts): its Graph permissions cannot be revoked, which would lock every Graph caller
  * using emulator.json out until the next start restores them, and it is granted nothing else.
  */
-function refuseAdminChange(r: GraphRequest, principalId: string | undefined): void {
+function refuseAdminChange(r: GraphRequest, principalId: string): void {
   const { directory } = r.ctx;
   const admin = directory.servicePrincipalByAppId(directory.state.adminAppId);
-  if (principalId === undefined || principalId !== admin?.id) return;
+  if (principalId !== admin?.id) return;
   throw graphErrors.badRequest(
     `'${admin.displayName}' is the emulator's own admin application: the emulator refuses every change to the roles it holds. Its Microsoft Graph permissions (${ADMIN_GRAPH_PERMISSIONS.join(', ')}) are what every caller using the admin credentials of emulator.json depends on; grant roles to another application instead.`,
   );
