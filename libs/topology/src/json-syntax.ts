@@ -31,7 +31,7 @@ export interface JsonScan {
   tooDeep?: JsonPosition;
 }
 
-import { quote } from './quote';
+import { withSegment } from './quote';
 
 class Stop extends Error {
   constructor(
@@ -64,13 +64,7 @@ function positionOf(text: string, offset: number): JsonPosition {
 
 /** `apis[0].appRoles` from the stack, then `key`. */
 function pathOf(stack: Frame[], key: string): string {
-  let path = '';
-  for (const segment of [...stack.map((f) => f.at), key]) {
-    if (typeof segment === 'number') path += `[${segment}]`;
-    else if (/^[A-Za-z_$][\w$-]*$/.test(segment)) path += path === '' ? segment : `.${segment}`;
-    else path += `[${quote(segment)}]`;
-  }
-  return path;
+  return [...stack.map((f) => f.at), key].reduce<string>(withSegment, '');
 }
 
 /** Repeated keys listed with their position; the rest are only counted. */

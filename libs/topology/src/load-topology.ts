@@ -7,7 +7,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { scanJson } from './json-syntax';
 import { fileProblem, policyProblems, utf8 } from './files';
-import { quote } from './quote';
+import { quote, withSegment } from './quote';
 import { schemaProblems } from './schema-errors';
 import { didYouMean } from './suggest';
 import { TopologyError } from './topology-error';
@@ -232,7 +232,7 @@ function partnerProblems(
       problems.push(...fileProblem(`partners[${i}].certificate.cerFile`, partner.certificate.cerFile, base));
     if (!isObject(partner.roles)) continue;
     for (const [apiName, values] of Object.entries(partner.roles)) {
-      const path = `partners[${i}].roles${/^[A-Za-z_$][\w$-]*$/.test(apiName) ? `.${apiName}` : `[${quote(apiName)}]`}`;
+      const path = withSegment(`partners[${i}].roles`, apiName);
       const roles = rolesOf.get(apiName);
       if (roles === undefined) {
         problems.push(`${path}: no api ${quote(apiName)}${didYouMean(apiName, [...rolesOf.keys()])}`);

@@ -26,3 +26,13 @@ export function listed(lines: string[], max = 50): string[] {
   const more = lines.length - max;
   return [...lines.slice(0, max).map(printable), ...(more > 0 ? [`… and ${more} more`] : [])];
 }
+
+/**
+ * `path` followed by one segment, the way problems name a place in a topology file: `[0]` for
+ * an index, `.name` for a name (no dot at the start), `["odd name"]` for any other name.
+ */
+export function withSegment(path: string, segment: string | number): string {
+  if (typeof segment === 'number') return `${path}[${segment}]`;
+  if (/^[A-Za-z_$][\w$-]*$/.test(segment)) return path === '' ? segment : `${path}.${segment}`;
+  return `${path}[${quote(segment)}]`;
+}

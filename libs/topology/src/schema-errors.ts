@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Ajv2020, { type ErrorObject, type ValidateFunction } from 'ajv/dist/2020';
-import { quote } from './quote';
+import { quote, withSegment } from './quote';
 import { didYouMean } from './suggest';
 
 /** Absolute path of the JSON Schema shipped with the library (libs/topology/topology.schema.json). */
@@ -30,12 +30,10 @@ export function pathOf(pointer: string, child?: string): string {
     .slice(1)
     .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (child !== undefined) segments.push(child);
-  let path = '';
-  for (const segment of segments) {
-    if (/^\d+$/.test(segment)) path += `[${segment}]`;
-    else if (/^[A-Za-z_$][\w$-]*$/.test(segment)) path += path === '' ? segment : `.${segment}`;
-    else path += `[${quote(segment)}]`;
-  }
+  const path = segments.reduce(
+    (at, segment) => (/^\d+$/.test(segment) ? `${at}[${segment}]` : withSegment(at, segment)),
+    '',
+  );
   return path === '' ? '(top level)' : path;
 }
 
