@@ -7,15 +7,10 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '@certflow/testing';
 import { loadTopology, parseTopology, TopologyError } from './index';
+import { topologyErrorOf } from './load-topology.test-helpers';
 
 function problemsOf(run: () => unknown): string[] {
-  try {
-    run();
-  } catch (err) {
-    if (err instanceof TopologyError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a TopologyError');
+  return topologyErrorOf(run).problems;
 }
 
 describe('loadTopology refuses', () => {

@@ -10,6 +10,7 @@ import {
   TopologyError,
   type LoadedTopology,
 } from './index';
+import { topologyErrorOf } from './load-topology.test-helpers';
 
 const REPOSITORY = resolve(__dirname, '../../..');
 
@@ -22,13 +23,7 @@ interface RawFile {
 
 /** The problems `parseTopology` reports for `data` written as a file in `dir`. */
 function problemsOf(data: unknown, file: string): string[] {
-  try {
-    parseTopology(JSON.stringify(data, null, 2), file);
-  } catch (err) {
-    if (err instanceof TopologyError) return err.problems;
-    throw err;
-  }
-  throw new Error('expected a TopologyError');
+  return topologyErrorOf(() => parseTopology(JSON.stringify(data, null, 2), file)).problems;
 }
 
 describe('loadTopology', () => {
@@ -124,14 +119,7 @@ describe('loadTopology', () => {
   it('names an unknown role with its place in the file and the likely fix', () => {
     const data = valid();
     data.partners[1]!.roles.orders = ['Orders.Wrte'];
-    const err = (() => {
-      try {
-        parseTopology(JSON.stringify(data), file);
-      } catch (e) {
-        return e as TopologyError;
-      }
-      throw new Error('expected a TopologyError');
-    })();
+    const err = topologyErrorOf(() => parseTopology(JSON.stringify(data), file));
     expect(err).toBeInstanceOf(TopologyError);
     expect(err.file).toBe(file);
     expect(err.message).toBe(
