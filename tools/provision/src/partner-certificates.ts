@@ -5,7 +5,7 @@
  * certificate, or PEM with a second block or a block of another kind (a private key), is refused.
  */
 import { readFileSync } from 'node:fs';
-import { CertificateError, parseCertificate, type ParsedCertificate } from '@certflow/certs';
+import { CertificateError, parseCertificate, pemToDer, type ParsedCertificate } from '@certflow/certs';
 import type { TopologyPartner } from '@certflow/topology';
 
 export interface PartnerCertificate {
@@ -102,7 +102,5 @@ function soleCertificate(bytes: Buffer, refuse: (problem: string) => Error): Buf
 
 /** How many DER bytes an encoding carries: the file itself, or the PEM block's base64 body. */
 function derLength(encoded: Buffer | string): number {
-  if (typeof encoded !== 'string') return encoded.length;
-  const body = encoded.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
-  return Buffer.from(body, 'base64').length;
+  return (typeof encoded === 'string' ? pemToDer(encoded) : encoded).length;
 }
