@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GraphClient, provisionApiAndPartner, startEmulator } from '@certflow/entra-emulator';
-import { GraphRest, parseTopology } from '@certflow/topology';
+import { parseTopology } from '@certflow/topology';
 import { runJsonCommand } from './child-service';
 import { requestPartnerToken } from './partner-credentials';
 import { startStack, type StepReport } from './stack';
@@ -21,7 +21,7 @@ import {
   partnerDirectory,
 } from './topology-sync';
 import { rolesIn } from './stack.test-helpers';
-import { defaultTopologyJson, writeTopology } from './topology.test-helpers';
+import { defaultTopologyJson, withEmulatorGraph, writeTopology } from './topology.test-helpers';
 import { appEntryPoint } from './workspace';
 
 const dirs: string[] = [];
@@ -174,22 +174,12 @@ describe('a state directory of the version-1 stack', () => {
     ]);
     expect(existsSync(join(old.stateDir, 'partner', 'partner.cer'))).toBe(true);
 
-    const emulator = await startEmulator({ stateDir: old.stateDir, port: 0 });
-    const client = await GraphClient.connect(emulator);
-    try {
-      const graph = new GraphRest({
-        baseUrl: emulator.graphUrl,
-        token: () => client.accessToken(),
-        ca: readFileSync(emulator.caCertificatePath),
-      });
+    await withEmulatorGraph(old.stateDir, async (graph) => {
       const found = legacyAdoptions(await listApplications(graph), topology);
       expect(found.adopt).toEqual({ apis: { orders: old.api.objectId }, partners: {} });
       expect(found.notes).toEqual([
         `left the registration contoso-partner (appId ${old.partner.appId}) of an earlier version unmarked and untouched: the topology has no partner "contoso" to adopt it as; remove it in the portal if it is no longer needed`,
       ]);
-    } finally {
-      client.close();
-      await emulator.close();
-    }
+    });
   }, 60_000);
 });

@@ -4,14 +4,13 @@
  * versions are adopted.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSelfSignedCertificate, pemToDer } from '@certflow/certs';
-import { GraphClient, startEmulator } from '@certflow/entra-emulator';
 import { GraphRest, parseTopology } from '@certflow/topology';
 import { legacyAdoptions, leftoverKeyDirectories, partnerDirectory } from './topology-sync';
-import { defaultTopologyJson } from './topology.test-helpers';
+import { defaultTopologyJson, withEmulatorGraph } from './topology.test-helpers';
 
 const dirs: string[] = [];
 afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -38,14 +37,7 @@ describe('leftoverKeyDirectories', () => {
   it('removes a key directory only when no application holds its certificates, whatever its tags or name', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'certflow-leftover-'));
     dirs.push(stateDir);
-    const emulator = await startEmulator({ stateDir, port: 0 });
-    const client = await GraphClient.connect(emulator);
-    try {
-      const graph = new GraphRest({
-        baseUrl: emulator.graphUrl,
-        token: () => client.accessToken(),
-        ca: readFileSync(emulator.caCertificatePath),
-      });
+    await withEmulatorGraph(stateDir, async (graph, client) => {
       /** A partner key directory as `cert create` leaves it; returns its .cer (DER). */
       const keyDirectory = (name: string, sub = ''): Buffer => {
         const made = createSelfSignedCertificate({ commonName: `${name}-partner` });
@@ -107,11 +99,7 @@ describe('leftoverKeyDirectories', () => {
           `the registration "look-alike" (object id ${rotated.id}) still holds its certificate`,
         ),
       ]);
-      graph.close();
-    } finally {
-      client.close();
-      await emulator.close();
-    }
+    });
   }, 60_000);
 
   it('has nothing to do without a partners directory', async () => {

@@ -1,7 +1,11 @@
-/** Copies of the repository's topology file for tests that start the stack with another one. */
+/**
+ * Copies of the repository's topology file for tests that start the stack with another one, and
+ * the emulator's Graph for tests of step 1's pieces.
+ */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { DEFAULT_TOPOLOGY_FILE } from '@certflow/topology';
+import { GraphClient, startEmulator } from '@certflow/entra-emulator';
+import { DEFAULT_TOPOLOGY_FILE, GraphRest } from '@certflow/topology';
 import { workspaceRoot } from './workspace';
 
 export interface TopologyJson {
@@ -29,4 +33,25 @@ export function writeTopology(dir: string, name: string, data: TopologyJson | st
   const path = join(dir, name);
   writeFileSync(path, typeof data === 'string' ? data : JSON.stringify(data, null, 2));
   return path;
+}
+
+/** Runs `work` with an emulator on `stateDir`, a Graph client of it and Graph's REST API through that client; closes all three after. */
+export async function withEmulatorGraph<T>(
+  stateDir: string,
+  work: (graph: GraphRest, client: GraphClient) => Promise<T>,
+): Promise<T> {
+  const emulator = await startEmulator({ stateDir, port: 0 });
+  const client = await GraphClient.connect(emulator);
+  const graph = new GraphRest({
+    baseUrl: emulator.graphUrl,
+    token: () => client.accessToken(),
+    ca: readFileSync(emulator.caCertificatePath),
+  });
+  try {
+    return await work(graph, client);
+  } finally {
+    graph.close();
+    client.close();
+    await emulator.close();
+  }
 }
