@@ -150,7 +150,7 @@ const REPLICATION_ATTEMPTS = 5;
  * Whether Graph did not find an object yet: right after it is created, Microsoft Graph may answer
  * 404 (or 400 "does not exist" / "does not reference a valid application") for a few seconds.
  */
-export function isReplicationLag(err: unknown): boolean {
+function isReplicationLag(err: unknown): boolean {
   if (!(err instanceof GraphCallError)) return false;
   return (
     err.status === 404 ||

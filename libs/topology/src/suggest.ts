@@ -2,7 +2,7 @@
 import { quote } from './quote';
 
 /** Levenshtein distance (insertions, deletions, substitutions). */
-export function editDistance(a: string, b: string): number {
+function editDistance(a: string, b: string): number {
   let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const current = [i];
@@ -19,7 +19,7 @@ export function editDistance(a: string, b: string): number {
  * The candidate closest to `input`, compared case-insensitively, when it is within a third of
  * the longer name's length (at least 2 edits allowed); otherwise undefined.
  */
-export function closest(input: string, candidates: readonly string[]): string | undefined {
+function closest(input: string, candidates: readonly string[]): string | undefined {
   let best: { name: string; distance: number } | undefined;
   for (const name of candidates) {
     const distance = editDistance(input.toLowerCase(), name.toLowerCase());
