@@ -127,10 +127,12 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       GraphClient.connect(emulator),
     );
     cleanups.push(async () => graphClient.close());
+    // The development CA, trusted by this process's Graph calls and by the gateway.
+    const ca = readFileSync(emulator.caCertificatePath);
     const graph = new GraphRest({
       baseUrl: emulator.graphUrl,
       token: () => graphClient.accessToken(),
-      ca: readFileSync(emulator.caCertificatePath),
+      ca,
     });
     cleanups.push(async () => graph.close());
     const sync = await step('step 1 (reconciling the directory with the topology)', () =>
@@ -209,7 +211,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
         })),
         backendUrl: api.url,
         accessLog: accessLog.sink,
-        trustedCaPem: readFileSync(emulator.caCertificatePath, 'utf8'),
+        trustedCaPem: ca.toString('utf8'),
         namedValues: apimNamedValues(apiRegistration, emulator.url, emulator.tenantId),
       }),
     );
