@@ -8,6 +8,7 @@
  *
  * Health: `GET /status-0123456789abcdef` answers 200 without running any policy (as APIM's).
  */
+import { operationApplies, templatePattern } from './operation-route';
 import { Agent, IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { createServer, Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
@@ -182,14 +183,6 @@ interface CompiledOperation {
   method: string;
   pattern: RegExp;
   policy: PolicyDocument;
-}
-
-function templatePattern(template: string): RegExp {
-  if (!template.startsWith('/')) throw new TypeError(`operation urlTemplate '${template}' must start with /`);
-  const parts = template
-    .split(/(\{[^{}/]+\})/)
-    .map((part) => (/^\{[^{}/]+\}$/.test(part) ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
-  return new RegExp(`^${parts.join('')}/?$`);
 }
 
 export interface RunningGateway {
@@ -801,9 +794,7 @@ async function handleRequest(
     }
     subscriptionId = check.subscriptionId;
   }
-  const operation = deps.operations.find(
-    (op) => (op.method === '*' || op.method === method) && op.pattern.test(path),
-  );
+  const operation = deps.operations.find((op) => operationApplies(op, method, path));
   const policy = operation?.policy ?? deps.policy;
   if (operation) route = operation.route;
   const ctx: PolicyContext = {

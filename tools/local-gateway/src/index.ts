@@ -1,5 +1,6 @@
 export { startGateway, HEALTH_PATH, DEFAULT_MAX_REQUEST_BODY_BYTES } from './gateway';
 export type { GatewayOptions, RunningGateway, OperationPolicy } from './gateway';
+export { findOperation } from './operation-route';
 export { ApimError, apimErrorBody } from './apim-errors';
 export type { ApimErrorBody } from './apim-errors';
 export { PolicyLoadError } from './policy-xml';

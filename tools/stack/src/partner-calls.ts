@@ -4,6 +4,7 @@
  * and each answer must be the one the topology grants (access-check.ts), else the start fails
  * naming the partner, the call, what was expected and what came.
  */
+import { findOperation } from '@certflow/local-gateway';
 import type { Topology, TopologyApi } from '@certflow/topology';
 import {
   ACCESS_CALLS,
@@ -104,17 +105,8 @@ export async function provePartnerAccess(opts: {
 
 const describe = (call: AccessCall): string => `${call.method} ${call.path}`;
 
-/**
- * The policy files the gateway runs for `call`: the API's, then that of the first operation whose
- * method and URL template match (APIM's template syntax: `{name}` stands for one path segment).
- */
+/** The policy files the gateway runs for `call`: the API's, then that of the operation the gateway picks. */
 function policiesFor(api: TopologyApi, call: AccessCall): string[] {
-  const operation = api.operations.find((o) => {
-    const pattern = o.urlTemplate
-      .split('/')
-      .map((part) => (/^\{[^{}]+\}$/.test(part) ? '[^/]+' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')))
-      .join('/');
-    return o.method === call.method && new RegExp(`^${pattern}/?$`).test(call.path);
-  });
+  const operation = findOperation(api.operations, call.method, call.path);
   return [api.policy, ...(operation ? [operation.policy] : [])];
 }
