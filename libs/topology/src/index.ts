@@ -19,4 +19,4 @@ export {
   type ReconcileResult,
 } from './reconcile-types';
 export { reconcileTopology } from './reconcile';
-export { apimNamedValues, formatChanges } from './plan-format';
+export { apimNamedValues, changeLines, formatChanges } from './plan-format';

@@ -1,6 +1,6 @@
 /** The reconcile's result for people (the plan) and for API Management (the named values). */
 import { printable } from './quote';
-import type { ChangeKind, ReconciledApi, ReconcileResult } from './reconcile-types';
+import type { Change, ChangeKind, ReconciledApi, ReconcileResult } from './reconcile-types';
 
 const SIGN: Record<ChangeKind, string> = {
   create: '+',
@@ -28,11 +28,16 @@ export function formatChanges(result: ReconcileResult, topologyFile: string): st
         ? `Applied ${count} to bring the directory to ${topologyFile}:`
         : `Plan: ${count} to bring the directory to ${topologyFile} (nothing written):`,
     );
-    for (const c of result.changes) lines.push(`  ${SIGN[c.kind]} ${c.kind} ${c.subject}: ${c.detail}`);
+    lines.push(...changeLines(result.changes));
     lines.push(...grantees(result));
   }
   for (const warning of result.warnings) lines.push(`warning: ${warning}`);
   return lines.map(printable).join('\n');
+}
+
+/** One plan line per change (`  + create api orders: …`), escaped, for lists under another heading. */
+export function changeLines(changes: readonly Change[]): string[] {
+  return changes.map((c) => printable(`  ${SIGN[c.kind]} ${c.kind} ${c.subject}: ${c.detail}`));
 }
 
 /**

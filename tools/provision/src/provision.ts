@@ -7,6 +7,7 @@
 import { relative } from 'node:path';
 import {
   apimNamedValues,
+  changeLines,
   formatChanges,
   GraphRest,
   loadTopology,
@@ -95,7 +96,7 @@ export async function runProvision(argv: string[], io: ProvisionIo): Promise<num
   } catch (err) {
     // A failed apply may follow writes that succeeded: Graph has no transactions, so they stay.
     if (err instanceof ReconcileError && err.applied.length > 0)
-      io.stdout(`${appliedBeforeFailure(err.applied, shown(loaded.file))}\n`);
+      io.stdout(`${appliedBeforeFailure(err.applied)}\n`);
     io.stderr(`provision: ${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
   }
@@ -121,14 +122,9 @@ function checkAdoptions(options: ProvisionOptions, loaded: LoadedTopology): void
 }
 
 /** The changes an apply made before it failed, in the plan's format under a header that says so. */
-function appliedBeforeFailure(applied: Change[], topologyFile: string): string {
-  const lines = formatChanges(
-    { applied: true, changes: applied, warnings: [], apis: [], partners: [], removed: [] },
-    topologyFile,
-  ).split('\n');
+function appliedBeforeFailure(applied: Change[]): string {
   const count = applied.length === 1 ? '1 change (it stays' : `${applied.length} changes (they stay`;
-  // formatChanges' header says the directory was brought to the file; it was not.
-  return [`Applied ${count} in the directory) before the failure:`, ...lines.slice(1)].join('\n');
+  return [`Applied ${count} in the directory) before the failure:`, ...changeLines(applied)].join('\n');
 }
 
 /** Per partner: the client id to send it, and its certificate (the .cer it sent, or a reminder). */

@@ -12,7 +12,7 @@ import { fileAccessLog, startGateway } from '@certflow/local-gateway';
 import {
   apimNamedValues,
   DEFAULT_TOPOLOGY_FILE,
-  formatChanges,
+  changeLines,
   GraphRest,
   loadTopology,
   ReconcileError,
@@ -146,18 +146,14 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
         if (!(err instanceof ReconcileError)) throw err;
         applied =
           err.applied.length > 0
-            ? listChanges(
-                'These changes were made in the directory before it and stay:',
-                err.applied,
-                loaded.file,
-              )
+            ? listChanges('These changes were made in the directory before it and stay:', err.applied)
             : 'Nothing was changed in the directory before it.';
         throw err.cause;
       }),
     );
     sync.notes.unshift(...moved);
     report(topologyStep(loaded, sync));
-    applied = appliedChanges(sync, loaded.file);
+    applied = appliedChanges(sync);
 
     for (const [i, cert] of certificates.entries()) {
       const registered = sync.result.partners[i]!;
@@ -290,27 +286,18 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
 }
 
 /** What step 1 changed in the directory and the state directory, for a failure after it: those changes stay. */
-function appliedChanges({ result, removedDirectories }: TopologySync, topologyFile: string): string {
+function appliedChanges({ result, removedDirectories }: TopologySync): string {
   if (result.changes.length === 0 && removedDirectories.length === 0)
     return 'Step 1 had changed nothing in the directory.';
   return [
-    listChanges(
-      'Step 1 had already changed the directory, and these changes stay:',
-      result.changes,
-      topologyFile,
-    ),
+    listChanges('Step 1 had already changed the directory, and these changes stay:', result.changes),
     ...removedDirectories.map((d) => `removed ${d} (its partner left the topology)`),
   ].join('\n');
 }
 
 /** `heading`, then one plan line per change (`  + create api orders: …`), as step 1 prints them. */
-function listChanges(heading: string, changes: Change[], topologyFile: string): string {
-  if (changes.length === 0) return heading;
-  const plan = formatChanges(
-    { applied: true, changes, warnings: [], apis: [], partners: [], removed: [] },
-    topologyFile,
-  );
-  return [heading, ...plan.split('\n').slice(1)].join('\n');
+function listChanges(heading: string, changes: Change[]): string {
+  return [heading, ...changeLines(changes)].join('\n');
 }
 
 export { stackFilePath };
