@@ -43,8 +43,11 @@ export interface ReconcileOptions {
   apply: boolean;
   /** Delete marked registrations (apis/partners) that are no longer in the topology. */
   prune: boolean;
-  /** name → application object id of an UNMARKED registration to take over and mark (migration). */
-  adopt?: { apis?: Record<string, string>; partners?: Record<string, string> };
+  /**
+   * name → application object id of an UNMARKED registration to take over and mark (migration);
+   * or a function that picks them from the applications reconcile lists anyway.
+   */
+  adopt?: Adoptions | ((applications: readonly GraphApp[]) => Adoptions);
   /** The partner's public certificate (DER .cer) to make sure is registered on its application. */
   certificate?: (partner: TopologyPartner) => Buffer | undefined;
   /**
@@ -107,6 +110,12 @@ export interface GraphAppRole {
   description: string;
   allowedMemberTypes: string[];
   isEnabled: boolean;
+}
+
+/** Unmarked registrations to adopt: topology name → application object id. */
+export interface Adoptions {
+  apis?: Record<string, string>;
+  partners?: Record<string, string>;
 }
 
 export interface GraphApp {

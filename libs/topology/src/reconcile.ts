@@ -95,6 +95,7 @@ export async function reconcileTopology(opts: ReconcileOptions): Promise<Reconci
   const certificates = certificatesOf(opts);
   const apps = await opts.graph.list<GraphApp>(`/applications?$select=${SELECT}`, 'list the applications');
   const { marked, problems } = managed(apps);
+  const adopt = typeof opts.adopt === 'function' ? opts.adopt(apps) : opts.adopt;
   const wanted: Record<Kind, Set<string>> = {
     api: new Set(topology.apis.map((a) => a.name)),
     partner: new Set(topology.partners.map((p) => p.name)),
@@ -103,9 +104,7 @@ export async function reconcileTopology(opts: ReconcileOptions): Promise<Reconci
   // Adoptions: checked in full before anything is written.
   const adoptions: { kind: Kind; name: string; app: GraphApp }[] = [];
   for (const kind of ['api', 'partner'] as const) {
-    for (const [name, objectId] of Object.entries(
-      (kind === 'api' ? opts.adopt?.apis : opts.adopt?.partners) ?? {},
-    )) {
+    for (const [name, objectId] of Object.entries((kind === 'api' ? adopt?.apis : adopt?.partners) ?? {})) {
       const app = apps.find((a) => a.id === objectId);
       const current = marked[kind].get(name);
       if (!wanted[kind].has(name))

@@ -9,17 +9,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GraphClient, provisionApiAndPartner, startEmulator } from '@certflow/entra-emulator';
-import { parseTopology } from '@certflow/topology';
+import { parseTopology, type GraphApp } from '@certflow/topology';
 import { runJsonCommand } from './child-service';
 import { requestPartnerToken } from './partner-credentials';
 import { startStack, type StepReport } from './stack';
 import { stackPartner } from './stack-file';
-import {
-  legacyAdoptions,
-  listApplications,
-  migrateLegacyPartnerDirectory,
-  partnerDirectory,
-} from './topology-sync';
+import { legacyAdoptions, migrateLegacyPartnerDirectory, partnerDirectory } from './topology-sync';
 import { rolesIn } from './stack.test-helpers';
 import { defaultTopologyJson, withEmulatorGraph, writeTopology } from './topology.test-helpers';
 import { appEntryPoint } from './workspace';
@@ -175,7 +170,10 @@ describe('a state directory of the version-1 stack', () => {
     expect(existsSync(join(old.stateDir, 'partner', 'partner.cer'))).toBe(true);
 
     await withEmulatorGraph(old.stateDir, async (graph) => {
-      const found = legacyAdoptions(await listApplications(graph), topology);
+      const found = legacyAdoptions(
+        await graph.list<GraphApp>('/applications?$select=id,appId,displayName,identifierUris,tags'),
+        topology,
+      );
       expect(found.adopt).toEqual({ apis: { orders: old.api.objectId }, partners: {} });
       expect(found.notes).toEqual([
         `left the registration contoso-partner (appId ${old.partner.appId}) of an earlier version unmarked and untouched: the topology has no partner "contoso" to adopt it as; remove it in the portal if it is no longer needed`,

@@ -7,12 +7,13 @@
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  GraphRest,
+  type GraphRest,
   marksOf,
   quote,
   reconcileTopology,
   TOPOLOGY_TAG,
-  type ReconcileOptions,
+  type Adoptions,
+  type GraphApp,
   type ReconcileResult,
   type Topology,
   type TopologyPartner,
@@ -54,22 +55,13 @@ export function migrateLegacyPartnerDirectory(stateDir: string, topology: Topolo
   return [`moved ${legacy} to ${target} (the keys of partner "${LEGACY_PARTNER_NAME}")`];
 }
 
-interface ApplicationSummary {
-  id: string;
-  appId: string;
-  displayName: string;
-  identifierUris?: string[];
-  tags?: string[];
-}
+/** What migration reads of an application. */
+type AppSummary = Pick<GraphApp, 'id' | 'appId' | 'displayName' | 'identifierUris' | 'tags'>;
 
-const isMarked = (a: ApplicationSummary): boolean => (a.tags ?? []).includes(TOPOLOGY_TAG);
+const isMarked = (a: AppSummary): boolean => (a.tags ?? []).includes(TOPOLOGY_TAG);
 
-/** The directory's applications, as far as migration and key-directory clean-up need them. */
-export const listApplications = (graph: GraphRest): Promise<ApplicationSummary[]> =>
-  graph.list<ApplicationSummary>('/applications?$select=id,appId,displayName,identifierUris,tags');
-
-export interface Adoptions {
-  adopt: NonNullable<ReconcileOptions['adopt']>;
+export interface LegacyAdoptions {
+  adopt: Adoptions;
   /** Registrations of earlier versions that were left alone, and why. */
   notes: string[];
 }
@@ -80,11 +72,11 @@ export interface Adoptions {
  * regard to case, as reconcile and Entra ID do), and `contoso-partner` as partner `contoso`.
  * Nothing is adopted for a name the directory already has a marked object for.
  */
-export function legacyAdoptions(apps: ApplicationSummary[], topology: Topology): Adoptions {
+export function legacyAdoptions(apps: readonly AppSummary[], topology: Topology): LegacyAdoptions {
   // Every mark any application carries (reconcile refuses an application with two before writing).
   const managed = new Set(apps.flatMap((a) => marksOf(a.tags).map((m) => `${m.kind} ${m.name}`)));
   const unmarked = apps.filter((a) => !isMarked(a));
-  const result: Adoptions = { adopt: { apis: {}, partners: {} }, notes: [] };
+  const result: LegacyAdoptions = { adopt: { apis: {}, partners: {} }, notes: [] };
 
   for (const api of topology.apis) {
     if (managed.has(`api ${api.name}`)) continue;
@@ -165,14 +157,18 @@ export async function syncTopology(opts: {
   /** The `.cer` of each partner, to be registered on its application. */
   certificate: (partner: TopologyPartner) => Buffer | undefined;
 }): Promise<TopologySync> {
-  const apps = await listApplications(opts.graph);
-  const { adopt, notes } = legacyAdoptions(apps, opts.topology);
+  let notes: string[] = [];
   const result = await reconcileTopology({
     graph: opts.graph,
     topology: opts.topology,
     apply: true,
     prune: true,
-    adopt,
+    // From the application list reconcile reads anyway: one list per start, not two.
+    adopt: (apps) => {
+      const legacy = legacyAdoptions(apps, opts.topology);
+      notes = legacy.notes;
+      return legacy.adopt;
+    },
     certificate: opts.certificate,
   });
   const { remove, keep } = await leftoverKeyDirectories(opts.graph, opts.stateDir, opts.topology);
