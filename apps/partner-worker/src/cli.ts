@@ -13,7 +13,8 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_COMMON_NAME, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS } from '@certflow/partner-client';
 import { call } from './commands/call';
-import { certCreate, certCsr, certExport, certImport, certRotate, certShow } from './commands/cert';
+import { certCreate, certCsr, certExport, certImport, certShow } from './commands/cert';
+import { certRotate } from './commands/cert-rotate';
 import {
   UsageError,
   type CliIo,

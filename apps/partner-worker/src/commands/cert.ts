@@ -1,33 +1,21 @@
-/** `cert create|show|export|import|csr|rotate`: the partner's key pair and certificate. */
+/** `cert create|show|export|import|csr`: the partner's key pair and certificate (`cert rotate`: cert-rotate.ts). */
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { exportPkcs12, keyCredentialFor, writeFileAtomic } from '@certflow/certs';
-import { isGuid } from '@certflow/claims';
 import {
   CertificateStore,
   DEFAULT_COMMON_NAME,
   DEFAULT_VALIDITY_DAYS,
   MAX_VALIDITY_DAYS,
   readCertificateDirectoryConfig,
-  readRotationConfig,
-  rotateWithGraph,
   summarize,
   type CertificateSummary,
 } from '@certflow/partner-client';
-import {
-  command,
-  JSON_OPTION,
-  keySize,
-  logTo,
-  positiveInt,
-  UsageError,
-  type CliIo,
-  type Emit,
-} from './command';
+import { command, JSON_OPTION, keySize, positiveInt, UsageError, type CliIo, type Emit } from './command';
 
 const FORCE_OPTION = { force: { type: 'boolean', default: false } } as const;
-const COMMON_NAME_OPTION = { 'common-name': { type: 'string' } } as const;
-const KEY_SIZE_OPTION = { 'key-size': { type: 'string' } } as const;
+export const COMMON_NAME_OPTION = { 'common-name': { type: 'string' } } as const;
+export const KEY_SIZE_OPTION = { 'key-size': { type: 'string' } } as const;
 const OUT_OPTION = { out: { type: 'string' } } as const;
 
 function printCertificate(
@@ -205,62 +193,6 @@ export const certImport = command({
       force: values.force,
     });
     printCertificate(io, summarize(credential), values.json, emit, true);
-    return 0;
-  },
-});
-
-export const certRotate = command({
-  name: 'cert rotate',
-  usage: `  cert rotate [--days N] [--common-name CN] [--old-key-id GUID] [--key-size N]
-              [--grace-seconds N] [--json]
-                      make the next certificate (key size: the current one's), register it with
-                      Graph addKey (proof signed by the current one, with the partner's own Graph
-                      token), switch to it and, --grace-seconds later (default 0), remove the old
-                      one with removeKey (its keyId from partner.key-id or --old-key-id); where
-                      addKey is refused, names the .cer to send instead.
-                      Needs PARTNER_APP_OBJECT_ID (and PARTNER_GRAPH_URL for the emulator)`,
-  options: {
-    days: { type: 'string' },
-    ...COMMON_NAME_OPTION,
-    'old-key-id': { type: 'string' },
-    ...KEY_SIZE_OPTION,
-    'grace-seconds': { type: 'string' },
-    ...JSON_OPTION,
-  },
-  async run({ io, values, emit }) {
-    const days = positiveInt('days', values.days, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS);
-    const oldKeyId = values['old-key-id'];
-    if (oldKeyId !== undefined && !isGuid(oldKeyId))
-      throw new UsageError(`--old-key-id must be a GUID, got "${oldKeyId}"`);
-    const size = keySize(values['key-size']);
-    const graceRaw = values['grace-seconds'];
-    if (graceRaw !== undefined && (!/^\d+$/.test(graceRaw) || Number(graceRaw) > 3_600))
-      throw new UsageError(`--grace-seconds must be a whole number from 0 to 3600, got "${graceRaw}"`);
-    const graceSeconds = graceRaw === undefined ? 0 : Number(graceRaw);
-    const config = readRotationConfig(io.env, io.cwd);
-    const store = new CertificateStore(config.certDir);
-    const current = store.load(new Date(), config.keyPassphrase);
-    const result = await rotateWithGraph(config, store, current, {
-      days,
-      ...(values['common-name'] ? { commonName: values['common-name'] } : {}),
-      ...(oldKeyId ? { oldKeyId } : {}),
-      ...(size ? { keySize: size } : {}),
-      ...(graceSeconds ? { graceMs: graceSeconds * 1000 } : {}),
-      log: logTo(io),
-    });
-    if (values.json)
-      emit({
-        event: 'rotation',
-        ...result,
-        ...(result.status === 'rotated'
-          ? { credential: undefined, certificate: summarize(result.credential) }
-          : {}),
-      });
-    else io.stdout(result.message);
-    if (result.status === 'refused') {
-      io.stderr(`partner-worker: error: ${result.message}`);
-      return 1;
-    }
     return 0;
   },
 });
