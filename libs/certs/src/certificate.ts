@@ -46,9 +46,10 @@ export function thumbprintsOf(der: Uint8Array): Thumbprints {
   };
 }
 
-export function derToPem(der: Uint8Array): string {
+/** PEM with 64-character lines; a certificate unless another label (e.g. `CERTIFICATE REQUEST`) is given. */
+export function derToPem(der: Uint8Array, label = 'CERTIFICATE'): string {
   const b64 = Buffer.from(der).toString('base64').replace(/.{64}/g, '$&\n');
-  return `-----BEGIN CERTIFICATE-----\n${b64.replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`;
+  return `-----BEGIN ${label}-----\n${b64.replace(/\n$/, '')}\n-----END ${label}-----\n`;
 }
 
 export function pemToDer(pem: string): Buffer {

@@ -3,16 +3,10 @@ import forge from 'node-forge';
 import { describe, expect, it } from 'vitest';
 import { assertKeyMatchesCertificate, parseCertificate } from './certificate';
 import { CertificateError } from './errors';
-import {
-  createCsr,
-  encryptPrivateKey,
-  exportPkcs12,
-  importPkcs12,
-  inspectCsr,
-  isEncryptedPrivateKey,
-  keyCredentialFor,
-  readPrivateKey,
-} from './formats';
+import { createCsr, inspectCsr } from './csr';
+import { exportPkcs12, importPkcs12, keyCredentialFor } from './formats';
+import { encryptPrivateKey } from './key-encryption';
+import { isEncryptedPrivateKey, readPrivateKey } from './private-key';
 import { createCertificateAuthority, createSelfSignedCertificate, issueCertificate } from './generate';
 
 const pair = createSelfSignedCertificate({ commonName: 'formats-test' });

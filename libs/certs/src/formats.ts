@@ -1,8 +1,8 @@
 /**
- * Certificate and key formats a partner meets when its certificate does not come from
- * `cert create`: CSRs for a CA-issued certificate, PFX/PKCS#12 bundles (with a password),
- * PEM certificates, PKCS#1/PKCS#8/encrypted PKCS#8 keys, and the `keyCredential` JSON that
- * Microsoft Graph expects on an application.
+ * Certificate formats a partner meets when its certificate does not come from `cert create`:
+ * PFX/PKCS#12 bundles (with a password) and the `keyCredential` JSON that Microsoft Graph
+ * expects on an application. (CSRs are in csr.ts, private keys in private-key.ts and
+ * key-encryption.ts.)
  *
  * Every key handed back is unencrypted PKCS#8 PEM (what MSAL needs; it has no passphrase
  * option); `encryptPrivateKey` makes the encrypted PKCS#8 form for storage at rest.
@@ -11,109 +11,9 @@
  *   const { privateKeyPem, certificatePem } = importPkcs12(readFileSync('partner.pfx'), 'secret');
  */
 import forge from 'node-forge';
-import { createPrivateKey, type KeyObject } from 'node:crypto';
 import { parseCertificate, type ParsedCertificate } from './certificate';
 import { CertificateError } from './errors';
-import type { RsaKeySize } from './generate';
-
-export interface CsrOptions {
-  commonName: string;
-  organization?: string;
-  keySize?: RsaKeySize;
-  /** Sign the CSR with this key (PKCS#8/PKCS#1 PEM) instead of a new one. */
-  privateKeyPem?: string;
-}
-
-export interface CsrAndKey {
-  csrPem: string;
-  /** PKCS#8 PEM, unencrypted: keep it until the CA returns the certificate. */
-  privateKeyPem: string;
-}
-
-/** A PKCS#10 certificate signing request (SHA-256) for a client certificate. */
-export function createCsr(opts: CsrOptions): CsrAndKey {
-  if (opts.commonName.trim() === '') throw new TypeError('the common name must not be empty');
-  let privateKey: forge.pki.rsa.PrivateKey;
-  let publicKey: forge.pki.rsa.PublicKey;
-  if (opts.privateKeyPem) {
-    privateKey = forge.pki.privateKeyFromPem(readPrivateKey(opts.privateKeyPem)) as forge.pki.rsa.PrivateKey;
-    publicKey = forge.pki.setRsaPublicKey(privateKey.n, privateKey.e);
-  } else {
-    const bits = opts.keySize ?? 2048;
-    if (![2048, 3072, 4096].includes(bits))
-      throw new TypeError(`keySize must be 2048, 3072 or 4096, got ${bits}`);
-    ({ privateKey, publicKey } = forge.pki.rsa.generateKeyPair({ bits, e: 0x10001 }));
-  }
-  const csr = forge.pki.createCertificationRequest();
-  csr.publicKey = publicKey;
-  const subject: forge.pki.CertificateField[] = [{ name: 'commonName', value: opts.commonName }];
-  if (opts.organization) subject.push({ name: 'organizationName', value: opts.organization });
-  csr.setSubject(subject);
-  csr.setAttributes([
-    {
-      name: 'extensionRequest',
-      extensions: [
-        { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-        { name: 'extKeyUsage', clientAuth: true },
-      ],
-    },
-  ]);
-  csr.sign(privateKey, forge.md.sha256.create());
-  const pkcs8 = forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(privateKey));
-  return {
-    csrPem: forge.pki.certificationRequestToPem(csr).replace(/\r\n/g, '\n'),
-    privateKeyPem: readPrivateKey(forge.pki.privateKeyInfoToPem(pkcs8)),
-  };
-}
-
-/** Subject CN and whether the CSR's signature verifies (for tests and `cert csr` output). */
-export function inspectCsr(csrPem: string): { commonName: string | undefined; verified: boolean } {
-  const csr = forge.pki.certificationRequestFromPem(csrPem);
-  const cn = csr.subject.getField('CN') as { value?: string } | null;
-  return { commonName: cn?.value, verified: csr.verify() };
-}
-
-function keyObject(pem: string, passphrase?: string): KeyObject {
-  const encrypted = /-{5}BEGIN ENCRYPTED PRIVATE KEY-{5}|Proc-Type: 4,ENCRYPTED/.test(pem);
-  if (encrypted && (passphrase === undefined || passphrase === '')) {
-    throw new CertificateError('ERR_KEY_ENCRYPTED', 'the private key is encrypted; a passphrase is needed');
-  }
-  if (!/-{5}BEGIN (RSA |EC |ENCRYPTED )?PRIVATE KEY-{5}/.test(pem)) {
-    throw new CertificateError(
-      'ERR_KEY_MALFORMED',
-      'no PEM private key (PKCS#1, PKCS#8 or encrypted PKCS#8) found',
-    );
-  }
-  try {
-    return createPrivateKey(
-      encrypted ? { key: pem, format: 'pem', passphrase: passphrase! } : { key: pem, format: 'pem' },
-    );
-  } catch (err) {
-    if (encrypted)
-      throw new CertificateError('ERR_WRONG_PASSWORD', 'cannot decrypt the private key: wrong passphrase?');
-    throw new CertificateError('ERR_KEY_MALFORMED', `cannot read the private key: ${(err as Error).message}`);
-  }
-}
-
-/**
- * Any PEM private key (PKCS#1 `RSA PRIVATE KEY`, PKCS#8, encrypted PKCS#8 with `passphrase`)
- * as unencrypted PKCS#8 PEM.
- */
-export function readPrivateKey(pem: string, passphrase?: string): string {
-  return keyObject(pem, passphrase).export({ type: 'pkcs8', format: 'pem' }).toString();
-}
-
-/** Encrypted PKCS#8 PEM (AES-256-CBC, PBKDF2) for storing a key at rest. */
-export function encryptPrivateKey(pem: string, passphrase: string, currentPassphrase?: string): string {
-  if (passphrase.length < 8) throw new TypeError('the passphrase must have at least 8 characters');
-  return keyObject(pem, currentPassphrase)
-    .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase })
-    .toString();
-}
-
-export function isEncryptedPrivateKey(pem: string): boolean {
-  return /-{5}BEGIN ENCRYPTED PRIVATE KEY-{5}|Proc-Type: 4,ENCRYPTED/.test(pem);
-}
+import { readPrivateKey } from './private-key';
 
 export interface Pkcs12Contents {
   /** Unencrypted PKCS#8 PEM. */
@@ -225,34 +125,4 @@ export function keyCredentialFor(
     startDateTime: cert.notBefore.toISOString(),
     endDateTime: cert.notAfter.toISOString(),
   };
-}
-
-/**
- * What a CA does with a CSR: a client certificate for the CSR's key and subject, signed by
- * `issuer` (e.g. the development CA, or a test CA). The CSR's signature is checked first.
- */
-export function signCsr(
-  issuer: { certificatePem: string; privateKeyPem: string },
-  csrPem: string,
-  opts: { days?: number; now?: Date } = {},
-): string {
-  const csr = forge.pki.certificationRequestFromPem(csrPem);
-  if (!csr.verify()) throw new CertificateError('ERR_CERT_MALFORMED', 'the CSR signature does not verify');
-  const issuerCert = forge.pki.certificateFromPem(issuer.certificatePem);
-  const now = opts.now ?? new Date();
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = csr.publicKey!;
-  cert.serialNumber = `0${forge.util.bytesToHex(forge.random.getBytesSync(15))}`;
-  cert.validity.notBefore = new Date(now.getTime() - 60_000);
-  cert.validity.notAfter = new Date(now.getTime() + (opts.days ?? 365) * 86_400_000);
-  cert.setSubject(csr.subject.attributes);
-  cert.setIssuer(issuerCert.subject.attributes);
-  cert.setExtensions([
-    { name: 'basicConstraints', cA: false },
-    { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
-    { name: 'extKeyUsage', clientAuth: true },
-    { name: 'authorityKeyIdentifier', keyIdentifier: issuerCert.generateSubjectKeyIdentifier().getBytes() },
-  ]);
-  cert.sign(forge.pki.privateKeyFromPem(readPrivateKey(issuer.privateKeyPem)), forge.md.sha256.create());
-  return forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
 }

@@ -1,14 +1,32 @@
 /**
- * Key pairs and X.509 certificates made with node-forge (RSA key generation itself is
- * delegated by forge to Node's native crypto, so a 2048-bit key takes milliseconds).
+ * Key pairs and X.509 certificates: the partner's self-signed client certificate, the local
+ * development CA and the certificates it issues. Keys are made by node:crypto; every certificate
+ * is laid out by node-forge and signed through x509-builder.ts, either with a key held in this
+ * process or through a KeySigner (a key in a PKCS#11 token never leaves it).
  *
  * @example
  *   const { privateKeyPem, certificatePem } = createSelfSignedCertificate({ commonName: 'contoso-partner' });
+ *   const pem = await createSelfSignedCertificateWithSigner(tokenSigner, { commonName: 'contoso-partner' });
  */
 import forge from 'node-forge';
-import { randomBytes } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import type { KeySigner } from './key-signer';
+import { privateKeyObject } from './private-key';
+import {
+  baseCertificate,
+  certificateBody,
+  forgePublicKey,
+  newKeyPair,
+  pkcs8Pem,
+  signWithPrivateKey,
+  signWithSigner,
+  subjectOf,
+  type RsaKeySize,
+  type ToBeSigned,
+  type ValidityOptions,
+} from './x509-builder';
 
-export type RsaKeySize = 2048 | 3072 | 4096;
+export type { RsaKeySize } from './x509-builder';
 
 export interface CertificateAndKey {
   /** PKCS#8 PEM, unencrypted. */
@@ -16,15 +34,12 @@ export interface CertificateAndKey {
   certificatePem: string;
 }
 
-export interface SelfSignedOptions {
+export interface SelfSignedOptions extends ValidityOptions {
   commonName: string;
   organization?: string;
   /** Validity in days from now; Entra ID accepts at most a few years, one year is customary. */
   days?: number;
   keySize?: RsaKeySize;
-  /** Backdate notBefore slightly so that clocks a little behind still accept the certificate. */
-  backdateSeconds?: number;
-  now?: Date;
 }
 
 export interface IssuedCertificateOptions extends SelfSignedOptions {
@@ -32,70 +47,59 @@ export interface IssuedCertificateOptions extends SelfSignedOptions {
   ipAddresses?: string[];
 }
 
-function newKeyPair(keySize: RsaKeySize): forge.pki.rsa.KeyPair {
-  if (![2048, 3072, 4096].includes(keySize))
-    throw new TypeError(`keySize must be 2048, 3072 or 4096, got ${keySize}`);
-  return forge.pki.rsa.generateKeyPair({ bits: keySize, e: 0x10001 });
-}
-
-function baseCertificate(publicKey: forge.pki.PublicKey, opts: SelfSignedOptions): forge.pki.Certificate {
-  const days = opts.days ?? 365;
-  if (!Number.isFinite(days) || days <= 0) throw new TypeError(`days must be a positive number, got ${days}`);
-  const now = opts.now ?? new Date();
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = publicKey;
-  // A positive serial: high bit cleared so DER does not read it as negative.
-  const serial = randomBytes(16);
-  serial[0] = serial[0]! & 0x7f;
-  cert.serialNumber = serial.toString('hex');
-  cert.validity.notBefore = new Date(now.getTime() - (opts.backdateSeconds ?? 60) * 1000);
-  cert.validity.notAfter = new Date(now.getTime() + days * 86_400_000);
-  return cert;
-}
-
-function subjectOf(opts: SelfSignedOptions): forge.pki.CertificateField[] {
-  const attrs: forge.pki.CertificateField[] = [{ name: 'commonName', value: opts.commonName }];
-  if (opts.organization) attrs.push({ name: 'organizationName', value: opts.organization });
-  return attrs;
-}
-
-function toPem(cert: forge.pki.Certificate, privateKey: forge.pki.PrivateKey): CertificateAndKey {
-  const pkcs8 = forge.pki.wrapRsaPrivateKey(forge.pki.privateKeyToAsn1(privateKey));
-  return {
-    certificatePem: forge.pki.certificateToPem(cert),
-    privateKeyPem: forge.pki.privateKeyInfoToPem(pkcs8),
-  };
-}
-
-/** A self-signed client certificate: what a partner makes in step 2 of the flow. */
-export function createSelfSignedCertificate(opts: SelfSignedOptions): CertificateAndKey {
-  const keys = newKeyPair(opts.keySize ?? 2048);
-  const cert = baseCertificate(keys.publicKey, opts);
-  cert.setSubject(subjectOf(opts));
-  cert.setIssuer(subjectOf(opts));
+/** The body of a self-signed client certificate for `publicKey`. */
+function selfSignedBody(publicKey: KeyObject, opts: Omit<SelfSignedOptions, 'keySize'>): ToBeSigned {
+  const subject = subjectOf(opts);
+  const cert = baseCertificate(forgePublicKey(publicKey), opts);
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
   cert.setExtensions([
     { name: 'basicConstraints', cA: false },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true },
     { name: 'extKeyUsage', clientAuth: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  cert.sign(keys.privateKey, forge.md.sha256.create());
-  return toPem(cert, keys.privateKey);
+  return certificateBody(cert);
+}
+
+/** A self-signed client certificate with a new key: what a partner makes in step 2 of the flow. */
+export function createSelfSignedCertificate(opts: SelfSignedOptions): CertificateAndKey {
+  subjectOf(opts); // a bad name is refused before a key is made
+  const keys = newKeyPair(opts.keySize ?? 2048);
+  return {
+    certificatePem: signWithPrivateKey(selfSignedBody(keys.publicKey, opts), keys.privateKey),
+    privateKeyPem: pkcs8Pem(keys.privateKey),
+  };
+}
+
+/**
+ * The same certificate for the signer's key, signed through the signer (a key in a PKCS#11
+ * token never leaves it). The signature is checked against `signer.publicKey` before the
+ * certificate is returned.
+ */
+export function createSelfSignedCertificateWithSigner(
+  signer: KeySigner,
+  opts: Omit<SelfSignedOptions, 'keySize'>,
+): Promise<string> {
+  return signWithSigner(selfSignedBody(signer.publicKey, opts), signer);
 }
 
 /** A certificate authority that can sign other certificates (the local development CA). */
 export function createCertificateAuthority(opts: SelfSignedOptions): CertificateAndKey {
+  const subject = subjectOf(opts);
   const keys = newKeyPair(opts.keySize ?? 2048);
-  const cert = baseCertificate(keys.publicKey, { days: 3650, ...opts });
-  cert.setSubject(subjectOf(opts));
-  cert.setIssuer(subjectOf(opts));
+  const cert = baseCertificate(forgePublicKey(keys.publicKey), opts, 3650);
+  cert.setSubject(subject);
+  cert.setIssuer(subject);
   cert.setExtensions([
     { name: 'basicConstraints', cA: true, critical: true },
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  cert.sign(keys.privateKey, forge.md.sha256.create());
-  return toPem(cert, keys.privateKey);
+  return {
+    certificatePem: signWithPrivateKey(certificateBody(cert), keys.privateKey),
+    privateKeyPem: pkcs8Pem(keys.privateKey),
+  };
 }
 
 /** A certificate signed by `issuer`: a TLS server certificate when DNS names or IPs are given, else a client one. */
@@ -104,10 +108,11 @@ export function issueCertificate(
   opts: IssuedCertificateOptions,
 ): CertificateAndKey {
   const issuerCert = forge.pki.certificateFromPem(issuer.certificatePem);
-  const issuerKey = forge.pki.privateKeyFromPem(issuer.privateKeyPem);
+  const issuerKey = privateKeyObject(issuer.privateKeyPem);
+  const subject = subjectOf(opts);
   const keys = newKeyPair(opts.keySize ?? 2048);
-  const cert = baseCertificate(keys.publicKey, opts);
-  cert.setSubject(subjectOf(opts));
+  const cert = baseCertificate(forgePublicKey(keys.publicKey), opts);
+  cert.setSubject(subject);
   cert.setIssuer(issuerCert.subject.attributes);
   const altNames = [
     ...(opts.dnsNames ?? []).map((value) => ({ type: 2, value })),
@@ -122,6 +127,8 @@ export function issueCertificate(
     { name: 'subjectKeyIdentifier' },
     { name: 'authorityKeyIdentifier', keyIdentifier: issuerCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
-  cert.sign(issuerKey, forge.md.sha256.create());
-  return toPem(cert, keys.privateKey);
+  return {
+    certificatePem: signWithPrivateKey(certificateBody(cert), issuerKey),
+    privateKeyPem: pkcs8Pem(keys.privateKey),
+  };
 }

@@ -1,0 +1,44 @@
+/**
+ * Reading private keys: PKCS#1, PKCS#8 and encrypted PKCS#8 PEM, by OpenSSL (node:crypto), so
+ * every key file certflow ever wrote stays readable whatever protects it.
+ *
+ * @example
+ *   const pkcs8 = readPrivateKey(readFileSync('partner.key.pem', 'utf8'), process.env.PARTNER_KEY_PASSPHRASE);
+ */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { CertificateError } from './errors';
+
+export function isEncryptedPrivateKey(pem: string): boolean {
+  return /-{5}BEGIN ENCRYPTED PRIVATE KEY-{5}|Proc-Type: 4,ENCRYPTED/.test(pem);
+}
+
+/** The KeyObject of a PEM private key; every failure is a CertificateError naming what is wrong. */
+export function privateKeyObject(pem: string, passphrase?: string): KeyObject {
+  const encrypted = isEncryptedPrivateKey(pem);
+  if (encrypted && (passphrase === undefined || passphrase === '')) {
+    throw new CertificateError('ERR_KEY_ENCRYPTED', 'the private key is encrypted; a passphrase is needed');
+  }
+  if (!/-{5}BEGIN (RSA |EC |ENCRYPTED )?PRIVATE KEY-{5}/.test(pem)) {
+    throw new CertificateError(
+      'ERR_KEY_MALFORMED',
+      'no PEM private key (PKCS#1, PKCS#8 or encrypted PKCS#8) found',
+    );
+  }
+  try {
+    return createPrivateKey(
+      encrypted ? { key: pem, format: 'pem', passphrase: passphrase! } : { key: pem, format: 'pem' },
+    );
+  } catch (err) {
+    if (encrypted)
+      throw new CertificateError('ERR_WRONG_PASSWORD', 'cannot decrypt the private key: wrong passphrase?');
+    throw new CertificateError('ERR_KEY_MALFORMED', `cannot read the private key: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Any PEM private key (PKCS#1 `RSA PRIVATE KEY`, PKCS#8, encrypted PKCS#8 with `passphrase`)
+ * as unencrypted PKCS#8 PEM.
+ */
+export function readPrivateKey(pem: string, passphrase?: string): string {
+  return privateKeyObject(pem, passphrase).export({ type: 'pkcs8', format: 'pem' }).toString();
+}
