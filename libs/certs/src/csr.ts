@@ -72,15 +72,24 @@ export function createCsr(opts: CsrOptions): CsrAndKey {
 }
 
 /** The same request for the signer's key, signed through the signer (checked against its public key). */
-export function createCsrWithSigner(signer: KeySigner, opts: CsrSubject): Promise<string> {
+export async function createCsrWithSigner(signer: KeySigner, opts: CsrSubject): Promise<string> {
   return signWithSigner(csrBody(signer.publicKey, opts), signer);
+}
+
+/** node-forge throws, rather than answering false, on some wrong signatures ("Encryption block is invalid"). */
+function signatureVerifies(csr: forge.pki.CertificateSigningRequest): boolean {
+  try {
+    return csr.verify();
+  } catch {
+    return false;
+  }
 }
 
 /** Subject CN and whether the CSR's signature verifies (for tests and `cert csr` output). */
 export function inspectCsr(csrPem: string): { commonName: string | undefined; verified: boolean } {
   const csr = forge.pki.certificationRequestFromPem(csrPem);
   const cn = csr.subject.getField('CN') as { value?: string } | null;
-  return { commonName: cn?.value, verified: csr.verify() };
+  return { commonName: cn?.value, verified: signatureVerifies(csr) };
 }
 
 /**
@@ -93,7 +102,8 @@ export function signCsr(
   opts: { days?: number; now?: Date } = {},
 ): string {
   const csr = forge.pki.certificationRequestFromPem(csrPem);
-  if (!csr.verify()) throw new CertificateError('ERR_CERT_MALFORMED', 'the CSR signature does not verify');
+  if (!signatureVerifies(csr))
+    throw new CertificateError('ERR_CERT_MALFORMED', 'the CSR signature does not verify');
   const issuerCert = forge.pki.certificateFromPem(issuer.certificatePem);
   const cert = baseCertificate(csr.publicKey!, opts);
   cert.setSubject(csr.subject.attributes);

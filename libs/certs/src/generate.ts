@@ -77,7 +77,7 @@ export function createSelfSignedCertificate(opts: SelfSignedOptions): Certificat
  * token never leaves it). The signature is checked against `signer.publicKey` before the
  * certificate is returned.
  */
-export function createSelfSignedCertificateWithSigner(
+export async function createSelfSignedCertificateWithSigner(
   signer: KeySigner,
   opts: Omit<SelfSignedOptions, 'keySize'>,
 ): Promise<string> {
