@@ -1,2 +1,3 @@
 export * from './redis-server';
 export * from './partner-test-servers';
+export * from './softhsm';

@@ -1,0 +1,292 @@
+/**
+ * Pkcs11Token against a real SoftHSM2 token (each test its own, in a temporary directory).
+ */
+import { randomBytes, verify, constants, type KeyObject } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import * as pkcs11js from 'pkcs11js';
+import { jwtVerify } from 'jose';
+import { afterEach, describe, expect, it } from 'vitest';
+// @certflow/testing lists this library in its package.json, so this test-only import would be a
+// cycle for Nx (build) and for the boundary rule; it is kept out of both.
+/* eslint-disable @nx/enforce-module-boundaries */
+// nx-ignore-next-line
+import { createSoftHsmToken, type SoftHsmToken } from '@certflow/testing';
+/* eslint-enable @nx/enforce-module-boundaries */
+import { Pkcs11Error, Pkcs11Token, resolvePkcs11Settings, parsePkcs11Uri, type Pkcs11Uri } from './index';
+import { toPkcs11Error } from './errors';
+
+const cleanup: (() => void)[] = [];
+afterEach(() => {
+  while (cleanup.length) cleanup.pop()!();
+});
+
+function softHsm(): SoftHsmToken {
+  const hsm = createSoftHsmToken({ label: 'partner' });
+  process.env.SOFTHSM2_CONF = hsm.conf;
+  cleanup.push(hsm.remove);
+  return hsm;
+}
+
+function open(hsm: SoftHsmToken, uri: Pkcs11Uri = { token: hsm.label }, pin = hsm.pin): Pkcs11Token {
+  const token = Pkcs11Token.open(uri, { modulePath: hsm.modulePath, pin });
+  cleanup.push(() => token.close());
+  return token;
+}
+
+function failure(fn: () => unknown): Pkcs11Error {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof Pkcs11Error) return err;
+    throw err;
+  }
+  throw new Error('expected a Pkcs11Error');
+}
+
+const KEY = parsePkcs11Uri('pkcs11:token=partner;object=partner-2026;type=private');
+const ID = Buffer.from('a1b2c3d4', 'hex');
+
+function pssVerify(publicKey: KeyObject, data: Buffer, signature: Buffer): boolean {
+  return verify(
+    'sha256',
+    data,
+    { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, // MGF1 with the digest's hash, SHA-256
+    signature,
+  );
+}
+
+describe('Pkcs11Token with SoftHSM2', () => {
+  it('generates a key pair that is sensitive and not extractable, and whose private exponent cannot be read', () => {
+    const hsm = softHsm();
+    const token = open(hsm);
+    const uri = token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 });
+    expect(uri).toBe('pkcs11:token=partner;object=partner-2026;id=%A1%B2%C3%D4;type=private');
+    expect(token.keyAttributes(parsePkcs11Uri(uri))).toEqual({
+      label: 'partner-2026',
+      id: ID,
+      sensitive: true,
+      extractable: false,
+      alwaysSensitive: true,
+      neverExtractable: true,
+      canSign: true,
+      modulusBits: 2048,
+    });
+    token.close();
+
+    // Independently of Pkcs11Token: log in with pkcs11js directly and ask for the secret parts.
+    const p11 = new pkcs11js.PKCS11();
+    p11.load(hsm.modulePath);
+    p11.C_Initialize();
+    try {
+      const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === 'partner')!;
+      const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
+      p11.C_Login(session, pkcs11js.CKU_USER, hsm.pin);
+      p11.C_FindObjectsInit(session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_ID, value: ID },
+      ]);
+      const [key] = p11.C_FindObjects(session, 2);
+      p11.C_FindObjectsFinal(session);
+      for (const type of [pkcs11js.CKA_PRIVATE_EXPONENT, pkcs11js.CKA_PRIME_1, pkcs11js.CKA_EXPONENT_2]) {
+        expect(() => p11.C_GetAttributeValue(session, key!, [{ type }])).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
+      }
+      p11.C_Logout(session);
+      p11.C_CloseSession(session);
+    } finally {
+      p11.C_Finalize();
+      p11.close();
+    }
+  });
+
+  it('signs RS256 and PS256 through the token, verified with node:crypto against its public key', async () => {
+    const token = open(softHsm());
+    token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 });
+    const signer = token.signer(KEY);
+    expect(signer.kind).toBe('pkcs11');
+    expect(signer.description).toBe('pkcs11:token=partner;object=partner-2026;type=private');
+    expect(signer.publicKey.asymmetricKeyDetails).toMatchObject({
+      modulusLength: 2048,
+      publicExponent: 65537n,
+    });
+    const data = Buffer.from('header.payload');
+    const rs = await signer.sign('RS256', data);
+    expect(verify('sha256', data, signer.publicKey, rs)).toBe(true);
+    expect(verify('sha256', Buffer.from('header.payloaX'), signer.publicKey, rs)).toBe(false);
+    const ps = await signer.sign('PS256', data);
+    expect(pssVerify(signer.publicKey, data, ps)).toBe(true);
+    // PSS is randomised: a second signature of the same data differs and verifies too
+    const ps2 = await signer.sign('PS256', data);
+    expect(ps2.equals(ps)).toBe(false);
+    expect(pssVerify(signer.publicKey, data, ps2)).toBe(true);
+  });
+
+  it('signs a PS256 JWT that jose verifies', async () => {
+    const token = open(softHsm());
+    token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 3072 });
+    const signer = token.signer({ id: ID });
+    const b64 = (v: object) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const now = Math.floor(Date.now() / 1000);
+    const input = `${b64({ alg: 'PS256', typ: 'JWT' })}.${b64({ iss: 'partner', sub: 'partner', iat: now, exp: now + 300 })}`;
+    const signature = await signer.sign('PS256', Buffer.from(input));
+    const { payload } = await jwtVerify(`${input}.${signature.toString('base64url')}`, signer.publicKey, {
+      algorithms: ['PS256'],
+    });
+    expect(payload.iss).toBe('partner');
+  });
+
+  it('serialises 50 concurrent signatures on one token: each verifies', async () => {
+    const token = open(softHsm());
+    token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 });
+    const signer = token.signer(KEY);
+    const inputs = Array.from({ length: 50 }, (_, i) => randomBytes(64 + i));
+    const signatures = await Promise.all(inputs.map((d, i) => signer.sign(i % 2 ? 'PS256' : 'RS256', d)));
+    signatures.forEach((sig, i) => {
+      const ok =
+        i % 2
+          ? pssVerify(signer.publicKey, inputs[i]!, sig)
+          : verify('sha256', inputs[i]!, signer.publicKey, sig);
+      expect(ok, `signature ${i}`).toBe(true);
+    });
+  });
+
+  it('refuses a wrong PIN with ERR_PKCS11_PIN_INCORRECT, naming the token, not the PIN, and creates nothing', () => {
+    const hsm = softHsm();
+    const err = failure(() => open(hsm, { token: 'partner' }, '999999'));
+    expect(err.code).toBe('ERR_PKCS11_PIN_INCORRECT');
+    expect(err.ckr).toBe('CKR_PIN_INCORRECT');
+    expect(err.message).toContain("token 'partner'");
+    expect(err.message).not.toContain('999999');
+    expect(open(hsm).hasKey(KEY)).toBe(false);
+  });
+
+  it('a second open of the same token in one process shares the login, and checks its PIN without a C_Login', async () => {
+    const hsm = softHsm();
+    const first = open(hsm);
+    first.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 });
+    expect(failure(() => open(hsm, { token: 'partner' }, '999999')).code).toBe('ERR_PKCS11_PIN_INCORRECT');
+    const second = open(hsm);
+    first.close();
+    const signer = second.signer(KEY);
+    const data = Buffer.from('still logged in');
+    expect(verify('sha256', data, signer.publicKey, await signer.sign('RS256', data))).toBe(true);
+  });
+
+  it('a module path that does not exist, or a file that is not a PKCS#11 module, is ERR_PKCS11_MODULE', () => {
+    const hsm = softHsm();
+    const missing = failure(() =>
+      Pkcs11Token.open({ token: 'partner' }, { modulePath: '/srv/partner/libnothing.so', pin: hsm.pin }),
+    );
+    expect(missing.code).toBe('ERR_PKCS11_MODULE');
+    expect(missing.message).toContain('/srv/partner/libnothing.so does not exist');
+
+    const text = join(hsm.directory, 'not-a-module.so');
+    writeFileSync(text, 'this is not a shared library\n');
+    const notElf = failure(() => Pkcs11Token.open({ token: 'partner' }, { modulePath: text, pin: hsm.pin }));
+    expect(notElf.code).toBe('ERR_PKCS11_MODULE');
+    expect(notElf.message).toContain(`${text} is not a loadable PKCS#11 module`);
+
+    // a real shared library without C_GetFunctionList: pkcs11js' own native addon
+    const addon = join(dirname(require.resolve('pkcs11js')), 'build', 'Release', 'pkcs11.node');
+    const noCryptoki = failure(() =>
+      Pkcs11Token.open({ token: 'partner' }, { modulePath: addon, pin: hsm.pin }),
+    );
+    expect(noCryptoki.code).toBe('ERR_PKCS11_MODULE');
+    expect(noCryptoki.message).toContain(addon);
+    // and the real module still opens afterwards
+    expect(open(hsm).label).toBe('partner');
+  });
+
+  it('an unknown token is ERR_PKCS11_TOKEN_NOT_FOUND, listing the tokens present', () => {
+    const hsm = softHsm();
+    const err = failure(() => open(hsm, { token: 'partnr' }));
+    expect(err.code).toBe('ERR_PKCS11_TOKEN_NOT_FOUND');
+    expect(err.message).toMatch(
+      /matches token=partnr; tokens present: 'partner' \(serial [0-9a-f]+, slot-id \d+\)/,
+    );
+  });
+
+  it('selects the token by serial or slot-id too', () => {
+    const hsm = softHsm();
+    const first = open(hsm);
+    const attrs = failure(() => open(hsm, { serial: 'nope' }));
+    expect(attrs.code).toBe('ERR_PKCS11_TOKEN_NOT_FOUND');
+    const serial = /serial ([0-9a-f]+)/.exec(attrs.message)![1]!;
+    const slotId = Number(/slot-id (\d+)/.exec(attrs.message)![1]);
+    expect(open(hsm, { serial }).label).toBe('partner');
+    expect(open(hsm, { slotId }).label).toBe('partner');
+    expect(open(hsm, {}).label).toBe('partner'); // the only initialised token
+    first.close();
+  });
+
+  it('a missing object is ERR_PKCS11_OBJECT_NOT_FOUND naming its label and the token', () => {
+    const token = open(softHsm());
+    const err = failure(() => token.signer(KEY));
+    expect(err.code).toBe('ERR_PKCS11_OBJECT_NOT_FOUND');
+    expect(err.message).toContain("no private key with label 'partner-2026' in token 'partner'");
+    expect(token.hasKey(KEY)).toBe(false);
+  });
+
+  it('refuses to generate over an existing label or id (ERR_PKCS11_OBJECT_EXISTS); the first key still signs', async () => {
+    const token = open(softHsm());
+    token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 });
+    const before = token.signer(KEY).publicKey.export({ format: 'jwk' });
+    const sameLabel = failure(() =>
+      token.generateRsaKeyPair({ label: 'partner-2026', id: Buffer.from([9]), bits: 2048 }),
+    );
+    expect(sameLabel.code).toBe('ERR_PKCS11_OBJECT_EXISTS');
+    expect(sameLabel.message).toContain("label 'partner-2026'");
+    const sameId = failure(() => token.generateRsaKeyPair({ label: 'other', id: ID, bits: 2048 }));
+    expect(sameId.code).toBe('ERR_PKCS11_OBJECT_EXISTS');
+    expect(sameId.message).toContain('id a1b2c3d4');
+    expect(token.hasKey({ object: 'other' })).toBe(false);
+    const signer = token.signer(KEY);
+    expect(signer.publicKey.export({ format: 'jwk' })).toEqual(before);
+    const data = Buffer.from('first key');
+    expect(verify('sha256', data, signer.publicKey, await signer.sign('RS256', data))).toBe(true);
+  });
+
+  it('deleteKeyPair removes the pair and is idempotent; a signer of the deleted key fails with OBJECT_NOT_FOUND', async () => {
+    const token = open(softHsm());
+    token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 });
+    const signer = token.signer(KEY);
+    expect(token.deleteKeyPair({ id: ID })).toBe(true);
+    expect(token.hasKey(KEY)).toBe(false);
+    expect(token.deleteKeyPair({ id: ID })).toBe(false);
+    const err = await signer.sign('RS256', Buffer.from('x')).catch((e: Pkcs11Error) => e);
+    expect(err).toBeInstanceOf(Pkcs11Error);
+    expect((err as Pkcs11Error).code).toBe('ERR_PKCS11_OBJECT_NOT_FOUND');
+  });
+
+  it('close() is idempotent, and waits for queued signatures before closing the session', async () => {
+    const token = Pkcs11Token.open({ token: 'partner' }, resolvePkcs11Settings({}, softHsm().env));
+    token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 });
+    const signer = token.signer(KEY);
+    const pending = [1, 2, 3].map((i) => signer.sign('RS256', Buffer.from([i])));
+    token.close();
+    token.close();
+    expect((await Promise.all(pending)).every((s) => s.length === 256)).toBe(true);
+    const after = await signer.sign('RS256', Buffer.from('late')).catch((e: Pkcs11Error) => e);
+    expect((after as Pkcs11Error).message).toContain('the token has been closed');
+  });
+});
+
+describe('CKR_* → certflow codes', () => {
+  // SoftHSM2 2.6 never locks the user PIN (it only raises CKF_USER_PIN_COUNT_LOW), so the
+  // locked case is checked on the error pkcs11js raises for it, not on a real lock.
+  it.each([
+    ['CKR_PIN_INCORRECT', 160, 'ERR_PKCS11_PIN_INCORRECT'],
+    ['CKR_PIN_LOCKED', 164, 'ERR_PKCS11_PIN_LOCKED'],
+    ['CKR_TOKEN_NOT_PRESENT', 224, 'ERR_PKCS11_TOKEN_NOT_FOUND'],
+    ['CKR_KEY_HANDLE_INVALID', 96, 'ERR_PKCS11_OBJECT_NOT_FOUND'],
+    ['CKR_DEVICE_ERROR', 48, 'ERR_PKCS11'],
+  ])('%s (%i) → %s', (ckr, value, code) => {
+    const err = toPkcs11Error(
+      "logging in to token 'partner'",
+      new pkcs11js.Pkcs11Error(`${ckr}:${value}`, value, 'C_Login'),
+    );
+    expect(err.code).toBe(code);
+    expect(err.ckr).toBe(ckr);
+    expect(err.message).toContain(`logging in to token 'partner' failed: ${ckr}`);
+  });
+});

@@ -1,0 +1,326 @@
+/**
+ * An open session with one token: key pairs generated inside it (sensitive, never extractable),
+ * looked up by the URI's id or label, and KeySigners that sign through it.
+ */
+import * as pkcs11js from 'pkcs11js';
+import { Pkcs11Error, cryptoki } from './errors';
+import type { KeySigner } from './key-signer-contract';
+import { acquireModule, login, logout, releaseModule, type LoadedModule } from './module';
+import type { Pkcs11Settings } from './settings';
+import { SigningSession, pkcs11Signer, rsaPublicKey } from './signer';
+import { findToken } from './slots';
+import { describeObject, formatPkcs11Uri, type Pkcs11Uri } from './uri';
+
+export interface Pkcs11KeyAttributes {
+  label: string;
+  id: Buffer;
+  sensitive: boolean;
+  extractable: boolean;
+  alwaysSensitive: boolean;
+  neverExtractable: boolean;
+  canSign: boolean;
+  modulusBits: number;
+}
+
+const KEY_SIZES = [2048, 3072, 4096];
+
+function bitLength(unsigned: Buffer): number {
+  let i = 0;
+  while (i < unsigned.length && unsigned[i] === 0) i++;
+  return i === unsigned.length ? 0 : (unsigned.length - i - 1) * 8 + unsigned[i]!.toString(2).length;
+}
+
+export class Pkcs11Token {
+  private closed = false;
+  private signing: SigningSession | undefined;
+
+  private constructor(
+    private readonly module: LoadedModule,
+    private readonly slotKey: string,
+    private readonly slot: Buffer,
+    private readonly session: Buffer,
+    /** The token's label. */
+    readonly label: string,
+    private readonly openedWith: Pkcs11Uri,
+  ) {}
+
+  /**
+   * Loads the module (once per process per path), finds the one token matching the URI, opens a
+   * R/W session and logs in as the user with the PIN: exactly one C_Login, never retried.
+   */
+  static open(uri: Pkcs11Uri, settings: Pkcs11Settings): Pkcs11Token {
+    const module = acquireModule(settings.modulePath);
+    let session: Buffer | undefined;
+    try {
+      const token = findToken(module, uri);
+      const where = `token '${token.label}' (module ${module.path})`;
+      if (token.flags & pkcs11js.CKF_USER_PIN_LOCKED) {
+        throw new Pkcs11Error(
+          'ERR_PKCS11_PIN_LOCKED',
+          `the user PIN of ${where} is locked; its security officer must unlock it (no login attempted)`,
+          'CKR_PIN_LOCKED',
+        );
+      }
+      if (!(token.flags & pkcs11js.CKF_USER_PIN_INITIALIZED)) {
+        throw new Pkcs11Error(
+          'ERR_PKCS11',
+          `${where} has no user PIN set (initialise it with its security officer PIN)`,
+        );
+      }
+      const opened = cryptoki(`opening a session with ${where}`, () =>
+        module.pkcs11.C_OpenSession(token.slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION),
+      );
+      session = opened;
+      const slotKey = token.slot.toString('hex');
+      login(module, opened, slotKey, settings.pin, token.label);
+      return new Pkcs11Token(module, slotKey, token.slot, opened, token.label, uri);
+    } catch (err) {
+      if (session) module.pkcs11.C_CloseSession(session);
+      releaseModule(module);
+      throw err;
+    }
+  }
+
+  private get where(): string {
+    return `token '${this.label}' (module ${this.module.path})`;
+  }
+
+  private call<T>(doing: string, fn: (p: pkcs11js.PKCS11) => T): T {
+    if (this.closed)
+      throw new Pkcs11Error('ERR_PKCS11', `${doing} in ${this.where}: the token has been closed`);
+    return cryptoki(`${doing} in ${this.where}`, () => fn(this.module.pkcs11));
+  }
+
+  private find(template: pkcs11js.Template, what: string): Buffer[] {
+    return this.call(`looking for ${what}`, (p) => {
+      p.C_FindObjectsInit(this.session, template);
+      try {
+        const found: Buffer[] = [];
+        for (
+          let batch = p.C_FindObjects(this.session, 64);
+          batch.length;
+          batch = p.C_FindObjects(this.session, 64)
+        ) {
+          found.push(...batch);
+        }
+        return found;
+      } finally {
+        p.C_FindObjectsFinal(this.session);
+      }
+    });
+  }
+
+  /** Template selecting the URI's object: by id and label (whichever are given), of one class. */
+  private selector(keyUri: Pkcs11Uri, objectClass?: number): pkcs11js.Template {
+    if (keyUri.id === undefined && keyUri.object === undefined) {
+      throw new Pkcs11Error(
+        'ERR_PKCS11_URI',
+        `the key URI names no object: give object=<label> or id=<bytes>`,
+      );
+    }
+    const template: pkcs11js.Template = [];
+    if (objectClass !== undefined) template.push({ type: pkcs11js.CKA_CLASS, value: objectClass });
+    if (keyUri.id !== undefined) template.push({ type: pkcs11js.CKA_ID, value: keyUri.id });
+    if (keyUri.object !== undefined) template.push({ type: pkcs11js.CKA_LABEL, value: keyUri.object });
+    return template;
+  }
+
+  private privateKeys(keyUri: Pkcs11Uri): Buffer[] {
+    if (keyUri.type !== undefined && keyUri.type !== 'private') {
+      throw new Pkcs11Error(
+        'ERR_PKCS11_URI',
+        `the key URI has type=${keyUri.type}; a signing key is type=private`,
+      );
+    }
+    return this.find(
+      this.selector(keyUri, pkcs11js.CKO_PRIVATE_KEY),
+      `the private key with ${describeObject(keyUri)}`,
+    );
+  }
+
+  private privateKey(keyUri: Pkcs11Uri): Buffer {
+    const keys = this.privateKeys(keyUri);
+    if (keys.length === 1) return keys[0]!;
+    if (keys.length === 0) {
+      throw new Pkcs11Error(
+        'ERR_PKCS11_OBJECT_NOT_FOUND',
+        `no private key with ${describeObject(keyUri)} in ${this.where}`,
+      );
+    }
+    throw new Pkcs11Error(
+      'ERR_PKCS11_OBJECT_AMBIGUOUS',
+      `${keys.length} private keys with ${describeObject(keyUri)} in ${this.where}; name one by its id`,
+    );
+  }
+
+  /**
+   * A new RSA key pair inside the token (e = 65537). The private key is a token object, private,
+   * sensitive, not extractable and can only sign; afterwards its attributes are read back and the
+   * pair is destroyed if the token did not honour them. Returns the private key's canonical URI.
+   */
+  generateRsaKeyPair(opts: { label: string; id: Buffer; bits: 2048 | 3072 | 4096 }): string {
+    const { label, id, bits } = opts;
+    if (!label) throw new Pkcs11Error('ERR_PKCS11_URI', 'a key pair needs a non-empty label');
+    if (!id.length) throw new Pkcs11Error('ERR_PKCS11_URI', `key pair '${label}' needs a non-empty id`);
+    if (!KEY_SIZES.includes(bits))
+      throw new Pkcs11Error('ERR_PKCS11', `RSA key size ${bits} is not one of ${KEY_SIZES}`);
+    const named = { object: label, id };
+    const byLabel = this.find([{ type: pkcs11js.CKA_LABEL, value: label }], `objects labelled '${label}'`);
+    const byId = this.find([{ type: pkcs11js.CKA_ID, value: id }], `objects with id ${id.toString('hex')}`);
+    if (byLabel.length || byId.length) {
+      const clash = byLabel.length ? `label '${label}'` : `id ${id.toString('hex')}`;
+      throw new Pkcs11Error(
+        'ERR_PKCS11_OBJECT_EXISTS',
+        `${this.where} already holds an object with ${clash}; nothing generated`,
+      );
+    }
+    const common = [
+      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
+      { type: pkcs11js.CKA_TOKEN, value: true },
+      { type: pkcs11js.CKA_LABEL, value: label },
+      { type: pkcs11js.CKA_ID, value: id },
+    ];
+    const pair = this.call(`generating RSA-${bits} key pair '${label}'`, (p) =>
+      p.C_GenerateKeyPair(
+        this.session,
+        { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN },
+        [
+          ...common,
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+          { type: pkcs11js.CKA_PRIVATE, value: false },
+          { type: pkcs11js.CKA_VERIFY, value: true },
+          { type: pkcs11js.CKA_ENCRYPT, value: false },
+          { type: pkcs11js.CKA_MODULUS_BITS, value: bits },
+          { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
+        ],
+        [
+          ...common,
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+          { type: pkcs11js.CKA_PRIVATE, value: true },
+          { type: pkcs11js.CKA_SENSITIVE, value: true },
+          { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+          { type: pkcs11js.CKA_SIGN, value: true },
+          { type: pkcs11js.CKA_DECRYPT, value: false },
+        ],
+      ),
+    );
+    try {
+      const a = this.attributesOf(pair.privateKey, named);
+      const broken = [
+        !a.sensitive && 'CKA_SENSITIVE is false',
+        a.extractable && 'CKA_EXTRACTABLE is true',
+        !a.neverExtractable && 'CKA_NEVER_EXTRACTABLE is false',
+        !a.alwaysSensitive && 'CKA_ALWAYS_SENSITIVE is false',
+        !a.canSign && 'CKA_SIGN is false',
+      ].filter(Boolean);
+      if (broken.length) {
+        throw new Pkcs11Error(
+          'ERR_PKCS11',
+          `${this.where} did not honour the private key template of '${label}' (${broken.join(', ')}); the pair was destroyed`,
+        );
+      }
+    } catch (err) {
+      for (const handle of [pair.privateKey, pair.publicKey]) {
+        this.call(`destroying the rejected key pair '${label}'`, (p) =>
+          p.C_DestroyObject(this.session, handle),
+        );
+      }
+      throw err;
+    }
+    const { modulePath, pinSource } = this.openedWith;
+    return formatPkcs11Uri({ token: this.label, object: label, id, type: 'private', modulePath, pinSource });
+  }
+
+  private attributesOf(handle: Buffer, keyUri: Pkcs11Uri): Pkcs11KeyAttributes {
+    const types = [
+      pkcs11js.CKA_LABEL,
+      pkcs11js.CKA_ID,
+      pkcs11js.CKA_SENSITIVE,
+      pkcs11js.CKA_EXTRACTABLE,
+      pkcs11js.CKA_ALWAYS_SENSITIVE,
+      pkcs11js.CKA_NEVER_EXTRACTABLE,
+      pkcs11js.CKA_SIGN,
+      pkcs11js.CKA_MODULUS,
+    ];
+    const values = this.call(
+      `reading the attributes of the private key with ${describeObject(keyUri)}`,
+      (p) =>
+        p.C_GetAttributeValue(
+          this.session,
+          handle,
+          types.map((type) => ({ type })),
+        ),
+    ).map((a) => a.value as Buffer);
+    const flag = (i: number) => values[i]![0] === 1;
+    return {
+      label: values[0]!.toString('utf8'),
+      id: Buffer.from(values[1]!),
+      sensitive: flag(2),
+      extractable: flag(3),
+      alwaysSensitive: flag(4),
+      neverExtractable: flag(5),
+      canSign: flag(6),
+      modulusBits: bitLength(values[7]!),
+    };
+  }
+
+  /** A KeySigner (kind 'pkcs11') for the private key the URI names. */
+  signer(keyUri: Pkcs11Uri): KeySigner {
+    const key = this.privateKey(keyUri);
+    const keyName = `the private key with ${describeObject(keyUri)}`;
+    const publicKey = this.call(`reading the public part of ${keyName}`, () =>
+      rsaPublicKey(this.module.pkcs11, this.session, key, keyName),
+    );
+    if (!this.signing) {
+      const session = this.call('opening a signing session', (p) =>
+        p.C_OpenSession(this.slot, pkcs11js.CKF_SERIAL_SESSION),
+      );
+      this.signing = new SigningSession(this.module.pkcs11, session, this.label);
+    }
+    const { modulePath, pinSource } = this.openedWith;
+    const description = formatPkcs11Uri({
+      ...keyUri,
+      token: keyUri.token ?? this.label,
+      modulePath,
+      pinSource,
+    });
+    return pkcs11Signer(this.signing, key, keyName, publicKey, description);
+  }
+
+  hasKey(keyUri: Pkcs11Uri): boolean {
+    return this.privateKeys(keyUri).length > 0;
+  }
+
+  keyAttributes(keyUri: Pkcs11Uri): Pkcs11KeyAttributes {
+    return this.attributesOf(this.privateKey(keyUri), keyUri);
+  }
+
+  /** Destroys the private and public keys with the URI's id (or label); false when none existed. */
+  deleteKeyPair(keyUri: Pkcs11Uri): boolean {
+    const handles = [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].flatMap((objectClass) =>
+      this.find(this.selector(keyUri, objectClass), `the keys with ${describeObject(keyUri)}`),
+    );
+    for (const handle of handles) {
+      this.call(`destroying a key with ${describeObject(keyUri)}`, (p) =>
+        p.C_DestroyObject(this.session, handle),
+      );
+    }
+    return handles.length > 0;
+  }
+
+  /** Logs out, closes the sessions, finalizes the module when its last user closes. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const teardown = () => {
+      try {
+        logout(this.module, this.session, this.slotKey);
+        this.module.pkcs11.C_CloseSession(this.session);
+      } finally {
+        releaseModule(this.module);
+      }
+    };
+    if (this.signing) this.signing.close(teardown);
+    else teardown();
+  }
+}
