@@ -178,10 +178,11 @@ export function describeKeyEncryption(text: string): KeyEncryption | undefined {
   if (kdfOid !== OID.pbkdf2) return { scheme: `PBES2 with ${KDF_NAMES[kdfOid] ?? kdfOid}`, strong: false };
   const pbkdf2 = element(kdf, 1, T.SEQUENCE, 'the PBKDF2 parameters');
   const iterations = iterationCount(pbkdf2);
-  // keyLength (INTEGER) is optional, and so is the PRF (HMAC-SHA1 when absent, RFC 8018 A.2).
-  const last = (pbkdf2.value as forge.asn1.Asn1[]).at(-1)!;
-  const prfOid =
-    last.type === T.SEQUENCE && last.tagClass === U ? oidOf(last, 0, 'the PBKDF2 PRF') : OID.hmacWithSHA1;
+  // After salt and iterationCount: keyLength (INTEGER) and the PRF, both optional (HMAC-SHA1 when absent, RFC 8018 A.2).
+  const prfNode = (pbkdf2.value as forge.asn1.Asn1[])
+    .slice(2)
+    .find((n) => n.tagClass === U && n.type === T.SEQUENCE);
+  const prfOid = prfNode ? oidOf(prfNode, 0, 'the PBKDF2 PRF') : OID.hmacWithSHA1;
   const prf = PRFS[prfOid] ?? prfOid;
   const cipherOid = oidOf(element(params, 1, T.SEQUENCE, 'the encryption scheme'), 0, 'the cipher');
   const cipher = CIPHERS[cipherOid] ?? cipherOid;
