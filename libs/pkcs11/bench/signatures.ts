@@ -1,7 +1,8 @@
 /**
  * `npx nx run pkcs11:bench`: PS256 client assertions signed per second, in one run, by
  *
- * - a file key: an RSA-2048 PKCS#8 key held in this process, signed with node:crypto, and
+ * - a file key: an RSA-2048 PKCS#8 key held in this process (@certflow/certs' fileKeySigner,
+ *   node:crypto), and
  * - a key inside SoftHSM2: the same kind of key generated in a fresh token, signed through
  *   @certflow/pkcs11 (C_SignInit + C_SignAsync on the token's signing session).
  *
@@ -12,15 +13,8 @@
  * since a round's two figures share the machine's load at that moment). Nothing here is
  * asserted: the numbers are for reading, not a pass/fail.
  */
-import {
-  constants,
-  createPrivateKey,
-  generateKeyPairSync,
-  randomUUID,
-  sign,
-  verify,
-  type KeyObject,
-} from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { fileKeySigner, verifySignature, type KeySigner } from '@certflow/certs';
 import { Pkcs11Token, type Pkcs11Uri } from '@certflow/pkcs11';
 /* eslint-disable @nx/enforce-module-boundaries */
 // nx-ignore-next-line
@@ -29,9 +23,6 @@ import { createSoftHsmToken } from '@certflow/testing';
 
 const ROUNDS = 5;
 const ROUND_MS = 1500;
-const PSS = { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 };
-
-type Sign = (data: Buffer) => Promise<Buffer>;
 
 function signingInput(): Buffer {
   const b64 = (v: object) => Buffer.from(JSON.stringify(v)).toString('base64url');
@@ -49,13 +40,13 @@ function signingInput(): Buffer {
   return Buffer.from(`${b64(header)}.${b64(claims)}`);
 }
 
-async function perSecond(signWith: Sign, data: Buffer): Promise<number> {
+async function perSecond(signer: KeySigner, data: Buffer): Promise<number> {
   let count = 0;
   const start = process.hrtime.bigint();
   const end = start + BigInt(ROUND_MS) * 1_000_000n;
   let now = start;
   while (now < end) {
-    await signWith(data);
+    await signer.sign('PS256', data);
     count++;
     now = process.hrtime.bigint();
   }
@@ -64,18 +55,17 @@ async function perSecond(signWith: Sign, data: Buffer): Promise<number> {
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
-function checked(name: string, signWith: Sign, publicKey: KeyObject, data: Buffer): Promise<void> {
-  return signWith(data).then((signature) => {
-    if (!verify('sha256', data, { key: publicKey, ...PSS }, signature))
-      throw new Error(`${name}: bad signature`);
-  });
+async function checked(signer: KeySigner, data: Buffer): Promise<void> {
+  const signature = await signer.sign('PS256', data);
+  if (!verifySignature(signer.publicKey, 'PS256', data, signature)) {
+    throw new Error(`${signer.description}: bad signature`);
+  }
 }
 
 async function main(): Promise<void> {
   const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const filePem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-  const fileKey = createPrivateKey(filePem);
-  const fileSign: Sign = async (data) => sign('sha256', data, { key: fileKey, ...PSS });
+  const fileSign = fileKeySigner(filePem, '/srv/partner/partner.key.pem');
 
   const hsm = createSoftHsmToken({ label: 'bench' });
   process.env.SOFTHSM2_CONF = hsm.conf;
@@ -83,12 +73,11 @@ async function main(): Promise<void> {
   try {
     const key: Pkcs11Uri = { object: 'bench-key', id: Buffer.from([1]), type: 'private' };
     token.generateRsaKeyPair({ label: 'bench-key', id: key.id!, bits: 2048 });
-    const signer = token.signer(key);
-    const hsmSign: Sign = (data) => signer.sign('PS256', data);
+    const hsmSign = token.signer(key);
 
     const data = signingInput();
-    await checked('file key', fileSign, fileKey, data);
-    await checked('SoftHSM2', hsmSign, signer.publicKey, data);
+    await checked(fileSign, data);
+    await checked(hsmSign, data);
     // warm both paths before measuring
     await perSecond(fileSign, data);
     await perSecond(hsmSign, data);

@@ -10,7 +10,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
 import { Pkcs11Error, cryptoki, toPkcs11Error } from './errors';
-import type { KeySigner, SignatureAlgorithm } from './key-signer-contract';
+import type { KeySigner, SignatureAlgorithm } from '@certflow/certs';
 
 const MECHANISMS: Readonly<Record<SignatureAlgorithm, pkcs11js.Mechanism>> = {
   RS256: { mechanism: pkcs11js.CKM_SHA256_RSA_PKCS },

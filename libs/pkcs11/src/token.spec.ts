@@ -1,12 +1,13 @@
 /**
  * Pkcs11Token against a real SoftHSM2 token (each test its own, in a temporary directory).
  */
-import { randomBytes, verify, constants, type KeyObject } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as pkcs11js from 'pkcs11js';
 import { jwtVerify } from 'jose';
 import { afterEach, describe, expect, it } from 'vitest';
+import { verifySignature } from '@certflow/certs';
 // @certflow/testing lists this library in its package.json, so this test-only import would be a
 // cycle for Nx (build) and for the boundary rule; it is kept out of both.
 /* eslint-disable @nx/enforce-module-boundaries */
@@ -46,15 +47,6 @@ function failure(fn: () => unknown): Pkcs11Error {
 
 const KEY = parsePkcs11Uri('pkcs11:token=partner;object=partner-2026;type=private');
 const ID = Buffer.from('a1b2c3d4', 'hex');
-
-function pssVerify(publicKey: KeyObject, data: Buffer, signature: Buffer): boolean {
-  return verify(
-    'sha256',
-    data,
-    { key: publicKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 }, // MGF1 with the digest's hash, SHA-256
-    signature,
-  );
-}
 
 describe('Pkcs11Token with SoftHSM2', () => {
   it('generates a key pair that is sensitive and not extractable, and whose private exponent cannot be read', () => {
@@ -111,14 +103,14 @@ describe('Pkcs11Token with SoftHSM2', () => {
     });
     const data = Buffer.from('header.payload');
     const rs = await signer.sign('RS256', data);
-    expect(verify('sha256', data, signer.publicKey, rs)).toBe(true);
-    expect(verify('sha256', Buffer.from('header.payloaX'), signer.publicKey, rs)).toBe(false);
+    expect(verifySignature(signer.publicKey, 'RS256', data, rs)).toBe(true);
+    expect(verifySignature(signer.publicKey, 'RS256', Buffer.from('header.payloaX'), rs)).toBe(false);
     const ps = await signer.sign('PS256', data);
-    expect(pssVerify(signer.publicKey, data, ps)).toBe(true);
+    expect(verifySignature(signer.publicKey, 'PS256', data, ps)).toBe(true);
     // PSS is randomised: a second signature of the same data differs and verifies too
     const ps2 = await signer.sign('PS256', data);
     expect(ps2.equals(ps)).toBe(false);
-    expect(pssVerify(signer.publicKey, data, ps2)).toBe(true);
+    expect(verifySignature(signer.publicKey, 'PS256', data, ps2)).toBe(true);
   });
 
   it('signs a PS256 JWT that jose verifies', async () => {
@@ -144,8 +136,8 @@ describe('Pkcs11Token with SoftHSM2', () => {
     signatures.forEach((sig, i) => {
       const ok =
         i % 2
-          ? pssVerify(signer.publicKey, inputs[i]!, sig)
-          : verify('sha256', inputs[i]!, signer.publicKey, sig);
+          ? verifySignature(signer.publicKey, 'PS256', inputs[i]!, sig)
+          : verifySignature(signer.publicKey, 'RS256', inputs[i]!, sig);
       expect(ok, `signature ${i}`).toBe(true);
     });
   });
@@ -169,7 +161,7 @@ describe('Pkcs11Token with SoftHSM2', () => {
     first.close();
     const signer = second.signer(KEY);
     const data = Buffer.from('still logged in');
-    expect(verify('sha256', data, signer.publicKey, await signer.sign('RS256', data))).toBe(true);
+    expect(verifySignature(signer.publicKey, 'RS256', data, await signer.sign('RS256', data))).toBe(true);
   });
 
   it('a module path that does not exist, or a file that is not a PKCS#11 module, is ERR_PKCS11_MODULE', () => {
@@ -243,7 +235,7 @@ describe('Pkcs11Token with SoftHSM2', () => {
     const signer = token.signer(KEY);
     expect(signer.publicKey.export({ format: 'jwk' })).toEqual(before);
     const data = Buffer.from('first key');
-    expect(verify('sha256', data, signer.publicKey, await signer.sign('RS256', data))).toBe(true);
+    expect(verifySignature(signer.publicKey, 'RS256', data, await signer.sign('RS256', data))).toBe(true);
   });
 
   it('deleteKeyPair removes the pair and is idempotent; a signer of the deleted key fails with OBJECT_NOT_FOUND', async () => {

@@ -4,7 +4,7 @@
  */
 import * as pkcs11js from 'pkcs11js';
 import { Pkcs11Error, cryptoki } from './errors';
-import type { KeySigner } from './key-signer-contract';
+import type { KeySigner } from '@certflow/certs';
 import { acquireModule, login, logout, releaseModule, type LoadedModule } from './module';
 import type { Pkcs11Settings } from './settings';
 import { SigningSession, pkcs11Signer, rsaPublicKey } from './signer';
