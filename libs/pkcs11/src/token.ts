@@ -1,6 +1,10 @@
 /**
  * An open session with one token: key pairs generated inside it (sensitive, never extractable),
  * looked up by the URI's id or label, and KeySigners that sign through it.
+ *
+ * Everything here but signing calls pkcs11js synchronously: the contract's methods are
+ * synchronous, and finding, generating and deleting objects happen once per command or rotation,
+ * not per request. Signing is asynchronous (see signer.ts).
  */
 import * as pkcs11js from 'pkcs11js';
 import { Pkcs11Error, cryptoki } from './errors';
