@@ -9,7 +9,13 @@ import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { createSelfSignedCertificate, parseCertificate, type ParsedCertificate } from '@certflow/certs';
+import {
+  createSelfSignedCertificate,
+  fileKeySigner,
+  parseCertificate,
+  type KeySigner,
+  type ParsedCertificate,
+} from '@certflow/certs';
 
 export interface BenchAuthority {
   /** `https://localhost:PORT` */
@@ -18,7 +24,7 @@ export interface BenchAuthority {
   caPem: string;
   /** The partner's client id and its registered certificate (with the private key). */
   clientId: string;
-  credential: { privateKeyPem: string; certificate: ParsedCertificate };
+  credential: { privateKeyPem: string; certificate: ParsedCertificate; signer: KeySigner };
   /** The API's scope, `<identifier URI>/.default`. */
   scope: string;
   stop(): Promise<void>;
@@ -107,7 +113,11 @@ export async function startBenchAuthority(
       tenantId: info.tenantId,
       caPem,
       clientId: String(partner['appId']),
-      credential: { privateKeyPem: pair.privateKeyPem, certificate },
+      credential: {
+        privateKeyPem: pair.privateKeyPem,
+        certificate,
+        signer: fileKeySigner(pair.privateKeyPem, 'the benchmark partner key'),
+      },
       scope: `${identifierUri}/.default`,
       stop: () => stop(child),
     };

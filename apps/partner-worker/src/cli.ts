@@ -13,7 +13,7 @@
 import { parseArgs } from 'node:util';
 import { DEFAULT_COMMON_NAME, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS } from '@certflow/partner-client';
 import { call } from './commands/call';
-import { certCreate, certCsr, certExport, certImport, certShow } from './commands/cert';
+import { certCreate, certCsr, certExport, certImport, certReencrypt, certShow } from './commands/cert';
 import { certRotate } from './commands/cert-rotate';
 import {
   UsageError,
@@ -37,6 +37,7 @@ const COMMANDS: readonly Command[] = [
   certImport,
   certRotate,
   certCsr,
+  certReencrypt,
   tokenGet,
   tokenDecode,
   call,
@@ -72,6 +73,10 @@ Environment:
   PARTNER_CERT_DIR      key and certificate directory (default .certflow/partner)
   PARTNER_CA_FILE       extra CA (PEM) trusted for the authority and the API
   PARTNER_KEY_PASSPHRASE  keep the private key encrypted at rest with it (8+ characters)
+  PARTNER_NEW_KEY_PASSPHRASE  the passphrase cert reencrypt changes to
+  PARTNER_KEY_STORE     make new keys inside a PKCS#11 token: pkcs11:token=…;object=… (RFC 7512)
+  PARTNER_PKCS11_MODULE the PKCS#11 module (.so), unless the URI has module-path
+  PARTNER_PKCS11_PIN    the token's user PIN, unless the URI has pin-source=file:…
   PARTNER_CERT_EXPIRY_WARNING_DAYS  warn when fewer days are left (default 30)
   PARTNER_PFX_PASSWORD  password for cert export --format pfx and cert import --pfx
   PARTNER_IMPORT_KEY_PASSPHRASE  passphrase of an encrypted key given to cert import --key

@@ -15,6 +15,7 @@ import {
   ApiClient,
   createTokenPipeline,
   CredentialWatcher,
+  storeReadOptions,
   type AcquiredToken,
   type ApiCallError,
   type ApiResponse,
@@ -88,7 +89,7 @@ export class PartnerWorker {
     if (opts.watchCertificateDirectory ?? true) {
       this.watcher = new CredentialWatcher({
         store: this.store,
-        ...(config.keyPassphrase ? { passphrase: config.keyPassphrase } : {}),
+        read: storeReadOptions(config),
         current: () => this.credential,
         onChange: (next) => this.switchCredential(next),
         onIgnored: (reason) => {
@@ -135,7 +136,7 @@ export class PartnerWorker {
     };
   }
 
-  /** Uses `next` for every token request from now on (no restart; cached tokens stay valid). */
+  /** Uses `next` for every token request from now on (no restart; cached tokens stay valid); the worker then owns it. */
   switchCredential(next: PartnerCredential): void {
     const previous = this.credential.certificate.thumbprints.sha256Hex;
     if (!this.pipeline.switchCredential(next)) return;

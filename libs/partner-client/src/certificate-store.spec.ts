@@ -42,8 +42,8 @@ describe('CertificateStore', () => {
   it('creates the key (PKCS#8, 0600), the certificate (PEM) and the .cer (DER) in a 0700 directory', () => {
     const created = store.create({ commonName: 'contoso-partner', days: 30 });
     expect(mode(store.directory)).toBe(0o700);
-    expect(mode(created.privateKeyPath)).toBe(0o600);
-    const keyPem = readFileSync(created.privateKeyPath, 'utf8');
+    expect(mode(created.privateKeyPath!)).toBe(0o600);
+    const keyPem = readFileSync(created.privateKeyPath!, 'utf8');
     expect(keyPem).toMatch(/^-{5}BEGIN PRIVATE KEY-{5}/);
     const der = readFileSync(created.cerPath);
     expect(der[0]).toBe(0x30);
@@ -71,12 +71,12 @@ describe('CertificateStore', () => {
     const err = storeError(() => store.create());
     expect(err.code).toBe('ERR_CERT_EXISTS');
     expect(err.message).toMatch(/--force/);
-    expect(readFileSync(first.privateKeyPath, 'utf8')).toBe(first.privateKeyPem);
+    expect(readFileSync(first.privateKeyPath!, 'utf8')).toBe(first.privateKeyPem);
 
     const second = store.create({ force: true });
     expect(second.certificate.thumbprints.sha256Hex).not.toBe(first.certificate.thumbprints.sha256Hex);
     expect(store.load().certificate.thumbprints.sha256Hex).toBe(second.certificate.thumbprints.sha256Hex);
-    expect(mode(second.privateKeyPath)).toBe(0o600);
+    expect(mode(second.privateKeyPath!)).toBe(0o600);
   });
 
   it('refuses to overwrite when only one file is left over', () => {
@@ -94,11 +94,11 @@ describe('CertificateStore', () => {
 
   it('reports a missing certificate, and an incomplete one naming the missing file', () => {
     expect(storeError(() => store.load()).code).toBe('ERR_CERT_NOT_FOUND');
-    store.create();
-    rmSync(store.paths.cerPath);
+    const created = store.create();
+    rmSync(created.cerPath);
     const err = storeError(() => store.load());
     expect(err.code).toBe('ERR_CERT_INCOMPLETE');
-    expect(err.path).toBe(store.paths.cerPath);
+    expect(err.path).toBe(created.cerPath);
     expect(err.message).toContain('partner.cer');
   });
 
@@ -112,12 +112,12 @@ describe('CertificateStore', () => {
   });
 
   it('rejects a .cer that is not the same certificate as the PEM', () => {
-    store.create();
+    const created = store.create();
     const other = parseCertificate(createSelfSignedCertificate({ commonName: 'other' }).certificatePem);
-    writeFileSync(store.paths.cerPath, other.der);
+    writeFileSync(created.cerPath, other.der);
     const err = storeError(() => store.load());
     expect(err.code).toBe('ERR_STATE_DAMAGED');
-    expect(err.path).toBe(store.paths.cerPath);
+    expect(err.path).toBe(created.cerPath);
   });
 
   it('rejects an expired certificate before any network call, but read() still shows it', () => {
@@ -166,10 +166,12 @@ describe('CertificateStore', () => {
     const created = store.create({ force: true, passphrase: 'at-rest-passphrase' });
     expect(readFileSync(store.paths.privateKeyPath, 'utf8')).toMatch(/BEGIN ENCRYPTED PRIVATE KEY/);
     expect(statSync(store.paths.privateKeyPath).mode & 0o777).toBe(0o600);
-    const loaded = store.load(new Date(), 'at-rest-passphrase');
-    expect(loaded.privateKeyPem).toBe(readPrivateKey(created.privateKeyPem));
+    const loaded = store.load(new Date(), { passphrase: 'at-rest-passphrase' });
+    expect(loaded.privateKeyPem).toBe(readPrivateKey(created.privateKeyPem!));
     expect(loaded.privateKeyPem).toMatch(/BEGIN PRIVATE KEY/);
-    expect(storeError(() => store.load(new Date(), 'wrong-passphrase')).code).toBe('ERR_WRONG_PASSWORD');
+    expect(storeError(() => store.load(new Date(), { passphrase: 'wrong-passphrase' })).code).toBe(
+      'ERR_WRONG_PASSWORD',
+    );
   });
 });
 

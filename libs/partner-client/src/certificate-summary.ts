@@ -1,10 +1,13 @@
 /** What `cert show` prints about a credential: paths, subject, validity, thumbprints; no key material. */
 import { daysUntilExpiry, type ParsedCertificate } from '@certflow/certs';
-import type { CertificatePaths, PartnerCredential } from './certificate-store';
+import type { CertificatePaths, KeyProtection, PartnerCredential } from './certificate-store';
 
 /** A summary safe to print: no key material. */
 export interface CertificateSummary extends Omit<CertificatePaths, 'directory'> {
   certificateDirectory: string;
+  /** The generation in use (undefined: a directory of the first layout). */
+  generation: string | undefined;
+  keyProtection: KeyProtection;
   subject: string;
   issuer: string;
   serialNumber: string;
@@ -21,7 +24,10 @@ export function summarize(credential: PartnerCredential, now = new Date()): Cert
     now < certificate.notBefore ? 'not-yet-valid' : now > certificate.notAfter ? 'expired' : 'valid';
   return {
     certificateDirectory: credential.directory,
-    privateKeyPath: credential.privateKeyPath,
+    generation: credential.generation,
+    ...(credential.privateKeyPath !== undefined ? { privateKeyPath: credential.privateKeyPath } : {}),
+    ...(credential.keyUri !== undefined ? { keyUri: credential.keyUri } : {}),
+    keyProtection: credential.keyProtection,
     certificatePath: credential.certificatePath,
     cerPath: credential.cerPath,
     subject: certificate.subject,

@@ -8,12 +8,16 @@ import {
 } from './certificate-token-client';
 import { HttpsNetworkClient } from './https-network-client';
 import { randomUUID } from 'node:crypto';
-import { DevelopmentCa, createSelfSignedCertificate, parseCertificate } from '@certflow/certs';
+import { DevelopmentCa, createSelfSignedCertificate, fileKeySigner, parseCertificate } from '@certflow/certs';
 import { startStubAuthority, tempDir, type StubAuthority, rejectionOf } from '@certflow/testing';
 
 function credential(): TokenClientCredential {
   const pair = createSelfSignedCertificate({ commonName: 'partner' });
-  return { privateKeyPem: pair.privateKeyPem, certificate: parseCertificate(pair.certificatePem) };
+  return {
+    privateKeyPem: pair.privateKeyPem,
+    certificate: parseCertificate(pair.certificatePem),
+    signer: fileKeySigner(pair.privateKeyPem, 'partner.key.pem'),
+  };
 }
 
 describe('toThumbprintHex', () => {

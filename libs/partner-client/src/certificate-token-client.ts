@@ -1,6 +1,8 @@
 /**
  * Steps 5 and 6: MSAL's ConfidentialClientApplication signs a client assertion with the
- * partner's private key (PS256, `x5t#S256`) and exchanges it for an access token.
+ * partner's private key (PS256, `x5t#S256`) and exchanges it for an access token. A key in a
+ * file goes to MSAL's `clientCertificate`; a key in a PKCS#11 token never reaches this process,
+ * so MSAL's `clientAssertion` callback has the same assertion signed through the token.
  *
  * What this wrapper adds to MSAL (each measured against MSAL 7 and the emulator; the tests in
  * certificate-token-client.spec.ts and api-client.resilience.spec.ts show the behaviour):
@@ -21,6 +23,7 @@
 import {
   AuthError,
   ConfidentialClientApplication,
+  type Configuration,
   LogLevel,
   type AuthenticationResult,
   type INetworkModule,
@@ -28,11 +31,45 @@ import {
   type NetworkResponse,
 } from '@azure/msal-node';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { ParsedCertificate } from '@certflow/certs';
+import { randomUUID } from 'node:crypto';
+import type { KeySigner, ParsedCertificate } from '@certflow/certs';
 
+/**
+ * A key in a file goes to MSAL as it is (its own `clientCertificate` path); a key that cannot
+ * leave its token (no `privateKeyPem`) signs MSAL's client assertion through `signer`.
+ */
 export interface TokenClientCredential {
-  privateKeyPem: string;
   certificate: ParsedCertificate;
+  signer: KeySigner;
+  privateKeyPem?: string;
+}
+
+/** Client assertions live this long (MSAL's own certificate path uses 10 minutes too). */
+const ASSERTION_LIFETIME_S = 600;
+
+/**
+ * The client assertion MSAL makes for `clientCertificate` with `thumbprintSha256` (PS256 with
+ * `x5t#S256`; claims aud, exp, iss, sub, nbf, jti), signed through the credential's signer.
+ */
+export async function signClientAssertion(
+  credential: Pick<TokenClientCredential, 'certificate' | 'signer'>,
+  clientId: string,
+  tokenEndpoint: string,
+  now = Date.now(),
+): Promise<string> {
+  const nbf = Math.floor(now / 1000);
+  const header = { alg: 'PS256', typ: 'JWT', 'x5t#S256': credential.certificate.thumbprints.sha256Base64Url };
+  const claims = {
+    aud: tokenEndpoint,
+    exp: nbf + ASSERTION_LIFETIME_S,
+    iss: clientId,
+    sub: clientId,
+    nbf,
+    jti: randomUUID(),
+  };
+  const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
+  const signature = await credential.signer.sign('PS256', Buffer.from(input));
+  return `${input}.${signature.toString('base64url')}`;
 }
 
 export interface CertificateTokenClientOptions {
@@ -206,6 +243,24 @@ function errorFrom(
   );
 }
 
+function clientCredentialOf(
+  credential: TokenClientCredential,
+  tokenEndpoint: string,
+): Pick<Configuration['auth'], 'clientCertificate' | 'clientAssertion'> {
+  const { privateKeyPem } = credential;
+  if (privateKeyPem !== undefined)
+    return {
+      clientCertificate: {
+        thumbprintSha256: toThumbprintHex(credential.certificate.thumbprints.sha256Hex),
+        privateKey: privateKeyPem,
+      },
+    };
+  return {
+    clientAssertion: (config) =>
+      signClientAssertion(credential, config.clientId, config.tokenEndpoint ?? tokenEndpoint),
+  };
+}
+
 export class CertificateTokenClient implements TokenProvider {
   readonly authority: string;
   readonly scope: string;
@@ -230,10 +285,7 @@ export class CertificateTokenClient implements TokenProvider {
           issuer: `${this.authority}/v2.0`,
           jwks_uri: `${this.authority}/discovery/v2.0/keys`,
         }),
-        clientCertificate: {
-          thumbprintSha256: toThumbprintHex(opts.credential.certificate.thumbprints.sha256Hex),
-          privateKey: opts.credential.privateKeyPem,
-        },
+        ...clientCredentialOf(opts.credential, `${this.authority}/oauth2/v2.0/token`),
       },
       system: {
         networkClient: new CauseRecordingNetworkClient(opts.networkClient, this.attempts),

@@ -8,6 +8,8 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { parseCertificate } from '@certflow/certs';
 import { isGuid } from '@certflow/claims';
+import { parsePkcs11Uri } from '@certflow/pkcs11';
+import type { StoreReadOptions } from './certificate-store';
 import { ConfigError, envUrl as url, envValue as value, type Env } from './env';
 import { parseCacheKey } from './shared-token-cache';
 import { TOKEN_STORES, tokenStoreBackend } from './token-stores';
@@ -24,6 +26,21 @@ export interface CertificateDirectoryConfig {
   keyPassphrase?: string;
   /** PARTNER_CERT_EXPIRY_WARNING_DAYS (default 30): warn when fewer days are left. */
   expiryWarningDays: number;
+  /**
+   * PARTNER_KEY_STORE: where `cert create` and `cert csr` make a new key, a PKCS#11 URI
+   * (RFC 7512, e.g. `pkcs11:token=partner;object=partner-2026`); unset: a key file.
+   */
+  keyStore?: string;
+  /** PARTNER_PKCS11_MODULE and PARTNER_PKCS11_PIN, for keys whose URI names no module-path or pin-source. */
+  pkcs11Env: Readonly<Record<string, string | undefined>>;
+}
+
+/** What CertificateStore.read and load need from the configuration to open the key. */
+export function storeReadOptions(config: CertificateDirectoryConfig): StoreReadOptions {
+  return {
+    ...(config.keyPassphrase !== undefined ? { passphrase: config.keyPassphrase } : {}),
+    env: config.pkcs11Env,
+  };
 }
 
 export const DEFAULT_EXPIRY_WARNING_DAYS = 30;
@@ -95,10 +112,31 @@ export function readCertificateDirectoryConfig(env: Env, cwd = process.cwd()): C
       );
     expiryWarningDays = Number(rawDays);
   }
+  const keyStore = value(env, 'PARTNER_KEY_STORE');
+  if (keyStore !== undefined) {
+    try {
+      parsePkcs11Uri(keyStore);
+    } catch (err) {
+      throw new ConfigError('PARTNER_KEY_STORE', (err as Error).message);
+    }
+  }
+  const module = value(env, 'PARTNER_PKCS11_MODULE');
+  if (module !== undefined && !isAbsolute(module))
+    throw new ConfigError(
+      'PARTNER_PKCS11_MODULE',
+      `must be an absolute path to the PKCS#11 module, got "${module}"`,
+    );
+  // Not trimmed: a PIN may contain any character.
+  const pin = env['PARTNER_PKCS11_PIN'] || undefined;
   return {
     certDir: isAbsolute(dir) ? dir : resolve(cwd, dir),
     ...(keyPassphrase !== undefined ? { keyPassphrase } : {}),
     expiryWarningDays,
+    ...(keyStore !== undefined ? { keyStore } : {}),
+    pkcs11Env: {
+      ...(module !== undefined ? { PARTNER_PKCS11_MODULE: module } : {}),
+      ...(pin !== undefined ? { PARTNER_PKCS11_PIN: pin } : {}),
+    },
   };
 }
 

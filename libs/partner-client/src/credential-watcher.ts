@@ -3,26 +3,31 @@
  * dropping new files) while `serve` or `run` keeps running: watches PARTNER_CERT_DIR with
  * fs.watch, and polls as a safety net (fs.watch can miss events, e.g. on network file systems).
  *
- * On a change the three files are read and validated exactly as at start-up (CertificateStore.load:
- * key matches certificate, `.cer` is the same certificate, key not readable by others, valid now).
- * A damaged, half-written or mismatched set is ignored with one log line, and the current
- * credential is kept; it is tried again at the next change of the files.
+ * A rotation switches the directory's `current` link to a complete new generation in one rename;
+ * a directory of the first layout has its files replaced one by one. Either way, on a change the
+ * credential is read and validated exactly as at start-up (CertificateStore.load: key matches
+ * certificate, `.cer` is the same certificate, key not readable by others, valid now). A damaged,
+ * half-written or mismatched set is ignored with one log line, and the current credential is
+ * kept; it is tried again at the next change.
  */
-import { statSync, watch, type FSWatcher } from 'node:fs';
+import { readlinkSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { join } from 'node:path';
+import type { CertificateStore, PartnerCredential, StoreReadOptions } from './certificate-store';
 import {
   CERTIFICATE_FILE,
   CER_FILE,
+  CURRENT_LINK,
+  KEY_REFERENCE_FILE,
   PRIVATE_KEY_FILE,
-  type CertificateStore,
-  type PartnerCredential,
-} from './certificate-store';
+} from './generations';
 
 export interface CredentialWatcherOptions {
   store: CertificateStore;
-  passphrase?: string;
+  /** The passphrase of a key file, the PKCS#11 settings of a key in a token. */
+  read?: StoreReadOptions;
   /** The credential in use now (to tell a new certificate from rewritten identical files). */
   current(): PartnerCredential;
-  /** A new, valid credential was loaded. */
+  /** A new, valid credential was loaded; it is the receiver's to close. */
   onChange(next: PartnerCredential): void;
   /** The changed files did not load; the current credential stays. */
   onIgnored(reason: string): void;
@@ -34,7 +39,7 @@ export interface CredentialWatcherOptions {
 
 export type CheckResult = 'unchanged' | 'switched' | 'ignored';
 
-const FILES = [PRIVATE_KEY_FILE, CERTIFICATE_FILE, CER_FILE];
+const FILES = [CURRENT_LINK, PRIVATE_KEY_FILE, KEY_REFERENCE_FILE, CERTIFICATE_FILE, CER_FILE];
 
 export class CredentialWatcher {
   private watcher: FSWatcher | undefined;
@@ -79,13 +84,15 @@ export class CredentialWatcher {
     this.lastSignature = signature;
     let next: PartnerCredential;
     try {
-      next = this.opts.store.load(new Date(), this.opts.passphrase);
+      next = this.opts.store.load(new Date(), this.opts.read);
     } catch (err) {
       this.opts.onIgnored((err as Error).message);
       return 'ignored';
     }
-    if (next.certificate.thumbprints.sha256Hex === this.opts.current().certificate.thumbprints.sha256Hex)
+    if (next.certificate.thumbprints.sha256Hex === this.opts.current().certificate.thumbprints.sha256Hex) {
+      next.close();
       return 'unchanged';
+    }
     this.opts.onChange(next);
     return 'switched';
   }
@@ -100,15 +107,28 @@ export class CredentialWatcher {
     this.debounce.unref();
   }
 
-  /** Size, modification time and inode of the three files ("-" for a missing one). */
+  /**
+   * Where `current` points, and size, modification time and inode of each file as read through
+   * it ("-" for a missing one): a switch of generations and files rewritten in place both show.
+   */
   private signature(): string {
-    return FILES.map((name) => {
-      try {
-        const s = statSync(`${this.opts.store.directory}/${name}`);
-        return `${s.ino}:${s.size}:${s.mtimeMs}`;
-      } catch {
-        return '-';
-      }
-    }).join('|');
+    const dir = this.opts.store.directory;
+    let current = '-';
+    try {
+      current = readlinkSync(join(dir, CURRENT_LINK));
+    } catch {
+      // the first layout, or nothing yet
+    }
+    return [
+      current,
+      ...FILES.slice(1).map((name) => {
+        try {
+          const s = statSync(join(dir, name));
+          return `${s.ino}:${s.size}:${s.mtimeMs}`;
+        } catch {
+          return '-';
+        }
+      }),
+    ].join('|');
   }
 }

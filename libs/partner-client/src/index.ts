@@ -2,6 +2,7 @@
 export * from './pipeline';
 export * from './config';
 export * from './certificate-store';
+export { CURRENT_LINK, GENERATIONS_DIR, isGenerationName } from './generations';
 export * from './certificate-summary';
 export * from './certificate-token-client';
 export * from './https-network-client';

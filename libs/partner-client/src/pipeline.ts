@@ -15,7 +15,7 @@ import {
   type GetTokenOptions,
   type TokenProvider,
 } from './certificate-token-client';
-import type { TokenConfig } from './config';
+import { storeReadOptions, type TokenConfig } from './config';
 import { HttpsNetworkClient, type DecodedAssertion } from './https-network-client';
 import { SharedTokenCache } from './shared-token-cache';
 import { CachedTokenProvider, TokenCache, type TokenCacheOptions, type TokenFetcher } from './token-cache';
@@ -35,7 +35,10 @@ export interface TokenPipelineHooks {
 
 export interface TokenPipelineOptions {
   config: TokenConfig;
-  /** The credential to sign with; default: loaded from `config.certDir` and validated now. */
+  /**
+   * The credential to sign with (it stays the caller's to close); default: loaded from
+   * `config.certDir` and validated now, and closed by the pipeline.
+   */
   credential?: PartnerCredential;
   /** One human-readable line; never given a token. */
   log?(message: string): void;
@@ -55,7 +58,11 @@ export interface TokenPipeline {
   /** The credential token requests are signed with now. */
   readonly credential: PartnerCredential;
   readonly authority: string;
-  /** Signs every later token request with `next` (cached tokens stay valid). False when it is the same certificate. */
+  /**
+   * Signs every later token request with `next` (cached tokens stay valid). The pipeline then
+   * owns `next`: it closes it when it is replaced or the pipeline closes (a key in a token holds
+   * a session), and closes it at once when it is the same certificate (returns false).
+   */
   switchCredential(next: PartnerCredential): boolean;
   close(): void;
 }
@@ -65,7 +72,8 @@ export function createTokenPipeline(options: TokenPipelineOptions): TokenPipelin
   const log = options.log ?? (() => {});
   const certificates = new CertificateStore(config.certDir);
   let credential =
-    options.credential ?? certificates.load((options.now ?? (() => new Date()))(), config.keyPassphrase);
+    options.credential ?? certificates.load((options.now ?? (() => new Date()))(), storeReadOptions(config));
+  let owned = options.credential === undefined;
   const network = new HttpsNetworkClient({
     ...(config.caPem ? { ca: config.caPem } : {}),
     observer: {
@@ -129,16 +137,22 @@ export function createTokenPipeline(options: TokenPipelineOptions): TokenPipelin
       return credential;
     },
     switchCredential(next) {
-      if (next.certificate.thumbprints.sha256Hex === credential.certificate.thumbprints.sha256Hex)
+      if (next === credential) return false;
+      if (next.certificate.thumbprints.sha256Hex === credential.certificate.thumbprints.sha256Hex) {
+        next.close();
         return false;
+      }
       client = clientFor(next);
+      if (owned) credential.close();
       credential = next;
+      owned = true;
       return true;
     },
     close() {
       cache.close();
       shared?.close();
       network.close();
+      if (owned) credential.close();
     },
   };
 }

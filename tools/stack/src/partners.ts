@@ -4,15 +4,15 @@
  * certificate settings (reused when already there), and the `.cer` it sends.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseCertificate, writeFileAtomic, type ParsedCertificate } from '@certflow/certs';
+import { parseCertificate, type ParsedCertificate } from '@certflow/certs';
+import { CertificateStore, KEY_ID_FILE } from '@certflow/partner-client';
 import type { PartnerCertificateSettings, TopologyPartner } from '@certflow/topology';
 import { ChildProcessError, runJsonCommand } from './child-service';
 import { partnerDirectory } from './topology-sync';
 import { appEntryPoint } from './workspace';
 
-/** The partner worker's file for the keyId of its registered certificate (libs/partner-client rotation). */
-export const PARTNER_KEY_ID_FILE = 'partner.key-id';
+/** The partner worker's file for the keyId of its registered certificate (a link into the current generation). */
+export const PARTNER_KEY_ID_FILE = KEY_ID_FILE;
 
 export interface PartnerCertificate {
   partner: TopologyPartner;
@@ -115,8 +115,9 @@ function rotateCommand({ name, certificate }: TopologyPartner): string {
 
 /**
  * What the API owner tells the partner: the keyId of its registered certificate, so that the
- * partner's first `cert rotate` can remove it with removeKey (the partner cannot read the registration).
+ * partner's first `cert rotate` can remove it with removeKey (the partner cannot read the
+ * registration). It goes with the certificate in use (its generation's partner.key-id).
  */
 export function writePartnerKeyId(directory: string, keyId: string): void {
-  writeFileAtomic(join(directory, PARTNER_KEY_ID_FILE), `${keyId}\n`, 0o644);
+  new CertificateStore(directory).setCurrentKeyId(keyId);
 }

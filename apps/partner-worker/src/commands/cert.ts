@@ -8,8 +8,11 @@ import {
   DEFAULT_VALIDITY_DAYS,
   MAX_VALIDITY_DAYS,
   readCertificateDirectoryConfig,
+  storeReadOptions,
   summarize,
+  type CertificateDirectoryConfig,
   type CertificateSummary,
+  type PartnerCredential,
 } from '@certflow/partner-client';
 import { command, JSON_OPTION, keySize, positiveInt, UsageError, type CliIo, type Emit } from './command';
 
@@ -17,6 +20,55 @@ const FORCE_OPTION = { force: { type: 'boolean', default: false } } as const;
 export const COMMON_NAME_OPTION = { 'common-name': { type: 'string' } } as const;
 export const KEY_SIZE_OPTION = { 'key-size': { type: 'string' } } as const;
 const OUT_OPTION = { out: { type: 'string' } } as const;
+const KEY_STORE_OPTION = { 'key-store': { type: 'string' } } as const;
+
+/**
+ * --key-store (else PARTNER_KEY_STORE): a PKCS#11 URI where the new key is made; undefined: a
+ * key file. A passphrase for a key file makes no sense for a key in a token (its PIN guards it).
+ */
+function keyStoreOf(raw: string | undefined, config: CertificateDirectoryConfig): string | undefined {
+  if (raw !== undefined && !raw.startsWith('pkcs11:'))
+    throw new UsageError(`--key-store must be a PKCS#11 URI (pkcs11:token=…;object=…), got "${raw}"`);
+  const keyStore = raw ?? config.keyStore;
+  if (keyStore !== undefined && config.keyPassphrase !== undefined)
+    throw new UsageError(
+      'PARTNER_KEY_PASSPHRASE encrypts key files; a key in a PKCS#11 token is guarded by the token and its PIN: unset PARTNER_KEY_PASSPHRASE, or leave out --key-store/PARTNER_KEY_STORE',
+    );
+  return keyStore;
+}
+
+/** Reads the current certificate, runs `use`, and closes the token session of a key in a token. */
+function withCredential<T>(config: CertificateDirectoryConfig, use: (credential: PartnerCredential) => T): T {
+  const credential = new CertificateStore(config.certDir).read(storeReadOptions(config));
+  try {
+    return use(credential);
+  } finally {
+    credential.close();
+  }
+}
+
+function keyLines(summary: CertificateSummary): string[] {
+  const protection = summary.keyProtection;
+  if (protection.store === 'pkcs11') {
+    const a = protection.attributes;
+    const guarded =
+      a.sensitive && !a.extractable
+        ? 'sensitive, not extractable: it cannot leave the token'
+        : 'WARNING: the token lets this key be read out';
+    return [`  private key    in a PKCS#11 token: ${summary.keyUri} (${a.modulusBits} bits, ${guarded})`];
+  }
+  const e = protection.encryption;
+  const encryption =
+    e === undefined
+      ? 'not encrypted (set PARTNER_KEY_PASSPHRASE to encrypt new keys)'
+      : 'kdf' in e
+        ? `${e.kdf}-${e.prf.replace(/^hmacWith/, 'HMAC-')}, ${e.iterations.toLocaleString('en-US')} iterations, ${e.cipher}${e.strong ? '' : ': weaker than today\'s default; run "cert reencrypt"'}`
+        : `${e.scheme}: weaker than today's default; run "cert reencrypt"`;
+  return [
+    `  private key    ${summary.privateKeyPath} (0600, keep it here)`,
+    `  key encryption ${encryption}`,
+  ];
+}
 
 function printCertificate(
   io: CliIo,
@@ -38,7 +90,7 @@ function printCertificate(
       `  valid          ${summary.notBefore} to ${summary.notAfter} (${summary.status}, ${summary.daysUntilExpiry} days left)`,
       `  SHA-256        ${summary.thumbprints.sha256Hex}`,
       `  SHA-1 (x5t)    ${summary.thumbprints.sha1Hex}`,
-      `  private key    ${summary.privateKeyPath} (0600, keep it here)`,
+      ...keyLines(summary),
       `  certificate    ${summary.certificatePath}`,
       `  upload this    ${summary.cerPath} (DER, public key only)`,
     ].join('\n'),
@@ -65,30 +117,36 @@ function readInput(io: CliIo, flag: string, file: string): Buffer {
 
 export const certCreate = command({
   name: 'cert create',
-  usage: `  cert create [--common-name CN] [--days N] [--key-size 2048|3072|4096] [--force] [--json]
+  usage: `  cert create [--common-name CN] [--days N] [--key-size 2048|3072|4096]
+              [--key-store pkcs11:URI] [--force] [--json]
                       generate the partner's RSA key pair and self-signed certificate in
                       PARTNER_CERT_DIR: partner.key.pem (0600), partner.crt.pem, partner.cer (DER,
-                      the file to upload to the app registration)`,
+                      the file to upload to the app registration); with --key-store (or
+                      PARTNER_KEY_STORE) the key is made inside a PKCS#11 token and never leaves it`,
   options: {
     ...JSON_OPTION,
     ...FORCE_OPTION,
     ...COMMON_NAME_OPTION,
     days: { type: 'string' },
     ...KEY_SIZE_OPTION,
+    ...KEY_STORE_OPTION,
   },
-  run({ io, values, emit }) {
+  async run({ io, values, emit }) {
     const days = positiveInt('days', values.days, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS);
-    const commonName = commonNameOf(values['common-name']);
-    const { certDir, keyPassphrase } = readCertificateDirectoryConfig(io.env, io.cwd);
+    const commonName = commonNameOf(values['common-name']) ?? DEFAULT_COMMON_NAME;
+    const config = readCertificateDirectoryConfig(io.env, io.cwd);
+    const keyStore = keyStoreOf(values['key-store'], config);
     const size = keySize(values['key-size']);
-    const credential = new CertificateStore(certDir).create({
-      commonName: commonName ?? DEFAULT_COMMON_NAME,
-      days,
-      ...(size ? { keySize: size } : {}),
-      force: values.force,
-      ...(keyPassphrase ? { passphrase: keyPassphrase } : {}),
-    });
-    printCertificate(io, summarize(credential), values.json, emit, true);
+    const store = new CertificateStore(config.certDir);
+    const options = { commonName, days, force: values.force, ...(size ? { keySize: size } : {}) };
+    const credential = keyStore
+      ? await store.createInToken({ ...options, keyStore, env: config.pkcs11Env })
+      : store.create({ ...options, ...(config.keyPassphrase ? { passphrase: config.keyPassphrase } : {}) });
+    try {
+      printCertificate(io, summarize(credential), values.json, emit, true);
+    } finally {
+      credential.close();
+    }
     return 0;
   },
 });
@@ -98,8 +156,7 @@ export const certShow = command({
   usage: `  cert show [--json]  show the certificate, its thumbprints and expiry`,
   options: { ...JSON_OPTION },
   run({ io, values, emit }) {
-    const { certDir, keyPassphrase } = readCertificateDirectoryConfig(io.env, io.cwd);
-    const summary = summarize(new CertificateStore(certDir).read(keyPassphrase));
+    const summary = withCredential(readCertificateDirectoryConfig(io.env, io.cwd), (c) => summarize(c));
     printCertificate(io, summary, values.json, emit, false);
     if (summary.status !== 'valid') {
       io.stderr(
@@ -126,8 +183,8 @@ export const certExport = command({
       throw new UsageError(`--format must be one of ${EXPORT_FORMATS.join(', ')}`);
     if ((format === 'cer' || format === 'pfx') && !values.out)
       throw new UsageError(`--format ${format} is binary: give --out FILE`);
-    const { certDir, keyPassphrase } = readCertificateDirectoryConfig(io.env, io.cwd);
-    const credential = new CertificateStore(certDir).read(keyPassphrase);
+    const config = readCertificateDirectoryConfig(io.env, io.cwd);
+    const credential = withCredential(config, (c) => c);
     let data: string | Buffer;
     let mode = 0o644;
     switch (format) {
@@ -141,6 +198,10 @@ export const certExport = command({
         data = `${JSON.stringify(keyCredentialFor(credential.certificate), null, 2)}\n`;
         break;
       default: {
+        if (credential.privateKeyPem === undefined)
+          throw new UsageError(
+            `the private key is inside a PKCS#11 token (${credential.keyUri}) and cannot leave it, so there is no PFX to make: export the public certificate with --format cer, pem or keycredential`,
+          );
         const password = io.env['PARTNER_PFX_PASSWORD'];
         if (!password)
           throw new Error(
@@ -169,7 +230,8 @@ export const certImport = command({
   usage: `  cert import (--pfx FILE | --cert FILE [--key FILE]) [--force] [--json]
                       take a certificate made elsewhere: a PFX (PARTNER_PFX_PASSWORD), or a
                       PEM/DER certificate with its PKCS#1/PKCS#8/encrypted PKCS#8 key
-                      (PARTNER_IMPORT_KEY_PASSPHRASE); without --key, the key from "cert csr"`,
+                      (PARTNER_IMPORT_KEY_PASSPHRASE); without --key, the key from "cert csr"
+                      (in a file, or in the PKCS#11 token of "cert csr --key-store")`,
   options: {
     pfx: { type: 'string' },
     cert: { type: 'string' },
@@ -181,37 +243,56 @@ export const certImport = command({
     if (!values.pfx === !values.cert)
       throw new UsageError('cert import needs either --pfx FILE or --cert FILE');
     if (values.pfx && values.key) throw new UsageError('--key goes with --cert, not with --pfx');
-    const { certDir, keyPassphrase } = readCertificateDirectoryConfig(io.env, io.cwd);
+    const config = readCertificateDirectoryConfig(io.env, io.cwd);
+    if (config.keyStore !== undefined && (values.pfx || values.key))
+      throw new UsageError(
+        `PARTNER_KEY_STORE keeps this partner's keys inside a PKCS#11 token, where they are made and never leave; a key that comes from a ${values.pfx ? 'PFX' : 'file'} has existed outside it, so certflow does not take it. Make the key in the token with "cert csr --key-store …", have your CA sign the CSR, then "cert import --cert <issued certificate>"`,
+      );
     const importKeyPassphrase = io.env['PARTNER_IMPORT_KEY_PASSPHRASE'] || undefined;
-    const credential = new CertificateStore(certDir).import({
+    const credential = new CertificateStore(config.certDir).import({
       ...(values.pfx
         ? { pfx: readInput(io, 'pfx', values.pfx), pfxPassword: io.env['PARTNER_PFX_PASSWORD'] ?? '' }
         : { certificate: readInput(io, 'cert', values.cert!) }),
       ...(values.key ? { privateKeyPem: readInput(io, 'key', values.key).toString('utf8') } : {}),
       ...(importKeyPassphrase ? { keyPassphrase: importKeyPassphrase } : {}),
-      ...(keyPassphrase ? { passphrase: keyPassphrase } : {}),
+      ...(config.keyPassphrase ? { passphrase: config.keyPassphrase } : {}),
+      env: config.pkcs11Env,
       force: values.force,
     });
-    printCertificate(io, summarize(credential), values.json, emit, true);
+    try {
+      printCertificate(io, summarize(credential), values.json, emit, true);
+    } finally {
+      credential.close();
+    }
     return 0;
   },
 });
 
 export const certCsr = command({
   name: 'cert csr',
-  usage: `  cert csr [--common-name CN] [--key-size N] [--out FILE] [--json]
-                      a new key (kept as partner.pending.key.pem) and a CSR to send to your CA;
+  usage: `  cert csr [--common-name CN] [--key-size N] [--key-store pkcs11:URI] [--out FILE] [--json]
+                      a new key (kept as partner.pending.key.pem, or made in the PKCS#11 token of
+                      --key-store/PARTNER_KEY_STORE) and a CSR to send to your CA;
                       then "cert import --cert issued.crt"`,
-  options: { ...COMMON_NAME_OPTION, ...OUT_OPTION, ...JSON_OPTION, ...KEY_SIZE_OPTION },
-  run({ io, values, emit }) {
-    const commonName = commonNameOf(values['common-name']);
-    const { certDir, keyPassphrase } = readCertificateDirectoryConfig(io.env, io.cwd);
+  options: { ...COMMON_NAME_OPTION, ...OUT_OPTION, ...JSON_OPTION, ...KEY_SIZE_OPTION, ...KEY_STORE_OPTION },
+  async run({ io, values, emit }) {
+    const commonName = commonNameOf(values['common-name']) ?? DEFAULT_COMMON_NAME;
+    const config = readCertificateDirectoryConfig(io.env, io.cwd);
+    const keyStore = keyStoreOf(values['key-store'], config);
     const size = keySize(values['key-size']);
-    const result = new CertificateStore(certDir).createCsr({
-      commonName: commonName ?? DEFAULT_COMMON_NAME,
-      ...(size ? { keySize: size } : {}),
-      ...(keyPassphrase ? { passphrase: keyPassphrase } : {}),
-    });
+    const store = new CertificateStore(config.certDir);
+    const result = keyStore
+      ? await store.createCsrInToken({
+          commonName,
+          keyStore,
+          env: config.pkcs11Env,
+          ...(size ? { keySize: size } : {}),
+        })
+      : store.createCsr({
+          commonName,
+          ...(size ? { keySize: size } : {}),
+          ...(config.keyPassphrase ? { passphrase: config.keyPassphrase } : {}),
+        });
     if (values.out) writeFileAtomic(outputPath(io, values.out), result.csrPem, 0o644);
     if (values.json)
       emit({
@@ -224,6 +305,29 @@ export const certCsr = command({
       io.stdout(
         `${result.csrPem.trimEnd()}\nSend this CSR (${result.csrPath}) to your CA; the new key waits in ${result.pendingKeyPath}.\nThen: cert import --cert <issued certificate>`,
       );
+    return 0;
+  },
+});
+
+export const certReencrypt = command({
+  name: 'cert reencrypt',
+  usage: `  cert reencrypt [--json]
+                      encrypt the key file again with today's key derivation (PBKDF2-HMAC-SHA256,
+                      600,000 iterations) under PARTNER_KEY_PASSPHRASE, or under
+                      PARTNER_NEW_KEY_PASSPHRASE to change it: a new generation with the same
+                      certificate, switched to in one step; the old key file is deleted`,
+  options: { ...JSON_OPTION },
+  run({ io, values, emit }) {
+    const config = readCertificateDirectoryConfig(io.env, io.cwd);
+    const passphrase = io.env['PARTNER_NEW_KEY_PASSPHRASE'] || config.keyPassphrase;
+    if (passphrase === undefined)
+      throw new UsageError(
+        'cert reencrypt needs PARTNER_KEY_PASSPHRASE (and PARTNER_NEW_KEY_PASSPHRASE to change it)',
+      );
+    if (passphrase.length < 8)
+      throw new UsageError('PARTNER_NEW_KEY_PASSPHRASE: must have at least 8 characters');
+    const credential = new CertificateStore(config.certDir).reencrypt(storeReadOptions(config), passphrase);
+    printCertificate(io, summarize(credential), values.json, emit, false);
     return 0;
   },
 });
