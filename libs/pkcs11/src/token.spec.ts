@@ -217,6 +217,12 @@ describe('Pkcs11Token with SoftHSM2', () => {
     expect(err.code).toBe('ERR_PKCS11_OBJECT_NOT_FOUND');
     expect(err.message).toContain("no private key with label 'partner-2026' in token 'partner'");
     expect(token.hasKey(KEY)).toBe(false);
+    const unnamed = failure(() => token.signer({ token: 'partner', type: 'private' }));
+    expect(unnamed.code).toBe('ERR_PKCS11_URI');
+    expect(unnamed.message).toContain('the key URI names no object');
+    expect(failure(() => token.signer({ object: 'partner-2026', type: 'cert' })).message).toContain(
+      'a signing key is type=private',
+    );
   });
 
   it('refuses to generate over an existing label or id (ERR_PKCS11_OBJECT_EXISTS); the first key still signs', async () => {

@@ -79,8 +79,11 @@ export class Pkcs11Token {
       login(module, opened, slotKey, settings.pin, token.label);
       return new Pkcs11Token(module, slotKey, token.slot, opened, token.label, uri);
     } catch (err) {
-      if (session) module.pkcs11.C_CloseSession(session);
-      releaseModule(module);
+      try {
+        if (session) module.pkcs11.C_CloseSession(session);
+      } finally {
+        releaseModule(module);
+      }
       throw err;
     }
   }
@@ -283,10 +286,10 @@ export class Pkcs11Token {
     }
     const { modulePath, pinSource } = this.openedWith;
     const description = formatPkcs11Uri({
-      ...keyUri,
-      token: keyUri.token ?? this.label,
       modulePath,
       pinSource,
+      ...keyUri,
+      token: keyUri.token ?? this.label,
     });
     return pkcs11Signer(this.signing, key, keyName, publicKey, description);
   }
