@@ -49,7 +49,7 @@ describe('CLI certificate lifecycle', () => {
     expect((await run(['cert', 'create', '--key-size', '3072'], env, cwd)).code).toBe(0);
     const stored = new CertificateStore(join(cwd, 'rsa3072')).load();
     expect(stored.certificate.publicKey.asymmetricKeyDetails?.modulusLength).toBe(3072);
-    expect(createPrivateKey(stored.privateKeyPem).asymmetricKeyDetails?.modulusLength).toBe(3072);
+    expect(createPrivateKey(stored.privateKeyPem!).asymmetricKeyDetails?.modulusLength).toBe(3072);
 
     const csr = await run(['cert', 'csr', '--key-size', '3072', '--json'], env, cwd);
     expect(csr.code).toBe(0);

@@ -12,6 +12,9 @@
  * - `partner_calls_total{outcome,status}`: API calls (`outcome` `ok` for 2xx, `upstream` for
  *   another HTTP status, `timeout`, `failed` when no answer or no token);
  * - `partner_call_duration_seconds{outcome}`: call latency histogram, retries included;
+ * - `partner_assertion_signatures_total{key_store}`: client assertions signed with the partner's key
+ *   (`file` or `pkcs11`), counted by distinct `jti` among those sent (MSAL reuses one assertion
+ *   of a key file for up to ten minutes): with the token cache, this stays near zero per call;
  * - `partner_certificate_days_until_expiry`, `partner_certificate_expiring` (1 when fewer than
  *   PARTNER_CERT_EXPIRY_WARNING_DAYS are left), `partner_certificate_switches_total`,
  *   `partner_certificate_reload_failures_total`.
@@ -47,6 +50,8 @@ export class WorkerMetrics {
   };
   private readonly latency = new Map<CallOutcome, { observe(seconds: number): void }>();
   private readonly switches: Counter;
+  private readonly signatures: Counter<'key_store'>;
+  private lastJti: unknown;
   private readonly reloadFailures: Counter;
 
   constructor(sources: MetricSources) {
@@ -128,6 +133,13 @@ export class WorkerMetrics {
       help: 'Switches to a new certificate without a restart.',
       registers,
     });
+    this.signatures = new Counter({
+      name: 'partner_assertion_signatures_total',
+      help: "Client assertions signed with the partner's key (distinct jti sent), by key store (file, pkcs11).",
+      labelNames: ['key_store'],
+      registers,
+    });
+    for (const keyStore of ['file', 'pkcs11'] as const) this.signatures.inc({ key_store: keyStore }, 0);
     this.reloadFailures = new Counter({
       name: 'partner_certificate_reload_failures_total',
       help: 'Changed certificate files that did not load (current certificate kept).',
@@ -143,6 +155,13 @@ export class WorkerMetrics {
     const code = status === undefined ? '' : String(status);
     this.calls(`${outcome}|${code}`, () => ({ outcome, status: code })).inc();
     this.latency.get(outcome)!.observe(seconds);
+  }
+
+  /** A client assertion reached the authority; a new `jti` is a new signature. */
+  assertionSent(jti: unknown, keyStore: 'file' | 'pkcs11'): void {
+    if (jti === this.lastJti) return;
+    this.lastJti = jti;
+    this.signatures.inc({ key_store: keyStore });
   }
 
   certificateSwitched(): void {

@@ -77,7 +77,10 @@ export class PartnerWorker {
       now: this.now,
       hooks: {
         onTokenRequest: (outcome) => this.metrics.tokenRequest(outcome),
-        ...(opts.onAssertion ? { onAssertion: opts.onAssertion } : {}),
+        onAssertion: (assertion) => {
+          this.metrics.assertionSent(assertion.claims['jti'], this.credential.signer.kind);
+          opts.onAssertion?.(assertion);
+        },
         ...(opts.onToken ? { onToken: opts.onToken } : {}),
       },
     });
