@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as pkcs11js from 'pkcs11js';
 import { jwtVerify } from 'jose';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { verifySignature } from '@certflow/certs';
 // @certflow/testing lists this library in its package.json, so this test-only import would be a
 // cycle for Nx (build) and for the boundary rule; it is kept out of both.
@@ -20,7 +20,13 @@ import { toPkcs11Error } from './errors';
 const cleanup: (() => void)[] = [];
 afterEach(() => {
   while (cleanup.length) cleanup.pop()!();
+  vi.restoreAllMocks();
 });
+
+/** Counts the real C_Login calls (pkcs11js binds its native methods when a module is created). */
+function countLogins() {
+  return vi.spyOn(Object.getPrototypeOf(pkcs11js.PKCS11.prototype) as pkcs11js.PKCS11, 'C_Login');
+}
 
 function softHsm(): SoftHsmToken {
   const hsm = createSoftHsmToken({ label: 'partner' });
@@ -91,6 +97,33 @@ describe('Pkcs11Token with SoftHSM2', () => {
     }
   });
 
+  it('fails closed when the token does not honour the template: the pair is destroyed', () => {
+    // A token that ignores CKA_EXTRACTABLE=false: SoftHSM2's real answers, with that one flag
+    // flipped while `lying`. (pkcs11js binds its native methods when a module is created, so the
+    // spy is in place before the token is opened.)
+    let lying = true;
+    const native = Object.getPrototypeOf(pkcs11js.PKCS11.prototype) as pkcs11js.PKCS11;
+    const real = native.C_GetAttributeValue;
+    vi.spyOn(native, 'C_GetAttributeValue').mockImplementation(function (this: pkcs11js.PKCS11, ...args) {
+      const values = real.apply(this, args);
+      return lying
+        ? values.map((a) => (a.type === pkcs11js.CKA_EXTRACTABLE ? { ...a, value: Buffer.from([1]) } : a))
+        : values;
+    });
+    const token = open(softHsm());
+    const err = failure(() => token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 }));
+    expect(err.code).toBe('ERR_PKCS11');
+    expect(err.message).toContain('did not honour the private key template');
+    expect(err.message).toContain('CKA_EXTRACTABLE is true');
+    lying = false;
+    expect(token.hasKey(KEY)).toBe(false);
+    expect(token.deleteKeyPair({ object: 'partner-2026' })).toBe(false); // no public half left either
+    // and the same token generates normally once it tells the truth
+    expect(token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 })).toContain(
+      'object=partner-2026',
+    );
+  });
+
   it('signs RS256 and PS256 through the token, verified with node:crypto against its public key', async () => {
     const token = open(softHsm());
     token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 });
@@ -144,7 +177,9 @@ describe('Pkcs11Token with SoftHSM2', () => {
 
   it('refuses a wrong PIN with ERR_PKCS11_PIN_INCORRECT, naming the token, not the PIN, and creates nothing', () => {
     const hsm = softHsm();
+    const logins = countLogins();
     const err = failure(() => open(hsm, { token: 'partner' }, '999999'));
+    expect(logins).toHaveBeenCalledTimes(1); // never retried
     expect(err.code).toBe('ERR_PKCS11_PIN_INCORRECT');
     expect(err.ckr).toBe('CKR_PIN_INCORRECT');
     expect(err.message).toContain("token 'partner'");
@@ -154,10 +189,12 @@ describe('Pkcs11Token with SoftHSM2', () => {
 
   it('a second open of the same token in one process shares the login, and checks its PIN without a C_Login', async () => {
     const hsm = softHsm();
+    const logins = countLogins();
     const first = open(hsm);
     first.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 });
     expect(failure(() => open(hsm, { token: 'partner' }, '999999')).code).toBe('ERR_PKCS11_PIN_INCORRECT');
     const second = open(hsm);
+    expect(logins).toHaveBeenCalledTimes(1);
     first.close();
     const signer = second.signer(KEY);
     const data = Buffer.from('still logged in');
