@@ -16,10 +16,7 @@
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { fileKeySigner, verifySignature, type KeySigner } from '@certflow/certs';
 import { Pkcs11Token, type Pkcs11Uri } from '@certflow/pkcs11';
-/* eslint-disable @nx/enforce-module-boundaries */
-// nx-ignore-next-line
 import { createSoftHsmToken } from '@certflow/testing';
-/* eslint-enable @nx/enforce-module-boundaries */
 
 const ROUNDS = 5;
 const ROUND_MS = 1500;

@@ -1,12 +1,7 @@
 import { chmodSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-// @certflow/testing lists this library in its package.json, so this test-only import would be a
-// cycle for Nx (build) and for the boundary rule; it is kept out of both.
-/* eslint-disable @nx/enforce-module-boundaries */
-// nx-ignore-next-line
 import { tempDir } from '@certflow/testing';
-/* eslint-enable @nx/enforce-module-boundaries */
 import { Pkcs11Error, resolvePkcs11Settings, type Pkcs11Uri } from './index';
 
 const dirs: { remove(): void }[] = [];

@@ -8,12 +8,7 @@ import * as pkcs11js from 'pkcs11js';
 import { jwtVerify } from 'jose';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { verifySignature } from '@certflow/certs';
-// @certflow/testing lists this library in its package.json, so this test-only import would be a
-// cycle for Nx (build) and for the boundary rule; it is kept out of both.
-/* eslint-disable @nx/enforce-module-boundaries */
-// nx-ignore-next-line
 import { createSoftHsmToken, type SoftHsmToken } from '@certflow/testing';
-/* eslint-enable @nx/enforce-module-boundaries */
 import { Pkcs11Error, Pkcs11Token, resolvePkcs11Settings, parsePkcs11Uri, type Pkcs11Uri } from './index';
 import { toPkcs11Error } from './errors';
 
