@@ -223,7 +223,7 @@ export class CertificateStore {
     return this.install(
       parseCertificate(pair.certificatePem),
       { kind: 'file', privateKeyPem: pair.privateKeyPem },
-      opts.passphrase,
+      opts.passphrase ? { passphrase: opts.passphrase } : {},
     );
   }
 
@@ -256,10 +256,18 @@ export class CertificateStore {
   }
 
   /** Writes a generation and makes it current. */
-  private install(certificate: ParsedCertificate, key: KeyMaterial, passphrase?: string): PartnerCredential {
-    const gen = this.writeGeneration(certificate, key, passphrase ? { passphrase } : {});
+  private install(
+    certificate: ParsedCertificate,
+    key: KeyMaterial,
+    read: StoreReadOptions = {},
+  ): PartnerCredential {
+    const gen = this.writeGeneration(
+      certificate,
+      key,
+      read.passphrase ? { passphrase: read.passphrase } : {},
+    );
     this.switchTo(gen);
-    return this.readGeneration(gen, passphrase ? { passphrase } : {});
+    return this.readGeneration(gen, read);
   }
 
   /** Writes a complete generation (temporary directory + rename), not made current. Returns its name. */
@@ -463,14 +471,13 @@ export class CertificateStore {
     if (key.kind === 'file') assertKeyMatchesCertificate(key.privateKeyPem, certificate);
     else this.withTokenKey(key.uri, opts.env, (signer) => assertSignerMatches(signer, certificate, key.uri));
     assertCertificateValidAt(certificate, opts.now ?? new Date());
-    const credential = this.install(certificate, key, key.kind === 'file' ? opts.passphrase : undefined);
+    const credential = this.install(certificate, key, {
+      ...(key.kind === 'file' && opts.passphrase ? { passphrase: opts.passphrase } : {}),
+      ...(opts.env ? { env: opts.env } : {}),
+    });
     if (pending !== undefined) {
       rmSync(pending, { force: true });
       rmSync(join(this.directory, CSR_FILE), { force: true });
-    }
-    if (key.kind === 'pkcs11') {
-      credential.close();
-      return this.read({ ...(opts.env ? { env: opts.env } : {}) });
     }
     return credential;
   }
@@ -581,13 +588,18 @@ export class CertificateStore {
     const paths = { directory: this.directory, generation, certificatePath, cerPath, certificate };
     if (keys[0] === keyReference) {
       const keyUri = this.readText(keyReference).trim();
-      const { token } = this.openToken(keyUri, opts.env, keyReference);
+      const { token, uri } = this.openToken(keyUri, opts.env, keyReference);
       try {
-        const uri = parsePkcs11Uri(keyUri);
-        const signer = token.signer(uri);
+        const signer = inToken(keyReference, () => token.signer(uri));
         assertSignerMatches(signer, certificate, keyReference);
-        const keyProtection = { store: 'pkcs11' as const, attributes: token.keyAttributes(uri) };
-        return { ...paths, keyUri, signer, keyProtection, close: () => token.close() };
+        const attributes = inToken(keyReference, () => token.keyAttributes(uri));
+        return {
+          ...paths,
+          keyUri,
+          signer,
+          keyProtection: { store: 'pkcs11', attributes },
+          close: () => token.close(),
+        };
       } catch (err) {
         token.close();
         throw err;
@@ -668,20 +680,16 @@ export class CertificateStore {
     env: StoreReadOptions['env'],
     where?: string,
   ): { token: Pkcs11Token; uri: Pkcs11Uri } {
-    try {
+    return inToken(where, () => {
       const uri = parsePkcs11Uri(text);
       return { token: Pkcs11Token.open(uri, resolvePkcs11Settings(uri, env ?? {})), uri };
-    } catch (err) {
-      if (err instanceof Pkcs11Error)
-        throw new CertificateStoreError(err.code, where ? `${where}: ${err.message}` : err.message, where);
-      throw err;
-    }
+    });
   }
 
   private withTokenKey<T>(uri: string, env: StoreReadOptions['env'], use: (signer: KeySigner) => T): T {
-    const { token } = this.openToken(uri, env);
+    const { token, uri: parsed } = this.openToken(uri, env);
     try {
-      return use(token.signer(parsePkcs11Uri(uri)));
+      return use(inToken(undefined, () => token.signer(parsed)));
     } finally {
       token.close();
     }
@@ -743,6 +751,17 @@ export class CertificateStore {
   private wrap(err: unknown, path: string): CertificateStoreError {
     const code = err instanceof CertificateError ? err.code : 'ERR_STATE_DAMAGED';
     return new CertificateStoreError(code, `${path}: ${(err as Error).message}`, path);
+  }
+}
+
+/** Runs a PKCS#11 operation; its errors become CertificateStoreErrors (same code) naming `where`. */
+function inToken<T>(where: string | undefined, operation: () => T): T {
+  try {
+    return operation();
+  } catch (err) {
+    if (err instanceof Pkcs11Error)
+      throw new CertificateStoreError(err.code, where ? `${where}: ${err.message}` : err.message, where);
+    throw err;
   }
 }
 
