@@ -18,8 +18,8 @@ import {
   forgePublicKey,
   newKeyPair,
   pkcs8Pem,
-  signWithPrivateKey,
-  signWithSigner,
+  signBodyWithKey,
+  signBodyWithSigner,
   subjectOf,
   type RsaKeySize,
   type ToBeSigned,
@@ -66,14 +66,14 @@ export function createCsr(opts: CsrOptions): CsrAndKey {
     ? privateKeyObject(opts.privateKeyPem)
     : newKeyPair(opts.keySize ?? 2048).privateKey;
   return {
-    csrPem: signWithPrivateKey(csrBody(createPublicKey(privateKey), opts), privateKey),
+    csrPem: signBodyWithKey(csrBody(createPublicKey(privateKey), opts), privateKey),
     privateKeyPem: pkcs8Pem(privateKey),
   };
 }
 
 /** The same request for the signer's key, signed through the signer (checked against its public key). */
 export async function createCsrWithSigner(signer: KeySigner, opts: CsrSubject): Promise<string> {
-  return signWithSigner(csrBody(signer.publicKey, opts), signer);
+  return signBodyWithSigner(csrBody(signer.publicKey, opts), signer);
 }
 
 /** node-forge throws, rather than answering false, on some wrong signatures ("Encryption block is invalid"). */
@@ -114,5 +114,5 @@ export function signCsr(
     { name: 'extKeyUsage', clientAuth: true },
     { name: 'authorityKeyIdentifier', keyIdentifier: issuerCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
-  return signWithPrivateKey(certificateBody(cert), privateKeyObject(issuer.privateKeyPem));
+  return signBodyWithKey(certificateBody(cert), privateKeyObject(issuer.privateKeyPem));
 }

@@ -18,8 +18,8 @@ import {
   forgePublicKey,
   newKeyPair,
   pkcs8Pem,
-  signWithPrivateKey,
-  signWithSigner,
+  signBodyWithKey,
+  signBodyWithSigner,
   subjectOf,
   type RsaKeySize,
   type ToBeSigned,
@@ -67,7 +67,7 @@ export function createSelfSignedCertificate(opts: SelfSignedOptions): Certificat
   subjectOf(opts); // a bad name is refused before a key is made
   const keys = newKeyPair(opts.keySize ?? 2048);
   return {
-    certificatePem: signWithPrivateKey(selfSignedBody(keys.publicKey, opts), keys.privateKey),
+    certificatePem: signBodyWithKey(selfSignedBody(keys.publicKey, opts), keys.privateKey),
     privateKeyPem: pkcs8Pem(keys.privateKey),
   };
 }
@@ -81,7 +81,7 @@ export async function createSelfSignedCertificateWithSigner(
   signer: KeySigner,
   opts: Omit<SelfSignedOptions, 'keySize'>,
 ): Promise<string> {
-  return signWithSigner(selfSignedBody(signer.publicKey, opts), signer);
+  return signBodyWithSigner(selfSignedBody(signer.publicKey, opts), signer);
 }
 
 /** A certificate authority that can sign other certificates (the local development CA). */
@@ -97,7 +97,7 @@ export function createCertificateAuthority(opts: SelfSignedOptions): Certificate
     { name: 'subjectKeyIdentifier' },
   ]);
   return {
-    certificatePem: signWithPrivateKey(certificateBody(cert), keys.privateKey),
+    certificatePem: signBodyWithKey(certificateBody(cert), keys.privateKey),
     privateKeyPem: pkcs8Pem(keys.privateKey),
   };
 }
@@ -128,7 +128,7 @@ export function issueCertificate(
     { name: 'authorityKeyIdentifier', keyIdentifier: issuerCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
   return {
-    certificatePem: signWithPrivateKey(certificateBody(cert), issuerKey),
+    certificatePem: signBodyWithKey(certificateBody(cert), issuerKey),
     privateKeyPem: pkcs8Pem(keys.privateKey),
   };
 }

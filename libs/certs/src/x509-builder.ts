@@ -113,7 +113,7 @@ export function assembleSigned(tbs: ToBeSigned, signature: Buffer): string {
 }
 
 /** Signs with a private key held in this process (synchronous). */
-export function signWithPrivateKey(tbs: ToBeSigned, privateKey: KeyObject): string {
+export function signBodyWithKey(tbs: ToBeSigned, privateKey: KeyObject): string {
   return assembleSigned(tbs, signWithKey(privateKey, 'RS256', tbs.der));
 }
 
@@ -122,7 +122,7 @@ export function signWithPrivateKey(tbs: ToBeSigned, privateKey: KeyObject): stri
  * anything is assembled, so a signer whose key is not the pair of its public key (a wrong token
  * object, a broken module) fails here instead of producing a certificate nobody can verify.
  */
-export async function signWithSigner(tbs: ToBeSigned, signer: KeySigner): Promise<string> {
+export async function signBodyWithSigner(tbs: ToBeSigned, signer: KeySigner): Promise<string> {
   const signature = await signer.sign('RS256', tbs.der);
   if (!verifySignature(signer.publicKey, 'RS256', tbs.der, signature)) {
     throw new CertificateError(
