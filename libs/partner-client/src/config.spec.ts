@@ -47,6 +47,7 @@ describe('config', () => {
       apiBaseUrl: 'https://127.0.0.1:8443',
       certDir: '/srv/partner/.certflow/partner',
       expiryWarningDays: 30,
+      pkcs11Env: {},
     });
   });
 
@@ -82,6 +83,25 @@ describe('config', () => {
     );
     expect(() => readCertificateDirectoryConfig({ PARTNER_CERT_EXPIRY_WARNING_DAYS: '-1' })).toThrow(
       /^PARTNER_CERT_EXPIRY_WARNING_DAYS/,
+    );
+  });
+
+  it('reads the PKCS#11 key store, module and PIN (untrimmed), naming bad values', () => {
+    expect(
+      readCertificateDirectoryConfig({
+        PARTNER_KEY_STORE: 'pkcs11:token=partner;object=partner-2026',
+        PARTNER_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so',
+        PARTNER_PKCS11_PIN: ' 1234 ',
+      }),
+    ).toMatchObject({
+      keyStore: 'pkcs11:token=partner;object=partner-2026',
+      pkcs11Env: { PARTNER_PKCS11_MODULE: '/usr/lib/softhsm/libsofthsm2.so', PARTNER_PKCS11_PIN: ' 1234 ' },
+    });
+    expect(() => readCertificateDirectoryConfig({ PARTNER_KEY_STORE: 'pkcs11:token=a;objekt=b' })).toThrow(
+      /^PARTNER_KEY_STORE: .*did you mean 'object'/,
+    );
+    expect(() => readCertificateDirectoryConfig({ PARTNER_PKCS11_MODULE: 'libsofthsm2.so' })).toThrow(
+      /^PARTNER_PKCS11_MODULE: must be an absolute path/,
     );
   });
 
