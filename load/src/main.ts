@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import { launchStackProcess, requestPartnerToken } from '@certflow/stack';
 import type { LoadResult } from './http-load';
 import { PROFILES, type Profile } from './profiles';
-import { SUITES, type SuiteResult } from './suites';
+import { SUITES } from './suites';
+import type { SuiteResult } from './suite-context';
 import { writeHtmlReport, writeJsonSummary } from './report';
 import { reportK6Missing } from './k6';
 

@@ -6,7 +6,8 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { SUITES, type SuiteResult } from './suites';
+import { SUITES } from './suites';
+import type { SuiteResult } from './suite-context';
 import { barChartSvg, type Bar } from './svg-chart';
 
 const root = resolve(__dirname, '..', '..');

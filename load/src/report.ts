@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Profile } from './profiles';
-import type { SuiteResult } from './suites';
+import type { SuiteResult } from './suite-context';
 import { barChartSvg } from './svg-chart';
 
 const escape = (s: string): string =>
