@@ -14,7 +14,7 @@ import type { LoadResult } from './http-load';
 import { PROFILES, type Profile } from './profiles';
 import { SUITES } from './suites';
 import type { SuiteResult } from './suite-context';
-import { writeHtmlReport, writeJsonSummary } from './report';
+import { formatFigure, writeHtmlReport, writeJsonSummary } from './report';
 import { reportK6Missing } from './k6';
 
 const USAGE = `usage: node load/dist/main.js [--profile smoke|full] [--suite ${Object.keys(SUITES).join('|')}]...`;
@@ -72,8 +72,7 @@ async function main(): Promise<number> {
       results.push(result);
       console.log(`${name}: ${result.description}`);
       for (const m of result.measurements) console.log(line(m.name, m.result));
-      for (const [k, v] of Object.entries(result.figures))
-        console.log(`  ${k}: ${Number.isInteger(v) ? v : v.toFixed(2)}`);
+      for (const [k, v] of Object.entries(result.figures)) console.log(`  ${k}: ${formatFigure(v)}`);
       writeJsonSummary(resultsDir, profile, result);
     }
     if (ctx.k6NotRun.length) reportK6Missing(ctx.k6NotRun);

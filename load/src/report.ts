@@ -5,6 +5,15 @@ import type { Profile } from './profiles';
 import type { SuiteResult } from './suite-context';
 import { barChartSvg } from './svg-chart';
 
+/**
+ * A suite's figure as text: integers as they are, others to two decimals, and small fractions
+ * (signatures per 1000 calls in the full profile) to two significant digits instead of 0.01.
+ */
+export function formatFigure(v: number): string {
+  if (Number.isInteger(v)) return String(v);
+  return Math.abs(v) < 0.1 ? v.toPrecision(2) : v.toFixed(2);
+}
+
 const escape = (s: string): string =>
   s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
@@ -36,7 +45,7 @@ export function writeHtmlReport(resultsDir: string, profile: Profile, results: S
       (r) =>
         `<li><b>${escape(r.suite)}</b>: ${r.broken.length ? `<span class="bad">FAILED</span> ${escape(r.broken.join('; '))}` : '<span class="ok">thresholds hold</span>'}` +
         Object.entries(r.figures)
-          .map(([k, v]) => ` — ${escape(k)} ${Number.isInteger(v) ? v : v.toFixed(2)}`)
+          .map(([k, v]) => ` — ${escape(k)} ${formatFigure(v)}`)
           .join('') +
         '</li>',
     )
