@@ -1,11 +1,13 @@
 /** The rotation journal: written atomically with mode 0600, read back checked; a damaged one is a clear error that changes nothing. */
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '@certflow/testing';
 import {
   journalPath,
   readJournal,
   removeJournal,
+  removeJournalLeftovers,
   RotationJournalError,
   writeJournal,
   type RotationJournal,
@@ -85,6 +87,13 @@ describe('rotation journal', () => {
       ).message,
     ).toMatch(/state added needs next\.keyId/);
     removeJournal(dir.path);
+  });
+
+  it('removes the temporary files of a journal write that was killed, and nothing else', () => {
+    writeFileSync(join(dir.path, '.rotation.json.0123456789ab.tmp'), '{');
+    writeFileSync(join(dir.path, '.partner.cer.0123456789ab.tmp'), '');
+    expect(removeJournalLeftovers(dir.path)).toEqual([join(dir.path, '.rotation.json.0123456789ab.tmp')]);
+    expect(readdirSync(dir.path)).toEqual(['.partner.cer.0123456789ab.tmp']);
   });
 
   it('refuses to write a journal that would not read back', () => {

@@ -14,7 +14,7 @@
  *
  * The journal holds no secret: thumbprints, keyIds, generation names, a key's label and id.
  */
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@certflow/certs';
 import { isGuid } from '@certflow/claims';
@@ -202,4 +202,18 @@ export function writeJournal(directory: string, journal: RotationJournal): void 
 
 export function removeJournal(directory: string): void {
   rmSync(journalPath(directory), { force: true });
+}
+
+/** A journal write's temporary file (writeFileAtomic's `.rotation.json.<12 hex>.tmp`). */
+const JOURNAL_TEMPORARY = /^\.rotation\.json\.[0-9a-f]{12}\.tmp$/;
+
+/** Deletes the temporary files of journal writes a killed process left; only under the rotation lock. */
+export function removeJournalLeftovers(directory: string): string[] {
+  if (!existsSync(directory)) return [];
+  return readdirSync(directory)
+    .filter((name) => JOURNAL_TEMPORARY.test(name))
+    .map((name) => {
+      rmSync(join(directory, name), { force: true });
+      return join(directory, name);
+    });
 }

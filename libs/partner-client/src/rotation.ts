@@ -1,91 +1,111 @@
 /**
- * Certificate rotation by the partner itself, with Microsoft Graph's `addKey`/`removeKey`:
+ * Certificate rotation by the partner itself, with Microsoft Graph's addKey/removeKey, safe
+ * against a crash at any point. One rotation at a time per directory (rotation-lock.ts); each
+ * step is recorded in the journal (rotation-journal.ts) before the step it guards:
  *
- * 1. generate the next key pair and certificate (in memory);
- * 2. register it with `POST /applications/{objectId}/addKey`, authorized by a
- *    proof-of-possession JWT signed with the *current* key (aud
- *    `00000002-0000-0000-c000-000000000000`, iss = the application's object id, ≤ 10 minutes),
- *    using a Graph token the partner obtains itself (client credentials, its current certificate);
- * 3. only then write it to the certificate directory (the previous files kept in `previous/`)
- *    and switch the running token client to it (`onSwitch`), without a restart: tokens already
- *    issued stay valid, the next token request signs with the new key;
- * 4. after a grace period, `removeKey` the old certificate (by its keyId, remembered in
- *    `partner.key-id` from the previous rotation, or given).
+ * 1. the next key: in memory (file keys), or generated in the same PKCS#11 token as the current
+ *    one (label derived from the current label, a fresh random CKA_ID, both journaled first);
+ *    its self-signed certificate (signed through the token for a token key);
+ * 2. the new generation written complete (store.writeGeneration), not current yet;
+ * 3. addKey, its proof signed by the CURRENT certificate's signer; the keyId recorded in the
+ *    new generation (partner.key-id, a link into `current`, is therefore always true);
+ * 4. the switch: `current` renamed to the new generation, one atomic step that running
+ *    workers watch (and `onSwitch` for a worker in this process);
+ * 5. after the grace period (counted from the recorded switch), removeKey of the old keyId, its
+ *    proof signed by the NEW signer; only then the old generation and, for a token key, the
+ *    old key pair are deleted, and the journal.
  *
- * Where `addKey` is refused (401/403: the tenant does not let applications roll their own keys),
- * the next key pair is kept in `next/` and the `.cer` to send to the API owner is named.
+ * A rerun after a crash finishes or undoes what the journal says was under way:
+ * - before the new generation was complete: the orphan key in the token (by the journal's
+ *   label and id) is deleted and the rotation starts over (a generation already renamed into
+ *   place is complete, and is kept);
+ * - generation written, addKey not known to have answered (or refused): a token request signed
+ *   by the new certificate tells whether it is registered (AADSTS700027: not registered, so
+ *   addKey is sent now); anything else stops with the journal unchanged;
+ * - addKey done but its answer lost: the keyId is read from the application's keyCredentials
+ *   (GET /applications/{id}?$select=keyCredentials, matched by the certificate itself or its
+ *   SHA-1 thumbprint in customKeyIdentifier) with the partner's own Graph token. Graph allows
+ *   that only with a permission to read the registration (Application.Read.All, or
+ *   Application.ReadWrite.OwnedBy as its own owner); refused, the rotation still finishes and
+ *   says that the new keyId is unknown and where to find it;
+ * - added or switched: continued (switching again is harmless); removeKey answered "no such
+ *   key" is confirmed by a token request with the old certificate (AADSTS700027: removed).
  */
-import { createSign, randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   createSelfSignedCertificate,
+  createSelfSignedCertificateWithSigner,
   parseCertificate,
-  writeFileAtomic,
+  type ParsedCertificate,
   type RsaKeySize,
 } from '@certflow/certs';
-import type { ApiClient } from './api-client';
-import { CertificateStore, type PartnerCredential } from './certificate-store';
-
-export const PROOF_AUDIENCE = '00000002-0000-0000-c000-000000000000';
-export const KEY_ID_FILE = 'partner.key-id';
-
-/** The proof-of-possession JWT Graph's addKey/removeKey require (RS256, `x5t` = SHA-1 thumbprint). */
-export function createProofOfPossession(
-  applicationObjectId: string,
-  credential: Pick<PartnerCredential, 'privateKeyPem' | 'certificate'>,
-  now = new Date(),
-): string {
-  const nbf = Math.floor(now.getTime() / 1000);
-  const header = { alg: 'RS256', typ: 'JWT', x5t: credential.certificate.thumbprints.sha1Base64Url };
-  const claims = { aud: PROOF_AUDIENCE, iss: applicationObjectId, nbf, exp: nbf + 600, jti: randomUUID() };
-  const input = `${Buffer.from(JSON.stringify(header)).toString('base64url')}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
-  const signature = createSign('RSA-SHA256').update(input).sign(credential.privateKeyPem);
-  return `${input}.${signature.toString('base64url')}`;
-}
+import { isGuid } from '@certflow/claims';
+import { formatPkcs11Uri, parsePkcs11Uri, Pkcs11Token, resolvePkcs11Settings } from '@certflow/pkcs11';
+import type { CertificateStore, KeyMaterial, PartnerCredential, StoreReadOptions } from './certificate-store';
+import { storeReadOptions, type RotationConfig } from './config';
+import { GENERATIONS_DIR } from './generations';
+import type { PartnerGraph } from './graph-rotation';
+import { acquireRotationLock } from './rotation-lock';
+import {
+  readJournal,
+  removeJournal,
+  removeJournalLeftovers,
+  writeJournal,
+  type RotationJournal,
+  type RotationState,
+} from './rotation-journal';
 
 export interface RotationOptions {
   store: CertificateStore;
-  current: PartnerCredential;
-  applicationObjectId: string;
-  /** An ApiClient for the Graph base URL (e.g. https://graph.microsoft.com/v1.0) with the partner's own Graph token. */
-  graph: ApiClient;
+  config: RotationConfig;
+  graph: PartnerGraph;
+  /** The credential in use, when the caller holds it open (a running worker); read from the store otherwise. */
+  current?: PartnerCredential | undefined;
   commonName?: string;
   days?: number;
   /** RSA modulus length of the next key; default: the current key's. */
   keySize?: RsaKeySize;
-  /** Encrypt the new key at rest. */
-  passphrase?: string;
   /** Wait this long between the switch and removing the old certificate (default 0). */
   graceMs?: number;
-  /** keyId of the current certificate; default: the one remembered in partner.key-id. */
+  /** keyId of the current certificate; default: the one in partner.key-id. */
   oldKeyId?: string;
-  /** Called once the new certificate is registered and stored: switch the running client. */
+  /** Called once the new generation is current: switch the running client (it then owns `next`). */
   onSwitch?(next: PartnerCredential): void | Promise<void>;
   log?(message: string): void;
 }
 
+interface Outcome {
+  /** The journal's step when this run found an interrupted rotation. */
+  recovered?: RotationState;
+  message: string;
+}
+
 export type RotationResult =
-  | {
+  | (Outcome & {
       status: 'rotated';
+      /** The new credential (closed, unless onSwitch took it). */
       credential: PartnerCredential;
-      keyId: string;
-      /** keyId of the removed certificate; undefined when it was not known (see message). */
+      /** undefined: addKey's answer was lost and the keyCredentials could not be read (see message). */
+      keyId?: string;
+      /** keyId of the removed certificate; undefined when it was not removed (see message). */
       removedKeyId?: string;
-      message: string;
-    }
-  | { status: 'refused'; nextCerPath: string; message: string };
+    })
+  | (Outcome & { status: 'refused'; nextCerPath: string });
 
 export class RotationError extends Error {
   override readonly name = 'RotationError';
 }
 
+const DEFAULT_DAYS = 365;
+
 /**
  * The next key's size: the current one's unless a larger one is asked for. A rotation never
  * weakens the key: a smaller size, or a current key above what can be generated (4096), is an error.
  */
-function nextKeySize(current: PartnerCredential, requested: RsaKeySize | undefined): RsaKeySize {
-  const bits = current.certificate.publicKey.asymmetricKeyDetails?.modulusLength ?? 2048;
+function nextKeySize(current: ParsedCertificate, requested: RsaKeySize | undefined): RsaKeySize {
+  const bits = current.publicKey.asymmetricKeyDetails?.modulusLength ?? 2048;
   if (bits > 4096)
     throw new RotationError(
       `the current key has ${bits} bits; rotation makes keys of at most 4096 bits and never a weaker one: rotate with a key made elsewhere (cert import)`,
@@ -98,111 +118,415 @@ function nextKeySize(current: PartnerCredential, requested: RsaKeySize | undefin
   return size;
 }
 
-export async function rotateCertificate(opts: RotationOptions): Promise<RotationResult> {
-  const { store, current, applicationObjectId: objectId, graph } = opts;
-  const log = opts.log ?? (() => {});
-  const commonName =
-    opts.commonName ?? /CN=([^,\n]+)/.exec(current.certificate.subject)?.[1] ?? 'certflow-partner';
-  const keySize = nextKeySize(current, opts.keySize);
-  const next = createSelfSignedCertificate({ commonName, days: opts.days ?? 365, keySize });
-  const nextCert = parseCertificate(next.certificatePem);
-  const displayName = `${commonName} ${nextCert.notBefore.toISOString().slice(0, 10)}`;
+const stamp = (at: Date) =>
+  at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 
-  const added = await graph.request(`/applications/${encodeURIComponent(objectId)}/addKey`, {
-    method: 'POST',
-    body: {
-      keyCredential: {
-        type: 'AsymmetricX509Cert',
-        usage: 'Verify',
-        key: nextCert.der.toString('base64'),
-        displayName,
-      },
-      passwordCredential: null,
-      proof: createProofOfPossession(objectId, current),
-    },
-  });
-  if (added.status === 401 || added.status === 403) {
-    const pending = new CertificateStore(join(store.directory, 'next'));
-    pending.import({
-      certificate: next.certificatePem,
-      privateKeyPem: next.privateKeyPem,
-      force: true,
-      ...(opts.passphrase ? { passphrase: opts.passphrase } : {}),
-    });
-    const reason = graphMessage(added.body);
-    return {
-      status: 'refused',
-      nextCerPath: pending.paths.cerPath,
-      message: `addKey was refused (HTTP ${added.status}${reason ? `: ${reason}` : ''}); send ${pending.paths.cerPath} to the API owner to upload, then switch to the key pair in ${pending.directory}`,
-    };
-  }
-  if (added.status < 200 || added.status >= 300) {
-    throw new RotationError(
-      `addKey failed: HTTP ${added.status}${graphMessage(added.body) ? `: ${graphMessage(added.body)}` : ''}`,
-    );
-  }
-  const keyId = (added.body as { keyId?: unknown }).keyId;
-  if (typeof keyId !== 'string') throw new RotationError('addKey answered without a keyId');
-  log(`registered the new certificate ${nextCert.thumbprints.sha256Hex} as keyId ${keyId}`);
-
-  // Keep the previous files, then write the new ones (key first, as create does).
-  const keyIdPath = join(store.directory, KEY_ID_FILE);
-  const oldKeyId =
-    opts.oldKeyId ?? (existsSync(keyIdPath) ? readFileSync(keyIdPath, 'utf8').trim() : undefined);
-  const previous = join(store.directory, 'previous');
-  mkdirSync(previous, { recursive: true, mode: 0o700 });
-  for (const [from, name] of [
-    [store.paths.privateKeyPath, 'partner.key.pem'],
-    [store.paths.certificatePath, 'partner.crt.pem'],
-    [store.paths.cerPath, 'partner.cer'],
-  ] as const) {
-    if (existsSync(from))
-      writeFileAtomic(join(previous, name), readFileSync(from), name.endsWith('.key.pem') ? 0o600 : 0o644);
-  }
-  const credential = store.import({
-    certificate: next.certificatePem,
-    privateKeyPem: next.privateKeyPem,
-    force: true,
-    ...(opts.passphrase ? { passphrase: opts.passphrase } : {}),
-  });
-  writeFileAtomic(keyIdPath, `${keyId}\n`, 0o644);
-  await opts.onSwitch?.(credential);
-  log('switched to the new certificate');
-
-  if (!oldKeyId) {
-    return {
-      status: 'rotated',
-      credential,
-      keyId,
-      message: `rotated to ${nextCert.thumbprints.sha256Hex} (keyId ${keyId}); the keyId of the old certificate ${current.certificate.thumbprints.sha1Hex} is not known here: ask the API owner to remove it, or run again with --old-key-id`,
-    };
-  }
-  if (opts.graceMs) {
-    log(
-      `waiting ${opts.graceMs / 1000} s before removing the old certificate (other replicas switch meanwhile)`,
-    );
-    await new Promise((r) => setTimeout(r, opts.graceMs));
-  }
-  const removed = await graph.request(`/applications/${encodeURIComponent(objectId)}/removeKey`, {
-    method: 'POST',
-    body: { keyId: oldKeyId, proof: createProofOfPossession(objectId, credential) },
-  });
-  if (removed.status < 200 || removed.status >= 300) {
-    throw new RotationError(
-      `rotated to keyId ${keyId}, but removeKey ${oldKeyId} failed: HTTP ${removed.status}${graphMessage(removed.body) ? `: ${graphMessage(removed.body)}` : ''}`,
-    );
-  }
-  log(`removed the old certificate (keyId ${oldKeyId})`);
-  return {
-    status: 'rotated',
-    credential,
-    keyId,
-    removedKeyId: oldKeyId,
-    message: `rotated to ${nextCert.thumbprints.sha256Hex} (keyId ${keyId}); removed keyId ${oldKeyId}`,
-  };
+/** The next key's label in the token: the current label without an earlier rotation's suffix, plus `-r<time>`. */
+export function nextKeyLabel(currentLabel: string | undefined, at: Date): string {
+  return `${(currentLabel ?? 'certflow-partner').replace(/-r\d{8}T\d{6}Z$/, '')}-r${stamp(at)}`;
 }
 
-function graphMessage(body: unknown): string | undefined {
-  const message = (body as { error?: { message?: unknown } } | undefined)?.error?.message;
-  return typeof message === 'string' ? message : undefined;
+const commonNameOf = (certificate: ParsedCertificate) =>
+  /CN=([^,\n]+)/.exec(certificate.subject)?.[1] ?? 'certflow-partner';
+
+export async function rotateCertificate(opts: RotationOptions): Promise<RotationResult> {
+  const log = opts.log ?? (() => {});
+  const lock = acquireRotationLock(opts.store.directory, log);
+  const rotation = new Rotation(opts, log);
+  try {
+    return await rotation.run();
+  } finally {
+    rotation.close();
+    lock.release();
+  }
+}
+
+class Rotation {
+  private journal!: RotationJournal;
+  private recovered: RotationState | undefined;
+  /** A rerun at `written`/`refused`: whether addKey was done is not known, so the probe comes first. */
+  private probeFirst = false;
+  private readonly readOptions: StoreReadOptions;
+  private readonly opened: PartnerCredential[] = [];
+  private old: PartnerCredential | undefined;
+  private next: PartnerCredential | undefined;
+  private handedOver = false;
+  private removal: { keyId?: string; note?: string } = {};
+
+  constructor(
+    private readonly opts: RotationOptions,
+    private readonly log: (message: string) => void,
+  ) {
+    this.readOptions = storeReadOptions(opts.config);
+  }
+
+  private get store(): CertificateStore {
+    return this.opts.store;
+  }
+
+  private record(state: RotationState, change: Partial<RotationJournal> = {}): void {
+    this.journal = { ...this.journal, ...change, state };
+    writeJournal(this.store.directory, this.journal);
+  }
+
+  async run(): Promise<RotationResult> {
+    const interrupted = readJournal(this.store.directory); // damaged: throws, nothing changed
+    for (const path of [
+      ...this.store.removeLeftovers(),
+      ...removeJournalLeftovers(this.store.directory),
+      ...this.removeKeyIdLeftovers(interrupted?.next?.generation),
+    ])
+      this.log(`removed ${path}, left by a process killed half-way`);
+    if (interrupted) {
+      this.journal = interrupted;
+      this.recovered = interrupted.state;
+      this.probeFirst = interrupted.state === 'written' || interrupted.state === 'refused';
+      this.log(
+        `finishing the rotation interrupted at step "${interrupted.state}" (started ${interrupted.startedAt})`,
+      );
+    } else {
+      this.begin();
+    }
+    for (;;) {
+      switch (this.journal.state) {
+        case 'started':
+          await this.makeNext();
+          break;
+        case 'key-planned':
+        case 'certificate-made':
+          this.undoIncomplete();
+          break;
+        case 'written':
+        case 'refused': {
+          const refused = await this.register();
+          if (refused) return refused;
+          break;
+        }
+        case 'added':
+          await this.switchToNext();
+          break;
+        case 'switched':
+          await this.removeOld();
+          break;
+        case 'removed':
+          return this.finish();
+      }
+    }
+  }
+
+  /**
+   * The temporary file of a setKeyId killed before its rename (writeFileAtomic's
+   * `.partner.key-id.<12 hex>.tmp`), in the new generation: store.removeLeftovers does not look
+   * inside generations.
+   */
+  private removeKeyIdLeftovers(generation: string | undefined): string[] {
+    if (generation === undefined) return [];
+    const dir = join(this.store.directory, GENERATIONS_DIR, generation);
+    if (!existsSync(dir)) return [];
+    return readdirSync(dir)
+      .filter((name) => /^\.partner\.key-id\.[0-9a-f]{12}\.tmp$/.test(name))
+      .map((name) => {
+        rmSync(join(dir, name), { force: true });
+        return join(dir, name);
+      });
+  }
+
+  private begin(): void {
+    const current = this.opts.current ?? this.track(this.store.load(new Date(), this.readOptions));
+    nextKeySize(current.certificate, this.opts.keySize); // refused before anything is written
+    const keyId = this.opts.oldKeyId ?? this.recordedKeyId();
+    this.old = current;
+    this.journal = {
+      version: 1,
+      state: 'started',
+      startedAt: new Date().toISOString(),
+      old: {
+        sha256: current.certificate.thumbprints.sha256Hex,
+        sha1: current.certificate.thumbprints.sha1Hex,
+        ...(current.generation !== undefined ? { generation: current.generation } : {}),
+        ...(keyId !== undefined ? { keyId: keyId.toLowerCase() } : {}),
+        ...(current.keyUri !== undefined ? { keyUri: current.keyUri } : {}),
+      },
+    };
+    writeJournal(this.store.directory, this.journal);
+  }
+
+  /** partner.key-id of the certificate in use (a link into `current`, or a file of the first layout). */
+  private recordedKeyId(): string | undefined {
+    if (!existsSync(this.store.keyIdPath)) return undefined;
+    const text = readFileSync(this.store.keyIdPath, 'utf8').trim();
+    return isGuid(text) ? text : undefined;
+  }
+
+  private track(credential: PartnerCredential): PartnerCredential {
+    this.opened.push(credential);
+    return credential;
+  }
+
+  /** The generation holding the certificate with this SHA-256 (a first-layout directory is adopted under such a name). */
+  private generationOf(sha256: string): string | undefined {
+    const suffix = new RegExp(`-${sha256.slice(0, 12).toLowerCase()}(?:-\\d+)?$`);
+    return this.store
+      .generations()
+      .filter((gen) => suffix.test(gen))
+      .find((gen) => {
+        const credential = this.store.readGeneration(gen, this.readOptions);
+        credential.close();
+        return credential.certificate.thumbprints.sha256Hex === sha256;
+      });
+  }
+
+  private oldCredential(): PartnerCredential {
+    if (this.old) return this.old;
+    const { old } = this.journal;
+    if (this.opts.current?.certificate.thumbprints.sha256Hex === old.sha256)
+      return (this.old = this.opts.current);
+    const gen = old.generation ?? this.generationOf(old.sha256);
+    const credential = this.track(
+      gen !== undefined
+        ? this.store.readGeneration(gen, this.readOptions)
+        : this.store.read(this.readOptions),
+    );
+    if (credential.certificate.thumbprints.sha256Hex !== old.sha256)
+      throw new RotationError(
+        `the rotation journal names the old certificate ${old.sha256}, but ${gen ?? this.store.directory} holds ${credential.certificate.thumbprints.sha256Hex}: the directory changed during the rotation; see "cert show"`,
+      );
+    return (this.old = credential);
+  }
+
+  private nextCredential(): PartnerCredential {
+    this.next ??= this.track(this.store.readGeneration(this.journal.next!.generation!, this.readOptions));
+    return this.next;
+  }
+
+  private openToken(keyUri: string): Pkcs11Token {
+    const uri = parsePkcs11Uri(keyUri);
+    return Pkcs11Token.open(uri, resolvePkcs11Settings(uri, this.readOptions.env ?? {}));
+  }
+
+  /** Step 1 and 2: the next key and certificate, written as a generation that is not current. */
+  private async makeNext(): Promise<void> {
+    const old = this.oldCredential();
+    const size = nextKeySize(old.certificate, this.opts.keySize);
+    const options = {
+      commonName: this.opts.commonName ?? commonNameOf(old.certificate),
+      days: this.opts.days ?? DEFAULT_DAYS,
+    };
+    let certificate: ParsedCertificate;
+    let key: KeyMaterial;
+    if (old.keyUri !== undefined) {
+      const current = parsePkcs11Uri(old.keyUri);
+      const tokenUri = formatPkcs11Uri({ ...current, object: undefined, id: undefined, type: undefined });
+      const planned = {
+        tokenUri,
+        label: nextKeyLabel(current.object, new Date()),
+        id: randomBytes(16).toString('hex'),
+      };
+      this.record('key-planned', { next: { tokenKey: planned } });
+      const token = this.openToken(tokenUri);
+      try {
+        const uri = token.generateRsaKeyPair({
+          label: planned.label,
+          id: Buffer.from(planned.id, 'hex'),
+          bits: size,
+        });
+        this.log(`generated the next key in the token: label ${planned.label}, id ${planned.id}`);
+        certificate = parseCertificate(
+          await createSelfSignedCertificateWithSigner(token.signer(parsePkcs11Uri(uri)), options),
+        );
+        key = { kind: 'pkcs11', uri };
+      } finally {
+        token.close();
+      }
+    } else {
+      const pair = createSelfSignedCertificate({ ...options, keySize: size });
+      certificate = parseCertificate(pair.certificatePem);
+      key = { kind: 'file', privateKeyPem: pair.privateKeyPem };
+    }
+    const made = {
+      ...this.journal.next,
+      sha256: certificate.thumbprints.sha256Hex,
+      sha1: certificate.thumbprints.sha1Hex,
+    };
+    this.record('certificate-made', { next: made });
+    const passphrase = this.opts.config.keyPassphrase;
+    const generation = this.store.writeGeneration(certificate, key, passphrase ? { passphrase } : {});
+    this.record('written', { next: { ...made, generation } });
+    this.log(`wrote the next certificate ${certificate.thumbprints.sha1Hex} as generation ${generation}`);
+  }
+
+  /** A rerun before the new generation was recorded: keep a complete one, else delete the orphan key and start over. */
+  private undoIncomplete(): void {
+    const next = this.journal.next!;
+    const generation = next.sha256 !== undefined ? this.generationOf(next.sha256) : undefined;
+    if (generation !== undefined) {
+      this.log(`the next generation ${generation} was complete: continuing with it`);
+      this.record('written', { next: { ...next, generation } });
+      return;
+    }
+    if (next.tokenKey) {
+      const token = this.openToken(next.tokenKey.tokenUri);
+      try {
+        const deleted = token.deleteKeyPair({
+          ...parsePkcs11Uri(next.tokenKey.tokenUri),
+          id: Buffer.from(next.tokenKey.id, 'hex'),
+        });
+        if (deleted)
+          this.log(
+            `deleted the unfinished key ${next.tokenKey.label} (id ${next.tokenKey.id}) from the token`,
+          );
+      } finally {
+        token.close();
+      }
+    }
+    const { next: _dropped, ...rest } = this.journal;
+    this.journal = rest;
+    this.record('started');
+  }
+
+  /** Step 3: addKey (after the probe, on a rerun); the refused result, or undefined once added. */
+  private async register(): Promise<RotationResult | undefined> {
+    const next = this.nextCredential();
+    const { certificate } = next;
+    if (this.probeFirst) {
+      this.probeFirst = false;
+      if (await this.opts.graph.isRegistered(next)) {
+        const found = await this.opts.graph.keyIdOf(certificate, next);
+        if (found === null)
+          throw new RotationError(
+            `the next certificate ${certificate.thumbprints.sha1Hex} authenticates, but is not among the application's keyCredentials; nothing was changed: run "cert rotate" again`,
+          );
+        this.log(
+          `the next certificate is registered already (addKey was done, or the API owner uploaded it); its keyId: ${found ?? "unknown (the application's keyCredentials cannot be read with the partner's token)"}`,
+        );
+        this.record('added', {
+          next: { ...this.journal.next, ...(found ? { keyId: found } : { keyIdUnknown: true }) },
+        });
+        return undefined;
+      }
+      this.log('the next certificate is not registered (AADSTS700027): sending addKey');
+    }
+    const displayName = `${commonNameOf(certificate)} ${certificate.notBefore.toISOString().slice(0, 10)}`;
+    const outcome = await this.opts.graph.addKey(this.oldCredential(), certificate, displayName);
+    if (outcome.kind === 'refused') {
+      this.record('refused', {
+        refused: { status: outcome.status, ...(outcome.reason ? { reason: outcome.reason } : {}) },
+      });
+      return {
+        status: 'refused',
+        nextCerPath: next.cerPath,
+        ...this.recoveredField(),
+        message: `addKey was refused (HTTP ${outcome.status}${outcome.reason ? `: ${outcome.reason}` : ''}); send ${next.cerPath} to the API owner to upload, then run "cert rotate" again: it finds the certificate registered and switches to it (generation ${this.journal.next!.generation}, not current until then)`,
+      };
+    }
+    this.log(`registered the next certificate ${certificate.thumbprints.sha1Hex} as keyId ${outcome.keyId}`);
+    this.record('added', { next: { ...this.journal.next, keyId: outcome.keyId } });
+    return undefined;
+  }
+
+  /** Step 4: the keyId into the new generation, then the one atomic switch. */
+  private async switchToNext(): Promise<void> {
+    const { generation, keyId } = this.journal.next!;
+    if (keyId !== undefined) this.store.setKeyId(generation!, keyId);
+    this.store.switchTo(generation!);
+    this.record('switched', { switchedAt: new Date().toISOString() });
+    this.log('switched to the new certificate');
+    if (this.opts.onSwitch) {
+      await this.opts.onSwitch(this.nextCredential());
+      this.handedOver = true;
+    }
+  }
+
+  /** Step 5: removeKey of the old certificate, the grace period after the switch. */
+  private async removeOld(): Promise<void> {
+    const graceMs = this.opts.graceMs ?? 0;
+    const wait = Date.parse(this.journal.switchedAt!) + graceMs - Date.now();
+    if (wait > 0) {
+      this.log(
+        `waiting ${Math.ceil(wait / 1000)} s before removing the old certificate (other replicas switch meanwhile)`,
+      );
+      await new Promise((r) => setTimeout(r, wait));
+    }
+    const old = this.oldCredential();
+    const next = this.nextCredential();
+    let keyId = this.opts.oldKeyId?.toLowerCase() ?? this.journal.old.keyId;
+    if (keyId === undefined) {
+      const found = await this.opts.graph.keyIdOf(old.certificate, next);
+      if (found === null) {
+        this.log('the old certificate is not registered any more');
+        this.record('removed');
+        return;
+      }
+      keyId = found;
+      if (keyId === undefined) {
+        this.removal.note = `the keyId of the old certificate ${old.certificate.thumbprints.sha1Hex} is not known here: ask the API owner to remove it (Entra admin center, Certificates & secrets), then delete its generation ${old.generation ?? '(the first layout)'}`;
+        removeJournal(this.store.directory);
+        this.journal = { ...this.journal, state: 'removed' };
+        return;
+      }
+    }
+    if ((await this.opts.graph.removeKey(keyId, next)) === 'gone') {
+      if (await this.opts.graph.isRegistered(old))
+        throw new RotationError(
+          `removeKey says keyId ${keyId} is not on the application, yet the old certificate ${old.certificate.thumbprints.sha1Hex} still authenticates: its keyId is another one; run "cert rotate --old-key-id <its keyId>" (Entra admin center, Certificates & secrets, lists it)`,
+        );
+      this.log(`the old certificate (keyId ${keyId}) was removed already`);
+    } else this.log(`removed the old certificate (keyId ${keyId})`);
+    this.removal.keyId = keyId;
+    this.record('removed', { old: { ...this.journal.old, keyId } });
+  }
+
+  /** The old generation and the old key pair in the token go, then the journal. */
+  private finish(): RotationResult {
+    const { old } = this.journal;
+    if (this.removal.note === undefined) {
+      const generation = old.generation ?? this.generationOf(old.sha256);
+      if (this.old && this.old !== this.opts.current) this.old.close();
+      if (old.keyUri !== undefined) {
+        const token = this.openToken(old.keyUri);
+        try {
+          if (token.deleteKeyPair(parsePkcs11Uri(old.keyUri)))
+            this.log('deleted the old key pair from the token');
+        } finally {
+          token.close();
+        }
+      }
+      if (generation !== undefined && generation !== this.store.currentGeneration())
+        this.store.removeGeneration(generation);
+      removeJournal(this.store.directory);
+    }
+    const next = this.nextCredential();
+    const { keyId } = this.journal.next!;
+    const removedKeyId = this.removal.keyId ?? (this.recovered === 'removed' ? old.keyId : undefined);
+    const parts = [
+      `rotated to ${next.certificate.thumbprints.sha1Hex} (${keyId ? `keyId ${keyId}` : 'keyId unknown'})`,
+      ...(removedKeyId ? [`removed keyId ${removedKeyId}`] : []),
+      ...(keyId
+        ? []
+        : [
+            `the keyId of the new certificate is not known here: addKey's answer was lost and the partner may not read its application's keyCredentials (grant it Application.Read.All to have it found); the Entra admin center lists it under Certificates & secrets (thumbprint ${next.certificate.thumbprints.sha1Hex}); give it to the next rotation with --old-key-id`,
+          ]),
+      ...(this.removal.note ? [this.removal.note] : []),
+    ];
+    return {
+      status: 'rotated',
+      credential: next,
+      ...(keyId ? { keyId } : {}),
+      ...(removedKeyId ? { removedKeyId } : {}),
+      ...this.recoveredField(),
+      message: parts.join('; '),
+    };
+  }
+
+  private recoveredField(): { recovered?: RotationState } {
+    return this.recovered ? { recovered: this.recovered } : {};
+  }
+
+  close(): void {
+    for (const credential of this.opened)
+      if (!(this.handedOver && credential === this.next)) credential.close();
+  }
 }

@@ -1,4 +1,5 @@
 /** `startEmulator`'s options, and their validation before anything is started or written. */
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
 import { DEFAULT_TOKEN_LIFETIME, type TokenLifetime } from './access-tokens';
 import { EmulatorError } from './errors';
@@ -25,6 +26,14 @@ export interface EmulatorOptions {
    * cross-site Origin 403, before anything else is done (DNS rebinding, cross-site requests).
    */
   allowedHosts?: readonly string[];
+  /**
+   * Called with each request that passed the host check, before it is handled; the request
+   * waits for a returned promise, and is not handled at all when it resolves `false` (the hook
+   * answered it or dropped the connection). For tests that act at an exact point of a client's
+   * conversation: a crash test kills its client as the request arrives, or wraps `res.end` to
+   * kill it after the request was handled but before the answer leaves.
+   */
+  onRequest?: (req: IncomingMessage, res: ServerResponse) => boolean | void | Promise<boolean | void>;
 }
 
 /** The options checked, with their defaults filled in. */

@@ -139,6 +139,18 @@ async function startLocked(
       sendJson(res, 503, { error: 'starting' });
       return;
     }
+    const hook = options.onRequest;
+    if (hook)
+      Promise.resolve(hook(req, res)).then(
+        (go) => void (go === false || handle(req, res, info)),
+        (err: unknown) => {
+          console.error(`entra-emulator: onRequest failed: ${(err as Error)?.stack ?? String(err)}`);
+          req.socket.destroy();
+        },
+      );
+    else handle(req, res, info);
+  });
+  const handle = (req: IncomingMessage, res: ServerResponse, info: EmulatorInfo): void => {
     handleRequest(req, res, {
       info,
       directory,
@@ -155,7 +167,7 @@ async function startLocked(
       console.error(`entra-emulator: unexpected error: ${(err as Error)?.stack ?? String(err)}`);
       if (!res.headersSent) sendJson(res, 500, { error: 'server_error' });
     });
-  });
+  };
   await listen(server, settings.port, settings.host);
   const { address, port } = server.address() as AddressInfo;
   checkHostAndOrigin = loopbackGuard({

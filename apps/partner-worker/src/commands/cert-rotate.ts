@@ -1,4 +1,8 @@
-/** `cert rotate`: the next certificate registered with Graph addKey, switched to, the old one removed. */
+/**
+ * `cert rotate`: the next certificate registered with Graph addKey, switched to, the old one
+ * removed; crash-safe (libs/partner-client rotation.ts): a rerun finishes or undoes a rotation
+ * that was interrupted, and says so (`recovered` in the JSON event).
+ */
 import { isGuid } from '@certflow/claims';
 import {
   CertificateStore,
@@ -15,11 +19,15 @@ export const certRotate = command({
   name: 'cert rotate',
   usage: `  cert rotate [--days N] [--common-name CN] [--old-key-id GUID] [--key-size N]
               [--grace-seconds N] [--json]
-                      make the next certificate (key size: the current one's), register it with
-                      Graph addKey (proof signed by the current one, with the partner's own Graph
-                      token), switch to it and, --grace-seconds later (default 0), remove the old
-                      one with removeKey (its keyId from partner.key-id or --old-key-id); where
-                      addKey is refused, names the .cer to send instead.
+                      make the next certificate (key size: the current one's; a key in a PKCS#11
+                      token gets its successor in the same token), register it with Graph addKey
+                      (proof signed by the current one, with the partner's own Graph token),
+                      switch to it and, --grace-seconds after the switch (default 0), remove the
+                      old one with removeKey (its keyId from partner.key-id or --old-key-id).
+                      Each step is journaled in rotation.json first: after a crash, run it again
+                      and it finishes or undoes the interrupted rotation ("recovered": the step it
+                      was at). Where addKey is refused, names the .cer to send; once the API owner
+                      has uploaded it, run it again to switch.
                       Needs PARTNER_APP_OBJECT_ID (and PARTNER_GRAPH_URL for the emulator)`,
   options: {
     days: { type: 'string' },
@@ -40,9 +48,7 @@ export const certRotate = command({
       throw new UsageError(`--grace-seconds must be a whole number from 0 to 3600, got "${graceRaw}"`);
     const graceSeconds = graceRaw === undefined ? 0 : Number(graceRaw);
     const config = readRotationConfig(io.env, io.cwd);
-    const store = new CertificateStore(config.certDir);
-    const current = store.load(new Date(), config.keyPassphrase);
-    const result = await rotateWithGraph(config, store, current, {
+    const result = await rotateWithGraph(config, new CertificateStore(config.certDir), undefined, {
       days,
       ...(values['common-name'] ? { commonName: values['common-name'] } : {}),
       ...(oldKeyId ? { oldKeyId } : {}),
