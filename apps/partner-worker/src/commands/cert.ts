@@ -199,7 +199,7 @@ export const certExport = command({
         break;
       default: {
         if (credential.privateKeyPem === undefined)
-          throw new UsageError(
+          throw new Error(
             `the private key is inside a PKCS#11 token (${credential.keyUri}) and cannot leave it, so there is no PFX to make: export the public certificate with --format cer, pem or keycredential`,
           );
         const password = io.env['PARTNER_PFX_PASSWORD'];
@@ -245,7 +245,7 @@ export const certImport = command({
     if (values.pfx && values.key) throw new UsageError('--key goes with --cert, not with --pfx');
     const config = readCertificateDirectoryConfig(io.env, io.cwd);
     if (config.keyStore !== undefined && (values.pfx || values.key))
-      throw new UsageError(
+      throw new Error(
         `PARTNER_KEY_STORE keeps this partner's keys inside a PKCS#11 token, where they are made and never leave; a key that comes from a ${values.pfx ? 'PFX' : 'file'} has existed outside it, so certflow does not take it. Make the key in the token with "cert csr --key-store …", have your CA sign the CSR, then "cert import --cert <issued certificate>"`,
       );
     const importKeyPassphrase = io.env['PARTNER_IMPORT_KEY_PASSPHRASE'] || undefined;
