@@ -1,9 +1,10 @@
 /**
  * Which applications of the directory hold a partner key directory's certificates: a key
  * directory is removed only when none does. Compared by what Graph keeps of a certificate: the
- * certificate itself (`key`, whose public key may be any key of the directory, e.g. one `cert
- * rotate` kept in `previous/`) or its SHA-1 thumbprint (`customKeyIdentifier`) — never by tags
- * or names, which anyone who can edit an application can change.
+ * certificate itself (`key`, whose public key may be any key of the directory, e.g. one of an
+ * earlier generation in `generations/`) or its SHA-1 thumbprint (`customKeyIdentifier`) — never
+ * by tags or names, which anyone who can edit an application can change. A key kept in a
+ * PKCS#11 token has no file here; its certificate's thumbprint still counts.
  */
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
