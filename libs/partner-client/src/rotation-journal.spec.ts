@@ -7,7 +7,7 @@ import {
   journalPath,
   readJournal,
   removeJournal,
-  removeJournalLeftovers,
+  removeWriteLeftovers,
   RotationJournalError,
   writeJournal,
   type RotationJournal,
@@ -92,7 +92,9 @@ describe('rotation journal', () => {
   it('removes the temporary files of a journal write that was killed, and nothing else', () => {
     writeFileSync(join(dir.path, '.rotation.json.0123456789ab.tmp'), '{');
     writeFileSync(join(dir.path, '.partner.cer.0123456789ab.tmp'), '');
-    expect(removeJournalLeftovers(dir.path)).toEqual([join(dir.path, '.rotation.json.0123456789ab.tmp')]);
+    expect(removeWriteLeftovers(dir.path, undefined)).toEqual([
+      join(dir.path, '.rotation.json.0123456789ab.tmp'),
+    ]);
     expect(readdirSync(dir.path)).toEqual(['.partner.cer.0123456789ab.tmp']);
   });
 

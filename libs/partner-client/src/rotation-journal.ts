@@ -204,16 +204,25 @@ export function removeJournal(directory: string): void {
   rmSync(journalPath(directory), { force: true });
 }
 
-/** A journal write's temporary file (writeFileAtomic's `.rotation.json.<12 hex>.tmp`). */
-const JOURNAL_TEMPORARY = /^\.rotation\.json\.[0-9a-f]{12}\.tmp$/;
-
-/** Deletes the temporary files of journal writes a killed process left; only under the rotation lock. */
-export function removeJournalLeftovers(directory: string): string[] {
-  if (!existsSync(directory)) return [];
-  return readdirSync(directory)
-    .filter((name) => JOURNAL_TEMPORARY.test(name))
-    .map((name) => {
-      rmSync(join(directory, name), { force: true });
-      return join(directory, name);
-    });
+/**
+ * writeFileAtomic's temporary files (`.<name>.<12 hex>.tmp`) of a write killed before its rename:
+ * the journal's in the certificate directory, and the new generation's partner.key-id
+ * (store.removeLeftovers does not look inside generations). Only under the rotation lock.
+ */
+export function removeWriteLeftovers(directory: string, nextGeneration: string | undefined): string[] {
+  const remove = (dir: string, temporary: RegExp): string[] =>
+    existsSync(dir)
+      ? readdirSync(dir)
+          .filter((name) => temporary.test(name))
+          .map((name) => {
+            rmSync(join(dir, name), { force: true });
+            return join(dir, name);
+          })
+      : [];
+  return [
+    ...remove(directory, /^\.rotation\.json\.[0-9a-f]{12}\.tmp$/),
+    ...(nextGeneration !== undefined && GENERATION.test(nextGeneration)
+      ? remove(join(directory, 'generations', nextGeneration), /^\.partner\.key-id\.[0-9a-f]{12}\.tmp$/)
+      : []),
+  ];
 }

@@ -11,13 +11,14 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifySignature } from '@certflow/certs';
+import { parsePkcs11Uri, Pkcs11Token } from '@certflow/pkcs11';
 import {
   GRAPH_APP_ID,
   GRAPH_ROLE_IDS,
   type GraphClient,
   type RunningEmulator,
 } from '@certflow/entra-emulator';
-import { rejectionOf, tempDir } from '@certflow/testing';
+import { createSoftHsmToken, rejectionOf, tempDir, type SoftHsmToken } from '@certflow/testing';
 import { CertificateStore, type PartnerCredential } from './certificate-store';
 import { CertificateTokenClient, TokenAcquisitionError } from './certificate-token-client';
 import { readRotationConfig, type RotationConfig } from './config';
@@ -74,7 +75,11 @@ describe('certificate rotation with Graph addKey/removeKey', () => {
     dir.remove();
   });
 
-  function configFor(directory: string, app: { appId: string; objectId: string }): RotationConfig {
+  function configFor(
+    directory: string,
+    app: { appId: string; objectId: string },
+    extra: Record<string, string> = {},
+  ): RotationConfig {
     writeFileSync(join(dir.path, 'ca.pem'), caPem);
     return readRotationConfig(
       {
@@ -86,6 +91,7 @@ describe('certificate rotation with Graph addKey/removeKey', () => {
         PARTNER_CA_FILE: join(dir.path, 'ca.pem'),
         PARTNER_APP_OBJECT_ID: app.objectId,
         PARTNER_GRAPH_URL: emulator.graphUrl,
+        ...extra,
       },
       dir.path,
     );
@@ -297,6 +303,60 @@ describe('certificate rotation with Graph addKey/removeKey', () => {
     expect(refused).toBeInstanceOf(RotationError);
     expect(refused.message).toMatch(/--key-size 2048 is smaller than the current key \(3072 bits\)/);
     expect(existsSync(journalPath(p.store.directory))).toBe(false);
+  }, 60_000);
+
+  it('rotates a key in a SoftHSM2 token: the next key is made in the same token (label derived from the current one, a new id), sensitive and not extractable, and the old key pair is deleted after removeKey', async () => {
+    let hsm: SoftHsmToken | undefined;
+    try {
+      hsm = createSoftHsmToken({ label: 'rotation' });
+      // SoftHSM2 reads its configuration from the process environment when the module starts.
+      process.env['SOFTHSM2_CONF'] = hsm.conf;
+      const env = { PARTNER_PKCS11_MODULE: hsm.modulePath, PARTNER_PKCS11_PIN: hsm.pin };
+      const created = await admin.createApplication({ displayName: 'token-partner' });
+      await admin.createServicePrincipal(created.appId);
+      const app = { appId: created.appId, objectId: created.id };
+      const store = new CertificateStore(join(dir.path, 'token-partner'));
+      const first = await store.createInToken({
+        keyStore: 'pkcs11:token=rotation;object=partner-2026',
+        commonName: 'token-partner',
+        env,
+      });
+      first.close();
+      const { keyId } = await admin.addCertificate(app.objectId, readFileSync(first.cerPath), 'token');
+      store.setKeyId(first.generation!, keyId);
+      const config = configFor(store.directory, app, env);
+
+      const rotated = await rotateWithGraph(config, store, undefined, { log: () => {} });
+      expect(rotated).toMatchObject({ status: 'rotated', removedKeyId: keyId });
+      const next = store.read({ env });
+      const nextUri = parsePkcs11Uri(next.keyUri!);
+      const oldUri = parsePkcs11Uri(first.keyUri!);
+      expect(nextUri.token).toBe('rotation');
+      expect(nextUri.object).toMatch(/^partner-2026-r\d{8}T\d{6}Z$/);
+      expect(nextUri.id!.equals(oldUri.id!)).toBe(false);
+      const token = Pkcs11Token.open(nextUri, { modulePath: hsm.modulePath, pin: hsm.pin });
+      try {
+        expect(token.keyAttributes(nextUri)).toMatchObject({
+          sensitive: true,
+          extractable: false,
+          canSign: true,
+        });
+        expect(token.hasKey(oldUri)).toBe(false);
+      } finally {
+        token.close();
+      }
+      expect(await registered(app.objectId)).toEqual([next.certificate.thumbprints.sha1Hex]);
+      next.close();
+
+      // The next rotation replaces the suffix rather than adding another.
+      await new Promise((r) => setTimeout(r, 1_000));
+      await rotateWithGraph(config, store, undefined, { log: () => {} });
+      const third = store.read({ env });
+      expect(parsePkcs11Uri(third.keyUri!).object).toMatch(/^partner-2026-r\d{8}T\d{6}Z$/);
+      third.close();
+    } finally {
+      hsm?.remove();
+    }
   }, 60_000);
 
   it('matches a registered certificate by its key, or by customKeyIdentifier as hex, base64 of the digest, or base64 of the hex', () => {

@@ -15,47 +15,35 @@
  *    proof signed by the NEW signer; only then the old generation and, for a token key, the
  *    old key pair are deleted, and the journal.
  *
- * A rerun after a crash finishes or undoes what the journal says was under way:
- * - before the new generation was complete: the orphan key in the token (by the journal's
- *   label and id) is deleted and the rotation starts over (a generation already renamed into
- *   place is complete, and is kept);
- * - generation written, addKey not known to have answered (or refused): a token request signed
- *   by the new certificate tells whether it is registered (AADSTS700027: not registered, so
- *   addKey is sent now); anything else stops with the journal unchanged;
- * - addKey done but its answer lost: the keyId is read from the application's keyCredentials
- *   (GET /applications/{id}?$select=keyCredentials, matched by the certificate itself or its
- *   SHA-1 thumbprint in customKeyIdentifier) with the partner's own Graph token. Graph allows
- *   that only with a permission to read the registration (Application.Read.All, or
- *   Application.ReadWrite.OwnedBy as its own owner); refused, the rotation still finishes and
- *   says that the new keyId is unknown and where to find it;
- * - added or switched: continued (switching again is harmless); removeKey answered "no such
- *   key" is confirmed by a token request with the old certificate (AADSTS700027: removed).
+ * A rerun after a crash finishes or undoes what the journal says was under way (each case is
+ * described where it is handled below; how the keyId of a certificate whose addKey answer was
+ * lost is learned: PartnerGraph.keyIdOf in graph-rotation.ts).
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
-import {
-  createSelfSignedCertificate,
-  createSelfSignedCertificateWithSigner,
-  parseCertificate,
-  type ParsedCertificate,
-  type RsaKeySize,
-} from '@certflow/certs';
+import { existsSync, readFileSync } from 'node:fs';
+import type { RsaKeySize } from '@certflow/certs';
 import { isGuid } from '@certflow/claims';
-import { formatPkcs11Uri, parsePkcs11Uri, Pkcs11Token, resolvePkcs11Settings } from '@certflow/pkcs11';
-import type { CertificateStore, KeyMaterial, PartnerCredential, StoreReadOptions } from './certificate-store';
+import type { CertificateStore, PartnerCredential, StoreReadOptions } from './certificate-store';
 import { storeReadOptions, type RotationConfig } from './config';
-import { GENERATIONS_DIR } from './generations';
 import type { PartnerGraph } from './graph-rotation';
+import {
+  commonNameOf,
+  deleteTokenKeyPair,
+  makeNextKey,
+  nextKeySize,
+  plannedKeyUri,
+  RotationError,
+} from './rotation-keys';
 import { acquireRotationLock } from './rotation-lock';
 import {
   readJournal,
   removeJournal,
-  removeJournalLeftovers,
+  removeWriteLeftovers,
   writeJournal,
   type RotationJournal,
   type RotationState,
 } from './rotation-journal';
+
+export { nextKeyLabel, RotationError } from './rotation-keys';
 
 export interface RotationOptions {
   store: CertificateStore;
@@ -94,43 +82,7 @@ export type RotationResult =
     })
   | (Outcome & { status: 'refused'; nextCerPath: string });
 
-export class RotationError extends Error {
-  override readonly name = 'RotationError';
-}
-
 const DEFAULT_DAYS = 365;
-
-/**
- * The next key's size: the current one's unless a larger one is asked for. A rotation never
- * weakens the key: a smaller size, or a current key above what can be generated (4096), is an error.
- */
-function nextKeySize(current: ParsedCertificate, requested: RsaKeySize | undefined): RsaKeySize {
-  const bits = current.publicKey.asymmetricKeyDetails?.modulusLength ?? 2048;
-  if (bits > 4096)
-    throw new RotationError(
-      `the current key has ${bits} bits; rotation makes keys of at most 4096 bits and never a weaker one: rotate with a key made elsewhere (cert import)`,
-    );
-  const size = requested ?? (bits > 3072 ? 4096 : bits > 2048 ? 3072 : 2048);
-  if (size < bits)
-    throw new RotationError(
-      `--key-size ${size} is smaller than the current key (${bits} bits): a rotation never weakens the key`,
-    );
-  return size;
-}
-
-const stamp = (at: Date) =>
-  at
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d{3}Z$/, 'Z');
-
-/** The next key's label in the token: the current label without an earlier rotation's suffix, plus `-r<time>`. */
-export function nextKeyLabel(currentLabel: string | undefined, at: Date): string {
-  return `${(currentLabel ?? 'certflow-partner').replace(/-r\d{8}T\d{6}Z$/, '')}-r${stamp(at)}`;
-}
-
-const commonNameOf = (certificate: ParsedCertificate) =>
-  /CN=([^,\n]+)/.exec(certificate.subject)?.[1] ?? 'certflow-partner';
 
 export async function rotateCertificate(opts: RotationOptions): Promise<RotationResult> {
   const log = opts.log ?? (() => {});
@@ -174,11 +126,8 @@ class Rotation {
 
   async run(): Promise<RotationResult> {
     const interrupted = readJournal(this.store.directory); // damaged: throws, nothing changed
-    for (const path of [
-      ...this.store.removeLeftovers(),
-      ...removeJournalLeftovers(this.store.directory),
-      ...this.removeKeyIdLeftovers(interrupted?.next?.generation),
-    ])
+    const leftovers = removeWriteLeftovers(this.store.directory, interrupted?.next?.generation);
+    for (const path of [...this.store.removeLeftovers(), ...leftovers])
       this.log(`removed ${path}, left by a process killed half-way`);
     if (interrupted) {
       this.journal = interrupted;
@@ -215,23 +164,6 @@ class Rotation {
           return this.finish();
       }
     }
-  }
-
-  /**
-   * The temporary file of a setKeyId killed before its rename (writeFileAtomic's
-   * `.partner.key-id.<12 hex>.tmp`), in the new generation: store.removeLeftovers does not look
-   * inside generations.
-   */
-  private removeKeyIdLeftovers(generation: string | undefined): string[] {
-    if (generation === undefined) return [];
-    const dir = join(this.store.directory, GENERATIONS_DIR, generation);
-    if (!existsSync(dir)) return [];
-    return readdirSync(dir)
-      .filter((name) => /^\.partner\.key-id\.[0-9a-f]{12}\.tmp$/.test(name))
-      .map((name) => {
-        rmSync(join(dir, name), { force: true });
-        return join(dir, name);
-      });
   }
 
   private begin(): void {
@@ -302,60 +234,27 @@ class Rotation {
     return this.next;
   }
 
-  private openToken(keyUri: string): Pkcs11Token {
-    const uri = parsePkcs11Uri(keyUri);
-    return Pkcs11Token.open(uri, resolvePkcs11Settings(uri, this.readOptions.env ?? {}));
-  }
-
   /** Step 1 and 2: the next key and certificate, written as a generation that is not current. */
   private async makeNext(): Promise<void> {
     const old = this.oldCredential();
-    const size = nextKeySize(old.certificate, this.opts.keySize);
-    const options = {
-      commonName: this.opts.commonName ?? commonNameOf(old.certificate),
-      days: this.opts.days ?? DEFAULT_DAYS,
-    };
-    let certificate: ParsedCertificate;
-    let key: KeyMaterial;
-    if (old.keyUri !== undefined) {
-      const current = parsePkcs11Uri(old.keyUri);
-      const tokenUri = formatPkcs11Uri({ ...current, object: undefined, id: undefined, type: undefined });
-      const planned = {
-        tokenUri,
-        label: nextKeyLabel(current.object, new Date()),
-        id: randomBytes(16).toString('hex'),
-      };
-      this.record('key-planned', { next: { tokenKey: planned } });
-      const token = this.openToken(tokenUri);
-      try {
-        const uri = token.generateRsaKeyPair({
-          label: planned.label,
-          id: Buffer.from(planned.id, 'hex'),
-          bits: size,
-        });
-        this.log(`generated the next key in the token: label ${planned.label}, id ${planned.id}`);
-        certificate = parseCertificate(
-          await createSelfSignedCertificateWithSigner(token.signer(parsePkcs11Uri(uri)), options),
-        );
-        key = { kind: 'pkcs11', uri };
-      } finally {
-        token.close();
-      }
-    } else {
-      const pair = createSelfSignedCertificate({ ...options, keySize: size });
-      certificate = parseCertificate(pair.certificatePem);
-      key = { kind: 'file', privateKeyPem: pair.privateKeyPem };
-    }
-    const made = {
-      ...this.journal.next,
-      sha256: certificate.thumbprints.sha256Hex,
-      sha1: certificate.thumbprints.sha1Hex,
-    };
+    const { certificate, key } = await makeNextKey(
+      old,
+      {
+        commonName: this.opts.commonName ?? commonNameOf(old.certificate),
+        days: this.opts.days ?? DEFAULT_DAYS,
+        keySize: nextKeySize(old.certificate, this.opts.keySize),
+        env: this.readOptions.env ?? {},
+      },
+      (tokenKey) => this.record('key-planned', { next: { tokenKey } }),
+      this.log,
+    );
+    const { sha256Hex: sha256, sha1Hex: sha1 } = certificate.thumbprints;
+    const made = { ...this.journal.next, sha256, sha1 };
     this.record('certificate-made', { next: made });
     const passphrase = this.opts.config.keyPassphrase;
     const generation = this.store.writeGeneration(certificate, key, passphrase ? { passphrase } : {});
     this.record('written', { next: { ...made, generation } });
-    this.log(`wrote the next certificate ${certificate.thumbprints.sha1Hex} as generation ${generation}`);
+    this.log(`wrote the next certificate ${sha1} as generation ${generation}`);
   }
 
   /** A rerun before the new generation was recorded: keep a complete one, else delete the orphan key and start over. */
@@ -367,21 +266,9 @@ class Rotation {
       this.record('written', { next: { ...next, generation } });
       return;
     }
-    if (next.tokenKey) {
-      const token = this.openToken(next.tokenKey.tokenUri);
-      try {
-        const deleted = token.deleteKeyPair({
-          ...parsePkcs11Uri(next.tokenKey.tokenUri),
-          id: Buffer.from(next.tokenKey.id, 'hex'),
-        });
-        if (deleted)
-          this.log(
-            `deleted the unfinished key ${next.tokenKey.label} (id ${next.tokenKey.id}) from the token`,
-          );
-      } finally {
-        token.close();
-      }
-    }
+    const env = this.readOptions.env ?? {};
+    if (next.tokenKey && deleteTokenKeyPair(plannedKeyUri(next.tokenKey), env))
+      this.log(`deleted the unfinished key ${next.tokenKey.label} (id ${next.tokenKey.id}) from the token`);
     const { next: _dropped, ...rest } = this.journal;
     this.journal = rest;
     this.record('started');
@@ -485,15 +372,8 @@ class Rotation {
     if (this.removal.note === undefined) {
       const generation = old.generation ?? this.generationOf(old.sha256);
       if (this.old && this.old !== this.opts.current) this.old.close();
-      if (old.keyUri !== undefined) {
-        const token = this.openToken(old.keyUri);
-        try {
-          if (token.deleteKeyPair(parsePkcs11Uri(old.keyUri)))
-            this.log('deleted the old key pair from the token');
-        } finally {
-          token.close();
-        }
-      }
+      if (old.keyUri !== undefined && deleteTokenKeyPair(old.keyUri, this.readOptions.env ?? {}))
+        this.log('deleted the old key pair from the token');
       if (generation !== undefined && generation !== this.store.currentGeneration())
         this.store.removeGeneration(generation);
       removeJournal(this.store.directory);

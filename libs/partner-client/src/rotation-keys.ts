@@ -1,0 +1,126 @@
+/**
+ * The keys of a rotation: the next key pair and its self-signed certificate (in memory for a
+ * key file; inside the same PKCS#11 token as the current key for a key in a token, signed
+ * through the token), and deleting a key pair from the token (an orphan of an interrupted
+ * rotation, or the old key once its certificate was removed).
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  createSelfSignedCertificate,
+  createSelfSignedCertificateWithSigner,
+  parseCertificate,
+  type ParsedCertificate,
+  type RsaKeySize,
+} from '@certflow/certs';
+import { formatPkcs11Uri, parsePkcs11Uri, Pkcs11Token, resolvePkcs11Settings } from '@certflow/pkcs11';
+import type { KeyMaterial, PartnerCredential } from './certificate-store';
+
+export class RotationError extends Error {
+  override readonly name = 'RotationError';
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+/**
+ * The next key's size: the current one's unless a larger one is asked for. A rotation never
+ * weakens the key: a smaller size, or a current key above what can be generated (4096), is an error.
+ */
+export function nextKeySize(current: ParsedCertificate, requested: RsaKeySize | undefined): RsaKeySize {
+  const bits = current.publicKey.asymmetricKeyDetails?.modulusLength ?? 2048;
+  if (bits > 4096)
+    throw new RotationError(
+      `the current key has ${bits} bits; rotation makes keys of at most 4096 bits and never a weaker one: rotate with a key made elsewhere (cert import)`,
+    );
+  const size = requested ?? (bits > 3072 ? 4096 : bits > 2048 ? 3072 : 2048);
+  if (size < bits)
+    throw new RotationError(
+      `--key-size ${size} is smaller than the current key (${bits} bits): a rotation never weakens the key`,
+    );
+  return size;
+}
+
+const stamp = (at: Date) =>
+  at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
+
+/** The next key's label in the token: the current label without an earlier rotation's suffix, plus `-r<time>`. */
+export function nextKeyLabel(currentLabel: string | undefined, at: Date): string {
+  return `${(currentLabel ?? 'certflow-partner').replace(/-r\d{8}T\d{6}Z$/, '')}-r${stamp(at)}`;
+}
+
+export const commonNameOf = (certificate: ParsedCertificate): string =>
+  /CN=([^,\n]+)/.exec(certificate.subject)?.[1] ?? 'certflow-partner';
+
+/** Where and under which label and CKA_ID (hex) the next key is made in the token: journaled before it is. */
+export interface PlannedTokenKey {
+  tokenUri: string;
+  label: string;
+  id: string;
+}
+
+function openToken(uri: string, env: Env): Pkcs11Token {
+  const parsed = parsePkcs11Uri(uri);
+  return Pkcs11Token.open(parsed, resolvePkcs11Settings(parsed, env));
+}
+
+/**
+ * The next key pair and its certificate. For a key in a token, `plan` is given the new key's
+ * label and id first (the journal records them, so an orphan can be found and deleted), then the
+ * key is generated in the token.
+ */
+export async function makeNextKey(
+  current: PartnerCredential,
+  opts: { commonName: string; days: number; keySize: RsaKeySize; env: Env },
+  plan: (planned: PlannedTokenKey) => void,
+  log: (message: string) => void,
+): Promise<{ certificate: ParsedCertificate; key: KeyMaterial }> {
+  const options = { commonName: opts.commonName, days: opts.days };
+  if (current.keyUri === undefined) {
+    const pair = createSelfSignedCertificate({ ...options, keySize: opts.keySize });
+    return {
+      certificate: parseCertificate(pair.certificatePem),
+      key: { kind: 'file', privateKeyPem: pair.privateKeyPem },
+    };
+  }
+  const uri = parsePkcs11Uri(current.keyUri);
+  const planned: PlannedTokenKey = {
+    tokenUri: formatPkcs11Uri({ ...uri, object: undefined, id: undefined, type: undefined }),
+    label: nextKeyLabel(uri.object, new Date()),
+    id: randomBytes(16).toString('hex'),
+  };
+  plan(planned);
+  const token = openToken(planned.tokenUri, opts.env);
+  try {
+    const keyUri = token.generateRsaKeyPair({
+      label: planned.label,
+      id: Buffer.from(planned.id, 'hex'),
+      bits: opts.keySize,
+    });
+    log(`generated the next key in the token: label ${planned.label}, id ${planned.id}`);
+    const pem = await createSelfSignedCertificateWithSigner(token.signer(parsePkcs11Uri(keyUri)), options);
+    return { certificate: parseCertificate(pem), key: { kind: 'pkcs11', uri: keyUri } };
+  } finally {
+    token.close();
+  }
+}
+
+/** Deletes the key pair `keyUri` names (by its id, else its label); false when the token has none. */
+export function deleteTokenKeyPair(keyUri: string, env: Env): boolean {
+  const token = openToken(keyUri, env);
+  try {
+    return token.deleteKeyPair(parsePkcs11Uri(keyUri));
+  } finally {
+    token.close();
+  }
+}
+
+/** The URI of a planned key: the token's URI with the key's label and id. */
+export function plannedKeyUri(planned: PlannedTokenKey): string {
+  return formatPkcs11Uri({
+    ...parsePkcs11Uri(planned.tokenUri),
+    object: planned.label,
+    id: Buffer.from(planned.id, 'hex'),
+  });
+}
