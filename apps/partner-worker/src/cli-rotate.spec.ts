@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { runCli, type CliIo } from './cli';
-import { useFacadeFixture } from './facade.test-helpers';
+import { startCli, until, useFacadeFixture } from './facade.test-helpers';
 
 describe('cert rotate', () => {
   const f = useFacadeFixture();
@@ -43,11 +43,36 @@ describe('cert rotate', () => {
     expect(out.join('\n')).not.toMatch(/PRIVATE KEY/);
     const event = JSON.parse(out[0]!) as Record<string, unknown>;
     expect(event).toMatchObject({ event: 'rotation', status: 'rotated', removedKeyId: keyId });
+    expect(event).not.toHaveProperty('recovered');
     const rotated = store.load();
     expect(rotated.certificate.publicKey.asymmetricKeyDetails?.modulusLength).toBe(3072);
     expect((event.certificate as { thumbprints: { sha256Hex: string } }).thumbprints.sha256Hex).toBe(
       rotated.certificate.thumbprints.sha256Hex,
     );
     expect(await runCli(['token', 'get'], { ...io, stdout: () => {} })).toBe(0);
+  }, 60_000);
+
+  it('one rotation at a time: a second cert rotate while one waits out its grace period is refused naming its pid, and changes nothing', async () => {
+    const { store, keyId } = await f.registeredCertificate('cli-lock');
+    const env = f.env(store.directory, {
+      PARTNER_APP_OBJECT_ID: f.partner.objectId,
+      PARTNER_GRAPH_URL: f.emulator.graphUrl,
+    });
+    const first = startCli(
+      ['cert', 'rotate', '--old-key-id', keyId, '--grace-seconds', '3', '--json'],
+      env,
+      f.dir.path,
+    );
+    await until('the first rotation to switch', () => first.stderr.some((l) => /switched/.test(l)));
+    const switchedTo = store.currentGeneration();
+    const err: string[] = [];
+    const io: CliIo = { env, cwd: f.dir.path, stdout: () => {}, stderr: (l) => err.push(l) };
+    expect(await runCli(['cert', 'rotate', '--json'], io)).toBe(1);
+    expect(err.join('\n')).toMatch(
+      new RegExp(`a rotation by process ${first.child.pid} is under way on .*; nothing was changed`),
+    );
+    expect(store.currentGeneration()).toBe(switchedTo);
+    expect(await first.exited).toBe(0);
+    expect(JSON.parse(first.stdout[0]!)).toMatchObject({ status: 'rotated', removedKeyId: keyId });
   }, 60_000);
 });
