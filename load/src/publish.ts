@@ -77,7 +77,11 @@ function readSuite(suite: string): Summary {
   return summary;
 }
 
-const fmt = (n: number): string => n.toLocaleString('en-US', { maximumFractionDigits: 2 });
+/** Thousands separated, two decimals; small fractions (signatures per 1000 calls) to two significant digits. */
+const fmt = (n: number): string =>
+  n !== 0 && Math.abs(n) < 0.1
+    ? n.toLocaleString('en-US', { maximumSignificantDigits: 2 })
+    : n.toLocaleString('en-US', { maximumFractionDigits: 2 });
 const rate = (r: Rate): string => `${fmt(r.reqPerSec)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`;
 
 interface SlowClientsBench {
@@ -168,6 +172,28 @@ export function loadTable(summaries: Summary[]): string {
   ].join('\n');
 }
 
+/** A figure a summary must have, or an error that says the result predates it. */
+function figureOf(summaries: Summary[], suite: string, name: string): number {
+  const value = summaries.find((s) => s.suite === suite)?.figures[name];
+  if (typeof value !== 'number')
+    throw new Error(`load/results/${suite}.full.json has no figure "${name}": run npm run load again`);
+  return value;
+}
+
+/** The key store's figures side by side: the signer's cost behind the token cache, and the rotation in the token. */
+export function keyStoreLines(summaries: Summary[]): string {
+  const cached = (name: string) => fmt(figureOf(summaries, 'cached-calls', name));
+  const suite = 'rotation-under-load-pkcs11';
+  const failed = fmt(figureOf(summaries, suite, 'failed calls'));
+  const took = fmt(figureOf(summaries, suite, 'rotation took (ms)'));
+  const calls = fmt(summaries.find((s) => s.suite === suite)!.measurements[0]!.result.requests);
+  return [
+    `**Client assertions signed per 1,000 API calls** through the token cache (cached-calls): key file **${cached('signatures per 1000 calls, key file')}**, key in SoftHSM2 **${cached('signatures per 1000 calls, key in SoftHSM2')}**, two replicas sharing Redis ${cached('signatures per 1000 calls, two replicas (key file)')}: one signature per token request, wherever the key is.`,
+    '',
+    `**Rotation of a key in SoftHSM2 under load** (${suite}): ${calls} calls, **${failed} failed**; \`cert rotate\` took ${took} ms and left exactly the new key pair in the token.`,
+  ].join('\n');
+}
+
 function benchBars(b: Benches): Bar[] {
   const { direct, node, gateway, nginx } = b.gatewayChain.chains;
   return [
@@ -217,6 +243,8 @@ function main(): void {
     `### \`npm run load\` (full profile, run of ${loadRunAt?.slice(0, 16).replace('T', ' ')} UTC)`,
     '',
     loadTable(summaries),
+    '',
+    keyStoreLines(summaries),
     '',
     '![npm run load: requests per second per measurement](images/load-full.svg)',
   ].join('\n');

@@ -15,7 +15,7 @@ import {
 import { runLoad } from './http-load';
 import { k6Available, runK6 } from './k6';
 import { cachedCalls } from './cached-calls';
-import { rotationUnderLoad } from './rotation-under-load';
+import { rotationUnderLoad, rotationUnderLoadPkcs11 } from './rotation-under-load';
 import { check, common, type SuiteContext, type SuiteResult } from './suite-context';
 
 /** Runs the suite's k6 script too when k6 is installed; says loudly when it is not. */
@@ -137,5 +137,6 @@ export const SUITES: Record<string, (ctx: SuiteContext) => Promise<SuiteResult>>
   'gateway-throughput': gatewayThroughput,
   'idp-outage': idpOutage,
   'cached-calls': cachedCalls,
+  'rotation-under-load-pkcs11': rotationUnderLoadPkcs11,
   'rotation-under-load': rotationUnderLoad,
 };
