@@ -2,9 +2,11 @@
  * `cert rotate` killed (SIGKILL) at every step in turn, with a key file and with a key in a
  * SoftHSM2 token: the built CLI, the real emulator, real MSAL, real TLS. Kill points:
  * - every mutating file operation: the CLI runs under strace, which kills it as it enters the
- *   N-th call of one syscall (`-e trace=S -e inject=S:signal=SIGKILL:when=N`; strace counts
- *   `when=` per syscall, and injects only into traced syscalls: `-e trace=none` would inject
- *   nothing). A counting run lists how often each syscall is made; each is then killed at
+ *   N-th call of one syscall (`-e trace=S -e inject=S:signal=SIGKILL:when=N`). strace 6 counts
+ *   `when=` per syscall of the set and per thread (measured), and injects only into traced
+ *   syscalls (`-e trace=none` injects nothing, nor does `--seccomp-bpf`); the CLI's file
+ *   operations, SoftHSM2's included, are synchronous on the main thread, so one syscall's count
+ *   is one sequence. A counting run lists how often each syscall is made; each is then killed at
  *   N = 1, 2, … until a run completes unkilled. openat(O_CREAT) cannot be told from other
  *   opens by strace's filters, so file creation itself is not a kill point; its rename is.
  * - every token request and Graph call, twice: as it reaches the emulator (not handled), and
