@@ -91,7 +91,7 @@ test.describe('the partner key in a PKCS#11 token (SoftHSM2)', () => {
         source: string;
         claims: Record<string, unknown>;
       };
-      expect(issued.source).not.toBe('cache');
+      expect(issued.source).toBe('network');
       expect(issued.claims).toMatchObject({ azp: partner.appId, tid: file.tenantId });
       const response = called.events.find((e) => e.event === 'response') as {
         status: number;
