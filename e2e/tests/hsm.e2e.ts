@@ -127,32 +127,15 @@ test.describe('the partner key in a PKCS#11 token (SoftHSM2)', () => {
         session.close();
       }
       // The API owner takes the registration off again: the partner is as the stack made it.
-      await unregister(graph, partner.objectId, keyId);
+      await graph.removeCertificates(partner.objectId, [keyId]);
       const app = await graph.getApplication(partner.objectId, { select: ['id', 'keyCredentials'] });
       expect(app.keyCredentials.map((k) => k.keyId)).not.toContain(keyId);
       keyId = undefined;
     } finally {
-      if (keyId) await unregister(graph, partner.objectId, keyId);
+      if (keyId) await graph.removeCertificates(partner.objectId, [keyId]);
       graph.close();
       rmSync(certDir, { recursive: true, force: true });
       token.remove();
     }
   });
 });
-
-/** What the API owner does to take a certificate off the application: every other key is sent back. */
-async function unregister(graph: GraphClient, objectId: string, keyId: string): Promise<void> {
-  const app = await graph.getApplication(objectId, { select: ['id', 'keyCredentials'] });
-  await graph.updateApplication(objectId, {
-    keyCredentials: app.keyCredentials
-      .filter((k) => k.keyId !== keyId)
-      .map(({ keyId, type, usage, key, displayName, customKeyIdentifier }) => ({
-        keyId,
-        type,
-        usage,
-        key,
-        displayName,
-        customKeyIdentifier,
-      })),
-  });
-}

@@ -47,20 +47,7 @@ export async function createHsmPartner(file: StackFile, label: string): Promise<
       } catch {
         // no keyId in the directory (yet): only the one registered below
       }
-      const app = await graph.getApplication(partner.objectId, { select: ['id', 'keyCredentials'] });
-      if (app.keyCredentials.some((k) => keyIds.has(k.keyId)))
-        await graph.updateApplication(partner.objectId, {
-          keyCredentials: app.keyCredentials
-            .filter((k) => !keyIds.has(k.keyId))
-            .map(({ keyId, type, usage, key, displayName, customKeyIdentifier }) => ({
-              keyId,
-              type,
-              usage,
-              key,
-              displayName,
-              customKeyIdentifier,
-            })),
-        });
+      await graph.removeCertificates(partner.objectId, keyIds);
     } finally {
       graph.close();
       rmSync(certDir, { recursive: true, force: true });

@@ -308,15 +308,7 @@ export class GraphClient {
     displayName?: string,
   ): Promise<GraphKeyCredential> {
     const certificate = parseCertificate(cerDerOrPem);
-    const current = await this.getApplication(applicationObjectId, { select: ['id', 'keyCredentials'] });
-    const existing = current.keyCredentials.map((k) => ({
-      keyId: k.keyId,
-      type: k.type,
-      usage: k.usage,
-      key: k.key,
-      displayName: k.displayName,
-      customKeyIdentifier: k.customKeyIdentifier,
-    }));
+    const existing = await this.keyCredentialsToKeep(applicationObjectId, () => true);
     const added = {
       type: 'AsymmetricX509Cert',
       usage: 'Verify',
@@ -337,6 +329,38 @@ export class GraphClient {
         'the certificate was not found on the application after the update',
       );
     return registered;
+  }
+
+  /**
+   * Takes certificates off an application by keyId, as the API owner does: PATCH with every
+   * other item sent back. Resolves with how many were removed (none: nothing is sent).
+   */
+  async removeCertificates(applicationObjectId: string, keyIds: Iterable<string>): Promise<number> {
+    const removed = new Set([...keyIds].map((k) => k.toLowerCase()));
+    let count = 0;
+    const kept = await this.keyCredentialsToKeep(applicationObjectId, (k) => {
+      const keep = !removed.has(k.keyId.toLowerCase());
+      if (!keep) count++;
+      return keep;
+    });
+    if (count > 0) await this.updateApplication(applicationObjectId, { keyCredentials: kept });
+    return count;
+  }
+
+  /** The application's key credentials (with their keys) that `keep` accepts, in the form PATCH takes back. */
+  private async keyCredentialsToKeep(
+    applicationObjectId: string,
+    keep: (credential: GraphKeyCredential) => boolean,
+  ): Promise<Partial<GraphKeyCredential>[]> {
+    const current = await this.getApplication(applicationObjectId, { select: ['id', 'keyCredentials'] });
+    return current.keyCredentials.filter(keep).map((k) => ({
+      keyId: k.keyId,
+      type: k.type,
+      usage: k.usage,
+      key: k.key,
+      displayName: k.displayName,
+      customKeyIdentifier: k.customKeyIdentifier,
+    }));
   }
 
   /**
