@@ -140,30 +140,20 @@ class Rotation {
       this.begin();
     }
     for (;;) {
-      switch (this.journal.state) {
-        case 'started':
-          await this.makeNext();
-          break;
-        case 'key-planned':
-        case 'certificate-made':
-          this.undoIncomplete();
-          break;
-        case 'written':
-        case 'refused': {
-          const refused = await this.register();
-          if (refused) return refused;
-          break;
-        }
-        case 'added':
-          await this.switchToNext();
-          break;
-        case 'switched':
-          await this.removeOld();
-          break;
-        case 'removed':
-          return this.finish();
-      }
+      const result = await this.step(this.journal.state);
+      if (result) return result;
     }
+  }
+
+  /** One step from `state`; the result once the rotation is over, or refused. */
+  private async step(state: RotationState): Promise<RotationResult | undefined> {
+    if (state === 'started') await this.makeNext();
+    else if (state === 'key-planned' || state === 'certificate-made') this.undoIncomplete();
+    else if (state === 'written' || state === 'refused') return this.register();
+    else if (state === 'added') await this.switchToNext();
+    else if (state === 'switched') await this.removeOld();
+    else return this.finish();
+    return undefined;
   }
 
   private begin(): void {
