@@ -2,12 +2,20 @@
 import { daysUntilExpiry, type ParsedCertificate } from '@certflow/certs';
 import type { CertificatePaths, KeyProtection, PartnerCredential } from './certificate-store';
 
+/** KeyProtection as printed: a token key's CKA_ID as hex. */
+export type KeyProtectionSummary =
+  | Extract<KeyProtection, { store: 'file' }>
+  | {
+      store: 'pkcs11';
+      attributes: Omit<Extract<KeyProtection, { store: 'pkcs11' }>['attributes'], 'id'> & { id: string };
+    };
+
 /** A summary safe to print: no key material. */
 export interface CertificateSummary extends Omit<CertificatePaths, 'directory'> {
   certificateDirectory: string;
   /** The generation in use (undefined: a directory of the first layout). */
   generation: string | undefined;
-  keyProtection: KeyProtection;
+  keyProtection: KeyProtectionSummary;
   subject: string;
   issuer: string;
   serialNumber: string;
@@ -27,7 +35,16 @@ export function summarize(credential: PartnerCredential, now = new Date()): Cert
     generation: credential.generation,
     ...(credential.privateKeyPath !== undefined ? { privateKeyPath: credential.privateKeyPath } : {}),
     ...(credential.keyUri !== undefined ? { keyUri: credential.keyUri } : {}),
-    keyProtection: credential.keyProtection,
+    keyProtection:
+      credential.keyProtection.store === 'pkcs11'
+        ? {
+            store: 'pkcs11',
+            attributes: {
+              ...credential.keyProtection.attributes,
+              id: credential.keyProtection.attributes.id.toString('hex'),
+            },
+          }
+        : credential.keyProtection,
     certificatePath: credential.certificatePath,
     cerPath: credential.cerPath,
     subject: certificate.subject,
