@@ -93,7 +93,17 @@ interface SlowClientsBench {
   memoryMib: { before: number; peak: number; bound: number; met: boolean };
 }
 
+interface SignaturesBench {
+  algorithm: string;
+  keyBits: number;
+  filePerSecond: number;
+  softHsmPerSecond: number;
+  fileVsSoftHsm: number;
+  medianRoundRatio: number;
+}
+
 interface Benches {
+  signatures: SignaturesBench;
   tokenEndpoint: TokenEndpointBench;
   authOverhead: AuthOverheadBench;
   tokenCache: TokenCacheBench;
@@ -121,6 +131,7 @@ function readBenches(): Benches {
     tokenCache: readJson('bench-token-cache.json', 'npm run bench'),
     gatewayChain,
     slowClients: readJson('bench-slow-clients.json', 'npm run bench'),
+    signatures: readJson('bench-signatures.json', 'npm run bench'),
   };
 }
 
@@ -148,6 +159,7 @@ export function benchTable(b: Benches): string {
     `| \`partner-worker:bench\`: a cached token from certflow's token cache | bare MSAL ${b.tokenCache.msalNode} \`acquireTokenByClientCredential\` cache hit | ${cache} (goal ≥ ${b.tokenCache.goal.ratioP50AtLeast}×: ${b.tokenCache.goalMet ? 'met' : 'not met'}) |`,
     `| \`stack:bench\`: authenticated \`GET /orders\` through certflow's gateway (\`validate-jwt\`, access log, metrics); load generator ${c.loadGenerator} | a bare Node.js HTTPS proxy; the API direct; nginx as a TLS proxy | gateway ${rate(gateway)}; ${nodeCell}; direct ${rate(direct)}; ${nginxCell}; **gateway / direct ${c.gatewayVsDirect}** |`,
     `| \`stack:bench-slow-clients\`: authenticated \`GET /orders\` through the gateway while ${s.slowConnections.target} connections trickle request bodies (${s.slowConnections.openAtStart} open at the start, ${s.slowConnections.openAtEnd} at the end) | the same requests without them | with them p50 ${s.underLoad.p50Ms} ms, **p99 ${s.underLoad.p99Ms} ms** (goal < ${s.goalP99Ms} ms: ${s.goalMet ? 'met' : 'not met'}), max ${s.underLoad.maxMs} ms; without p50 ${s.baseline.p50Ms} ms, p99 ${s.baseline.p99Ms} ms; resident memory of the gateway's process ${s.memoryMib.before} → **${s.memoryMib.peak} MiB** peak (bound ${s.memoryMib.bound} MiB: ${s.memoryMib.met ? 'met' : 'not met'}) |`,
+    `| \`pkcs11:bench\`: ${b.signatures.algorithm} client assertions signed per second, RSA-${b.signatures.keyBits}, key inside SoftHSM2 (@certflow/pkcs11) | the same with a key file (node:crypto) | SoftHSM2 ${fmt(b.signatures.softHsmPerSecond)}/s, file ${fmt(b.signatures.filePerSecond)}/s: **file / SoftHSM2 ${b.signatures.fileVsSoftHsm}×** (median of rounds ${b.signatures.medianRoundRatio}×); a worker signs one per token request, not per call (load suite \`cached-calls\`) |`,
   ].join('\n');
 }
 

@@ -11,9 +11,12 @@
  * run in alternating rounds of ROUND_MS each so that neither always runs on a warmer process;
  * the figures are the medians of the rounds, and the ratio is file / SoftHSM2 (also per round,
  * since a round's two figures share the machine's load at that moment). Nothing here is
- * asserted: the numbers are for reading, not a pass/fail.
+ * asserted: the numbers are for reading, not a pass/fail. Writes
+ * load/results/bench-signatures.json (read by `npm run load:publish`).
  */
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileKeySigner, verifySignature, type KeySigner } from '@certflow/certs';
 import { Pkcs11Token, type Pkcs11Uri } from '@certflow/pkcs11';
 import { createSoftHsmToken } from '@certflow/testing';
@@ -108,6 +111,23 @@ async function main(): Promise<void> {
     console.log(
       `  ratio file / SoftHSM2         ${(f / s).toFixed(2)}× (median of the rounds' ratios ${median(ratios).toFixed(2)}×)`,
     );
+    const resultsDir = join(resolve(__dirname, '..', '..', '..', '..'), 'load', 'results');
+    mkdirSync(resultsDir, { recursive: true });
+    const out = join(resultsDir, 'bench-signatures.json');
+    const summary = {
+      benchmark: 'pkcs11:bench',
+      at: new Date().toISOString(),
+      algorithm: 'PS256',
+      keyBits: 2048,
+      rounds: ROUNDS,
+      roundMs: ROUND_MS,
+      filePerSecond: Math.round(f),
+      softHsmPerSecond: Math.round(s),
+      fileVsSoftHsm: Number((f / s).toFixed(2)),
+      medianRoundRatio: Number(median(ratios).toFixed(2)),
+    };
+    writeFileSync(out, `${JSON.stringify(summary, null, 2)}\n`);
+    console.log(`  wrote ${out}`);
   } finally {
     token.close();
     hsm.remove();
