@@ -57,7 +57,11 @@ describe('serve replicas sharing a real Redis', () => {
     const requests = metrics.map((m) => metric(m, 'partner_token_requests_total', 'outcome="success"'));
     // What the replicas say matches the f.emulator (read a moment apart: a refresh may fall between).
     expect(Math.abs(requests.reduce((a, b) => a + b) - tokens)).toBeLessThanOrEqual(1);
-    expect(metrics.every((m) => metric(m, 'partner_shared_cache_hits_total') >= 1)).toBe(true);
+    // Every replica had tokens, its own or another's; a replica that won the fetch lock every round
+    // has no shared hit (it happens: each round's first refresh is a race), but the others do.
+    const sharedHits = metrics.map((m) => metric(m, 'partner_shared_cache_hits_total'));
+    expect(sharedHits.every((hits, i) => hits + requests[i]! >= 1)).toBe(true);
+    expect(sharedHits.reduce((a, b) => a + b)).toBeGreaterThanOrEqual(urls.length - 1);
     for (const r of replicas) r.child.kill('SIGTERM');
     expect(await Promise.all(replicas.map((r) => r.exited))).toEqual([0, 0, 0, 0]);
   }, 90_000);
