@@ -149,8 +149,9 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
         });
       sendJson(res, 200, {
         status: 'rotated',
-        keyId: result.keyId,
+        ...(result.keyId ? { keyId: result.keyId } : {}),
         ...(result.removedKeyId ? { removedKeyId: result.removedKeyId } : {}),
+        ...(result.recovered ? { recovered: result.recovered } : {}),
         message: result.message,
         certificate: worker.certificateStatus(),
       });

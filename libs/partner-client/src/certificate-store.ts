@@ -584,7 +584,8 @@ export class CertificateStore {
       );
     }
     // A file copied over one of the links would otherwise be ignored silently.
-    if (generation !== undefined) this.guard(() => this.layout.assertNoStrayFiles(generation));
+    if (generation !== undefined && generation === this.currentGeneration())
+      this.guard(() => this.layout.assertNoStrayFiles(generation));
     const paths = { directory: this.directory, generation, certificatePath, cerPath, certificate };
     if (keys[0] === keyReference) {
       const keyUri = this.readText(keyReference).trim();

@@ -7,10 +7,10 @@
  * on whether the partner may read its own application. (`cert rotate` killed at every step is
  * apps/partner-worker's cli-rotate-crash.spec.ts.)
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { verifySignature } from '@certflow/certs';
+import { createSelfSignedCertificate, parseCertificate, verifySignature } from '@certflow/certs';
 import { parsePkcs11Uri, Pkcs11Token } from '@certflow/pkcs11';
 import {
   GRAPH_APP_ID,
@@ -357,6 +357,30 @@ describe('certificate rotation with Graph addKey/removeKey', () => {
     } finally {
       hsm?.remove();
     }
+  }, 60_000);
+
+  it('rotates a directory of the first layout (flat files, partner.key-id a file): adopted as a generation, then removed with the old certificate', async () => {
+    const created = await admin.createApplication({ displayName: 'flat-partner' });
+    await admin.createServicePrincipal(created.appId);
+    const app = { appId: created.appId, objectId: created.id };
+    const directory = join(dir.path, 'flat-partner');
+    mkdirSync(directory, { mode: 0o700 });
+    const pair = createSelfSignedCertificate({ commonName: 'flat-partner', days: 30 });
+    const certificate = parseCertificate(pair.certificatePem);
+    writeFileSync(join(directory, 'partner.key.pem'), pair.privateKeyPem, { mode: 0o600 });
+    writeFileSync(join(directory, 'partner.crt.pem'), pair.certificatePem);
+    writeFileSync(join(directory, 'partner.cer'), certificate.der);
+    const { keyId } = await admin.addCertificate(app.objectId, certificate.der, 'flat');
+    writeFileSync(join(directory, 'partner.key-id'), `${keyId}\n`);
+    const store = new CertificateStore(directory);
+    expect(store.currentGeneration()).toBeUndefined();
+
+    const result = await rotateWithGraph(configFor(directory, app), store, undefined, { log: () => {} });
+    expect(result).toMatchObject({ status: 'rotated', removedKeyId: keyId });
+    const current = store.read();
+    expect(store.generations()).toEqual([current.generation]);
+    expect(await registered(app.objectId)).toEqual([current.certificate.thumbprints.sha1Hex]);
+    expect(readFileSync(store.keyIdPath, 'utf8').trim()).toBe(keyIdOf(result));
   }, 60_000);
 
   it('matches a registered certificate by its key, or by customKeyIdentifier as hex, base64 of the digest, or base64 of the hex', () => {
