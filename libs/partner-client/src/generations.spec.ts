@@ -135,6 +135,27 @@ describe('certificate generations', () => {
     expect(store.generations()).toEqual([copy]);
   });
 
+  it('removeLeftovers takes what a killed process left half-made, and nothing else', () => {
+    const store = new CertificateStore(certDir);
+    const gen = store.create().generation!;
+    const left = [
+      join(certDir, '.rotation.json.0123456789ab.tmp'),
+      join(certDir, '.link-0123456789ab'),
+      join(certDir, 'generations', '.tmp-0123456789ab'),
+      join(certDir, 'generations', '.trash-0123456789ab'),
+      join(certDir, 'generations', gen, '.partner.key-id.0123456789ab.tmp'),
+    ];
+    for (const path of left) {
+      if (/\/\.(tmp|trash)-/.test(path)) mkdirSync(path);
+      else writeFileSync(path, '');
+    }
+    writeFileSync(join(certDir, 'notes.tmp'), 'mine');
+    expect(store.removeLeftovers().sort()).toEqual([...left].sort());
+    expect(left.some((path) => existsSync(path))).toBe(false);
+    expect(readFileSync(join(certDir, 'notes.tmp'), 'utf8')).toBe('mine');
+    expect(store.load().generation).toBe(gen);
+  });
+
   it('refuses a file copied over a link when it differs from the certificate in use, and says what to do', () => {
     const store = new CertificateStore(certDir);
     store.create({ commonName: 'in-use' });

@@ -48,6 +48,8 @@ export const LINKED_FILES = [KEY_ID_FILE, CER_FILE, CERTIFICATE_FILE, KEY_REFERE
 
 const GENERATION_NAME = /^\d{8}T\d{6}Z-[0-9a-f]{12}(?:-\d{1,3})?$/;
 const TEMPORARY = /^\.(?:tmp|trash|link)-[0-9a-f]{12}$/;
+/** writeFileAtomic's temporary file for `<name>` (libs/certs files.ts). */
+const WRITE_TEMPORARY = /^\..+\.[0-9a-f]{12}\.tmp$/;
 
 export class LayoutError extends Error {
   override readonly name = 'LayoutError';
@@ -222,19 +224,24 @@ export class GenerationLayout {
 
   /**
    * Removes what a process killed half-way left behind: temporary generations, generations being
-   * deleted, links not yet renamed into place. Only while no other process writes here (the
-   * rotation lock).
+   * deleted, links not yet renamed into place, and the temporary files of atomic writes
+   * (`.<name>.<12 hex>.tmp`: the rotation journal's here, a keyId's in a generation). Only while
+   * no other process writes here (the rotation lock).
    */
   removeLeftovers(): string[] {
     const removed: string[] = [];
-    for (const dir of [this.directory, this.generationsDir]) {
-      if (!exists(dir)) continue;
+    const sweep = (dir: string, temporary: (name: string) => boolean) => {
+      if (!exists(dir)) return;
       for (const name of readdirSync(dir)) {
-        if (!TEMPORARY.test(name)) continue;
+        if (!temporary(name)) continue;
         rmSync(join(dir, name), { recursive: true, force: true });
         removed.push(join(dir, name));
       }
-    }
+    };
+    const leftover = (name: string) => TEMPORARY.test(name) || WRITE_TEMPORARY.test(name);
+    sweep(this.directory, leftover);
+    sweep(this.generationsDir, leftover);
+    for (const gen of this.list()) sweep(this.path(gen), (name) => WRITE_TEMPORARY.test(name));
     return removed;
   }
 

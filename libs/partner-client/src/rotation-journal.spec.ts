@@ -1,13 +1,11 @@
 /** The rotation journal: written atomically with mode 0600, read back checked; a damaged one is a clear error that changes nothing. */
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { tempDir } from '@certflow/testing';
 import {
   journalPath,
   readJournal,
   removeJournal,
-  removeWriteLeftovers,
   RotationJournalError,
   writeJournal,
   type RotationJournal,
@@ -87,15 +85,6 @@ describe('rotation journal', () => {
       ).message,
     ).toMatch(/state added needs next\.keyId/);
     removeJournal(dir.path);
-  });
-
-  it('removes the temporary files of a journal write that was killed, and nothing else', () => {
-    writeFileSync(join(dir.path, '.rotation.json.0123456789ab.tmp'), '{');
-    writeFileSync(join(dir.path, '.partner.cer.0123456789ab.tmp'), '');
-    expect(removeWriteLeftovers(dir.path, undefined)).toEqual([
-      join(dir.path, '.rotation.json.0123456789ab.tmp'),
-    ]);
-    expect(readdirSync(dir.path)).toEqual(['.partner.cer.0123456789ab.tmp']);
   });
 
   it('refuses to write a journal that would not read back', () => {

@@ -14,7 +14,7 @@
  *
  * The journal holds no secret: thumbprints, keyIds, generation names, a key's label and id.
  */
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@certflow/certs';
 import { isGuid } from '@certflow/claims';
@@ -202,27 +202,4 @@ export function writeJournal(directory: string, journal: RotationJournal): void 
 
 export function removeJournal(directory: string): void {
   rmSync(journalPath(directory), { force: true });
-}
-
-/**
- * writeFileAtomic's temporary files (`.<name>.<12 hex>.tmp`) of a write killed before its rename:
- * the journal's in the certificate directory, and the new generation's partner.key-id
- * (store.removeLeftovers does not look inside generations). Only under the rotation lock.
- */
-export function removeWriteLeftovers(directory: string, nextGeneration: string | undefined): string[] {
-  const remove = (dir: string, temporary: RegExp): string[] =>
-    existsSync(dir)
-      ? readdirSync(dir)
-          .filter((name) => temporary.test(name))
-          .map((name) => {
-            rmSync(join(dir, name), { force: true });
-            return join(dir, name);
-          })
-      : [];
-  return [
-    ...remove(directory, /^\.rotation\.json\.[0-9a-f]{12}\.tmp$/),
-    ...(nextGeneration !== undefined && GENERATION.test(nextGeneration)
-      ? remove(join(directory, 'generations', nextGeneration), /^\.partner\.key-id\.[0-9a-f]{12}\.tmp$/)
-      : []),
-  ];
 }

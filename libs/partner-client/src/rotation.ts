@@ -37,7 +37,6 @@ import { acquireRotationLock } from './rotation-lock';
 import {
   readJournal,
   removeJournal,
-  removeWriteLeftovers,
   writeJournal,
   type RotationJournal,
   type RotationState,
@@ -126,8 +125,7 @@ class Rotation {
 
   async run(): Promise<RotationResult> {
     const interrupted = readJournal(this.store.directory); // damaged: throws, nothing changed
-    const leftovers = removeWriteLeftovers(this.store.directory, interrupted?.next?.generation);
-    for (const path of [...this.store.removeLeftovers(), ...leftovers])
+    for (const path of this.store.removeLeftovers())
       this.log(`removed ${path}, left by a process killed half-way`);
     if (interrupted) {
       this.journal = interrupted;
