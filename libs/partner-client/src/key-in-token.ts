@@ -1,0 +1,98 @@
+/**
+ * The certificate store's keys in a PKCS#11 token: opening the token a URI names, making a key
+ * pair in it, signing with a key, and checking that a key belongs to a certificate. PKCS#11 errors become
+ * CertificateStoreErrors with the same code.
+ */
+import { randomBytes } from 'node:crypto';
+import type { KeySigner, ParsedCertificate, RsaKeySize } from '@certflow/certs';
+import {
+  parsePkcs11Uri,
+  Pkcs11Error,
+  Pkcs11Token,
+  resolvePkcs11Settings,
+  type Pkcs11Uri,
+} from '@certflow/pkcs11';
+import { CertificateStoreError, type StoreReadOptions } from './credential';
+
+/** Runs a PKCS#11 operation; its errors become CertificateStoreErrors (same code) naming `where`. */
+export function inToken<T>(where: string | undefined, operation: () => T): T {
+  try {
+    return operation();
+  } catch (err) {
+    if (err instanceof Pkcs11Error)
+      throw new CertificateStoreError(err.code, where ? `${where}: ${err.message}` : err.message, where);
+    throw err;
+  }
+}
+
+/** Opens the token a PKCS#11 URI names; its errors become CertificateStoreErrors naming `where`. */
+export function openToken(
+  text: string,
+  env: StoreReadOptions['env'],
+  where?: string,
+): { token: Pkcs11Token; uri: Pkcs11Uri } {
+  return inToken(where, () => {
+    const uri = parsePkcs11Uri(text);
+    return { token: Pkcs11Token.open(uri, resolvePkcs11Settings(uri, env ?? {})), uri };
+  });
+}
+
+/** Runs `use` with a signer over the key `uri` names, then closes the token. */
+export function withTokenKey<T>(uri: string, env: StoreReadOptions['env'], use: (signer: KeySigner) => T): T {
+  const { token, uri: parsed } = openToken(uri, env);
+  try {
+    return use(inToken(undefined, () => token.signer(parsed)));
+  } finally {
+    token.close();
+  }
+}
+
+/**
+ * Makes a key pair in the token `keyStore` names (labelled with its `object`) and runs `use` with
+ * the key's URI and a signer over it, then closes the token. If `use` fails, the key pair is
+ * deleted again: nothing changes.
+ */
+export async function withNewTokenKey<T>(
+  keyStore: string,
+  env: StoreReadOptions['env'],
+  bits: RsaKeySize,
+  use: (keyUri: string, signer: KeySigner) => Promise<T>,
+): Promise<T> {
+  const { token, uri } = openToken(keyStore, env);
+  let keyUri: string | undefined;
+  try {
+    keyUri = generateInToken(token, uri, bits);
+    return await use(keyUri, token.signer(parsePkcs11Uri(keyUri)));
+  } catch (err) {
+    if (keyUri !== undefined) token.deleteKeyPair(parsePkcs11Uri(keyUri));
+    throw err;
+  } finally {
+    token.close();
+  }
+}
+
+/** A key pair in the token the URI names, labelled with its `object`; returns the key's URI. */
+function generateInToken(token: Pkcs11Token, uri: Pkcs11Uri, bits: RsaKeySize): string {
+  if (!uri.object)
+    throw new CertificateStoreError(
+      'ERR_PKCS11_URI',
+      `the key store URI must name the new key with object=<label> (e.g. pkcs11:token=partner;object=partner-2026)`,
+    );
+  if (uri.type !== undefined && uri.type !== 'private')
+    throw new CertificateStoreError(
+      'ERR_PKCS11_URI',
+      `the key store URI names type=${uri.type}; a key pair needs type=private or no type`,
+    );
+  return token.generateRsaKeyPair({ label: uri.object, id: uri.id ?? randomBytes(16), bits });
+}
+
+/** ERR_CERT_KEY_MISMATCH (naming `where`) unless `signer`'s public key is the certificate's. */
+export function assertSignerMatches(signer: KeySigner, certificate: ParsedCertificate, where: string): void {
+  const spki = (k: ParsedCertificate['publicKey']) => k.export({ type: 'spki', format: 'der' });
+  if (!spki(signer.publicKey).equals(spki(certificate.publicKey)))
+    throw new CertificateStoreError(
+      'ERR_CERT_KEY_MISMATCH',
+      `the key ${signer.description} (${where}) does not belong to the certificate ${certificate.subject} (SHA-256 ${certificate.thumbprints.sha256Hex})`,
+      where,
+    );
+}
