@@ -12,7 +12,8 @@ import {
   type ParsedCertificate,
   type RsaKeySize,
 } from '@certflow/certs';
-import { formatPkcs11Uri, parsePkcs11Uri, Pkcs11Token, resolvePkcs11Settings } from '@certflow/pkcs11';
+import { formatPkcs11Uri, parsePkcs11Uri } from '@certflow/pkcs11';
+import { openToken } from './key-in-token';
 import type { KeyMaterial, PartnerCredential } from './certificate-store';
 
 export class RotationError extends Error {
@@ -60,11 +61,6 @@ export interface PlannedTokenKey {
   id: string;
 }
 
-function openToken(uri: string, env: Env): Pkcs11Token {
-  const parsed = parsePkcs11Uri(uri);
-  return Pkcs11Token.open(parsed, resolvePkcs11Settings(parsed, env));
-}
-
 /**
  * The next key pair and its certificate. For a key in a token, `plan` is given the new key's
  * label and id first (the journal records them, so an orphan can be found and deleted), then the
@@ -91,7 +87,7 @@ export async function makeNextKey(
     id: randomBytes(16).toString('hex'),
   };
   plan(planned);
-  const token = openToken(planned.tokenUri, opts.env);
+  const { token } = openToken(planned.tokenUri, opts.env);
   try {
     const keyUri = token.generateRsaKeyPair({
       label: planned.label,
@@ -108,7 +104,7 @@ export async function makeNextKey(
 
 /** Deletes the key pair `keyUri` names (by its id, else its label); false when the token has none. */
 export function deleteTokenKeyPair(keyUri: string, env: Env): boolean {
-  const token = openToken(keyUri, env);
+  const { token } = openToken(keyUri, env);
   try {
     return token.deleteKeyPair(parsePkcs11Uri(keyUri));
   } finally {
