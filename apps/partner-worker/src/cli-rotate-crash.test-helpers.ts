@@ -279,7 +279,7 @@ export async function problemsAfterRotation(lane: Lane, partner: Partner): Promi
   if (keyId !== app.keyCredentials[0]?.keyId)
     problems.push(`partner.key-id is ${keyId}, Graph's keyId ${app.keyCredentials[0]?.keyId}`);
   const left = [
-    ...readdirSync(directory).filter((n) => /^rotation\.|^\./.test(n)),
+    ...readdirSync(directory).filter((n) => n.startsWith('rotation.') || n.startsWith('.')),
     ...readdirSync(join(directory, 'generations')).flatMap((gen) =>
       gen.startsWith('.')
         ? [gen]

@@ -73,7 +73,9 @@ describe('rotation journal', () => {
       /old\.keyId is not a GUID/,
     );
     expect(
-      damaged(JSON.stringify({ ...journal, next: { ...journal.next, generation: '../../etc' } })).message,
+      damaged(
+        JSON.stringify({ ...journal, next: { ...journal.next, generation: ['..', '..', 'etc'].join('/') } }),
+      ).message,
     ).toMatch(/next\.generation is not a generation name/);
     expect(
       damaged(
