@@ -3,9 +3,15 @@ import { createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import forge from 'node-forge';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CertificateError } from './errors';
-import { KEY_ENCRYPTION_ITERATIONS, describeKeyEncryption, encryptPrivateKey } from './key-encryption';
+import {
+  KEY_ENCRYPTION_ITERATIONS,
+  MAX_KEY_ENCRYPTION_ITERATIONS,
+  describeKeyEncryption,
+  encryptPrivateKey,
+} from './key-encryption';
 import { readPrivateKey } from './private-key';
 
 const dir = mkdtempSync(join(tmpdir(), 'certflow-kdf-'));
@@ -192,6 +198,30 @@ describe('describeKeyEncryption', () => {
       describeKeyEncryption(createPrivateKey(pkcs8).export({ type: 'pkcs1', format: 'pem' }).toString()),
     ).toBeUndefined();
   });
+
+  it('refuses to decrypt a key claiming more PBKDF2 iterations than MAX_KEY_ENCRYPTION_ITERATIONS, before running the KDF', () => {
+    // The same file with its iteration count rewritten to 2^31 - 1 (forge re-encodes the lengths):
+    // OpenSSL would spend hours on it.
+    const info = forge.asn1.fromDer(derOf(encrypted).toString('binary'));
+    const pbkdf2Params = (
+      ((info.value as forge.asn1.Asn1[])[0]!.value as forge.asn1.Asn1[])[1]!.value as forge.asn1.Asn1[]
+    )[0]!.value as forge.asn1.Asn1[];
+    const count = (pbkdf2Params[1]!.value as forge.asn1.Asn1[])[1]!;
+    expect(Buffer.from(count.value as string, 'binary').readUIntBE(0, 3)).toBe(KEY_ENCRYPTION_ITERATIONS);
+    count.value = Buffer.from([0x7f, 0xff, 0xff, 0xff]).toString('binary');
+    const hostile = pemOf(Buffer.from(forge.asn1.toDer(info).getBytes(), 'binary'));
+    expect(describeKeyEncryption(hostile)).toMatchObject({ iterations: 2 ** 31 - 1, strong: true });
+    let error: unknown;
+    try {
+      readPrivateKey(hostile, passphrase);
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(CertificateError);
+    expect(error).toMatchObject({ code: 'ERR_KEY_MALFORMED' });
+    expect((error as Error).message).toMatch(/2,147,483,647 PBKDF2 iterations, more than the 10,000,000/);
+    expect(MAX_KEY_ENCRYPTION_ITERATIONS).toBe(10_000_000);
+  }, 20_000);
 
   it('answers hostile input with a CertificateError, never another exception', () => {
     const der = derOf(encrypted);

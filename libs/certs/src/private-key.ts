@@ -6,6 +6,11 @@
  *   const pkcs8 = readPrivateKey(readFileSync('partner.key.pem', 'utf8'), process.env.PARTNER_KEY_PASSPHRASE);
  */
 import { createPrivateKey, type KeyObject } from 'node:crypto';
+import {
+  describeKeyEncryption,
+  KEY_ENCRYPTION_ITERATIONS,
+  MAX_KEY_ENCRYPTION_ITERATIONS,
+} from './encrypted-key-info';
 import { CertificateError } from './errors';
 
 export function isEncryptedPrivateKey(pem: string): boolean {
@@ -23,6 +28,15 @@ export function privateKeyObject(pem: string, passphrase?: string): KeyObject {
       'ERR_KEY_MALFORMED',
       'no PEM private key (PKCS#1, PKCS#8 or encrypted PKCS#8) found',
     );
+  }
+  if (encrypted) {
+    // Before OpenSSL runs the KDF: a hostile count would hold the process for hours.
+    const protection = describeKeyEncryption(pem);
+    if (protection && 'iterations' in protection && protection.iterations > MAX_KEY_ENCRYPTION_ITERATIONS)
+      throw new CertificateError(
+        'ERR_KEY_MALFORMED',
+        `the private key claims ${protection.iterations.toLocaleString('en-US')} PBKDF2 iterations, more than the ${MAX_KEY_ENCRYPTION_ITERATIONS.toLocaleString('en-US')} certflow opens (it writes ${KEY_ENCRYPTION_ITERATIONS.toLocaleString('en-US')}): not decrypted`,
+      );
   }
   try {
     return createPrivateKey(
