@@ -1,7 +1,7 @@
 /**
  * Pkcs11Token against a real SoftHSM2 token (each test its own, in a temporary directory).
  */
-import { randomBytes } from 'node:crypto';
+import { constants, publicEncrypt, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as pkcs11js from 'pkcs11js';
@@ -63,6 +63,11 @@ describe('Pkcs11Token with SoftHSM2', () => {
       alwaysSensitive: true,
       neverExtractable: true,
       canSign: true,
+      canDecrypt: false,
+      canUnwrap: false,
+      canDerive: false,
+      canSignRecover: false,
+      allowedMechanisms: ['CKM_SHA256_RSA_PKCS', 'CKM_SHA256_RSA_PKCS_PSS'],
       modulusBits: 2048,
     });
     token.close();
@@ -92,32 +97,87 @@ describe('Pkcs11Token with SoftHSM2', () => {
     }
   });
 
-  it('fails closed when the token does not honour the template: the pair is destroyed', () => {
-    // A token that ignores CKA_EXTRACTABLE=false: SoftHSM2's real answers, with that one flag
-    // flipped while `lying`. (pkcs11js binds its native methods when a module is created, so the
-    // spy is in place before the token is opened.)
-    let lying = true;
-    const native = Object.getPrototypeOf(pkcs11js.PKCS11.prototype) as pkcs11js.PKCS11;
-    const real = native.C_GetAttributeValue;
-    vi.spyOn(native, 'C_GetAttributeValue').mockImplementation(function (this: pkcs11js.PKCS11, ...args) {
-      const values = real.apply(this, args);
-      return lying
-        ? values.map((a) => (a.type === pkcs11js.CKA_EXTRACTABLE ? { ...a, value: Buffer.from([1]) } : a))
-        : values;
-    });
-    const token = open(softHsm());
-    const err = failure(() => token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 }));
-    expect(err.code).toBe('ERR_PKCS11');
-    expect(err.message).toContain('did not honour the private key template');
-    expect(err.message).toContain('CKA_EXTRACTABLE is true');
-    lying = false;
-    expect(token.hasKey(KEY)).toBe(false);
-    expect(token.deleteKeyPair({ object: 'partner-2026' })).toBe(false); // no public half left either
-    // and the same token generates normally once it tells the truth
-    expect(token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 })).toContain(
-      'object=partner-2026',
-    );
+  it('the private key only signs: C_UnwrapKey, C_Decrypt and a raw RSA "signature" with it are refused', () => {
+    const hsm = softHsm();
+    const token = open(hsm);
+    const publicKey = token.signer(
+      parsePkcs11Uri(token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 })),
+    ).publicKey;
+    token.close();
+    // What an attacker with the PIN would try: a secret sealed to the partner's public key, opened
+    // through the token with pkcs11js directly.
+    const secret = randomBytes(32);
+    const sealed = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, secret);
+    const p11 = new pkcs11js.PKCS11();
+    p11.load(hsm.modulePath);
+    p11.C_Initialize();
+    try {
+      const slot = p11.C_GetSlotList(true)[0]!;
+      const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      p11.C_Login(session, pkcs11js.CKU_USER, hsm.pin);
+      p11.C_FindObjectsInit(session, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_ID, value: ID },
+      ]);
+      const [key] = p11.C_FindObjects(session, 2);
+      p11.C_FindObjectsFinal(session);
+      expect(() =>
+        p11.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_RSA_PKCS }, key!, sealed, [
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+          { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_GENERIC_SECRET },
+          { type: pkcs11js.CKA_TOKEN, value: false },
+          { type: pkcs11js.CKA_SENSITIVE, value: false },
+          { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+        ]),
+      ).toThrow(/CKR_KEY_FUNCTION_NOT_PERMITTED|CKR_MECHANISM_INVALID/);
+      expect(() => p11.C_DecryptInit(session, { mechanism: pkcs11js.CKM_RSA_PKCS }, key!)).toThrow(
+        /CKR_KEY_FUNCTION_NOT_PERMITTED|CKR_MECHANISM_INVALID/,
+      );
+      // CKM_RSA_X_509 "signing" is the raw private-key operation: it would decrypt too
+      expect(() => p11.C_SignInit(session, { mechanism: pkcs11js.CKM_RSA_X_509 }, key!)).toThrow(
+        /CKR_MECHANISM_INVALID/,
+      );
+      p11.C_Logout(session);
+      p11.C_CloseSession(session);
+    } finally {
+      p11.C_Finalize();
+      p11.close();
+    }
   });
+
+  it.each([
+    [pkcs11js.CKA_EXTRACTABLE, Buffer.from([1]), 'CKA_EXTRACTABLE is true'],
+    [pkcs11js.CKA_UNWRAP, Buffer.from([1]), 'CKA_UNWRAP is true'],
+    [pkcs11js.CKA_DECRYPT, Buffer.from([1]), 'CKA_DECRYPT is true'],
+    [pkcs11js.CKA_DERIVE, Buffer.from([1]), 'CKA_DERIVE is true'],
+    [pkcs11js.CKA_ALLOWED_MECHANISMS, Buffer.alloc(8), 'CKA_ALLOWED_MECHANISMS is 0x0'],
+  ])(
+    'fails closed when the token does not honour the template (attribute %i): the pair is destroyed',
+    (attribute, answer, reason) => {
+      // A token that ignores one attribute of the template: SoftHSM2's real answers, with that one
+      // value replaced while `lying`. (pkcs11js binds its native methods when a module is created,
+      // so the spy is in place before the token is opened.)
+      let lying = true;
+      const native = Object.getPrototypeOf(pkcs11js.PKCS11.prototype) as pkcs11js.PKCS11;
+      const real = native.C_GetAttributeValue;
+      vi.spyOn(native, 'C_GetAttributeValue').mockImplementation(function (this: pkcs11js.PKCS11, ...args) {
+        const values = real.apply(this, args);
+        return lying ? values.map((a) => (a.type === attribute ? { ...a, value: answer } : a)) : values;
+      });
+      const token = open(softHsm());
+      const err = failure(() => token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 }));
+      expect(err.code).toBe('ERR_PKCS11');
+      expect(err.message).toContain('did not honour the private key template');
+      expect(err.message).toContain(reason);
+      lying = false;
+      expect(token.hasKey(KEY)).toBe(false);
+      expect(token.deleteKeyPair({ object: 'partner-2026' })).toBe(false); // no public half left either
+      // and the same token generates normally once it tells the truth
+      expect(token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 })).toContain(
+        'object=partner-2026',
+      );
+    },
+  );
 
   it('signs RS256 and PS256 through the token, verified with node:crypto against its public key', async () => {
     const token = open(softHsm());
