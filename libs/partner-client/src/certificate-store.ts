@@ -42,6 +42,7 @@ import {
   type StoreReadOptions,
 } from './credential';
 import { readCredential } from './credential-reader';
+import { ROTATION_JOURNAL_FILE } from './rotation-journal';
 import {
   CERTIFICATE_FILE,
   CER_FILE,
@@ -144,7 +145,7 @@ export class CertificateStore {
   /** Generates a key pair (in memory) and a self-signed certificate, written as the new current generation. */
   create(opts: CreateOptions = {}): PartnerCredential {
     const { commonName, days } = validateCreate(opts);
-    this.refuseOverwrite(opts.force);
+    this.prepareWrite(opts.force);
     const pair = createSelfSignedCertificate({
       commonName,
       days,
@@ -164,7 +165,7 @@ export class CertificateStore {
    */
   async createInToken(opts: TokenCreateOptions): Promise<PartnerCredential> {
     const { commonName, days } = validateCreate(opts);
-    this.refuseOverwrite(opts.force);
+    this.prepareWrite(opts.force);
     await withNewTokenKey(opts.keyStore, opts.env, opts.keySize ?? 2048, async (keyUri, signer) => {
       const certificatePem = await createSelfSignedCertificateWithSigner(signer, {
         commonName,
@@ -220,12 +221,7 @@ export class CertificateStore {
    * generation (and its weaker file) is deleted.
    */
   reencrypt(opts: StoreReadOptions, passphrase: string): PartnerCredential {
-    if (existsSync(join(this.directory, 'rotation.json')))
-      throw new CertificateStoreError(
-        'ERR_STATE_DAMAGED',
-        `a rotation is under way in ${this.directory} (rotation.json): finish it with "cert rotate" first`,
-        join(this.directory, 'rotation.json'),
-      );
+    this.prepareWrite(true);
     const current = this.read(opts);
     current.close();
     if (current.privateKeyPem === undefined)
@@ -241,8 +237,22 @@ export class CertificateStore {
       { passphrase, ...(keyId !== undefined ? { keyId } : {}) },
     );
     this.switchTo(gen);
-    this.removeGeneration(old);
+    // The old generation, and the copies an interrupted reencrypt or adoption left: the same
+    // certificate with a key file encrypted the old way must not stay behind.
+    for (const other of this.generations())
+      if (other !== gen && this.holdsCertificate(other, current.certificate)) this.removeGeneration(other);
     return this.readGeneration(gen, { ...opts, passphrase });
+  }
+
+  /** Whether generation `gen` holds `certificate` (its partner.crt.pem, byte for byte in DER). */
+  private holdsCertificate(gen: string, certificate: ParsedCertificate): boolean {
+    try {
+      return parseCertificate(readFileSync(join(this.layout.path(gen), CERTIFICATE_FILE))).der.equals(
+        certificate.der,
+      );
+    } catch {
+      return false;
+    }
   }
 
   /** Points `current` at `gen` by one rename (adopting a directory of the first layout first). */
@@ -293,6 +303,23 @@ export class CertificateStore {
     this.setKeyId(gen, keyId);
   }
 
+  /**
+   * What every command that writes a new current generation checks first: no rotation under way
+   * (its journal would otherwise switch away from what is written now), no certificate to
+   * replace without `force`; then it sweeps what a killed command left half-made.
+   */
+  private prepareWrite(force: boolean | undefined): void {
+    const journal = join(this.directory, ROTATION_JOURNAL_FILE);
+    if (existsSync(journal))
+      throw new CertificateStoreError(
+        'ERR_ROTATION_UNDER_WAY',
+        `a certificate rotation is under way in ${this.directory} (${ROTATION_JOURNAL_FILE}): run "cert rotate" to finish it first; nothing was changed`,
+        journal,
+      );
+    this.refuseOverwrite(force);
+    this.removeLeftovers();
+  }
+
   private refuseOverwrite(force: boolean | undefined): void {
     if (force) return;
     const current = this.currentGeneration();
@@ -336,7 +363,7 @@ export class CertificateStore {
    * is written: the password, that the key belongs to the certificate, that it is valid now.
    */
   import(opts: ImportOptions): PartnerCredential {
-    this.refuseOverwrite(opts.force);
+    this.prepareWrite(opts.force);
     const { certificate, key, pending } = readImport(this.directory, opts);
     const credential = this.install(certificate, key, {
       ...(key.kind === 'file' && opts.passphrase ? { passphrase: opts.passphrase } : {}),

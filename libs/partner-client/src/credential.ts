@@ -14,6 +14,7 @@ export type CertificateStoreErrorCode =
   | 'ERR_CERT_EXISTS'
   | 'ERR_KEY_PERMISSIONS'
   | 'ERR_KEY_IN_TOKEN'
+  | 'ERR_ROTATION_UNDER_WAY'
   | 'ERR_NO_PENDING_KEY';
 
 export class CertificateStoreError extends Error {

@@ -4,6 +4,7 @@
  * leave during that adoption still loads the same certificate.
  */
 import {
+  cpSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -135,6 +136,41 @@ describe('certificate generations', () => {
     expect(store.generations()).toEqual([copy]);
   });
 
+  it('an adoption killed after its copy was made reuses that copy, never a second one', () => {
+    const cert = writeFirstLayout(certDir);
+    const layout = new GenerationLayout(certDir);
+    const files = Object.fromEntries(
+      ['partner.key.pem', 'partner.crt.pem', 'partner.cer', 'partner.key-id'].map((name) => [
+        name,
+        { data: readFileSync(join(certDir, name)), mode: name === 'partner.key.pem' ? 0o600 : 0o644 },
+      ]),
+    );
+    const copy = layout.write(generationBaseName(cert), files);
+    const store = new CertificateStore(certDir);
+    store.setCurrentKeyId(KEY_ID);
+    expect(store.generations()).toEqual([copy]);
+    expect(store.currentGeneration()).toBe(copy);
+  });
+
+  it('create, import and reencrypt refuse to run while a rotation is under way, and change nothing', () => {
+    const store = new CertificateStore(certDir);
+    const first = store.create({ commonName: 'rotating', passphrase: 'a passphrase' });
+    writeFileSync(join(certDir, 'rotation.json'), '{}');
+    const pair = createSelfSignedCertificate({ commonName: 'other' });
+    for (const attempt of [
+      () => store.create({ force: true }),
+      () =>
+        store.import({ certificate: pair.certificatePem, privateKeyPem: pair.privateKeyPem, force: true }),
+      () => store.reencrypt({ passphrase: 'a passphrase' }, 'another passphrase'),
+    ]) {
+      const err = storeError(attempt);
+      expect(err.code).toBe('ERR_ROTATION_UNDER_WAY');
+      expect(err.message).toMatch(/run "cert rotate" to finish it first/);
+    }
+    expect(store.generations()).toEqual([first.generation]);
+    expect(store.load(new Date(), { passphrase: 'a passphrase' }).certificate.subject).toBe('CN=rotating');
+  });
+
   it('removeLeftovers takes what a killed process left half-made, and nothing else', () => {
     const store = new CertificateStore(certDir);
     const gen = store.create().generation!;
@@ -203,6 +239,11 @@ describe('certificate generations', () => {
     const before = store.load(new Date(), { passphrase: 'old-passphrase' });
     expect(before.keyProtection).toMatchObject({ store: 'file', encryption: { iterations: 2048 } });
 
+    // A copy of the weak generation, as a reencrypt killed after its switch would leave.
+    const adopted = store.currentGeneration() ?? new GenerationLayout(certDir).adoptFirstLayout()!;
+    cpSync(join(certDir, 'generations', adopted), join(certDir, 'generations', `${adopted}-2`), {
+      recursive: true,
+    });
     const after = store.reencrypt({ passphrase: 'old-passphrase' }, 'new-passphrase');
     const stored = readFileSync(join(certDir, 'partner.key.pem'), 'utf8');
     expect(describeKeyEncryption(stored)).toMatchObject({ iterations: 600_000, strong: true });

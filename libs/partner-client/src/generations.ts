@@ -270,12 +270,26 @@ export class GenerationLayout {
         const path = join(this.directory, name);
         files[name] = { data: readFileSync(path), mode: statSync(path).mode & 0o777 };
       }
-      gen = this.write(base, files);
+      // An adoption killed before `current` was made left its copy: take it rather than a second one.
+      gen = this.list().find((g) => (g === base || g.startsWith(`${base}-`)) && this.holdsExactly(g, files));
+      gen ??= this.write(base, files);
       replaceWithSymlink(this.currentPath, `${GENERATIONS_DIR}/${gen}`, this.directory);
       syncDirectory(this.directory);
     }
     this.linkFiles(gen);
     return gen;
+  }
+
+  /** Whether generation `gen` holds exactly `files` (names and bytes), as a copy made by an adoption does. */
+  private holdsExactly(gen: string, files: Record<string, { data: Buffer }>): boolean {
+    const dir = this.path(gen);
+    const names = readdirSync(dir).filter((name) => !name.startsWith('.'));
+    return (
+      names.length === Object.keys(files).length &&
+      names.every(
+        (name) => files[name] !== undefined && readFileSync(join(dir, name)).equals(files[name]!.data),
+      )
+    );
   }
 
   /**
