@@ -12,6 +12,9 @@ export interface FoundToken {
   model: string;
   serial: string;
   flags: number;
+  /** The PIN lengths the token accepts (ulMinPinLen, ulMaxPinLen). */
+  minPinLen: number;
+  maxPinLen: number;
 }
 
 /** Token info strings are blank padded (and some modules pad with NULs). */
@@ -53,6 +56,8 @@ function tokensOf(module: LoadedModule): FoundToken[] {
         model: unpad(info.model),
         serial: unpad(info.serialNumber),
         flags: info.flags,
+        minPinLen: info.minPinLen,
+        maxPinLen: info.maxPinLen,
       };
     })
     .filter((t) => (t.flags & pkcs11js.CKF_TOKEN_INITIALIZED) !== 0);

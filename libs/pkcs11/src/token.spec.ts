@@ -2,6 +2,7 @@
  * Pkcs11Token against a real SoftHSM2 token (each test its own, in a temporary directory).
  */
 import { constants, publicEncrypt, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as pkcs11js from 'pkcs11js';
@@ -54,7 +55,9 @@ describe('Pkcs11Token with SoftHSM2', () => {
     const hsm = softHsm();
     const token = open(hsm);
     const uri = token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 });
-    expect(uri).toBe('pkcs11:token=partner;object=partner-2026;id=%A1%B2%C3%D4;type=private');
+    expect(uri).toMatch(
+      /^pkcs11:token=partner;serial=[0-9a-f]{16};object=partner-2026;id=%A1%B2%C3%D4;type=private$/,
+    );
     expect(token.keyAttributes(parsePkcs11Uri(uri))).toEqual({
       label: 'partner-2026',
       id: ID,
@@ -254,6 +257,43 @@ describe('Pkcs11Token with SoftHSM2', () => {
     const signer = second.signer(KEY);
     const data = Buffer.from('still logged in');
     expect(verifySignature(signer.publicKey, 'RS256', data, await signer.sign('RS256', data))).toBe(true);
+  });
+
+  it('refuses a PIN the token cannot accept (too short or too long) without a login attempt', () => {
+    const hsm = softHsm();
+    const logins = countLogins();
+    for (const pin of ['12', '7'.repeat(256)]) {
+      const err = failure(() => open(hsm, { token: 'partner' }, pin));
+      expect(err.code).toBe('ERR_PKCS11_PIN_INCORRECT');
+      expect(err.message).toContain(
+        `is ${pin.length} bytes long; the token accepts 4 to 255 (no login attempted)`,
+      );
+      expect(err.message).not.toContain(pin);
+    }
+    expect(logins).not.toHaveBeenCalled();
+  });
+
+  it('names the token by its serial in a generated key URI: it still selects one token when two share a label', () => {
+    const hsm = softHsm();
+    execFileSync(
+      'softhsm2-util',
+      ['--init-token', '--free', '--label', 'partner', '--pin', hsm.pin, '--so-pin', hsm.soPin],
+      {
+        env: { ...process.env, SOFTHSM2_CONF: hsm.conf },
+        stdio: 'ignore',
+      },
+    );
+    const twins = failure(() => open(hsm, { token: 'partner' }));
+    expect(twins.code).toBe('ERR_PKCS11_TOKEN_NOT_FOUND');
+    expect(twins.message).toContain('2 tokens in PKCS#11 module');
+    const serials = [...twins.message.matchAll(/serial ([0-9a-f]+)/g)].map((m) => m[1]!);
+    expect(serials).toHaveLength(2);
+    const second = open(hsm, { token: 'partner', serial: serials[1]! });
+    const keyUri = parsePkcs11Uri(second.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 }));
+    expect(keyUri).toMatchObject({ token: 'partner', serial: serials[1] });
+    second.close();
+    expect(open(hsm, keyUri).hasKey(keyUri)).toBe(true);
+    expect(open(hsm, { ...keyUri, serial: serials[0] }).hasKey(keyUri)).toBe(false);
   });
 
   it('a module path that does not exist, or a file that is not a PKCS#11 module, is ERR_PKCS11_MODULE', () => {

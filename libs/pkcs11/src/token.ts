@@ -84,6 +84,8 @@ export class Pkcs11Token {
     private readonly session: Buffer,
     /** The token's label. */
     readonly label: string,
+    /** The token's serial number ('' when it reports none). */
+    private readonly serial: string,
     private readonly openedWith: Pkcs11Uri,
   ) {}
 
@@ -110,13 +112,21 @@ export class Pkcs11Token {
           `${where} has no user PIN set (initialise it with its security officer PIN)`,
         );
       }
+      const pinLength = Buffer.byteLength(settings.pin, 'utf8');
+      if (pinLength < token.minPinLen || pinLength > token.maxPinLen) {
+        // Refused here: a login with it would be refused too, and count towards the lockout.
+        throw new Pkcs11Error(
+          'ERR_PKCS11_PIN_INCORRECT',
+          `the PIN for ${where} is ${pinLength} bytes long; the token accepts ${token.minPinLen} to ${token.maxPinLen} (no login attempted)`,
+        );
+      }
       const opened = cryptoki(`opening a session with ${where}`, () =>
         module.pkcs11.C_OpenSession(token.slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION),
       );
       session = opened;
       const slotKey = token.slot.toString('hex');
       login(module, opened, slotKey, settings.pin, token.label);
-      return new Pkcs11Token(module, slotKey, token.slot, opened, token.label, uri);
+      return new Pkcs11Token(module, slotKey, token.slot, opened, token.label, token.serial, uri);
     } catch (err) {
       try {
         if (session) module.pkcs11.C_CloseSession(session);
@@ -202,7 +212,8 @@ export class Pkcs11Token {
   /**
    * A new RSA key pair inside the token (e = 65537). The private key is a token object, private,
    * sensitive, not extractable and can only sign; afterwards its attributes are read back and the
-   * pair is destroyed if the token did not honour them. Returns the private key's canonical URI.
+   * pair is destroyed if the token did not honour them. Returns the private key's canonical URI,
+   * naming the token by its label and serial number.
    */
   generateRsaKeyPair(opts: { label: string; id: Buffer; bits: 2048 | 3072 | 4096 }): string {
     const { label, id, bits } = opts;
@@ -286,7 +297,17 @@ export class Pkcs11Token {
       throw err;
     }
     const { modulePath, pinSource } = this.openedWith;
-    return formatPkcs11Uri({ token: this.label, object: label, id, type: 'private', modulePath, pinSource });
+    // The serial too: a stored key URI names exactly one token even if another has the same label.
+    const serial = this.serial || undefined;
+    return formatPkcs11Uri({
+      token: this.label,
+      serial,
+      object: label,
+      id,
+      type: 'private',
+      modulePath,
+      pinSource,
+    });
   }
 
   private attributesOf(handle: Buffer, keyUri: Pkcs11Uri): Pkcs11KeyAttributes {
