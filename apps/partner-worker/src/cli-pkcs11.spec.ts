@@ -48,14 +48,14 @@ describe('CLI with the key in a PKCS#11 token', () => {
       created: true,
       keyProtection: { store: 'pkcs11', attributes: { sensitive: true, extractable: false } },
     });
-    expect(String(event['keyUri'])).toMatch(/^pkcs11:token=cli-token;object=cli-2026;id=/);
+    expect(String(event['keyUri'])).toMatch(/^pkcs11:token=cli-token;serial=[0-9a-f]+;object=cli-2026;id=/);
     expect(created.out).not.toContain(hsm.pin);
     expect(existsSync(join(cwd, 'hsm', 'partner.key.pem'))).toBe(false);
 
     const shown = await run(['cert', 'show'], env, cwd);
     expect(shown.code).toBe(0);
     expect(shown.out).toMatch(
-      /private key {4}in a PKCS#11 token: pkcs11:token=cli-token;object=cli-2026;.*\(2048 bits, sensitive, not extractable: it cannot leave the token\)/,
+      /private key {4}in a PKCS#11 token: pkcs11:token=cli-token;serial=[0-9a-f]+;object=cli-2026;.*\(2048 bits, sensitive, not extractable: it cannot leave the token\)/,
     );
 
     const pfx = await run(
@@ -80,6 +80,14 @@ describe('CLI with the key in a PKCS#11 token', () => {
     );
     expect(imported.code).toBe(1);
     expect(imported.err).toMatch(/keeps this partner's keys inside a PKCS#11 token.*has existed outside it/);
+    // The same without PARTNER_KEY_STORE: the certificate in use has its key in the token.
+    const sticky = await run(
+      ['cert', 'import', '--pfx', 'outside.pfx', '--force'],
+      { ...env, PARTNER_PFX_PASSWORD: 'pfx-password' },
+      cwd,
+    );
+    expect(sticky.code).toBe(1);
+    expect(sticky.err).toMatch(/The certificate in use keeps this partner's keys inside a PKCS#11 token/);
     expect((await run(['cert', 'show', '--json'], env, cwd)).out).toContain('cli-2026');
   });
 
@@ -105,12 +113,19 @@ describe('CLI with the key in a PKCS#11 token', () => {
     );
     expect(badEnv.code).toBe(1);
     expect(badEnv.err).toMatch(/PARTNER_KEY_STORE.*did you mean 'token'/);
+    const upper = await run(
+      ['cert', 'create', '--key-store', ' PKCS11:token=t;object=a;pin-value=SECRETPIN'],
+      { ...env, PARTNER_CERT_DIR: 'x' },
+      cwd,
+    );
+    expect(upper.code).toBe(2);
+    expect(upper.err).not.toContain('SECRETPIN');
     const pinValue = await run(
       ['cert', 'create', '--key-store', `${keyStore}?pin-value=1234`],
       { ...env, PARTNER_CERT_DIR: 'x' },
       cwd,
     );
-    expect(pinValue.code).toBe(1);
+    expect(pinValue.code).toBe(2);
     expect(pinValue.err).toMatch(/pin-value/);
     expect(pinValue.err).not.toContain('1234');
     const wrongPin = await run(

@@ -68,7 +68,7 @@ describe('a key made inside a PKCS#11 token', () => {
       expect(created.privateKeyPath).toBeUndefined();
       expect(created.signer.kind).toBe('pkcs11');
       expect(created.keyUri).toMatch(
-        /^pkcs11:token=partner-store;object=partner-2026;id=(%[0-9A-F]{2}){16};type=private$/,
+        /^pkcs11:token=partner-store;serial=[0-9a-f]+;object=partner-2026;id=(%[0-9A-F]{2}){16};type=private$/,
       );
       const generationDir = join(store.directory, 'generations', created.generation!);
       expect(readdirSync(generationDir).sort()).toEqual([

@@ -134,6 +134,16 @@ export class CertificateStore {
       .filter((path) => existsSync(path));
   }
 
+  /** Whether the certificate in use has its key inside a PKCS#11 token (its partner.key.p11). */
+  keyInToken(): boolean {
+    return existsSync(
+      join(
+        guardLayout(() => this.layout.activeDirectory()),
+        KEY_REFERENCE_FILE,
+      ),
+    );
+  }
+
   currentGeneration(): string | undefined {
     return guardLayout(() => this.layout.current());
   }

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, resolve as resolvePath } from 'node:path';
 import { exportPkcs12, keyCredentialFor, writeFileAtomic } from '@certflow/certs';
+import { parsePkcs11Uri } from '@certflow/pkcs11';
 import {
   CertificateStore,
   DEFAULT_COMMON_NAME,
@@ -27,8 +28,16 @@ const KEY_STORE_OPTION = { 'key-store': { type: 'string' } } as const;
  * key file. A passphrase for a key file makes no sense for a key in a token (its PIN guards it).
  */
 function keyStoreOf(raw: string | undefined, config: CertificateDirectoryConfig): string | undefined {
-  if (raw !== undefined && !raw.startsWith('pkcs11:'))
-    throw new UsageError(`--key-store must be a PKCS#11 URI (pkcs11:token=…;object=…), got "${raw}"`);
+  if (raw !== undefined) {
+    try {
+      parsePkcs11Uri(raw);
+    } catch (err) {
+      // The parser's message never repeats the value: it may hold a PIN.
+      throw new UsageError(
+        `--key-store must be a PKCS#11 URI (pkcs11:token=…;object=…): ${(err as Error).message}`,
+      );
+    }
+  }
   const keyStore = raw ?? config.keyStore;
   if (keyStore !== undefined && config.keyPassphrase !== undefined)
     throw new UsageError(
@@ -70,22 +79,28 @@ function keyLines(summary: CertificateSummary): string[] {
   ];
 }
 
+type Change = 'created' | 'imported' | 'reencrypted' | undefined;
+
+const HEADINGS: Record<NonNullable<Change>, string> = {
+  created: 'Created a key pair and certificate in',
+  imported: 'Imported the certificate and its key into',
+  reencrypted: 'Encrypted the key again in',
+};
+
 function printCertificate(
   io: CliIo,
   summary: CertificateSummary,
   json: boolean,
   emit: Emit,
-  created: boolean,
+  change: Change,
 ): void {
   if (json) {
-    emit({ event: 'certificate', created, ...summary });
+    emit({ event: 'certificate', created: change !== undefined, ...(change ? { change } : {}), ...summary });
     return;
   }
   io.stdout(
     [
-      created
-        ? `Created a key pair and certificate in ${summary.certificateDirectory}`
-        : `Partner certificate in ${summary.certificateDirectory}`,
+      `${change ? HEADINGS[change] : 'Partner certificate in'} ${summary.certificateDirectory}`,
       `  subject        ${summary.subject}`,
       `  valid          ${summary.notBefore} to ${summary.notAfter} (${summary.status}, ${summary.daysUntilExpiry} days left)`,
       `  SHA-256        ${summary.thumbprints.sha256Hex}`,
@@ -143,7 +158,7 @@ export const certCreate = command({
       ? await store.createInToken({ ...options, keyStore, env: config.pkcs11Env })
       : store.create({ ...options, ...(config.keyPassphrase ? { passphrase: config.keyPassphrase } : {}) });
     try {
-      printCertificate(io, summarize(credential), values.json, emit, true);
+      printCertificate(io, summarize(credential), values.json, emit, 'created');
     } finally {
       credential.close();
     }
@@ -157,7 +172,7 @@ export const certShow = command({
   options: { ...JSON_OPTION },
   run({ io, values, emit }) {
     const summary = withCredential(readCertificateDirectoryConfig(io.env, io.cwd), (c) => summarize(c));
-    printCertificate(io, summary, values.json, emit, false);
+    printCertificate(io, summary, values.json, emit, undefined);
     if (summary.status !== 'valid') {
       io.stderr(
         `partner-worker: error: the certificate is ${summary.status} (valid ${summary.notBefore} to ${summary.notAfter})`,
@@ -244,12 +259,19 @@ export const certImport = command({
       throw new UsageError('cert import needs either --pfx FILE or --cert FILE');
     if (values.pfx && values.key) throw new UsageError('--key goes with --cert, not with --pfx');
     const config = readCertificateDirectoryConfig(io.env, io.cwd);
-    if (config.keyStore !== undefined && (values.pfx || values.key))
+    const store = new CertificateStore(config.certDir);
+    const inToken =
+      config.keyStore !== undefined
+        ? 'PARTNER_KEY_STORE keeps'
+        : store.keyInToken()
+          ? 'The certificate in use keeps'
+          : undefined;
+    if (inToken && (values.pfx || values.key))
       throw new Error(
-        `PARTNER_KEY_STORE keeps this partner's keys inside a PKCS#11 token, where they are made and never leave; a key that comes from a ${values.pfx ? 'PFX' : 'file'} has existed outside it, so certflow does not take it. Make the key in the token with "cert csr --key-store …", have your CA sign the CSR, then "cert import --cert <issued certificate>"`,
+        `${inToken} this partner's keys inside a PKCS#11 token, where they are made and never leave; a key that comes from a ${values.pfx ? 'PFX' : 'file'} has existed outside it, so certflow does not take it. Make the key in the token with "cert csr --key-store …", have your CA sign the CSR, then "cert import --cert <issued certificate>" (to go back to a key file on purpose: "cert create --force" without a key store)`,
       );
     const importKeyPassphrase = io.env['PARTNER_IMPORT_KEY_PASSPHRASE'] || undefined;
-    const credential = new CertificateStore(config.certDir).import({
+    const credential = store.import({
       ...(values.pfx
         ? { pfx: readInput(io, 'pfx', values.pfx), pfxPassword: io.env['PARTNER_PFX_PASSWORD'] ?? '' }
         : { certificate: readInput(io, 'cert', values.cert!) }),
@@ -260,7 +282,7 @@ export const certImport = command({
       force: values.force,
     });
     try {
-      printCertificate(io, summarize(credential), values.json, emit, true);
+      printCertificate(io, summarize(credential), values.json, emit, 'imported');
     } finally {
       credential.close();
     }
@@ -327,7 +349,7 @@ export const certReencrypt = command({
     if (passphrase.length < 8)
       throw new UsageError('PARTNER_NEW_KEY_PASSPHRASE: must have at least 8 characters');
     const credential = new CertificateStore(config.certDir).reencrypt(storeReadOptions(config), passphrase);
-    printCertificate(io, summarize(credential), values.json, emit, false);
+    printCertificate(io, summarize(credential), values.json, emit, 'reencrypted');
     return 0;
   },
 });
