@@ -82,3 +82,19 @@ function hintFor(ckr: string): string {
       return '';
   }
 }
+
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+
+/** Does text hold a control character (C0, DEL or C1)? Such text is refused in names. */
+export const hasControl = (text: string): boolean => CONTROL.test(text);
+
+/**
+ * Text from a URI, a file or a token, quoted for a message: control characters, quotes and
+ * backslashes escaped, so that it cannot forge or hide part of the message.
+ */
+export function quote(text: string): string {
+  const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f'\\]/g, (c) =>
+    c === "'" || c === '\\' ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+  return `'${escaped}'`;
+}

@@ -1,8 +1,10 @@
-import { chmodSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { tempDir } from '@certflow/testing';
-import { Pkcs11Error, resolvePkcs11Settings, type Pkcs11Uri } from './index';
+import { Pkcs11Error, parsePkcs11Uri, resolvePkcs11Settings, type Pkcs11Uri } from './index';
+import { PIN_FILE_MAX_BYTES } from './settings';
 
 const dirs: { remove(): void }[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => d.remove()));
@@ -54,7 +56,7 @@ describe('resolvePkcs11Settings', () => {
       const err = refusal({ pinSource: path }, { PARTNER_PKCS11_MODULE: MODULE });
       expect(err.code).toBe('ERR_PKCS11_PIN_MISSING');
       expect(err.message).toContain(
-        `the PIN file ${path} (pin-source) is readable by others (mode 0${mode.toString(8)})`,
+        `the PIN file '${path}' (pin-source) is readable by others (mode 0${mode.toString(8)})`,
       );
       expect(err.message).toContain('chmod 600');
       expect(err.message).not.toContain('1234');
@@ -123,19 +125,79 @@ describe('resolvePkcs11Settings', () => {
       { pinSource: 'file://host/pin' },
       { PARTNER_PKCS11_MODULE: MODULE },
       'ERR_PKCS11_URI',
-      'is not a file URI',
+      'is not a local file URI',
     ],
     [
       'missing PIN file',
       { pinSource: '/srv/partner/no-pin' },
       { PARTNER_PKCS11_MODULE: MODULE },
       'ERR_PKCS11_PIN_MISSING',
-      'cannot read the PIN file /srv/partner/no-pin named by pin-source: ENOENT',
+      "the PIN file '/srv/partner/no-pin' (pin-source) cannot be read: ENOENT",
     ],
   ])('%s', (_, uri, env, code, message) => {
     const err = refusal(uri, env);
     expect(err.code).toBe(code);
     expect(err.message).toContain(message);
+  });
+
+  it('refuses what is not a small regular file without reading it: a device, a FIFO, a directory, a huge file', () => {
+    const env = { PARTNER_PKCS11_MODULE: MODULE };
+    const dir = tempDir('pkcs11-pin-');
+    dirs.push(dir);
+    const fifo = join(dir.path, 'fifo');
+    execFileSync('mkfifo', ['-m', '600', fifo]); // read whole, it would block forever
+    const sub = join(dir.path, 'dir');
+    mkdirSync(sub, { mode: 0o700 });
+    for (const path of ['/dev/zero', fifo, sub]) {
+      const err = refusal({ pinSource: path }, env);
+      expect(err.code).toBe('ERR_PKCS11_PIN_MISSING');
+      expect(err.message).toContain(`the PIN file '${path}' (pin-source) is not a regular file`);
+    }
+    const huge = pinFile(`1234\n${'x'.repeat(PIN_FILE_MAX_BYTES)}`);
+    expect(refusal({ pinSource: huge }, env).message).toContain(
+      `is ${PIN_FILE_MAX_BYTES + 5} bytes long; a PIN file holds one line (at most ${PIN_FILE_MAX_BYTES} bytes)`,
+    );
+    expect(
+      resolvePkcs11Settings({ pinSource: pinFile(`${'7'.repeat(PIN_FILE_MAX_BYTES - 1)}\n`) }, env).pin,
+    ).toHaveLength(PIN_FILE_MAX_BYTES - 1);
+  });
+
+  it('follows a symbolic link and checks the file it leads to', () => {
+    const env = { PARTNER_PKCS11_MODULE: MODULE };
+    const link = (target: string) => {
+      const path = `${target}-link`;
+      symlinkSync(target, path);
+      return path;
+    };
+    expect(resolvePkcs11Settings({ pinSource: link(pinFile('1234\n')) }, env).pin).toBe('1234');
+    expect(refusal({ pinSource: link(pinFile('1234\n', 0o644)) }, env).message).toContain(
+      'is readable by others (mode 0644)',
+    );
+  });
+
+  it('decodes pin-source once: what the URI decoded is the path, never decoded again', () => {
+    const env = { PARTNER_PKCS11_MODULE: MODULE };
+    const dir = tempDir('pkcs11-pin-');
+    dirs.push(dir);
+    // pin-source=file:<dir>/%2541 in the URI is the file named "%41", not "A"
+    writeFileSync(join(dir.path, '%41'), 'percent\n', { mode: 0o600 });
+    writeFileSync(join(dir.path, 'A'), 'letter\n', { mode: 0o600 });
+    const uri = parsePkcs11Uri(`pkcs11:object=k?pin-source=file:${dir.path}/%2541`);
+    expect(uri.pinSource).toBe(`file:${dir.path}/%41`);
+    expect(resolvePkcs11Settings(uri, env).pin).toBe('percent');
+    expect(resolvePkcs11Settings({ pinSource: `file://localhost${dir.path}/A` }, env).pin).toBe('letter');
+  });
+
+  it.each([
+    ['file:/srv/partner/pin?x=1', "contains '?'"],
+    ['file:/srv/partner/pin#frag', "contains '#'"],
+    ['/srv/partner/pin?', "contains '?'"],
+    ['/srv/partner/pin\nx', 'contains a control character'],
+  ])('refuses a pin-source it cannot read unambiguously: %j', (pinSource, reason) => {
+    const err = refusal({ pinSource }, { PARTNER_PKCS11_MODULE: MODULE });
+    expect(err.code).toBe('ERR_PKCS11_URI');
+    expect(err.message).toContain(reason);
+    expect(err.message).not.toContain('\n');
   });
 
   it('refuses a PIN file whose first line is empty', () => {

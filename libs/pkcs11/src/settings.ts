@@ -2,10 +2,9 @@
  * Where the module and the PIN come from: the URI's module-path / pin-source, else the
  * environment (PARTNER_PKCS11_MODULE / PARTNER_PKCS11_PIN). Errors name the option to set.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Pkcs11Error } from './errors';
+import { Pkcs11Error, hasControl, quote } from './errors';
 import type { Pkcs11Uri } from './uri';
 
 export interface Pkcs11Settings {
@@ -13,54 +12,91 @@ export interface Pkcs11Settings {
   pin: string;
 }
 
+/** The longest PIN file read: a PIN is a line, not a document. */
+export const PIN_FILE_MAX_BYTES = 1024;
+
+/**
+ * The path a pin-source names: an absolute path, or a local file: URI (file:/p, file:///p,
+ * file://localhost/p). The value was percent-decoded once, with the rest of the PKCS#11 URI, and
+ * is not decoded again; '?' and '#' (a file URI's query and fragment) and control characters
+ * are refused rather than guessed at.
+ */
 function pinFilePath(pinSource: string): string {
+  const shown = quote(pinSource);
+  const bad = /[?#]/.exec(pinSource)?.[0] ?? (hasControl(pinSource) ? 'a control character' : undefined);
+  if (bad) {
+    throw new Pkcs11Error(
+      'ERR_PKCS11_URI',
+      `pin-source ${shown} contains ${bad.length === 1 ? `'${bad}'` : bad}, which a PIN file's path cannot hold unambiguously; move the PIN to a path without it`,
+    );
+  }
   let path = pinSource;
-  if (pinSource.startsWith('file:')) {
-    try {
-      path = fileURLToPath(pinSource);
-    } catch (err) {
+  const file = /^file:(?:\/\/([^/]*))?(\/.*)?$/i.exec(pinSource);
+  if (file) {
+    const [, host, rest] = file;
+    if ((host !== undefined && host !== '' && host.toLowerCase() !== 'localhost') || rest === undefined) {
       throw new Pkcs11Error(
         'ERR_PKCS11_URI',
-        `pin-source '${pinSource}' is not a file URI (${(err as Error).message}); write file:/absolute/path`,
+        `pin-source ${shown} is not a local file URI; write file:/absolute/path`,
       );
     }
+    path = rest;
   }
   if (!isAbsolute(path)) {
     throw new Pkcs11Error(
       'ERR_PKCS11_URI',
-      `pin-source '${pinSource}' must be an absolute path or a file: URI (file:/absolute/path)`,
+      `pin-source ${shown} must be an absolute path or a file: URI (file:/absolute/path)`,
     );
   }
   return path;
 }
 
-/** The first line of the PIN file, refused when the file is readable by group or others. */
+/**
+ * The first line of the PIN file. Symbolic links are followed: the checks below are on the file
+ * the path leads to. It must be a regular file (not a device, FIFO or socket, which could block
+ * or never end), at most PIN_FILE_MAX_BYTES long, and unreadable by group and others. It is
+ * opened without blocking, checked on the open descriptor, and only then read.
+ */
 function readPinFile(pinSource: string): string {
   const path = pinFilePath(pinSource);
-  let mode: number;
-  let text: string;
+  const where = `the PIN file ${quote(path)} (pin-source)`;
+  const refuse = (why: string) => new Pkcs11Error('ERR_PKCS11_PIN_MISSING', `${where} ${why}`);
+  let fd: number;
   try {
-    mode = statSync(path).mode & 0o777;
-    text = readFileSync(path, 'utf8');
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch (err) {
-    throw new Pkcs11Error(
-      'ERR_PKCS11_PIN_MISSING',
-      `cannot read the PIN file ${path} named by pin-source: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
-    );
+    throw refuse(`cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  if (mode & 0o077) {
-    throw new Pkcs11Error(
-      'ERR_PKCS11_PIN_MISSING',
-      `the PIN file ${path} (pin-source) is readable by others (mode ${mode.toString(8).padStart(4, '0')}); run chmod 600 on it`,
-    );
+  let bytes: Buffer;
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw refuse('is not a regular file');
+    const mode = stat.mode & 0o777;
+    if (mode & 0o077) {
+      throw refuse(`is readable by others (mode ${mode.toString(8).padStart(4, '0')}); run chmod 600 on it`);
+    }
+    if (stat.size > PIN_FILE_MAX_BYTES) {
+      throw refuse(
+        `is ${stat.size} bytes long; a PIN file holds one line (at most ${PIN_FILE_MAX_BYTES} bytes)`,
+      );
+    }
+    const buffer = Buffer.alloc(PIN_FILE_MAX_BYTES + 1);
+    let length = 0;
+    for (
+      let n;
+      length < buffer.length && (n = readSync(fd, buffer, length, buffer.length - length, null)) > 0;
+    )
+      length += n;
+    if (length > PIN_FILE_MAX_BYTES) throw refuse(`grew beyond ${PIN_FILE_MAX_BYTES} bytes while being read`);
+    bytes = buffer.subarray(0, length);
+  } catch (err) {
+    if (err instanceof Pkcs11Error) throw err;
+    throw refuse(`cannot be read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  } finally {
+    closeSync(fd);
   }
-  const pin = text.split(/\r?\n/, 1)[0]!;
-  if (pin === '') {
-    throw new Pkcs11Error(
-      'ERR_PKCS11_PIN_MISSING',
-      `the PIN file ${path} (pin-source) has an empty first line`,
-    );
-  }
+  const pin = bytes.toString('utf8').split(/\r?\n/, 1)[0]!;
+  if (pin === '') throw refuse('has an empty first line');
   return pin;
 }
 
