@@ -7,7 +7,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import * as pkcs11js from 'pkcs11js';
-import { Pkcs11Error, ckrOf, cryptoki } from './errors';
+import { Pkcs11Error, ckrOf, cryptoki, quote } from './errors';
 
 export interface LoadedModule {
   readonly path: string;
@@ -91,13 +91,13 @@ export function login(
     if (!timingSafeEqual(existing.pinDigest, digest(pin))) {
       throw new Pkcs11Error(
         'ERR_PKCS11_PIN_INCORRECT',
-        `the PIN for token '${token}' differs from the one this process is already logged in with (no login attempted)`,
+        `the PIN for token ${quote(token)} differs from the one this process is already logged in with (no login attempted)`,
       );
     }
     existing.users++;
     return;
   }
-  cryptoki(`logging in to token '${token}' (module ${module.path})`, () =>
+  cryptoki(`logging in to token ${quote(token)} (module ${module.path})`, () =>
     module.pkcs11.C_Login(session, pkcs11js.CKU_USER, pin),
   );
   module.logins.set(slotKey, { users: 1, pinDigest: digest(pin) });

@@ -114,9 +114,12 @@ export function resolvePkcs11Settings(
       `no PKCS#11 module configured${byName}: set PARTNER_PKCS11_MODULE or the URI's module-path to the module's absolute path (e.g. /usr/lib/softhsm/libsofthsm2.so)`,
     );
   }
-  if (!isAbsolute(modulePath)) {
-    const from = uri.modulePath !== undefined ? "the URI's module-path" : 'PARTNER_PKCS11_MODULE';
-    throw new Pkcs11Error('ERR_PKCS11_MODULE', `${from} must be an absolute path (found '${modulePath}')`);
+  const from = uri.modulePath !== undefined ? "the URI's module-path" : 'PARTNER_PKCS11_MODULE';
+  if (!isAbsolute(modulePath) || hasControl(modulePath)) {
+    throw new Pkcs11Error(
+      'ERR_PKCS11_MODULE',
+      `${from} must be an absolute path without control characters (found ${quote(modulePath)})`,
+    );
   }
   let pin: string | undefined;
   if (uri.pinSource !== undefined) pin = readPinFile(uri.pinSource);

@@ -9,7 +9,7 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import * as pkcs11js from 'pkcs11js';
-import { Pkcs11Error, cryptoki, toPkcs11Error } from './errors';
+import { Pkcs11Error, cryptoki, quote, toPkcs11Error } from './errors';
 import type { KeySigner, SignatureAlgorithm } from '@certflow/certs';
 
 const MECHANISMS: Readonly<Record<SignatureAlgorithm, pkcs11js.Mechanism>> = {
@@ -44,7 +44,7 @@ export class SigningSession {
     data: Buffer,
     outLength: number,
   ): Promise<Buffer> {
-    const doing = `signing ${algorithm} with ${keyName} in token '${this.token}'`;
+    const doing = `signing ${algorithm} with ${keyName} in token ${quote(this.token)}`;
     const mechanism = MECHANISMS[algorithm];
     if (!mechanism) return Promise.reject(new Pkcs11Error('ERR_PKCS11', `${doing}: unsupported algorithm`));
     if (!this.open)

@@ -1,6 +1,6 @@
 /** Finding the one token a URI names among the slots a module offers. */
 import * as pkcs11js from 'pkcs11js';
-import { Pkcs11Error, cryptoki } from './errors';
+import { Pkcs11Error, cryptoki, quote } from './errors';
 import type { LoadedModule } from './module';
 import type { Pkcs11Uri } from './uri';
 
@@ -26,16 +26,18 @@ function slotIdOf(slot: Buffer): number {
 
 function criteriaOf(uri: Pkcs11Uri): string {
   const parts: string[] = [];
-  if (uri.token !== undefined) parts.push(`token=${uri.token}`);
-  if (uri.manufacturer !== undefined) parts.push(`manufacturer=${uri.manufacturer}`);
-  if (uri.serial !== undefined) parts.push(`serial=${uri.serial}`);
-  if (uri.model !== undefined) parts.push(`model=${uri.model}`);
+  if (uri.token !== undefined) parts.push(`token=${quote(uri.token)}`);
+  if (uri.manufacturer !== undefined) parts.push(`manufacturer=${quote(uri.manufacturer)}`);
+  if (uri.serial !== undefined) parts.push(`serial=${quote(uri.serial)}`);
+  if (uri.model !== undefined) parts.push(`model=${quote(uri.model)}`);
   if (uri.slotId !== undefined) parts.push(`slot-id=${uri.slotId}`);
   return parts.length ? parts.join(';') : '(no token attributes)';
 }
 
 const listed = (tokens: FoundToken[]) =>
-  tokens.map((t) => `'${t.label}' (serial ${t.serial || '-'}, slot-id ${t.slotId})`).join(', ');
+  tokens
+    .map((t) => `${quote(t.label)} (serial ${t.serial ? quote(t.serial) : '-'}, slot-id ${t.slotId})`)
+    .join(', ');
 
 /** The initialised tokens present in the module's slots. */
 function tokensOf(module: LoadedModule): FoundToken[] {

@@ -286,7 +286,7 @@ describe('Pkcs11Token with SoftHSM2', () => {
     const twins = failure(() => open(hsm, { token: 'partner' }));
     expect(twins.code).toBe('ERR_PKCS11_TOKEN_NOT_FOUND');
     expect(twins.message).toContain('2 tokens in PKCS#11 module');
-    const serials = [...twins.message.matchAll(/serial ([0-9a-f]+)/g)].map((m) => m[1]!);
+    const serials = [...twins.message.matchAll(/serial '([0-9a-f]+)'/g)].map((m) => m[1]!);
     expect(serials).toHaveLength(2);
     const second = open(hsm, { token: 'partner', serial: serials[1]! });
     const keyUri = parsePkcs11Uri(second.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048 }));
@@ -326,7 +326,7 @@ describe('Pkcs11Token with SoftHSM2', () => {
     const err = failure(() => open(hsm, { token: 'partnr' }));
     expect(err.code).toBe('ERR_PKCS11_TOKEN_NOT_FOUND');
     expect(err.message).toMatch(
-      /matches token=partnr; tokens present: 'partner' \(serial [0-9a-f]+, slot-id \d+\)/,
+      /matches token='partnr'; tokens present: 'partner' \(serial '[0-9a-f]+', slot-id \d+\)/,
     );
   });
 
@@ -335,7 +335,7 @@ describe('Pkcs11Token with SoftHSM2', () => {
     const first = open(hsm);
     const attrs = failure(() => open(hsm, { serial: 'nope' }));
     expect(attrs.code).toBe('ERR_PKCS11_TOKEN_NOT_FOUND');
-    const serial = /serial ([0-9a-f]+)/.exec(attrs.message)![1]!;
+    const serial = /serial '([0-9a-f]+)'/.exec(attrs.message)![1]!;
     const slotId = Number(/slot-id (\d+)/.exec(attrs.message)![1]);
     expect(open(hsm, { serial }).label).toBe('partner');
     expect(open(hsm, { slotId }).label).toBe('partner');
@@ -355,6 +355,17 @@ describe('Pkcs11Token with SoftHSM2', () => {
     expect(failure(() => token.signer({ object: 'partner-2026', type: 'cert' })).message).toContain(
       'a signing key is type=private',
     );
+  });
+
+  it('refuses a label with a control character, and quotes names from the URI in its messages', () => {
+    const token = open(softHsm());
+    const err = failure(() => token.generateRsaKeyPair({ label: 'partner\n2026', id: ID, bits: 2048 }));
+    expect(err.code).toBe('ERR_PKCS11_URI');
+    expect(err.message).toBe("key label 'partner\\x0a2026' holds a control character");
+    expect(token.hasKey({ id: ID })).toBe(false);
+    // a label that tries to end the quote and add words of its own stays one quoted label
+    const forged = failure(() => token.signer({ object: "x' in token 'other" }));
+    expect(forged.message).toContain("no private key with label 'x\\' in token \\'other' in token 'partner'");
   });
 
   it('refuses to generate over an existing label or id (ERR_PKCS11_OBJECT_EXISTS); the first key still signs', async () => {

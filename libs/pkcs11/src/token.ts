@@ -7,7 +7,7 @@
  * not per request. Signing is asynchronous (see signer.ts).
  */
 import * as pkcs11js from 'pkcs11js';
-import { Pkcs11Error, ckrOf, cryptoki, toPkcs11Error } from './errors';
+import { Pkcs11Error, ckrOf, cryptoki, hasControl, quote, toPkcs11Error } from './errors';
 import type { KeySigner } from '@certflow/certs';
 import { acquireModule, login, logout, releaseModule, type LoadedModule } from './module';
 import type { Pkcs11Settings } from './settings';
@@ -98,7 +98,7 @@ export class Pkcs11Token {
     let session: Buffer | undefined;
     try {
       const token = findToken(module, uri);
-      const where = `token '${token.label}' (module ${module.path})`;
+      const where = `token ${quote(token.label)} (module ${module.path})`;
       if (token.flags & pkcs11js.CKF_USER_PIN_LOCKED) {
         throw new Pkcs11Error(
           'ERR_PKCS11_PIN_LOCKED',
@@ -138,7 +138,7 @@ export class Pkcs11Token {
   }
 
   private get where(): string {
-    return `token '${this.label}' (module ${this.module.path})`;
+    return `token ${quote(this.label)} (module ${this.module.path})`;
   }
 
   private call<T>(doing: string, fn: (p: pkcs11js.PKCS11) => T): T {
@@ -218,14 +218,19 @@ export class Pkcs11Token {
   generateRsaKeyPair(opts: { label: string; id: Buffer; bits: 2048 | 3072 | 4096 }): string {
     const { label, id, bits } = opts;
     if (!label) throw new Pkcs11Error('ERR_PKCS11_URI', 'a key pair needs a non-empty label');
-    if (!id.length) throw new Pkcs11Error('ERR_PKCS11_URI', `key pair '${label}' needs a non-empty id`);
+    if (hasControl(label))
+      throw new Pkcs11Error('ERR_PKCS11_URI', `key label ${quote(label)} holds a control character`);
+    if (!id.length) throw new Pkcs11Error('ERR_PKCS11_URI', `key pair ${quote(label)} needs a non-empty id`);
     if (!KEY_SIZES.includes(bits))
       throw new Pkcs11Error('ERR_PKCS11', `RSA key size ${bits} is not one of ${KEY_SIZES}`);
     const named = { object: label, id };
-    const byLabel = this.find([{ type: pkcs11js.CKA_LABEL, value: label }], `objects labelled '${label}'`);
+    const byLabel = this.find(
+      [{ type: pkcs11js.CKA_LABEL, value: label }],
+      `objects labelled ${quote(label)}`,
+    );
     const byId = this.find([{ type: pkcs11js.CKA_ID, value: id }], `objects with id ${id.toString('hex')}`);
     if (byLabel.length || byId.length) {
-      const clash = byLabel.length ? `label '${label}'` : `id ${id.toString('hex')}`;
+      const clash = byLabel.length ? `label ${quote(label)}` : `id ${id.toString('hex')}`;
       throw new Pkcs11Error(
         'ERR_PKCS11_OBJECT_EXISTS',
         `${this.where} already holds an object with ${clash}; nothing generated`,
@@ -237,7 +242,7 @@ export class Pkcs11Token {
       { type: pkcs11js.CKA_LABEL, value: label },
       { type: pkcs11js.CKA_ID, value: id },
     ];
-    const pair = this.call(`generating RSA-${bits} key pair '${label}'`, (p) =>
+    const pair = this.call(`generating RSA-${bits} key pair ${quote(label)}`, (p) =>
       p.C_GenerateKeyPair(
         this.session,
         { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN },
@@ -285,12 +290,12 @@ export class Pkcs11Token {
       if (broken.length) {
         throw new Pkcs11Error(
           'ERR_PKCS11',
-          `${this.where} did not honour the private key template of '${label}' (${broken.join(', ')}); the pair was destroyed`,
+          `${this.where} did not honour the private key template of ${quote(label)} (${broken.join(', ')}); the pair was destroyed`,
         );
       }
     } catch (err) {
       for (const handle of [pair.privateKey, pair.publicKey]) {
-        this.call(`destroying the rejected key pair '${label}'`, (p) =>
+        this.call(`destroying the rejected key pair ${quote(label)}`, (p) =>
           p.C_DestroyObject(this.session, handle),
         );
       }

@@ -7,7 +7,7 @@
  * select by could otherwise silently pick a different key. `pin-value` is refused outright.
  * Error messages name attributes, never echo the URI (it might carry a PIN).
  */
-import { Pkcs11Error } from './errors';
+import { Pkcs11Error, hasControl, quote } from './errors';
 
 export type Pkcs11ObjectType = 'private' | 'public' | 'cert' | 'secret-key' | 'data';
 
@@ -84,12 +84,19 @@ function percentDecode(raw: string, attribute: string, allowed: RegExp): Buffer 
   return Buffer.from(bytes);
 }
 
+/** A text attribute's value: UTF-8 without control characters (a name, label or path). */
 function utf8(bytes: Buffer, attribute: string): string {
+  let text: string;
   try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch {
     throw uriError(`${attribute} is not valid UTF-8 once percent-decoded`);
   }
+  if (hasControl(text))
+    throw uriError(
+      `${attribute} holds a control character once percent-decoded (e.g. %00, %0A); names cannot`,
+    );
+  return text;
 }
 
 /** Levenshtein distance, for "did you mean" on misspelt attribute names. */
@@ -119,9 +126,11 @@ function attributes(part: string, separator: string, where: 'path' | 'query'): [
   const seen = new Set<string>();
   return part.split(separator).map((pair) => {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw uriError(`each ${where} attribute must be name=value (found '${pair.slice(0, 40)}')`);
+    if (eq <= 0)
+      throw uriError(`each ${where} attribute must be name=value (found ${quote(pair.slice(0, 40))})`);
     const name = pair.slice(0, eq);
-    if (!/^[A-Za-z0-9\-_]+$/.test(name)) throw uriError(`'${name}' is not an attribute name`);
+    if (!/^[A-Za-z0-9\-_]+$/.test(name))
+      throw uriError(`${quote(name.slice(0, 40))} is not an attribute name`);
     if (name === 'pin-value') throw new Pkcs11Error('ERR_PKCS11_URI', PIN_VALUE_REFUSED);
     if (seen.has(name)) throw uriError(`attribute '${name}' appears more than once`);
     seen.add(name);
@@ -156,12 +165,12 @@ export function parsePkcs11Uri(text: string): Pkcs11Uri {
     } else if (name === 'slot-id') {
       const value = bytes.toString('latin1');
       if (!/^\d{1,15}$/.test(value))
-        throw uriError(`slot-id must be a decimal number (found '${value.slice(0, 20)}')`);
+        throw uriError(`slot-id must be a decimal number (found ${quote(value.slice(0, 20))})`);
       uri.slotId = Number(value);
     } else if (name === 'type') {
       const value = utf8(bytes, name);
       if (!OBJECT_TYPES.includes(value as Pkcs11ObjectType)) {
-        throw uriError(`type must be one of ${OBJECT_TYPES.join(', ')} (found '${value.slice(0, 20)}')`);
+        throw uriError(`type must be one of ${OBJECT_TYPES.join(', ')} (found ${quote(value.slice(0, 20))})`);
       }
       uri.type = value as Pkcs11ObjectType;
     } else {
@@ -220,7 +229,7 @@ export function formatPkcs11Uri(uri: Pkcs11Uri): string {
 /** How a URI names an object in messages: its label and id, never a secret. */
 export function describeObject(uri: Pkcs11Uri): string {
   const parts: string[] = [];
-  if (uri.object !== undefined) parts.push(`label '${uri.object}'`);
+  if (uri.object !== undefined) parts.push(`label ${quote(uri.object)}`);
   if (uri.id !== undefined) parts.push(`id ${uri.id.toString('hex') || '(empty)'}`);
   return parts.join(' and ') || '(no object or id given)';
 }
