@@ -83,18 +83,21 @@ function hintFor(ckr: string): string {
   }
 }
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+/** C0 controls, DEL and C1 controls. */
+const isControl = (code: number) => code < 0x20 || (code >= 0x7f && code <= 0x9f);
 
 /** Does text hold a control character (C0, DEL or C1)? Such text is refused in names. */
-export const hasControl = (text: string): boolean => CONTROL.test(text);
+export const hasControl = (text: string): boolean => Array.from(text).some((c) => isControl(c.charCodeAt(0)));
 
 /**
  * Text from a URI, a file or a token, quoted for a message: control characters, quotes and
  * backslashes escaped, so that it cannot forge or hide part of the message.
  */
 export function quote(text: string): string {
-  const escaped = text.replace(/[\u0000-\u001f\u007f-\u009f'\\]/g, (c) =>
-    c === "'" || c === '\\' ? `\\${c}` : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
+  const escaped = Array.from(text, (c) => {
+    const code = c.charCodeAt(0);
+    if (c === "'" || c === '\\') return `\\${c}`;
+    return isControl(code) ? `\\x${code.toString(16).padStart(2, '0')}` : c;
+  }).join('');
   return `'${escaped}'`;
 }
