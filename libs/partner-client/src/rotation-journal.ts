@@ -10,7 +10,8 @@
  *   refused           addKey was refused (401/403): the new generation waits for the API owner
  *   added             the keyId Graph gave the new certificate (or that it is unknown)
  *   switched          `current` names the new generation (with the time: the grace period)
- *   removed           removeKey of the old certificate is done; the old generation goes next
+ *   removed           removeKey of the old certificate is done (or could not be sent: its keyId
+ *                     unknown); the old key pair and generation go next
  *
  * The journal holds no secret: thumbprints, keyIds, generation names, a key's label and id.
  */
@@ -48,8 +49,8 @@ export interface RotationJournal {
     /** undefined: a directory of the first layout, adopted as a generation by the switch. */
     generation?: string;
     keyId?: string;
-    /** A key in a token: its URI (no PIN), deleted after removeKey. */
-    keyUri?: string;
+    /** Its keyId was not known, so removeKey was not sent: it stays registered (its key is deleted). */
+    keyIdUnknown?: boolean;
   };
   next?: Partial<CertificateRecord> & {
     /** A key in a token: where it is made, planned before it is generated. */
@@ -129,7 +130,7 @@ function validate(value: unknown): RotationJournal {
   thumbprints(old, 'old', true);
   optional(old, 'generation', isGeneration, 'a generation name', 'old');
   optional(old, 'keyId', isGuid, 'a GUID', 'old');
-  optional(old, 'keyUri', (v) => isText(v) && (v as string).startsWith('pkcs11:'), 'a PKCS#11 URI', 'old');
+  optional(old, 'keyIdUnknown', (v) => v === true, 'true', 'old');
   const state = j.state as RotationState;
   const index = ROTATION_STATES.indexOf(state);
   if (j.next === undefined) {

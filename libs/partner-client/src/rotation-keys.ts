@@ -1,8 +1,7 @@
 /**
  * The keys of a rotation: the next key pair and its self-signed certificate (in memory for a
  * key file; inside the same PKCS#11 token as the current key for a key in a token, signed
- * through the token), and deleting a key pair from the token (an orphan of an interrupted
- * rotation, or the old key once its certificate was removed).
+ * through the token). What a rotation deletes from the token, and when: rotation-cleanup.ts.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -100,23 +99,4 @@ export async function makeNextKey(
   } finally {
     token.close();
   }
-}
-
-/** Deletes the key pair `keyUri` names (by its id, else its label); false when the token has none. */
-export function deleteTokenKeyPair(keyUri: string, env: Env): boolean {
-  const { token } = openToken(keyUri, env);
-  try {
-    return token.deleteKeyPair(parsePkcs11Uri(keyUri));
-  } finally {
-    token.close();
-  }
-}
-
-/** The URI of a planned key: the token's URI with the key's label and id. */
-export function plannedKeyUri(planned: PlannedTokenKey): string {
-  return formatPkcs11Uri({
-    ...parsePkcs11Uri(planned.tokenUri),
-    object: planned.label,
-    id: Buffer.from(planned.id, 'hex'),
-  });
 }

@@ -25,14 +25,8 @@ import { isGuid } from '@certflow/claims';
 import type { CertificateStore, PartnerCredential, StoreReadOptions } from './certificate-store';
 import { storeReadOptions, type RotationConfig } from './config';
 import type { PartnerGraph } from './graph-rotation';
-import {
-  commonNameOf,
-  deleteTokenKeyPair,
-  makeNextKey,
-  nextKeySize,
-  plannedKeyUri,
-  RotationError,
-} from './rotation-keys';
+import { deletePlannedKey, generationWith, removeOldGeneration } from './rotation-cleanup';
+import { commonNameOf, makeNextKey, nextKeySize, RotationError } from './rotation-keys';
 import { acquireRotationLock } from './rotation-lock';
 import {
   readJournal,
@@ -78,6 +72,12 @@ export type RotationResult =
       keyId?: string;
       /** keyId of the removed certificate; undefined when it was not removed (see message). */
       removedKeyId?: string;
+      /**
+       * SHA-1 thumbprint of the old certificate when it is still registered: its keyId was not
+       * known, so removeKey could not be sent. Its private key is deleted all the same, so it
+       * can sign nothing; the API owner removes it (see message).
+       */
+      oldStillRegistered?: string;
     })
   | (Outcome & { status: 'refused'; nextCerPath: string });
 
@@ -105,7 +105,7 @@ class Rotation {
   private old: PartnerCredential | undefined;
   private next: PartnerCredential | undefined;
   private handedOver = false;
-  private removal: { keyId?: string; note?: string } = {};
+  private removedKeyId: string | undefined;
 
   constructor(
     private readonly opts: RotationOptions,
@@ -168,7 +168,6 @@ class Rotation {
         sha1: current.certificate.thumbprints.sha1Hex,
         ...(current.generation !== undefined ? { generation: current.generation } : {}),
         ...(keyId !== undefined ? { keyId: keyId.toLowerCase() } : {}),
-        ...(current.keyUri !== undefined ? { keyUri: current.keyUri } : {}),
       },
     };
     writeJournal(this.store.directory, this.journal);
@@ -186,25 +185,12 @@ class Rotation {
     return credential;
   }
 
-  /** The generation holding the certificate with this SHA-256 (a first-layout directory is adopted under such a name). */
-  private generationOf(sha256: string): string | undefined {
-    const suffix = new RegExp(`-${sha256.slice(0, 12).toLowerCase()}(?:-\\d+)?$`);
-    return this.store
-      .generations()
-      .filter((gen) => suffix.test(gen))
-      .find((gen) => {
-        const credential = this.store.readGeneration(gen, this.readOptions);
-        credential.close();
-        return credential.certificate.thumbprints.sha256Hex === sha256;
-      });
-  }
-
   private oldCredential(): PartnerCredential {
     if (this.old) return this.old;
     const { old } = this.journal;
     if (this.opts.current?.certificate.thumbprints.sha256Hex === old.sha256)
       return (this.old = this.opts.current);
-    const gen = old.generation ?? this.generationOf(old.sha256);
+    const gen = old.generation ?? generationWith(this.store.directory, old.sha256);
     const credential = this.track(
       gen !== undefined
         ? this.store.readGeneration(gen, this.readOptions)
@@ -248,15 +234,15 @@ class Rotation {
   /** A rerun before the new generation was recorded: keep a complete one, else delete the orphan key and start over. */
   private undoIncomplete(): void {
     const next = this.journal.next!;
-    const generation = next.sha256 !== undefined ? this.generationOf(next.sha256) : undefined;
+    const generation =
+      next.sha256 !== undefined ? generationWith(this.store.directory, next.sha256) : undefined;
     if (generation !== undefined) {
       this.log(`the next generation ${generation} was complete: continuing with it`);
       this.record('written', { next: { ...next, generation } });
       return;
     }
-    const env = this.readOptions.env ?? {};
-    if (next.tokenKey && deleteTokenKeyPair(plannedKeyUri(next.tokenKey), env))
-      this.log(`deleted the unfinished key ${next.tokenKey.label} (id ${next.tokenKey.id}) from the token`);
+    if (next.tokenKey)
+      deletePlannedKey(this.store.directory, next.tokenKey, this.readOptions.env ?? {}, this.log);
     const { next: _dropped, ...rest } = this.journal;
     this.journal = rest;
     this.record('started');
@@ -335,14 +321,22 @@ class Rotation {
         this.record('removed');
         return;
       }
-      keyId = found;
-      if (keyId === undefined) {
-        this.removal.note = `the keyId of the old certificate ${old.certificate.thumbprints.sha1Hex} is not known here: ask the API owner to remove it (Entra admin center, Certificates & secrets), then delete its generation ${old.generation ?? '(the first layout)'}`;
-        removeJournal(this.store.directory);
-        this.journal = { ...this.journal, state: 'removed' };
+      if (found === undefined) {
+        // removeKey cannot be sent, but the new certificate is in use and the grace period is
+        // over: the old key and generation go all the same (finish), the message names the
+        // certificate left registered.
+        this.log(
+          `the keyId of the old certificate is not known here: it stays registered, its key is deleted`,
+        );
+        this.record('removed', { old: { ...this.journal.old, keyIdUnknown: true } });
         return;
       }
+      keyId = found;
     }
+    if (keyId === this.journal.next!.keyId)
+      throw new RotationError(
+        `the keyId to remove, ${keyId}, is the new certificate's; nothing was removed: run "cert rotate --old-key-id <the old certificate's keyId>" (Entra admin center, Certificates & secrets, lists it)`,
+      );
     if ((await this.opts.graph.removeKey(keyId, next)) === 'gone') {
       if (await this.opts.graph.isRegistered(old))
         throw new RotationError(
@@ -350,25 +344,20 @@ class Rotation {
         );
       this.log(`the old certificate (keyId ${keyId}) was removed already`);
     } else this.log(`removed the old certificate (keyId ${keyId})`);
-    this.removal.keyId = keyId;
+    this.removedKeyId = keyId;
     this.record('removed', { old: { ...this.journal.old, keyId } });
   }
 
-  /** The old generation and the old key pair in the token go, then the journal. */
+  /** The old key pair and generation go (after rotation-cleanup.ts's checks), then the journal. */
   private finish(): RotationResult {
     const { old } = this.journal;
-    if (this.removal.note === undefined) {
-      const generation = old.generation ?? this.generationOf(old.sha256);
-      if (this.old && this.old !== this.opts.current) this.old.close();
-      if (old.keyUri !== undefined && deleteTokenKeyPair(old.keyUri, this.readOptions.env ?? {}))
-        this.log('deleted the old key pair from the token');
-      if (generation !== undefined && generation !== this.store.currentGeneration())
-        this.store.removeGeneration(generation);
-      removeJournal(this.store.directory);
-    }
+    if (this.old && this.old !== this.opts.current) this.old.close();
+    removeOldGeneration(this.store, old, this.readOptions.env ?? {}, this.log);
+    removeJournal(this.store.directory);
     const next = this.nextCredential();
     const { keyId } = this.journal.next!;
-    const removedKeyId = this.removal.keyId ?? (this.recovered === 'removed' ? old.keyId : undefined);
+    const removedKeyId = this.removedKeyId ?? (this.recovered === 'removed' ? old.keyId : undefined);
+    const oldStillRegistered = old.keyIdUnknown ? old.sha1 : undefined;
     const parts = [
       `rotated to ${next.certificate.thumbprints.sha1Hex} (${keyId ? `keyId ${keyId}` : 'keyId unknown'})`,
       ...(removedKeyId ? [`removed keyId ${removedKeyId}`] : []),
@@ -377,13 +366,18 @@ class Rotation {
         : [
             `the keyId of the new certificate is not known here: addKey's answer was lost and the partner may not read its application's keyCredentials (grant it Application.Read.All to have it found); the Entra admin center lists it under Certificates & secrets (thumbprint ${next.certificate.thumbprints.sha1Hex}); give it to the next rotation with --old-key-id`,
           ]),
-      ...(this.removal.note ? [this.removal.note] : []),
+      ...(oldStillRegistered
+        ? [
+            `the old certificate ${oldStillRegistered} is still registered: its keyId is not known here, so removeKey could not be sent; its private key and generation are deleted, so it can sign nothing, but ask the API owner to remove it (Entra admin center, Certificates & secrets, thumbprint ${oldStillRegistered})`,
+          ]
+        : []),
     ];
     return {
       status: 'rotated',
       credential: next,
       ...(keyId ? { keyId } : {}),
       ...(removedKeyId ? { removedKeyId } : {}),
+      ...(oldStillRegistered ? { oldStillRegistered } : {}),
       ...this.recoveredField(),
       message: parts.join('; '),
     };

@@ -1,0 +1,191 @@
+/**
+ * What a rotation deletes from a SoftHSM2 token, against the real emulator: a rotation.json
+ * that names the key in use (as the "old" key, as the planned next key, or in a token reached
+ * through another module) is refused and changes nothing; and when the old certificate's keyId
+ * cannot be learned, the old generation and key pair are deleted all the same and the result
+ * names the certificate left registered.
+ */
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parsePkcs11Uri, Pkcs11Token } from '@certflow/pkcs11';
+import type { GraphClient, RunningEmulator } from '@certflow/entra-emulator';
+import { createSoftHsmToken, rejectionOf, tempDir, type SoftHsmToken } from '@certflow/testing';
+import { CertificateStore } from './certificate-store';
+import { readRotationConfig, type RotationConfig } from './config';
+import { startProvisionedEmulator } from './emulator.test-helpers';
+import { rotateWithGraph } from './graph-rotation';
+import { RotationError } from './rotation';
+import { journalPath, type RotationJournal } from './rotation-journal';
+
+const API_URI = 'api://certflow-rotation-cleanup-test';
+
+describe('what a rotation deletes from the token', () => {
+  const dir = tempDir();
+  let emulator: RunningEmulator;
+  let admin: GraphClient;
+  let caPem: string;
+  let hsm: SoftHsmToken;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    hsm = createSoftHsmToken({ label: 'cleanup' });
+    // SoftHSM2 reads its configuration from the process environment when the module starts.
+    process.env['SOFTHSM2_CONF'] = hsm.conf;
+    env = { PARTNER_PKCS11_MODULE: hsm.modulePath, PARTNER_PKCS11_PIN: hsm.pin };
+    ({
+      emulator,
+      caPem,
+      graph: admin,
+    } = await startProvisionedEmulator(dir.path, {
+      name: 'rotation cleanup test',
+      apiIdentifierUri: API_URI,
+    }));
+    writeFileSync(join(dir.path, 'ca.pem'), caPem);
+  }, 120_000);
+
+  afterAll(async () => {
+    admin?.close();
+    await emulator?.close();
+    hsm?.remove();
+    dir.remove();
+  });
+
+  /** A partner whose key is in the token, its certificate registered (keyId in partner.key-id unless `unknownKeyId`). */
+  async function tokenPartner(name: string, opts: { unknownKeyId?: boolean } = {}) {
+    const created = await admin.createApplication({ displayName: name });
+    await admin.createServicePrincipal(created.appId);
+    const store = new CertificateStore(join(dir.path, name));
+    const first = await store.createInToken({
+      keyStore: `pkcs11:token=cleanup;object=${name}`,
+      commonName: name,
+      env,
+    });
+    first.close();
+    const { keyId } = await admin.addCertificate(created.id, readFileSync(first.cerPath), name);
+    if (!opts.unknownKeyId) store.setKeyId(first.generation!, keyId);
+    const config: RotationConfig = readRotationConfig(
+      {
+        ENTRA_INSTANCE: emulator.url,
+        PARTNER_TENANT_ID: emulator.tenantId,
+        PARTNER_CLIENT_ID: created.appId,
+        PARTNER_SCOPE: `${API_URI}/.default`,
+        PARTNER_CERT_DIR: store.directory,
+        PARTNER_CA_FILE: join(dir.path, 'ca.pem'),
+        PARTNER_APP_OBJECT_ID: created.id,
+        PARTNER_GRAPH_URL: emulator.graphUrl,
+        ...env,
+      },
+      dir.path,
+    );
+    return { store, first, keyId, config, objectId: created.id };
+  }
+
+  function inToken<T>(use: (token: Pkcs11Token) => T): T {
+    const token = Pkcs11Token.open({ token: 'cleanup' }, { modulePath: hsm.modulePath, pin: hsm.pin });
+    try {
+      return use(token);
+    } finally {
+      token.close();
+    }
+  }
+
+  /** Writes `journal` as rotation.json; runs `cert rotate`; expects a refusal that changed nothing. */
+  async function expectRefused(p: Awaited<ReturnType<typeof tokenPartner>>, journal: RotationJournal) {
+    const text = `${JSON.stringify(journal, null, 2)}\n`;
+    writeFileSync(journalPath(p.store.directory), text, { mode: 0o600 });
+    const keyUri = parsePkcs11Uri(p.first.keyUri!);
+    const err = await rejectionOf(rotateWithGraph(p.config, p.store, undefined, { log: () => {} }));
+    expect(err).toBeInstanceOf(RotationError);
+    expect(inToken((t) => t.hasKey(keyUri))).toBe(true);
+    expect(readFileSync(journalPath(p.store.directory), 'utf8')).toBe(text);
+    expect(p.store.generations()).toEqual([p.first.generation]);
+    const current = p.store.load(new Date(), { env });
+    current.close();
+    return err.message;
+  }
+
+  function journalOf(
+    p: Awaited<ReturnType<typeof tokenPartner>>,
+  ): Pick<RotationJournal, 'version' | 'startedAt' | 'old'> {
+    const { sha256Hex: sha256, sha1Hex: sha1 } = p.first.certificate.thumbprints;
+    return {
+      version: 1,
+      startedAt: new Date().toISOString(),
+      old: { sha256, sha1, generation: p.first.generation!, keyId: p.keyId },
+    };
+  }
+
+  it('route A: a journal at "removed" naming the generation and key in use as the old ones is refused; the key stays', async () => {
+    const p = await tokenPartner('route-a');
+    const base = journalOf(p);
+    const message = await expectRefused(p, {
+      ...base,
+      state: 'removed',
+      old: { ...base.old, keyUri: p.first.keyUri! } as RotationJournal['old'],
+      next: { ...base.old, keyId: p.keyId },
+      switchedAt: new Date().toISOString(),
+    });
+    expect(message).toMatch(/names \S+ as the old generation, but it is the one in use; nothing was deleted/);
+  }, 60_000);
+
+  it('route B: a journal at "key-planned" whose planned key is the key in use (its label and CKA_ID) is refused; the key stays', async () => {
+    const p = await tokenPartner('route-b');
+    const uri = parsePkcs11Uri(p.first.keyUri!);
+    const message = await expectRefused(p, {
+      ...journalOf(p),
+      state: 'key-planned',
+      next: {
+        tokenKey: { tokenUri: 'pkcs11:token=cleanup', label: uri.object!, id: uri.id!.toString('hex') },
+      },
+    });
+    expect(message).toMatch(
+      new RegExp(
+        `refusing to delete the unfinished key route-b .*generation ${p.first.generation} uses the key`,
+      ),
+    );
+  }, 60_000);
+
+  it('route B: a planned key in a token reached through another module is refused before that module is loaded', async () => {
+    const p = await tokenPartner('route-b-module');
+    const message = await expectRefused(p, {
+      ...journalOf(p),
+      state: 'key-planned',
+      next: {
+        tokenKey: {
+          tokenUri: 'pkcs11:token=cleanup?module-path=/srv/partner/lib/other-pkcs11.so',
+          label: 'route-b-module-r20260101T000000Z',
+          id: '00112233445566778899aabbccddeeff',
+        },
+      },
+    });
+    expect(message).toMatch(
+      /not in the current key's token \(it names the module \/srv\/partner\/lib\/other-pkcs11\.so/,
+    );
+  }, 60_000);
+
+  it("the old certificate's keyId unknown (partner.key-id absent, keyCredentials not readable): the old generation and key pair go all the same, and the result names the certificate still registered", async () => {
+    const p = await tokenPartner('unknown-old', { unknownKeyId: true });
+    const oldUri = parsePkcs11Uri(p.first.keyUri!);
+    const result = await rotateWithGraph(p.config, p.store, undefined, { log: () => {} });
+    const sha1 = p.first.certificate.thumbprints.sha1Hex;
+    expect(result).toMatchObject({ status: 'rotated', oldStillRegistered: sha1 });
+    expect(result).not.toHaveProperty('removedKeyId');
+    expect(result.message).toMatch(
+      new RegExp(
+        `the old certificate ${sha1} is still registered: its keyId is not known here.*thumbprint ${sha1}`,
+      ),
+    );
+    const current = p.store.read({ env });
+    current.close();
+    expect(p.store.generations()).toEqual([current.generation]);
+    expect(inToken((t) => [t.hasKey(oldUri), t.hasKey(parsePkcs11Uri(current.keyUri!))])).toEqual([
+      false,
+      true,
+    ]);
+    const app = await admin.getApplication(p.objectId, { select: ['keyCredentials'] });
+    expect(app.keyCredentials.map((k) => String(k.customKeyIdentifier)).sort()).toEqual(
+      [sha1, current.certificate.thumbprints.sha1Hex].sort(),
+    );
+  }, 60_000);
+});
