@@ -7,71 +7,22 @@
  * not per request. Signing is asynchronous (see signer.ts).
  */
 import * as pkcs11js from 'pkcs11js';
-import { Pkcs11Error, ckrOf, cryptoki, hasControl, quote, toPkcs11Error } from './errors';
+import { Pkcs11Error, cryptoki, hasControl, quote } from './errors';
 import type { KeySigner } from '@certflow/certs';
+import {
+  KEY_SIZES,
+  keyPairTemplate,
+  readKeyAttributes,
+  unhonoured,
+  type Pkcs11KeyAttributes,
+} from './key-template';
 import { acquireModule, login, logout, releaseModule, type LoadedModule } from './module';
 import type { Pkcs11Settings } from './settings';
 import { SigningSession, pkcs11Signer, rsaPublicKey } from './signer';
 import { findToken } from './slots';
 import { describeObject, formatPkcs11Uri, type Pkcs11Uri } from './uri';
 
-export interface Pkcs11KeyAttributes {
-  label: string;
-  id: Buffer;
-  sensitive: boolean;
-  extractable: boolean;
-  alwaysSensitive: boolean;
-  neverExtractable: boolean;
-  canSign: boolean;
-  /** CKA_DECRYPT, CKA_UNWRAP, CKA_DERIVE, CKA_SIGN_RECOVER: each lets the PIN holder use the key
-   *  for something other than signing (decrypting, unwrapping secrets sealed to it). */
-  canDecrypt: boolean;
-  canUnwrap: boolean;
-  canDerive: boolean;
-  canSignRecover: boolean;
-  /** CKA_ALLOWED_MECHANISMS (CKM_* names); undefined when the token does not keep the attribute. */
-  allowedMechanisms: string[] | undefined;
-  modulusBits: number;
-}
-
-const KEY_SIZES = [2048, 3072, 4096];
-
-/**
- * The only mechanisms a generated key may be used with. CKA_SIGN alone would also allow
- * CKM_RSA_X_509, a raw private-key operation: with it, whoever holds the PIN decrypts anything
- * sealed to the public key by "signing" the ciphertext.
- */
-const SIGNING_MECHANISMS = [pkcs11js.CKM_SHA256_RSA_PKCS, pkcs11js.CKM_SHA256_RSA_PKCS_PSS];
-const MECHANISM_SIZE = 8; // CK_MECHANISM_TYPE is an unsigned long: 64 bits on the platforms Node runs on
-
-function mechanismList(mechanisms: number[]): Buffer {
-  const buffer = Buffer.alloc(mechanisms.length * MECHANISM_SIZE);
-  mechanisms.forEach((m, i) => buffer.writeBigUInt64LE(BigInt(m), i * MECHANISM_SIZE));
-  return buffer;
-}
-
-function mechanismNames(list: Buffer): string[] {
-  const names: string[] = [];
-  for (let i = 0; i + MECHANISM_SIZE <= list.length; i += MECHANISM_SIZE) {
-    const value = Number(list.readBigUInt64LE(i));
-    names.push(MECHANISM_NAMES.get(value) ?? `0x${value.toString(16)}`);
-  }
-  return names;
-}
-
-const MECHANISM_NAMES = new Map([
-  [pkcs11js.CKM_SHA256_RSA_PKCS, 'CKM_SHA256_RSA_PKCS'],
-  [pkcs11js.CKM_SHA256_RSA_PKCS_PSS, 'CKM_SHA256_RSA_PKCS_PSS'],
-]);
-
-const sameMembers = (a: string[] | undefined, b: string[]) =>
-  a !== undefined && a.length === b.length && b.every((m) => a.includes(m));
-
-function bitLength(unsigned: Buffer): number {
-  let i = 0;
-  while (i < unsigned.length && unsigned[i] === 0) i++;
-  return i === unsigned.length ? 0 : (unsigned.length - i - 1) * 8 + unsigned[i]!.toString(2).length;
-}
+export type { Pkcs11KeyAttributes } from './key-template';
 
 export class Pkcs11Token {
   private closed = false;
@@ -236,57 +187,18 @@ export class Pkcs11Token {
         `${this.where} already holds an object with ${clash}; nothing generated`,
       );
     }
-    const common = [
-      { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
-      { type: pkcs11js.CKA_TOKEN, value: true },
-      { type: pkcs11js.CKA_LABEL, value: label },
-      { type: pkcs11js.CKA_ID, value: id },
-    ];
+    const template = keyPairTemplate(label, id, bits);
     const pair = this.call(`generating RSA-${bits} key pair ${quote(label)}`, (p) =>
       p.C_GenerateKeyPair(
         this.session,
         { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN },
-        [
-          ...common,
-          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
-          { type: pkcs11js.CKA_PRIVATE, value: false },
-          { type: pkcs11js.CKA_VERIFY, value: true },
-          { type: pkcs11js.CKA_ENCRYPT, value: false },
-          { type: pkcs11js.CKA_WRAP, value: false },
-          { type: pkcs11js.CKA_VERIFY_RECOVER, value: false },
-          { type: pkcs11js.CKA_MODULUS_BITS, value: bits },
-          { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
-        ],
-        [
-          ...common,
-          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-          { type: pkcs11js.CKA_PRIVATE, value: true },
-          { type: pkcs11js.CKA_SENSITIVE, value: true },
-          { type: pkcs11js.CKA_EXTRACTABLE, value: false },
-          { type: pkcs11js.CKA_SIGN, value: true },
-          { type: pkcs11js.CKA_DECRYPT, value: false },
-          { type: pkcs11js.CKA_UNWRAP, value: false },
-          { type: pkcs11js.CKA_DERIVE, value: false },
-          { type: pkcs11js.CKA_SIGN_RECOVER, value: false },
-          { type: pkcs11js.CKA_ALLOWED_MECHANISMS, value: mechanismList(SIGNING_MECHANISMS) },
-        ],
+        template.publicKey,
+        template.privateKey,
       ),
     );
     try {
       const a = this.attributesOf(pair.privateKey, named);
-      const broken = [
-        !a.sensitive && 'CKA_SENSITIVE is false',
-        a.extractable && 'CKA_EXTRACTABLE is true',
-        !a.neverExtractable && 'CKA_NEVER_EXTRACTABLE is false',
-        !a.alwaysSensitive && 'CKA_ALWAYS_SENSITIVE is false',
-        !a.canSign && 'CKA_SIGN is false',
-        a.canDecrypt && 'CKA_DECRYPT is true',
-        a.canUnwrap && 'CKA_UNWRAP is true',
-        a.canDerive && 'CKA_DERIVE is true',
-        a.canSignRecover && 'CKA_SIGN_RECOVER is true',
-        !sameMembers(a.allowedMechanisms, mechanismNames(mechanismList(SIGNING_MECHANISMS))) &&
-          `CKA_ALLOWED_MECHANISMS is ${a.allowedMechanisms?.join(' ') || 'not kept'}`,
-      ].filter(Boolean);
+      const broken = unhonoured(a);
       if (broken.length) {
         throw new Pkcs11Error(
           'ERR_PKCS11',
@@ -316,61 +228,9 @@ export class Pkcs11Token {
   }
 
   private attributesOf(handle: Buffer, keyUri: Pkcs11Uri): Pkcs11KeyAttributes {
-    const types = [
-      pkcs11js.CKA_LABEL,
-      pkcs11js.CKA_ID,
-      pkcs11js.CKA_SENSITIVE,
-      pkcs11js.CKA_EXTRACTABLE,
-      pkcs11js.CKA_ALWAYS_SENSITIVE,
-      pkcs11js.CKA_NEVER_EXTRACTABLE,
-      pkcs11js.CKA_SIGN,
-      pkcs11js.CKA_MODULUS,
-      pkcs11js.CKA_DECRYPT,
-      pkcs11js.CKA_UNWRAP,
-      pkcs11js.CKA_DERIVE,
-      pkcs11js.CKA_SIGN_RECOVER,
-    ];
-    const values = this.call(
-      `reading the attributes of the private key with ${describeObject(keyUri)}`,
-      (p) =>
-        p.C_GetAttributeValue(
-          this.session,
-          handle,
-          types.map((type) => ({ type })),
-        ),
-    ).map((a) => a.value as Buffer);
-    const flag = (i: number) => values[i]![0] === 1;
-    return {
-      label: values[0]!.toString('utf8'),
-      id: Buffer.from(values[1]!),
-      sensitive: flag(2),
-      extractable: flag(3),
-      alwaysSensitive: flag(4),
-      neverExtractable: flag(5),
-      canSign: flag(6),
-      canDecrypt: flag(8),
-      canUnwrap: flag(9),
-      canDerive: flag(10),
-      canSignRecover: flag(11),
-      allowedMechanisms: this.allowedMechanisms(handle, keyUri),
-      modulusBits: bitLength(values[7]!),
-    };
-  }
-
-  /** Asked on its own: a token without the attribute fails the whole C_GetAttributeValue. */
-  private allowedMechanisms(handle: Buffer, keyUri: Pkcs11Uri): string[] | undefined {
-    try {
-      const [list] = this.module.pkcs11.C_GetAttributeValue(this.session, handle, [
-        { type: pkcs11js.CKA_ALLOWED_MECHANISMS },
-      ]);
-      return mechanismNames(list!.value as Buffer);
-    } catch (err) {
-      if (ckrOf(err) === 'CKR_ATTRIBUTE_TYPE_INVALID') return undefined;
-      throw toPkcs11Error(
-        `reading the allowed mechanisms of the private key with ${describeObject(keyUri)} in ${this.where}`,
-        err,
-      );
-    }
+    return this.call(`reading the attributes of the private key with ${describeObject(keyUri)}`, (p) =>
+      readKeyAttributes(p, this.session, handle),
+    );
   }
 
   /** A KeySigner (kind 'pkcs11') for the private key the URI names. */
