@@ -5,7 +5,7 @@
  * cannot be learned, the old generation and key pair are deleted all the same and the result
  * names the certificate left registered.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePkcs11Uri, Pkcs11Token } from '@certflow/pkcs11';
@@ -14,9 +14,9 @@ import { createSoftHsmToken, rejectionOf, tempDir, type SoftHsmToken } from '@ce
 import { CertificateStore } from './certificate-store';
 import { readRotationConfig, type RotationConfig } from './config';
 import { startProvisionedEmulator } from './emulator.test-helpers';
-import { rotateWithGraph } from './graph-rotation';
-import { RotationError } from './rotation';
-import { journalPath, type RotationJournal } from './rotation-journal';
+import { PartnerGraph, rotateWithGraph } from './graph-rotation';
+import { rotateCertificate, RotationError } from './rotation';
+import { journalPath, readJournal, type RotationJournal } from './rotation-journal';
 
 const API_URI = 'api://certflow-rotation-cleanup-test';
 
@@ -129,6 +129,44 @@ describe('what a rotation deletes from the token', () => {
     expect(message).toMatch(/names \S+ as the old generation, but it is the one in use; nothing was deleted/);
   }, 60_000);
 
+  it("route A: an old generation whose partner.key.p11 names a key that is not its certificate's (another partner's in the same token) is refused; that key stays", async () => {
+    const victim = await tokenPartner('victim');
+    const p = await tokenPartner('route-a-other');
+    const rotated = await rotateWithGraph(p.config, p.store, undefined, { log: () => {} });
+    if (rotated.status !== 'rotated') throw new Error(rotated.message);
+    const next = rotated.credential;
+    // The old generation back, its key reference naming the victim's key.
+    const oldDir = join(p.store.directory, 'generations', p.first.generation!);
+    mkdirSync(oldDir, { mode: 0o700 });
+    writeFileSync(join(oldDir, 'partner.crt.pem'), p.first.certificate.pem);
+    writeFileSync(join(oldDir, 'partner.cer'), p.first.certificate.der);
+    writeFileSync(join(oldDir, 'partner.key.p11'), `${victim.first.keyUri}\n`, { mode: 0o600 });
+    const base = journalOf(p);
+    writeFileSync(
+      journalPath(p.store.directory),
+      JSON.stringify({
+        ...base,
+        state: 'removed',
+        old: { ...base.old, keyUri: victim.first.keyUri },
+        next: {
+          sha256: next.certificate.thumbprints.sha256Hex,
+          sha1: next.certificate.thumbprints.sha1Hex,
+          generation: next.generation,
+          keyId: rotated.keyId,
+        },
+        switchedAt: new Date().toISOString(),
+      }),
+    );
+    const err = await rejectionOf(rotateWithGraph(p.config, p.store, undefined, { log: () => {} }));
+    expect(err.message).toMatch(
+      new RegExp(
+        `refusing to delete the old key \\(generation ${p.first.generation}\\) from the token: it is not the key of the certificate of generation`,
+      ),
+    );
+    expect(inToken((t) => t.hasKey(parsePkcs11Uri(victim.first.keyUri!)))).toBe(true);
+    expect(existsSync(oldDir)).toBe(true);
+  }, 60_000);
+
   it('route B: a journal at "key-planned" whose planned key is the key in use (its label and CKA_ID) is refused; the key stays', async () => {
     const p = await tokenPartner('route-b');
     const uri = parsePkcs11Uri(p.first.keyUri!);
@@ -187,5 +225,45 @@ describe('what a rotation deletes from the token', () => {
     expect(app.keyCredentials.map((k) => String(k.customKeyIdentifier)).sort()).toEqual(
       [sha1, current.certificate.thumbprints.sha1Hex].sort(),
     );
+  }, 60_000);
+
+  it('a journal at "switched" whose old keyId is the new certificate\'s is refused: removeKey is not sent', async () => {
+    const p = await tokenPartner('switched-own-keyid');
+    class Stopping extends PartnerGraph {
+      override async removeKey(): Promise<'removed'> {
+        throw new Error('killed before removeKey');
+      }
+    }
+    const stopping = new Stopping(p.config, () => {});
+    await rejectionOf(rotateCertificate({ store: p.store, config: p.config, graph: stopping }));
+    stopping.close();
+    const journal = readJournal(p.store.directory)!;
+    expect(journal.state).toBe('switched');
+    writeFileSync(
+      journalPath(p.store.directory),
+      JSON.stringify({ ...journal, old: { ...journal.old, keyId: journal.next!.keyId } }),
+    );
+    const err = await rejectionOf(rotateWithGraph(p.config, p.store, undefined, { log: () => {} }));
+    expect(err.message).toMatch(/the keyId to remove, \S+, is the new certificate's; nothing was removed/);
+    const app = await admin.getApplication(p.objectId, { select: ['keyCredentials'] });
+    expect(app.keyCredentials.map((k) => k.keyId).sort()).toEqual([p.keyId, journal.next!.keyId].sort());
+  }, 60_000);
+
+  it('killed right after recording that removeKey cannot be sent: the rerun deletes the old key pair and generation and still names the certificate left registered', async () => {
+    const p = await tokenPartner('unknown-old-rerun', { unknownKeyId: true });
+    const oldUri = parsePkcs11Uri(p.first.keyUri!);
+    const stop = (m: string) => {
+      // The journal says "removed" by now: stopping here is a crash before the deletions.
+      if (/it stays registered/.test(m)) throw new Error('killed');
+    };
+    await rejectionOf(rotateWithGraph(p.config, p.store, undefined, { log: stop }));
+    expect(inToken((t) => t.hasKey(oldUri))).toBe(true);
+    expect(p.store.generations()).toHaveLength(2);
+    const result = await rotateWithGraph(p.config, p.store, undefined, { log: () => {} });
+    const sha1 = p.first.certificate.thumbprints.sha1Hex;
+    expect(result).toMatchObject({ status: 'rotated', recovered: 'removed', oldStillRegistered: sha1 });
+    expect(p.store.generations()).toEqual([p.store.currentGeneration()]);
+    expect(inToken((t) => t.hasKey(oldUri))).toBe(false);
+    expect(existsSync(journalPath(p.store.directory))).toBe(false);
   }, 60_000);
 });

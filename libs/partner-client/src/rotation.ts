@@ -325,10 +325,10 @@ class Rotation {
         // removeKey cannot be sent, but the new certificate is in use and the grace period is
         // over: the old key and generation go all the same (finish), the message names the
         // certificate left registered.
+        this.record('removed', { old: { ...this.journal.old, keyIdUnknown: true } });
         this.log(
           `the keyId of the old certificate is not known here: it stays registered, its key is deleted`,
         );
-        this.record('removed', { old: { ...this.journal.old, keyIdUnknown: true } });
         return;
       }
       keyId = found;
