@@ -64,7 +64,11 @@ function keyLines(summary: CertificateSummary): string[] {
       a.sensitive && !a.extractable
         ? 'sensitive, not extractable: it cannot leave the token'
         : 'WARNING: the token lets this key be read out';
-    return [`  private key    in a PKCS#11 token: ${summary.keyUri} (${a.modulusBits} bits, ${guarded})`];
+    const signsOnly = !a.canDecrypt && !a.canUnwrap && !a.canDerive && !a.canSignRecover;
+    const use = signsOnly ? '' : '; WARNING: it can also decrypt or unwrap';
+    return [
+      `  private key    in a PKCS#11 token: ${summary.keyUri} (${a.modulusBits} bits, ${guarded}${use})`,
+    ];
   }
   const e = protection.encryption;
   const encryption =
