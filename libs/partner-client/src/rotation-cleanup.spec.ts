@@ -52,12 +52,12 @@ describe('what a rotation deletes from the token', () => {
   });
 
   /** A partner whose key is in the token, its certificate registered (keyId in partner.key-id unless `unknownKeyId`). */
-  async function tokenPartner(name: string, opts: { unknownKeyId?: boolean } = {}) {
+  async function tokenPartner(name: string, opts: { unknownKeyId?: boolean; label?: string } = {}) {
     const created = await admin.createApplication({ displayName: name });
     await admin.createServicePrincipal(created.appId);
     const store = new CertificateStore(join(dir.path, name));
     const first = await store.createInToken({
-      keyStore: `pkcs11:token=cleanup;object=${name}`,
+      keyStore: `pkcs11:token=cleanup;object=${opts.label ?? name}`,
       commonName: name,
       env,
     });
@@ -168,7 +168,8 @@ describe('what a rotation deletes from the token', () => {
   }, 60_000);
 
   it('route B: a journal at "key-planned" whose planned key is the key in use (its label and CKA_ID) is refused; the key stays', async () => {
-    const p = await tokenPartner('route-b');
+    // A key made by an earlier rotation: its label is one a rotation of it could make again.
+    const p = await tokenPartner('route-b', { label: 'route-b-r20260101T000000Z' });
     const uri = parsePkcs11Uri(p.first.keyUri!);
     const message = await expectRefused(p, {
       ...journalOf(p),
@@ -179,9 +180,26 @@ describe('what a rotation deletes from the token', () => {
     });
     expect(message).toMatch(
       new RegExp(
-        `refusing to delete the unfinished key route-b .*generation ${p.first.generation} uses the key`,
+        `refusing to delete the unfinished key route-b-r\\S+ .*generation ${p.first.generation} uses the key`,
       ),
     );
+  }, 60_000);
+
+  it("route B: a planned key that is not named as a rotation of the current key names its next one (another partner's key in a shared token) is refused; that key stays", async () => {
+    const victim = await tokenPartner('victim-b');
+    const p = await tokenPartner('route-b-shared');
+    const uri = parsePkcs11Uri(victim.first.keyUri!);
+    const message = await expectRefused(p, {
+      ...journalOf(p),
+      state: 'key-planned',
+      next: {
+        tokenKey: { tokenUri: 'pkcs11:token=cleanup', label: uri.object!, id: uri.id!.toString('hex') },
+      },
+    });
+    expect(message).toMatch(
+      /refusing to delete the unfinished key victim-b .*labels its next key route-b-shared-r<time>/,
+    );
+    expect(inToken((t) => t.hasKey(uri))).toBe(true);
   }, 60_000);
 
   it('route B: a planned key in a token reached through another module is refused before that module is loaded', async () => {

@@ -7,6 +7,9 @@
  *   current certificate uses; a journal naming another module or token is refused, and no
  *   module path or PIN source is ever taken from the journal;
  * - a key pair is deleted by its CKA_ID (with its label, when one is known), never by label alone;
+ * - an interrupted rotation's planned key only if its label and id are what a rotation of the
+ *   current key makes (`<current label>-r<time>`, 16 random bytes): not another directory's key
+ *   in a shared token;
  * - never one whose CKA_ID (or, for a reference without one, label) is that of a key another
  *   generation or the pending CSR refers to, nor one whose public key is that of a certificate
  *   of another generation (the current one included);
@@ -25,7 +28,13 @@ import type { CertificateStore } from './certificate-store';
 import { CERTIFICATE_FILE, GenerationLayout, KEY_REFERENCE_FILE } from './generations';
 import { inToken, openToken } from './key-in-token';
 import type { RotationJournal } from './rotation-journal';
-import { RotationError, type PlannedTokenKey } from './rotation-keys';
+import {
+  isNextKeyLabelOf,
+  nextKeyLabel,
+  PLANNED_ID_BYTES,
+  RotationError,
+  type PlannedTokenKey,
+} from './rotation-keys';
 
 type Env = Readonly<Record<string, string | undefined>>;
 
@@ -160,6 +169,11 @@ export function deletePlannedKey(
   log: (message: string) => void,
 ): void {
   const what = `the unfinished key ${planned.label} (id ${planned.id})`;
+  const currentLabel = currentFiles(certDir).keyUri?.object;
+  if (!isNextKeyLabelOf(planned.label, currentLabel) || planned.id.length !== PLANNED_ID_BYTES * 2)
+    throw new RotationError(
+      `refusing to delete ${what} from the token: a rotation of the key ${currentLabel ?? '(unlabelled)'} labels its next key ${nextKeyLabel(currentLabel, new Date(0)).replace(/\d{8}T\d{6}Z$/, '<time>')} with a ${PLANNED_ID_BYTES}-byte id; nothing was deleted. rotation.json does not agree with ${certDir}: see the certificate in use with "cert show", then delete rotation.json and remove keys no certificate uses from the token by hand`,
+    );
   const key = {
     ...parsePkcs11Uri(planned.tokenUri),
     object: planned.label,

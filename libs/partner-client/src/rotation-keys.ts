@@ -45,13 +45,24 @@ const stamp = (at: Date) =>
     .replace(/[-:]/g, '')
     .replace(/\.\d{3}Z$/, 'Z');
 
+const ROTATION_SUFFIX = /-r\d{8}T\d{6}Z$/;
+const labelBase = (label: string | undefined) => (label ?? 'certflow-partner').replace(ROTATION_SUFFIX, '');
+
 /** The next key's label in the token: the current label without an earlier rotation's suffix, plus `-r<time>`. */
 export function nextKeyLabel(currentLabel: string | undefined, at: Date): string {
-  return `${(currentLabel ?? 'certflow-partner').replace(/-r\d{8}T\d{6}Z$/, '')}-r${stamp(at)}`;
+  return `${labelBase(currentLabel)}-r${stamp(at)}`;
+}
+
+/** Could a rotation of the key labelled `currentLabel` have labelled its next key `label`? */
+export function isNextKeyLabelOf(label: string, currentLabel: string | undefined): boolean {
+  return ROTATION_SUFFIX.test(label) && labelBase(label) === labelBase(currentLabel);
 }
 
 export const commonNameOf = (certificate: ParsedCertificate): string =>
   /CN=([^,\n]+)/.exec(certificate.subject)?.[1] ?? 'certflow-partner';
+
+/** The length of a rotation's new CKA_ID (random). */
+export const PLANNED_ID_BYTES = 16;
 
 /** Where and under which label and CKA_ID (hex) the next key is made in the token: journaled before it is. */
 export interface PlannedTokenKey {
@@ -83,7 +94,7 @@ export async function makeNextKey(
   const planned: PlannedTokenKey = {
     tokenUri: formatPkcs11Uri({ ...uri, object: undefined, id: undefined, type: undefined }),
     label: nextKeyLabel(uri.object, new Date()),
-    id: randomBytes(16).toString('hex'),
+    id: randomBytes(PLANNED_ID_BYTES).toString('hex'),
   };
   plan(planned);
   const { token } = openToken(planned.tokenUri, opts.env);
