@@ -151,6 +151,7 @@ export async function startFacade(opts: FacadeOptions): Promise<RunningFacade> {
         status: 'rotated',
         ...(result.keyId ? { keyId: result.keyId } : {}),
         ...(result.removedKeyId ? { removedKeyId: result.removedKeyId } : {}),
+        ...(result.oldStillRegistered ? { oldStillRegistered: result.oldStillRegistered } : {}),
         ...(result.recovered ? { recovered: result.recovered } : {}),
         message: result.message,
         certificate: worker.certificateStatus(),
