@@ -11,16 +11,10 @@ import {
   parseCertificate,
   signCsr,
 } from '@certflow/certs';
-import { runCli, type CliIo } from './cli';
+import { runCaptured } from './cli.test-helpers';
 import { tempDir } from '@certflow/testing';
 
-async function run(argv: string[], env: Record<string, string | undefined>, cwd: string) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIo = { env, cwd, stdout: (l) => out.push(l), stderr: (l) => err.push(l) };
-  const code = await runCli(argv, io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const run = runCaptured;
 
 describe('CLI certificate lifecycle', () => {
   const dir = tempDir();

@@ -8,15 +8,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSelfSignedCertificate, describeKeyEncryption, exportPkcs12 } from '@certflow/certs';
 import { createSoftHsmToken, tempDir, type SoftHsmToken } from '@certflow/testing';
-import { runCli, type CliIo } from './cli';
+import { runCaptured } from './cli.test-helpers';
 
-async function run(argv: string[], env: Record<string, string | undefined>, cwd: string) {
-  const out: string[] = [];
-  const err: string[] = [];
-  const io: CliIo = { env, cwd, stdout: (l) => out.push(l), stderr: (l) => err.push(l) };
-  const code = await runCli(argv, io);
-  return { code, out: out.join('\n'), err: err.join('\n') };
-}
+const run = runCaptured;
 
 describe('CLI with the key in a PKCS#11 token', () => {
   const dir = tempDir();

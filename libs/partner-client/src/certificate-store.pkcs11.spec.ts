@@ -12,7 +12,8 @@ import { createCertificateAuthority, parseCertificate, signCsr, verifySignature 
 import { parsePkcs11Uri, Pkcs11Token } from '@certflow/pkcs11';
 import { createSoftHsmToken, rejectionOf, tempDir, type SoftHsmToken } from '@certflow/testing';
 import type { GraphClient, RunningEmulator } from '@certflow/entra-emulator';
-import { CertificateStore, CertificateStoreError } from './certificate-store';
+import { CertificateStore } from './certificate-store';
+import { storeError } from './store.test-helpers';
 import { summarize } from './certificate-summary';
 import { CertificateTokenClient } from './certificate-token-client';
 import { startProvisionedEmulator } from './emulator.test-helpers';
@@ -32,16 +33,6 @@ afterAll(() => {
   hsm?.remove();
   dir.remove();
 });
-
-function storeError(promiseOrFn: () => unknown): CertificateStoreError {
-  try {
-    promiseOrFn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CertificateStoreError);
-    return err as CertificateStoreError;
-  }
-  throw new Error('expected a CertificateStoreError');
-}
 
 /** Whether the token holds a key with this label (logged in with the right PIN). */
 function tokenHasKey(label: string): boolean {

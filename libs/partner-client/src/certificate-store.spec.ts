@@ -2,7 +2,8 @@ import { createPrivateKey } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { CertificateStore, CertificateStoreError } from './certificate-store';
+import { CertificateStore } from './certificate-store';
+import { storeError } from './store.test-helpers';
 import { summarize } from './certificate-summary';
 import {
   createCertificateAuthority,
@@ -17,16 +18,6 @@ import { tempDir } from '@certflow/testing';
 
 /** A PEM block with a body too short to be a key (built, so no key-looking literal sits in the repository). */
 const damagedPem = (label: string): string => `-----BEGIN ${label}-----\nAAAA\n-----END ${label}-----\n`;
-
-function storeError(fn: () => unknown): CertificateStoreError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CertificateStoreError);
-    return err as CertificateStoreError;
-  }
-  throw new Error('expected a CertificateStoreError');
-}
 
 const mode = (path: string) => statSync(path).mode & 0o777;
 

@@ -27,20 +27,11 @@ import {
   readPrivateKey,
 } from '@certflow/certs';
 import { tempDir } from '@certflow/testing';
-import { CertificateStore, CertificateStoreError } from './certificate-store';
+import { CertificateStore } from './certificate-store';
+import { storeError } from './store.test-helpers';
 import { generationBaseName, GenerationLayout, LINKED_FILES } from './generations';
 
 const KEY_ID = '0b5e3a52-3c1e-4b7a-9d0c-6f1f8e2a9b11';
-
-function storeError(fn: () => unknown): CertificateStoreError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(CertificateStoreError);
-    return err as CertificateStoreError;
-  }
-  throw new Error('expected a CertificateStoreError');
-}
 
 /** A directory of the first layout: the files directly in it, as partner-worker wrote them before generations. */
 function writeFirstLayout(dir: string, pem = createSelfSignedCertificate({ commonName: 'first-layout' })) {
