@@ -43,6 +43,7 @@ import {
 } from './credential';
 import { readCredential } from './credential-reader';
 import { ROTATION_JOURNAL_FILE } from './rotation-journal';
+import { acquireRotationLock } from './rotation-lock';
 import {
   CERTIFICATE_FILE,
   CER_FILE,
@@ -155,7 +156,10 @@ export class CertificateStore {
   /** Generates a key pair (in memory) and a self-signed certificate, written as the new current generation. */
   create(opts: CreateOptions = {}): PartnerCredential {
     const { commonName, days } = validateCreate(opts);
-    this.prepareWrite(opts.force);
+    return this.exclusive(opts.force, () => this.createFile(commonName, days, opts));
+  }
+
+  private createFile(commonName: string, days: number, opts: CreateOptions): PartnerCredential {
     const pair = createSelfSignedCertificate({
       commonName,
       days,
@@ -173,9 +177,16 @@ export class CertificateStore {
    * Generates the key pair inside a PKCS#11 token (sensitive, not extractable) and a certificate
    * signed through the token. A failure after the key was made deletes it again: nothing changes.
    */
-  async createInToken(opts: TokenCreateOptions): Promise<PartnerCredential> {
+  createInToken(opts: TokenCreateOptions): Promise<PartnerCredential> {
     const { commonName, days } = validateCreate(opts);
-    this.prepareWrite(opts.force);
+    return this.exclusive(opts.force, () => this.createTokenKey(commonName, days, opts));
+  }
+
+  private async createTokenKey(
+    commonName: string,
+    days: number,
+    opts: TokenCreateOptions,
+  ): Promise<PartnerCredential> {
     await withNewTokenKey(opts.keyStore, opts.env, opts.keySize ?? 2048, async (keyUri, signer) => {
       const certificatePem = await createSelfSignedCertificateWithSigner(signer, {
         commonName,
@@ -231,7 +242,10 @@ export class CertificateStore {
    * generation (and its weaker file) is deleted.
    */
   reencrypt(opts: StoreReadOptions, passphrase: string): PartnerCredential {
-    this.prepareWrite(true);
+    return this.exclusive(true, () => this.reencryptKeyFile(opts, passphrase));
+  }
+
+  private reencryptKeyFile(opts: StoreReadOptions, passphrase: string): PartnerCredential {
     const current = this.read(opts);
     current.close();
     if (current.privateKeyPem === undefined)
@@ -314,20 +328,33 @@ export class CertificateStore {
   }
 
   /**
-   * What every command that writes a new current generation checks first: no rotation under way
-   * (its journal would otherwise switch away from what is written now), no certificate to
-   * replace without `force`; then it sweeps what a killed command left half-made.
+   * Runs a command that writes a new current generation (create, import, reencrypt) as the one
+   * writer of the directory: under the rotation lock, refused while a rotation is unfinished
+   * (its journal would later switch away from what is written now) and, without `force`, when
+   * a certificate is here; then it sweeps what a killed command left half-made. A directory
+   * that does not exist yet has no rotation and is not created for a command that fails.
    */
-  private prepareWrite(force: boolean | undefined): void {
-    const journal = join(this.directory, ROTATION_JOURNAL_FILE);
-    if (existsSync(journal))
-      throw new CertificateStoreError(
-        'ERR_ROTATION_UNDER_WAY',
-        `a certificate rotation is under way in ${this.directory} (${ROTATION_JOURNAL_FILE}): run "cert rotate" to finish it first; nothing was changed`,
-        journal,
-      );
-    this.refuseOverwrite(force);
-    this.removeLeftovers();
+  private exclusive<T>(force: boolean | undefined, write: () => T): T {
+    const lock = existsSync(this.directory) ? acquireRotationLock(this.directory) : undefined;
+    let result: T;
+    try {
+      const journal = join(this.directory, ROTATION_JOURNAL_FILE);
+      if (existsSync(journal))
+        throw new CertificateStoreError(
+          'ERR_ROTATION_UNDER_WAY',
+          `a certificate rotation is under way in ${this.directory} (${ROTATION_JOURNAL_FILE}): run "cert rotate" to finish it first; nothing was changed`,
+          journal,
+        );
+      this.refuseOverwrite(force);
+      if (lock) this.removeLeftovers();
+      result = write();
+    } catch (err) {
+      lock?.release();
+      throw err;
+    }
+    if (result instanceof Promise) return result.finally(() => lock?.release()) as T;
+    lock?.release();
+    return result;
   }
 
   private refuseOverwrite(force: boolean | undefined): void {
@@ -373,7 +400,10 @@ export class CertificateStore {
    * is written: the password, that the key belongs to the certificate, that it is valid now.
    */
   import(opts: ImportOptions): PartnerCredential {
-    this.prepareWrite(opts.force);
+    return this.exclusive(opts.force, () => this.importChecked(opts));
+  }
+
+  private importChecked(opts: ImportOptions): PartnerCredential {
     const { certificate, key, pending } = readImport(this.directory, opts);
     const credential = this.install(certificate, key, {
       ...(key.kind === 'file' && opts.passphrase ? { passphrase: opts.passphrase } : {}),

@@ -30,6 +30,7 @@ import { tempDir } from '@certflow/testing';
 import { CertificateStore } from './certificate-store';
 import { storeError } from './store.test-helpers';
 import { generationBaseName, GenerationLayout, LINKED_FILES } from './generations';
+import { acquireRotationLock } from './rotation-lock';
 
 const KEY_ID = '0b5e3a52-3c1e-4b7a-9d0c-6f1f8e2a9b11';
 
@@ -160,6 +161,29 @@ describe('certificate generations', () => {
     }
     expect(store.generations()).toEqual([first.generation]);
     expect(store.load(new Date(), { passphrase: 'a passphrase' }).certificate.subject).toBe('CN=rotating');
+  });
+
+  it('create and import wait for no one: while a rotation holds the lock they are refused naming its pid, and sweep nothing', () => {
+    const store = new CertificateStore(certDir);
+    const first = store.create({ commonName: 'locked' });
+    const lock = acquireRotationLock(certDir);
+    const temporary = join(certDir, '.rotation.json.0123456789ab.tmp');
+    writeFileSync(temporary, '{'); // the rotation's journal write in progress
+    try {
+      const pair = createSelfSignedCertificate({ commonName: 'other' });
+      for (const attempt of [
+        () => store.create({ force: true }),
+        () =>
+          store.import({ certificate: pair.certificatePem, privateKeyPem: pair.privateKeyPem, force: true }),
+      ])
+        expect(attempt).toThrow(new RegExp(`a rotation by process ${process.pid} is under way`));
+      expect(existsSync(temporary)).toBe(true);
+      expect(store.generations()).toEqual([first.generation]);
+    } finally {
+      lock.release();
+    }
+    store.create({ commonName: 'after', force: true });
+    expect(existsSync(temporary)).toBe(false);
   });
 
   it('removeLeftovers takes what a killed process left half-made, and nothing else', () => {
