@@ -223,6 +223,30 @@ describe('describeKeyEncryption', () => {
     expect(MAX_KEY_ENCRYPTION_ITERATIONS).toBe(10_000_000);
   }, 20_000);
 
+  it("refuses a key encrypted with scrypt (its cost is the file's to choose) with the command that converts it", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'certs-scrypt-'));
+    try {
+      writeFileSync(join(dir, 'k.pem'), pkcs8, { mode: 0o600 });
+      const made = spawnSync(
+        'openssl',
+        ['pkcs8', '-topk8', '-in', join(dir, 'k.pem'), '-scrypt', '-passout', `pass:${passphrase}`],
+        {
+          encoding: 'utf8',
+        },
+      );
+      expect(made.status, made.stderr).toBe(0);
+      expect(describeKeyEncryption(made.stdout)).toMatchObject({
+        scheme: 'PBES2 with scrypt',
+        strong: false,
+      });
+      expect(() => readPrivateKey(made.stdout, passphrase)).toThrow(
+        /encrypted with scrypt, which certflow does not open: encrypt it with PBKDF2 first \(openssl pkcs8 -topk8/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('answers hostile input with a CertificateError, never another exception', () => {
     const der = derOf(encrypted);
     expect(describeOrCode('hello')).toBe('ERR_KEY_MALFORMED');

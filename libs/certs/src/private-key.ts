@@ -32,6 +32,13 @@ export function privateKeyObject(pem: string, passphrase?: string): KeyObject {
   if (encrypted) {
     // Before OpenSSL runs the KDF: a hostile count would hold the process for hours.
     const protection = describeKeyEncryption(pem);
+    // Only PBKDF2's cost is bounded here; another KDF (scrypt: N, r and p chosen by the file) could
+    // hold the process just as long. certflow never writes one, and Java and Go cannot read it.
+    if (protection?.scheme.startsWith('PBES2 with '))
+      throw new CertificateError(
+        'ERR_KEY_MALFORMED',
+        `the private key is encrypted with ${protection.scheme.slice('PBES2 with '.length)}, which certflow does not open: encrypt it with PBKDF2 first (openssl pkcs8 -topk8 -v2 aes-256-cbc -v2prf hmacWithSHA256 -iter ${KEY_ENCRYPTION_ITERATIONS})`,
+      );
     if (protection && 'iterations' in protection && protection.iterations > MAX_KEY_ENCRYPTION_ITERATIONS)
       throw new CertificateError(
         'ERR_KEY_MALFORMED',
