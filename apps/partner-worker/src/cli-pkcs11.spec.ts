@@ -82,7 +82,18 @@ describe('CLI with the key in a PKCS#11 token', () => {
     );
     expect(sticky.code).toBe(1);
     expect(sticky.err).toMatch(/The certificate in use keeps this partner's keys inside a PKCS#11 token/);
+    // cert create --force does not silently go back to a key file either; --key-store file does, on purpose.
+    const downgrade = await run(['cert', 'create', '--force'], env, cwd);
+    expect(downgrade.code).toBe(1);
+    expect(downgrade.err).toMatch(
+      /keeps its key inside a PKCS#11 token: give --key-store pkcs11:… .* or --key-store file/,
+    );
     expect((await run(['cert', 'show', '--json'], env, cwd)).out).toContain('cli-2026');
+    expect((await run(['cert', 'show', '--json'], env, cwd)).out).toContain('cli-2026');
+    const toFile = await run(['cert', 'create', '--force', '--key-store', 'file', '--json'], env, cwd);
+    expect(toFile.code).toBe(0);
+    expect(JSON.parse(toFile.out)).toMatchObject({ keyProtection: { store: 'file' } });
+    expect(existsSync(join(cwd, 'hsm', 'partner.key.pem'))).toBe(true);
   });
 
   it('refuses contradictory or wrong settings before anything is made, naming the option', async () => {

@@ -57,7 +57,7 @@ describe('CLI', () => {
         const r = await run(argv, {}, cwd);
         expect(r.code).toBe(0);
         expect(r.out.join('\n')).toMatch(
-          /cert create \[--common-name CN\] \[--days N\] \[--key-size 2048\|3072\|4096\]\n\s+\[--key-store pkcs11:URI\] \[--force\] \[--json\]/,
+          /cert create \[--common-name CN\] \[--days N\] \[--key-size 2048\|3072\|4096\]\n\s+\[--key-store pkcs11:URI\|file\] \[--force\] \[--json\]/,
         );
       }
     });

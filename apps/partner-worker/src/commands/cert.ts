@@ -28,6 +28,7 @@ const KEY_STORE_OPTION = { 'key-store': { type: 'string' } } as const;
  * key file. A passphrase for a key file makes no sense for a key in a token (its PIN guards it).
  */
 function keyStoreOf(raw: string | undefined, config: CertificateDirectoryConfig): string | undefined {
+  if (raw === 'file') return undefined; // a key file, on purpose (even with PARTNER_KEY_STORE set)
   if (raw !== undefined) {
     try {
       parsePkcs11Uri(raw);
@@ -137,11 +138,12 @@ function readInput(io: CliIo, flag: string, file: string): Buffer {
 export const certCreate = command({
   name: 'cert create',
   usage: `  cert create [--common-name CN] [--days N] [--key-size 2048|3072|4096]
-              [--key-store pkcs11:URI] [--force] [--json]
+              [--key-store pkcs11:URI|file] [--force] [--json]
                       generate the partner's RSA key pair and self-signed certificate in
                       PARTNER_CERT_DIR: partner.key.pem (0600), partner.crt.pem, partner.cer (DER,
                       the file to upload to the app registration); with --key-store (or
-                      PARTNER_KEY_STORE) the key is made inside a PKCS#11 token and never leaves it`,
+                      PARTNER_KEY_STORE) the key is made inside a PKCS#11 token and never leaves it;
+                      --key-store file makes a key file even where the key was in a token`,
   options: {
     ...JSON_OPTION,
     ...FORCE_OPTION,
@@ -157,6 +159,11 @@ export const certCreate = command({
     const keyStore = keyStoreOf(values['key-store'], config);
     const size = keySize(values['key-size']);
     const store = new CertificateStore(config.certDir);
+    // A directory whose key is in a token does not fall back to a key file without being told.
+    if (keyStore === undefined && values['key-store'] !== 'file' && values.force && store.keyInToken())
+      throw new Error(
+        'the certificate in use keeps its key inside a PKCS#11 token: give --key-store pkcs11:… to make the new key in a token too, or --key-store file to go back to a key file on purpose',
+      );
     const options = { commonName, days, force: values.force, ...(size ? { keySize: size } : {}) };
     const credential = keyStore
       ? await store.createInToken({ ...options, keyStore, env: config.pkcs11Env })
@@ -272,7 +279,7 @@ export const certImport = command({
           : undefined;
     if (inToken && (values.pfx || values.key))
       throw new Error(
-        `${inToken} this partner's keys inside a PKCS#11 token, where they are made and never leave; a key that comes from a ${values.pfx ? 'PFX' : 'file'} has existed outside it, so certflow does not take it. Make the key in the token with "cert csr --key-store …", have your CA sign the CSR, then "cert import --cert <issued certificate>" (to go back to a key file on purpose: "cert create --force" without a key store)`,
+        `${inToken} this partner's keys inside a PKCS#11 token, where they are made and never leave; a key that comes from a ${values.pfx ? 'PFX' : 'file'} has existed outside it, so certflow does not take it. Make the key in the token with "cert csr --key-store …", have your CA sign the CSR, then "cert import --cert <issued certificate>" (to go back to a key file on purpose: "cert create --force --key-store file")`,
       );
     const importKeyPassphrase = io.env['PARTNER_IMPORT_KEY_PASSPHRASE'] || undefined;
     const credential = store.import({
