@@ -22,7 +22,15 @@ export interface Pkcs11KeyAttributes {
   /** CKA_ALLOWED_MECHANISMS (CKM_* names); undefined when the token does not keep the attribute. */
   allowedMechanisms: string[] | undefined;
   modulusBits: number;
+  /** The certificate directory the key was made for ("certflow:<SHA-256 of its real path>", in
+   *  CKA_SUBJECT, set at generation); null when the key carries none (not made by certflow). */
+  binding: string | null;
+  /** CKA_MODIFIABLE: false for keys certflow makes, so no one can rewrite the binding or the flags. */
+  modifiable: boolean;
 }
+
+/** What a certflow binding in CKA_SUBJECT starts with. */
+export const BINDING_PREFIX = 'certflow:';
 
 export const KEY_SIZES = [2048, 3072, 4096];
 
@@ -52,17 +60,23 @@ function mechanismNames(list: Buffer): string[] {
   return names;
 }
 
-/** The public and private templates of C_GenerateKeyPair (e = 65537). */
+/**
+ * The public and private templates of C_GenerateKeyPair (e = 65537). Both objects carry the
+ * binding in CKA_SUBJECT and are CKA_MODIFIABLE=false: set once, at creation, never rewritten.
+ */
 export function keyPairTemplate(
   label: string,
   id: Buffer,
   bits: number,
+  binding: string | undefined,
 ): { publicKey: pkcs11js.Template; privateKey: pkcs11js.Template } {
   const common = [
     { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_RSA },
     { type: pkcs11js.CKA_TOKEN, value: true },
     { type: pkcs11js.CKA_LABEL, value: label },
     { type: pkcs11js.CKA_ID, value: id },
+    { type: pkcs11js.CKA_MODIFIABLE, value: false },
+    ...(binding !== undefined ? [{ type: pkcs11js.CKA_SUBJECT, value: Buffer.from(binding, 'utf8') }] : []),
   ];
   return {
     publicKey: [
@@ -92,8 +106,11 @@ export function keyPairTemplate(
   };
 }
 
-/** What of the private key template the token did not honour, e.g. 'CKA_UNWRAP is true'. */
-export function unhonoured(a: Pkcs11KeyAttributes): string[] {
+/**
+ * What of the private key template the token did not honour, e.g. 'CKA_UNWRAP is true'; with
+ * `binding`, a CKA_SUBJECT that is not that binding too.
+ */
+export function unhonoured(a: Pkcs11KeyAttributes, binding?: string): string[] {
   const allowed = a.allowedMechanisms;
   const onlySigning =
     allowed !== undefined &&
@@ -110,6 +127,10 @@ export function unhonoured(a: Pkcs11KeyAttributes): string[] {
     a.canDerive && 'CKA_DERIVE is true',
     a.canSignRecover && 'CKA_SIGN_RECOVER is true',
     !onlySigning && `CKA_ALLOWED_MECHANISMS is ${allowed?.join(' ') || 'not kept'}`,
+    a.modifiable && 'CKA_MODIFIABLE is true',
+    binding !== undefined &&
+      a.binding !== binding &&
+      `CKA_SUBJECT is ${a.binding ?? 'not a certflow binding'}`,
   ].filter((broken): broken is string => typeof broken === 'string');
 }
 
@@ -129,16 +150,24 @@ const FLAGS = {
   canUnwrap: pkcs11js.CKA_UNWRAP,
   canDerive: pkcs11js.CKA_DERIVE,
   canSignRecover: pkcs11js.CKA_SIGN_RECOVER,
+  modifiable: pkcs11js.CKA_MODIFIABLE,
 } as const;
+
+/** CKA_SUBJECT as a certflow binding, or null (empty, or another tool's subject name). */
+export function bindingOf(subject: Buffer): string | null {
+  const text = subject.toString('utf8');
+  return text.startsWith(BINDING_PREFIX) ? text : null;
+}
 
 /** A private key's attributes (pkcs11js errors propagate: the caller names what failed). */
 export function readKeyAttributes(p: pkcs11js.PKCS11, session: Buffer, handle: Buffer): Pkcs11KeyAttributes {
   const flags = Object.entries(FLAGS);
-  const [label, id, modulus, ...values] = p
+  const [label, id, modulus, subject, ...values] = p
     .C_GetAttributeValue(session, handle, [
       { type: pkcs11js.CKA_LABEL },
       { type: pkcs11js.CKA_ID },
       { type: pkcs11js.CKA_MODULUS },
+      { type: pkcs11js.CKA_SUBJECT },
       ...flags.map(([, type]) => ({ type })),
     ])
     .map((a) => a.value as Buffer);
@@ -151,6 +180,7 @@ export function readKeyAttributes(p: pkcs11js.PKCS11, session: Buffer, handle: B
     >),
     allowedMechanisms: allowedMechanisms(p, session, handle),
     modulusBits: bitLength(modulus!),
+    binding: bindingOf(subject!),
   };
 }
 

@@ -72,6 +72,8 @@ describe('Pkcs11Token with SoftHSM2', () => {
       canSignRecover: false,
       allowedMechanisms: ['CKM_SHA256_RSA_PKCS', 'CKM_SHA256_RSA_PKCS_PSS'],
       modulusBits: 2048,
+      binding: null,
+      modifiable: false,
     });
     token.close();
 
@@ -97,6 +99,63 @@ describe('Pkcs11Token with SoftHSM2', () => {
     } finally {
       p11.C_Finalize();
       p11.close();
+    }
+  });
+
+  it('binds both objects to what they were made for in CKA_SUBJECT, CKA_MODIFIABLE=false: C_SetAttributeValue is refused', () => {
+    const hsm = softHsm();
+    const token = open(hsm);
+    const binding = 'certflow:' + 'ab'.repeat(32);
+    const uri = parsePkcs11Uri(
+      token.generateRsaKeyPair({ label: 'partner-2026', id: ID, bits: 2048, binding }),
+    );
+    expect(token.keyAttributes(uri)).toMatchObject({ binding, modifiable: false });
+    expect(
+      failure(() =>
+        token.generateRsaKeyPair({ label: 'x', id: Buffer.from('01', 'hex'), bits: 2048, binding: 'other' }),
+      ).message,
+    ).toMatch(/starts with certflow:/);
+    // deletion bound to another directory's binding leaves the pair
+    expect(token.deleteKeyPair({ id: ID }, { binding: 'certflow:' + 'cd'.repeat(32) })).toBe(false);
+    expect(token.hasKey({ id: ID })).toBe(true);
+    token.close();
+    // Someone with the PIN rewriting the binding (or turning decryption back on) directly:
+    const p11 = new pkcs11js.PKCS11();
+    p11.load(hsm.modulePath);
+    p11.C_Initialize();
+    try {
+      const slot = p11.C_GetSlotList(true)[0]!;
+      const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      p11.C_Login(session, pkcs11js.CKU_USER, hsm.pin);
+      p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_ID, value: ID }]);
+      const objects = p11.C_FindObjects(session, 4);
+      p11.C_FindObjectsFinal(session);
+      expect(objects).toHaveLength(2); // the private and the public key
+      for (const object of objects) {
+        const [subject] = p11.C_GetAttributeValue(session, object, [{ type: pkcs11js.CKA_SUBJECT }]);
+        expect((subject!.value as Buffer).toString('utf8')).toBe(binding);
+        for (const change of [
+          { type: pkcs11js.CKA_SUBJECT, value: Buffer.from('certflow:' + 'cd'.repeat(32)) },
+          { type: pkcs11js.CKA_MODIFIABLE, value: true },
+          { type: pkcs11js.CKA_LABEL, value: 'renamed' },
+        ])
+          expect(() => p11.C_SetAttributeValue(session, object, [change])).toThrow(
+            /CKR_ACTION_PROHIBITED|CKR_VENDOR_DEFINED:27|CKR_ATTRIBUTE_READ_ONLY/ /* 0x1B: CKR_ACTION_PROHIBITED */,
+          );
+      }
+      p11.C_Logout(session);
+      p11.C_CloseSession(session);
+    } finally {
+      p11.C_Finalize();
+      p11.close();
+    }
+    const again = open(hsm);
+    try {
+      expect(again.keyAttributes(uri).binding).toBe(binding);
+      expect(again.deleteKeyPair({ id: ID }, { binding })).toBe(true);
+      expect(again.hasKey({ id: ID })).toBe(false);
+    } finally {
+      again.close();
     }
   });
 

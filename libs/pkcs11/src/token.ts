@@ -10,6 +10,7 @@ import * as pkcs11js from 'pkcs11js';
 import { Pkcs11Error, cryptoki, hasControl, quote } from './errors';
 import type { KeySigner } from '@certflow/certs';
 import {
+  BINDING_PREFIX,
   KEY_SIZES,
   keyPairTemplate,
   readKeyAttributes,
@@ -162,12 +163,23 @@ export class Pkcs11Token {
 
   /**
    * A new RSA key pair inside the token (e = 65537). The private key is a token object, private,
-   * sensitive, not extractable and can only sign; afterwards its attributes are read back and the
-   * pair is destroyed if the token did not honour them. Returns the private key's canonical URI,
-   * naming the token by its label and serial number.
+   * sensitive, not extractable and can only sign; both objects are CKA_MODIFIABLE=false and carry
+   * `binding` (what they were made for: "certflow:…") in CKA_SUBJECT. Afterwards the private
+   * key's attributes are read back and the pair is destroyed if the token did not honour them.
+   * Returns the private key's canonical URI, naming the token by its label and serial number.
    */
-  generateRsaKeyPair(opts: { label: string; id: Buffer; bits: 2048 | 3072 | 4096 }): string {
-    const { label, id, bits } = opts;
+  generateRsaKeyPair(opts: {
+    label: string;
+    id: Buffer;
+    bits: 2048 | 3072 | 4096;
+    binding?: string;
+  }): string {
+    const { label, id, bits, binding } = opts;
+    if (binding !== undefined && !binding.startsWith(BINDING_PREFIX))
+      throw new Pkcs11Error(
+        'ERR_PKCS11',
+        `a key binding starts with ${BINDING_PREFIX}, not ${quote(binding)}`,
+      );
     if (!label) throw new Pkcs11Error('ERR_PKCS11_URI', 'a key pair needs a non-empty label');
     if (hasControl(label))
       throw new Pkcs11Error('ERR_PKCS11_URI', `key label ${quote(label)} holds a control character`);
@@ -187,7 +199,7 @@ export class Pkcs11Token {
         `${this.where} already holds an object with ${clash}; nothing generated`,
       );
     }
-    const template = keyPairTemplate(label, id, bits);
+    const template = keyPairTemplate(label, id, bits, binding);
     const pair = this.call(`generating RSA-${bits} key pair ${quote(label)}`, (p) =>
       p.C_GenerateKeyPair(
         this.session,
@@ -198,7 +210,7 @@ export class Pkcs11Token {
     );
     try {
       const a = this.attributesOf(pair.privateKey, named);
-      const broken = unhonoured(a);
+      const broken = unhonoured(a, binding);
       if (broken.length) {
         throw new Pkcs11Error(
           'ERR_PKCS11',
@@ -264,10 +276,17 @@ export class Pkcs11Token {
     return this.attributesOf(this.privateKey(keyUri), keyUri);
   }
 
-  /** Destroys the private and public keys with the URI's id (or label); false when none existed. */
-  deleteKeyPair(keyUri: Pkcs11Uri): boolean {
+  /**
+   * Destroys the private and public keys with the URI's id (or label); with `binding`, only those
+   * whose CKA_SUBJECT is that binding. False when none existed.
+   */
+  deleteKeyPair(keyUri: Pkcs11Uri, opts: { binding?: string } = {}): boolean {
+    const bound: pkcs11js.Template =
+      opts.binding !== undefined
+        ? [{ type: pkcs11js.CKA_SUBJECT, value: Buffer.from(opts.binding, 'utf8') }]
+        : [];
     const handles = [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].flatMap((objectClass) =>
-      this.find(this.selector(keyUri, objectClass), `the keys with ${describeObject(keyUri)}`),
+      this.find([...this.selector(keyUri, objectClass), ...bound], `the keys with ${describeObject(keyUri)}`),
     );
     for (const handle of handles) {
       this.call(`destroying a key with ${describeObject(keyUri)}`, (p) =>
