@@ -81,7 +81,7 @@ export function createPendingCsrInToken(
     env?: StoreReadOptions['env'];
   },
 ): Promise<PendingCsr> {
-  return withNewTokenKey(opts.keyStore, opts.env, opts.keySize ?? 2048, async (keyUri, signer) => {
+  return withNewTokenKey(opts.keyStore, directory, opts.env, opts.keySize ?? 2048, async (keyUri, signer) => {
     const csrPem = await createCsrWithSigner(signer, {
       commonName: opts.commonName,
       ...(opts.organization ? { organization: opts.organization } : {}),

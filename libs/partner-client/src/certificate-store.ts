@@ -187,7 +187,7 @@ export class CertificateStore {
     days: number,
     opts: TokenCreateOptions,
   ): Promise<PartnerCredential> {
-    await withNewTokenKey(opts.keyStore, opts.env, opts.keySize ?? 2048, async (keyUri, signer) => {
+    await withNewTokenKey(opts.keyStore, this.directory, opts.env, opts.keySize ?? 2048, async (keyUri, signer) => {
       const certificatePem = await createSelfSignedCertificateWithSigner(signer, {
         commonName,
         days,

@@ -105,6 +105,28 @@ export class PartnerGraph {
     return session.graph;
   }
 
+  /**
+   * The partner's Graph token, obtained with `credential` and kept for addKey: a rotation asks for
+   * it before it records or writes anything, so a certificate Entra does not accept stops it with
+   * nothing changed (AADSTS700027: not registered for this application, said in plain words).
+   */
+  async signIn(credential: PartnerCredential): Promise<void> {
+    this.graph(credential);
+    const { pipeline } = this.sessions.get(credential.certificate.thumbprints.sha256Hex)!;
+    try {
+      await pipeline.tokens.getToken();
+    } catch (err) {
+      const sha1 = credential.certificate.thumbprints.sha1Hex;
+      if (err instanceof TokenAcquisitionError && err.aadsts === NOT_REGISTERED_AADSTS)
+        throw new RotationError(
+          `the current certificate ${sha1} is not registered for the application ${this.config.clientId} (AADSTS${NOT_REGISTERED_AADSTS}), so it cannot prove the partner's identity to register the next one; nothing was changed: ask the API owner to upload it (or use "cert import" with a certificate that is registered)`,
+        );
+      throw new RotationError(
+        `a Graph token with the current certificate ${sha1} could not be obtained (${(err as Error).message}); nothing was changed: run "cert rotate" again`,
+      );
+    }
+  }
+
   /** addKey of `next`, with the proof signed by `current` (registered) and Graph reached as `current`. */
   async addKey(
     current: PartnerCredential,

@@ -3,7 +3,9 @@
  * pair in it, signing with a key, and checking that a key belongs to a certificate. PKCS#11 errors become
  * CertificateStoreErrors with the same code.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { KeySigner, ParsedCertificate, RsaKeySize } from '@certflow/certs';
 import {
   parsePkcs11Uri,
@@ -13,6 +15,27 @@ import {
   type Pkcs11Uri,
 } from '@certflow/pkcs11';
 import { CertificateStoreError, type StoreReadOptions } from './credential';
+
+/** A path with its symbolic links resolved; the part that does not exist yet is taken as given. */
+function realPath(path: string): string {
+  const absolute = resolve(path);
+  try {
+    return realpathSync(absolute);
+  } catch (err) {
+    const parent = dirname(absolute);
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || parent === absolute) throw err;
+    return join(realPath(parent), basename(absolute));
+  }
+}
+
+/**
+ * What binds a key certflow makes to the certificate directory it is made for: "certflow:" and
+ * the SHA-256 (hex) of the directory's real path. Kept in the key's CKA_SUBJECT, which no one can
+ * change afterwards (CKA_MODIFIABLE=false); certflow deletes a key only if it is this directory's.
+ */
+export function directoryBinding(directory: string): string {
+  return `certflow:${createHash('sha256').update(realPath(directory)).digest('hex')}`;
+}
 
 /** Runs a PKCS#11 operation; its errors become CertificateStoreErrors (same code) naming `where`. */
 export function inToken<T>(where: string | undefined, operation: () => T): T {
@@ -48,23 +71,25 @@ export function withTokenKey<T>(uri: string, env: StoreReadOptions['env'], use: 
 }
 
 /**
- * Makes a key pair in the token `keyStore` names (labelled with its `object`) and runs `use` with
- * the key's URI and a signer over it, then closes the token. If `use` fails, the key pair is
- * deleted again: nothing changes.
+ * Makes a key pair in the token `keyStore` names (labelled with its `object`, bound to the
+ * certificate directory `directory`) and runs `use` with the key's URI and a signer over it, then
+ * closes the token. If `use` fails, the key pair is deleted again: nothing changes.
  */
 export async function withNewTokenKey<T>(
   keyStore: string,
+  directory: string,
   env: StoreReadOptions['env'],
   bits: RsaKeySize,
   use: (keyUri: string, signer: KeySigner) => Promise<T>,
 ): Promise<T> {
+  const binding = directoryBinding(directory);
   const { token, uri } = openToken(keyStore, env);
   let keyUri: string | undefined;
   try {
-    keyUri = generateInToken(token, uri, bits);
+    keyUri = generateInToken(token, uri, bits, binding);
     return await use(keyUri, token.signer(parsePkcs11Uri(keyUri)));
   } catch (err) {
-    if (keyUri !== undefined) token.deleteKeyPair(parsePkcs11Uri(keyUri));
+    if (keyUri !== undefined) token.deleteKeyPair(parsePkcs11Uri(keyUri), { binding });
     throw err;
   } finally {
     token.close();
@@ -72,7 +97,7 @@ export async function withNewTokenKey<T>(
 }
 
 /** A key pair in the token the URI names, labelled with its `object`; returns the key's URI. */
-function generateInToken(token: Pkcs11Token, uri: Pkcs11Uri, bits: RsaKeySize): string {
+function generateInToken(token: Pkcs11Token, uri: Pkcs11Uri, bits: RsaKeySize, binding: string): string {
   if (!uri.object)
     throw new CertificateStoreError(
       'ERR_PKCS11_URI',
@@ -83,7 +108,7 @@ function generateInToken(token: Pkcs11Token, uri: Pkcs11Uri, bits: RsaKeySize): 
       'ERR_PKCS11_URI',
       `the key store URI names type=${uri.type}; a key pair needs type=private or no type`,
     );
-  return token.generateRsaKeyPair({ label: uri.object, id: uri.id ?? randomBytes(16), bits });
+  return token.generateRsaKeyPair({ label: uri.object, id: uri.id ?? randomBytes(16), bits, binding });
 }
 
 /** ERR_CERT_KEY_MISMATCH (naming `where`) unless `signer`'s public key is the certificate's. */

@@ -160,7 +160,7 @@ describe('what a rotation deletes from the token', () => {
     const err = await rejectionOf(rotateWithGraph(p.config, p.store, undefined, { log: () => {} }));
     expect(err.message).toMatch(
       new RegExp(
-        `refusing to delete the old key \\(generation ${p.first.generation}\\) from the token: it is not the key of the certificate of generation`,
+        `refusing to delete the old key \\(generation ${p.first.generation}\\) from the token: it belongs to another certificate directory`,
       ),
     );
     expect(inToken((t) => t.hasKey(parsePkcs11Uri(victim.first.keyUri!)))).toBe(true);

@@ -15,7 +15,12 @@
  *   of another generation (the current one included);
  * - the old key of a finished rotation only if it is the key of the old generation (its
  *   partner.key.p11 names it and its public key is that generation's certificate's) and that
- *   generation is not current.
+ *   generation is not current;
+ * - only a key bound to this certificate directory: its CKA_SUBJECT, fixed when certflow made it
+ *   and not modifiable, is this directory's binding (key-in-token.ts). Everything above comes
+ *   from files whoever can write the directory can forge; the binding cannot be. A key bound to
+ *   another directory (another partner's, or this one's before it was moved) is refused; a key
+ *   with no binding (not made by this version of certflow) is left in the token, and said so.
  *
  * A refusal throws a RotationError and deletes nothing.
  */
@@ -26,7 +31,7 @@ import { formatPkcs11Uri, parsePkcs11Uri, type Pkcs11Uri } from '@certflow/pkcs1
 import { PENDING_KEY_REFERENCE_FILE } from './certificate-import';
 import type { CertificateStore } from './certificate-store';
 import { CERTIFICATE_FILE, GenerationLayout, KEY_REFERENCE_FILE } from './generations';
-import { inToken, openToken } from './key-in-token';
+import { directoryBinding, inToken, openToken } from './key-in-token';
 import type { RotationJournal } from './rotation-journal';
 import {
   isNextKeyLabelOf,
@@ -90,6 +95,10 @@ function sameToken(current: Pkcs11Uri, other: Pkcs11Uri, env: Env): string | und
   return undefined;
 }
 
+/** Why a key without a binding is left in the token. */
+const UNBOUND =
+  "it carries no certflow binding (CKA_SUBJECT), so nothing shows it is this directory's; if no certificate uses it, delete it by hand";
+
 export interface KeyDeletion {
   /** The key pair to delete (its id, label, token). */
   key: Pkcs11Uri;
@@ -101,10 +110,15 @@ export interface KeyDeletion {
 
 /**
  * Deletes the key pair `deletion.key` names from the token the current certificate's key is in,
- * after the checks above; false when the token holds no such key. Throws RotationError (nothing
- * deleted) when a check fails.
+ * after the checks above: 'deleted', 'absent' when the token holds no such key, or 'unbound'
+ * (left in the token) when the key carries no binding. Throws RotationError (nothing deleted)
+ * when a check fails.
  */
-export function deleteUnusedKeyPair(certDir: string, deletion: KeyDeletion, env: Env): boolean {
+export function deleteUnusedKeyPair(
+  certDir: string,
+  deletion: KeyDeletion,
+  env: Env,
+): 'deleted' | 'absent' | 'unbound' {
   const refuse = (reason: string): never => {
     throw new RotationError(
       `refusing to delete ${deletion.what} from the token: ${reason}; nothing was deleted. rotation.json does not agree with ${certDir}: see the certificate in use with "cert show", then delete rotation.json and remove keys no certificate uses from the token by hand`,
@@ -133,7 +147,7 @@ export function deleteUnusedKeyPair(certDir: string, deletion: KeyDeletion, env:
     const label = deletion.key.object;
     if (id === undefined) {
       // A reference by label alone: the CKA_ID of the one private key with that label.
-      if (label === undefined || !inToken(undefined, () => token.hasKey({ object: label }))) return false;
+      if (label === undefined || !inToken(undefined, () => token.hasKey({ object: label }))) return 'absent';
       id = inToken(undefined, () => token.keyAttributes({ object: label })).id;
       if (id.length === 0)
         refuse(`the key labelled ${label} has no CKA_ID, and a key is never deleted by label alone`);
@@ -147,7 +161,14 @@ export function deleteUnusedKeyPair(certDir: string, deletion: KeyDeletion, env:
       )
         refuse(`${other.name} uses the key with id ${id!.toString('hex')}`);
     }
+    const binding = directoryBinding(certDir);
     if (inToken(undefined, () => token.hasKey(selector))) {
+      const bound = inToken(undefined, () => token.keyAttributes(selector)).binding;
+      if (bound === null) return 'unbound';
+      if (bound !== binding)
+        refuse(
+          `it belongs to another certificate directory (its binding is ${bound}, this directory's ${binding}: the SHA-256 of its real path). If this directory was moved or renamed since the key was made, the key is still its own: delete it by hand`,
+        );
       const publicKey = spki(inToken(undefined, () => token.signer(selector)));
       if (deletion.of && !publicKey.equals(spki(deletion.of.certificate)))
         refuse(`it is not the key of the certificate of generation ${deletion.of.generation}`);
@@ -155,7 +176,7 @@ export function deleteUnusedKeyPair(certDir: string, deletion: KeyDeletion, env:
         if (publicKey.equals(spki(other.certificate)))
           refuse(`it is the key of ${other.name} (certificate ${other.certificate.thumbprints.sha1Hex})`);
     }
-    return inToken(undefined, () => token.deleteKeyPair(selector));
+    return inToken(undefined, () => token.deleteKeyPair(selector, { binding })) ? 'deleted' : 'absent';
   } finally {
     token.close();
   }
@@ -179,34 +200,43 @@ export function deletePlannedKey(
     object: planned.label,
     id: Buffer.from(planned.id, 'hex'),
   };
-  if (deleteUnusedKeyPair(certDir, { key, what }, env)) log(`deleted ${what} from the token`);
+  const outcome = deleteUnusedKeyPair(certDir, { key, what }, env);
+  if (outcome === 'deleted') log(`deleted ${what} from the token`);
+  if (outcome === 'unbound') log(`left ${what} in the token: ${UNBOUND}`);
 }
 
 /**
  * The last step: the old generation's key pair (when in a token, after the checks of
  * deleteUnusedKeyPair), then the old generation itself. Refuses (nothing deleted) when the
- * generation the journal names is the one in use or holds another certificate.
+ * generation the journal names is the one in use or holds another certificate. Returns what
+ * the result's message must say when the old key was left in the token (no binding).
  */
 export function removeOldGeneration(
   store: CertificateStore,
   old: RotationJournal['old'],
   env: Env,
   log: (message: string) => void,
-): void {
+): string | undefined {
   const { directory } = store;
   const generation = old.generation ?? generationWith(directory, old.sha256);
-  if (generation === undefined || !store.generations().includes(generation)) return;
+  if (generation === undefined || !store.generations().includes(generation)) return undefined;
   const files = generationFiles(directory, generation);
   const inUse = generation === store.currentGeneration();
   if (inUse || files.certificate.thumbprints.sha256Hex !== old.sha256)
     throw new RotationError(
       `the rotation journal names ${generation} as the old generation, but ${inUse ? 'it is the one in use' : `it holds the certificate ${files.certificate.thumbprints.sha256Hex}, not ${old.sha256}`}; nothing was deleted: see the certificate in use with "cert show", then delete rotation.json and remove what no certificate uses by hand`,
     );
+  let left: string | undefined;
   if (files.keyUri) {
     const of = { generation, certificate: files.certificate };
     const what = `the old key (generation ${generation})`;
-    if (deleteUnusedKeyPair(directory, { key: files.keyUri, what, of }, env))
-      log('deleted the old key pair from the token');
+    const outcome = deleteUnusedKeyPair(directory, { key: files.keyUri, what, of }, env);
+    if (outcome === 'deleted') log('deleted the old key pair from the token');
+    if (outcome === 'unbound') {
+      left = `${what}, ${formatPkcs11Uri({ ...files.keyUri, pinSource: undefined, modulePath: undefined })}, was left in the token: ${UNBOUND}`;
+      log(left);
+    }
   }
   store.removeGeneration(generation);
+  return left;
 }

@@ -12,7 +12,7 @@ import {
   type RsaKeySize,
 } from '@certflow/certs';
 import { formatPkcs11Uri, parsePkcs11Uri } from '@certflow/pkcs11';
-import { openToken } from './key-in-token';
+import { directoryBinding, openToken } from './key-in-token';
 import type { KeyMaterial, PartnerCredential } from './certificate-store';
 
 export class RotationError extends Error {
@@ -74,11 +74,11 @@ export interface PlannedTokenKey {
 /**
  * The next key pair and its certificate. For a key in a token, `plan` is given the new key's
  * label and id first (the journal records them, so an orphan can be found and deleted), then the
- * key is generated in the token.
+ * key is generated in the token, bound to the certificate directory `directory`.
  */
 export async function makeNextKey(
   current: PartnerCredential,
-  opts: { commonName: string; days: number; keySize: RsaKeySize; env: Env },
+  opts: { directory: string; commonName: string; days: number; keySize: RsaKeySize; env: Env },
   plan: (planned: PlannedTokenKey) => void,
   log: (message: string) => void,
 ): Promise<{ certificate: ParsedCertificate; key: KeyMaterial }> {
@@ -91,6 +91,7 @@ export async function makeNextKey(
     };
   }
   const uri = parsePkcs11Uri(current.keyUri);
+  const binding = directoryBinding(opts.directory);
   const planned: PlannedTokenKey = {
     tokenUri: formatPkcs11Uri({ ...uri, object: undefined, id: undefined, type: undefined }),
     label: nextKeyLabel(uri.object, new Date()),
@@ -103,6 +104,7 @@ export async function makeNextKey(
       label: planned.label,
       id: Buffer.from(planned.id, 'hex'),
       bits: opts.keySize,
+      binding,
     });
     log(`generated the next key in the token: label ${planned.label}, id ${planned.id}`);
     const pem = await createSelfSignedCertificateWithSigner(token.signer(parsePkcs11Uri(keyUri)), options);

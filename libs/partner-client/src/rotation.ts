@@ -135,7 +135,7 @@ class Rotation {
         `finishing the rotation interrupted at step "${interrupted.state}" (started ${interrupted.startedAt})`,
       );
     } else {
-      this.begin();
+      await this.begin();
     }
     for (;;) {
       const result = await this.step(this.journal.state);
@@ -154,9 +154,11 @@ class Rotation {
     return undefined;
   }
 
-  private begin(): void {
+  /** Checks what can be checked before anything is written (the key size, a Graph token with the current certificate), then journals the start. */
+  private async begin(): Promise<void> {
     const current = this.opts.current ?? this.track(this.store.load(new Date(), this.readOptions));
-    nextKeySize(current.certificate, this.opts.keySize); // refused before anything is written
+    nextKeySize(current.certificate, this.opts.keySize);
+    await this.opts.graph.signIn(current);
     const keyId = this.opts.oldKeyId ?? this.recordedKeyId();
     this.old = current;
     this.journal = {
@@ -214,6 +216,7 @@ class Rotation {
     const { certificate, key } = await makeNextKey(
       old,
       {
+        directory: this.store.directory,
         commonName: this.opts.commonName ?? commonNameOf(old.certificate),
         days: this.opts.days ?? DEFAULT_DAYS,
         keySize: nextKeySize(old.certificate, this.opts.keySize),
@@ -352,7 +355,7 @@ class Rotation {
   private finish(): RotationResult {
     const { old } = this.journal;
     if (this.old && this.old !== this.opts.current) this.old.close();
-    removeOldGeneration(this.store, old, this.readOptions.env ?? {}, this.log);
+    const leftInToken = removeOldGeneration(this.store, old, this.readOptions.env ?? {}, this.log);
     removeJournal(this.store.directory);
     const next = this.nextCredential();
     const { keyId } = this.journal.next!;
@@ -371,6 +374,7 @@ class Rotation {
             `the old certificate ${oldStillRegistered} is still registered: its keyId is not known here, so removeKey could not be sent; its private key and generation are deleted, so it can sign nothing, but ask the API owner to remove it (Entra admin center, Certificates & secrets, thumbprint ${oldStillRegistered})`,
           ]
         : []),
+      ...(leftInToken ? [leftInToken] : []),
     ];
     return {
       status: 'rotated',
