@@ -226,6 +226,12 @@ describe('a key in a shared token is deleted only by the directory it was made f
     expect(inToken((t) => t.keyAttributes(parsePkcs11Uri(current.keyUri!)).binding)).toBe(
       directoryBinding(moved),
     );
+    // The old key deleted by hand: the rerun finishes.
+    expect(inToken((t) => t.deleteKeyPair(parsePkcs11Uri(a.first.keyUri!)))).toBe(true);
+    const finished = await rotateWithGraph(a.configAt(moved), store, undefined, { log: () => {} });
+    expect(finished).toMatchObject({ status: 'rotated', recovered: 'removed' });
+    expect(store.generations()).toEqual([current.generation]);
+    expect(existsSync(journalPath(moved))).toBe(false);
   }, 60_000);
 
   it('a current certificate that is not registered stops the rotation before anything is written', async () => {
