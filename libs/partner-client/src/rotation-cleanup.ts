@@ -166,8 +166,8 @@ export function deleteUnusedKeyPair(
       const bound = inToken(undefined, () => token.keyAttributes(selector)).binding;
       if (bound === null) return 'unbound';
       if (bound !== binding)
-        refuse(
-          `it belongs to another certificate directory (its binding is ${bound}, this directory's ${binding}: the SHA-256 of its real path). If this directory was moved or renamed since the key was made, the key is still its own: delete it by hand`,
+        throw new RotationError(
+          `refusing to delete ${deletion.what} from the token: it belongs to another certificate directory (its binding is ${bound}, this directory's ${binding}: the SHA-256 of its real path); nothing was deleted. If ${certDir} was moved or renamed since the key was made, the key is its own: delete it from the token by hand and run "cert rotate" again to finish. Otherwise rotation.json does not agree with ${certDir}: see the certificate in use with "cert show", then delete rotation.json`,
         );
       const publicKey = spki(inToken(undefined, () => token.signer(selector)));
       if (deletion.of && !publicKey.equals(spki(deletion.of.certificate)))
