@@ -187,15 +187,21 @@ export class CertificateStore {
     days: number,
     opts: TokenCreateOptions,
   ): Promise<PartnerCredential> {
-    await withNewTokenKey(opts.keyStore, this.directory, opts.env, opts.keySize ?? 2048, async (keyUri, signer) => {
-      const certificatePem = await createSelfSignedCertificateWithSigner(signer, {
-        commonName,
-        days,
-        ...(opts.now ? { now: opts.now } : {}),
-      });
-      const gen = this.writeGeneration(parseCertificate(certificatePem), { kind: 'pkcs11', uri: keyUri });
-      this.switchTo(gen);
-    });
+    await withNewTokenKey(
+      opts.keyStore,
+      this.directory,
+      opts.env,
+      opts.keySize ?? 2048,
+      async (keyUri, signer) => {
+        const certificatePem = await createSelfSignedCertificateWithSigner(signer, {
+          commonName,
+          days,
+          ...(opts.now ? { now: opts.now } : {}),
+        });
+        const gen = this.writeGeneration(parseCertificate(certificatePem), { kind: 'pkcs11', uri: keyUri });
+        this.switchTo(gen);
+      },
+    );
     return this.read({ ...(opts.env ? { env: opts.env } : {}) });
   }
 
