@@ -45,12 +45,18 @@ const stamp = (at: Date) =>
     .replace(/[-:]/g, '')
     .replace(/\.\d{3}Z$/, 'Z');
 
-const ROTATION_SUFFIX = /-r\d{8}T\d{6}Z$/;
+const ROTATION_SUFFIX = /-r(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 const labelBase = (label: string | undefined) => (label ?? 'certflow-partner').replace(ROTATION_SUFFIX, '');
 
-/** The next key's label in the token: the current label without an earlier rotation's suffix, plus `-r<time>`. */
+/**
+ * The next key's label in the token: the current label without an earlier rotation's suffix, plus
+ * `-r<time>`, that time at least a second after the current label's (a rotation of a key made in
+ * the same second would otherwise want the current key's label).
+ */
 export function nextKeyLabel(currentLabel: string | undefined, at: Date): string {
-  return `${labelBase(currentLabel)}-r${stamp(at)}`;
+  const m = ROTATION_SUFFIX.exec(currentLabel ?? '');
+  const after = m ? Date.UTC(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]! + 1) : 0;
+  return `${labelBase(currentLabel)}-r${stamp(new Date(Math.max(at.getTime(), after)))}`;
 }
 
 /** Could a rotation of the key labelled `currentLabel` have labelled its next key `label`? */
