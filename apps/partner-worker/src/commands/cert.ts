@@ -67,8 +67,14 @@ function keyLines(summary: CertificateSummary): string[] {
         : 'WARNING: the token lets this key be read out';
     const signsOnly = !a.canDecrypt && !a.canUnwrap && !a.canDerive && !a.canSignRecover;
     const use = signsOnly ? '' : '; WARNING: it can also decrypt or unwrap';
+    const bound =
+      a.binding === null
+        ? '; not bound to a certificate directory: a rotation leaves it in the token'
+        : a.modifiable
+          ? '; WARNING: its attributes can be changed'
+          : '';
     return [
-      `  private key    in a PKCS#11 token: ${summary.keyUri} (${a.modulusBits} bits, ${guarded}${use})`,
+      `  private key    in a PKCS#11 token: ${summary.keyUri} (${a.modulusBits} bits, ${guarded}${use}${bound})`,
     ];
   }
   const e = protection.encryption;
