@@ -4,7 +4,7 @@
  * it against the real Entra ID emulator. Wrong settings are clear errors that change nothing.
  */
 import { X509Certificate } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeProtectedHeader } from 'jose';
@@ -148,6 +148,29 @@ describe('a key made inside a PKCS#11 token', () => {
     const gone = storeError(() => store.read({ env }));
     expect(gone.code).toBe('ERR_PKCS11_OBJECT_NOT_FOUND');
     expect(gone.message).toContain('read-key');
+  });
+
+  it('the module and PIN source come from configuration only: never stored, and a key reference naming them is refused before any module is loaded', async () => {
+    const pinFile = join(dir.path, 'pin');
+    writeFileSync(pinFile, `${hsm.pin}\n`, { mode: 0o600 });
+    const keyStore = `pkcs11:token=${hsm.label};object=configured?module-path=${hsm.modulePath}&pin-source=file:${pinFile}`;
+    const store = new CertificateStore(join(dir.path, 'configured'));
+    const created = await store.createInToken({ keyStore, env: {} });
+    created.close();
+    const reference = readFileSync(join(store.directory, 'partner.key.p11'), 'utf8');
+    expect(reference).not.toMatch(/module-path|pin-source|\?/);
+    // Later commands get the module and the PIN source from PARTNER_KEY_STORE, as configured.
+    store.read({ env: { PARTNER_KEY_STORE: keyStore } }).close();
+    // Someone who can write the directory points the reference at a library of their choice.
+    const file = join(store.directory, 'generations', created.generation!, 'partner.key.p11');
+    writeFileSync(file, `${reference.trim()}?module-path=/srv/partner/evil.so\n`, { mode: 0o600 });
+    const refused = storeError(() => store.read({ env }));
+    expect(refused.code).toBe('ERR_PKCS11_URI');
+    expect(refused.message).toMatch(
+      /names a PKCS#11 module or PIN source; certflow takes those from its configuration only/,
+    );
+    writeFileSync(file, `${reference.trim()}?pin-source=file:/etc/hostname\n`, { mode: 0o600 });
+    expect(storeError(() => store.read({ env })).code).toBe('ERR_PKCS11_URI');
   });
 
   it('cert csr --key-store then import of the CA-issued certificate uses the key in the token', async () => {

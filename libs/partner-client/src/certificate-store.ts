@@ -24,7 +24,6 @@ import {
   type ParsedCertificate,
   type RsaKeySize,
 } from '@certflow/certs';
-import { formatPkcs11Uri, parsePkcs11Uri } from '@certflow/pkcs11';
 import {
   createPendingCsr,
   createPendingCsrInToken,
@@ -53,7 +52,7 @@ import {
   KEY_REFERENCE_FILE,
   PRIVATE_KEY_FILE,
 } from './generations';
-import { withNewTokenKey } from './key-in-token';
+import { storedKeyUri, withNewTokenKey } from './key-in-token';
 
 export { CERTIFICATE_FILE, CER_FILE, KEY_ID_FILE, KEY_REFERENCE_FILE, PRIVATE_KEY_FILE } from './generations';
 export {
@@ -202,7 +201,8 @@ export class CertificateStore {
         this.switchTo(gen);
       },
     );
-    return this.read({ ...(opts.env ? { env: opts.env } : {}) });
+    // The key store given is configuration: its module and PIN source open the key just made.
+    return this.read({ env: { ...opts.env, PARTNER_KEY_STORE: opts.keyStore } });
   }
 
   /** Writes a generation and makes it current. */
@@ -236,7 +236,7 @@ export class CertificateStore {
         : key.privateKeyPem;
       files[PRIVATE_KEY_FILE] = { data: atRest, mode: 0o600 };
     } else {
-      files[KEY_REFERENCE_FILE] = { data: `${formatPkcs11Uri(parsePkcs11Uri(key.uri))}\n`, mode: 0o600 };
+      files[KEY_REFERENCE_FILE] = { data: `${storedKeyUri(key.uri)}\n`, mode: 0o600 };
     }
     if (opts.keyId !== undefined) files[KEY_ID_FILE] = { data: `${keyIdOrThrow(opts.keyId)}\n`, mode: 0o644 };
     return guardLayout(() => this.layout.write(generationBaseName(certificate), files));

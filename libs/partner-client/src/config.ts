@@ -31,7 +31,11 @@ export interface CertificateDirectoryConfig {
    * (RFC 7512, e.g. `pkcs11:token=partner;object=partner-2026`); unset: a key file.
    */
   keyStore?: string;
-  /** PARTNER_PKCS11_MODULE and PARTNER_PKCS11_PIN, for keys whose URI names no module-path or pin-source. */
+  /**
+   * What opens a key in a token: PARTNER_KEY_STORE (its module-path and pin-source),
+   * PARTNER_PKCS11_MODULE and PARTNER_PKCS11_PIN. Key references in the certificate directory
+   * never name a module or a PIN source.
+   */
   pkcs11Env: Readonly<Record<string, string | undefined>>;
 }
 
@@ -134,6 +138,7 @@ export function readCertificateDirectoryConfig(env: Env, cwd = process.cwd()): C
     expiryWarningDays,
     ...(keyStore !== undefined ? { keyStore } : {}),
     pkcs11Env: {
+      ...(keyStore !== undefined ? { PARTNER_KEY_STORE: keyStore } : {}),
       ...(module !== undefined ? { PARTNER_PKCS11_MODULE: module } : {}),
       ...(pin !== undefined ? { PARTNER_PKCS11_PIN: pin } : {}),
     },

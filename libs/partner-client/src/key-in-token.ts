@@ -8,6 +8,7 @@ import { realpathSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { KeySigner, ParsedCertificate, RsaKeySize } from '@certflow/certs';
 import {
+  formatPkcs11Uri,
   parsePkcs11Uri,
   Pkcs11Error,
   Pkcs11Token,
@@ -48,7 +49,15 @@ export function inToken<T>(where: string | undefined, operation: () => T): T {
   }
 }
 
-/** Opens the token a PKCS#11 URI names; its errors become CertificateStoreErrors naming `where`. */
+/**
+ * Opens the token a key reference names. Which module is loaded and where the PIN comes from is
+ * configuration's alone (the `module-path` and `pin-source` of PARTNER_KEY_STORE,
+ * PARTNER_PKCS11_MODULE, PARTNER_PKCS11_PIN), never a file's: a reference read from the
+ * certificate directory (partner.key.p11, the pending key, the rotation journal) that names a
+ * module or a PIN source is refused, since whoever can write the directory could otherwise make
+ * the worker load any library with the PIN in its environment. Errors become
+ * CertificateStoreErrors naming `where`.
+ */
 export function openToken(
   text: string,
   env: StoreReadOptions['env'],
@@ -56,8 +65,49 @@ export function openToken(
 ): { token: Pkcs11Token; uri: Pkcs11Uri } {
   return inToken(where, () => {
     const uri = parsePkcs11Uri(text);
-    return { token: Pkcs11Token.open(uri, resolvePkcs11Settings(uri, env ?? {})), uri };
+    if (uri.modulePath !== undefined || uri.moduleName !== undefined || uri.pinSource !== undefined)
+      throw new CertificateStoreError(
+        'ERR_PKCS11_URI',
+        `${where ?? 'the key reference'} names a PKCS#11 module or PIN source; certflow takes those from its configuration only (PARTNER_KEY_STORE, PARTNER_PKCS11_MODULE, PARTNER_PKCS11_PIN), never from a file: remove the part from "?" on`,
+        where,
+      );
+    try {
+      return { token: openConfigured(uri, env), uri };
+    } catch (err) {
+      if (
+        err instanceof Pkcs11Error &&
+        (err.code === 'ERR_PKCS11_MODULE' || err.code === 'ERR_PKCS11_PIN_MISSING')
+      )
+        throw new Pkcs11Error(
+          err.code,
+          `${err.message} (for a key kept in a token, every command needs its module and PIN from the environment: PARTNER_PKCS11_MODULE and PARTNER_PKCS11_PIN, or PARTNER_KEY_STORE with module-path and pin-source)`,
+        );
+      throw err;
+    }
   });
+}
+
+/** Opens the token `uri` names with the module and PIN that the configuration gives. */
+function openConfigured(uri: Pkcs11Uri, env: StoreReadOptions['env']): Pkcs11Token {
+  const keyStore = env?.['PARTNER_KEY_STORE'];
+  const configured = keyStore !== undefined ? parsePkcs11Uri(keyStore) : {};
+  return Pkcs11Token.open(
+    uri,
+    resolvePkcs11Settings(
+      {
+        ...uri,
+        ...(configured.modulePath !== undefined ? { modulePath: configured.modulePath } : {}),
+        ...(configured.pinSource !== undefined ? { pinSource: configured.pinSource } : {}),
+      },
+      env ?? {},
+    ),
+  );
+}
+
+/** A key's URI as it is written to the certificate directory: without module or PIN source. */
+export function storedKeyUri(uri: string): string {
+  const { modulePath: _module, moduleName: _name, pinSource: _pin, ...rest } = parsePkcs11Uri(uri);
+  return formatPkcs11Uri(rest);
 }
 
 /** Runs `use` with a signer over the key `uri` names, then closes the token. */
@@ -83,10 +133,12 @@ export async function withNewTokenKey<T>(
   use: (keyUri: string, signer: KeySigner) => Promise<T>,
 ): Promise<T> {
   const binding = directoryBinding(directory);
-  const { token, uri } = openToken(keyStore, env);
+  // The key store is configuration (--key-store, PARTNER_KEY_STORE): its own module and PIN source count.
+  const uri = inToken(undefined, () => parsePkcs11Uri(keyStore));
+  const token = inToken(undefined, () => Pkcs11Token.open(uri, resolvePkcs11Settings(uri, env ?? {})));
   let keyUri: string | undefined;
   try {
-    keyUri = generateInToken(token, uri, bits, binding);
+    keyUri = storedKeyUri(generateInToken(token, uri, bits, binding));
     return await use(keyUri, token.signer(parsePkcs11Uri(keyUri)));
   } catch (err) {
     if (keyUri !== undefined) token.deleteKeyPair(parsePkcs11Uri(keyUri), { binding });
