@@ -62,6 +62,14 @@ const LEGACY_SCHEMES: Record<string, string> = {
 };
 const KDF_NAMES: Record<string, string> = { '1.3.6.1.4.1.11591.4.11': 'scrypt' };
 
+/**
+ * The first PEM block of `text` with its headers: the one OpenSSL reads (it skips any text before
+ * the first BEGIN line and ignores what follows the block).
+ */
+export function firstPemBlock(text: string): string | undefined {
+  return /-{5}BEGIN ([A-Z0-9 ]+)-{5}[\s\S]*?-{5}END \1-{5}/.exec(text)?.[0];
+}
+
 const { asn1 } = forge;
 const U = asn1.Class.UNIVERSAL;
 const T = asn1.Type;
@@ -106,7 +114,9 @@ function iterationCount(node: forge.asn1.Asn1): number {
 }
 
 /** What protects an encrypted PKCS#8 PEM; undefined for an unencrypted key. Never reads the key itself. */
-export function describeKeyEncryption(text: string): KeyEncryption | undefined {
+export function describeKeyEncryption(pem: string): KeyEncryption | undefined {
+  // Only the first PEM block counts, as for OpenSSL: a Proc-Type line outside it changes nothing.
+  const text = firstPemBlock(pem) ?? pem;
   if (/Proc-Type: 4,ENCRYPTED/.test(text)) return { scheme: 'PEM Proc-Type', strong: false };
   const block =
     /-{5}BEGIN ENCRYPTED PRIVATE KEY-{5}([A-Za-z0-9+/=\s]*)-{5}END ENCRYPTED PRIVATE KEY-{5}/.exec(text);

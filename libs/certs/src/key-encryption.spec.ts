@@ -221,6 +221,13 @@ describe('describeKeyEncryption', () => {
     expect(error).toMatchObject({ code: 'ERR_KEY_MALFORMED' });
     expect((error as Error).message).toMatch(/2,147,483,647 PBKDF2 iterations, more than the 10,000,000/);
     expect(MAX_KEY_ENCRYPTION_ITERATIONS).toBe(10_000_000);
+    // A Proc-Type line above the block must not hide it: OpenSSL reads the block all the same.
+    expect(() => readPrivateKey(`Proc-Type: 4,ENCRYPTED\n${hostile}`, passphrase)).toThrow(
+      /2,147,483,647 PBKDF2 iterations/,
+    );
+    expect(describeKeyEncryption(`Proc-Type: 4,ENCRYPTED\nDEK-Info: x\n\n${hostile}`)).toMatchObject({
+      iterations: 2 ** 31 - 1,
+    });
   }, 20_000);
 
   it("refuses a key encrypted with scrypt (its cost is the file's to choose) with the command that converts it", () => {

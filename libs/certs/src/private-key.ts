@@ -8,17 +8,21 @@
 import { createPrivateKey, type KeyObject } from 'node:crypto';
 import {
   describeKeyEncryption,
+  firstPemBlock,
   KEY_ENCRYPTION_ITERATIONS,
   MAX_KEY_ENCRYPTION_ITERATIONS,
 } from './encrypted-key-info';
 import { CertificateError } from './errors';
 
 export function isEncryptedPrivateKey(pem: string): boolean {
-  return /-{5}BEGIN ENCRYPTED PRIVATE KEY-{5}|Proc-Type: 4,ENCRYPTED/.test(pem);
+  return /-{5}BEGIN ENCRYPTED PRIVATE KEY-{5}|Proc-Type: 4,ENCRYPTED/.test(firstPemBlock(pem) ?? '');
 }
 
 /** The KeyObject of a PEM private key; every failure is a CertificateError naming what is wrong. */
-export function privateKeyObject(pem: string, passphrase?: string): KeyObject {
+export function privateKeyObject(text: string, passphrase?: string): KeyObject {
+  // What OpenSSL reads is the first PEM block; checking that block alone, and handing OpenSSL
+  // nothing else, keeps text around it from hiding what protects the key.
+  const pem = firstPemBlock(text) ?? text;
   const encrypted = isEncryptedPrivateKey(pem);
   if (encrypted && (passphrase === undefined || passphrase === '')) {
     throw new CertificateError('ERR_KEY_ENCRYPTED', 'the private key is encrypted; a passphrase is needed');
