@@ -4,7 +4,7 @@
  * CertificateStoreErrors with the same code.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { KeySigner, ParsedCertificate, RsaKeySize } from '@certflow/certs';
 import {
@@ -36,6 +36,32 @@ function realPath(path: string): string {
  */
 export function directoryBinding(directory: string): string {
   return `certflow:${createHash('sha256').update(realPath(directory)).digest('hex')}`;
+}
+
+/**
+ * Why someone other than this user could put another directory at `directory`'s path, or
+ * undefined when no one can: a directory on the way (itself or a parent) owned by another user
+ * than this one or root, or writable by group or others without the sticky bit. A binding
+ * names a path, so certflow deletes keys only where that path cannot be taken over (the rule
+ * OpenSSH's StrictModes applies to a user's files).
+ */
+export function directoryReplaceableBy(directory: string): string | undefined {
+  const uid = process.getuid?.();
+  if (uid === undefined) return undefined; // not a POSIX system: no owners to compare
+  for (let dir = realPath(directory); ; dir = dirname(dir)) {
+    let stat;
+    try {
+      stat = statSync(dir);
+    } catch {
+      stat = undefined; // not made yet: its parent decides
+    }
+    if (stat) {
+      if (stat.uid !== uid && stat.uid !== 0) return `${dir} belongs to another user (uid ${stat.uid})`;
+      if ((stat.mode & 0o022) !== 0 && (stat.mode & 0o1000) === 0)
+        return `${dir} is writable by ${stat.mode & 0o002 ? 'others' : 'its group'} (mode ${(stat.mode & 0o7777).toString(8)})`;
+    }
+    if (dirname(dir) === dir) return undefined;
+  }
 }
 
 /** Runs a PKCS#11 operation; its errors become CertificateStoreErrors (same code) naming `where`. */

@@ -31,7 +31,7 @@ import { formatPkcs11Uri, parsePkcs11Uri, type Pkcs11Uri } from '@certflow/pkcs1
 import { PENDING_KEY_REFERENCE_FILE } from './certificate-import';
 import type { CertificateStore } from './certificate-store';
 import { CERTIFICATE_FILE, GenerationLayout, KEY_REFERENCE_FILE } from './generations';
-import { directoryBinding, inToken, openToken } from './key-in-token';
+import { directoryBinding, directoryReplaceableBy, inToken, openToken } from './key-in-token';
 import type { RotationJournal } from './rotation-journal';
 import {
   isNextKeyLabelOf,
@@ -124,6 +124,11 @@ export function deleteUnusedKeyPair(
       `refusing to delete ${deletion.what} from the token: ${reason}; nothing was deleted. rotation.json does not agree with ${certDir}: see the certificate in use with "cert show", then delete rotation.json and remove keys no certificate uses from the token by hand`,
     );
   };
+  const replaceable = directoryReplaceableBy(certDir);
+  if (replaceable)
+    refuse(
+      `${replaceable}, so another directory could stand at this path; certflow deletes keys only from a certificate directory no other user can replace (chmod go-w, or move it under a directory of your own)`,
+    );
   const current = currentFiles(certDir);
   if (current.keyUri === undefined)
     return refuse('the current certificate has its key in a file, not in a token');
@@ -167,7 +172,7 @@ export function deleteUnusedKeyPair(
       if (bound === null) return 'unbound';
       if (bound !== binding)
         throw new RotationError(
-          `refusing to delete ${deletion.what} from the token: it belongs to another certificate directory (its binding is ${bound}, this directory's ${binding}: the SHA-256 of its real path); nothing was deleted. If ${certDir} was moved or renamed since the key was made, the key is its own: delete it from the token by hand and run "cert rotate" again to finish. Otherwise rotation.json does not agree with ${certDir}: see the certificate in use with "cert show", then delete rotation.json`,
+          `refusing to delete ${deletion.what} from the token: it belongs to another certificate directory (its binding is ${bound}, this directory's ${binding}: the SHA-256 of its real path); nothing was deleted. If you moved or renamed ${certDir} yourself since the key was made, the key is its own: delete it from the token by hand and run "cert rotate" again to finish. Otherwise rotation.json does not agree with ${certDir}: see the certificate in use with "cert show", then delete rotation.json`,
         );
       const publicKey = spki(inToken(undefined, () => token.signer(selector)));
       if (deletion.of && !publicKey.equals(spki(deletion.of.certificate)))
