@@ -202,6 +202,38 @@ export const certShow = command({
 
 const EXPORT_FORMATS = ['cer', 'pem', 'pfx', 'keycredential'] as const;
 
+/** The bytes `cert export --format` writes, and the file mode they need. */
+function exportData(
+  credential: PartnerCredential,
+  format: string,
+  env: CliIo['env'],
+): { data: string | Buffer; mode: number } {
+  switch (format) {
+    case 'cer':
+      return { data: credential.certificate.der, mode: 0o644 };
+    case 'pem':
+      return { data: credential.certificate.pem, mode: 0o644 };
+    case 'keycredential':
+      return { data: `${JSON.stringify(keyCredentialFor(credential.certificate), null, 2)}\n`, mode: 0o644 };
+    default: {
+      if (credential.privateKeyPem === undefined)
+        throw new Error(
+          `the private key is inside a PKCS#11 token (${credential.keyUri}) and cannot leave it, so there is no PFX to make: export the public certificate with --format cer, pem or keycredential`,
+        );
+      const password = env['PARTNER_PFX_PASSWORD'];
+      if (!password)
+        throw new Error('PARTNER_PFX_PASSWORD: is required for --format pfx (the PFX holds the private key)');
+      const data = exportPkcs12({
+        privateKeyPem: credential.privateKeyPem,
+        certificatePem: credential.certificate.pem,
+        password,
+        friendlyName: credential.certificate.subject,
+      });
+      return { data, mode: 0o600 };
+    }
+  }
+}
+
 export const certExport = command({
   name: 'cert export',
   usage: `  cert export --format cer|pem|pfx|keycredential [--out FILE]
@@ -216,38 +248,7 @@ export const certExport = command({
     if ((format === 'cer' || format === 'pfx') && !values.out)
       throw new UsageError(`--format ${format} is binary: give --out FILE`);
     const config = readCertificateDirectoryConfig(io.env, io.cwd);
-    const credential = withCredential(config, (c) => c);
-    let data: string | Buffer;
-    let mode = 0o644;
-    switch (format) {
-      case 'cer':
-        data = credential.certificate.der;
-        break;
-      case 'pem':
-        data = credential.certificate.pem;
-        break;
-      case 'keycredential':
-        data = `${JSON.stringify(keyCredentialFor(credential.certificate), null, 2)}\n`;
-        break;
-      default: {
-        if (credential.privateKeyPem === undefined)
-          throw new Error(
-            `the private key is inside a PKCS#11 token (${credential.keyUri}) and cannot leave it, so there is no PFX to make: export the public certificate with --format cer, pem or keycredential`,
-          );
-        const password = io.env['PARTNER_PFX_PASSWORD'];
-        if (!password)
-          throw new Error(
-            'PARTNER_PFX_PASSWORD: is required for --format pfx (the PFX holds the private key)',
-          );
-        data = exportPkcs12({
-          privateKeyPem: credential.privateKeyPem,
-          certificatePem: credential.certificate.pem,
-          password,
-          friendlyName: credential.certificate.subject,
-        });
-        mode = 0o600;
-      }
-    }
+    const { data, mode } = withCredential(config, (credential) => exportData(credential, format, io.env));
     if (values.out) {
       const path = outputPath(io, values.out);
       writeFileAtomic(path, data, mode);
