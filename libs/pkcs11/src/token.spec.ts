@@ -37,6 +37,31 @@ function open(hsm: SoftHsmToken, uri: Pkcs11Uri = { token: hsm.label }, pin = hs
   return token;
 }
 
+/** What someone with the PIN can do without Pkcs11Token: pkcs11js directly, logged in as the user. */
+function withRawSession(hsm: SoftHsmToken, fn: (p11: pkcs11js.PKCS11, session: Buffer) => void): void {
+  const p11 = new pkcs11js.PKCS11();
+  p11.load(hsm.modulePath);
+  p11.C_Initialize();
+  try {
+    const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === hsm.label)!;
+    const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+    p11.C_Login(session, pkcs11js.CKU_USER, hsm.pin);
+    fn(p11, session);
+    p11.C_Logout(session);
+    p11.C_CloseSession(session);
+  } finally {
+    p11.C_Finalize();
+    p11.close();
+  }
+}
+
+function findObjects(p11: pkcs11js.PKCS11, session: Buffer, template: pkcs11js.Template): Buffer[] {
+  p11.C_FindObjectsInit(session, template);
+  const objects = p11.C_FindObjects(session, 4);
+  p11.C_FindObjectsFinal(session);
+  return objects;
+}
+
 function failure(fn: () => unknown): Pkcs11Error {
   try {
     fn();
@@ -49,6 +74,10 @@ function failure(fn: () => unknown): Pkcs11Error {
 
 const KEY = parsePkcs11Uri('pkcs11:token=partner;object=partner-2026;type=private');
 const ID = Buffer.from('a1b2c3d4', 'hex');
+const PRIVATE_KEY: pkcs11js.Template = [
+  { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+  { type: pkcs11js.CKA_ID, value: ID },
+];
 
 describe('Pkcs11Token with SoftHSM2', () => {
   it('generates a key pair that is sensitive and not extractable, and whose private exponent cannot be read', () => {
@@ -78,28 +107,12 @@ describe('Pkcs11Token with SoftHSM2', () => {
     token.close();
 
     // Independently of Pkcs11Token: log in with pkcs11js directly and ask for the secret parts.
-    const p11 = new pkcs11js.PKCS11();
-    p11.load(hsm.modulePath);
-    p11.C_Initialize();
-    try {
-      const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === 'partner')!;
-      const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION);
-      p11.C_Login(session, pkcs11js.CKU_USER, hsm.pin);
-      p11.C_FindObjectsInit(session, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-        { type: pkcs11js.CKA_ID, value: ID },
-      ]);
-      const [key] = p11.C_FindObjects(session, 2);
-      p11.C_FindObjectsFinal(session);
+    withRawSession(hsm, (p11, session) => {
+      const [key] = findObjects(p11, session, PRIVATE_KEY);
       for (const type of [pkcs11js.CKA_PRIVATE_EXPONENT, pkcs11js.CKA_PRIME_1, pkcs11js.CKA_EXPONENT_2]) {
         expect(() => p11.C_GetAttributeValue(session, key!, [{ type }])).toThrow(/CKR_ATTRIBUTE_SENSITIVE/);
       }
-      p11.C_Logout(session);
-      p11.C_CloseSession(session);
-    } finally {
-      p11.C_Finalize();
-      p11.close();
-    }
+    });
   });
 
   it('binds both objects to what they were made for in CKA_SUBJECT, CKA_MODIFIABLE=false: C_SetAttributeValue is refused', () => {
@@ -120,16 +133,8 @@ describe('Pkcs11Token with SoftHSM2', () => {
     expect(token.hasKey({ id: ID })).toBe(true);
     token.close();
     // Someone with the PIN rewriting the binding (or turning decryption back on) directly:
-    const p11 = new pkcs11js.PKCS11();
-    p11.load(hsm.modulePath);
-    p11.C_Initialize();
-    try {
-      const slot = p11.C_GetSlotList(true)[0]!;
-      const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-      p11.C_Login(session, pkcs11js.CKU_USER, hsm.pin);
-      p11.C_FindObjectsInit(session, [{ type: pkcs11js.CKA_ID, value: ID }]);
-      const objects = p11.C_FindObjects(session, 4);
-      p11.C_FindObjectsFinal(session);
+    withRawSession(hsm, (p11, session) => {
+      const objects = findObjects(p11, session, [{ type: pkcs11js.CKA_ID, value: ID }]);
       expect(objects).toHaveLength(2); // the private and the public key
       for (const object of objects) {
         const [subject] = p11.C_GetAttributeValue(session, object, [{ type: pkcs11js.CKA_SUBJECT }]);
@@ -143,12 +148,7 @@ describe('Pkcs11Token with SoftHSM2', () => {
             /CKR_ACTION_PROHIBITED|CKR_VENDOR_DEFINED:27|CKR_ATTRIBUTE_READ_ONLY/ /* 0x1B: CKR_ACTION_PROHIBITED */,
           );
       }
-      p11.C_Logout(session);
-      p11.C_CloseSession(session);
-    } finally {
-      p11.C_Finalize();
-      p11.close();
-    }
+    });
     const again = open(hsm);
     try {
       expect(again.keyAttributes(uri).binding).toBe(binding);
@@ -170,19 +170,8 @@ describe('Pkcs11Token with SoftHSM2', () => {
     // through the token with pkcs11js directly.
     const secret = randomBytes(32);
     const sealed = publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_PADDING }, secret);
-    const p11 = new pkcs11js.PKCS11();
-    p11.load(hsm.modulePath);
-    p11.C_Initialize();
-    try {
-      const slot = p11.C_GetSlotList(true)[0]!;
-      const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-      p11.C_Login(session, pkcs11js.CKU_USER, hsm.pin);
-      p11.C_FindObjectsInit(session, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-        { type: pkcs11js.CKA_ID, value: ID },
-      ]);
-      const [key] = p11.C_FindObjects(session, 2);
-      p11.C_FindObjectsFinal(session);
+    withRawSession(hsm, (p11, session) => {
+      const [key] = findObjects(p11, session, PRIVATE_KEY);
       expect(() =>
         p11.C_UnwrapKey(session, { mechanism: pkcs11js.CKM_RSA_PKCS }, key!, sealed, [
           { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
@@ -199,12 +188,7 @@ describe('Pkcs11Token with SoftHSM2', () => {
       expect(() => p11.C_SignInit(session, { mechanism: pkcs11js.CKM_RSA_X_509 }, key!)).toThrow(
         /CKR_MECHANISM_INVALID/,
       );
-      p11.C_Logout(session);
-      p11.C_CloseSession(session);
-    } finally {
-      p11.C_Finalize();
-      p11.close();
-    }
+    });
   });
 
   it.each([
