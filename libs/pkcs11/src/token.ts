@@ -25,6 +25,11 @@ import { describeObject, formatPkcs11Uri, type Pkcs11Uri } from './uri';
 
 export type { Pkcs11KeyAttributes } from './key-template';
 
+/** How messages name a token: its label and the module it was reached through. */
+function tokenWhere(label: string, module: LoadedModule): string {
+  return `token ${quote(label)} (module ${module.path})`;
+}
+
 export class Pkcs11Token {
   private closed = false;
   private signing: SigningSession | undefined;
@@ -50,7 +55,7 @@ export class Pkcs11Token {
     let session: Buffer | undefined;
     try {
       const token = findToken(module, uri);
-      const where = `token ${quote(token.label)} (module ${module.path})`;
+      const where = tokenWhere(token.label, module);
       if (token.flags & pkcs11js.CKF_USER_PIN_LOCKED) {
         throw new Pkcs11Error(
           'ERR_PKCS11_PIN_LOCKED',
@@ -90,7 +95,7 @@ export class Pkcs11Token {
   }
 
   private get where(): string {
-    return `token ${quote(this.label)} (module ${this.module.path})`;
+    return tokenWhere(this.label, this.module);
   }
 
   private call<T>(doing: string, fn: (p: pkcs11js.PKCS11) => T): T {
