@@ -115,16 +115,25 @@ describe('a key in a shared token is deleted only by the directory it was made f
     expect(attributes.binding).toMatch(/^certflow:[0-9a-f]{64}$/);
   }, 60_000);
 
+  /** The start of a journal whose old generation is `p`'s first one (the fields every state has). */
+  function journalStart(
+    p: Awaited<ReturnType<typeof partner>>,
+  ): Pick<RotationJournal, 'version' | 'startedAt' | 'old'> {
+    const { sha256Hex: sha256, sha1Hex: sha1 } = p.first.certificate.thumbprints;
+    return {
+      version: 1,
+      startedAt: new Date().toISOString(),
+      old: { sha256, sha1, generation: p.first.generation! },
+    };
+  }
+
   it('re-attack (a): a journal at "key-planned" naming B\'s label and CKA_ID (same label base) is refused; B\'s key still signs', async () => {
     const b = await partner('victim-a', 'certflow-partner-r20260101T000001Z');
     const a = await partner('attacker-a', 'certflow-partner-r20260101T000002Z');
     const bUri = parsePkcs11Uri(b.first.keyUri!);
-    const { sha256Hex: sha256, sha1Hex: sha1 } = a.first.certificate.thumbprints;
     const journal: RotationJournal = {
-      version: 1,
+      ...journalStart(a),
       state: 'key-planned',
-      startedAt: new Date().toISOString(),
-      old: { sha256, sha1, generation: a.first.generation! },
       next: {
         tokenKey: { tokenUri: 'pkcs11:token=shared', label: bUri.object!, id: bUri.id!.toString('hex') },
       },
@@ -154,14 +163,11 @@ describe('a key in a shared token is deleted only by the directory it was made f
     writeFileSync(join(planted, 'partner.cer'), b.first.certificate.der);
     writeFileSync(join(planted, 'partner.key.p11'), `${b.first.keyUri}\n`, { mode: 0o600 });
     const next = rotated.credential.certificate.thumbprints;
-    const { sha256Hex: sha256, sha1Hex: sha1 } = b.first.certificate.thumbprints;
     writeFileSync(
       journalPath(a.store.directory),
       JSON.stringify({
-        version: 1,
+        ...journalStart(b),
         state: 'removed',
-        startedAt: new Date().toISOString(),
-        old: { sha256, sha1, generation: b.first.generation },
         next: {
           sha256: next.sha256Hex,
           sha1: next.sha1Hex,
@@ -186,14 +192,11 @@ describe('a key in a shared token is deleted only by the directory it was made f
     const a = await partner('unbound', 'unbound-r20260101T000005Z');
     const orphan = { label: 'unbound-r20260101T000006Z', id: Buffer.alloc(16, 7) };
     inToken((t) => t.generateRsaKeyPair({ ...orphan, bits: 2048 }));
-    const { sha256Hex: sha256, sha1Hex: sha1 } = a.first.certificate.thumbprints;
     writeFileSync(
       journalPath(a.store.directory),
       JSON.stringify({
-        version: 1,
+        ...journalStart(a),
         state: 'key-planned',
-        startedAt: new Date().toISOString(),
-        old: { sha256, sha1, generation: a.first.generation },
         next: {
           tokenKey: { tokenUri: 'pkcs11:token=shared', label: orphan.label, id: orphan.id.toString('hex') },
         },
