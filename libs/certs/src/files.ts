@@ -42,14 +42,22 @@ export function writeFileAtomic(path: string, data: string | Uint8Array, mode = 
     }
     throw err;
   }
-  // The rename is done: the file is replaced. Flushing the directory entry is best effort (some
-  // file systems refuse fsync on a directory), so a completed write is never reported as failed.
+  // The rename is done: the file is replaced. Flushing the directory entry is best effort, so a
+  // completed write is never reported as failed.
+  syncDirectory(dir);
+}
+
+/**
+ * Flushes a directory's entries to disk (after a rename or a new entry in it). Best effort: some
+ * file systems refuse fsync on a directory.
+ */
+export function syncDirectory(dir: string): void {
   try {
-    const dirFd = openSync(dir, 'r');
+    const fd = openSync(dir, 'r');
     try {
-      fsyncSync(dirFd);
+      fsyncSync(fd);
     } finally {
-      closeSync(dirFd);
+      closeSync(fd);
     }
   } catch {
     // best effort, see above

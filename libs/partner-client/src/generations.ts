@@ -18,11 +18,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
-  closeSync,
-  fsyncSync,
   lstatSync,
   mkdirSync,
-  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -32,7 +29,7 @@ import {
   symlinkSync,
 } from 'node:fs';
 import { join } from 'node:path';
-import { parseCertificate, writeFileAtomic, type ParsedCertificate } from '@certflow/certs';
+import { parseCertificate, syncDirectory, writeFileAtomic, type ParsedCertificate } from '@certflow/certs';
 
 export const PRIVATE_KEY_FILE = 'partner.key.pem';
 /** A key kept in a PKCS#11 token: one line, the key's PKCS#11 URI (RFC 7512), never a PIN. */
@@ -81,20 +78,6 @@ function exists(path: string): boolean {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw err;
-  }
-}
-
-/** Flushes a directory's entries (best effort: some file systems refuse fsync on a directory). */
-function syncDirectory(dir: string): void {
-  try {
-    const fd = openSync(dir, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // best effort
   }
 }
 
