@@ -116,6 +116,20 @@ describe('what a rotation deletes from the token', () => {
     };
   }
 
+  /** A journal of `p` at "key-planned" whose planned key is the one `uri` names in this token. */
+  function planning(
+    p: Awaited<ReturnType<typeof tokenPartner>>,
+    uri: ReturnType<typeof parsePkcs11Uri>,
+  ): RotationJournal {
+    return {
+      ...journalOf(p),
+      state: 'key-planned',
+      next: {
+        tokenKey: { tokenUri: 'pkcs11:token=cleanup', label: uri.object!, id: uri.id!.toString('hex') },
+      },
+    };
+  }
+
   it('route A: a journal at "removed" naming the generation and key in use as the old ones is refused; the key stays', async () => {
     const p = await tokenPartner('route-a');
     const base = journalOf(p);
@@ -171,13 +185,7 @@ describe('what a rotation deletes from the token', () => {
     // A key made by an earlier rotation: its label is one a rotation of it could make again.
     const p = await tokenPartner('route-b', { label: 'route-b-r20260101T000000Z' });
     const uri = parsePkcs11Uri(p.first.keyUri!);
-    const message = await expectRefused(p, {
-      ...journalOf(p),
-      state: 'key-planned',
-      next: {
-        tokenKey: { tokenUri: 'pkcs11:token=cleanup', label: uri.object!, id: uri.id!.toString('hex') },
-      },
-    });
+    const message = await expectRefused(p, planning(p, uri));
     expect(message).toMatch(
       new RegExp(
         `refusing to delete the unfinished key route-b-r\\S+ .*generation ${p.first.generation} uses the key`,
@@ -189,13 +197,7 @@ describe('what a rotation deletes from the token', () => {
     const victim = await tokenPartner('victim-b');
     const p = await tokenPartner('route-b-shared');
     const uri = parsePkcs11Uri(victim.first.keyUri!);
-    const message = await expectRefused(p, {
-      ...journalOf(p),
-      state: 'key-planned',
-      next: {
-        tokenKey: { tokenUri: 'pkcs11:token=cleanup', label: uri.object!, id: uri.id!.toString('hex') },
-      },
-    });
+    const message = await expectRefused(p, planning(p, uri));
     expect(message).toMatch(
       /refusing to delete the unfinished key victim-b .*labels its next key route-b-shared-r<time>/,
     );
