@@ -9,96 +9,63 @@
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { verifySignature } from '@certflow/certs';
-import { parsePkcs11Uri, Pkcs11Token } from '@certflow/pkcs11';
-import type { GraphClient, RunningEmulator } from '@certflow/entra-emulator';
-import { createSoftHsmToken, rejectionOf, tempDir, type SoftHsmToken } from '@certflow/testing';
+import { parsePkcs11Uri } from '@certflow/pkcs11';
+import { rejectionOf } from '@certflow/testing';
 import { CertificateStore } from './certificate-store';
 import { readRotationConfig } from './config';
-import { startProvisionedEmulator } from './emulator.test-helpers';
 import { rotateWithGraph } from './graph-rotation';
 import { directoryBinding } from './key-in-token';
 import { RotationError } from './rotation';
+import { useTokenAndEmulator } from './rotation.test-helpers';
 import { journalPath, type RotationJournal } from './rotation-journal';
 
 const API_URI = 'api://certflow-rotation-binding-test';
 
 describe('a key in a shared token is deleted only by the directory it was made for', () => {
-  const dir = tempDir();
-  let emulator: RunningEmulator;
-  let admin: GraphClient;
-  let hsm: SoftHsmToken;
-  let env: Record<string, string>;
-
-  beforeAll(async () => {
-    hsm = createSoftHsmToken({ label: 'shared' });
-    process.env['SOFTHSM2_CONF'] = hsm.conf;
-    env = { PARTNER_PKCS11_MODULE: hsm.modulePath, PARTNER_PKCS11_PIN: hsm.pin };
-    let caPem: string;
-    ({
-      emulator,
-      caPem,
-      graph: admin,
-    } = await startProvisionedEmulator(dir.path, {
-      name: 'rotation binding test',
-      apiIdentifierUri: API_URI,
-    }));
-    writeFileSync(join(dir.path, 'ca.pem'), caPem);
-  }, 120_000);
-
-  afterAll(async () => {
-    admin?.close();
-    await emulator?.close();
-    hsm?.remove();
-    dir.remove();
+  const fx = useTokenAndEmulator('shared', {
+    name: 'rotation binding test',
+    apiIdentifierUri: API_URI,
   });
+  const { dir, inToken } = fx;
 
   /** A partner whose key (labelled `label`) is in the shared token, its certificate registered unless told. */
   async function partner(name: string, label: string, opts: { registered?: boolean } = {}) {
-    const created = await admin.createApplication({ displayName: name });
-    await admin.createServicePrincipal(created.appId);
+    const created = await fx.admin.createApplication({ displayName: name });
+    await fx.admin.createServicePrincipal(created.appId);
     const store = new CertificateStore(join(dir.path, name));
     const first = await store.createInToken({
       keyStore: `pkcs11:token=shared;object=${label}`,
       commonName: name,
-      env,
+      env: fx.env,
     });
     first.close();
     if (opts.registered !== false) {
-      const { keyId } = await admin.addCertificate(created.id, readFileSync(first.cerPath), name);
+      const { keyId } = await fx.admin.addCertificate(created.id, readFileSync(first.cerPath), name);
       store.setKeyId(first.generation!, keyId);
     }
     const config = (directory: string) =>
       readRotationConfig(
         {
-          ENTRA_INSTANCE: emulator.url,
-          PARTNER_TENANT_ID: emulator.tenantId,
+          ENTRA_INSTANCE: fx.emulator.url,
+          PARTNER_TENANT_ID: fx.emulator.tenantId,
           PARTNER_CLIENT_ID: created.appId,
           PARTNER_SCOPE: `${API_URI}/.default`,
           PARTNER_CERT_DIR: directory,
           PARTNER_CA_FILE: join(dir.path, 'ca.pem'),
           PARTNER_APP_OBJECT_ID: created.id,
-          PARTNER_GRAPH_URL: emulator.graphUrl,
-          ...env,
+          PARTNER_GRAPH_URL: fx.emulator.graphUrl,
+          ...fx.env,
         },
         dir.path,
       );
     return { store, first, config: config(store.directory), configAt: config };
   }
 
-  function inToken<T>(use: (token: Pkcs11Token) => T): T {
-    const token = Pkcs11Token.open({ token: 'shared' }, { modulePath: hsm.modulePath, pin: hsm.pin });
-    try {
-      return use(token);
-    } finally {
-      token.close();
-    }
-  }
-
   /** B's key is still in the token and still signs what B's certificate verifies. */
   async function expectStillSigns(b: Awaited<ReturnType<typeof partner>>) {
-    const credential = b.store.load(new Date(), { env });
+    const credential = b.store.load(new Date(), { env: fx.env });
     try {
       const data = Buffer.from('still mine');
       const signature = await credential.signer.sign('RS256', data);
@@ -223,7 +190,7 @@ describe('a key in a shared token is deleted only by the directory it was made f
       ),
     );
     expect(inToken((t) => t.hasKey(parsePkcs11Uri(a.first.keyUri!)))).toBe(true);
-    const current = store.load(new Date(), { env });
+    const current = store.load(new Date(), { env: fx.env });
     current.close();
     expect(current.generation).not.toBe(a.first.generation); // switched: the new key is in use
     expect(inToken((t) => t.keyAttributes(parsePkcs11Uri(current.keyUri!)).binding)).toBe(
@@ -252,7 +219,7 @@ describe('a key in a shared token is deleted only by the directory it was made f
     const again = await a.store.createInToken({
       keyStore: 'pkcs11:token=shared;object=certflow-partner-r20260101T000009Z',
       commonName: 'unregistered',
-      env,
+      env: fx.env,
       force: true,
     });
     again.close();

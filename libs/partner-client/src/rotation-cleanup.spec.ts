@@ -7,87 +7,53 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parsePkcs11Uri, Pkcs11Token } from '@certflow/pkcs11';
-import type { GraphClient, RunningEmulator } from '@certflow/entra-emulator';
-import { createSoftHsmToken, rejectionOf, tempDir, type SoftHsmToken } from '@certflow/testing';
+import { describe, expect, it } from 'vitest';
+import { parsePkcs11Uri } from '@certflow/pkcs11';
+import { rejectionOf } from '@certflow/testing';
 import { CertificateStore } from './certificate-store';
 import { readRotationConfig, type RotationConfig } from './config';
-import { startProvisionedEmulator } from './emulator.test-helpers';
 import { PartnerGraph, rotateWithGraph } from './graph-rotation';
 import { rotateCertificate, RotationError } from './rotation';
+import { useTokenAndEmulator } from './rotation.test-helpers';
 import { journalPath, readJournal, type RotationJournal } from './rotation-journal';
 
 const API_URI = 'api://certflow-rotation-cleanup-test';
 
 describe('what a rotation deletes from the token', () => {
-  const dir = tempDir();
-  let emulator: RunningEmulator;
-  let admin: GraphClient;
-  let caPem: string;
-  let hsm: SoftHsmToken;
-  let env: Record<string, string>;
-
-  beforeAll(async () => {
-    hsm = createSoftHsmToken({ label: 'cleanup' });
-    // SoftHSM2 reads its configuration from the process environment when the module starts.
-    process.env['SOFTHSM2_CONF'] = hsm.conf;
-    env = { PARTNER_PKCS11_MODULE: hsm.modulePath, PARTNER_PKCS11_PIN: hsm.pin };
-    ({
-      emulator,
-      caPem,
-      graph: admin,
-    } = await startProvisionedEmulator(dir.path, {
-      name: 'rotation cleanup test',
-      apiIdentifierUri: API_URI,
-    }));
-    writeFileSync(join(dir.path, 'ca.pem'), caPem);
-  }, 120_000);
-
-  afterAll(async () => {
-    admin?.close();
-    await emulator?.close();
-    hsm?.remove();
-    dir.remove();
+  const fx = useTokenAndEmulator('cleanup', {
+    name: 'rotation cleanup test',
+    apiIdentifierUri: API_URI,
   });
+  const { dir, inToken } = fx;
 
   /** A partner whose key is in the token, its certificate registered (keyId in partner.key-id unless `unknownKeyId`). */
   async function tokenPartner(name: string, opts: { unknownKeyId?: boolean; label?: string } = {}) {
-    const created = await admin.createApplication({ displayName: name });
-    await admin.createServicePrincipal(created.appId);
+    const created = await fx.admin.createApplication({ displayName: name });
+    await fx.admin.createServicePrincipal(created.appId);
     const store = new CertificateStore(join(dir.path, name));
     const first = await store.createInToken({
       keyStore: `pkcs11:token=cleanup;object=${opts.label ?? name}`,
       commonName: name,
-      env,
+      env: fx.env,
     });
     first.close();
-    const { keyId } = await admin.addCertificate(created.id, readFileSync(first.cerPath), name);
+    const { keyId } = await fx.admin.addCertificate(created.id, readFileSync(first.cerPath), name);
     if (!opts.unknownKeyId) store.setKeyId(first.generation!, keyId);
     const config: RotationConfig = readRotationConfig(
       {
-        ENTRA_INSTANCE: emulator.url,
-        PARTNER_TENANT_ID: emulator.tenantId,
+        ENTRA_INSTANCE: fx.emulator.url,
+        PARTNER_TENANT_ID: fx.emulator.tenantId,
         PARTNER_CLIENT_ID: created.appId,
         PARTNER_SCOPE: `${API_URI}/.default`,
         PARTNER_CERT_DIR: store.directory,
         PARTNER_CA_FILE: join(dir.path, 'ca.pem'),
         PARTNER_APP_OBJECT_ID: created.id,
-        PARTNER_GRAPH_URL: emulator.graphUrl,
-        ...env,
+        PARTNER_GRAPH_URL: fx.emulator.graphUrl,
+        ...fx.env,
       },
       dir.path,
     );
     return { store, first, keyId, config, objectId: created.id };
-  }
-
-  function inToken<T>(use: (token: Pkcs11Token) => T): T {
-    const token = Pkcs11Token.open({ token: 'cleanup' }, { modulePath: hsm.modulePath, pin: hsm.pin });
-    try {
-      return use(token);
-    } finally {
-      token.close();
-    }
   }
 
   /** Writes `journal` as rotation.json; runs `cert rotate`; expects a refusal that changed nothing. */
@@ -100,7 +66,7 @@ describe('what a rotation deletes from the token', () => {
     expect(inToken((t) => t.hasKey(keyUri))).toBe(true);
     expect(readFileSync(journalPath(p.store.directory), 'utf8')).toBe(text);
     expect(p.store.generations()).toEqual([p.first.generation]);
-    const current = p.store.load(new Date(), { env });
+    const current = p.store.load(new Date(), { env: fx.env });
     current.close();
     return err.message;
   }
@@ -234,14 +200,14 @@ describe('what a rotation deletes from the token', () => {
         `the old certificate ${sha1} is still registered: its keyId is not known here.*thumbprint ${sha1}`,
       ),
     );
-    const current = p.store.read({ env });
+    const current = p.store.read({ env: fx.env });
     current.close();
     expect(p.store.generations()).toEqual([current.generation]);
     expect(inToken((t) => [t.hasKey(oldUri), t.hasKey(parsePkcs11Uri(current.keyUri!))])).toEqual([
       false,
       true,
     ]);
-    const app = await admin.getApplication(p.objectId, { select: ['keyCredentials'] });
+    const app = await fx.admin.getApplication(p.objectId, { select: ['keyCredentials'] });
     expect(app.keyCredentials.map((k) => String(k.customKeyIdentifier)).sort()).toEqual(
       [sha1, current.certificate.thumbprints.sha1Hex].sort(),
     );
@@ -265,7 +231,7 @@ describe('what a rotation deletes from the token', () => {
     );
     const err = await rejectionOf(rotateWithGraph(p.config, p.store, undefined, { log: () => {} }));
     expect(err.message).toMatch(/the keyId to remove, \S+, is the new certificate's; nothing was removed/);
-    const app = await admin.getApplication(p.objectId, { select: ['keyCredentials'] });
+    const app = await fx.admin.getApplication(p.objectId, { select: ['keyCredentials'] });
     expect(app.keyCredentials.map((k) => k.keyId).sort()).toEqual([p.keyId, journal.next!.keyId].sort());
   }, 60_000);
 
