@@ -7,6 +7,18 @@ const { resolve } = require('node:path');
 
 const [projects, script, ...args] = process.argv.slice(2);
 const root = resolve(__dirname, '..', '..', '..');
+
+// The supported Node.js lines are package.json's `engines.node` (README: "Node.js lines").
+// Outside them certflow still runs, but says it is untested there.
+const supported = require(resolve(root, 'package.json')).engines.node;
+const [wantMajor, wantMinor] = /^>=(\d+)\.(\d+)$/.exec(supported).slice(1).map(Number);
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < wantMajor || (major === wantMajor && minor < wantMinor)) {
+  process.stderr.write(
+    `warning: Node.js ${process.version} is outside certflow's supported range (${supported}; ` +
+      `tested on the LTS lines 22, 24 and 26). It may work, but nothing checks that it does.\n`,
+  );
+}
 const started = Date.now();
 const build = spawnSync(
   process.execPath,
