@@ -1,24 +1,69 @@
 /**
- * Runs a k6 script when k6 is installed. certflow's own runner measures the same thing in
- * every run; k6 is optional, and its absence is reported loudly, never passed over.
+ * The engines that run the k6 scripts of load/k6: k6 itself when a `k6` binary is on the PATH,
+ * or certflow's k6 harness (load/src/k6-harness), which is NOT k6 and is labelled as such
+ * wherever its output goes. Both are started the same way: `<engine> run --quiet <script>`,
+ * settings in the environment (never on the command line: one of them is an admin token).
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { HARNESS_VERSION } from './k6-harness/protocol';
 
-export function k6Available(): boolean {
-  return spawnSync('k6', ['version'], { stdio: 'ignore' }).status === 0;
+export type Engine = 'k6' | 'harness';
+
+export const K6_SCRIPTS_DIR = join(__dirname, '..', 'k6');
+
+export const K6_INSTALL_HINT =
+  'install k6 (https://grafana.com/docs/k6/latest/set-up/install-k6/) and put the k6 binary on the PATH';
+
+/** `k6 v1.4.0 (…)` when k6 is on the PATH, else undefined. */
+export function k6Version(): string | undefined {
+  const r = spawnSync('k6', ['version'], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim().split('\n')[0] : undefined;
 }
 
-export function runK6(script: string, env: Record<string, string>, summaryFile: string): boolean {
-  const result = spawnSync(
-    'k6',
-    ['run', '--quiet', '--summary-export', summaryFile, join(__dirname, '..', 'k6', script)],
-    {
-      stdio: 'inherit',
-      env: { ...process.env, ...env },
-    },
-  );
-  return result.status === 0;
+export function engineVersion(engine: Engine): string {
+  return engine === 'k6' ? (k6Version() ?? 'k6') : HARNESS_VERSION;
+}
+
+/**
+ * Runs one script to its end; resolves with the exit code. When `signal` aborts, the engine
+ * gets SIGINT: k6 (and the harness) then stop the VUs, run teardown() and handleSummary().
+ */
+export function runK6Script(
+  engine: Engine,
+  script: string,
+  env: Record<string, string>,
+  signal?: AbortSignal,
+): Promise<number> {
+  const path = join(K6_SCRIPTS_DIR, script);
+  const [command, args] =
+    engine === 'k6'
+      ? ['k6', ['run', '--quiet', path]]
+      : [process.execPath, [join(__dirname, 'k6-harness', 'main.js'), 'run', '--quiet', path]];
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+    const interrupt = () => child.kill('SIGINT');
+    signal?.addEventListener('abort', interrupt, { once: true });
+    if (signal?.aborted) interrupt();
+    child.on('error', reject);
+    child.on('exit', (code, sig) => {
+      signal?.removeEventListener('abort', interrupt);
+      resolve(code ?? (sig ? 128 : 1));
+    });
+  });
+}
+
+/** What an exit code of k6 means (https://grafana.com/docs/k6/latest/javascript-api/k6-execution/#test-fail and k6's errext/exitcodes). */
+export function describeExit(code: number): string | undefined {
+  const known: Record<number, string> = {
+    99: 'thresholds failed (exit 99)',
+    104: 'invalid options (exit 104)',
+    105: 'stopped by a signal (exit 105)',
+    107: 'script error (exit 107)',
+    108: 'script aborted (exit 108)',
+    110: 'test.fail() marked the run as failed (exit 110)',
+  };
+  return code === 0 ? undefined : (known[code] ?? `exited with ${code}`);
 }
 
 export function reportK6Missing(scripts: string[]): void {
@@ -26,6 +71,6 @@ export function reportK6Missing(scripts: string[]): void {
   console.warn(
     `\n${line}\n!! k6 is not installed: these k6 scripts did NOT run: ${scripts.join(', ')}.\n` +
       `!! certflow's own load runner ran the same suites above. To run the k6 scripts\n` +
-      `!! too, put a k6 binary on the PATH and run npm run load.\n${line}\n`,
+      `!! too, ${K6_INSTALL_HINT}, and run npm run load.\n${line}\n`,
   );
 }

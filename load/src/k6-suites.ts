@@ -1,0 +1,217 @@
+/**
+ * The k6 scripts of load/k6, one per suite k6 can drive, run against the running stack by k6 or
+ * by certflow's k6 harness. certflow starts and stops what a script needs (a partner facade, the
+ * IdP outage's admin token, `cert rotate` in the middle of rotation-under-load); the script
+ * only drives the load and judges it with its thresholds. Each run gives a K6RunRecord and
+ * leaves next to the script's summary (`k6-<suite>.<profile>.json`, handleSummary's JSON) an
+ * `k6-<suite>.<profile>.engine.json`: that record, which names the engine that produced it.
+ */
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { DEFAULT_TOKEN_LIFETIME, GraphClient, NO_FAULTS, readEmulatorInfo } from '@certflow/entra-emulator';
+import { partnerCertificate, servedApi, stackPartner, tokenRequestForm } from '@certflow/stack';
+import type { LoadResult } from './http-load';
+import { describeExit, runK6Script, type Engine } from './k6';
+import { startPartnerFacade, tokensIssuedToPartner } from './partner-facade';
+import type { K6RunRecord } from './report';
+import { rotationUnderLoad, type LoadDriver } from './rotation-under-load';
+import type { SuiteContext } from './suite-context';
+
+interface Summary {
+  metrics: Record<string, { values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> }>;
+  state?: { testRunDurationMs?: number };
+}
+
+interface Outcome {
+  code: number;
+  /** Problems the runner found beyond the script's own verdict (e.g. the rotation's checks). */
+  broken?: string[];
+  figures?: Record<string, number>;
+  /** Judge by the summary's thresholds, not the exit code (a run stopped with SIGINT). */
+  byThresholds?: boolean;
+}
+
+type Run = (env: Record<string, string>, signal?: AbortSignal) => Promise<number>;
+
+/** The settings every script reads (load/k6/lib/profile.js), from the profile: one source of truth. */
+function profileEnv(ctx: SuiteContext, summaryFile: string): Record<string, string> {
+  const { connections, durationMs, thresholds } = ctx.profile;
+  return {
+    PROFILE_VUS: String(connections),
+    PROFILE_DURATION_MS: String(durationMs),
+    PROFILE_MAX_P99_MS: String(thresholds.maxP99Ms),
+    PROFILE_MAX_FAILURE_RATE: String(thresholds.maxFailureRate),
+    SSL_CERT_FILE: ctx.file.caCertificatePath,
+    K6_SUMMARY_FILE: summaryFile,
+  };
+}
+
+async function tokenEnv(ctx: SuiteContext): Promise<Record<string, string>> {
+  const partner = stackPartner(ctx.file);
+  const form = await tokenRequestForm(ctx.file, partner.appId, partnerCertificate(partner));
+  return {
+    TOKEN_ENDPOINT: ctx.file.emulator.tokenEndpoint,
+    TOKEN_FORM: new URLSearchParams(form).toString(),
+  };
+}
+
+const gatewayEnv = (ctx: SuiteContext) => ({ GATEWAY_URL: ctx.file.gateway.url, ACCESS_TOKEN: ctx.token });
+
+function readSummary(file: string): Summary | undefined {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Summary;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A LoadResult from a k6 summary (no timeline: k6 keeps no per-second series in it). */
+export function loadResultFromSummary(url: string, vus: number, s: Summary): LoadResult {
+  const v = (metric: string, key: string) => s.metrics[metric]?.values[key] ?? 0;
+  const requests = v('http_reqs', 'count');
+  const failed = Math.round(requests * v('http_req_failed', 'rate'));
+  return {
+    url,
+    connections: vus,
+    durationMs: s.state?.testRunDurationMs ?? 0,
+    requests,
+    requestsPerSecond: Math.round(v('http_reqs', 'rate')),
+    statuses: { '200': requests - failed, ...(failed ? { 'failed (http_req_failed)': failed } : {}) },
+    errors: {},
+    latencyMs: {
+      p50: v('http_req_duration', 'med'),
+      p90: v('http_req_duration', 'p(90)'),
+      p99: v('http_req_duration', 'p(99)'),
+      max: v('http_req_duration', 'max'),
+      mean: v('http_req_duration', 'avg'),
+    },
+  };
+}
+
+const SCRIPTS: Record<string, (ctx: SuiteContext, run: Run) => Promise<Outcome>> = {
+  'token-endpoint': async (ctx, run) => ({ code: await run(await tokenEnv(ctx)) }),
+  'gateway-throughput': async (ctx, run) => ({ code: await run(gatewayEnv(ctx)) }),
+  'idp-outage': async (ctx, run) => {
+    const graph = await GraphClient.connect(readEmulatorInfo(ctx.file.stateDir));
+    try {
+      return {
+        code: await run({
+          ...gatewayEnv(ctx),
+          ...(await tokenEnv(ctx)),
+          EMULATOR_URL: ctx.file.emulator.url,
+          // The emulator's admin API takes an admin Graph token (tools/entra-emulator/src/admin-api.ts).
+          EMULATOR_ADMIN_TOKEN: await graph.accessToken(),
+        }),
+      };
+    } finally {
+      await graph.setFaults(NO_FAULTS); // whatever the script did or did not do
+      graph.close();
+    }
+  },
+  'cached-calls': async (ctx, run) => {
+    const lifetime = DEFAULT_TOKEN_LIFETIME;
+    const before = await tokensIssuedToPartner(ctx.file, ctx.ca);
+    const facade = await startPartnerFacade(ctx.file, 'k6');
+    let code: number;
+    try {
+      code = await run({
+        FACADE_URL: facade.url,
+        EMULATOR_URL: ctx.file.emulator.url,
+        PARTNER_CLIENT_ID: stackPartner(ctx.file).appId,
+        API_CLIENT_ID: servedApi(ctx.file).appId,
+        MIN_TOKEN_LIFETIME_MS: String(1000 * (typeof lifetime === 'number' ? lifetime : lifetime.min)),
+      });
+    } finally {
+      await facade.stop();
+    }
+    const issued = (await tokensIssuedToPartner(ctx.file, ctx.ca)) - before;
+    return { code, figures: { 'API tokens issued to the partner (facade start included)': issued } };
+  },
+  'rotation-under-load': async (ctx, run) => {
+    let code = 0;
+    const drive: LoadDriver = async (url, { durationMs, signal }) => {
+      code = await run(
+        { FACADE_URL: url.replace(/\/call\/orders$/, ''), PROFILE_DURATION_MS: String(durationMs) },
+        signal,
+      );
+      const summary = readSummary(summaryPath(ctx, 'rotation-under-load'));
+      if (!summary) throw new Error(`the k6 script wrote no summary (${describeExit(code) ?? 'exit 0'})`);
+      return loadResultFromSummary(url, ctx.profile.connections, summary);
+    };
+    const result = await rotationUnderLoad(ctx, drive);
+    // Stopped with SIGINT on purpose: exit 105 is expected, the thresholds judge the load.
+    return { code, broken: result.broken, figures: result.figures, byThresholds: true };
+  },
+};
+
+export const K6_SUITES = Object.keys(SCRIPTS);
+
+const summaryPath = (ctx: SuiteContext, suite: string) =>
+  join(ctx.resultsDir, `k6-${suite}.${ctx.profile.name}.json`);
+
+/** Runs the k6 script of each of `suites` (in K6_SUITES order) with `engine`; one record each. */
+export async function runK6Suites(
+  ctx: SuiteContext,
+  suites: string[],
+  engine: Engine,
+  engineVersion: string,
+): Promise<K6RunRecord[]> {
+  const records: K6RunRecord[] = [];
+  for (const suite of K6_SUITES.filter((s) => suites.includes(s))) {
+    const script = `${suite}.js`;
+    const summaryFile = summaryPath(ctx, suite);
+    const engineFile = summaryFile.replace(/\.json$/, '.engine.json');
+    rmSync(summaryFile, { force: true });
+    rmSync(engineFile, { force: true });
+    const run: Run = (env, signal) =>
+      runK6Script(engine, script, { ...profileEnv(ctx, summaryFile), ...env }, signal);
+    console.log(`\nk6 script ${script} (engine: ${engineVersion})`);
+    const broken: string[] = [];
+    let outcome: Outcome = { code: -1 };
+    try {
+      outcome = await SCRIPTS[suite]!(ctx, run);
+    } catch (err) {
+      broken.push(`the runner failed around the script: ${(err as Error).message}`);
+    }
+    const summary = readSummary(summaryFile);
+    const failedThresholds = Object.entries(summary?.metrics ?? {}).flatMap(([metric, m]) =>
+      Object.entries(m.thresholds ?? {})
+        .filter(([, t]) => !t.ok)
+        .map(([expr]) => `threshold ${metric} '${expr}' failed`),
+    );
+    if (!summary) broken.push(`no summary was written to ${summaryFile}`);
+    broken.push(...failedThresholds);
+    if (!outcome.byThresholds) {
+      const exit = describeExit(outcome.code);
+      if (exit && !(outcome.code === 99 && failedThresholds.length)) broken.push(exit);
+    } else if (outcome.code !== 0 && outcome.code !== 105 && outcome.code !== 99) {
+      broken.push(describeExit(outcome.code)!);
+    }
+    broken.push(...(outcome.broken ?? []));
+    const m = summary?.metrics ?? {};
+    const value = (metric: string, key: string) => m[metric]?.values[key];
+    const figures = Object.fromEntries(
+      Object.entries({
+        requests: value('http_reqs', 'count'),
+        'req/s': value('http_reqs', 'rate'),
+        'p50 (ms)': value('http_req_duration', 'med'),
+        'p99 (ms)': value('http_req_duration', 'p(99)'),
+        'checks passed (rate)': value('checks', 'rate'),
+        ...outcome.figures,
+      }).filter((e): e is [string, number] => typeof e[1] === 'number'),
+    );
+    const record: K6RunRecord = {
+      script,
+      engine,
+      engineVersion,
+      passed: broken.length === 0,
+      summaryFile: relative(join(__dirname, '..', '..'), summaryFile),
+      figures,
+      broken,
+    };
+    writeFileSync(engineFile, `${JSON.stringify({ ...record, at: new Date().toISOString() }, null, 2)}\n`);
+    console.log(`${script} (${engineVersion}): ${record.passed ? 'passed' : `FAILED: ${broken.join('; ')}`}`);
+    records.push(record);
+  }
+  return records;
+}
