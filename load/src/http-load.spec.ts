@@ -96,6 +96,67 @@ describe('runLoad', () => {
   });
 });
 
+describe('runLoad timeline', () => {
+  it('counts each second of the run: requests, failures (other statuses, transport errors), p50 ≤ p99', async () => {
+    let n = 0;
+    const tls = ca.issueServerCertificate();
+    const flaky = createHttpsServer({ cert: tls.certificatePem, key: tls.privateKeyPem }, (_req, res) => {
+      n += 1;
+      // Every seventh answer is a 503, every thirteenth connection is cut: both are failures.
+      if (n % 13 === 0) return res.socket?.destroy();
+      res.statusCode = n % 7 === 0 ? 503 : 200;
+      setTimeout(() => res.end('{}'), n % 5);
+    });
+    await new Promise<void>((r) => flaky.listen(0, '127.0.0.1', r));
+    const before = Date.now();
+    try {
+      const result = await runLoad({
+        url: `https://localhost:${(flaky.address() as AddressInfo).port}/orders`,
+        ca: ca.certificatePem,
+        connections: 4,
+        durationMs: 2_300,
+        maxRequests: 1_000_000,
+      });
+      const timeline = result.timeline!;
+      expect(result.startedAt).toBeGreaterThanOrEqual(before);
+      expect(timeline.map((p) => p.second)).toEqual([0, 1, 2]);
+      expect(timeline.reduce((s, p) => s + p.requests, 0)).toBe(result.requests);
+      const failed = result.requests - (result.statuses['200'] ?? 0);
+      expect(result.statuses['503']).toBeGreaterThan(0);
+      expect(Object.values(result.errors).reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+      expect(timeline.reduce((s, p) => s + p.failures, 0)).toBe(failed);
+      for (const p of timeline) {
+        expect(p.requests).toBeGreaterThan(0);
+        expect(p.p50).toBeGreaterThan(0);
+        expect(p.p99).toBeGreaterThanOrEqual(p.p50);
+      }
+    } finally {
+      await new Promise((r) => flaky.close(r));
+    }
+  });
+
+  it('counts failures against expectedStatus', async () => {
+    const result = await runLoad({
+      url,
+      ca: ca.certificatePem,
+      connections: 2,
+      durationMs: 10_000,
+      maxRequests: 20,
+      expectedStatus: 401,
+    });
+    expect(result.statuses).toEqual({ '401': 20 });
+    expect(result.timeline!.reduce((s, p) => s + p.failures, 0)).toBe(0);
+    const wrong = await runLoad({
+      url,
+      ca: ca.certificatePem,
+      connections: 2,
+      durationMs: 10_000,
+      maxRequests: 20,
+    });
+    expect(wrong.timeline!.reduce((s, p) => s + p.failures, 0)).toBe(20);
+  });
+});
+
 describe('runLoad with a request body', () => {
   it('sends the same body with every POST', async () => {
     const bodies = new Set<string>();

@@ -22,6 +22,17 @@ export interface LoadOptions {
   timeoutMs?: number;
   /** Ends the run early (durationMs stays the upper bound). */
   signal?: AbortSignal;
+  /** The status a request should get; any other (and any transport error) is a failure. Default 200. */
+  expectedStatus?: number;
+}
+
+/** One second of a run, counted from `startedAt`: the requests that ended in it. */
+export interface TimelinePoint {
+  second: number;
+  requests: number;
+  failures: number;
+  p50: number;
+  p99: number;
 }
 
 export interface LoadResult {
@@ -33,6 +44,10 @@ export interface LoadResult {
   statuses: Record<string, number>;
   errors: Record<string, number>;
   latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+  /** Epoch ms when the run started. */
+  startedAt?: number;
+  /** Per second of the run (absent for results made from a k6 summary). */
+  timeline?: TimelinePoint[];
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -41,6 +56,13 @@ function percentile(sorted: number[], p: number): number {
 }
 
 const round = (n: number): number => Math.round(n * 1000) / 1000;
+
+/** The requests that ended in one second: latencies of the answered ones, failures of all. */
+interface Bucket {
+  latencies: number[];
+  requests: number;
+  failures: number;
+}
 
 export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const target = new URL(opts.url);
@@ -52,10 +74,20 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
     opts.body === undefined
       ? opts.headers
       : { ...opts.headers, 'content-length': String(Buffer.byteLength(opts.body)) };
-  const latencies: number[] = [];
+  const expected = String(opts.expectedStatus ?? 200);
+  const buckets: Bucket[] = [];
   const statuses: Record<string, number> = {};
   const errors: Record<string, number> = {};
+  const startedAt = Date.now();
   const started = performance.now();
+  /** The bucket of the second now is in (created with any seconds skipped before it). */
+  const bucket = (now: number): Bucket => {
+    const second = Math.floor((now - started) / 1000);
+    while (buckets.length <= second) buckets.push({ latencies: [], requests: 0, failures: 0 });
+    const b = buckets[second]!;
+    b.requests += 1;
+    return b;
+  };
   const deadline = started + opts.durationMs;
   let issued = 0;
 
@@ -68,8 +100,11 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
         (res) => {
           res.resume();
           res.on('end', () => {
-            latencies.push(performance.now() - t0);
+            const now = performance.now();
+            const b = bucket(now);
+            b.latencies.push(now - t0);
             const key = String(res.statusCode);
+            if (key !== expected) b.failures += 1;
             statuses[key] = (statuses[key] ?? 0) + 1;
             resolve();
           });
@@ -79,6 +114,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       req.on('error', (err: NodeJS.ErrnoException) => {
         const key = err.code ?? err.message;
         errors[key] = (errors[key] ?? 0) + 1;
+        bucket(performance.now()).failures += 1;
         resolve();
       });
       req.end(opts.body);
@@ -94,14 +130,25 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const elapsed = performance.now() - started;
   agent.destroy();
 
-  const sorted = latencies.sort((a, b) => a - b);
+  const timeline = buckets.map((b, second) => {
+    const inSecond = b.latencies.sort((x, y) => x - y);
+    const { requests, failures } = b;
+    return {
+      second,
+      requests,
+      failures,
+      p50: round(percentile(inSecond, 50)),
+      p99: round(percentile(inSecond, 99)),
+    };
+  });
+  const sorted = buckets.flatMap((b) => b.latencies).sort((a, b) => a - b);
   const mean = sorted.reduce((a, b) => a + b, 0) / (sorted.length || 1);
   return {
     url: opts.url,
     connections: opts.connections,
     durationMs: Math.round(elapsed),
     requests: issued,
-    requestsPerSecond: Math.round((latencies.length / elapsed) * 1000),
+    requestsPerSecond: Math.round((sorted.length / elapsed) * 1000),
     statuses,
     errors,
     latencyMs: {
@@ -111,5 +158,7 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
       max: round(sorted.at(-1) ?? 0),
       mean: round(mean),
     },
+    startedAt,
+    timeline,
   };
 }

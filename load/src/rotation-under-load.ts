@@ -31,7 +31,21 @@ import {
   startPartnerFacade,
   tokensIssuedToPartner,
 } from './partner-facade';
-import { check, common, type SuiteContext, type SuiteResult } from './suite-context';
+import { check, common, type Marker, type SuiteContext, type SuiteResult } from './suite-context';
+
+/**
+ * Drives the load at `url` until `signal` aborts (`durationMs` is an upper bound), then resolves
+ * with what it measured. certflow's runLoad by default; the k6 runner passes one that runs k6.
+ */
+export type LoadDriver = (
+  url: string,
+  opts: { durationMs: number; signal: AbortSignal },
+) => Promise<LoadResult>;
+
+const runLoadDriver =
+  (ctx: SuiteContext): LoadDriver =>
+  (url, { durationMs, signal }) =>
+    runLoad({ ...common(ctx), durationMs, url, signal });
 
 type Thumbprints = ParsedCertificate['thumbprints'];
 
@@ -50,10 +64,15 @@ interface Rotating {
 const thumbprintsIn = (certDir: string): Thumbprints =>
   parseCertificate(readFileSync(join(certDir, 'partner.crt.pem'))).thumbprints;
 
-async function rotateUnderLoad(
-  ctx: SuiteContext,
-  rotating: Rotating,
-): Promise<{ result: LoadResult; figures: Record<string, number>; broken: string[] }> {
+interface Rotated {
+  result: LoadResult;
+  figures: Record<string, number>;
+  broken: string[];
+  /** The `cert rotate` run's window, when it ran. */
+  markers: Marker[];
+}
+
+async function rotateUnderLoad(ctx: SuiteContext, drive: LoadDriver, rotating: Rotating): Promise<Rotated> {
   const broken: string[] = [];
   const { certDir, env } = rotating;
   const old = thumbprintsIn(certDir);
@@ -61,20 +80,20 @@ async function rotateUnderLoad(
   const facade = await startPartnerFacade(ctx.file, 'rotating', env);
   const stopLoad = new AbortController();
   let rotation:
-    { code: number | null; output: string; ms: number; events: Record<string, unknown>[] } | undefined;
+    | { code: number | null; output: string; startMs: number; ms: number; events: Record<string, unknown>[] }
+    | undefined;
   let result: LoadResult;
   let facadeMetrics = '';
   let facadeHealth: { certificate?: { thumbprintSha256?: string } } = {};
   try {
-    const load = runLoad({
-      ...common(ctx),
-      // Upper bound; the run ends a third of the profile's duration after the rotation finished.
+    // Upper bound; the run ends a third of the profile's duration after the rotation finished.
+    const load = drive(`${facade.url}/call/orders`, {
       durationMs: ctx.profile.durationMs + 120_000,
-      url: `${facade.url}/call/orders`,
       signal: stopLoad.signal,
     });
     try {
       await sleep(ctx.profile.durationMs / 3);
+      const startMs = Date.now();
       const started = performance.now();
       const run = await runJsonCommand(
         appEntryPoint('partner-worker'),
@@ -83,7 +102,7 @@ async function rotateUnderLoad(
         undefined,
         90_000,
       );
-      rotation = { ...run, ms: performance.now() - started };
+      rotation = { ...run, startMs, ms: performance.now() - started };
       // Wait (bounded) until the facade has picked the new generation up, then serve a third of
       // the duration on the new certificate.
       const rotated = thumbprintsIn(certDir).sha256Hex;
@@ -126,6 +145,16 @@ async function rotateUnderLoad(
   broken.push(...(await rotating.afterwards(now, newKeyId)));
   return {
     result,
+    markers: rotation
+      ? [
+          {
+            label: 'cert rotate',
+            kind: 'rotation',
+            startMs: rotation.startMs,
+            endMs: rotation.startMs + rotation.ms,
+          },
+        ]
+      : [],
     figures: {
       'rotation took (ms)': Math.round(rotation?.ms ?? 0),
       'API tokens issued during the suite': issued,
@@ -137,10 +166,13 @@ async function rotateUnderLoad(
 }
 
 /** The stack's partner and its key file: the emulator refuses the old certificate afterwards. */
-export async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult> {
+export async function rotationUnderLoad(
+  ctx: SuiteContext,
+  drive: LoadDriver = runLoadDriver(ctx),
+): Promise<SuiteResult> {
   const partner = stackPartner(ctx.file);
   const old = partnerCertificate(partner);
-  const { result, figures, broken } = await rotateUnderLoad(ctx, {
+  const { result, figures, broken, markers } = await rotateUnderLoad(ctx, drive, {
     certDir: partner.certificateDirectory,
     env: {},
     // The keyId the API owner told the partner (the stack writes it); cert rotate removes it.
@@ -169,6 +201,7 @@ export async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult>
     measurements,
     figures,
     broken: [...check(ctx, measurements), ...broken],
+    markers,
   };
 }
 
@@ -177,15 +210,18 @@ export async function rotationUnderLoad(ctx: SuiteContext): Promise<SuiteResult>
  * token, and afterwards exactly one key pair is left there, the new one; Graph holds the new
  * certificate and not the old keyId; the worker gets a token with the new key.
  */
-export async function rotationUnderLoadPkcs11(ctx: SuiteContext): Promise<SuiteResult> {
+export async function rotationUnderLoadPkcs11(
+  ctx: SuiteContext,
+  drive: LoadDriver = runLoadDriver(ctx),
+): Promise<SuiteResult> {
   const partner = stackPartner(ctx.file);
   const hsm = await createHsmPartner(ctx.file, 'certflow-load-rotation');
-  let outcome: Awaited<ReturnType<typeof rotateUnderLoad>>;
+  let outcome: Rotated;
   try {
     const before = hsm.keyPairs();
     if (before.privateKeys.length !== 1)
       throw new Error(`the token holds ${before.privateKeys.length} private keys before the rotation, not 1`);
-    outcome = await rotateUnderLoad(ctx, {
+    outcome = await rotateUnderLoad(ctx, drive, {
       certDir: hsm.certDir,
       env: hsm.env,
       oldKeyId: hsm.keyId,
@@ -236,5 +272,6 @@ export async function rotationUnderLoadPkcs11(ctx: SuiteContext): Promise<SuiteR
     measurements,
     figures: outcome.figures,
     broken: [...check(ctx, measurements), ...outcome.broken],
+    markers: outcome.markers,
   };
 }

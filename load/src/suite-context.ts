@@ -10,13 +10,25 @@ export interface SuiteContext {
   ca: Buffer;
   profile: Profile;
   resultsDir: string;
-  /** k6 scripts that could not run because k6 is not installed. */
-  k6NotRun: string[];
 }
 
 export interface Measurement {
   name: string;
   result: LoadResult;
+}
+
+/** A window on a suite's timeline (epoch ms): the IdP outage, a `cert rotate` run. */
+export interface Marker {
+  label: string;
+  kind: 'outage' | 'rotation';
+  startMs: number;
+  endMs: number;
+}
+
+/** The emulator's cumulative count of API tokens issued to the partner, read at `atMs` (epoch ms). */
+export interface TokenSample {
+  atMs: number;
+  issued: number;
 }
 
 export interface SuiteResult {
@@ -26,12 +38,20 @@ export interface SuiteResult {
   /** Derived figures: ratios against a baseline, token request counts. */
   figures: Record<string, number>;
   broken: string[];
+  markers?: Marker[];
+  tokenSamples?: TokenSample[];
 }
 
 /** The load options every measurement of the profile shares. */
 export function common(ctx: SuiteContext) {
   const { connections, durationMs, maxRequests } = ctx.profile;
-  return { ca: ctx.ca, connections, durationMs, maxRequests };
+  return {
+    ca: ctx.ca,
+    connections,
+    durationMs,
+    maxRequests,
+    expectedStatus: ctx.profile.thresholds.expectedStatus,
+  };
 }
 
 /** The profile's thresholds each measurement breaks, named after it. */

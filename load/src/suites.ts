@@ -13,25 +13,10 @@ import {
   tokenRequestForm,
 } from '@certflow/stack';
 import { runLoad } from './http-load';
-import { k6Available, runK6 } from './k6';
 import { cachedCalls } from './cached-calls';
 import { rotationUnderLoad, rotationUnderLoadPkcs11 } from './rotation-under-load';
-import { check, common, type SuiteContext, type SuiteResult } from './suite-context';
-
-/** Runs the suite's k6 script too when k6 is installed; says loudly when it is not. */
-function withK6(ctx: SuiteContext, script: string, env: Record<string, string>, broken: string[]): void {
-  if (!k6Available()) {
-    ctx.k6NotRun.push(script);
-    return;
-  }
-  const summary = `${ctx.resultsDir}/k6-${script.replace(/\.js$/, '')}.${ctx.profile.name}.json`;
-  const ok = runK6(
-    script,
-    { ...env, PROFILE: ctx.profile.name, SSL_CERT_FILE: ctx.file.caCertificatePath },
-    summary,
-  );
-  if (!ok) broken.push(`k6 ${script}: thresholds failed`);
-}
+import { check, common, type Marker, type SuiteContext, type SuiteResult } from './suite-context';
+import { withTokenSamples } from './timeline';
 
 /** Client-assertion token requests against the emulator's token endpoint (one assertion, reused as MSAL does). */
 async function tokenEndpoint(ctx: SuiteContext): Promise<SuiteResult> {
@@ -51,19 +36,12 @@ async function tokenEndpoint(ctx: SuiteContext): Promise<SuiteResult> {
       }),
     },
   ];
-  const broken = check(ctx, measurements);
-  withK6(
-    ctx,
-    'token-endpoint.js',
-    { TOKEN_ENDPOINT: ctx.file.emulator.tokenEndpoint, TOKEN_FORM: form },
-    broken,
-  );
   return {
     suite: 'token-endpoint',
     description: 'client_credentials with a certificate client assertion, straight at the emulator',
     measurements,
     figures: {},
-    broken,
+    broken: check(ctx, measurements),
   };
 }
 
@@ -76,19 +54,12 @@ async function gatewayThroughput(ctx: SuiteContext): Promise<SuiteResult> {
     { name: 'API direct (baseline)', result: direct },
     { name: 'through the gateway', result: gateway },
   ];
-  const broken = check(ctx, measurements);
-  withK6(
-    ctx,
-    'gateway-throughput.js',
-    { GATEWAY_URL: ctx.file.gateway.url, ACCESS_TOKEN: ctx.token },
-    broken,
-  );
   return {
     suite: 'gateway-throughput',
     description: 'GET /orders with a bearer token through the gateway (validate-jwt) vs straight at the API',
     measurements,
     figures: { 'gateway / direct': gateway.requestsPerSecond / Math.max(1, direct.requestsPerSecond) },
-    broken,
+    broken: check(ctx, measurements),
   };
 }
 
@@ -102,9 +73,16 @@ async function idpOutage(ctx: SuiteContext): Promise<SuiteResult> {
   const third = ctx.profile.durationMs / 3;
   const load = runLoad({ ...common(ctx), headers, url: `${ctx.file.gateway.url}/orders` });
   let probe = 'no token request was made during the outage';
+  let outage: Marker | undefined;
   try {
     await sleep(third);
     await graph.setFaults({ outage: '503' });
+    outage = {
+      label: 'IdP outage (token endpoint answers 503)',
+      kind: 'outage',
+      startMs: Date.now(),
+      endMs: 0,
+    };
     probe = await requestPartnerToken(ctx.file).then(
       () => 'a token request succeeded during the outage',
       (err: Error) => (/HTTP 503/.test(err.message) ? 'ok' : `unexpected token error: ${err.message}`),
@@ -112,6 +90,7 @@ async function idpOutage(ctx: SuiteContext): Promise<SuiteResult> {
     await sleep(third);
   } finally {
     await graph.setFaults(NO_FAULTS);
+    if (outage) outage.endMs = Date.now();
     graph.close();
   }
   const measurements = [{ name: 'through the gateway, IdP down for the middle third', result: await load }];
@@ -124,19 +103,28 @@ async function idpOutage(ctx: SuiteContext): Promise<SuiteResult> {
     measurements,
     figures: {},
     broken,
+    markers: outage ? [outage] : [],
   };
 }
+
+type Suite = (ctx: SuiteContext) => Promise<SuiteResult>;
+
+/** The suite with the emulator's count of the partner's tokens sampled while it runs. */
+const sampled =
+  (suite: Suite): Suite =>
+  (ctx) =>
+    withTokenSamples(ctx, () => suite(ctx));
 
 /**
  * In the order they run: the rotations come last (they register and remove certificates of the
  * stack's partner), and rotation-under-load, which changes the stack's partner certificate, is
  * the very last.
  */
-export const SUITES: Record<string, (ctx: SuiteContext) => Promise<SuiteResult>> = {
-  'token-endpoint': tokenEndpoint,
-  'gateway-throughput': gatewayThroughput,
-  'idp-outage': idpOutage,
-  'cached-calls': cachedCalls,
-  'rotation-under-load-pkcs11': rotationUnderLoadPkcs11,
-  'rotation-under-load': rotationUnderLoad,
+export const SUITES: Record<string, Suite> = {
+  'token-endpoint': sampled(tokenEndpoint),
+  'gateway-throughput': sampled(gatewayThroughput),
+  'idp-outage': sampled(idpOutage),
+  'cached-calls': sampled(cachedCalls),
+  'rotation-under-load-pkcs11': sampled((ctx) => rotationUnderLoadPkcs11(ctx)),
+  'rotation-under-load': sampled((ctx) => rotationUnderLoad(ctx)),
 };

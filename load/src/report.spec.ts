@@ -1,0 +1,158 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LoadResult, TimelinePoint } from './http-load';
+import { PROFILES } from './profiles';
+import { HARNESS_LABEL, writeHtmlReport, type K6RunRecord } from './report';
+import type { SuiteResult } from './suite-context';
+
+const dir = mkdtempSync(join(tmpdir(), 'certflow-report-test-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const T0 = Date.UTC(2026, 10, 30, 4, 0, 0);
+
+/** A measurement of `seconds` full seconds starting `offsetMs` after T0, `rate` requests a second. */
+function measured(offsetMs: number, seconds: number, rate: number): LoadResult {
+  const timeline: TimelinePoint[] = Array.from({ length: seconds }, (_, second) => ({
+    second,
+    requests: rate + second * 10,
+    failures: 0,
+    p50: 1 + second / 10,
+    p99: 4 + second,
+  }));
+  return {
+    url: 'https://localhost:1/orders',
+    connections: 8,
+    durationMs: seconds * 1000,
+    requests: timeline.reduce((n, p) => n + p.requests, 0),
+    requestsPerSecond: rate,
+    statuses: { '200': 1 },
+    errors: {},
+    latencyMs: { p50: 1, p90: 2, p99: 4, max: 9, mean: 1.2 },
+    startedAt: T0 + offsetMs,
+    timeline,
+  };
+}
+
+const samples = (n: number, at: (i: number) => number) =>
+  Array.from({ length: n }, (_, i) => ({ atMs: T0 + i * 500, issued: at(i) }));
+
+const outage: SuiteResult = {
+  suite: 'idp-outage',
+  description: 'calls while the IdP is down <for real>',
+  measurements: [{ name: 'through the gateway', result: measured(0, 3, 5000) }],
+  figures: {},
+  broken: [],
+  markers: [{ label: 'IdP outage', kind: 'outage', startMs: T0 + 1000, endMs: T0 + 2000 }],
+  tokenSamples: samples(7, () => 40),
+};
+const rotation: SuiteResult = {
+  suite: 'rotation-under-load',
+  description: 'cert rotate under load',
+  measurements: [{ name: 'facade & rotation', result: measured(200, 4, 900) }],
+  figures: { 'rotation took (ms)': 812 },
+  broken: ['p99 1200 ms > 1000 ms'],
+  markers: [{ label: 'cert rotate', kind: 'rotation', startMs: T0 + 1500, endMs: T0 + 2300 }],
+  tokenSamples: samples(9, (i) => (i < 2 ? 40 : 41)),
+};
+const cached: SuiteResult = {
+  suite: 'cached-calls',
+  description: 'two facades',
+  measurements: [
+    { name: 'replica <1>', result: measured(0, 3, 700) },
+    { name: 'replica <2>', result: measured(0, 3, 650) },
+  ],
+  figures: {},
+  broken: [],
+  tokenSamples: samples(7, (i) => 41 + Math.min(i, 1)),
+};
+
+/** Each suite's section of the report, by its data-suite attribute. */
+function sections(html: string): Map<string, string> {
+  const found = new Map<string, string>();
+  for (const m of html.matchAll(/<section data-suite="([^"]+)"[^>]*>([\s\S]*?)<\/section>/g))
+    found.set(m[1]!, m[2]!);
+  return found;
+}
+
+const attr = (el: string, name: string): number => Number(new RegExp(` ${name}="([^"]+)"`).exec(el)![1]);
+const pointCount = (section: string, series: string): number[] =>
+  [...section.matchAll(new RegExp(`<polyline data-series="${series}[^"]*"[^>]* points="([^"]*)"`, 'g'))].map(
+    (m) => m[1]!.trim().split(/\s+/).length,
+  );
+
+/** Every band of `kind` in a section, each as [left, right] against its panel's plot area. */
+function bands(section: string, kind: string): { inside: boolean }[] {
+  return [...section.matchAll(/<g data-panel="[^"]+">[\s\S]*?<\/g>/g)].flatMap(([panel]) => {
+    const area = /<rect data-plot-area=""[^>]*>/.exec(panel)![0];
+    const [ax, aw] = [attr(area, 'x'), attr(area, 'width')];
+    return [...panel.matchAll(new RegExp(`<rect data-marker="${kind}"[^>]*>`, 'g'))].map(([band]) => ({
+      inside:
+        attr(band, 'x') >= ax && attr(band, 'x') + attr(band, 'width') <= ax + aw && attr(band, 'width') > 0,
+    }));
+  });
+}
+
+describe('writeHtmlReport', () => {
+  const k6Runs: K6RunRecord[] = [
+    {
+      script: 'cached-calls.js',
+      engine: 'harness',
+      engineVersion: 'certflow k6 harness (not k6) 0.1',
+      passed: true,
+      summaryFile: 'load/results/k6-cached-calls.smoke.json',
+      figures: { http_reqs: 1200 },
+      broken: [],
+    },
+  ];
+  const html = readFileSync(writeHtmlReport(dir, PROFILES.smoke, [outage, cached, rotation], k6Runs), 'utf8');
+  const bySuite = sections(html);
+
+  it('gives every suite a section with its time series: req/s, p50, p99 and the token count, ≥ 2 points each', () => {
+    expect([...bySuite.keys()]).toEqual(['idp-outage', 'cached-calls', 'rotation-under-load']);
+    for (const [suite, section] of bySuite) {
+      const measurements = suite === 'cached-calls' ? 2 : 1;
+      expect(section).toContain('data-chart="timeline"');
+      for (const series of ['rps:', 'p50:', 'p99:']) {
+        expect(pointCount(section, series)).toHaveLength(measurements);
+        for (const n of pointCount(section, series)) expect(n).toBeGreaterThanOrEqual(2);
+      }
+      expect(pointCount(section, 'tokens')[0]).toBeGreaterThanOrEqual(2);
+    }
+  });
+
+  it('draws the outage and the rotation as bands inside each panel’s plot area, labelled', () => {
+    expect(bands(bySuite.get('idp-outage')!, 'outage')).toEqual(Array(3).fill({ inside: true }));
+    expect(bands(bySuite.get('rotation-under-load')!, 'rotation')).toEqual(Array(3).fill({ inside: true }));
+    expect(bySuite.get('rotation-under-load')).toContain('>cert rotate</text>');
+    expect(bands(bySuite.get('cached-calls')!, 'outage')).toEqual([]);
+  });
+
+  it('shows no band for a suite whose markers are missing, and says when the token count was not read', () => {
+    const stripped = { ...outage, markers: undefined, tokenSamples: undefined };
+    const sub = mkdtempSync(join(dir, 'stripped-'));
+    const section = sections(readFileSync(writeHtmlReport(sub, PROFILES.smoke, [stripped]), 'utf8')).get(
+      'idp-outage',
+    )!;
+    expect(bands(section, 'outage')).toEqual([]);
+    expect(pointCount(section, 'tokens')).toEqual([]);
+    expect(section).toContain('token count was not read');
+  });
+
+  it('escapes names and keeps the verdicts and the table', () => {
+    expect(html).not.toContain('<1>');
+    expect(html).toContain('replica &lt;1&gt;');
+    expect(html).toContain('&lt;for real&gt;');
+    expect(html).toMatch(
+      /<b>rotation-under-load<\/b>: <span class="bad">FAILED<\/span> p99 1200 ms &gt; 1000 ms/,
+    );
+    expect(html).toMatch(/<td>cached-calls<\/td><td>replica &lt;2&gt;<\/td><td>650<\/td>/);
+  });
+
+  it('labels harness runs of the k6 scripts loudly as not k6', () => {
+    expect(html).toContain(`<tr data-engine="harness" class="harness-row"><td>cached-calls.js</td>`);
+    expect(html).toContain(HARNESS_LABEL.replace("'", '&#39;'));
+    expect(html).toContain('not k6 figures');
+  });
+});
