@@ -4,18 +4,21 @@
  *
  * Starts an emulator in a temporary state directory on 127.0.0.1, registers an API and a
  * partner (certificate and secret), then for each credential type sends token requests over
- * keep-alive HTTPS connections from a fixed number of concurrent workers, bounded by a request
- * count and a time limit. Like MSAL, a certificate client reuses one assertion (its `jti` is
- * not single-use unless strict mode is on), so the figures measure the emulator's verification,
+ * keep-alive HTTPS connections for a fixed time, in rounds that alternate the two. The load
+ * generator is wrk (/usr/bin/wrk or BENCH_WRK) when installed, else the Node.js generator in
+ * this process, said loudly (@certflow/testing's load-generators.ts); the secret and the
+ * assertion reach wrk through its environment, never its command line. Any answer but 200
+ * fails the run. Like MSAL, a certificate client reuses one assertion (its `jti` is not
+ * single-use unless strict mode is on), so the figures measure the emulator's verification,
  * not the client's signing.
  *
- *   node tools/entra-emulator/dist-bench/bench/token-endpoint.js [--requests N] [--concurrency C] [--seconds S]
+ *   node tools/entra-emulator/dist-bench/bench/token-endpoint.js [--concurrency C] [--seconds S] [--rounds R]
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createSelfSignedCertificate, pemToDer } from '@certflow/certs';
+import { chooseLoadGenerator, type LoadGenerator, type RoundResult } from '@certflow/testing';
 // The emulator as it ships (its dist, with the portal files next to it: the bench target builds
 // it first), not a second copy of its sources compiled into dist-bench.
 import {
@@ -28,141 +31,84 @@ import {
 } from '@certflow/entra-emulator';
 
 interface BenchOptions {
-  requests: number;
   concurrency: number;
   seconds: number;
+  rounds: number;
 }
 
-interface Result {
+interface Client {
   name: string;
-  requests: number;
-  errors: number;
-  seconds: number;
-  latenciesMs: number[];
+  generator: LoadGenerator;
+  rounds: RoundResult[];
 }
+
+const WARM_UP_SECONDS = 2;
+const FLAGS = { '--concurrency': 'concurrency', '--seconds': 'seconds', '--rounds': 'rounds' } as const;
 
 function parseArgs(argv: string[]): BenchOptions {
-  const options: BenchOptions = { requests: 2000, concurrency: 8, seconds: 15 };
+  const options: BenchOptions = { concurrency: 8, seconds: 5, rounds: 3 };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i]!.split('=', 2) as [string, string | undefined];
     const value = Number(inline ?? argv[++i]);
-    const key = (
-      { '--requests': 'requests', '--concurrency': 'concurrency', '--seconds': 'seconds' } as const
-    )[flag as '--requests'];
+    const key = FLAGS[flag as keyof typeof FLAGS];
     if (!key || !Number.isInteger(value) || value < 1)
-      throw new Error(`usage: token-endpoint [--requests N] [--concurrency C] [--seconds S] (bad ${flag})`);
+      throw new Error(`usage: token-endpoint [--concurrency C] [--seconds S] [--rounds R] (bad ${flag})`);
     options[key] = value;
   }
   return options;
 }
 
-function post(agent: Agent, url: string, body: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        agent,
-        headers: {
-          'content-type': 'application/x-www-form-urlencoded',
-          'content-length': Buffer.byteLength(body),
-        },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end(body);
-  });
+const round2 = (n: number): number => Number(n.toFixed(2));
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
-async function run(
-  name: string,
-  agent: Agent,
-  url: string,
-  body: string,
-  options: BenchOptions,
-): Promise<Result> {
-  // Warm-up: connections open, caches filled.
-  await Promise.all(Array.from({ length: options.concurrency }, () => post(agent, url, body)));
-  const latenciesMs: number[] = [];
-  let errors = 0;
-  let sent = 0;
-  const deadline = process.hrtime.bigint() + BigInt(options.seconds) * 1_000_000_000n;
-  const started = process.hrtime.bigint();
-  const worker = async () => {
-    while (sent < options.requests && process.hrtime.bigint() < deadline) {
-      sent++;
-      const t0 = process.hrtime.bigint();
-      try {
-        if ((await post(agent, url, body)) !== 200) errors++;
-      } catch {
-        errors++;
-      }
-      latenciesMs.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    }
-  };
-  await Promise.all(Array.from({ length: options.concurrency }, worker));
+/** req/s over all rounds; p50 and p99 are the medians of the rounds' own percentiles. */
+function summarise(client: Client) {
+  const requests = client.rounds.reduce((n, r) => n + r.requests, 0);
   return {
-    name,
-    requests: latenciesMs.length,
-    errors,
-    seconds: Number(process.hrtime.bigint() - started) / 1e9,
-    latenciesMs,
+    name: client.name,
+    requests,
+    // Kept for load/src/publish.ts: a round with any non-200 answer fails the run instead.
+    errors: 0,
+    reqPerSec: Math.round(requests / client.rounds.reduce((s, r) => s + r.seconds, 0)),
+    p50Ms: round2(median(client.rounds.map((r) => r.p50Ms))),
+    p99Ms: round2(median(client.rounds.map((r) => r.p99Ms))),
   };
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function table(results: Result[], options: BenchOptions): string {
-  const rows = results.map((r) => {
-    const sorted = [...r.latenciesMs].sort((a, b) => a - b);
-    return [
-      r.name,
-      String(r.requests),
-      String(r.errors),
-      (r.requests / r.seconds).toFixed(0),
-      percentile(sorted, 50).toFixed(2),
-      percentile(sorted, 99).toFixed(2),
-    ];
-  });
-  const header = ['client', 'requests', 'errors', 'req/s', 'p50 ms', 'p99 ms'];
+function table(clients: ReturnType<typeof summarise>[]): string {
+  const rows = clients.map((c) => [
+    c.name,
+    String(c.requests),
+    String(c.reqPerSec),
+    c.p50Ms.toFixed(2),
+    c.p99Ms.toFixed(2),
+  ]);
+  const header = ['client', 'requests', 'req/s', 'p50 ms', 'p99 ms'];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]) =>
     cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
-  return [
-    `token endpoint, ${options.concurrency} concurrent keep-alive connections, up to ${options.requests} requests or ${options.seconds} s per client type (Node ${process.version})`,
-    line(header),
-    line(widths.map((w) => '-'.repeat(w))),
-    ...rows.map(line),
-  ].join('\n');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
 /** load/results/bench-token-endpoint.json, read by npm run load:publish. */
-function writeSummary(results: Result[], options: BenchOptions): string {
-  const clients = results.map((r) => {
-    const sorted = [...r.latenciesMs].sort((a, b) => a - b);
-    const round2 = (n: number) => Number(n.toFixed(2));
-    return {
-      name: r.name,
-      requests: r.requests,
-      errors: r.errors,
-      reqPerSec: Math.round(r.requests / r.seconds),
-      p50Ms: round2(percentile(sorted, 50)),
-      p99Ms: round2(percentile(sorted, 99)),
-    };
-  });
+function writeSummary(
+  clients: ReturnType<typeof summarise>[],
+  loadGenerator: string,
+  options: BenchOptions,
+): string {
   const summary = {
     bench: 'token-endpoint',
     measuredAt: new Date().toISOString(),
     node: process.version,
+    loadGenerator,
     concurrency: options.concurrency,
+    rounds: options.rounds,
+    secondsPerRound: options.seconds,
     clients,
     certificateVsSecret: Number((clients[0]!.reqPerSec / Math.max(1, clients[1]!.reqPerSec)).toFixed(3)),
   };
@@ -173,12 +119,17 @@ function writeSummary(results: Result[], options: BenchOptions): string {
   return out;
 }
 
+function loudly(message: string): void {
+  const banner = '!'.repeat(100);
+  console.log(`${banner}\n!!! ${message}\n${banner}`);
+}
+
 async function main(): Promise<void> {
   const options = parseArgs(process.argv.slice(2));
   const stateDir = mkdtempSync(join(tmpdir(), 'entra-emulator-bench-'));
   let emulator: RunningEmulator | undefined;
   let graph: GraphClient | undefined;
-  const agent = new Agent({ keepAlive: true, maxSockets: options.concurrency });
+  const clients: Client[] = [];
   try {
     emulator = await startEmulator({ stateDir, host: '127.0.0.1', port: 0 });
     graph = await GraphClient.connect(emulator);
@@ -192,34 +143,59 @@ async function main(): Promise<void> {
     const cert = createSelfSignedCertificate({ commonName: 'bench partner' });
     await graph.addCertificate(provisioned.partner.objectId, pemToDer(cert.certificatePem));
     const secret = (await graph.addPassword(provisioned.partner.objectId, 'bench')).secretText!;
-    agent.options.ca = readFileSync(emulator.caCertificatePath);
 
     const clientId = provisioned.partner.appId;
     const assertion = await certificateClientAssertion(emulator.tokenEndpoint, clientId, cert);
-    const scope = 'api://certflow-bench/.default';
-    const certificateBody = new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_id: clientId,
-      scope,
-      client_assertion_type: ASSERTION_TYPE,
-      client_assertion: assertion,
-    }).toString();
-    const secretBody = new URLSearchParams({
-      grant_type: 'client_credentials',
-      client_id: clientId,
-      scope,
-      client_secret: secret,
-    }).toString();
-
-    const results = [
-      await run('certificate (PS256)', agent, emulator.tokenEndpoint, certificateBody, options),
-      await run('secret', agent, emulator.tokenEndpoint, secretBody, options),
+    const form = (credential: Record<string, string>) =>
+      new URLSearchParams({
+        grant_type: 'client_credentials',
+        client_id: clientId,
+        scope: 'api://certflow-bench/.default',
+        ...credential,
+      }).toString();
+    const endpoint = new URL(emulator.tokenEndpoint);
+    const load = (body: string) => ({
+      method: 'POST',
+      path: endpoint.pathname,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+      connections: options.concurrency,
+      caPem: readFileSync(emulator!.caCertificatePath, 'utf8'),
+      workDir: stateDir,
+    });
+    const credentials: Array<[string, Record<string, string>]> = [
+      ['certificate (PS256)', { client_assertion_type: ASSERTION_TYPE, client_assertion: assertion }],
+      ['secret', { client_secret: secret }],
     ];
-    console.log(table(results, options));
-    console.log(`wrote ${writeSummary(results, options)}`);
-    if (results.some((r) => r.errors > 0)) process.exitCode = 1;
+    for (const [name, credential] of credentials) {
+      const chosen = chooseLoadGenerator(load(form(credential)));
+      if (chosen.fallback && clients.length === 0) loudly(chosen.fallback);
+      clients.push({ name, generator: chosen.generator, rounds: [] });
+    }
+    const loadGenerator = clients[0]!.generator.name;
+    console.log(
+      `token endpoint: load generator ${loadGenerator}; ${options.rounds} rounds of ${options.seconds} s per client type after a ${WARM_UP_SECONDS} s warm-up (emulator on Node ${process.version})`,
+    );
+
+    for (const client of clients) await client.generator.run(endpoint, WARM_UP_SECONDS);
+    for (let round = 1; round <= options.rounds; round++) {
+      // Alternate the order, so neither client type always runs first.
+      const order = round % 2 === 1 ? clients : [...clients].reverse();
+      const line: Record<string, number> = {};
+      for (const client of order) {
+        const r = await client.generator.run(endpoint, options.seconds);
+        client.rounds.push(r);
+        line[client.name] = Math.round(r.requests / r.seconds);
+      }
+      console.log(JSON.stringify({ event: 'round', round, ...line }));
+    }
+
+    const summaries = clients.map(summarise);
+    console.log(`load generator: ${loadGenerator}`);
+    console.log(table(summaries));
+    console.log(`wrote ${writeSummary(summaries, loadGenerator, options)}`);
   } finally {
-    agent.destroy();
+    for (const client of clients) client.generator.close();
     graph?.close();
     await emulator?.close();
     rmSync(stateDir, { recursive: true, force: true });

@@ -13,9 +13,10 @@
  * - nginx:   https → Debian's nginx (/usr/sbin/nginx; 1 worker, upstream keep-alive, no token
  *            check) → the API, when installed (else said loudly, and the others still run).
  *
- * The load generator is wrk (/usr/bin/wrk: 1 thread, 32 connections) when installed, else the
- * Node.js generator of load-generators.ts, said loudly: its figures are lower and not
- * comparable with wrk's. Each chain gets a short warm-up, then BENCH_ROUNDS rounds of
+ * The load generator is wrk (/usr/bin/wrk or BENCH_WRK: 1 thread, 32 connections) when
+ * installed, else the Node.js generator of @certflow/testing's load-generators.ts, said loudly:
+ * its figures are lower and not comparable with wrk's. wrk does not verify TLS certificates
+ * (the bench says so, and the generator's name in the results JSON too). Each chain gets a short warm-up, then BENCH_ROUNDS rounds of
  * BENCH_SECONDS seconds, the order rotating each round. req/s is a chain's requests over its
  * time in all rounds; p50 and p99 are the medians of the rounds' own percentiles.
  *
@@ -35,11 +36,10 @@ import { join, resolve } from 'node:path';
 import { launchStackProcess, requestPartnerToken, servedApi, workspaceRoot } from '@certflow/stack';
 import { envInteger } from './settings';
 import { startNodeProxy, type BenchProcess } from './bench-processes';
-import { nodeGenerator, wrkGenerator, type LoadGenerator, type RoundResult } from './load-generators';
+import { chooseLoadGenerator, type LoadGenerator, type RoundResult } from '@certflow/testing';
 
 const NGINX = process.env['BENCH_NGINX'] ?? '/usr/sbin/nginx';
 const NGINX_WORKERS = envInteger('BENCH_NGINX_WORKERS', 1);
-const WRK = process.env['BENCH_WRK'] ?? '/usr/bin/wrk';
 const ROUNDS = envInteger('BENCH_ROUNDS', 3);
 const SECONDS = envInteger('BENCH_SECONDS', 6);
 const CONCURRENCY = envInteger('BENCH_CONCURRENCY', 32);
@@ -75,20 +75,15 @@ async function main(): Promise<void> {
       );
     }
 
-    const loadOptions = {
-      token,
+    const chosen = chooseLoadGenerator({
       path: PATH,
+      headers: { authorization: `Bearer ${token}` },
       connections: CONCURRENCY,
       caPem: readFileSync(file.caCertificatePath, 'utf8'),
       workDir: stateDir,
-    };
-    generator = wrkGenerator(WRK, loadOptions);
-    if (!generator) {
-      generator = nodeGenerator(loadOptions);
-      loudly(
-        `wrk NOT found at ${WRK} (apt-get install wrk): the load generator is ${generator.name}; its figures are lower than wrk's and not comparable with them`,
-      );
-    }
+    });
+    generator = chosen.generator;
+    if (chosen.fallback) loudly(chosen.fallback);
     console.log(
       `load generator: ${generator.name}; ${ROUNDS} rounds of ${SECONDS} s per chain after a ${WARM_UP_SECONDS} s warm-up`,
     );

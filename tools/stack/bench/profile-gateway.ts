@@ -38,10 +38,9 @@ import { parseArgs } from 'node:util';
 // of its sources compiled into dist-bench: the bench target builds the stack first.
 import { launchStackProcess, requestPartnerToken, servedApi, workspaceRoot } from '@certflow/stack';
 import { type BenchProcess, startNodeProxy } from './bench-processes';
-import { wrkGenerator } from './load-generators';
+import { wrkGenerator, wrkPath } from '@certflow/testing';
 import { positiveInteger } from './settings';
 
-const WRK = process.env['BENCH_WRK'] ?? '/usr/bin/wrk';
 const WARM_UP_SECONDS = 3;
 
 interface ProfileNode {
@@ -92,14 +91,14 @@ async function main(): Promise<void> {
     const { file } = stack;
     const api = new URL(servedApi(file).url);
     proxy = await startNodeProxy(stateDir, api, profileArgs('node-proxy.cpuprofile'));
-    const generator = wrkGenerator(WRK, {
-      token: await requestPartnerToken(file),
+    const generator = wrkGenerator(wrkPath(), {
       path: '/orders',
+      headers: { authorization: `Bearer ${await requestPartnerToken(file)}` },
       connections: 32,
       caPem: readFileSync(file.caCertificatePath, 'utf8'),
       workDir: stateDir,
     });
-    if (!generator) throw new Error(`wrk not found at ${WRK}: apt-get install wrk`);
+    if (!generator) throw new Error(`wrk not found at ${wrkPath()}: apt-get install wrk, or set BENCH_WRK`);
     const measure = async (url: URL, pid: number) => {
       await generator.run(url, WARM_UP_SECONDS);
       const fromUs = nowUs();

@@ -22,7 +22,7 @@ import { connect, type TLSSocket } from 'node:tls';
 // The stack as built (launchStackProcess starts the dist/main.js next to it), not a second copy
 // of its sources compiled into dist-bench: the bench target builds the stack first.
 import { launchStackProcess, requestPartnerToken, workspaceRoot } from '@certflow/stack';
-import { KeepAliveConnection } from './load-generators';
+import { KeepAliveConnection } from '@certflow/testing';
 import { envInteger } from './settings';
 
 const SLOW_CONNECTIONS = envInteger('BENCH_SLOW_CONNECTIONS', 500);
