@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { LoadResult } from './http-load';
-import { keyStoreLines } from './publish';
+import { k6Table, keyStoreLines } from './publish';
 
 const result = (requests: number): LoadResult => ({
   url: 'http://127.0.0.1:1/call/orders',
@@ -53,5 +53,22 @@ describe('keyStoreLines', () => {
     expect(() => keyStoreLines([summary('cached-calls', CACHED)])).toThrow(
       /rotation-under-load-pkcs11\.full\.json has no figure "failed calls"/,
     );
+  });
+});
+
+describe('k6Table', () => {
+  it('names the engine of every row and never calls the harness k6', () => {
+    const run = (engine: 'k6' | 'harness', engineVersion: string) => ({
+      script: 'cached-calls.js',
+      engine,
+      engineVersion,
+      passed: true,
+      summaryFile: 'load/results/k6-cached-calls.full.json',
+      figures: { 'req/s': 1234.5, 'p50 (ms)': 1.25, 'p99 (ms)': 9, requests: 37_035 },
+      broken: [],
+    });
+    const text = k6Table([run('k6', 'k6 v1.4.0'), run('harness', 'certflow k6 harness (not k6) 0.1')]);
+    expect(text).toContain('| cached-calls.js | k6 v1.4.0 | 1,234.5 | 1.25 | 9 | 37,035 |');
+    expect(text).toContain("**certflow's k6 harness — not k6** (certflow k6 harness (not k6) 0.1)");
   });
 });

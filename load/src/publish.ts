@@ -4,10 +4,11 @@
  * figures are the suites' own output, never typed by hand. Refuses when a result is missing, is
  * not what it claims to be, or broke a threshold.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { SUITES } from './suites';
 import type { SuiteResult } from './suite-context';
+import type { K6RunRecord } from './report';
 import { barChartSvg, type Bar } from './svg-chart';
 
 const root = resolve(__dirname, '..', '..');
@@ -184,6 +185,43 @@ export function loadTable(summaries: Summary[]): string {
   ].join('\n');
 }
 
+/**
+ * The full-profile k6 runs left in load/results (`k6-<suite>.full.json`, handleSummary's JSON,
+ * and the runner's `k6-<suite>.full.engine.json`, which names the engine). A summary whose engine
+ * is not recorded is left out: its figures are never published without saying what made them.
+ */
+function readK6Runs(): K6RunRecord[] {
+  const summaries = readdirSync(resultsDir).filter(
+    (f) => /^k6-.+\.full\.json$/.test(f) && !f.endsWith('.engine.json'),
+  );
+  return summaries.flatMap((file) => {
+    const engineFile = file.replace(/\.json$/, '.engine.json');
+    if (!existsSync(join(resultsDir, engineFile))) {
+      console.warn(`load/results/${file}: no ${engineFile} says which engine produced it; not publishing it`);
+      return [];
+    }
+    const record = readJson<K6RunRecord>(engineFile, 'npm run load -- --engine k6');
+    if (!record.passed)
+      throw new Error(
+        `${record.script} (${record.engineVersion}) failed (${record.broken.join('; ')}); not publishing`,
+      );
+    return [record];
+  });
+}
+
+/** The k6 scripts' own figures, each row naming its engine; the harness is never called k6. */
+export function k6Table(runs: K6RunRecord[]): string {
+  const cell = (r: K6RunRecord, k: string) => (typeof r.figures[k] === 'number' ? fmt(r.figures[k]) : '–');
+  return [
+    '| k6 script | engine | req/s | p50 ms | p99 ms | requests |',
+    '|---|---|---|---|---|---|',
+    ...runs.map(
+      (r) =>
+        `| ${r.script} | ${r.engine === 'k6' ? r.engineVersion : `**certflow's k6 harness — not k6** (${r.engineVersion})`} | ${cell(r, 'req/s')} | ${cell(r, 'p50 (ms)')} | ${cell(r, 'p99 (ms)')} | ${cell(r, 'requests')} |`,
+    ),
+  ].join('\n');
+}
+
 /** A figure a summary must have, or an error that says the result predates it. */
 function figureOf(summaries: Summary[], suite: string, name: string): number {
   const value = summaries.find((s) => s.suite === suite)?.figures[name];
@@ -226,6 +264,7 @@ function benchBars(b: Benches): Bar[] {
 function main(): void {
   const benches = readBenches();
   const summaries = Object.keys(SUITES).map(readSuite);
+  const k6Runs = readK6Runs();
   const doc = readFileSync(docPath, 'utf8');
   const start = doc.indexOf(START);
   const end = doc.indexOf(END);
@@ -259,6 +298,9 @@ function main(): void {
     keyStoreLines(summaries),
     '',
     '![npm run load: requests per second per measurement](images/load-full.svg)',
+    ...(k6Runs.length
+      ? ['', '### k6 scripts (`npm run load -- --engine k6`, full profile)', '', k6Table(k6Runs)]
+      : []),
   ].join('\n');
   writeFileSync(docPath, `${doc.slice(0, start + START.length)}\n${section}\n${doc.slice(end)}`);
   console.log(`updated ${docPath}, ${charts.bench} and ${charts.load}`);

@@ -78,6 +78,7 @@ export async function runScript(
   const vus: Vu[] = [];
   const markedFailed: string[] = [];
   let interrupted = false;
+  let transportErrors = 0;
 
   function spawn(vuId: number): Vu {
     const { port1, port2 } = new MessageChannel();
@@ -101,6 +102,7 @@ export async function runScript(
           return;
         case 'http':
           void http.send(msg.call).then((a) => {
+            if (a.error && transportErrors++ < 5) log(`request failed: ${a.error}`);
             store.add('http_reqs', 1);
             store.add('http_req_duration', a.durationMs);
             store.add('http_req_failed', failed(msg.call, a) ? 1 : 0);

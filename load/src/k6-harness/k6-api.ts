@@ -187,15 +187,5 @@ export const modules: Record<string, Record<string, unknown>> = {
     Rate: metricClass('rate'),
     Trend: metricClass('trend'),
   }),
-  'k6/execution': strict('k6/execution', {
-    test,
-    vu: strict('k6/execution vu', {
-      get idInTest() {
-        return state().id;
-      },
-      get iterationInInstance() {
-        return state().iteration;
-      },
-    }),
-  }),
+  'k6/execution': strict('k6/execution', { test }),
 };

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { IMPLEMENTED, README_HINT } from './protocol';
 
 const PREFIX = 'k6-harness:';
+const OWN_FILES = pathToFileURL(__dirname).href + '/';
 
 interface ResolveContext {
   parentURL?: string;
@@ -35,8 +36,9 @@ export async function resolve(specifier: string, context: ResolveContext, next: 
 }
 
 export async function load(url: string, context: object, next: NextLoad) {
-  // k6 runs every script file as an ES module, whatever package.json says.
-  if (url.startsWith('file:') && url.endsWith('.js')) return next(url, { ...context, format: 'module' });
+  // k6 runs every script file as an ES module, whatever package.json says (not the harness's own files).
+  if (url.startsWith('file:') && url.endsWith('.js') && !url.startsWith(OWN_FILES))
+    return next(url, { ...context, format: 'module' });
   if (!url.startsWith(PREFIX)) return next(url, context);
   const name = url.slice(PREFIX.length);
   const api = JSON.stringify(pathToFileURL(join(__dirname, 'k6-api.js')).href);

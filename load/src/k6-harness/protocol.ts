@@ -5,7 +5,7 @@ export const IMPLEMENTED: Record<string, string[]> = {
   k6: ['check', 'fail', 'group', 'sleep'],
   'k6/http': ['get', 'post', 'request', 'expectedStatuses'],
   'k6/metrics': ['Counter', 'Gauge', 'Rate', 'Trend'],
-  'k6/execution': ['test', 'vu'],
+  'k6/execution': ['test'],
 };
 
 export const README_HINT = 'certflow k6 harness (NOT k6): see load/k6/README.md for the k6 API it implements';

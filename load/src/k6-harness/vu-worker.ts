@@ -76,7 +76,8 @@ async function execute(msg: ToWorker): Promise<unknown> {
         loaded = (await import(pathToFileURL(script).href)) as Script;
       } catch (err) {
         const e = err as Error;
-        if (/does not provide an export named/.test(e.message)) e.message += ` — ${README_HINT}`;
+        if (/does not provide an export named/.test(e.message))
+          throw new Error(`${e.message} — ${README_HINT}\n${e.stack ?? ''}`);
         throw e;
       }
       if (typeof loaded.default !== 'function')
