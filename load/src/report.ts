@@ -160,7 +160,7 @@ function suiteSection(r: SuiteResult): string {
   const figures = Object.entries(r.figures)
     .map(([k, v]) => `<li>${escape(k)}: <b>${formatFigure(v)}</b></li>`)
     .join('');
-  return `<section data-suite="${escape(r.suite)}" data-measurements="${r.measurements.length}">
+  return `<section data-suite="${escape(r.suite)}">
 <h2>${escape(r.suite)}</h2>
 <p>${escape(r.description)}</p>
 <p>${verdict(r.broken)}</p>
