@@ -71,7 +71,7 @@ const cached: SuiteResult = {
 /** Each suite's section of the report, by its data-suite attribute. */
 function sections(html: string): Map<string, string> {
   const found = new Map<string, string>();
-  for (const m of html.matchAll(/<section data-suite="([^"]+)"[^>]*>([\s\S]*?)<\/section>/g))
+  for (const m of html.matchAll(/<section [^>]*data-suite="([^"]+)"[^>]*>([\s\S]*?)<\/section>/g))
     found.set(m[1]!, m[2]!);
   return found;
 }
@@ -145,7 +145,7 @@ describe('writeHtmlReport', () => {
     expect(html).toContain('replica &lt;1&gt;');
     expect(html).toContain('&lt;for real&gt;');
     expect(html).toMatch(
-      /<b>rotation-under-load<\/b>: <span class="bad">FAILED<\/span> p99 1200 ms &gt; 1000 ms/,
+      /<b>rotation-under-load<\/b><\/a>: <span class="bad">FAILED<\/span> p99 1200 ms &gt; 1000 ms/,
     );
     expect(html).toMatch(/<td>cached-calls<\/td><td>replica &lt;2&gt;<\/td><td>650<\/td>/);
   });

@@ -160,7 +160,7 @@ function suiteSection(r: SuiteResult): string {
   const figures = Object.entries(r.figures)
     .map(([k, v]) => `<li>${escape(k)}: <b>${formatFigure(v)}</b></li>`)
     .join('');
-  return `<section data-suite="${escape(r.suite)}">
+  return `<section id="${escape(r.suite)}" data-suite="${escape(r.suite)}">
 <h2>${escape(r.suite)}</h2>
 <p>${escape(r.description)}</p>
 <p>${verdict(r.broken)}</p>
@@ -217,7 +217,9 @@ export function writeHtmlReport(
       ),
     )
     .join('\n');
-  const verdicts = results.map((r) => `<li><b>${escape(r.suite)}</b>: ${verdict(r.broken)}</li>`).join('\n');
+  const verdicts = results
+    .map((r) => `<li><a href="#${escape(r.suite)}"><b>${escape(r.suite)}</b></a>: ${verdict(r.broken)}</li>`)
+    .join('\n');
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>certflow load report (${escape(profile.name)})</title>
 <style>${STYLE}</style>

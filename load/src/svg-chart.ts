@@ -17,13 +17,15 @@ export function barChartSvg(title: string, bars: Bar[], unit: string): string {
   const rowHeight = 28;
   const top = 30;
   const width = 960;
-  const labelWidth = 440;
+  const labelWidth = 500;
   const rows = bars
     .map((b, i) => {
       const w = Math.round(((width - labelWidth - 110) * b.value) / max);
       const y = top + i * rowHeight;
+      // About 7 px a character at 13 px: longer labels are cut, in full on hover.
+      const shown = b.label.length > 68 ? `${b.label.slice(0, 67)}…` : b.label;
       return (
-        `<text x="0" y="${y + 18}">${escapeXml(b.label)}</text>` +
+        `<text x="0" y="${y + 18}"><title>${escapeXml(b.label)}</title>${escapeXml(shown)}</text>` +
         `<rect x="${labelWidth}" y="${y + 5}" width="${w}" height="18" fill="#0072b2"/>` +
         `<text x="${labelWidth + w + 6}" y="${y + 18}">${b.value.toLocaleString('en-US')} ${escapeXml(unit)}</text>`
       );
