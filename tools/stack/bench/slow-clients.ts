@@ -13,7 +13,9 @@
  * Prints p50/p99 of both phases and the memory, checks them against the goals (p99 under 1 s
  * with the slow clients open; resident memory of the gateway process under MEMORY_BOUND_MIB),
  * and writes load/results/bench-slow-clients.json. A benchmark, not a test: a missed goal is
- * reported (exit code 0), never asserted.
+ * reported (exit code 0), never asserted. The measured requests come from this process (one
+ * request at a time: a latency probe, not a throughput load, so not wrk); its output and JSON
+ * say so (LOAD_GENERATOR).
  */
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,6 +32,7 @@ const REQUESTS = envInteger('BENCH_SLOW_REQUESTS', 400);
 const GOAL_P99_MS = 1_000;
 /** The documented bound for the process that runs the gateway (and the emulator) under this load. */
 const MEMORY_BOUND_MIB = 256;
+const LOAD_GENERATOR = `node ${process.version} in the bench process (1 keep-alive connection, one request at a time; verifies TLS certificates)`;
 
 interface Phase {
   p50Ms: number;
@@ -137,6 +140,7 @@ async function main(): Promise<void> {
       bench: 'slow-clients',
       measuredAt: new Date().toISOString(),
       node: process.version,
+      loadGenerator: LOAD_GENERATOR,
       slowConnections: { target: SLOW_CONNECTIONS, openAtStart, openAtEnd },
       baseline,
       underLoad,
@@ -146,7 +150,8 @@ async function main(): Promise<void> {
     };
     console.log(JSON.stringify(result));
     console.log(
-      `slow clients open: ${openAtStart} at start, ${openAtEnd} at end (target ${SLOW_CONNECTIONS})\n` +
+      `load generator: ${LOAD_GENERATOR}\n` +
+        `slow clients open: ${openAtStart} at start, ${openAtEnd} at end (target ${SLOW_CONNECTIONS})\n` +
         `GET /orders alone:            p50 ${baseline.p50Ms} ms  p99 ${baseline.p99Ms} ms  (${baseline.requests} requests)\n` +
         `GET /orders with slow bodies: p50 ${underLoad.p50Ms} ms  p99 ${underLoad.p99Ms} ms  max ${underLoad.maxMs} ms` +
         `  (goal p99 < ${GOAL_P99_MS} ms: ${goalMet ? 'met' : 'NOT met'})\n` +
