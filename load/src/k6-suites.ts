@@ -133,9 +133,10 @@ const SCRIPTS: Record<string, (ctx: SuiteContext, run: Run) => Promise<Outcome>>
       code = await run(
         { FACADE_URL: url.replace(/\/call\/orders$/, ''), PROFILE_DURATION_MS: String(durationMs) },
         signal,
-      );
-      const summary = readSummary(summaryPath(ctx, 'rotation-under-load'));
-      if (!summary) throw new Error(`the k6 script wrote no summary (${describeExit(code) ?? 'exit 0'})`);
+      ).catch(() => -1); // the engine did not start: no summary, reported below
+      // Never rejects (the rotation is under way meanwhile): a run without a summary measured
+      // nothing, which the suite's thresholds and this record report.
+      const summary = readSummary(summaryPath(ctx, 'rotation-under-load')) ?? { metrics: {} };
       return loadResultFromSummary(url, ctx.profile.connections, summary);
     };
     const result = await rotationUnderLoad(ctx, drive);
