@@ -112,7 +112,8 @@ function select(value: unknown, path: string): unknown {
     );
 }
 
-function request(method: string, url: string, body?: string | null, params: Params = {}) {
+function request(method: string, url: string, body?: string | null, given?: Params | null) {
+  const params = given ?? {};
   for (const key of Object.keys(params))
     if (!PARAMS.has(key)) throw new Error(`k6/http params.${key} is not implemented by ${README_HINT}`);
   if (body !== undefined && body !== null && typeof body !== 'string')
@@ -139,7 +140,7 @@ function request(method: string, url: string, body?: string | null, params: Para
     error: a.error,
     error_code: a.errorCode,
     url: call.url,
-    timings: { duration: a.durationMs },
+    timings: strict('k6/http Response.timings', { duration: a.durationMs }),
     json(selector?: string): unknown {
       const parsed: unknown = JSON.parse(a.body);
       return selector === undefined ? parsed : select(parsed, selector);
@@ -176,8 +177,8 @@ const test = strict('k6/execution test', {
 export const modules: Record<string, Record<string, unknown>> = {
   k6: strict('k6', { check, fail, group, sleep }),
   'k6/http': strict('k6/http', {
-    get: (url: string, params?: Params) => request('GET', url, null, params),
-    post: (url: string, body?: string, params?: Params) => request('POST', url, body, params),
+    get: (url: string, params?: Params | null) => request('GET', url, null, params),
+    post: (url: string, body?: string | null, params?: Params | null) => request('POST', url, body, params),
     request,
     expectedStatuses,
   }),
