@@ -24,12 +24,16 @@ interface Rate {
   p50Ms: number;
   p99Ms: number;
 }
-interface TokenEndpointBench {
+/** What every bench result records: the load generator that produced its figures. */
+interface Bench {
+  loadGenerator: string;
+}
+interface TokenEndpointBench extends Bench {
   measuredAt: string;
   clients: (Rate & { name: string; requests: number; errors: number })[];
   certificateVsSecret: number;
 }
-interface AuthOverheadBench {
+interface AuthOverheadBench extends Bench {
   measuredAt: string;
   publicReqPerSec: number;
   authenticatedReqPerSec: number;
@@ -38,16 +42,15 @@ interface AuthOverheadBench {
   uncachedAuthenticatedReqPerSec: number;
   goal: number;
 }
-interface TokenCacheBench {
+interface TokenCacheBench extends Bench {
   date: string;
   msalNode: string;
   sizes: { cachedTokens: number; certflow: { p50Us: number }; msal: { p50Us: number }; ratioP50: number }[];
   goal: { ratioP50AtLeast: number };
   goalMet: boolean;
 }
-interface GatewayChainBench {
+interface GatewayChainBench extends Bench {
   measuredAt: string;
-  loadGenerator: string;
   chains: { direct: Rate; node: Rate; gateway: Rate; nginx?: Rate };
   gatewayVsNode: number;
   medianRoundGatewayVsNode: number;
@@ -85,7 +88,7 @@ const fmt = (n: number): string =>
     : n.toLocaleString('en-US', { maximumFractionDigits: 2 });
 const rate = (r: Rate): string => `${fmt(r.reqPerSec)} req/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms`;
 
-interface SlowClientsBench {
+interface SlowClientsBench extends Bench {
   slowConnections: { target: number; openAtStart: number; openAtEnd: number };
   baseline: { p50Ms: number; p99Ms: number };
   underLoad: { p50Ms: number; p99Ms: number; maxMs: number };
@@ -94,7 +97,7 @@ interface SlowClientsBench {
   memoryMib: { before: number; peak: number; bound: number; met: boolean };
 }
 
-interface SignaturesBench {
+interface SignaturesBench extends Bench {
   algorithm: string;
   keyBits: number;
   filePerSecond: number;
@@ -112,8 +115,16 @@ interface Benches {
   slowClients: SlowClientsBench;
 }
 
+/** A bench result, refused when it does not say which load generator produced it. */
+function readBench<T extends Bench>(file: string): T {
+  const bench = readJson<T>(file, 'npm run bench');
+  if (typeof bench.loadGenerator !== 'string' || !bench.loadGenerator)
+    throw new Error(`load/results/${file} does not name its load generator: run npm run bench again`);
+  return bench;
+}
+
 function readBenches(): Benches {
-  const tokenEndpoint = readJson<TokenEndpointBench>('bench-token-endpoint.json', 'npm run bench');
+  const tokenEndpoint = readBench<TokenEndpointBench>('bench-token-endpoint.json');
   if (!Array.isArray(tokenEndpoint.clients) || tokenEndpoint.clients.length !== 2)
     throw new Error('load/results/bench-token-endpoint.json is not a token-endpoint bench result');
   const failed = tokenEndpoint.clients.filter((c) => c.errors > 0);
@@ -121,18 +132,18 @@ function readBenches(): Benches {
     throw new Error(
       `bench-token-endpoint: ${failed.map((c) => `${c.name} had ${c.errors} errors`).join('; ')}; not publishing`,
     );
-  const gatewayChain = readJson<GatewayChainBench>('bench-gateway-chain.json', 'npm run bench');
-  if (!gatewayChain.chains?.node || typeof gatewayChain.loadGenerator !== 'string')
+  const gatewayChain = readBench<GatewayChainBench>('bench-gateway-chain.json');
+  if (!gatewayChain.chains?.node)
     throw new Error(
-      'load/results/bench-gateway-chain.json has no Node.js baseline (chains.node) or load generator: run npm run bench again',
+      'load/results/bench-gateway-chain.json has no Node.js baseline (chains.node): run npm run bench again',
     );
   return {
     tokenEndpoint,
-    authOverhead: readJson('bench-auth-overhead.json', 'npm run bench'),
-    tokenCache: readJson('bench-token-cache.json', 'npm run bench'),
+    authOverhead: readBench('bench-auth-overhead.json'),
+    tokenCache: readBench('bench-token-cache.json'),
     gatewayChain,
-    slowClients: readJson('bench-slow-clients.json', 'npm run bench'),
-    signatures: readJson('bench-signatures.json', 'npm run bench'),
+    slowClients: readBench('bench-slow-clients.json'),
+    signatures: readBench('bench-signatures.json'),
   };
 }
 
@@ -153,14 +164,14 @@ export function benchTable(b: Benches): string {
   const a = b.authOverhead;
   const s = b.slowClients;
   return [
-    '| benchmark | baseline | figures |',
-    '|---|---|---|',
-    `| \`entra-emulator:bench\`: token endpoint, certificate client assertion (PS256) | client secret | certificate ${rate(certificate!)}; secret ${rate(secret!)}; **certificate / secret ${b.tokenEndpoint.certificateVsSecret}** |`,
-    `| \`api:bench\`: authenticated \`GET /orders\` (passport-jwt + jwks-rsa + verified-token cache) | the same route without authentication | authenticated ${fmt(a.authenticatedReqPerSec)} req/s, public ${fmt(a.publicReqPerSec)} req/s: **ratio ${a.ratio}** (median of rounds ${a.medianRoundRatio}; goal ${a.goal}: ${a.ratio >= a.goal ? 'met' : 'not met'}); without the verified-token cache ${fmt(a.uncachedAuthenticatedReqPerSec)} req/s |`,
-    `| \`partner-worker:bench\`: a cached token from certflow's token cache | bare MSAL ${b.tokenCache.msalNode} \`acquireTokenByClientCredential\` cache hit | ${cache} (goal ≥ ${b.tokenCache.goal.ratioP50AtLeast}×: ${b.tokenCache.goalMet ? 'met' : 'not met'}) |`,
-    `| \`stack:bench\`: authenticated \`GET /orders\` through certflow's gateway (\`validate-jwt\`, access log, metrics); load generator ${c.loadGenerator} | a bare Node.js HTTPS proxy; the API direct; nginx as a TLS proxy | gateway ${rate(gateway)}; ${nodeCell}; direct ${rate(direct)}; ${nginxCell}; **gateway / direct ${c.gatewayVsDirect}** |`,
-    `| \`stack:bench-slow-clients\`: authenticated \`GET /orders\` through the gateway while ${s.slowConnections.target} connections trickle request bodies (${s.slowConnections.openAtStart} open at the start, ${s.slowConnections.openAtEnd} at the end) | the same requests without them | with them p50 ${s.underLoad.p50Ms} ms, **p99 ${s.underLoad.p99Ms} ms** (goal < ${s.goalP99Ms} ms: ${s.goalMet ? 'met' : 'not met'}), max ${s.underLoad.maxMs} ms; without p50 ${s.baseline.p50Ms} ms, p99 ${s.baseline.p99Ms} ms; resident memory of the gateway's process ${s.memoryMib.before} → **${s.memoryMib.peak} MiB** peak (bound ${s.memoryMib.bound} MiB: ${s.memoryMib.met ? 'met' : 'not met'}) |`,
-    `| \`pkcs11:bench\`: ${b.signatures.algorithm} client assertions signed per second, RSA-${b.signatures.keyBits}, key inside SoftHSM2 (@certflow/pkcs11) | the same with a key file (node:crypto) | SoftHSM2 ${fmt(b.signatures.softHsmPerSecond)}/s, file ${fmt(b.signatures.filePerSecond)}/s: **file / SoftHSM2 ${b.signatures.fileVsSoftHsm}×** (median of rounds ${b.signatures.medianRoundRatio}×); a worker signs one per token request, not per call (load suite \`cached-calls\`) |`,
+    '| benchmark | load generator | baseline | figures |',
+    '|---|---|---|---|',
+    `| \`entra-emulator:bench\`: token endpoint, certificate client assertion (PS256) | ${b.tokenEndpoint.loadGenerator} | client secret | certificate ${rate(certificate!)}; secret ${rate(secret!)}; **certificate / secret ${b.tokenEndpoint.certificateVsSecret}** |`,
+    `| \`api:bench\`: authenticated \`GET /orders\` (passport-jwt + jwks-rsa + verified-token cache) | ${a.loadGenerator} | the same route without authentication | authenticated ${fmt(a.authenticatedReqPerSec)} req/s, public ${fmt(a.publicReqPerSec)} req/s: **ratio ${a.ratio}** (median of rounds ${a.medianRoundRatio}; goal ${a.goal}: ${a.ratio >= a.goal ? 'met' : 'not met'}); without the verified-token cache ${fmt(a.uncachedAuthenticatedReqPerSec)} req/s |`,
+    `| \`partner-worker:bench\`: a cached token from certflow's token cache | ${b.tokenCache.loadGenerator} | bare MSAL ${b.tokenCache.msalNode} \`acquireTokenByClientCredential\` cache hit | ${cache} (goal ≥ ${b.tokenCache.goal.ratioP50AtLeast}×: ${b.tokenCache.goalMet ? 'met' : 'not met'}) |`,
+    `| \`stack:bench\`: authenticated \`GET /orders\` through certflow's gateway (\`validate-jwt\`, access log, metrics) | ${c.loadGenerator} | a bare Node.js HTTPS proxy; the API direct; nginx as a TLS proxy | gateway ${rate(gateway)}; ${nodeCell}; direct ${rate(direct)}; ${nginxCell}; **gateway / direct ${c.gatewayVsDirect}** |`,
+    `| \`stack:bench-slow-clients\`: authenticated \`GET /orders\` through the gateway while ${s.slowConnections.target} connections trickle request bodies (${s.slowConnections.openAtStart} open at the start, ${s.slowConnections.openAtEnd} at the end) | ${s.loadGenerator} | the same requests without them | with them p50 ${s.underLoad.p50Ms} ms, **p99 ${s.underLoad.p99Ms} ms** (goal < ${s.goalP99Ms} ms: ${s.goalMet ? 'met' : 'not met'}), max ${s.underLoad.maxMs} ms; without p50 ${s.baseline.p50Ms} ms, p99 ${s.baseline.p99Ms} ms; resident memory of the gateway's process ${s.memoryMib.before} → **${s.memoryMib.peak} MiB** peak (bound ${s.memoryMib.bound} MiB: ${s.memoryMib.met ? 'met' : 'not met'}) |`,
+    `| \`pkcs11:bench\`: ${b.signatures.algorithm} client assertions signed per second, RSA-${b.signatures.keyBits}, key inside SoftHSM2 (@certflow/pkcs11) | ${b.signatures.loadGenerator} | the same with a key file (node:crypto) | SoftHSM2 ${fmt(b.signatures.softHsmPerSecond)}/s, file ${fmt(b.signatures.filePerSecond)}/s: **file / SoftHSM2 ${b.signatures.fileVsSoftHsm}×** (median of rounds ${b.signatures.medianRoundRatio}×); a worker signs one per token request, not per call (load suite \`cached-calls\`) |`,
   ].join('\n');
 }
 

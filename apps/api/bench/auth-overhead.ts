@@ -85,6 +85,8 @@ async function main(): Promise<void> {
       rounds: ROUNDS,
       requestsPerRound: REQUESTS_PER_ROUND,
       concurrency: CONCURRENCY,
+      // Both routes are loaded side by side from this process: a ratio, not a throughput figure.
+      loadGenerator: `node ${process.version} in the bench process (raw keep-alive sockets, both routes side by side)`,
     };
     console.log(JSON.stringify(result));
     const resultsDir = resolve(__dirname, '../../../../load/results');
@@ -94,7 +96,8 @@ async function main(): Promise<void> {
       `${JSON.stringify({ bench: 'auth-overhead', measuredAt: new Date().toISOString(), node: process.version, ...result }, null, 2)}\n`,
     );
     console.log(
-      `public ${result.publicReqPerSec} req/s, authenticated ${result.authenticatedReqPerSec} req/s, ratio ${result.ratio}, median round ratio ${result.medianRoundRatio} (goal ≥ ${result.goal}); ` +
+      `load generator: ${result.loadGenerator}; ` +
+        `public ${result.publicReqPerSec} req/s, authenticated ${result.authenticatedReqPerSec} req/s, ratio ${result.ratio}, median round ratio ${result.medianRoundRatio} (goal ≥ ${result.goal}); ` +
         `without the verified-token cache ${result.uncachedAuthenticatedReqPerSec} req/s`,
     );
   } finally {

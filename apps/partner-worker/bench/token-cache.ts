@@ -37,6 +37,7 @@ import {
   toThumbprintHex,
   type TokenKey,
 } from '@certflow/partner-client';
+import { IN_PROCESS_LOAD } from '@certflow/testing';
 import { startBenchAuthority } from './emulator-process';
 
 const IDENTIFIER_URI = 'api://certflow-orders-cache-bench';
@@ -201,6 +202,7 @@ async function main(): Promise<void> {
       node: process.version,
       cpu: `${cpus().length} × ${cpus()[0]?.model ?? 'unknown'}`,
       msalNode: '7.2.3',
+      loadGenerator: IN_PROCESS_LOAD,
       goal: { ratioP50AtLeast: GOAL_RATIO_P50, flat: 'certflow p50 at 10,000 tokens about the same as at 1' },
       sizes: results,
       certflowP50Growth: Math.round((many!.certflow.p50Us / one!.certflow.p50Us) * 100) / 100,
@@ -210,6 +212,7 @@ async function main(): Promise<void> {
     mkdirSync(resultsDir, { recursive: true });
     writeFileSync(join(resultsDir, 'bench-token-cache.json'), `${JSON.stringify(summary, null, 2)}\n`);
     console.log(JSON.stringify(summary));
+    console.log(`load generator: ${IN_PROCESS_LOAD}`);
     for (const r of results as {
       cachedTokens: number;
       certflow: Percentiles;

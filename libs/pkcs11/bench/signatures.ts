@@ -19,7 +19,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileKeySigner, verifySignature, type KeySigner } from '@certflow/certs';
 import { Pkcs11Token, type Pkcs11Uri } from '@certflow/pkcs11';
-import { createSoftHsmToken } from '@certflow/testing';
+import { createSoftHsmToken, IN_PROCESS_LOAD } from '@certflow/testing';
 
 const ROUNDS = 5;
 const ROUND_MS = 1500;
@@ -99,7 +99,7 @@ async function main(): Promise<void> {
     const f = median(file);
     const s = median(softhsm);
     console.log(
-      `\nPS256 assertions signed per second (RSA-2048, one at a time, median of ${ROUNDS} rounds of ${ROUND_MS} ms):`,
+      `\nPS256 assertions signed per second (RSA-2048, one at a time, median of ${ROUNDS} rounds of ${ROUND_MS} ms; load generator: ${IN_PROCESS_LOAD}):`,
     );
     console.log(
       `  file key (node:crypto)        ${f.toFixed(0).padStart(7)}/s  ${(1000 / f).toFixed(3)} ms each`,
@@ -125,6 +125,7 @@ async function main(): Promise<void> {
       softHsmPerSecond: Math.round(s),
       fileVsSoftHsm: Number((f / s).toFixed(2)),
       medianRoundRatio: Number(median(ratios).toFixed(2)),
+      loadGenerator: IN_PROCESS_LOAD,
     };
     writeFileSync(out, `${JSON.stringify(summary, null, 2)}\n`);
     console.log(`  wrote ${out}`);
