@@ -175,10 +175,10 @@ function k6Table(runs: K6RunRecord[] | undefined): string {
     .map((k) => {
       const engine =
         k.engine === 'k6'
-          ? `k6 (${escape(k.engineVersion)})`
-          : `<span class="harness">${escape(HARNESS_LABEL)}</span> (${escape(k.engineVersion)})`;
+          ? `k6 <small>${escape(k.engineVersion)}</small>`
+          : `<span class="harness">${escape(HARNESS_LABEL)}</span><br><small>${escape(k.engineVersion)}</small>`;
       const figures = Object.entries(k.figures)
-        .map(([n, v]) => `${escape(n)} ${formatFigure(v)}`)
+        .map(([n, v]) => `${escape(n)}: <b>${formatFigure(v)}</b>`)
         .join('<br>');
       return (
         `<tr data-engine="${escape(k.engine)}"${k.engine === 'harness' ? ' class="harness-row"' : ''}><td>${escape(k.script)}</td><td>${engine}</td>` +
@@ -187,7 +187,7 @@ function k6Table(runs: K6RunRecord[] | undefined): string {
       );
     })
     .join('\n');
-  return `<p>Rows run by ${escape(HARNESS_LABEL)} checked the scripts against a stand-in; their figures are <b>not k6 figures</b>.</p>
+  return `<p>Rows marked <span class="harness">${escape(HARNESS_LABEL)}</span> ran the script on certflow's stand-in for k6, which keeps the scripts from rotting; their figures are <b>not k6 figures</b>.</p>
 <table class="k6"><thead><tr><th>script</th><th>engine</th><th>result</th><th>figures (by the row's engine)</th><th>broken</th><th>summary</th></tr></thead>
 <tbody>
 ${rows}
@@ -199,6 +199,7 @@ h2{margin-top:2.5rem;border-top:1px solid #ccc;padding-top:1rem}table{border-col
 td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;vertical-align:top}td:first-child,td:nth-child(2){text-align:left}
 .bad{color:#b00;font-weight:bold}.ok{color:#070;font-weight:bold}.figures{columns:2;font-size:.9rem}
 .harness{background:#fff3b0;color:#6b3a00;font-weight:bold;padding:0 .3em;border:1px solid #c90}.missing{color:#b00}
+table.k6 td,table.k6 th{text-align:left}small{color:#555}
 svg{display:block;max-width:100%;height:auto}`;
 
 export function writeHtmlReport(
