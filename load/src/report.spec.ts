@@ -54,7 +54,8 @@ const rotation: SuiteResult = {
   figures: { 'rotation took (ms)': 812 },
   broken: ['p99 1200 ms > 1000 ms'],
   markers: [{ label: 'cert rotate', kind: 'rotation', startMs: T0 + 1500, endMs: T0 + 2300 }],
-  tokenSamples: samples(9, (i) => (i < 2 ? 40 : 41)),
+  // One token while the load runs, one more for the suite's check after it.
+  tokenSamples: samples(11, (i) => (i < 2 ? 40 : i < 10 ? 41 : 42)),
 };
 const cached: SuiteResult = {
   suite: 'cached-calls',
@@ -126,6 +127,8 @@ describe('writeHtmlReport', () => {
     expect(bands(bySuite.get('idp-outage')!, 'outage')).toEqual(Array(3).fill({ inside: true }));
     expect(bands(bySuite.get('rotation-under-load')!, 'rotation')).toEqual(Array(3).fill({ inside: true }));
     expect(bySuite.get('rotation-under-load')).toContain('>cert rotate</text>');
+    expect(bySuite.get('rotation-under-load')).toContain('1 read by the end of the load, 2 in all');
+    expect(bySuite.get('idp-outage')).toContain('every 0.5 s): 0 in all');
     expect(bands(bySuite.get('cached-calls')!, 'outage')).toEqual([]);
   });
 
