@@ -1,21 +1,21 @@
 /**
  * What a suite's timeline needs beyond its load results: the emulator's count of API tokens
  * issued to the partner, read from its /metrics (TLS verified against the stack's CA) about
- * every 500 ms while the suite runs, to draw on the same time axis as
- * the load, so that caching (or its absence) shows at a glance.
+ * every 500 ms while the suite runs. The report draws it on the load's time axis, so that
+ * caching (or its absence) shows at a glance.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tokensIssuedToPartner } from './partner-facade';
 import type { SuiteContext, SuiteResult, TokenSample } from './suite-context';
 
-export const SAMPLE_INTERVAL_MS = 500;
+const SAMPLE_INTERVAL_MS = 500;
 
 /**
- * Reads the partner's token count now and then every `intervalMs` until `stop()`, which takes a
- * last reading and resolves with them all. A reading that fails is left out (the chart shows
- * the gap); if none succeeded, `stop()` rejects with the last error.
+ * Reads the partner's token count now and then about every 500 ms until `stop()`, which takes a
+ * last reading and resolves with them all. A reading that fails is left out; if none succeeded,
+ * `stop()` rejects with the last error.
  */
-export function sampleTokens(ctx: SuiteContext, intervalMs = SAMPLE_INTERVAL_MS) {
+export function sampleTokens(ctx: SuiteContext) {
   const samples: TokenSample[] = [];
   const stopped = new AbortController();
   let lastError: unknown;
@@ -29,7 +29,7 @@ export function sampleTokens(ctx: SuiteContext, intervalMs = SAMPLE_INTERVAL_MS)
   };
   const loop = (async () => {
     while (!stopped.signal.aborted) {
-      const next = Date.now() + intervalMs;
+      const next = Date.now() + SAMPLE_INTERVAL_MS;
       await read();
       await sleep(Math.max(0, next - Date.now()), undefined, { signal: stopped.signal }).catch(() => {});
     }
