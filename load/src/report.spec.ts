@@ -6,6 +6,7 @@ import type { LoadResult, TimelinePoint } from './http-load';
 import { PROFILES } from './profiles';
 import { HARNESS_LABEL, writeHtmlReport, type K6RunRecord } from './report';
 import type { SuiteResult } from './suite-context';
+import { niceTicks } from './svg-chart';
 
 const dir = mkdtempSync(join(tmpdir(), 'certflow-report-test-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -127,7 +128,7 @@ describe('writeHtmlReport', () => {
     expect(bands(bySuite.get('idp-outage')!, 'outage')).toEqual(Array(3).fill({ inside: true }));
     expect(bands(bySuite.get('rotation-under-load')!, 'rotation')).toEqual(Array(3).fill({ inside: true }));
     expect(bySuite.get('rotation-under-load')).toContain('>cert rotate</text>');
-    expect(bySuite.get('rotation-under-load')).toContain('1 read by the end of the load, 2 in all');
+    expect(bySuite.get('rotation-under-load')).toContain('1 by the end of the load, 2 in all');
     expect(bySuite.get('idp-outage')).toContain('every 0.5 s): 0 in all');
     expect(bands(bySuite.get('cached-calls')!, 'outage')).toEqual([]);
   });
@@ -157,5 +158,15 @@ describe('writeHtmlReport', () => {
     expect(html).toContain(`<tr data-engine="harness" class="harness-row"><td>cached-calls.js</td>`);
     expect(html).toContain(HARNESS_LABEL.replace("'", '&#39;'));
     expect(html).toContain('not k6 figures');
+  });
+});
+
+describe('niceTicks', () => {
+  it('gives round ticks from 0 past the maximum, whole numbers for counts', () => {
+    expect(niceTicks(3831)).toEqual([0, 1000, 2000, 3000, 4000]);
+    expect(niceTicks(0.8)).toEqual([0, 0.2, 0.4, 0.6, 0.8]);
+    expect(niceTicks(2)).toEqual([0, 0.5, 1, 1.5, 2]);
+    expect(niceTicks(2, 4, 1)).toEqual([0, 1, 2]);
+    expect(niceTicks(0)).toEqual([0, 1]);
   });
 });

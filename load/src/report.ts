@@ -120,7 +120,7 @@ export function suiteChartSvg(r: SuiteResult): string {
   const total = samples.length ? samples.at(-1)!.issued - first : 0;
   const tokenCount =
     byLoadEnd && byLoadEnd.issued - first !== total
-      ? `${byLoadEnd.issued - first} read by the end of the load, ${total} in all`
+      ? `${byLoadEnd.issued - first} by the end of the load, ${total} in all`
       : `${total} in all`;
 
   return timeSeriesSvg({
@@ -150,9 +150,10 @@ export function suiteChartSvg(r: SuiteResult): string {
       {
         id: 'tokens',
         title: samples.length
-          ? `API tokens the emulator issued to the partner since the suite started (its /metrics, every 0.5 s): ${tokenCount}`
+          ? `API tokens issued to the partner, cumulative (emulator's /metrics every 0.5 s): ${tokenCount}`
           : 'API tokens the emulator issued to the partner',
         series: [tokens],
+        counts: true,
         empty: 'the emulator’s token count was not read',
       },
     ],

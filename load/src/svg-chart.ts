@@ -56,6 +56,8 @@ export interface Panel {
   series: Series[];
   /** Shown instead of the plot when no series has a point. */
   empty?: string;
+  /** Whole numbers (a count): no ticks between them. */
+  counts?: boolean;
 }
 
 /** A window on the time axis, in seconds. */
@@ -84,10 +86,10 @@ const PANEL_H = 150;
 const PANEL_GAP = 58;
 const LEGEND_ROW = 20;
 
-/** About `count` round tick values from 0 to at least `max` (steps of 1, 2 or 5 × 10^n). */
-export function niceTicks(max: number, count = 4): number[] {
+/** About `count` round tick values from 0 to at least `max` (steps of 1, 2 or 5 × 10^n, at least `minStep`). */
+export function niceTicks(max: number, count = 4, minStep = 0): number[] {
   if (!(max > 0)) return [0, 1];
-  const raw = max / count;
+  const raw = Math.max(max / count, minStep);
   const magnitude = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw)!;
   const ticks: number[] = [];
@@ -150,7 +152,7 @@ export function timeSeriesSvg(opts: {
   opts.panels.forEach((panel, i) => {
     const top = panelsTop + i * (PANEL_H + PANEL_GAP) + 22;
     const max = Math.max(0, ...panel.series.flatMap((s) => s.points.map((p) => p[1])));
-    const yTicks = niceTicks(max);
+    const yTicks = niceTicks(max, 4, panel.counts ? 1 : 0);
     const yMax = yTicks.at(-1)!;
     const y = (v: number): number => top + PANEL_H - (PANEL_H * v) / yMax;
     const drawn = panel.series.filter((s) => s.points.length > 0);
