@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DevelopmentCa, createCertificateAuthority } from '@certflow/certs';
-import { runLoad } from './http-load';
+import { LAST_BUCKET_MIN_MS, runLoad } from './http-load';
 import { brokenThresholds } from './thresholds';
 
 let server: HttpsServer;
@@ -133,6 +133,29 @@ describe('runLoad timeline', () => {
     } finally {
       await new Promise((r) => flaky.close(r));
     }
+  });
+
+  it('counts a final partial second shorter than 200 ms in the second before it, failures included', async () => {
+    const result = await runLoad({
+      url,
+      ca: ca.certificatePem,
+      connections: 2,
+      durationMs: 1_060,
+      maxRequests: 1e6,
+    });
+    expect(result.durationMs).toBeLessThan(1_000 + LAST_BUCKET_MIN_MS);
+    expect(result.timeline!.map((p) => p.second)).toEqual([0]);
+    // No 'Bearer good': every answer is a 401, a failure, and the last 60 ms keep theirs.
+    expect(result.timeline![0]!.requests).toBe(result.requests);
+    expect(result.timeline![0]!.failures).toBe(result.requests);
+    const longer = await runLoad({
+      url,
+      ca: ca.certificatePem,
+      connections: 2,
+      durationMs: 1_400,
+      maxRequests: 1e6,
+    });
+    expect(longer.timeline!.map((p) => p.second)).toEqual([0, 1]);
   });
 
   it('counts failures against expectedStatus', async () => {

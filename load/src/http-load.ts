@@ -26,7 +26,11 @@ export interface LoadOptions {
   expectedStatus?: number;
 }
 
-/** One second of a run, counted from `startedAt`: the requests that ended in it. */
+/**
+ * One second of a run, counted from `startedAt`: the requests that ended in it. The last bucket
+ * runs to the end of the run: a final part shorter than LAST_BUCKET_MIN_MS joins the second
+ * before it (so the last bucket lasts 0.2–1.2 s), keeping its requests, failures and latencies.
+ */
 export interface TimelinePoint {
   second: number;
   requests: number;
@@ -54,6 +58,9 @@ function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
+
+/** A run's final partial second shorter than this is counted in the second before it. */
+export const LAST_BUCKET_MIN_MS = 200;
 
 const round = (n: number): number => Math.round(n * 1000) / 1000;
 
@@ -129,6 +136,14 @@ export async function runLoad(opts: LoadOptions): Promise<LoadResult> {
   await Promise.all(Array.from({ length: opts.connections }, client));
   const elapsed = performance.now() - started;
   agent.destroy();
+  const last = buckets.length - 1;
+  if (last >= 1 && elapsed - last * 1000 < LAST_BUCKET_MIN_MS) {
+    const tail = buckets.pop()!;
+    const into = buckets[last - 1]!;
+    into.latencies.push(...tail.latencies);
+    into.requests += tail.requests;
+    into.failures += tail.failures;
+  }
 
   const timeline = buckets.map((b, second) => {
     const inSecond = b.latencies.sort((x, y) => x - y);

@@ -79,10 +79,14 @@ function sections(html: string): Map<string, string> {
 }
 
 const attr = (el: string, name: string): number => Number(new RegExp(` ${name}="([^"]+)"`).exec(el)![1]);
-const pointCount = (section: string, series: string): number[] =>
-  [...section.matchAll(new RegExp(`<polyline data-series="${series}[^"]*"[^>]* points="([^"]*)"`, 'g'))].map(
-    (m) => m[1]!.trim().split(/\s+/).length,
+/** The paths of a section whose series id starts with `series`: their `d`. */
+const paths = (section: string, series: string): string[] =>
+  [...section.matchAll(new RegExp(`<path data-series="${series}[^"]*"[^>]* d="([^"]*)"`, 'g'))].map(
+    (m) => m[1]!,
   );
+/** How many points each of those paths draws. */
+const pointCount = (section: string, series: string): number[] =>
+  paths(section, series).map((d) => d.match(/-?[\d.]+,-?[\d.]+/g)?.length ?? 0);
 
 /** Every band of `kind` in a section, each as [left, right] against its panel's plot area. */
 function bands(section: string, kind: string): { inside: boolean }[] {
@@ -144,6 +148,33 @@ describe('writeHtmlReport', () => {
     expect(section).toContain('token count was not read');
   });
 
+  it('breaks latency lines where a second had no answer, and keeps the short last bucket in every series', () => {
+    const result = measured(0, 4, 100);
+    // Second 1: every request failed without an answer. The last bucket lasts 0.5 s, half of it failures.
+    result.timeline[1] = { second: 1, requests: 30, failures: 30, p50: 0, p99: 0 };
+    result.timeline[3] = { second: 3, requests: 80, failures: 40, p50: 2, p99: 9 };
+    result.durationMs = 3_500;
+    const gappy: SuiteResult = { ...outage, measurements: [{ name: 'gappy', result }], markers: [] };
+    const sub = mkdtempSync(join(dir, 'gappy-'));
+    const section = sections(readFileSync(writeHtmlReport(sub, PROFILES.smoke, [gappy]), 'utf8')).get(
+      'idp-outage',
+    )!;
+    for (const key of ['p50:', 'p99:']) {
+      expect(pointCount(section, key)).toEqual([3]);
+      expect(paths(section, key)[0]!.match(/M/g)).toHaveLength(2);
+    }
+    expect(pointCount(section, 'rps:')).toEqual([4]);
+    expect(pointCount(section, 'failures:')).toEqual([4]);
+    // Per second of the bucket's real length: 80 requests in 0.5 s are 160 a second (the first second: 100).
+    const area = /<rect data-plot-area=""[^>]*>/.exec(section)![0];
+    const bottom = attr(area, 'y') + attr(area, 'height');
+    const ys = paths(section, 'rps:')[0]!
+      .match(/-?[\d.]+,-?[\d.]+/g)!
+      .map((p) => bottom - Number(p.split(',')[1]));
+    expect(ys[3]! / ys[0]!).toBeCloseTo(1.6, 2);
+    expect(section).toContain('the last, 0.2–1.2 s, per its real length');
+  });
+
   it('escapes names and keeps the verdicts and the table', () => {
     expect(html).not.toContain('<1>');
     expect(html).toContain('replica &lt;1&gt;');
@@ -156,6 +187,7 @@ describe('writeHtmlReport', () => {
 
   it('labels harness runs of the k6 scripts loudly as not k6', () => {
     expect(html).toContain(`<tr data-engine="harness" class="harness-row"><td>cached-calls.js</td>`);
+    expect(html).toMatch(/<section id="idp-outage" data-suite="idp-outage" data-started-at="\d+">/);
     expect(html).toContain(HARNESS_LABEL.replace("'", '&#39;'));
     expect(html).toContain('not k6 figures');
   });

@@ -48,8 +48,6 @@ export function writeJsonSummary(resultsDir: string, profile: Profile, result: S
 const PALETTE = ['#0072b2', '#e69f00', '#009e73', '#cc79a7', '#56b4e9', '#7f7f00'];
 const TOKEN_COLOR = '#222222';
 const FAILURE_COLOR = '#c00000';
-/** A last, partial second shorter than this is left out of the requests-per-second line. */
-const MIN_BUCKET_MS = 200;
 
 type Timed = LoadResult & Required<Pick<LoadResult, 'startedAt' | 'timeline'>>;
 const timed = (r: LoadResult): r is Timed => r.startedAt !== undefined && r.timeline !== undefined;
@@ -74,36 +72,41 @@ export function suiteChartSvg(r: SuiteResult): string {
     ...markers.map((m) => m.endMs),
   ];
   const sec = (ms: number): number => (ms - t0) / 1000;
+  /** A bucket's real length (the last one runs to the end of the load) and its middle on the axis. */
   const bucketSpan = (run: Timed, second: number) => {
-    const length = Math.min(1000, run.durationMs - second * 1000);
-    return { length, mid: sec(run.startedAt + second * 1000 + Math.max(0, length) / 2) };
+    const isLast = second === run.timeline.length - 1;
+    const length = Math.max(1, isLast ? run.durationMs - second * 1000 : 1000);
+    return { length, mid: sec(run.startedAt + second * 1000 + length / 2) };
   };
 
   const rps: Series[] = [];
   const latency: Series[] = [];
   for (const { name, result, color } of runs) {
-    const full = result.timeline.filter((p) => bucketSpan(result, p.second).length >= MIN_BUCKET_MS);
+    // Every bucket, the last one too, in every series: rates are per second of its real length.
     const perSecond = (n: number, second: number): number =>
       Math.round((n * 1000) / bucketSpan(result, second).length);
     rps.push({
       id: `rps:${name}`,
       color,
-      points: full.map((p) => [bucketSpan(result, p.second).mid, perSecond(p.requests, p.second)]),
+      points: result.timeline.map((p) => [bucketSpan(result, p.second).mid, perSecond(p.requests, p.second)]),
     });
     if (result.timeline.some((p) => p.failures > 0))
       rps.push({
         id: `failures:${name}`,
         color: FAILURE_COLOR,
         dashed: true,
-        points: full.map((p) => [bucketSpan(result, p.second).mid, perSecond(p.failures, p.second)]),
+        points: result.timeline.map((p) => [
+          bucketSpan(result, p.second).mid,
+          perSecond(p.failures, p.second),
+        ]),
       });
-    const answered = result.timeline.filter((p) => p.p50 > 0);
+    // A bucket without an answer has no latency: the line breaks there instead of bridging it.
     for (const [key, dashed] of [['p50', false] as const, ['p99', true] as const])
       latency.push({
         id: `${key}:${name}`,
         color,
         dashed,
-        points: answered.map((p) => [bucketSpan(result, p.second).mid, p[key]]),
+        points: result.timeline.map((p) => (p.p50 > 0 ? [bucketSpan(result, p.second).mid, p[key]] : null)),
       });
   }
   const first = samples[0]?.issued ?? 0;
@@ -140,10 +143,15 @@ export function suiteChartSvg(r: SuiteResult): string {
     ],
     bands: markers.map((m) => ({ kind: m.kind, label: m.label, from: sec(m.startMs), to: sec(m.endMs) })),
     panels: [
-      { id: 'rps', title: 'Requests per second (1-second buckets)', series: rps, empty: 'no timeline' },
+      {
+        id: 'rps',
+        title: 'Requests per second (1-second buckets; the last, 0.2–1.2 s, per its real length)',
+        series: rps,
+        empty: 'no timeline',
+      },
       {
         id: 'latency',
-        title: 'Latency per 1-second bucket, ms (p50 solid, p99 dashed)',
+        title: 'Latency per 1-second bucket, ms (p50 solid, p99 dashed; gaps: no answer in that second)',
         series: latency,
         empty: 'no timeline',
       },
@@ -169,7 +177,10 @@ function suiteSection(r: SuiteResult): string {
   const figures = Object.entries(r.figures)
     .map(([k, v]) => `<li>${escape(k)}: <b>${formatFigure(v)}</b></li>`)
     .join('');
-  return `<section id="${escape(r.suite)}" data-suite="${escape(r.suite)}">
+  // The run's identity: the check of the report judges it against this run's JSON summary only.
+  const started = Math.min(...r.measurements.flatMap((m) => m.result.startedAt ?? []));
+  const run = Number.isFinite(started) ? ` data-started-at="${started}"` : '';
+  return `<section id="${escape(r.suite)}" data-suite="${escape(r.suite)}"${run}>
 <h2>${escape(r.suite)}</h2>
 <p>${escape(r.description)}</p>
 <p>${verdict(r.broken)}</p>

@@ -38,7 +38,7 @@ export function barChartSvg(title: string, bars: Bar[], unit: string): string {
   );
 }
 
-/** One line: points as [seconds on the shared axis, value]. */
+/** One line: points as [seconds on the shared axis, value]; `null` breaks it (no data there). */
 export interface Series {
   /** Machine-readable name (data-series), e.g. "rps:API direct (baseline)". */
   id: string;
@@ -46,7 +46,7 @@ export interface Series {
   dashed?: boolean;
   /** Drawn as steps (a cumulative count), not straight segments. */
   step?: boolean;
-  points: [number, number][];
+  points: ([number, number] | null)[];
 }
 
 export interface Panel {
@@ -102,15 +102,37 @@ const tickText = (v: number): string =>
 
 const fmt = (n: number): string => n.toFixed(1);
 
-function polyline(s: Series, x: (t: number) => number, y: (v: number) => number): string {
-  const pts: string[] = [];
-  s.points.forEach(([t, v], i) => {
-    if (s.step && i > 0) pts.push(`${fmt(x(t))},${fmt(y(s.points[i - 1]![1]))}`);
-    pts.push(`${fmt(x(t))},${fmt(y(v))}`);
-  });
+/**
+ * A series as one path: a new subpath after each break, so a line never bridges a gap; a point
+ * alone between breaks shows as a dot (round caps on a zero-length segment).
+ */
+function seriesPath(s: Series, x: (t: number) => number, y: (v: number) => number): string {
+  const d: string[] = [];
+  let previous: [number, number] | null = null;
+  let segment: string[] = [];
+  const flush = (): void => {
+    if (segment.length === 1) segment.push('h0');
+    d.push(...segment);
+    segment = [];
+  };
+  for (const p of s.points) {
+    if (p === null) {
+      flush();
+      previous = null;
+      continue;
+    }
+    const [t, v] = p;
+    if (previous === null) segment.push(`M${fmt(x(t))},${fmt(y(v))}`);
+    else {
+      if (s.step) segment.push(`L${fmt(x(t))},${fmt(y(previous[1]))}`);
+      segment.push(`L${fmt(x(t))},${fmt(y(v))}`);
+    }
+    previous = p;
+  }
+  flush();
   return (
-    `<polyline data-series="${escapeXml(s.id)}" fill="none" stroke="${s.color}" stroke-width="2.2" ` +
-    `stroke-linejoin="round"${s.dashed ? ' stroke-dasharray="6 4"' : ''} points="${pts.join(' ')}"/>`
+    `<path data-series="${escapeXml(s.id)}" fill="none" stroke="${s.color}" stroke-width="2.2" ` +
+    `stroke-linejoin="round" stroke-linecap="round"${s.dashed ? ' stroke-dasharray="6 4"' : ''} d="${d.join(' ')}"/>`
   );
 }
 
@@ -151,11 +173,11 @@ export function timeSeriesSvg(opts: {
   ];
   opts.panels.forEach((panel, i) => {
     const top = panelsTop + i * (PANEL_H + PANEL_GAP) + 22;
-    const max = Math.max(0, ...panel.series.flatMap((s) => s.points.map((p) => p[1])));
+    const max = Math.max(0, ...panel.series.flatMap((s) => s.points.map((p) => p?.[1] ?? 0)));
     const yTicks = niceTicks(max, 4, panel.counts ? 1 : 0);
     const yMax = yTicks.at(-1)!;
     const y = (v: number): number => top + PANEL_H - (PANEL_H * v) / yMax;
-    const drawn = panel.series.filter((s) => s.points.length > 0);
+    const drawn = panel.series.filter((s) => s.points.some((p) => p !== null));
     parts.push(
       `<g data-panel="${escapeXml(panel.id)}">`,
       `<text x="${LEFT}" y="${top - 8}" font-weight="bold">${escapeXml(panel.title)}</text>`,
@@ -183,7 +205,7 @@ export function timeSeriesSvg(opts: {
           `<text x="${fmt(x(t))}" y="${top + PANEL_H + 18}" text-anchor="middle">${tickText(t)}</text>`,
       ),
       `<text x="${LEFT + PLOT_W}" y="${top + PANEL_H + 34}" text-anchor="end" fill="#555">seconds since the suite started</text>`,
-      ...drawn.map((s) => polyline(s, x, y)),
+      ...drawn.map((s) => seriesPath(s, x, y)),
       drawn.length === 0 && panel.empty
         ? `<text x="${LEFT + PLOT_W / 2}" y="${top + PANEL_H / 2}" text-anchor="middle" fill="#777">${escapeXml(panel.empty)}</text>`
         : '',
