@@ -151,8 +151,8 @@ describe('writeHtmlReport', () => {
   it('breaks latency lines where a second had no answer, and keeps the short last bucket in every series', () => {
     const result = measured(0, 4, 100);
     // Second 1: every request failed without an answer. The last bucket lasts 0.5 s, half of it failures.
-    result.timeline[1] = { second: 1, requests: 30, failures: 30, p50: 0, p99: 0 };
-    result.timeline[3] = { second: 3, requests: 80, failures: 40, p50: 2, p99: 9 };
+    result.timeline![1] = { second: 1, requests: 30, failures: 30, p50: 0, p99: 0 };
+    result.timeline![3] = { second: 3, requests: 80, failures: 40, p50: 2, p99: 9 };
     result.durationMs = 3_500;
     const gappy: SuiteResult = { ...outage, measurements: [{ name: 'gappy', result }], markers: [] };
     const sub = mkdtempSync(join(dir, 'gappy-'));

@@ -47,6 +47,52 @@ const runLoadDriver =
   (url, { durationMs, signal }) =>
     runLoad({ ...common(ctx), durationMs, url, signal });
 
+/** Calls the facade at `facadeUrl` has served so far, any outcome (its /metrics). */
+export async function callsServed(facadeUrl: string): Promise<number> {
+  const res = await fetch(`${facadeUrl}/metrics`);
+  if (!res.ok) throw new Error(`GET ${facadeUrl}/metrics: HTTP ${res.status}`);
+  return counterSum(await res.text(), 'partner_calls_total');
+}
+
+/**
+ * Waits until the facade has served `calls` calls (a load engine may take a while to start),
+ * at most `timeoutMs`; resolves with the count it read last.
+ */
+export async function waitForCalls(facadeUrl: string, calls: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const served = await callsServed(facadeUrl).catch(() => 0);
+    if (served >= calls || Date.now() >= deadline) return served;
+    await sleep(100);
+  }
+}
+
+/**
+ * What is wrong with the load around the rotation, from the facade's call counts when the
+ * rotation began, when it ended, and when the load was stopped: the rotation must run under a
+ * load that had started (`wanted` calls) and went on after it.
+ */
+export function overlapProblems(
+  calls: { atStart: number; atEnd: number; atStop: number },
+  wanted: number,
+): string[] {
+  const problems: string[] = [];
+  if (calls.atStart < wanted)
+    problems.push(
+      `the load had not started when the rotation began: the facade had served ${calls.atStart} calls (at least ${wanted} expected)`,
+    );
+  if (calls.atEnd <= calls.atStart) problems.push('the facade served no call while cert rotate ran');
+  if (calls.atStop <= calls.atEnd)
+    problems.push('the load stopped before the rotation ended: the facade served no call after it');
+  return problems;
+}
+
+/** Calls served before the rotation may begin, and how long the load engine may take to get there. */
+const flowing = (ctx: SuiteContext) => ({
+  calls: Math.max(10, 2 * ctx.profile.connections),
+  timeoutMs: 60_000,
+});
+
 type Thumbprints = ParsedCertificate['thumbprints'];
 
 /** The credential a variant rotates, and what it checks beyond what every variant checks. */
@@ -92,7 +138,11 @@ async function rotateUnderLoad(ctx: SuiteContext, drive: LoadDriver, rotating: R
       signal: stopLoad.signal,
     });
     try {
-      await sleep(ctx.profile.durationMs / 3);
+      // Only once the load flows (an engine may be slow to start), a third of the duration more.
+      const { calls, timeoutMs } = flowing(ctx);
+      if ((await waitForCalls(facade.url, calls, timeoutMs)) >= calls)
+        await sleep(ctx.profile.durationMs / 3);
+      const atStart = await callsServed(facade.url);
       const startMs = Date.now();
       const started = performance.now();
       const run = await runJsonCommand(
@@ -103,6 +153,7 @@ async function rotateUnderLoad(ctx: SuiteContext, drive: LoadDriver, rotating: R
         90_000,
       );
       rotation = { ...run, startMs, ms: performance.now() - started };
+      const atEnd = await callsServed(facade.url);
       // Wait (bounded) until the facade has picked the new generation up, then serve a third of
       // the duration on the new certificate.
       const rotated = thumbprintsIn(certDir).sha256Hex;
@@ -113,6 +164,7 @@ async function rotateUnderLoad(ctx: SuiteContext, drive: LoadDriver, rotating: R
         await sleep(100);
       }
       await sleep(ctx.profile.durationMs / 3);
+      broken.push(...overlapProblems({ atStart, atEnd, atStop: await callsServed(facade.url) }, calls));
     } finally {
       stopLoad.abort();
       result = await load;
