@@ -58,10 +58,10 @@ function parseOptions(raw: Record<string, unknown>): Options {
   }
   return {
     vus: vus as number,
-    // k6: with iterations and no duration, the run may take up to 10 minutes.
-    durationMs:
-      raw.duration !== undefined ? durationMs(raw.duration, 'option duration') : iterations ? 600_000 : 1000,
-    iterations: iterations as number,
+    // k6: with iterations and no duration, the run may take up to 10 minutes; with neither,
+    // it runs one iteration.
+    durationMs: raw.duration !== undefined ? durationMs(raw.duration, 'option duration') : 600_000,
+    iterations: raw.duration === undefined && !iterations ? 1 : (iterations as number),
     thresholds,
     ...(raw.summaryTrendStats ? { summaryTrendStats: raw.summaryTrendStats as string[] } : {}),
   };
@@ -94,8 +94,8 @@ export async function runScript(
         case 'def':
           return store.define(msg.name, msg.type, msg.isTime);
         case 'samples':
-          for (const [name, value] of msg.samples) store.add(name, value);
-          for (const [name, ok] of msg.checks) store.check(name, ok);
+          for (const [name, aggregate] of msg.metrics) store.merge(name, aggregate);
+          for (const [name, passes, fails] of msg.checks) store.check(name, passes, fails);
           return;
         case 'fail':
           markedFailed.push(msg.message);
@@ -121,6 +121,8 @@ export async function runScript(
       }
     });
     worker.on('error', (err) => waiting?.reject(new ScriptError(err.stack ?? err.message)));
+    // A worker that dies mid-command must not leave the run waiting for an answer forever.
+    worker.on('exit', (code) => waiting?.reject(new ScriptError(`VU ${vuId} stopped (exit ${code})`)));
     const vu: Vu = {
       worker,
       signals,
@@ -140,16 +142,18 @@ export async function runScript(
       Atomics.notify(vu.signals, 1);
     }
   };
-  const onSigint = () => {
+  // k6 handles SIGTERM as SIGINT: the VUs stop, teardown() and handleSummary() run, exit 105.
+  const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) {
-      log('second SIGINT: stopping at once');
+      log(`second ${signal}: stopping at once`);
       process.exit(EXIT.externalAbort);
     }
     interrupted = true;
-    log('SIGINT: stopping the VUs gracefully, then teardown() and handleSummary()');
+    log(`${signal}: stopping the VUs gracefully, then teardown() and handleSummary()`);
     stop();
   };
-  process.on('SIGINT', onSigint);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 
   const control = spawn(0);
   let code: number = EXIT.ok;
@@ -222,13 +226,15 @@ export async function runScript(
       }
     }
     for (const e of errors) log(e);
-    if (errors.length) code = EXIT.scriptException;
-    else if (outcomes.some((o) => !o.ok)) code = EXIT.thresholds;
+    // k6's order (internal/cmd/run.go): a signal, then the run's error, test.fail(), thresholds.
+    if (interrupted) code = EXIT.externalAbort;
+    else if (errors.length) code = EXIT.scriptException;
     else if (markedFailed.length) code = EXIT.markedFailed;
-    else if (interrupted) code = EXIT.externalAbort;
+    else if (outcomes.some((o) => !o.ok)) code = EXIT.thresholds;
     return code;
   } finally {
-    process.off('SIGINT', onSigint);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await Promise.all(vus.map((v) => v.worker.terminate()));
     http.close();
   }

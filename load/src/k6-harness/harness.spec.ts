@@ -46,6 +46,7 @@ function run(
   source: string,
   env: Record<string, string> = {},
   interruptAfterMs?: number,
+  signal: NodeJS.Signals = 'SIGINT',
 ): Promise<Run> {
   const script = join(dir.path, `${name}.js`);
   const summaryFile = join(dir.path, `${name}.summary.json`);
@@ -57,7 +58,7 @@ function run(
     let output = '';
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    if (interruptAfterMs) setTimeout(() => child.kill('SIGINT'), interruptAfterMs);
+    if (interruptAfterMs) setTimeout(() => child.kill(signal), interruptAfterMs);
     child.on('exit', (code) =>
       resolve({
         code,
@@ -159,6 +160,84 @@ ${summaryExport}`,
     expect(Date.now() - started).toBeLessThan(15_000);
     expect(seen).toContain('GET /teardown');
     expect(r.summary!.metrics.http_reqs!.values.count).toBeGreaterThan(0);
+  });
+
+  it('fails a run whose setup() data JSON cannot hold, as k6 (exit 107), even with handleSummary', async () => {
+    for (const [name, data] of [
+      ['bigint', '{ b: BigInt(1) }'],
+      ['function', '{ d: 1, f: () => 1 }'],
+    ] as const) {
+      const r = await run(
+        `setup-${name}`,
+        `export function setup() { return ${data}; }\nexport default function (d) { console.log(JSON.stringify(d)); }\n${summaryExport}`,
+      );
+      expect(r.code, r.output).toBe(107);
+      expect(r.output).toContain('error marshaling setup() data to JSON');
+    }
+  });
+
+  it('stops on SIGTERM as on SIGINT (k6 traps both): teardown() and handleSummary() run, exit 105', async () => {
+    seen.length = 0;
+    const r = await run(
+      'sigterm',
+      `import http from 'k6/http';
+export const options = { vus: 1, duration: '60s' };
+export default function () { http.get(__ENV.URL + '/load'); }
+export function teardown() { http.get(__ENV.URL + '/teardown'); }
+${summaryExport}`,
+      {},
+      1500,
+      'SIGTERM',
+    );
+    expect(r.code, r.output).toBe(105);
+    expect(seen).toContain('GET /teardown');
+    expect(r.summary!.metrics.http_reqs!.values.count).toBeGreaterThan(0);
+  });
+
+  it('exits like k6 when several things fail: a signal (105) before test.fail() (110) before thresholds (99)', async () => {
+    const source = `import exec from 'k6/execution';
+import { sleep } from 'k6';
+export const options = { vus: 1, duration: __ENV.D, thresholds: { iterations: ['count>1000000000'] } };
+export default function () { sleep(0.05); }
+export function teardown() { if (__ENV.FAIL) exec.test.fail('marked'); }
+${summaryExport}`;
+    expect((await run('prec-thresholds', source, { D: '300ms' })).code).toBe(99);
+    expect((await run('prec-fail', source, { D: '300ms', FAIL: '1' })).code).toBe(110);
+    expect((await run('prec-signal', source, { D: '60s', FAIL: '1' }, 1500)).code).toBe(105);
+  });
+
+  it('refuses a threshold aggregation k6 does not support for the metric type (exit 104)', async () => {
+    const r = await run(
+      'bad-aggregate',
+      `export const options = { thresholds: { checks: ['fails==0'] } };\nexport default function () {}`,
+    );
+    expect(r.code).toBe(104);
+    expect(r.output).toContain("k6 does not support 'fails' on a rate metric (it supports rate)");
+  });
+
+  it('runs one iteration without duration or iterations, as k6, and names itself in the summary', async () => {
+    const r = await run('once', `export default function () {}\n${summaryExport}`);
+    expect(r.code).toBe(0);
+    expect(r.summary!.metrics.iterations!.values.count).toBe(1);
+    expect((r.summary as unknown as { certflowHarness: string }).certflowHarness).toMatch(/not k6/);
+  });
+
+  it('keeps up with a tight loop and stops promptly on SIGINT', async () => {
+    const started = Date.now();
+    const r = await run(
+      'tight',
+      `import { check } from 'k6';
+export const options = { vus: 4, duration: '60s' };
+export default function () { check(1, { one: (v) => v === 1 }); }
+${summaryExport}`,
+      {},
+      1500,
+    );
+    expect(r.code, r.output).toBe(105);
+    expect(Date.now() - started).toBeLessThan(6000);
+    const iterations = r.summary!.metrics.iterations!.values.count!;
+    expect(iterations).toBeGreaterThan(10_000);
+    expect(r.summary!.metrics.checks!.values.passes).toBe(iterations);
   });
 
   it('refuses what it does not implement, naming it and pointing at the README', async () => {

@@ -13,6 +13,7 @@ import {
   type HttpAnswer,
   type HttpCall,
 } from './protocol';
+import { addSample, emptyAggregate, type Aggregate, type MetricType } from './metrics';
 
 interface VuState {
   id: number;
@@ -23,23 +24,51 @@ interface VuState {
 }
 
 let vu: VuState | undefined;
-const pending: { samples: [string, number][]; checks: [string, boolean][] } = { samples: [], checks: [] };
+/** Samples since the last flush, aggregated (one message per flush, not per sample). */
+const pending = new Map<string, { type: MetricType; agg: Aggregate }>();
+const pendingChecks = new Map<string, [passes: number, fails: number]>();
+let lastFlush = performance.now();
+const FLUSH_EVERY_MS = 200;
 
 export function bindVu(state: VuState): void {
   vu = state;
 }
 
-function post(msg: FromWorker): void {
-  parentPort!.postMessage(msg);
+function post(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
+  parentPort!.postMessage(msg, transfer);
 }
 
-/** Sends the samples gathered so far to the main thread. */
+/** Sends the samples aggregated so far to the main thread. */
 export function flush(): void {
-  if (!pending.samples.length && !pending.checks.length) return;
-  post({ t: 'samples', samples: pending.samples.splice(0), checks: pending.checks.splice(0) });
+  lastFlush = performance.now();
+  if (!pending.size && !pendingChecks.size) return;
+  const metrics = [...pending].map(([name, p]): [string, Aggregate] => [
+    name,
+    p.agg.values ? { ...p.agg, values: p.agg.values.slice(0, p.agg.n) } : p.agg,
+  ]);
+  const checks = [...pendingChecks].map(([name, [passes, fails]]): [string, number, number] => [
+    name,
+    passes,
+    fails,
+  ]);
+  pending.clear();
+  pendingChecks.clear();
+  post(
+    { t: 'samples', metrics, checks },
+    metrics.flatMap(([, a]) => (a.values ? [a.values.buffer as ArrayBuffer] : [])),
+  );
 }
 
-export const record = (name: string, value: number): void => void pending.samples.push([name, value]);
+/** Flushes when the last flush is FLUSH_EVERY_MS old (a VU's loop calls it after each iteration). */
+export function flushSometimes(): void {
+  if (performance.now() - lastFlush >= FLUSH_EVERY_MS) flush();
+}
+
+export function record(name: string, type: MetricType, value: number): void {
+  let p = pending.get(name);
+  if (!p) pending.set(name, (p = { type, agg: emptyAggregate(type) }));
+  addSample(type, p.agg, value);
+}
 
 function state(): VuState {
   if (!vu) throw new Error('k6 API used before the harness bound a VU');
@@ -65,7 +94,9 @@ function check<T>(value: T, sets: Record<string, (v: T) => boolean>): boolean {
   let all = true;
   for (const [name, fn] of Object.entries(sets)) {
     const ok = Boolean(fn(value));
-    pending.checks.push([name, ok]);
+    const c = pendingChecks.get(name) ?? [0, 0];
+    c[ok ? 0 : 1]++;
+    pendingChecks.set(name, c);
     all &&= ok;
   }
   return all;
@@ -127,7 +158,7 @@ function request(method: string, url: string, body?: string | null, given?: Para
     ...(body === undefined || body === null ? {} : { body }),
   };
   const s = state();
-  flush();
+  flushSometimes();
   Atomics.store(s.signals, 0, 0);
   post({ t: 'http', call });
   let message: { message: HttpAnswer } | undefined;
@@ -150,7 +181,7 @@ function request(method: string, url: string, body?: string | null, given?: Para
 
 // ---- k6/metrics -----------------------------------------------------------------------------
 
-function metricClass(type: 'counter' | 'gauge' | 'rate' | 'trend') {
+function metricClass(type: MetricType) {
   return class {
     constructor(
       readonly name: string,
@@ -160,7 +191,7 @@ function metricClass(type: 'counter' | 'gauge' | 'rate' | 'trend') {
       post({ t: 'def', name, type, isTime: type === 'trend' && isTime });
     }
     add(value: number | boolean): void {
-      record(this.name, Number(value));
+      record(this.name, type, Number(value));
     }
   };
 }

@@ -56,6 +56,8 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   console.log(banner(script));
+  // Should the run end without settling (a worker gone without an answer), it is not a pass.
+  process.exitCode = EXIT.scriptException;
   try {
     return await runScript(script, (l) => console.log(l));
   } catch (err) {

@@ -5,12 +5,74 @@
  * https://grafana.com/docs/k6/latest/using-k6/metrics/ and
  * https://grafana.com/docs/k6/latest/using-k6/thresholds/
  */
+import { HARNESS_VERSION } from './protocol';
+
 export type MetricType = 'counter' | 'gauge' | 'rate' | 'trend';
 
-interface Metric {
+/**
+ * A metric's samples, aggregated as they arrive (the VU workers send such aggregates on a
+ * timer, not one message per sample): counters and rates as sums, gauges as last/min/max,
+ * trends as every value in a Float64Array (k6 keeps every trend value too, for exact percentiles).
+ */
+export interface Aggregate {
+  /** samples seen */
+  n: number;
+  /** counter: sum; rate: non-zero samples; gauge: last value; trend: sum */
+  sum: number;
+  min: number;
+  max: number;
+  /** trend only: the values, `n` of them used */
+  values?: Float64Array;
+}
+
+export const emptyAggregate = (type: MetricType): Aggregate => ({
+  n: 0,
+  sum: 0,
+  min: Infinity,
+  max: -Infinity,
+  ...(type === 'trend' ? { values: new Float64Array(16) } : {}),
+});
+
+/** Adds one sample to `a` (in a VU worker or in the main thread). */
+export function addSample(type: MetricType, a: Aggregate, value: number): void {
+  if (type === 'rate') a.sum += value !== 0 ? 1 : 0;
+  else if (type === 'gauge') a.sum = value;
+  else a.sum += value;
+  if (type === 'trend') {
+    if (a.n === a.values!.length) {
+      const grown = new Float64Array(a.values!.length * 2);
+      grown.set(a.values!);
+      a.values = grown;
+    }
+    a.values![a.n] = value;
+  }
+  a.min = Math.min(a.min, value);
+  a.max = Math.max(a.max, value);
+  a.n++;
+}
+
+/** Merges `b` (a worker's aggregate since its last flush) into `a`. */
+export function mergeAggregate(type: MetricType, a: Aggregate, b: Aggregate): void {
+  if (b.n === 0) return;
+  if (type === 'gauge') a.sum = b.sum;
+  else a.sum += b.sum;
+  if (type === 'trend') {
+    const need = a.n + b.n;
+    if (need > a.values!.length) {
+      const grown = new Float64Array(Math.max(need, a.values!.length * 2));
+      grown.set(a.values!.subarray(0, a.n));
+      a.values = grown;
+    }
+    a.values!.set(b.values!.subarray(0, b.n), a.n);
+  }
+  a.min = Math.min(a.min, b.min);
+  a.max = Math.max(a.max, b.max);
+  a.n += b.n;
+}
+
+interface Metric extends Aggregate {
   type: MetricType;
   isTime: boolean;
-  values: number[];
 }
 
 /** The metrics every run reports, as k6 declares them. */
@@ -27,7 +89,23 @@ const BUILT_IN: Record<string, { type: MetricType; isTime?: boolean }> = {
 
 const DEFAULT_TREND_STATS = ['avg', 'min', 'med', 'max', 'p(90)', 'p(95)'];
 
-function percentile(sorted: number[], p: number): number {
+/**
+ * The aggregation methods k6 accepts in a threshold, per metric type (k6's
+ * metrics/metric_type.go, supportedAggregationMethods); anything else is an invalid threshold.
+ */
+export const THRESHOLD_AGGREGATES: Record<MetricType, string> = {
+  counter: 'count, rate',
+  gauge: 'value',
+  rate: 'rate',
+  trend: 'avg, min, max, med, p(N)',
+};
+
+function thresholdAggregateOk(type: MetricType, agg: string): boolean {
+  if (type === 'trend' && /^p\(\d+(?:\.\d+)?\)$/.test(agg)) return true;
+  return THRESHOLD_AGGREGATES[type].split(', ').includes(agg);
+}
+
+function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return 0;
   // k6 interpolates between the two nearest ranks.
   const rank = (p / 100) * (sorted.length - 1);
@@ -36,34 +114,30 @@ function percentile(sorted: number[], p: number): number {
   return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (rank - lo);
 }
 
-/** One aggregate of a metric: count, rate, avg, min, max, med, value, p(N). */
-function aggregate(m: Metric, name: string, durationMs: number, sorted?: number[]): number {
-  const v = m.values;
+/** One aggregate of a metric: count, rate, passes, fails, avg, min, max, med, value, p(N). */
+function aggregate(m: Metric, name: string, durationMs: number, sorted?: Float64Array): number {
+  const empty = m.n === 0;
   switch (m.type) {
-    case 'counter': {
-      const count = v.reduce((a, b) => a + b, 0);
-      if (name === 'count') return count;
-      if (name === 'rate') return durationMs > 0 ? count / (durationMs / 1000) : 0;
+    case 'counter':
+      if (name === 'count') return m.sum;
+      if (name === 'rate') return durationMs > 0 ? m.sum / (durationMs / 1000) : 0;
       break;
-    }
-    case 'rate': {
-      const passes = v.filter((x) => x !== 0).length;
-      if (name === 'rate') return v.length ? passes / v.length : 0;
-      if (name === 'passes') return passes;
-      if (name === 'fails') return v.length - passes;
+    case 'rate':
+      if (name === 'rate') return empty ? 0 : m.sum / m.n;
+      if (name === 'passes') return m.sum;
+      if (name === 'fails') return m.n - m.sum;
       break;
-    }
     case 'gauge':
-      if (name === 'value') return v.length ? v[v.length - 1]! : 0;
-      if (name === 'min') return v.length ? Math.min(...v) : 0;
-      if (name === 'max') return v.length ? Math.max(...v) : 0;
+      if (name === 'value') return empty ? 0 : m.sum;
+      if (name === 'min') return empty ? 0 : m.min;
+      if (name === 'max') return empty ? 0 : m.max;
       break;
     case 'trend': {
-      const s = sorted ?? [...v].sort((a, b) => a - b);
-      if (name === 'count') return v.length;
-      if (name === 'avg') return v.length ? v.reduce((a, b) => a + b, 0) / v.length : 0;
-      if (name === 'min') return s[0] ?? 0;
-      if (name === 'max') return s[s.length - 1] ?? 0;
+      if (name === 'count') return m.n;
+      if (name === 'avg') return empty ? 0 : m.sum / m.n;
+      if (name === 'min') return empty ? 0 : m.min;
+      if (name === 'max') return empty ? 0 : m.max;
+      const s = sorted ?? m.values!.slice(0, m.n).sort();
       if (name === 'med') return percentile(s, 50);
       const p = /^p\((\d+(?:\.\d+)?)\)$/.exec(name);
       if (p) return percentile(s, Number(p[1]));
@@ -110,27 +184,39 @@ export class MetricStore {
     const existing = this.metrics.get(name);
     if (existing && existing.type !== type)
       throw new Error(`metric '${name}' is already a ${existing.type}, not a ${type}`);
-    if (!existing) this.metrics.set(name, { type, isTime, values: [] });
+    if (!existing) this.metrics.set(name, { type, isTime, ...emptyAggregate(type) });
+  }
+
+  private metric(name: string): Metric {
+    const m = this.metrics.get(name);
+    if (!m) throw new Error(`metric '${name}' was never declared`);
+    return m;
   }
 
   add(name: string, value: number): void {
-    const m = this.metrics.get(name);
-    if (!m) throw new Error(`metric '${name}' was never declared`);
-    m.values.push(value);
+    const m = this.metric(name);
+    addSample(m.type, m, value);
   }
 
-  check(name: string, ok: boolean): void {
+  /** A worker's aggregate of `name` since its last flush. */
+  merge(name: string, a: Aggregate): void {
+    const m = this.metric(name);
+    mergeAggregate(m.type, m, a);
+  }
+
+  check(name: string, passes: number, fails: number): void {
     const c = this.checks.get(name) ?? { passes: 0, fails: 0 };
-    if (ok) c.passes++;
-    else c.fails++;
+    c.passes += passes;
+    c.fails += fails;
     this.checks.set(name, c);
-    this.add('checks', ok ? 1 : 0);
+    this.merge('checks', { n: passes + fails, sum: passes, min: fails ? 0 : 1, max: passes ? 1 : 0 });
   }
 
   /**
-   * Every threshold, evaluated at the end. A threshold on a metric nobody declared is an error
-   * (k6 refuses it too). A declared metric without samples is evaluated on zeros, which is
-   * stricter than k6 (it skips such thresholds): a harness should not pass what it did not see.
+   * Every threshold, checked before the run (`durationMs` 0) and evaluated at its end, as k6
+   * does: a threshold on a metric nobody declared, or with an aggregation k6 does not support
+   * for the metric's type, is an error. A metric without samples is evaluated on zeros, except
+   * a Rate, whose thresholds then pass (k6's thresholds.go leaves out an empty Rate).
    */
   evaluate(thresholds: Record<string, string[]>, durationMs: number): ThresholdOutcome[] {
     return Object.entries(thresholds).flatMap(([metric, exprs]) => {
@@ -141,8 +227,13 @@ export class MetricStore {
         );
       return exprs.map((expr) => {
         const { agg, op, value } = parseThreshold(expr);
+        if (!thresholdAggregateOk(m.type, agg))
+          throw new Error(
+            `threshold '${expr}' on '${metric}': k6 does not support '${agg}' on a ${m.type} metric (it supports ${THRESHOLD_AGGREGATES[m.type]})`,
+          );
         const actual = aggregate(m, agg, durationMs);
-        return { metric, expr, ok: OPERATORS[op]!(actual, value), actual };
+        const ok = (m.type === 'rate' && m.n === 0) || OPERATORS[op]!(actual, value);
+        return { metric, expr, ok, actual };
       });
     });
   }
@@ -157,8 +248,8 @@ export class MetricStore {
     const metrics: Record<string, unknown> = {};
     for (const [name, m] of this.metrics) {
       const own = opts.outcomes.filter((o) => o.metric === name);
-      if (m.values.length === 0 && own.length === 0) continue;
-      const sorted = m.type === 'trend' ? [...m.values].sort((a, b) => a - b) : undefined;
+      if (m.n === 0 && own.length === 0) continue;
+      const sorted = m.type === 'trend' ? m.values!.slice(0, m.n).sort() : undefined;
       const keys =
         m.type === 'counter'
           ? ['count', 'rate']
@@ -176,6 +267,8 @@ export class MetricStore {
       };
     }
     return {
+      // Not part of k6's summary data: says which program made these figures.
+      certflowHarness: HARNESS_VERSION,
       root_group: {
         name: '',
         path: '',

@@ -1,4 +1,5 @@
 /** Messages between the harness's main thread and its VU workers, and what the harness implements. */
+import type { Aggregate } from './metrics';
 
 /** The k6 modules and the named exports the harness implements (load/k6/README.md lists them with their docs). */
 export const IMPLEMENTED: Record<string, string[]> = {
@@ -38,7 +39,7 @@ export interface HttpAnswer {
 /** Worker → main. `http` blocks the worker until the answer is on its reply port. */
 export type FromWorker =
   | { t: 'def'; name: string; type: 'counter' | 'gauge' | 'rate' | 'trend'; isTime: boolean }
-  | { t: 'samples'; samples: [string, number][]; checks: [string, boolean][] }
+  | { t: 'samples'; metrics: [string, Aggregate][]; checks: [name: string, passes: number, fails: number][] }
   | { t: 'http'; call: HttpCall }
   | { t: 'fail'; message: string }
   | { t: 'done'; value?: unknown; error?: string };

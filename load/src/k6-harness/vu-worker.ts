@@ -6,7 +6,7 @@ import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { bindVu, flush, record, stopRequested } from './k6-api';
+import { bindVu, flush, flushSometimes, record, stopRequested } from './k6-api';
 import { README_HINT, type FromWorker, type ToWorker } from './protocol';
 
 interface Script {
@@ -39,6 +39,19 @@ const post = (msg: FromWorker) => parentPort!.postMessage(msg);
 const describe = (err: unknown): string =>
   err instanceof Error ? (err.stack ?? err.message) : `${String(err)} (thrown, not an Error)`;
 
+/**
+ * setup()'s data as k6 passes it to the VUs: JSON. A value JSON cannot hold (a function, a
+ * BigInt, a symbol) is an error, as k6's "error marshaling setup() data to JSON", not dropped.
+ */
+function toJson(value: unknown): unknown {
+  const text = JSON.stringify(value ?? null, (key, v: unknown) => {
+    if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint')
+      throw new Error(`error marshaling setup() data to JSON: '${key || '(the data)'}' is a ${typeof v}`);
+    return v;
+  });
+  return JSON.parse(text) as unknown;
+}
+
 let loaded: Script | undefined;
 const mod = (): Script => loaded!;
 
@@ -62,9 +75,9 @@ function run(data: unknown, endAt: number, iterations: number): void {
       // k6 logs an exception in an iteration and goes on with the next one.
       logIterationError(err);
     }
-    record('iterations', 1);
-    record('iteration_duration', performance.now() - t0);
-    flush();
+    record('iterations', 'counter', 1);
+    record('iteration_duration', 'trend', performance.now() - t0);
+    flushSometimes();
     vu.iteration++;
   }
 }
@@ -89,7 +102,7 @@ async function execute(msg: ToWorker): Promise<unknown> {
         handleSummary: typeof loaded.handleSummary === 'function',
       };
     case 'setup':
-      return mod().setup?.();
+      return toJson(mod().setup?.());
     case 'run':
       return run(msg.data, msg.endAt, msg.iterations);
     case 'teardown':
@@ -100,14 +113,14 @@ async function execute(msg: ToWorker): Promise<unknown> {
 }
 
 parentPort!.on('message', (msg: ToWorker) => {
-  void execute(msg).then(
-    (value) => {
+  void execute(msg)
+    .then((value) => {
       flush();
-      post({ t: 'done', value: JSON.parse(JSON.stringify(value ?? null)) as unknown });
-    },
-    (err: unknown) => {
+      // May throw (a value that cannot be cloned): then the command fails, below.
+      post({ t: 'done', value: value ?? null });
+    })
+    .catch((err: unknown) => {
       flush();
       post({ t: 'done', error: describe(err) });
-    },
-  );
+    });
 });
