@@ -106,6 +106,9 @@ export default [
   },
   {
     files: ['load/k6/**/*.js'],
-    languageOptions: { globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly' } },
+    // k6's globals (console included: https://grafana.com/docs/k6/latest/javascript-api/#console).
+    languageOptions: {
+      globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly', console: 'readonly' },
+    },
   },
 ];

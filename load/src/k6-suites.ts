@@ -17,12 +17,12 @@ import type { K6RunRecord } from './report';
 import { rotationUnderLoad, type LoadDriver } from './rotation-under-load';
 import type { SuiteContext } from './suite-context';
 
-interface Summary {
+export interface Summary {
   metrics: Record<string, { values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> }>;
   state?: { testRunDurationMs?: number };
 }
 
-interface Outcome {
+export interface Outcome {
   code: number;
   /** Problems the runner found beyond the script's own verdict (e.g. the rotation's checks). */
   broken?: string[];
@@ -150,22 +150,55 @@ export const K6_SUITES = Object.keys(SCRIPTS);
 const summaryPath = (ctx: SuiteContext, suite: string) =>
   join(ctx.resultsDir, `k6-${suite}.${ctx.profile.name}.json`);
 
+/**
+ * What broke in a script's run, from its summary and exit code: every failed threshold, no
+ * summary, no request at all (a run that measured nothing does not pass), and the exit code
+ * when it says more than the thresholds (test.fail() is 110 even when thresholds failed too).
+ */
+export function judge(summary: Summary | undefined, summaryFile: string, outcome: Outcome): string[] {
+  const broken: string[] = [];
+  const failedThresholds = Object.entries(summary?.metrics ?? {}).flatMap(([metric, m]) =>
+    Object.entries(m.thresholds ?? {})
+      .filter(([, t]) => !t.ok)
+      .map(([expr]) => `threshold ${metric} '${expr}' failed`),
+  );
+  if (!summary) broken.push(`no summary was written to ${summaryFile}`);
+  else if (!((summary.metrics.http_reqs?.values.count ?? 0) > 0))
+    broken.push('the script made no request (http_reqs count 0): it measured nothing');
+  broken.push(...failedThresholds);
+  if (!outcome.byThresholds) {
+    const exit = describeExit(outcome.code);
+    if (exit && !(outcome.code === 99 && failedThresholds.length)) broken.push(exit);
+  } else if (outcome.code !== 0 && outcome.code !== 105 && outcome.code !== 99) {
+    broken.push(describeExit(outcome.code)!);
+  }
+  broken.push(...(outcome.broken ?? []));
+  return broken;
+}
+
 /** Runs the k6 script of each of `suites` (in K6_SUITES order) with `engine`; one record each. */
 export async function runK6Suites(
   ctx: SuiteContext,
   suites: string[],
   engine: Engine,
   engineVersion: string,
+  stop?: AbortSignal,
 ): Promise<K6RunRecord[]> {
   const records: K6RunRecord[] = [];
   for (const suite of K6_SUITES.filter((s) => suites.includes(s))) {
+    if (stop?.aborted) break;
     const script = `${suite}.js`;
     const summaryFile = summaryPath(ctx, suite);
     const engineFile = summaryFile.replace(/\.json$/, '.engine.json');
     rmSync(summaryFile, { force: true });
     rmSync(engineFile, { force: true });
     const run: Run = (env, signal) =>
-      runK6Script(engine, script, { ...profileEnv(ctx, summaryFile), ...env }, signal);
+      runK6Script(
+        engine,
+        script,
+        { ...profileEnv(ctx, summaryFile), ...env },
+        signal && stop ? AbortSignal.any([signal, stop]) : (signal ?? stop),
+      );
     console.log(`\nk6 script ${script} (engine: ${engineVersion})`);
     const broken: string[] = [];
     let outcome: Outcome = { code: -1 };
@@ -175,20 +208,7 @@ export async function runK6Suites(
       broken.push(`the runner failed around the script: ${(err as Error).message}`);
     }
     const summary = readSummary(summaryFile);
-    const failedThresholds = Object.entries(summary?.metrics ?? {}).flatMap(([metric, m]) =>
-      Object.entries(m.thresholds ?? {})
-        .filter(([, t]) => !t.ok)
-        .map(([expr]) => `threshold ${metric} '${expr}' failed`),
-    );
-    if (!summary) broken.push(`no summary was written to ${summaryFile}`);
-    broken.push(...failedThresholds);
-    if (!outcome.byThresholds) {
-      const exit = describeExit(outcome.code);
-      if (exit && !(outcome.code === 99 && failedThresholds.length)) broken.push(exit);
-    } else if (outcome.code !== 0 && outcome.code !== 105 && outcome.code !== 99) {
-      broken.push(describeExit(outcome.code)!);
-    }
-    broken.push(...(outcome.broken ?? []));
+    broken.push(...judge(summary, summaryFile, outcome));
     const m = summary?.metrics ?? {};
     const value = (metric: string, key: string) => m[metric]?.values[key];
     const figures = Object.fromEntries(

@@ -49,6 +49,34 @@ function line(name: string, r: LoadResult): string {
   );
 }
 
+/**
+ * SIGINT and SIGTERM stop the run: the current suite is abandoned (a k6 engine gets SIGINT),
+ * then main's cleanup stops the stack and removes its state. A second signal exits at once.
+ */
+function stopOnSignals() {
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    console.error(`\nload: ${name}: stopping the current suite, then the stack (again to exit at once)`);
+    controller.abort(`stopped by ${name}`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const aborted = new Promise<never>((_, reject) =>
+    controller.signal.addEventListener('abort', () => reject(new Error(String(controller.signal.reason)))),
+  );
+  aborted.catch(() => undefined);
+  return {
+    signal: controller.signal,
+    /** `work`, or a rejection as soon as a signal arrives. */
+    race: <T>(work: Promise<T>): Promise<T> => Promise.race([work, aborted]),
+    dispose(): void {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
 async function main(): Promise<number> {
   let values;
   try {
@@ -88,10 +116,13 @@ async function main(): Promise<number> {
   mkdirSync(resultsDir, { recursive: true });
 
   const stateDir = mkdtempSync(join(tmpdir(), 'certflow-load-'));
-  const stack = await launchStackProcess(stateDir);
+  const stopped = stopOnSignals();
+  let stack: Awaited<ReturnType<typeof launchStackProcess>> | undefined;
   const results: SuiteResult[] = [];
   let k6Runs: K6RunRecord[] = [];
   try {
+    stack = await launchStackProcess(stateDir);
+    stopped.signal.throwIfAborted();
     const ctx = {
       file: stack.file,
       token: await requestPartnerToken(stack.file),
@@ -103,7 +134,7 @@ async function main(): Promise<number> {
       `load (${profile.name}): ${profile.connections} connections, ${profile.durationMs / 1000} s per measurement`,
     );
     for (const name of certflowSuites) {
-      const result = await SUITES[name]!(ctx);
+      const result = await stopped.race(SUITES[name]!(ctx));
       results.push(result);
       console.log(`${name}: ${result.description}`);
       for (const m of result.measurements) console.log(line(m.name, m.result));
@@ -113,12 +144,21 @@ async function main(): Promise<number> {
     const engine = k6Suites.length ? k6EngineFor(profile, values.engine) : undefined;
     if (engine) {
       const started = performance.now();
-      k6Runs = await runK6Suites(ctx, k6Suites, engine, engineVersion(engine));
+      // A signal reaches the engine as SIGINT (it then runs teardown() and handleSummary()).
+      k6Runs = await runK6Suites(ctx, k6Suites, engine, engineVersion(engine), stopped.signal);
+      stopped.signal.throwIfAborted();
       console.log(`k6 scripts (${engine}): ${((performance.now() - started) / 1000).toFixed(1)} s`);
     } else if (k6Suites.length) reportK6Missing(k6Suites.map((s) => `${s}.js`));
+  } catch (err) {
+    if (!stopped.signal.aborted) throw err;
   } finally {
-    await stack.stop();
+    await stack?.stop(); // faults off with it: the emulator's faults live in the stack
     rmSync(stateDir, { recursive: true, force: true });
+    stopped.dispose();
+  }
+  if (stopped.signal.aborted) {
+    console.error(`load: ${String(stopped.signal.reason)}; the stack is stopped, no report written`);
+    return 130;
   }
   console.log(`report: ${writeHtmlReport(resultsDir, profile, results, k6Runs)}`);
   const broken = [

@@ -24,8 +24,9 @@ export function durationMs() {
 }
 
 /**
- * VUs, duration and certflow's thresholds: no failed request (http_req_failed counts unexpected
- * statuses and transport errors), p99 latency within the profile's bound, every check passed.
+ * VUs, duration and certflow's thresholds: at least one request, no failed request
+ * (http_req_failed counts unexpected statuses and transport errors), p99 latency within the
+ * profile's bound, every check passed.
  * A threshold that fails makes `k6 run` exit with code 99
  * (https://grafana.com/docs/k6/latest/using-k6/thresholds/).
  * @param {Record<string, string[]>} [extra] more thresholds
@@ -39,6 +40,8 @@ export function profileOptions(extra = {}) {
       http_req_failed: [`rate<=${env('PROFILE_MAX_FAILURE_RATE')}`],
       http_req_duration: [`p(99)<=${env('PROFILE_MAX_P99_MS')}`],
       checks: ['rate==1'],
+      // A script that made no request measured nothing: it must not pass.
+      http_reqs: ['count>0'],
       ...extra,
     },
   };
