@@ -6,7 +6,6 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { HARNESS_VERSION } from './k6-harness/protocol';
 
 export type Engine = 'k6' | 'harness';
 
@@ -15,14 +14,19 @@ export const K6_SCRIPTS_DIR = join(__dirname, '..', 'k6');
 export const K6_INSTALL_HINT =
   'install k6 (https://grafana.com/docs/k6/latest/set-up/install-k6/) and put the k6 binary on the PATH';
 
-/** `k6 v1.4.0 (…)` when k6 is on the PATH, else undefined. */
-export function k6Version(): string | undefined {
-  const r = spawnSync('k6', ['version'], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim().split('\n')[0] : undefined;
-}
-
-export function engineVersion(engine: Engine): string {
-  return engine === 'k6' ? (k6Version() ?? 'k6') : HARNESS_VERSION;
+/**
+ * `k6 v1.4.0 (…)` when k6 is on the PATH, undefined when it is not; throws when a `k6` is there
+ * but `k6 version` fails (a broken install is not the same as no install).
+ */
+export function k6Version(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const r = spawnSync('k6', ['version'], { encoding: 'utf8', env });
+  if ((r.error as NodeJS.ErrnoException | undefined)?.code === 'ENOENT') return undefined;
+  if (r.error || r.status !== 0)
+    throw new Error(
+      `a k6 is on the PATH but \`k6 version\` failed (${r.error ? r.error.message : `exit ${r.status ?? r.signal}`}` +
+        `${r.stderr?.trim() ? `: ${r.stderr.trim()}` : ''}); fix or remove it, or ${K6_INSTALL_HINT}`,
+    );
+  return r.stdout.trim().split('\n')[0];
 }
 
 /**

@@ -20,14 +20,15 @@ import { PROFILES, type Profile } from './profiles';
 import { SUITES } from './suites';
 import type { SuiteResult } from './suite-context';
 import { formatFigure, writeHtmlReport, writeJsonSummary, type K6RunRecord } from './report';
-import { engineVersion, K6_INSTALL_HINT, k6Version, reportK6Missing, type Engine } from './k6';
+import { K6_INSTALL_HINT, k6Version, reportK6Missing, type Engine } from './k6';
 import { K6_SUITES, runK6Suites } from './k6-suites';
+import { HARNESS_VERSION } from './k6-harness/protocol';
 
 const USAGE = `usage: node load/dist/main.js [--profile smoke|full] [--engine certflow|k6] [--suite ${Object.keys(SUITES).join('|')}]...`;
 
 /** Which engine runs the k6 scripts in this run, if any; says so loudly. */
-function k6EngineFor(profile: Profile, engineOption: string): Engine | undefined {
-  if (k6Version()) return 'k6';
+function k6EngineFor(profile: Profile, engineOption: string, k6: string | undefined): Engine | undefined {
+  if (k6) return 'k6';
   if (engineOption === 'certflow' && profile.name === 'smoke') {
     const line = '#'.repeat(78);
     console.log(
@@ -106,12 +107,19 @@ async function main(): Promise<number> {
     console.error(`unknown engine '${values.engine}'\n${USAGE}`);
     return 2;
   }
-  if (values.engine === 'k6' && !k6Version()) {
+  const k6Suites = K6_SUITES.filter((s) => suites.includes(s));
+  let k6: string | undefined;
+  try {
+    k6 = k6Suites.length ? k6Version() : undefined;
+  } catch (err) {
+    console.error((err as Error).message);
+    return 2;
+  }
+  if (values.engine === 'k6' && !k6) {
     console.error(`--engine k6: k6 is not on the PATH; ${K6_INSTALL_HINT}.`);
     return 2;
   }
   const certflowSuites = values.engine === 'certflow' ? suites : [];
-  const k6Suites = K6_SUITES.filter((s) => suites.includes(s));
   const resultsDir = resolve(__dirname, '..', 'results');
   mkdirSync(resultsDir, { recursive: true });
 
@@ -141,11 +149,17 @@ async function main(): Promise<number> {
       for (const [k, v] of Object.entries(result.figures)) console.log(`  ${k}: ${formatFigure(v)}`);
       writeJsonSummary(resultsDir, profile, result);
     }
-    const engine = k6Suites.length ? k6EngineFor(profile, values.engine) : undefined;
+    const engine = k6Suites.length ? k6EngineFor(profile, values.engine, k6) : undefined;
     if (engine) {
       const started = performance.now();
       // A signal reaches the engine as SIGINT (it then runs teardown() and handleSummary()).
-      k6Runs = await runK6Suites(ctx, k6Suites, engine, engineVersion(engine), stopped.signal);
+      k6Runs = await runK6Suites(
+        ctx,
+        k6Suites,
+        engine,
+        engine === 'k6' ? k6! : HARNESS_VERSION,
+        stopped.signal,
+      );
       stopped.signal.throwIfAborted();
       console.log(`k6 scripts (${engine}): ${((performance.now() - started) / 1000).toFixed(1)} s`);
     } else if (k6Suites.length) reportK6Missing(k6Suites.map((s) => `${s}.js`));

@@ -1,6 +1,9 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { tempDir } from '@certflow/testing';
 import type { LoadResult } from './http-load';
-import { k6Table, keyStoreLines } from './publish';
+import { k6Table, keyStoreLines, readK6Runs, type PublishedK6Run } from './publish';
 
 const result = (requests: number): LoadResult => ({
   url: 'http://127.0.0.1:1/call/orders',
@@ -56,19 +59,51 @@ describe('keyStoreLines', () => {
   });
 });
 
-describe('k6Table', () => {
-  it('names the engine of every row and never calls the harness k6', () => {
-    const run = (engine: 'k6' | 'harness', engineVersion: string) => ({
-      script: 'cached-calls.js',
-      engine,
-      engineVersion,
-      passed: true,
-      summaryFile: 'load/results/k6-cached-calls.full.json',
-      figures: { 'req/s': 1234.5, 'p50 (ms)': 1.25, 'p99 (ms)': 9, requests: 37_035 },
-      broken: [],
-    });
-    const text = k6Table([run('k6', 'k6 v1.4.0'), run('harness', 'certflow k6 harness (not k6) 0.1')]);
-    expect(text).toContain('| cached-calls.js | k6 v1.4.0 | 1,234.5 | 1.25 | 9 | 37,035 |');
-    expect(text).toContain("**certflow's k6 harness — not k6** (certflow k6 harness (not k6) 0.1)");
+describe('publishing k6 runs', () => {
+  const record = (over: Partial<PublishedK6Run> = {}): PublishedK6Run => ({
+    script: 'cached-calls.js',
+    engine: 'k6',
+    engineVersion: 'k6 v1.4.0',
+    passed: true,
+    summaryFile: 'load/results/k6-cached-calls.full.json',
+    figures: { 'req/s': 1234.5, 'p50 (ms)': 1.25, 'p99 (ms)': 9, requests: 37_035 },
+    broken: [],
+    at: '2026-11-30T04:10:00.000Z',
+    ...over,
+  });
+
+  /** Results left as the runner leaves them: the summary and its engine record. */
+  function results(engineRecord: PublishedK6Run, name = 'k6-cached-calls.full') {
+    const dir = tempDir('publish-k6-');
+    writeFileSync(join(dir.path, `${name}.json`), '{"metrics":{}}');
+    writeFileSync(join(dir.path, `${name}.engine.json`), JSON.stringify(engineRecord));
+    return dir;
+  }
+
+  it("publishes k6's runs with k6's version and the run's date", () => {
+    const dir = results(record());
+    try {
+      const runs = readK6Runs(dir.path);
+      expect(k6Table(runs)).toContain(
+        '| cached-calls.js | k6 v1.4.0 | 2026-11-30 04:10 | 1,234.5 | 1.25 | 9 | 37,035 |',
+      );
+    } finally {
+      dir.remove();
+    }
+  });
+
+  it("refuses the harness's runs, a record of another summary, and a record without a date", () => {
+    for (const [bad, message] of [
+      [record({ engine: 'harness', engineVersion: 'certflow k6 harness (not k6) 0.1' }), /not by k6/],
+      [record({ summaryFile: 'load/results/k6-cached-calls.smoke.json' }), /records the summary .*smoke/],
+      [record({ at: '' }), /no run date/],
+    ] as const) {
+      const dir = results(bad);
+      try {
+        expect(() => readK6Runs(dir.path)).toThrow(message);
+      } finally {
+        dir.remove();
+      }
+    }
   });
 });

@@ -196,22 +196,36 @@ export function loadTable(summaries: Summary[]): string {
   ].join('\n');
 }
 
+export type PublishedK6Run = K6RunRecord & { at: string };
+
 /**
- * The full-profile k6 runs left in load/results (`k6-<suite>.full.json`, handleSummary's JSON,
- * and the runner's `k6-<suite>.full.engine.json`, which names the engine). A summary whose engine
- * is not recorded is left out: its figures are never published without saying what made them.
+ * The full-profile k6 runs left in `dir` (`k6-<suite>.full.json`, handleSummary's JSON, and the
+ * runner's `k6-<suite>.full.engine.json`, which names the engine). Only runs by k6 itself are
+ * published: a summary whose engine is not recorded is left out, and a record that is not k6's
+ * (certflow's harness), failed, or belongs to another summary file stops the publication.
  */
-function readK6Runs(): K6RunRecord[] {
-  const summaries = readdirSync(resultsDir).filter(
+export function readK6Runs(dir: string): PublishedK6Run[] {
+  const summaries = readdirSync(dir).filter(
     (f) => /^k6-.+\.full\.json$/.test(f) && !f.endsWith('.engine.json'),
   );
   return summaries.flatMap((file) => {
     const engineFile = file.replace(/\.json$/, '.engine.json');
-    if (!existsSync(join(resultsDir, engineFile))) {
+    if (!existsSync(join(dir, engineFile))) {
       console.warn(`load/results/${file}: no ${engineFile} says which engine produced it; not publishing it`);
       return [];
     }
-    const record = readJson<K6RunRecord>(engineFile, 'npm run load -- --engine k6');
+    const record = JSON.parse(readFileSync(join(dir, engineFile), 'utf8')) as PublishedK6Run;
+    const where = `load/results/${engineFile}`;
+    if (record.engine !== 'k6')
+      throw new Error(
+        `${where}: made by ${record.engineVersion}, not by k6; only k6's figures are published (npm run load -- --engine k6)`,
+      );
+    if (record.summaryFile !== `load/results/${file}`)
+      throw new Error(
+        `${where} records the summary ${record.summaryFile}, not load/results/${file}; not publishing`,
+      );
+    if (typeof record.at !== 'string' || Number.isNaN(Date.parse(record.at)))
+      throw new Error(`${where} has no run date ('at'); run npm run load -- --engine k6 again`);
     if (!record.passed)
       throw new Error(
         `${record.script} (${record.engineVersion}) failed (${record.broken.join('; ')}); not publishing`,
@@ -220,15 +234,15 @@ function readK6Runs(): K6RunRecord[] {
   });
 }
 
-/** The k6 scripts' own figures, each row naming its engine; the harness is never called k6. */
-export function k6Table(runs: K6RunRecord[]): string {
+/** The k6 scripts' own figures, each row with k6's version and the run's date. */
+export function k6Table(runs: PublishedK6Run[]): string {
   const cell = (r: K6RunRecord, k: string) => (typeof r.figures[k] === 'number' ? fmt(r.figures[k]) : '–');
   return [
-    '| k6 script | engine | req/s | p50 ms | p99 ms | requests |',
-    '|---|---|---|---|---|---|',
+    '| k6 script | engine | run of (UTC) | req/s | p50 ms | p99 ms | requests |',
+    '|---|---|---|---|---|---|---|',
     ...runs.map(
       (r) =>
-        `| ${r.script} | ${r.engine === 'k6' ? r.engineVersion : `**certflow's k6 harness — not k6** (${r.engineVersion})`} | ${cell(r, 'req/s')} | ${cell(r, 'p50 (ms)')} | ${cell(r, 'p99 (ms)')} | ${cell(r, 'requests')} |`,
+        `| ${r.script} | ${r.engineVersion} | ${r.at.slice(0, 16).replace('T', ' ')} | ${cell(r, 'req/s')} | ${cell(r, 'p50 (ms)')} | ${cell(r, 'p99 (ms)')} | ${cell(r, 'requests')} |`,
     ),
   ].join('\n');
 }
@@ -275,7 +289,7 @@ function benchBars(b: Benches): Bar[] {
 function main(): void {
   const benches = readBenches();
   const summaries = Object.keys(SUITES).map(readSuite);
-  const k6Runs = readK6Runs();
+  const k6Runs = readK6Runs(resultsDir);
   const doc = readFileSync(docPath, 'utf8');
   const start = doc.indexOf(START);
   const end = doc.indexOf(END);
