@@ -240,6 +240,38 @@ ${summaryExport}`,
     expect(r.summary!.metrics.checks!.values.passes).toBe(iterations);
   });
 
+  it('bounds a whole request by params.timeout, as k6 (not only the time between bytes)', async () => {
+    const trickle = await startHttpsServer(
+      DevelopmentCa.loadOrCreate(join(dir.path, 'ca')),
+      (_req, _body, res) => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        const tick = setInterval(() => res.write('.'), 100);
+        setTimeout(() => {
+          clearInterval(tick);
+          res.end();
+        }, 3000);
+      },
+    );
+    try {
+      const r = await run(
+        'timeout',
+        `import http from 'k6/http';
+import { check } from 'k6';
+export default function () {
+  const res = http.get(__ENV.URL, { timeout: '600ms' });
+  check(res, { 'timed out': (r) => r.status === 0 && r.error_code === 1050 && r.timings.duration < 2000 });
+}
+export const options = { thresholds: { checks: ['rate==1'] } };
+${summaryExport}`,
+        { URL: trickle.url },
+      );
+      expect(r.code, r.output).toBe(0);
+      expect(r.output).toContain('request timeout after 600 ms');
+    } finally {
+      await trickle.close();
+    }
+  });
+
   it('refuses what it does not implement, naming it and pointing at the README', async () => {
     const ws = await run('ws', `import ws from 'k6/ws';\nexport default function () { ws.connect(''); }`);
     expect(ws.code).toBe(107);

@@ -32,7 +32,12 @@ export function httpClient(env: NodeJS.ProcessEnv = process.env) {
       ...a,
       durationMs: performance.now() - t0,
     });
-    return new Promise((resolve) => {
+    return new Promise<HttpAnswer>((settle) => {
+      let timer: NodeJS.Timeout | undefined;
+      const resolve = (a: HttpAnswer) => {
+        clearTimeout(timer);
+        settle(a);
+      };
       let target: URL;
       try {
         target = new URL(call.url);
@@ -46,7 +51,7 @@ export function httpClient(env: NodeJS.ProcessEnv = process.env) {
       if (call.body !== undefined) headers['content-length'] = String(Buffer.byteLength(call.body));
       const req = (isHttps ? httpsRequest : httpRequest)(
         target,
-        { method: call.method, headers, agent: isHttps ? https : http, timeout: call.timeoutMs },
+        { method: call.method, headers, agent: isHttps ? https : http },
         (res) => {
           const chunks: Buffer[] = [];
           res.on('data', (c: Buffer) => chunks.push(c));
@@ -67,7 +72,16 @@ export function httpClient(env: NodeJS.ProcessEnv = process.env) {
           );
         },
       );
-      req.on('timeout', () => req.destroy(new Error(`request timeout after ${call.timeoutMs} ms`)));
+      // As k6's params.timeout: a bound on the whole request, answer included.
+      timer = setTimeout(() => {
+        resolve(
+          answer({
+            error: `${call.method} ${call.url}: request timeout after ${call.timeoutMs} ms`,
+            errorCode: 1050,
+          }),
+        );
+        req.destroy();
+      }, call.timeoutMs);
       req.on('error', (err: NodeJS.ErrnoException) =>
         resolve(
           answer({
