@@ -33,9 +33,9 @@ export function httpClient(env: NodeJS.ProcessEnv = process.env) {
       durationMs: performance.now() - t0,
     });
     return new Promise<HttpAnswer>((settle) => {
-      let timer: NodeJS.Timeout | undefined;
+      const pending: { timer?: NodeJS.Timeout } = {};
       const resolve = (a: HttpAnswer) => {
-        clearTimeout(timer);
+        clearTimeout(pending.timer);
         settle(a);
       };
       let target: URL;
@@ -73,7 +73,7 @@ export function httpClient(env: NodeJS.ProcessEnv = process.env) {
         },
       );
       // As k6's params.timeout: a bound on the whole request, answer included.
-      timer = setTimeout(() => {
+      pending.timer = setTimeout(() => {
         resolve(
           answer({
             error: `${call.method} ${call.url}: request timeout after ${call.timeoutMs} ms`,
