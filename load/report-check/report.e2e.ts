@@ -1,21 +1,36 @@
 /**
  * Opens the smoke profile's load report in Chromium, as a reader would (a file, nothing from the
- * network), and checks that what the charts claim to show is drawn: every suite of the run (the
- * JSON summaries next to the report) has a time series with data points, the IdP outage and the
- * certificate rotations are marked inside the plot area, and the emulator's token count is drawn
- * where caching is the point. Saves a full-page screenshot next to the report.
+ * network), and checks that what it draws is what the run measured: for every suite the report
+ * shows, its JSON summary of the same run (a summary of another run is rejected) gives each
+ * series' points and each band's window, and the check finds them drawn there, within a
+ * one-second bucket, visible. The k6 table labels every harness row as not k6. Saves a
+ * full-page screenshot next to the report.
  *
  * LOAD_RESULTS_DIR points it at another results directory (default: load/results).
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect, test, type Page } from '@playwright/test';
+import { HARNESS_LABEL } from '../src/report';
+import {
+  axisOf,
+  drawnBands,
+  drawnSeries,
+  expectedSeries,
+  expectedTokens,
+  hiddenLabel,
+  installReaders,
+  panelTop,
+  type Box,
+  type Expected,
+  type Summary,
+} from './drawing';
 
 const resultsDir = resolve(process.env.LOAD_RESULTS_DIR ?? join(__dirname, '..', 'results'));
 const reportPath = join(resultsDir, 'report.smoke.html');
 
-/** The suites whose charts must mark a window, and those where the token count is the point. */
+/** The suites (when the report shows them) whose charts must mark a window, and those where the token count is the point. */
 const MARKED: Record<string, 'outage' | 'rotation'> = {
   'idp-outage': 'outage',
   'rotation-under-load-pkcs11': 'rotation',
@@ -23,107 +38,181 @@ const MARKED: Record<string, 'outage' | 'rotation'> = {
 };
 const TOKENS_DRAWN = ['cached-calls', ...Object.keys(MARKED)];
 
-interface Summary {
-  suite: string;
-  measurements: { name: string; result: { timeline?: unknown[] } }[];
-  markers?: { kind: string }[];
-}
-
-/** The suite summaries the smoke run wrote next to the report (k6 and bench files are not suite summaries). */
-function summaries(): Summary[] {
-  return readdirSync(resultsDir)
-    .filter((f) => f.endsWith('.smoke.json'))
-    .map((f) => JSON.parse(readFileSync(join(resultsDir, f), 'utf8')) as Summary & { profile?: string })
-    .filter((s) => typeof s.suite === 'string' && Array.isArray(s.measurements) && s.profile === 'smoke');
-}
-
 async function open(page: Page): Promise<void> {
   if (!existsSync(reportPath))
     throw new Error(
       `${reportPath} is missing: run the smoke profile first (npx nx run load:build && node load/dist/main.js --profile smoke)`,
     );
   await page.goto(pathToFileURL(reportPath).href);
+  await installReaders(page);
 }
 
-/** How many points each of a section's polylines matching `selector` has, drawn with a visible extent. */
-function drawnPoints(page: Page, suite: string, selector: string): Promise<number[]> {
-  return page
-    .locator(`section[data-suite="${suite}"] svg[data-chart="timeline"] ${selector}`)
-    .evaluateAll((lines) =>
-      lines.map((l) => {
-        const box = l.getBoundingClientRect();
-        const points = (l.getAttribute('points') ?? '').trim().split(/\s+/).filter(Boolean);
-        return box.width > 0 ? points.length : 0;
-      }),
-    );
+/** The suites the report shows, each with the JSON summary of the same run (its load's start time is in the report). */
+async function suitesOfRun(page: Page): Promise<Summary[]> {
+  const sections = await page
+    .locator('section[data-suite]')
+    .evaluateAll((s) => s.map((e) => ({ suite: e.dataset.suite!, startedAt: e.dataset.startedAt })));
+  expect(sections.length, `${reportPath} shows no suite`).toBeGreaterThan(0);
+  return sections.map(({ suite, startedAt }) => {
+    const file = join(resultsDir, `${suite}.smoke.json`);
+    if (!existsSync(file)) throw new Error(`the report shows ${suite}, but ${file} is missing`);
+    const summary = JSON.parse(readFileSync(file, 'utf8')) as Summary;
+    const started = Math.min(...summary.measurements.map((m) => m.result.startedAt ?? Infinity));
+    if (summary.suite !== suite || summary.profile !== 'smoke' || String(started) !== startedAt)
+      throw new Error(
+        `${file} is not from the run in the report (its ${summary.suite} load started ${new Date(started).toISOString()}, ` +
+          `the report's ${startedAt ? new Date(Number(startedAt)).toISOString() : 'at no recorded time'}): run the smoke profile again`,
+      );
+    return summary;
+  });
+}
+
+/** Screen x of an instant on a suite's axis inside a plot area; and one bucket (1 s) in pixels. */
+function xScale(summary: Summary, area: Box) {
+  const { t0, spanMs } = axisOf(summary);
+  const pxPerMs = (area.right - area.left) / spanMs;
+  return { x: (atMs: number) => area.left + (atMs - t0) * pxPerMs, bucket: 1000 * pxPerMs };
+}
+
+/**
+ * Checks that `expected` is drawn by one visible element of series `id`: one subpath per
+ * unbroken run, each point within a bucket of its time, heights proportional to the values.
+ */
+async function expectDrawn(
+  page: Page,
+  summary: Summary,
+  panel: 'rps' | 'latency' | 'tokens',
+  id: string,
+  expected: Expected[],
+) {
+  const what = `${summary.suite}: ${id}`;
+  const { area, elements } = await drawnSeries(page, summary.suite, panel, id);
+  expect(elements.length, `${what}: elements drawing it`).toBe(1);
+  const [{ subpaths, hidden }] = elements as [(typeof elements)[0]];
+  expect(hidden, `${what} is not seen`).toBeNull();
+  const runs: { atMs: number; value: number }[][] = [[]];
+  for (const p of expected) {
+    if (p) runs.at(-1)!.push(p);
+    else if (runs.at(-1)!.length) runs.push([]);
+  }
+  const want = runs.filter((r) => r.length);
+  expect(
+    subpaths.map((s) => s.length),
+    `${what}: points per unbroken run`,
+  ).toEqual(want.map((r) => r.length));
+  const { x, bucket } = xScale(summary, area);
+  const points = subpaths.flat();
+  const values = want.flat();
+  const height = area.bottom - area.top;
+  const top = panelTop(summary, panel);
+  values.forEach((v, i) => {
+    const [px, py] = points[i]!;
+    expect(
+      Math.abs(px - x(v.atMs)),
+      `${what}: point ${i} at ${px}, its time at ${x(v.atMs)}`,
+    ).toBeLessThanOrEqual(bucket);
+    expect(py, `${what}: point ${i} inside the plot area`).toBeGreaterThanOrEqual(area.top - 1);
+    expect(py, `${what}: point ${i} inside the plot area`).toBeLessThanOrEqual(area.bottom + 1);
+    const wantHeight = (height * v.value) / top;
+    expect(
+      Math.abs(area.bottom - py - wantHeight),
+      `${what}: point ${i} (value ${v.value}) drawn at height ${area.bottom - py}, expected ${wantHeight}`,
+    ).toBeLessThanOrEqual(2 + 0.01 * height);
+  });
 }
 
 test.beforeEach(async ({ page }) => open(page));
 
-test('every suite of the run has a time series of requests per second and latency, with points drawn', async ({
+test('every suite in the report draws its measured requests per second, failures and latency where they belong', async ({
   page,
 }) => {
-  const expected = summaries();
-  expect(expected.length, `no suite summaries (*.smoke.json) in ${resultsDir}`).toBeGreaterThan(0);
-  const inReport = await page
-    .locator('section[data-suite]')
-    .evaluateAll((s) => s.map((e) => e.dataset.suite));
-  expect(inReport.sort()).toEqual(expected.map((s) => s.suite).sort());
-  for (const summary of expected) {
-    const withTimeline = summary.measurements.filter((m) => Array.isArray(m.result.timeline));
-    expect(withTimeline.length, `${summary.suite}: measurements without a timeline`).toBe(
-      summary.measurements.length,
-    );
-    for (const series of ['rps:', 'p50:', 'p99:']) {
-      const points = await drawnPoints(page, summary.suite, `polyline[data-series^="${series}"]`);
-      expect(points.length, `${summary.suite}: ${series} lines`).toBe(summary.measurements.length);
-      for (const n of points)
-        expect(n, `${summary.suite}: points of a ${series} line`).toBeGreaterThanOrEqual(2);
+  for (const summary of await suitesOfRun(page)) {
+    for (const { name, result } of summary.measurements) {
+      expect(result.timeline?.length, `${summary.suite}: ${name} has no timeline`).toBeGreaterThan(0);
+      await expectDrawn(page, summary, 'rps', `rps:${name}`, expectedSeries(result, 'rps'));
+      if (result.timeline!.some((p) => p.failures > 0))
+        await expectDrawn(page, summary, 'rps', `failures:${name}`, expectedSeries(result, 'failures'));
+      for (const key of ['p50', 'p99'] as const)
+        await expectDrawn(page, summary, 'latency', `${key}:${name}`, expectedSeries(result, key));
     }
   }
 });
 
-test('the IdP outage and both certificate rotations are shaded inside every plot area of their suite', async ({
+test('outage and rotation windows are shaded in every panel where the run recorded them', async ({
   page,
 }) => {
-  const bySuite = new Map(summaries().map((s) => [s.suite, s]));
-  for (const [suite, kind] of Object.entries(MARKED)) {
-    expect(
-      bySuite.get(suite)?.markers?.filter((m) => m.kind === kind).length,
-      `${suite}: ${kind} markers in its JSON`,
-    ).toBe(1);
-    const bands = await page
-      .locator(`section[data-suite="${suite}"] svg[data-chart="timeline"] [data-panel]`)
-      .evaluateAll(
-        (panels, kind) =>
-          panels.map((panel) => {
-            const area = panel.querySelector('[data-plot-area]')!.getBoundingClientRect();
-            return [...panel.querySelectorAll(`[data-marker="${kind}"]`)].map((band) => {
-              const b = band.getBoundingClientRect();
-              return b.width >= 1 &&
-                b.left >= area.left - 0.5 &&
-                b.right <= area.right + 0.5 &&
-                b.top >= area.top - 0.5 &&
-                b.bottom <= area.bottom + 0.5
-                ? 'inside'
-                : `outside (${b.left}–${b.right} vs ${area.left}–${area.right})`;
-            });
-          }),
-        kind,
-      );
-    expect(bands.length, `${suite}: chart panels`).toBeGreaterThanOrEqual(3);
-    for (const panel of bands) expect(panel, `${suite}: ${kind} band per panel`).toEqual(['inside']);
-    await expect(page.locator(`section[data-suite="${suite}"] [data-marker-label="${kind}"]`)).toBeVisible();
+  for (const summary of await suitesOfRun(page)) {
+    const markers = summary.markers ?? [];
+    const kind = MARKED[summary.suite];
+    if (kind)
+      expect(
+        markers.filter((m) => m.kind === kind).length,
+        `${summary.suite}: ${kind} markers in its JSON`,
+      ).toBe(1);
+    for (const k of new Set(markers.map((m) => m.kind))) {
+      const windows = markers.filter((m) => m.kind === k).sort((a, b) => a.startMs - b.startMs);
+      const panels = await drawnBands(page, summary.suite, k);
+      expect(panels.length, `${summary.suite}: chart panels`).toBe(3);
+      for (const { area, bands } of panels) {
+        const { x, bucket } = xScale(summary, area);
+        const what = `${summary.suite}: ${k} band`;
+        expect(bands.length, `${what}s in a panel`).toBe(windows.length);
+        bands
+          .sort((a, b) => a.left - b.left)
+          .forEach((band, i) => {
+            const w = windows[i]!;
+            expect(band.hidden, `${what} is not seen`).toBeNull();
+            expect(
+              Math.abs(band.left - x(w.startMs)),
+              `${what}: starts at ${band.left}, the window at ${x(w.startMs)}`,
+            ).toBeLessThanOrEqual(bucket);
+            expect(
+              Math.abs(band.right - x(w.endMs)),
+              `${what}: ends at ${band.right}, the window at ${x(w.endMs)}`,
+            ).toBeLessThanOrEqual(bucket);
+            expect(
+              Math.abs(band.top - area.top) + Math.abs(band.bottom - area.bottom),
+              `${what}: spans the plot's height`,
+            ).toBeLessThanOrEqual(2);
+          });
+      }
+      expect(
+        await hiddenLabel(page, `section[data-suite="${summary.suite}"] [data-marker-label="${k}"]`),
+        `${summary.suite}: ${k} label`,
+      ).toEqual(windows.map(() => null));
+    }
   }
 });
 
-test('the emulator’s token count is drawn for cached-calls, idp-outage and the rotations; the page is saved', async ({
+test('the emulator’s token count is drawn as read; harness rows say they are not k6; the page is saved', async ({
   page,
 }) => {
-  for (const suite of TOKENS_DRAWN) {
-    const points = await drawnPoints(page, suite, 'polyline[data-series="tokens"]');
-    expect(points.length, `${suite}: token series`).toBe(1);
-    expect(points[0], `${suite}: token readings drawn`).toBeGreaterThanOrEqual(2);
+  for (const summary of await suitesOfRun(page)) {
+    const samples = summary.tokenSamples ?? [];
+    if (TOKENS_DRAWN.includes(summary.suite))
+      expect(samples.length, `${summary.suite}: token readings in its JSON`).toBeGreaterThanOrEqual(2);
+    if (samples.length) await expectDrawn(page, summary, 'tokens', 'tokens', expectedTokens(summary));
   }
+  const rows = await page.locator('table.k6 tbody tr').evaluateAll((trs) =>
+    trs.map((tr) => ({
+      engine: tr.getAttribute('data-engine'),
+      text: tr.textContent ?? '',
+      labels: tr.querySelectorAll('.harness').length,
+    })),
+  );
+  for (const [i, row] of rows.entries()) {
+    const what = `k6 table row ${i + 1} (${row.text.slice(0, 60)})`;
+    expect(['k6', 'harness'], `${what}: engine`).toContain(row.engine);
+    if (row.engine === 'k6')
+      expect(row.text, `${what} says k6 but names the harness`).not.toMatch(/harness/i);
+    else {
+      expect(row.text, `${what}: the not-k6 label`).toContain(HARNESS_LABEL);
+      expect(row.labels, `${what}: the not-k6 label`).toBe(1);
+    }
+  }
+  expect(
+    await hiddenLabel(page, 'table.k6 tr[data-engine="harness"] .harness'),
+    'harness labels seen',
+  ).toEqual(rows.filter((r) => r.engine === 'harness').map(() => null));
   await page.screenshot({ path: join(resultsDir, 'report.smoke.png'), fullPage: true });
 });
