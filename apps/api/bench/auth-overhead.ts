@@ -9,9 +9,9 @@
  * wrk: each connection writes a prebuilt request and reads the response by its Content-Length.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { KeepAliveConnection } from '@certflow/testing';
 import { startApi } from '../src/api-app';
 import { loadApiConfig } from '../src/config/api-config';
 import { BenchTwinModule } from './bench-twin.module';
@@ -41,10 +41,16 @@ async function main(): Promise<void> {
   const api = await startBenchApi();
   // For reference only: the same API verifying the RSA signature on every request.
   const uncachedApi = await startBenchApi({ API_TOKEN_CACHE_SIZE: '0' });
-  const open = (url: string) =>
-    Promise.all(Array.from({ length: CONCURRENCY }, () => KeepAliveConnection.open(new URL(url))));
-  const connections = await open(api.url);
-  const uncachedConnections = await open(uncachedApi.url);
+  // Plain HTTP on loopback: no CA to trust. Host names the API's own address: it refuses any
+  // other name on loopback (421).
+  const open = async (url: string): Promise<Pool> => ({
+    host: new URL(url).host,
+    connections: await Promise.all(
+      Array.from({ length: CONCURRENCY }, () => KeepAliveConnection.open(new URL(url), '')),
+    ),
+  });
+  const pool = await open(api.url);
+  const uncachedPool = await open(uncachedApi.url);
   try {
     const targets = {
       public: { path: '/bench/orders/public', headers: {} },
@@ -53,7 +59,7 @@ async function main(): Promise<void> {
         headers: { authorization: `Bearer ${authority.accessToken}` },
       },
     };
-    for (const target of Object.values(targets)) await run(connections, target, WARM_UP_REQUESTS);
+    for (const target of Object.values(targets)) await run(pool, target, WARM_UP_REQUESTS);
     const totals = { public: { requests: 0, ms: 0 }, authenticated: { requests: 0, ms: 0 } };
     const roundRatios: number[] = [];
     for (let round = 1; round <= ROUNDS; round++) {
@@ -62,7 +68,7 @@ async function main(): Promise<void> {
         round % 2 === 1 ? (['public', 'authenticated'] as const) : (['authenticated', 'public'] as const);
       const line: Record<string, number> = { round };
       for (const name of order) {
-        const ms = await run(connections, targets[name], REQUESTS_PER_ROUND);
+        const ms = await run(pool, targets[name], REQUESTS_PER_ROUND);
         totals[name].requests += REQUESTS_PER_ROUND;
         totals[name].ms += ms;
         line[name] = Math.round((REQUESTS_PER_ROUND / ms) * 1000);
@@ -71,8 +77,8 @@ async function main(): Promise<void> {
       console.log(JSON.stringify({ event: 'round', ...line }));
     }
     const rate = (t: { requests: number; ms: number }) => (t.requests / t.ms) * 1000;
-    await run(uncachedConnections, targets.authenticated, WARM_UP_REQUESTS);
-    const uncachedMs = await run(uncachedConnections, targets.authenticated, REQUESTS_PER_ROUND);
+    await run(uncachedPool, targets.authenticated, WARM_UP_REQUESTS);
+    const uncachedMs = await run(uncachedPool, targets.authenticated, REQUESTS_PER_ROUND);
     const result = {
       event: 'result',
       publicReqPerSec: Math.round(rate(totals.public)),
@@ -101,7 +107,7 @@ async function main(): Promise<void> {
         `without the verified-token cache ${result.uncachedAuthenticatedReqPerSec} req/s`,
     );
   } finally {
-    for (const connection of [...connections, ...uncachedConnections]) connection.close();
+    for (const connection of [...pool.connections, ...uncachedPool.connections]) connection.close();
     await api.close();
     await uncachedApi.close();
     await authority.stop();
@@ -116,18 +122,20 @@ function median(values: number[]): number {
 }
 
 /** Sends `total` GETs, one in flight per connection; every answer must be 200. Returns the elapsed ms. */
+interface Pool {
+  host: string;
+  connections: KeepAliveConnection[];
+}
+
 async function run(
-  connections: KeepAliveConnection[],
+  { host, connections }: Pool,
   target: { path: string; headers: Record<string, string> },
   total: number,
 ): Promise<number> {
   const head = Object.entries(target.headers)
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('');
-  const bytes = Buffer.from(
-    `GET ${target.path} HTTP/1.1\r\nhost: ${connections[0]!.host}\r\n${head}\r\n`,
-    'latin1',
-  );
+  const bytes = Buffer.from(`GET ${target.path} HTTP/1.1\r\nhost: ${host}\r\n${head}\r\n`, 'latin1');
   let sent = 0;
   const started = process.hrtime.bigint();
   const lane = async (connection: KeepAliveConnection) => {
@@ -139,61 +147,6 @@ async function run(
   };
   await Promise.all(connections.map(lane));
   return Number(process.hrtime.bigint() - started) / 1e6;
-}
-
-/** One keep-alive HTTP/1.1 connection; responses must carry Content-Length (Fastify's JSON replies do). */
-class KeepAliveConnection {
-  private buffered: Buffer = Buffer.alloc(0);
-  private pending: { resolve: (status: number) => void; reject: (err: Error) => void } | undefined;
-
-  private constructor(
-    private readonly socket: Socket,
-    /** `host:port`, sent as Host: the API refuses any other name on loopback (421). */
-    readonly host: string,
-  ) {
-    socket.setNoDelay(true);
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('error', (err) => this.pending?.reject(err));
-    socket.on('close', () => this.pending?.reject(new Error('connection closed')));
-  }
-
-  static open(url: URL): Promise<KeepAliveConnection> {
-    return new Promise((resolve, reject) => {
-      const socket = connect(Number(url.port), url.hostname, () =>
-        resolve(new KeepAliveConnection(socket, url.host)),
-      );
-      socket.once('error', reject);
-    });
-  }
-
-  send(request: Buffer): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.pending = { resolve, reject };
-      this.socket.write(request);
-    });
-  }
-
-  close(): void {
-    this.socket.destroy();
-  }
-
-  private receive(chunk: Buffer): void {
-    this.buffered = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
-    const headerEnd = this.buffered.indexOf('\r\n\r\n');
-    if (headerEnd < 0) return;
-    const head = this.buffered.toString('latin1', 0, headerEnd);
-    const length = /\r\ncontent-length:\s*(\d+)/i.exec(head);
-    if (!length) {
-      this.pending?.reject(new Error('response without content-length'));
-      return;
-    }
-    const end = headerEnd + 4 + Number(length[1]);
-    if (this.buffered.length < end) return;
-    this.buffered = this.buffered.subarray(end);
-    const pending = this.pending;
-    this.pending = undefined;
-    pending?.resolve(Number(head.slice(9, 12)));
-  }
 }
 
 main().catch((err: unknown) => {
