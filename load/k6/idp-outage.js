@@ -12,7 +12,7 @@ import { check } from 'k6';
 import exec from 'k6/execution';
 import { Counter } from 'k6/metrics';
 import { bearer, durationMs, env, profileOptions, summaryOutput } from './lib/profile.js';
-import { NO_FAULTS, setFaults } from './lib/emulator.js';
+import { clearFaults, setFaults } from './lib/emulator.js';
 
 export const options = profileOptions({ outage_confirmed: ['count>=1'] });
 const outageConfirmed = new Counter('outage_confirmed');
@@ -44,7 +44,7 @@ function switchOutage(data) {
       outageConfirmed.add(1);
   } else if (phase === 1 && elapsed >= 2 * third) {
     phase = 2;
-    check(setFaults(NO_FAULTS), { 'outage switched off': (s) => s === 200 });
+    check(clearFaults(), { 'outage switched off': (s) => s === 200 });
   }
 }
 
@@ -56,7 +56,7 @@ export default function (data) {
 }
 
 export function teardown() {
-  const status = setFaults(NO_FAULTS);
+  const status = clearFaults();
   if (status !== 200) exec.test.fail(`switching the faults off answered HTTP ${status}`);
 }
 

@@ -1,6 +1,6 @@
 // @ts-check
 // The emulator's side of the scripts: its count of issued tokens (GET /metrics) and its fault
-// injection (PATCH /admin/faults, authenticated with an admin Graph token the runner passes).
+// injection (PATCH and DELETE /admin/faults, authenticated with an admin Graph token the runner passes).
 import http from 'k6/http';
 import { env } from './profile.js';
 
@@ -24,27 +24,27 @@ export function tokensIssuedToPartner() {
   return total;
 }
 
-/** Every fault off: the emulator's NO_FAULTS. */
-export const NO_FAULTS = {
-  latencyMs: 0,
-  throttleShare: 0,
-  retryAfterSeconds: 5,
-  serverErrorShare: 0,
-  serverErrorStatus: 500,
-  outage: 'none',
-};
-
 /**
- * PATCH /admin/faults; returns the HTTP status (200 when the faults changed).
- * @param {Record<string, unknown>} faults
- * @returns {number}
+ * The emulator's fault injection, authenticated with the runner's admin Graph token.
+ * @param {'PATCH' | 'DELETE'} method
+ * @param {string | null} body
+ * @returns {number} the HTTP status (200 when the faults changed)
  */
-export function setFaults(faults) {
-  const res = http.request('PATCH', `${env('EMULATOR_URL')}/admin/faults`, JSON.stringify(faults), {
+function faultsRequest(method, body) {
+  const res = http.request(method, `${env('EMULATOR_URL')}/admin/faults`, body, {
     headers: {
       Authorization: `Bearer ${env('EMULATOR_ADMIN_TOKEN')}`,
-      'Content-Type': 'application/json',
+      ...(body === null ? {} : { 'Content-Type': 'application/json' }),
     },
   });
   return res.status;
 }
+
+/**
+ * PATCH /admin/faults: merges `faults` into the faults in force.
+ * @param {Record<string, unknown>} faults
+ */
+export const setFaults = (faults) => faultsRequest('PATCH', JSON.stringify(faults));
+
+/** DELETE /admin/faults: every fault off. */
+export const clearFaults = () => faultsRequest('DELETE', null);
