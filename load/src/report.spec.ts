@@ -1,10 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadResult, TimelinePoint } from './http-load';
 import { PROFILES } from './profiles';
-import { HARNESS_LABEL, writeHtmlReport, type K6RunRecord } from './report';
+import { HARNESS_LABEL, writeHtmlReport, type K6RunRecord, type ReportManifest } from './report';
 import type { SuiteResult } from './suite-context';
 import { niceTicks } from './svg-chart';
 
@@ -190,6 +190,22 @@ describe('writeHtmlReport', () => {
     expect(html).toMatch(/<section id="idp-outage" data-suite="idp-outage" data-started-at="\d+">/);
     expect(html).toContain(HARNESS_LABEL.replace("'", '&#39;'));
     expect(html).toContain('not k6 figures');
+  });
+
+  it('writes beside the report a manifest of the run: its id (also in the page), suites with their load start, k6 rows', () => {
+    const manifest = JSON.parse(
+      readFileSync(join(dir, 'report.smoke.manifest.json'), 'utf8'),
+    ) as ReportManifest;
+    expect(html).toContain(`<html lang="en" data-run-id="${manifest.runId}">`);
+    expect(manifest.runId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(manifest.suites).toEqual(
+      [outage, cached, rotation].map((r) => ({
+        suite: r.suite,
+        startedAt: Math.min(...r.measurements.map((m) => m.result.startedAt!)),
+      })),
+    );
+    expect(manifest.k6).toEqual([{ script: 'cached-calls.js', engine: 'harness' }]);
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });
 

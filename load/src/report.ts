@@ -3,7 +3,8 @@
  * time-series chart per suite (requests per second, p50/p99 latency, the emulator's count of
  * tokens issued, the outage and rotation windows), the k6 runs, and a table of every figure.
  */
-import { writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { LoadResult } from './http-load';
 import type { Profile } from './profiles';
@@ -22,6 +23,32 @@ export interface K6RunRecord {
 }
 
 export const HARNESS_LABEL = "certflow's k6 harness — not k6";
+
+/**
+ * What a run put in its report, written next to it (report.<profile>.manifest.json): the report's
+ * check reads it to require that the page shows this run, all of it and nothing else.
+ */
+export interface ReportManifest {
+  runId: string;
+  profile: string;
+  /** Each suite of the run, in the report's order, with its load's start (epoch ms; null: none recorded). */
+  suites: { suite: string; startedAt: number | null }[];
+  /** One per k6 table row, in order. */
+  k6: { script: string; engine: 'k6' | 'harness' }[];
+}
+
+/** The earliest start of a suite's measurements (epoch ms), or null when none recorded one. */
+export function loadStart(r: SuiteResult): number | null {
+  const started = Math.min(...r.measurements.flatMap((m) => m.result.startedAt ?? []));
+  return Number.isFinite(started) ? started : null;
+}
+
+/** Writes `text` to `path` whole or not at all: a temporary file beside it, then a rename. */
+function writeAtomically(path: string, text: string): void {
+  const temporary = `${path}.${process.pid}.tmp`;
+  writeFileSync(temporary, text);
+  renameSync(temporary, path);
+}
 
 /**
  * A suite's figure as text: integers as they are, others to two decimals, and small fractions
@@ -178,8 +205,8 @@ function suiteSection(r: SuiteResult): string {
     .map(([k, v]) => `<li>${escape(k)}: <b>${formatFigure(v)}</b></li>`)
     .join('');
   // The run's identity: the check of the report judges it against this run's JSON summary only.
-  const started = Math.min(...r.measurements.flatMap((m) => m.result.startedAt ?? []));
-  const run = Number.isFinite(started) ? ` data-started-at="${started}"` : '';
+  const started = loadStart(r);
+  const run = started === null ? '' : ` data-started-at="${started}"`;
   return `<section id="${escape(r.suite)}" data-suite="${escape(r.suite)}"${run}>
 <h2>${escape(r.suite)}</h2>
 <p>${escape(r.description)}</p>
@@ -241,8 +268,9 @@ export function writeHtmlReport(
   const verdicts = results
     .map((r) => `<li><a href="#${escape(r.suite)}"><b>${escape(r.suite)}</b></a>: ${verdict(r.broken)}</li>`)
     .join('\n');
+  const runId = randomUUID();
   const html = `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>certflow load report (${escape(profile.name)})</title>
+<html lang="en" data-run-id="${runId}"><head><meta charset="utf-8"><title>certflow load report (${escape(profile.name)})</title>
 <style>${STYLE}</style>
 </head><body>
 <h1>certflow load report: ${escape(profile.name)} profile</h1>
@@ -265,7 +293,17 @@ ${rows}
 </tbody></table>
 </body></html>
 `;
+  const manifest: ReportManifest = {
+    runId,
+    profile: profile.name,
+    suites: results.map((r) => ({ suite: r.suite, startedAt: loadStart(r) })),
+    k6: (k6Runs ?? []).map((k) => ({ script: k.script, engine: k.engine })),
+  };
   const path = join(resultsDir, `report.${profile.name}.html`);
-  writeFileSync(path, html);
+  writeAtomically(path, html);
+  writeAtomically(
+    join(resultsDir, `report.${profile.name}.manifest.json`),
+    JSON.stringify(manifest, null, 2) + '\n',
+  );
   return path;
 }
