@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { failed, httpClient } from './http';
-import { MetricStore, type ThresholdOutcome } from './metrics';
+import { MetricStore, checkPercentile, type ThresholdOutcome } from './metrics';
 import { README_HINT, durationMs, type FromWorker, type ToWorker } from './protocol';
 
 export const EXIT = {
@@ -56,6 +56,10 @@ function parseOptions(raw: Record<string, unknown>): Options {
       );
     thresholds[metric] = list as string[];
   }
+  const stats = raw.summaryTrendStats;
+  if (stats !== undefined && (!Array.isArray(stats) || stats.some((t) => typeof t !== 'string')))
+    throw new Error('option summaryTrendStats is not an array of strings');
+  for (const stat of (stats ?? []) as string[]) checkPercentile(stat, 'option summaryTrendStats');
   return {
     vus: vus as number,
     // k6: with iterations and no duration, the run may take up to 10 minutes; with neither,
@@ -158,7 +162,7 @@ export async function runScript(
   const control = spawn(0);
   let code: number = EXIT.ok;
   const errors: string[] = [];
-  const started = Date.now();
+  let started = Date.now();
   let data: unknown;
   let exported: {
     setup: boolean;
@@ -181,6 +185,15 @@ export async function runScript(
       log(`invalid options: ${(err as Error).message}`);
       return EXIT.invalidConfig;
     }
+    // k6 initialises every VU before the run's clock starts (MarkStarted), then runs setup().
+    const workers = Array.from({ length: options.vus }, (_, i) => spawn(i + 1));
+    try {
+      await Promise.all(workers.map((w) => w.send({ cmd: 'init' })));
+    } catch (err) {
+      log(`script error in the init context: ${(err as Error).message}`);
+      return EXIT.scriptException;
+    }
+    started = Date.now();
     let setupOk = true;
     try {
       if (exported.setup) data = await control.send({ cmd: 'setup' });
@@ -189,11 +202,8 @@ export async function runScript(
       setupOk = false;
     }
     if (setupOk && !interrupted) {
-      const workers = Array.from({ length: options.vus }, (_, i) => spawn(i + 1));
-      await Promise.all(workers.map((w) => w.send({ cmd: 'init' })));
       store.add('vus', workers.length);
       store.add('vus_max', workers.length);
-      if (interrupted) stop();
       const endAt = Date.now() + options.durationMs;
       await Promise.all(
         workers.map((w) => w.send({ cmd: 'run', data, endAt, iterations: options.iterations })),
@@ -222,7 +232,8 @@ export async function runScript(
           else writeFileSync(target, text);
         }
       } catch (err) {
-        errors.push(`handleSummary() threw: ${(err as Error).message}`);
+        // k6 logs this and keeps the run's exit code (internal/cmd/run.go).
+        log(`failed to handle the end-of-test summary: ${(err as Error).message}`);
       }
     }
     for (const e of errors) log(e);

@@ -272,6 +272,58 @@ ${summaryExport}`,
     }
   });
 
+  it('refuses requests, metric adds and checks in the init context as k6 does (exit 107)', async () => {
+    seen.length = 0;
+    const cases = [
+      ['init-http', `import http from 'k6/http';\nhttp.get(__ENV.URL + '/init');`, 'Making http requests'],
+      ['init-add', `import { Counter } from 'k6/metrics';\nnew Counter('c').add(1);`, 'Adding to metrics'],
+      ['init-check', `import { check } from 'k6';\ncheck(1, { one: () => true });`, 'Using check()'],
+    ] as const;
+    for (const [name, init, message] of cases) {
+      const r = await run(
+        name,
+        `${init}\nexport const options = { vus: 2, iterations: 2 };\nexport default function () {}\n${summaryExport}`,
+      );
+      expect(r.code, r.output).toBe(107);
+      expect(r.output).toContain(`${message} in the init context is not supported`);
+    }
+    expect(seen).not.toContain('GET /init');
+  });
+
+  it('refuses a percentile outside 0..100 in a threshold or summaryTrendStats, as k6 (exit 104)', async () => {
+    for (const [name, options] of [
+      ['p150', `{ thresholds: { http_req_duration: ['p(150)<1000'] } }`],
+      ['stats101', `{ summaryTrendStats: ['avg', 'p(101)'] }`],
+    ] as const) {
+      const r = await run(name, `export const options = ${options};\nexport default function () {}`);
+      expect(r.code, r.output).toBe(104);
+      expect(r.output).toContain('malformed percentile value');
+    }
+  });
+
+  it('starts the run clock after every VU is initialised, as k6 (init time is not in the rates)', async () => {
+    const r = await run(
+      'slow-init',
+      `const t = Date.now(); while (Date.now() - t < 1500) {}
+export const options = { vus: 2, duration: '500ms' };
+export default function () {}
+${summaryExport}`,
+    );
+    expect(r.code, r.output).toBe(0);
+    const state = (r.summary as unknown as { state: { testRunDurationMs: number } }).state;
+    expect(state.testRunDurationMs).toBeGreaterThanOrEqual(500);
+    expect(state.testRunDurationMs).toBeLessThan(1400);
+  });
+
+  it('logs a handleSummary() error and keeps the exit code, as k6', async () => {
+    const r = await run(
+      'summary-throws',
+      `export default function () {}\nexport function handleSummary() { throw new Error('boom'); }`,
+    );
+    expect(r.code, r.output).toBe(0);
+    expect(r.output).toMatch(/failed to handle the end-of-test summary: .*boom/);
+  });
+
   it('refuses what it does not implement, naming it and pointing at the README', async () => {
     const ws = await run('ws', `import ws from 'k6/ws';\nexport default function () { ws.connect(''); }`);
     expect(ws.code).toBe(107);

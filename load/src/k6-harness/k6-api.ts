@@ -24,6 +24,20 @@ interface VuState {
 }
 
 let vu: VuState | undefined;
+/**
+ * True while the script's module code runs (the init context). k6 refuses requests, metric adds
+ * checks and groups there (js/modules/k6/http, internal/js/modules/k6/metrics, js/modules/k6): the
+ * script fails with exit 107, as here.
+ */
+let initContext = false;
+
+export function setInitContext(on: boolean): void {
+  initContext = on;
+}
+
+function refuseInInit(what: string): void {
+  if (initContext) throw new Error(`${what} in the init context is not supported`);
+}
 /** Samples since the last flush, aggregated (one message per flush, not per sample). */
 const pending = new Map<string, { type: MetricType; agg: Aggregate }>();
 const pendingChecks = new Map<string, [passes: number, fails: number]>();
@@ -91,6 +105,7 @@ function strict<T extends object>(module: string, api: T): T {
 // ---- k6 -------------------------------------------------------------------------------------
 
 function check<T>(value: T, sets: Record<string, (v: T) => boolean>): boolean {
+  refuseInInit('Using check()');
   let all = true;
   for (const [name, fn] of Object.entries(sets)) {
     const ok = Boolean(fn(value));
@@ -111,7 +126,10 @@ function fail(message?: string): never {
   throw new Error(message ?? 'fail() called');
 }
 
-const group = <R>(_name: string, fn: () => R): R => fn();
+function group<R>(_name: string, fn: () => R): R {
+  refuseInInit('Using group()');
+  return fn();
+}
 
 // ---- k6/http --------------------------------------------------------------------------------
 
@@ -144,6 +162,7 @@ function select(value: unknown, path: string): unknown {
 }
 
 function request(method: string, url: string, body?: string | null, given?: Params | null) {
+  refuseInInit('Making http requests');
   const params = given ?? {};
   for (const key of Object.keys(params))
     if (!PARAMS.has(key)) throw new Error(`k6/http params.${key} is not implemented by ${README_HINT}`);
@@ -191,6 +210,7 @@ function metricClass(type: MetricType) {
       post({ t: 'def', name, type, isTime: type === 'trend' && isTime });
     }
     add(value: number | boolean): void {
+      refuseInInit('Adding to metrics');
       record(this.name, type, Number(value));
     }
   };

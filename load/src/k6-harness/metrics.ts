@@ -162,7 +162,15 @@ export function parseThreshold(expr: string): { agg: string; op: string; value: 
   const m = /^\s*([a-z]+|p\(\d+(?:\.\d+)?\))\s*(<=|>=|===|==|!=|<|>)\s*(-?\d+(?:\.\d+)?)\s*$/.exec(expr);
   if (!m)
     throw new Error(`threshold '${expr}' is not '<aggregate> <operator> <number>' (see load/k6/README.md)`);
+  checkPercentile(m[1]!, `threshold '${expr}'`);
   return { agg: m[1]!, op: m[2]!, value: Number(m[3]) };
+}
+
+/** k6 refuses a percentile outside 0..100 ("malformed percentile value") in thresholds and summaryTrendStats. */
+export function checkPercentile(agg: string, where: string): void {
+  const p = /^p\((.*)\)$/.exec(agg);
+  if (p && !(Number(p[1]) >= 0 && Number(p[1]) <= 100))
+    throw new Error(`${where}: malformed percentile value '${p[1]}' (k6 takes 0 to 100)`);
 }
 
 export interface ThresholdOutcome {

@@ -6,7 +6,7 @@ import { register } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { join } from 'node:path';
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
-import { bindVu, flush, flushSometimes, record, stopRequested } from './k6-api';
+import { bindVu, flush, flushSometimes, record, setInitContext, stopRequested } from './k6-api';
 import { README_HINT, type FromWorker, type ToWorker } from './protocol';
 
 interface Script {
@@ -85,6 +85,7 @@ function run(data: unknown, endAt: number, iterations: number): void {
 async function execute(msg: ToWorker): Promise<unknown> {
   switch (msg.cmd) {
     case 'init':
+      setInitContext(true);
       try {
         loaded = (await import(pathToFileURL(script).href)) as Script;
       } catch (err) {
@@ -92,6 +93,8 @@ async function execute(msg: ToWorker): Promise<unknown> {
         if (/does not provide an export named/.test(e.message))
           throw new Error(`${e.message} — ${README_HINT}\n${e.stack ?? ''}`);
         throw e;
+      } finally {
+        setInitContext(false);
       }
       if (typeof loaded.default !== 'function')
         throw new Error(`${script} has no default function (k6 needs one for its VUs)`);
