@@ -33,4 +33,11 @@ describe('judging a k6 run', () => {
       'script error (exit 107)',
     ]);
   });
+
+  it('breaks a run the user stopped, even when its thresholds held (byThresholds accepts exit 105)', () => {
+    expect(
+      judge(summary(10), 'k6-x.smoke.json', { code: 105, byThresholds: true, interrupted: true }),
+    ).toEqual(['stopped by a signal: the run did not finish']);
+    expect(judge(summary(10), 'k6-x.smoke.json', { code: 105, byThresholds: true })).toEqual([]);
+  });
 });

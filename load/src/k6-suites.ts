@@ -29,6 +29,8 @@ export interface Outcome {
   figures?: Record<string, number>;
   /** Judge by the summary's thresholds, not the exit code (a run stopped with SIGINT). */
   byThresholds?: boolean;
+  /** The user stopped the run (SIGINT/SIGTERM to the runner): whatever it measured, it is no pass. */
+  interrupted?: boolean;
 }
 
 type Run = (env: Record<string, string>, signal?: AbortSignal) => Promise<number>;
@@ -173,7 +175,23 @@ export function judge(summary: Summary | undefined, summaryFile: string, outcome
     broken.push(describeExit(outcome.code)!);
   }
   broken.push(...(outcome.broken ?? []));
+  if (outcome.interrupted) broken.push('stopped by a signal: the run did not finish');
   return broken;
+}
+
+/** The figures a record takes from its summary (publish.ts checks a record's against its summary). */
+export function summaryFigures(summary: Summary | undefined): Record<string, number> {
+  const m = summary?.metrics ?? {};
+  const value = (metric: string, key: string) => m[metric]?.values[key];
+  return Object.fromEntries(
+    Object.entries({
+      requests: value('http_reqs', 'count'),
+      'req/s': value('http_reqs', 'rate'),
+      'p50 (ms)': value('http_req_duration', 'med'),
+      'p99 (ms)': value('http_req_duration', 'p(99)'),
+      'checks passed (rate)': value('checks', 'rate'),
+    }).filter((e): e is [string, number] => typeof e[1] === 'number'),
+  );
 }
 
 /** Runs the k6 script of each of `suites` (in K6_SUITES order) with `engine`; one record each. */
@@ -208,19 +226,8 @@ export async function runK6Suites(
       broken.push(`the runner failed around the script: ${(err as Error).message}`);
     }
     const summary = readSummary(summaryFile);
-    broken.push(...judge(summary, summaryFile, outcome));
-    const m = summary?.metrics ?? {};
-    const value = (metric: string, key: string) => m[metric]?.values[key];
-    const figures = Object.fromEntries(
-      Object.entries({
-        requests: value('http_reqs', 'count'),
-        'req/s': value('http_reqs', 'rate'),
-        'p50 (ms)': value('http_req_duration', 'med'),
-        'p99 (ms)': value('http_req_duration', 'p(99)'),
-        'checks passed (rate)': value('checks', 'rate'),
-        ...outcome.figures,
-      }).filter((e): e is [string, number] => typeof e[1] === 'number'),
-    );
+    broken.push(...judge(summary, summaryFile, { ...outcome, interrupted: stop?.aborted ?? false }));
+    const figures = { ...summaryFigures(summary), ...outcome.figures };
     const record: K6RunRecord = {
       script,
       engine,

@@ -72,10 +72,20 @@ describe('publishing k6 runs', () => {
     ...over,
   });
 
+  /** handleSummary's JSON with the figures of record(). */
+  const k6Summary = (extra: Record<string, unknown> = {}) => ({
+    metrics: {
+      http_reqs: { values: { count: 37_035, rate: 1234.5 } },
+      http_req_duration: { values: { med: 1.25, 'p(99)': 9 } },
+    },
+    ...extra,
+  });
+
   /** Results left as the runner leaves them: the summary and its engine record. */
-  function results(engineRecord: PublishedK6Run, name = 'k6-cached-calls.full') {
+  function results(engineRecord: PublishedK6Run, summary: object | null = k6Summary()) {
     const dir = tempDir('publish-k6-');
-    writeFileSync(join(dir.path, `${name}.json`), '{"metrics":{}}');
+    const name = 'k6-cached-calls.full';
+    if (summary) writeFileSync(join(dir.path, `${name}.json`), JSON.stringify(summary));
     writeFileSync(join(dir.path, `${name}.engine.json`), JSON.stringify(engineRecord));
     return dir;
   }
@@ -99,6 +109,29 @@ describe('publishing k6 runs', () => {
       [record({ at: '' }), /no run date/],
     ] as const) {
       const dir = results(bad);
+      try {
+        expect(() => readK6Runs(dir.path)).toThrow(message);
+      } finally {
+        dir.remove();
+      }
+    }
+  });
+
+  it("refuses a harness summary under a k6 record, figures that are not the summary's, and a record without its summary", () => {
+    for (const [bad, summary, message] of [
+      [
+        record(),
+        k6Summary({ certflowHarness: 'certflow k6 harness (not k6) 0.1' }),
+        /harness \(not k6\).*not by k6/,
+      ],
+      [
+        record({ figures: { ...record().figures, 'req/s': 999_999 } }),
+        k6Summary(),
+        /req\/s 999999 is not the summary's 1234.5/,
+      ],
+      [record(), null, /has no summary next to it/],
+    ] as const) {
+      const dir = results(bad, summary);
       try {
         expect(() => readK6Runs(dir.path)).toThrow(message);
       } finally {

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { SUITES } from './suites';
 import type { SuiteResult } from './suite-context';
 import type { K6RunRecord } from './report';
+import { summaryFigures, type Summary as K6Summary } from './k6-suites';
 import { barChartSvg, type Bar } from './svg-chart';
 
 const root = resolve(__dirname, '..', '..');
@@ -201,28 +202,41 @@ export type PublishedK6Run = K6RunRecord & { at: string };
 /**
  * The full-profile k6 runs left in `dir` (`k6-<suite>.full.json`, handleSummary's JSON, and the
  * runner's `k6-<suite>.full.engine.json`, which names the engine). Only runs by k6 itself are
- * published: a summary whose engine is not recorded is left out, and a record that is not k6's
- * (certflow's harness), failed, or belongs to another summary file stops the publication.
+ * published: a summary whose engine is not recorded is left out; a record that is not k6's, a
+ * summary certflow's harness wrote (its `certflowHarness` mark), a record without its summary or
+ * whose figures are not its summary's, and a failed run stop the publication.
  */
 export function readK6Runs(dir: string): PublishedK6Run[] {
-  const summaries = readdirSync(dir).filter(
-    (f) => /^k6-.+\.full\.json$/.test(f) && !f.endsWith('.engine.json'),
-  );
+  const files = readdirSync(dir);
+  const summaries = files.filter((f) => /^k6-.+\.full\.json$/.test(f) && !f.endsWith('.engine.json'));
+  for (const engineFile of files.filter((f) => /^k6-.+\.full\.engine\.json$/.test(f)))
+    if (!summaries.includes(engineFile.replace(/\.engine\.json$/, '.json')))
+      throw new Error(
+        `load/results/${engineFile} has no summary next to it; run npm run load -- --engine k6 again`,
+      );
   return summaries.flatMap((file) => {
     const engineFile = file.replace(/\.json$/, '.engine.json');
-    if (!existsSync(join(dir, engineFile))) {
+    if (!files.includes(engineFile)) {
       console.warn(`load/results/${file}: no ${engineFile} says which engine produced it; not publishing it`);
       return [];
     }
     const record = JSON.parse(readFileSync(join(dir, engineFile), 'utf8')) as PublishedK6Run;
     const where = `load/results/${engineFile}`;
-    if (record.engine !== 'k6')
+    const summary = JSON.parse(readFileSync(join(dir, file), 'utf8')) as K6Summary & {
+      certflowHarness?: string;
+    };
+    if (record.engine !== 'k6' || summary.certflowHarness !== undefined)
       throw new Error(
-        `${where}: made by ${record.engineVersion}, not by k6; only k6's figures are published (npm run load -- --engine k6)`,
+        `${where}: made by ${summary.certflowHarness ?? record.engineVersion}, not by k6; only k6's figures are published (npm run load -- --engine k6)`,
       );
     if (record.summaryFile !== `load/results/${file}`)
       throw new Error(
         `${where} records the summary ${record.summaryFile}, not load/results/${file}; not publishing`,
+      );
+    const mismatched = Object.entries(summaryFigures(summary)).filter(([k, v]) => record.figures[k] !== v);
+    if (mismatched.length)
+      throw new Error(
+        `${where}: ${mismatched.map(([k, v]) => `${k} ${String(record.figures[k])} is not the summary's ${v}`).join('; ')}; not publishing`,
       );
     if (typeof record.at !== 'string' || Number.isNaN(Date.parse(record.at)))
       throw new Error(`${where} has no run date ('at'); run npm run load -- --engine k6 again`);
