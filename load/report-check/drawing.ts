@@ -2,12 +2,13 @@
 /**
  * What the report's check compares: what a suite's JSON summary says should be drawn (points on
  * the shared time axis, bands), and what Chromium actually draws (screen coordinates after every
- * transform, with the computed styles that decide whether a reader sees it).
+ * transform, judged by what Chromium paints: in-page.ts).
  */
 import type { Page } from '@playwright/test';
 import type { LoadResult } from '../src/http-load';
 import type { SuiteResult } from '../src/suite-context';
 import { niceTicks } from '../src/svg-chart';
+import { installInPage, type InPage, type Point } from './in-page';
 
 /** A suite's JSON summary, as the runner writes it next to the report. */
 export type Summary = SuiteResult & { profile?: string };
@@ -84,7 +85,7 @@ export interface Box {
 /** What Chromium draws for a series in a panel: each element's subpaths in screen pixels, and why it is not seen (if so). */
 export interface DrawnSeries {
   area: Box;
-  elements: { subpaths: [number, number][][]; hidden: string | null }[];
+  elements: { subpaths: Point[][]; hidden: string | null }[];
 }
 
 /** What Chromium draws for the bands of a kind in each panel of a suite's chart. */
@@ -93,97 +94,119 @@ export interface DrawnBands {
   bands: (Box & { hidden: string | null })[];
 }
 
-/**
- * Why `el` is not seen when painted with `paint` (fill or stroke): hidden, transparent along its
- * ancestors, no paint, or near-white on the plot's near-white background. Null when it is seen.
- * (Serialised into the page: no closures.)
- */
-const hiddenReasonSource = `(el, paint, minOpacity) => {
-  let opacity = 1;
-  for (let e = el; e; e = e.parentElement) {
-    const cs = getComputedStyle(e);
-    if (cs.display === 'none') return 'display: none on ' + e.tagName;
-    opacity *= Number(cs.opacity);
-  }
-  const cs = getComputedStyle(el);
-  if (cs.visibility !== 'visible') return 'visibility: ' + cs.visibility;
-  const color = cs.getPropertyValue(paint);
-  if (!color || color === 'none') return paint + ': none';
-  opacity *= Number(cs.getPropertyValue(paint + '-opacity') || 1);
-  if (paint === 'stroke' && !(parseFloat(cs.strokeWidth) > 0)) return 'stroke-width ' + cs.strokeWidth;
-  const rgba = (color.match(/[\\d.]+/g) || []).map(Number);
-  if (rgba.length >= 4) opacity *= rgba[3];
-  if (opacity < minOpacity) return 'opacity ' + opacity.toFixed(3);
-  if (rgba.length >= 3 && rgba.slice(0, 3).every((c) => c > 235)) return 'drawn in white (' + color + ')';
-  const box = el.getBoundingClientRect();
-  if (box.width === 0 && box.height === 0) return 'nothing drawn (empty box)';
-  return null;
-}`;
-
-type HiddenReason = (el: Element, paint: string, minOpacity: number) => string | null;
-
-/** Defines the page's `certflowHidden` (hiddenReasonSource) for the readers below; call once a page is open. */
+/** Installs the in-page readers (in-page.ts) and makes the viewport hold the whole page, so every point can be hit-tested. */
 export async function installReaders(page: Page): Promise<void> {
-  await page.evaluate(`window.certflowHidden = ${hiddenReasonSource}`);
+  await page.evaluate(installInPage);
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  await page.setViewportSize({ width: page.viewportSize()!.width, height: Math.min(height + 10, 30_000) });
 }
 
 const panelSelector = (suite: string, panel: string) =>
   `section[data-suite="${suite}"] svg[data-chart="timeline"] g[data-panel="${panel}"]`;
 
-/** Reads the elements drawing series `id` in a panel of a suite's chart. */
+/** Series strokes must stand out from the plot's fill (WCAG contrast; the palette's lightest is 2.1). */
+const MIN_SERIES_CONTRAST = 1.8;
+/** A band's translucent fill must differ from the plot's (the outage's is 1.2, the rotation's 1.3). */
+const MIN_BAND_CONTRAST = 1.1;
+
+/**
+ * Reads the elements drawing series `id` in a panel of a suite's chart, as Chromium draws them:
+ * computed `d`, styles, contrast against the plot's fill, and hit-tests at each point (a dash gap
+ * is looked past along the line; one covered point, or a subpath never found, makes it hidden).
+ */
 export async function drawnSeries(
   page: Page,
   suite: string,
   panel: string,
   id: string,
 ): Promise<DrawnSeries> {
-  const found = await page.locator(panelSelector(suite, panel)).evaluateAll((panels, id) => {
-    const hidden = (window as unknown as { certflowHidden: HiddenReason }).certflowHidden;
-    return panels.map((p) => {
-      const a = p.querySelector('[data-plot-area]')!.getBoundingClientRect();
-      const elements = [...p.querySelectorAll('[data-series]')]
-        .filter((e) => e.getAttribute('data-series') === id)
-        .map((e) => {
-          const ctm = (e as SVGGraphicsElement).getScreenCTM()!;
-          const d = e.getAttribute('d') ?? '';
-          const subpaths = d
-            .split('M')
-            .filter((s) => s.trim())
-            .map((seg) =>
-              [...seg.matchAll(/(-?[\d.]+),(-?[\d.]+)/g)].map(([, x, y]) => {
-                const q = new DOMPoint(Number(x), Number(y)).matrixTransform(ctm);
-                return [q.x, q.y] as [number, number];
-              }),
-            );
-          return { subpaths, hidden: hidden(e, 'stroke', 0.2) };
-        });
-      return { area: { left: a.left, right: a.right, top: a.top, bottom: a.bottom }, elements };
-    });
-  }, id);
+  const found = await page.locator(panelSelector(suite, panel)).evaluateAll(
+    (panels, [id, minContrast]) => {
+      const cf = (window as unknown as { certflow: InPage }).certflow;
+      return panels.map((p) => {
+        const plot = p.querySelector('[data-plot-area]')!;
+        const a = plot.getBoundingClientRect();
+        const elements = [...p.querySelectorAll('[data-series]')]
+          .filter((e) => e.getAttribute('data-series') === id)
+          .map((e) => {
+            const subpaths = cf.subpaths(e as SVGGraphicsElement);
+            const why = (): string | null => {
+              const hidden = cf.hidden(e, 'stroke', 0.2);
+              if (hidden) return hidden;
+              const contrast = cf.contrast(e, 'stroke', plot);
+              if (contrast < minContrast) return `contrast ${contrast.toFixed(2)} against the plot's fill`;
+              for (const s of subpaths) {
+                const along = s.map((q, i) => {
+                  const r = s[i + 1] ?? s[i - 1] ?? q;
+                  const len = Math.hypot(r[0] - q[0], r[1] - q[1]) || 1;
+                  return [(r[0] - q[0]) / len, (r[1] - q[1]) / len] as Point;
+                });
+                const hits = cf.hits(e, s, along);
+                if (typeof hits === 'string') return hits;
+                if (hits < Math.ceil(s.length / 2)) return `found at ${hits} of ${s.length} points of a run`;
+              }
+              return null;
+            };
+            return { subpaths, hidden: why() };
+          });
+        return { area: { left: a.left, right: a.right, top: a.top, bottom: a.bottom }, elements };
+      });
+    },
+    [id, MIN_SERIES_CONTRAST] as const,
+  );
   if (found.length !== 1) throw new Error(`${suite}: ${found.length} "${panel}" panels (expected 1)`);
   return found[0]!;
 }
 
-/** Reads the bands of `kind` in every panel of a suite's chart. */
+/** Reads the bands of `kind` in every panel of a suite's chart: seen, distinct from the plot, topmost over a 3×3 grid inside them. */
 export function drawnBands(page: Page, suite: string, kind: string): Promise<DrawnBands[]> {
-  return page
-    .locator(`section[data-suite="${suite}"] svg[data-chart="timeline"] g[data-panel]`)
-    .evaluateAll((panels, kind) => {
-      const hidden = (window as unknown as { certflowHidden: HiddenReason }).certflowHidden;
+  return page.locator(`section[data-suite="${suite}"] svg[data-chart="timeline"] g[data-panel]`).evaluateAll(
+    (panels, [kind, minContrast]) => {
+      const cf = (window as unknown as { certflow: InPage }).certflow;
       const box = (r: DOMRect) => ({ left: r.left, right: r.right, top: r.top, bottom: r.bottom });
-      return panels.map((p) => ({
-        area: box(p.querySelector('[data-plot-area]')!.getBoundingClientRect()),
-        bands: [...p.querySelectorAll('[data-marker]')]
-          .filter((b) => b.getAttribute('data-marker') === kind)
-          .map((b) => ({ ...box(b.getBoundingClientRect()), hidden: hidden(b, 'fill', 0.08) })),
-      }));
-    }, kind);
+      return panels.map((p) => {
+        const plot = p.querySelector('[data-plot-area]')!;
+        return {
+          area: box(plot.getBoundingClientRect()),
+          bands: [...p.querySelectorAll('[data-marker]')]
+            .filter((b) => b.getAttribute('data-marker') === kind)
+            .map((b) => {
+              const r = b.getBoundingClientRect();
+              const why = (): string | null => {
+                const hidden = cf.hidden(b, 'fill', 0.08);
+                if (hidden) return hidden;
+                const contrast = cf.contrast(b, 'fill', plot);
+                if (contrast < minContrast) return `contrast ${contrast.toFixed(2)} against the plot's fill`;
+                const grid = [0.2, 0.5, 0.8].flatMap((fx) =>
+                  [0.2, 0.5, 0.8].map((fy) => [r.left + fx * r.width, r.top + fy * r.height] as Point),
+                );
+                const hits = cf.hits(b, grid);
+                if (typeof hits === 'string') return hits;
+                return hits < 5 ? `topmost at ${hits} of 9 points` : null;
+              };
+              return { ...box(r), hidden: why() };
+            }),
+        };
+      });
+    },
+    [kind, MIN_BAND_CONTRAST] as const,
+  );
 }
 
-/** Why a label (HTML or SVG text) is not seen, or null. */
+/** Why a label (HTML or SVG text) is not seen, or null: styles, inside the page, topmost along its middle. */
 export function hiddenLabel(page: Page, selector: string): Promise<(string | null)[]> {
   return page.locator(selector).evaluateAll((els) => {
-    const hidden = (window as unknown as { certflowHidden: HiddenReason }).certflowHidden;
-    return els.map((e) => hidden(e, e instanceof SVGElement ? 'fill' : 'color', 0.5));
+    const cf = (window as unknown as { certflow: InPage }).certflow;
+    return els.map((e) => {
+      const hidden = cf.hidden(e, e instanceof SVGElement ? 'fill' : 'color', 0.5);
+      if (hidden) return hidden;
+      const r = e.getBoundingClientRect();
+      const hits = cf.hits(
+        e,
+        [0.15, 0.5, 0.85].map((f) => [r.left + f * r.width, r.top + r.height / 2] as Point),
+      );
+      if (typeof hits === 'string') return hits;
+      return hits < 2 ? `topmost at ${hits} of 3 points along it` : null;
+    });
   });
 }

@@ -1,10 +1,11 @@
 /**
  * Opens the smoke profile's load report in Chromium, as a reader would (a file, nothing from the
- * network), and checks that what it draws is what the run measured: for every suite the report
- * shows, its JSON summary of the same run (a summary of another run is rejected) gives each
- * series' points and each band's window, and the check finds them drawn there, within a
- * one-second bucket, visible. The k6 table labels every harness row as not k6. Saves a
- * full-page screenshot next to the report.
+ * network), and checks that it shows the run that wrote it, all of it: the run's manifest
+ * (report.smoke.manifest.json: run id, suites, k6 records) must match the page's run id, its
+ * sections and its k6 rows exactly. For every suite, its JSON summary of the same run gives each
+ * series' points and each band's window, and the check finds them where Chromium paints them,
+ * within a one-second bucket, seen (drawing.ts, in-page.ts). Harness rows carry the not-k6
+ * label, seen. Saves a full-page screenshot next to the report.
  *
  * LOAD_RESULTS_DIR points it at another results directory (default: load/results).
  */
@@ -12,7 +13,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect, test, type Page } from '@playwright/test';
-import { HARNESS_LABEL } from '../src/report';
+import { HARNESS_LABEL, type ReportManifest } from '../src/report';
 import {
   axisOf,
   drawnBands,
@@ -47,21 +48,41 @@ async function open(page: Page): Promise<void> {
   await installReaders(page);
 }
 
-/** The suites the report shows, each with the JSON summary of the same run (its load's start time is in the report). */
+const manifestPath = join(resultsDir, 'report.smoke.manifest.json');
+
+/** The run's manifest, written beside the report by the run: the page must show this run, all of it, nothing else. */
+function manifest(): ReportManifest {
+  if (!existsSync(manifestPath))
+    throw new Error(
+      `${manifestPath} is missing: the report is not from a run of this runner (run the smoke profile again)`,
+    );
+  return JSON.parse(readFileSync(manifestPath, 'utf8')) as ReportManifest;
+}
+
+/**
+ * The run's suites, each with its JSON summary of the same run: the page's run id is the
+ * manifest's, its sections are the manifest's suites (in order, with their load start, no
+ * other), and each summary's load start is the manifest's.
+ */
 async function suitesOfRun(page: Page): Promise<Summary[]> {
+  const run = manifest();
+  expect(await page.locator('html').getAttribute('data-run-id'), `${reportPath}: run id`).toBe(run.runId);
   const sections = await page
     .locator('section[data-suite]')
-    .evaluateAll((s) => s.map((e) => ({ suite: e.dataset.suite!, startedAt: e.dataset.startedAt })));
+    .evaluateAll((s) => s.map((e) => ({ suite: e.dataset.suite!, startedAt: e.dataset.startedAt ?? null })));
+  expect(sections, `${reportPath}: its suites against the run's (${manifestPath})`).toEqual(
+    run.suites.map((s) => ({ suite: s.suite, startedAt: s.startedAt === null ? null : String(s.startedAt) })),
+  );
   expect(sections.length, `${reportPath} shows no suite`).toBeGreaterThan(0);
-  return sections.map(({ suite, startedAt }) => {
+  return run.suites.map(({ suite, startedAt }) => {
     const file = join(resultsDir, `${suite}.smoke.json`);
-    if (!existsSync(file)) throw new Error(`the report shows ${suite}, but ${file} is missing`);
+    if (!existsSync(file)) throw new Error(`the run ran ${suite}, but ${file} is missing`);
     const summary = JSON.parse(readFileSync(file, 'utf8')) as Summary;
     const started = Math.min(...summary.measurements.map((m) => m.result.startedAt ?? Infinity));
-    if (summary.suite !== suite || summary.profile !== 'smoke' || String(started) !== startedAt)
+    if (summary.suite !== suite || summary.profile !== 'smoke' || started !== startedAt)
       throw new Error(
         `${file} is not from the run in the report (its ${summary.suite} load started ${new Date(started).toISOString()}, ` +
-          `the report's ${startedAt ? new Date(Number(startedAt)).toISOString() : 'at no recorded time'}): run the smoke profile again`,
+          `the run's ${startedAt === null ? 'at no recorded time' : new Date(startedAt).toISOString()}): run the smoke profile again`,
       );
     return summary;
   });
@@ -195,14 +216,18 @@ test('the emulator’s token count is drawn as read; harness rows say they are n
   }
   const rows = await page.locator('table.k6 tbody tr').evaluateAll((trs) =>
     trs.map((tr) => ({
+      script: tr.querySelector('td')?.textContent ?? '',
       engine: tr.getAttribute('data-engine'),
       text: tr.textContent ?? '',
       labels: tr.querySelectorAll('.harness').length,
     })),
   );
+  expect(
+    rows.map((r) => ({ script: r.script, engine: r.engine })),
+    `k6 table rows against the run's k6 records (${manifestPath})`,
+  ).toEqual(manifest().k6);
   for (const [i, row] of rows.entries()) {
     const what = `k6 table row ${i + 1} (${row.text.slice(0, 60)})`;
-    expect(['k6', 'harness'], `${what}: engine`).toContain(row.engine);
     if (row.engine === 'k6')
       expect(row.text, `${what} says k6 but names the harness`).not.toMatch(/harness/i);
     else {

@@ -2,7 +2,8 @@
  * Charts as plain inline SVG: no scripts, no fonts to fetch, nothing loaded at view time.
  * A bar chart for the run's overview, and a suite's time series: stacked panels (requests per
  * second, latency, tokens) on one shared time axis, with windows (the IdP outage, a certificate
- * rotation) drawn as labelled bands across every panel.
+ * rotation) drawn as labelled bands across every panel. Grid lines and tick texts carry
+ * `data-grid`: the report's check allows them (thin lines, small text) above bands and labels.
  */
 export interface Bar {
   label: string;
@@ -196,13 +197,13 @@ export function timeSeriesSvg(opts: {
       }),
       ...yTicks.map(
         (v) =>
-          `<line x1="${LEFT}" x2="${LEFT + PLOT_W}" y1="${fmt(y(v))}" y2="${fmt(y(v))}" stroke="#ddd"/>` +
-          `<text x="${LEFT - 6}" y="${fmt(y(v) + 4)}" text-anchor="end">${tickText(v)}</text>`,
+          `<line data-grid="" x1="${LEFT}" x2="${LEFT + PLOT_W}" y1="${fmt(y(v))}" y2="${fmt(y(v))}" stroke="#ddd"/>` +
+          `<text data-grid="" x="${LEFT - 6}" y="${fmt(y(v) + 4)}" text-anchor="end">${tickText(v)}</text>`,
       ),
       ...xTicks.map(
         (t) =>
-          `<line x1="${fmt(x(t))}" x2="${fmt(x(t))}" y1="${top + PANEL_H}" y2="${top + PANEL_H + 5}" stroke="#555"/>` +
-          `<text x="${fmt(x(t))}" y="${top + PANEL_H + 18}" text-anchor="middle">${tickText(t)}</text>`,
+          `<line data-grid="" x1="${fmt(x(t))}" x2="${fmt(x(t))}" y1="${top + PANEL_H}" y2="${top + PANEL_H + 5}" stroke="#555"/>` +
+          `<text data-grid="" x="${fmt(x(t))}" y="${top + PANEL_H + 18}" text-anchor="middle">${tickText(t)}</text>`,
       ),
       `<text x="${LEFT + PLOT_W}" y="${top + PANEL_H + 34}" text-anchor="end" fill="#555">seconds since the suite started</text>`,
       ...drawn.map((s) => seriesPath(s, x, y)),
