@@ -29,9 +29,25 @@ export function k6Version(env: NodeJS.ProcessEnv = process.env): string | undefi
   return r.stdout.trim().split('\n')[0];
 }
 
+/** The engines running now (their process ids): killEnginesNow() ends them. */
+const running = new Set<number>();
+
+/** Ends every running engine at once (SIGKILL), for a runner that must exit now. */
+export function killEnginesNow(): void {
+  for (const pid of running)
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+}
+
 /**
  * Runs one script to its end; resolves with the exit code. When `signal` aborts, the engine
- * gets SIGINT: k6 (and the harness) then stop the VUs, run teardown() and handleSummary().
+ * gets one SIGINT: k6 (and the harness) then stop the VUs, run teardown() and handleSummary().
+ * The engine runs in a process group of its own, so a terminal's Ctrl+C (sent to the whole
+ * foreground group) reaches only the runner, which forwards it once: a second SIGINT would make
+ * the engine stop at once, without teardown() and handleSummary().
  */
 export function runK6Script(
   engine: Engine,
@@ -45,12 +61,18 @@ export function runK6Script(
       ? ['k6', ['run', '--quiet', path]]
       : [process.execPath, [join(__dirname, 'k6-harness', 'main.js'), 'run', '--quiet', path]];
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: 'inherit', env: { ...process.env, ...env } });
+    const child = spawn(command, args, {
+      stdio: 'inherit',
+      env: { ...process.env, ...env },
+      detached: true,
+    });
+    if (child.pid) running.add(child.pid);
     const interrupt = () => child.kill('SIGINT');
     signal?.addEventListener('abort', interrupt, { once: true });
     if (signal?.aborted) interrupt();
     child.on('error', reject);
     child.on('exit', (code, sig) => {
+      running.delete(child.pid!);
       signal?.removeEventListener('abort', interrupt);
       resolve(code ?? (sig ? 128 : 1));
     });

@@ -18,9 +18,9 @@ import { launchStackProcess, requestPartnerToken } from '@certflow/stack';
 import type { LoadResult } from './http-load';
 import { PROFILES, type Profile } from './profiles';
 import { SUITES } from './suites';
-import type { SuiteResult } from './suite-context';
+import type { SuiteContext, SuiteResult } from './suite-context';
 import { formatFigure, writeHtmlReport, writeJsonSummary, type K6RunRecord } from './report';
-import { K6_INSTALL_HINT, k6Version, reportK6Missing, type Engine } from './k6';
+import { K6_INSTALL_HINT, k6Version, killEnginesNow, reportK6Missing, type Engine } from './k6';
 import { K6_SUITES, runK6Suites } from './k6-suites';
 import { HARNESS_VERSION } from './k6-harness/protocol';
 
@@ -50,14 +50,22 @@ function line(name: string, r: LoadResult): string {
   );
 }
 
+/** How long an abandoned suite may take to clean up (facades, the HSM partner) before the stack stops. */
+const SUITE_CLEANUP_MS = 30_000;
+
 /**
- * SIGINT and SIGTERM stop the run: the current suite is abandoned (a k6 engine gets SIGINT),
- * then main's cleanup stops the stack and removes its state. A second signal exits at once.
+ * SIGINT and SIGTERM stop the run: the current suite sees `signal` abort (a k6 engine gets one
+ * SIGINT), main waits a bounded time for its cleanup, then stops the stack and removes its
+ * state. A second signal runs `now` (which must be synchronous: kill and remove) and exits.
  */
-function stopOnSignals() {
+function stopOnSignals(now: () => void) {
   const controller = new AbortController();
   const onSignal = (name: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(130);
+    if (controller.signal.aborted) {
+      console.error(`\nload: second ${name}: killing the stack and the k6 engine, removing the state`);
+      now();
+      process.exit(130);
+    }
     console.error(`\nload: ${name}: stopping the current suite, then the stack (again to exit at once)`);
     controller.abort(`stopped by ${name}`);
   };
@@ -76,6 +84,29 @@ function stopOnSignals() {
       process.off('SIGTERM', onSignal);
     },
   };
+}
+
+/** Kills a process group (the stack's) at once; it may be gone already. */
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // gone
+  }
+}
+
+/** Resolves when `work` settles or after `ms`, whichever comes first. */
+async function settled(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  await Promise.race([
+    work.then(
+      () => undefined,
+      () => undefined,
+    ),
+    late,
+  ]);
+  clearTimeout(timer);
 }
 
 async function main(): Promise<number> {
@@ -124,14 +155,22 @@ async function main(): Promise<number> {
   mkdirSync(resultsDir, { recursive: true });
 
   const stateDir = mkdtempSync(join(tmpdir(), 'certflow-load-'));
-  const stopped = stopOnSignals();
   let stack: Awaited<ReturnType<typeof launchStackProcess>> | undefined;
+  const stopped = stopOnSignals(() => {
+    killEnginesNow();
+    if (stack) killGroup(stack.pid);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
   const results: SuiteResult[] = [];
   let k6Runs: K6RunRecord[] = [];
+  /** The suite under way, awaited (bounded) after a signal so that its cleanup runs before the stack stops. */
+  let current: Promise<unknown> | undefined;
   try {
-    stack = await launchStackProcess(stateDir);
+    // Its own process group: a terminal's Ctrl+C reaches the runner only, which stops it last.
+    stack = await launchStackProcess(stateDir, undefined, [], { ownProcessGroup: true });
     stopped.signal.throwIfAborted();
-    const ctx = {
+    const ctx: SuiteContext = {
+      signal: stopped.signal,
       file: stack.file,
       token: await requestPartnerToken(stack.file),
       ca: readFileSync(stack.file.caCertificatePath),
@@ -142,7 +181,9 @@ async function main(): Promise<number> {
       `load (${profile.name}): ${profile.connections} connections, ${profile.durationMs / 1000} s per measurement`,
     );
     for (const name of certflowSuites) {
-      const result = await stopped.race(SUITES[name]!(ctx));
+      const suite = SUITES[name]!(ctx);
+      current = suite;
+      const result = await stopped.race(suite);
       results.push(result);
       console.log(`${name}: ${result.description}`);
       for (const m of result.measurements) console.log(line(m.name, m.result));
@@ -165,6 +206,7 @@ async function main(): Promise<number> {
     } else if (k6Suites.length) reportK6Missing(k6Suites.map((s) => `${s}.js`));
   } catch (err) {
     if (!stopped.signal.aborted) throw err;
+    if (current) await settled(current, SUITE_CLEANUP_MS);
   } finally {
     await stack?.stop(); // faults off with it: the emulator's faults live in the stack
     rmSync(stateDir, { recursive: true, force: true });

@@ -31,7 +31,7 @@ import {
   startPartnerFacade,
   tokensIssuedToPartner,
 } from './partner-facade';
-import { check, common, type Marker, type SuiteContext, type SuiteResult } from './suite-context';
+import { check, common, pause, type Marker, type SuiteContext, type SuiteResult } from './suite-context';
 
 /**
  * Drives the load at `url` until `signal` aborts (`durationMs` is an upper bound), then resolves
@@ -58,12 +58,18 @@ export async function callsServed(facadeUrl: string): Promise<number> {
  * Waits until the facade has served `calls` calls (a load engine may take a while to start),
  * at most `timeoutMs`; resolves with the count it read last.
  */
-export async function waitForCalls(facadeUrl: string, calls: number, timeoutMs: number): Promise<number> {
+export async function waitForCalls(
+  facadeUrl: string,
+  calls: number,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    signal?.throwIfAborted();
     const served = await callsServed(facadeUrl).catch(() => 0);
     if (served >= calls || Date.now() >= deadline) return served;
-    await sleep(100);
+    await sleep(100, undefined, signal ? { signal } : {});
   }
 }
 
@@ -135,13 +141,14 @@ async function rotateUnderLoad(ctx: SuiteContext, drive: LoadDriver, rotating: R
     // Upper bound; the run ends a third of the profile's duration after the rotation finished.
     const load = drive(`${facade.url}/call/orders`, {
       durationMs: ctx.profile.durationMs + 120_000,
-      signal: stopLoad.signal,
+      signal: ctx.signal ? AbortSignal.any([stopLoad.signal, ctx.signal]) : stopLoad.signal,
     });
     try {
       // Only once the load flows (an engine may be slow to start), a third of the duration more.
       const { calls, timeoutMs } = flowing(ctx);
-      if ((await waitForCalls(facade.url, calls, timeoutMs)) >= calls)
-        await sleep(ctx.profile.durationMs / 3);
+      if ((await waitForCalls(facade.url, calls, timeoutMs, ctx.signal)) >= calls)
+        await pause(ctx, ctx.profile.durationMs / 3);
+      ctx.signal?.throwIfAborted(); // no rotation once the run is stopped
       const atStart = await callsServed(facade.url);
       const startMs = Date.now();
       const started = performance.now();
@@ -161,9 +168,9 @@ async function rotateUnderLoad(ctx: SuiteContext, drive: LoadDriver, rotating: R
       while (Date.now() < deadline) {
         facadeHealth = (await fetch(`${facade.url}/health`).then((r) => r.json())) as typeof facadeHealth;
         if (facadeHealth.certificate?.thumbprintSha256 === rotated) break;
-        await sleep(100);
+        await pause(ctx, 100);
       }
-      await sleep(ctx.profile.durationMs / 3);
+      await pause(ctx, ctx.profile.durationMs / 3);
       broken.push(...overlapProblems({ atStart, atEnd, atStop: await callsServed(facade.url) }, calls));
     } finally {
       stopLoad.abort();

@@ -1,4 +1,5 @@
 /** What every load suite gets (the running stack, the partner's token, the profile) and returns. */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { StackFile } from '@certflow/stack';
 import type { LoadResult } from './http-load';
 import type { Profile } from './profiles';
@@ -10,6 +11,8 @@ export interface SuiteContext {
   ca: Buffer;
   profile: Profile;
   resultsDir: string;
+  /** Aborts when the run is stopped (SIGINT/SIGTERM): loads, waits and sleeps end early. */
+  signal?: AbortSignal;
 }
 
 export interface Measurement {
@@ -46,12 +49,18 @@ export interface SuiteResult {
 export function common(ctx: SuiteContext) {
   const { connections, durationMs, maxRequests } = ctx.profile;
   return {
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
     ca: ctx.ca,
     connections,
     durationMs,
     maxRequests,
     expectedStatus: ctx.profile.thresholds.expectedStatus,
   };
+}
+
+/** Waits `ms`; rejects (AbortError) as soon as the run is stopped, so the suite ends and cleans up. */
+export function pause(ctx: SuiteContext, ms: number): Promise<void> {
+  return sleep(ms, undefined, ctx.signal ? { signal: ctx.signal } : {});
 }
 
 /** The profile's thresholds each measurement breaks, named after it. */

@@ -3,7 +3,6 @@
  * and returns its measurements and the thresholds they break. cached-calls and the rotations
  * have modules of their own.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { GraphClient, NO_FAULTS, readEmulatorInfo } from '@certflow/entra-emulator';
 import {
   partnerCertificate,
@@ -15,7 +14,7 @@ import {
 import { runLoad } from './http-load';
 import { cachedCalls } from './cached-calls';
 import { rotationUnderLoad, rotationUnderLoadPkcs11 } from './rotation-under-load';
-import { check, common, type Marker, type SuiteContext, type SuiteResult } from './suite-context';
+import { check, common, pause, type Marker, type SuiteContext, type SuiteResult } from './suite-context';
 import { withTokenSamples } from './timeline';
 
 /** Client-assertion token requests against the emulator's token endpoint (one assertion, reused as MSAL does). */
@@ -75,7 +74,7 @@ async function idpOutage(ctx: SuiteContext): Promise<SuiteResult> {
   let probe = 'no token request was made during the outage';
   let outage: Marker | undefined;
   try {
-    await sleep(third);
+    await pause(ctx, third);
     await graph.setFaults({ outage: '503' });
     outage = {
       label: 'IdP outage (token endpoint answers 503)',
@@ -87,7 +86,7 @@ async function idpOutage(ctx: SuiteContext): Promise<SuiteResult> {
       () => 'a token request succeeded during the outage',
       (err: Error) => (/HTTP 503/.test(err.message) ? 'ok' : `unexpected token error: ${err.message}`),
     );
-    await sleep(third);
+    await pause(ctx, third);
   } finally {
     await graph.setFaults(NO_FAULTS);
     if (outage) outage.endMs = Date.now();

@@ -15,17 +15,24 @@ export interface StackProcess {
   stop(): Promise<void>;
 }
 
-/** `nodeArgs` are options for node itself (e.g. `--cpu-prof`), before the script. */
+/**
+ * `nodeArgs` are options for node itself (e.g. `--cpu-prof`), before the script. With
+ * `ownProcessGroup`, the stack (and the API it starts) runs in a process group of its own: a
+ * terminal's Ctrl+C then reaches only the caller, which decides when to stop the stack; `pid`
+ * is then the group's id too (`process.kill(-pid, 'SIGKILL')` ends all of it at once).
+ */
 export async function launchStackProcess(
   stateDir: string,
   timeoutMs = 60_000,
   nodeArgs: readonly string[] = [],
+  { ownProcessGroup = false }: { ownProcessGroup?: boolean } = {},
 ): Promise<StackProcess> {
   const main = join(__dirname, 'main.js');
   if (!existsSync(main))
     throw new Error(`${main} is missing: build the stack first (npx nx run stack:build)`);
   const child = spawn(process.execPath, [...nodeArgs, main, '--state-dir', stateDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: ownProcessGroup,
   });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
