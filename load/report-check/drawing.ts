@@ -97,6 +97,13 @@ export interface DrawnBands {
 /** Installs the in-page readers (in-page.ts) and makes the viewport hold the whole page, so every point can be hit-tested. */
 export async function installReaders(page: Page): Promise<void> {
   await page.evaluate(installInPage);
+  const untestable = await page.evaluate(() =>
+    (window as unknown as { certflow: InPage }).certflow.untestable(),
+  );
+  if (untestable.length)
+    throw new Error(
+      `the report hides ${untestable.length} things from hit-testing: ${untestable.slice(0, 3).join('; ')}`,
+    );
   const height = await page.evaluate(() => document.documentElement.scrollHeight);
   await page.setViewportSize({ width: page.viewportSize()!.width, height: Math.min(height + 10, 30_000) });
 }

@@ -26,6 +26,12 @@ export interface InPage {
    * is retried up to 6 px each way along that direction (a dash gap).
    */
   hits(el: Element, points: Point[], along?: Point[]): number | string;
+  /**
+   * What hit-testing cannot see, so the check cannot judge: elements with pointer-events none
+   * (an overlay that elementsFromPoint skips) and generated ::before/::after content. The report
+   * has neither; each found is named.
+   */
+  untestable(): string[];
   /** WCAG contrast of `el`'s paint (after its opacities) against the fill of its plot area. */
   contrast(el: Element, paint: 'fill' | 'stroke', plot: Element): number;
 }
@@ -192,5 +198,19 @@ export function installInPage(): void {
     return ratio(composite(el, paint, under), under);
   };
 
-  (window as unknown as { certflow: InPage }).certflow = { hidden, subpaths, hits, contrast };
+  const untestable: InPage['untestable'] = () =>
+    [...document.querySelectorAll('*')].flatMap((e) => {
+      const name = `<${e.tagName.toLowerCase()} ${[...e.attributes].map((a) => a.name).join(' ')}>`;
+      return [
+        ...(getComputedStyle(e).pointerEvents === 'none' ? [`pointer-events: none on ${name}`] : []),
+        ...['::before', '::after'].flatMap((pseudo) => {
+          const content = getComputedStyle(e, pseudo).content;
+          return content && content !== 'none' && content !== 'normal'
+            ? [`${pseudo} content on ${name}`]
+            : [];
+        }),
+      ];
+    });
+
+  (window as unknown as { certflow: InPage }).certflow = { hidden, subpaths, hits, untestable, contrast };
 }
