@@ -211,6 +211,29 @@ test('a new client secret is shown once and works; roles can be assigned to a pa
   ).toEqual([]);
 });
 
+test('a list that answers after the reader moved on to an application does not draw over it', async ({
+  page,
+}) => {
+  const p = await newPartner();
+  await signIn(page);
+  // The list's Graph answer is held back (the real answer, later) while the reader opens the
+  // application: the list must not replace the application's view when it finally arrives.
+  let releaseList = () => {};
+  const listHeld = new Promise<void>((resolveList) => (releaseList = resolveList));
+  await page.route(/\/graph\/v1\.0\/applications$/, async (route) => {
+    await listHeld;
+    await route.continue();
+  });
+  await page.goto(`${p.file.emulator.url}/portal/#/`);
+  await page.goto(`${p.file.emulator.url}/portal/#/applications/${p.app.id}`);
+  await expect(page.locator('#status')).toHaveText(`${p.app.displayName}: 0 certificates, 0 secrets`);
+  const listAnswered = page.waitForResponse(/\/graph\/v1\.0\/applications$/);
+  releaseList();
+  await listAnswered;
+  await expect(page.getByRole('heading', { name: p.app.displayName })).toBeVisible();
+  await expect(page.locator('#status')).toHaveText(`${p.app.displayName}: 0 certificates, 0 secrets`);
+});
+
 test('readable at phone width', async ({ page }) => {
   await page.setViewportSize({ width: 390, height: 844 });
   await signIn(page);

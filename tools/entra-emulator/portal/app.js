@@ -5,7 +5,7 @@
 
 const GRAPH = '/graph/v1.0';
 const EXPIRING_DAYS = 30;
-const state = { token: null, clientId: null, tenantId: null, adminAppId: null, tokenPath: null };
+const state = { token: null, clientId: null, tenantId: null, adminAppId: null, tokenPath: null, view: 0 };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, props = {}, ...children) {
@@ -105,10 +105,17 @@ const count = (n, singular, plural = `${singular}s`) => `${n} ${n === 1 ? singul
 
 // ---- views ---------------------------------------------------------------------------------
 
+// Each view that starts drawing supersedes the ones before it: a view still waiting for Graph
+// when the reader moved on (a list that answers after the application it led to) draws nothing.
+const startView = () => ++state.view;
+const superseded = (view) => view !== state.view;
+
 async function showApplications() {
+  const view = startView();
   show('applications');
   say('Loading app registrations…');
   const { value } = await graph('GET', '/applications');
+  if (superseded(view)) return;
   const rows = $('application-rows');
   rows.replaceChildren(
     ...value.map((app) =>
@@ -135,6 +142,7 @@ async function showApplications() {
 let current = null;
 
 async function showApplication(objectId) {
+  const view = startView();
   show('application');
   say('Loading…');
   $('new-secret').hidden = true;
@@ -143,6 +151,7 @@ async function showApplication(objectId) {
     'GET',
     `/applications/${encodeURIComponent(objectId)}?$select=id,appId,displayName,identifierUris,keyCredentials,passwordCredentials,appRoles`,
   );
+  if (superseded(view)) return;
   current = app;
   // The emulator refuses every change to its own admin application: offer none.
   const readOnly = app.appId === state.adminAppId;
@@ -183,6 +192,7 @@ async function showApplication(objectId) {
       );
     }),
   );
+  if (superseded(view)) return;
   $('certificate-rows').replaceChildren(
     ...(certRows.length
       ? certRows
@@ -214,22 +224,24 @@ async function showApplication(objectId) {
       : [el('tr', {}, el('td', { colspan: '5', class: 'muted', text: 'No client secrets.' }))]),
   );
 
-  await showRoles(app);
+  if (!(await showRoles(app, view))) return;
   say(
     `${app.displayName}: ${count(app.keyCredentials.length, 'certificate')}, ${count(app.passwordCredentials.length, 'secret')}`,
   );
 }
 
-async function showRoles(app) {
+/** Draws the application's roles; false when a later view superseded `view` meanwhile. */
+async function showRoles(app, view) {
   const roles = app.appRoles.filter((r) => r.isEnabled && r.allowedMemberTypes.includes('Application'));
   $('roles-section').hidden = roles.length === 0;
-  if (roles.length === 0) return;
+  if (roles.length === 0) return true;
   const { value: found } = await graph('GET', `/servicePrincipals?$filter=appId eq '${app.appId}'`);
   const resource = found[0];
   const { value: principals } = await graph('GET', '/servicePrincipals');
   const assignments = resource
     ? (await graph('GET', `/servicePrincipals/${resource.id}/appRoleAssignedTo`)).value
     : [];
+  if (superseded(view)) return false;
   $('role-rows').replaceChildren(
     ...roles.flatMap((role) => {
       const held = assignments.filter((a) => a.appRoleId === role.id);
@@ -270,6 +282,7 @@ async function showRoles(app) {
     ...clients.map((p) => el('option', { value: p.id, text: `${p.displayName} (${p.appId})` })),
   );
   $('assign-form').dataset.resourceId = resource ? resource.id : '';
+  return true;
 }
 
 // ---- actions --------------------------------------------------------------------------------
