@@ -175,7 +175,8 @@ export function judge(summary: Summary | undefined, summaryFile: string, outcome
     broken.push(describeExit(outcome.code)!);
   }
   broken.push(...(outcome.broken ?? []));
-  if (outcome.interrupted) broken.push('stopped by a signal: the run did not finish');
+  if (outcome.interrupted && !broken.includes(describeExit(105)!))
+    broken.push('stopped by a signal: the run did not finish');
   return broken;
 }
 
