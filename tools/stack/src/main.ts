@@ -7,11 +7,15 @@
  *                       (one stack per directory, held by its emulator's emulator.lock: a second start there
  *                       stops with exit 1, naming the first's pid)
  *   --emulator-port N, --gateway-port N, --api-port N   (default 0: any free port)
+ * With CERTFLOW_EXIT_ON_STDIN_END=1 (set by launchStackProcess for a supervisor such as the load
+ * runner, which gives it a pipe as stdin) it stops when stdin ends: its parent is gone, even if
+ * that was killed outright.
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { TopologyError } from '@certflow/topology';
 import { defaultTopologyFile, isStateLocked, startStack, StepReport, StepFailedError } from './stack';
+import { EXIT_ON_STDIN_END } from './child-service';
 import { servedApi, stackFilePath } from './stack-file';
 import { workspaceRoot } from './workspace';
 
@@ -74,6 +78,11 @@ async function main(): Promise<number> {
     console.error(`${(err as Error).message}\n${USAGE}`);
     return 2;
   }
+  const exitOnStdinEnd = process.env[EXIT_ON_STDIN_END];
+  if (exitOnStdinEnd !== undefined && exitOnStdinEnd !== '' && exitOnStdinEnd !== '1') {
+    console.error(`${EXIT_ON_STDIN_END} must be 1 or unset, got ${JSON.stringify(exitOnStdinEnd)}`);
+    return 2;
+  }
   const stateDir = flags['state-dir'] ?? process.env.CERTFLOW_STATE_DIR ?? join(workspaceRoot(), '.certflow');
 
   console.log(bold('certflow: certificate-based OAuth 2.0 client credentials, end to end, offline'));
@@ -126,6 +135,7 @@ async function main(): Promise<number> {
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
+    if (exitOnStdinEnd === '1') process.stdin.once('end', resolve).resume();
   });
   console.log('\nstopping…');
   await stack.close();

@@ -1,6 +1,7 @@
 /**
  * A stack killed outright (SIGKILL: no handler runs) takes its API with it: the API's stdin is a
- * pipe from the stack, and it stops when the pipe ends. The API run alone is unchanged: stdin
+ * pipe from the stack, and it stops when the pipe ends. A stack launched in a process group of
+ * its own (the load runner's) stops the same way when the process that launched it is killed. The API run alone is unchanged: stdin
  * at its end does not stop it unless CERTFLOW_EXIT_ON_STDIN_END=1, and any other value is refused.
  */
 import { afterAll, describe, expect, it } from 'vitest';
@@ -95,6 +96,28 @@ describe('a stack killed with SIGKILL', () => {
       await until('the API outlived the killed stack', () => !running(apiPid), 10_000);
     } finally {
       if (running(apiPid)) process.kill(apiPid, 'SIGKILL');
+    }
+  }, 180_000);
+
+  it('launched in a process group of its own, stops when the process that launched it is killed', async () => {
+    const stateDir = join(dir, 'grouped');
+    const launcher = launch(
+      [
+        '-e',
+        `require(${JSON.stringify(join(__dirname, '..', 'dist', 'stack-process.js'))})
+          .launchStackProcess(${JSON.stringify(stateDir)}, 90000, [], { ownProcessGroup: true })
+          .then((s) => console.log('stack pid ' + s.pid), (e) => { console.error(e); process.exit(1); });`,
+      ],
+      process.env,
+    );
+    await until('the stack did not come up', () => /stack pid \d+/.test(launcher.output()), 90_000);
+    const stackPid = Number(/stack pid (\d+)/.exec(launcher.output())![1]);
+    expect(running(stackPid)).toBe(true);
+    launcher.child.kill('SIGKILL');
+    try {
+      await until('the stack outlived the process that launched it', () => !running(stackPid), 20_000);
+    } finally {
+      if (running(stackPid)) process.kill(-stackPid, 'SIGKILL');
     }
   }, 180_000);
 });

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { stopChild } from './child-service';
+import { EXIT_ON_STDIN_END, stopChild } from './child-service';
 import { readStackFile, stackFilePath, type StackFile } from './stack-file';
 
 export interface StackProcess {
@@ -30,13 +30,17 @@ export async function launchStackProcess(
   const main = join(__dirname, 'main.js');
   if (!existsSync(main))
     throw new Error(`${main} is missing: build the stack first (npx nx run stack:build)`);
+  // In a group of its own, a terminal's Ctrl+C no longer stops it with its caller: it gets a pipe
+  // as stdin instead, and stops when the pipe ends, however the caller died.
   const child = spawn(process.execPath, [...nodeArgs, main, '--state-dir', stateDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [ownProcessGroup ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     detached: ownProcessGroup,
+    ...(ownProcessGroup ? { env: { ...process.env, [EXIT_ON_STDIN_END]: '1' } } : {}),
   });
+  child.stdin?.on('error', () => {}); // never written to; an error is the child having exited
   let output = '';
-  child.stdout.on('data', (d) => (output += d));
-  child.stderr.on('data', (d) => (output += d));
+  child.stdout!.on('data', (d) => (output += d));
+  child.stderr!.on('data', (d) => (output += d));
   const stop = (): Promise<void> => stopChild(child);
 
   const deadline = Date.now() + timeoutMs;
