@@ -9,14 +9,16 @@
  * behind the cache.
  */
 import { randomBytes } from 'node:crypto';
+import { DEFAULT_TOKEN_LIFETIME } from '@certflow/entra-emulator';
 import { startRedisServer } from '@certflow/testing';
 import { runLoad, type LoadResult } from './http-load';
 import { createHsmPartner } from './hsm-partner';
 import { counterSum, startPartnerFacade, tokensIssuedToPartner } from './partner-facade';
 import { check, common, type SuiteContext, type SuiteResult } from './suite-context';
 
-/** Shortest access-token lifetime the stack's emulator gives (its default: 60 to 90 minutes). */
-const MIN_TOKEN_LIFETIME_MS = 60 * 60_000;
+/** Shortest access-token lifetime the stack's emulator gives (its default lifetime's lower bound). */
+export const MIN_TOKEN_LIFETIME_MS =
+  1000 * (typeof DEFAULT_TOKEN_LIFETIME === 'number' ? DEFAULT_TOKEN_LIFETIME : DEFAULT_TOKEN_LIFETIME.min);
 
 /** Token requests one worker (or one replica set) may make in `durationMs`: one per lifetime. */
 const tokenBudget = (durationMs: number): number => 1 + Math.floor(durationMs / MIN_TOKEN_LIFETIME_MS);

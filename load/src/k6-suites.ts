@@ -8,14 +8,15 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { DEFAULT_TOKEN_LIFETIME, GraphClient, NO_FAULTS, readEmulatorInfo } from '@certflow/entra-emulator';
-import { partnerCertificate, servedApi, stackPartner, tokenRequestForm } from '@certflow/stack';
+import { GraphClient, NO_FAULTS, readEmulatorInfo } from '@certflow/entra-emulator';
+import { servedApi, stackPartner } from '@certflow/stack';
 import type { LoadResult } from './http-load';
+import { MIN_TOKEN_LIFETIME_MS } from './cached-calls';
 import { describeExit, runK6Script, type Engine } from './k6';
 import { startPartnerFacade, tokensIssuedToPartner } from './partner-facade';
 import type { K6RunRecord } from './report';
 import { rotationUnderLoad, type LoadDriver } from './rotation-under-load';
-import type { SuiteContext } from './suite-context';
+import { partnerTokenForm, type SuiteContext } from './suite-context';
 
 export interface Summary {
   metrics: Record<string, { values: Record<string, number>; thresholds?: Record<string, { ok: boolean }> }>;
@@ -49,12 +50,7 @@ function profileEnv(ctx: SuiteContext, summaryFile: string): Record<string, stri
 }
 
 async function tokenEnv(ctx: SuiteContext): Promise<Record<string, string>> {
-  const partner = stackPartner(ctx.file);
-  const form = await tokenRequestForm(ctx.file, partner.appId, partnerCertificate(partner));
-  return {
-    TOKEN_ENDPOINT: ctx.file.emulator.tokenEndpoint,
-    TOKEN_FORM: new URLSearchParams(form).toString(),
-  };
+  return { TOKEN_ENDPOINT: ctx.file.emulator.tokenEndpoint, TOKEN_FORM: await partnerTokenForm(ctx) };
 }
 
 const gatewayEnv = (ctx: SuiteContext) => ({ GATEWAY_URL: ctx.file.gateway.url, ACCESS_TOKEN: ctx.token });
@@ -111,7 +107,6 @@ const SCRIPTS: Record<string, (ctx: SuiteContext, run: Run) => Promise<Outcome>>
     }
   },
   'cached-calls': async (ctx, run) => {
-    const lifetime = DEFAULT_TOKEN_LIFETIME;
     const before = await tokensIssuedToPartner(ctx.file, ctx.ca);
     const facade = await startPartnerFacade(ctx.file, 'k6');
     let code: number;
@@ -121,7 +116,7 @@ const SCRIPTS: Record<string, (ctx: SuiteContext, run: Run) => Promise<Outcome>>
         EMULATOR_URL: ctx.file.emulator.url,
         PARTNER_CLIENT_ID: stackPartner(ctx.file).appId,
         API_CLIENT_ID: servedApi(ctx.file).appId,
-        MIN_TOKEN_LIFETIME_MS: String(1000 * (typeof lifetime === 'number' ? lifetime : lifetime.min)),
+        MIN_TOKEN_LIFETIME_MS: String(MIN_TOKEN_LIFETIME_MS),
       });
     } finally {
       await facade.stop();

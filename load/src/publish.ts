@@ -62,8 +62,8 @@ interface GatewayChainBench extends Bench {
   gatewayVsDirect: number;
 }
 
-function readJson<T>(file: string, hint: string): T {
-  const path = join(resultsDir, file);
+function readJson<T>(file: string, hint: string, dir = resultsDir): T {
+  const path = join(dir, file);
   if (!existsSync(path)) throw new Error(`${path} is missing: run ${hint} first`);
   try {
     return JSON.parse(readFileSync(path, 'utf8')) as T;
@@ -206,6 +206,8 @@ export type PublishedK6Run = K6RunRecord & { at: string };
  * summary certflow's harness wrote (its `certflowHarness` mark), a record without its summary or
  * whose figures are not its summary's, and a failed run stop the publication.
  */
+const K6_HINT = 'npm run load -- --engine k6';
+
 export function readK6Runs(dir: string): PublishedK6Run[] {
   const files = readdirSync(dir);
   const summaries = files.filter((f) => /^k6-.+\.full\.json$/.test(f) && !f.endsWith('.engine.json'));
@@ -220,11 +222,9 @@ export function readK6Runs(dir: string): PublishedK6Run[] {
       console.warn(`load/results/${file}: no ${engineFile} says which engine produced it; not publishing it`);
       return [];
     }
-    const record = JSON.parse(readFileSync(join(dir, engineFile), 'utf8')) as PublishedK6Run;
+    const record = readJson<PublishedK6Run>(engineFile, K6_HINT, dir);
     const where = `load/results/${engineFile}`;
-    const summary = JSON.parse(readFileSync(join(dir, file), 'utf8')) as K6Summary & {
-      certflowHarness?: string;
-    };
+    const summary = readJson<K6Summary & { certflowHarness?: string }>(file, K6_HINT, dir);
     if (record.engine !== 'k6' || summary.certflowHarness !== undefined)
       throw new Error(
         `${where}: made by ${summary.certflowHarness ?? record.engineVersion}, not by k6; only k6's figures are published (npm run load -- --engine k6)`,

@@ -1,6 +1,6 @@
 /** What every load suite gets (the running stack, the partner's token, the profile) and returns. */
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { StackFile } from '@certflow/stack';
+import { partnerCertificate, stackPartner, tokenRequestForm, type StackFile } from '@certflow/stack';
 import type { LoadResult } from './http-load';
 import type { Profile } from './profiles';
 import { brokenThresholds } from './thresholds';
@@ -68,4 +68,12 @@ export function check(ctx: SuiteContext, measurements: Measurement[]): string[] 
   return measurements.flatMap(({ name, result }) =>
     brokenThresholds(result, ctx.profile.thresholds).map((b) => `${name}: ${b}`),
   );
+}
+
+/** The stack partner's client-credentials request (one certificate assertion), url-encoded. */
+export async function partnerTokenForm(ctx: SuiteContext): Promise<string> {
+  const partner = stackPartner(ctx.file);
+  return new URLSearchParams(
+    await tokenRequestForm(ctx.file, partner.appId, partnerCertificate(partner)),
+  ).toString();
 }

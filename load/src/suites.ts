@@ -4,25 +4,24 @@
  * have modules of their own.
  */
 import { GraphClient, NO_FAULTS, readEmulatorInfo } from '@certflow/entra-emulator';
-import {
-  partnerCertificate,
-  requestPartnerToken,
-  servedApi,
-  stackPartner,
-  tokenRequestForm,
-} from '@certflow/stack';
+import { requestPartnerToken, servedApi } from '@certflow/stack';
 import { runLoad } from './http-load';
 import { cachedCalls } from './cached-calls';
 import { rotationUnderLoad, rotationUnderLoadPkcs11 } from './rotation-under-load';
-import { check, common, pause, type Marker, type SuiteContext, type SuiteResult } from './suite-context';
+import {
+  check,
+  common,
+  partnerTokenForm,
+  pause,
+  type Marker,
+  type SuiteContext,
+  type SuiteResult,
+} from './suite-context';
 import { withTokenSamples } from './timeline';
 
 /** Client-assertion token requests against the emulator's token endpoint (one assertion, reused as MSAL does). */
 async function tokenEndpoint(ctx: SuiteContext): Promise<SuiteResult> {
-  const partner = stackPartner(ctx.file);
-  const form = new URLSearchParams(
-    await tokenRequestForm(ctx.file, partner.appId, partnerCertificate(partner)),
-  ).toString();
+  const form = await partnerTokenForm(ctx);
   const measurements = [
     {
       name: 'token endpoint (certificate)',
