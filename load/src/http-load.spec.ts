@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DevelopmentCa, createCertificateAuthority } from '@certflow/certs';
-import { LAST_BUCKET_MIN_MS, runLoad } from './http-load';
+import { LAST_BUCKET_MIN_MS, runLoad, type LoadOptions } from './http-load';
 import { brokenThresholds } from './thresholds';
 
 let server: HttpsServer;
@@ -24,6 +24,10 @@ beforeAll(async () => {
   url = `https://localhost:${(server.address() as AddressInfo).port}/orders`;
 });
 
+/** runLoad against the test server, trusting its CA; 2 connections, 20 requests at most, unless `opts` says otherwise. */
+const loadServer = (opts: Partial<LoadOptions> = {}) =>
+  runLoad({ url, ca: ca.certificatePem, connections: 2, durationMs: 10_000, maxRequests: 20, ...opts });
+
 afterAll(async () => {
   await new Promise((r) => server.close(r));
   rmSync(stateDir, { recursive: true, force: true });
@@ -31,12 +35,9 @@ afterAll(async () => {
 
 describe('runLoad', () => {
   it('counts statuses and latencies over verified TLS, and stops at the request cap', async () => {
-    const result = await runLoad({
-      url,
-      ca: ca.certificatePem,
+    const result = await loadServer({
       headers: { authorization: 'Bearer good' },
       connections: 4,
-      durationMs: 10_000,
       maxRequests: 200,
     });
     expect(result.requests).toBe(200);
@@ -50,13 +51,7 @@ describe('runLoad', () => {
   });
 
   it('reports unexpected statuses as broken thresholds', async () => {
-    const result = await runLoad({
-      url,
-      ca: ca.certificatePem,
-      connections: 2,
-      durationMs: 10_000,
-      maxRequests: 20,
-    });
+    const result = await loadServer();
     expect(result.statuses).toEqual({ '401': 20 });
     expect(brokenThresholds(result, { maxFailureRate: 0, maxP99Ms: 60_000, expectedStatus: 200 })[0]).toMatch(
       /failure rate 100\.00%/,
@@ -65,11 +60,8 @@ describe('runLoad', () => {
 
   it('ends early when its signal is aborted, finishing the requests in flight', async () => {
     const stop = new AbortController();
-    const running = runLoad({
-      url,
-      ca: ca.certificatePem,
+    const running = loadServer({
       headers: { authorization: 'Bearer good' },
-      connections: 2,
       durationMs: 60_000,
       maxRequests: 10_000_000,
       signal: stop.signal,
@@ -136,10 +128,7 @@ describe('runLoad timeline', () => {
   });
 
   it('counts a final partial second shorter than 200 ms in the second before it, failures included', async () => {
-    const result = await runLoad({
-      url,
-      ca: ca.certificatePem,
-      connections: 2,
+    const result = await loadServer({
       durationMs: 1_060,
       maxRequests: 1e6,
     });
@@ -148,10 +137,7 @@ describe('runLoad timeline', () => {
     // No 'Bearer good': every answer is a 401, a failure, and the last 60 ms keep theirs.
     expect(result.timeline![0]!.requests).toBe(result.requests);
     expect(result.timeline![0]!.failures).toBe(result.requests);
-    const longer = await runLoad({
-      url,
-      ca: ca.certificatePem,
-      connections: 2,
+    const longer = await loadServer({
       durationMs: 1_400,
       maxRequests: 1e6,
     });
@@ -159,23 +145,12 @@ describe('runLoad timeline', () => {
   });
 
   it('counts failures against expectedStatus', async () => {
-    const result = await runLoad({
-      url,
-      ca: ca.certificatePem,
-      connections: 2,
-      durationMs: 10_000,
-      maxRequests: 20,
+    const result = await loadServer({
       expectedStatus: 401,
     });
     expect(result.statuses).toEqual({ '401': 20 });
     expect(result.timeline!.reduce((s, p) => s + p.failures, 0)).toBe(0);
-    const wrong = await runLoad({
-      url,
-      ca: ca.certificatePem,
-      connections: 2,
-      durationMs: 10_000,
-      maxRequests: 20,
-    });
+    const wrong = await loadServer();
     expect(wrong.timeline!.reduce((s, p) => s + p.failures, 0)).toBe(20);
   });
 });
