@@ -23,12 +23,17 @@ const GRAPH_APP_ROLES: Record<GraphRoleValue, string> = {
   'Application.ReadWrite.All': 'Read and write all applications',
   'Application.Read.All': 'Read all applications',
   'AppRoleAssignment.ReadWrite.All': 'Manage app permission grants and app role assignments',
+  'AuditLog.Read.All': 'Read all audit log data',
 };
 
-/** What the admin application may do: manage applications, and grant and revoke their roles. */
+/**
+ * What the admin application may do: manage applications, grant and revoke their roles, and
+ * read the sign-in logs.
+ */
 export const ADMIN_GRAPH_PERMISSIONS: readonly GraphRoleValue[] = [
   'Application.ReadWrite.All',
   'AppRoleAssignment.ReadWrite.All',
+  'AuditLog.Read.All',
 ];
 
 const graphRoles = (): AppRole[] =>

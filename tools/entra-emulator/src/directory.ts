@@ -28,6 +28,7 @@ export const GRAPH_ROLE_IDS = {
   'Application.ReadWrite.All': '1bfefb4e-e0b5-418b-a88f-73c46d2cc8e9',
   'Application.Read.All': '9a5d68dd-52b0-4cc2-bd40-abcf44ac3a30',
   'AppRoleAssignment.ReadWrite.All': '06b708a9-e830-4db3-a914-8e69da51d44f',
+  'AuditLog.Read.All': 'b0afded3-3588-46d8-8b3d-9842eff778da',
 } as const;
 export type GraphRoleValue = keyof typeof GRAPH_ROLE_IDS;
 export const ADMIN_DISPLAY_NAME = 'certflow emulator admin';
