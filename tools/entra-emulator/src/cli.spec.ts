@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readClockFile } from '@certflow/clock';
+import { clockFilePath } from './clock-route';
 import { parseCliArgs, runCli, UsageError } from './cli';
 import { emulatorInfoPath } from './emulator-info';
 import { removeDir, tempStateDir } from './emulator.test-helpers';
@@ -35,6 +37,14 @@ describe('parseCliArgs', () => {
     expect(() => parseCliArgs(['--clock-skew', '601'])).toThrow(
       /--clock-skew must be an integer from 0 to 600/,
     );
+  });
+
+  it('reads --clock-offset, negative offsets included', () => {
+    expect(parseCliArgs(['--clock-offset', '+2h']).clockOffsetMs).toBe(7_200_000);
+    expect(parseCliArgs(['--clock-offset', '-90s']).clockOffsetMs).toBe(-90_000);
+    expect(parseCliArgs(['--clock-offset=1d12h']).clockOffsetMs).toBe(36 * 3_600_000);
+    expect(parseCliArgs(['--clock-offset', '0']).clockOffsetMs).toBe(0);
+    expect(parseCliArgs([]).clockOffsetMs).toBeUndefined();
   });
 
   it('reads the fault-injection flags', () => {
@@ -73,6 +83,9 @@ describe('parseCliArgs', () => {
     [['--fault-server-error', '-0.1'], '--fault-server-error'],
     [['--fault-server-error-status', '501'], '--fault-server-error-status'],
     [['--fault-outage', 'sometimes'], '--fault-outage'],
+    [['--clock-offset', '2 hours'], '--clock-offset "2 hours" is not a clock offset'],
+    [['--clock-offset', '3651d'], '--clock-offset "3651d" is more than 3650 days'],
+    [['--clock-offset'], '--clock-offset needs a value'],
   ])('%j is a usage error naming %s', (argv, flag) => {
     expect(() => parseCliArgs(argv)).toThrow(UsageError);
     expect(() => parseCliArgs(argv)).toThrow(flag);
@@ -109,6 +122,43 @@ describe('runCli', () => {
       stop();
       expect(await running).toBe(0);
       expect(out).toHaveLength(1);
+    } finally {
+      removeDir(dir);
+    }
+  });
+
+  it('starts shifted with --clock-offset, keeping the offset in <state-dir>/clock.json; a start without it removes the file', async () => {
+    const dir = tempStateDir();
+    try {
+      const run = (argv: string[]) => {
+        const out: string[] = [];
+        let stop: () => void = () => {};
+        const exit = runCli(['--state-dir', dir, ...argv], {
+          stdout: (l) => out.push(l),
+          stderr: (l) => out.push(`stderr: ${l}`),
+          onShutdown: (s) => (stop = s),
+        });
+        return { out, exit, stop: () => stop() };
+      };
+      const shifted = run(['--clock-offset', '+2h']);
+      await expect
+        .poll(() => shifted.out.some((l) => l.includes('listening')), { timeout: 20_000 })
+        .toBe(true);
+      expect(shifted.out[0]).toMatch(
+        /^stderr: entra-emulator: clock shifted by \+2h \(now .+\), kept in .+clock\.json$/,
+      );
+      expect(readClockFile(clockFilePath(dir))).toBe(7_200_000);
+      shifted.stop();
+      expect(await shifted.exit).toBe(0);
+
+      const plain = run([]);
+      await expect.poll(() => plain.out.some((l) => l.includes('listening')), { timeout: 20_000 }).toBe(true);
+      expect(plain.out[0]).toBe(
+        'stderr: entra-emulator: clock: removed the clock file of an earlier run (offset +2h); the clock is the real time',
+      );
+      expect(existsSync(clockFilePath(dir))).toBe(false);
+      plain.stop();
+      expect(await plain.exit).toBe(0);
     } finally {
       removeDir(dir);
     }

@@ -2,12 +2,15 @@
  * The emulator as a program: `node tools/entra-emulator/dist/main.js --port P --state-dir D [--host H]`.
  * Prints one JSON line `{"event":"listening","url":…}` and runs until SIGINT/SIGTERM.
  */
+import { ClockError, formatClockOffset, parseClockOffset } from '@certflow/clock';
 import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
+import { clockFilePath, removeStaleClockFile } from './clock-route';
 import { startEmulator, type RunningEmulator } from './emulator';
 import type { FaultSettings } from './faults';
 
 export const USAGE = `usage: entra-emulator [--port P] [--state-dir D] [--host H] [--token-lifetime SECONDS]
                       [--clock-skew SECONDS] [--strict-jti] [--allowed-host NAME]
+                      [--clock-offset OFFSET]
   --port P              port to listen on (default 0: any free port)
   --state-dir D         state directory (default .certflow)
   --host H              address to listen on (default 127.0.0.1)
@@ -15,6 +18,10 @@ export const USAGE = `usage: entra-emulator [--port P] [--state-dir D] [--host H
                         (repeatable); any other Host gets 421, a cross-site Origin 403
   --token-lifetime S    fixed access-token lifetime in seconds (default: random 3600–5400)
   --clock-skew S        allowed skew on client assertions' exp/nbf, 0–600 (default 60)
+  --clock-offset OFFSET start the clock shifted, e.g. +2h, -90s, 1d12h, 0 (±3650 days); kept in
+                        <state-dir>/clock.json for other processes (CERTFLOW_CLOCK_FILE) and moved
+                        at run time with /admin/clock. Without it the real time, and a clock.json
+                        left by an earlier run is removed
   --strict-jti          strict mode: every client assertion needs a jti and is single-use
                         (MSAL reuses one assertion for 10 minutes: off by default)
 fault injection (token endpoints only; change at run time with PATCH /admin/faults):
@@ -36,6 +43,8 @@ export interface CliOptions {
   tokenLifetimeSeconds?: number;
   clockSkewSeconds?: number;
   strictJti?: boolean;
+  /** Milliseconds; when given, the clock is kept in `<stateDir>/clock.json`. */
+  clockOffsetMs?: number;
   allowedHosts: string[];
   faults: Partial<FaultSettings>;
   help: boolean;
@@ -65,6 +74,7 @@ export function parseCliArgs(argv: string[]): CliOptions {
     const takeValue = (): string => {
       if (eq > 0 && arg.startsWith('--')) return arg.slice(eq + 1);
       const value = argv[++i];
+      // "-90s" is a value (a clock offset), "--port" the next flag.
       if (value === undefined || value.startsWith('--')) throw new UsageError(`${flag} needs a value`);
       return value;
     };
@@ -97,6 +107,16 @@ export function parseCliArgs(argv: string[]): CliOptions {
       case '--token-lifetime':
         options.tokenLifetimeSeconds = integer(flag, takeValue(), 1, 86_400);
         break;
+      case '--clock-offset': {
+        const value = takeValue();
+        try {
+          options.clockOffsetMs = parseClockOffset(value, flag);
+        } catch (err) {
+          if (err instanceof ClockError) throw new UsageError(err.message);
+          throw err;
+        }
+        break;
+      }
       case '--clock-skew':
         options.clockSkewSeconds = integer(flag, takeValue(), 0, 600);
         break;
@@ -180,10 +200,24 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       ...(options.strictJti ? { rejectReplayedAssertions: true } : {}),
       allowedHosts: options.allowedHosts,
       faults: options.faults,
+      ...(options.clockOffsetMs !== undefined
+        ? { clockOffset: options.clockOffsetMs, clockFile: clockFilePath(options.stateDir) }
+        : {}),
     });
   } catch (err) {
     io.stderr(`entra-emulator: could not start: ${(err as Error).message}`);
     return 1;
+  }
+  if (options.clockOffsetMs !== undefined)
+    io.stderr(
+      `entra-emulator: clock shifted by ${formatClockOffset(options.clockOffsetMs)} (now ${emulator.clock.now().toISOString()}), kept in ${clockFilePath(options.stateDir)}`,
+    );
+  else {
+    const previous = removeStaleClockFile(options.stateDir);
+    if (previous !== undefined)
+      io.stderr(
+        `entra-emulator: clock: removed the clock file of an earlier run (offset ${previous}); the clock is the real time`,
+      );
   }
   io.stdout(JSON.stringify({ event: 'listening', url: emulator.url }));
   await shutdown;

@@ -1,5 +1,6 @@
 /** `startEmulator`'s options, and their validation before anything is started or written. */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { MAX_CLOCK_OFFSET_MS } from '@certflow/clock';
 import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
 import { DEFAULT_TOKEN_LIFETIME, type TokenLifetime } from './access-tokens';
 import { EmulatorError } from './errors';
@@ -17,8 +18,19 @@ export interface EmulatorOptions {
   clockSkewSeconds?: number;
   /** Strict mode: refuse a client assertion whose `jti` was already used (MSAL reuses them, so off by default). */
   rejectReplayedAssertions?: boolean;
-  /** The emulator's clock (tests move it to exercise expiry). */
+  /** The unshifted time (tests freeze or move it); `clockOffset` and the admin API shift it. */
   now?: () => Date;
+  /**
+   * The clock's initial offset from the real time in milliseconds (±3650 days; default 0, or the
+   * clock file's). Moved at run time with `/admin/clock` or `RunningEmulator.clock`.
+   */
+  clockOffset?: number;
+  /**
+   * A clock file (`@certflow/clock`) that every change of the offset is written to, atomically,
+   * and whose changes by others are followed: the processes given it as CERTFLOW_CLOCK_FILE judge
+   * time by the same clock. Written at start with `clockOffset` when given; else its offset is the start.
+   */
+  clockFile?: string;
   /** Faults injected into the token endpoints from the start (see faults.ts; changeable later with `setFaults`). */
   faults?: Partial<FaultSettings>;
   /**
@@ -44,6 +56,8 @@ export interface EmulatorSettings {
   lifetime: TokenLifetime;
   clockSkewSeconds: number;
   rejectReplayedAssertions: boolean;
+  clockOffset: number | undefined;
+  clockFile: string | undefined;
 }
 
 export function validateOptions(options: EmulatorOptions): EmulatorSettings {
@@ -66,6 +80,14 @@ export function validateOptions(options: EmulatorOptions): EmulatorSettings {
   const clockSkewSeconds = options.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
   if (!Number.isFinite(clockSkewSeconds) || clockSkewSeconds < 0)
     throw invalid('clockSkewSeconds must be a non-negative number');
+  const { clockOffset, clockFile } = options;
+  if (
+    clockOffset !== undefined &&
+    !(Number.isSafeInteger(clockOffset) && Math.abs(clockOffset) <= MAX_CLOCK_OFFSET_MS)
+  )
+    throw invalid(`clockOffset must be whole milliseconds within ±3650 days, got ${String(clockOffset)}`);
+  if (clockFile !== undefined && (typeof clockFile !== 'string' || clockFile === ''))
+    throw invalid('clockFile must be a non-empty path');
   let allowedHosts: string[];
   try {
     allowedHosts = parseAllowedHosts(options.allowedHosts ?? []);
@@ -80,5 +102,7 @@ export function validateOptions(options: EmulatorOptions): EmulatorSettings {
     lifetime,
     clockSkewSeconds,
     rejectReplayedAssertions: options.rejectReplayedAssertions ?? false,
+    clockOffset,
+    clockFile,
   };
 }

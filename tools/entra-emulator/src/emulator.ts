@@ -31,7 +31,9 @@ import {
 import { entraErrorBody, entraErrors, EntraError } from './entra-errors';
 import { EmulatorError } from './errors';
 import { TokenForm } from './form-body';
-import { ADMIN_PREFIX, handleAdminRequest } from './admin-api';
+import { ADMIN_PREFIX, handleAdminRequest, type AdminRoute } from './admin-api';
+import { ClockError } from '@certflow/clock';
+import { clockRoutes, openEmulatorClock, type EmulatorClock } from './clock-route';
 import { GRAPH_PREFIX, handleGraphRequest } from './graph-api';
 import { isCrossOrigin, isPortalPath, servePortal } from './portal';
 import { BodyTooLargeError, headerValue, mediaType, readBody, sendJson } from './http-io';
@@ -58,6 +60,8 @@ export interface RunningEmulator extends EmulatorInfo {
    * current settings (`NO_FAULTS` turns everything off). Returns the settings now in force.
    */
   setFaults(faults: Partial<FaultSettings>): FaultSettings;
+  /** The clock everything here judges time by; `set` and `advance` also write the clock file (clock-route.ts). */
+  clock: EmulatorClock;
 }
 
 const TOKEN_BODY_LIMIT = 64 * 1024;
@@ -69,11 +73,34 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   // Before anything in the directory is read: a second emulator on it stops here, changing nothing.
   const lock = lockStateDirectory(stateDir);
+  let clock: ReturnType<typeof openEmulatorClock> | undefined;
   try {
-    return await startLocked(options, settings, stateDir, lock);
+    clock = openClock(options, settings);
+    return await startLocked(options, settings, stateDir, lock, clock);
   } catch (err) {
+    clock?.close();
     lock.release();
     throw err;
+  }
+}
+
+/** The shifted clock (clock-route.ts); a clock file that cannot be read or written stops the start, naming the option. */
+function openClock(
+  options: EmulatorOptions,
+  settings: EmulatorSettings,
+): ReturnType<typeof openEmulatorClock> {
+  try {
+    return openEmulatorClock({
+      ...(options.now ? { base: options.now } : {}),
+      ...(settings.clockOffset !== undefined ? { offsetMs: settings.clockOffset } : {}),
+      ...(settings.clockFile !== undefined ? { file: resolve(settings.clockFile) } : {}),
+      onFileError: (err) => console.error(`entra-emulator: ${err.message}; the clock stays as it was`),
+    });
+  } catch (err) {
+    if (!(err instanceof ClockError)) throw err;
+    throw new EmulatorError('ERR_INVALID_OPTIONS', `startEmulator: clockFile: ${err.message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -82,8 +109,9 @@ async function startLocked(
   settings: EmulatorSettings,
   stateDir: string,
   lock: StateDirLock,
+  emulatorClock: ReturnType<typeof openEmulatorClock>,
 ): Promise<RunningEmulator> {
-  const clock = options.now ?? (() => new Date());
+  const clock = (): Date => emulatorClock.now();
 
   // Read everything that exists before creating anything, so a damaged file stops start-up untouched.
   const stored = loadState(stateDir);
@@ -119,6 +147,7 @@ async function startLocked(
   const replayGuard = settings.rejectReplayedAssertions ? new ReplayGuard() : undefined;
   const faults = new FaultInjector(options.faults ?? {});
   const metrics = new Metrics();
+  const clockAdminRoutes = clockRoutes(emulatorClock);
   // Filled in once listening: the URLs depend on the port the system picked.
   const started: { info?: EmulatorInfo } = {};
   // Made once listening, from the address actually bound (no request arrives before).
@@ -158,6 +187,7 @@ async function startLocked(
       now: clock(),
       rotateSigningKey: () => rotate(),
       faults,
+      clockRoutes: clockAdminRoutes,
       metrics,
       clockSkewSeconds: settings.clockSkewSeconds,
       lifetime: settings.lifetime,
@@ -200,6 +230,7 @@ async function startLocked(
     close: () =>
       (closing ??= new Promise<void>((done) => {
         server.close(() => {
+          emulatorClock.close();
           lock.release();
           done();
         });
@@ -207,6 +238,7 @@ async function startLocked(
       })),
     rotateSigningKey: () => rotate(),
     setFaults: (patch) => faults.update(patch),
+    clock: emulatorClock,
     signAccessToken: async (payload, header = {}) => {
       const key = keyRing().active;
       return signCompactJwt(key, { typ: 'JWT', alg: 'RS256', kid: key.kid, ...header }, payload);
@@ -244,6 +276,7 @@ interface RequestContext {
   keyRing: KeyRing;
   rotateSigningKey: () => Promise<{ kid: string }>;
   faults: FaultInjector;
+  clockRoutes: Record<string, AdminRoute>;
   metrics: Metrics;
   now: Date;
   clockSkewSeconds: number;
@@ -304,7 +337,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       clockSkewSeconds: ctx.clockSkewSeconds,
       storedSigningKeys: () => ctx.directory.state.signingKeys,
       rotateSigningKey: ctx.rotateSigningKey,
-      routes: { faults: (method, body) => faultsRoute(ctx.faults, method, body) },
+      routes: { faults: (method, body) => faultsRoute(ctx.faults, method, body), ...ctx.clockRoutes },
     });
     return;
   }

@@ -24,3 +24,4 @@ export {
 export { provisionApiAndPartner, type ProvisionOptions, type ProvisionedApiAndPartner } from './provision';
 export { createProofOfPossession, PROOF_AUDIENCE, type ProofOptions } from './proof-of-possession';
 export { NO_FAULTS, type FaultSettings, type OutageMode } from './faults';
+export { CLOCK_FILE, clockFilePath, removeStaleClockFile, type EmulatorClock } from './clock-route';
