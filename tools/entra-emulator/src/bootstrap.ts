@@ -1,20 +1,17 @@
 /**
- * A new tenant, as the emulator creates it on its first start: the tenant, one signing key,
- * Microsoft Graph's service principal, and an admin application allowed to manage
- * applications and their role assignments through the Graph API (ADMIN_GRAPH_PERMISSIONS).
- * `upgradeState` brings a tenant saved by an earlier version up to the same point.
+ * A new tenant, as the emulator creates it on its first start: the tenant, its signing keys,
+ * the service principals of Microsoft's first-party resources (first-party.ts: Microsoft Graph
+ * with its app roles, Key Vault, Resource Manager, Storage), and an admin application allowed
+ * to manage applications and their role assignments through the Graph API
+ * (ADMIN_GRAPH_PERMISSIONS). `upgradeState` brings a tenant saved by an earlier version up to
+ * the same point.
  */
 import { generateClientSecret, hashClientSecret } from './client-secrets';
-import {
-  ADMIN_DISPLAY_NAME,
-  GRAPH_APP_ID,
-  GRAPH_RESOURCE,
-  GRAPH_ROLE_IDS,
-  type GraphRoleValue,
-} from './directory';
+import { ADMIN_DISPLAY_NAME, GRAPH_APP_ID, GRAPH_ROLE_IDS, type GraphRoleValue } from './directory';
+import { FIRST_PARTY_RESOURCES, firstPartyNames, type FirstPartyResource } from './first-party';
 import { newGuid, opaqueId } from './ids';
 import { createSigningKey } from './signing-keys';
-import { STATE_VERSION, type AppRole, type EmulatorState } from './state-store';
+import { STATE_VERSION, type AppRole, type EmulatorState, type StoredServicePrincipal } from './state-store';
 
 export const TENANT_DOMAIN = 'certflow.onmicrosoft.com';
 
@@ -46,18 +43,20 @@ const graphRoles = (): AppRole[] =>
     isEnabled: true,
   }));
 
+/** A first-party resource's service principal; only Microsoft Graph's app roles are modelled. */
+const builtInServicePrincipal = (resource: FirstPartyResource, at: string): StoredServicePrincipal => ({
+  id: newGuid(),
+  appId: resource.appId,
+  displayName: resource.displayName,
+  createdDateTime: at,
+  builtIn: {
+    servicePrincipalNames: firstPartyNames(resource),
+    appRoles: resource.appId === GRAPH_APP_ID ? graphRoles() : [],
+  },
+});
+
 export function createInitialState(now: Date): { state: EmulatorState; adminSecret: string } {
   const at = now.toISOString();
-  const graph = {
-    id: newGuid(),
-    appId: GRAPH_APP_ID,
-    displayName: 'Microsoft Graph',
-    createdDateTime: at,
-    builtIn: {
-      servicePrincipalNames: [GRAPH_RESOURCE, `${GRAPH_RESOURCE}/`, GRAPH_APP_ID],
-      appRoles: graphRoles(),
-    },
-  };
   const adminSecret = generateClientSecret();
   const admin = {
     id: newGuid(),
@@ -92,7 +91,7 @@ export function createInitialState(now: Date): { state: EmulatorState; adminSecr
     ],
     adminAppId: admin.appId,
     applications: [admin],
-    servicePrincipals: [graph, adminSp],
+    servicePrincipals: [...FIRST_PARTY_RESOURCES.map((r) => builtInServicePrincipal(r, at)), adminSp],
     appRoleAssignments: [],
   };
   grantAdminPermissions(state, at);
@@ -100,14 +99,25 @@ export function createInitialState(now: Date): { state: EmulatorState; adminSecr
 }
 
 /**
- * A tenant saved by an earlier version, brought up to date: Microsoft Graph's service principal
- * gets every app role modelled here, and the admin application every permission in
- * ADMIN_GRAPH_PERMISSIONS. Answers the upgraded copy, or `undefined` when nothing was missing,
- * so loading the same state again changes nothing.
+ * A tenant saved by an earlier version, brought up to date: every first-party resource it lacks
+ * gets its service principal, Microsoft Graph's service principal every app role modelled here,
+ * and the admin application every permission in ADMIN_GRAPH_PERMISSIONS. Answers the upgraded
+ * copy, or `undefined` when nothing was missing, so loading the same state again changes nothing.
  */
 export function upgradeState(state: EmulatorState, now: Date): EmulatorState | undefined {
   const draft = structuredClone(state);
-  return grantAdminPermissions(draft, now.toISOString()) ? draft : undefined;
+  const at = now.toISOString();
+  const added = addFirstPartyResources(draft, at);
+  return grantAdminPermissions(draft, at) || added ? draft : undefined;
+}
+
+/** Adds the service principal of each first-party resource the tenant lacks; true when one was added. */
+function addFirstPartyResources(state: EmulatorState, at: string): boolean {
+  const missing = FIRST_PARTY_RESOURCES.filter(
+    (r) => !state.servicePrincipals.some((s) => s.appId === r.appId && s.builtIn),
+  );
+  state.servicePrincipals.push(...missing.map((r) => builtInServicePrincipal(r, at)));
+  return missing.length > 0;
 }
 
 /** Adds what is missing, never a second copy of anything; true when something was added. */
