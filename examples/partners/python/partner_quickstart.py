@@ -1,0 +1,202 @@
+"""certflow partner quick-start in Python.
+
+Gets an access token for the partner's application with a certificate (MSAL for Python, client
+credentials), calls GET /orders on the API through its gateway, and prints the HTTP status and the
+token's decoded header and claims - never the token itself.
+
+Configuration: the partner worker's environment variables (see README.md). Exit codes: 0 the call
+was made (whatever its status), 1 the token or the call failed, 2 a setting is missing or invalid.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+from urllib.parse import urlparse
+
+import msal
+import requests
+from cryptography.hazmat.primitives import serialization
+from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+
+DEFAULT_ENTRA_INSTANCE = "https://login.microsoftonline.com"
+KEY_FILE = "partner.key.pem"  # PKCS#8 PEM, encrypted when PARTNER_KEY_PASSPHRASE is set
+CERTIFICATE_FILE = "partner.crt.pem"
+KEY_REFERENCE_FILE = "partner.key.p11"  # a key inside a PKCS#11 token: not for this example
+GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
+
+
+class ConfigError(Exception):
+    def __init__(self, name: str, problem: str):
+        super().__init__(f"{name} {problem}")
+
+
+class TokenRefused(Exception):
+    """The authority refused the token request; the message starts with its AADSTS code."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    entra_instance: str
+    tenant_id: str
+    client_id: str
+    scope: str
+    api_base_url: str
+    cert_dir: Path
+    ca_file: Optional[Path] = None
+    key_passphrase: Optional[str] = None
+
+
+def _https_url(env: Mapping[str, str], name: str, default: Optional[str] = None) -> str:
+    value = env.get(name, "").strip() or default
+    if not value:
+        raise ConfigError(name, "is required (e.g. https://api.example.com)")
+    url = urlparse(value)
+    if url.scheme != "https" or not url.hostname:
+        raise ConfigError(name, f'must be an https URL, got "{value}"')
+    return value.rstrip("/")
+
+
+def _guid(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not GUID.match(value):
+        raise ConfigError(name, f'must be a GUID, got "{value}"' if value else "is required (a GUID)")
+    return value.lower()
+
+
+def load_settings(env: Mapping[str, str]) -> Settings:
+    """The settings from `env`; a missing or invalid one raises ConfigError naming it."""
+    instance = _https_url(env, "ENTRA_INSTANCE", DEFAULT_ENTRA_INSTANCE)
+    if urlparse(instance).path:
+        raise ConfigError("ENTRA_INSTANCE", f'must be the instance only, no path, got "{instance}"')
+    scope = env.get("PARTNER_SCOPE", "").strip()
+    if not scope.endswith("/.default") or scope == "/.default" or re.search(r"\s", scope):
+        raise ConfigError("PARTNER_SCOPE", f'must be one resource followed by /.default, got "{scope}"')
+    cert_dir = Path(env.get("PARTNER_CERT_DIR", "").strip() or "(unset)")
+    if not cert_dir.is_dir():
+        raise ConfigError("PARTNER_CERT_DIR", f"must be the partner's certificate directory: {cert_dir}")
+    ca_file = env.get("PARTNER_CA_FILE", "").strip()
+    if ca_file and "-----BEGIN CERTIFICATE-----" not in _read(Path(ca_file), "PARTNER_CA_FILE"):
+        raise ConfigError("PARTNER_CA_FILE", f"{ca_file} holds no PEM certificate")
+    passphrase = env.get("PARTNER_KEY_PASSPHRASE") or None  # not trimmed: any character counts
+    return Settings(
+        entra_instance=instance,
+        tenant_id=_guid(env, "PARTNER_TENANT_ID"),
+        client_id=_guid(env, "PARTNER_CLIENT_ID"),
+        scope=scope,
+        api_base_url=_https_url(env, "PARTNER_API_BASE_URL"),
+        cert_dir=cert_dir,
+        ca_file=Path(ca_file) if ca_file else None,
+        key_passphrase=passphrase,
+    )
+
+
+def _read(path: Path, name: str) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(name, f"cannot read {path}: {err.strerror}") from None
+
+
+def certificate_credential(settings: Settings) -> dict:
+    """MSAL's certificate credential from the partner's files (read through their links, every time)."""
+    if (settings.cert_dir / KEY_REFERENCE_FILE).exists():
+        raise ConfigError(
+            "PARTNER_CERT_DIR",
+            f"keeps its key in a PKCS#11 token ({KEY_REFERENCE_FILE}); this example reads {KEY_FILE}",
+        )
+    key_pem = _read(settings.cert_dir / KEY_FILE, "PARTNER_CERT_DIR")
+    passphrase = settings.key_passphrase.encode() if settings.key_passphrase else None
+    try:  # MSAL would only fail when signing; check the key (and its passphrase) now
+        serialization.load_pem_private_key(key_pem.encode(), passphrase)
+    except (TypeError, ValueError) as err:  # TypeError: passphrase missing, or given for a plain key
+        name = "PARTNER_KEY_PASSPHRASE" if passphrase or "ENCRYPTED" in key_pem else "PARTNER_CERT_DIR"
+        raise ConfigError(name, f"does not open {settings.cert_dir / KEY_FILE}: {err}") from None
+    credential = {
+        "private_key": key_pem,
+        # With the certificate (and no "thumbprint"), MSAL signs PS256 and sends x5t#S256 and x5c.
+        "public_certificate": _read(settings.cert_dir / CERTIFICATE_FILE, "PARTNER_CERT_DIR"),
+    }
+    if settings.key_passphrase:
+        credential["passphrase"] = settings.key_passphrase
+    return credential
+
+
+class CaFileSession(requests.Session):
+    """A requests session that trusts one CA file, even where REQUESTS_CA_BUNDLE names another."""
+
+    def __init__(self, ca_file: Path):
+        super().__init__()
+        self.verify = str(ca_file)
+
+    def merge_environment_settings(self, url, proxies, stream, verify, cert):
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        settings["verify"] = self.verify if verify is None else verify  # the environment must not win
+        return settings
+
+
+def http_session(settings: Settings) -> requests.Session:
+    """One HTTP client for the authority and the API; PARTNER_CA_FILE replaces the default trust."""
+    return CaFileSession(settings.ca_file) if settings.ca_file else requests.Session()
+
+
+def build_app(settings: Settings, session: requests.Session) -> msal.ConfidentialClientApplication:
+    # Instance discovery asks login.microsoftonline.com about the authority: only for Microsoft's hosts.
+    microsoft = urlparse(settings.entra_instance).hostname in WELL_KNOWN_AUTHORITY_HOSTS
+    return msal.ConfidentialClientApplication(
+        settings.client_id,
+        authority=f"{settings.entra_instance}/{settings.tenant_id}",
+        client_credential=certificate_credential(settings),
+        http_client=session,
+        instance_discovery=microsoft,
+        validate_authority=microsoft,
+        token_cache=msal.TokenCache(),  # in memory; MSAL answers from it until the token nears expiry
+    )
+
+
+def acquire_token(app: msal.ConfidentialClientApplication, scope: str) -> dict:
+    """MSAL's result (access_token, token_source "identity_provider" or "cache"); TokenRefused on an error."""
+    result = app.acquire_token_for_client(scopes=[scope])
+    if "access_token" not in result:
+        reason = result.get("error_description") or result.get("error") or "no reason given"
+        raise TokenRefused(reason.splitlines()[0])
+    return result
+
+
+def decode_segment(segment: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def main(env: Mapping[str, str] = os.environ) -> int:
+    try:
+        settings = load_settings(env)
+        session = http_session(settings)
+        app = build_app(settings, session)
+        token = acquire_token(app, settings.scope)["access_token"]
+        response = session.get(
+            f"{settings.api_base_url}/orders", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        )
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
+    except TokenRefused as err:
+        print(f"token request refused: {err}", file=sys.stderr)
+        return 1
+    except requests.RequestException as err:
+        print(f"request failed: {err}", file=sys.stderr)
+        return 1
+    header, payload = token.split(".")[:2]
+    print(f"HTTP {response.status_code}")
+    print(f"header:\n{json.dumps(decode_segment(header), indent=2)}")
+    print(f"claims:\n{json.dumps(decode_segment(payload), indent=2)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

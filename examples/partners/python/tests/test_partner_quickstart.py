@@ -1,0 +1,174 @@
+"""The quick-start against the local stack: real MSAL, real TLS, real certificates."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+
+import partner_quickstart as quickstart
+from conftest import EXAMPLE_DIR, run_program, tokens_issued
+
+JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
+# The emulator reads `x5t#S256` as strict base64url, while MSAL for Python pads it with `=`
+# (msal/oauth2cli/assertion.py, _encode_thumbprint) and Entra ID accepts that; until the
+# emulator accepts the padding as it does for `x5t`, a token cannot be had. Strict: the day it
+# can, these tests fail as XPASS and this marker goes.
+EMULATOR_REFUSES_PADDED_X5T_S256 = pytest.mark.xfail(
+    strict=True, reason="the emulator refuses MSAL for Python's padded x5t#S256 (AADSTS700027)"
+)
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode()
+
+
+def decode_segment(segment: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+class RecordingSession(quickstart.CaFileSession):
+    """The example's HTTP client, keeping the form of each token request MSAL sends through it."""
+
+    def __init__(self, ca_file: Path):
+        super().__init__(ca_file)
+        self.token_requests: list[dict] = []
+
+    def post(self, url, data=None, **kwargs):
+        if url.endswith("/oauth2/v2.0/token"):
+            self.token_requests.append(dict(data))
+        return super().post(url, data=data, **kwargs)
+
+
+def sent_assertion(settings: quickstart.Settings) -> tuple[dict, dict, str]:
+    """Header, claims and the whole of the client assertion MSAL sends for `settings`."""
+    session = RecordingSession(settings.ca_file)
+    app = quickstart.build_app(settings, session)
+    app.acquire_token_for_client(scopes=[settings.scope])
+    assert len(session.token_requests) == 1
+    form = session.token_requests[0]
+    assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    assertion = form["client_assertion"]
+    assertion = assertion.decode() if isinstance(assertion, bytes) else assertion  # PyJWT gives bytes
+    header, claims = assertion.split(".")[:2]
+    return decode_segment(header), decode_segment(claims), assertion
+
+
+def test_a_missing_setting_is_named_exit_2(stack_env):
+    env = {k: v for k, v in stack_env.items() if k != "PARTNER_CLIENT_ID"}
+    result = run_program(env)
+    assert result.returncode == 2
+    assert result.stderr.strip() == "PARTNER_CLIENT_ID is required (a GUID)"
+    assert result.stdout == ""
+
+
+@EMULATOR_REFUSES_PADDED_X5T_S256
+def test_token_then_get_orders_through_the_gateway_200(stack_env):
+    result = run_program(stack_env)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "HTTP 200"
+    header_json, claims_json = result.stdout.split("\nheader:\n", 1)[1].split("\nclaims:\n")
+    assert json.loads(header_json)["alg"] == "RS256"
+    claims = json.loads(claims_json)
+    assert claims["azp"] == stack_env["PARTNER_CLIENT_ID"]
+    assert "Orders.Read" in claims["roles"]
+    assert not JWT.search(result.stdout + result.stderr), "the token itself must never be printed"
+
+
+@EMULATOR_REFUSES_PADDED_X5T_S256
+def test_the_second_acquire_is_served_from_msal_cache(stack_env):
+    settings = quickstart.load_settings(stack_env)
+    app = quickstart.build_app(settings, quickstart.http_session(settings))
+    before = tokens_issued(stack_env)
+    first = quickstart.acquire_token(app, settings.scope)
+    second = quickstart.acquire_token(app, settings.scope)
+    assert tokens_issued(stack_env) - before == 1
+    assert (first["token_source"], second["token_source"]) == ("identity_provider", "cache")
+    assert second["access_token"] == first["access_token"]
+
+
+def test_an_unregistered_certificate_is_refused_with_AADSTS700027(stack_env, unregistered_cert_dir):
+    before = tokens_issued(stack_env)
+    result = run_program({**stack_env, "PARTNER_CERT_DIR": str(unregistered_cert_dir)})
+    assert result.returncode == 1
+    message = result.stderr.strip()
+    assert message.startswith("token request refused: AADSTS700027: "), message
+    assert "\n" not in message and result.stdout == ""
+    assert tokens_issued(stack_env) == before
+
+
+def test_what_msal_sends_in_its_client_assertion(stack_env):
+    settings = quickstart.load_settings(stack_env)
+    header, claims, assertion = sent_assertion(settings)
+    cert = x509.load_pem_x509_certificate((settings.cert_dir / "partner.crt.pem").read_bytes())
+    der = cert.public_bytes(serialization.Encoding.DER)
+    pem_body = cert.public_bytes(serialization.Encoding.PEM).decode().splitlines()[1:-1]
+    # PS256; the SHA-256 thumbprint as URL-safe base64 WITH its `=` padding; the certificate in
+    # x5c as its PEM body, line breaks included (RFC 7515 asks for plain base64).
+    assert header == {
+        "alg": "PS256",
+        "typ": "JWT",
+        "x5t#S256": b64url(hashlib.sha256(der).digest()),
+        "x5c": ["\n".join(pem_body)],
+    }
+    assert base64.b64decode(header["x5c"][0]) == der
+    assert header["x5t#S256"].endswith("=")
+    token_endpoint = f"{settings.entra_instance}/{settings.tenant_id}/oauth2/v2.0/token"
+    assert set(claims) == {"aud", "iss", "sub", "exp", "iat", "jti"}
+    assert claims["aud"] == token_endpoint
+    assert claims["iss"] == claims["sub"] == settings.client_id
+    assert claims["exp"] - claims["iat"] == 600
+    signed, signature = assertion.rsplit(".", 1)
+    cert.public_key().verify(  # raises unless the partner's key signed it, RSASSA-PSS with SHA-256
+        base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)),
+        signed.encode(),
+        padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32),
+        hashes.SHA256(),
+    )
+
+
+def encrypt_like_the_partner_worker(key_pem: str, passphrase: str) -> str:
+    """The partner worker's at-rest format (libs/certs encryptPrivateKey), made by its own code."""
+    script = (
+        "const { encryptPrivateKey } = require('@certflow/certs');"
+        "const [pem, pass] = JSON.parse(require('node:fs').readFileSync(0, 'utf8'));"
+        "process.stdout.write(encryptPrivateKey(pem, pass));"
+    )
+    node = shutil.which("node")
+    assert node, "node is needed to write the partner worker's encrypted key"
+    return subprocess.run(
+        [node, "-e", script],
+        input=json.dumps([key_pem, passphrase]),
+        cwd=EXAMPLE_DIR.parent.parent.parent,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_the_partner_workers_encrypted_key_opens_with_partner_key_passphrase(stack_env, tmp_path):
+    cert_dir = Path(stack_env["PARTNER_CERT_DIR"])
+    encrypted = encrypt_like_the_partner_worker((cert_dir / "partner.key.pem").read_text(), "correct horse")
+    assert encrypted.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    (tmp_path / "partner.key.pem").write_text(encrypted)
+    shutil.copy(cert_dir / "partner.crt.pem", tmp_path / "partner.crt.pem")
+    env = {**stack_env, "PARTNER_CERT_DIR": str(tmp_path)}
+
+    settings = quickstart.load_settings({**env, "PARTNER_KEY_PASSPHRASE": "correct horse"})
+    header, _, assertion = sent_assertion(settings)  # MSAL signed with the decrypted key
+    assert header["alg"] == "PS256" and assertion.count(".") == 2
+
+    for passphrase in (None, "wrong passphrase"):
+        result = run_program({**env, **({"PARTNER_KEY_PASSPHRASE": passphrase} if passphrase else {})})
+        assert result.returncode == 2
+        assert result.stderr.startswith("PARTNER_KEY_PASSPHRASE does not open "), result.stderr
