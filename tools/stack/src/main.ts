@@ -7,19 +7,27 @@
  *                       (one stack per directory, held by its emulator's emulator.lock: a second start there
  *                       stops with exit 1, naming the first's pid)
  *   --emulator-port N, --gateway-port N, --api-port N   (default 0: any free port)
+ *   --clock-offset OFFSET   start the stack's clock shifted, e.g. +2h, -90s, 1d12h, 0 (or CERTFLOW_CLOCK_OFFSET):
+ *                       kept in <state-dir>/clock.json, which every process of the stack follows
+ *                       (CERTFLOW_CLOCK_FILE); move it for all of them with the emulator's /admin/clock.
+ *                       Without it every process uses the real time, and a clock.json left by an
+ *                       earlier shifted run is removed (and the narration says so)
  * With CERTFLOW_EXIT_ON_STDIN_END=1 (set by launchStackProcess for a supervisor such as the load
  * runner, which gives it a pipe as stdin) it stops when stdin ends: its parent is gone, even if
  * that was killed outright.
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { CLOCK_OFFSET_ENV, formatClockOffset, parseClockOffset } from '@certflow/clock';
+import { CLOCK_FILE } from '@certflow/entra-emulator';
 import { TopologyError } from '@certflow/topology';
 import { defaultTopologyFile, isStateLocked, startStack, StepReport, StepFailedError } from './stack';
 import { EXIT_ON_STDIN_END } from './child-service';
 import { servedApi, stackFilePath } from './stack-file';
 import { workspaceRoot } from './workspace';
 
-const USAGE = `usage: npm start -- [--once] [--topology FILE] [--state-dir DIR] [--emulator-port N] [--gateway-port N] [--api-port N]`;
+const USAGE = `usage: npm start -- [--once] [--topology FILE] [--state-dir DIR] [--emulator-port N] [--gateway-port N] [--api-port N]
+                    [--clock-offset OFFSET]   (e.g. +2h, -90s, 1d12h, 0; default CERTFLOW_CLOCK_OFFSET, else the real time)`;
 
 function port(name: string, value: string | undefined): number {
   if (value === undefined) return 0;
@@ -27,6 +35,13 @@ function port(name: string, value: string | undefined): number {
   if (!Number.isInteger(n) || n < 0 || n > 65535)
     throw new Error(`--${name} must be a port number 0-65535, got '${value}'`);
   return n;
+}
+
+/** `--clock-offset`, else CERTFLOW_CLOCK_OFFSET (empty: unset), in milliseconds; undefined: the real time. */
+function clockOffset(flag: string | undefined): number | undefined {
+  if (flag !== undefined) return parseClockOffset(flag, '--clock-offset');
+  const fromEnv = process.env[CLOCK_OFFSET_ENV] || undefined;
+  return fromEnv === undefined ? undefined : parseClockOffset(fromEnv, CLOCK_OFFSET_ENV);
 }
 
 const tty = process.stdout.isTTY;
@@ -54,6 +69,7 @@ async function main(): Promise<number> {
         'emulator-port': { type: 'string' },
         'gateway-port': { type: 'string' },
         'api-port': { type: 'string' },
+        'clock-offset': { type: 'string' },
         help: { type: 'boolean', default: false },
       },
       strict: true,
@@ -68,12 +84,14 @@ async function main(): Promise<number> {
     return 0;
   }
   let ports;
+  let clockOffsetMs: number | undefined;
   try {
     ports = {
       emulatorPort: port('emulator-port', flags['emulator-port']),
       gatewayPort: port('gateway-port', flags['gateway-port']),
       apiPort: port('api-port', flags['api-port']),
     };
+    clockOffsetMs = clockOffset(flags['clock-offset']);
   } catch (err) {
     console.error(`${(err as Error).message}\n${USAGE}`);
     return 2;
@@ -88,9 +106,20 @@ async function main(): Promise<number> {
   console.log(bold('certflow: certificate-based OAuth 2.0 client credentials, end to end, offline'));
   const topologyFile = flags.topology ?? process.env.CERTFLOW_TOPOLOGY ?? defaultTopologyFile();
   console.log(dim(`state directory ${stateDir}`));
+  if (clockOffsetMs !== undefined && clockOffsetMs !== 0)
+    console.log(
+      bold(`clock shifted by ${formatClockOffset(clockOffsetMs)}`) +
+        dim(` (every process of the stack follows ${join(stateDir, CLOCK_FILE)}; move it with /admin/clock)`),
+    );
   let stack;
   try {
-    stack = await startStack({ stateDir, topologyFile, ...ports, onStep: printStep });
+    stack = await startStack({
+      stateDir,
+      topologyFile,
+      ...ports,
+      ...(clockOffsetMs === undefined ? {} : { clockOffsetMs }),
+      onStep: printStep,
+    });
   } catch (err) {
     if (err instanceof TopologyError) {
       console.error(`\nThe topology file is not valid; nothing was started or changed.\n${err.message}`);
@@ -105,6 +134,13 @@ async function main(): Promise<number> {
     return 1;
   }
   const { file } = stack;
+  if (stack.clock.removedStale !== undefined)
+    console.log(
+      dim(
+        `\nclock: removed ${join(stateDir, CLOCK_FILE)} left by an earlier run (offset ${stack.clock.removedStale}); ` +
+          'this run uses the real time (--clock-offset shifts it)',
+      ),
+    );
   const api = servedApi(file);
   const registeredOnly = file.apis.filter((a) => a.url === null).map((a) => a.name);
   console.log(

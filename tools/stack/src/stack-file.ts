@@ -9,6 +9,7 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '@certflow/certs';
+import { CLOCK_FILE_ENV } from '@certflow/clock';
 
 export const STACK_FILE_VERSION = 2;
 
@@ -69,6 +70,11 @@ export interface StackFile {
   apis: StackApi[];
   /** In topology order; the first is the default of `npm run partner`. */
   partners: StackPartner[];
+  /**
+   * The clock file every process of the stack follows (`<stateDir>/clock.json`), when the stack was
+   * started with a clock offset; absent: every process uses the real time.
+   */
+  clockFile?: string;
 }
 
 export const stackFilePath = (stateDir: string): string => join(stateDir, 'stack.json');
@@ -137,6 +143,8 @@ export interface PartnerSettings {
   caCertificatePath: string;
   /** For `cert rotate` and serve's POST /rotate: the partner application's object id and Graph. */
   rotation?: { applicationObjectId: string; graphUrl: string };
+  /** The stack's clock file, followed through CERTFLOW_CLOCK_FILE. */
+  clockFile?: string;
 }
 
 /** The partner worker's environment (its configuration contract) for a local stack. */
@@ -152,6 +160,7 @@ export function partnerEnvironment(s: PartnerSettings): Record<string, string> {
     ...(s.rotation
       ? { PARTNER_APP_OBJECT_ID: s.rotation.applicationObjectId, PARTNER_GRAPH_URL: s.rotation.graphUrl }
       : {}),
+    ...(s.clockFile ? { [CLOCK_FILE_ENV]: s.clockFile } : {}),
   };
 }
 
@@ -170,5 +179,6 @@ export function stackPartnerEnvironment(file: StackFile, name?: string): Record<
     certificateDirectory: partner.certificateDirectory,
     caCertificatePath: file.caCertificatePath,
     rotation: { applicationObjectId: partner.objectId, graphUrl: file.emulator.graphUrl },
+    ...(file.clockFile ? { clockFile: file.clockFile } : {}),
   });
 }

@@ -7,7 +7,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { EmulatorError, startEmulator, GraphClient, type RunningEmulator } from '@certflow/entra-emulator';
+import { CLOCK_FILE_ENV, CLOCK_OFFSET_ENV, type Clock } from '@certflow/clock';
+import {
+  clockFilePath,
+  EmulatorError,
+  GraphClient,
+  removeStaleClockFile,
+  startEmulator,
+  type RunningEmulator,
+} from '@certflow/entra-emulator';
 import { fileAccessLog, startGateway } from '@certflow/local-gateway';
 import {
   apimNamedValues,
@@ -46,6 +54,13 @@ export interface StackOptions {
   apiPort?: number;
   /** Passed to the emulator; tests shorten it. */
   tokenLifetimeSeconds?: number;
+  /**
+   * Start the clock shifted by this many milliseconds (`--clock-offset`; 0 is allowed): kept in
+   * `<stateDir>/clock.json`, which the emulator, the gateway, the API and every partner worker the
+   * stack runs follow, so moving it with `/admin/clock` moves it for all of them. Without it every
+   * process uses the real time, and a clock.json left by an earlier run is removed.
+   */
+  clockOffsetMs?: number;
   /** Called as each of the eight steps happens. */
   onStep?: (step: StepReport) => void;
 }
@@ -63,6 +78,8 @@ export interface RunningStack {
   readers: string[];
   /** Environment for running the partner worker against this stack, per partner name. */
   partnerEnv: (name?: string) => NodeJS.ProcessEnv;
+  /** The clock file every process follows (none: the real time), and the offset of a stale one removed at start. */
+  clock: { file: string | undefined; removedStale: string | undefined };
   close(): Promise<void>;
 }
 
@@ -86,13 +103,17 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
   checkServedPolicies(loaded);
   const { topology } = loaded;
   const stateDir = resolve(opts.stateDir);
+  const clockFile = opts.clockOffsetMs === undefined ? undefined : clockFilePath(stateDir);
   const emulator = await startEmulator({
     stateDir,
     port: opts.emulatorPort ?? 0,
     ...(opts.tokenLifetimeSeconds ? { tokenLifetimeSeconds: opts.tokenLifetimeSeconds } : {}),
+    ...(clockFile === undefined ? {} : { clockOffset: opts.clockOffsetMs, clockFile }),
   }).catch((err: unknown) => {
     throw isStateLocked(err) ? err : new StepFailedError('starting the Entra ID emulator', err);
   });
+  // The directory is this stack's now: a clock an earlier run left shifted must not shift this one.
+  const removedStale = clockFile === undefined ? removeStaleClockFile(stateDir) : undefined;
   // The emulator holds the directory's lock until it is closed, the last of the clean-ups.
   const cleanups: (() => Promise<void>)[] = [() => emulator.close()];
   const close = async (): Promise<void> => {
@@ -185,6 +206,9 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
           ENTRA_TENANT_ID: emulator.tenantId,
           API_AUDIENCES: `${apiRegistration.appId},${apiRegistration.identifierUri}`,
           ENTRA_CA_FILE: emulator.caCertificatePath,
+          // The stack's clock file, or none at all: a shifted clock is never inherited from elsewhere.
+          [CLOCK_OFFSET_ENV]: undefined,
+          [CLOCK_FILE_ENV]: clockFile,
         },
         // The API stops when this process ends, even when it is killed with SIGKILL.
         { logFile: join(stateDir, API_LOG), exitWithParent: true },
@@ -209,6 +233,8 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
         accessLog: accessLog.sink,
         trustedCaPem: ca.toString('utf8'),
         namedValues: apimNamedValues(apiRegistration, emulator.url, emulator.tenantId),
+        // In this process: the emulator's own clock, which follows and writes the clock file.
+        ...(clockFile === undefined ? {} : { clock: emulatorClock(emulator) }),
       }),
     );
     cleanups.push(() => gateway.close());
@@ -257,6 +283,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
         thumbprintSha256: certificates[i]!.sha256Hex,
         roles: topology.partners[i]!.roles,
       })),
+      ...(clockFile === undefined ? {} : { clockFile }),
     };
 
     const { firstCallMs, readers } = await provePartnerAccess({ file, topology, stateDir, report, began });
@@ -265,7 +292,16 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
       ...process.env,
       ...stackPartnerEnvironment(file, name),
     });
-    return { file, topology: loaded, emulator, firstCallMs, readers, partnerEnv, close };
+    return {
+      file,
+      topology: loaded,
+      emulator,
+      firstCallMs,
+      readers,
+      partnerEnv,
+      clock: { file: clockFile, removedStale },
+      close,
+    };
   } catch (err) {
     await close();
     const notes = [
@@ -283,6 +319,17 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     const failed = err instanceof StepFailedError ? err : new StepFailedError('start-up', err);
     throw failed.withNote(notes.join('\n'));
   }
+}
+
+/** The in-process emulator's clock as a `Clock` of `@certflow/clock`. */
+function emulatorClock(emulator: RunningEmulator): Clock {
+  return {
+    now: () => emulator.clock.now(),
+    nowMs: () => emulator.clock.now().getTime(),
+    get offsetMs() {
+      return emulator.clock.offsetMs;
+    },
+  };
 }
 
 /** What step 1 changed in the directory and the state directory, for a failure after it: those changes stay. */
