@@ -25,6 +25,7 @@ type recorder struct {
 	next       http.RoundTripper
 	assertions []string
 	formKeys   []string
+	scope      string
 }
 
 func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -40,6 +41,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if assertion := form.Get("client_assertion"); assertion != "" {
 			r.assertions = append(r.assertions, assertion)
+			r.scope = form.Get("scope")
 			for key := range form {
 				r.formKeys = append(r.formKeys, key)
 			}
@@ -51,7 +53,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // recordAssertion acquires a token with the partner's certificate and returns the assertion MSAL sent
 // (whatever the emulator answered).
-func recordAssertion(t *testing.T, extra ...confidential.Option) (header, claims map[string]any, formKeys []string) {
+func recordAssertion(t *testing.T, extra ...confidential.Option) (header, claims map[string]any, rec *recorder) {
 	t.Helper()
 	c, err := readConfig(stackEnv(t, nil))
 	if err != nil {
@@ -62,7 +64,7 @@ func recordAssertion(t *testing.T, extra ...confidential.Option) (header, claims
 		t.Fatal(err)
 	}
 	hc := httpClient(c)
-	rec := &recorder{next: hc.Transport}
+	rec = &recorder{next: hc.Transport}
 	hc.Transport = rec
 	client, err := newClient(c, cred, hc, extra...)
 	if err != nil {
@@ -85,13 +87,16 @@ func recordAssertion(t *testing.T, extra ...confidential.Option) (header, claims
 			t.Fatal(err)
 		}
 	}
-	return decoded[0], decoded[1], rec.formKeys
+	return decoded[0], decoded[1], rec
 }
 
 // The README's "What MSAL for Go sends" comes from this test (`go test -v -run Assertion`).
 func TestAssertionMSALSends(t *testing.T) {
-	header, claims, formKeys := recordAssertion(t)
-	t.Logf("form fields: %v", formKeys)
+	header, claims, rec := recordAssertion(t)
+	t.Logf("form fields: %v, scope %q", rec.formKeys, rec.scope)
+	if want := os.Getenv("PARTNER_SCOPE") + " openid offline_access profile"; rec.scope != want {
+		t.Errorf("scope %q, want %q", rec.scope, want)
+	}
 	t.Logf("assertion header: %v", header)
 	t.Logf("assertion claims: %v", claims)
 

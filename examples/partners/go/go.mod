@@ -1,6 +1,6 @@
 module example.com/certflow/partner-go
 
-go 1.26.8
+go 1.22
 
 require github.com/AzureAD/microsoft-authentication-library-for-go v1.10.1
 
