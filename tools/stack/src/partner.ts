@@ -3,6 +3,10 @@
  * configured for partner NAME of the running stack (default: the topology's first partner)
  * from its stack.json (state directory: --state-dir, CERTFLOW_STATE_DIR, or .certflow).
  * Against real Entra ID, run apps/partner-worker with its own environment instead.
+ *
+ * `npm run -s partner -- --as NAME env` prints that environment instead, one `export NAME='value'`
+ * line each, for `eval "$(npm run -s partner -- --as NAME env)"` in a POSIX shell: any program
+ * (the examples in examples/partners) then runs with the partner's settings.
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -37,7 +41,22 @@ function main(): number {
     console.error((err as Error).message);
     return 1;
   }
+  if (args[0] === 'env') {
+    if (args.length > 1) {
+      console.error(`env takes no arguments, got: ${args.slice(1).join(' ')}`);
+      return 2;
+    }
+    process.stdout.write(exportLines(env));
+    return 0;
+  }
   return run({ ...process.env, ...env });
+}
+
+/** `export NAME='value'` lines; a `'` inside a value is written `'\''` (close, escaped quote, reopen). */
+function exportLines(env: Record<string, string>): string {
+  return Object.entries(env)
+    .map(([name, value]) => `export ${name}='${value.replaceAll("'", "'\\''")}'\n`)
+    .join('');
 }
 
 process.exit(main());
