@@ -79,3 +79,12 @@ func TestEncryptedKeyIsNamedNotMistakenForAMissingOne(t *testing.T) {
 		t.Errorf("exit %d, stderr %q", code, stderr)
 	}
 }
+
+func TestUnreachableAuthorityIsOneLine(t *testing.T) {
+	settings := validSettings(t)
+	settings["ENTRA_INSTANCE"] = "https://127.0.0.1:1"
+	code, stdout, stderr := runExample(func(name string) string { return settings[name] })
+	if code != 1 || stdout != "" || !strings.HasPrefix(stderr, "token request failed: ") || strings.Count(stderr, "\n") != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}

@@ -26,7 +26,7 @@ import (
 	"github.com/AzureAD/microsoft-authentication-library-for-go/apps/confidential"
 )
 
-// stackEnv is the environment with.stack.cjs gives, with some variables replaced.
+// stackEnv is the environment with-stack.cjs gives, with some variables replaced.
 func stackEnv(t *testing.T, replace map[string]string) func(string) string {
 	t.Helper()
 	for _, name := range []string{"PARTNER_CLIENT_ID", "PARTNER_CERT_DIR", "CERTFLOW_EMULATOR_METRICS_URL"} {

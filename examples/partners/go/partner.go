@@ -61,7 +61,11 @@ func readCredential(c config) (confidential.Credential, error) {
 	if err != nil {
 		return confidential.Credential{}, fmt.Errorf("%s / %s: %w", c.certPath(certificateFile), c.certPath(keyFile), err)
 	}
-	return confidential.NewCredFromCert(certs, key)
+	cred, err := confidential.NewCredFromCert(certs, key)
+	if err != nil {
+		return cred, fmt.Errorf("%s / %s: %w", c.certPath(certificateFile), c.certPath(keyFile), err)
+	}
+	return cred, nil
 }
 
 // newClient builds MSAL's confidential client; its in-memory token cache lives as long as the client.
@@ -79,19 +83,26 @@ func newClient(c config, cred confidential.Credential, hc *http.Client, extra ..
 func acquire(ctx context.Context, client confidential.Client, scope string) (confidential.AuthResult, error) {
 	result, err := client.AcquireTokenByCredential(ctx, []string{scope})
 	if err != nil {
-		return result, &tokenError{err}
+		return result, &tokenError{describe(err), err}
 	}
 	return result, nil
 }
 
 // tokenError is a refusal by the authority (or a failure to reach it), described in one line.
-type tokenError struct{ err error }
+type tokenError struct {
+	message string
+	err     error
+}
 
-var aadsts = regexp.MustCompile(`AADSTS\d+`)
+func (e *tokenError) Error() string { return e.message }
+func (e *tokenError) Unwrap() error { return e.err }
 
-func (e *tokenError) Error() string {
+var aadsts = regexp.MustCompile(`^AADSTS\d+`)
+
+// describe names Entra's AADSTS code from the error body MSAL kept, or says what failed.
+func describe(err error) string {
 	var call msalerrors.CallErr
-	if errors.As(e.err, &call) && call.Resp != nil {
+	if errors.As(err, &call) && call.Resp != nil {
 		var body struct {
 			Error       string `json:"error"`
 			Description string `json:"error_description"`
@@ -105,10 +116,8 @@ func (e *tokenError) Error() string {
 			return fmt.Sprintf("token request refused: HTTP %d %s: %s", call.Resp.StatusCode, body.Error, description)
 		}
 	}
-	return "token request failed: " + e.err.Error()
+	return "token request failed: " + strings.SplitN(err.Error(), "\n", 2)[0]
 }
-
-func (e *tokenError) Unwrap() error { return e.err }
 
 // getOrders calls the API through the gateway with the bearer token and returns the status code.
 func getOrders(ctx context.Context, hc *http.Client, c config, accessToken string) (int, error) {
