@@ -1,0 +1,84 @@
+package com.example.partner;
+
+import com.example.partner.PartnerSettings.SettingsException;
+import com.microsoft.aad.msal4j.IAuthenticationResult;
+import com.microsoft.aad.msal4j.MsalException;
+import com.microsoft.aad.msal4j.MsalServiceException;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.util.Base64;
+import java.util.Map;
+import java.util.concurrent.ExecutionException;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The partner's program: a token for PARTNER_SCOPE with the partner's certificate, then
+ * GET /orders through the gateway. Prints {@code HTTP <status>} and the token's decoded header
+ * and claims as one JSON line (never the token itself).
+ *
+ * <p>Exit codes: 0 the API answered 2xx; 1 the token request was refused or failed, or the API
+ * answered otherwise or not at all; 2 a setting is missing or invalid (the message names it).
+ */
+public final class Main {
+  static final String PATH = "/orders";
+  private static final Pattern AADSTS = Pattern.compile("(AADSTS\\d+):?\\s*([^\\r\\n]*)");
+
+  private Main() {}
+
+  public static void main(String[] args) {
+    System.exit(run(System.getenv(), System.out, System.err));
+  }
+
+  static int run(Map<String, String> env, PrintStream out, PrintStream err) {
+    PartnerClient client;
+    try {
+      PartnerSettings settings = PartnerSettings.fromEnvironment(env);
+      client = new PartnerClient(settings, PartnerCredential.load(settings));
+    } catch (SettingsException e) {
+      err.println("partner: " + e.getMessage());
+      return 2;
+    }
+    try {
+      IAuthenticationResult token = client.acquireToken();
+      HttpResponse<String> response = client.get(PATH, token);
+      out.println("HTTP " + response.statusCode());
+      out.println(decodedToken(token.accessToken()));
+      return response.statusCode() / 100 == 2 ? 0 : 1;
+    } catch (ExecutionException e) {
+      err.println("partner: " + tokenError(e.getCause()));
+      return 1;
+    } catch (IOException e) {
+      err.println("partner: GET " + PATH + " failed: " + e);
+      return 1;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      return 1;
+    }
+  }
+
+  /** One line naming Entra ID's AADSTS code when there is one. */
+  static String tokenError(Throwable cause) {
+    if (cause instanceof MsalServiceException refused) {
+      Matcher m = AADSTS.matcher(refused.getMessage());
+      String detail = m.find() ? m.group(1) + " " + m.group(2).replaceFirst("\\s*Trace ID:.*$", "") : refused.getMessage();
+      return "token request refused: " + detail.trim() + " (" + refused.errorCode() + ")";
+    }
+    if (cause instanceof MsalException failed) return "token request failed: " + failed.getMessage();
+    return "token request failed: " + cause;
+  }
+
+  /** {"header":{…},"claims":{…}} of a JWT access token: its first two parts, decoded; no signature. */
+  static String decodedToken(String accessToken) {
+    String[] parts = accessToken.split("\\.");
+    if (parts.length != 3) return "{\"error\":\"the access token is not a JWT; nothing to decode\"}";
+    Base64.Decoder b64 = Base64.getUrlDecoder();
+    return "{\"header\":"
+        + new String(b64.decode(parts[0]), StandardCharsets.UTF_8)
+        + ",\"claims\":"
+        + new String(b64.decode(parts[1]), StandardCharsets.UTF_8)
+        + "}";
+  }
+}
