@@ -21,6 +21,12 @@ export interface AssertionCheck {
   clockSkewSeconds: number;
   /** Opt-in: refuse a `jti` seen before. Off by default because MSAL reuses one assertion for ~10 minutes. */
   replayGuard?: ReplayGuard;
+  /**
+   * Told which certificate the assertion named (sign-in log), before it is checked: the
+   * registered one's SHA-1 thumbprint and key id, or for an unregistered one the thumbprint
+   * the header carried in hex (SHA-1 from `x5t` when present, else SHA-256 from `x5t#S256`).
+   */
+  onCredential?: (named: { thumbprint: string; keyId?: string }) => void;
 }
 
 export interface VerifiedAssertion {
@@ -64,6 +70,11 @@ export async function verifyClientAssertion(
     typeof x5tS256 === 'string' ? x5tS256 : undefined,
   );
   const usedThumbprint = thumbprintHex(typeof x5tS256 === 'string' ? x5tS256 : (x5t as string));
+  check.onCredential?.(
+    match
+      ? { thumbprint: match.certificate.thumbprints.sha1Hex, keyId: match.credential.keyId }
+      : { thumbprint: thumbprintHex(typeof x5t === 'string' ? x5t : (x5tS256 as string)) },
+  );
   if (!match) throw entraErrors.keyNotFound(usedThumbprint, check.app.appId);
   const window = keyWindow(match.credential);
   if (!keyCredentialValidAt(match.credential, check.now))

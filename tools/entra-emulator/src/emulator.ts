@@ -34,7 +34,8 @@ import { TokenForm } from './form-body';
 import { ADMIN_PREFIX, handleAdminRequest, type AdminRoute } from './admin-api';
 import { ClockError } from '@certflow/clock';
 import { clockRoutes, openEmulatorClock, type EmulatorClock } from './clock-route';
-import { GRAPH_PREFIX, handleGraphRequest } from './graph-api';
+import { GRAPH_BETA_PREFIX, GRAPH_PREFIX, handleGraphRequest, isGraphPath } from './graph-api';
+import { clientAddress, SIGN_IN_LOG_CAPACITY, SignInDraft, SignInLog } from './sign-in-log';
 import { isCrossOrigin, isPortalPath, servePortal } from './portal';
 import { BodyTooLargeError, headerValue, mediaType, readBody, sendJson } from './http-io';
 import { isGuid } from '@certflow/claims';
@@ -44,6 +45,7 @@ import { signCompactJwt } from './signing-keys';
 import { lockStateDirectory, type StateDirLock } from './state-dir-lock';
 import { damaged, loadState, saveState, statePath, type EmulatorState } from './state-store';
 import { handleTokenRequest } from './token-endpoint';
+import { testTokensRoute } from './test-tokens';
 
 export interface RunningEmulator extends EmulatorInfo {
   close(): Promise<void>;
@@ -60,6 +62,8 @@ export interface RunningEmulator extends EmulatorInfo {
    * current settings (`NO_FAULTS` turns everything off). Returns the settings now in force.
    */
   setFaults(faults: Partial<FaultSettings>): FaultSettings;
+  /** The tenant's service-principal sign-in log (sign-in-log.ts), served by Graph beta at /auditLogs/signIns. */
+  signInLog: SignInLog;
   /** The clock everything here judges time by; `set` and `advance` also write the clock file (clock-route.ts). */
   clock: EmulatorClock;
 }
@@ -147,6 +151,16 @@ async function startLocked(
   const replayGuard = settings.rejectReplayedAssertions ? new ReplayGuard() : undefined;
   const faults = new FaultInjector(options.faults ?? {});
   const metrics = new Metrics();
+  const signInLog: SignInLog = new SignInLog({
+    capacity: SIGN_IN_LOG_CAPACITY,
+    now: clock,
+    onRecord: (record, dropped) =>
+      metrics.signInRecorded(
+        record.attempt.minted ? 'minted' : record.attempt.errorCode === 0 ? 'success' : 'failure',
+        signInLog.size,
+        dropped,
+      ),
+  });
   const clockAdminRoutes = clockRoutes(emulatorClock);
   // Filled in once listening: the URLs depend on the port the system picked.
   const started: { info?: EmulatorInfo } = {};
@@ -189,6 +203,7 @@ async function startLocked(
       faults,
       clockRoutes: clockAdminRoutes,
       metrics,
+      signInLog,
       clockSkewSeconds: settings.clockSkewSeconds,
       lifetime: settings.lifetime,
       port,
@@ -238,6 +253,7 @@ async function startLocked(
       })),
     rotateSigningKey: () => rotate(),
     setFaults: (patch) => faults.update(patch),
+    signInLog,
     clock: emulatorClock,
     signAccessToken: async (payload, header = {}) => {
       const key = keyRing().active;
@@ -255,7 +271,9 @@ function refuseRequest(
 ): void {
   req.resume(); // nothing of the request is read
   const path = (req.url ?? '').split('?')[0]!;
-  const graph = [GRAPH_PREFIX, ADMIN_PREFIX].some((p) => path === p || path.startsWith(`${p}/`));
+  const graph = [GRAPH_PREFIX, GRAPH_BETA_PREFIX, ADMIN_PREFIX].some(
+    (p) => path === p || path.startsWith(`${p}/`),
+  );
   const headers = guard.status === 421 ? { connection: 'close' } : {};
   if (graph) {
     const code = guard.status === 421 ? 'Request_BadRequest' : 'Authorization_RequestDenied';
@@ -278,6 +296,7 @@ interface RequestContext {
   faults: FaultInjector;
   clockRoutes: Record<string, AdminRoute>;
   metrics: Metrics;
+  signInLog: SignInLog;
   now: Date;
   clockSkewSeconds: number;
   lifetime: TokenLifetime;
@@ -321,7 +340,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
     return;
   }
   const isAdmin = url.pathname === ADMIN_PREFIX || url.pathname.startsWith(`${ADMIN_PREFIX}/`);
-  const isGraph = url.pathname === GRAPH_PREFIX || url.pathname.startsWith(`${GRAPH_PREFIX}/`);
+  const isGraph = isGraphPath(url.pathname);
   if ((isAdmin || isGraph) && isCrossOrigin(req)) {
     sendJson(res, 403, {
       error: { code: 'Authorization_RequestDenied', message: 'Requests from another origin are refused.' },
@@ -337,7 +356,18 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       clockSkewSeconds: ctx.clockSkewSeconds,
       storedSigningKeys: () => ctx.directory.state.signingKeys,
       rotateSigningKey: ctx.rotateSigningKey,
-      routes: { faults: (method, body) => faultsRoute(ctx.faults, method, body), ...ctx.clockRoutes },
+      routes: {
+        faults: (method, body) => faultsRoute(ctx.faults, method, body),
+        ...ctx.clockRoutes,
+        testTokens: testTokensRoute({
+          directory: ctx.directory,
+          signingKey: ctx.keyRing.active,
+          baseUrl: ctx.info.url,
+          now: ctx.now,
+          ipAddress: clientAddress(req.socket.remoteAddress),
+          recordSignIn: (attempt) => ctx.signInLog.record(attempt),
+        }),
+      },
     });
     return;
   }
@@ -349,6 +379,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       tenantId: ctx.info.tenantId,
       now: ctx.now,
       clockSkewSeconds: ctx.clockSkewSeconds,
+      signInLog: ctx.signInLog,
     });
     return;
   }
@@ -371,9 +402,13 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
   const isToken = endpoint.startsWith('oauth2');
   const started = process.hrtime.bigint();
   let clientId: string | undefined;
-  const record = (outcome: TokenOutcome, code?: number) => {
-    if (isToken)
-      ctx.metrics.tokenRequest(clientId, outcome, code, Number(process.hrtime.bigint() - started) / 1e9);
+  // Set once the request reached this tenant's token endpoint: injected faults and requests
+  // for other tenants are not in its sign-in log (Entra never processed them for it).
+  let signIn: SignInDraft | undefined;
+  const record = (outcome: TokenOutcome, code?: number, reason?: string) => {
+    if (!isToken) return;
+    ctx.metrics.tokenRequest(clientId, outcome, code, Number(process.hrtime.bigint() - started) / 1e9);
+    signIn?.finish(code ?? 0, reason);
   };
   try {
     if (isToken) {
@@ -406,6 +441,13 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
     const tenant = resolveTenant(tenantSegment, ctx.directory, isToken);
     const v1 = !endpoint.includes('v2.0');
     if (isToken) {
+      signIn = new SignInDraft(ctx.signInLog, {
+        ipAddress: clientAddress(req.socket.remoteAddress),
+        correlationId,
+        requestId: traceId,
+        at: ctx.now,
+        startedNs: started,
+      });
       if (req.method !== 'POST') throw entraErrors.postOnly(req.method ?? 'GET');
       let body: Buffer;
       try {
@@ -432,9 +474,12 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
           clockSkewSeconds: ctx.clockSkewSeconds,
           lifetime: ctx.lifetime,
           protocol: v1 ? 1 : 2,
-          onClient: (appId) => {
-            clientId = appId;
+          onClient: (client) => {
+            clientId = client.appId;
+            signIn?.client(client);
           },
+          onCredential: (credential) => signIn?.credential(credential),
+          onResource: (resource) => signIn?.resource(resource),
           onIssued: (issued) => ctx.metrics.tokenIssued(issued),
           ...(ctx.replayGuard ? { replayGuard: ctx.replayGuard } : {}),
         },
@@ -465,10 +510,11 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
     });
   } catch (err) {
     if (!(err instanceof EntraError)) {
-      record('error', entraErrors.serverError().aadsts);
+      const unexpected = entraErrors.serverError();
+      record('error', unexpected.aadsts, unexpected.description);
       throw err;
     }
-    record('error', err.aadsts);
+    record('error', err.aadsts, err.description);
     sendJson(res, err.status, entraErrorBody(err, { traceId, correlationId }, ctx.now), {
       ...idHeaders,
       ...(err.status === 413 ? { connection: 'close' } : {}),

@@ -2,7 +2,8 @@
  * The Microsoft Graph subset served at `/graph/v1.0`: applications, service principals and
  * app role assignments, enough to reconcile APIs and partners with a topology (create, change
  * and delete registrations, grant and revoke roles) and to upload a partner's certificate
- * (steps 1 and 4 of the flow). Service principals and assignments: graph-service-principals.ts.
+ * (steps 1 and 4 of the flow). Service principals and assignments: graph-service-principals.ts;
+ * the sign-in logs, also at `/graph/beta`: graph-beta-sign-ins.ts.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parseApplicationBody } from './application-input';
@@ -26,6 +27,7 @@ import {
   type GraphRequest,
   type Reply,
 } from './graph-route';
+import { auditLogs } from './graph-beta-sign-ins';
 import { servicePrincipals } from './graph-service-principals';
 import { applicationView, keyCredentialView, passwordCredentialView, project } from './graph-shapes';
 import { headerValue, sendEmpty, sendJson } from './http-io';
@@ -35,6 +37,12 @@ import { newGuid } from './ids';
 import type { StoredApplication } from './state-store';
 
 export const GRAPH_PREFIX = '/graph/v1.0';
+export const GRAPH_BETA_PREFIX = '/graph/beta';
+
+/** True for a path of the Graph API, v1.0 or beta. */
+export function isGraphPath(pathname: string): boolean {
+  return [GRAPH_PREFIX, GRAPH_BETA_PREFIX].some((p) => pathname === p || pathname.startsWith(`${p}/`));
+}
 const BODY_LIMIT = 1024 * 1024;
 
 export async function handleGraphRequest(
@@ -48,8 +56,10 @@ export async function handleGraphRequest(
   const headers = { 'request-id': requestId, 'client-request-id': clientRequestId };
   try {
     const method = req.method ?? 'GET';
+    const beta = url.pathname === GRAPH_BETA_PREFIX || url.pathname.startsWith(`${GRAPH_BETA_PREFIX}/`);
+    const prefix = beta ? GRAPH_BETA_PREFIX : GRAPH_PREFIX;
     const segments = url.pathname
-      .slice(GRAPH_PREFIX.length)
+      .slice(prefix.length)
       .split('/')
       .filter((s) => s !== '')
       .map((s) => safeDecode(s));
@@ -62,11 +72,12 @@ export async function handleGraphRequest(
       ? await authenticateGraphRequest(headerValue(req, 'authorization'), ctx)
       : await authorizeGraphRequest(headerValue(req, 'authorization'), permissionFor(method, segments), ctx);
     const reply = await route({
+      version: beta ? 'beta' : 'v1.0',
       caller,
       method,
       segments,
       query: url.searchParams,
-      graphUrl: `${ctx.baseUrl}${GRAPH_PREFIX}`,
+      graphUrl: `${ctx.baseUrl}${prefix}`,
       body: () => readGraphJson(req, BODY_LIMIT),
       ctx,
     });
@@ -105,6 +116,7 @@ export async function handleGraphRequest(
 
 /** Granting and revoking app role assignments need AppRoleAssignment.ReadWrite.All, as in Graph. */
 function permissionFor(method: string, segments: string[]): GraphPermission {
+  if (segments[0] === 'auditLogs') return 'auditLogs';
   if (method === 'GET') return 'read';
   if (segments[0] === 'servicePrincipals' && assignmentSide(segments[2]) !== undefined)
     return method === 'DELETE' ? 'revoke' : 'assign';
@@ -113,7 +125,10 @@ function permissionFor(method: string, segments: string[]): GraphPermission {
 
 async function route(r: GraphRequest): Promise<Reply> {
   const [collection, id, action, ...extra] = r.segments;
-  if (collection === undefined) throw graphErrors.unknownSegment('v1.0');
+  if (collection === undefined) throw graphErrors.unknownSegment(r.version);
+  if (collection === 'auditLogs') return auditLogs(r);
+  // The emulator serves under beta only what Graph has only there.
+  if (r.version === 'beta') throw graphErrors.unknownSegment(collection);
   if (collection === 'servicePrincipals') return servicePrincipals(r);
   if (extra.length > 0) throw graphErrors.unknownSegment(extra[0]!);
   const byAppId = /^applications\(appId='([^']*)'\)$/.exec(collection);

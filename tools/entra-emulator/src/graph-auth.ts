@@ -10,9 +10,10 @@ import type { SigningKey } from './signing-keys';
 
 /**
  * What an operation does: `read` applications, service principals and assignments; `write`
- * applications and service principals; `assign` or `revoke` app role assignments.
+ * applications and service principals; `assign` or `revoke` app role assignments; read the
+ * sign-in logs (`auditLogs`).
  */
-export type GraphPermission = 'read' | 'write' | 'assign' | 'revoke';
+export type GraphPermission = 'read' | 'write' | 'assign' | 'revoke' | 'auditLogs';
 
 export interface GraphAuthContext {
   signingKeys: SigningKey[];
@@ -34,6 +35,7 @@ const ROLES_FOR: Record<GraphPermission, string[][]> = {
     ['AppRoleAssignment.ReadWrite.All', 'Application.ReadWrite.All'],
   ],
   revoke: [['AppRoleAssignment.ReadWrite.All']],
+  auditLogs: [['AuditLog.Read.All']],
 };
 
 export interface GraphCaller {

@@ -3,12 +3,16 @@ import { isGuid } from '@certflow/claims';
 import type { Directory } from './directory';
 import type { GraphAuthContext, GraphCaller } from './graph-auth';
 import { graphErrors } from './graph-errors';
+import type { SignInLog } from './sign-in-log';
 
 export interface GraphContext extends GraphAuthContext {
   directory: Directory;
+  signInLog: SignInLog;
 }
 
 export interface GraphRequest {
+  /** `v1.0`, or `beta` (which serves only what Graph has only there: service-principal sign-ins). */
+  version: 'v1.0' | 'beta';
   caller: GraphCaller;
   method: string;
   segments: string[];

@@ -11,8 +11,11 @@
  * - `entra_emulator_token_request_duration_seconds{outcome}`: latency histogram, including
  *   injected latency.
  * - `entra_emulator_signing_key_rotations_total`.
+ * - `entra_emulator_sign_ins_total{result}`: sign-in log records, `result` = `success`,
+ *   `failure` or `minted` (a test token); `entra_emulator_sign_in_log_entries`: the log's size
+ *   now; `entra_emulator_sign_in_log_dropped_total`: records pushed out by newer ones.
  */
-import { Counter, Histogram, LATENCY_BUCKETS_SECONDS, Registry } from '@certflow/observability';
+import { Counter, Gauge, Histogram, LATENCY_BUCKETS_SECONDS, Registry } from '@certflow/observability';
 
 export type TokenOutcome = 'success' | 'error' | 'fault';
 
@@ -42,6 +45,29 @@ export class Metrics {
     help: 'Token-signing key rotations since start.',
     registers: [this.registry],
   });
+
+  private readonly signIns = new Counter({
+    name: 'entra_emulator_sign_ins_total',
+    help: 'Sign-in log records, by result (success, failure, minted).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  private readonly signInLogEntries = new Gauge({
+    name: 'entra_emulator_sign_in_log_entries',
+    help: 'Entries in the sign-in log now (it keeps the newest ones up to its capacity).',
+    registers: [this.registry],
+  });
+  private readonly signInLogDropped = new Counter({
+    name: 'entra_emulator_sign_in_log_dropped_total',
+    help: 'Sign-in log entries pushed out by newer ones.',
+    registers: [this.registry],
+  });
+
+  signInRecorded(result: 'success' | 'failure' | 'minted', logSize: number, dropped: boolean): void {
+    this.signIns.inc({ result });
+    this.signInLogEntries.set(logSize);
+    if (dropped) this.signInLogDropped.inc();
+  }
 
   tokenRequest(
     clientId: string | undefined,

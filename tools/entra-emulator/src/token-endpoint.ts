@@ -6,7 +6,7 @@
 import { pickLifetime, accessTokenClaims, signAccessToken, type TokenLifetime } from './access-tokens';
 import { ASSERTION_TYPE, verifyClientAssertion, type ReplayGuard } from './client-assertion-verifier';
 import { clientSecretMatches } from './client-secrets';
-import type { Directory } from './directory';
+import type { Directory, ResolvedResource } from './directory';
 import { entraErrors } from './entra-errors';
 import type { TokenForm } from './form-body';
 import { isGuid } from '@certflow/claims';
@@ -26,8 +26,19 @@ export interface TokenEndpointContext {
   replayGuard?: ReplayGuard;
   /** 2 for `/oauth2/v2.0/token` (`scope`), 1 for the v1 `/oauth2/token` (`resource`). */
   protocol?: 1 | 2;
-  /** Told the registered client's app id as soon as it is known (metrics). */
-  onClient?: (appId: string) => void;
+  /** Told the registered client as soon as it is known (metrics, sign-in log). */
+  onClient?: (client: { appId: string; displayName: string; servicePrincipalId: string }) => void;
+  /**
+   * Told the credential the client presented (sign-in log): its type as soon as it is seen,
+   * then the certificate the assertion named, or the secret's key id once it matched.
+   */
+  onCredential?: (credential: {
+    type: 'certificate' | 'clientSecret';
+    thumbprint?: string;
+    keyId?: string;
+  }) => void;
+  /** Told the requested resource once it is resolved, even if the client then fails to authenticate (sign-in log). */
+  onResource?: (resource: { appId: string; servicePrincipalId: string; displayName: string }) => void;
   /** Told about every token issued (metrics). */
   onIssued?: (issued: {
     clientAppId: string;
@@ -82,12 +93,24 @@ export async function handleTokenRequest(
   const clientSp = app ? directory.servicePrincipalByAppId(app.appId) : undefined;
   if (!app || !clientSp)
     throw entraErrors.applicationNotFound(clientId.slice(0, 100), directory.tenant.displayName);
-  ctx.onClient?.(app.appId);
+  ctx.onClient?.({ appId: app.appId, displayName: app.displayName, servicePrincipalId: clientSp.id });
 
+  // Resolved before the client authenticates, so that a refused sign-in still names its
+  // resource; a resource error is still reported only after authentication, as before.
+  let resource: ResolvedResource | undefined;
+  let resourceError: unknown;
+  try {
+    resource = v1 ? resolveV1Resource(scopeOrResource, directory) : resolveScope(scopeOrResource, directory);
+    ctx.onResource?.({
+      appId: resource.appId,
+      servicePrincipalId: resource.servicePrincipal.id,
+      displayName: resource.servicePrincipal.displayName,
+    });
+  } catch (err) {
+    resourceError = err;
+  }
   const clientAuthentication = await authenticateClient(form, basic, app, ctx);
-  const resource = v1
-    ? resolveV1Resource(scopeOrResource, directory)
-    : resolveScope(scopeOrResource, directory);
+  if (!resource) throw resourceError;
 
   const lifetimeSeconds = pickLifetime(ctx.lifetime);
   const claims = accessTokenClaims({
@@ -152,6 +175,7 @@ async function authenticateClient(
     );
 
   if (assertion !== undefined) {
+    ctx.onCredential?.({ type: 'certificate' });
     const type = form.require('client_assertion_type');
     if (type !== ASSERTION_TYPE)
       throw entraErrors.malformedRequest(`client_assertion_type must be '${ASSERTION_TYPE}'.`);
@@ -161,12 +185,17 @@ async function authenticateClient(
       now: ctx.now,
       clockSkewSeconds: ctx.clockSkewSeconds,
       ...(ctx.replayGuard ? { replayGuard: ctx.replayGuard } : {}),
+      ...(ctx.onCredential
+        ? { onCredential: (named) => ctx.onCredential?.({ type: 'certificate', ...named }) }
+        : {}),
     });
     return '2';
   }
+  ctx.onCredential?.({ type: 'clientSecret' });
   const secret = (formSecret ?? basic?.secret) as string;
   const match = app.passwordCredentials.find((p) => clientSecretMatches(secret, p));
   if (!match) throw entraErrors.invalidSecret(app.appId);
+  ctx.onCredential?.({ type: 'clientSecret', keyId: match.keyId });
   if (ctx.now > new Date(match.endDateTime) || ctx.now < new Date(match.startDateTime))
     throw entraErrors.expiredSecret(app.appId);
   return '1';

@@ -1,0 +1,203 @@
+/**
+ * The tenant's service-principal sign-in log: every token request the token endpoint processed,
+ * kept in memory in a ring buffer of SIGN_IN_LOG_CAPACITY entries (the oldest entry makes room
+ * for the newest), and shown as Microsoft Graph beta's `signIn` resource (graph-beta.ts).
+ *
+ * Only identifiers are kept: app ids, object ids, key ids, thumbprints, addresses and Entra's
+ * error text. A token, an assertion, a secret or a key is never handed to the log.
+ */
+import { newGuid } from './ids';
+
+/**
+ * The bound: enough for a long test run or the tail of a load test (the newest 10,000 token
+ * requests), while a busy emulator's log stays a few megabytes however long it runs.
+ */
+export const SIGN_IN_LOG_CAPACITY = 10_000;
+
+export type ClientCredentialType = 'certificate' | 'clientSecret' | 'none';
+
+/** What the recorder is told about one sign-in. */
+export interface SignInAttempt {
+  appId?: string;
+  appDisplayName?: string;
+  servicePrincipalId?: string;
+  /** The resource's service principal object id. */
+  resourceId?: string;
+  resourceDisplayName?: string;
+  resourceAppId?: string;
+  ipAddress: string;
+  clientCredentialType: ClientCredentialType;
+  /** SHA-1 hex, upper case, as Graph shows it (SHA-256 hex when the client named only that). */
+  thumbprint?: string;
+  keyId?: string;
+  /** 0 = success, else the AADSTS number. */
+  errorCode: number;
+  failureReason?: string;
+  additionalDetails?: string;
+  correlationId?: string;
+  /** The token service's request id for this request (`x-ms-request-id`). */
+  requestId?: string;
+  processingTimeMs?: number;
+  /** A test token from /admin/testTokens, not issued by the token endpoint. */
+  minted?: boolean;
+}
+
+export interface SignInRecord {
+  /** Increases with every record: pages of the Graph list continue after one. */
+  readonly seq: number;
+  readonly id: string;
+  readonly createdDateTime: string;
+  readonly attempt: Readonly<SignInAttempt>;
+}
+
+export interface SignInLogOptions {
+  capacity: number;
+  now: () => Date;
+  /** Told about every record, and whether it pushed the oldest one out. */
+  onRecord?: (record: SignInRecord, dropped: boolean) => void;
+}
+
+export class SignInLog {
+  readonly capacity: number;
+  private readonly entries: (SignInRecord | undefined)[];
+  private next = 0;
+  private count = 0;
+  private droppedCount = 0;
+  private seq = 0;
+
+  constructor(private readonly options: SignInLogOptions) {
+    if (!Number.isInteger(options.capacity) || options.capacity < 1)
+      throw new RangeError(`sign-in log capacity must be a positive integer, not ${options.capacity}`);
+    this.capacity = options.capacity;
+    this.entries = new Array<SignInRecord | undefined>(options.capacity);
+  }
+
+  /** Records one sign-in, at `at` (the time its request began) or now. */
+  record(attempt: SignInAttempt, at: Date = this.options.now()): SignInRecord {
+    const record: SignInRecord = Object.freeze({
+      seq: ++this.seq,
+      id: newGuid(),
+      createdDateTime: at.toISOString(),
+      attempt: Object.freeze({ ...attempt }),
+    });
+    const dropped = this.count === this.capacity;
+    this.entries[this.next] = record;
+    this.next = (this.next + 1) % this.capacity;
+    if (dropped) this.droppedCount++;
+    else this.count++;
+    this.options.onRecord?.(record, dropped);
+    return record;
+  }
+
+  /** Newest first. */
+  *newestFirst(): Generator<SignInRecord> {
+    for (let i = 1; i <= this.count; i++)
+      yield this.entries[(this.next - i + this.capacity) % this.capacity]!;
+  }
+
+  get size(): number {
+    return this.count;
+  }
+
+  /** Entries pushed out by newer ones since start. */
+  get dropped(): number {
+    return this.droppedCount;
+  }
+}
+
+/** A token request's sign-in, filled in as the request is processed and recorded once at its end. */
+export class SignInDraft {
+  private readonly attempt: SignInAttempt;
+  private readonly at: Date;
+  private readonly startedNs: bigint;
+  private done = false;
+
+  constructor(
+    private readonly log: SignInLog,
+    start: { ipAddress: string; correlationId: string; requestId: string; at: Date; startedNs: bigint },
+  ) {
+    this.at = start.at;
+    this.startedNs = start.startedNs;
+    this.attempt = {
+      ipAddress: start.ipAddress,
+      correlationId: start.correlationId,
+      requestId: start.requestId,
+      clientCredentialType: 'none',
+      errorCode: 0,
+    };
+  }
+
+  client(client: { appId: string; displayName: string; servicePrincipalId: string }): void {
+    this.attempt.appId = client.appId;
+    this.attempt.appDisplayName = client.displayName;
+    this.attempt.servicePrincipalId = client.servicePrincipalId;
+  }
+
+  credential(credential: { type: ClientCredentialType; thumbprint?: string; keyId?: string }): void {
+    this.attempt.clientCredentialType = credential.type;
+    if (credential.thumbprint !== undefined) this.attempt.thumbprint = credential.thumbprint;
+    if (credential.keyId !== undefined) this.attempt.keyId = credential.keyId;
+  }
+
+  resource(resource: { appId: string; servicePrincipalId: string; displayName: string }): void {
+    this.attempt.resourceAppId = resource.appId;
+    this.attempt.resourceId = resource.servicePrincipalId;
+    this.attempt.resourceDisplayName = resource.displayName;
+  }
+
+  /** Records the outcome (0 = success); only the first call counts. */
+  finish(errorCode: number, failureReason?: string): void {
+    if (this.done) return;
+    this.done = true;
+    const processingTimeMs = Math.round(Number(process.hrtime.bigint() - this.startedNs) / 1e6);
+    this.log.record(
+      { ...this.attempt, errorCode, processingTimeMs, ...(failureReason ? { failureReason } : {}) },
+      this.at,
+    );
+  }
+}
+
+/** The client's address as the socket saw it (never a forwarding header); IPv4 without its `::ffff:` prefix. */
+export function clientAddress(remoteAddress: string | undefined): string {
+  if (!remoteAddress) return '';
+  return remoteAddress.startsWith('::ffff:') && remoteAddress.includes('.')
+    ? remoteAddress.slice(7)
+    : remoteAddress;
+}
+
+const MINTED_DETAILS =
+  'A test token minted through the emulator admin API (/admin/testTokens); the token endpoint did not issue it.';
+
+/** A record as Microsoft Graph beta's `signIn` resource. */
+export function signInView(record: SignInRecord, tenantId: string): Record<string, unknown> {
+  const a = record.attempt;
+  return {
+    id: record.id,
+    createdDateTime: record.createdDateTime,
+    appId: a.appId ?? '',
+    appDisplayName: a.appDisplayName ?? '',
+    servicePrincipalId: a.servicePrincipalId ?? '',
+    servicePrincipalName: a.appDisplayName ?? '',
+    // Graph's resourceId is the resource's app id; its service principal is resourceServicePrincipalId.
+    resourceId: a.resourceAppId ?? '',
+    resourceDisplayName: a.resourceDisplayName ?? '',
+    resourceServicePrincipalId: a.resourceId ?? '',
+    resourceTenantId: tenantId,
+    ipAddress: a.ipAddress,
+    clientCredentialType: a.clientCredentialType,
+    servicePrincipalCredentialThumbprint: a.thumbprint ?? '',
+    servicePrincipalCredentialKeyId: a.keyId ?? '',
+    signInEventTypes: ['servicePrincipal'],
+    isInteractive: false,
+    correlationId: a.correlationId ?? '',
+    originalRequestId: a.requestId ?? '',
+    processingTimeInMilliseconds: a.processingTimeMs ?? 0,
+    conditionalAccessStatus: 'notApplied',
+    tokenIssuerType: 'AzureAD',
+    status: {
+      errorCode: a.errorCode,
+      failureReason: a.errorCode === 0 ? null : (a.failureReason ?? null),
+      additionalDetails: a.additionalDetails ?? (a.minted ? MINTED_DETAILS : null),
+    },
+  };
+}
