@@ -1,13 +1,20 @@
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseGatewayArgs, runCli } from './cli';
-import { httpsCall, startEchoUpstream, startTestIssuer, tempStateDir } from './test-servers.test-helpers';
+import { CLOCK_FILE_POLL_MS, writeClockFile } from '@certflow/clock';
+import {
+  httpsCall,
+  startEchoUpstream,
+  startTestIssuer,
+  tempStateDir,
+  type TestIssuer,
+} from './test-servers.test-helpers';
 
 const REQUIRED = ['--state-dir', '/tmp/s', '--policy', 'p.xml', '--backend', 'http://127.0.0.1:3000'];
 
 async function usage(argv: string[]): Promise<{ exitCode: number; stderr: string }> {
   const err: string[] = [];
-  const { exitCode } = await runCli(argv, { stdout: () => undefined, stderr: (l) => err.push(l) });
+  const { exitCode } = await runCli(argv, { stdout: () => undefined, stderr: (l) => err.push(l) }, {});
   return { exitCode, stderr: err.join('\n') };
 }
 
@@ -144,31 +151,34 @@ describe('gateway CLI', () => {
     expect(stderr).toMatch(message);
   });
 
+  /** The API's real policy in front of an echo upstream, trusting `issuer`. */
+  const apiArgs = (issuer: TestIssuer, upstream: { url: string }): string[] => [
+    '--state-dir',
+    state.dir,
+    '--policy',
+    resolve(__dirname, '../../../apps/api/apim/policy.xml'),
+    '--backend',
+    upstream.url,
+    '--named-value',
+    `entra-instance=${issuer.url}`,
+    '--named-value',
+    `tenant-id=${issuer.tenantId}`,
+    '--named-value',
+    'api-app-id=app',
+    '--named-value',
+    'api-app-id-uri=api://orders',
+    '--ca-file',
+    join(state.dir, 'ca', 'ca.crt.pem'),
+  ];
+
   it('starts the gateway and prints the listening line', async () => {
     const issuer = await startTestIssuer(state.dir);
     const upstream = await startEchoUpstream();
-    const caFile = join(state.dir, 'ca', 'ca.crt.pem');
     const out: string[] = [];
     const { exitCode, gateway } = await runCli(
-      [
-        '--state-dir',
-        state.dir,
-        '--policy',
-        resolve(__dirname, '../../../apps/api/apim/policy.xml'),
-        '--backend',
-        upstream.url,
-        '--named-value',
-        `entra-instance=${issuer.url}`,
-        '--named-value',
-        `tenant-id=${issuer.tenantId}`,
-        '--named-value',
-        'api-app-id=app',
-        '--named-value',
-        'api-app-id-uri=api://orders',
-        '--ca-file',
-        caFile,
-      ],
+      apiArgs(issuer, upstream),
       { stdout: (l) => out.push(l), stderr: (l) => out.push(l) },
+      {},
     );
     try {
       expect(exitCode).toBe(0);
@@ -189,6 +199,65 @@ describe('gateway CLI', () => {
     } finally {
       await gateway?.close();
       await upstream.close();
+      await issuer.close();
+    }
+  });
+
+  it('judges token lifetimes by the clock of CERTFLOW_CLOCK_FILE, and follows the file while it runs', async () => {
+    const issuer = await startTestIssuer(state.dir);
+    const upstream = await startEchoUpstream();
+    const clockFile = join(state.dir, 'clock.json');
+    writeClockFile(clockFile, 3_600_000);
+    const stderr: string[] = [];
+    const { exitCode, gateway } = await runCli(
+      apiArgs(issuer, upstream),
+      { stdout: () => undefined, stderr: (l) => stderr.push(l) },
+      { CERTFLOW_CLOCK_FILE: clockFile },
+    );
+    try {
+      expect(exitCode).toBe(0);
+      expect(stderr).toEqual([
+        `local-gateway: clock: shifted by +1h from the real time and follows CERTFLOW_CLOCK_FILE=${clockFile}`,
+      ]);
+      // Valid for ten more real minutes: already expired an hour later.
+      const token = await issuer.sign({
+        aud: 'app',
+        iss: issuer.issuer,
+        exp: Math.floor(Date.now() / 1000) + 600,
+      });
+      const call = () =>
+        httpsCall(`${gateway!.url}/orders`, {
+          caPem: issuer.caPem,
+          headers: { authorization: `Bearer ${token}` },
+        });
+      const refused = await call();
+      expect(refused.status).toBe(401);
+      writeClockFile(clockFile, 0);
+      await new Promise((resolve) => setTimeout(resolve, CLOCK_FILE_POLL_MS * 3));
+      expect((await call()).status).toBe(200);
+      writeClockFile(clockFile, 3_600_000); // a cached verified token is still judged by the clock
+      await new Promise((resolve) => setTimeout(resolve, CLOCK_FILE_POLL_MS * 3));
+      expect((await call()).status).toBe(401);
+    } finally {
+      await gateway?.close();
+      await upstream.close();
+      await issuer.close();
+    }
+  });
+
+  it('exits 2 naming CERTFLOW_CLOCK_OFFSET when it is not an offset', async () => {
+    const issuer = await startTestIssuer(state.dir);
+    const stderr: string[] = [];
+    try {
+      const { exitCode, gateway } = await runCli(
+        apiArgs(issuer, { url: 'http://127.0.0.1:1' }),
+        { stdout: () => undefined, stderr: (l) => stderr.push(l) },
+        { CERTFLOW_CLOCK_OFFSET: 'tomorrow' },
+      );
+      expect(gateway).toBeUndefined();
+      expect(exitCode).toBe(2);
+      expect(stderr.join('\n')).toContain('CERTFLOW_CLOCK_OFFSET "tomorrow" is not a clock offset');
+    } finally {
       await issuer.close();
     }
   });

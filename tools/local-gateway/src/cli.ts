@@ -29,10 +29,14 @@
  *
  * Prints `{"event":"listening","url":"https://localhost:P"}` on stdout once listening, then one
  * access-log line per request. A bad flag is a usage error naming the flag: exit code 2.
+ *
+ * CERTFLOW_CLOCK_OFFSET / CERTFLOW_CLOCK_FILE (see @certflow/clock) shift the time token lifetimes
+ * and client certificates are judged by; a bad value is refused the same way (exit code 2).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseAllowedHosts } from '@certflow/loopback-guard';
+import { clockFromEnvironment, clockNotice, type EnvironmentClock } from '@certflow/clock';
 import { bufferedAccessLog } from './access-log';
 import { DEFAULT_MAX_REQUEST_BODY_BYTES, GatewayOptions, RunningGateway, startGateway } from './gateway';
 
@@ -226,6 +230,7 @@ export interface CliIo {
 export async function runCli(
   argv: readonly string[],
   io: CliIo,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ exitCode: number; gateway?: RunningGateway }> {
   let parsed: ParsedArgs;
   try {
@@ -265,11 +270,21 @@ export async function runCli(
       return { exitCode: 2 };
     }
   }
+  let clock: EnvironmentClock;
+  try {
+    clock = clockFromEnvironment(env, { onError: (err) => io.stderr(`local-gateway: ${err.message}`) });
+  } catch (err) {
+    io.stderr(`local-gateway: ${(err as Error).message}`);
+    return { exitCode: 2 };
+  }
+  const notice = clockNotice(clock);
+  if (notice) io.stderr(`local-gateway: ${notice}`);
   // Lines in batches (access-log.ts); io.stdout adds the last newline.
   const log = bufferedAccessLog((chunk) => io.stdout(chunk.slice(0, -1)));
   try {
     const gateway = await startGateway({
       ...options,
+      clock,
       ...(trustedCaPem ? { trustedCaPem } : {}),
       ...(clientCaPem
         ? {
@@ -284,9 +299,10 @@ export async function runCli(
     io.stdout(JSON.stringify({ event: 'listening', url: gateway.url }));
     return {
       exitCode: 0,
-      gateway: { ...gateway, close: () => gateway.close().then(() => log.flush()) },
+      gateway: { ...gateway, close: () => gateway.close().then(() => (clock.close(), log.flush())) },
     };
   } catch (err) {
+    clock.close();
     io.stderr(`local-gateway: ${(err as Error).message}`);
     return { exitCode: 1 };
   }

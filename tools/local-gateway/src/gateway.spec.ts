@@ -17,6 +17,7 @@ import {
   tempStateDir,
   TestIssuer,
 } from './test-servers.test-helpers';
+import { OffsetClock } from '@certflow/clock';
 
 const API_APP_ID = randomUUID();
 const API_APP_ID_URI = 'api://certflow-orders';
@@ -45,7 +46,7 @@ describe('local gateway', () => {
   let gateway: RunningGateway;
   const log: AccessLogEntry[] = [];
   const gateways: RunningGateway[] = [];
-  let clockOffsetMs = 0;
+  const clock = new OffsetClock();
 
   const namedValues = (): Record<string, string> => ({
     'entra-instance': issuer.url,
@@ -72,7 +73,7 @@ describe('local gateway', () => {
       backendUrl: upstream.url,
       trustedCaPem: issuer.caPem,
       accessLog: (e) => log.push(e),
-      now: () => Date.now() + clockOffsetMs,
+      clock,
       ...extra,
     });
     gateways.push(g);
@@ -267,7 +268,7 @@ describe('local gateway', () => {
     expect(issuer.counts.jwks).toBe(pulls);
 
     // 5 minutes later: pulled once more, still unknown → 401; and not again right after
-    clockOffsetMs += 5 * 60_000;
+    clock.set(clock.offsetMs + 5 * 60_000);
     expect((await call(g, '/orders', { headers: bearer(unknown) })).status).toBe(401);
     expect(issuer.counts.jwks).toBe(pulls + 1);
     expect((await call(g, '/orders', { headers: bearer(unknown) })).status).toBe(401);
@@ -281,7 +282,7 @@ describe('local gateway', () => {
     const next = issuer.addKey();
     const rotated = await issuer.sign(accessTokenClaims(issuer, API_APP_ID), { key: next });
 
-    clockOffsetMs += 5 * 60_000;
+    clock.set(clock.offsetMs + 5 * 60_000);
     const res = await call(g, '/orders', { headers: bearer(rotated) });
     expect(res.status).toBe(200);
     expect(issuer.counts.jwks).toBe(pulls + 1);
@@ -310,7 +311,7 @@ describe('local gateway', () => {
       'query-parameter-name="access_token" clock-skew="60"',
     );
     const g = await gatewayFor(xml);
-    const past = Math.floor((Date.now() + clockOffsetMs) / 1000) - 3630; // the gateway's clock
+    const past = Math.floor(clock.nowMs() / 1000) - 3630; // the gateway's clock
     const justExpired = await token({ iat: past, nbf: past, exp: past + 3600 }); // expired 30 s ago
     expect((await call(g, `/orders?access_token=${justExpired}`)).status).toBe(200);
     expect((await call(g, '/orders', { headers: bearer(justExpired) })).json()).toEqual({

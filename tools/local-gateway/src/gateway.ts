@@ -14,6 +14,7 @@ import { createServer, Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { DevelopmentCa } from '@certflow/certs';
+import { systemClock, type Clock } from '@certflow/clock';
 import {
   continueTrace,
   PROMETHEUS_CONTENT_TYPE,
@@ -118,8 +119,13 @@ export interface GatewayOptions {
    * (access-log.ts; `fileAccessLog` and `bufferedAccessLog` make other batched sinks); `false` for none.
    */
   accessLog?: AccessLogSink | false;
-  /** Clock in ms, for tests (token lifetimes and the metadata cache use it). */
-  now?: () => number;
+  /**
+   * The time token lifetimes, client certificate validity, rate-limit windows and the metadata
+   * cache are judged by (default: the real time). The CLI passes the process's clock
+   * (CERTFLOW_CLOCK_OFFSET / CERTFLOW_CLOCK_FILE), so a shifted stack's gateway agrees with its
+   * emulator about which tokens have expired.
+   */
+  clock?: Clock;
   /** Metadata cache intervals, for tests; defaults to APIM's 1 hour / 5 minutes. */
   metadataTimings?: MetadataCacheTimings;
   /**
@@ -198,7 +204,8 @@ export async function startGateway(opts: GatewayOptions): Promise<RunningGateway
   const maxBodyBytes = opts.maxRequestBodyBytes ?? DEFAULT_MAX_REQUEST_BODY_BYTES;
   if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0)
     throw new TypeError(`maxRequestBodyBytes must be a non-negative integer, got ${maxBodyBytes}`);
-  const now = opts.now ?? Date.now;
+  const clock = opts.clock ?? systemClock;
+  const now = () => clock.nowMs();
   const positive = (name: keyof GatewayOptions, fallback: number): number => {
     const value = opts[name] ?? fallback;
     if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)

@@ -14,6 +14,7 @@ import {
   tempStateDir,
   TestResponse,
 } from './test-servers.test-helpers';
+import { OffsetClock } from '@certflow/clock';
 
 /** An HTTPS call presenting `client` (certificate + key) when given. */
 function mtlsCall(
@@ -56,7 +57,7 @@ describe('mTLS (Application Gateway) and validate-client-certificate', () => {
   let stranger: CertificateAndKey;
   let upstream: EchoUpstream;
   const gateways: RunningGateway[] = [];
-  let clockOffsetMs = 0;
+  const clock = new OffsetClock();
 
   async function gatewayFor(
     inbound: string,
@@ -69,7 +70,7 @@ describe('mTLS (Application Gateway) and validate-client-certificate', () => {
       policyFile,
       backendUrl: upstream.url,
       accessLog: false,
-      now: () => Date.now() + clockOffsetMs,
+      clock,
       ...(clientCertificates ? { clientCertificates } : {}),
     });
     gateways.push(g);
@@ -202,7 +203,7 @@ describe('mTLS (Application Gateway) and validate-client-certificate', () => {
         passthrough(),
       );
       const notAfter = new X509Certificate(partner.certificatePem).validTo;
-      clockOffsetMs = new Date(notAfter).getTime() - Date.now() + 86_400_000;
+      clock.set(new Date(notAfter).getTime() - Date.now() + 86_400_000);
       try {
         expect((await call(g, partner)).json()).toEqual({
           statusCode: 401,
@@ -214,7 +215,7 @@ describe('mTLS (Application Gateway) and validate-client-certificate', () => {
         );
         expect((await call(lenient, partner)).status).toBe(200);
       } finally {
-        clockOffsetMs = 0;
+        clock.set(0);
       }
     });
 

@@ -40,7 +40,7 @@ describe('rate-limit-by-key', () => {
       backendUrl: upstream.url,
       trustedCaPem: issuer.caPem,
       accessLog: false,
-      now: () => clockMs,
+      clock: { nowMs: () => clockMs, now: () => new Date(clockMs), offsetMs: 0 }, // frozen: moved by hand
       ...extra,
     });
     gateways.push(g);

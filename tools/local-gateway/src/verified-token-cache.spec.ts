@@ -24,6 +24,7 @@ import {
   EchoUpstream,
   TestIssuer,
 } from './test-servers.test-helpers';
+import { OffsetClock } from '@certflow/clock';
 
 const ISSUER = 'https://issuer.test/tid/v2.0';
 const AUD = 'api://orders';
@@ -213,7 +214,7 @@ describe('verified-token cache (through the gateway, real issuer)', () => {
   let issuer: TestIssuer;
   let upstream: EchoUpstream;
   let gateway: RunningGateway;
-  let clockOffsetMs = 0;
+  const clock = new OffsetClock();
   const API = randomUUID();
 
   beforeAll(async () => {
@@ -232,7 +233,7 @@ describe('verified-token cache (through the gateway, real issuer)', () => {
       backendUrl: upstream.url,
       trustedCaPem: issuer.caPem,
       accessLog: false,
-      now: () => Date.now() + clockOffsetMs,
+      clock,
       metadataTimings: { cacheTtlMs: 60_000, minRefreshIntervalMs: 60_000 },
     });
   });
@@ -251,11 +252,11 @@ describe('verified-token cache (through the gateway, real issuer)', () => {
     });
 
   it('refuses a token accepted (and cached) a moment ago once it expires', async () => {
-    clockOffsetMs = 0;
+    clock.set(0);
     const token = await issuer.sign(accessTokenClaims(issuer, API, { exp: nowS() + 20 }));
     expect((await call(token)).status).toBe(200);
     expect((await call(token)).status).toBe(200);
-    clockOffsetMs = 21_000;
+    clock.set(21_000);
     const res = await call(token);
     expect(res.status).toBe(401);
     expect((res.json() as { message: string }).message).toMatch(
@@ -264,7 +265,7 @@ describe('verified-token cache (through the gateway, real issuer)', () => {
   });
 
   it('refuses a token accepted (and cached) before once its key is removed from the JWKS and the gateway re-fetched it', async () => {
-    clockOffsetMs = 0;
+    clock.set(0);
     const oldKey = issuer.keys[0]!;
     const token = await issuer.sign(accessTokenClaims(issuer, API), { key: oldKey });
     expect((await call(token)).status).toBe(200);
@@ -272,7 +273,7 @@ describe('verified-token cache (through the gateway, real issuer)', () => {
     const newKey = issuer.addKey();
     issuer.removeKey(oldKey.kid);
     const pulls = issuer.counts.jwks;
-    clockOffsetMs = 61_000; // metadata older than its TTL: pulled again on the next request
+    clock.set(61_000); // metadata older than its TTL: pulled again on the next request
     const res = await call(token);
     expect(issuer.counts.jwks).toBeGreaterThan(pulls);
     expect(res.status).toBe(401);
