@@ -1,7 +1,8 @@
 /**
  * The emulator's own admin API at `/admin` (not part of Microsoft Graph): signing-key
- * rotation and, later, fault injection. Authenticated like the Graph API: a bearer token this
- * emulator issued for `https://graph.microsoft.com` with `Application.ReadWrite.All`
+ * rotation, and the routes emulator.ts adds (fault injection, the clock, test tokens).
+ * Authenticated like the Graph API, before any body is read: a bearer token this emulator
+ * issued for `https://graph.microsoft.com` with `Application.ReadWrite.All`
  * (`Application.Read.All` is enough for GETs), i.e. the admin client in emulator.json.
  * Errors use Graph's shape.
  */
@@ -19,7 +20,7 @@ const BODY_LIMIT = 64 * 1024;
 export interface AdminContext extends GraphAuthContext {
   storedSigningKeys: () => readonly StoredSigningKey[];
   rotateSigningKey: () => Promise<{ kid: string }>;
-  /** Extra routes (`faults`), keyed by the first path segment after /admin. */
+  /** Extra routes (`faults`, `clock`, `testTokens`), keyed by the first path segment after /admin. */
   routes?: Record<string, AdminRoute>;
 }
 

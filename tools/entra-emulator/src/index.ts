@@ -25,3 +25,12 @@ export { provisionApiAndPartner, type ProvisionOptions, type ProvisionedApiAndPa
 export { createProofOfPossession, PROOF_AUDIENCE, type ProofOptions } from './proof-of-possession';
 export { NO_FAULTS, type FaultSettings, type OutageMode } from './faults';
 export { CLOCK_FILE, clockFilePath, removeStaleClockFile, type EmulatorClock } from './clock-route';
+export { mintTestToken, TEST_TOKEN_CLAIM, type TestTokenOptions } from './test-tokens';
+export {
+  ARM_APP_ID,
+  FIRST_PARTY_RESOURCES,
+  KEY_VAULT_APP_ID,
+  KEY_VAULT_RESOURCE,
+  STORAGE_APP_ID,
+  type FirstPartyResource,
+} from './first-party';
