@@ -74,10 +74,11 @@ async function main() {
   let stack;
   /** @type {{ child?: import('node:child_process').ChildProcess }} */
   const running = {};
-  let signalled = false;
+  /** @type {NodeJS.Signals | undefined} */
+  let signalled;
   /** @param {NodeJS.Signals} signal */
   const onSignal = (signal) => {
-    signalled = true;
+    signalled = signal;
     // The command decides how to end; the stack stops once it has (or at once if none runs yet).
     if (running.child && running.child.exitCode === null) running.child.kill(signal);
     else if (stack) process.kill(-stack.pid, 'SIGKILL');
@@ -86,7 +87,7 @@ async function main() {
   process.on('SIGTERM', onSignal);
   try {
     stack = await launchStackProcess(stateDir, STACK_START_TIMEOUT_MS, [], { ownProcessGroup: true });
-    if (signalled) return 130;
+    if (signalled) return 128 + constants.signals[signalled];
     const env = {
       ...process.env,
       ...stackPartnerEnvironment(stack.file, PARTNER),
