@@ -47,8 +47,14 @@ export interface ClockOptions {
   onFileError?: (err: ClockError) => void;
 }
 
+/** The clock, and `close` to stop following its file. */
+export interface OpenedClock {
+  clock: EmulatorClock;
+  close(): void;
+}
+
 /** Opens the clock; an unreadable clock file (without `offsetMs`) or a failed write throws ClockError. */
-export function openEmulatorClock(opts: ClockOptions = {}): EmulatorClock & { close(): void } {
+export function openEmulatorClock(opts: ClockOptions = {}): OpenedClock {
   const base = opts.base ?? (() => new Date());
   const { file } = opts;
   let offsetMs = checkClockOffset(opts.offsetMs ?? 0, 'clockOffset');
@@ -75,7 +81,7 @@ export function openEmulatorClock(opts: ClockOptions = {}): EmulatorClock & { cl
     watchFile(file, { interval: CLOCK_FILE_POLL_MS, persistent: false }, follow);
     close = () => unwatchFile(file, follow);
   }
-  return {
+  const clock: EmulatorClock = {
     now: () => new Date(base().getTime() + offsetMs),
     get offsetMs() {
       return offsetMs;
@@ -83,8 +89,8 @@ export function openEmulatorClock(opts: ClockOptions = {}): EmulatorClock & { cl
     set,
     advance: (ms) =>
       set(checkClockOffset(offsetMs + checkClockOffset(ms, 'advance'), 'the new clock offset')),
-    close: () => close(),
   };
+  return { clock, close: () => close() };
 }
 
 /**

@@ -33,7 +33,7 @@ import { EmulatorError } from './errors';
 import { TokenForm } from './form-body';
 import { ADMIN_PREFIX, handleAdminRequest, type AdminRoute } from './admin-api';
 import { ClockError } from '@certflow/clock';
-import { clockRoutes, openEmulatorClock, type EmulatorClock } from './clock-route';
+import { clockRoutes, openEmulatorClock, type EmulatorClock, type OpenedClock } from './clock-route';
 import { GRAPH_BETA_PREFIX, GRAPH_PREFIX, handleGraphRequest, isGraphPath } from './graph-api';
 import { clientAddress, SIGN_IN_LOG_CAPACITY, SignInDraft, SignInLog } from './sign-in-log';
 import { isCrossOrigin, isPortalPath, servePortal } from './portal';
@@ -77,7 +77,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   // Before anything in the directory is read: a second emulator on it stops here, changing nothing.
   const lock = lockStateDirectory(stateDir);
-  let clock: ReturnType<typeof openEmulatorClock> | undefined;
+  let clock: OpenedClock | undefined;
   try {
     clock = openClock(options, settings);
     return await startLocked(options, settings, stateDir, lock, clock);
@@ -89,10 +89,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
 }
 
 /** The shifted clock (clock-route.ts); a clock file that cannot be read or written stops the start, naming the option. */
-function openClock(
-  options: EmulatorOptions,
-  settings: EmulatorSettings,
-): ReturnType<typeof openEmulatorClock> {
+function openClock(options: EmulatorOptions, settings: EmulatorSettings): OpenedClock {
   try {
     return openEmulatorClock({
       ...(options.now ? { base: options.now } : {}),
@@ -113,7 +110,7 @@ async function startLocked(
   settings: EmulatorSettings,
   stateDir: string,
   lock: StateDirLock,
-  emulatorClock: ReturnType<typeof openEmulatorClock>,
+  { clock: emulatorClock, close: closeClock }: OpenedClock,
 ): Promise<RunningEmulator> {
   const clock = (): Date => emulatorClock.now();
 
@@ -245,7 +242,7 @@ async function startLocked(
     close: () =>
       (closing ??= new Promise<void>((done) => {
         server.close(() => {
-          emulatorClock.close();
+          closeClock();
           lock.release();
           done();
         });
