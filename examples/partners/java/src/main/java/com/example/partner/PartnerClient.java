@@ -49,6 +49,7 @@ public final class PartnerClient {
         // Not Entra ID's own host (the emulator): MSAL must not ask login.microsoftonline.com
         // to validate or discover it.
         builder.validateAuthority(false).instanceDiscovery(false);
+        if (settings.entraInstance().getPort() != -1) builder.aadInstanceDiscoveryResponse(sameCacheWithPort(settings));
       }
       if (tls != null) builder.sslSocketFactory(tls.getSocketFactory());
       this.app = builder.build();
@@ -75,6 +76,19 @@ public final class PartnerClient {
             .GET()
             .build();
     return http.send(request, HttpResponse.BodyHandlers.ofString());
+  }
+
+  /**
+   * MSAL4J stores a token under the authority's host and looks it up under host:port, so with an
+   * explicit port (the emulator's; Entra ID has none) its cache would never answer. Instance
+   * metadata that makes the two names aliases of one another lets it find the token again.
+   */
+  private static String sameCacheWithPort(PartnerSettings settings) {
+    String host = settings.entraInstance().getHost();
+    String hostAndPort = host + ":" + settings.entraInstance().getPort();
+    return "{\"tenant_discovery_endpoint\":\"" + settings.authority() + "/v2.0/.well-known/openid-configuration\","
+        + "\"metadata\":[{\"preferred_network\":\"" + host + "\",\"preferred_cache\":\"" + host + "\","
+        + "\"aliases\":[\"" + host + "\",\"" + hostAndPort + "\"]}]}";
   }
 
   /** The JDK's trusted CAs plus those of PARTNER_CA_FILE (a PEM bundle), for MSAL and the API. */

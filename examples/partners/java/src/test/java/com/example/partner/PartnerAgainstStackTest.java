@@ -1,0 +1,125 @@
+package com.example.partner;
+
+import static com.example.partner.TestSupport.json;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.example.partner.TestSupport.Run;
+import com.microsoft.aad.msal4j.IAuthenticationResult;
+import com.microsoft.aad.msal4j.TokenSource;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.security.KeyPair;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** The example against the local stack: real MSAL4J, the emulator, the gateway and the API. */
+class PartnerAgainstStackTest {
+  private static final Pattern JWT = Pattern.compile("[A-Za-z0-9_-]{10,}\\.[A-Za-z0-9_-]{10,}\\.[A-Za-z0-9_-]{10,}");
+  private final Map<String, String> stack = TestSupport.stackEnvironment();
+
+  @Test
+  void getsATokenAndOrdersThroughTheGateway() throws Exception {
+    Run run = TestSupport.run(stack);
+
+    assertEquals(0, run.exitCode(), run.err());
+    List<String> lines = run.out().lines().toList();
+    assertEquals("HTTP 200", lines.get(0));
+    Map<String, Object> decoded = json(lines.get(1));
+    @SuppressWarnings("unchecked")
+    Map<String, Object> claims = (Map<String, Object>) decoded.get("claims");
+    assertEquals(stack.get("PARTNER_CLIENT_ID"), claims.get("azp"));
+    assertEquals(stack.get("PARTNER_TENANT_ID"), claims.get("tid"));
+    assertEquals("2", claims.get("azpacr"), "a certificate client");
+    assertEquals(List.of("Orders.Read"), claims.get("roles"));
+    assertEquals("RS256", ((Map<?, ?>) decoded.get("header")).get("alg"));
+    assertFalse(JWT.matcher(run.out() + run.err()).find(), "the token itself is never printed");
+  }
+
+  @Test
+  void aSecondAcquireIsServedFromMsalsCache() throws Exception {
+    PartnerSettings settings = PartnerSettings.fromEnvironment(stack);
+    PartnerClient client = new PartnerClient(settings, PartnerCredential.load(settings));
+    long before = TestSupport.tokensIssued(stack, settings.clientId());
+
+    IAuthenticationResult first = client.acquireToken();
+    IAuthenticationResult second = client.acquireToken();
+
+    assertEquals(TokenSource.IDENTITY_PROVIDER, first.metadata().tokenSource());
+    assertEquals(TokenSource.CACHE, second.metadata().tokenSource());
+    assertEquals(first.accessToken(), second.accessToken());
+    assertEquals(before + 1, TestSupport.tokensIssued(stack, settings.clientId()), "tokens the emulator issued");
+    assertEquals(200, client.get(Main.PATH, second).statusCode());
+  }
+
+  @Test
+  void anUnregisteredCertificateIsRefusedWithAadsts700027(@TempDir Path dir) throws Exception {
+    KeyPair keys = TestSupport.rsaKeyPair();
+    TestSupport.writePartnerFiles(dir, keys, TestSupport.selfSigned(keys, "not-registered"));
+    Map<String, String> env = new HashMap<>(stack);
+    env.put("PARTNER_CERT_DIR", dir.toString());
+
+    // As a program of its own, for the real exit code.
+    Run run = TestSupport.runProcess(env);
+
+    assertEquals(1, run.exitCode(), run.err());
+    assertEquals("", run.out());
+    assertTrue(
+        run.err().startsWith("partner: token request refused: AADSTS700027 "),
+        "one clear line naming the code, got: " + run.err());
+    assertEquals(1, run.err().lines().count(), run.err());
+  }
+
+  @Test
+  void readsTheKeyThePartnerWorkerEncrypted(@TempDir Path dir) throws Exception {
+    Path certDir = dir.resolve("contoso");
+    TestSupport.copyDirectory(Path.of(stack.get("PARTNER_CERT_DIR")), certDir);
+    Map<String, String> env = new HashMap<>(stack);
+    env.put("PARTNER_CERT_DIR", certDir.toString());
+    Map<String, String> reencrypt = new HashMap<>(env);
+    reencrypt.put("PARTNER_NEW_KEY_PASSPHRASE", "correct horse battery staple");
+    TestSupport.partnerWorker(reencrypt, "cert", "reencrypt");
+    assertTrue(Files.readString(certDir.resolve("partner.key.pem")).startsWith("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+
+    Run withoutPassphrase = TestSupport.run(env);
+    env.put("PARTNER_KEY_PASSPHRASE", "not the passphrase");
+    Run wrongPassphrase = TestSupport.run(env);
+    env.put("PARTNER_KEY_PASSPHRASE", "correct horse battery staple");
+    Run run = TestSupport.run(env);
+
+    assertEquals(2, withoutPassphrase.exitCode());
+    assertTrue(withoutPassphrase.err().startsWith("partner: PARTNER_KEY_PASSPHRASE: is required"), withoutPassphrase.err());
+    assertEquals(2, wrongPassphrase.exitCode());
+    assertTrue(wrongPassphrase.err().startsWith("partner: PARTNER_KEY_PASSPHRASE: wrong passphrase"), wrongPassphrase.err());
+    assertEquals("", wrongPassphrase.out());
+    assertEquals(0, run.exitCode(), run.err());
+    assertTrue(run.out().startsWith("HTTP 200\n"), run.out());
+  }
+
+  @Test
+  void readsAPkcs12KeyStoreThePartnerWorkerExported(@TempDir Path dir) throws Exception {
+    Path pfx = dir.resolve("partner.pfx");
+    Map<String, String> export = new HashMap<>(stack);
+    export.put("PARTNER_PFX_PASSWORD", "pfx password 1");
+    TestSupport.partnerWorker(export, "cert", "export", "--format", "pfx", "--out", pfx.toString());
+    Map<String, String> env = new HashMap<>(stack);
+    env.remove("PARTNER_CERT_DIR");
+    env.put("PARTNER_PFX_FILE", pfx.toString());
+
+    env.put("PARTNER_PFX_PASSWORD", "not the password");
+    Run wrongPassword = TestSupport.run(env);
+    env.put("PARTNER_PFX_PASSWORD", "pfx password 1");
+    Run run = TestSupport.run(env);
+
+    assertEquals(2, wrongPassword.exitCode());
+    assertEquals("partner: PARTNER_PFX_PASSWORD: wrong password for " + pfx + "\n", wrongPassword.err());
+    assertEquals("", wrongPassword.out());
+    assertEquals(0, run.exitCode(), run.err());
+    assertTrue(run.out().startsWith("HTTP 200\n"), run.out());
+  }
+}

@@ -1,0 +1,99 @@
+package com.example.partner;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.example.partner.TestSupport.Run;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** Settings are checked before anything is sent: a bad one is named, exit code 2. */
+class PartnerSettingsTest {
+  private static Map<String, String> valid() {
+    Map<String, String> env = new HashMap<>();
+    env.put("PARTNER_TENANT_ID", "11111111-2222-3333-4444-555555555555");
+    env.put("PARTNER_CLIENT_ID", "66666666-7777-8888-9999-000000000000");
+    env.put("PARTNER_SCOPE", "api://certflow-orders/.default");
+    env.put("PARTNER_API_BASE_URL", "https://127.0.0.1:8443");
+    env.put("PARTNER_CERT_DIR", "/srv/partner");
+    return env;
+  }
+
+  @ParameterizedTest
+  @CsvSource(
+      delimiter = '|',
+      value = {
+        "PARTNER_TENANT_ID    |                                      | PARTNER_TENANT_ID: is required",
+        "PARTNER_TENANT_ID    | contoso.onmicrosoft.com              | PARTNER_TENANT_ID: must be a GUID",
+        "PARTNER_CLIENT_ID    | not-a-guid                           | PARTNER_CLIENT_ID: must be a GUID",
+        "PARTNER_SCOPE        |                                      | PARTNER_SCOPE: is required",
+        "PARTNER_SCOPE        | api://certflow-orders/Orders.Read    | PARTNER_SCOPE: must be one resource followed by /.default",
+        "PARTNER_SCOPE        | api://a/.default api://b/.default    | PARTNER_SCOPE: must be one resource",
+        "ENTRA_INSTANCE       | http://login.microsoftonline.com     | ENTRA_INSTANCE: must use https",
+        "ENTRA_INSTANCE       | https://login.microsoftonline.com/t  | ENTRA_INSTANCE: must be the instance only",
+        "PARTNER_API_BASE_URL | ftp://127.0.0.1                      | PARTNER_API_BASE_URL: must use https or http",
+        "PARTNER_API_BASE_URL | /orders                              | PARTNER_API_BASE_URL: must be an absolute URL",
+        "PARTNER_CERT_DIR     |                                      | PARTNER_CERT_DIR: is required",
+        "PARTNER_PFX_FILE     | /srv/partner/partner.pfx             | PARTNER_PFX_PASSWORD: is required with PARTNER_PFX_FILE",
+      })
+  void aBadSettingIsNamed(String variable, String value, String message) {
+    Map<String, String> env = valid();
+    if (value == null) env.remove(variable);
+    else env.put(variable, value);
+
+    Run run = TestSupport.run(env);
+
+    assertEquals(2, run.exitCode());
+    assertTrue(run.err().startsWith("partner: " + message), run.err());
+    assertEquals("", run.out());
+  }
+
+  @Test
+  void aCaFileWithoutCertificatesIsNamed(@TempDir Path dir) throws Exception {
+    var keys = TestSupport.rsaKeyPair();
+    TestSupport.writePartnerFiles(dir, keys, TestSupport.selfSigned(keys, "partner"));
+    Map<String, String> env = valid();
+    env.put("PARTNER_CERT_DIR", dir.toString());
+    env.put("PARTNER_CA_FILE", Files.writeString(dir.resolve("ca.pem"), "not a certificate\n").toString());
+
+    Run run = TestSupport.run(env);
+
+    assertEquals(2, run.exitCode());
+    assertTrue(run.err().startsWith("partner: PARTNER_CA_FILE: "), run.err());
+  }
+
+  @Test
+  void aKeyThatIsNotTheCertificatesIsNamed(@TempDir Path dir) throws Exception {
+    TestSupport.writePartnerFiles(
+        dir, TestSupport.rsaKeyPair(), TestSupport.selfSigned(TestSupport.rsaKeyPair(), "partner"));
+    Map<String, String> env = valid();
+    env.put("PARTNER_CERT_DIR", dir.toString());
+
+    Run run = TestSupport.run(env);
+
+    assertEquals(2, run.exitCode());
+    assertTrue(run.err().startsWith("partner: PARTNER_CERT_DIR: partner.key.pem is not the key of partner.crt.pem"), run.err());
+  }
+
+  @Test
+  void microsoftHostsKeepMsalsAuthorityChecksOthersTurnThemOff() throws Exception {
+    Map<String, String> env = valid();
+    assertTrue(PartnerSettings.fromEnvironment(env).microsoftAuthority(), "the default instance");
+    assertEquals(
+        "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555",
+        PartnerSettings.fromEnvironment(env).authority());
+    env.put("ENTRA_INSTANCE", "https://login.microsoftonline.us/");
+    assertTrue(PartnerSettings.fromEnvironment(env).microsoftAuthority());
+    env.put("ENTRA_INSTANCE", "https://localhost:8443");
+    assertFalse(PartnerSettings.fromEnvironment(env).microsoftAuthority());
+    env.put("ENTRA_INSTANCE", "https://login.microsoftonline.com.example.net");
+    assertFalse(PartnerSettings.fromEnvironment(env).microsoftAuthority());
+  }
+}
