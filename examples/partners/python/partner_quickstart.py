@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 
 import msal
 import requests
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
 
@@ -72,6 +73,7 @@ def _guid(env: Mapping[str, str], name: str) -> str:
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     """The settings from `env`; a missing or invalid one raises ConfigError naming it."""
+    tenant_id, client_id = _guid(env, "PARTNER_TENANT_ID"), _guid(env, "PARTNER_CLIENT_ID")
     instance = _https_url(env, "ENTRA_INSTANCE", DEFAULT_ENTRA_INSTANCE)
     if urlparse(instance).path:
         raise ConfigError("ENTRA_INSTANCE", f'must be the instance only, no path, got "{instance}"')
@@ -87,8 +89,8 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     passphrase = env.get("PARTNER_KEY_PASSPHRASE") or None  # not trimmed: any character counts
     return Settings(
         entra_instance=instance,
-        tenant_id=_guid(env, "PARTNER_TENANT_ID"),
-        client_id=_guid(env, "PARTNER_CLIENT_ID"),
+        tenant_id=tenant_id,
+        client_id=client_id,
         scope=scope,
         api_base_url=_https_url(env, "PARTNER_API_BASE_URL"),
         cert_dir=cert_dir,
@@ -118,11 +120,13 @@ def certificate_credential(settings: Settings) -> dict:
     except (TypeError, ValueError) as err:  # TypeError: passphrase missing, or given for a plain key
         name = "PARTNER_KEY_PASSPHRASE" if passphrase or "ENCRYPTED" in key_pem else "PARTNER_CERT_DIR"
         raise ConfigError(name, f"does not open {settings.cert_dir / KEY_FILE}: {err}") from None
-    credential = {
-        "private_key": key_pem,
-        # With the certificate (and no "thumbprint"), MSAL signs PS256 and sends x5t#S256 and x5c.
-        "public_certificate": _read(settings.cert_dir / CERTIFICATE_FILE, "PARTNER_CERT_DIR"),
-    }
+    cert_pem = _read(settings.cert_dir / CERTIFICATE_FILE, "PARTNER_CERT_DIR")
+    try:
+        x509.load_pem_x509_certificate(cert_pem.encode())
+    except ValueError as err:
+        raise ConfigError("PARTNER_CERT_DIR", f"holds no usable {CERTIFICATE_FILE}: {err}") from None
+    # With the certificate (and no "thumbprint"), MSAL signs PS256 and sends x5t#S256 and x5c.
+    credential = {"private_key": key_pem, "public_certificate": cert_pem}
     if settings.key_passphrase:
         credential["passphrase"] = settings.key_passphrase
     return credential

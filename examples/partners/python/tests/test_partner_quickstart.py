@@ -63,12 +63,33 @@ def sent_assertion(settings: quickstart.Settings) -> tuple[dict, dict, str]:
     return decode_segment(header), decode_segment(claims), assertion
 
 
-def test_a_missing_setting_is_named_exit_2(stack_env):
-    env = {k: v for k, v in stack_env.items() if k != "PARTNER_CLIENT_ID"}
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"PARTNER_CLIENT_ID": None}, "PARTNER_CLIENT_ID is required (a GUID)"),
+        ({"PARTNER_TENANT_ID": "contoso"}, 'PARTNER_TENANT_ID must be a GUID, got "contoso"'),
+        ({"ENTRA_INSTANCE": "http://localhost"}, 'ENTRA_INSTANCE must be an https URL, got "http://localhost"'),
+        ({"PARTNER_SCOPE": "api://orders/Orders.Read"}, "PARTNER_SCOPE must be one resource followed by /.default"),
+        ({"PARTNER_CA_FILE": "/srv/partner/missing-ca.pem"}, "PARTNER_CA_FILE cannot read /srv/partner/missing-ca.pem"),
+        ({"PARTNER_CERT_DIR": "/srv/partner/missing"}, "PARTNER_CERT_DIR must be the partner's certificate directory"),
+        ({"partner.crt.pem": "not a certificate"}, "PARTNER_CERT_DIR holds no usable partner.crt.pem"),
+    ],
+)
+def test_a_missing_or_invalid_setting_is_named_exit_2(stack_env, tmp_path, change, message):
+    env = dict(stack_env)
+    for name, value in change.items():
+        if name == "partner.crt.pem":  # a certificate directory whose certificate is damaged
+            shutil.copy(Path(env["PARTNER_CERT_DIR"]) / "partner.key.pem", tmp_path)
+            (tmp_path / name).write_text(value)
+            env["PARTNER_CERT_DIR"] = str(tmp_path)
+        elif value is None:
+            del env[name]
+        else:
+            env[name] = value
     result = run_program(env)
-    assert result.returncode == 2
-    assert result.stderr.strip() == "PARTNER_CLIENT_ID is required (a GUID)"
-    assert result.stdout == ""
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(message), result.stderr
+    assert result.stderr.count("\n") == 1, "one line"
 
 
 @EMULATOR_REFUSES_PADDED_X5T_S256
