@@ -16,8 +16,8 @@ import java.util.regex.Pattern;
 
 /**
  * The partner's program: a token for PARTNER_SCOPE with the partner's certificate, then
- * GET /orders through the gateway. Prints {@code HTTP <status>} and the token's decoded header
- * and claims as one JSON line (never the token itself).
+ * GET /orders through the gateway. Prints {@code HTTP <status>}, then the token's decoded header
+ * and claims, each as a JSON line after "header:" and "claims:" (never the token itself).
  *
  * <p>Exit codes: 0 the API answered 2xx; 1 the token request was refused or failed, or the API
  * answered otherwise or not at all; 2 a setting is missing or invalid (the message names it).
@@ -38,20 +38,20 @@ public final class Main {
       PartnerSettings settings = PartnerSettings.fromEnvironment(env);
       client = new PartnerClient(settings, PartnerCredential.load(settings));
     } catch (SettingsException e) {
-      err.println("partner: " + e.getMessage());
+      err.println(e.getMessage());
       return 2;
     }
     try {
       IAuthenticationResult token = client.acquireToken();
       HttpResponse<String> response = client.get(PATH, token);
       out.println("HTTP " + response.statusCode());
-      out.println(decodedToken(token.accessToken()));
+      printDecoded(token.accessToken(), out);
       return response.statusCode() / 100 == 2 ? 0 : 1;
     } catch (ExecutionException e) {
-      err.println("partner: " + tokenError(e.getCause()));
+      err.println(tokenError(e.getCause()));
       return 1;
     } catch (IOException e) {
-      err.println("partner: GET " + PATH + " failed: " + e);
+      err.println("request failed: GET " + PATH + ": " + e);
       return 1;
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
@@ -70,15 +70,17 @@ public final class Main {
     return "token request failed: " + cause;
   }
 
-  /** {"header":{…},"claims":{…}} of a JWT access token: its first two parts, decoded; no signature. */
-  static String decodedToken(String accessToken) {
+  /** The header and claims of a JWT access token, decoded (its signature is left out). */
+  static void printDecoded(String accessToken, PrintStream out) {
     String[] parts = accessToken.split("\\.");
-    if (parts.length != 3) return "{\"error\":\"the access token is not a JWT; nothing to decode\"}";
-    Base64.Decoder b64 = Base64.getUrlDecoder();
-    return "{\"header\":"
-        + new String(b64.decode(parts[0]), StandardCharsets.UTF_8)
-        + ",\"claims\":"
-        + new String(b64.decode(parts[1]), StandardCharsets.UTF_8)
-        + "}";
+    if (parts.length != 3) {
+      out.println("(the access token is not a JWT: nothing to decode)");
+      return;
+    }
+    Base64.Decoder base64Url = Base64.getUrlDecoder();
+    out.println("header:");
+    out.println(new String(base64Url.decode(parts[0]), StandardCharsets.UTF_8));
+    out.println("claims:");
+    out.println(new String(base64Url.decode(parts[1]), StandardCharsets.UTF_8));
   }
 }

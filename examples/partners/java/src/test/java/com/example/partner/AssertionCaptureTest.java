@@ -81,7 +81,7 @@ class AssertionCaptureTest {
 
       assertEquals(1, run.exitCode());
       assertEquals(
-          "partner: token request refused: AADSTS700027 Client assertion contains an invalid signature."
+          "token request refused: AADSTS700027 Client assertion contains an invalid signature."
               + " [Reason - The key was not found.] (invalid_client)\n",
           run.err());
       // Instance discovery and authority validation are off: the token request is the only one.

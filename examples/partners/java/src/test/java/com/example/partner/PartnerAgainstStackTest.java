@@ -29,15 +29,15 @@ class PartnerAgainstStackTest {
 
     assertEquals(0, run.exitCode(), run.err());
     List<String> lines = run.out().lines().toList();
-    assertEquals("HTTP 200", lines.get(0));
-    Map<String, Object> decoded = json(lines.get(1));
-    @SuppressWarnings("unchecked")
-    Map<String, Object> claims = (Map<String, Object>) decoded.get("claims");
+    assertEquals(List.of("HTTP 200", "header:", "claims:"), List.of(lines.get(0), lines.get(1), lines.get(3)), run.out());
+    assertEquals(5, lines.size(), run.out());
+    Map<String, Object> header = json(lines.get(2));
+    Map<String, Object> claims = json(lines.get(4));
+    assertEquals("RS256", header.get("alg"));
     assertEquals(stack.get("PARTNER_CLIENT_ID"), claims.get("azp"));
     assertEquals(stack.get("PARTNER_TENANT_ID"), claims.get("tid"));
     assertEquals("2", claims.get("azpacr"), "a certificate client");
     assertEquals(List.of("Orders.Read"), claims.get("roles"));
-    assertEquals("RS256", ((Map<?, ?>) decoded.get("header")).get("alg"));
     assertFalse(JWT.matcher(run.out() + run.err()).find(), "the token itself is never printed");
   }
 
@@ -58,6 +58,22 @@ class PartnerAgainstStackTest {
   }
 
   @Test
+  void anApiThatDoesNotAnswer2xxOrAtAllExitsWith1() throws Exception {
+    Map<String, String> env = new HashMap<>(stack);
+    // The emulator has no /orders: a 404 from a server the CA file trusts.
+    env.put("PARTNER_API_BASE_URL", stack.get("ENTRA_INSTANCE"));
+    Run notFound = TestSupport.run(env);
+    env.put("PARTNER_API_BASE_URL", "https://127.0.0.1:1");
+    Run unreachable = TestSupport.run(env);
+
+    assertEquals(1, notFound.exitCode(), notFound.err());
+    assertTrue(notFound.out().startsWith("HTTP 404\nheader:\n"), notFound.out());
+    assertEquals(1, unreachable.exitCode());
+    assertEquals("", unreachable.out());
+    assertTrue(unreachable.err().startsWith("request failed: GET /orders: "), unreachable.err());
+  }
+
+  @Test
   void anUnregisteredCertificateIsRefusedWithAadsts700027(@TempDir Path dir) throws Exception {
     KeyPair keys = TestSupport.rsaKeyPair();
     TestSupport.writePartnerFiles(dir, keys, TestSupport.selfSigned(keys, "not-registered"));
@@ -70,7 +86,7 @@ class PartnerAgainstStackTest {
     assertEquals(1, run.exitCode(), run.err());
     assertEquals("", run.out());
     assertTrue(
-        run.err().startsWith("partner: token request refused: AADSTS700027 "),
+        run.err().startsWith("token request refused: AADSTS700027 "),
         "one clear line naming the code, got: " + run.err());
     assertEquals(1, run.err().lines().count(), run.err());
   }
@@ -93,9 +109,9 @@ class PartnerAgainstStackTest {
     Run run = TestSupport.run(env);
 
     assertEquals(2, withoutPassphrase.exitCode());
-    assertTrue(withoutPassphrase.err().startsWith("partner: PARTNER_KEY_PASSPHRASE: is required"), withoutPassphrase.err());
+    assertTrue(withoutPassphrase.err().startsWith("PARTNER_KEY_PASSPHRASE: is required"), withoutPassphrase.err());
     assertEquals(2, wrongPassphrase.exitCode());
-    assertTrue(wrongPassphrase.err().startsWith("partner: PARTNER_KEY_PASSPHRASE: wrong passphrase"), wrongPassphrase.err());
+    assertTrue(wrongPassphrase.err().startsWith("PARTNER_KEY_PASSPHRASE: wrong passphrase"), wrongPassphrase.err());
     assertEquals("", wrongPassphrase.out());
     assertEquals(0, run.exitCode(), run.err());
     assertTrue(run.out().startsWith("HTTP 200\n"), run.out());
@@ -117,7 +133,7 @@ class PartnerAgainstStackTest {
     Run run = TestSupport.run(env);
 
     assertEquals(2, wrongPassword.exitCode());
-    assertEquals("partner: PARTNER_PFX_PASSWORD: wrong password for " + pfx + "\n", wrongPassword.err());
+    assertEquals("PARTNER_PFX_PASSWORD: wrong password for " + pfx + "\n", wrongPassword.err());
     assertEquals("", wrongPassword.out());
     assertEquals(0, run.exitCode(), run.err());
     assertTrue(run.out().startsWith("HTTP 200\n"), run.out());

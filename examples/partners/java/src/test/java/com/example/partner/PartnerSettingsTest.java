@@ -51,7 +51,7 @@ class PartnerSettingsTest {
     Run run = TestSupport.run(env);
 
     assertEquals(2, run.exitCode());
-    assertTrue(run.err().startsWith("partner: " + message), run.err());
+    assertTrue(run.err().startsWith("" + message), run.err());
     assertEquals("", run.out());
   }
 
@@ -66,7 +66,7 @@ class PartnerSettingsTest {
     Run run = TestSupport.run(env);
 
     assertEquals(2, run.exitCode());
-    assertTrue(run.err().startsWith("partner: PARTNER_CA_FILE: "), run.err());
+    assertTrue(run.err().startsWith("PARTNER_CA_FILE: "), run.err());
   }
 
   @Test
@@ -79,7 +79,7 @@ class PartnerSettingsTest {
     Run run = TestSupport.run(env);
 
     assertEquals(2, run.exitCode());
-    assertTrue(run.err().startsWith("partner: PARTNER_CERT_DIR: partner.key.pem is not the key of partner.crt.pem"), run.err());
+    assertTrue(run.err().startsWith("PARTNER_CERT_DIR: partner.key.pem is not the key of partner.crt.pem"), run.err());
   }
 
   @Test
