@@ -4,6 +4,7 @@
 'use strict';
 
 const GRAPH = '/graph/v1.0';
+const GRAPH_BETA = '/graph/beta';
 const EXPIRING_DAYS = 30;
 const state = { token: null, clientId: null, tenantId: null, adminAppId: null, tokenPath: null, view: 0 };
 const $ = (id) => document.getElementById(id);
@@ -20,8 +21,9 @@ function el(tag, props = {}, ...children) {
 }
 
 function show(section) {
-  for (const id of ['sign-in', 'applications', 'application']) $(id).hidden = id !== section;
+  for (const id of ['sign-in', 'applications', 'application', 'sign-ins']) $(id).hidden = id !== section;
   $('sign-out').hidden = section === 'sign-in';
+  $('sign-ins-link').hidden = section === 'sign-in';
 }
 
 function say(message) {
@@ -35,8 +37,8 @@ function fail(message) {
 
 class GraphError extends Error {}
 
-async function graph(method, path, body) {
-  const response = await fetch(`${GRAPH}${path}`, {
+async function graph(method, path, body, base = GRAPH) {
+  const response = await fetch(`${base}${path}`, {
     method,
     headers: {
       authorization: `Bearer ${state.token}`,
@@ -225,6 +227,7 @@ async function showApplication(objectId) {
   );
 
   if (!(await showRoles(app, view))) return;
+  if (!(await showAppSignIns(app, view))) return;
   say(
     `${app.displayName}: ${count(app.keyCredentials.length, 'certificate')}, ${count(app.passwordCredentials.length, 'secret')}`,
   );
@@ -284,6 +287,37 @@ async function showRoles(app, view) {
   $('assign-form').dataset.resourceId = resource ? resource.id : '';
   return true;
 }
+
+/** The tenant's sign-in logs (Graph beta), filtered by result. */
+async function showTenantSignIns() {
+  const view = startView();
+  show('sign-ins');
+  say('Loading sign-in logs…');
+  const { value } = await graph(
+    'GET',
+    window.signInLogs.path(undefined, $('tenant-sign-in-result').value),
+    undefined,
+    GRAPH_BETA,
+  );
+  if (superseded(view)) return;
+  $('tenant-sign-in-rows').replaceChildren(...window.signInLogs.rows(value, el, true));
+  say(signInCount(value.length));
+}
+
+/** The application's sign-in logs; false when a later view superseded `view` meanwhile. */
+async function showAppSignIns(app, view) {
+  const { value } = await graph(
+    'GET',
+    window.signInLogs.path(app.appId, $('app-sign-in-result').value),
+    undefined,
+    GRAPH_BETA,
+  );
+  if (superseded(view)) return false;
+  $('app-sign-in-rows').replaceChildren(...window.signInLogs.rows(value, el, false));
+  return true;
+}
+
+const signInCount = (n) => (n < window.signInLogs.PAGE ? count(n, 'sign-in') : `The newest ${n} sign-ins`);
 
 // ---- actions --------------------------------------------------------------------------------
 
@@ -440,7 +474,8 @@ function route() {
     return;
   }
   const match = /^#\/applications\/(.+)$/.exec(location.hash);
-  run(() => (match ? showApplication(decodeURIComponent(match[1])) : showApplications()));
+  if (location.hash === '#/sign-ins') run(showTenantSignIns);
+  else run(() => (match ? showApplication(decodeURIComponent(match[1])) : showApplications()));
 }
 
 async function start() {
@@ -486,6 +521,12 @@ async function start() {
     e.preventDefault();
     run(assignRole);
   });
+  $('tenant-sign-in-result').addEventListener('change', () => run(showTenantSignIns));
+  $('app-sign-in-result').addEventListener('change', () =>
+    run(async () => {
+      if (await showAppSignIns(current, state.view)) say('Sign-in logs updated.');
+    }),
+  );
   window.addEventListener('hashchange', route);
   route();
 }

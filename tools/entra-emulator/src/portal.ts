@@ -14,6 +14,7 @@ const ASSETS: Record<string, string> = {
   '/': 'index.html',
   '/index.html': 'index.html',
   '/app.js': 'app.js',
+  '/sign-ins.js': 'sign-ins.js',
   '/app.css': 'app.css',
 };
 const TYPES: Record<string, string> = {
