@@ -34,3 +34,4 @@ export {
   STORAGE_APP_ID,
   type FirstPartyResource,
 } from './first-party';
+export { SIGN_IN_LOG_CAPACITY, SignInLog, type SignInAttempt, type SignInRecord } from './sign-in-log';
