@@ -6,17 +6,12 @@ import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { importPKCS8, SignJWT, type JWTPayload } from 'jose';
-import {
-  createSelfSignedCertificate,
-  parseCertificate,
-  pemToDer,
-  type CertificateAndKey,
-} from '@certflow/certs';
-import { startEmulator, type RunningEmulator } from './emulator';
-import type { EmulatorOptions } from './emulator-options';
+import { parseCertificate, type CertificateAndKey } from '@certflow/certs';
+import type { RunningEmulator } from './emulator';
 import type { EmulatorInfo } from './emulator-info';
-import { GraphClient } from './graph-client';
-import { provisionApiAndPartner, type ProvisionedApiAndPartner } from './provision';
+import type { GraphClient } from './graph-client';
+import type { ProvisionedApiAndPartner } from './provision';
+import { startEmulatorFixture, type EmulatorFixtureOptions } from './testing';
 import { ASSERTION_TYPE } from './client-assertion-verifier';
 
 export const API_URI = 'api://certflow-orders';
@@ -138,35 +133,27 @@ export interface Fixture {
   close(): Promise<void>;
 }
 
-/** An emulator with an API (`Orders.Read`, `Orders.Write`) and a partner granted `Orders.Read`, whose certificate is registered. */
-export async function startFixture(options: Partial<EmulatorOptions> = {}): Promise<Fixture> {
-  const stateDir = tempStateDir();
-  let offset = 0;
-  const emulator = await startEmulator({ stateDir, now: () => new Date(Date.now() + offset), ...options });
-  const graph = await GraphClient.connect(emulator);
-  const provisioned = await provisionApiAndPartner(graph, {
-    apiDisplayName: 'orders API',
+/** The emulator fixture (an API with `Orders.Read`, `Orders.Write`; a partner granted `Orders.Read`, its certificate registered), as these tests use it. */
+export async function startFixture(
+  options: NonNullable<EmulatorFixtureOptions['emulator']> &
+    Pick<EmulatorFixtureOptions, 'tokenLifetimeSeconds' | 'clockOffset'> = {},
+): Promise<Fixture> {
+  const { tokenLifetimeSeconds, clockOffset, ...emulator } = options;
+  const fixture = await startEmulatorFixture({
     apiIdentifierUri: API_URI,
-    roles: ['Orders.Read', 'Orders.Write'],
-    partnerDisplayName: 'contoso-partner',
-    grantRoles: ['Orders.Read'],
-  });
-  const partnerCert = createSelfSignedCertificate({ commonName: 'contoso-partner' });
-  await graph.addCertificate(provisioned.partner.objectId, pemToDer(partnerCert.certificatePem), 'contoso');
-  return {
-    stateDir,
+    tokenLifetimeSeconds,
+    clockOffset,
     emulator,
-    graph,
-    provisioned,
-    partnerCert,
-    setClockOffset: (ms) => {
-      offset = ms;
-    },
-    close: async () => {
-      graph.close();
-      await emulator.close();
-      removeDir(stateDir);
-    },
+  });
+  const { api, partner } = fixture;
+  return {
+    stateDir: fixture.stateDir,
+    emulator: fixture.emulator,
+    graph: fixture.graph,
+    provisioned: { api, partner },
+    partnerCert: { certificatePem: partner.certificatePem, privateKeyPem: partner.privateKeyPem },
+    setClockOffset: (ms) => fixture.emulator.clock.set(ms),
+    close: fixture.close,
   };
 }
 

@@ -131,7 +131,7 @@ export async function startEmulatorFixture(options: EmulatorFixtureOptions = {})
       ...(options.tokenLifetimeSeconds !== undefined && {
         tokenLifetimeSeconds: options.tokenLifetimeSeconds,
       }),
-      ...(clockOffset !== 0 && { clockOffset }),
+      ...(options.clockOffset !== undefined && { clockOffset }),
     });
     const caPem = readFileSync(emulator.caCertificatePath, 'utf8');
     networkClient = msalNetworkClient(caPem);
