@@ -11,8 +11,6 @@ import java.nio.charset.StandardCharsets;
 import java.util.Base64;
 import java.util.Map;
 import java.util.concurrent.ExecutionException;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 
 /**
  * The partner's program: a token for PARTNER_SCOPE with the partner's certificate, then
@@ -24,7 +22,6 @@ import java.util.regex.Pattern;
  */
 public final class Main {
   static final String PATH = "/orders";
-  private static final Pattern AADSTS = Pattern.compile("(AADSTS\\d+):?\\s*([^\\r\\n]*)");
 
   private Main() {}
 
@@ -59,12 +56,10 @@ public final class Main {
     }
   }
 
-  /** One line naming Entra ID's AADSTS code when there is one. */
+  /** One line: Entra ID's description starts with its AADSTS code; its trace ids follow on other lines. */
   static String tokenError(Throwable cause) {
     if (cause instanceof MsalServiceException refused) {
-      Matcher m = AADSTS.matcher(refused.getMessage());
-      String detail = m.find() ? m.group(1) + " " + m.group(2).replaceFirst("\\s*Trace ID:.*$", "") : refused.getMessage();
-      return "token request refused: " + detail.trim() + " (" + refused.errorCode() + ")";
+      return "token request refused: " + refused.getMessage().lines().findFirst().orElse(refused.errorCode());
     }
     if (cause instanceof MsalException failed) return "token request failed: " + failed.getMessage();
     return "token request failed: " + cause;

@@ -44,12 +44,15 @@ public final class PartnerClient {
     SSLContext tls = settings.caFile().isPresent() ? trusting(settings.caFile().get()) : null;
     try {
       ConfidentialClientApplication.Builder builder =
-          ConfidentialClientApplication.builder(settings.clientId(), credential).authority(settings.authority());
+          ConfidentialClientApplication.builder(settings.clientId(), credential)
+              .authority(settings.authority());
       if (!settings.microsoftAuthority()) {
         // Not Entra ID's own host (the emulator): MSAL must not ask login.microsoftonline.com
         // to validate or discover it.
         builder.validateAuthority(false).instanceDiscovery(false);
-        if (settings.entraInstance().getPort() != -1) builder.aadInstanceDiscoveryResponse(sameCacheWithPort(settings));
+        if (settings.entraInstance().getPort() != -1) {
+          builder.aadInstanceDiscoveryResponse(sameCacheWithPort(settings));
+        }
       }
       if (tls != null) builder.sslSocketFactory(tls.getSocketFactory());
       this.app = builder.build();
@@ -86,7 +89,8 @@ public final class PartnerClient {
   private static String sameCacheWithPort(PartnerSettings settings) {
     String host = settings.entraInstance().getHost();
     String hostAndPort = host + ":" + settings.entraInstance().getPort();
-    return "{\"tenant_discovery_endpoint\":\"" + settings.authority() + "/v2.0/.well-known/openid-configuration\","
+    String discovery = settings.authority() + "/v2.0/.well-known/openid-configuration";
+    return "{\"tenant_discovery_endpoint\":\"" + discovery + "\","
         + "\"metadata\":[{\"preferred_network\":\"" + host + "\",\"preferred_cache\":\"" + host + "\","
         + "\"aliases\":[\"" + host + "\",\"" + hostAndPort + "\"]}]}";
   }

@@ -19,6 +19,7 @@ import java.security.spec.PKCS8EncodedKeySpec;
 import java.util.Base64;
 import javax.crypto.Cipher;
 import javax.crypto.EncryptedPrivateKeyInfo;
+import javax.crypto.SecretKey;
 import javax.crypto.SecretKeyFactory;
 import javax.crypto.spec.PBEKeySpec;
 
@@ -42,7 +43,8 @@ public final class PartnerCredential {
     if (!(key instanceof RSAPrivateCrtKey rsa)
         || !(certificate.getPublicKey() instanceof RSAPublicKey pub)
         || !rsa.getModulus().equals(pub.getModulus())) {
-      throw new SettingsException("PARTNER_CERT_DIR", "partner.key.pem is not the key of partner.crt.pem in " + dir);
+      throw new SettingsException(
+          "PARTNER_CERT_DIR", "partner.key.pem is not the key of partner.crt.pem in " + dir);
     }
     return ClientCredentialFactory.createFromCertificate(key, certificate);
   }
@@ -81,7 +83,8 @@ public final class PartnerCredential {
       String hint = Files.exists(file.resolveSibling("partner.key.p11"))
           ? " (the key is in a PKCS#11 token: this example reads key files only)"
           : "";
-      throw new SettingsException("PARTNER_CERT_DIR", "cannot read the private key " + file + ": " + e + hint);
+      throw new SettingsException(
+          "PARTNER_CERT_DIR", "cannot read the private key " + file + ": " + e + hint);
     }
     try {
       if (pem.contains("-----BEGIN PRIVATE KEY-----")) {
@@ -91,13 +94,15 @@ public final class PartnerCredential {
         if (passphrase == null) {
           throw new SettingsException("PARTNER_KEY_PASSPHRASE", "is required: " + file + " is encrypted");
         }
-        return rsaKey(decrypt(new EncryptedPrivateKeyInfo(pemBody(pem, "ENCRYPTED PRIVATE KEY")), passphrase, file));
+        var encrypted = new EncryptedPrivateKeyInfo(pemBody(pem, "ENCRYPTED PRIVATE KEY"));
+        return rsaKey(decrypt(encrypted, passphrase, file));
       }
     } catch (IOException | GeneralSecurityException e) {
       throw new SettingsException("PARTNER_CERT_DIR", "cannot read the private key " + file + ": " + e);
     }
     throw new SettingsException(
-        "PARTNER_CERT_DIR", file + " is not a PKCS#8 PEM key (BEGIN PRIVATE KEY or BEGIN ENCRYPTED PRIVATE KEY)");
+        "PARTNER_CERT_DIR",
+        file + " is not a PKCS#8 PEM key (BEGIN PRIVATE KEY or BEGIN ENCRYPTED PRIVATE KEY)");
   }
 
   private static PKCS8EncodedKeySpec decrypt(EncryptedPrivateKeyInfo info, String passphrase, Path file)
@@ -108,7 +113,8 @@ public final class PartnerCredential {
     PBEKeySpec spec = new PBEKeySpec(passphrase.toCharArray());
     try {
       Cipher cipher = Cipher.getInstance(algorithm);
-      cipher.init(Cipher.DECRYPT_MODE, SecretKeyFactory.getInstance(algorithm).generateSecret(spec), info.getAlgParameters());
+      SecretKey key = SecretKeyFactory.getInstance(algorithm).generateSecret(spec);
+      cipher.init(Cipher.DECRYPT_MODE, key, info.getAlgParameters());
       return info.getKeySpec(cipher);
     } catch (java.security.spec.InvalidKeySpecException e) {
       throw new SettingsException("PARTNER_KEY_PASSPHRASE", "wrong passphrase for " + file);

@@ -83,7 +83,8 @@ public record PartnerSettings(
     if (pfxFile.isEmpty() && certDir.isEmpty()) {
       throw new SettingsException(
           "PARTNER_CERT_DIR",
-          "is required (the directory holding partner.key.pem and partner.crt.pem), unless PARTNER_PFX_FILE is set");
+          "is required (the directory holding partner.key.pem and partner.crt.pem),"
+              + " unless PARTNER_PFX_FILE is set");
     }
     // Passwords are taken as they are: they may contain any character.
     Optional<String> pfxPassword = secret(env, "PARTNER_PFX_PASSWORD");
@@ -123,8 +124,10 @@ public record PartnerSettings(
     return Optional.ofNullable(env.get(name)).filter(v -> !v.isEmpty());
   }
 
-  private static String required(Map<String, String> env, String name, String example) throws SettingsException {
-    return value(env, name).orElseThrow(() -> new SettingsException(name, "is required (e.g. " + example + ")"));
+  private static String required(Map<String, String> env, String name, String example)
+      throws SettingsException {
+    return value(env, name)
+        .orElseThrow(() -> new SettingsException(name, "is required (e.g. " + example + ")"));
   }
 
   private static String guid(Map<String, String> env, String name) throws SettingsException {

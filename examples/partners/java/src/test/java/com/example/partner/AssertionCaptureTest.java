@@ -14,6 +14,7 @@ import java.nio.file.Path;
 import java.security.KeyPair;
 import java.security.KeyStore;
 import java.security.MessageDigest;
+import java.security.Signature;
 import java.security.cert.Certificate;
 import java.security.cert.X509Certificate;
 import java.util.Arrays;
@@ -54,7 +55,7 @@ class AssertionCaptureTest {
           requests.add(new Request(exchange.getRequestMethod(), exchange.getRequestURI().getPath(), body));
           byte[] answer =
               ("{\"error\":\"invalid_client\",\"error_description\":\"AADSTS700027: Client assertion contains"
-                      + " an invalid signature. [Reason - The key was not found.] Trace ID: 0\",\"error_codes\":[700027]}")
+                      + " an invalid signature. [Reason - The key was not found.]\\r\\nTrace ID: 0\",\"error_codes\":[700027]}")
                   .getBytes(StandardCharsets.UTF_8);
           exchange.getResponseHeaders().add("Content-Type", "application/json; charset=utf-8");
           exchange.sendResponseHeaders(401, answer.length);
@@ -66,7 +67,8 @@ class AssertionCaptureTest {
       KeyPair partnerKeys = TestSupport.rsaKeyPair();
       X509Certificate partnerCert = TestSupport.selfSigned(partnerKeys, "partner");
       TestSupport.writePartnerFiles(dir, partnerKeys, partnerCert);
-      Path caFile = Files.writeString(dir.resolve("authority.pem"), TestSupport.pem("CERTIFICATE", serverCert.getEncoded()));
+      Path caFile =
+          Files.writeString(dir.resolve("authority.pem"), TestSupport.pem("CERTIFICATE", serverCert.getEncoded()));
       String instance = "https://localhost:" + authority.getAddress().getPort();
       Map<String, String> env = new HashMap<>();
       env.put("ENTRA_INSTANCE", instance);
@@ -81,8 +83,8 @@ class AssertionCaptureTest {
 
       assertEquals(1, run.exitCode());
       assertEquals(
-          "token request refused: AADSTS700027 Client assertion contains an invalid signature."
-              + " [Reason - The key was not found.] (invalid_client)\n",
+          "token request refused: AADSTS700027: Client assertion contains an invalid signature."
+              + " [Reason - The key was not found.]\n",
           run.err());
       // Instance discovery and authority validation are off: the token request is the only one.
       assertEquals(1, requests.size(), requests.toString());
@@ -120,6 +122,10 @@ class AssertionCaptureTest {
       assertEquals(CLIENT, claims.get("sub"));
       assertEquals(600L, ((Number) claims.get("exp")).longValue() - ((Number) claims.get("nbf")).longValue());
       assertTrue(Math.abs(((Number) claims.get("nbf")).longValue() - System.currentTimeMillis() / 1000) < 60);
+      Signature rs256 = Signature.getInstance("SHA256withRSA"); // RSASSA-PKCS1-v1_5
+      rs256.initVerify(partnerCert.getPublicKey());
+      rs256.update((assertion[0] + "." + assertion[1]).getBytes(StandardCharsets.US_ASCII));
+      assertTrue(rs256.verify(Base64.getUrlDecoder().decode(assertion[2])), "signed with the partner's key");
     } finally {
       authority.stop(0);
     }
@@ -141,7 +147,11 @@ class AssertionCaptureTest {
     Map<String, String> fields = new HashMap<>();
     Arrays.stream(body.split("&"))
         .map(pair -> pair.split("=", 2))
-        .forEach(kv -> fields.put(URLDecoder.decode(kv[0], StandardCharsets.UTF_8), URLDecoder.decode(kv[1], StandardCharsets.UTF_8)));
+        .forEach(
+            kv ->
+                fields.put(
+                    URLDecoder.decode(kv[0], StandardCharsets.UTF_8),
+                    URLDecoder.decode(kv[1], StandardCharsets.UTF_8)));
     return fields;
   }
 }

