@@ -45,13 +45,8 @@ export async function verifyClientAssertion(
       `The algorithm '${String(alg)}' is not supported for client assertions; use RS256 or PS256.`,
     );
   }
-  const x5tS256 = header['x5t#S256'];
-  // MSAL for Python (1.x) sends the SHA-1 `x5t` as URL-safe base64 *with* `=` padding, and
-  // Entra ID accepts it; so padding is dropped from `x5t`. `x5t#S256` stays strict base64url.
-  const x5t =
-    typeof header.x5t === 'string' && /^[A-Za-z0-9_-]+=?$/.test(header.x5t)
-      ? header.x5t.replace(/=$/, '')
-      : header.x5t;
+  const x5tS256 = thumbprintHeader(header['x5t#S256']);
+  const x5t = thumbprintHeader(header.x5t);
   if (typeof x5tS256 !== 'string' && typeof x5t !== 'string') {
     throw entraErrors.malformedAssertion('No certificate thumbprint specified in token header.');
   }
@@ -168,6 +163,17 @@ function cachedCertificate(key: string): ParsedCertificate {
     certificates.set(key, cert);
   }
   return cert;
+}
+
+/**
+ * A thumbprint header as unpadded base64url. Entra ID also reads it padded or in standard base64:
+ * MSAL for Python (1.x) pads its `x5t`; MSAL for Go (1.x) sends `x5t#S256` as standard base64
+ * with `=` (`Credential.JWT` in its accesstokens package). Anything else is left as sent.
+ */
+function thumbprintHeader(value: unknown): unknown {
+  return typeof value === 'string' && /^[A-Za-z0-9+/_-]+={0,2}$/.test(value)
+    ? value.replace(/=+$/, '').replace(/\+/g, '-').replace(/\//g, '_')
+    : value;
 }
 
 /** Entra shows the thumbprint the client used in hex; anything undecodable is echoed as sent. */

@@ -255,22 +255,17 @@ describe('refusals, shaped like Entra ID', () => {
     expect(body.error_description).toContain(thumbprints.sha256Hex);
   });
 
-  it('700027 for a base64 (not base64url) x5t#S256', async () => {
+  it('takes x5t#S256 in standard base64 with padding, as MSAL for Go sends it (Entra ID reads both)', async () => {
     const sha256 = Buffer.from(
       parseCertificate(f.partnerCert.certificatePem).thumbprints.sha256Hex,
       'hex',
     ).toString('base64');
+    expect(sha256).toMatch(/=$/); // 32 bytes: always padded, so this never equals the base64url form
     const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert, {
       header: { 'x5t#S256': sha256 },
     });
-    // Only meaningful if the standard base64 differs from base64url for this thumbprint.
-    if (/[+/=]/.test(sha256))
-      expectEntraError(
-        await postForm(f.emulator, assertionForm(partnerId(), assertion)),
-        401,
-        'invalid_client',
-        700027,
-      );
+    const res = await postForm(f.emulator, assertionForm(partnerId(), assertion));
+    expect(res.status, res.text).toBe(200);
   });
 
   it('50013 when the registered certificate is named but another key signed', async () => {
@@ -404,6 +399,21 @@ describe('refusals, shaped like Entra ID', () => {
       aud: apiAppId,
       roles: ['Orders.Read'],
     });
+  });
+
+  it('ignores the OpenID Connect scopes MSAL for Go adds (openid offline_access profile); 1002012 for them alone', async () => {
+    const assertion = await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert);
+    const res = await postForm(
+      f.emulator,
+      assertionForm(partnerId(), assertion, `${API_URI}/.default openid offline_access profile`),
+    );
+    expect(res.status, res.text).toBe(200);
+    expectEntraError(
+      await postForm(f.emulator, assertionForm(partnerId(), assertion, 'openid profile')),
+      400,
+      'invalid_scope',
+      1002012,
+    );
   });
 
   it('1002012 for a scope without /.default, 70011 for several, 500011 for an unknown resource', async () => {

@@ -67,6 +67,7 @@ export interface TokenResponse {
 }
 
 const DEFAULT_SUFFIX = '/.default';
+const OIDC_SCOPES = new Set(['openid', 'profile', 'offline_access']);
 
 export async function handleTokenRequest(
   form: TokenForm,
@@ -203,9 +204,12 @@ async function authenticateClient(
 
 /** Exactly one `<App ID URI or appId>/.default` naming a service principal of this tenant. */
 function resolveScope(scope: string, directory: Directory) {
-  const scopes = scope.split(/\s+/).filter((s) => s !== '');
-  if (scopes.length === 0) throw entraErrors.missingParameter('scope');
-  const notDefault = scopes.find((s) => !s.endsWith(DEFAULT_SUFFIX));
+  const requested = scope.split(/\s+/).filter((s) => s !== '');
+  if (requested.length === 0) throw entraErrors.missingParameter('scope');
+  // Entra ID ignores the OpenID Connect scopes in a client-credentials request; MSAL for Go (1.x)
+  // adds `openid offline_access profile` to every token request (AppendDefaultScopes).
+  const scopes = requested.filter((s) => !OIDC_SCOPES.has(s));
+  const notDefault = scopes.length === 0 ? requested[0] : scopes.find((s) => !s.endsWith(DEFAULT_SUFFIX));
   if (notDefault !== undefined) throw entraErrors.scopeNotDefault(notDefault.slice(0, 200));
   if (scopes.length > 1) throw entraErrors.invalidScope(scope.slice(0, 400));
   const identifier = scopes[0]!.slice(0, -DEFAULT_SUFFIX.length);
