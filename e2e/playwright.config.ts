@@ -27,7 +27,7 @@ export default defineConfig({
   reporter: [['list']],
   outputDir: '../dist/e2e/test-results',
   projects: [
-    { name: 'api', testMatch: ['**/flow.e2e.ts', '**/hsm.e2e.ts'] },
+    { name: 'api', testMatch: ['**/flow.e2e.ts', '**/hsm.e2e.ts', '**/test-tokens.e2e.ts'] },
     {
       name: 'chromium',
       testMatch: '**/portal.e2e.ts',

@@ -133,7 +133,7 @@ export class GraphClient {
     private readonly credentials: GraphCredentials = { kind: 'admin' },
   ) {}
 
-  /** As the emulator's admin (client secret from emulator.json; Application.ReadWrite.All and AppRoleAssignment.ReadWrite.All). */
+  /** As the emulator's admin (client secret from emulator.json; Application.ReadWrite.All, AppRoleAssignment.ReadWrite.All and AuditLog.Read.All). */
   static async connect(info: EmulatorInfo): Promise<GraphClient> {
     const client = new GraphClient(info, GraphClient.agentFor(info));
     await client.accessToken();

@@ -34,7 +34,15 @@ describe('state directory', () => {
     for (const file of [statePath(dir), emulatorInfoPath(dir)])
       expect(statSync(file).mode & 0o777).toBe(0o600);
     const info = readEmulatorInfo(dir);
-    const { close: _c, signAccessToken: _s, rotateSigningKey: _r, setFaults: _f, ...fields } = emulator;
+    const {
+      close: _c,
+      signAccessToken: _s,
+      rotateSigningKey: _r,
+      setFaults: _f,
+      signInLog: _l,
+      clock: _k,
+      ...fields
+    } = emulator;
     expect(info).toEqual(fields);
     expect(info.url).toMatch(/^https:\/\/localhost:\d+$/);
     expect(info.tenantDomain).toBe('certflow.onmicrosoft.com');
@@ -121,7 +129,12 @@ describe('state directory', () => {
     const roles = JSON.parse(
       Buffer.from((await graph.accessToken()).split('.')[1]!, 'base64url').toString(),
     ).roles;
-    expect(roles).toEqual(['Application.ReadWrite.All', 'AppRoleAssignment.ReadWrite.All']);
+    // The assignment added back comes last.
+    expect(roles).toEqual([
+      'Application.ReadWrite.All',
+      'AuditLog.Read.All',
+      'AppRoleAssignment.ReadWrite.All',
+    ]);
     const app = await graph.createApplication({ displayName: 'reader' });
     const sp = await graph.createServicePrincipal(app.appId);
     const graphSpNow = await graph.findServicePrincipalByAppId(GRAPH_APP_ID);
