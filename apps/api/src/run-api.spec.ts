@@ -62,6 +62,15 @@ describe('runApi (what main.ts runs)', () => {
     [{ API_AUDIENCES: 'a' }, 'ENTRA_TENANT_ID'],
     [{ ENTRA_TENANT_ID: 'not-a-guid', API_AUDIENCES: 'a' }, 'ENTRA_TENANT_ID'],
     [{ ENTRA_TENANT_ID: '8f2b1c1e-5a4d-4c3b-9e8f-0a1b2c3d4e5f', API_AUDIENCES: 'a', PORT: 'abc' }, 'PORT'],
+    [
+      {
+        ENTRA_TENANT_ID: '8f2b1c1e-5a4d-4c3b-9e8f-0a1b2c3d4e5f',
+        API_AUDIENCES: 'a',
+        NODE_ENV: 'production',
+        CERTFLOW_CLOCK_FILE: '/srv/stack/clock.json',
+      },
+      'CERTFLOW_CLOCK_FILE',
+    ],
   ])('fails to start with %j, naming %s on stderr and nothing on stdout', async (env, variable) => {
     const { out, output } = capture();
     const result = await runApi(env, output);

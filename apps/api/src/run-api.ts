@@ -3,6 +3,7 @@
  * start from the environment and print `{"event":"listening","url":…}` as the only stdout line,
  * or report a bad configuration (naming the variable) on stderr and give exit status 1.
  */
+import { clockNotice, type EnvironmentClock } from '@certflow/clock';
 import { JsonLogger } from './logging/json-logger';
 import { loadApiConfig } from './config/api-config';
 import { ConfigError } from './config/config-error';
@@ -26,15 +27,24 @@ export async function runApi(
 ): Promise<RunApiResult> {
   // The process's own stderr gets its lines in batches; any other output, line by line.
   const logger = output === PROCESS_OUTPUT ? new JsonLogger() : new JsonLogger(output.stderr);
+  let clock: EnvironmentClock | undefined;
   try {
-    const api = await startApi(loadApiConfig(env), { logger });
+    const config = loadApiConfig(env, {
+      onClockError: (err) => logger.warn({ event: 'clock_file_unreadable', message: err.message }),
+    });
+    clock = config.clock;
+    const notice = clockNotice(clock);
+    if (notice) logger.log({ event: 'clock_shifted', offsetMs: clock.offsetMs, message: notice });
+    const api = await startApi(config, { logger });
     output.stdout(`${JSON.stringify({ event: 'listening', url: api.url })}\n`);
     const close = async (): Promise<void> => {
       await api.close();
+      config.clock.close();
       await logger.flush();
     };
     return { exitCode: 0, api: { ...api, close } };
   } catch (err) {
+    clock?.close();
     await logger.flush();
     const error = err instanceof Error ? err : new Error(String(err));
     const variable = error instanceof ConfigError ? { variable: error.variable } : {};

@@ -85,3 +85,8 @@ export function readClockFile(path: string, label = 'clock file'): number {
     return fail((err as Error).message);
   }
 }
+
+/** Whether `clock` is the real time for good: systemClock, or clockFromEnvironment() with neither variable set. */
+export function isSystemClock(clock: Clock): boolean {
+  return clock.nowMs === systemClock.nowMs;
+}

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readClockFile, writeClockFile } from './clock.js';
+import { isSystemClock, OffsetClock, readClockFile, systemClock, writeClockFile } from './clock.js';
 import { catchError, emitLibrary } from './clock.test-helpers.js';
 import {
   CLOCK_FILE_POLL_MS,
@@ -105,8 +105,12 @@ describe('clockFromEnvironment', () => {
       expect(clock.file).toBeUndefined();
       expect(Math.abs(clock.nowMs() - Date.now())).toBeLessThan(50);
       expect(clockNotice(clock)).toBeUndefined();
+      expect(isSystemClock(clock)).toBe(true);
       clock.close();
     }
+    expect(isSystemClock(systemClock)).toBe(true);
+    expect(isSystemClock(new OffsetClock(0))).toBe(false); // it may be moved
+    expect(isSystemClock(clockFromEnvironment({ CERTFLOW_CLOCK_OFFSET: '0' }))).toBe(false);
   });
 
   it('starts at CERTFLOW_CLOCK_OFFSET, and says so', () => {

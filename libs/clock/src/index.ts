@@ -5,7 +5,14 @@ export {
   formatClockOffset,
   parseClockOffset,
 } from './offset.js';
-export { OffsetClock, readClockFile, systemClock, writeClockFile, type Clock } from './clock.js';
+export {
+  isSystemClock,
+  OffsetClock,
+  readClockFile,
+  systemClock,
+  writeClockFile,
+  type Clock,
+} from './clock.js';
 export {
   CLOCK_FILE_ENV,
   CLOCK_FILE_POLL_MS,

@@ -6,6 +6,7 @@ import {
   validateEntraAuthOptions,
   type EntraAuthOptions,
 } from './entra-auth-options';
+import { systemClock } from '@certflow/clock';
 
 const TENANT = 'A1B2C3D4-0000-4000-8000-0123456789AB';
 /** PEM that is not a certificate: a private key made now (never a committed one). */
@@ -42,6 +43,7 @@ describe('validateEntraAuthOptions', () => {
       discoveryRetry: { initialDelayMs: 500, maxDelayMs: 30_000 },
       requestTimeoutMs: 10_000,
       logFields: expect.any(Function),
+      clock: systemClock,
     });
   });
 
@@ -70,6 +72,8 @@ describe('validateEntraAuthOptions', () => {
     [{ ca: PRIVATE_KEY_PEM }, 'ca'],
     [{ ca: '-----BEGIN CERTIFICATE-----\nnot base64 DER\n-----END CERTIFICATE-----' }, 'ca'],
     [{ discoveryRetry: 5 }, 'discoveryRetry'],
+    [{ clock: () => Date.now() }, 'clock'],
+    [{ clock: null }, 'clock'],
   ])('refuses %j naming %s', (patch, option) => {
     const err = optionError({ ...VALID, ...patch });
     expect(err.option).toBe(option);

@@ -8,6 +8,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import { isGuid, type AccessTokenVersion } from '@certflow/claims';
+import { systemClock, type Clock } from '@certflow/clock';
 
 export interface EntraAuthOptions {
   /**
@@ -40,6 +41,12 @@ export interface EntraAuthOptions {
    * (the platform's request object): for example its trace and request ids.
    */
   logFields?: (request: object) => object | undefined;
+  /**
+   * The time `exp` and `nbf` are judged by, for every token (cached ones too). Default: the real
+   * time. A process that follows a shifted test clock passes `clockFromEnvironment()` from
+   * `@certflow/clock`; the library never reads those variables by itself.
+   */
+  clock?: Clock;
 }
 
 export interface ResolvedEntraAuthOptions {
@@ -54,6 +61,7 @@ export interface ResolvedEntraAuthOptions {
   discoveryRetry: { initialDelayMs: number; maxDelayMs: number };
   requestTimeoutMs: number;
   logFields: (request: object) => object | undefined;
+  clock: Clock;
 }
 
 /** A bad option: `option` names it (`tenantIds`, `audiences`, …), so does the message. */
@@ -84,6 +92,7 @@ const OPTION_NAMES: ReadonlySet<string> = new Set<keyof EntraAuthOptions>([
   'discoveryRetry',
   'requestTimeoutMs',
   'logFields',
+  'clock',
 ]);
 const RETRY_OPTION_NAMES: ReadonlySet<string> = new Set(['initialDelayMs', 'maxDelayMs']);
 
@@ -138,6 +147,9 @@ export function validateEntraAuthOptions(options: EntraAuthOptions): ResolvedEnt
     fail('requestTimeoutMs', 'must be an integer from 1 to 600000', requestTimeoutMs);
   const logFields = options.logFields ?? (() => undefined);
   if (typeof logFields !== 'function') fail('logFields', 'must be a function', typeof logFields);
+  const clock = options.clock === undefined ? systemClock : options.clock;
+  if (typeof clock !== 'object' || clock === null || typeof clock.nowMs !== 'function')
+    fail('clock', 'must be a Clock (@certflow/clock) with nowMs()', typeof clock);
   return {
     instance,
     tenantIds: unique(tenantIds.map((t) => t.toLowerCase())),
@@ -150,6 +162,7 @@ export function validateEntraAuthOptions(options: EntraAuthOptions): ResolvedEnt
     discoveryRetry: { initialDelayMs, maxDelayMs },
     requestTimeoutMs,
     logFields,
+    clock,
   };
 }
 

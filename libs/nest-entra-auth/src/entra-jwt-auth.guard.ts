@@ -37,9 +37,11 @@ export class EntraJwtAuthGuard extends AuthGuard() {
     const request = context.switchToHttp().getRequest<{ headers: Record<string, unknown>; user?: unknown }>();
     // The same token string passed every check before (inspection, signature, issuer, audience, claims).
     const token = bearerToken(request as never);
-    // Until exp, with no clock tolerance: stricter than the first check, never looser.
-    const verified = token ? this.verifiedTokens.lookup(token, { nowSeconds: Date.now() / 1000 }) : undefined;
-    if (verified) {
+    // From nbf until exp, with no clock tolerance: stricter than the first check, never looser
+    // (a clock moved back puts a token before its nbf again; the strategy then decides).
+    const nowSeconds = this.entraOptions.clock.nowMs() / 1000;
+    const verified = token ? this.verifiedTokens.lookup(token, { nowSeconds }) : undefined;
+    if (verified && (verified.notBeforeSeconds === undefined || nowSeconds >= verified.notBeforeSeconds)) {
       request.user = verified.value.principal;
       return true;
     }

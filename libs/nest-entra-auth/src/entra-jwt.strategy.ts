@@ -9,9 +9,9 @@
  * 2. (a token verified before and not expired never gets here: EntraJwtAuthGuard takes it
  *    from the {@link VerifiedTokenCache});
  * 3. passport-jwt (jsonwebtoken) verifies the RS256 signature with the tenant's key for
- *    `kid`, the audience, exp and nbf; then the issuer must be one read from the tenants'
- *    metadata, the claims are parsed by `@certflow/claims`, and the issuer must be the one of
- *    the token's own version and tenant.
+ *    `kid`, the audience, exp and nbf (by the `clock` option's time); then the issuer must be
+ *    one read from the tenants' metadata, the claims are parsed by `@certflow/claims`, and the
+ *    issuer must be the one of the token's own version and tenant.
  */
 import { Inject, Injectable, OnModuleDestroy } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
@@ -65,6 +65,15 @@ export class EntraJwtStrategy extends PassportStrategy(Strategy, ENTRA_JWT) impl
       audience: options.audiences,
       ignoreExpiration: false,
       jsonWebTokenOptions: { clockTolerance: CLOCK_TOLERANCE_SECONDS },
+    });
+    // jsonwebtoken judges exp and nbf by `clockTimestamp` (else the real time). passport-jwt copies
+    // its options once, here: a getter on that copy gives each verification the clock's time.
+    const verifyOptions = (this as unknown as { _verifOpts?: object })._verifOpts;
+    if (typeof verifyOptions !== 'object')
+      throw new Error('passport-jwt: no verification options to set the clock on');
+    Object.defineProperty(verifyOptions, 'clockTimestamp', {
+      enumerable: true,
+      get: () => Math.floor(options.clock.nowMs() / 1000),
     });
     // passport's registry is process-wide: the mixin registered us under the shared name, where a
     // second app in the same process (tests, an in-process stack) would replace us with its own

@@ -32,7 +32,10 @@ function configError(run: () => unknown): ConfigError {
 
 describe('loadApiConfig', () => {
   it('applies the documented defaults', () => {
-    expect(loadApiConfig(REQUIRED)).toEqual({
+    const { clock, ...config } = loadApiConfig(REQUIRED);
+    expect(clock.offsetMs).toBe(0);
+    expect(clock.file).toBeUndefined();
+    expect(config).toEqual({
       host: '127.0.0.1',
       port: 3000,
       entraInstance: 'https://login.microsoftonline.com',
@@ -49,21 +52,22 @@ describe('loadApiConfig', () => {
   it('reads every variable, splitting and trimming the audience list', () => {
     const ca = join(dir, 'ca.crt.pem');
     writeFileSync(ca, TEST_CA_PEM);
-    expect(
-      loadApiConfig({
-        HOST: '0.0.0.0',
-        PORT: '0',
-        ENTRA_INSTANCE: 'https://localhost:8443/',
-        ENTRA_TENANT_ID: TENANT,
-        API_AUDIENCES: ' 6e1f9a0c-3b2d-4c5e-8f70-91a2b3c4d5e6 , api://certflow-orders ',
-        ENTRA_CA_FILE: ca,
-        API_ALLOWED_CLIENT_IDS: ` ${CLIENT_A.toUpperCase()} ,${CLIENT_B}`,
-        API_REQUIRE_CERTIFICATE_CLIENTS: 'true',
-        API_ACCEPTED_TOKEN_VERSIONS: '2.0',
-        API_TOKEN_CACHE_SIZE: '0',
-        API_ALLOWED_HOSTS: ' Orders.Example , 10.0.0.5',
-      }),
-    ).toEqual({
+    const { clock, ...config } = loadApiConfig({
+      HOST: '0.0.0.0',
+      PORT: '0',
+      ENTRA_INSTANCE: 'https://localhost:8443/',
+      ENTRA_TENANT_ID: TENANT,
+      API_AUDIENCES: ' 6e1f9a0c-3b2d-4c5e-8f70-91a2b3c4d5e6 , api://certflow-orders ',
+      ENTRA_CA_FILE: ca,
+      API_ALLOWED_CLIENT_IDS: ` ${CLIENT_A.toUpperCase()} ,${CLIENT_B}`,
+      API_REQUIRE_CERTIFICATE_CLIENTS: 'true',
+      API_ACCEPTED_TOKEN_VERSIONS: '2.0',
+      API_TOKEN_CACHE_SIZE: '0',
+      API_ALLOWED_HOSTS: ' Orders.Example , 10.0.0.5',
+      CERTFLOW_CLOCK_OFFSET: '-90s',
+    });
+    expect(clock.offsetMs).toBe(-90_000);
+    expect(config).toEqual({
       host: '0.0.0.0',
       port: 0,
       entraInstance: 'https://localhost:8443',
@@ -123,12 +127,37 @@ describe('loadApiConfig', () => {
     [{ ...REQUIRED, API_ACCEPTED_TOKEN_VERSIONS: '3.0' }, 'API_ACCEPTED_TOKEN_VERSIONS', /1\.0 and\/or 2\.0/],
     [{ ...REQUIRED, API_TOKEN_CACHE_SIZE: '-5' }, 'API_TOKEN_CACHE_SIZE', /integer/],
     [{ ...REQUIRED, API_TOKEN_CACHE_SIZE: '2000000' }, 'API_TOKEN_CACHE_SIZE', /1000000/],
+    [
+      { ...REQUIRED, CERTFLOW_CLOCK_OFFSET: 'an hour' },
+      'CERTFLOW_CLOCK_OFFSET',
+      /"an hour" is not a clock offset/,
+    ],
+    [
+      { ...REQUIRED, NODE_ENV: 'production', CERTFLOW_CLOCK_OFFSET: '+2h' },
+      'CERTFLOW_CLOCK_OFFSET',
+      /must not be set when NODE_ENV=production/,
+    ],
+    [
+      { ...REQUIRED, NODE_ENV: 'production', CERTFLOW_CLOCK_FILE: '/srv/stack/clock.json' },
+      'CERTFLOW_CLOCK_FILE',
+      /must not be set when NODE_ENV=production/,
+    ],
   ])('refuses %j naming %s', (env, variable, problem) => {
     const err = configError(() => loadApiConfig(env));
     expect(err.variable).toBe(variable);
     expect(err.code).toBe('ERR_CONFIG_INVALID');
     expect(err.message.startsWith(`${variable} `)).toBe(true);
     expect(err.message).toMatch(problem);
+  });
+
+  it('refuses a damaged CERTFLOW_CLOCK_FILE naming it, and takes the real time in production', () => {
+    const file = join(dir, 'clock.json');
+    writeFileSync(file, '{"offsetMs": "+2h"}');
+    const err = configError(() => loadApiConfig({ ...REQUIRED, CERTFLOW_CLOCK_FILE: file }));
+    expect(err.message).toBe(`CERTFLOW_CLOCK_FILE ${file}: "offsetMs" is not a number`);
+    expect(
+      loadApiConfig({ ...REQUIRED, NODE_ENV: 'production', CERTFLOW_CLOCK_OFFSET: '' }).clock.offsetMs,
+    ).toBe(0);
   });
 
   it.each([
@@ -197,6 +226,7 @@ describe('entraAuthOptions', () => {
       requireCertificateClients: true,
       tokenCacheSize: 7,
       ca: readFileSync(ca, 'utf8'),
+      clock: config.clock,
     });
     // Whatever loadApiConfig accepts, the module accepts too.
     expect(validateEntraAuthOptions(entraAuthOptions(config)).instance).toBe(

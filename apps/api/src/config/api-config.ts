@@ -7,6 +7,15 @@
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { isGuid, type AccessTokenVersion } from '@certflow/claims';
+import {
+  CLOCK_FILE_ENV,
+  CLOCK_OFFSET_ENV,
+  ClockError,
+  clockFromEnvironment,
+  systemClock,
+  type Clock,
+  type EnvironmentClock,
+} from '@certflow/clock';
 import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
 import { isCertificatePem, type EntraAuthOptions } from '@certflow/nest-entra-auth';
 import { ConfigError } from './config-error';
@@ -34,6 +43,12 @@ export interface ApiConfig {
   tokenCacheSize: number;
   /** `API_ALLOWED_HOSTS`: Host names answered besides localhost, 127.0.0.1 and [::1] (comma-separated, lower case). */
   allowedHosts: string[];
+  /**
+   * `CERTFLOW_CLOCK_OFFSET` / `CERTFLOW_CLOCK_FILE` (@certflow/clock): the time tokens' `exp` and
+   * `nbf` are judged by, for tests on a shifted clock; refused when `NODE_ENV=production`.
+   * Default: the real time.
+   */
+  clock: Clock;
 }
 
 /** Environment variable ↔ option, so that programmatic callers get the same messages. */
@@ -49,6 +64,7 @@ const VARIABLE: Record<keyof ApiConfig, string> = {
   acceptedTokenVersions: 'API_ACCEPTED_TOKEN_VERSIONS',
   tokenCacheSize: 'API_TOKEN_CACHE_SIZE',
   allowedHosts: 'API_ALLOWED_HOSTS',
+  clock: `${CLOCK_OFFSET_ENV} / ${CLOCK_FILE_ENV}`,
 };
 
 export const API_CONFIG_DEFAULTS = {
@@ -67,7 +83,8 @@ type AuthorizationOption =
   | 'requireCertificateClients'
   | 'acceptedTokenVersions'
   | 'tokenCacheSize'
-  | 'allowedHosts';
+  | 'allowedHosts'
+  | 'clock';
 
 /** A configuration built in code: the authorization options may be left out (their defaults apply). */
 export type ApiConfigInput = Omit<ApiConfig, AuthorizationOption> &
@@ -75,8 +92,15 @@ export type ApiConfigInput = Omit<ApiConfig, AuthorizationOption> &
 
 const MAX_TOKEN_CACHE_SIZE = 1_000_000;
 
-/** Reads and validates the configuration from environment variables. */
-export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
+/**
+ * Reads and validates the configuration from environment variables. The clock follows
+ * CERTFLOW_CLOCK_FILE while the API runs: `close()` it when the API stops; a file damaged
+ * meanwhile keeps the clock where it was and is reported to `onClockError`.
+ */
+export function loadApiConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  opts: { onClockError?(err: ClockError): void } = {},
+): ApiConfig & { clock: EnvironmentClock } {
   const value = (option: keyof ApiConfig): string | undefined => {
     const raw = env[VARIABLE[option]]?.trim();
     return raw === '' ? undefined : raw;
@@ -101,7 +125,7 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
       `must be an integer from 0 to ${MAX_TOKEN_CACHE_SIZE}, got ${quote(cacheSize)}`,
     );
   }
-  return validateApiConfig({
+  const config = validateApiConfig({
     host: value('host') ?? API_CONFIG_DEFAULTS.host,
     port: port === undefined ? API_CONFIG_DEFAULTS.port : Number(port),
     entraInstance: value('entraInstance') ?? API_CONFIG_DEFAULTS.entraInstance,
@@ -118,6 +142,27 @@ export function loadApiConfig(env: NodeJS.ProcessEnv = process.env): ApiConfig {
     tokenCacheSize: cacheSize === undefined ? API_CONFIG_DEFAULTS.tokenCacheSize : Number(cacheSize),
     allowedHosts: hosts === undefined ? [] : list(hosts),
   });
+  return { ...config, clock: environmentClock(env, opts.onClockError) };
+}
+
+/** A production API judges tokens by the real time: a shifted clock there is refused, naming the variable. */
+function environmentClock(env: NodeJS.ProcessEnv, onError?: (err: ClockError) => void): EnvironmentClock {
+  if (env['NODE_ENV']?.trim().toLowerCase() === 'production') {
+    for (const variable of [CLOCK_OFFSET_ENV, CLOCK_FILE_ENV]) {
+      if (env[variable])
+        throw new ConfigError(
+          variable,
+          'must not be set when NODE_ENV=production: a production API judges tokens by the real time',
+        );
+    }
+  }
+  try {
+    return clockFromEnvironment(env, onError ? { onError } : {});
+  } catch (err) {
+    if (!(err instanceof ClockError)) throw err;
+    const variable = err.code === 'ERR_CLOCK_OFFSET' ? CLOCK_OFFSET_ENV : CLOCK_FILE_ENV;
+    throw new ConfigError(variable, err.message.replace(`${variable} `, '')); // it names the variable
+  }
 }
 
 /** Checks a configuration (from the environment or built in code), fills in defaults and returns it normalised. */
@@ -129,6 +174,7 @@ export function validateApiConfig(config: ApiConfigInput): ApiConfig {
     acceptedTokenVersions = API_CONFIG_DEFAULTS.acceptedTokenVersions,
     tokenCacheSize = API_CONFIG_DEFAULTS.tokenCacheSize,
     allowedHosts = API_CONFIG_DEFAULTS.allowedHosts,
+    clock = systemClock,
   } = config;
   if (typeof host !== 'string' || host.length === 0 || /\s/.test(host)) {
     throw new ConfigError(VARIABLE.host, `must be a host name or IP address, got ${quote(host)}`);
@@ -181,6 +227,8 @@ export function validateApiConfig(config: ApiConfigInput): ApiConfig {
       `must be an integer from 0 to ${MAX_TOKEN_CACHE_SIZE}, got ${quote(tokenCacheSize)}`,
     );
   }
+  if (typeof clock !== 'object' || clock === null || typeof clock.nowMs !== 'function')
+    throw new ConfigError(VARIABLE.clock, `must be a Clock (@certflow/clock), got ${quote(typeof clock)}`);
   let hosts: string[];
   try {
     hosts = parseAllowedHosts(Array.isArray(allowedHosts) ? allowedHosts : [String(allowedHosts)]);
@@ -200,6 +248,7 @@ export function validateApiConfig(config: ApiConfigInput): ApiConfig {
     acceptedTokenVersions: unique([...acceptedTokenVersions]),
     tokenCacheSize,
     allowedHosts: hosts,
+    clock,
   };
 }
 
@@ -214,6 +263,7 @@ export function entraAuthOptions(config: ApiConfig): EntraAuthOptions {
     requireCertificateClients: config.requireCertificateClients,
     tokenCacheSize: config.tokenCacheSize,
     ca: readCaFile(config),
+    clock: config.clock,
   };
 }
 
