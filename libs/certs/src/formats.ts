@@ -83,7 +83,7 @@ export interface Pkcs12ExportOptions {
   friendlyName?: string;
 }
 
-/** A PFX/PKCS#12 bundle (AES-256, SHA-256 MAC) that Windows, OpenSSL and Azure Key Vault read. */
+/** A PFX/PKCS#12 bundle (key under PBES2 AES-256-CBC, PBKDF2-HMAC-SHA1 2,048 iterations; SHA-1 MAC, as node-forge writes it) that Windows, OpenSSL, Java 17 and Azure Key Vault read. */
 export function exportPkcs12(opts: Pkcs12ExportOptions): Buffer {
   if (opts.password.length === 0) throw new TypeError('a PKCS#12 export needs a password');
   const key = forge.pki.privateKeyFromPem(readPrivateKey(opts.privateKeyPem));

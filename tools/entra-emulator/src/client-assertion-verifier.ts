@@ -168,7 +168,9 @@ function cachedCertificate(key: string): ParsedCertificate {
 /**
  * A thumbprint header as unpadded base64url. Entra ID also reads it padded or in standard base64:
  * MSAL for Python (1.x) pads its `x5t`; MSAL for Go (1.x) sends `x5t#S256` as standard base64
- * with `=` (`Credential.JWT` in its accesstokens package). Anything else is left as sent.
+ * with `=` (`Credential.JWT` in its accesstokens package), and so does MSAL4J (1.26.1); Microsoft's
+ * certificate-credentials page was corrected to say base64 (MicrosoftDocs/azure-docs PR 95348).
+ * Anything else is left as sent.
  */
 function thumbprintHeader(value: unknown): unknown {
   return typeof value === 'string' && /^[A-Za-z0-9+/_-]+={0,2}$/.test(value)

@@ -206,8 +206,8 @@ async function authenticateClient(
 function resolveScope(scope: string, directory: Directory) {
   const requested = scope.split(/\s+/).filter((s) => s !== '');
   if (requested.length === 0) throw entraErrors.missingParameter('scope');
-  // Entra ID ignores the OpenID Connect scopes in a client-credentials request; MSAL for Go (1.x)
-  // adds `openid offline_access profile` to every token request (AppendDefaultScopes).
+  // Entra ID ignores the OpenID Connect scopes in a client-credentials request; MSAL for Go (1.x,
+  // AppendDefaultScopes) and MSAL4J (1.26.1) add `openid offline_access profile` to every one.
   const scopes = requested.filter((s) => !OIDC_SCOPES.has(s));
   const notDefault = scopes.length === 0 ? requested[0] : scopes.find((s) => !s.endsWith(DEFAULT_SUFFIX));
   if (notDefault !== undefined) throw entraErrors.scopeNotDefault(notDefault.slice(0, 200));
