@@ -19,14 +19,6 @@ import partner_quickstart as quickstart
 from conftest import EXAMPLE_DIR, run_program, tokens_issued
 
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
-# The emulator reads `x5t#S256` as strict base64url, while MSAL for Python pads it with `=`
-# (msal/oauth2cli/assertion.py, _encode_thumbprint) and Entra ID accepts that; until the
-# emulator accepts the padding as it does for `x5t`, a token cannot be had. Strict: the day it
-# can, these tests fail as XPASS and this marker goes.
-EMULATOR_REFUSES_PADDED_X5T_S256 = pytest.mark.xfail(
-    strict=True, reason="the emulator refuses MSAL for Python's padded x5t#S256 (AADSTS700027)"
-)
-
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode()
@@ -92,7 +84,6 @@ def test_a_missing_or_invalid_setting_is_named_exit_2(stack_env, tmp_path, chang
     assert result.stderr.count("\n") == 1, "one line"
 
 
-@EMULATOR_REFUSES_PADDED_X5T_S256
 def test_token_then_get_orders_through_the_gateway_200(stack_env):
     result = run_program(stack_env)
     assert result.returncode == 0, result.stderr
@@ -106,7 +97,6 @@ def test_token_then_get_orders_through_the_gateway_200(stack_env):
     assert not JWT.search(result.stdout + result.stderr), "the token itself must never be printed"
 
 
-@EMULATOR_REFUSES_PADDED_X5T_S256
 def test_the_second_acquire_is_served_from_msal_cache(stack_env):
     settings = quickstart.load_settings(stack_env)
     app = quickstart.build_app(settings, quickstart.http_session(settings))
