@@ -172,6 +172,23 @@ it('await using closes it at the end of the block', async () => {
   expect(existsSync(directory)).toBe(false);
 });
 
+it("works in a directory of the caller's, and leaves it there", async () => {
+  const directory = join(mkdtempSync(join(tmpdir(), 'fixture-own-')), 'mine');
+  try {
+    const f = await startEmulatorFixture({ directory });
+    expect([f.directory, f.stateDir]).toEqual([directory, join(directory, 'state')]);
+    expect(statSync(directory).mode & 0o777).toBe(0o700);
+    await f.close();
+    expect(readdirSync(directory).sort()).toEqual([
+      'contoso-partner.crt.pem',
+      'contoso-partner.key.pem',
+      'state',
+    ]);
+  } finally {
+    rmSync(join(directory, '..'), { recursive: true, force: true });
+  }
+});
+
 it('refuses bad options before it makes anything, and undoes a start that fails half-way', async () => {
   const problems: string[] = [];
   const left = await leftInTmpdir(async () => {

@@ -4,7 +4,7 @@
  * certificates are made at run time (keys written 0600 in that directory) and registered through
  * Graph. `close()` stops it and removes the directory; a start that fails half-way undoes itself.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseClockOffset } from '@certflow/clock';
@@ -36,6 +36,8 @@ export interface EmulatorFixtureOptions {
   tokenLifetimeSeconds?: TokenLifetime;
   /** The emulator's clock offset from real time: milliseconds, or text such as `+2h`, `-90s`. */
   clockOffset?: number | string;
+  /** Where its files go (the emulator's state in `state/`); default a fresh temporary directory. Only a directory it made is removed by `close()`. */
+  directory?: string;
   /** Any other `startEmulator` option (`faults`, `now`, `clockSkewSeconds`, …). */
   emulator?: Omit<EmulatorOptions, 'stateDir' | 'tokenLifetimeSeconds' | 'clockOffset'>;
 }
@@ -66,7 +68,7 @@ export interface EmulatorFixture extends AsyncDisposable {
   authority: string;
   caPem: string;
   caCertificatePath: string;
-  /** The temporary directory (the emulator's state is in `stateDir`, below it). */
+  /** Its directory (the emulator's state is in `stateDir`, below it). */
   directory: string;
   stateDir: string;
   /** A Graph client as the emulator's admin (Application.ReadWrite.All, AppRoleAssignment.ReadWrite.All). */
@@ -110,7 +112,8 @@ export async function startEmulatorFixture(options: EmulatorFixtureOptions = {})
       );
   }
 
-  const directory = mkdtempSync(join(tmpdir(), 'certflow-emulator-'));
+  const directory = options.directory ?? mkdtempSync(join(tmpdir(), 'certflow-emulator-'));
+  if (options.directory !== undefined) mkdirSync(directory, { recursive: true, mode: 0o700 });
   const stateDir = join(directory, 'state');
   let emulator: RunningEmulator | undefined;
   let graph: GraphClient | undefined;
@@ -121,7 +124,7 @@ export async function startEmulatorFixture(options: EmulatorFixtureOptions = {})
     try {
       await emulator?.close();
     } finally {
-      rmSync(directory, { recursive: true, force: true });
+      if (options.directory === undefined) rmSync(directory, { recursive: true, force: true });
     }
   };
   try {
