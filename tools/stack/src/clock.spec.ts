@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CLOCK_FILE_ENV, readClockFile } from '@certflow/clock';
 import { clockFilePath } from '@certflow/entra-emulator';
-import { stopChild } from './child-service';
+import { runJsonCommand, stopChild } from './child-service';
 import { partnerTokenResponse } from './partner-credentials';
 import { startStack, type RunningStack } from './stack';
 import { stackPartner } from './stack-file';
@@ -181,6 +181,14 @@ describe('the clock moved through the admin API', () => {
       const n2 = responses().length;
       await expect.poll(issued, { timeout: 10_000 }).toBe(before + 2);
       await okAfter(n2);
+      // `npm run partner` follows the same clock (stack.json names the file): on the real time, its
+      // assertion would be two hours old by the emulator's clock (AADSTS700024).
+      const partnerCli = await runJsonCommand(
+        join(__dirname, '..', 'dist', 'partner.js'),
+        ['--state-dir', stateDir, '--as', 'contoso', 'call', '/orders', '--json'],
+        process.env,
+      );
+      expect(partnerCli.code, partnerCli.output).toBe(0);
 
       // 25 days left of 40: the worker warns (event, stderr, metric).
       await moveClock(stack, '+15d');
