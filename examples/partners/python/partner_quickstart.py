@@ -4,8 +4,9 @@ Gets an access token for the partner's application with a certificate (MSAL for 
 credentials), calls GET /orders on the API through its gateway, and prints the HTTP status and the
 token's decoded header and claims - never the token itself.
 
-Configuration: the partner worker's environment variables (see README.md). Exit codes: 0 the call
-was made (whatever its status), 1 the token or the call failed, 2 a setting is missing or invalid.
+Configuration: the partner worker's environment variables (see README.md). Exit codes: 0 the API
+answered 2xx, 1 it answered otherwise or the token or the call failed, 2 a setting is missing or
+invalid.
 """
 
 from __future__ import annotations
@@ -199,7 +200,7 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     print(f"HTTP {response.status_code}")
     print(f"header:\n{json.dumps(decode_segment(header), indent=2)}")
     print(f"claims:\n{json.dumps(decode_segment(payload), indent=2)}")
-    return 0
+    return 0 if 200 <= response.status_code < 300 else 1
 
 
 if __name__ == "__main__":

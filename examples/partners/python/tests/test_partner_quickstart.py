@@ -97,6 +97,13 @@ def test_token_then_get_orders_through_the_gateway_200(stack_env):
     assert not JWT.search(result.stdout + result.stderr), "the token itself must never be printed"
 
 
+def test_an_answer_other_than_2xx_is_printed_and_exits_1(stack_env):
+    result = run_program({**stack_env, "PARTNER_API_BASE_URL": stack_env["PARTNER_API_BASE_URL"] + "/no-such-api"})
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines()[0] == "HTTP 404"
+    assert "\nclaims:\n" in result.stdout
+
+
 def test_the_second_acquire_is_served_from_msal_cache(stack_env):
     settings = quickstart.load_settings(stack_env)
     app = quickstart.build_app(settings, quickstart.http_session(settings))
