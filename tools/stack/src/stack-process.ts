@@ -19,21 +19,20 @@ export interface StackProcess {
  * `nodeArgs` are options for node itself (e.g. `--cpu-prof`), before the script. With
  * `ownProcessGroup`, the stack (and the API it starts) runs in a process group of its own: a
  * terminal's Ctrl+C then reaches only the caller, which decides when to stop the stack; `pid`
- * is then the group's id too (`process.kill(-pid, 'SIGKILL')` ends all of it at once). `args` are
- * more of `npm start`'s options, e.g. `['--clock-offset', '0']`.
+ * is then the group's id too (`process.kill(-pid, 'SIGKILL')` ends all of it at once).
  */
 export async function launchStackProcess(
   stateDir: string,
   timeoutMs = 60_000,
   nodeArgs: readonly string[] = [],
-  { ownProcessGroup = false, args = [] }: { ownProcessGroup?: boolean; args?: readonly string[] } = {},
+  { ownProcessGroup = false }: { ownProcessGroup?: boolean } = {},
 ): Promise<StackProcess> {
   const main = join(__dirname, 'main.js');
   if (!existsSync(main))
     throw new Error(`${main} is missing: build the stack first (npx nx run stack:build)`);
   // In a group of its own, a terminal's Ctrl+C no longer stops it with its caller: it gets a pipe
   // as stdin instead, and stops when the pipe ends, however the caller died.
-  const child = spawn(process.execPath, [...nodeArgs, main, '--state-dir', stateDir, ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, main, '--state-dir', stateDir], {
     stdio: [ownProcessGroup ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     detached: ownProcessGroup,
     ...(ownProcessGroup ? { env: { ...process.env, [EXIT_ON_STDIN_END]: '1' } } : {}),
