@@ -1,7 +1,5 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startEmulator, type RunningEmulator } from '@certflow/entra-emulator';
+import type { RunningEmulator } from '@certflow/entra-emulator';
+import { startEmulatorFixture } from '@certflow/entra-emulator/testing';
 import { startApi, type RunningApi } from '../api-app';
 import { loadApiConfig } from '../config/api-config';
 import { API_APP_ID } from './access-tokens.test-helpers';
@@ -27,21 +25,27 @@ export function apiConfigFor(
   });
 }
 
-/** A real emulator in a fresh state directory and the API configured against it (audience API_APP_ID). */
+/**
+ * The emulator fixture (a real emulator in a fresh directory; its registrations go unused: the
+ * tests sign their tokens for API_APP_ID with the emulator's keys) and the API configured against it.
+ */
 export async function startApiWithEmulator(
-  name: string,
+  _name: string, // names the test, for the reader
   env: Record<string, string> = {},
 ): Promise<ApiWithEmulator> {
-  const stateDir = mkdtempSync(join(tmpdir(), `certflow-api-${name}-`));
-  const emulator = await startEmulator({ stateDir, port: 0 });
-  const api = await startApi(apiConfigFor(emulator, env), { logger: false });
-  return {
-    emulator,
-    api,
-    close: async () => {
-      await api.close();
-      await emulator.close();
-      rmSync(stateDir, { recursive: true, force: true });
-    },
-  };
+  const fixture = await startEmulatorFixture();
+  try {
+    const api = await startApi(apiConfigFor(fixture.emulator, env), { logger: false });
+    return {
+      emulator: fixture.emulator,
+      api,
+      close: async () => {
+        await api.close();
+        await fixture.close();
+      },
+    };
+  } catch (err) {
+    await fixture.close();
+    throw err;
+  }
 }
