@@ -166,7 +166,7 @@ def build_app(settings: Settings, session: requests.Session) -> msal.Confidentia
 
 
 def acquire_token(app: msal.ConfidentialClientApplication, scope: str) -> dict:
-    """MSAL's result (access_token, token_source "identity_provider" or "cache"); TokenRefused on an error."""
+    """MSAL's result: access_token, token_source ("identity_provider" or "cache"); or TokenRefused."""
     result = app.acquire_token_for_client(scopes=[scope])
     if "access_token" not in result:
         reason = result.get("error_description") or result.get("error") or "no reason given"

