@@ -133,22 +133,25 @@ def certificate_credential(settings: Settings) -> dict:
     return credential
 
 
-class CaFileSession(requests.Session):
-    """A requests session that trusts one CA file, even where REQUESTS_CA_BUNDLE names another."""
+class PartnerSession(requests.Session):
+    """requests with a timeout on every call, trusting PARTNER_CA_FILE when it is set (even where
+    REQUESTS_CA_BUNDLE names another bundle: plain requests lets the environment win)."""
 
-    def __init__(self, ca_file: Path):
+    def __init__(self, ca_file: Optional[Path] = None, timeout_seconds: float = 30):
         super().__init__()
-        self.verify = str(ca_file)
+        self.ca_file, self.timeout_seconds = ca_file, timeout_seconds
+        if ca_file:
+            self.verify = str(ca_file)
+
+    def request(self, method, url, **kwargs):
+        kwargs.setdefault("timeout", self.timeout_seconds)
+        return super().request(method, url, **kwargs)
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
-        settings["verify"] = self.verify if verify is None else verify  # the environment must not win
+        if self.ca_file and verify is None:
+            settings["verify"] = self.verify
         return settings
-
-
-def http_session(settings: Settings) -> requests.Session:
-    """One HTTP client for the authority and the API; PARTNER_CA_FILE replaces the default trust."""
-    return CaFileSession(settings.ca_file) if settings.ca_file else requests.Session()
 
 
 def build_app(settings: Settings, session: requests.Session) -> msal.ConfidentialClientApplication:
@@ -181,12 +184,11 @@ def decode_segment(segment: str) -> dict:
 def main(env: Mapping[str, str] = os.environ) -> int:
     try:
         settings = load_settings(env)
-        session = http_session(settings)
+        session = PartnerSession(settings.ca_file)  # for Entra ID and the API alike
         app = build_app(settings, session)
         token = acquire_token(app, settings.scope)["access_token"]
-        response = session.get(
-            f"{settings.api_base_url}/orders", headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
+        orders = f"{settings.api_base_url}/orders"
+        response = session.get(orders, headers={"Authorization": f"Bearer {token}"})
     except ConfigError as err:
         print(err, file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ def decode_segment(segment: str) -> dict:
     return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
 
 
-class RecordingSession(quickstart.CaFileSession):
+class RecordingSession(quickstart.PartnerSession):
     """The example's HTTP client, keeping the form of each token request MSAL sends through it."""
 
     def __init__(self, ca_file: Path):
@@ -107,7 +107,7 @@ def test_an_answer_other_than_2xx_is_printed_and_exits_1(stack_env):
 
 def test_the_second_acquire_is_served_from_msal_cache(stack_env):
     settings = quickstart.load_settings(stack_env)
-    app = quickstart.build_app(settings, quickstart.http_session(settings))
+    app = quickstart.build_app(settings, quickstart.PartnerSession(settings.ca_file))
     before = tokens_issued(stack_env)
     first = quickstart.acquire_token(app, settings.scope)
     second = quickstart.acquire_token(app, settings.scope)
