@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import certifi
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -85,7 +86,8 @@ def test_a_missing_or_invalid_setting_is_named_exit_2(stack_env, tmp_path, chang
 
 
 def test_token_then_get_orders_through_the_gateway_200(stack_env):
-    result = run_program(stack_env)
+    # PARTNER_CA_FILE must win over a CA bundle named in the environment (one without the stack's CA).
+    result = run_program({**stack_env, "REQUESTS_CA_BUNDLE": certifi.where()})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "HTTP 200"
