@@ -42,8 +42,8 @@ describe('SignInLog', () => {
     const log = new SignInLog({ capacity: 10, now: () => new Date('2030-05-06T07:08:09.000Z') });
     const a = log.record(attempt(1));
     const b = log.record(attempt(2), new Date('2031-01-01T00:00:00.000Z'));
-    expect(a.createdDateTime).toBe('2030-05-06T07:08:09.000Z');
-    expect(b.createdDateTime).toBe('2031-01-01T00:00:00.000Z');
+    expect(signInView(a, TENANT).createdDateTime).toBe('2030-05-06T07:08:09.000Z');
+    expect(signInView(b, TENANT).createdDateTime).toBe('2031-01-01T00:00:00.000Z');
     expect(a.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
     expect(a.id).not.toBe(b.id);
     expect(Object.isFrozen(a.attempt)).toBe(true);

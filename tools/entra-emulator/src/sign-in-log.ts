@@ -46,7 +46,8 @@ export interface SignInRecord {
   /** Increases with every record: pages of the Graph list continue after one. */
   readonly seq: number;
   readonly id: string;
-  readonly createdDateTime: string;
+  /** When the sign-in began, in epoch milliseconds (Graph's createdDateTime). */
+  readonly at: number;
   readonly attempt: Readonly<SignInAttempt>;
 }
 
@@ -77,7 +78,7 @@ export class SignInLog {
     const record: SignInRecord = Object.freeze({
       seq: ++this.seq,
       id: newGuid(),
-      createdDateTime: at.toISOString(),
+      at: at.getTime(),
       attempt: Object.freeze({ ...attempt }),
     });
     const dropped = this.count === this.capacity;
@@ -149,11 +150,10 @@ export class SignInDraft {
   finish(errorCode: number, failureReason?: string): void {
     if (this.done) return;
     this.done = true;
-    const processingTimeMs = Math.round(Number(process.hrtime.bigint() - this.startedNs) / 1e6);
-    this.log.record(
-      { ...this.attempt, errorCode, processingTimeMs, ...(failureReason ? { failureReason } : {}) },
-      this.at,
-    );
+    this.attempt.errorCode = errorCode;
+    this.attempt.processingTimeMs = Math.round(Number(process.hrtime.bigint() - this.startedNs) / 1e6);
+    if (failureReason) this.attempt.failureReason = failureReason;
+    this.log.record(this.attempt, this.at);
   }
 }
 
@@ -173,7 +173,7 @@ export function signInView(record: SignInRecord, tenantId: string): Record<strin
   const a = record.attempt;
   return {
     id: record.id,
-    createdDateTime: record.createdDateTime,
+    createdDateTime: new Date(record.at).toISOString(),
     appId: a.appId ?? '',
     appDisplayName: a.appDisplayName ?? '',
     servicePrincipalId: a.servicePrincipalId ?? '',
