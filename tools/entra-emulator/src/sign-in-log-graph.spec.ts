@@ -129,6 +129,20 @@ describe('recording token requests', () => {
     });
   });
 
+  it("is stamped with the emulator's clock, so a shifted clock shifts createdDateTime", async () => {
+    const client = await newClient(f, 'signin-clock');
+    f.setClockOffset(2 * 3600_000);
+    try {
+      await tokenFor(f, client); // refused or not, it is recorded at the shifted time
+    } finally {
+      f.setClockOffset(0);
+    }
+    const [entry] = await listFor(client.appId);
+    const shiftedBy = Date.parse(entry!.createdDateTime as string) - Date.now();
+    expect(shiftedBy).toBeGreaterThan(2 * 3600_000 - 60_000);
+    expect(shiftedBy).toBeLessThan(2 * 3600_000 + 60_000);
+  });
+
   it("not recorded: injected faults (never processed) and other tenants' requests", async () => {
     const client = await newClient(f, 'signin-fault');
     f.emulator.setFaults({ serverErrorShare: 1 });
