@@ -1,7 +1,8 @@
 /**
- * What the facade, serve and run specs share: the real Entra ID emulator (real MSAL, real TLS,
- * certificates made here), a real HTTP API that verifies every bearer token's signature against
- * the emulator's JWKS, the built CLI as child processes, and small HTTP and metrics helpers.
+ * What the facade, serve and run specs share: the real Entra ID emulator as the emulator fixture
+ * (real MSAL, real TLS, certificates made here), a real HTTP API that verifies every bearer
+ * token's signature against the emulator's JWKS, the built CLI as child processes, and small HTTP
+ * and metrics helpers.
  */
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -18,12 +19,8 @@ import {
   readPartnerConfig,
   type PartnerCredential,
 } from '@certflow/partner-client';
-import {
-  GraphClient,
-  provisionApiAndPartner,
-  startEmulator,
-  type RunningEmulator,
-} from '@certflow/entra-emulator';
+import type { GraphClient, RunningEmulator } from '@certflow/entra-emulator';
+import { startEmulatorFixture, type EmulatorFixture } from '@certflow/entra-emulator/testing';
 import { startRedisServer, json, startHttpServer, tempDir, type TestServer } from '@certflow/testing';
 import type { RsaKeySize } from '@certflow/certs';
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
@@ -115,6 +112,7 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv, cwd: string): C
 export function useFacadeFixture() {
   const dir = tempDir();
   const closers: (() => void | Promise<void>)[] = [];
+  let fixture: EmulatorFixture | undefined;
   const f = {
     dir,
     closers,
@@ -226,18 +224,15 @@ export function useFacadeFixture() {
       [join(WORKSPACE, 'node_modules/typescript/bin/tsc'), '-b', join(PROJECT, 'tsconfig.build.json')],
       { cwd: WORKSPACE, stdio: 'pipe' },
     );
-    f.emulator = await startEmulator({ stateDir: join(dir.path, 'state'), tokenLifetimeSeconds: LIFETIME_S });
-    f.caPem = readFileSync(f.emulator.caCertificatePath, 'utf8');
-    f.admin = await GraphClient.connect(f.emulator);
-    const provisioned = await provisionApiAndPartner(f.admin, {
-      apiDisplayName: 'facade test API',
+    fixture = await startEmulatorFixture({
+      directory: dir.path,
       apiIdentifierUri: API_URI,
       roles: ['Orders.Read'],
-      partnerDisplayName: 'facade test partner',
-      grantRoles: ['Orders.Read'],
+      partner: { name: 'facade test partner' },
+      tokenLifetimeSeconds: LIFETIME_S,
     });
-    f.partner = provisioned.partner;
-    f.apiAppId = provisioned.api.appId;
+    ({ emulator: f.emulator, caPem: f.caPem, graph: f.admin, partner: f.partner } = fixture);
+    f.apiAppId = fixture.api.appId;
     const jwks = createLocalJWKSet(JSON.parse(await fetchText(f.emulator.jwksUri, f.caPem)) as JSONWebKeySet);
     f.api = await startHttpServer(async (req, _body, res) => {
       if (!f.apiUp) return void req.socket.destroy();
@@ -269,8 +264,7 @@ export function useFacadeFixture() {
   afterAll(async () => {
     for (const close of closers.reverse()) await close();
     await f.api?.close();
-    f.admin?.close();
-    await f.emulator?.close();
+    await fixture?.close();
     dir.remove();
   });
 
