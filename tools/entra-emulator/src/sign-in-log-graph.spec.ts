@@ -215,6 +215,13 @@ describe('GET /graph/beta/auditLogs/signIns', () => {
     expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
     expect(pages.flat()).toEqual(all.map((e) => e.id));
 
+    const selected = await signIns(
+      `?$select=appId,status&$filter=${encodeURIComponent(`${SP_FILTER} and appId eq '${client.appId}'`)}`,
+    );
+    expect((selected.json() as { value: SignIn[] }).value.map((e) => Object.keys(e).sort())).toEqual(
+      Array(5).fill(['appId', 'id', 'status']),
+    );
+
     const one = await signIns(`/${all[0]!.id}`);
     expect(one.status, one.text).toBe(200);
     expect(one.json()).toMatchObject({ id: all[0]!.id, appId: client.appId });
@@ -246,6 +253,11 @@ describe('GET /graph/beta/auditLogs/signIns', () => {
 
   it('needs AuditLog.Read.All: 401 without a token, 403 with Application permissions only, 200 with it alone', async () => {
     expectGraphError(await signIns('', { token: null }), 401, 'InvalidAuthenticationToken');
+    const foreign = await https(f.emulator, `${f.emulator.url}/graph/beta/auditLogs/signIns`, {
+      headers: { authorization: `Bearer ${adminToken()}`, origin: 'https://attacker.example' },
+    });
+    expect(foreign.status).toBe(403);
+    expect(foreign.json()).toMatchObject({ error: { code: 'Authorization_RequestDenied' } });
     const appsOnly = await graphTokenWith(f, 'Application.ReadWrite.All', 'Application.Read.All');
     expectGraphError(await signIns('', { token: appsOnly }), 403, 'Authorization_RequestDenied');
     expectGraphError(
