@@ -1,8 +1,6 @@
 /* The emulator fixture in a Playwright suite; the fixture part is the README's "In your own tests" example (checked there). */
 // #region readme:playwright
-import { test as base, expect } from '@playwright/test';
-import { ConfidentialClientApplication } from '@azure/msal-node';
-import { decodeJwt } from 'jose';
+import { test as base } from '@playwright/test';
 import { startEmulatorFixture, type EmulatorFixture } from '@certflow/entra-emulator/testing';
 
 const test = base.extend<object, { entra: EmulatorFixture }>({
@@ -17,6 +15,10 @@ const test = base.extend<object, { entra: EmulatorFixture }>({
   ],
 });
 // #endregion
+
+import { expect } from '@playwright/test';
+import { ConfidentialClientApplication } from '@azure/msal-node';
+import { decodeJwt } from 'jose';
 
 test('the partner gets a token for the API with its certificate, through MSAL', async ({ entra }) => {
   const msal = new ConfidentialClientApplication({
