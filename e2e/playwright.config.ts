@@ -30,7 +30,7 @@ export default defineConfig({
     { name: 'api', testMatch: ['**/flow.e2e.ts', '**/hsm.e2e.ts', '**/test-tokens.e2e.ts'] },
     {
       name: 'chromium',
-      testMatch: '**/portal.e2e.ts',
+      testMatch: ['**/portal.e2e.ts', '**/sign-in-logs.e2e.ts'],
       use: {
         browserName: 'chromium',
         launchOptions: {
