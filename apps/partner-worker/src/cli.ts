@@ -11,6 +11,7 @@
  * Errors go to stderr. Exit codes: 0 success, 1 failure, 2 usage error.
  */
 import { parseArgs } from 'node:util';
+import { clockFromEnvironment, clockNotice, type EnvironmentClock } from '@certflow/clock';
 import { DEFAULT_COMMON_NAME, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS } from '@certflow/partner-client';
 import { call } from './commands/call';
 import { certCreate, certCsr, certExport, certImport, certReencrypt, certShow } from './commands/cert';
@@ -86,6 +87,8 @@ Environment:
   PARTNER_TOKEN_STORE   where replicas share tokens: redis (default with PARTNER_REDIS_URL) or memory
   PARTNER_CACHE_KEY     32 random bytes (base64 or hex): encrypts tokens in Redis (with PARTNER_REDIS_URL)
   PARTNER_ALLOWED_HOSTS more --allowed-host names, comma-separated (serve, run --metrics-port)
+  CERTFLOW_CLOCK_OFFSET for tests: judge certificates and tokens by a shifted clock, e.g. +2h
+  CERTFLOW_CLOCK_FILE   for tests: a clock file to follow (npm start -- --clock-offset writes one)
 
 serve and run pick up a certificate rotated by another process (files in PARTNER_CERT_DIR)
 without a restart; SIGTERM or SIGINT stops them gracefully.
@@ -125,6 +128,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return 0;
   }
 
+  let clock: EnvironmentClock | undefined;
   try {
     const command = find(positionals);
     if (!command)
@@ -141,7 +145,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const extra = positionals.slice(named + (command.args ?? 0));
     if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
     const emit: Emit = (event) => io.stdout(JSON.stringify(event));
-    return await command.run({ io, values: values as unknown as Values<Options>, args, emit });
+    // Certificate validity, assertions, token expiry and refresh follow it; a bad variable stops here.
+    clock = clockFromEnvironment(io.env, { onError: (err) => io.stderr(`partner-worker: ${err.message}`) });
+    const notice = clockNotice(clock);
+    if (notice) io.stderr(`partner-worker: ${notice}`);
+    return await command.run({ io, values: values as unknown as Values<Options>, args, emit, clock });
   } catch (err) {
     if (err instanceof UsageError) {
       io.stderr(`partner-worker: ${err.message}\n\n${USAGE}`);
@@ -149,5 +157,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     }
     io.stderr(`partner-worker: error: ${(err as Error).message}`);
     return 1;
+  } finally {
+    clock?.close();
   }
 }

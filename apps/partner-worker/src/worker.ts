@@ -10,6 +10,7 @@
  * next token request, refresh-ahead or forced, signs with the new key.
  */
 import { daysUntilExpiry } from '@certflow/certs';
+import { systemClock, type Clock } from '@certflow/clock';
 import { startTrace, type TraceContext } from '@certflow/observability';
 import {
   ApiClient,
@@ -43,7 +44,11 @@ export interface PartnerWorkerOptions {
   /** Watch PARTNER_CERT_DIR for a certificate rotated by another process (default true). */
   watchCertificateDirectory?: boolean;
   watchPollMs?: number;
-  now?: () => Date;
+  /**
+   * The time certificate validity and expiry warnings, assertions and token refresh are judged
+   * by (default: the real time; the CLI passes the process's clock from CERTFLOW_CLOCK_*).
+   */
+  clock?: Clock;
 }
 
 export interface CertificateStatus {
@@ -60,12 +65,12 @@ export class PartnerWorker {
   readonly api: ApiClient;
   private readonly pipeline: TokenPipeline;
   private readonly watcher: CredentialWatcher | undefined;
-  private readonly now: () => Date;
+  private readonly clock: Clock;
 
   /** Loads and validates the credential: an expired or damaged one throws before anything starts. */
   constructor(private readonly opts: PartnerWorkerOptions) {
     const { config } = opts;
-    this.now = opts.now ?? (() => new Date());
+    this.clock = opts.clock ?? systemClock;
     this.metrics = new WorkerMetrics({
       tokenCache: () => this.cache.stats,
       sharedCache: () => this.shared?.stats,
@@ -74,7 +79,7 @@ export class PartnerWorker {
     this.pipeline = createTokenPipeline({
       config,
       log: opts.log,
-      now: this.now,
+      clock: this.clock,
       hooks: {
         onTokenRequest: (outcome) => this.metrics.tokenRequest(outcome),
         onAssertion: (assertion) => {
@@ -94,6 +99,7 @@ export class PartnerWorker {
         store: this.store,
         read: storeReadOptions(config),
         current: () => this.credential,
+        clock: this.clock,
         onChange: (next) => this.switchCredential(next),
         onIgnored: (reason) => {
           this.metrics.certificateReloadFailed();
@@ -129,7 +135,7 @@ export class PartnerWorker {
 
   certificateStatus(): CertificateStatus {
     const cert = this.credential.certificate;
-    const days = daysUntilExpiry(cert, this.now());
+    const days = daysUntilExpiry(cert, this.clock.now());
     return {
       thumbprintSha256: cert.thumbprints.sha256Hex,
       subject: cert.subject,

@@ -33,6 +33,7 @@ import {
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { randomUUID } from 'node:crypto';
 import type { KeySigner, ParsedCertificate } from '@certflow/certs';
+import { isSystemClock, systemClock, type Clock } from '@certflow/clock';
 
 /**
  * A key in a file goes to MSAL as it is (its own `clientCertificate` path); a key that cannot
@@ -81,6 +82,12 @@ export interface CertificateTokenClientOptions {
   scope: string;
   credential: TokenClientCredential;
   networkClient: INetworkModule;
+  /**
+   * The time assertions are signed with and tokens' `expiresOn` is given in (default: the real
+   * time). Any other clock (a test stack's shifted one) signs every assertion itself through
+   * MSAL's `clientAssertion` callback: MSAL's own certificate path uses the real time.
+   */
+  clock?: Clock;
 }
 
 export interface AcquiredToken {
@@ -153,6 +160,8 @@ interface AttemptContext {
 const THROTTLE_BASE_MS = 1_000;
 const THROTTLE_MAX_MS = 60_000;
 const MAX_RETRY_AFTER_MS = 3_600_000;
+/** MSAL treats a cached token with this little left as expired. */
+const MSAL_EXPIRY_MARGIN_MS = 300_000;
 
 /** `Retry-After` as delay-seconds or an HTTP date, in ms from `now`; undefined when absent or unreadable. */
 export function retryAfterMs(value: string | undefined, now = Date.now()): number | undefined {
@@ -246,9 +255,10 @@ function errorFrom(
 function clientCredentialOf(
   credential: TokenClientCredential,
   tokenEndpoint: string,
+  clock: Clock,
 ): Pick<Configuration['auth'], 'clientCertificate' | 'clientAssertion'> {
   const { privateKeyPem } = credential;
-  if (privateKeyPem !== undefined)
+  if (privateKeyPem !== undefined && isSystemClock(clock))
     return {
       clientCertificate: {
         thumbprintSha256: toThumbprintHex(credential.certificate.thumbprints.sha256Hex),
@@ -257,13 +267,14 @@ function clientCredentialOf(
     };
   return {
     clientAssertion: (config) =>
-      signClientAssertion(credential, config.clientId, config.tokenEndpoint ?? tokenEndpoint),
+      signClientAssertion(credential, config.clientId, config.tokenEndpoint ?? tokenEndpoint, clock.nowMs()),
   };
 }
 
 export class CertificateTokenClient implements TokenProvider {
   readonly authority: string;
   readonly scope: string;
+  private readonly clock: Clock;
   private readonly cca: ConfidentialClientApplication;
   private readonly inFlight = new Map<'cached' | 'refresh', Promise<AcquiredToken>>();
   private readonly attempts = new AsyncLocalStorage<AttemptContext>();
@@ -273,6 +284,7 @@ export class CertificateTokenClient implements TokenProvider {
   constructor(opts: CertificateTokenClientOptions) {
     this.authority = authorityFor(opts.entraInstance, opts.tenantId);
     this.scope = opts.scope;
+    this.clock = opts.clock ?? systemClock;
     const host = new URL(opts.entraInstance).host; // includes a non-default port, as MSAL requires
     this.cca = new ConfidentialClientApplication({
       auth: {
@@ -285,7 +297,7 @@ export class CertificateTokenClient implements TokenProvider {
           issuer: `${this.authority}/v2.0`,
           jwks_uri: `${this.authority}/discovery/v2.0/keys`,
         }),
-        ...clientCredentialOf(opts.credential, `${this.authority}/oauth2/v2.0/token`),
+        ...clientCredentialOf(opts.credential, `${this.authority}/oauth2/v2.0/token`, this.clock),
       },
       system: {
         networkClient: new CauseRecordingNetworkClient(opts.networkClient, this.attempts),
@@ -314,6 +326,7 @@ export class CertificateTokenClient implements TokenProvider {
   }
 
   private async acquire(skipCache: boolean, scope: string = this.scope): Promise<AcquiredToken> {
+    // The throttle and Retry-After are about the network, not about token lifetimes: real time.
     const throttle = this.throttles.get(scope);
     if (throttle && throttle.until > 0) {
       if (Date.now() < throttle.until) {
@@ -369,10 +382,12 @@ export class CertificateTokenClient implements TokenProvider {
         `the authority answered without expires_in for ${scope}`,
       );
     }
-    return {
-      accessToken: result.accessToken,
-      expiresOn: result.expiresOn,
-      source: result.fromCache ? 'cache' : 'network',
-    };
+    // MSAL dates the token by the real time; on a shifted clock it expires that much later.
+    const expiresOn = new Date(result.expiresOn.getTime() + this.clock.offsetMs);
+    // MSAL judged its cached token by the real time too: ask again when, on this clock, it has
+    // no more than MSAL's own 5 minutes left (never with the real time: MSAL already did).
+    if (result.fromCache && expiresOn.getTime() - this.clock.nowMs() <= MSAL_EXPIRY_MARGIN_MS)
+      return this.acquire(true, scope);
+    return { accessToken: result.accessToken, expiresOn, source: result.fromCache ? 'cache' : 'network' };
   }
 }

@@ -12,6 +12,7 @@
  */
 import { readlinkSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
+import { systemClock, type Clock } from '@certflow/clock';
 import type { CertificateStore, PartnerCredential, StoreReadOptions } from './certificate-store';
 import {
   CERTIFICATE_FILE,
@@ -35,6 +36,8 @@ export interface CredentialWatcherOptions {
   debounceMs?: number;
   /** Also compare the files' state this often (default 2 s). */
   pollMs?: number;
+  /** The time a new certificate's validity is checked at (default: the real time). */
+  clock?: Clock;
 }
 
 export type CheckResult = 'unchanged' | 'switched' | 'ignored';
@@ -84,7 +87,7 @@ export class CredentialWatcher {
     this.lastSignature = signature;
     let next: PartnerCredential;
     try {
-      next = this.opts.store.load(new Date(), this.opts.read);
+      next = this.opts.store.load((this.opts.clock ?? systemClock).now(), this.opts.read);
     } catch (err) {
       this.opts.onIgnored((err as Error).message);
       return 'ignored';

@@ -7,6 +7,7 @@
  * Every command that needs a token, the long-running worker and rotation build it here, so that
  * a change of the chain (another store, another hook) is made once.
  */
+import { systemClock, type Clock } from '@certflow/clock';
 import { CertificateStore, type PartnerCredential } from './certificate-store';
 import {
   CertificateTokenClient,
@@ -44,8 +45,12 @@ export interface TokenPipelineOptions {
   log?(message: string): void;
   hooks?: TokenPipelineHooks;
   /** TokenCache tuning (tests: shorter backoffs); the fetcher and events are the pipeline's. */
-  cache?: Omit<TokenCacheOptions, 'fetcher' | 'events'>;
-  now?: () => Date;
+  cache?: Omit<TokenCacheOptions, 'fetcher' | 'events' | 'clock'>;
+  /**
+   * The time certificate validity, assertions and token expiry are judged by (default: the real
+   * time); a process passes `clockFromEnvironment()` of @certflow/clock.
+   */
+  clock?: Clock;
 }
 
 export interface TokenPipeline {
@@ -70,9 +75,9 @@ export interface TokenPipeline {
 export function createTokenPipeline(options: TokenPipelineOptions): TokenPipeline {
   const { config, hooks = {} } = options;
   const log = options.log ?? (() => {});
+  const clock = options.clock ?? systemClock;
   const certificates = new CertificateStore(config.certDir);
-  let credential =
-    options.credential ?? certificates.load((options.now ?? (() => new Date()))(), storeReadOptions(config));
+  let credential = options.credential ?? certificates.load(clock.now(), storeReadOptions(config));
   let owned = options.credential === undefined;
   const network = new HttpsNetworkClient({
     ...(config.caPem ? { ca: config.caPem } : {}),
@@ -89,7 +94,7 @@ export function createTokenPipeline(options: TokenPipelineOptions): TokenPipelin
   });
   // One MSAL instance per credential: MSAL reuses a signed assertion for about ten minutes per instance.
   const clientFor = (c: PartnerCredential) =>
-    new CertificateTokenClient({ ...config, credential: c, networkClient: network });
+    new CertificateTokenClient({ ...config, credential: c, networkClient: network, clock });
   let client = clientFor(credential);
   // certflow's cache decides when to ask; MSAL is always asked with skipCache (see token-cache.ts).
   const ownFetch: TokenFetcher = (ctx) => client.fetchToken({ scope: ctx.key.scope, skipCache: true });
@@ -99,11 +104,13 @@ export function createTokenPipeline(options: TokenPipelineOptions): TokenPipelin
         store: tokenStoreBackend(sharedConfig.store).open(sharedConfig.settings),
         encryptionKey: sharedConfig.cacheKey,
         fetcher: ownFetch,
+        clock,
         log,
       })
     : undefined;
   const cache = new TokenCache({
     ...options.cache,
+    clock,
     fetcher: shared ? shared.fetcher : ownFetch,
     events: {
       onRefreshFailed: (_key, err, attempt, retryAt) =>

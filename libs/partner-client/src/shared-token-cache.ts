@@ -16,6 +16,7 @@
  *   of Redis.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes, randomUUID } from 'node:crypto';
+import { systemClock, type Clock } from '@certflow/clock';
 import type { AcquiredToken } from './certificate-token-client';
 import { tokenKeyString, type FetchContext, type TokenFetcher } from './token-cache';
 import type { TokenStore } from './token-store';
@@ -75,6 +76,8 @@ export interface SharedTokenCacheOptions {
   encryptionKey: Buffer;
   /** The replica's own way to get a token (MSAL, skipCache). */
   fetcher: TokenFetcher;
+  /** The time tokens' `expiresOn` is judged by (default: the real time); waiting uses the real time. */
+  clock?: Clock;
   /** Lock lifetime: longer than a token request takes (default 15 s). */
   lockTtlMs?: number;
   /** How long a replica waits for the lock holder's token before fetching itself (default 10 s). */
@@ -98,6 +101,7 @@ export interface SharedTokenCacheStats {
 
 export class SharedTokenCache {
   private readonly store: TokenStore;
+  private readonly clock: Clock;
   private readonly lockTtlMs: number;
   private readonly waitMs: number;
   private readonly pollMs: number;
@@ -116,6 +120,7 @@ export class SharedTokenCache {
 
   constructor(private readonly opts: SharedTokenCacheOptions) {
     this.store = opts.store;
+    this.clock = opts.clock ?? systemClock;
     this.lockTtlMs = opts.lockTtlMs ?? 15_000;
     this.waitMs = opts.waitMs ?? 10_000;
     this.pollMs = opts.pollMs ?? 50;
@@ -150,7 +155,7 @@ export class SharedTokenCache {
             const again = await this.readAcceptable(tokenKey, id, ctx);
             if (again) return this.shared(again);
             const token = await this.opts.fetcher(ctx);
-            const ttl = token.expiresOn.getTime() - Date.now();
+            const ttl = token.expiresOn.getTime() - this.clock.nowMs();
             if (ttl > 0)
               await this.command(() =>
                 this.store.set(tokenKey, encryptToken(this.opts.encryptionKey, id, token), ttl),
@@ -207,8 +212,7 @@ export class SharedTokenCache {
       );
       return undefined;
     }
-    const now = Date.now();
-    const remaining = token.expiresOn.getTime() - now;
+    const remaining = token.expiresOn.getTime() - this.clock.nowMs();
     if (remaining <= 0) return undefined;
     if (ctx.current) {
       if (token.accessToken === ctx.current.accessToken) return undefined;

@@ -26,7 +26,7 @@ describe('TokenCache (controlled clock and fetcher)', () => {
     const { calls, fetcher } = controlledFetcher();
     const cache = new TokenCache({
       fetcher,
-      now: () => now,
+      clock: { nowMs: () => now, now: () => new Date(now), offsetMs: 0 }, // frozen: moved by hand
       random: () => 0.5,
       proactive: false,
       refreshAheadMs: 600_000,

@@ -20,6 +20,7 @@
  *
  * The fetcher should bypass MSAL's cache (`skipCache: true`): this cache decides when to refresh.
  */
+import { systemClock, type Clock } from '@certflow/clock';
 import type { AcquiredToken } from './certificate-token-client';
 
 export interface TokenKey {
@@ -48,7 +49,7 @@ export type TokenFetcher = (ctx: FetchContext) => Promise<AcquiredToken>;
 export interface CachedToken {
   accessToken: string;
   expiresOn: Date;
-  /** When it was obtained (ms since epoch, local clock). */
+  /** When it was obtained (ms since epoch, on the cache's clock). */
   obtainedAt: number;
   /** Where the fetch got it from: `network` (the authority) or `shared` (another replica). */
   origin: AcquiredToken['source'];
@@ -81,7 +82,8 @@ export interface TokenCacheOptions {
   retryMaxMs?: number;
   /** Run refreshes from timers even when nobody asks (default true; timers are unref'd). */
   proactive?: boolean;
-  now?: () => number;
+  /** The time expiry and refresh-ahead are judged by (default: the real time). */
+  clock?: Clock;
   random?: () => number;
   events?: TokenCacheEvents;
 }
@@ -124,6 +126,7 @@ export class TokenCache {
   private readonly retryBaseMs: number;
   private readonly retryMaxMs: number;
   private readonly proactive: boolean;
+  private readonly clock: Clock;
   private readonly now: () => number;
   private readonly random: () => number;
   private readonly events: TokenCacheEvents;
@@ -145,7 +148,9 @@ export class TokenCache {
     this.retryBaseMs = opts.retryBaseMs ?? 1_000;
     this.retryMaxMs = opts.retryMaxMs ?? 60_000;
     this.proactive = opts.proactive ?? true;
-    this.now = opts.now ?? Date.now;
+    const clock = opts.clock ?? systemClock;
+    this.clock = clock;
+    this.now = () => clock.nowMs();
     this.random = opts.random ?? Math.random;
     this.events = opts.events ?? {};
   }
@@ -334,9 +339,13 @@ export class TokenCache {
     const ceiling = Math.min(this.retryMaxMs, this.retryBaseMs * 2 ** (entry.failures - 1));
     // "Equal jitter": at least half the backoff, so retries never hammer the authority.
     const delay = ceiling / 2 + this.random() * (ceiling / 2);
-    // Not before the fetcher says it will ask again (the authority's Retry-After, its throttle).
+    // Not before the fetcher says it will ask again (the authority's Retry-After, its throttle):
+    // a real time, moved onto this cache's clock.
     const notBefore = (err as { retryAt?: unknown } | null)?.retryAt;
-    entry.retryAt = Math.max(this.now() + delay, typeof notBefore === 'number' ? notBefore : 0);
+    entry.retryAt = Math.max(
+      this.now() + delay,
+      typeof notBefore === 'number' ? notBefore + this.clock.offsetMs : 0,
+    );
     this.events.onRefreshFailed?.(entry.key, err, entry.failures, entry.retryAt);
     if (entry.retryAt < entry.usableUntil) this.schedule(entry, entry.retryAt);
   }

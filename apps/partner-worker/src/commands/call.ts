@@ -49,11 +49,11 @@ ${EXAMPLE}`,
     header: { type: 'string', multiple: true },
   },
   args: 2,
-  async run({ io, values, args, emit }) {
+  async run({ io, values, args, emit, clock }) {
     const { path, request } = callRequest(args, values.data, values.header ?? [], io.cwd);
     const times = positiveInt('times', values.times, 1, 10_000);
     const config = readPartnerConfig(io.env, io.cwd);
-    const session = openSession(io, config, values.json, emit);
+    const session = openSession(io, config, values.json, emit, clock);
     const api = new ApiClient({
       baseUrl: config.apiBaseUrl,
       tokens: session.tokens,

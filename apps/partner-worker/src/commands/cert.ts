@@ -187,8 +187,10 @@ export const certShow = command({
   name: 'cert show',
   usage: `  cert show [--json]  show the certificate, its thumbprints and expiry`,
   options: { ...JSON_OPTION },
-  run({ io, values, emit }) {
-    const summary = withCredential(readCertificateDirectoryConfig(io.env, io.cwd), (c) => summarize(c));
+  run({ io, values, emit, clock }) {
+    const summary = withCredential(readCertificateDirectoryConfig(io.env, io.cwd), (c) =>
+      summarize(c, clock.now()),
+    );
     printCertificate(io, summary, values.json, emit, undefined);
     if (summary.status !== 'valid') {
       io.stderr(

@@ -5,6 +5,7 @@
 import { AllowedHostsError, parseAllowedHosts } from '@certflow/loopback-guard';
 import { ConfigError, type Env } from '@certflow/partner-client';
 import type { RsaKeySize } from '@certflow/certs';
+import type { Clock } from '@certflow/clock';
 import { decodeJwt } from 'jose';
 
 export interface CliIo {
@@ -48,6 +49,8 @@ export interface CommandContext<O extends Options> {
   args: string[];
   /** Writes one JSON object as a line on stdout. */
   emit: Emit;
+  /** The process's clock (CERTFLOW_CLOCK_OFFSET / CERTFLOW_CLOCK_FILE, else the real time). */
+  clock: Clock;
 }
 
 export interface Command<O extends Options = Options> {

@@ -42,7 +42,7 @@ PARTNER_ALLOWED_HOSTS). Exit status 0 when every call answered 2xx, 1 otherwise.
     'metrics-port': { type: 'string' },
     ...ALLOWED_HOST_OPTION,
   },
-  async run({ io, values, emit }) {
+  async run({ io, values, emit, clock }) {
     const path = values.path;
     if (path === undefined) throw new UsageError('run needs --path, e.g. run --path /orders');
     if (!path.startsWith('/')) throw new UsageError(`--path must start with "/", got "${path}"`);
@@ -62,6 +62,7 @@ PARTNER_ALLOWED_HOSTS). Exit status 0 when every call answered 2xx, 1 otherwise.
     const worker = new PartnerWorker({
       config,
       log,
+      clock,
       onCertificateSwitched: () =>
         emit({ event: 'certificate-switched', certificate: { ...worker.certificateStatus() } }),
     });

@@ -59,7 +59,7 @@ Options:
              comma-separated). On a non-loopback --host without any, the Host name is not checked.
 Needs PARTNER_TENANT_ID, PARTNER_CLIENT_ID, PARTNER_SCOPE, PARTNER_API_BASE_URL (see help).`,
   options: { port: { type: 'string' }, host: { type: 'string' }, ...ALLOWED_HOST_OPTION },
-  async run({ io, values }) {
+  async run({ io, values, clock }) {
     const port = portNumber('port', values.port);
     const host = values.host ?? '127.0.0.1';
     if (host.trim() === '' || /\s/.test(host))
@@ -75,7 +75,7 @@ Needs PARTNER_TENANT_ID, PARTNER_CLIENT_ID, PARTNER_SCOPE, PARTNER_API_BASE_URL 
       log(
         `warning: serving on ${host}, not loopback: anyone who can reach it calls the API as this partner through GET /call (POST /rotate stays loopback-only)`,
       );
-    const worker = new PartnerWorker({ config, log });
+    const worker = new PartnerWorker({ config, log, clock });
     try {
       warnIfExpiring(worker, log);
       const facade = await startFacade({

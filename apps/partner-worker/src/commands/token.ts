@@ -13,15 +13,17 @@ import {
   type TokenConfig,
   type TokenPipeline,
 } from '@certflow/partner-client';
+import type { Clock } from '@certflow/clock';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { command, decodeClaims, JSON_OPTION, logTo, UsageError, type CliIo, type Emit } from './command';
 
 function warnIfExpiringSoon(
   io: CliIo,
   credential: PartnerCredential,
+  now: Date,
   warningDays = EXPIRY_WARNING_DAYS,
 ): void {
-  const summary = summarize(credential);
+  const summary = summarize(credential, now);
   if (summary.status === 'valid' && summary.daysUntilExpiry < warningDays) {
     io.stderr(
       `partner-worker: warning: the certificate expires in ${summary.daysUntilExpiry} days (${summary.notAfter}); rotate it soon`,
@@ -30,7 +32,13 @@ function warnIfExpiringSoon(
 }
 
 /** One CLI session: the token pipeline, printing each assertion sent and each token used. */
-export function openSession(io: CliIo, config: TokenConfig, json: boolean, emit: Emit): TokenPipeline {
+export function openSession(
+  io: CliIo,
+  config: TokenConfig,
+  json: boolean,
+  emit: Emit,
+  clock: Clock,
+): TokenPipeline {
   const onAssertion = (a: DecodedAssertion) => {
     if (json) emit({ event: 'assertion', header: a.header, claims: a.claims });
     else
@@ -44,8 +52,8 @@ export function openSession(io: CliIo, config: TokenConfig, json: boolean, emit:
       emit({ event: 'token', source: token.source, claims, expiresOn: token.expiresOn.toISOString() });
     else io.stdout(`token from ${token.source}, expires ${token.expiresOn.toISOString()}`);
   };
-  const pipeline = createTokenPipeline({ config, log: logTo(io), hooks: { onAssertion, onToken } });
-  warnIfExpiringSoon(io, pipeline.credential, config.expiryWarningDays);
+  const pipeline = createTokenPipeline({ config, log: logTo(io), clock, hooks: { onAssertion, onToken } });
+  warnIfExpiringSoon(io, pipeline.credential, clock.now(), config.expiryWarningDays);
   return pipeline;
 }
 
@@ -53,8 +61,8 @@ export const tokenGet = command({
   name: 'token get',
   usage: `  token get [--json]  get an access token and print its decoded claims (never the token)`,
   options: { ...JSON_OPTION },
-  async run({ io, values, emit }) {
-    const session = openSession(io, readTokenConfig(io.env, io.cwd), values.json, emit);
+  async run({ io, values, emit, clock }) {
+    const session = openSession(io, readTokenConfig(io.env, io.cwd), values.json, emit, clock);
     try {
       const token = await session.tokens.getToken();
       if (!values.json) io.stdout(`claims:\n${JSON.stringify(decodeClaims(token.accessToken), null, 2)}`);
@@ -77,7 +85,7 @@ output must not be trusted as proof of anything. The signature is never printed.
 With --json: {"event":"decoded","verified":false,"header":{…},"claims":{…},"expired":bool}.`,
   options: { ...JSON_OPTION },
   args: 1,
-  async run({ io, values, args, emit }) {
+  async run({ io, values, args, emit, clock }) {
     let token = args[0];
     if (token === undefined) {
       if (!io.readStdin) throw new UsageError('token decode needs a token as argument or on stdin');
@@ -99,7 +107,7 @@ With --json: {"event":"decoded","verified":false,"header":{…},"claims":{…},"
       throw new Error(`not a JWT: ${(err as Error).message}`);
     }
     const exp = typeof claims.exp === 'number' ? claims.exp : undefined;
-    const expired = exp !== undefined ? exp * 1000 <= Date.now() : undefined;
+    const expired = exp !== undefined ? exp * 1000 <= clock.nowMs() : undefined;
     if (values.json) {
       emit({
         event: 'decoded',
