@@ -27,7 +27,10 @@ export default defineConfig({
   reporter: [['list']],
   outputDir: '../dist/e2e/test-results',
   projects: [
-    { name: 'api', testMatch: ['**/flow.e2e.ts', '**/hsm.e2e.ts', '**/test-tokens.e2e.ts'] },
+    {
+      name: 'api',
+      testMatch: ['**/flow.e2e.ts', '**/hsm.e2e.ts', '**/test-tokens.e2e.ts', '**/emulator-fixture.e2e.ts'],
+    },
     {
       name: 'chromium',
       testMatch: ['**/portal.e2e.ts', '**/sign-in-logs.e2e.ts'],
