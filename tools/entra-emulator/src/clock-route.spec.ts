@@ -13,6 +13,7 @@ import { startEmulator } from './emulator';
 import { GraphError } from './graph-errors';
 import { EmulatorError } from './errors';
 import {
+  API_URI,
   assertionForm,
   clientAssertion,
   decodeJwt,
@@ -199,7 +200,11 @@ describe('what follows the clock', () => {
     // The admin token from before the move expired an hour ago by this clock.
     const stale = await admin('GET', 'clock', undefined, graphToken);
     expect(stale.status).toBe(401);
+    // Moved back, a token issued at the later time is not valid yet (nbf beyond the skew).
+    const later = await adminToken();
+    expect((await admin('GET', 'clock', undefined, later)).status).toBe(200);
     f.emulator.clock.set(0);
+    expect((await admin('GET', 'clock', undefined, later)).status).toBe(401);
   });
 
   it('a certificate past its endDateTime is refused with AADSTS700027 (key expired), and valid again when the clock goes back', async () => {
@@ -216,6 +221,22 @@ describe('what follows the clock', () => {
 
     f.emulator.clock.set(0);
     expect((await partnerToken(shortLived)).status).toBe(200);
+  });
+
+  it('secrets: one added at a later time is refused (AADSTS7000222) once the clock goes back before it', async () => {
+    f.emulator.clock.set(30 * 60_000);
+    const secret = await f.graph.addPassword(f.provisioned.partner.objectId, 'added later');
+    const form = {
+      grant_type: 'client_credentials',
+      client_id: f.provisioned.partner.appId,
+      client_secret: String(secret.secretText),
+      scope: `${API_URI}/.default`,
+    };
+    expect((await postForm(f.emulator, form)).status).toBe(200);
+    f.emulator.clock.set(0);
+    const early = await postForm(f.emulator, form);
+    expect(early.status).toBe(401);
+    expect(early.json().error_codes).toEqual([7000222]);
   });
 
   it('signing keys: a key rotated out is retired by the moved clock, not by waiting', async () => {
