@@ -112,7 +112,7 @@ export function removeStaleClockFile(stateDir: string): string | undefined {
 }
 
 /** The clock as `GET /admin/clock` shows it. */
-export function clockView(clock: EmulatorClock): Record<string, unknown> {
+function clockView(clock: EmulatorClock): Record<string, unknown> {
   return {
     now: clock.now().toISOString(),
     offsetMs: clock.offsetMs,
