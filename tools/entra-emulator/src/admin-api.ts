@@ -20,7 +20,7 @@ const BODY_LIMIT = 64 * 1024;
 export interface AdminContext extends GraphAuthContext {
   storedSigningKeys: () => readonly StoredSigningKey[];
   rotateSigningKey: () => Promise<{ kid: string }>;
-  /** Extra routes (`faults`, `clock`, `testTokens`), keyed by the first path segment after /admin. */
+  /** Extra routes (`faults`, `clock`, `clock/advance`, `testTokens`), keyed by their path after /admin. */
   routes?: Record<string, AdminRoute>;
 }
 
@@ -80,8 +80,10 @@ async function route(
       return { status: 200, body: { kid, value: signingKeysView(ctx.storedSigningKeys(), ctx.now) } };
     }
   }
-  const extra = first === undefined ? undefined : ctx.routes?.[first];
-  if (extra && second === undefined) return extra(method, body);
+  const path = segments.join('/');
+  // Own keys only: `/admin/constructor` must not reach Object's constructor.
+  const extra = ctx.routes && Object.hasOwn(ctx.routes, path) ? ctx.routes[path] : undefined;
+  if (extra) return extra(method, body);
   throw graphErrors.unknownSegment(segments.join('/').slice(0, 100) || 'admin');
 }
 

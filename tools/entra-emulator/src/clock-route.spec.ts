@@ -10,6 +10,7 @@ import { createSelfSignedCertificate, pemToDer } from '@certflow/certs';
 import { readClockFile, writeClockFile } from '@certflow/clock';
 import { clockRoutes } from './clock-route';
 import { startEmulator } from './emulator';
+import { GraphClient } from './graph-client';
 import { GraphError } from './graph-errors';
 import { EmulatorError } from './errors';
 import {
@@ -78,6 +79,31 @@ async function partnerToken(cert = f.partnerCert) {
 }
 
 describe('/admin/clock', () => {
+  it('POST /admin/clock/advance moves it over HTTP; GraphClient.setClock does both, past its own token', async () => {
+    f.emulator.clock.set(0);
+    const res = await admin('POST', 'clock/advance', { by: '+1h' });
+    expect(res.status, res.text).toBe(200);
+    expect(res.json()).toMatchObject({ offsetMs: H, offset: '+1h' });
+    expect(readClockFile(clockFile)).toBe(H);
+    expect((await admin('GET', 'clock/advance')).status).toBe(405);
+    // Only whole paths are routes: nothing reaches Object's own properties.
+    expect((await admin('GET', 'constructor')).status).toBe(400);
+    expect((await admin('POST', 'clock/advance/again', { by: '+1h' })).status).toBe(400);
+    expect(readClockFile(clockFile)).toBe(H);
+
+    const graph = await GraphClient.connect(f.emulator);
+    try {
+      await graph.listApplications();
+      // The client's admin token (1 h) is expired on the moved clock: it gets a new one once.
+      expect(await graph.setClock({ by: '+2h' })).toMatchObject({ offsetMs: 3 * H, offset: '+3h' });
+      expect((await graph.setClock({ offset: '+30m' })).offsetMs).toBe(H / 2);
+      expect((await graph.listApplications()).length).toBeGreaterThan(0);
+    } finally {
+      graph.close();
+      f.emulator.clock.set(0);
+    }
+  });
+
   it('shows, sets, clears the offset; each change is in the clock file before the answer', async () => {
     const shown = await admin('GET', 'clock');
     expect(shown.status, shown.text).toBe(200);

@@ -383,6 +383,22 @@ export class GraphClient {
     return (await this.call('PATCH', '/faults', faults, this.adminUrl())) as FaultSettings;
   }
 
+  /**
+   * Moves the clock of an emulator in another process: `{ offset }` or `{ offsetMs }` sets it
+   * (`PUT /admin/clock`), `{ by }` advances it (`POST /admin/clock/advance`); in-process,
+   * `RunningEmulator.clock` does the same.
+   */
+  async setClock(
+    change: { offset: string } | { offsetMs: number } | { by: string },
+  ): Promise<{ now: string; offsetMs: number; offset: string }> {
+    const [method, path] = 'by' in change ? ['POST', '/clock/advance'] : ['PUT', '/clock'];
+    return (await this.call(method, path, change, this.adminUrl())) as {
+      now: string;
+      offsetMs: number;
+      offset: string;
+    };
+  }
+
   private adminUrl(): string {
     return `${this.info.url}/admin`;
   }
@@ -437,12 +453,18 @@ export class GraphClient {
     path: string,
     body?: unknown,
     baseUrl = this.info.graphUrl,
+    retried = false,
   ): Promise<unknown> {
     const token = await this.accessToken();
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: 'application/json' };
     const payload = body === undefined ? undefined : JSON.stringify(body);
     if (payload !== undefined) headers['content-type'] = 'application/json';
     const res = await this.send(method, `${baseUrl}${path}`, headers, payload);
+    // The emulator's clock may have moved past the kept token's exp (/admin/clock): one new token.
+    if (res.status === 401 && !retried && this.credentials.kind !== 'token') {
+      this.token = undefined;
+      return this.call(method, path, body, baseUrl, true);
+    }
     const parsed = res.text === '' ? undefined : parseJson(res.text);
     if (res.status >= 200 && res.status < 300) return parsed;
     const error = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
