@@ -16,6 +16,7 @@ import { parseCertificate, type CertificateAndKey } from '@certflow/certs';
 import { GRAPH_RESOURCE } from './directory';
 import type { EmulatorInfo } from './emulator-info';
 import type { FaultSettings } from './faults';
+import type { TestTokenOptions } from './test-tokens';
 
 export interface GraphAppRole {
   id: string;
@@ -397,6 +398,19 @@ export class GraphClient {
       offsetMs: number;
       offset: string;
     };
+  }
+
+  /**
+   * Mints a test token (`POST /admin/testTokens`, see test-tokens.ts): signed with the emulator's
+   * real keys, marked `certflow_test: true`, recorded in the sign-in log as minted.
+   */
+  async mintTestToken(options: TestTokenOptions): Promise<string> {
+    const body = (await this.call('POST', '/testTokens', options, this.adminUrl())) as {
+      accessToken?: unknown;
+    };
+    if (typeof body?.accessToken !== 'string')
+      throw new GraphRequestError(200, 'HTTP_200', 'POST /testTokens answered without an accessToken');
+    return body.accessToken;
   }
 
   private adminUrl(): string {

@@ -5,14 +5,12 @@
  * write permission) or `mintTestToken()`, which calls it. Every one carries `certflow_test: true`,
  * which no caller can remove or change, and is recorded in the sign-in log as minted.
  */
-import { request } from 'node:https';
-import { readFileSync } from 'node:fs';
 import { isGuid } from '@certflow/claims';
 import { accessTokenClaims, signAccessToken, v1Issuer, v2Issuer } from './access-tokens';
 import type { AdminRoute } from './admin-api';
 import type { Directory } from './directory';
 import type { EmulatorInfo } from './emulator-info';
-import { GraphClient, GraphRequestError } from './graph-client';
+import { GraphClient } from './graph-client';
 import { graphErrors } from './graph-errors';
 import { newGuid } from './ids';
 import type { SignInAttempt } from './sign-in-log';
@@ -100,20 +98,11 @@ export function testTokensRoute(ctx: TestTokenContext): AdminRoute {
  */
 export async function mintTestToken(emulator: EmulatorInfo, options: TestTokenOptions): Promise<string> {
   const graph = await GraphClient.connect(emulator);
-  let token: string;
   try {
-    token = await graph.accessToken();
+    return await graph.mintTestToken(options);
   } finally {
     graph.close();
   }
-  const { status, text } = await postJson(emulator, `${emulator.url}/admin/testTokens`, token, options);
-  const body = parseJson(text) as { accessToken?: unknown; error?: { code?: unknown; message?: unknown } };
-  if (status === 200 && typeof body?.accessToken === 'string') return body.accessToken;
-  throw new GraphRequestError(
-    status,
-    typeof body?.error?.code === 'string' ? body.error.code : `HTTP_${status}`,
-    `POST /admin/testTokens failed with HTTP ${status}: ${typeof body?.error?.message === 'string' ? body.error.message : text.slice(0, 200)}`,
-  );
 }
 
 function mint(options: TestTokenOptions, ctx: TestTokenContext): MintedTestToken {
@@ -257,42 +246,4 @@ function conflict(options: TestTokenOptions, a: keyof TestTokenOptions, b: keyof
 
 function invalid(message: string) {
   return graphErrors.badRequest(`testTokens: ${message}`);
-}
-
-function postJson(
-  info: EmulatorInfo,
-  url: string,
-  token: string,
-  payload: unknown,
-): Promise<{ status: number; text: string }> {
-  const body = JSON.stringify(payload);
-  return new Promise((resolve, reject) => {
-    const req = request(
-      url,
-      {
-        method: 'POST',
-        ca: readFileSync(info.caCertificatePath),
-        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        timeout: 30_000,
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`POST ${url} timed out`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
-
-function parseJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }
