@@ -18,8 +18,7 @@ import { clientSecretMatches } from './client-secrets';
 import { Directory } from './directory';
 import { DISCOVERY_CACHE_CONTROL, jwks, openIdConfiguration, openIdConfigurationV1 } from './discovery';
 import { validateOptions, type EmulatorOptions, type EmulatorSettings } from './emulator-options';
-import { FaultInjector, NO_FAULTS, type FaultSettings } from './faults';
-import { graphErrors } from './graph-errors';
+import { FaultInjector, faultsRoute, type FaultSettings } from './faults';
 import { PROMETHEUS_CONTENT_TYPE } from '@certflow/observability';
 import { Metrics, type TokenOutcome } from './metrics';
 import {
@@ -354,7 +353,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       storedSigningKeys: () => ctx.directory.state.signingKeys,
       rotateSigningKey: ctx.rotateSigningKey,
       routes: {
-        faults: (method, body) => faultsRoute(ctx.faults, method, body),
+        faults: faultsRoute(ctx.faults),
         ...ctx.clockRoutes,
         testTokens: testTokensRoute({
           directory: ctx.directory,
@@ -517,32 +516,6 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       ...(err.status === 413 ? { connection: 'close' } : {}),
     });
   }
-}
-
-/** `GET/PUT/PATCH/DELETE /admin/faults`: read, replace, merge into or clear the injected faults. */
-async function faultsRoute(
-  faults: FaultInjector,
-  method: string,
-  body: () => Promise<unknown>,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  try {
-    if (method === 'GET') return { status: 200, body: { ...faults.current } };
-    if (method === 'DELETE') return { status: 200, body: { ...faults.reset() } };
-    if (method === 'PATCH') return { status: 200, body: { ...faults.update(await body()) } };
-    if (method === 'PUT')
-      return { status: 200, body: { ...faults.update({ ...NO_FAULTS, ...(await putBody(body)) }) } };
-  } catch (err) {
-    if (err instanceof EmulatorError) throw graphErrors.badRequest(err.message);
-    throw err;
-  }
-  throw graphErrors.methodNotAllowed();
-}
-
-async function putBody(body: () => Promise<unknown>): Promise<Record<string, unknown>> {
-  const value = await body();
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw graphErrors.badRequest('faults: must be an object');
-  return value as Record<string, unknown>;
 }
 
 function resolveTenant(

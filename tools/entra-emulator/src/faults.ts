@@ -7,7 +7,9 @@
  * Order per request: the added latency, then a full outage, then a 429 with the configured
  * share, then a 5xx with its share. Shares are probabilities (0–1), so 1 is deterministic.
  */
+import type { AdminRoute } from './admin-api';
 import { EmulatorError } from './errors';
+import { graphErrors } from './graph-errors';
 
 export type OutageMode = 'none' | '503' | 'drop';
 
@@ -114,4 +116,28 @@ export function mergeFaults(base: Readonly<FaultSettings>, patch: unknown): Faul
     result.outage = input.outage;
   }
   return result;
+}
+
+/** `GET/PUT/PATCH/DELETE /admin/faults`: read, replace, merge into or clear the injected faults. */
+export function faultsRoute(faults: FaultInjector): AdminRoute {
+  return async (method, body) => {
+    try {
+      if (method === 'GET') return { status: 200, body: { ...faults.current } };
+      if (method === 'DELETE') return { status: 200, body: { ...faults.reset() } };
+      if (method === 'PATCH') return { status: 200, body: { ...faults.update(await body()) } };
+      if (method === 'PUT')
+        return { status: 200, body: { ...faults.update({ ...NO_FAULTS, ...(await putBody(body)) }) } };
+    } catch (err) {
+      if (err instanceof EmulatorError) throw graphErrors.badRequest(err.message);
+      throw err;
+    }
+    throw graphErrors.methodNotAllowed();
+  };
+}
+
+async function putBody(body: () => Promise<unknown>): Promise<Record<string, unknown>> {
+  const value = await body();
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw graphErrors.badRequest('faults: must be an object');
+  return value as Record<string, unknown>;
 }
