@@ -36,8 +36,9 @@ const MACHINE_PATHS = [
  */
 const PROSE_PATH =
   /(?<![\w./@-])((?:\.\.?\/)+[\w.@-]+(?:\/[\w.@-]+)*|(?:apps|libs|tools|docs|load|e2e)\/[\w.@-]+(?:\/[\w.@-]+)*)/g;
+// …and a package.json `exports` key (`"./testing": {`) names an entry point, not a file.
 const CODE_REFERENCE =
-  /^\s*((import|export)\b.*\bfrom\b|\} from |.*\brequire\(|.*\bimport\(|.*\b__dirname\b)/;
+  /^\s*((import|export)\b.*\bfrom\b|\} from |.*\brequire\(|.*\bimport\(|.*\b__dirname\b|"\.\/[\w./-]*": \{)/;
 const NOT_IN_A_CHECKOUT = /dist|node_modules|\*|\/etc\/passwd/; // build output, globs, hostile inputs in tests
 
 /** Whether git ignores the path, as a file or (when it does not exist yet) as a directory. */

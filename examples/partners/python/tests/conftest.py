@@ -24,7 +24,7 @@ PROGRAM = EXAMPLE_DIR / "partner_quickstart.py"
 def stack_env() -> dict:
     """The environment of partner contoso of the running stack (set by with-stack.cjs)."""
     if not os.environ.get("CERTFLOW_EMULATOR_METRICS_URL"):
-        pytest.fail("run them with a stack: node ../with-stack.cjs -- .venv/bin/python -m pytest")
+        pytest.fail("run them with a stack: npx nx run partner-python:test")
     return dict(os.environ)
 
 

@@ -55,7 +55,7 @@ final class TestSupport {
       if (value == null || value.isBlank()) {
         throw new IllegalStateException(
             name + " is not set: run the tests against a stack, "
-                + "node ../with-stack.cjs -- mvn -q test (or npx nx run partner-java:test)");
+                + "npx nx run partner-java:test");
       }
       env.put(name, value);
     }
