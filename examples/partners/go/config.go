@@ -78,7 +78,8 @@ func readConfig(getenv func(string) string) (config, error) {
 	return c, nil
 }
 
-// baseURL reads an absolute https URL (http too when allowHTTP) without query or fragment.
+// baseURL reads an absolute URL as the partner worker does: https (or http too, when allowHTTP),
+// no query, fragment or credentials; ENTRA_INSTANCE without a path.
 func baseURL(getenv func(string) string, name, fallback string, allowHTTP bool) (string, error) {
 	raw := strings.TrimSpace(getenv(name))
 	if raw == "" && fallback == "" {
@@ -87,13 +88,22 @@ func baseURL(getenv func(string) string, name, fallback string, allowHTTP bool) 
 	if raw == "" {
 		raw = fallback
 	}
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && !(allowHTTP && u.Scheme == "http")) ||
-		u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return "", &configError{name, fmt.Sprintf("must be an absolute https URL, got %q", raw)}
+	schemes := "https"
+	if allowHTTP {
+		schemes = "https or http"
 	}
-	if name == "ENTRA_INSTANCE" && strings.Trim(u.Path, "/") != "" {
-		return "", &configError{name, fmt.Sprintf("must be the instance only, without the tenant (e.g. %s), got %q", defaultEntraInstance, raw)}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil || u.Host == "":
+		return "", &configError{name, fmt.Sprintf("must be an absolute URL, got %q", raw)}
+	case u.Scheme != "https" && !(allowHTTP && u.Scheme == "http"):
+		return "", &configError{name, fmt.Sprintf("must use %s, got %q", schemes, raw)}
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", &configError{name, fmt.Sprintf("must not have a query or fragment, got %q", raw)}
+	case u.User != nil:
+		return "", &configError{name, "must not contain credentials"}
+	case name == "ENTRA_INSTANCE" && u.Path != "" && u.Path != "/":
+		return "", &configError{name, fmt.Sprintf("must be the instance only, without the tenant or a path (e.g. %s), got %q", defaultEntraInstance, raw)}
 	}
 	return strings.TrimRight(u.String(), "/"), nil
 }

@@ -35,10 +35,17 @@ func TestBadSettingsNameTheVariable(t *testing.T) {
 		{"PARTNER_CLIENT_ID", "contoso", "PARTNER_CLIENT_ID: must be a GUID"},
 		{"PARTNER_SCOPE", "api://certflow-orders", "PARTNER_SCOPE: must be one resource followed by /.default"},
 		{"PARTNER_SCOPE", "api://a/.default api://b/.default", "PARTNER_SCOPE: must be one resource"},
-		{"ENTRA_INSTANCE", "http://login.example.test", "ENTRA_INSTANCE: must be an absolute https URL"},
+		{"ENTRA_INSTANCE", "http://login.example.test", "ENTRA_INSTANCE: must use https, got"},
 		{"ENTRA_INSTANCE", "https://login.example.test/6f1c2a55-0b1e-4c8e-9a51-3f2f8f1f0d11", "ENTRA_INSTANCE: must be the instance only"},
+		{"ENTRA_INSTANCE", "https://login.example.test?x=1", "ENTRA_INSTANCE: must not have a query or fragment"},
+		{"ENTRA_INSTANCE", "https://login.example.test#x", "ENTRA_INSTANCE: must not have a query or fragment"},
+		{"ENTRA_INSTANCE", "https://user:pw@login.example.test", "ENTRA_INSTANCE: must not contain credentials"},
+		{"ENTRA_INSTANCE", "login.example.test", "ENTRA_INSTANCE: must be an absolute URL"},
 		{"PARTNER_API_BASE_URL", "", "PARTNER_API_BASE_URL: is required"},
-		{"PARTNER_API_BASE_URL", "ftp://127.0.0.1", "PARTNER_API_BASE_URL: must be an absolute https URL"},
+		{"PARTNER_API_BASE_URL", "ftp://127.0.0.1", "PARTNER_API_BASE_URL: must use https or http, got"},
+		{"PARTNER_API_BASE_URL", "https://127.0.0.1:8443/api?x=1", "PARTNER_API_BASE_URL: must not have a query or fragment"},
+		{"PARTNER_API_BASE_URL", "https://127.0.0.1:8443/api#x", "PARTNER_API_BASE_URL: must not have a query or fragment"},
+		{"PARTNER_API_BASE_URL", "https://user@127.0.0.1:8443", "PARTNER_API_BASE_URL: must not contain credentials"},
 		{"PARTNER_CERT_DIR", "/srv/partner/missing", "PARTNER_CERT_DIR: /srv/partner/missing is not a readable directory"},
 		{"PARTNER_CA_FILE", notPEM, "PARTNER_CA_FILE: " + notPEM + " holds no PEM certificate"},
 		{"PARTNER_CA_FILE", "/srv/partner/ca.pem", "PARTNER_CA_FILE: cannot read /srv/partner/ca.pem"},
@@ -51,6 +58,38 @@ func TestBadSettingsNameTheVariable(t *testing.T) {
 				t.Errorf("exit %d, stdout %q, stderr %q; want exit 2 and %q", code, stdout, stderr, tc.want)
 			}
 		})
+	}
+}
+
+// As the partner worker: the API may be plain http (a gateway on loopback), with a path.
+func TestAPIBaseURLMayBeHTTPWithAPath(t *testing.T) {
+	settings := validSettings(t)
+	settings["PARTNER_API_BASE_URL"] = "http://127.0.0.1:8080/api/"
+	c, err := readConfig(func(name string) string { return settings[name] })
+	if err != nil || c.APIBaseURL != "http://127.0.0.1:8080/api" {
+		t.Errorf("readConfig: %q, %v; want http://127.0.0.1:8080/api", c.APIBaseURL, err)
+	}
+}
+
+// Instance discovery stays on for Microsoft's hosts whatever the port, case or trailing dot.
+func TestMicrosoftHostsKeepInstanceDiscovery(t *testing.T) {
+	for instance, want := range map[string]bool{
+		"https://login.microsoftonline.com":             true,
+		"https://login.microsoftonline.com:443":         true,
+		"https://LOGIN.microsoftonline.com:8443":        true,
+		"https://login.microsoftonline.com.":            true,
+		"https://login.microsoftonline.com.:443":        true,
+		"https://login.windows.net":                     true,
+		"https://sts.windows.net":                       true,
+		"https://login.sovcloud-identity.fr":            true,
+		"https://login.microsoftonline.us":              true,
+		"https://localhost:8443":                        false,
+		"https://127.0.0.1:8443":                        false,
+		"https://login.microsoftonline.com.example.net": false,
+	} {
+		if got := microsoftAuthority(instance); got != want {
+			t.Errorf("microsoftAuthority(%q) = %v, want %v", instance, got, want)
+		}
 	}
 }
 

@@ -67,7 +67,7 @@ func TestCallsOrdersThroughTheGateway(t *testing.T) {
 	if header["alg"] != "RS256" || header["kid"] == nil {
 		t.Errorf("unexpected token header %v", header)
 	}
-	if regexp.MustCompile(`eyJ[\w-]+\.[\w-]+\.[\w-]+`).MatchString(stdout + stderr) {
+	if jwtInOutput.MatchString(stdout + stderr) {
 		t.Errorf("the output holds a token:\n%s", stdout)
 	}
 }
@@ -111,6 +111,67 @@ func TestUnregisteredCertificateIsRefusedWithAADSTS700027(t *testing.T) {
 	if code != 1 || !strings.HasPrefix(stderr, "token request refused: AADSTS700027") || strings.Count(stderr, "\n") != 1 {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
+}
+
+var jwtInOutput = regexp.MustCompile(`eyJ[\w-]+\.[\w-]+\.[\w-]+`)
+
+func TestAnAnswerOtherThan2xxIsPrintedAndExits1(t *testing.T) {
+	noSuchAPI := os.Getenv("PARTNER_API_BASE_URL") + "/no-such-api"
+	code, stdout, stderr := runExample(stackEnv(t, map[string]string{"PARTNER_API_BASE_URL": noSuchAPI}))
+	if code != 1 || !strings.HasPrefix(stdout, "HTTP 404\nheader:\n") || !strings.Contains(stdout, "\nclaims:\n") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if jwtInOutput.MatchString(stdout + stderr) {
+		t.Errorf("the output holds a token:\n%s%s", stdout, stderr)
+	}
+}
+
+// A scope the partner is not granted, for a resource the tenant does not know: Entra's refusal.
+func TestAnUnknownResourceIsRefusedWithAADSTS500011(t *testing.T) {
+	code, stdout, stderr := runExample(stackEnv(t, map[string]string{"PARTNER_SCOPE": "api://not-registered/.default"}))
+	if code != 1 || stdout != "" || !strings.HasPrefix(stderr, "token request refused: AADSTS500011") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+}
+
+// TLS is verified: a CA file that did not issue the stack's certificates, or none (the system's
+// roots only), fails the token request with the x509 reason, before any token is issued.
+func TestACertificateNotIssuedByTheTrustedCAsIsRefused(t *testing.T) {
+	unrelated := filepath.Join(t.TempDir(), "unrelated-ca.pem")
+	writeUnrelatedCA(t, unrelated)
+	for name, caFile := range map[string]string{"unrelated CA": unrelated, "unset": ""} {
+		t.Run(name, func(t *testing.T) {
+			code, stdout, stderr := runExample(stackEnv(t, map[string]string{"PARTNER_CA_FILE": caFile}))
+			if code != 1 || stdout != "" || !strings.HasPrefix(stderr, "token request failed: ") ||
+				!strings.Contains(stderr, "x509: certificate signed by unknown authority") ||
+				strings.Count(stderr, "\n") != 1 {
+				t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+			}
+		})
+	}
+}
+
+// writeUnrelatedCA writes a freshly made CA certificate that signed nothing of the stack's.
+func writeUnrelatedCA(t *testing.T, path string) {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	template := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: "unrelated test CA"},
+		NotBefore:             time.Now().Add(-time.Minute),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writePEM(t, path, "CERTIFICATE", der)
 }
 
 // tokensIssued sums entra_emulator_tokens_issued_total for one client id.

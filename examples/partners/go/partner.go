@@ -22,12 +22,29 @@ import (
 	msalerrors "github.com/AzureAD/microsoft-authentication-library-for-go/apps/errors"
 )
 
-// Entra ID's public and sovereign-cloud hosts: MSAL's instance discovery stays on for these only.
+// Entra ID's public and sovereign-cloud hosts: MSAL for Go's own list (aadTrustedHostList in
+// v1.10.1, internal to MSAL, so copied here; MSAL for Python and MSAL4J list the same 13 hosts).
+// MSAL's instance discovery stays on for these only.
 var microsoftHosts = map[string]bool{
 	"login.microsoftonline.com":        true,
 	"login.microsoft.com":              true,
-	"login.microsoftonline.us":         true,
+	"login.windows.net":                true,
+	"sts.windows.net":                  true,
 	"login.partner.microsoftonline.cn": true,
+	"login.chinacloudapi.cn":           true,
+	"login.microsoftonline.de":         true,
+	"login-us.microsoftonline.com":     true,
+	"login.microsoftonline.us":         true,
+	"login.usgovcloudapi.net":          true,
+	"login.sovcloud-identity.fr":       true,
+	"login.sovcloud-identity.de":       true,
+	"login.sovcloud-identity.sg":       true,
+}
+
+// microsoftAuthority decides by the host name alone (any port, any case, a trailing dot or not).
+func microsoftAuthority(entraInstance string) bool {
+	u, err := url.Parse(entraInstance)
+	return err == nil && microsoftHosts[strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")]
 }
 
 // httpClient trusts the system roots plus PARTNER_CA_FILE; MSAL and the API call share it.
@@ -71,8 +88,7 @@ func readCredential(c config) (confidential.Credential, error) {
 // newClient builds MSAL's confidential client; its in-memory token cache lives as long as the client.
 func newClient(c config, cred confidential.Credential, hc *http.Client, extra ...confidential.Option) (confidential.Client, error) {
 	options := append([]confidential.Option{confidential.WithHTTPClient(hc)}, extra...)
-	instance, _ := url.Parse(c.EntraInstance)
-	if !microsoftHosts[strings.ToLower(instance.Hostname())] {
+	if !microsoftAuthority(c.EntraInstance) {
 		// Not Entra ID (the emulator, a private authority): no instance discovery at login.microsoftonline.com.
 		options = append(options, confidential.WithInstanceDiscovery(false))
 	}
@@ -116,7 +132,8 @@ func describe(err error) string {
 			return fmt.Sprintf("token request refused: HTTP %d %s: %s", call.Resp.StatusCode, body.Error, description)
 		}
 	}
-	return "token request failed: " + strings.SplitN(err.Error(), "\n", 2)[0]
+	// The whole chain, on one line: a TLS failure's x509 reason comes last.
+	return "token request failed: " + strings.Join(strings.Fields(err.Error()), " ")
 }
 
 // getOrders calls the API through the gateway with the bearer token and returns the status code.
