@@ -29,15 +29,26 @@ public record PartnerSettings(
 
   public static final String DEFAULT_ENTRA_INSTANCE = "https://login.microsoftonline.com";
 
-  /** Entra ID's public and national-cloud hosts: only these keep MSAL's authority checks on. */
+  /**
+   * Entra ID's public and national-cloud hosts: only these keep MSAL's authority checks on. MSAL4J
+   * 1.26.1's own list (AadInstanceDiscoveryProvider.TRUSTED_HOSTS_SET, package-private, so copied
+   * here); MSAL for Python and MSAL for Go list the same 13 hosts.
+   */
   static final Set<String> MICROSOFT_HOSTS =
       Set.of(
           "login.microsoftonline.com",
           "login.microsoft.com",
           "login.windows.net",
-          "login.microsoftonline.us",
+          "sts.windows.net",
+          "login.partner.microsoftonline.cn",
           "login.chinacloudapi.cn",
-          "login.partner.microsoftonline.cn");
+          "login.microsoftonline.de",
+          "login-us.microsoftonline.com",
+          "login.microsoftonline.us",
+          "login.usgovcloudapi.net",
+          "login.sovcloud-identity.fr",
+          "login.sovcloud-identity.de",
+          "login.sovcloud-identity.sg");
 
   private static final Pattern GUID =
       Pattern.compile("^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$");
@@ -110,10 +121,12 @@ public record PartnerSettings(
     return entraInstance + "/" + tenantId;
   }
 
-  /** False for the emulator (or any other host): MSAL must not ask Microsoft about it. */
+  /**
+   * False for the emulator (or any other host): MSAL must not ask Microsoft about it. Decided by
+   * the host name alone, whatever the port, case or trailing dot.
+   */
   public boolean microsoftAuthority() {
-    return MICROSOFT_HOSTS.contains(entraInstance.getHost().toLowerCase(Locale.ROOT))
-        && entraInstance.getPort() == -1;
+    return MICROSOFT_HOSTS.contains(entraInstance.getHost().toLowerCase(Locale.ROOT).replaceAll("\\.$", ""));
   }
 
   private static Optional<String> value(Map<String, String> env, String name) {
@@ -156,7 +169,12 @@ public record PartnerSettings(
     return uri;
   }
 
+  /** Without a trailing slash, nor the default port 443 of https (as the partner worker's URL). */
   private static URI withoutTrailingSlash(URI uri) {
-    return URI.create(uri.toString().replaceAll("/+$", ""));
+    String text = uri.toString().replaceAll("/+$", "");
+    if (uri.getPort() == 443 && uri.getScheme().equalsIgnoreCase("https")) {
+      text = text.replaceFirst("^(?i)(https://[^/]*):443", "$1");
+    }
+    return URI.create(text);
   }
 }

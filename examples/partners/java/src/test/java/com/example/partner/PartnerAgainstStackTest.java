@@ -11,6 +11,7 @@ import com.microsoft.aad.msal4j.TokenSource;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.KeyPair;
+import java.security.cert.X509Certificate;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -69,6 +70,7 @@ class PartnerAgainstStackTest {
 
     assertEquals(1, notFound.exitCode(), notFound.err());
     assertTrue(notFound.out().startsWith("HTTP 404\nheader:\n"), notFound.out());
+    assertFalse(JWT.matcher(notFound.out() + notFound.err()).find(), "the token itself is never printed");
     assertEquals(1, unreachable.exitCode());
     assertEquals("", unreachable.out());
     assertTrue(unreachable.err().startsWith("request failed: GET /orders: "), unreachable.err());
@@ -90,6 +92,36 @@ class PartnerAgainstStackTest {
         run.err().startsWith("token request refused: AADSTS700027: "),
         "one clear line naming the code, got: " + run.err());
     assertEquals(1, run.err().lines().count(), run.err());
+  }
+
+  @Test
+  void aResourceThePartnerIsNotGrantedIsRefusedWithAadsts500011() throws Exception {
+    Map<String, String> env = new HashMap<>(stack);
+    env.put("PARTNER_SCOPE", "api://not-registered/.default");
+
+    Run run = TestSupport.run(env);
+
+    assertEquals(1, run.exitCode(), run.err());
+    assertEquals("", run.out());
+    assertTrue(run.err().startsWith("token request refused: AADSTS500011: "), run.err());
+  }
+
+  /** TLS is verified: a CA file that issued none of the stack's certificates, or none at all (the JDK's CAs). */
+  @Test
+  void aServerCertificateNoTrustedCaIssuedFailsVerification(@TempDir Path dir) throws Exception {
+    X509Certificate unrelatedCa = TestSupport.selfSigned(TestSupport.rsaKeyPair(), "unrelated test CA");
+    Path caFile = Files.writeString(dir.resolve("unrelated-ca.pem"), TestSupport.pem("CERTIFICATE", unrelatedCa.getEncoded()));
+    Map<String, String> unrelated = new HashMap<>(stack);
+    unrelated.put("PARTNER_CA_FILE", caFile.toString());
+    Map<String, String> unset = new HashMap<>(stack);
+    unset.remove("PARTNER_CA_FILE");
+
+    for (Run run : List.of(TestSupport.run(unrelated), TestSupport.run(unset))) {
+      assertEquals(1, run.exitCode(), run.err());
+      assertEquals("", run.out());
+      assertTrue(run.err().startsWith("token request failed: "), run.err());
+      assertTrue(run.err().contains("PKIX path building failed"), run.err());
+    }
   }
 
   @Test

@@ -40,6 +40,12 @@ class PartnerSettingsTest {
         "ENTRA_INSTANCE       | https://login.microsoftonline.com/t  | ENTRA_INSTANCE: must be the instance only",
         "PARTNER_API_BASE_URL | ftp://127.0.0.1                      | PARTNER_API_BASE_URL: must use https or http",
         "PARTNER_API_BASE_URL | /orders                              | PARTNER_API_BASE_URL: must be an absolute URL",
+        "PARTNER_API_BASE_URL | https://127.0.0.1:8443/api?x=1       | PARTNER_API_BASE_URL: must not have a query or fragment",
+        "PARTNER_API_BASE_URL | https://127.0.0.1:8443/api#x         | PARTNER_API_BASE_URL: must not have a query or fragment",
+        "PARTNER_API_BASE_URL | https://user@127.0.0.1:8443          | PARTNER_API_BASE_URL: must not contain credentials",
+        "ENTRA_INSTANCE       | https://login.microsoftonline.com?x  | ENTRA_INSTANCE: must not have a query or fragment",
+        "ENTRA_INSTANCE       | https://login.microsoftonline.com#x  | ENTRA_INSTANCE: must not have a query or fragment",
+        "ENTRA_INSTANCE       | https://u:p@login.microsoftonline.com | ENTRA_INSTANCE: must not contain credentials",
         "PARTNER_CERT_DIR     |                                      | PARTNER_CERT_DIR: is required",
         "PARTNER_PFX_FILE     | /srv/partner/partner.pfx             | PARTNER_PFX_PASSWORD: is required with",
       })
@@ -90,11 +96,38 @@ class PartnerSettingsTest {
     assertEquals(
         "https://login.microsoftonline.com/11111111-2222-3333-4444-555555555555",
         PartnerSettings.fromEnvironment(env).authority());
-    env.put("ENTRA_INSTANCE", "https://login.microsoftonline.us/");
-    assertTrue(PartnerSettings.fromEnvironment(env).microsoftAuthority());
-    env.put("ENTRA_INSTANCE", "https://localhost:8443");
-    assertFalse(PartnerSettings.fromEnvironment(env).microsoftAuthority());
-    env.put("ENTRA_INSTANCE", "https://login.microsoftonline.com.example.net");
-    assertFalse(PartnerSettings.fromEnvironment(env).microsoftAuthority());
+  }
+
+  @ParameterizedTest
+  @CsvSource({
+    "https://login.microsoftonline.com, true",
+    "https://login.microsoftonline.com:443, true",
+    "https://LOGIN.microsoftonline.com:8443, true",
+    "https://login.microsoftonline.com., true",
+    "https://login.microsoftonline.com.:443, true",
+    "https://login.microsoftonline.us/, true",
+    "https://login.windows.net, true",
+    "https://sts.windows.net, true",
+    "https://login.sovcloud-identity.fr, true",
+    "https://localhost:8443, false",
+    "https://127.0.0.1:8443, false",
+    "https://login.microsoftonline.com.example.net, false",
+  })
+  void authorityChecksAreDecidedByTheHostNameAlone(String instance, boolean microsoft) throws Exception {
+    Map<String, String> env = valid();
+    env.put("ENTRA_INSTANCE", instance);
+    assertEquals(microsoft, PartnerSettings.fromEnvironment(env).microsoftAuthority(), instance);
+  }
+
+  @Test
+  void theDefaultPortIsDroppedAsThePartnerWorkerDoes() throws Exception {
+    Map<String, String> env = valid();
+    env.put("ENTRA_INSTANCE", "https://login.microsoftonline.com:443/");
+    env.put("PARTNER_API_BASE_URL", "https://apim.example.net:443/orders-api/");
+    PartnerSettings settings = PartnerSettings.fromEnvironment(env);
+    assertEquals("https://login.microsoftonline.com", settings.entraInstance().toString());
+    assertEquals("https://apim.example.net/orders-api", settings.apiBaseUrl().toString());
+    env.put("PARTNER_API_BASE_URL", "http://127.0.0.1:8080/api");
+    assertEquals("http://127.0.0.1:8080/api", PartnerSettings.fromEnvironment(env).apiBaseUrl().toString());
   }
 }
