@@ -11,6 +11,12 @@
  * PARTNER_CA_FILE, …), plus, for tests, CERTFLOW_EMULATOR_METRICS_URL: the emulator's /metrics.
  * SIGINT/SIGTERM reach the command; the stack is stopped after it, however it ends.
  *
+ * Neither the stack nor the command inherits the caller's settings: every PARTNER_*, ENTRA_*,
+ * API_* and CERTFLOW_* variable (the partner worker's, the API's, the stack's and its clock's,
+ * e.g. CERTFLOW_CLOCK_OFFSET) and the CA-bundle overrides the examples' HTTP clients read
+ * (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, SSL_CERT_FILE, SSL_CERT_DIR, NODE_EXTRA_CA_CERTS) are
+ * removed from the environment before the stack starts; the command then gets the stack's values.
+ *
  * Plain CommonJS with JSDoc types, no build step: each example's runner starts it as it is.
  */
 'use strict';
@@ -20,6 +26,22 @@ const { constants, tmpdir } = require('node:os');
 const { join } = require('node:path');
 
 const PARTNER = 'contoso';
+const SETTING = /^(PARTNER|ENTRA|API|CERTFLOW)_/;
+const CA_BUNDLE_OVERRIDES = [
+  'REQUESTS_CA_BUNDLE',
+  'CURL_CA_BUNDLE',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'NODE_EXTRA_CA_CERTS',
+];
+
+/**
+ * @param {string} name an environment variable
+ * @returns {boolean} whether it is a setting the stack or the examples read, which the caller must not pass on
+ */
+function isCallerSetting(name) {
+  return SETTING.test(name) || CA_BUNDLE_OVERRIDES.includes(name);
+}
 const STACK_START_TIMEOUT_MS = 90_000;
 
 /**
@@ -69,6 +91,8 @@ async function main() {
   }
   const { launchStackProcess, stackPartnerEnvironment } = stackModule;
 
+  // The stack's child processes inherit process.env: remove the caller's settings from it first.
+  for (const name of Object.keys(process.env)) if (isCallerSetting(name)) delete process.env[name];
   const stateDir = mkdtempSync(join(tmpdir(), 'certflow-partner-example-')); // 0700
   /** @type {Awaited<ReturnType<typeof launchStackProcess>> | undefined} */
   let stack;

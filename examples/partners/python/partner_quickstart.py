@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
@@ -36,7 +37,7 @@ GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 class ConfigError(Exception):
     def __init__(self, name: str, problem: str):
-        super().__init__(f"{name} {problem}")
+        super().__init__(f"{name}: {problem}")
 
 
 class TokenRefused(Exception):
@@ -55,13 +56,25 @@ class Settings:
     key_passphrase: Optional[str] = None
 
 
-def _https_url(env: Mapping[str, str], name: str, default: Optional[str] = None) -> str:
+def _url(env: Mapping[str, str], name: str, schemes: tuple, default: Optional[str] = None) -> str:
+    """An absolute URL as the partner worker takes it: one of `schemes`, no query, fragment or
+    credentials; returned without its trailing slashes."""
     value = env.get(name, "").strip() or default
     if not value:
         raise ConfigError(name, "is required (e.g. https://api.example.com)")
-    url = urlparse(value)
-    if url.scheme != "https" or not url.hostname:
-        raise ConfigError(name, f'must be an https URL, got "{value}"')
+    try:
+        url = urlparse(value)
+        url.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        url = None
+    if not url or not url.scheme or not url.hostname:
+        raise ConfigError(name, f'must be an absolute URL, got "{value}"')
+    if url.scheme.lower() not in schemes:
+        raise ConfigError(name, f'must use {" or ".join(schemes)}, got "{value}"')
+    if url.query or url.fragment:
+        raise ConfigError(name, f'must not have a query or fragment, got "{value}"')
+    if url.username is not None or url.password is not None:
+        raise ConfigError(name, "must not contain credentials")
     return value.rstrip("/")
 
 
@@ -75,7 +88,7 @@ def _guid(env: Mapping[str, str], name: str) -> str:
 def load_settings(env: Mapping[str, str]) -> Settings:
     """The settings from `env`; a missing or invalid one raises ConfigError naming it."""
     tenant_id, client_id = _guid(env, "PARTNER_TENANT_ID"), _guid(env, "PARTNER_CLIENT_ID")
-    instance = _https_url(env, "ENTRA_INSTANCE", DEFAULT_ENTRA_INSTANCE)
+    instance = _url(env, "ENTRA_INSTANCE", ("https",), DEFAULT_ENTRA_INSTANCE)
     if urlparse(instance).path:
         raise ConfigError("ENTRA_INSTANCE", f'must be the instance only, no path, got "{instance}"')
     scope = env.get("PARTNER_SCOPE", "").strip()
@@ -93,7 +106,7 @@ def load_settings(env: Mapping[str, str]) -> Settings:
         tenant_id=tenant_id,
         client_id=client_id,
         scope=scope,
-        api_base_url=_https_url(env, "PARTNER_API_BASE_URL"),
+        api_base_url=_url(env, "PARTNER_API_BASE_URL", ("https", "http")),
         cert_dir=cert_dir,
         ca_file=Path(ca_file) if ca_file else None,
         key_passphrase=passphrase,
@@ -134,14 +147,21 @@ def certificate_credential(settings: Settings) -> dict:
 
 
 class PartnerSession(requests.Session):
-    """requests with a timeout on every call, trusting PARTNER_CA_FILE when it is set (even where
-    REQUESTS_CA_BUNDLE names another bundle: plain requests lets the environment win)."""
+    """requests with a timeout on every call. With PARTNER_CA_FILE, it trusts requests' default CAs
+    (certifi's bundle) AND that file's, as the partner worker adds its CA file to Node's CAs: one
+    bundle of both, in a temporary file kept as long as the session (even where REQUESTS_CA_BUNDLE
+    names another bundle: plain requests lets the environment win). Without it, requests' default:
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE when set, else certifi's bundle."""
 
     def __init__(self, ca_file: Optional[Path] = None, timeout_seconds: float = 30):
         super().__init__()
         self.ca_file, self.timeout_seconds = ca_file, timeout_seconds
         if ca_file:
-            self.verify = str(ca_file)
+            self._bundle = tempfile.NamedTemporaryFile("w", prefix="partner-ca-", suffix=".pem")
+            default_cas = Path(requests.certs.where()).read_text(encoding="utf-8")
+            self._bundle.write(f"{default_cas.rstrip()}\n{ca_file.read_text(encoding='utf-8')}")
+            self._bundle.flush()
+            self.verify = self._bundle.name
 
     def request(self, method, url, **kwargs):
         kwargs.setdefault("timeout", self.timeout_seconds)
@@ -154,9 +174,14 @@ class PartnerSession(requests.Session):
         return settings
 
 
+def microsoft_authority(entra_instance: str) -> bool:
+    """Is it one of MSAL's own Microsoft hosts? By the host name alone: any port, case, trailing dot."""
+    return (urlparse(entra_instance).hostname or "").rstrip(".") in WELL_KNOWN_AUTHORITY_HOSTS
+
+
 def build_app(settings: Settings, session: requests.Session) -> msal.ConfidentialClientApplication:
     # Instance discovery asks login.microsoftonline.com about the authority: only for Microsoft's hosts.
-    microsoft = urlparse(settings.entra_instance).hostname in WELL_KNOWN_AUTHORITY_HOSTS
+    microsoft = microsoft_authority(settings.entra_instance)
     return msal.ConfidentialClientApplication(
         settings.client_id,
         authority=f"{settings.entra_instance}/{settings.tenant_id}",
@@ -182,10 +207,11 @@ def decode_segment(segment: str) -> dict:
 
 
 def main(env: Mapping[str, str] = os.environ) -> int:
+    token = None
     try:
         settings = load_settings(env)
         session = PartnerSession(settings.ca_file)  # for Entra ID and the API alike
-        app = build_app(settings, session)
+        app = build_app(settings, session)  # MSAL reads the authority's metadata here already
         token = acquire_token(app, settings.scope)["access_token"]
         orders = f"{settings.api_base_url}/orders"
         response = session.get(orders, headers={"Authorization": f"Bearer {token}"})
@@ -195,8 +221,8 @@ def main(env: Mapping[str, str] = os.environ) -> int:
     except TokenRefused as err:
         print(f"token request refused: {err}", file=sys.stderr)
         return 1
-    except requests.RequestException as err:
-        print(f"request failed: {err}", file=sys.stderr)
+    except requests.RequestException as err:  # e.g. TLS: a certificate no trusted CA issued
+        print(f"{'request failed: GET /orders' if token else 'token request failed'}: {err}", file=sys.stderr)
         return 1
     header, payload = token.split(".")[:2]
     print(f"HTTP {response.status_code}")

@@ -45,11 +45,10 @@ def tokens_issued(env: dict) -> int:
     return sum(int(count) for count in re.findall(pattern, text, re.M))
 
 
-@pytest.fixture
-def unregistered_cert_dir(tmp_path: Path) -> Path:
-    """A key pair and self-signed certificate that no application has registered."""
+def self_signed(common_name: str, ca: bool = False) -> tuple:
+    """A new RSA key and a self-signed certificate for it (a CA certificate when `ca`)."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "not-registered")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
         x509.CertificateBuilder()
@@ -59,8 +58,23 @@ def unregistered_cert_dir(tmp_path: Path) -> Path:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
+    return key, cert
+
+
+def write_unrelated_ca(path: Path) -> Path:
+    """A CA certificate made now, which signed none of the stack's certificates."""
+    _, cert = self_signed("unrelated test CA", ca=True)
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+@pytest.fixture
+def unregistered_cert_dir(tmp_path: Path) -> Path:
+    """A key pair and self-signed certificate that no application has registered."""
+    key, cert = self_signed("not-registered")
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

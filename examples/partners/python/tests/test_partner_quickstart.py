@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import re
 import shutil
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding
 
 import partner_quickstart as quickstart
-from conftest import EXAMPLE_DIR, run_program, tokens_issued
+from conftest import EXAMPLE_DIR, run_program, tokens_issued, write_unrelated_ca
 
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 
@@ -59,13 +61,22 @@ def sent_assertion(settings: quickstart.Settings) -> tuple[dict, dict, str]:
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"PARTNER_CLIENT_ID": None}, "PARTNER_CLIENT_ID is required (a GUID)"),
-        ({"PARTNER_TENANT_ID": "contoso"}, 'PARTNER_TENANT_ID must be a GUID, got "contoso"'),
-        ({"ENTRA_INSTANCE": "http://localhost"}, "ENTRA_INSTANCE must be an https URL"),
-        ({"PARTNER_SCOPE": "api://orders/Orders.Read"}, "PARTNER_SCOPE must be one resource"),
-        ({"PARTNER_CA_FILE": "/srv/partner/ca.pem"}, "PARTNER_CA_FILE cannot read /srv/partner/ca.pem"),
-        ({"PARTNER_CERT_DIR": "/srv/partner/missing"}, "PARTNER_CERT_DIR must be the partner's"),
-        ({"partner.crt.pem": "not a certificate"}, "PARTNER_CERT_DIR holds no usable partner.crt.pem"),
+        ({"PARTNER_CLIENT_ID": None}, "PARTNER_CLIENT_ID: is required (a GUID)"),
+        ({"PARTNER_TENANT_ID": "contoso"}, 'PARTNER_TENANT_ID: must be a GUID, got "contoso"'),
+        ({"ENTRA_INSTANCE": "http://localhost"}, 'ENTRA_INSTANCE: must use https, got "http://localhost"'),
+        ({"ENTRA_INSTANCE": "localhost:8443"}, "ENTRA_INSTANCE: must be an absolute URL"),
+        ({"ENTRA_INSTANCE": "https://login.microsoftonline.com/t"}, "ENTRA_INSTANCE: must be the instance"),
+        ({"ENTRA_INSTANCE": "https://localhost?x=1"}, "ENTRA_INSTANCE: must not have a query or fragment"),
+        ({"ENTRA_INSTANCE": "https://localhost#x"}, "ENTRA_INSTANCE: must not have a query or fragment"),
+        ({"ENTRA_INSTANCE": "https://u:p@localhost"}, "ENTRA_INSTANCE: must not contain credentials"),
+        ({"PARTNER_API_BASE_URL": "ftp://127.0.0.1"}, "PARTNER_API_BASE_URL: must use https or http"),
+        ({"PARTNER_API_BASE_URL": "https://h/api?x=1"}, "PARTNER_API_BASE_URL: must not have a query"),
+        ({"PARTNER_API_BASE_URL": "https://h/api#x"}, "PARTNER_API_BASE_URL: must not have a query"),
+        ({"PARTNER_API_BASE_URL": "https://user@h/api"}, "PARTNER_API_BASE_URL: must not contain credentials"),
+        ({"PARTNER_SCOPE": "api://orders/Orders.Read"}, "PARTNER_SCOPE: must be one resource"),
+        ({"PARTNER_CA_FILE": "/srv/partner/ca.pem"}, "PARTNER_CA_FILE: cannot read /srv/partner/ca.pem"),
+        ({"PARTNER_CERT_DIR": "/srv/partner/missing"}, "PARTNER_CERT_DIR: must be the partner's"),
+        ({"partner.crt.pem": "not a certificate"}, "PARTNER_CERT_DIR: holds no usable partner.crt.pem"),
     ],
 )
 def test_a_missing_or_invalid_setting_is_named_exit_2(stack_env, tmp_path, change, message):
@@ -105,6 +116,58 @@ def test_an_answer_other_than_2xx_is_printed_and_exits_1(stack_env):
     assert result.returncode == 1, result.stderr
     assert result.stdout.splitlines()[0] == "HTTP 404"
     assert "\nclaims:\n" in result.stdout
+    assert not JWT.search(result.stdout + result.stderr), "the token itself must never be printed"
+
+
+def test_a_resource_the_partner_is_not_granted_is_refused_with_AADSTS500011(stack_env):
+    result = run_program({**stack_env, "PARTNER_SCOPE": "api://not-registered/.default"})
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith("token request refused: AADSTS500011: "), result.stderr
+
+
+@pytest.mark.parametrize("ca_file", ["unrelated", None])
+def test_tls_is_verified_a_ca_file_that_issued_nothing_of_the_stacks_fails(stack_env, tmp_path, ca_file):
+    env = {k: v for k, v in stack_env.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    if ca_file:  # a CA made here, which signed none of the stack's certificates
+        env["PARTNER_CA_FILE"] = str(write_unrelated_ca(tmp_path / "unrelated-ca.pem"))
+    else:  # requests' default trust only: certifi's bundle
+        del env["PARTNER_CA_FILE"]
+    result = run_program(env)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.startswith("token request failed: "), result.stderr
+    assert "CERTIFICATE_VERIFY_FAILED" in result.stderr, result.stderr
+
+
+def test_partner_ca_file_is_trusted_besides_the_default_cas(stack_env):
+    session = quickstart.PartnerSession(Path(stack_env["PARTNER_CA_FILE"]))
+    trusted, default = ssl.create_default_context(cafile=session.verify), ssl.create_default_context(cafile=certifi.where())
+    assert trusted.cert_store_stats()["x509_ca"] == default.cert_store_stats()["x509_ca"] + 1
+    assert session.get(stack_env["CERTFLOW_EMULATOR_METRICS_URL"]).status_code == 200  # real TLS
+
+
+@pytest.mark.parametrize(
+    "instance, microsoft",
+    [
+        ("https://login.microsoftonline.com", True),
+        ("https://login.microsoftonline.com:443", True),
+        ("https://LOGIN.microsoftonline.com:8443", True),
+        ("https://login.microsoftonline.com.", True),
+        ("https://login.microsoftonline.com.:443", True),
+        ("https://login.windows.net", True),
+        ("https://sts.windows.net", True),
+        ("https://login.sovcloud-identity.fr", True),
+        ("https://localhost:8443", False),
+        ("https://127.0.0.1:8443", False),
+        ("https://login.microsoftonline.com.example.net", False),
+    ],
+)
+def test_authority_checks_are_decided_by_the_host_name_alone(instance, microsoft):
+    assert quickstart.microsoft_authority(instance) is microsoft
+
+
+def test_the_api_may_be_plain_http_with_a_path_as_for_the_partner_worker(stack_env):
+    settings = quickstart.load_settings({**stack_env, "PARTNER_API_BASE_URL": "http://127.0.0.1:8080/api/"})
+    assert settings.api_base_url == "http://127.0.0.1:8080/api"
 
 
 def test_the_second_acquire_is_served_from_msal_cache(stack_env):
@@ -193,4 +256,30 @@ def test_the_partner_workers_encrypted_key_opens_with_partner_key_passphrase(sta
     for passphrase in (None, "wrong passphrase"):
         result = run_program({**env, **({"PARTNER_KEY_PASSPHRASE": passphrase} if passphrase else {})})
         assert result.returncode == 2
-        assert result.stderr.startswith("PARTNER_KEY_PASSPHRASE does not open "), result.stderr
+        assert result.stderr.startswith("PARTNER_KEY_PASSPHRASE: does not open "), result.stderr
+
+
+def test_with_stack_passes_on_none_of_the_callers_settings():
+    """The harness's own contract: the caller's settings reach neither the stack nor the command."""
+    leaked = {
+        "PARTNER_SCOPE": "api://leaked/.default",
+        "PARTNER_KEY_PASSPHRASE": "leaked passphrase",
+        "ENTRA_TENANT_ID": "leaked",
+        "API_AUDIENCES": "leaked",
+        "CERTFLOW_CLOCK_OFFSET": "86400",
+        "REQUESTS_CA_BUNDLE": "/srv/partner/leaked.pem",
+        "SSL_CERT_FILE": "/srv/partner/leaked.pem",
+    }
+    caller = {name: os.environ[name] for name in ("PATH", "HOME", "TMPDIR") if name in os.environ}
+    result = subprocess.run(
+        ["node", str(EXAMPLE_DIR.parent / "with-stack.cjs"), "--", "env"],
+        env={**caller, **leaked, "UNRELATED_VARIABLE": "kept"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    env = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+    assert "leaked" not in result.stdout
+    assert not (set(leaked) - {"PARTNER_SCOPE"}) & set(env)
+    assert env["PARTNER_SCOPE"].endswith("/.default") and env["UNRELATED_VARIABLE"] == "kept"
