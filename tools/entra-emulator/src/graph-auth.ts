@@ -8,6 +8,9 @@ import { GRAPH_APP_ID, GRAPH_RESOURCE } from './directory';
 import { graphErrors } from './graph-errors';
 import type { SigningKey } from './signing-keys';
 
+/** The claim every minted test token carries (test-tokens.ts). */
+export const TEST_TOKEN_CLAIM = 'certflow_test';
+
 /**
  * What an operation does: `read` applications, service principals and assignments; `write`
  * applications and service principals; `assign` or `revoke` app role assignments; read the
@@ -85,6 +88,7 @@ export async function authenticateGraphRequest(
       },
     );
     if (payload.tid !== ctx.tenantId) throw graphErrors.badToken('Invalid tenant.');
+    if (payload[TEST_TOKEN_CLAIM] !== undefined) throw testTokenRefused();
     roles = payload.roles;
     appId = payload.azp ?? payload.appid;
   } catch (err) {
@@ -94,6 +98,10 @@ export async function authenticateGraphRequest(
       throw graphErrors.badToken('Invalid audience.');
     if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'iss')
       throw graphErrors.badToken('Invalid issuer.');
+    if (err instanceof joseErrors.JWTClaimValidationFailed && err.claim === 'nbf')
+      throw graphErrors.badToken(
+        `Lifetime validation failed, the token is not yet valid (nbf ${nbfOf(err)}).`,
+      );
     if (err instanceof Error && err.name === 'GraphError') throw err;
     throw graphErrors.badToken('Invalid signature.');
   }
@@ -101,4 +109,19 @@ export async function authenticateGraphRequest(
     appId: typeof appId === 'string' ? appId.toLowerCase() : undefined,
     roles: Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [],
   };
+}
+
+/**
+ * A minted test token is never a credential for the emulator itself: anyone allowed to mint could
+ * otherwise give itself any Graph permission, or keep a token that outlives the admin secret.
+ */
+function testTokenRefused() {
+  return graphErrors.badToken(
+    `The token is a test token (${TEST_TOKEN_CLAIM}): test tokens are for the caller's own APIs, not for the emulator's Graph or admin API. Use a token from the token endpoint.`,
+  );
+}
+
+function nbfOf(err: InstanceType<typeof joseErrors.JWTClaimValidationFailed>): string {
+  const nbf = err.payload.nbf;
+  return typeof nbf === 'number' ? new Date(nbf * 1000).toISOString() : String(nbf);
 }

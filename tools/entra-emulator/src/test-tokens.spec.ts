@@ -63,6 +63,71 @@ describe('test tokens', () => {
     });
   });
 
+  describe('never a credential for the emulator itself', () => {
+    const GRAPH = 'https://graph.microsoft.com';
+    const ALL_ADMIN_ROLES = [
+      'Application.ReadWrite.All',
+      'AppRoleAssignment.ReadWrite.All',
+      'AuditLog.Read.All',
+    ];
+    const call = (method: string, path: string, token: string) =>
+      https(f.emulator, `${f.emulator.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        ...(method === 'POST' ? { body: JSON.stringify({ resource: API_URI }) } : {}),
+      });
+
+    it.each([
+      ['GET', '/graph/v1.0/applications'],
+      ['GET', "/graph/beta/auditLogs/signIns?$filter=signInEventTypes/any(t: t eq 'servicePrincipal')"],
+      ['POST', '/admin/testTokens'],
+      ['GET', '/admin/signingKeys'],
+    ])(
+      'a minted Graph token with every admin role, even as the admin client: 401 on %s %s',
+      async (method, path) => {
+        const minted = (
+          await mint({ resource: GRAPH, roles: ALL_ADMIN_ROLES, clientAppId: f.emulator.admin.clientId })
+        ).payload;
+        expect(minted.roles).toEqual(ALL_ADMIN_ROLES);
+        const token = (await post({ resource: GRAPH, roles: ALL_ADMIN_ROLES })).json().accessToken as string;
+        const before = mintedCount();
+        const res = await call(method, path, token);
+        expect(res.status, res.text).toBe(401);
+        const error = res.json().error as { code: string; message: string };
+        expect(error.code).toBe('InvalidAuthenticationToken');
+        expect(error.message).toContain("test tokens are for the caller's own APIs");
+        expect(mintedCount()).toBe(before);
+      },
+    );
+
+    it('a not yet valid Graph token is refused as such, not as a bad signature', async () => {
+      const token = (
+        await post({ resource: GRAPH, roles: ['Application.Read.All'], notYetValid: true })
+      ).json().accessToken as string;
+      const nbf = new Date((decodeJwt(token).payload.nbf as number) * 1000).toISOString();
+      const res = await call('GET', '/graph/v1.0/applications', token);
+      expect(res.status).toBe(401);
+      expect((res.json().error as { message: string }).message).toContain(
+        `Lifetime validation failed, the token is not yet valid (nbf ${nbf}).`,
+      );
+    });
+
+    it("an application holding all of the admin client's Graph permissions is not the admin client: 403", async () => {
+      const token = await graphTokenWith(
+        f,
+        'Application.ReadWrite.All',
+        'AppRoleAssignment.ReadWrite.All',
+        'AuditLog.Read.All',
+      );
+      const before = mintedCount();
+      const res = await call('POST', '/admin/testTokens', token);
+      expect(res.status, res.text).toBe(403);
+      expect((res.json().error as { message: string }).message).toContain('only the admin client');
+      expect(res.text).not.toContain('accessToken');
+      expect(mintedCount()).toBe(before);
+    });
+  });
+
   it('mints a token for a registered API, signed by the active key published in JWKS', async () => {
     const res = await post({ resource: API_URI, roles: ['Orders.Read'] });
     expect(res.status, res.text).toBe(200);

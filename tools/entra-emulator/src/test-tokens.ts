@@ -7,7 +7,8 @@
  */
 import { isGuid } from '@certflow/claims';
 import { accessTokenClaims, signAccessToken, v1Issuer, v2Issuer } from './access-tokens';
-import type { AdminRoute } from './admin-api';
+import { notTheAdminClient, type AdminRoute } from './admin-api';
+import { TEST_TOKEN_CLAIM } from './graph-auth';
 import type { Directory } from './directory';
 import type { EmulatorInfo } from './emulator-info';
 import { GraphClient } from './graph-client';
@@ -16,8 +17,8 @@ import { newGuid } from './ids';
 import type { SignInAttempt } from './sign-in-log';
 import type { SigningKey } from './signing-keys';
 
-/** The claim every test token carries, and that no option can change. */
-export const TEST_TOKEN_CLAIM = 'certflow_test';
+/** The claim every test token carries, and that no option can change (Graph and /admin refuse it). */
+export { TEST_TOKEN_CLAIM };
 
 export interface TestTokenOptions {
   /** App id or App ID URI of a service principal of the tenant (registered or first-party): `aud` and the version follow it as in an issued token. */
@@ -83,7 +84,9 @@ const FIELDS = new Set([
 
 /** `POST /admin/testTokens`: mints one token; answers it with its claims. */
 export function testTokensRoute(ctx: TestTokenContext): AdminRoute {
-  return async (method, body) => {
+  return async (method, body, caller) => {
+    // Checked here too, so minting stays the admin client's whatever context admin-api was given.
+    if (caller?.appId !== ctx.directory.state.adminAppId.toLowerCase()) throw notTheAdminClient();
     if (method !== 'POST') throw graphErrors.methodNotAllowed();
     const options = parseTestTokenOptions(await body());
     const minted = mint(options, ctx);
