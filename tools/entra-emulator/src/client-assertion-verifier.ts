@@ -178,11 +178,17 @@ function thumbprintHeader(value: unknown): unknown {
     : value;
 }
 
-/** Entra shows the thumbprint the client used in hex; anything undecodable is echoed as sent. */
+/** What is shown for a thumbprint header that is not the base64url of a SHA-1 or SHA-256 digest. */
+export const NOT_A_THUMBPRINT = '(not a thumbprint)';
+
+/**
+ * Entra shows the thumbprint the client used in hex: only a 20-byte (SHA-1) or 32-byte (SHA-256)
+ * value is one; anything else is never echoed (it could be any text, or kilobytes of it).
+ */
 function thumbprintHex(value: string): string {
-  return /^[A-Za-z0-9_-]+$/.test(value)
+  return /^(?:[A-Za-z0-9_-]{27}|[A-Za-z0-9_-]{43})$/.test(value)
     ? Buffer.from(value, 'base64url').toString('hex').toUpperCase()
-    : value.slice(0, 100);
+    : NOT_A_THUMBPRINT;
 }
 
 function keyWindow(cred: StoredKeyCredential): string {

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createSelfSignedCertificate, parseCertificate } from '@certflow/certs';
+import { NOT_A_THUMBPRINT } from './client-assertion-verifier';
 import { GRAPH_APP_ID } from './directory';
 import {
   API_URI,
@@ -101,6 +102,31 @@ describe('recording token requests', () => {
         status: { errorCode: 700027 },
       });
       expect(e.status.failureReason).toContain('Client assertion contains an invalid signature');
+    }
+  });
+
+  it('a hostile x5t (47 KB, or text that is not base64url) is never echoed: the entry stays a few KB', async () => {
+    const client = await newClient(f, 'signin-hostile');
+    const form = (x5t: string, scope: string) => {
+      const header = Buffer.from(JSON.stringify({ alg: 'PS256', x5t })).toString('base64url');
+      return assertionForm(client.appId, `${header}.e30.AAAA`, scope);
+    };
+    const bigX5t = Buffer.alloc(35_500, 0xab).toString('base64url'); // 47 KB, body under 64 KiB
+    const html = '<img src=x onerror="alert(1)">';
+    for (const [x5t, scope] of [
+      [bigX5t, 'https://graph.microsoft.com/.default'],
+      [html, `${html.repeat(400)}/.default`],
+    ] as const) {
+      const res = await postForm(f.emulator, form(x5t, scope));
+      expect(res.status, res.text).toBeGreaterThanOrEqual(400);
+      expect(res.text).not.toContain(bigX5t.slice(0, 200));
+    }
+    const entries = await listFor(client.appId);
+    expect(entries).toHaveLength(2);
+    for (const e of entries) {
+      expect(Buffer.byteLength(JSON.stringify(e))).toBeLessThanOrEqual(4096);
+      expect(e.servicePrincipalCredentialThumbprint).toBe(NOT_A_THUMBPRINT);
+      expect(e.status.failureReason).not.toContain('<img');
     }
   });
 

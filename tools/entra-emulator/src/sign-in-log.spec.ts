@@ -5,6 +5,7 @@ import { GraphError } from './graph-errors';
 import {
   clientAddress,
   SIGN_IN_LOG_CAPACITY,
+  SIGN_IN_TEXT_LIMIT,
   SignInLog,
   signInView,
   type SignInAttempt,
@@ -108,6 +109,29 @@ describe('SignInLog', () => {
       failureReason: null,
       additionalDetails: expect.stringContaining('/admin/testTokens'),
     });
+  });
+
+  it('keeps at most SIGN_IN_TEXT_LIMIT characters of every text field: an entry stays under 4 KB', () => {
+    const log = new SignInLog({ capacity: 1, now: () => new Date() });
+    const huge = '<b>'.repeat(20_000);
+    const hostile = attempt(1, {
+      appDisplayName: huge,
+      resourceDisplayName: huge,
+      thumbprint: huge,
+      failureReason: huge,
+      additionalDetails: huge,
+      ipAddress: huge,
+      errorCode: 700027,
+    });
+    const view = signInView(log.record(hostile), TENANT);
+    expect(Buffer.byteLength(JSON.stringify(view))).toBeLessThanOrEqual(4096);
+    const status = view.status as Record<string, string>;
+    expect(status.failureReason).toHaveLength(SIGN_IN_TEXT_LIMIT.reason);
+    expect(status.failureReason!.endsWith('…')).toBe(true);
+    expect(view.appDisplayName).toHaveLength(SIGN_IN_TEXT_LIMIT.field);
+    expect(view.servicePrincipalCredentialThumbprint).toHaveLength(SIGN_IN_TEXT_LIMIT.field);
+    const short = signInView(log.record(attempt(2, { appDisplayName: 'orders' })), TENANT);
+    expect(short.appDisplayName).toBe('orders');
   });
 
   it('takes the socket address, IPv4 without its IPv6 mapping', () => {

@@ -14,6 +14,13 @@ import { newGuid } from './ids';
  */
 export const SIGN_IN_LOG_CAPACITY = 10_000;
 
+/**
+ * The longest text an entry keeps per field, so an entry stays well under 4 KB whatever a
+ * client sends: `failureReason` and `additionalDetails` 1,000 characters, every other field
+ * (names, ids, addresses, thumbprints) 256. Longer text is cut and ends with `…`.
+ */
+export const SIGN_IN_TEXT_LIMIT = { reason: 1000, field: 256 } as const;
+
 export type ClientCredentialType = 'certificate' | 'clientSecret' | 'none';
 
 /** What the recorder is told about one sign-in. */
@@ -79,7 +86,7 @@ export class SignInLog {
       seq: ++this.seq,
       id: newGuid(),
       at: at.getTime(),
-      attempt: Object.freeze({ ...attempt }),
+      attempt: Object.freeze(bounded(attempt)),
     });
     const dropped = this.count === this.capacity;
     this.entries[this.next] = record;
@@ -104,6 +111,20 @@ export class SignInLog {
   get dropped(): number {
     return this.droppedCount;
   }
+}
+
+/** A copy of the attempt whose every text field is within SIGN_IN_TEXT_LIMIT. */
+function bounded(attempt: SignInAttempt): SignInAttempt {
+  const copy: Record<string, unknown> = { ...attempt };
+  for (const [name, value] of Object.entries(copy)) {
+    if (typeof value !== 'string') continue;
+    const limit =
+      name === 'failureReason' || name === 'additionalDetails'
+        ? SIGN_IN_TEXT_LIMIT.reason
+        : SIGN_IN_TEXT_LIMIT.field;
+    if (value.length > limit) copy[name] = `${value.slice(0, limit - 1)}…`;
+  }
+  return copy as unknown as SignInAttempt;
 }
 
 /** A token request's sign-in, filled in as the request is processed and recorded once at its end. */
