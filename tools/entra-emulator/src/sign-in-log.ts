@@ -189,6 +189,13 @@ export function clientAddress(remoteAddress: string | undefined): string {
 const MINTED_DETAILS =
   'A test token minted through the emulator admin API (/admin/testTokens); the token endpoint did not issue it.';
 
+/** A minted token's `status.additionalDetails`, naming the application that minted it. */
+export function mintedDetails(mintedByAppId: string | undefined): string {
+  return mintedByAppId === undefined
+    ? MINTED_DETAILS
+    : `${MINTED_DETAILS.slice(0, -1)} Minted by ${mintedByAppId}.`;
+}
+
 /** A record as Microsoft Graph beta's `signIn` resource. */
 export function signInView(record: SignInRecord, tenantId: string): Record<string, unknown> {
   const a = record.attempt;

@@ -254,6 +254,9 @@ describe('test tokens', () => {
       resourceDisplayName: 'Azure Key Vault',
       clientCredentialType: 'none',
       errorCode: 0,
+      additionalDetails: expect.stringMatching(
+        new RegExp(`/admin/testTokens.*Minted by ${f.emulator.admin.clientId.toLowerCase()}\\.$`),
+      ),
     });
     expect(JSON.stringify(newest)).not.toMatch(/eyJ/); // never the token itself
   });
@@ -301,6 +304,21 @@ describe('test tokens', () => {
     expect(res.json().error).toMatchObject({ code: 'Request_BadRequest' });
     expect(String((res.json().error as { message: string }).message)).toContain(message);
     expect(mintedCount()).toBe(before);
+  });
+
+  it('claims nested deeper than 32 levels: 400 naming claims (5,000 levels, too), nothing minted', async () => {
+    const nested = (levels: number) =>
+      `{"resource":"${API_URI}","claims":{"deep":${'['.repeat(levels - 1)}${']'.repeat(levels - 1)}}}`;
+    expect((await post(undefined, adminToken, nested(32))).status).toBe(200);
+    for (const levels of [33, 5000]) {
+      const before = mintedCount();
+      const res = await post(undefined, adminToken, nested(levels));
+      expect(res.status, res.text.slice(0, 300)).toBe(400);
+      expect((res.json().error as { message: string }).message).toBe(
+        'testTokens: claims must not nest objects or arrays more than 32 levels deep',
+      );
+      expect(mintedCount()).toBe(before);
+    }
   });
 
   it('400 for a body that is not JSON; 405 for GET', async () => {

@@ -14,7 +14,7 @@ import type { EmulatorInfo } from './emulator-info';
 import { GraphClient } from './graph-client';
 import { graphErrors } from './graph-errors';
 import { newGuid } from './ids';
-import type { SignInAttempt } from './sign-in-log';
+import { mintedDetails, type SignInAttempt } from './sign-in-log';
 import type { SigningKey } from './signing-keys';
 
 /** The claim every test token carries, and that no option can change (Graph and /admin refuse it). */
@@ -66,6 +66,7 @@ export interface TestTokenContext {
 const HOUR = 3600;
 const MAX_OFFSET_SECONDS = 10 * 365 * 86_400;
 const MAX_CLAIMS_JSON = 16 * 1024;
+const MAX_CLAIMS_DEPTH = 32;
 const FIELDS = new Set([
   'resource',
   'audience',
@@ -89,7 +90,7 @@ export function testTokensRoute(ctx: TestTokenContext): AdminRoute {
     if (caller?.appId !== ctx.directory.state.adminAppId.toLowerCase()) throw notTheAdminClient();
     if (method !== 'POST') throw graphErrors.methodNotAllowed();
     const options = parseTestTokenOptions(await body());
-    const minted = mint(options, ctx);
+    const minted = mint(options, ctx, caller.appId);
     return { status: 200, body: { ...minted } };
   };
 }
@@ -108,7 +109,7 @@ export async function mintTestToken(emulator: EmulatorInfo, options: TestTokenOp
   }
 }
 
-function mint(options: TestTokenOptions, ctx: TestTokenContext): MintedTestToken {
+function mint(options: TestTokenOptions, ctx: TestTokenContext, mintedBy: string): MintedTestToken {
   const { directory } = ctx;
   const resource = options.resource === undefined ? undefined : directory.resolveResource(options.resource);
   if (options.resource !== undefined && !resource)
@@ -162,6 +163,7 @@ function mint(options: TestTokenOptions, ctx: TestTokenContext): MintedTestToken
     clientCredentialType: 'none',
     errorCode: 0,
     minted: true,
+    additionalDetails: mintedDetails(mintedBy),
   });
   return { accessToken, claims };
 }
@@ -229,9 +231,23 @@ function extraClaims(value: unknown): Record<string, unknown> {
     throw invalid(
       `claims.${TEST_TOKEN_CLAIM} cannot be set: every test token carries ${TEST_TOKEN_CLAIM}: true`,
     );
+  if (deeperThan(claims, MAX_CLAIMS_DEPTH))
+    throw invalid(`claims must not nest objects or arrays more than ${MAX_CLAIMS_DEPTH} levels deep`);
   if (JSON.stringify(claims).length > MAX_CLAIMS_JSON)
     throw invalid(`claims must be at most ${MAX_CLAIMS_JSON} characters of JSON`);
   return claims;
+}
+
+/** Walked without recursion: a hostile body nests thousands of levels. */
+function deeperThan(value: unknown, limit: number): boolean {
+  const pending: [unknown, number][] = [[value, 1]];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    const [item, depth] = next;
+    if (typeof item !== 'object' || item === null) continue;
+    if (depth > limit) return true;
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+  return false;
 }
 
 function integer(raw: Record<string, unknown>, name: string, min: number, max: number): number | undefined {
