@@ -6,6 +6,7 @@
  * (ADMIN_GRAPH_PERMISSIONS). `upgradeState` brings a tenant saved by an earlier version up to
  * the same point.
  */
+import { MAX_CLOCK_OFFSET_MS } from '@certflow/clock';
 import { generateClientSecret, hashClientSecret } from './client-secrets';
 import { ADMIN_DISPLAY_NAME, GRAPH_APP_ID, GRAPH_ROLE_IDS, type GraphRoleValue } from './directory';
 import { FIRST_PARTY_RESOURCES, firstPartyNames, type FirstPartyResource } from './first-party';
@@ -55,7 +56,36 @@ const builtInServicePrincipal = (resource: FirstPartyResource, at: string): Stor
   },
 });
 
-export function createInitialState(now: Date): { state: EmulatorState; adminSecret: string } {
+/**
+ * When the admin application's secret is valid: from the earliest time the clock can show (the
+ * real time less the largest offset, MAX_CLOCK_OFFSET_MS) to ten years after the latest, so no
+ * move of the clock within its range locks the admin out of Graph and the admin API.
+ */
+export function adminSecretValidity(realNow: Date): { startDateTime: string; endDateTime: string } {
+  const real = realNow.getTime();
+  return {
+    startDateTime: new Date(real - MAX_CLOCK_OFFSET_MS).toISOString(),
+    endDateTime: new Date(real + MAX_CLOCK_OFFSET_MS + 10 * 365 * 86_400_000).toISOString(),
+  };
+}
+
+/**
+ * Whether an admin secret is still valid at every time the clock can show for at least a year
+ * of real time; one dated by an earlier version from its creation time is not, and is replaced.
+ */
+export function adminSecretCoversClock(
+  credential: { startDateTime: string; endDateTime: string },
+  realNow: Date,
+): boolean {
+  const real = realNow.getTime();
+  return (
+    Date.parse(credential.startDateTime) <= real - MAX_CLOCK_OFFSET_MS &&
+    Date.parse(credential.endDateTime) >= real + MAX_CLOCK_OFFSET_MS + 365 * 86_400_000
+  );
+}
+
+/** A new tenant at `now` (the emulator's clock); the admin secret's validity is reckoned from `realNow`. */
+export function createInitialState(now: Date, realNow: Date): { state: EmulatorState; adminSecret: string } {
   const at = now.toISOString();
   const adminSecret = generateClientSecret();
   const admin = {
@@ -73,8 +103,7 @@ export function createInitialState(now: Date): { state: EmulatorState; adminSecr
         keyId: newGuid(),
         displayName: 'emulator.json',
         hint: adminSecret.slice(0, 3),
-        startDateTime: at,
-        endDateTime: new Date(now.getTime() + 10 * 365 * 86_400_000).toISOString(),
+        ...adminSecretValidity(realNow),
         ...hashClientSecret(adminSecret),
       },
     ],

@@ -13,6 +13,10 @@ import { startEmulator } from './emulator';
 import { GraphClient } from './graph-client';
 import { GraphError } from './graph-errors';
 import { EmulatorError } from './errors';
+import { readEmulatorInfoIfPresent } from './emulator-info';
+import { statePath } from './state-store';
+import { mintTestToken } from './test-tokens';
+import { startEmulatorFixture } from './testing';
 import {
   API_URI,
   assertionForm,
@@ -312,4 +316,71 @@ describe('start-up', () => {
       removeDir(stateDir);
     }
   });
+});
+
+describe("the admin is never locked out by the clock's moves", () => {
+  const adminTokenOf = (
+    emulator: { admin: { clientId: string; clientSecret: string } } & Parameters<typeof postForm>[0],
+  ) =>
+    postForm(emulator, {
+      grant_type: 'client_credentials',
+      client_id: emulator.admin.clientId,
+      client_secret: emulator.admin.clientSecret,
+      scope: 'https://graph.microsoft.com/.default',
+    });
+
+  it('a fixture started at +2h, its clock set back to 0: Graph, mintTestToken and a new admin token still work', async () => {
+    const fixture = await startEmulatorFixture({ clockOffset: '+2h' });
+    try {
+      fixture.emulator.clock.set(0);
+      const res = await adminTokenOf(fixture.emulator);
+      expect(res.status, res.text).toBe(200);
+      // The fixture's GraphClient kept a token issued at +2h: refused now, it gets a new one.
+      expect((await fixture.graph.listApplications()).map((a) => a.appId)).toContain(fixture.api.appId);
+      const minted = await mintTestToken(fixture.emulator, { resource: fixture.api.identifierUri });
+      expect([fixture.api.appId, fixture.api.identifierUri]).toContain(decodeJwt(minted).payload.aud);
+      fixture.emulator.clock.set(-3650 * DAY);
+      expect((await adminTokenOf(fixture.emulator)).status).toBe(200);
+      fixture.emulator.clock.set(3650 * DAY);
+      expect((await adminTokenOf(fixture.emulator)).status).toBe(200);
+    } finally {
+      await fixture.close();
+    }
+  }, 60_000);
+
+  it('an admin secret an earlier version dated from its creation is replaced at the next start, and the new one survives any move', async () => {
+    const stateDir = tempStateDir();
+    try {
+      const first = await startEmulator({ stateDir });
+      const oldSecret = first.admin.clientSecret;
+      await first.close();
+      // As earlier versions wrote it: valid from the tenant's creation for ten years.
+      const state = JSON.parse(readFileSync(statePath(stateDir), 'utf8'));
+      const admin = state.applications.find((a: { appId: string }) => a.appId === state.adminAppId);
+      admin.passwordCredentials[0].startDateTime = new Date().toISOString();
+      admin.passwordCredentials[0].endDateTime = new Date(Date.now() + 3650 * DAY).toISOString();
+      writeFileSync(statePath(stateDir), JSON.stringify(state));
+
+      const again = await startEmulator({ stateDir });
+      const newSecret = again.admin.clientSecret;
+      try {
+        expect(again.admin.clientSecret).not.toBe(oldSecret);
+        expect(readEmulatorInfoIfPresent(stateDir)!.admin.clientSecret).toBe(again.admin.clientSecret);
+        again.clock.set(-DAY);
+        const res = await adminTokenOf(again);
+        expect(res.status, res.text).toBe(200);
+      } finally {
+        await again.close();
+      }
+      // Reused from then on.
+      const third = await startEmulator({ stateDir, clockOffset: 2 * H });
+      try {
+        expect(third.admin.clientSecret).toBe(newSecret);
+      } finally {
+        await third.close();
+      }
+    } finally {
+      removeDir(stateDir);
+    }
+  }, 60_000);
 });

@@ -194,18 +194,26 @@ export class Directory {
     });
   }
 
-  /** Gives the admin application a new secret, replacing the old ones (whose text is lost). */
-  replaceAdminSecret(): string {
-    const admin = this.applicationByAppId(this.current.adminAppId);
-    if (!admin) throw new Error('admin application missing');
-    this.mutate((draft) => {
-      const app = draft.applications.find((a) => a.appId === draft.adminAppId)!;
-      app.passwordCredentials = [];
+  /**
+   * Gives the admin application a new secret valid from `validity.startDateTime` to
+   * `validity.endDateTime` (bootstrap.ts adminSecretValidity), replacing the old ones (whose text is lost).
+   */
+  replaceAdminSecret(validity: { startDateTime: string; endDateTime: string }): string {
+    return this.mutate((draft) => {
+      const app = draft.applications.find((a) => a.appId === draft.adminAppId);
+      if (!app) throw new Error('admin application missing');
+      const secretText = generateClientSecret();
+      app.passwordCredentials = [
+        {
+          keyId: newGuid(),
+          displayName: 'emulator.json',
+          hint: secretText.slice(0, 3),
+          ...validity,
+          ...hashClientSecret(secretText),
+        },
+      ];
+      return secretText;
     });
-    return this.addPassword(admin.id, {
-      displayName: 'emulator.json',
-      endDateTime: new Date(this.clock().getTime() + 10 * 365 * 86_400_000).toISOString(),
-    }).secretText;
   }
 
   createServicePrincipal(appId: unknown): StoredServicePrincipal {

@@ -12,7 +12,7 @@ import { resolve } from 'node:path';
 import { DevelopmentCa } from '@certflow/certs';
 import { type GuardDecision, isLoopbackAddress, loopbackGuard } from '@certflow/loopback-guard';
 import { v1Issuer, type TokenLifetime } from './access-tokens';
-import { createInitialState, upgradeState } from './bootstrap';
+import { adminSecretCoversClock, adminSecretValidity, createInitialState, upgradeState } from './bootstrap';
 import { ReplayGuard } from './client-assertion-verifier';
 import { clientSecretMatches } from './client-secrets';
 import { Directory } from './directory';
@@ -112,6 +112,8 @@ async function startLocked(
   { clock: emulatorClock, close: closeClock }: OpenedClock,
 ): Promise<RunningEmulator> {
   const clock = (): Date => emulatorClock.now();
+  // The unshifted time (the real one, or the `now` option's), from which the clock's range is reckoned.
+  const realNow = (): Date => new Date(emulatorClock.now().getTime() - emulatorClock.offsetMs);
 
   // Read everything that exists before creating anything, so a damaged file stops start-up untouched.
   const stored = loadState(stateDir);
@@ -125,7 +127,7 @@ async function startLocked(
     state = upgradeState(stored, clock()) ?? stored;
     if (state !== stored) saveState(stateDir, state);
   } else {
-    ({ state, adminSecret } = createInitialState(clock()));
+    ({ state, adminSecret } = createInitialState(clock(), realNow()));
     saveState(stateDir, state);
   }
   const keyCache = new SigningKeyCache();
@@ -141,7 +143,9 @@ async function startLocked(
   if (completed) directory.replaceSigningKeys(completed);
   const keyRing = () => keyCache.ring(directory.state.signingKeys, clock());
   if (adminSecret === undefined)
-    adminSecret = reusableAdminSecret(directory, previousInfo, clock()) ?? directory.replaceAdminSecret();
+    adminSecret =
+      reusableAdminSecret(directory, previousInfo, realNow()) ??
+      directory.replaceAdminSecret(adminSecretValidity(realNow()));
 
   const tls = ca.issueServerCertificate();
   const replayGuard = settings.rejectReplayedAssertions ? new ReplayGuard() : undefined;
@@ -576,19 +580,19 @@ function maxLifetime(lifetime: TokenLifetime): number {
   return typeof lifetime === 'number' ? lifetime : lifetime.max;
 }
 
-/** The admin secret from the previous emulator.json, if it still matches a valid admin credential. */
+/**
+ * The admin secret from the previous emulator.json, if it matches an admin credential valid at
+ * every time the clock can show (bootstrap.ts adminSecretCoversClock).
+ */
 function reusableAdminSecret(
   directory: Directory,
   previous: EmulatorInfo | undefined,
-  now: Date,
+  realNow: Date,
 ): string | undefined {
   const admin = directory.applicationByAppId(directory.state.adminAppId);
   if (!admin || !previous || previous.admin.clientId !== admin.appId) return undefined;
   const valid = admin.passwordCredentials.some(
-    (p) =>
-      clientSecretMatches(previous.admin.clientSecret, p) &&
-      now < new Date(p.endDateTime) &&
-      now >= new Date(p.startDateTime),
+    (p) => clientSecretMatches(previous.admin.clientSecret, p) && adminSecretCoversClock(p, realNow),
   );
   return valid ? previous.admin.clientSecret : undefined;
 }
