@@ -1,10 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { join } from 'node:path';
 import { readClockFile } from '@certflow/clock';
 import { clockFilePath } from './clock-route';
 import { parseCliArgs, runCli, UsageError } from './cli';
-import { emulatorInfoPath } from './emulator-info';
-import { removeDir, tempStateDir } from './emulator.test-helpers';
+import { emulatorInfoPath, readEmulatorInfoIfPresent } from './emulator-info';
+import { https, postForm, removeDir, tempStateDir } from './emulator.test-helpers';
+import { LOCK_FILE } from './state-dir-lock';
 
 describe('parseCliArgs', () => {
   it('reads flags in both --flag value and --flag=value forms, with defaults', () => {
@@ -181,4 +185,109 @@ describe('runCli', () => {
       removeDir(dir);
     }
   });
+});
+
+/** The built program (the test target builds first), as `npm run emulator` runs it. */
+const MAIN = join(__dirname, '..', 'dist', 'main.js');
+
+function program(argv: string[]) {
+  const child = spawn(process.execPath, [MAIN, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => (stderr += d));
+  const exit = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  return { child, exit, out: () => stdout, err: () => stderr };
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  const { port } = server.address() as { port: number };
+  await new Promise((done) => server.close(done));
+  return port;
+}
+
+const refusesConnections = (port: number) =>
+  new Promise<boolean>((done) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), done(false)));
+    socket.once('error', () => done(true));
+  });
+
+describe('the program (dist/main.js)', () => {
+  it('a clock.json that is not a file stops the start: exit 1 naming it, nothing left listening, the lock freed', async () => {
+    const dir = tempStateDir();
+    try {
+      mkdirSync(clockFilePath(dir));
+      const port = await freePort();
+      const run = program(['--state-dir', dir, '--port', String(port)]);
+      const code = await Promise.race([
+        run.exit,
+        new Promise<string>((done) => setTimeout(() => done('still running after 20 s'), 20_000)),
+      ]);
+      if (code === 'still running after 20 s') run.child.kill('SIGKILL');
+      expect(code, run.err()).toBe(1);
+      expect(run.err()).toContain(`entra-emulator: could not start: ${clockFilePath(dir)} is not a file`);
+      expect(run.out()).toBe('');
+      expect(await refusesConnections(port)).toBe(true);
+      expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+      expect(existsSync(clockFilePath(dir))).toBe(true); // left alone
+    } finally {
+      removeDir(dir);
+    }
+  }, 30_000);
+
+  it('started at +2h, the clock moved back with DELETE /admin/clock: the admin still gets a token, and again after a restart at -2h', async () => {
+    const dir = tempStateDir();
+    const adminToken = async () => {
+      const info = readEmulatorInfoIfPresent(dir)!;
+      return postForm(info, {
+        grant_type: 'client_credentials',
+        client_id: info.admin.clientId,
+        client_secret: info.admin.clientSecret,
+        scope: 'https://graph.microsoft.com/.default',
+      });
+    };
+    const started = async (argv: string[]) => {
+      const run = program(['--state-dir', dir, ...argv]);
+      await expect
+        .poll(() => run.out().includes('listening') || run.child.exitCode !== null, { timeout: 20_000 })
+        .toBe(true);
+      expect(run.out(), run.err()).toContain('listening');
+      return run;
+    };
+    try {
+      const shifted = await started(['--clock-offset', '+2h']);
+      try {
+        const first = await adminToken();
+        expect(first.status, first.text).toBe(200);
+        const info = readEmulatorInfoIfPresent(dir)!;
+        const moved = await https(info, `${info.url}/admin/clock`, {
+          method: 'DELETE',
+          headers: { authorization: `Bearer ${String(first.json().access_token)}` },
+        });
+        expect(moved.status, moved.text).toBe(200);
+        expect(moved.json()).toMatchObject({ offsetMs: 0 });
+        const after = await adminToken();
+        expect(after.status, after.text).toBe(200);
+      } finally {
+        shifted.child.kill('SIGTERM');
+        expect(await shifted.exit).toBe(0);
+      }
+      // The same secret is reused by a start the other way, and still works there.
+      const secret = readEmulatorInfoIfPresent(dir)!.admin.clientSecret;
+      const behind = await started(['--clock-offset', '-2h']);
+      try {
+        expect(readEmulatorInfoIfPresent(dir)!.admin.clientSecret).toBe(secret);
+        const res = await adminToken();
+        expect(res.status, res.text).toBe(200);
+      } finally {
+        behind.child.kill('SIGTERM');
+        expect(await behind.exit).toBe(0);
+      }
+    } finally {
+      removeDir(dir);
+    }
+  }, 60_000);
 });

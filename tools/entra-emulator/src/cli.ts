@@ -208,16 +208,23 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.stderr(`entra-emulator: could not start: ${(err as Error).message}`);
     return 1;
   }
-  if (options.clockOffsetMs !== undefined)
-    io.stderr(
-      `entra-emulator: clock shifted by ${formatClockOffset(options.clockOffsetMs)} (now ${emulator.clock.now().toISOString()}), kept in ${clockFilePath(options.stateDir)}`,
-    );
-  else {
-    const previous = removeStaleClockFile(options.stateDir);
-    if (previous !== undefined)
+  try {
+    if (options.clockOffsetMs !== undefined)
       io.stderr(
-        `entra-emulator: clock: removed the clock file of an earlier run (offset ${previous}); the clock is the real time`,
+        `entra-emulator: clock shifted by ${formatClockOffset(options.clockOffsetMs)} (now ${emulator.clock.now().toISOString()}), kept in ${clockFilePath(options.stateDir)}`,
       );
+    else {
+      const previous = removeStaleClockFile(options.stateDir);
+      if (previous !== undefined)
+        io.stderr(
+          `entra-emulator: clock: removed the clock file of an earlier run (offset ${previous}); the clock is the real time`,
+        );
+    }
+  } catch (err) {
+    // Started but unusable: nothing may keep listening or hold the state directory.
+    await emulator.close();
+    io.stderr(`entra-emulator: could not start: ${(err as Error).message}`);
+    return 1;
   }
   io.stdout(JSON.stringify({ event: 'listening', url: emulator.url }));
   await shutdown;

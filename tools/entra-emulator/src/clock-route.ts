@@ -6,7 +6,7 @@
  * emulator that judges time reads this clock: tokens, client assertions, credentials' validity,
  * signing-key rotation and retirement, Graph and admin tokens.
  */
-import { existsSync, rmSync, unwatchFile, watchFile, type Stats } from 'node:fs';
+import { existsSync, lstatSync, rmSync, unwatchFile, watchFile, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import {
   checkClockOffset,
@@ -96,18 +96,31 @@ export function openEmulatorClock(opts: ClockOptions = {}): OpenedClock {
 /**
  * Removes the clock file an earlier shifted run left in `stateDir`, so a start without an offset
  * runs on the real time; returns that run's offset ("+2h"), or 'unreadable', or undefined when
- * there was none. Call it only while holding the directory (after `startEmulator`).
+ * there was none. Anything at its name that is not a file (a directory, a link) is left alone and
+ * throws ClockError ERR_CLOCK_FILE naming the path. Call it only while holding the directory
+ * (after `startEmulator`), and close the emulator when it throws.
  */
 export function removeStaleClockFile(stateDir: string): string | undefined {
   const path = clockFilePath(stateDir);
-  if (!existsSync(path)) return undefined;
+  let stats: Stats;
+  try {
+    stats = lstatSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ClockError('ERR_CLOCK_FILE', `${path}: cannot be read (${(err as Error).message})`);
+  }
+  if (!stats.isFile())
+    throw new ClockError(
+      'ERR_CLOCK_FILE',
+      `${path} is not a file; it is where an earlier run with a shifted clock kept its offset: remove it`,
+    );
   let previous: string;
   try {
     previous = formatClockOffset(readClockFile(path));
   } catch {
     previous = 'unreadable';
   }
-  rmSync(path, { force: true });
+  rmSync(path);
   return previous;
 }
 

@@ -7,13 +7,13 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { CLOCK_FILE_ENV, readClockFile } from '@certflow/clock';
-import { clockFilePath } from '@certflow/entra-emulator';
+import { clockFilePath, LOCK_FILE, startEmulator } from '@certflow/entra-emulator';
 import { runJsonCommand, stopChild } from './child-service';
 import { partnerTokenResponse } from './partner-credentials';
 import { startStack, type RunningStack } from './stack';
@@ -252,4 +252,20 @@ describe('npm start --clock-offset', () => {
     );
     expect(existsSync(clockFilePath(stateDir))).toBe(false);
   }, 180_000);
+});
+
+describe('startStack with a clock.json that is not a file', () => {
+  it('rejects naming it, and leaves nothing running: the emulator closed, its lock freed', async () => {
+    const stateDir = join(dir, 'clock-dir');
+    mkdirSync(clockFilePath(stateDir), { recursive: true });
+    const topologyFile = writeTopology(dir, 'clock-dir-topology.json', defaultTopologyJson());
+    await expect(startStack({ stateDir, topologyFile })).rejects.toThrow(
+      `${clockFilePath(stateDir)} is not a file`,
+    );
+    expect(existsSync(join(stateDir, LOCK_FILE))).toBe(false);
+    expect(existsSync(clockFilePath(stateDir))).toBe(true); // left alone
+    // The directory is free: another emulator takes it at once.
+    const emulator = await startEmulator({ stateDir });
+    await emulator.close();
+  }, 60_000);
 });

@@ -112,8 +112,6 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
   }).catch((err: unknown) => {
     throw isStateLocked(err) ? err : new StepFailedError('starting the Entra ID emulator', err);
   });
-  // The directory is this stack's now: a clock an earlier run left shifted must not shift this one.
-  const removedStale = clockFile === undefined ? removeStaleClockFile(stateDir) : undefined;
   // The emulator holds the directory's lock until it is closed, the last of the clean-ups.
   const cleanups: (() => Promise<void>)[] = [() => emulator.close()];
   const close = async (): Promise<void> => {
@@ -126,7 +124,11 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
   const made: string[] = [];
   let applied: string | undefined;
 
+  let removedStale: string | undefined;
   try {
+    // The directory is this stack's now: a clock an earlier run left shifted must not shift this
+    // one (a clock.json that is not a file stops the start here, the emulator closed).
+    removedStale = clockFile === undefined ? removeStaleClockFile(stateDir) : undefined;
     // Whatever stack.json is there describes a stack that is gone.
     removeStackFile(stateDir);
     const moved = await step('migrating the state directory', async () =>
