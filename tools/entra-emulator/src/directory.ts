@@ -365,14 +365,27 @@ export class Directory {
     return [...new Set(values)];
   }
 
+  /**
+   * Refuses an identifier URI another application or a first-party resource already answers to
+   * (compared as `sameIdentifier` does: case, default port and trailing slash ignored), and an
+   * `api://<GUID>` other than `api://<the application's own appId>`: Entra reserves that form for
+   * the application itself, so no application can pose as another one, or as Key Vault.
+   */
   private assertIdentifierUrisFree(draft: EmulatorState, uris: string[], ownId: string | undefined): void {
+    const ownAppId = draft.applications.find((a) => a.id === ownId)?.appId;
     for (const uri of uris) {
+      const guid = /^api:\/\/([^/]+)\/*$/i.exec(uri)?.[1];
+      if (isGuid(guid) && guid.toLowerCase() !== ownAppId)
+        throw graphErrors.invalidProperty(
+          'identifierUris',
+          `'${uri.slice(0, 100)}': api://<appId> may only name the application's own appId${ownAppId ? ` (${ownAppId})` : ', which is known once it is created'}.`,
+        );
       const taken =
         draft.applications.some(
-          (a) => a.id !== ownId && a.identifierUris.some((u) => normalize(u) === normalize(uri)),
+          (a) => a.id !== ownId && a.identifierUris.some((u) => sameIdentifier(u, uri)),
         ) ||
         draft.servicePrincipals.some((s) =>
-          s.builtIn?.servicePrincipalNames.some((n) => normalize(n) === normalize(uri)),
+          s.builtIn?.servicePrincipalNames.some((n) => sameIdentifier(n, uri)),
         );
       if (taken) throw graphErrors.duplicateValue('identifierUris');
     }
@@ -393,4 +406,11 @@ export class Directory {
 
 function normalize(identifier: string): string {
   return identifier.toLowerCase().replace(/\/+$/, '');
+}
+
+/** Whether two identifier URIs name the same thing: also `https://host:443` is `https://host` (and `http://host:80`). */
+function sameIdentifier(a: string, b: string): boolean {
+  const canonical = (uri: string) =>
+    normalize(uri).replace(/^(https:\/\/[^/:]+):443(?=\/|$)|^(http:\/\/[^/:]+):80(?=\/|$)/, '$1$2');
+  return canonical(a) === canonical(b);
 }

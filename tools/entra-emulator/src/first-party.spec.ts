@@ -102,6 +102,53 @@ describe("Microsoft's first-party resources", () => {
     expect(failure).toBeInstanceOf(GraphRequestError);
     expect((failure as GraphRequestError).status).toBe(400);
   });
+
+  const refused = async (identifierUris: string[], objectId?: string) => {
+    const failure = await (
+      objectId
+        ? f.graph.updateApplication(objectId, { identifierUris })
+        : f.graph.createApplication({ displayName: 'squatter', identifierUris })
+    ).catch((err: unknown) => err);
+    expect(failure, identifierUris.join()).toBeInstanceOf(GraphRequestError);
+    expect((failure as GraphRequestError).status).toBe(400);
+    return (failure as GraphRequestError).message;
+  };
+
+  it.each([
+    'https://graph.microsoft.com:443',
+    'HTTPS://Graph.Microsoft.com:443/',
+    'https://vault.azure.net:443',
+    'https://management.azure.com:443/',
+    'https://storage.azure.com',
+  ])(
+    'refuses %s: the same identifier as a first-party resource, after case, default port and trailing slash',
+    async (uri) => {
+      expect(await refused([uri])).toContain('same value for property identifierUris');
+    },
+  );
+
+  it("refuses api://<GUID> unless it is the application's own appId: not Key Vault's, not another application's", async () => {
+    expect(await refused([`api://${KEY_VAULT_APP_ID}`])).toContain(
+      "may only name the application's own appId",
+    );
+    expect(await refused([`API://${GRAPH_APP_ID.toUpperCase()}/`])).toContain('own appId');
+    const app = await f.graph.createApplication({ displayName: 'own api uri' });
+    try {
+      expect(await refused([`api://${f.provisioned.partner.appId}`], app.id)).toContain(`(${app.appId})`);
+      await f.graph.updateApplication(app.id, { identifierUris: [`api://${app.appId}`] });
+      expect((await f.graph.getApplication(app.id)).identifierUris).toEqual([`api://${app.appId}`]);
+      // Other forms are free, and one on another port is another identifier.
+      await f.graph.updateApplication(app.id, {
+        identifierUris: [
+          `api://${app.appId}`,
+          `api://orders/${app.appId}`,
+          'https://graph.microsoft.com:8443',
+        ],
+      });
+    } finally {
+      await f.graph.deleteApplication(app.id);
+    }
+  });
 });
 
 describe('upgrading a state saved before the first-party resources', () => {
