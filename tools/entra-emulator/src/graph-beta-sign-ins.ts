@@ -8,31 +8,33 @@
  * `$filter`: clauses joined with `and` (parentheses allowed) of `signInEventTypes/any(t: t eq|ne
  * '…')`, `status/errorCode eq|ne N`, `createdDateTime eq|ge|gt|le|lt <date>`, `<property> eq
  * '…'` and `startsWith(<property>, '…')`. Anything else is refused with Graph's 400, never ignored.
+ * In beta the `$` of a query option is optional (`filter=` is `$filter=`), as in Graph; an option
+ * given twice, or a `$select` naming no property of `signIn`, is refused too.
+ *
+ * The filter is applied to the log's records, and views are built only for the page answered,
+ * so `$top=1` or a GET by id costs little however full the log is.
  */
 import { isGuid } from '@certflow/claims';
 import { GraphError, graphErrors } from './graph-errors';
-import { entity, list, selectOf, type GraphRequest, type Reply } from './graph-route';
+import { entity, list, type GraphRequest, type Reply } from './graph-route';
 import { project } from './graph-shapes';
-import { signInView } from './sign-in-log';
+import {
+  SIGN_IN_EVENT_TYPES,
+  SIGN_IN_PROPERTIES,
+  SIGN_IN_TEXT_PROPERTIES,
+  signInView,
+  type SignInRecord,
+} from './sign-in-log';
 
 /** Graph's maximum and default page size for sign-ins. */
 const PAGE_SIZE = 1000;
-const EQ_PROPERTIES = [
-  'id',
-  'appId',
-  'appDisplayName',
-  'correlationId',
-  'ipAddress',
-  'resourceDisplayName',
-  'resourceId',
-  'servicePrincipalId',
-  'servicePrincipalName',
-];
 const STARTS_WITH_PROPERTIES = ['appDisplayName', 'ipAddress', 'servicePrincipalId', 'servicePrincipalName'];
-const QUERY_OPTIONS = ['$filter', '$top', '$skiptoken', '$select', '$orderby'];
+const QUERY_OPTIONS = ['filter', 'top', 'skiptoken', 'select', 'orderby'] as const;
+type QueryOption = (typeof QUERY_OPTIONS)[number];
+/** Parentheses nested deeper than this are refused (a filter needs a few levels at most). */
+const MAX_FILTER_NESTING = 32;
 
-type View = Record<string, unknown>;
-type Predicate = (view: View) => boolean;
+type Predicate = (record: SignInRecord) => boolean;
 
 export function auditLogs(r: GraphRequest): Reply {
   const [, collection, id, ...extra] = r.segments;
@@ -45,69 +47,101 @@ export function auditLogs(r: GraphRequest): Reply {
   if (r.method !== 'GET') throw graphErrors.methodNotAllowed();
   const context = `${r.graphUrl}/$metadata#auditLogs/signIns`;
   const beta = r.version === 'beta';
+  const options = queryOptions(r.query, beta);
+  const select = selectOf(options.get('select'));
   // v1.0 lists user sign-ins only: none here.
-  const entries = beta
-    ? [...r.ctx.signInLog.newestFirst()].map((record) => ({
-        seq: record.seq,
-        view: signInView(record, r.ctx.tenantId),
-      }))
-    : [];
+  const records: Iterable<SignInRecord> = beta ? r.ctx.signInLog.newestFirst() : [];
   if (id !== undefined) {
-    const found = entries.find((e) => e.view.id === id.toLowerCase());
-    if (!found) throw graphErrors.notFound(id);
-    return entity(context, 200, project(found.view, selectOf(r.query)));
+    const wanted = id.toLowerCase();
+    for (const record of records)
+      if (record.id === wanted)
+        return entity(context, 200, project(signInView(record, r.ctx.tenantId), select));
+    throw graphErrors.notFound(id);
   }
-  return listSignIns(r, context, entries, beta);
+  return listSignIns(r, context, records, options, select, beta);
 }
 
 function listSignIns(
   r: GraphRequest,
   context: string,
-  entries: { seq: number; view: View }[],
+  records: Iterable<SignInRecord>,
+  options: Map<QueryOption, string>,
+  select: string[] | undefined,
   beta: boolean,
 ): Reply {
-  for (const name of r.query.keys())
-    if (name.startsWith('$') && !QUERY_OPTIONS.includes(name))
-      throw graphErrors.badRequest(
-        `Query option '${name.slice(0, 40)}' is not supported on auditLogs/signIns by this emulator.`,
-      );
-  const orderBy = r.query.get('$orderby');
-  if (orderBy !== null && !/^\s*createdDateTime\s+desc\s*$/.test(orderBy))
+  const orderBy = options.get('orderby');
+  if (orderBy !== undefined && !/^\s*createdDateTime\s+desc\s*$/.test(orderBy))
     throw graphErrors.badRequest(
       `$orderby '${orderBy.slice(0, 100)}' is not supported by this emulator: sign-ins are listed newest first (createdDateTime desc).`,
     );
-  const top = pageSize(r.query.get('$top'));
-  const after = skipToken(r.query.get('$skiptoken'));
-  const filter = r.query.get('$filter');
+  const top = pageSize(options.get('top'));
+  const after = skipToken(options.get('skiptoken'));
+  const filter = options.get('filter');
   const { predicates, eventTypes } =
-    filter === null ? { predicates: [], eventTypes: false } : parseFilter(filter, beta);
+    filter === undefined ? { predicates: [], eventTypes: false } : parseFilter(filter, beta);
   // Without a signInEventTypes clause Graph lists interactive user sign-ins only.
-  if (!eventTypes) predicates.push((v) => (v.signInEventTypes as string[]).includes('interactiveUser'));
-  const select = selectOf(r.query);
-  const page: View[] = [];
+  if (!eventTypes) predicates.push(() => SIGN_IN_EVENT_TYPES.includes('interactiveUser'));
+  const page: Record<string, unknown>[] = [];
   let last: number | undefined;
   let more = false;
-  for (const { seq, view } of entries) {
-    if (after !== undefined && seq >= after) continue;
-    if (!predicates.every((p) => p(view))) continue;
+  for (const record of records) {
+    if (after !== undefined && record.seq >= after) continue;
+    if (!predicates.every((p) => p(record))) continue;
     if (page.length === top) {
       more = true;
       break;
     }
-    page.push(project(view, select));
-    last = seq;
+    page.push(project(signInView(record, r.ctx.tenantId), select));
+    last = record.seq;
   }
   const reply = list(context, page);
   if (more && last !== undefined) {
     const next = new URLSearchParams(r.query);
+    next.delete('skiptoken');
     next.set('$skiptoken', String(last));
     reply.body!['@odata.nextLink'] = `${r.graphUrl}/auditLogs/signIns?${next.toString()}`;
   }
   return reply;
 }
 
-function pageSize(text: string | null): number {
-  if (text === null) return PAGE_SIZE;
+/**
+ * The query options by name without `$`. In beta the `$` is optional, as in Graph; a parameter
+ * that is no query option and has no `$` is not one of Graph's and is ignored, as Graph does.
+ */
+function queryOptions(query: URLSearchParams, beta: boolean): Map<QueryOption, string> {
+  const options = new Map<QueryOption, string>();
+  for (const [raw, value] of query) {
+    const dollar = raw.startsWith('$');
+    const name = (dollar ? raw.slice(1) : raw) as QueryOption;
+    const known = QUERY_OPTIONS.includes(name);
+    if (!dollar && !(beta && known)) continue;
+    if (!known)
+      throw graphErrors.badRequest(
+        `Query option '${raw.slice(0, 40)}' is not supported on auditLogs/signIns by this emulator.`,
+      );
+    if (options.has(name))
+      throw graphErrors.badRequest(
+        `Query option '$${name}' was specified more than once, but it must be specified at most once.`,
+      );
+    options.set(name, value);
+  }
+  return options;
+}
+
+/** `$select`'s names; one that is no property of `signIn` is refused, as Graph refuses it. */
+function selectOf(text: string | undefined): string[] | undefined {
+  if (!text) return undefined;
+  const names = text.split(',').map((s) => s.trim());
+  const unknown = names.filter((n) => !SIGN_IN_PROPERTIES.includes(n));
+  if (unknown.length > 0)
+    throw graphErrors.badRequest(
+      `Parsing OData Select and Expand failed: Could not find a property named '${unknown[0]!.slice(0, 60)}' on type 'microsoft.graph.signIn'.`,
+    );
+  return names;
+}
+
+function pageSize(text: string | undefined): number {
+  if (text === undefined) return PAGE_SIZE;
   const n = /^\d{1,7}$/.test(text.trim()) ? Number(text.trim()) : NaN;
   if (!(n >= 1 && n <= PAGE_SIZE))
     throw graphErrors.badRequest(
@@ -116,8 +150,8 @@ function pageSize(text: string | null): number {
   return n;
 }
 
-function skipToken(text: string | null): number | undefined {
-  if (text === null) return undefined;
+function skipToken(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
   if (!/^[1-9]\d{0,15}$/.test(text)) throw graphErrors.badRequest('The $skiptoken is not valid.');
   return Number(text);
 }
@@ -142,9 +176,13 @@ export function parseFilter(filter: string, beta: boolean): { predicates: Predic
   return { predicates, eventTypes };
 }
 
-/** Top-level clauses of `a and b and (c and d)`: `and` outside quotes and parentheses. */
+/**
+ * Top-level clauses of `a and b and (c and d)`: `and` outside quotes and parentheses. Linear in
+ * the text: ` and ` is looked for only where a run of spaces begins.
+ */
 function splitAnd(text: string, whole: string): string[] {
   const clauses: string[] = [];
+  const and = /\s+and\s+/y;
   let depth = 0;
   let quoted = false;
   let start = 0;
@@ -153,13 +191,15 @@ function splitAnd(text: string, whole: string): string[] {
     if (c === "'")
       quoted = !quoted; // '' inside a string toggles twice: still quoted
     else if (quoted) continue;
-    else if (c === '(') depth++;
-    else if (c === ')') depth--;
-    else if (depth === 0 && /\s/.test(c)) {
-      const and = /^\s+and\s+/.exec(text.slice(i));
-      if (and) {
+    else if (c === '(') {
+      if (++depth > MAX_FILTER_NESTING) throw unsupported(whole);
+    } else if (c === ')') depth--;
+    else if (depth === 0 && /\s/.test(c) && !/\s/.test(text[i - 1] ?? '')) {
+      and.lastIndex = i;
+      const found = and.exec(text);
+      if (found) {
         clauses.push(text.slice(start, i));
-        i += and[0].length - 1;
+        i += found[0].length - 1;
         start = i + 1;
       }
     }
@@ -189,6 +229,13 @@ function unwrapParentheses(clause: string): string | undefined {
 
 const STRING = "'((?:[^']|'')*)'";
 const unquote = (s: string) => s.replace(/''/g, "'");
+const COMPARE: Record<string, (a: number, b: number) => boolean> = {
+  eq: (a, b) => a === b,
+  ge: (a, b) => a >= b,
+  gt: (a, b) => a > b,
+  le: (a, b) => a <= b,
+  lt: (a, b) => a < b,
+};
 
 function parseClause(clause: string, beta: boolean): { predicate: Predicate; eventTypes?: boolean } {
   let m = new RegExp(
@@ -197,57 +244,64 @@ function parseClause(clause: string, beta: boolean): { predicate: Predicate; eve
   if (m) {
     if (!beta) throw noProperty('signInEventTypes');
     if (m[1] !== m[2]) throw unsupportedClause(clause);
+    // Every entry's event types are SIGN_IN_EVENT_TYPES: the clause is true of all or of none.
     const [value, eq] = [unquote(m[4]!), m[3] === 'eq'];
-    return {
-      eventTypes: true,
-      predicate: (v) => (v.signInEventTypes as string[]).some((t) => (t === value) === eq),
-    };
+    const matches = SIGN_IN_EVENT_TYPES.some((t) => (t === value) === eq);
+    return { eventTypes: true, predicate: () => matches };
   }
   m = /^status\/errorCode\s+(eq|ne)\s+(-?\d{1,10})$/.exec(clause);
   if (m) {
     const [code, eq] = [Number(m[2]), m[1] === 'eq'];
-    return { predicate: (v) => ((v.status as { errorCode: number }).errorCode === code) === eq };
+    return { predicate: (record) => (record.attempt.errorCode === code) === eq };
   }
-  m =
-    /^createdDateTime\s+(eq|ge|gt|le|lt)\s+(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,7})?)?(?:Z|[+-]\d{2}:\d{2}))$/.exec(
-      clause,
-    );
+  m = /^createdDateTime\s+(eq|ge|gt|le|lt)\s+(\S+)$/.exec(clause);
   if (m) {
-    const at = Date.parse(m[2]!);
-    if (Number.isNaN(at)) throw unsupportedClause(clause);
-    const op = m[1]!;
-    return {
-      predicate: (v) => {
-        const t = Date.parse(v.createdDateTime as string);
-        return op === 'eq'
-          ? t === at
-          : op === 'ge'
-            ? t >= at
-            : op === 'gt'
-              ? t > at
-              : op === 'le'
-                ? t <= at
-                : t < at;
-      },
-    };
+    const at = dateTimeOffset(m[2]!);
+    if (at === undefined) throw unsupportedClause(clause);
+    const compare = COMPARE[m[1]!]!;
+    return { predicate: (record) => compare(record.at, at) };
   }
   m = new RegExp(`^(\\w+)\\s+eq\\s+${STRING}$`).exec(clause);
-  if (m && EQ_PROPERTIES.includes(m[1]!)) {
-    const [property, value] = [m[1]!, unquote(m[2]!)];
+  const eqProperty =
+    m && Object.hasOwn(SIGN_IN_TEXT_PROPERTIES, m[1]!) ? SIGN_IN_TEXT_PROPERTIES[m[1]!] : undefined;
+  if (m && eqProperty) {
+    const value = unquote(m[2]!);
     const ignoreCase = isGuid(value); // ids are GUIDs, whatever their case
+    const wanted = ignoreCase ? value.toLowerCase() : value;
     return {
-      predicate: (v) => {
-        const actual = String(v[property]);
-        return ignoreCase ? actual.toLowerCase() === value.toLowerCase() : actual === value;
+      predicate: (record) => {
+        const actual = eqProperty(record);
+        return (ignoreCase ? actual.toLowerCase() : actual) === wanted;
       },
     };
   }
   m = new RegExp(`^startsWith\\(\\s*(\\w+)\\s*,\\s*${STRING}\\s*\\)$`, 'i').exec(clause);
   if (m && STARTS_WITH_PROPERTIES.includes(m[1]!)) {
-    const [property, prefix] = [m[1]!, unquote(m[2]!).toLowerCase()];
-    return { predicate: (v) => String(v[property]).toLowerCase().startsWith(prefix) };
+    const [property, prefix] = [SIGN_IN_TEXT_PROPERTIES[m[1]!]!, unquote(m[2]!).toLowerCase()];
+    return { predicate: (record) => property(record).toLowerCase().startsWith(prefix) };
   }
   throw unsupportedClause(clause);
+}
+
+/**
+ * An Edm.DateTimeOffset literal in epoch ms, or undefined when it is not one or names no real
+ * time (`2026-02-30`, `24:00`, an offset beyond ±14:00): never rolled over to another date.
+ */
+function dateTimeOffset(text: string): number | undefined {
+  const m =
+    /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,7})?)?(?:Z|([+-])(\d{2}):(\d{2}))$/.exec(
+      text,
+    );
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map((v) => Number(v ?? 0)) as number[];
+  const date = new Date(Date.UTC(year!, month! - 1, day!));
+  date.setUTCFullYear(year!); // years 0-99 too
+  const realDay =
+    date.getUTCFullYear() === year && date.getUTCMonth() === month! - 1 && date.getUTCDate() === day;
+  const offsetOk = m[7] === undefined || (Number(m[8]) * 60 + Number(m[9]) <= 14 * 60 && Number(m[9]) < 60);
+  if (!realDay || hour! > 23 || minute! > 59 || second! > 59 || !offsetOk) return undefined;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : at;
 }
 
 function unsupportedClause(clause: string): GraphError {

@@ -5,6 +5,8 @@ import { GraphError } from './graph-errors';
 import {
   clientAddress,
   SIGN_IN_LOG_CAPACITY,
+  SIGN_IN_PROPERTIES,
+  SIGN_IN_TEXT_PROPERTIES,
   SIGN_IN_TEXT_LIMIT,
   SignInLog,
   signInView,
@@ -132,6 +134,24 @@ describe('SignInLog', () => {
     expect(view.servicePrincipalCredentialThumbprint).toHaveLength(SIGN_IN_TEXT_LIMIT.field);
     const short = signInView(log.record(attempt(2, { appDisplayName: 'orders' })), TENANT);
     expect(short.appDisplayName).toBe('orders');
+  });
+
+  it("the filter's record accessors give what the Graph view shows", () => {
+    const log = new SignInLog({ capacity: 1, now: () => new Date() });
+    const record = log.record(
+      attempt(7, {
+        appDisplayName: 'orders partner',
+        servicePrincipalId: 'sp-1',
+        resourceId: 'resource-sp',
+        resourceAppId: 'resource-app',
+        resourceDisplayName: 'orders API',
+        correlationId: 'corr',
+      }),
+    );
+    const view = signInView(record, TENANT);
+    expect(SIGN_IN_PROPERTIES).toEqual(Object.keys(view));
+    for (const [name, read] of Object.entries(SIGN_IN_TEXT_PROPERTIES))
+      expect(read(record), name).toBe(view[name]);
   });
 
   it('takes the socket address, IPv4 without its IPv6 mapping', () => {

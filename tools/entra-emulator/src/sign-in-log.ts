@@ -196,6 +196,9 @@ export function mintedDetails(mintedByAppId: string | undefined): string {
     : `${MINTED_DETAILS.slice(0, -1)} Minted by ${mintedByAppId}.`;
 }
 
+/** Every entry's `signInEventTypes`: the log holds service-principal sign-ins only. */
+export const SIGN_IN_EVENT_TYPES: readonly string[] = ['servicePrincipal'];
+
 /** A record as Microsoft Graph beta's `signIn` resource. */
 export function signInView(record: SignInRecord, tenantId: string): Record<string, unknown> {
   const a = record.attempt;
@@ -215,7 +218,7 @@ export function signInView(record: SignInRecord, tenantId: string): Record<strin
     clientCredentialType: a.clientCredentialType,
     servicePrincipalCredentialThumbprint: a.thumbprint ?? '',
     servicePrincipalCredentialKeyId: a.keyId ?? '',
-    signInEventTypes: ['servicePrincipal'],
+    signInEventTypes: [...SIGN_IN_EVENT_TYPES],
     isInteractive: false,
     correlationId: a.correlationId ?? '',
     originalRequestId: a.requestId ?? '',
@@ -229,3 +232,27 @@ export function signInView(record: SignInRecord, tenantId: string): Record<strin
     },
   };
 }
+
+/**
+ * The text properties of a `signIn` that `$filter` compares, read from the record itself so a
+ * query builds views only for the entries it answers. Each gives what signInView shows.
+ */
+export const SIGN_IN_TEXT_PROPERTIES: Readonly<Record<string, (record: SignInRecord) => string>> = {
+  id: (r) => r.id,
+  appId: (r) => r.attempt.appId ?? '',
+  appDisplayName: (r) => r.attempt.appDisplayName ?? '',
+  correlationId: (r) => r.attempt.correlationId ?? '',
+  ipAddress: (r) => r.attempt.ipAddress,
+  resourceDisplayName: (r) => r.attempt.resourceDisplayName ?? '',
+  resourceId: (r) => r.attempt.resourceAppId ?? '',
+  servicePrincipalId: (r) => r.attempt.servicePrincipalId ?? '',
+  servicePrincipalName: (r) => r.attempt.appDisplayName ?? '',
+};
+
+/** Every top-level property of the `signIn` view (what `$select` may name). */
+export const SIGN_IN_PROPERTIES: readonly string[] = Object.keys(
+  signInView(
+    { seq: 0, id: '', at: 0, attempt: { ipAddress: '', clientCredentialType: 'none', errorCode: 0 } },
+    '',
+  ),
+);
