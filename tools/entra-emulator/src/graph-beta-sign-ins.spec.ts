@@ -65,7 +65,7 @@ describe('query options', () => {
     ['$top twice', '?$top=1&$top=2'],
   ])('%s: 400 naming the option, never one of them ignored', async (_name, query) => {
     const res = await signIns(query);
-    expectGraphError(res, 400, 'Request_BadRequest');
+    expectGraphError(res, 400, 'BadRequest');
     expect((res.json().error as { message: string }).message).toMatch(
       /^Query option '\$(filter|top)' was specified more than once/,
     );
@@ -81,7 +81,7 @@ describe('query options', () => {
       `/${one}?$select=secretText`,
     ]) {
       const res = await signIns(query);
-      expectGraphError(res, 400, 'Request_BadRequest');
+      expectGraphError(res, 400, 'BadRequest');
       expect((res.json().error as { message: string }).message).toContain(
         "Could not find a property named 'secretText' on type 'microsoft.graph.signIn'",
       );

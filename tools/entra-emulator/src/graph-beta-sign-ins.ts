@@ -120,7 +120,7 @@ function queryOptions(query: URLSearchParams, beta: boolean): Map<QueryOption, s
         `Query option '${raw.slice(0, 40)}' is not supported on auditLogs/signIns by this emulator.`,
       );
     if (options.has(name))
-      throw graphErrors.badRequest(
+      throw odataError(
         `Query option '$${name}' was specified more than once, but it must be specified at most once.`,
       );
     options.set(name, value);
@@ -134,7 +134,7 @@ function selectOf(text: string | undefined): string[] | undefined {
   const names = text.split(',').map((s) => s.trim());
   const unknown = names.filter((n) => !SIGN_IN_PROPERTIES.includes(n));
   if (unknown.length > 0)
-    throw graphErrors.badRequest(
+    throw odataError(
       `Parsing OData Select and Expand failed: Could not find a property named '${unknown[0]!.slice(0, 60)}' on type 'microsoft.graph.signIn'.`,
     );
   return names;
@@ -313,9 +313,10 @@ function unsupported(filter: string): GraphError {
 }
 
 function noProperty(name: string): GraphError {
-  return new GraphError(
-    400,
-    'BadRequest',
-    `Could not find a property named '${name}' on type 'microsoft.graph.signIn'.`,
-  );
+  return odataError(`Could not find a property named '${name}' on type 'microsoft.graph.signIn'.`);
+}
+
+/** Graph's answer when its OData parser refuses the query: 400 `BadRequest`. */
+function odataError(message: string): GraphError {
+  return new GraphError(400, 'BadRequest', message);
 }
