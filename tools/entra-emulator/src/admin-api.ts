@@ -25,7 +25,7 @@ export interface AdminContext extends GraphAuthContext {
   /** Extra routes (`faults`, `clock`, `clock/advance`, `testTokens`), keyed by their path after /admin. */
   routes?: Record<string, AdminRoute>;
   /** The admin client (emulator.json's `admin.clientId`): the only caller the admin API serves. */
-  adminAppId?: string;
+  adminAppId: string;
 }
 
 export type AdminRoute = (
@@ -50,8 +50,7 @@ export async function handleAdminRequest(
       method === 'GET' ? 'read' : 'write',
       ctx,
     );
-    if (ctx.adminAppId !== undefined && caller.appId !== ctx.adminAppId.toLowerCase())
-      throw notTheAdminClient();
+    if (caller.appId !== ctx.adminAppId.toLowerCase()) throw notTheAdminClient();
     const segments = url.pathname
       .slice(ADMIN_PREFIX.length)
       .split('/')

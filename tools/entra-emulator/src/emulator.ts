@@ -352,6 +352,7 @@ async function handleRequest(req: IncomingMessage, res: ServerResponse, ctx: Req
       signingKeys: ctx.keyRing.published,
       baseUrl: ctx.info.url,
       tenantId: ctx.info.tenantId,
+      adminAppId: ctx.info.admin.clientId,
       now: ctx.now,
       clockSkewSeconds: ctx.clockSkewSeconds,
       storedSigningKeys: () => ctx.directory.state.signingKeys,

@@ -126,6 +126,31 @@ describe('test tokens', () => {
       expect(res.text).not.toContain('accessToken');
       expect(mintedCount()).toBe(before);
     });
+
+    it.each([
+      ['GET', '/admin/signingKeys'],
+      ['POST', '/admin/signingKeys/rotate'],
+      ['GET', '/admin/faults'],
+      ['DELETE', '/admin/faults'],
+      ['GET', '/admin/clock'],
+      ['DELETE', '/admin/clock'],
+    ])(
+      "an application with all of the admin client's Graph permissions: 403 on %s %s",
+      async (method, path) => {
+        const token = await graphTokenWith(
+          f,
+          'Application.ReadWrite.All',
+          'AppRoleAssignment.ReadWrite.All',
+          'AuditLog.Read.All',
+        );
+        const jwks = async () => (await https(f.emulator, f.emulator.jwksUri)).text;
+        const [keysBefore, offsetBefore] = [await jwks(), f.emulator.clock.offsetMs];
+        const res = await call(method, path, token);
+        expect(res.status, res.text).toBe(403);
+        expect((res.json().error as { message: string }).message).toContain('only the admin client');
+        expect([await jwks(), f.emulator.clock.offsetMs]).toEqual([keysBefore, offsetBefore]);
+      },
+    );
   });
 
   it('mints a token for a registered API, signed by the active key published in JWKS', async () => {
