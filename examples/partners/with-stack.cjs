@@ -16,6 +16,8 @@
  * e.g. CERTFLOW_CLOCK_OFFSET) and the CA-bundle overrides the examples' HTTP clients read
  * (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, SSL_CERT_FILE, SSL_CERT_DIR, NODE_EXTRA_CA_CERTS) are
  * removed from the environment before the stack starts; the command then gets the stack's values.
+ * The command's NO_PROXY and no_proxy get localhost, 127.0.0.1 and ::1 added (the caller's entries
+ * kept), so a developer's HTTPS_PROXY/HTTP_PROXY does not send the calls to the local stack away.
  *
  * Plain CommonJS with JSDoc types, no build step: each example's runner starts it as it is.
  */
@@ -43,6 +45,19 @@ function isCallerSetting(name) {
   return SETTING.test(name) || CA_BUNDLE_OVERRIDES.includes(name);
 }
 const STACK_START_TIMEOUT_MS = 90_000;
+const LOCAL_HOSTS = ['localhost', '127.0.0.1', '::1'];
+
+/**
+ * @param {string | undefined} value the caller's NO_PROXY (or no_proxy)
+ * @returns {string} that list with the local hosts added
+ */
+function withLocalHosts(value) {
+  const entries = (value ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter(Boolean);
+  return [...entries, ...LOCAL_HOSTS.filter((host) => !entries.includes(host))].join(',');
+}
 
 /**
  * @param {string[]} argv the arguments after the script
@@ -116,6 +131,8 @@ async function main() {
       ...process.env,
       ...stackPartnerEnvironment(stack.file, PARTNER),
       CERTFLOW_EMULATOR_METRICS_URL: new URL('/metrics', stack.file.emulator.url).href,
+      NO_PROXY: withLocalHosts(process.env.NO_PROXY),
+      no_proxy: withLocalHosts(process.env.no_proxy),
     };
     return await runCommand(command, env, running);
   } catch (err) {

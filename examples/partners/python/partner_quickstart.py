@@ -15,18 +15,20 @@ import base64
 import json
 import os
 import re
+import ssl
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Optional
 from urllib.parse import urlparse
 
+import certifi
 import msal
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from msal.authority import WELL_KNOWN_AUTHORITY_HOSTS
+from requests.adapters import HTTPAdapter
 
 DEFAULT_ENTRA_INSTANCE = "https://login.microsoftonline.com"
 KEY_FILE = "partner.key.pem"  # PKCS#8 PEM, encrypted when PARTNER_KEY_PASSPHRASE is set
@@ -146,22 +148,43 @@ def certificate_credential(settings: Settings) -> dict:
     return credential
 
 
+def default_ca_bundle() -> str:
+    """The CAs requests trusts by default: REQUESTS_CA_BUNDLE, else CURL_CA_BUNDLE, else certifi's."""
+    return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or certifi.where()
+
+
+class TrustAdapter(HTTPAdapter):
+    """Verifies servers against one ssl.SSLContext, also through a proxy, adding no CA file to it."""
+
+    def __init__(self, context: ssl.SSLContext):
+        self.ssl_context = context
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **{**kwargs, "ssl_context": self.ssl_context})
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        return super().proxy_manager_for(proxy, **{**proxy_kwargs, "ssl_context": self.ssl_context})
+
+    def cert_verify(self, conn, url, verify, cert):
+        super().cert_verify(conn, url, verify, cert)
+        conn.ca_certs = conn.ca_cert_dir = None  # the context holds the CAs already
+
+
 class PartnerSession(requests.Session):
-    """requests with a timeout on every call. With PARTNER_CA_FILE, it trusts requests' default CAs
-    (certifi's bundle) AND that file's, as the partner worker adds its CA file to Node's CAs: one
-    bundle of both, in a temporary file kept as long as the session (even where REQUESTS_CA_BUNDLE
-    names another bundle: plain requests lets the environment win). Without it, requests' default:
-    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE when set, else certifi's bundle."""
+    """requests with a timeout on every call. With PARTNER_CA_FILE, it trusts what requests trusts
+    by default (default_ca_bundle) AND that file's CAs, as the partner worker adds its CA file to
+    Node's CAs: one SSLContext in memory, no file written. Without it, requests' default."""
 
     def __init__(self, ca_file: Optional[Path] = None, timeout_seconds: float = 30):
         super().__init__()
         self.ca_file, self.timeout_seconds = ca_file, timeout_seconds
         if ca_file:
-            self._bundle = tempfile.NamedTemporaryFile("w", prefix="partner-ca-", suffix=".pem")
-            default_cas = Path(requests.certs.where()).read_text(encoding="utf-8")
-            self._bundle.write(f"{default_cas.rstrip()}\n{ca_file.read_text(encoding='utf-8')}")
-            self._bundle.flush()
-            self.verify = self._bundle.name
+            bundle = default_ca_bundle()
+            where = {"capath": bundle} if os.path.isdir(bundle) else {"cafile": bundle}
+            context = ssl.create_default_context(**where)
+            context.load_verify_locations(cafile=str(ca_file))
+            self.mount("https://", TrustAdapter(context))
 
     def request(self, method, url, **kwargs):
         kwargs.setdefault("timeout", self.timeout_seconds)
@@ -170,7 +193,7 @@ class PartnerSession(requests.Session):
     def merge_environment_settings(self, url, proxies, stream, verify, cert):
         settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
         if self.ca_file and verify is None:
-            settings["verify"] = self.verify
+            settings["verify"] = True  # the adapter's context, not a bundle named in the environment
         return settings
 
 

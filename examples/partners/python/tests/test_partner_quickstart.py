@@ -10,6 +10,7 @@ import re
 import shutil
 import ssl
 import subprocess
+import tempfile
 from pathlib import Path
 
 import certifi
@@ -97,8 +98,10 @@ def test_a_missing_or_invalid_setting_is_named_exit_2(stack_env, tmp_path, chang
 
 
 def test_token_then_get_orders_through_the_gateway_200(stack_env):
-    # PARTNER_CA_FILE must win over a CA bundle named in the environment (one without the stack's CA).
-    result = run_program({**stack_env, "REQUESTS_CA_BUNDLE": certifi.where()})
+    # PARTNER_CA_FILE is added to a CA bundle named in the environment (one without the stack's CA);
+    # a developer's proxy is bypassed for the local stack (with-stack.cjs sets NO_PROXY).
+    proxy = {"HTTPS_PROXY": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9"}
+    result = run_program({**stack_env, "REQUESTS_CA_BUNDLE": certifi.where(), **proxy})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == "HTTP 200"
@@ -138,11 +141,40 @@ def test_tls_is_verified_a_ca_file_that_issued_nothing_of_the_stacks_fails(stack
     assert "CERTIFICATE_VERIFY_FAILED" in result.stderr, result.stderr
 
 
-def test_partner_ca_file_is_trusted_besides_the_default_cas(stack_env):
+def test_partner_ca_file_is_trusted_besides_the_default_cas(stack_env, monkeypatch):
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
     session = quickstart.PartnerSession(Path(stack_env["PARTNER_CA_FILE"]))
-    trusted, default = ssl.create_default_context(cafile=session.verify), ssl.create_default_context(cafile=certifi.where())
+    trusted = session.get_adapter("https://localhost").ssl_context
+    default = ssl.create_default_context(cafile=certifi.where())
     assert trusted.cert_store_stats()["x509_ca"] == default.cert_store_stats()["x509_ca"] + 1
     assert session.get(stack_env["CERTFLOW_EMULATOR_METRICS_URL"]).status_code == 200  # real TLS
+
+
+@pytest.mark.parametrize("variable", ["REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
+def test_partner_ca_file_is_added_to_the_bundle_requests_would_use(stack_env, tmp_path, variable):
+    # The stack's CA reaches the program only through `variable`; PARTNER_CA_FILE names another CA.
+    env = {k: v for k, v in stack_env.items() if k not in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")}
+    env[variable] = env["PARTNER_CA_FILE"]
+    env["PARTNER_CA_FILE"] = str(write_unrelated_ca(tmp_path / "unrelated-ca.pem"))
+    result = run_program(env)  # MSAL's token request and GET /orders, both through the session
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "HTTP 200"
+
+
+def test_no_ca_bundle_file_is_ever_written(stack_env, tmp_path, monkeypatch):
+    # A file would outlive a SIGKILL: the session keeps the CAs in memory only.
+    temp_dir = tmp_path / "tmp"
+    temp_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp_dir))
+    for name in ("TMPDIR", "TEMP", "TMP"):
+        monkeypatch.setenv(name, str(temp_dir))
+    settings = quickstart.load_settings(stack_env)
+    session = quickstart.PartnerSession(settings.ca_file)
+    app = quickstart.build_app(settings, session)
+    assert quickstart.acquire_token(app, settings.scope)["token_source"] == "identity_provider"
+    assert session.get(stack_env["CERTFLOW_EMULATOR_METRICS_URL"]).status_code == 200
+    assert list(temp_dir.iterdir()) == []
 
 
 @pytest.mark.parametrize(
@@ -271,9 +303,11 @@ def test_with_stack_passes_on_none_of_the_callers_settings():
         "SSL_CERT_FILE": "/srv/partner/leaked.pem",
     }
     caller = {name: os.environ[name] for name in ("PATH", "HOME", "TMPDIR") if name in os.environ}
+    # A developer's proxy (nothing listens on port 9) must not take the calls to the local stack.
+    proxy = {"HTTPS_PROXY": "http://127.0.0.1:9", "NO_PROXY": "corp.example", "no_proxy": ""}
     result = subprocess.run(
         ["node", str(EXAMPLE_DIR.parent / "with-stack.cjs"), "--", "env"],
-        env={**caller, **leaked, "UNRELATED_VARIABLE": "kept"},
+        env={**caller, **leaked, **proxy, "UNRELATED_VARIABLE": "kept"},
         capture_output=True,
         text=True,
         timeout=120,
@@ -283,3 +317,5 @@ def test_with_stack_passes_on_none_of_the_callers_settings():
     assert "leaked" not in result.stdout
     assert not (set(leaked) - {"PARTNER_SCOPE"}) & set(env)
     assert env["PARTNER_SCOPE"].endswith("/.default") and env["UNRELATED_VARIABLE"] == "kept"
+    assert env["NO_PROXY"] == "corp.example,localhost,127.0.0.1,::1"
+    assert env["no_proxy"] == "localhost,127.0.0.1,::1"
