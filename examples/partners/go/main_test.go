@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -148,6 +149,31 @@ func TestACertificateNotIssuedByTheTrustedCAsIsRefused(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 			}
 		})
+	}
+}
+
+// TestMain runs the example itself instead of the tests when RUN_PARTNER_EXAMPLE=1, so that a
+// test can start it as a process of its own: Go reads SSL_CERT_FILE once per process.
+func TestMain(m *testing.M) {
+	if os.Getenv("RUN_PARTNER_EXAMPLE") == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
+// PARTNER_CA_FILE is trusted besides the system roots, not instead of them: with the stack's CA
+// among the system roots (SSL_CERT_FILE) and an unrelated CA in PARTNER_CA_FILE, the call succeeds.
+func TestPartnerCAFileIsTrustedBesidesTheSystemRoots(t *testing.T) {
+	getenv := stackEnv(t, nil)
+	unrelated := filepath.Join(t.TempDir(), "unrelated-ca.pem")
+	writeUnrelatedCA(t, unrelated)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "RUN_PARTNER_EXAMPLE=1", "SSL_CERT_DIR="+t.TempDir(),
+		"SSL_CERT_FILE="+getenv("PARTNER_CA_FILE"), "PARTNER_CA_FILE="+unrelated)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil || !strings.HasPrefix(stdout.String(), "HTTP 200\n") {
+		t.Fatalf("%v, stdout %q, stderr %q", err, stdout.String(), stderr.String())
 	}
 }
 

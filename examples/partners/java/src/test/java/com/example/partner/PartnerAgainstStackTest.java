@@ -8,9 +8,14 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.example.partner.TestSupport.Run;
 import com.microsoft.aad.msal4j.IAuthenticationResult;
 import com.microsoft.aad.msal4j.TokenSource;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.KeyPair;
+import java.security.KeyStore;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.util.HashMap;
 import java.util.List;
@@ -122,6 +127,39 @@ class PartnerAgainstStackTest {
       assertTrue(run.err().startsWith("token request failed: "), run.err());
       assertTrue(run.err().contains("PKIX path building failed"), run.err());
     }
+  }
+
+  /**
+   * PARTNER_CA_FILE is trusted besides the JDK's CAs, not instead of them: with the stack's CA in the
+   * JDK's trust store (javax.net.ssl.trustStore) and an unrelated CA in PARTNER_CA_FILE, the call succeeds.
+   */
+  @Test
+  void partnerCaFileIsTrustedBesidesTheJdksCas(@TempDir Path dir) throws Exception {
+    KeyStore jdkTrust = KeyStore.getInstance("PKCS12");
+    jdkTrust.load(null, null);
+    try (InputStream in = Files.newInputStream(Path.of(stack.get("PARTNER_CA_FILE")))) {
+      int i = 0;
+      for (Certificate ca : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+        jdkTrust.setCertificateEntry("stack-ca-" + i++, ca);
+      }
+    }
+    Path trustStore = dir.resolve("jdk-trust.p12");
+    try (OutputStream out = Files.newOutputStream(trustStore)) {
+      jdkTrust.store(out, "changeit".toCharArray());
+    }
+    X509Certificate unrelatedCa = TestSupport.selfSigned(TestSupport.rsaKeyPair(), "unrelated test CA");
+    Map<String, String> env = new HashMap<>(stack);
+    env.put("PARTNER_CA_FILE", Files.writeString(dir.resolve("unrelated-ca.pem"), TestSupport.pem("CERTIFICATE", unrelatedCa.getEncoded())).toString());
+
+    Run run =
+        TestSupport.runProcess(
+            env,
+            "-Djavax.net.ssl.trustStore=" + trustStore,
+            "-Djavax.net.ssl.trustStoreType=PKCS12",
+            "-Djavax.net.ssl.trustStorePassword=changeit");
+
+    assertEquals(0, run.exitCode(), run.err());
+    assertTrue(run.out().startsWith("HTTP 200\n"), run.out());
   }
 
   @Test

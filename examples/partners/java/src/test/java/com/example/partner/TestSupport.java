@@ -76,11 +76,13 @@ final class TestSupport {
     return new Run(code, out.toString(StandardCharsets.UTF_8), err.toString(StandardCharsets.UTF_8));
   }
 
-  /** The example as a program of its own (`java com.example.partner.Main`), with `env` only. */
-  static Run runProcess(Map<String, String> env) throws IOException, InterruptedException {
+  /** The example as a program of its own (`java [jvmOptions] com.example.partner.Main`), with `env` only. */
+  static Run runProcess(Map<String, String> env, String... jvmOptions) throws IOException, InterruptedException {
     Path java = Path.of(System.getProperty("java.home"), "bin", "java");
-    ProcessBuilder pb =
-        new ProcessBuilder(java.toString(), "-cp", System.getProperty("java.class.path"), Main.class.getName());
+    List<String> command = new ArrayList<>(List.of(java.toString()));
+    command.addAll(List.of(jvmOptions));
+    command.addAll(List.of("-cp", System.getProperty("java.class.path"), Main.class.getName()));
+    ProcessBuilder pb = new ProcessBuilder(command);
     pb.environment().clear();
     pb.environment().putAll(env);
     Process p = pb.start();
