@@ -252,6 +252,17 @@ describe('npm start --clock-offset', () => {
     );
     expect(existsSync(clockFilePath(stateDir))).toBe(false);
   }, 180_000);
+
+  it("behind the real time on a new state directory: the partners' certificates are valid on both clocks", () => {
+    const stateDir = join(dir, 'behind');
+    const behind = npmStart(['--once', '--state-dir', stateDir, '--clock-offset=-2h']);
+    expect(behind.status, behind.stdout + behind.stderr).toBe(0);
+    expect(behind.stdout).toContain('The flow works.');
+    // The same certificates, now judged by the real time.
+    const real = npmStart(['--once', '--state-dir', stateDir]);
+    expect(real.status, real.stdout + real.stderr).toBe(0);
+    expect(real.stdout).toContain('The flow works.');
+  }, 180_000);
 });
 
 describe('startStack with a clock.json that is not a file', () => {

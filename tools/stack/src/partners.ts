@@ -3,6 +3,7 @@
  * partner worker's own `cert create` in `<stateDir>/partners/<name>/` with the topology's
  * certificate settings (reused when already there), and the `.cer` it sends.
  */
+import { CLOCK_FILE_ENV, CLOCK_OFFSET_ENV } from '@certflow/clock';
 import { readFileSync } from 'node:fs';
 import { parseCertificate, type ParsedCertificate } from '@certflow/certs';
 import { CertificateStore, KEY_ID_FILE } from '@certflow/partner-client';
@@ -36,10 +37,13 @@ export interface PartnerCertificate {
 export async function ensurePartnerCertificate(
   stateDir: string,
   partner: TopologyPartner,
+  clockFile?: string,
 ): Promise<PartnerCertificate> {
   const worker = appEntryPoint('partner-worker');
   const directory = partnerDirectory(stateDir, partner.name);
-  const env = { ...process.env, PARTNER_CERT_DIR: directory };
+  // On the stack's clock, or on the real time: a shifted clock is never inherited from elsewhere.
+  const env: NodeJS.ProcessEnv = { ...process.env, PARTNER_CERT_DIR: directory, [CLOCK_FILE_ENV]: clockFile };
+  delete env[CLOCK_OFFSET_ENV];
   let created = false;
   let result = await runJsonCommand(worker, ['cert', 'show', '--json'], env);
   if (result.code !== 0) {

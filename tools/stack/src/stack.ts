@@ -139,7 +139,7 @@ export async function startStack(opts: StackOptions): Promise<RunningStack> {
     const certificates: PartnerCertificate[] = [];
     for (const partner of topology.partners) {
       const cert = await step(`step 2 (certificate of partner ${partner.name})`, () =>
-        ensurePartnerCertificate(stateDir, partner),
+        ensurePartnerCertificate(stateDir, partner, clockFile),
       );
       certificates.push(cert);
       if (cert.created)

@@ -158,7 +158,7 @@ export const certCreate = command({
     ...KEY_SIZE_OPTION,
     ...KEY_STORE_OPTION,
   },
-  async run({ io, values, emit }) {
+  async run({ io, values, emit, clock }) {
     const days = positiveInt('days', values.days, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS);
     const commonName = commonNameOf(values['common-name']) ?? DEFAULT_COMMON_NAME;
     const config = readCertificateDirectoryConfig(io.env, io.cwd);
@@ -170,7 +170,10 @@ export const certCreate = command({
       throw new Error(
         'the certificate in use keeps its key inside a PKCS#11 token: give --key-store pkcs11:… to make the new key in a token too, or --key-store file to go back to a key file on purpose',
       );
-    const options = { commonName, days, force: values.force, ...(size ? { keySize: size } : {}) };
+    // Valid from the earlier of the real time and this process's (possibly shifted) clock, so that
+    // it is valid at both: Entra judges it by the real time, a test emulator by the shifted one.
+    const now = new Date(Math.min(Date.now(), clock.nowMs()));
+    const options = { commonName, days, now, force: values.force, ...(size ? { keySize: size } : {}) };
     const credential = keyStore
       ? await store.createInToken({ ...options, keyStore, env: config.pkcs11Env })
       : store.create({ ...options, ...(config.keyPassphrase ? { passphrase: config.keyPassphrase } : {}) });

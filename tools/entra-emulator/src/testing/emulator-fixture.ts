@@ -163,7 +163,10 @@ export async function startEmulatorFixture(options: EmulatorFixtureOptions = {})
     for (const [i, registration] of registrations.entries()) {
       const { name } = partners[i]!;
       // Valid from the emulator's present, wherever its clock stands.
-      const pair = createSelfSignedCertificate({ commonName: name, now: new Date(Date.now() + clockOffset) });
+      // Valid from the earlier of the real time and the shifted clock: valid at both, so moving the
+      // clock back to the real time keeps the partner signing in.
+      const now = new Date(Date.now() + Math.min(0, clockOffset));
+      const pair = createSelfSignedCertificate({ commonName: name, now });
       const certificatePath = join(directory, `${fileNames[i]}.crt.pem`);
       const privateKeyPath = join(directory, `${fileNames[i]}.key.pem`);
       writeFileSync(privateKeyPath, pair.privateKeyPem, { mode: 0o600, flag: 'wx' });
