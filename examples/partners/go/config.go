@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -94,11 +95,11 @@ func baseURL(getenv func(string) string, name, fallback string, allowHTTP bool) 
 	}
 	u, err := url.Parse(raw)
 	switch {
-	case err != nil || u.Host == "":
+	case err != nil || u.Hostname() == "" || !validPort(u.Port()):
 		return "", &configError{name, fmt.Sprintf("must be an absolute URL, got %q", raw)}
 	case u.Scheme != "https" && !(allowHTTP && u.Scheme == "http"):
 		return "", &configError{name, fmt.Sprintf("must use %s, got %q", schemes, raw)}
-	case u.RawQuery != "" || u.Fragment != "":
+	case strings.ContainsAny(raw, "?#"): // the raw text: a bare ? or # leaves RawQuery and Fragment empty
 		return "", &configError{name, fmt.Sprintf("must not have a query or fragment, got %q", raw)}
 	case u.User != nil:
 		return "", &configError{name, "must not contain credentials"}
@@ -106,6 +107,12 @@ func baseURL(getenv func(string) string, name, fallback string, allowHTTP bool) 
 		return "", &configError{name, fmt.Sprintf("must be the instance only, without the tenant or a path (e.g. %s), got %q", defaultEntraInstance, raw)}
 	}
 	return strings.TrimRight(u.String(), "/"), nil
+}
+
+// validPort: none, or a number up to 65535, as the partner worker takes it (url.Parse takes any digits).
+func validPort(port string) bool {
+	n, err := strconv.Atoi(port)
+	return port == "" || err == nil && n <= 65535
 }
 
 // readCAFile returns the certificates of a PEM bundle, refusing a file that holds none.

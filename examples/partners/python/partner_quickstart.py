@@ -66,14 +66,14 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple, default: Optional[st
         raise ConfigError(name, "is required (e.g. https://api.example.com)")
     try:
         url = urlparse(value)
-        url.port  # raises ValueError for a port that is not a number
+        url.port, url.hostname, url.username  # raise ValueError for a bad port or host
     except ValueError:
         url = None
     if not url or not url.scheme or not url.hostname:
         raise ConfigError(name, f'must be an absolute URL, got "{value}"')
     if url.scheme.lower() not in schemes:
         raise ConfigError(name, f'must use {" or ".join(schemes)}, got "{value}"')
-    if url.query or url.fragment:
+    if "?" in value or "#" in value:  # the raw text: a bare ? or # leaves query and fragment empty
         raise ConfigError(name, f'must not have a query or fragment, got "{value}"')
     if url.username is not None or url.password is not None:
         raise ConfigError(name, "must not contain credentials")
@@ -91,8 +91,9 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     """The settings from `env`; a missing or invalid one raises ConfigError naming it."""
     tenant_id, client_id = _guid(env, "PARTNER_TENANT_ID"), _guid(env, "PARTNER_CLIENT_ID")
     instance = _url(env, "ENTRA_INSTANCE", ("https",), DEFAULT_ENTRA_INSTANCE)
-    if urlparse(instance).path:
-        raise ConfigError("ENTRA_INSTANCE", f'must be the instance only, no path, got "{instance}"')
+    given = env.get("ENTRA_INSTANCE", "").strip()
+    if urlparse(given).path not in ("", "/"):  # "https://host//" too, as the partner worker
+        raise ConfigError("ENTRA_INSTANCE", f'must be the instance only, no path, got "{given}"')
     scope = env.get("PARTNER_SCOPE", "").strip()
     if not scope.endswith("/.default") or scope == "/.default" or re.search(r"\s", scope):
         raise ConfigError("PARTNER_SCOPE", f'must be one resource followed by /.default, got "{scope}"')

@@ -37,8 +37,14 @@ export function envUrl(name: string, v: string, protocols: string[]): URL {
       `must use ${protocols.map((p) => p.replace(':', '')).join(' or ')}, got "${v}"`,
     );
   }
-  if (parsed.search || parsed.hash)
-    throw new ConfigError(name, `must not have a query or fragment, got "${v}"`);
-  if (parsed.username || parsed.password) throw new ConfigError(name, 'must not contain credentials');
+  // The raw text: a bare `?` or `#` leaves search and hash empty, a bare `@` the username.
+  if (/[?#]/.test(v)) throw new ConfigError(name, `must not have a query or fragment, got "${v}"`);
+  if (parsed.username || parsed.password || authorityOf(v).includes('@'))
+    throw new ConfigError(name, 'must not contain credentials');
   return parsed;
+}
+
+/** The authority as written: after `scheme:` and its slashes, up to the path. */
+function authorityOf(v: string): string {
+  return v.replace(/^[a-z][a-z\d+.-]*:[/\\]*/i, '').split(/[/\\]/, 1)[0] ?? '';
 }

@@ -24,6 +24,21 @@ from conftest import EXAMPLE_DIR, run_program, tokens_issued, write_unrelated_ca
 
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 
+# The URL cases shared by the three quick-starts' tests (and the partner worker's env.spec.ts).
+URL_CASES = [
+    ("PARTNER_API_BASE_URL", "https://127.0.0.1:8443?", "must not have a query or fragment"),
+    ("PARTNER_API_BASE_URL", "https://127.0.0.1:8443#", "must not have a query or fragment"),
+    ("PARTNER_API_BASE_URL", "https://127.0.0.1:8443/api?", "must not have a query or fragment"),
+    ("ENTRA_INSTANCE", "https://login.example.test?", "must not have a query or fragment"),
+    ("ENTRA_INSTANCE", "https://login.example.test#", "must not have a query or fragment"),
+    ("PARTNER_API_BASE_URL", "https://@127.0.0.1:8443", "must not contain credentials"),
+    ("PARTNER_API_BASE_URL", "https://127.0.0.1:99999", "must be an absolute URL"),
+    ("ENTRA_INSTANCE", "https://login.example.test:99999", "must be an absolute URL"),
+    ("ENTRA_INSTANCE", "https://[::1", "must be an absolute URL"),
+    ("ENTRA_INSTANCE", "https://:8443", "must be an absolute URL"),
+    ("ENTRA_INSTANCE", "https://login.example.test//", "must be the instance only"),
+]
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode()
 
@@ -74,6 +89,7 @@ def sent_assertion(settings: quickstart.Settings) -> tuple[dict, dict, str]:
         ({"PARTNER_API_BASE_URL": "https://h/api?x=1"}, "PARTNER_API_BASE_URL: must not have a query"),
         ({"PARTNER_API_BASE_URL": "https://h/api#x"}, "PARTNER_API_BASE_URL: must not have a query"),
         ({"PARTNER_API_BASE_URL": "https://user@h/api"}, "PARTNER_API_BASE_URL: must not contain credentials"),
+        *(({name: value}, f"{name}: {problem}") for name, value, problem in URL_CASES),
         ({"PARTNER_SCOPE": "api://orders/Orders.Read"}, "PARTNER_SCOPE: must be one resource"),
         ({"PARTNER_CA_FILE": "/srv/partner/ca.pem"}, "PARTNER_CA_FILE: cannot read /srv/partner/ca.pem"),
         ({"PARTNER_CERT_DIR": "/srv/partner/missing"}, "PARTNER_CERT_DIR: must be the partner's"),

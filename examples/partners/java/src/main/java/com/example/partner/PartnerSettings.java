@@ -156,13 +156,13 @@ public record PartnerSettings(
     } catch (URISyntaxException e) {
       throw new SettingsException(name, "must be an absolute URL, got \"" + v + "\"");
     }
-    if (!uri.isAbsolute() || uri.getHost() == null) {
+    if (!uri.isAbsolute() || uri.getHost() == null || uri.getPort() > 65535) {
       throw new SettingsException(name, "must be an absolute URL, got \"" + v + "\"");
     }
     if (!schemes.contains(uri.getScheme().toLowerCase(Locale.ROOT))) {
       throw new SettingsException(name, "must use " + String.join(" or ", schemes) + ", got \"" + v + "\"");
     }
-    if (uri.getRawQuery() != null || uri.getRawFragment() != null) {
+    if (v.contains("?") || v.contains("#")) { // the raw text, as in the other quick-starts
       throw new SettingsException(name, "must not have a query or fragment, got \"" + v + "\"");
     }
     if (uri.getRawUserInfo() != null) throw new SettingsException(name, "must not contain credentials");

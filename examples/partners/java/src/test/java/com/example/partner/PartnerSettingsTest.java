@@ -46,6 +46,18 @@ class PartnerSettingsTest {
         "ENTRA_INSTANCE       | https://login.microsoftonline.com?x  | ENTRA_INSTANCE: must not have a query or fragment",
         "ENTRA_INSTANCE       | https://login.microsoftonline.com#x  | ENTRA_INSTANCE: must not have a query or fragment",
         "ENTRA_INSTANCE       | https://u:p@login.microsoftonline.com | ENTRA_INSTANCE: must not contain credentials",
+        // The URL cases shared by the three quick-starts' tests (and the partner worker's env.spec.ts).
+        "PARTNER_API_BASE_URL | https://127.0.0.1:8443?              | PARTNER_API_BASE_URL: must not have a query or fragment",
+        "PARTNER_API_BASE_URL | https://127.0.0.1:8443#              | PARTNER_API_BASE_URL: must not have a query or fragment",
+        "PARTNER_API_BASE_URL | https://127.0.0.1:8443/api?          | PARTNER_API_BASE_URL: must not have a query or fragment",
+        "ENTRA_INSTANCE       | https://login.example.test?          | ENTRA_INSTANCE: must not have a query or fragment",
+        "ENTRA_INSTANCE       | https://login.example.test#          | ENTRA_INSTANCE: must not have a query or fragment",
+        "PARTNER_API_BASE_URL | https://@127.0.0.1:8443              | PARTNER_API_BASE_URL: must not contain credentials",
+        "PARTNER_API_BASE_URL | https://127.0.0.1:99999              | PARTNER_API_BASE_URL: must be an absolute URL",
+        "ENTRA_INSTANCE       | https://login.example.test:99999     | ENTRA_INSTANCE: must be an absolute URL",
+        "ENTRA_INSTANCE       | https://[::1                         | ENTRA_INSTANCE: must be an absolute URL",
+        "ENTRA_INSTANCE       | https://:8443                        | ENTRA_INSTANCE: must be an absolute URL",
+        "ENTRA_INSTANCE       | https://login.example.test//         | ENTRA_INSTANCE: must be the instance only",
         "PARTNER_CERT_DIR     |                                      | PARTNER_CERT_DIR: is required",
         "PARTNER_PFX_FILE     | /srv/partner/partner.pfx             | PARTNER_PFX_PASSWORD: is required with",
       })
