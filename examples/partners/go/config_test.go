@@ -53,6 +53,7 @@ func TestBadSettingsNameTheVariable(t *testing.T) {
 		{"ENTRA_INSTANCE", "https://login.example.test:99999", "ENTRA_INSTANCE: must be an absolute URL"},
 		{"ENTRA_INSTANCE", "https://[::1", "ENTRA_INSTANCE: must be an absolute URL"},
 		{"ENTRA_INSTANCE", "https://:8443", "ENTRA_INSTANCE: must be an absolute URL"},
+		{"PARTNER_API_BASE_URL", "https://[v1.x]", "PARTNER_API_BASE_URL: must be an absolute URL"},
 		{"ENTRA_INSTANCE", "https://login.example.test//", "ENTRA_INSTANCE: must be the instance only"},
 		{"PARTNER_API_BASE_URL", "ftp://127.0.0.1", "PARTNER_API_BASE_URL: must use https or http, got"},
 		{"PARTNER_API_BASE_URL", "https://127.0.0.1:8443/api?x=1", "PARTNER_API_BASE_URL: must not have a query or fragment"},

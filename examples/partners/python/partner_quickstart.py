@@ -12,6 +12,7 @@ invalid.
 from __future__ import annotations
 
 import base64
+import ipaddress
 import json
 import os
 import re
@@ -67,6 +68,8 @@ def _url(env: Mapping[str, str], name: str, schemes: tuple, default: Optional[st
     try:
         url = urlparse(value)
         url.port, url.hostname, url.username  # raise ValueError for a bad port or host
+        if "[" in url.netloc:  # urlparse takes any text in brackets, MSAL and requests do not
+            ipaddress.ip_address(url.hostname)
     except ValueError:
         url = None
     if not url or not url.scheme or not url.hostname:

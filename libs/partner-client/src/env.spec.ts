@@ -16,6 +16,7 @@ const refused: [[string, string[]], string, string][] = [
   [INSTANCE, 'https://login.example.test:99999', 'must be an absolute URL'],
   [INSTANCE, 'https://[::1', 'must be an absolute URL'],
   [INSTANCE, 'https://:8443', 'must be an absolute URL'],
+  [API, 'https://[v1.x]', 'must be an absolute URL'],
 ];
 
 describe('envUrl', () => {

@@ -36,6 +36,7 @@ URL_CASES = [
     ("ENTRA_INSTANCE", "https://login.example.test:99999", "must be an absolute URL"),
     ("ENTRA_INSTANCE", "https://[::1", "must be an absolute URL"),
     ("ENTRA_INSTANCE", "https://:8443", "must be an absolute URL"),
+    ("PARTNER_API_BASE_URL", "https://[v1.x]", "must be an absolute URL"),
     ("ENTRA_INSTANCE", "https://login.example.test//", "must be the instance only"),
 ]
 

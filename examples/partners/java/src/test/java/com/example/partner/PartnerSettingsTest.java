@@ -57,6 +57,7 @@ class PartnerSettingsTest {
         "ENTRA_INSTANCE       | https://login.example.test:99999     | ENTRA_INSTANCE: must be an absolute URL",
         "ENTRA_INSTANCE       | https://[::1                         | ENTRA_INSTANCE: must be an absolute URL",
         "ENTRA_INSTANCE       | https://:8443                        | ENTRA_INSTANCE: must be an absolute URL",
+        "PARTNER_API_BASE_URL | https://[v1.x]                       | PARTNER_API_BASE_URL: must be an absolute URL",
         "ENTRA_INSTANCE       | https://login.example.test//         | ENTRA_INSTANCE: must be the instance only",
         "PARTNER_CERT_DIR     |                                      | PARTNER_CERT_DIR: is required",
         "PARTNER_PFX_FILE     | /srv/partner/partner.pfx             | PARTNER_PFX_PASSWORD: is required with",
