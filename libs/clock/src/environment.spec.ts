@@ -1,11 +1,26 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { isSystemClock, OffsetClock, readClockFile, systemClock, writeClockFile } from './clock.js';
+import {
+  CLOCK_FILE_MAX_BYTES,
+  isSystemClock,
+  OffsetClock,
+  readClockFile,
+  systemClock,
+  writeClockFile,
+} from './clock.js';
 import { catchError, emitLibrary } from './clock.test-helpers.js';
 import {
   CLOCK_FILE_POLL_MS,
@@ -20,6 +35,17 @@ const dir = mkdtempSync(join(tmpdir(), 'certflow-clock-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 const fresh = () => join(dir, `clock-${(n += 1)}.json`);
+
+// Each puts in the file's place something a plain read would block on or read without end.
+const hostile: [string, string, (file: string) => void][] = [
+  ['a FIFO', 'is not a regular file', (file) => execFileSync('mkfifo', [file])],
+  ['a link to /dev/zero', 'is a symbolic link, not a file', (file) => symlinkSync('/dev/zero', file)],
+  [
+    'a file over the size limit',
+    `is larger than ${CLOCK_FILE_MAX_BYTES} bytes`,
+    (file) => writeFileSync(file, `{"offsetMs": 0${' '.repeat(CLOCK_FILE_MAX_BYTES)}}`),
+  ],
+];
 
 describe('clock files', () => {
   it('are written with mode 0600, read back, and leave no temporary file', () => {
@@ -61,6 +87,12 @@ describe('clock files', () => {
     expect(err.code).toBe('ERR_CLOCK_FILE');
     expect(err.message).toContain(`CERTFLOW_CLOCK_FILE ${file}: `);
     expect(err.message).toContain(problem);
+  });
+
+  it.each(hostile)('are refused at once when %s, naming the problem', (_, problem, make) => {
+    const file = fresh();
+    make(file);
+    expect(catchError(() => readClockFile(file)).message).toBe(`clock file ${file}: ${problem}`);
   });
 
   it('are refused when missing, naming the path', () => {
@@ -189,6 +221,40 @@ describe('clockFromEnvironment', () => {
     } finally {
       clock.close();
     }
+  });
+
+  it.each(hostile)(
+    'keeps the last good offset when the file is replaced by %s, reports it and never blocks',
+    async (_, problem, make) => {
+      const file = fresh();
+      writeClockFile(file, H);
+      const errors: ClockError[] = [];
+      const clock = clockFromEnvironment(
+        { CERTFLOW_CLOCK_FILE: file },
+        { onError: (err) => errors.push(err) },
+      );
+      let ticks = 0;
+      const timer = setInterval(() => (ticks += 1), 10);
+      try {
+        rmSync(file);
+        make(file);
+        await until(() => errors.length === 1);
+        expect(errors[0]?.message).toBe(`CERTFLOW_CLOCK_FILE ${file}: ${problem}; the clock stays at +1h`);
+        const seen = ticks;
+        await until(() => ticks > seen + 2);
+        expect(clock.offsetMs).toBe(H);
+      } finally {
+        clearInterval(timer);
+        clock.close();
+      }
+    },
+  );
+
+  it.each(hostile)('refuses to start on %s', (_, problem, make) => {
+    const file = fresh();
+    make(file);
+    const err = catchError(() => clockFromEnvironment({ CERTFLOW_CLOCK_FILE: file }));
+    expect(err.message).toBe(`CERTFLOW_CLOCK_FILE ${file}: ${problem}`);
   });
 
   it('is followed by a second process, which its watching never keeps alive', async () => {

@@ -1,4 +1,4 @@
-import { statSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { OffsetClock, readClockFile, systemClock, type Clock } from './clock.js';
 import { ClockError, formatClockOffset, parseClockOffset } from './offset.js';
 
@@ -85,7 +85,7 @@ const MISSING = 'missing';
 /** What changes whenever the file is replaced or written. */
 function version(file: string): string {
   try {
-    const stats = statSync(file, { throwIfNoEntry: false });
+    const stats = lstatSync(file, { throwIfNoEntry: false }); // the link itself: never what it points to
     return stats ? `${stats.ino}:${stats.mtimeMs}:${stats.ctimeMs}:${stats.size}` : MISSING;
   } catch (err) {
     return `unreadable: ${(err as NodeJS.ErrnoException).code}`; // read next, and reported

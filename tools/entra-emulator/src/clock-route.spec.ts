@@ -3,8 +3,9 @@
  * (tokens, certificate validity, Graph tokens, signing-key retirement), and every change is in the
  * clock file before the answer; changes written to the file by another process are followed.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createSelfSignedCertificate, pemToDer } from '@certflow/certs';
 import { readClockFile, writeClockFile } from '@certflow/clock';
@@ -177,6 +178,32 @@ describe('/admin/clock', () => {
     f.emulator.clock.set(0);
     expect(readClockFile(clockFile)).toBe(0);
   });
+
+  it.each([
+    ['a FIFO', 'is not a regular file', () => execFileSync('mkfifo', [clockFile])],
+    ['a link to /dev/zero', 'is a symbolic link, not a file', () => symlinkSync('/dev/zero', clockFile)],
+    ['an oversized file', 'is larger than 4096 bytes', () => writeFileSync(clockFile, ' '.repeat(5000))],
+  ])(
+    'a clock file replaced by %s is reported; the clock keeps its offset and the server answers',
+    async (_, problem, make) => {
+      f.emulator.clock.set(H);
+      const logged = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+      try {
+        rmSync(clockFile);
+        make();
+        await expect
+          .poll(() => logged.mock.calls.map((call) => String(call[0])), { timeout: 2_000, interval: 20 })
+          .toContainEqual(`entra-emulator: clockFile ${clockFile}: ${problem}; the clock stays as it was`);
+        const shown = await admin('GET', 'clock');
+        expect(shown.status, shown.text).toBe(200);
+        expect(shown.json()).toMatchObject({ offsetMs: H });
+      } finally {
+        logged.mockRestore();
+      }
+      f.emulator.clock.set(0); // replaces whatever is at the path with a clock file again
+      expect(readClockFile(clockFile)).toBe(0);
+    },
+  );
 });
 
 describe('POST /admin/clock/advance', () => {
