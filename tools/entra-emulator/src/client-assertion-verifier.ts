@@ -6,7 +6,7 @@
  */
 import { compactVerify } from 'jose';
 import type { ParsedCertificate } from '@certflow/certs';
-import { entraErrors } from './entra-errors';
+import { entraErrors, shown } from './entra-errors';
 import { certificateOfKey, keyCredentialValidAt } from './key-credentials';
 import type { StoredApplication, StoredKeyCredential } from './state-store';
 
@@ -42,7 +42,7 @@ export async function verifyClientAssertion(
   const alg = header.alg;
   if (typeof alg !== 'string' || !ALGORITHMS.includes(alg)) {
     throw entraErrors.malformedAssertion(
-      `The algorithm '${String(alg)}' is not supported for client assertions; use RS256 or PS256.`,
+      `The algorithm '${shown(alg)}' is not supported for client assertions; use RS256 or PS256.`,
     );
   }
   const x5tS256 = thumbprintHeader(header['x5t#S256']);
@@ -108,7 +108,9 @@ export async function verifyClientAssertion(
     if (typeof claims.jti !== 'string' || claims.jti === '')
       throw entraErrors.malformedAssertion('The client assertion has no jti claim; strict mode needs one.');
     if (!check.replayGuard.firstUse(`${clientId}/${claims.jti}`, exp, nowSeconds))
-      throw entraErrors.malformedAssertion(`The assertion with jti '${claims.jti}' has already been used.`);
+      throw entraErrors.malformedAssertion(
+        `The assertion with jti '${shown(claims.jti)}' has already been used.`,
+      );
   }
   return { keyCredential: match.credential, claims };
 }

@@ -58,6 +58,15 @@ export function entraErrorBody(
   };
 }
 
+/** Longest text from a request that an error repeats; a longer value is cut and ends in "…". */
+export const ECHO_MAX_CHARS = 64;
+
+/** A value from the request as an error repeats it: at most ECHO_MAX_CHARS characters, then "…". */
+export function shown(value: unknown): string {
+  const text = String(value);
+  return text.length > ECHO_MAX_CHARS ? `${text.slice(0, ECHO_MAX_CHARS)}…` : text;
+}
+
 const CERT_DOC =
   'Review the documentation at https://docs.microsoft.com/en-us/azure/active-directory/develop/active-directory-certificate-credentials .';
 
@@ -89,21 +98,21 @@ export const entraErrors = {
       400,
       'invalid_request',
       900561,
-      `The endpoint only accepts POST, OPTIONS requests. Received a ${method} request.`,
+      `The endpoint only accepts POST, OPTIONS requests. Received a ${shown(method)} request.`,
     ),
   unsupportedGrantType: (grantType: string) =>
     new EntraError(
       400,
       'unsupported_grant_type',
       70003,
-      `The app requested an unsupported grant type '${grantType}'.`,
+      `The app requested an unsupported grant type '${shown(grantType)}'.`,
     ),
   tenantNotFound: (tenant: string) =>
     new EntraError(
       400,
       'invalid_tenant',
       90002,
-      `Tenant '${tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.`,
+      `Tenant '${shown(tenant)}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may happen if there are no active subscriptions for the tenant.`,
     ),
   commonEndpoint: () =>
     new EntraError(
@@ -117,7 +126,7 @@ export const entraErrors = {
       400,
       'unauthorized_client',
       700016,
-      `Application with identifier '${clientId}' was not found in the directory '${tenantName}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
+      `Application with identifier '${shown(clientId)}' was not found in the directory '${tenantName}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.`,
     ),
   noCredential: () =>
     new EntraError(
@@ -189,21 +198,21 @@ export const entraErrors = {
       400,
       'invalid_scope',
       1002012,
-      `The provided value for scope ${scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`,
+      `The provided value for scope ${shown(scope)} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).`,
     ),
   invalidScope: (scope: string) =>
     new EntraError(
       400,
       'invalid_scope',
       70011,
-      `The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. Scope ${scope} is not valid.`,
+      `The provided request must include a 'scope' input parameter. The provided value for the input parameter 'scope' is not valid. Scope ${shown(scope)} is not valid.`,
     ),
   resourceNotFound: (resource: string, tenantName: string) =>
     new EntraError(
       400,
       'invalid_resource',
       500011,
-      `The resource principal named ${resource} was not found in the tenant named ${tenantName}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.`,
+      `The resource principal named ${shown(resource)} was not found in the tenant named ${tenantName}. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.`,
     ),
   serverError: () =>
     new EntraError(500, 'server_error', 90100, 'An unexpected error occurred while processing the request.'),

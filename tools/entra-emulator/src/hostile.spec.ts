@@ -556,6 +556,33 @@ describe(`${cases.length} hostile or malformed requests`, () => {
     },
   );
 
+  it.each([
+    [
+      'alg header',
+      () =>
+        withAssertion(rs256({ alg: 'A'.repeat(9000), 'x5t#S256': thumbs().sha256Base64Url }, goodClaims())),
+    ],
+    ['grant_type', () => form({ ...secretForm(), grant_type: 'A'.repeat(9000) })],
+    [
+      'scope',
+      async () =>
+        form({
+          ...assertionForm(
+            partnerId(),
+            await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert),
+          ),
+          scope: 'A'.repeat(9000),
+        }),
+    ],
+    ['client_id', () => form(secretForm({ client_id: 'A'.repeat(9000) }))],
+  ])('a long %s is repeated in the error cut to 64 characters and "…"', async (_name, send) => {
+    const res = await send();
+    expect(res.status, res.text).toBeLessThan(500);
+    const description = String(res.json().error_description);
+    expect(description).toContain(`${'A'.repeat(64)}…`);
+    expect(description).not.toContain('A'.repeat(65));
+  });
+
   it('the emulator still serves afterwards', async () => {
     const res = await withAssertion(
       await clientAssertion(f.emulator.tokenEndpoint, partnerId(), f.partnerCert),
