@@ -191,9 +191,7 @@ const MINTED_DETAILS =
 
 /** A minted token's `status.additionalDetails`, naming the application that minted it. */
 export function mintedDetails(mintedByAppId: string | undefined): string {
-  return mintedByAppId === undefined
-    ? MINTED_DETAILS
-    : `${MINTED_DETAILS.slice(0, -1)} Minted by ${mintedByAppId}.`;
+  return mintedByAppId === undefined ? MINTED_DETAILS : `${MINTED_DETAILS} Minted by ${mintedByAppId}.`;
 }
 
 /** Every entry's `signInEventTypes`: the log holds service-principal sign-ins only. */

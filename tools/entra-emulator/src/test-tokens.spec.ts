@@ -280,7 +280,9 @@ describe('test tokens', () => {
       clientCredentialType: 'none',
       errorCode: 0,
       additionalDetails: expect.stringMatching(
-        new RegExp(`/admin/testTokens.*Minted by ${f.emulator.admin.clientId.toLowerCase()}\\.$`),
+        new RegExp(
+          `/admin/testTokens.*did not issue it\\. Minted by ${f.emulator.admin.clientId.toLowerCase()}\\.$`,
+        ),
       ),
     });
     expect(JSON.stringify(newest)).not.toMatch(/eyJ/); // never the token itself
