@@ -236,6 +236,14 @@ describe('npm start --clock-offset', () => {
     expect(existsSync(stateDir)).toBe(false);
   });
 
+  it('takes a value starting with "-" after a space, as the emulator CLI does', () => {
+    const stateDir = join(dir, 'spaced');
+    const spaced = npmStart(['--once', '--state-dir', stateDir, '--clock-offset', '-9999d']);
+    expect(spaced.stderr).toContain('--clock-offset "-9999d" is more than 3650 days');
+    expect(spaced.status).toBe(2);
+    expect(existsSync(stateDir)).toBe(false);
+  });
+
   it('narrates the shifted clock; the next start without an offset removes the file and says so', () => {
     const stateDir = join(dir, 'narrated');
     const shifted = npmStart(['--once', '--state-dir', stateDir, '--clock-offset', '+2h']);

@@ -58,10 +58,28 @@ function printStep(report: StepReport): void {
   for (const line of report.lines ?? []) console.log(`        ${line}`);
 }
 
+/**
+ * parseArgs refuses a value that starts with '-' after a space ("ambiguous"), but an offset often
+ * does: `--clock-offset -2h` is read as `--clock-offset=-2h`, as the emulator's CLI reads it.
+ */
+function joinClockOffset(args: readonly string[]): string[] {
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i += 1) {
+    const arg = args[i] as string;
+    const value = args[i + 1];
+    if (arg === '--clock-offset' && value !== undefined) {
+      joined.push(`${arg}=${value}`);
+      i += 1;
+    } else joined.push(arg);
+  }
+  return joined;
+}
+
 async function main(): Promise<number> {
   let flags;
   try {
     flags = parseArgs({
+      args: joinClockOffset(process.argv.slice(2)),
       options: {
         once: { type: 'boolean', default: false },
         'state-dir': { type: 'string' },
