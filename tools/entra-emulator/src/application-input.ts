@@ -114,6 +114,12 @@ function parseIdentifierUris(value: unknown): string[] {
         `'${uri}' must use the api, https, http or urn scheme.`,
       );
     }
+    if (parsed.username !== '' || parsed.password !== '' || /^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(uri)) {
+      throw graphErrors.invalidProperty(
+        'identifierUris',
+        `'${uri}' cannot contain user information (user@).`,
+      );
+    }
     // A scope is built as `<uri>/.default`; a URI that already ends in a scope would be ambiguous.
     if (uri.endsWith('/.default') || uri.includes('?') || uri.includes('#') || /\s/.test(uri)) {
       throw graphErrors.invalidProperty(

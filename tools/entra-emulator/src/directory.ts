@@ -367,7 +367,8 @@ export class Directory {
 
   /**
    * Refuses an identifier URI another application or a first-party resource already answers to
-   * (compared as `sameIdentifier` does: case, default port and trailing slash ignored), and an
+   * (compared as `sameIdentifier` does: case, scheme http or https, default port, a host's trailing dot
+   * and trailing slash ignored), and an
    * `api://<GUID>` other than `api://<the application's own appId>`: Entra reserves that form for
    * the application itself, so no application can pose as another one, or as Key Vault.
    */
@@ -408,9 +409,23 @@ function normalize(identifier: string): string {
   return identifier.toLowerCase().replace(/\/+$/, '');
 }
 
-/** Whether two identifier URIs name the same thing: also `https://host:443` is `https://host` (and `http://host:80`). */
+/**
+ * Whether two identifier URIs name the same thing. http and https URIs are compared as WHATWG URL
+ * normalises them, and beyond that: either scheme, a host's trailing dot, port 80 or 443 (however
+ * written: :0443) and trailing slashes are ignored; so `http://graph.microsoft.com.:0443/` is Graph.
+ */
 function sameIdentifier(a: string, b: string): boolean {
-  const canonical = (uri: string) =>
-    normalize(uri).replace(/^(https:\/\/[^/:]+):443(?=\/|$)|^(http:\/\/[^/:]+):80(?=\/|$)/, '$1$2');
-  return canonical(a) === canonical(b);
+  return canonicalIdentifier(a) === canonicalIdentifier(b);
+}
+
+function canonicalIdentifier(uri: string): string {
+  let url: URL;
+  try {
+    url = new URL(uri);
+  } catch {
+    return normalize(uri);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return normalize(uri);
+  const port = url.port === '' || url.port === '80' || url.port === '443' ? '' : `:${url.port}`;
+  return normalize(`web://${url.hostname.replace(/\.$/, '')}${port}${url.pathname}`);
 }

@@ -120,10 +120,21 @@ describe("Microsoft's first-party resources", () => {
     'https://vault.azure.net:443',
     'https://management.azure.com:443/',
     'https://storage.azure.com',
+    'https://graph.microsoft.com.',
+    'https://graph.microsoft.com:0443',
+    'http://graph.microsoft.com',
+    'http://VAULT.azure.net.:80/',
   ])(
-    'refuses %s: the same identifier as a first-party resource, after case, default port and trailing slash',
+    'refuses %s: the same identifier as a first-party resource, after scheme, case, trailing dot, default port and trailing slash',
     async (uri) => {
       expect(await refused([uri])).toContain('same value for property identifierUris');
+    },
+  );
+
+  it.each(['https://u@graph.microsoft.com', 'https://@graph.microsoft.com', 'api://user:pw@certflow-api'])(
+    'refuses %s: no user information in an identifier URI',
+    async (uri) => {
+      expect(await refused([uri])).toContain('cannot contain user information');
     },
   );
 
