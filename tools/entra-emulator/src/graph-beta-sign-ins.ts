@@ -72,7 +72,7 @@ function listSignIns(
   const orderBy = options.get('orderby');
   if (orderBy !== undefined && !/^\s*createdDateTime\s+desc\s*$/.test(orderBy))
     throw graphErrors.badRequest(
-      `$orderby '${orderBy.slice(0, 100)}' is not supported by this emulator: sign-ins are listed newest first (createdDateTime desc).`,
+      `$orderby '${orderBy.slice(0, 100)}' is not supported by this emulator: sign-ins are listed newest arrival first (createdDateTime desc until the clock is moved back).`,
     );
   const top = pageSize(options.get('top'));
   const after = skipToken(options.get('skiptoken'));

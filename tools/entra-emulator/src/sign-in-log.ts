@@ -97,7 +97,10 @@ export class SignInLog {
     return record;
   }
 
-  /** Newest first. */
+  /**
+   * Newest arrival first: createdDateTime order until the clock is moved back, after which later
+   * arrivals carry earlier times and still come first. Paging ($skiptoken) relies on this order.
+   */
   *newestFirst(): Generator<SignInRecord> {
     for (let i = 1; i <= this.count; i++)
       yield this.entries[(this.next - i + this.capacity) % this.capacity]!;
