@@ -3,6 +3,7 @@ package main
 // Settings are checked before anything is sent: these tests need no stack.
 
 import (
+	"encoding/pem"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -114,7 +115,7 @@ func TestEncryptedKeyIsNamedNotMistakenForAMissingOne(t *testing.T) {
 	plain := filepath.Join(dir, keyFile)
 	encrypted, err := exec.Command("openssl", "pkcs8", "-topk8", "-in", plain, "-v2", "aes-256-cbc",
 		"-v2prf", "hmacWithSHA256", "-iter", "600000", "-passout", "pass:correct horse battery").Output()
-	if err != nil || !strings.HasPrefix(string(encrypted), "-----BEGIN ENCRYPTED PRIVATE KEY-----") {
+	if block, _ := pem.Decode(encrypted); err != nil || block == nil || block.Type != "ENCRYPTED PRIVATE KEY" {
 		t.Fatalf("openssl pkcs8: %v %s", err, encrypted)
 	}
 	if err := os.WriteFile(plain, encrypted, 0o600); err != nil {

@@ -72,8 +72,8 @@ public final class PartnerCredential {
   }
 
   /**
-   * An unencrypted PKCS#8 key ("BEGIN PRIVATE KEY"), or the partner worker's encrypted one
-   * ("BEGIN ENCRYPTED PRIVATE KEY": PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC), with the JDK alone.
+   * An unencrypted PKCS#8 key (PEM label PLAIN_KEY), or the partner worker's encrypted one (PEM
+   * label ENCRYPTED_KEY: PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC), with the JDK alone.
    */
   static PrivateKey readPrivateKey(Path file, String passphrase) throws SettingsException {
     String pem;
@@ -87,14 +87,14 @@ public final class PartnerCredential {
           "PARTNER_CERT_DIR", "cannot read the private key " + file + ": " + e + hint);
     }
     try {
-      if (pem.contains("-----BEGIN PRIVATE KEY-----")) {
-        return rsaKey(new PKCS8EncodedKeySpec(pemBody(pem, "PRIVATE KEY")));
+      if (pem.contains(pemBegin(PLAIN_KEY))) {
+        return rsaKey(new PKCS8EncodedKeySpec(pemBody(pem, PLAIN_KEY)));
       }
-      if (pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")) {
+      if (pem.contains(pemBegin(ENCRYPTED_KEY))) {
         if (passphrase == null) {
           throw new SettingsException("PARTNER_KEY_PASSPHRASE", "is required: " + file + " is encrypted");
         }
-        var encrypted = new EncryptedPrivateKeyInfo(pemBody(pem, "ENCRYPTED PRIVATE KEY"));
+        var encrypted = new EncryptedPrivateKeyInfo(pemBody(pem, ENCRYPTED_KEY));
         return rsaKey(decrypt(encrypted, passphrase, file));
       }
     } catch (IOException | GeneralSecurityException e) {
@@ -102,7 +102,7 @@ public final class PartnerCredential {
     }
     throw new SettingsException(
         "PARTNER_CERT_DIR",
-        file + " is not a PKCS#8 PEM key (BEGIN PRIVATE KEY or BEGIN ENCRYPTED PRIVATE KEY)");
+        file + " is not a PKCS#8 PEM key (" + PLAIN_KEY + " or " + ENCRYPTED_KEY + ")");
   }
 
   private static PKCS8EncodedKeySpec decrypt(EncryptedPrivateKeyInfo info, String passphrase, Path file)
@@ -127,8 +127,16 @@ public final class PartnerCredential {
     return KeyFactory.getInstance("RSA").generatePrivate(spec);
   }
 
+  /** The PEM labels of PKCS#8 keys (RFC 7468). */
+  static final String PLAIN_KEY = "PRIVATE KEY";
+  static final String ENCRYPTED_KEY = "ENCRYPTED " + PLAIN_KEY;
+
+  static String pemBegin(String label) {
+    return "-----BEGIN " + label + "-----";
+  }
+
   private static byte[] pemBody(String pem, String label) throws IOException {
-    String begin = "-----BEGIN " + label + "-----";
+    String begin = pemBegin(label);
     String end = "-----END " + label + "-----";
     int from = pem.indexOf(begin);
     int to = pem.indexOf(end, from);

@@ -172,7 +172,8 @@ class PartnerAgainstStackTest {
     reencrypt.put("PARTNER_NEW_KEY_PASSPHRASE", "correct horse battery staple");
     TestSupport.partnerWorker(reencrypt, "cert", "reencrypt");
     assertTrue(
-        Files.readString(certDir.resolve("partner.key.pem")).startsWith("-----BEGIN ENCRYPTED PRIVATE KEY-----"));
+        Files.readString(certDir.resolve("partner.key.pem"))
+            .startsWith(PartnerCredential.pemBegin(PartnerCredential.ENCRYPTED_KEY)));
 
     Run withoutPassphrase = TestSupport.run(env);
     env.put("PARTNER_KEY_PASSPHRASE", "not the passphrase");
