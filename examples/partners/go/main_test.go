@@ -179,25 +179,31 @@ func TestPartnerCAFileIsTrustedBesidesTheSystemRoots(t *testing.T) {
 
 // writeUnrelatedCA writes a freshly made CA certificate that signed nothing of the stack's.
 func writeUnrelatedCA(t *testing.T, path string) {
+	_, der := selfSigned(t, "unrelated test CA", true)
+	writePEM(t, path, "CERTIFICATE", der)
+}
+
+// selfSigned makes an RSA key and a self-signed certificate valid for the next hour.
+func selfSigned(t *testing.T, commonName string, isCA bool) (*rsa.PrivateKey, []byte) {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
 	}
 	template := &x509.Certificate{
-		SerialNumber:          big.NewInt(time.Now().UnixNano()),
-		Subject:               pkix.Name{CommonName: "unrelated test CA"},
-		NotBefore:             time.Now().Add(-time.Minute),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: commonName},
+		NotBefore:    time.Now().Add(-time.Minute),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	if isCA {
+		template.IsCA, template.BasicConstraintsValid, template.KeyUsage = true, true, x509.KeyUsageCertSign
 	}
 	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writePEM(t, path, "CERTIFICATE", der)
+	return key, der
 }
 
 // tokensIssued sums entra_emulator_tokens_issued_total for one client id.
@@ -230,20 +236,7 @@ func tokensIssued(t *testing.T, clientID string) int {
 // in the files and formats `partner-worker cert create` writes.
 func writeSelfSignedCertificate(t *testing.T, dir string) *x509.Certificate {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	template := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "not-registered"},
-		NotBefore:    time.Now().Add(-time.Minute),
-		NotAfter:     time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, template, template, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	key, der := selfSigned(t, "not-registered", false)
 	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
